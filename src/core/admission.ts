@@ -1,0 +1,122 @@
+/**
+ * Admission control: every level of the slice tree must be able to honour the reservations
+ * it has promised. At the node level, the reservations of top-level slices and domains must
+ * fit the node's capacity minus the system reserve; inside a domain, its members'
+ * reservations must fit the domain's own reservation (the only amount the domain is itself
+ * guaranteed). A limit may never be below the reservation.
+ */
+import type { CpuAllocation, DesiredState } from './model.js';
+import { formatCpu } from './units.js';
+import { SlicedError } from './errors.js';
+
+export interface NodeCapacity {
+  /** CPU of the node in millicores (1000 per online CPU). */
+  cpuMillicores: number;
+  /** Millicores kept back from reservations for the system itself. */
+  systemReserveMillicores: number;
+  /** Physical memory in bytes. */
+  memoryBytes: number;
+}
+
+export const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
+export const MAX_DOMAIN_DEPTH = 8;
+
+export type Member = { kind: 'slice' | 'domain'; name: string; cpu: CpuAllocation };
+
+/** Children of a domain (or of the node when domain is null), slices and domains alike. */
+export function membersOf(state: DesiredState, domain: string | null): Member[] {
+  const members: Member[] = [];
+  for (const d of Object.values(state.domains)) {
+    if (d.parent === domain) members.push({ kind: 'domain', name: d.name, cpu: d.cpu });
+  }
+  for (const s of Object.values(state.slices)) {
+    if (s.domain === domain) members.push({ kind: 'slice', name: s.name, cpu: s.cpu });
+  }
+  return members;
+}
+
+/** Check the whole state; throws the first violation as a sentence with the numbers. */
+export function assertAdmissible(state: DesiredState, node: NodeCapacity): void {
+  for (const slice of Object.values(state.slices)) {
+    checkAllocation(`slice ${slice.name}`, slice.cpu, slice.memory.limit, node);
+    if (slice.domain !== null && !state.domains[slice.domain]) {
+      throw new SlicedError('ENOENT', `slice ${slice.name}: domain ${JSON.stringify(slice.domain)} does not exist`);
+    }
+  }
+  for (const domain of Object.values(state.domains)) {
+    checkAllocation(`domain ${domain.name}`, domain.cpu, domain.memory.limit, node);
+    if (domain.parent !== null && !state.domains[domain.parent]) {
+      throw new SlicedError('ENOENT', `domain ${domain.name}: parent domain ${JSON.stringify(domain.parent)} does not exist`);
+    }
+    assertNoCycle(state, domain.name);
+  }
+
+  const nodeBudget = node.cpuMillicores - node.systemReserveMillicores;
+  checkLevel(
+    membersOf(state, null),
+    nodeBudget,
+    `node capacity ${formatCpu(node.cpuMillicores)} - system reserve ${formatCpu(node.systemReserveMillicores)} = ${formatCpu(nodeBudget)}`,
+    'node',
+  );
+  for (const domain of Object.values(state.domains)) {
+    checkLevel(
+      membersOf(state, domain.name),
+      domain.cpu.reservation,
+      `domain ${domain.name}'s own reservation of ${formatCpu(domain.cpu.reservation)}`,
+      `domain ${domain.name}`,
+    );
+  }
+}
+
+function checkAllocation(who: string, cpu: CpuAllocation, memoryLimit: number | null, node: NodeCapacity): void {
+  if (cpu.limit !== null && cpu.limit < cpu.reservation) {
+    throw new SlicedError(
+      'EINVAL',
+      `${who}: cpu.limit ${formatCpu(cpu.limit)} is below cpu.reservation ${formatCpu(cpu.reservation)}; the limit must be at least the reservation`,
+    );
+  }
+  if (cpu.limit !== null && cpu.limit > node.cpuMillicores) {
+    throw new SlicedError(
+      'EINVAL',
+      `${who}: cpu.limit ${formatCpu(cpu.limit)} exceeds the node's capacity of ${formatCpu(node.cpuMillicores)}; use "none" for no limit`,
+    );
+  }
+  if (cpu.limit !== null && cpu.limit === 0) {
+    throw new SlicedError('EINVAL', `${who}: cpu.limit 0m would stop the slice entirely; allowed is 1m up to ${formatCpu(node.cpuMillicores)}, or "none"`);
+  }
+  if (memoryLimit !== null && memoryLimit < MIN_MEMORY_LIMIT) {
+    throw new SlicedError(
+      'EINVAL',
+      `${who}: memory.limit ${memoryLimit} bytes is below the minimum of ${MIN_MEMORY_LIMIT} bytes (4M); use "none" for no limit`,
+    );
+  }
+}
+
+function checkLevel(members: Member[], budget: number, budgetText: string, level: string): void {
+  const total = members.reduce((sum, m) => sum + m.cpu.reservation, 0);
+  if (total <= budget) return;
+  const parts = members
+    .filter((m) => m.cpu.reservation > 0)
+    .map((m) => `${m.kind} ${m.name} ${formatCpu(m.cpu.reservation)}`)
+    .join(', ');
+  throw new SlicedError(
+    'ENOSPC',
+    `over-commit at ${level}: reservations would total ${formatCpu(total)} (${parts}) but only ${budgetText} can be guaranteed`,
+    { level, total, budget },
+  );
+}
+
+function assertNoCycle(state: DesiredState, start: string): void {
+  const path = [start];
+  let current = state.domains[start]?.parent ?? null;
+  while (current !== null) {
+    path.push(current);
+    if (current === start) {
+      throw new SlicedError('ELOOP', `domain cycle: ${path.join(' -> ')}; a domain cannot contain itself`);
+    }
+    if (path.length > MAX_DOMAIN_DEPTH) {
+      throw new SlicedError('EINVAL', `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`);
+    }
+    current = state.domains[current]?.parent ?? null;
+  }
+}

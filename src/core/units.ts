@@ -1,0 +1,91 @@
+/**
+ * Explicit units. CPU is in millicores of this node ("1500m" or "1.5" cores); memory is in
+ * bytes with binary K/M/G/T suffixes (1K = 1024, as systemd and the cgroup files use).
+ * Parsers return a number or an error sentence; they never guess.
+ */
+
+export type ParseResult = { ok: true; value: number } | { ok: false; reason: string };
+
+const CPU_PATTERN = /^(\d+(?:\.\d+)?)(m)?$/;
+
+/** Parse a CPU quantity into whole millicores. Numbers are cores; strings may end in "m". */
+export function parseCpu(input: unknown): ParseResult {
+  if (typeof input === 'number') {
+    if (!Number.isFinite(input) || input < 0) {
+      return { ok: false, reason: 'must be a non-negative number of cores or a string like "1500m" or "1.5"' };
+    }
+    return coresToMillicores(input, String(input));
+  }
+  if (typeof input !== 'string') {
+    return { ok: false, reason: 'must be a number of cores or a string like "1500m" or "1.5"' };
+  }
+  const text = input.trim();
+  const match = CPU_PATTERN.exec(text);
+  if (!match) {
+    return { ok: false, reason: 'must be millicores like "1500m" or cores like "1.5" (non-negative)' };
+  }
+  const amount = Number(match[1]);
+  if (match[2] === 'm') {
+    if (!Number.isInteger(amount)) return { ok: false, reason: 'millicores must be a whole number, like "250m"' };
+    return { ok: true, value: amount };
+  }
+  return coresToMillicores(amount, text);
+}
+
+function coresToMillicores(cores: number, shown: string): ParseResult {
+  const millicores = cores * 1000;
+  const rounded = Math.round(millicores);
+  if (Math.abs(millicores - rounded) > 1e-6) {
+    return { ok: false, reason: `"${shown}" is finer than 1m (0.001 core)` };
+  }
+  if (!Number.isSafeInteger(rounded)) return { ok: false, reason: 'is too large' };
+  return { ok: true, value: rounded };
+}
+
+const MEMORY_PATTERN = /^(\d+(?:\.\d+)?)\s*([KMGT]i?)?B?$/i;
+const MEMORY_FACTORS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** Parse a memory size into bytes: 536870912, "512M", "1.5G", "64Ki". */
+export function parseMemory(input: unknown): ParseResult {
+  if (typeof input === 'number') {
+    if (!Number.isSafeInteger(input) || input < 0) {
+      return { ok: false, reason: 'must be a whole non-negative number of bytes or a size like "512M"' };
+    }
+    return { ok: true, value: input };
+  }
+  if (typeof input !== 'string') return { ok: false, reason: 'must be a number of bytes or a size like "512M"' };
+  const match = MEMORY_PATTERN.exec(input.trim());
+  if (!match) return { ok: false, reason: 'must be bytes or a size with a K, M, G or T suffix, like "512M"' };
+  const unit = (match[2] ?? '').charAt(0).toUpperCase();
+  const bytes = Number(match[1]) * (MEMORY_FACTORS[unit] ?? 1);
+  if (!Number.isInteger(bytes)) return { ok: false, reason: `"${input}" is not a whole number of bytes` };
+  if (!Number.isSafeInteger(bytes)) return { ok: false, reason: 'is too large' };
+  return { ok: true, value: bytes };
+}
+
+export function formatCpu(millicores: number | null): string {
+  if (millicores === null) return '-';
+  return `${Math.round(millicores)}m`;
+}
+
+export function formatMemory(bytes: number | null): string {
+  if (bytes === null) return '-';
+  const units = ['', 'K', 'M', 'G', 'T'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1 && value % 1024 === 0) {
+    value /= 1024;
+    unit++;
+  }
+  if (unit === 0 && bytes >= 1024 * 1024) {
+    // Not a round size: show one decimal in the largest fitting unit.
+    let approx = bytes;
+    let u = 0;
+    while (approx >= 1024 && u < units.length - 1) {
+      approx /= 1024;
+      u++;
+    }
+    return `${approx.toFixed(1)}${units[u]}`;
+  }
+  return `${value}${units[unit]}`;
+}

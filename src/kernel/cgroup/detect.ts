@@ -1,0 +1,90 @@
+/**
+ * Pick the cgroup backend at start: v2 when the unified hierarchy carries the cpu controller,
+ * v1 when the cpu controller is bound to a v1 hierarchy (the cgroup2 mount, if any, is then
+ * used only for freeze/kill/pressure). Every root group lies beneath the daemon's own group.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readMounts, readProcCgroups, type MountEntry, type ProcCgroupLine } from '../procfs.js';
+import type { CgroupBackend } from './backend.js';
+import { CgroupV1Backend, type V1Layout } from './v1.js';
+import { CgroupV2Backend } from './v2.js';
+import { SlicedError } from '../../core/errors.js';
+
+export interface DetectOptions {
+  /** Name of sliced's root group inside the daemon's own group, e.g. "sliced". */
+  rootName: string;
+  /** Force a backend instead of detecting. */
+  prefer?: 'auto' | 'v1' | 'v2';
+  procRoot?: string;
+}
+
+export interface DetectedLayout {
+  kind: 'v1' | 'v2';
+  v1?: V1Layout;
+  v2?: { own: string; root: string };
+}
+
+const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'freezer'] as const;
+
+export function detectLayout(options: DetectOptions): DetectedLayout {
+  const mounts = readMounts(options.procRoot);
+  const own = readProcCgroups('self', options.procRoot);
+  const unified = unifiedDir(mounts, own);
+  const prefer = options.prefer ?? 'auto';
+
+  const v2HasCpu = unified !== null && controllersOf(unified).includes('cpu');
+  if (prefer === 'v2' || (prefer === 'auto' && v2HasCpu)) {
+    if (unified === null) throw new SlicedError('EIO', 'cgroup v2 requested but no cgroup2 hierarchy is mounted');
+    return { kind: 'v2', v2: { own: unified, root: join(unified, options.rootName) } };
+  }
+
+  const dirs: Partial<Record<(typeof V1_CONTROLLERS)[number], string>> = {};
+  for (const controller of V1_CONTROLLERS) {
+    const mount = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes(controller));
+    const line = own.find((l) => l.controllers.includes(controller));
+    if (!mount || !line) {
+      throw new SlicedError(
+        'EIO',
+        `no usable cgroup hierarchy: the ${controller} controller is neither in cgroup v2 nor mounted as cgroup v1`,
+      );
+    }
+    dirs[controller] = join(mount.mountPoint, line.path, options.rootName);
+  }
+  return {
+    kind: 'v1',
+    v1: {
+      cpu: dirs.cpu!,
+      cpuacct: dirs.cpuacct!,
+      memory: dirs.memory!,
+      freezer: dirs.freezer!,
+      ...(unified !== null ? { unified: join(unified, options.rootName) } : {}),
+    },
+  };
+}
+
+export function createBackend(layout: DetectedLayout): CgroupBackend {
+  if (layout.kind === 'v2') return new CgroupV2Backend(layout.v2!);
+  return new CgroupV1Backend(layout.v1!);
+}
+
+export function detectBackend(options: DetectOptions): CgroupBackend {
+  return createBackend(detectLayout(options));
+}
+
+/** The daemon's own group directory in the cgroup2 hierarchy, or null when none is mounted. */
+function unifiedDir(mounts: MountEntry[], own: ProcCgroupLine[]): string | null {
+  const mount = mounts.find((m) => m.fsType === 'cgroup2');
+  const line = own.find((l) => l.hierarchyId === 0);
+  if (!mount || !line) return null;
+  const dir = join(mount.mountPoint, line.path);
+  return existsSync(dir) ? dir : null;
+}
+
+function controllersOf(dir: string): string[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+  } catch {
+    return [];
+  }
+}

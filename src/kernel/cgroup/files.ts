@@ -1,0 +1,76 @@
+/** Small, synchronous helpers for cgroup control files (pseudo-files: reads and writes are cheap). */
+import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
+import { SlicedError } from '../../core/errors.js';
+
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw kernelError('reading', path, err);
+  }
+}
+
+export function readNumber(path: string): number {
+  return Number(readText(path).trim());
+}
+
+/** Parse "key value" lines (cpu.stat, memory.events, memory.oom_control). */
+export function readKeyValues(path: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of readText(path).split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+export function writeText(path: string, value: string): void {
+  try {
+    writeFileSync(path, value);
+  } catch (err) {
+    throw kernelError(`writing ${JSON.stringify(value)} to`, path, err);
+  }
+}
+
+export function readIds(path: string): number[] {
+  const text = readText(path);
+  const ids: number[] = [];
+  for (const line of text.split('\n')) if (line) ids.push(Number(line));
+  return ids;
+}
+
+export function makeDir(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (err) {
+    throw kernelError('creating', path, err);
+  }
+}
+
+export function removeDir(path: string): void {
+  if (!existsSync(path)) return;
+  try {
+    rmdirSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw kernelError('removing', path, err);
+  }
+}
+
+export function childDirs(path: string): string[] {
+  try {
+    return readdirSync(path, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw kernelError('listing', path, err);
+  }
+}
+
+function kernelError(action: string, path: string, err: unknown): SlicedError {
+  const errno = (err as NodeJS.ErrnoException).code ?? 'error';
+  const message = (err as Error).message ?? String(err);
+  const code = errno === 'ESRCH' ? 'ESRCH' : errno === 'ENOENT' ? 'ENOENT' : 'EIO';
+  return new SlicedError(code, `kernel refused ${action} ${path}: ${message}`, { errno, path });
+}

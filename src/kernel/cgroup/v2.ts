@@ -1,0 +1,187 @@
+/**
+ * cgroup v2 backend: one hierarchy, cpu.weight / cpu.max / memory.max, cgroup.freeze,
+ * cgroup.kill and cpu.stat. Controllers are enabled top-down through cgroup.subtree_control;
+ * because of the "no internal processes" rule, groups that have children (the root and the
+ * domains) never hold processes, and slices are leaves.
+ */
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CPU_PERIOD_US,
+  type CgroupBackend,
+  type CpuThrottleStats,
+  type GroupPath,
+  type MemoryStats,
+} from './backend.js';
+import { childDirs, makeDir, readIds, readKeyValues, readText, removeDir, writeText } from './files.js';
+import { SlicedError } from '../../core/errors.js';
+
+export interface V2Layout {
+  /** The daemon's own group directory. */
+  own: string;
+  /** Root group directory for sliced's groups (a child of `own`). */
+  root: string;
+  /** Controllers to enable for slices. */
+  controllers?: string[];
+}
+
+const DEFAULT_CONTROLLERS = ['cpu', 'memory'];
+
+export class CgroupV2Backend implements CgroupBackend {
+  readonly kind = 'v2' as const;
+  private readonly layout: V2Layout;
+  private readonly controllers: string[];
+  /** Groups whose subtree_control already has our controllers. */
+  private readonly enabled = new Set<string>();
+
+  constructor(layout: V2Layout) {
+    this.layout = layout;
+    this.controllers = layout.controllers ?? DEFAULT_CONTROLLERS;
+  }
+
+  rootDirectories(): Record<string, string> {
+    return { unified: this.layout.root };
+  }
+
+  init(rootWeight: number): void {
+    const available = readText(join(this.layout.own, 'cgroup.controllers')).trim().split(/\s+/);
+    const missing = this.controllers.filter((c) => !available.includes(c));
+    if (missing.length > 0) {
+      throw new SlicedError(
+        'EIO',
+        `cgroup v2 controllers ${missing.join(', ')} are not available in ${this.layout.own} (it offers: ${available.join(' ') || 'none'}); delegate them to sliced's cgroup`,
+      );
+    }
+    this.enableControllers(this.layout.own);
+    makeDir(this.layout.root);
+    this.setCpuWeight([], rootWeight);
+  }
+
+  private enableControllers(dir: string): void {
+    if (this.enabled.has(dir)) return;
+    const wanted = this.controllers.map((c) => `+${c}`).join(' ');
+    try {
+      writeText(join(dir, 'cgroup.subtree_control'), wanted);
+    } catch (err) {
+      throw new SlicedError(
+        'EIO',
+        `cannot enable ${this.controllers.join(', ')} below ${dir}: ${(err as Error).message}. ` +
+          'A cgroup that holds processes cannot delegate controllers; run sliced in a cgroup of its own (systemd: Delegate=yes)',
+      );
+    }
+    this.enabled.add(dir);
+  }
+
+  private dir(group: GroupPath): string {
+    return group.length === 0 ? this.layout.root : join(this.layout.root, ...group);
+  }
+
+  exists(group: GroupPath): boolean {
+    try {
+      readText(join(this.dir(group), 'cgroup.procs'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  create(group: GroupPath): void {
+    for (let depth = 0; depth < group.length; depth++) {
+      this.enableControllers(this.dir(group.slice(0, depth)));
+      makeDir(this.dir(group.slice(0, depth + 1)));
+    }
+  }
+
+  remove(group: GroupPath): void {
+    removeDir(this.dir(group));
+    this.enabled.delete(this.dir(group));
+  }
+
+  children(group: GroupPath): string[] {
+    return childDirs(this.dir(group));
+  }
+
+  setCpuWeight(group: GroupPath, weight: number): void {
+    writeText(join(this.dir(group), 'cpu.weight'), String(Math.max(1, Math.min(10000, Math.round(weight)))));
+  }
+
+  setCpuLimit(group: GroupPath, millicores: number | null): void {
+    const quota = millicores === null ? 'max' : String(Math.max(1000, Math.round((millicores * CPU_PERIOD_US) / 1000)));
+    writeText(join(this.dir(group), 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
+  }
+
+  setMemoryLimit(group: GroupPath, bytes: number | null): void {
+    writeText(join(this.dir(group), 'memory.max'), bytes === null ? 'max' : String(bytes));
+  }
+
+  readCpuUsageNs(group: GroupPath): number {
+    return (readKeyValues(join(this.dir(group), 'cpu.stat')).get('usage_usec') ?? 0) * 1000;
+  }
+
+  readCpuThrottle(group: GroupPath): CpuThrottleStats {
+    const stats = readKeyValues(join(this.dir(group), 'cpu.stat'));
+    return {
+      periods: stats.get('nr_periods') ?? 0,
+      throttledPeriods: stats.get('nr_throttled') ?? 0,
+      throttledNs: (stats.get('throttled_usec') ?? 0) * 1000,
+    };
+  }
+
+  readMemory(group: GroupPath): MemoryStats {
+    const dir = this.dir(group);
+    const max = readText(join(dir, 'memory.max')).trim();
+    const events = readKeyValues(join(dir, 'memory.events'));
+    return {
+      currentBytes: Number(readText(join(dir, 'memory.current')).trim()),
+      limitBytes: max === 'max' ? null : Number(max),
+      oomKills: events.get('oom_kill') ?? null,
+    };
+  }
+
+  procs(group: GroupPath): number[] {
+    return readIds(join(this.dir(group), 'cgroup.procs'));
+  }
+
+  threads(group: GroupPath): number[] {
+    return readIds(join(this.dir(group), 'cgroup.threads'));
+  }
+
+  procsFiles(group: GroupPath): string[] {
+    return [join(this.dir(group), 'cgroup.procs')];
+  }
+
+  memoryDirectory(group: GroupPath): string {
+    return this.dir(group);
+  }
+
+  moveProcess(group: GroupPath, pid: number): void {
+    writeText(join(this.dir(group), 'cgroup.procs'), String(pid));
+  }
+
+  async setFrozen(group: GroupPath, frozen: boolean): Promise<void> {
+    const dir = this.dir(group);
+    writeText(join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
+    const wanted = frozen ? 1 : 0;
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (readKeyValues(join(dir, 'cgroup.events')).get('frozen') === wanted) return;
+      await sleep(5);
+    }
+    throw new SlicedError('EIO', `${dir} did not become ${frozen ? 'frozen' : 'thawed'} within 1 s`);
+  }
+
+  killAll(group: GroupPath): void {
+    try {
+      writeText(join(this.dir(group), 'cgroup.kill'), '1');
+      return;
+    } catch {
+      // cgroup.kill arrived in Linux 5.14; signal each process on older kernels.
+    }
+    for (const pid of this.procs(group)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/** Unix users for slices, through the system's own tools (useradd/userdel, getent for NSS). */
+import { spawnSync } from 'node:child_process';
+import { SlicedError } from '../core/errors.js';
+
+export interface UnixUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+export function lookupUser(name: string): UnixUser | null {
+  const result = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
+  if (result.status !== 0) return null;
+  return parsePasswdLine(result.stdout.trim().split('\n')[0] ?? '');
+}
+
+export function parsePasswdLine(line: string): UnixUser | null {
+  const fields = line.split(':');
+  if (fields.length < 7) return null;
+  return {
+    name: fields[0]!,
+    uid: Number(fields[2]),
+    gid: Number(fields[3]),
+    home: fields[5]!,
+    shell: fields[6]!,
+  };
+}
+
+/** Create an unprivileged system user with its own group and no home or login shell. */
+export function createUser(name: string, comment: string): UnixUser {
+  const result = spawnSync(
+    'useradd',
+    ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', '--comment', comment, name],
+    { encoding: 'utf8' },
+  );
+  if (result.error) throw new SlicedError('EIO', `cannot run useradd: ${result.error.message}`);
+  if (result.status !== 0) {
+    throw new SlicedError('EIO', `useradd ${name} failed: ${result.stderr.trim() || `exit status ${result.status}`}`);
+  }
+  const user = lookupUser(name);
+  if (!user) throw new SlicedError('EIO', `useradd ${name} succeeded but the user cannot be looked up`);
+  return user;
+}
+
+export function deleteUser(name: string): void {
+  const result = spawnSync('userdel', [name], { encoding: 'utf8' });
+  if (result.error) throw new SlicedError('EIO', `cannot run userdel: ${result.error.message}`);
+  // Exit status 6: the user does not exist any more, which is what we wanted.
+  if (result.status !== 0 && result.status !== 6) {
+    throw new SlicedError('EIO', `userdel ${name} failed: ${result.stderr.trim() || `exit status ${result.status}`}`);
+  }
+}
