@@ -62,6 +62,8 @@ export interface CgroupBackend {
   procsFiles(group: GroupPath): string[];
   /** The group's directory in the memory hierarchy, for the memory-cgroup safety rule. */
   memoryDirectory(group: GroupPath): string;
+  /** Directory of the memory cgroup a process is in now, or null if the process is gone. */
+  processMemoryDirectory(pid: number): string | null;
   /** Move a whole process (all its threads) into the group in every hierarchy. */
   moveProcess(group: GroupPath, pid: number): void;
 

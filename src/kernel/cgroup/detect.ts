@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readMounts, readProcCgroups, type MountEntry, type ProcCgroupLine } from '../procfs.js';
 import type { CgroupBackend } from './backend.js';
 import { CgroupV1Backend, type V1Layout } from './v1.js';
-import { CgroupV2Backend } from './v2.js';
+import { CgroupV2Backend, type V2Layout } from './v2.js';
 import { SlicedError } from '../../core/errors.js';
 
 export interface DetectOptions {
@@ -22,7 +22,7 @@ export interface DetectOptions {
 export interface DetectedLayout {
   kind: 'v1' | 'v2';
   v1?: V1Layout;
-  v2?: { own: string; root: string };
+  v2?: V2Layout;
 }
 
 const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'freezer'] as const;
@@ -30,16 +30,18 @@ const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'freezer'] as const;
 export function detectLayout(options: DetectOptions): DetectedLayout {
   const mounts = readMounts(options.procRoot);
   const own = readProcCgroups('self', options.procRoot);
+  const unifiedMount = mounts.find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
   const unified = unifiedDir(mounts, own);
   const prefer = options.prefer ?? 'auto';
 
   const v2HasCpu = unified !== null && controllersOf(unified).includes('cpu');
   if (prefer === 'v2' || (prefer === 'auto' && v2HasCpu)) {
     if (unified === null) throw new SlicedError('EIO', 'cgroup v2 requested but no cgroup2 hierarchy is mounted');
-    return { kind: 'v2', v2: { own: unified, root: join(unified, options.rootName) } };
+    return { kind: 'v2', v2: { mount: unifiedMount!, own: unified, root: join(unified, options.rootName) } };
   }
 
   const dirs: Partial<Record<(typeof V1_CONTROLLERS)[number], string>> = {};
+  let memoryMount = '';
   for (const controller of V1_CONTROLLERS) {
     const mount = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes(controller));
     const line = own.find((l) => l.controllers.includes(controller));
@@ -50,6 +52,7 @@ export function detectLayout(options: DetectOptions): DetectedLayout {
       );
     }
     dirs[controller] = join(mount.mountPoint, line.path, options.rootName);
+    if (controller === 'memory') memoryMount = mount.mountPoint;
   }
   return {
     kind: 'v1',
@@ -58,6 +61,7 @@ export function detectLayout(options: DetectOptions): DetectedLayout {
       cpuacct: dirs.cpuacct!,
       memory: dirs.memory!,
       freezer: dirs.freezer!,
+      memoryMount,
       ...(unified !== null ? { unified: join(unified, options.rootName) } : {}),
     },
   };

@@ -15,6 +15,7 @@ import {
 } from './backend.js';
 import { childDirs, makeDir, readIds, readKeyValues, readNumber, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
+import { readProcCgroups } from '../procfs.js';
 
 export interface V1Layout {
   /** Root group directory in each hierarchy. cpu and cpuacct may be the same directory. */
@@ -24,6 +25,8 @@ export interface V1Layout {
   freezer: string;
   /** Root group directory in the cgroup2 hierarchy, when mounted. */
   unified?: string;
+  /** Mount point of the memory hierarchy (to locate any process's memory cgroup). */
+  memoryMount: string;
 }
 
 /** memory.limit_in_bytes reads back this (page-rounded LONG_MAX) when there is no limit. */
@@ -142,6 +145,15 @@ export class CgroupV1Backend implements CgroupBackend {
 
   memoryDirectory(group: GroupPath): string {
     return this.dir(this.layout.memory, group);
+  }
+
+  processMemoryDirectory(pid: number): string | null {
+    try {
+      const line = readProcCgroups(pid).find((l) => l.controllers.includes('memory'));
+      return line ? join(this.layout.memoryMount, line.path) : null;
+    } catch {
+      return null;
+    }
   }
 
   moveProcess(group: GroupPath, pid: number): void {

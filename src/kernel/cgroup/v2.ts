@@ -15,8 +15,11 @@ import {
 } from './backend.js';
 import { childDirs, makeDir, readIds, readKeyValues, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
+import { readProcCgroups } from '../procfs.js';
 
 export interface V2Layout {
+  /** Mount point of the cgroup2 hierarchy. */
+  mount: string;
   /** The daemon's own group directory. */
   own: string;
   /** Root group directory for sliced's groups (a child of `own`). */
@@ -152,6 +155,15 @@ export class CgroupV2Backend implements CgroupBackend {
 
   memoryDirectory(group: GroupPath): string {
     return this.dir(group);
+  }
+
+  processMemoryDirectory(pid: number): string | null {
+    try {
+      const line = readProcCgroups(pid).find((l) => l.hierarchyId === 0);
+      return line ? join(this.layout.mount, line.path) : null;
+    } catch {
+      return null;
+    }
   }
 
   moveProcess(group: GroupPath, pid: number): void {

@@ -1,0 +1,112 @@
+/** HTTP client for the daemon's Unix socket, with errors turned into exit codes scripts can use. */
+import { request as httpRequest } from 'node:http';
+import type { ErrorCode } from '../core/errors.js';
+
+export const EXIT = {
+  ok: 0,
+  /** The daemon refused the request (invalid value, over-commit, conflict, kernel refusal). */
+  refused: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** Unknown slice, domain or process. */
+  notFound: 3,
+  /** Not allowed for this user. */
+  permission: 4,
+  /** The daemon is not running or not reachable. */
+  unavailable: 5,
+} as const;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export function exitCodeFor(code: string): number {
+  switch (code as ErrorCode) {
+    case 'ENOENT':
+    case 'ESRCH':
+      return EXIT.notFound;
+    case 'EPERM':
+      return EXIT.permission;
+    default:
+      return EXIT.refused;
+  }
+}
+
+export class ApiClient {
+  constructor(readonly socketPath: string) {}
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('POST', path, body);
+  }
+
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, body);
+  }
+
+  delete<T>(path: string): Promise<T> {
+    return this.request<T>('DELETE', path);
+  }
+
+  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath: this.socketPath,
+          path,
+          method,
+          headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : null;
+            } catch {
+              reject(new CliError(`unexpected answer from sliced: ${text.slice(0, 200)}`, EXIT.refused, 'EIO'));
+              return;
+            }
+            const status = res.statusCode ?? 500;
+            if (status >= 400) {
+              const error = (parsed as { error?: { code?: string; message?: string } })?.error;
+              const code = error?.code ?? 'EIO';
+              reject(new CliError(error?.message ?? `request failed with HTTP ${status}`, exitCodeFor(code), code));
+              return;
+            }
+            resolve(parsed as T);
+          });
+        },
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connectionError(this.socketPath, err)));
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+}
+
+function connectionError(socket: string, err: NodeJS.ErrnoException): CliError {
+  if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+    return new CliError(`sliced is not running (nothing answers on ${socket})`, EXIT.unavailable, 'EUNAVAILABLE');
+  }
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    return new CliError(
+      `permission denied on ${socket}: only root or the configured admin group may use the API; slices can read their own view`,
+      EXIT.permission,
+      'EPERM',
+    );
+  }
+  return new CliError(`cannot reach sliced on ${socket}: ${err.message}`, EXIT.unavailable, 'EUNAVAILABLE');
+}

@@ -1,0 +1,149 @@
+/** Plain-text tables and key/value blocks for slicectl's human output. */
+import { formatCpu, formatMemory } from '../core/units.js';
+import type { DomainView, SliceView } from '../daemon/views.js';
+
+export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function renderKeyValues(pairs: Array<[string, string]>): string {
+  const width = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v}`).join('\n');
+}
+
+const pct = (millicores: number, capacity: number): string => `${((millicores / capacity) * 100).toFixed(1)}%`;
+
+export function sliceDetails(slice: SliceView): string {
+  const pairs: Array<[string, string]> = [
+    ['Slice', slice.name],
+    ['User', `${slice.user}${slice.uid !== null ? ` (uid ${slice.uid})` : ''}${slice.userCreated ? ', created by sliced' : ''}`],
+    ['Domain', slice.domain ?? '-'],
+    ['CPU reservation', formatCpu(slice.cpu.reservation)],
+    ['CPU limit', slice.cpu.limit === null ? 'none' : formatCpu(slice.cpu.limit)],
+    ['Effective limit', slice.cpu.effectiveLimit === null ? 'none' : formatCpu(slice.cpu.effectiveLimit)],
+    ['CPU shares', String(slice.cpu.shares)],
+    ['Memory limit', slice.memory.limit === null ? 'none' : formatMemory(slice.memory.limit)],
+    ['Cgroup', slice.cgroup],
+  ];
+  if (slice.live) {
+    pairs.push(
+      ['Processes', String(slice.live.procs)],
+      ['CPU entitlement', formatCpu(slice.live.entitlement)],
+      ['CPU usage', formatCpu(slice.live.usage)],
+      ['CPU demand', formatCpu(slice.live.demand)],
+      ['Throttled', `${slice.live.throttledPeriods} periods, ${slice.live.throttledSeconds.toFixed(2)} s`],
+      ['Memory', formatMemory(slice.live.memoryBytes)],
+      ['OOM kills', slice.live.oomKills === null ? '-' : String(slice.live.oomKills)],
+    );
+  }
+  return renderKeyValues(pairs);
+}
+
+export function domainDetails(domain: DomainView): string {
+  const pairs: Array<[string, string]> = [
+    ['Domain', domain.name],
+    ['Parent', domain.parent ?? '-'],
+    ['CPU reservation', formatCpu(domain.cpu.reservation)],
+    ['CPU limit', domain.cpu.limit === null ? 'none' : formatCpu(domain.cpu.limit)],
+    ['CPU shares', String(domain.cpu.shares)],
+    ['Memory limit', domain.memory.limit === null ? 'none' : formatMemory(domain.memory.limit)],
+    ['Slices', domain.members.slices.join(', ') || '-'],
+    ['Domains', domain.members.domains.join(', ') || '-'],
+    ['Cgroup', domain.cgroup],
+  ];
+  if (domain.live) {
+    pairs.push(
+      ['Processes', String(domain.live.procs)],
+      ['CPU entitlement', formatCpu(domain.live.entitlement)],
+      ['CPU usage', formatCpu(domain.live.usage)],
+    );
+  }
+  return renderKeyValues(pairs);
+}
+
+export function sliceListTable(slices: SliceView[]): string {
+  return renderTable(
+    ['SLICE', 'USER', 'DOMAIN', 'RESERVED', 'LIMIT', 'SHARES', 'MEMORY'],
+    slices.map((s) => [
+      s.name,
+      s.user,
+      s.domain ?? '-',
+      formatCpu(s.cpu.reservation),
+      s.cpu.limit === null ? '-' : formatCpu(s.cpu.limit),
+      String(s.cpu.shares),
+      s.memory.limit === null ? '-' : formatMemory(s.memory.limit),
+    ]),
+    new Set([3, 4, 5, 6]),
+  );
+}
+
+export function domainListTable(domains: DomainView[]): string {
+  return renderTable(
+    ['DOMAIN', 'PARENT', 'RESERVED', 'LIMIT', 'SHARES', 'MEMORY', 'MEMBERS'],
+    domains.map((d) => [
+      d.name,
+      d.parent ?? '-',
+      formatCpu(d.cpu.reservation),
+      d.cpu.limit === null ? '-' : formatCpu(d.cpu.limit),
+      String(d.cpu.shares),
+      d.memory.limit === null ? '-' : formatMemory(d.memory.limit),
+      [...d.members.domains, ...d.members.slices].join(',') || '-',
+    ]),
+    new Set([2, 3, 4, 5]),
+  );
+}
+
+export interface StatusDocument {
+  node: {
+    cpu: { capacity: number; systemReserve: number; reserved: number };
+    backend: string;
+    cpuControl: string;
+    control: { sliceCapacity: number; systemUsage: number } | null;
+  };
+  slices: SliceView[];
+  domains: DomainView[];
+}
+
+/** A systemd-cgtop-like table: one row per domain and slice, members indented under domains. */
+export function statusTable(status: StatusDocument): string {
+  const capacity = status.node.cpu.capacity;
+  const header =
+    `node: ${formatCpu(capacity)} CPU, ${formatCpu(status.node.cpu.reserved)} reserved, ` +
+    `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
+    `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
+  const rows: string[][] = [];
+  const byParent = new Map<string | null, Array<SliceView | DomainView>>();
+  for (const d of status.domains) byParent.set(d.parent, [...(byParent.get(d.parent) ?? []), d]);
+  for (const s of status.slices) byParent.set(s.domain, [...(byParent.get(s.domain) ?? []), s]);
+  const visit = (parent: string | null, depth: number): void => {
+    for (const item of byParent.get(parent) ?? []) {
+      const isDomain = 'members' in item;
+      const live = item.live;
+      rows.push([
+        `${'  '.repeat(depth)}${item.name}${isDomain ? '/' : ''}`,
+        formatCpu(item.cpu.reservation),
+        item.cpu.limit === null ? '-' : formatCpu(item.cpu.limit),
+        String(item.cpu.shares),
+        live ? pct(live.entitlement, capacity) : '-',
+        live ? pct(live.usage, capacity) : '-',
+        live && !isDomain ? pct(live.demand, capacity) : '-',
+        live ? formatMemory(live.memoryBytes) : '-',
+        live ? String(live.procs) : '-',
+      ]);
+      if (isDomain) visit(item.name, depth + 1);
+    }
+  };
+  visit(null, 0);
+  const table = renderTable(
+    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'PROCS'],
+    rows,
+    new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+  );
+  return `${header}\n(CPU columns in % of the node)\n\n${table}`;
+}

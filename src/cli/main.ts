@@ -1,0 +1,290 @@
+/** `slicectl`: command-line client of sliced. */
+import { Command, CommanderError, Option } from 'commander';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiClient, CliError, EXIT } from './client.js';
+import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTable, type StatusDocument } from './format.js';
+import { runInSlice } from './exec.js';
+import type { DomainView, SliceView } from '../daemon/views.js';
+import type { ExecPlan } from '../daemon/agent.js';
+
+const DEFAULT_SOCKET = process.env.SLICED_SOCKET ?? '/run/sliced/sliced.sock';
+
+interface GlobalOptions {
+  socket: string;
+  json?: boolean;
+}
+
+const program = new Command('slicectl')
+  .description('Control sliced: slices, scheduling domains, processes and live status')
+  .option('-s, --socket <path>', 'API socket of sliced (env SLICED_SOCKET)', DEFAULT_SOCKET)
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError()
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Quantities: CPU in millicores of this node ("1500m") or cores ("1.5"); memory in bytes or with
+K/M/G/T suffixes (1K = 1024). "none" removes a limit.
+
+Exit status: 0 success, 1 refused by sliced (invalid value, over-commit, conflict), 2 bad usage,
+3 unknown slice/domain/process, 4 permission denied, 5 sliced not running.
+exec returns the command's own exit status (128+N when it died of signal N).`,
+  );
+
+function globals(command: Command): GlobalOptions {
+  return command.optsWithGlobals() as GlobalOptions;
+}
+
+function client(command: Command): ApiClient {
+  return new ApiClient(globals(command).socket);
+}
+
+function print(command: Command, json: unknown, text: () => string): void {
+  if (globals(command).json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
+}
+
+function allocationOptions(command: Command, withCreateOnly: boolean): Command {
+  command
+    .option('--cpu-reservation <cpu>', 'guaranteed CPU, e.g. 500m or 0.5')
+    .option('--cpu-limit <cpu>', 'CPU cap, e.g. 1500m, or "none"')
+    .option('--cpu-shares <n>', 'share of what is left among siblings, 1..10000 (default 100)')
+    .option('--memory <size>', 'memory limit, e.g. 512M, or "none"');
+  if (withCreateOnly) command.option('--domain <domain>', 'create the slice inside this scheduling domain');
+  return command;
+}
+
+function allocationBody(options: Record<string, string | undefined>): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  const cpu: Record<string, unknown> = {};
+  if (options.cpuReservation !== undefined) cpu.reservation = options.cpuReservation;
+  if (options.cpuLimit !== undefined) cpu.limit = options.cpuLimit;
+  if (options.cpuShares !== undefined) cpu.shares = options.cpuShares;
+  if (Object.keys(cpu).length > 0) body.cpu = cpu;
+  if (options.memory !== undefined) body.memory = { limit: options.memory };
+  return body;
+}
+
+const enc = encodeURIComponent;
+
+// ---- slices ---------------------------------------------------------------------------------
+
+const slice = program.command('slice').description('create, change, show and delete slices');
+
+allocationOptions(
+  slice
+    .command('create <name>')
+    .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
+    .option('--user <user>', 'run the slice\'s processes as this existing unprivileged user'),
+  true,
+).action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
+  const body = { name, ...allocationBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
+  const view = await client(command).post<SliceView>('/v1/slices', body);
+  print(command, view, () => `created slice ${view.name} (user ${view.user})`);
+});
+
+allocationOptions(slice.command('set <name>').description('change a slice\'s allocation'), false).action(
+  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+    const body = allocationBody(options);
+    if (Object.keys(body).length === 0) throw new CliError('slice set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory', EXIT.usage, 'EINVAL');
+    const view = await client(command).patch<SliceView>(`/v1/slices/${enc(name)}`, body);
+    print(command, view, () => `updated slice ${view.name}`);
+  },
+);
+
+slice
+  .command('show <name>')
+  .description('show a slice with its live figures')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const view = await withSliceSocketFallback(command, name, (api) => api.get<SliceView>(`/v1/slices/${enc(name)}`));
+    print(command, view, () => sliceDetails(view));
+  });
+
+slice
+  .command('list')
+  .description('list slices')
+  .action(async (_options: unknown, command: Command) => {
+    const views = await client(command).get<SliceView[]>('/v1/slices');
+    print(command, views, () => (views.length ? sliceListTable(views) : 'no slices'));
+  });
+
+slice
+  .command('delete <name>')
+  .description('stop the slice\'s processes (SIGTERM, grace, SIGKILL) and remove it')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const result = await client(command).delete<{ deleted: string }>(`/v1/slices/${enc(name)}`);
+    print(command, result, () => `deleted slice ${name}`);
+  });
+
+// ---- domains --------------------------------------------------------------------------------
+
+const domain = program.command('domain').description('scheduling domains: groups of slices living inside one allocation');
+
+allocationOptions(domain.command('create <name>').description('create a scheduling domain').option('--parent <domain>', 'nest it inside another domain'), false).action(
+  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+    const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}) };
+    const view = await client(command).post<DomainView>('/v1/domains', body);
+    print(command, view, () => `created domain ${view.name}`);
+  },
+);
+
+allocationOptions(domain.command('set <name>').description('change a domain\'s allocation'), false).action(
+  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+    const body = allocationBody(options);
+    if (Object.keys(body).length === 0) throw new CliError('domain set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory', EXIT.usage, 'EINVAL');
+    const view = await client(command).patch<DomainView>(`/v1/domains/${enc(name)}`, body);
+    print(command, view, () => `updated domain ${view.name}`);
+  },
+);
+
+domain
+  .command('add <domain> <member>')
+  .description('move a slice (or a domain) into the domain; its processes follow at once')
+  .action(async (name: string, member: string, _options: unknown, command: Command) => {
+    const view = await client(command).post<DomainView>(`/v1/domains/${enc(name)}/members`, { member });
+    print(command, view, () => `${member} is now in domain ${name}`);
+  });
+
+domain
+  .command('remove <domain> <member>')
+  .description('move a member out of the domain, one level up')
+  .action(async (name: string, member: string, _options: unknown, command: Command) => {
+    const view = await client(command).delete<DomainView>(`/v1/domains/${enc(name)}/members/${enc(member)}`);
+    print(command, view, () => `${member} is no longer in domain ${name}`);
+  });
+
+domain
+  .command('show <name>')
+  .description('show a domain and its members')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const view = await client(command).get<DomainView>(`/v1/domains/${enc(name)}`);
+    print(command, view, () => domainDetails(view));
+  });
+
+domain
+  .command('list')
+  .description('list domains')
+  .action(async (_options: unknown, command: Command) => {
+    const views = await client(command).get<DomainView[]>('/v1/domains');
+    print(command, views, () => (views.length ? domainListTable(views) : 'no domains'));
+  });
+
+domain
+  .command('delete <name>')
+  .description('delete an empty domain')
+  .action(async (name: string, _options: unknown, command: Command) => {
+    const result = await client(command).delete<{ deleted: string }>(`/v1/domains/${enc(name)}`);
+    print(command, result, () => `deleted domain ${name}`);
+  });
+
+// ---- processes ------------------------------------------------------------------------------
+
+program
+  .command('exec')
+  .description('run a command as the slice\'s user inside the slice (stdio passed through, exit status returned)')
+  .requiredOption('--slice <slice>', 'slice to run in')
+  .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+  .option('--chdir <dir>', 'working directory of the command (default: the current one)')
+  .argument('<command...>', 'command and its arguments (put -- before options meant for the command)')
+  .action(async (commandLine: string[], options: { slice: string; env: string[]; chdir?: string }, command: Command) => {
+    const env: Record<string, string> = {};
+    for (const pair of options.env) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new CliError(`--env ${JSON.stringify(pair)} must look like KEY=VALUE`, EXIT.usage, 'EINVAL');
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    const plan = await client(command).post<ExecPlan>(`/v1/slices/${enc(options.slice)}/exec-plan`, { pid: process.pid });
+    process.exitCode = await runInSlice(plan, commandLine, { env, ...(options.chdir ? { cwd: options.chdir } : {}) });
+  });
+
+program
+  .command('attach <slice> <pid>')
+  .description('move a running process (all its threads) into a slice')
+  .action(async (name: string, pidText: string, _options: unknown, command: Command) => {
+    if (!/^\d+$/.test(pidText)) throw new CliError(`pid ${JSON.stringify(pidText)} must be a positive whole number`, EXIT.usage, 'EINVAL');
+    const result = await client(command).post<{ slice: string; pid: number }>(`/v1/slices/${enc(name)}/attach`, { pid: Number(pidText) });
+    print(command, result, () => `attached process ${pidText} to slice ${name}`);
+  });
+
+// ---- status ---------------------------------------------------------------------------------
+
+program
+  .command('status')
+  .description('live table of slices and domains: allocation, entitlement, measured CPU, memory (like systemd-cgtop)')
+  .option('--once', 'print one table and exit (the default when stdout is not a terminal)')
+  .addOption(new Option('-d, --delay <seconds>', 'refresh interval').default('1'))
+  .option('-n, --iterations <n>', 'stop after this many refreshes')
+  .action(async (options: { once?: boolean; delay: string; iterations?: string }, command: Command) => {
+    const delay = Number(options.delay);
+    if (!(delay > 0)) throw new CliError(`--delay ${JSON.stringify(options.delay)} must be a positive number of seconds`, EXIT.usage, 'EINVAL');
+    const live = !options.once && !globals(command).json && process.stdout.isTTY === true;
+    const iterations = options.iterations !== undefined ? Number(options.iterations) : live ? Infinity : 1;
+    for (let i = 0; i < iterations; i++) {
+      const status = await fetchStatus(command);
+      if (live) process.stdout.write('\x1b[H\x1b[2J');
+      print(command, status, () => statusTable(status));
+      if (i + 1 < iterations) await sleep(delay * 1000);
+    }
+  });
+
+/** Root and admins use the main socket; a slice's user falls back to its own read-only socket. */
+async function withSliceSocketFallback<T>(command: Command, name: string, call: (api: ApiClient) => Promise<T>): Promise<T> {
+  try {
+    return await call(client(command));
+  } catch (err) {
+    if (!(err instanceof CliError) || err.exitCode !== EXIT.permission) throw err;
+    const own = new ApiClient(join(dirname(globals(command).socket), 'slices', `${name}.sock`));
+    try {
+      return await call(own);
+    } catch (inner) {
+      if (inner instanceof CliError && inner.exitCode === EXIT.unavailable) throw err;
+      throw inner;
+    }
+  }
+}
+
+async function fetchStatus(command: Command): Promise<StatusDocument> {
+  try {
+    return await client(command).get<StatusDocument>('/v1/status');
+  } catch (err) {
+    if (!(err instanceof CliError) || err.exitCode !== EXIT.permission) throw err;
+    // Not an administrator: show the slices whose read-only sockets this user may open.
+    const dir = join(dirname(globals(command).socket), 'slices');
+    let entries: string[];
+    try {
+      entries = readdirSync(dir).filter((f) => f.endsWith('.sock'));
+    } catch {
+      throw err;
+    }
+    let combined: StatusDocument | null = null;
+    for (const entry of entries) {
+      try {
+        const own = await new ApiClient(join(dir, entry)).get<StatusDocument>('/v1/status');
+        if (combined) combined.slices.push(...own.slices);
+        else combined = own;
+      } catch {
+        // Not this user's slice.
+      }
+    }
+    if (!combined) throw err;
+    return combined;
+  }
+}
+
+// ---- run ------------------------------------------------------------------------------------
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  }
+  if (err instanceof CliError) {
+    process.stderr.write(`slicectl: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`slicectl: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(EXIT.refused);
+}

@@ -1,0 +1,132 @@
+/**
+ * One step of the CPU controller, as pure arithmetic: from the desired state, measured usage
+ * and estimated demand, compute entitlements and the cgroup weights that make the kernel's
+ * proportional-share scheduler deliver them.
+ *
+ * Weights are the entitlement weights of computeEntitlements (reservation + shares * level),
+ * so that under contention the scheduler's split equals the entitlement. Real schedulers
+ * split per CPU and place tasks imperfectly, so a slow multiplicative correction (an
+ * integral term) nudges the weight of a contended member whose measured usage is off its
+ * entitlement. In "static" mode the weights are just the shares, as systemd's CPUWeight does;
+ * reservations are then not enforced, which is what the isolation benchmark compares against.
+ */
+import type { DesiredState } from './model.js';
+import { computeEntitlements, type EntitlementNode, type EntitlementResult } from './entitlement.js';
+
+export type CpuControlMode = 'entitlement' | 'static';
+
+export const sliceId = (name: string): string => `slice/${name}`;
+export const domainId = (name: string): string => `domain/${name}`;
+
+export interface ControlInput {
+  state: DesiredState;
+  /** Millicores the slices may share now. */
+  capacity: number;
+  /** Estimated demand per slice name, in millicores. */
+  demand: ReadonlyMap<string, number>;
+  /** Measured usage per node id (slices and domains), in millicores; empty on the first step. */
+  usage: ReadonlyMap<string, number>;
+  mode: CpuControlMode;
+  /** Strength of the feedback correction, 0 (off) to 1. */
+  gain: number;
+  /** Corrections from the previous step, per node id (absent = 1). */
+  corrections: ReadonlyMap<string, number>;
+}
+
+export interface ControlOutput {
+  result: EntitlementResult;
+  /** Weight per node id in cgroup v2 units (1..10000), normalised within each sibling group. */
+  weights: Map<string, number>;
+  corrections: Map<string, number>;
+}
+
+const CORRECTION_MIN = 0.25;
+const CORRECTION_MAX = 4;
+/** A member counts as contended when it wants at least this much more than its entitlement. */
+const CONTENDED_MARGIN = 1.05;
+
+export interface SliceTree {
+  roots: EntitlementNode[];
+  /** Parent id per node id ("" for the node level). */
+  parents: Map<string, string>;
+}
+
+export function buildTree(state: DesiredState, demand: ReadonlyMap<string, number>): SliceTree {
+  const parents = new Map<string, string>();
+  const domainNodes = new Map<string, EntitlementNode>();
+  for (const domain of Object.values(state.domains)) {
+    domainNodes.set(domain.name, { id: domainId(domain.name), cpu: domain.cpu, children: [] });
+  }
+  const roots: EntitlementNode[] = [];
+  const attach = (node: EntitlementNode, parent: string | null): void => {
+    const parentNode = parent === null ? undefined : domainNodes.get(parent);
+    if (parentNode) {
+      parentNode.children!.push(node);
+      parents.set(node.id, parentNode.id);
+    } else {
+      roots.push(node);
+      parents.set(node.id, '');
+    }
+  };
+  for (const domain of Object.values(state.domains)) attach(domainNodes.get(domain.name)!, domain.parent);
+  for (const slice of Object.values(state.slices)) {
+    attach({ id: sliceId(slice.name), cpu: slice.cpu, demand: demand.get(slice.name) ?? 0 }, slice.domain);
+  }
+  return { roots, parents };
+}
+
+export function controlStep(input: ControlInput): ControlOutput {
+  const tree = buildTree(input.state, input.demand);
+  const result = computeEntitlements(input.capacity, tree.roots);
+  const corrections = new Map<string, number>();
+  const raw = new Map<string, number>();
+
+  for (const [id, node] of result.nodes) {
+    if (input.mode === 'static') {
+      raw.set(id, sharesOf(input.state, id));
+      continue;
+    }
+    let correction = input.corrections.get(id) ?? 1;
+    const used = input.usage.get(id);
+    const contended = node.effectiveDemand > node.entitlement * CONTENDED_MARGIN;
+    if (input.gain > 0 && used !== undefined && contended && node.entitlement > 0) {
+      const ratio = node.entitlement / Math.max(used, 1);
+      correction *= Math.pow(ratio, input.gain);
+    } else {
+      // Drift back towards the plain weight when there is nothing to correct.
+      correction = Math.pow(correction, 0.7);
+    }
+    correction = Math.min(CORRECTION_MAX, Math.max(CORRECTION_MIN, correction));
+    corrections.set(id, correction);
+    raw.set(id, node.weight * correction);
+  }
+
+  return { result, weights: input.mode === 'static' ? roundWeights(raw) : normalise(raw, tree.parents), corrections };
+}
+
+function sharesOf(state: DesiredState, id: string): number {
+  const [kind, name] = [id.slice(0, id.indexOf('/')), id.slice(id.indexOf('/') + 1)];
+  const spec = kind === 'slice' ? state.slices[name] : state.domains[name];
+  return spec?.cpu.shares ?? 100;
+}
+
+function roundWeights(raw: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [id, w] of raw) out.set(id, Math.max(1, Math.min(10000, Math.round(w))));
+  return out;
+}
+
+/** Scale each sibling group so its largest weight is 10000: only ratios between siblings matter, and this keeps the most resolution. */
+function normalise(raw: Map<string, number>, parents: Map<string, string>): Map<string, number> {
+  const maxByGroup = new Map<string, number>();
+  for (const [id, w] of raw) {
+    const group = parents.get(id) ?? '';
+    maxByGroup.set(group, Math.max(maxByGroup.get(group) ?? 0, w));
+  }
+  const out = new Map<string, number>();
+  for (const [id, w] of raw) {
+    const max = maxByGroup.get(parents.get(id) ?? '') ?? w;
+    out.set(id, Math.max(1, Math.min(10000, Math.round((w / max) * 10000))));
+  }
+  return out;
+}

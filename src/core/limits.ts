@@ -1,0 +1,29 @@
+/**
+ * Effective CPU limits: a member of a domain can never use more than any enclosing domain's
+ * limit, so its effective limit is the smallest limit on its path to the node level.
+ */
+import type { DesiredState } from './model.js';
+
+export function minLimit(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
+export function effectiveDomainLimit(state: DesiredState, domain: string | null): number | null {
+  let limit: number | null = null;
+  let current = domain;
+  for (let depth = 0; current !== null && depth < 64; depth++) {
+    const spec = state.domains[current];
+    if (!spec) break;
+    limit = minLimit(limit, spec.cpu.limit);
+    current = spec.parent;
+  }
+  return limit;
+}
+
+export function effectiveSliceLimit(state: DesiredState, slice: string): number | null {
+  const spec = state.slices[slice];
+  if (!spec) return null;
+  return minLimit(spec.cpu.limit, effectiveDomainLimit(state, spec.domain));
+}

@@ -1,0 +1,499 @@
+/**
+ * The node agent: owns the desired state, keeps it durable in the store and makes the
+ * kernel match it. Every change is validated and admitted as a whole (src/core), made
+ * durable, then applied; if the kernel refuses, the change is rolled back in both places.
+ * Changes are serialised, so the kernel never sees two half-done changes at once.
+ */
+import type { Logger } from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Store, StoreOp } from '../cluster/store.js';
+import type { CgroupBackend, GroupPath } from '../kernel/cgroup/backend.js';
+import { groupKey } from '../kernel/cgroup/backend.js';
+import { createUser, deleteUser, lookupUser, type UnixUser } from '../kernel/users.js';
+import { resetRealtimeThreads, signalAll } from '../kernel/processes.js';
+import { isKernelThread, processExists } from '../kernel/procfs.js';
+import type { SliceProcessPlan } from '../kernel/spawn.js';
+import type { NodeCapacity } from '../core/admission.js';
+import * as changes from '../core/changes.js';
+import { emptyState, type DesiredState, type DomainSpec, type SliceCreateInput, type SliceSpec, type DomainCreateInput, type SliceUpdateInput } from '../core/model.js';
+import { domainGroup, parseGroupName, sliceGroup, sliceUserName } from '../core/layout.js';
+import { SlicedError, isSlicedError } from '../core/errors.js';
+import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
+
+const SLICE_PREFIX = '/slices/';
+const DOMAIN_PREFIX = '/domains/';
+
+export interface AgentOptions {
+  store: Store;
+  backend: CgroupBackend;
+  node: NodeCapacity;
+  log: Logger;
+  /** Grace between SIGTERM and SIGKILL when a slice is deleted. */
+  stopGraceMs: number;
+  /** cpu weight of sliced's root group against the system's own tasks. */
+  rootWeight: number;
+  attachAnyMemoryCgroup: boolean;
+}
+
+export type ExecPlan = SliceProcessPlan;
+
+type GroupMap = Map<string, GroupPath>; // "slice/x" | "domain/x" -> path
+
+export class SliceAgent {
+  private current: DesiredState = emptyState();
+  private readonly opts: AgentOptions;
+  private readonly log: Logger;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly users = new Map<string, UnixUser>();
+  /** Last limits written per group key, so unchanged values are not rewritten. */
+  private readonly written = new Map<string, { cpu: number | null; memory: number | null }>();
+  private readonly listeners: Array<() => void> = [];
+  private groupGeneration = 0;
+
+  constructor(options: AgentOptions) {
+    this.opts = options;
+    this.log = options.log;
+  }
+
+  /** The desired state as applied to the kernel (read by the controller and views). */
+  get state(): DesiredState {
+    return this.current;
+  }
+
+  /** Increases whenever groups are created, moved or removed (cached kernel values may be stale). */
+  get generation(): number {
+    return this.groupGeneration;
+  }
+
+  /** Call `listener` after every change that was applied (for views and socket management). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'change listener failed');
+      }
+    }
+  }
+
+  get node(): NodeCapacity {
+    return this.opts.node;
+  }
+
+  get backend(): CgroupBackend {
+    return this.opts.backend;
+  }
+
+  /** Load the desired state, adopt what the kernel already has, and reconcile the rest. */
+  async start(): Promise<void> {
+    const loaded = await this.load();
+    this.opts.backend.init(this.opts.rootWeight);
+    const existing = this.scanGroups();
+    let adopted = 0;
+    for (const id of existing.keys()) if (id.startsWith('slice/')) adopted++;
+    for (const slice of Object.values(loaded.slices)) this.ensureUser(slice);
+    await this.syncGroups(existing, loaded);
+    this.log.info(
+      { slices: Object.keys(loaded.slices).length, domains: Object.keys(loaded.domains).length, adoptedGroups: adopted },
+      'state loaded and reconciled',
+    );
+  }
+
+  /** Read the desired state from the store without touching the kernel. */
+  async load(): Promise<DesiredState> {
+    const loaded = emptyState();
+    for (const value of (await this.opts.store.range(SLICE_PREFIX)).values()) {
+      const spec = JSON.parse(value) as SliceSpec;
+      loaded.slices[spec.name] = spec;
+    }
+    for (const value of (await this.opts.store.range(DOMAIN_PREFIX)).values()) {
+      const spec = JSON.parse(value) as DomainSpec;
+      loaded.domains[spec.name] = spec;
+    }
+    this.current = loaded;
+    return loaded;
+  }
+
+  /** Remove every kernel object sliced made (groups, created users); the desired state stays. */
+  async teardown(): Promise<void> {
+    await this.serialise(async () => {
+      const existing = this.scanGroups();
+      await this.syncGroups(existing, emptyState());
+      for (const slice of Object.values(this.current.slices)) {
+        if (slice.userCreated && lookupUser(slice.user)) {
+          deleteUser(slice.user);
+          this.log.info({ slice: slice.name, user: slice.user }, 'user removed');
+        }
+      }
+      this.opts.backend.remove([]);
+    });
+  }
+
+  // ---- changes -------------------------------------------------------------------------
+
+  createSlice(input: SliceCreateInput): Promise<SliceSpec> {
+    return this.serialise(async () => {
+      const before = this.current;
+      let user: string;
+      let userCreated: boolean;
+      if (input.user !== undefined) {
+        const found = lookupUser(input.user);
+        if (!found) throw new SlicedError('ENOENT', `user ${input.user} does not exist; omit the user to have sliced create one`);
+        if (found.uid === 0) throw new SlicedError('EPERM', `user ${input.user} has uid 0; a slice's user must be unprivileged`);
+        user = input.user;
+        userCreated = false;
+      } else {
+        user = sliceUserName(input.name);
+        userCreated = true;
+        const holder = Object.values(before.slices).find((s) => s.user === user);
+        if (holder) throw new SlicedError('EEXIST', `user ${user} is already used by slice ${holder.name}`);
+      }
+      const next = changes.createSlice(before, { ...input, user, userCreated }, this.opts.node);
+      const spec = next.slices[input.name]!;
+      await this.commit(
+        before,
+        next,
+        async () => {
+          this.ensureUser(spec);
+          await this.syncGroups(this.groupsOf(before), next);
+        },
+        () => {
+          if (userCreated && this.users.has(user)) {
+            deleteUser(user);
+            this.users.delete(user);
+          }
+        },
+      );
+      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, domain: spec.domain }, 'slice created');
+      return spec;
+    });
+  }
+
+  updateSlice(name: string, input: SliceUpdateInput): Promise<SliceSpec> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.updateSlice(before, name, input, this.opts.node);
+      await this.commit(before, next, async () => this.applyLimits(next));
+      this.log.info({ slice: name, cpu: next.slices[name]!.cpu, memory: next.slices[name]!.memory }, 'slice updated');
+      return next.slices[name]!;
+    });
+  }
+
+  deleteSlice(name: string): Promise<void> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const spec = changes.getSlice(before, name);
+      const next = changes.deleteSlice(before, name);
+      // Kernel first: if the daemon dies half-way, the slice is still in the store and the
+      // next start finishes the job from there instead of leaking a user or a group.
+      await this.syncGroups(this.groupsOf(before), next);
+      if (spec.userCreated) {
+        deleteUser(spec.user);
+        this.users.delete(spec.user);
+      }
+      await this.persist(before, next);
+      this.current = next;
+      this.notify();
+      this.log.info({ slice: name }, 'slice deleted');
+    });
+  }
+
+  createDomain(input: DomainCreateInput): Promise<DomainSpec> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.createDomain(before, input, this.opts.node);
+      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      this.log.info({ domain: input.name, cpu: next.domains[input.name]!.cpu }, 'domain created');
+      return next.domains[input.name]!;
+    });
+  }
+
+  updateDomain(name: string, input: SliceUpdateInput): Promise<DomainSpec> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.updateDomain(before, name, input, this.opts.node);
+      await this.commit(before, next, async () => this.applyLimits(next));
+      this.log.info({ domain: name, cpu: next.domains[name]!.cpu }, 'domain updated');
+      return next.domains[name]!;
+    });
+  }
+
+  deleteDomain(name: string): Promise<void> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.deleteDomain(before, name);
+      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      this.log.info({ domain: name }, 'domain deleted');
+    });
+  }
+
+  /** Move a slice or domain into `domain`, or to the node level when null; processes follow. */
+  moveMember(member: string, domain: string | null): Promise<void> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.moveMember(before, member, domain, this.opts.node);
+      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      this.log.info({ member, domain }, domain === null ? 'moved to node level' : 'moved into domain');
+    });
+  }
+
+  // ---- processes -----------------------------------------------------------------------
+
+  attach(slice: string, pid: number): Promise<void> {
+    return this.serialise(async () => {
+      changes.getSlice(this.current, slice);
+      if (!Number.isSafeInteger(pid) || pid <= 0) {
+        throw new SlicedError('EINVAL', `pid ${JSON.stringify(pid)} must be a positive whole number`);
+      }
+      if (!processExists(pid)) throw new SlicedError('ENOENT', `process ${pid} does not exist`);
+      if (pid === 1) throw new SlicedError('EPERM', 'process 1 (init) cannot be attached to a slice');
+      if (pid === process.pid) throw new SlicedError('EPERM', `process ${pid} is sliced itself and cannot be attached to a slice`);
+      if (isKernelThread(pid)) throw new SlicedError('EPERM', `process ${pid} is a kernel thread and cannot be attached to a slice`);
+      const group = sliceGroup(this.current, slice);
+      this.assertMemoryMoveAllowed(pid, group);
+      try {
+        this.opts.backend.moveProcess(group, pid);
+      } catch (err) {
+        if (!processExists(pid) || (isSlicedError(err) && err.code === 'ESRCH')) {
+          throw new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
+        }
+        throw err;
+      }
+      if (!processExists(pid)) throw new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
+      this.log.info({ slice, pid }, 'process attached');
+    });
+  }
+
+  /**
+   * What `slicectl exec` needs to start a command in the slice: the user and the files its
+   * child writes its pid into. `requester` is the pid of slicectl, whose memory cgroup the
+   * child starts in.
+   */
+  execPlan(slice: string, requester: number): ExecPlan {
+    const spec = changes.getSlice(this.current, slice);
+    const user = this.users.get(spec.user) ?? lookupUser(spec.user);
+    if (!user) throw new SlicedError('ENOENT', `user ${spec.user} of slice ${slice} does not exist any more`);
+    const group = sliceGroup(this.current, slice);
+    if (Number.isSafeInteger(requester) && requester > 0 && processExists(requester)) {
+      this.assertMemoryMoveAllowed(requester, group);
+    }
+    return { slice, user: user.name, uid: user.uid, gid: user.gid, home: user.home, procsFiles: this.opts.backend.procsFiles(group) };
+  }
+
+  /**
+   * Never move a process out of the memory cgroup it is accounted in: sliced's memory
+   * groups live beneath the daemon's own, so a process from elsewhere would leave its
+   * accounting. Moving between sliced's own groups is fine.
+   */
+  private assertMemoryMoveAllowed(pid: number, group: GroupPath): void {
+    if (this.opts.attachAnyMemoryCgroup) return;
+    const from = this.opts.backend.processMemoryDirectory(pid);
+    if (from === null) throw new SlicedError('ENOENT', `process ${pid} does not exist`);
+    const target = this.opts.backend.memoryDirectory(group);
+    const ours = this.opts.backend.memoryDirectory([]);
+    if (target.startsWith(`${from}/`) || from === ours || from.startsWith(`${ours}/`)) return;
+    throw new SlicedError(
+      'EPERM',
+      `process ${pid} is accounted in memory cgroup ${from}, which does not contain sliced's groups (${ours}); ` +
+        'moving it would take it out of its memory accounting (set attachAnyMemoryCgroup: true to allow)',
+    );
+  }
+
+  /**
+   * Stop every process of a group: real-time policies are reset before anything else, then
+   * SIGTERM, a grace period, and SIGKILL through freeze + kill + thaw.
+   */
+  private async stopProcesses(group: GroupPath): Promise<void> {
+    const backend = this.opts.backend;
+    if (!backend.exists(group)) return;
+    const reset = resetRealtimeThreads(backend.threads(group));
+    if (reset.length > 0) this.log.warn({ group: groupKey(group), threads: reset }, 'reset real-time threads to SCHED_OTHER');
+    const pids = backend.procs(group);
+    if (pids.length === 0) return;
+    signalAll(pids, 'SIGTERM');
+    const deadline = Date.now() + this.opts.stopGraceMs;
+    while (Date.now() < deadline && backend.procs(group).length > 0) await sleep(25);
+    if (backend.procs(group).length === 0) return;
+    await backend.setFrozen(group, true);
+    resetRealtimeThreads(backend.threads(group));
+    backend.killAll(group);
+    await backend.setFrozen(group, false);
+    for (let waited = 0; waited < 5000 && backend.procs(group).length > 0; waited += 25) await sleep(25);
+    const left = backend.procs(group);
+    if (left.length > 0) {
+      throw new SlicedError('EBUSY', `processes ${left.join(', ')} in ${groupKey(group)} did not exit after SIGKILL (stuck in the kernel?)`);
+    }
+  }
+
+  // ---- kernel reconciliation -------------------------------------------------------------
+
+  /** Groups that exist under sliced's root, found by walking the primary hierarchy. */
+  private scanGroups(): GroupMap {
+    const found: GroupMap = new Map();
+    const walk = (path: string[]): void => {
+      for (const child of this.opts.backend.children(path)) {
+        const parsed = parseGroupName(child);
+        if (!parsed) continue; // not ours
+        const childPath = [...path, child];
+        found.set(`${parsed.kind}/${parsed.name}`, childPath);
+        if (parsed.kind === 'domain') walk(childPath);
+      }
+    };
+    walk([]);
+    return found;
+  }
+
+  private groupsOf(state: DesiredState): GroupMap {
+    const groups: GroupMap = new Map();
+    for (const name of Object.keys(state.domains)) groups.set(`domain/${name}`, domainGroup(state, name));
+    for (const name of Object.keys(state.slices)) groups.set(`slice/${name}`, sliceGroup(state, name));
+    return groups;
+  }
+
+  /**
+   * Make the kernel's groups match `to`, starting from the groups in `from`: create what is
+   * missing top-down, set limits, move the processes of slices whose group moved, then stop
+   * and remove what is no longer wanted bottom-up.
+   */
+  private async syncGroups(from: GroupMap, to: DesiredState): Promise<void> {
+    const backend = this.opts.backend;
+    this.groupGeneration++;
+    const wanted = this.groupsOf(to);
+    const byDepth = (a: GroupPath, b: GroupPath): number => a.length - b.length;
+    for (const path of [...wanted.values()].sort(byDepth)) backend.create(path);
+    this.applyLimits(to);
+    for (const [id, oldPath] of from) {
+      const newPath = wanted.get(id);
+      if (id.startsWith('slice/') && newPath && groupKey(newPath) !== groupKey(oldPath)) {
+        this.migrate(oldPath, newPath);
+      }
+    }
+    const wantedKeys = new Set([...wanted.values()].map(groupKey));
+    for (const [id, oldPath] of [...from].sort((a, b) => byDepth(b[1], a[1]))) {
+      if (wantedKeys.has(groupKey(oldPath))) continue;
+      if (id.startsWith('slice/')) await this.stopProcesses(oldPath);
+      backend.remove(oldPath);
+      this.written.delete(groupKey(oldPath));
+    }
+  }
+
+  /** Move every process from one group to another; repeated so that forks during the move follow. */
+  private migrate(from: GroupPath, to: GroupPath): void {
+    const backend = this.opts.backend;
+    if (!backend.exists(from)) return;
+    for (let round = 0; round < 20; round++) {
+      const pids = backend.procs(from);
+      if (pids.length === 0) return;
+      for (const pid of pids) {
+        try {
+          backend.moveProcess(to, pid);
+        } catch (err) {
+          if (processExists(pid)) throw err; // exited meanwhile is fine
+        }
+      }
+    }
+    throw new SlicedError('EBUSY', `processes kept appearing in ${groupKey(from)} while moving them to ${groupKey(to)}`);
+  }
+
+  /**
+   * Write CPU and memory limits of every group. A v1 child's quota may not exceed its
+   * parent's, so each group gets min(own limit, ancestors' limits), written in two passes:
+   * bottom-up (everything that can be written now, lowering children before parents), then
+   * top-down for what had to wait for its parent to be raised.
+   */
+  private applyLimits(state: DesiredState): void {
+    const backend = this.opts.backend;
+    type Item = { path: GroupPath; cpu: number | null; memory: number | null };
+    const items: Item[] = [];
+    for (const domain of Object.values(state.domains)) {
+      items.push({ path: domainGroup(state, domain.name), cpu: effectiveDomainLimit(state, domain.name), memory: domain.memory.limit });
+    }
+    for (const slice of Object.values(state.slices)) {
+      items.push({ path: sliceGroup(state, slice.name), cpu: effectiveSliceLimit(state, slice.name), memory: slice.memory.limit });
+    }
+    const pending = items.filter((item) => {
+      const last = this.written.get(groupKey(item.path));
+      return !last || last.cpu !== item.cpu || last.memory !== item.memory;
+    });
+    const failed: Item[] = [];
+    for (const item of [...pending].sort((a, b) => b.path.length - a.path.length)) {
+      try {
+        backend.setCpuLimit(item.path, item.cpu);
+      } catch {
+        failed.push(item);
+      }
+    }
+    for (const item of failed.sort((a, b) => a.path.length - b.path.length)) backend.setCpuLimit(item.path, item.cpu);
+    for (const item of pending) {
+      backend.setMemoryLimit(item.path, item.memory);
+      this.written.set(groupKey(item.path), { cpu: item.cpu, memory: item.memory });
+    }
+  }
+
+  private ensureUser(slice: SliceSpec): void {
+    let user = lookupUser(slice.user);
+    if (!user && slice.userCreated) {
+      user = createUser(slice.user, `sliced slice ${slice.name}`);
+      this.log.info({ slice: slice.name, user: slice.user, uid: user.uid }, 'user created');
+    }
+    if (!user) {
+      this.log.error({ slice: slice.name, user: slice.user }, 'the user of this slice does not exist; exec will fail');
+      return;
+    }
+    this.users.set(user.name, user);
+  }
+
+  uidOf(slice: SliceSpec): number | null {
+    return this.users.get(slice.user)?.uid ?? null;
+  }
+
+  // ---- persistence and serialisation ---------------------------------------------------------
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(work, work);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Make `next` durable, apply it to the kernel, and only then publish it. If the kernel
+   * refuses, undo the kernel side and the stored state, and rethrow the kernel's reason.
+   */
+  private async commit(before: DesiredState, next: DesiredState, apply: () => Promise<void> | void, undo?: () => Promise<void> | void): Promise<void> {
+    await this.persist(before, next);
+    try {
+      await apply();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'kernel refused a change; rolling back');
+      this.written.clear(); // the kernel may hold some of the new values: rewrite everything
+      try {
+        await undo?.();
+        await this.syncGroups(this.groupsOf(next), before);
+      } catch (undoErr) {
+        this.log.error({ err: (undoErr as Error).message }, 'rollback incomplete; the next start will reconcile');
+      }
+      await this.persist(next, before);
+      throw err;
+    }
+    this.current = next;
+    this.notify();
+  }
+
+  private async persist(before: DesiredState, next: DesiredState): Promise<void> {
+    const ops: StoreOp[] = [];
+    diff(SLICE_PREFIX, before.slices, next.slices, ops);
+    diff(DOMAIN_PREFIX, before.domains, next.domains, ops);
+    if (ops.length > 0) await this.opts.store.txn(ops);
+  }
+}
+
+function diff<T>(prefix: string, before: Record<string, T>, next: Record<string, T>, ops: StoreOp[]): void {
+  for (const [name, value] of Object.entries(next)) {
+    if (before[name] !== value) ops.push({ type: 'put', key: prefix + name, value: JSON.stringify(value) });
+  }
+  for (const name of Object.keys(before)) if (!(name in next)) ops.push({ type: 'delete', key: prefix + name });
+}

@@ -1,0 +1,116 @@
+/**
+ * The HTTP API on the root-only Unix socket. Every body is validated with the zod schemas of
+ * src/core/model.ts; errors come back as {"error": {"code", "message"}} with a status that
+ * matches the code (see httpStatusOf).
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { z } from 'zod';
+import type { SliceAgent } from './agent.js';
+import type { Views } from './views.js';
+import {
+  domainCreateSchema,
+  domainUpdateSchema,
+  parseInput,
+  sliceCreateSchema,
+  sliceUpdateSchema,
+} from '../core/model.js';
+import { nameProblem } from '../core/names.js';
+import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
+
+const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
+const memberBody = z.object({ member: z.string() }).strict();
+
+export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  if (isSlicedError(err)) {
+    return reply.code(httpStatusOf[err.code]).send({ error: { code: err.code, message: err.message } });
+  }
+  const fastifyError = err as { statusCode?: number; message?: string };
+  if (fastifyError.statusCode && fastifyError.statusCode < 500) {
+    return reply.code(400).send({ error: { code: 'EINVAL', message: `bad request: ${fastifyError.message}` } });
+  }
+  return reply.code(500).send({ error: { code: 'EIO', message: `internal error: ${(err as Error).message ?? String(err)}` } });
+}
+
+function nameParam(kind: string, value: string): string {
+  const problem = nameProblem(value);
+  if (problem) throw new SlicedError('EINVAL', `${kind} name ${JSON.stringify(value)} ${problem}`);
+  return value;
+}
+
+export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  app.setErrorHandler((err, _request, reply) => sendError(reply, err));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'ENOENT', message: `no such endpoint: ${request.method} ${request.url}` } }),
+  );
+
+  type NameParams = { Params: { name: string } };
+
+  app.get('/v1/node', async () => views.node());
+  app.get('/v1/status', async () => ({ node: views.node(), slices: views.slices(true), domains: views.domains(true) }));
+
+  app.get('/v1/slices', async () => views.slices(false));
+  app.post('/v1/slices', async (request, reply) => {
+    const input = parseInput(sliceCreateSchema, request.body, 'slice');
+    const spec = await agent.createSlice(input);
+    return reply.code(201).send(views.slice(spec.name, false));
+  });
+  app.get<NameParams>('/v1/slices/:name', async (request) => views.slice(nameParam('slice', request.params.name), true));
+  app.patch<NameParams>('/v1/slices/:name', async (request) => {
+    const name = nameParam('slice', request.params.name);
+    await agent.updateSlice(name, parseInput(sliceUpdateSchema, request.body, 'slice'));
+    return views.slice(name, false);
+  });
+  app.delete<NameParams>('/v1/slices/:name', async (request) => {
+    const name = nameParam('slice', request.params.name);
+    await agent.deleteSlice(name);
+    return { deleted: name };
+  });
+  app.post<NameParams>('/v1/slices/:name/attach', async (request) => {
+    const name = nameParam('slice', request.params.name);
+    const { pid } = parseInput(pidBody, request.body, 'attach');
+    await agent.attach(name, pid);
+    return { slice: name, pid };
+  });
+  app.post<NameParams>('/v1/slices/:name/exec-plan', async (request) => {
+    const name = nameParam('slice', request.params.name);
+    const { pid } = parseInput(pidBody, request.body, 'exec');
+    return agent.execPlan(name, pid);
+  });
+
+  app.get('/v1/domains', async () => views.domains(false));
+  app.post('/v1/domains', async (request, reply) => {
+    const input = parseInput(domainCreateSchema, request.body, 'domain');
+    const spec = await agent.createDomain(input);
+    return reply.code(201).send(views.domain(spec.name, false));
+  });
+  app.get<NameParams>('/v1/domains/:name', async (request) => views.domain(nameParam('domain', request.params.name), true));
+  app.patch<NameParams>('/v1/domains/:name', async (request) => {
+    const name = nameParam('domain', request.params.name);
+    await agent.updateDomain(name, parseInput(domainUpdateSchema, request.body, 'domain'));
+    return views.domain(name, false);
+  });
+  app.delete<NameParams>('/v1/domains/:name', async (request) => {
+    const name = nameParam('domain', request.params.name);
+    await agent.deleteDomain(name);
+    return { deleted: name };
+  });
+  app.post<NameParams>('/v1/domains/:name/members', async (request) => {
+    const name = nameParam('domain', request.params.name);
+    const { member } = parseInput(memberBody, request.body, 'domain member');
+    await agent.moveMember(nameParam('member', member), name);
+    return views.domain(name, false);
+  });
+  app.delete<{ Params: { name: string; member: string } }>('/v1/domains/:name/members/:member', async (request) => {
+    const name = nameParam('domain', request.params.name);
+    const member = nameParam('member', request.params.member);
+    const domain = views.domain(name, false);
+    if (!domain.members.slices.includes(member) && !domain.members.domains.includes(member)) {
+      throw new SlicedError('ENOENT', `${member} is not a member of domain ${name}`);
+    }
+    await agent.moveMember(member, agent.state.domains[name]!.parent);
+    return views.domain(name, false);
+  });
+
+  return app;
+}

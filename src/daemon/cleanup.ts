@@ -1,0 +1,35 @@
+/**
+ * `sliced --cleanup`: stop every slice's processes and remove every kernel object sliced
+ * made (groups in each hierarchy, users it created, sockets). The desired state is kept,
+ * so the next start rebuilds the slices; delete the state directory to forget them too.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { EmbeddedStore } from '../cluster/embedded-store.js';
+import { detectBackend } from '../kernel/cgroup/detect.js';
+import { SliceAgent } from './agent.js';
+import { nodeCapacity, type SlicedConfig } from './config.js';
+
+export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
+  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
+  const store = await EmbeddedStore.open(config.stateDir);
+  try {
+    const agent = new SliceAgent({
+      store,
+      backend,
+      node: nodeCapacity(config),
+      log,
+      stopGraceMs: config.stopGraceMs,
+      rootWeight: 100,
+      attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+    });
+    await agent.load();
+    await agent.teardown();
+    rmSync(join(config.runDir, 'slices'), { recursive: true, force: true });
+    rmSync(config.socket, { force: true });
+    log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');
+  } finally {
+    await store.close();
+  }
+}

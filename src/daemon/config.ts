@@ -1,0 +1,99 @@
+/**
+ * Daemon configuration: defaults, then /etc/sliced/sliced.yaml (or --config FILE), then
+ * command-line flags. Validated with zod; a bad value stops the daemon with one sentence.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseCpu } from '../core/units.js';
+import { parseInput } from '../core/model.js';
+import { SlicedError } from '../core/errors.js';
+import type { NodeCapacity } from '../core/admission.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
+
+const reserveSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  if (typeof value === 'string' && /^\d+(\.\d+)?%$/.test(value.trim())) {
+    const pct = Number(value.trim().slice(0, -1));
+    if (pct >= 100) ctx.addIssue({ code: 'custom', message: 'must be below 100%' });
+    return;
+  }
+  const parsed = parseCpu(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `must be a percentage of the node like "5%" or a CPU amount like "100m": ${parsed.reason}` });
+});
+
+export const configSchema = z
+  .object({
+    stateDir: z.string().min(1).default('/var/lib/sliced'),
+    runDir: z.string().min(1).default('/run/sliced'),
+    /** Unix socket of the API; defaults to <runDir>/sliced.sock. */
+    socket: z.string().min(1).optional(),
+    /** Group whose members may use the API besides root (socket mode 0660). */
+    adminGroup: z.string().min(1).nullable().default(null),
+    /** Name of sliced's root group under the daemon's own group in each hierarchy. */
+    cgroupRoot: z
+      .string()
+      .regex(/^sliced[A-Za-z0-9_.-]*$/, 'must start with "sliced" and use only letters, digits, "_", "." and "-"')
+      .default('sliced'),
+    cgroupVersion: z.enum(['auto', 'v1', 'v2']).default('auto'),
+    controlPeriodMs: z.number().int().min(100).max(60_000).default(1000),
+    cpuControl: z.enum(['entitlement', 'static']).default('entitlement'),
+    feedbackGain: z.number().min(0).max(1).default(0.5),
+    /** CPU kept back from reservations for the system: "5%" of the node or an amount like "100m". */
+    systemReserve: reserveSchema.default('5%'),
+    /** CPU capacity of the node; defaults to the CPUs this process may run on. */
+    cpuCapacity: z.union([z.string(), z.number()]).optional(),
+    stopGraceMs: z.number().int().min(0).max(600_000).default(5000),
+    metricsPort: z.number().int().min(1).max(65535).nullable().default(null),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    logFile: z.string().min(1).nullable().default(null),
+    /** Nice value of the daemon itself, so the control plane stays responsive when slices saturate the CPUs. */
+    daemonNice: z.number().int().min(-20).max(19).default(-10),
+    /** Allow attach/exec to move a process out of a memory cgroup that does not contain sliced's groups. */
+    attachAnyMemoryCgroup: z.boolean().default(false),
+  })
+  .strict();
+
+export type SlicedConfig = z.output<typeof configSchema> & { socket: string };
+
+export function loadConfig(file: string | null, overrides: Record<string, unknown>): SlicedConfig {
+  let fromFile: Record<string, unknown> = {};
+  const path = file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : null);
+  if (path !== null) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new SlicedError('EINVAL', `cannot read config file ${path}: ${(err as Error).message}`);
+    }
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new SlicedError('EINVAL', `config file ${path} must hold a YAML mapping of settings`);
+    }
+    fromFile = (parsed as Record<string, unknown>) ?? {};
+  }
+  const merged = { ...fromFile };
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
+  const config = parseInput(configSchema, merged, path ? `config (${path} and flags)` : 'config');
+  return { ...config, socket: config.socket ?? join(config.runDir, 'sliced.sock') };
+}
+
+export function nodeCapacity(config: SlicedConfig): NodeCapacity {
+  let cpu = availableParallelism() * 1000;
+  if (config.cpuCapacity !== undefined) {
+    const parsed = parseCpu(config.cpuCapacity);
+    if (!parsed.ok || parsed.value <= 0) throw new SlicedError('EINVAL', `config: cpuCapacity ${JSON.stringify(config.cpuCapacity)} must be a positive CPU amount`);
+    cpu = parsed.value;
+  }
+  return { cpuMillicores: cpu, systemReserveMillicores: reserveMillicores(config.systemReserve, cpu), memoryBytes: totalmem() };
+}
+
+function reserveMillicores(reserve: string | number, capacity: number): number {
+  if (typeof reserve === 'string' && reserve.trim().endsWith('%')) {
+    return Math.round((capacity * Number(reserve.trim().slice(0, -1))) / 100);
+  }
+  const parsed = parseCpu(reserve);
+  return parsed.ok ? parsed.value : 0;
+}

@@ -1,0 +1,241 @@
+/**
+ * The CPU control loop. Every period it reads each slice's CPU time (cpuacct / cpu.stat) and
+ * the time its threads spent runnable but waiting (/proc/<tid>/schedstat); usage plus
+ * waiting is the slice's demand: how much it would have run had a CPU been free. It then
+ * computes entitlements and writes the weights that make the kernel deliver them.
+ *
+ * The capacity divided among slices is the node minus what the system itself used in the
+ * last period, but never less than the node minus the system reserve: past its reserve the
+ * system competes with slices like anyone else.
+ */
+import type { Logger } from 'pino';
+import { readFileSync } from 'node:fs';
+import type { SliceAgent } from './agent.js';
+import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
+import { readMachineBusyNs, readProcStat, readSchedStat } from '../kernel/procfs.js';
+import { controlStep, domainId, sliceId, type CpuControlMode } from '../core/cpu-control.js';
+import { domainGroup, sliceGroup } from '../core/layout.js';
+
+export interface ControllerOptions {
+  periodMs: number;
+  mode: CpuControlMode;
+  gain: number;
+  log: Logger;
+}
+
+export interface NodeSample {
+  /** Measured CPU use over the last period, millicores. */
+  usage: number;
+  /** Estimated demand, millicores. */
+  demand: number;
+  entitlement: number;
+  /** Weight last written (cgroup v2 units). */
+  weight: number;
+}
+
+export interface ControllerSnapshot {
+  /** Wall-clock time of the sample (ms since the epoch). */
+  at: number;
+  intervalMs: number;
+  /** Millicores divided among slices in this period. */
+  capacity: number;
+  /** Millicores used outside sliced's groups (smoothed). */
+  systemUsage: number;
+  nodes: Map<string, NodeSample>;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+const LOOP_HISTORY = 1024;
+
+export class CpuController {
+  private readonly agent: SliceAgent;
+  private readonly opts: ControllerOptions;
+  private timer: NodeJS.Timeout | null = null;
+  private lastTime = 0n;
+  private lastUptime = 0;
+  private lastMachineBusy = 0;
+  private lastRootUsage = 0;
+  private systemUsage = 0;
+  private lastUsage = new Map<string, number>();
+  private lastWait = new Map<number, number>();
+  private corrections = new Map<string, number>();
+  private readonly writtenWeights = new Map<string, number>();
+  private seenGeneration = -1;
+  private readonly loopMs = new Float64Array(LOOP_HISTORY);
+  private loops = 0;
+  private latest: ControllerSnapshot | null = null;
+
+  constructor(agent: SliceAgent, options: ControllerOptions) {
+    this.agent = agent;
+    this.opts = options;
+  }
+
+  get mode(): CpuControlMode {
+    return this.opts.mode;
+  }
+
+  get periodMs(): number {
+    return this.opts.periodMs;
+  }
+
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.opts.periodMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  snapshot(): ControllerSnapshot | null {
+    return this.latest;
+  }
+
+  /** Durations of recent loop passes in milliseconds (most recent last). */
+  loopDurations(): number[] {
+    const count = Math.min(this.loops, LOOP_HISTORY);
+    const out: number[] = [];
+    for (let i = this.loops - count; i < this.loops; i++) out.push(this.loopMs[i % LOOP_HISTORY]!);
+    return out;
+  }
+
+  /** One pass of the loop; safe to call at any time. */
+  tick(): void {
+    const started = process.hrtime.bigint();
+    try {
+      this.step(started);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'control loop pass failed');
+    }
+    this.loopMs[this.loops % LOOP_HISTORY] = Number(process.hrtime.bigint() - started) / 1e6;
+    this.loops++;
+  }
+
+  private step(now: bigint): void {
+    const state = this.agent.state;
+    const backend = this.agent.backend;
+    const node = this.agent.node;
+    const first = this.lastTime === 0n;
+    if (this.agent.generation !== this.seenGeneration) {
+      // Groups were created or moved since the last pass: new groups start with default weights.
+      this.writtenWeights.clear();
+      this.seenGeneration = this.agent.generation;
+    }
+    const elapsedNs = first ? 0 : Number(now - this.lastTime);
+    const toMillicores = (ns: number): number => (elapsedNs > 0 ? (ns / elapsedNs) * 1000 : 0);
+    const uptime = readUptime();
+
+    const machineBusy = readMachineBusyNs();
+    const rootUsage = backend.readCpuUsageNs([]);
+    if (!first) {
+      const system = Math.max(0, toMillicores(machineBusy - this.lastMachineBusy - (rootUsage - this.lastRootUsage)));
+      this.systemUsage = this.systemUsage === 0 ? system : 0.5 * this.systemUsage + 0.5 * system;
+    }
+
+    const usage = new Map<string, number>();
+    const demand = new Map<string, number>();
+    const nextUsage = new Map<string, number>();
+    const nextWait = new Map<number, number>();
+    const paths = new Map<string, GroupPath>();
+
+    for (const slice of Object.values(state.slices)) {
+      const id = sliceId(slice.name);
+      const path = sliceGroup(state, slice.name);
+      let used: number;
+      let tids: number[];
+      try {
+        used = backend.readCpuUsageNs(path);
+        tids = backend.threads(path);
+      } catch {
+        continue; // being created or deleted right now
+      }
+      paths.set(id, path);
+      nextUsage.set(id, used);
+      let waitedNs = 0;
+      for (const tid of tids) {
+        const stat = readSchedStat(tid);
+        if (!stat) continue;
+        nextWait.set(tid, stat.waitNs);
+        const previous = this.lastWait.get(tid);
+        if (previous !== undefined) waitedNs += stat.waitNs - previous;
+        else if (!first && startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
+      }
+      const previousUsage = this.lastUsage.get(id);
+      const usedMc = previousUsage === undefined ? 0 : toMillicores(used - previousUsage);
+      usage.set(id, usedMc);
+      // Until there is a first interval, treat every slice as hungry so weights start at
+      // their full potential rather than at zero.
+      demand.set(slice.name, first || previousUsage === undefined ? Infinity : usedMc + toMillicores(waitedNs));
+    }
+    for (const domain of Object.values(state.domains)) {
+      const id = domainId(domain.name);
+      const path = domainGroup(state, domain.name);
+      try {
+        const used = backend.readCpuUsageNs(path);
+        paths.set(id, path);
+        nextUsage.set(id, used);
+        const previous = this.lastUsage.get(id);
+        if (previous !== undefined) usage.set(id, toMillicores(used - previous));
+      } catch {
+        continue;
+      }
+    }
+
+    const capacity = node.cpuMillicores - Math.min(this.systemUsage, node.systemReserveMillicores);
+    const out = controlStep({
+      state,
+      capacity,
+      demand,
+      usage: first ? new Map() : usage,
+      mode: this.opts.mode,
+      gain: this.opts.gain,
+      corrections: this.corrections,
+    });
+    this.corrections = out.corrections;
+
+    for (const [id, weight] of out.weights) {
+      const path = paths.get(id);
+      if (!path) continue;
+      const key = groupKey(path);
+      if (this.writtenWeights.get(key) === weight) continue;
+      try {
+        backend.setCpuWeight(path, weight);
+        this.writtenWeights.set(key, weight);
+      } catch {
+        this.writtenWeights.delete(key); // group vanished; retried next pass if it comes back
+      }
+    }
+
+    const nodes = new Map<string, NodeSample>();
+    for (const [id, result] of out.result.nodes) {
+      nodes.set(id, {
+        usage: usage.get(id) ?? 0,
+        demand: id.startsWith('slice/') ? finiteOr(demand.get(id.slice(6)), 0) : result.effectiveDemand,
+        entitlement: result.entitlement,
+        weight: out.weights.get(id) ?? 0,
+      });
+    }
+    this.latest = { at: Date.now(), intervalMs: elapsedNs / 1e6, capacity, systemUsage: this.systemUsage, nodes };
+    this.lastTime = now;
+    this.lastUptime = uptime;
+    this.lastMachineBusy = machineBusy;
+    this.lastRootUsage = rootUsage;
+    this.lastUsage = nextUsage;
+    this.lastWait = nextWait;
+  }
+}
+
+function finiteOr(value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) ? value : fallback;
+}
+
+function readUptime(): number {
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+}
+
+/** Whether the thread was created after `uptime` (seconds since boot). */
+function startedSince(tid: number, uptime: number): boolean {
+  const stat = readProcStat(tid);
+  return stat !== null && stat.startTicks / CLOCK_TICKS_PER_SECOND >= uptime - 0.01;
+}

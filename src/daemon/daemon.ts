@@ -1,0 +1,161 @@
+/**
+ * Wiring of the node agent: store, cgroup backend, agent, control loop, API socket,
+ * per-slice sockets and metrics. `startDaemon` returns once the API is being served.
+ */
+import { chmodSync, chownSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { setPriority } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import type { Server } from 'node:http';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { EmbeddedStore } from '../cluster/embedded-store.js';
+import { detectBackend } from '../kernel/cgroup/detect.js';
+import { SliceAgent } from './agent.js';
+import { CpuController } from './controller.js';
+import { Views } from './views.js';
+import { buildApi } from './api.js';
+import { SliceSockets } from './slice-sockets.js';
+import { buildRegistry, serveMetrics } from './metrics.js';
+import { nodeCapacity, type SlicedConfig } from './config.js';
+import { SlicedError } from '../core/errors.js';
+
+export interface Daemon {
+  config: SlicedConfig;
+  agent: SliceAgent;
+  controller: CpuController;
+  views: Views;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: SlicedConfig): Logger {
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: false }) : pino.destination(2);
+  return pino({ level: config.logLevel, base: { daemon: 'sliced', pid: process.pid } }, destination);
+}
+
+/**
+ * cpu weight of sliced's root group, chosen so that under full contention one busy system
+ * task still gets about the system reserve: reserve / (1 - reserve) of the slices' weight.
+ */
+export function rootWeightFor(reserveFraction: number): number {
+  const fraction = Math.min(0.5, Math.max(0.01, reserveFraction));
+  return Math.round((100 * (1 - fraction)) / fraction);
+}
+
+export async function startDaemon(config: SlicedConfig, log: Logger = createLogger(config)): Promise<Daemon> {
+  if (process.getuid?.() !== 0) {
+    throw new SlicedError('EPERM', 'sliced must run as root: it creates cgroups, users and sockets for slices');
+  }
+  // Slices may saturate every CPU; the controller and the API must still run on time.
+  setPriority(config.daemonNice);
+  const node = nodeCapacity(config);
+  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
+  const store = await EmbeddedStore.open(config.stateDir);
+  const agent = new SliceAgent({
+    store,
+    backend,
+    node,
+    log,
+    stopGraceMs: config.stopGraceMs,
+    rootWeight: rootWeightFor(node.systemReserveMillicores / node.cpuMillicores),
+    attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+  });
+  let controller: CpuController | null = null;
+  let api: FastifyInstance | null = null;
+  let sockets: SliceSockets | null = null;
+  let metrics: Server | null = null;
+  try {
+    await agent.start();
+    controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
+    controller.start();
+    const views = new Views(agent, controller);
+
+    mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
+    sockets = new SliceSockets(config.runDir, agent, views, log);
+    sockets.sync();
+    const slicesSockets = sockets;
+    agent.onChange(() => slicesSockets.sync());
+
+    api = buildApi(agent, views);
+    await listenPrivate(api, config, log);
+    if (config.metricsPort !== null) {
+      metrics = await serveMetrics(buildRegistry(views), config.metricsPort);
+      log.info({ port: config.metricsPort }, 'metrics on 127.0.0.1');
+    }
+    log.info(
+      { backend: backend.kind, roots: backend.rootDirectories(), socket: config.socket, capacity: node, cpuControl: config.cpuControl },
+      'sliced ready',
+    );
+    const started = { controller, api, sockets, metrics };
+    return {
+      config,
+      agent,
+      controller,
+      views,
+      log,
+      async close() {
+        started.controller.stop();
+        await started.api.close();
+        started.sockets.closeAll();
+        started.metrics?.close();
+        await store.close();
+        try {
+          unlinkSync(config.socket);
+        } catch {
+          // Already gone.
+        }
+        log.info('sliced stopped; slices keep running and are adopted at the next start');
+        log.flush?.();
+      },
+    };
+  } catch (err) {
+    controller?.stop();
+    await api?.close();
+    sockets?.closeAll();
+    metrics?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+/** Listen on the API socket with mode 0600 (0660 and the admin group's gid when configured). */
+async function listenPrivate(api: FastifyInstance, config: SlicedConfig, log: Logger): Promise<void> {
+  if (existsSync(config.socket)) {
+    if (await socketAnswers(config.socket)) {
+      throw new SlicedError('EBUSY', `another sliced is already serving ${config.socket}`);
+    }
+    unlinkSync(config.socket);
+  }
+  let gid: number | null = null;
+  if (config.adminGroup !== null) {
+    const result = spawnSync('getent', ['group', config.adminGroup], { encoding: 'utf8' });
+    const field = result.status === 0 ? result.stdout.split(':')[2] : undefined;
+    if (field === undefined) throw new SlicedError('ENOENT', `admin group ${config.adminGroup} does not exist`);
+    gid = Number(field);
+  }
+  const previousMask = process.umask(0o177);
+  try {
+    await api.listen({ path: config.socket });
+  } finally {
+    process.umask(previousMask);
+  }
+  if (gid !== null) {
+    chownSync(config.socket, 0, gid);
+    chmodSync(config.socket, 0o660);
+  } else {
+    chmodSync(config.socket, 0o600);
+  }
+  log.info({ socket: config.socket, adminGroup: config.adminGroup }, 'API listening');
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

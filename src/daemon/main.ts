@@ -1,0 +1,100 @@
+/** `sliced`: the node agent daemon. */
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig, DEFAULT_CONFIG_FILE, type SlicedConfig } from './config.js';
+import { createLogger, startDaemon } from './daemon.js';
+import { cleanup } from './cleanup.js';
+import { runDemo } from './demo.js';
+import { isSlicedError } from '../core/errors.js';
+
+function integer(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed)) throw new InvalidArgumentError(`"${value}" is not a whole number`);
+  return parsed;
+}
+
+function number(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new InvalidArgumentError(`"${value}" is not a number`);
+  return parsed;
+}
+
+const program = new Command('sliced')
+  .description('Node agent of sliced: turns slices and scheduling domains into cgroup isolation and serves the API')
+  .option('-c, --config <file>', `YAML configuration file (default: ${DEFAULT_CONFIG_FILE} if it exists)`)
+  .option('--state-dir <dir>', 'where the desired state is kept (default /var/lib/sliced)')
+  .option('--run-dir <dir>', 'where sockets are created (default /run/sliced)')
+  .option('--socket <path>', 'API socket (default <run-dir>/sliced.sock)')
+  .option('--admin-group <group>', 'group allowed to use the API besides root (socket mode 0660)')
+  .option('--cgroup-root <name>', 'name of sliced\'s group inside the daemon\'s own cgroup (must start with "sliced")')
+  .option('--cgroup-version <v>', 'auto, v1 or v2')
+  .option('--period <ms>', 'control loop period in milliseconds (default 1000)', integer)
+  .option('--cpu-control <mode>', '"entitlement" (reservations enforced) or "static" (weights = shares, like systemd)')
+  .option('--feedback-gain <g>', 'strength of the weight correction, 0..1 (default 0.5)', number)
+  .option('--system-reserve <amount>', 'CPU kept back from reservations: "5%" or "100m" (default 5%)')
+  .option('--cpu-capacity <amount>', 'CPU capacity of the node (default: all CPUs this process may use)')
+  .option('--stop-grace <ms>', 'grace between SIGTERM and SIGKILL when a slice is deleted (default 5000)', integer)
+  .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
+  .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
+  .option('--log-file <file>', 'write logs there instead of stderr')
+  .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
+  .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
+  .addHelpText(
+    'after',
+    `
+Exit status: 0 after a clean stop, 1 when the daemon cannot start (the reason is logged), 2 on bad usage.
+Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the next start adopts them.`,
+  )
+  .action(async (options: Record<string, unknown>) => {
+    let config: SlicedConfig;
+    try {
+      config = loadConfig((options.config as string | undefined) ?? null, {
+        stateDir: options.stateDir,
+        runDir: options.runDir,
+        socket: options.socket,
+        adminGroup: options.adminGroup,
+        cgroupRoot: options.cgroupRoot,
+        cgroupVersion: options.cgroupVersion,
+        controlPeriodMs: options.period,
+        cpuControl: options.cpuControl,
+        feedbackGain: options.feedbackGain,
+        systemReserve: options.systemReserve,
+        cpuCapacity: options.cpuCapacity,
+        stopGraceMs: options.stopGrace,
+        metricsPort: options.metricsPort,
+        logLevel: options.logLevel,
+        logFile: options.logFile,
+      });
+    } catch (err) {
+      process.stderr.write(`sliced: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    if (options.demo && config.logFile === null) config = { ...config, logFile: `${config.stateDir}/sliced.log` };
+    const log = createLogger(config);
+    try {
+      if (options.cleanup) {
+        await cleanup(config, log);
+        process.exit(0);
+      }
+      const daemon = await startDaemon(config, log);
+      let stopping = false;
+      const stop = async (signal: string): Promise<void> => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'stopping');
+        await demo?.stop();
+        await daemon.close();
+        process.exit(0);
+      };
+      const demo = options.demo ? await runDemo(daemon) : null;
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
+    } catch (err) {
+      const message = isSlicedError(err) ? err.message : ((err as Error).stack ?? String(err));
+      log.fatal({ err: message }, 'cannot start');
+      process.stderr.write(`sliced: ${message}\n`);
+      log.flush?.();
+      process.exit(1);
+    }
+  });
+
+await program.parseAsync(process.argv);

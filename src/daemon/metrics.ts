@@ -1,0 +1,93 @@
+/**
+ * Prometheus metrics on an opt-in TCP port bound to 127.0.0.1. Values are collected at
+ * scrape time from the controller's last pass and the kernel's counters.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Views } from './views.js';
+
+export function buildRegistry(views: Views): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sliced_process_' });
+  const labels = ['slice', 'domain'] as const;
+  // One scrape reads every gauge; read the kernel once per scrape, not once per gauge.
+  let cached: { at: number; slices: ReturnType<Views['slices']> } | null = null;
+  const slices = (): ReturnType<Views['slices']> => {
+    if (!cached || Date.now() - cached.at > 250) cached = { at: Date.now(), slices: views.slices(true) };
+    return cached.slices;
+  };
+  const gauge = (name: string, help: string, value: (s: ReturnType<Views['slices']>[number]) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const slice of slices()) {
+          const v = value(slice);
+          if (v !== null) this.set({ slice: slice.name, domain: slice.domain ?? '' }, v);
+        }
+      },
+    });
+  gauge('sliced_slice_cpu_usage_millicores', 'CPU used by the slice over the last control period', (s) => s.live?.usage ?? 0);
+  gauge('sliced_slice_cpu_demand_millicores', 'Estimated CPU demand (running plus runnable-waiting)', (s) => s.live?.demand ?? 0);
+  gauge('sliced_slice_cpu_entitlement_millicores', 'CPU the slice is entitled to now', (s) => s.live?.entitlement ?? 0);
+  gauge('sliced_slice_cpu_reservation_millicores', 'Configured CPU reservation', (s) => s.cpu.reservation);
+  gauge('sliced_slice_cpu_limit_millicores', 'Effective CPU limit (absent when unlimited)', (s) => s.cpu.effectiveLimit);
+  gauge('sliced_slice_cpu_shares', 'Configured CPU shares', (s) => s.cpu.shares);
+  gauge('sliced_slice_cpu_weight', 'cgroup weight written by the controller (v2 units)', (s) => s.live?.weight ?? 0);
+  gauge('sliced_slice_processes', 'Processes in the slice', (s) => s.live?.procs ?? 0);
+  gauge('sliced_slice_memory_bytes', 'Memory charged to the slice', (s) => s.live?.memoryBytes ?? 0);
+  gauge('sliced_slice_memory_limit_bytes', 'Memory limit (absent when unlimited)', (s) => s.memory.limit);
+  new Counter({
+    name: 'sliced_slice_cpu_throttled_seconds_total',
+    help: 'Time the slice spent throttled by its CPU limit',
+    labelNames: labels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const slice of slices()) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, slice.live?.throttledSeconds ?? 0);
+    },
+  });
+  new Counter({
+    name: 'sliced_slice_oom_kills_total',
+    help: 'Processes of the slice killed by the OOM killer',
+    labelNames: labels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const slice of slices()) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, slice.live?.oomKills ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sliced_control_loop_seconds',
+    help: 'Duration of control-loop passes (quantiles over the last passes)',
+    labelNames: ['quantile'],
+    registers: [registry],
+    collect() {
+      const loop = views.node().loop as { p50Ms: number; p99Ms: number };
+      this.set({ quantile: '0.5' }, loop.p50Ms / 1000);
+      this.set({ quantile: '0.99' }, loop.p99Ms / 1000);
+    },
+  });
+  return registry;
+}
+
+/** Serve /metrics on 127.0.0.1 only: the figures describe tenants and are not for the network. */
+export function serveMetrics(registry: Registry, port: number): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.url !== '/metrics') {
+      response.writeHead(404).end('only /metrics is served here\n');
+      return;
+    }
+    registry
+      .metrics()
+      .then((text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text))
+      .catch((err: Error) => response.writeHead(500).end(`${err.message}\n`));
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * JSON views of slices, domains and the node, as the API, the per-slice sockets and the
+ * metrics exporter show them. CPU figures are millicores, memory figures bytes.
+ */
+import type { SliceAgent } from './agent.js';
+import type { CpuController } from './controller.js';
+import { domainId, sliceId } from '../core/cpu-control.js';
+import { domainGroup, sliceGroup } from '../core/layout.js';
+import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
+import { getDomain, getSlice } from '../core/changes.js';
+import { membersOf } from '../core/admission.js';
+import type { CpuAllocation, MemoryAllocation } from '../core/model.js';
+
+export interface CpuView extends CpuAllocation {
+  /** The limit that applies after enclosing domains' limits. */
+  effectiveLimit: number | null;
+}
+
+export interface LiveView {
+  /** Processes in the slice (for domains: in all members). */
+  procs: number;
+  usage: number;
+  demand: number;
+  entitlement: number;
+  weight: number;
+  throttledPeriods: number;
+  throttledSeconds: number;
+  memoryBytes: number;
+  oomKills: number | null;
+}
+
+export interface SliceView {
+  name: string;
+  user: string;
+  uid: number | null;
+  userCreated: boolean;
+  domain: string | null;
+  cpu: CpuView;
+  memory: MemoryAllocation;
+  cgroup: string;
+  live?: LiveView;
+}
+
+export interface DomainView {
+  name: string;
+  parent: string | null;
+  cpu: CpuView;
+  memory: MemoryAllocation;
+  members: { slices: string[]; domains: string[] };
+  cgroup: string;
+  live?: LiveView;
+}
+
+export class Views {
+  constructor(
+    private readonly agent: SliceAgent,
+    private readonly controller: CpuController,
+  ) {}
+
+  slice(name: string, live: boolean): SliceView {
+    const state = this.agent.state;
+    const spec = getSlice(state, name);
+    const path = sliceGroup(state, name);
+    const view: SliceView = {
+      name,
+      user: spec.user,
+      uid: this.agent.uidOf(spec),
+      userCreated: spec.userCreated,
+      domain: spec.domain,
+      cpu: { ...spec.cpu, effectiveLimit: effectiveSliceLimit(state, name) },
+      memory: spec.memory,
+      cgroup: path.join('/'),
+    };
+    if (live) view.live = this.live(sliceId(name), path);
+    return view;
+  }
+
+  slices(live: boolean): SliceView[] {
+    return Object.keys(this.agent.state.slices)
+      .sort()
+      .map((name) => this.slice(name, live));
+  }
+
+  domain(name: string, live: boolean): DomainView {
+    const state = this.agent.state;
+    const spec = getDomain(state, name);
+    const members = membersOf(state, name);
+    const path = domainGroup(state, name);
+    const view: DomainView = {
+      name,
+      parent: spec.parent,
+      cpu: { ...spec.cpu, effectiveLimit: effectiveDomainLimit(state, name) },
+      memory: spec.memory,
+      members: {
+        slices: members.filter((m) => m.kind === 'slice').map((m) => m.name).sort(),
+        domains: members.filter((m) => m.kind === 'domain').map((m) => m.name).sort(),
+      },
+      cgroup: path.join('/'),
+    };
+    if (live) view.live = this.live(domainId(name), path);
+    return view;
+  }
+
+  domains(live: boolean): DomainView[] {
+    return Object.keys(this.agent.state.domains)
+      .sort()
+      .map((name) => this.domain(name, live));
+  }
+
+  node(): Record<string, unknown> {
+    const node = this.agent.node;
+    const snapshot = this.controller.snapshot();
+    const durations = this.controller.loopDurations();
+    const reserved = membersOf(this.agent.state, null).reduce((sum, m) => sum + m.cpu.reservation, 0);
+    return {
+      cpu: {
+        capacity: node.cpuMillicores,
+        systemReserve: node.systemReserveMillicores,
+        reserved,
+        available: node.cpuMillicores - node.systemReserveMillicores - reserved,
+      },
+      memoryBytes: node.memoryBytes,
+      backend: this.agent.backend.kind,
+      cgroupRoots: this.agent.backend.rootDirectories(),
+      cpuControl: this.controller.mode,
+      controlPeriodMs: this.controller.periodMs,
+      control: snapshot
+        ? {
+            at: new Date(snapshot.at).toISOString(),
+            intervalMs: round(snapshot.intervalMs),
+            sliceCapacity: round(snapshot.capacity),
+            systemUsage: round(snapshot.systemUsage),
+          }
+        : null,
+      loop: { passes: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
+      slices: Object.keys(this.agent.state.slices).length,
+      domains: Object.keys(this.agent.state.domains).length,
+    };
+  }
+
+  private live(id: string, path: string[]): LiveView {
+    const backend = this.agent.backend;
+    const sample = this.controller.snapshot()?.nodes.get(id);
+    const view: LiveView = {
+      procs: 0,
+      usage: round(sample?.usage ?? 0),
+      demand: round(sample?.demand ?? 0),
+      entitlement: round(sample?.entitlement ?? 0),
+      weight: sample?.weight ?? 0,
+      throttledPeriods: 0,
+      throttledSeconds: 0,
+      memoryBytes: 0,
+      oomKills: null,
+    };
+    try {
+      view.procs = countProcs(this.agent, path);
+      const throttle = backend.readCpuThrottle(path);
+      view.throttledPeriods = throttle.throttledPeriods;
+      view.throttledSeconds = round(throttle.throttledNs / 1e9);
+      const memory = backend.readMemory(path);
+      view.memoryBytes = memory.currentBytes;
+      view.oomKills = memory.oomKills;
+    } catch {
+      // Group is being created or removed; show what the controller knows.
+    }
+    return view;
+  }
+}
+
+function countProcs(agent: SliceAgent, path: string[]): number {
+  let count = agent.backend.procs(path).length;
+  for (const child of agent.backend.children(path)) count += countProcs(agent, [...path, child]);
+  return count;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)]!;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,55 @@
+/**
+ * Start a command inside a slice: a small shell writes its own pid into each of the slice's
+ * cgroup.procs files (so the command is in the slice before it runs a single instruction),
+ * then execs setpriv to drop to the slice's user and exec the command. Must run as root.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+
+export interface SliceProcessPlan {
+  slice: string;
+  user: string;
+  uid: number;
+  gid: number;
+  home: string;
+  procsFiles: string[];
+}
+
+const JOIN_AND_DROP = `set -f
+IFS='
+'
+for f in $SLICED_PROCS; do
+  echo $$ > "$f" || { echo "cannot join $f" >&2; exit 125; }
+done
+uid=$SLICED_UID gid=$SLICED_GID
+unset SLICED_PROCS SLICED_UID SLICED_GID
+exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"`;
+
+/** Exit status of the wrapper when the process could not join the slice's groups. */
+export const JOIN_FAILED_STATUS = 125;
+
+export interface SpawnInSliceOptions {
+  /** Extra environment on top of a clean one (PATH, HOME, USER, LOGNAME, SHELL, SLICE). */
+  env?: Record<string, string>;
+  cwd?: string;
+  stdio?: StdioOptions;
+}
+
+export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[], options: SpawnInSliceOptions = {}): ChildProcess {
+  const env: Record<string, string> = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: plan.home,
+    USER: plan.user,
+    LOGNAME: plan.user,
+    SHELL: '/bin/sh',
+    SLICE: plan.slice,
+    ...options.env,
+    SLICED_PROCS: plan.procsFiles.join('\n'),
+    SLICED_UID: String(plan.uid),
+    SLICED_GID: String(plan.gid),
+  };
+  return spawn('/bin/sh', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
+    stdio: options.stdio ?? 'inherit',
+    env,
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
+}
