@@ -10,7 +10,7 @@
  */
 import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Store, StoreOp } from './store.js';
 import { SlicedError } from '../core/errors.js';
@@ -18,6 +18,13 @@ import { SlicedError } from '../core/errors.js';
 const SNAPSHOT = 'snapshot.json';
 const WAL = 'wal.log';
 const LOCK = 'lock';
+
+/**
+ * Directories locked by this process. The lock file holds a pid, and a lock holding our own
+ * pid is normally stale (left by an earlier process that had the same pid, as happens in
+ * containers); only this set tells it apart from a store that is open here right now.
+ */
+const lockedHere = new Set<string>();
 
 export interface EmbeddedStoreOptions {
   /** Compact once the log holds this many transactions. */
@@ -66,10 +73,14 @@ export class EmbeddedStore implements Store {
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
         writeSync(fd, `${process.pid}\n`);
         closeSync(fd);
+        lockedHere.add(resolve(this.dir));
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = Number(readFileSync(path, 'utf8').trim());
+        if (holder === process.pid && lockedHere.has(resolve(this.dir))) {
+          throw new SlicedError('EBUSY', `state directory ${this.dir} is already open in this process`);
+        }
         if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
           throw new SlicedError('EBUSY', `state directory ${this.dir} is in use by process ${holder} (another sliced?)`);
         }
@@ -80,6 +91,7 @@ export class EmbeddedStore implements Store {
   }
 
   private releaseLock(): void {
+    lockedHere.delete(resolve(this.dir));
     try {
       unlinkSync(join(this.dir, LOCK));
     } catch {

@@ -110,9 +110,11 @@ function assertNoCycle(state: DesiredState, start: string): void {
   const path = [start];
   let current = state.domains[start]?.parent ?? null;
   while (current !== null) {
+    // A cycle need not pass through `start` (start may hang below it), so look for any repeat.
+    const seenAt = path.indexOf(current);
     path.push(current);
-    if (current === start) {
-      throw new SlicedError('ELOOP', `domain cycle: ${path.join(' -> ')}; a domain cannot contain itself`);
+    if (seenAt >= 0) {
+      throw new SlicedError('ELOOP', `domain cycle: ${path.slice(seenAt).join(' -> ')}; a domain cannot contain itself`);
     }
     if (path.length > MAX_DOMAIN_DEPTH) {
       throw new SlicedError('EINVAL', `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`);

@@ -35,7 +35,7 @@ export function mergeMemory(current: MemoryAllocation, input: MemoryInput | unde
   return { limit: input.limit === undefined ? current.limit : input.limit };
 }
 
-function assertNameFree(state: DesiredState, name: string): void {
+export function assertNameFree(state: DesiredState, name: string): void {
   if (state.slices[name]) throw new SlicedError('EEXIST', `slice ${name} already exists`);
   if (state.domains[name]) {
     throw new SlicedError('EEXIST', `name ${name} is already used by a domain; slices and domains share one namespace`);

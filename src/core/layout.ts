@@ -35,7 +35,9 @@ export function parseGroupName(dir: string): GroupKind | null {
  */
 export function sliceUserName(slice: string): string {
   const direct = `sl-${slice}`;
-  if (/^[a-z0-9_-]+$/.test(slice) && direct.length <= 32) return direct;
+  // A name that already ends like a hashed form ("-" and 8 hex digits) is hashed too, so that
+  // e.g. slice "web-1a2b3c4d" cannot get the user hashed for slice "Web".
+  if (/^[a-z0-9_-]+$/.test(slice) && direct.length <= 32 && !/-[0-9a-f]{8}$/.test(slice)) return direct;
   const cleaned = slice.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 19);
   return `sl-${cleaned}-${fnv1a(slice).toString(16).padStart(8, '0')}`;
 }

@@ -182,14 +182,33 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, wha
 }
 
 function friendly(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type') return `must be a ${issue.expected}`;
+  if (issue.code === 'invalid_type') {
+    // .int() reports expected "int" with our own wording ("must be a whole number").
+    if (issue.expected === 'int') return issue.message;
+    return `must be ${withArticle(issue.expected)}`;
+  }
   if (issue.code === 'invalid_union') {
     // Report the most specific branch message rather than "invalid input".
-    const nested = issue.errors.flat().find((inner) => inner.code === 'custom' || inner.code === 'too_small' || inner.code === 'too_big');
+    const nested = issue.errors
+      .flat()
+      .find((inner) => inner.code === 'custom' || inner.code === 'too_small' || inner.code === 'too_big' || inner.code === 'invalid_format');
     if (nested) return friendly(nested);
-    return 'has the wrong type';
+    // Only type mismatches: say which kinds of value are allowed.
+    const allowed = [...new Set(alternatives(issue))];
+    return allowed.length > 0 ? `has the wrong type; allowed is ${allowed.join(' or ')}` : 'has the wrong type';
   }
   return issue.message;
+}
+
+function withArticle(noun: string): string {
+  return /^[aeiou]/.test(noun) ? `an ${noun}` : `a ${noun}`;
+}
+
+function alternatives(issue: z.core.$ZodIssue): string[] {
+  if (issue.code === 'invalid_type') return [issue.expected === 'null' ? 'null' : withArticle(issue.expected)];
+  if (issue.code === 'invalid_value') return issue.values.map((v) => JSON.stringify(v));
+  if (issue.code === 'invalid_union') return issue.errors.flat().flatMap(alternatives);
+  return [];
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

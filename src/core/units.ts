@@ -27,6 +27,7 @@ export function parseCpu(input: unknown): ParseResult {
   const amount = Number(match[1]);
   if (match[2] === 'm') {
     if (!Number.isInteger(amount)) return { ok: false, reason: 'millicores must be a whole number, like "250m"' };
+    if (!Number.isSafeInteger(amount)) return { ok: false, reason: 'is too large' };
     return { ok: true, value: amount };
   }
   return coresToMillicores(amount, text);

@@ -11,13 +11,13 @@ import type { CgroupBackend, GroupPath } from '../kernel/cgroup/backend.js';
 import { groupKey } from '../kernel/cgroup/backend.js';
 import { createUser, deleteUser, lookupUser, type UnixUser } from '../kernel/users.js';
 import { resetRealtimeThreads, signalAll } from '../kernel/processes.js';
-import { isKernelThread, processExists } from '../kernel/procfs.js';
+import { isKernelThread, processAlive, processExists } from '../kernel/procfs.js';
 import type { SliceProcessPlan } from '../kernel/spawn.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as changes from '../core/changes.js';
 import { emptyState, type DesiredState, type DomainSpec, type SliceCreateInput, type SliceSpec, type DomainCreateInput, type SliceUpdateInput } from '../core/model.js';
 import { domainGroup, parseGroupName, sliceGroup, sliceUserName } from '../core/layout.js';
-import { SlicedError, isSlicedError } from '../core/errors.js';
+import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 
 const SLICE_PREFIX = '/slices/';
@@ -138,6 +138,7 @@ export class SliceAgent {
   createSlice(input: SliceCreateInput): Promise<SliceSpec> {
     return this.serialise(async () => {
       const before = this.current;
+      changes.assertNameFree(before, input.name);
       let user: string;
       let userCreated: boolean;
       if (input.user !== undefined) {
@@ -254,16 +255,15 @@ export class SliceAgent {
       if (pid === process.pid) throw new SlicedError('EPERM', `process ${pid} is sliced itself and cannot be attached to a slice`);
       if (isKernelThread(pid)) throw new SlicedError('EPERM', `process ${pid} is a kernel thread and cannot be attached to a slice`);
       const group = sliceGroup(this.current, slice);
-      this.assertMemoryMoveAllowed(pid, group);
+      const exited = (): SlicedError => new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
       try {
+        this.assertMemoryMoveAllowed(pid, group);
         this.opts.backend.moveProcess(group, pid);
       } catch (err) {
-        if (!processExists(pid) || (isSlicedError(err) && err.code === 'ESRCH')) {
-          throw new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
-        }
+        if (!processAlive(pid)) throw exited();
         throw err;
       }
-      if (!processExists(pid)) throw new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
+      if (!processAlive(pid)) throw exited();
       this.log.info({ slice, pid }, 'process attached');
     });
   }

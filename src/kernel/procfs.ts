@@ -132,6 +132,12 @@ export function processExists(pid: number, procRoot = '/proc'): boolean {
   return readProcStat(pid, procRoot) !== null;
 }
 
+/** Exists and has not exited (a zombie is listed in /proc but has exited). */
+export function processAlive(pid: number, procRoot = '/proc'): boolean {
+  const state = readProcStat(pid, procRoot)?.state;
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
 const PF_KTHREAD = 0x00200000;
 
 /** Kernel threads cannot be moved between cgroups. */

@@ -1,0 +1,187 @@
+/**
+ * slicectl against a real daemon: slices and domains through their whole life, the kernel
+ * objects they map to, and bad input that must give one clear line, a non-zero exit status
+ * and no change at all.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestDaemon, run, SLICECTL } from '../helpers/daemon.js';
+import { kernelSkipReason } from '../helpers/env.js';
+import type { SliceView, DomainView } from '../../src/daemon/views.js';
+
+const skip = kernelSkipReason();
+if (skip) process.stderr.write(`SKIP e2e/cli: ${skip}\n`);
+
+describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  const cpuRoot = (): string => `/sys/fs/cgroup/cpu/${daemon.cgroupRoot}`;
+
+  before(async () => {
+    daemon = await TestDaemon.start();
+  });
+
+  after(async () => {
+    await daemon.destroy();
+    assert.equal(existsSync(cpuRoot()), false, 'cleanup removed the cpu root group');
+  });
+
+  test('create, set, show, list and delete a slice; groups and user follow', async () => {
+    const created = await daemon.cliJson<SliceView>(['slice', 'create', 'web', '--cpu-reservation', '500m', '--cpu-limit', '1.5', '--cpu-shares', '300', '--memory', '256M']);
+    assert.equal(created.user, 'sl-web');
+    assert.equal(created.cpu.reservation, 500);
+    assert.equal(created.cpu.limit, 1500);
+    assert.equal(created.memory.limit, 256 * 1024 * 1024);
+    assert.equal(readFileSync(`${cpuRoot()}/web.slice/cpu.cfs_quota_us`, 'utf8').trim(), '150000');
+    const memoryRoot = JSON.parse((await daemon.cli(['--json', 'status', '--once'])).stdout).node.cgroupRoots.memory as string;
+    assert.equal(readFileSync(`${memoryRoot}/web.slice/memory.limit_in_bytes`, 'utf8').trim(), String(256 * 1024 * 1024));
+    const passwd = readFileSync('/etc/passwd', 'utf8');
+    assert.match(passwd, /^sl-web:/m);
+
+    const updated = await daemon.cliJson<SliceView>(['slice', 'set', 'web', '--cpu-limit', 'none', '--memory', '1G']);
+    assert.equal(updated.cpu.limit, null);
+    assert.equal(readFileSync(`${cpuRoot()}/web.slice/cpu.cfs_quota_us`, 'utf8').trim(), '-1');
+
+    const shown = await daemon.cli(['slice', 'show', 'web']);
+    assert.equal(shown.code, 0);
+    assert.match(shown.stdout, /CPU reservation:\s+500m/);
+    assert.match(shown.stdout, /Memory limit:\s+1G/);
+
+    const list = await daemon.cli(['slice', 'list']);
+    assert.match(list.stdout, /^SLICE\s+USER/m);
+    assert.match(list.stdout, /^web\s+sl-web/m);
+
+    const deleted = await daemon.cli(['slice', 'delete', 'web']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.equal(existsSync(`${cpuRoot()}/web.slice`), false);
+    assert.doesNotMatch(readFileSync('/etc/passwd', 'utf8'), /^sl-web:/m);
+  });
+
+  test('a domain caps its members and members move at run time with their processes', async () => {
+    assert.equal((await daemon.cli(['domain', 'create', 'batch', '--cpu-reservation', '200m', '--cpu-limit', '600m'])).code, 0);
+    assert.equal((await daemon.cli(['slice', 'create', 'job1', '--cpu-reservation', '100m'])).code, 0);
+    const sleeper = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'job1', '--', 'sleep', '30'], { stdio: 'ignore' });
+    let pid = 0;
+    for (let i = 0; i < 100 && pid === 0; i++) {
+      await sleep(50);
+      pid = Number(readFileSync(`${cpuRoot()}/job1.slice/cgroup.procs`, 'utf8').split('\n')[0] || 0);
+    }
+    assert.ok(pid > 0, 'sleep is in the slice');
+
+    const moved = await daemon.cli(['domain', 'add', 'batch', 'job1']);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal(existsSync(`${cpuRoot()}/job1.slice`), false, 'old group removed');
+    const procs = readFileSync(`${cpuRoot()}/batch.domain/job1.slice/cgroup.procs`, 'utf8');
+    assert.match(procs, new RegExp(`^${pid}$`, 'm'), 'the process moved with its slice');
+    assert.equal(readFileSync(`${cpuRoot()}/batch.domain/cpu.cfs_quota_us`, 'utf8').trim(), '60000');
+
+    const shown = await daemon.cliJson<DomainView>(['domain', 'show', 'batch']);
+    assert.deepEqual(shown.members.slices, ['job1']);
+    const slice = await daemon.cliJson<SliceView>(['slice', 'show', 'job1']);
+    assert.equal(slice.cpu.effectiveLimit, 600, 'member inherits the domain cap');
+
+    const notEmpty = await daemon.cli(['domain', 'delete', 'batch']);
+    assert.equal(notEmpty.code, 1);
+    assert.match(notEmpty.stderr, /still has members/);
+
+    assert.equal((await daemon.cli(['domain', 'remove', 'batch', 'job1'])).code, 0);
+    assert.match(readFileSync(`${cpuRoot()}/job1.slice/cgroup.procs`, 'utf8'), new RegExp(`^${pid}$`, 'm'));
+    assert.equal((await daemon.cli(['slice', 'delete', 'job1'])).code, 0);
+    assert.equal((await daemon.cli(['domain', 'delete', 'batch'])).code, 0);
+    await new Promise((r) => (sleeper.exitCode !== null ? r(null) : sleeper.once('exit', r)));
+  });
+
+  test('bad input gives one clear line, a non-zero status, and changes nothing', async () => {
+    assert.equal((await daemon.cli(['slice', 'create', 'keep', '--cpu-reservation', '1'])).code, 0);
+    assert.equal((await daemon.cli(['domain', 'create', 'd1'])).code, 0);
+    assert.equal((await daemon.cli(['domain', 'create', 'd2', '--parent', 'd1'])).code, 0);
+    const snapshot = async (): Promise<string> =>
+      JSON.stringify([await daemon.cliJson(['slice', 'list']), await daemon.cliJson(['domain', 'list'])]);
+    const before = await snapshot();
+
+    const zombie = await makeZombie();
+    const cases: Array<{ args: string[]; code: number; message: RegExp }> = [
+      { args: ['slice', 'show', 'nope'], code: 3, message: /slice "nope" does not exist/ },
+      { args: ['slice', 'create', 'keep'], code: 1, message: /slice keep already exists/ },
+      { args: ['slice', 'create', 'd1'], code: 1, message: /already used by a domain/ },
+      { args: ['slice', 'create', 'a/b'], code: 1, message: /must not contain "\/"/ },
+      { args: ['slice', 'create', '..'], code: 1, message: /must not contain "\.\."/ },
+      { args: ['slice', 'create', 'x'.repeat(65)], code: 1, message: /65 characters long; at most 64/ },
+      { args: ['slice', 'create', 'n1', '--cpu-reservation', '-1'], code: 1, message: /cpu\.reservation "-1"/ },
+      { args: ['slice', 'create', 'n1', '--cpu-limit', 'lots'], code: 1, message: /cpu\.limit "lots"/ },
+      { args: ['slice', 'create', 'n1', '--cpu-shares', '0'], code: 1, message: /cpu\.shares .*at least 1/ },
+      { args: ['slice', 'create', 'n1', '--cpu-shares', '10001'], code: 1, message: /at most 10000/ },
+      { args: ['slice', 'create', 'n1', '--memory', '12Q'], code: 1, message: /memory\.limit "12Q"/ },
+      { args: ['slice', 'create', 'n1', '--cpu-reservation', '1'], code: 1, message: /over-commit at node: reservations would total 2000m .* 1900m/ },
+      { args: ['slice', 'create', 'n1', '--cpu-reservation', '500m', '--cpu-limit', '200m'], code: 1, message: /cpu\.limit 200m is below cpu\.reservation 500m/ },
+      { args: ['slice', 'create', 'n1', '--domain', 'nodomain'], code: 3, message: /domain "nodomain" does not exist/ },
+      { args: ['slice', 'create', 'n1', '--user', 'no-such-user'], code: 3, message: /user no-such-user does not exist/ },
+      { args: ['slice', 'create', 'n1', '--user', 'root'], code: 4, message: /uid 0/ },
+      { args: ['slice', 'set', 'keep', '--cpu-limit', '500m'], code: 1, message: /below cpu\.reservation 1000m/ },
+      { args: ['slice', 'set', 'nope', '--cpu-shares', '5'], code: 3, message: /does not exist/ },
+      { args: ['domain', 'add', 'd2', 'd1'], code: 1, message: /domain cycle: d1 -> d2 -> d1/ },
+      { args: ['domain', 'add', 'd1', 'ghost'], code: 3, message: /no slice or domain is named "ghost"/ },
+      { args: ['domain', 'add', 'd1', 'keep'], code: 1, message: /over-commit at domain d1/ },
+      { args: ['attach', 'keep', '999999999'], code: 3, message: /process 999999999 does not exist/ },
+      { args: ['attach', 'keep', 'abc'], code: 2, message: /pid "abc" must be a positive whole number/ },
+      { args: ['attach', 'keep', String(zombie.pid)], code: 3, message: /exited while it was being moved/ },
+      { args: ['attach', 'keep', '1'], code: 4, message: /init/ },
+      { args: ['slice', 'frobnicate'], code: 2, message: /unknown command/ },
+    ];
+    try {
+      for (const c of cases) {
+        const result = await daemon.cli(c.args);
+        const what = `slicectl ${c.args.join(' ')}`;
+        assert.equal(result.code, c.code, `${what}: exit status ${result.code}, stderr: ${result.stderr}`);
+        assert.match(result.stderr, c.message, what);
+        if (c.code !== 2) {
+          assert.equal(result.stderr.trim().split('\n').length, 1, `${what}: one line, got ${JSON.stringify(result.stderr)}`);
+          assert.match(result.stderr, /^slicectl: /, what);
+        }
+      }
+    } finally {
+      zombie.release();
+    }
+    assert.equal(await snapshot(), before, 'state is unchanged after every refused command');
+
+    // NUL cannot travel in argv; it arrives through the API.
+    await assert.rejects(daemon.api.post('/v1/slices', { name: 'a\u0000b' }), /must not contain NUL/);
+
+    for (const args of [['slice', 'delete', 'keep'], ['domain', 'delete', 'd2'], ['domain', 'delete', 'd1']]) {
+      assert.equal((await daemon.cli(args)).code, 0);
+    }
+  });
+
+  test('the daemon not running gives exit status 5', async () => {
+    const result = await run(process.execPath, [SLICECTL, '--socket', `${daemon.dir}/nothing.sock`, 'slice', 'list']);
+    assert.equal(result.code, 5);
+    assert.match(result.stderr, /^slicectl: sliced is not running/);
+  });
+
+  test('the API socket is root-only', () => {
+    const mode = statSync(daemon.socket).mode & 0o777;
+    assert.equal(mode, 0o600);
+    assert.equal(statSync(daemon.socket).uid, 0);
+  });
+
+  test('--help documents commands and exit codes', async () => {
+    const help = await daemon.cli(['--help']);
+    assert.equal(help.code, 0);
+    for (const word of ['slice', 'domain', 'exec', 'attach', 'status', 'Exit status', '--json']) assert.ok(help.stdout.includes(word), word);
+  });
+});
+
+/** A process that has exited but is not reaped yet: /proc still lists it, the kernel refuses to move it. */
+async function makeZombie(): Promise<{ pid: number; release: () => void }> {
+  // sh starts `true` in the background, then execs sleep, which never reaps it.
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const pid = await new Promise<number>((r) => parent.stdout!.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
+  for (let i = 0; i < 100; i++) {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    if (state === 'Z') break;
+    await sleep(10);
+  }
+  return { pid, release: () => parent.kill('SIGKILL') };
+}

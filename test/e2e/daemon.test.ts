@@ -1,0 +1,138 @@
+/**
+ * The daemon's life: restart and crash lose nothing and adopt running processes, stray or
+ * missing groups are reconciled, a second daemon on the same state is refused, the admin
+ * group opens the socket, and metrics are served on 127.0.0.1 only when asked for.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestDaemon, run, SLICED, SLICECTL } from '../helpers/daemon.js';
+import { kernelSkipReason } from '../helpers/env.js';
+
+const skip = kernelSkipReason();
+if (skip) process.stderr.write(`SKIP e2e/daemon: ${skip}\n`);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  const cpuRoot = (): string => `/sys/fs/cgroup/cpu/${daemon.cgroupRoot}`;
+  const state = async (): Promise<string> => JSON.stringify([await daemon.cliJson(['slice', 'list']), await daemon.cliJson(['domain', 'list'])]);
+
+  before(async () => {
+    daemon = await TestDaemon.start();
+  });
+
+  after(async () => {
+    await daemon.destroy();
+    assert.equal(existsSync(cpuRoot()), false);
+  });
+
+  test('restart (SIGTERM) and crash (SIGKILL) keep the state and adopt running processes', async () => {
+    assert.equal((await daemon.cli(['domain', 'create', 'grp', '--cpu-reservation', '300m', '--cpu-limit', '800m'])).code, 0);
+    assert.equal((await daemon.cli(['slice', 'create', 'keeper', '--domain', 'grp', '--cpu-reservation', '200m', '--memory', '64M'])).code, 0);
+    assert.equal((await daemon.cli(['slice', 'create', 'other', '--cpu-shares', '700'])).code, 0);
+    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', '60'], { stdio: 'ignore' });
+    const procsFile = `${cpuRoot()}/grp.domain/keeper.slice/cgroup.procs`;
+    let pid = 0;
+    for (let i = 0; i < 200 && !pid; i++) {
+      await sleep(25);
+      pid = Number(readFileSync(procsFile, 'utf8').split('\n')[0] || 0);
+    }
+    assert.ok(pid > 0);
+    const before = await state();
+
+    await daemon.restart('SIGTERM');
+    assert.equal(await state(), before, 'state survives a clean restart');
+    assert.ok(readFileSync(procsFile, 'utf8').includes(String(pid)), 'process adopted, not killed');
+    assert.match(daemon.log, /"adoptedGroups":2/);
+
+    // Created, then the daemon is killed without any chance to flush.
+    assert.equal((await daemon.cli(['slice', 'create', 'late', '--cpu-limit', '250m'])).code, 0);
+    await daemon.restart('SIGKILL');
+    const afterCrash = JSON.parse(await state()) as Array<Array<{ name: string }>>;
+    assert.deepEqual(afterCrash[0]!.map((s) => s.name).sort(), ['keeper', 'late', 'other']);
+    assert.ok(readFileSync(procsFile, 'utf8').includes(String(pid)), 'process survives a daemon crash');
+    assert.equal(readFileSync(`${cpuRoot()}/late.slice/cpu.cfs_quota_us`, 'utf8').trim(), '25000');
+    worker.kill('SIGTERM');
+    spawnSync('kill', ['-9', String(pid)]);
+  });
+
+  test('at start, groups nobody asked for are emptied and removed; missing groups are recreated', async () => {
+    await daemon.stop();
+    // A group left by a slice whose deletion was cut short, with a process inside.
+    const stray = `${cpuRoot()}/stray.slice`;
+    mkdirSync(stray);
+    const lingering = spawn('sleep', ['60'], { stdio: 'ignore' });
+    writeFileSync(`${stray}/cgroup.procs`, String(lingering.pid));
+    // A slice's group removed behind the daemon's back.
+    rmdirSync(`${cpuRoot()}/other.slice`);
+    await daemon.launch();
+    assert.equal(existsSync(stray), false, 'stray group removed');
+    const exit = await new Promise<string | null>((r) => (lingering.exitCode !== null || lingering.signalCode !== null ? r(lingering.signalCode) : lingering.once('exit', (_c, s) => r(s))));
+    assert.ok(exit === 'SIGTERM' || exit === 'SIGKILL', `stray process was stopped (${exit})`);
+    assert.equal(readFileSync(`${cpuRoot()}/other.slice/cpu.cfs_quota_us`, 'utf8').trim(), '-1', 'missing group recreated');
+  });
+
+  test('a second daemon on the same state directory is refused', async () => {
+    const second = await run(process.execPath, [SLICED, ...daemon.args, '--socket', `${daemon.dir}/second.sock`]);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /is in use by process \d+/);
+  });
+});
+
+describe('socket permissions and metrics', { skip: skip ?? false }, () => {
+  const group = `sltest${process.pid % 100000}`;
+  let daemon: TestDaemon;
+  let port: number;
+
+  before(async () => {
+    spawnSync('groupadd', ['--system', group]);
+    port = await freePort();
+    daemon = await TestDaemon.start(['--admin-group', group, '--metrics-port', String(port)]);
+  });
+
+  after(async () => {
+    await daemon.destroy();
+    spawnSync('groupdel', [group]);
+  });
+
+  test('with an admin group the socket is 0660 and owned by that group', () => {
+    const info = statSync(daemon.socket);
+    assert.equal(info.mode & 0o777, 0o660);
+    const gid = Number(spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.split(':')[2]);
+    assert.equal(info.gid, gid);
+  });
+
+  test('metrics are served on 127.0.0.1 with per-slice figures', async () => {
+    assert.equal((await daemon.cli(['slice', 'create', 'metered', '--cpu-reservation', '100m', '--cpu-limit', '500m', '--memory', '128M'])).code, 0);
+    await sleep(1200);
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    for (const name of [
+      'sliced_slice_cpu_usage_millicores',
+      'sliced_slice_cpu_entitlement_millicores',
+      'sliced_slice_cpu_throttled_seconds_total',
+      'sliced_slice_cpu_limit_millicores',
+      'sliced_slice_memory_limit_bytes',
+    ]) {
+      assert.match(text, new RegExp(`^${name}\\{slice="metered",domain=""\\} `, 'm'), name);
+    }
+    assert.match(text, /^sliced_slice_cpu_limit_millicores\{slice="metered",domain=""\} 500$/m);
+    const listening = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const localAddresses = listening.map((line) => line.split(/\s+/)[3]);
+    assert.deepEqual(localAddresses, [`127.0.0.1:${port}`], 'bound to loopback only');
+  });
+});

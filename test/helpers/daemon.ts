@@ -1,0 +1,147 @@
+/**
+ * A real sliced daemon for end-to-end tests: its own state and run directories under /tmp
+ * and its own cgroup root ("sliced-t<pid>-<n>"), so tests never touch a production
+ * instance. `destroy()` stops it and runs `sliced --cleanup`, which removes every group and
+ * user it made; the test then checks that nothing is left.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiClient } from '../../src/cli/client.js';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const SLICED = join(ROOT, 'dist', 'daemon', 'main.js');
+export const SLICECTL = join(ROOT, 'dist', 'cli', 'main.js');
+
+let counter = 0;
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  uid?: number;
+  gid?: number;
+  input?: string;
+  env?: Record<string, string>;
+}
+
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, {
+      env: { ...process.env, ...options.env },
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      cwd: '/',
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise({ code: code ?? 128 + (signal ? 9 : 0), stdout, stderr }));
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
+  });
+}
+
+export class TestDaemon {
+  readonly dir: string;
+  readonly cgroupRoot: string;
+  readonly socket: string;
+  readonly runDir: string;
+  readonly stateDir: string;
+  readonly args: string[];
+  private child: ChildProcess | null = null;
+  log = '';
+
+  private constructor(extraArgs: string[]) {
+    this.dir = mkdtempSync(join(tmpdir(), 'sliced-test-'));
+    chmodSync(this.dir, 0o755); // like /run: slices must reach their own sockets below it
+    this.cgroupRoot = `sliced-t${process.pid}-${++counter}`;
+    this.runDir = join(this.dir, 'run');
+    this.stateDir = join(this.dir, 'state');
+    this.socket = join(this.runDir, 'sliced.sock');
+    this.args = [
+      '--state-dir', this.stateDir,
+      '--run-dir', this.runDir,
+      '--cgroup-root', this.cgroupRoot,
+      '--stop-grace', '1000',
+      '--log-level', 'debug',
+      ...extraArgs,
+    ];
+  }
+
+  static async start(extraArgs: string[] = []): Promise<TestDaemon> {
+    const daemon = new TestDaemon(extraArgs);
+    await daemon.launch();
+    return daemon;
+  }
+
+  get api(): ApiClient {
+    return new ApiClient(this.socket);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async launch(): Promise<void> {
+    const child = spawn(process.execPath, [SLICED, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`sliced exited with ${child.exitCode} during start:\n${this.log}`);
+      if (existsSync(this.socket)) {
+        try {
+          await this.api.get('/v1/node');
+          return;
+        } catch {
+          // Not ready yet.
+        }
+      }
+      await sleep(50);
+    }
+    throw new Error(`sliced did not start within 20 s:\n${this.log}`);
+  }
+
+  /** Stop the daemon with a signal and wait for it to exit; slices keep running. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill(signal);
+    const code = await exited;
+    this.child = null;
+    return code;
+  }
+
+  async restart(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.stop(signal);
+    await this.launch();
+  }
+
+  cli(args: string[], options: RunOptions = {}): Promise<CliResult> {
+    return run(process.execPath, [SLICECTL, '--socket', this.socket, ...args], options);
+  }
+
+  async cliJson<T = unknown>(args: string[]): Promise<T> {
+    const result = await this.cli(['--json', ...args]);
+    if (result.code !== 0) throw new Error(`slicectl ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+    return JSON.parse(result.stdout) as T;
+  }
+
+  /** Stop, remove every kernel object with `sliced --cleanup`, and delete the directories. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    const result = await run(process.execPath, [SLICED, ...this.args, '--cleanup']);
+    if (result.code !== 0) throw new Error(`sliced --cleanup failed: ${result.stderr}`);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
