@@ -9,10 +9,9 @@
  * system competes with slices like anyone else.
  */
 import type { Logger } from 'pino';
-import { readFileSync } from 'node:fs';
 import type { SliceAgent } from './agent.js';
 import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
-import { readMachineBusyNs, readProcStat, readSchedStat } from '../kernel/procfs.js';
+import { procSchedProbe, type SchedProbe } from '../kernel/procfs.js';
 import { controlStep, domainId, sliceId, type CpuControlMode } from '../core/cpu-control.js';
 import { domainGroup, sliceGroup } from '../core/layout.js';
 
@@ -21,6 +20,10 @@ export interface ControllerOptions {
   mode: CpuControlMode;
   gain: number;
   log: Logger;
+  /** Source of scheduler statistics; /proc unless a test simulates the kernel. */
+  probe?: SchedProbe;
+  /** Monotonic clock in nanoseconds; process.hrtime unless a test simulates time. */
+  clock?: () => bigint;
 }
 
 export interface NodeSample {
@@ -44,12 +47,13 @@ export interface ControllerSnapshot {
   nodes: Map<string, NodeSample>;
 }
 
-const CLOCK_TICKS_PER_SECOND = 100;
 const LOOP_HISTORY = 1024;
 
 export class CpuController {
   private readonly agent: SliceAgent;
   private readonly opts: ControllerOptions;
+  private readonly probe: SchedProbe;
+  private readonly clock: () => bigint;
   private timer: NodeJS.Timeout | null = null;
   private lastTime = 0n;
   private lastUptime = 0;
@@ -68,6 +72,8 @@ export class CpuController {
   constructor(agent: SliceAgent, options: ControllerOptions) {
     this.agent = agent;
     this.opts = options;
+    this.probe = options.probe ?? procSchedProbe;
+    this.clock = options.clock ?? (() => process.hrtime.bigint());
   }
 
   get mode(): CpuControlMode {
@@ -104,7 +110,7 @@ export class CpuController {
   tick(): void {
     const started = process.hrtime.bigint();
     try {
-      this.step(started);
+      this.step(this.clock());
     } catch (err) {
       this.opts.log.error({ err: (err as Error).message }, 'control loop pass failed');
     }
@@ -124,9 +130,9 @@ export class CpuController {
     }
     const elapsedNs = first ? 0 : Number(now - this.lastTime);
     const toMillicores = (ns: number): number => (elapsedNs > 0 ? (ns / elapsedNs) * 1000 : 0);
-    const uptime = readUptime();
+    const uptime = this.probe.uptimeSeconds();
 
-    const machineBusy = readMachineBusyNs();
+    const machineBusy = this.probe.machineBusyNs();
     const rootUsage = backend.readCpuUsageNs([]);
     if (!first) {
       const system = Math.max(0, toMillicores(machineBusy - this.lastMachineBusy - (rootUsage - this.lastRootUsage)));
@@ -154,12 +160,12 @@ export class CpuController {
       nextUsage.set(id, used);
       let waitedNs = 0;
       for (const tid of tids) {
-        const stat = readSchedStat(tid);
+        const stat = this.probe.schedStat(tid);
         if (!stat) continue;
         nextWait.set(tid, stat.waitNs);
         const previous = this.lastWait.get(tid);
         if (previous !== undefined) waitedNs += stat.waitNs - previous;
-        else if (!first && startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
+        else if (!first && this.probe.startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
       }
       const previousUsage = this.lastUsage.get(id);
       const usedMc = previousUsage === undefined ? 0 : toMillicores(used - previousUsage);
@@ -228,14 +234,4 @@ export class CpuController {
 
 function finiteOr(value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) ? value : fallback;
-}
-
-function readUptime(): number {
-  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-}
-
-/** Whether the thread was created after `uptime` (seconds since boot). */
-function startedSince(tid: number, uptime: number): boolean {
-  const stat = readProcStat(tid);
-  return stat !== null && stat.startTicks / CLOCK_TICKS_PER_SECOND >= uptime - 0.01;
 }

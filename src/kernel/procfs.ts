@@ -145,3 +145,27 @@ export function isKernelThread(pid: number, procRoot = '/proc'): boolean {
   const stat = readProcStat(pid, procRoot);
   return stat !== null && (stat.flags & PF_KTHREAD) !== 0;
 }
+
+/**
+ * The /proc readings the CPU controller needs, behind one interface so the cgroup v2
+ * fixture tests can drive the controller with a simulated kernel.
+ */
+export interface SchedProbe {
+  machineBusyNs(): number;
+  uptimeSeconds(): number;
+  schedStat(tid: number): SchedStat | null;
+  /** Whether the thread was created after `uptime` (seconds since boot). */
+  startedSince(tid: number, uptime: number): boolean;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export const procSchedProbe: SchedProbe = {
+  machineBusyNs: () => readMachineBusyNs(),
+  uptimeSeconds: () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]),
+  schedStat: (tid) => readSchedStat(tid),
+  startedSince(tid, uptime) {
+    const stat = readProcStat(tid);
+    return stat !== null && stat.startTicks / CLOCK_TICKS_PER_SECOND >= uptime - 0.01;
+  },
+};
