@@ -8,9 +8,9 @@
  * the log grows, the whole map is written to snapshot.json by write-fsync-rename and the log
  * starts over. Only one process may open a store directory at a time (lock file with pid).
  */
-import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Store, StoreOp } from './store.js';
 import { SlicedError } from '../core/errors.js';
@@ -46,6 +46,8 @@ export class EmbeddedStore implements Store {
   private queue: Pending[] = [];
   private flushing = false;
   private closed = false;
+  /** Key of this store's directory in lockedHere while it holds the lock. */
+  private lockKey: string | null = null;
 
   private constructor(dir: string, options: EmbeddedStoreOptions) {
     this.dir = dir;
@@ -68,17 +70,19 @@ export class EmbeddedStore implements Store {
 
   private takeLock(): void {
     const path = join(this.dir, LOCK);
+    const key = realpathSync(this.dir);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
         writeSync(fd, `${process.pid}\n`);
         closeSync(fd);
-        lockedHere.add(resolve(this.dir));
+        lockedHere.add(key);
+        this.lockKey = key;
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = Number(readFileSync(path, 'utf8').trim());
-        if (holder === process.pid && lockedHere.has(resolve(this.dir))) {
+        if (holder === process.pid && lockedHere.has(key)) {
           throw new SlicedError('EBUSY', `state directory ${this.dir} is already open in this process`);
         }
         if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
@@ -91,7 +95,8 @@ export class EmbeddedStore implements Store {
   }
 
   private releaseLock(): void {
-    lockedHere.delete(resolve(this.dir));
+    if (this.lockKey !== null) lockedHere.delete(this.lockKey);
+    this.lockKey = null;
     try {
       unlinkSync(join(this.dir, LOCK));
     } catch {
