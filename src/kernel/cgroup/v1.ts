@@ -32,9 +32,9 @@ export interface V1Layout {
 /** memory.limit_in_bytes reads back this (page-rounded LONG_MAX) when there is no limit. */
 const V1_MEMORY_UNLIMITED = 9223372036854771712;
 
-/** cpu.shares corresponding to a cgroup v2 weight, as systemd maps CPUWeight on v1. */
+/** cpu.shares corresponding to a cgroup v2 weight, as systemd maps CPUWeight on v1 (integer division). */
 export function weightToShares(weight: number): number {
-  return Math.max(2, Math.min(262144, Math.round((weight * 1024) / 100)));
+  return Math.max(2, Math.min(262144, Math.floor((weight * 1024) / 100)));
 }
 
 export class CgroupV1Backend implements CgroupBackend {
@@ -150,7 +150,9 @@ export class CgroupV1Backend implements CgroupBackend {
   processMemoryDirectory(pid: number): string | null {
     try {
       const line = readProcCgroups(pid).find((l) => l.controllers.includes('memory'));
-      return line ? join(this.layout.memoryMount, line.path) : null;
+      // Relative, so the root group ("/") gives the mount itself, not "<mount>/", which the
+      // agent's prefix check would not recognise as containing sliced's groups.
+      return line ? join(this.layout.memoryMount, line.path.replace(/^\/+/, '')) : null;
     } catch {
       return null;
     }

@@ -160,7 +160,9 @@ export class CgroupV2Backend implements CgroupBackend {
   processMemoryDirectory(pid: number): string | null {
     try {
       const line = readProcCgroups(pid).find((l) => l.hierarchyId === 0);
-      return line ? join(this.layout.mount, line.path) : null;
+      // Relative, so the root group ("/") gives the mount itself, not "<mount>/", which the
+      // agent's prefix check would not recognise as containing sliced's groups.
+      return line ? join(this.layout.mount, line.path.replace(/^\/+/, '')) : null;
     } catch {
       return null;
     }

@@ -1,0 +1,342 @@
+/**
+ * The cgroup v1 backend against the real kernel: cpu, cpuacct, memory and freezer are v1
+ * hierarchies here, plus the cgroup2 "unified" hierarchy for cgroup.kill. Every group lives
+ * under "sliced-kt<pid>" beneath this process's own group in each hierarchy and is removed
+ * at the end of each test, together with every process the test started.
+ */
+import { describe, test, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createBackend, detectLayout } from '../../src/kernel/cgroup/detect.js';
+import { CgroupV1Backend, weightToShares, type V1Layout } from '../../src/kernel/cgroup/v1.js';
+import { SlicedError } from '../../src/core/errors.js';
+import { readProcCgroups } from '../../src/kernel/procfs.js';
+import { skipWithoutKernel } from '../helpers/env.js';
+import { busyLoop, isAlive, killStarted, procCgroups, procState, readIdsOf, removeTree, sleeper, termIgnorer, waitFor } from './kernel-helpers.js';
+
+const ROOT_NAME = `sliced-kt${process.pid}`;
+const NODE_CPUS = 2;
+const v1Reason = existsSync('/sys/fs/cgroup/cpu/cpu.shares') ? null : 'needs the cgroup v1 cpu hierarchy at /sys/fs/cgroup/cpu';
+
+let backend: CgroupV1Backend | null = null;
+let layout: V1Layout | null = null;
+
+/** Skip with the printed reason, or give the backend and layout (created on first use). */
+function setup(t: TestContext): { backend: CgroupV1Backend; layout: V1Layout } | null {
+  if (skipWithoutKernel(t, v1Reason)) return null;
+  if (!backend || !layout) {
+    const detected = detectLayout({ rootName: ROOT_NAME, prefer: 'v1' });
+    assert.equal(detected.kind, 'v1');
+    layout = detected.v1!;
+    const created = createBackend(detected);
+    assert.ok(created instanceof CgroupV1Backend);
+    backend = created;
+  }
+  return { backend, layout };
+}
+
+async function cleanup(): Promise<void> {
+  await killStarted();
+  if (backend) await removeTree(Object.values(backend.rootDirectories()));
+}
+
+after(cleanup);
+
+const readTrim = (path: string): string => readFileSync(path, 'utf8').trim();
+
+describe('cgroup v1 weights', () => {
+  test('weightToShares maps cgroup v2 weights onto cpu.shares exactly like systemd', () => {
+    assert.equal(weightToShares(100), 1024);
+    assert.equal(weightToShares(1), 10);
+    assert.equal(weightToShares(10000), 102400);
+    // systemd: CLAMP(weight * CGROUP_CPU_SHARES_DEFAULT / CGROUP_WEIGHT_DEFAULT, 2, 262144) in
+    // uint64_t arithmetic, so the division truncates.
+    for (let weight = 1; weight <= 10000; weight++) {
+      const systemd = Math.min(262144, Math.max(2, Math.floor((weight * 1024) / 100)));
+      assert.equal(weightToShares(weight), systemd, `weight ${weight}`);
+    }
+  });
+});
+
+describe('cgroup v1 backend on the real kernel', () => {
+  test('init creates the root in every hierarchy beneath our own groups and sets its cpu.shares', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    try {
+      backend.init(1900);
+      backend.init(1900); // idempotent
+      const dirs = backend.rootDirectories();
+      assert.deepEqual(Object.keys(dirs).sort(), ['cpu', 'cpuacct', 'freezer', 'memory', 'unified']);
+      const own = readProcCgroups('self');
+      for (const [hierarchy, dir] of Object.entries(dirs)) {
+        assert.ok(statSync(dir).isDirectory(), `${hierarchy}: ${dir}`);
+        assert.ok(dir.endsWith(`/${ROOT_NAME}`), dir);
+        const line = hierarchy === 'unified' ? own.find((l) => l.hierarchyId === 0) : own.find((l) => l.controllers.includes(hierarchy));
+        assert.ok(line, `own ${hierarchy} line`);
+        assert.ok(dir.endsWith(join(line.path, ROOT_NAME)), `${dir} lies beneath our own ${hierarchy} group ${line.path}`);
+      }
+      assert.equal(readTrim(join(layout.cpu, 'cpu.shares')), String(weightToShares(1900)));
+      assert.equal(readTrim(join(layout.cpu, 'cpu.shares')), '19456');
+      assert.equal(backend.exists([]), true);
+    } finally {
+      await cleanup();
+    }
+    assert.equal(existsSync(layout.cpu), false);
+  });
+
+  test('create, exists, children and remove work on nested groups in every hierarchy', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend } = env;
+    const group = ['d.domain', 's.slice'];
+    try {
+      backend.init(100);
+      assert.equal(backend.exists(group), false);
+      backend.create(group);
+      backend.create(group); // idempotent
+      assert.equal(backend.exists(['d.domain']), true);
+      assert.equal(backend.exists(group), true);
+      for (const root of Object.values(backend.rootDirectories())) {
+        assert.ok(statSync(join(root, ...group)).isDirectory(), join(root, ...group));
+      }
+      assert.deepEqual(backend.children([]), ['d.domain']);
+      assert.deepEqual(backend.children(['d.domain']), ['s.slice']);
+      assert.deepEqual(backend.children(group), []);
+      assert.deepEqual(backend.children(['missing.domain']), []);
+
+      // A group with a child cannot go first.
+      assert.throws(() => backend.remove(['d.domain']), (err: unknown) => err instanceof SlicedError && err.code === 'EIO');
+      backend.remove(group);
+      backend.remove(['d.domain']);
+      assert.equal(backend.exists(group), false);
+      assert.equal(backend.exists(['d.domain']), false);
+      for (const root of Object.values(backend.rootDirectories())) assert.equal(existsSync(join(root, 'd.domain')), false);
+      backend.remove(group); // a missing group is not an error
+      assert.deepEqual(backend.children([]), []);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('weights, CPU limits and memory limits are written in v1 units', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    const group = ['w.slice'];
+    const cpuDir = join(layout.cpu, 'w.slice');
+    const memDir = join(layout.memory, 'w.slice');
+    try {
+      backend.init(100);
+      backend.create(group);
+      for (const [weight, shares] of [[100, 1024], [1, 10], [10000, 102400], [250, 2560]] as const) {
+        backend.setCpuWeight(group, weight);
+        assert.equal(readTrim(join(cpuDir, 'cpu.shares')), String(shares), `weight ${weight}`);
+      }
+      assert.equal(readTrim(join(cpuDir, 'cpu.cfs_period_us')), '100000');
+      backend.setCpuLimit(group, 250);
+      assert.equal(readTrim(join(cpuDir, 'cpu.cfs_quota_us')), '25000');
+      backend.setCpuLimit(group, 1500);
+      assert.equal(readTrim(join(cpuDir, 'cpu.cfs_quota_us')), '150000');
+      backend.setCpuLimit(group, null);
+      assert.equal(readTrim(join(cpuDir, 'cpu.cfs_quota_us')), '-1');
+
+      assert.equal(backend.readMemory(group).limitBytes, null, 'a new group has no memory limit');
+      backend.setMemoryLimit(group, 64 * 1024 * 1024);
+      assert.equal(readTrim(join(memDir, 'memory.limit_in_bytes')), String(64 * 1024 * 1024));
+      const limited = backend.readMemory(group);
+      assert.equal(limited.limitBytes, 64 * 1024 * 1024);
+      assert.ok(limited.currentBytes >= 0);
+      assert.equal(limited.oomKills, 0);
+      backend.setMemoryLimit(group, null);
+      assert.equal(backend.readMemory(group).limitBytes, null);
+      assert.equal(backend.memoryDirectory(group), memDir);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('moveProcess puts a process into the group in every hierarchy; procs, threads and procsFiles list it', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    const group = ['d.domain', 's.slice'];
+    try {
+      backend.init(100);
+      backend.create(group);
+      const proc = sleeper();
+      const ownMemory = readProcCgroups('self').find((l) => l.controllers.includes('memory'))!.path;
+      assert.equal(backend.processMemoryDirectory(proc.pid), join(layout.memoryMount, ownMemory));
+
+      backend.moveProcess(group, proc.pid);
+      const lines = procCgroups(proc.pid);
+      for (const controller of ['cpu', 'cpuacct', 'memory', 'freezer', '']) {
+        const path = lines.get(controller);
+        assert.ok(path?.endsWith(`/${ROOT_NAME}/d.domain/s.slice`), `${controller || 'cgroup2'}: ${path}`);
+      }
+      assert.deepEqual(backend.procs(group), [proc.pid]);
+      assert.deepEqual(backend.threads(group), [proc.pid]);
+      assert.deepEqual(backend.procs(['d.domain']), []);
+
+      const files = backend.procsFiles(group);
+      const expected = Object.values(backend.rootDirectories()).map((root) => join(root, 'd.domain', 's.slice', 'cgroup.procs'));
+      assert.deepEqual([...files].sort(), [...expected].sort());
+      assert.equal(files.length, 5, 'cpu, cpuacct, memory, freezer and unified');
+      for (const file of files) assert.deepEqual(readIdsOf(file), [proc.pid], file);
+
+      assert.equal(backend.processMemoryDirectory(proc.pid), backend.memoryDirectory(group));
+      assert.equal(backend.processMemoryDirectory(proc.pid), join(layout.memory, 'd.domain', 's.slice'));
+
+      process.kill(proc.pid, 'SIGKILL');
+      await proc.exited;
+      assert.deepEqual(backend.procs(group), []);
+      assert.equal(backend.processMemoryDirectory(proc.pid), null, 'a process that is gone has no memory cgroup');
+      // A process in the root memory group (kthreadd, only read here) is in the mount itself,
+      // spelled without a trailing slash so that the agent's prefix check sees our groups below it.
+      if (readProcCgroups(2).find((l) => l.controllers.includes('memory'))?.path === '/') {
+        assert.equal(backend.processMemoryDirectory(2), layout.memoryMount);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('CPU usage grows under load, a 200m quota holds the group to 10% of the node and is seen as throttling', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend } = env;
+    const group = ['busy.slice'];
+    try {
+      // The quota caps what the loop takes from anything else running on the machine; a high
+      // root weight makes sure it does get its quota when the node is busy (other benchmarks).
+      backend.init(10000);
+      backend.create(group);
+      backend.setCpuLimit(group, 200);
+      assert.equal(backend.readCpuUsageNs(group), 0);
+      const loop = busyLoop();
+      backend.moveProcess(group, loop.pid);
+      await sleep(300);
+      const before = backend.readCpuUsageNs(group);
+      assert.ok(before > 0, 'usage grows while the loop runs');
+
+      const throttleBefore = backend.readCpuThrottle(group);
+      const t0 = process.hrtime.bigint();
+      await sleep(2000);
+      const used = backend.readCpuUsageNs(group) - before;
+      const elapsed = Number(process.hrtime.bigint() - t0);
+      const share = used / (elapsed * NODE_CPUS);
+      assert.ok(Math.abs(share - 0.1) <= 0.02, `share of the node ${(share * 100).toFixed(1)}% (want 10% ± 2pp)`);
+
+      const throttle = backend.readCpuThrottle(group);
+      assert.ok(throttle.periods > throttleBefore.periods, `periods ${throttle.periods}`);
+      assert.ok(throttle.throttledPeriods > throttleBefore.throttledPeriods, `throttled periods ${throttle.throttledPeriods}`);
+      assert.ok(throttle.throttledNs > 0, `throttled ns ${throttle.throttledNs}`);
+      // Usage counts the children too: the root group includes the slice's time (read the
+      // slice first: the loop keeps running between the two reads).
+      const sliceUsage = backend.readCpuUsageNs(group);
+      assert.ok(backend.readCpuUsageNs([]) >= sliceUsage);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('setFrozen(true) stops every task of the group and setFrozen(false) resumes them', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    const group = ['frozen.slice'];
+    const stateFile = join(layout.freezer, 'frozen.slice', 'freezer.state');
+    try {
+      backend.init(10000);
+      backend.create(group);
+      backend.setCpuLimit(group, 500);
+      const loop = busyLoop();
+      backend.moveProcess(group, loop.pid);
+      await waitFor('the loop to use CPU', () => backend.readCpuUsageNs(group) > 10_000_000);
+
+      await backend.setFrozen(group, true);
+      assert.equal(readTrim(stateFile), 'FROZEN');
+      const state = procState(loop.pid);
+      assert.ok(state !== null && state !== 'R', `a frozen task is not running (state ${state})`);
+      const frozenAt = backend.readCpuUsageNs(group);
+      await sleep(300);
+      assert.equal(backend.readCpuUsageNs(group), frozenAt, 'no CPU time while frozen');
+      assert.ok(isAlive(loop.pid));
+
+      await backend.setFrozen(group, false);
+      assert.equal(readTrim(stateFile), 'THAWED');
+      await waitFor('the loop to run again', () => backend.readCpuUsageNs(group) > frozenAt + 10_000_000, 2000);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('killAll kills every process of the group, also ones that ignore SIGTERM and ones that are frozen', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend } = env;
+    const group = ['kill.slice'];
+    try {
+      backend.init(100);
+      backend.create(group);
+      const stubborn = termIgnorer();
+      backend.moveProcess(group, stubborn.pid);
+      // Its shell forks a sleep every second, and the sleep is born in the group.
+      await waitFor('the shell to fork into the group', () => backend.procs(group).length >= 2, 3000);
+      process.kill(stubborn.pid, 'SIGTERM');
+      await sleep(200);
+      assert.ok(isAlive(stubborn.pid), 'SIGTERM is ignored');
+
+      backend.killAll(group);
+      assert.equal((await stubborn.exited).signal, 'SIGKILL');
+      await waitFor('the group to be empty', () => backend.procs(group).length === 0);
+
+      // The agent's sequence for stopping a group: freeze, kill, thaw.
+      const frozen = termIgnorer();
+      backend.moveProcess(group, frozen.pid);
+      await backend.setFrozen(group, true);
+      backend.killAll(group);
+      await backend.setFrozen(group, false);
+      assert.equal((await frozen.exited).signal, 'SIGKILL');
+      await waitFor('the group to be empty', () => backend.procs(group).length === 0);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('the kernel refuses a child quota above its parent quota: EIO naming the file', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    const parent = ['q.domain'];
+    const child = ['q.domain', 'c.slice'];
+    const childFile = join(layout.cpu, 'q.domain', 'c.slice', 'cpu.cfs_quota_us');
+    const parentFile = join(layout.cpu, 'q.domain', 'cpu.cfs_quota_us');
+    try {
+      backend.init(100);
+      backend.create(child);
+      backend.setCpuLimit(parent, 300);
+      assert.throws(
+        () => backend.setCpuLimit(child, 500),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EIO' && err.message.includes(childFile) && err.message.includes('50000'),
+      );
+      assert.equal(readTrim(childFile), '-1', 'the refused value was not applied');
+      backend.setCpuLimit(child, 200);
+      assert.equal(readTrim(childFile), '20000');
+      // ... and lowering a parent below a child is refused as well, so limits must be written
+      // children-first when lowering and parents-first when raising (the agent's two passes).
+      assert.throws(
+        () => backend.setCpuLimit(parent, 100),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EIO' && err.message.includes(parentFile),
+      );
+      assert.equal(readTrim(parentFile), '30000');
+      backend.setCpuLimit(child, 100);
+      backend.setCpuLimit(parent, 100);
+      assert.equal(readTrim(parentFile), '10000');
+    } finally {
+      await cleanup();
+    }
+  });
+});

@@ -1,0 +1,291 @@
+/**
+ * The cgroup v2 backend, the real agent and the real CPU controller on a fixture tree that
+ * mirrors cgroup2 files, with FakeCfs standing in for the kernel's scheduler (the machine's
+ * own v2 hierarchy has no controllers). The scenarios are those of the isolation benchmark;
+ * FakeCfs is an ideal CFS, so what the controller's weights deliver must equal the
+ * entitlement computed from the true demands, to within 1 percentage point of the node.
+ *
+ * Needs no root: everything lives under os.tmpdir().
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { FakeCfs } from '../helpers/fake-cgroup2.js';
+import { SliceAgent } from '../../src/daemon/agent.js';
+import { CpuController } from '../../src/daemon/controller.js';
+import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
+import { CgroupV2Backend } from '../../src/kernel/cgroup/v2.js';
+import { computeEntitlements } from '../../src/core/entitlement.js';
+import { buildTree, sliceId } from '../../src/core/cpu-control.js';
+import { sliceGroup } from '../../src/core/layout.js';
+import type { SliceCreateInput } from '../../src/core/model.js';
+import { SlicedError } from '../../src/core/errors.js';
+import type { GroupPath } from '../../src/kernel/cgroup/backend.js';
+
+const NODE = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 8 * 1024 ** 3 };
+const PERIOD_MS = 100;
+/** One percentage point of the node, in millicores. */
+const PP = NODE.cpuMillicores / 100;
+
+interface Harness {
+  fake: FakeCfs;
+  agent: SliceAgent;
+  controller: CpuController;
+  backend: CgroupV2Backend;
+  /** Busy threads per slice name: the true demand is threads * 1000m. */
+  demand: Map<string, number>;
+  createSlice(input: Omit<SliceCreateInput, 'user'>, threads: number): Promise<void>;
+  setThreads(slice: string, threads: number): void;
+  /** One control period: populate the tree, run the simulated kernel, run the controller. */
+  period(): void;
+  /** Run `count` periods and return each slice's measured usage over them (millicores, from cpu.stat). */
+  measure(count: number): Map<string, number>;
+  /** Entitlement per slice from computeEntitlements with the true demands. */
+  entitlements(): Map<string, number>;
+  close(): Promise<void>;
+}
+
+async function harness(): Promise<Harness> {
+  const fake = new FakeCfs({ rootName: 'sliced-fx', nodeMillicores: NODE.cpuMillicores, periodMs: PERIOD_MS });
+  const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+  const store = await EmbeddedStore.open(stateDir);
+  const log = pino({ level: 'silent' });
+  const backend = fake.backend();
+  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false });
+  await agent.start();
+  const controller = new CpuController(agent, { periodMs: PERIOD_MS, mode: 'entitlement', gain: 0.5, log, probe: fake.probe, clock: fake.clock });
+  const demand = new Map<string, number>();
+  const pathOf = (slice: string): GroupPath => sliceGroup(agent.state, slice);
+
+  const h: Harness = {
+    fake,
+    agent,
+    controller,
+    backend,
+    demand,
+    async createSlice(input, threads) {
+      await agent.createSlice({ ...input, user: 'nobody' });
+      h.setThreads(input.name, threads);
+    },
+    setThreads(slice, threads) {
+      demand.set(slice, threads);
+      fake.setDemand(pathOf(slice), threads);
+    },
+    period() {
+      fake.populate();
+      fake.advance();
+      controller.tick();
+    },
+    measure(count) {
+      const before = new Map([...demand.keys()].map((s) => [s, backend.readCpuUsageNs(pathOf(s))]));
+      for (let i = 0; i < count; i++) h.period();
+      const windowNs = count * PERIOD_MS * 1e6;
+      return new Map([...before].map(([s, used]) => [s, ((backend.readCpuUsageNs(pathOf(s)) - used) / windowNs) * 1000]));
+    },
+    entitlements() {
+      const trueDemand = new Map([...demand].map(([s, threads]) => [s, threads * 1000]));
+      const result = computeEntitlements(NODE.cpuMillicores, buildTree(agent.state, trueDemand).roots);
+      return new Map([...demand.keys()].map((s) => [s, result.nodes.get(sliceId(s))!.entitlement]));
+    },
+    async close() {
+      await store.close();
+      rmSync(stateDir, { recursive: true, force: true });
+      fake.destroy();
+    },
+  };
+  return h;
+}
+
+/** Every slice's measured usage within `tolerance` millicores of its entitlement. */
+function assertNear(measured: Map<string, number>, expected: Map<string, number>, tolerance: number, what = ''): void {
+  const table = [...expected].map(([s, e]) => `${s}: measured ${measured.get(s)?.toFixed(1)}m, entitled ${e.toFixed(1)}m`).join('; ');
+  for (const [slice, entitled] of expected) {
+    const got = measured.get(slice);
+    assert.ok(got !== undefined, `${slice} measured`);
+    assert.ok(Math.abs(got - entitled) <= tolerance, `${what}${slice} off by ${(Math.abs(got - entitled) / PP).toFixed(2)}pp (${table})`);
+  }
+}
+
+const readTrim = (path: string): string => readFileSync(path, 'utf8').trim();
+
+describe('cgroup v2 backend with the agent and controller on a fixture tree (FakeCfs)', () => {
+  test('the backend enables cpu and memory, writes limits, and deleting a slice removes its group', async () => {
+    const h = await harness();
+    try {
+      const { fake, agent, backend } = h;
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory');
+      assert.equal(readTrim(join(fake.root, 'cpu.weight')), '1900');
+      await h.createSlice({ name: 'm', memory: { limit: 256 * 1024 * 1024 }, cpu: { limit: 1500 } }, 0);
+      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory');
+      assert.equal(readTrim(join(fake.root, 'm.slice', 'memory.max')), String(256 * 1024 * 1024));
+      assert.equal(readTrim(join(fake.root, 'm.slice', 'cpu.max')), '150000 100000');
+      fake.populate();
+      assert.deepEqual(backend.readMemory(['m.slice']), { currentBytes: 0, limitBytes: 256 * 1024 * 1024, oomKills: 0 });
+      await agent.updateSlice('m', { memory: { limit: null }, cpu: { limit: null } });
+      assert.equal(readTrim(join(fake.root, 'm.slice', 'memory.max')), 'max');
+      assert.equal(readTrim(join(fake.root, 'm.slice', 'cpu.max')), 'max 100000');
+      assert.equal(backend.readMemory(['m.slice']).limitBytes, null);
+      assert.deepEqual(backend.children([]), ['m.slice']);
+
+      await agent.createDomain({ name: 'dd' });
+      await h.createSlice({ name: 'inner', domain: 'dd' }, 0);
+      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory');
+      assert.ok(existsSync(join(fake.root, 'dd.domain', 'inner.slice')));
+
+      fake.populate();
+      await agent.deleteSlice('m');
+      assert.equal(existsSync(join(fake.root, 'm.slice')), false, 'the slice group is gone');
+      await agent.deleteSlice('inner');
+      await agent.deleteDomain('dd');
+      assert.equal(existsSync(join(fake.root, 'dd.domain')), false);
+      assert.deepEqual(backend.children([]), []);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('init refuses an own group that does not offer the controllers, naming them', () => {
+    const fake = new FakeCfs({ rootName: 'sliced-fx' });
+    try {
+      const backend = new CgroupV2Backend({ ...fake.layout(), controllers: ['cpu', 'memory', 'hugetlb'] });
+      assert.throws(
+        () => backend.init(100),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EIO' && err.message.includes('hugetlb') && err.message.includes('cpu memory io pids'),
+      );
+      assert.equal(existsSync(fake.root), false, 'nothing was created');
+    } finally {
+      fake.destroy();
+    }
+  });
+
+  test('cpu.stat, cgroup.threads and throttling are read from the files FakeCfs writes', async () => {
+    const h = await harness();
+    try {
+      await h.createSlice({ name: 'q', cpu: { limit: 500 } }, 3);
+      h.period();
+      const path = ['q.slice'];
+      assert.equal(h.backend.readCpuUsageNs(path), 500 * PERIOD_MS * 1000, '0.5 CPU for one period, in ns');
+      assert.equal(h.backend.threads(path).length, 3);
+      assert.deepEqual(h.backend.procs(path), [], 'simulated threads are not processes');
+      const throttle = h.backend.readCpuThrottle(path);
+      assert.equal(throttle.periods, 1);
+      assert.equal(throttle.throttledPeriods, 1);
+      assert.ok(throttle.throttledNs > 0);
+      // The root counts its descendants' time.
+      assert.equal(h.backend.readCpuUsageNs([]), h.backend.readCpuUsageNs(path));
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('(a) shares 1:2:4 among three busy slices give 14.3/28.6/57.1 % of the node', async () => {
+    const h = await harness();
+    try {
+      await h.createSlice({ name: 'a', cpu: { shares: 100 } }, 2);
+      await h.createSlice({ name: 'b', cpu: { shares: 200 } }, 2);
+      await h.createSlice({ name: 'c', cpu: { shares: 400 } }, 2);
+      for (let i = 0; i < 3; i++) h.period();
+      const measured = h.measure(10);
+      const expected = h.entitlements();
+      assert.ok(Math.abs(expected.get('a')! - 2000 / 7) < 1e-6 && Math.abs(expected.get('c')! - 8000 / 7) < 1e-6);
+      assertNear(measured, expected, PP);
+      for (const [slice, percent] of [['a', 14.3], ['b', 28.6], ['c', 57.1]] as const) {
+        assert.ok(Math.abs(measured.get(slice)! / PP - percent) < 1, `${slice}: ${(measured.get(slice)! / PP).toFixed(1)}%`);
+      }
+      // The weights the controller wrote keep the shares' ratio.
+      const weights = ['a', 'b', 'c'].map((s) => Number(readTrim(join(h.fake.root, `${s}.slice`, 'cpu.weight'))));
+      assert.ok(Math.abs(weights[1]! / weights[0]! - 2) < 0.01 && Math.abs(weights[2]! / weights[0]! - 4) < 0.01, `weights ${weights.join('/')}`);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('(b) a 1200m reservation with shares 100 holds against two busy slices with shares 1000: 1200 + 800/21 m', async () => {
+    const h = await harness();
+    try {
+      await h.createSlice({ name: 'r', cpu: { reservation: 1200, shares: 100 } }, 2);
+      await h.createSlice({ name: 'x', cpu: { shares: 1000 } }, 2);
+      await h.createSlice({ name: 'y', cpu: { shares: 1000 } }, 2);
+      for (let i = 0; i < 3; i++) h.period();
+      const measured = h.measure(10);
+      const expected = h.entitlements();
+      assert.ok(Math.abs(expected.get('r')! - (1200 + 800 / 21)) < 1e-6);
+      assertNear(measured, expected, PP);
+      // With plain shares (no controller) r would get only 100/2100 of the node.
+      assert.ok(measured.get('r')! > 1200);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('(c) a slice limited to 300m gets 300m while the others idle; cpu.max reads "30000 100000"', async () => {
+    const h = await harness();
+    try {
+      await h.createSlice({ name: 'l', cpu: { limit: 300 } }, 2);
+      await h.createSlice({ name: 'i1' }, 0);
+      await h.createSlice({ name: 'i2' }, 0);
+      assert.equal(readTrim(join(h.fake.root, 'l.slice', 'cpu.max')), '30000 100000');
+      for (let i = 0; i < 3; i++) h.period();
+      const measured = h.measure(10);
+      assertNear(measured, h.entitlements(), PP);
+      assert.ok(Math.abs(measured.get('l')! - 300) < 1, `l: ${measured.get('l')}m`);
+      assert.equal(measured.get('i1'), 0);
+      assert.ok(h.backend.readCpuThrottle(['l.slice']).throttledPeriods > 0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('(d) a domain limited to 600m holds its two busy slices to 300/300 next to a busy slice outside at 1400', async () => {
+    const h = await harness();
+    try {
+      await h.agent.createDomain({ name: 'dom', cpu: { limit: 600 } });
+      await h.createSlice({ name: 'd1', domain: 'dom' }, 2);
+      await h.createSlice({ name: 'd2', domain: 'dom' }, 2);
+      await h.createSlice({ name: 'out' }, 2);
+      assert.equal(readTrim(join(h.fake.root, 'dom.domain', 'cpu.max')), '60000 100000');
+      assert.ok(existsSync(join(h.fake.root, 'dom.domain', 'd1.slice')));
+      for (let i = 0; i < 3; i++) h.period();
+      const domainBefore = h.backend.readCpuUsageNs(['dom.domain']);
+      const measured = h.measure(10);
+      const expected = h.entitlements();
+      assert.deepEqual([...expected].map(([s, e]) => [s, Math.round(e)]), [['d1', 300], ['d2', 300], ['out', 1400]]);
+      assertNear(measured, expected, PP);
+      const domainMc = ((h.backend.readCpuUsageNs(['dom.domain']) - domainBefore) / (10 * PERIOD_MS * 1e6)) * 1000;
+      assert.ok(Math.abs(domainMc - 600) < 1, `domain used ${domainMc}m`);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('(e) when a slice stops and comes back, every slice is within 2pp of its new entitlement after at most 3 periods', async () => {
+    const h = await harness();
+    try {
+      await h.createSlice({ name: 'r', cpu: { reservation: 1200, shares: 100 } }, 2);
+      await h.createSlice({ name: 'x', cpu: { shares: 1000 } }, 2);
+      await h.createSlice({ name: 'y', cpu: { shares: 300 } }, 2);
+      for (let i = 0; i < 5; i++) h.period();
+      assertNear(h.measure(5), h.entitlements(), PP, 'steady: ');
+
+      for (const [what, change] of [
+        ['r stops', () => h.setThreads('r', 0)],
+        ['r comes back', () => h.setThreads('r', 2)],
+        ['x drops to one thread', () => h.setThreads('x', 1)],
+      ] as const) {
+        change();
+        const expected = h.entitlements();
+        for (let i = 0; i < 2; i++) h.period();
+        // From the third period on, each period is on target.
+        for (let i = 0; i < 5; i++) assertNear(h.measure(1), expected, 2 * PP, `${what}, period ${i + 3}: `);
+        assertNear(h.measure(5), expected, PP, `${what}, settled: `);
+      }
+      const snapshot = h.controller.snapshot();
+      assert.ok(snapshot && Math.abs(snapshot.nodes.get('slice/r')!.entitlement - h.entitlements().get('r')!) < 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
