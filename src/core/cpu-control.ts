@@ -31,6 +31,8 @@ export interface ControlInput {
   gain: number;
   /** Corrections from the previous step, per node id (absent = 1). */
   corrections: ReadonlyMap<string, number>;
+  /** Which nodes were contended in the previous step (absent = not known). */
+  contended?: ReadonlyMap<string, boolean>;
 }
 
 export interface ControlOutput {
@@ -38,6 +40,7 @@ export interface ControlOutput {
   /** Weight per node id in cgroup v2 units (1..10000), normalised within each sibling group. */
   weights: Map<string, number>;
   corrections: Map<string, number>;
+  contended: Map<string, boolean>;
 }
 
 const CORRECTION_MIN = 0.25;
@@ -79,17 +82,26 @@ export function controlStep(input: ControlInput): ControlOutput {
   const tree = buildTree(input.state, input.demand);
   const result = computeEntitlements(input.capacity, tree.roots);
   const corrections = new Map<string, number>();
+  const contended = new Map<string, boolean>();
   const raw = new Map<string, number>();
+
+  for (const [id, node] of result.nodes) contended.set(id, node.effectiveDemand > node.entitlement * CONTENDED_MARGIN);
+  // When a member starts or stops competing, its siblings' corrections describe a situation
+  // that is gone: start that group again from the plain entitlement weights.
+  const stale = new Set<string>();
+  for (const [id, now] of contended) {
+    const before = input.contended?.get(id);
+    if (before !== undefined && before !== now) stale.add(tree.parents.get(id) ?? '');
+  }
 
   for (const [id, node] of result.nodes) {
     if (input.mode === 'static') {
       raw.set(id, sharesOf(input.state, id));
       continue;
     }
-    let correction = input.corrections.get(id) ?? 1;
+    let correction = stale.has(tree.parents.get(id) ?? '') ? 1 : (input.corrections.get(id) ?? 1);
     const used = input.usage.get(id);
-    const contended = node.effectiveDemand > node.entitlement * CONTENDED_MARGIN;
-    if (input.gain > 0 && used !== undefined && contended && node.entitlement > 0) {
+    if (input.gain > 0 && used !== undefined && contended.get(id) && node.entitlement > 0 && !stale.has(tree.parents.get(id) ?? '')) {
       const ratio = node.entitlement / Math.max(used, 1);
       correction *= Math.pow(ratio, input.gain);
     } else {
@@ -101,7 +113,7 @@ export function controlStep(input: ControlInput): ControlOutput {
     raw.set(id, node.weight * correction);
   }
 
-  return { result, weights: input.mode === 'static' ? roundWeights(raw) : normalise(raw, tree.parents), corrections };
+  return { result, weights: input.mode === 'static' ? roundWeights(raw) : normalise(raw, tree.parents), corrections, contended };
 }
 
 function sharesOf(state: DesiredState, id: string): number {

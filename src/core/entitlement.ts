@@ -97,8 +97,9 @@ function divide(
     const member = members[i]!;
     const shares = member.cpu.shares;
     const entitlement = Number.isFinite(level) ? Math.min(cap[i]!, base[i]! + shares * level) : cap[i]!;
-    const uncapped = member.cpu.reservation + shares * potentialLevel;
-    const weight = Math.max(MIN_WEIGHT, member.cpu.limit === null ? uncapped : Math.min(uncapped, member.cpu.limit));
+    // Not clamped to the limit: the quota enforces the cap, and a weight share above the cap
+    // lets a capped member reach it despite throttling and per-CPU imbalance.
+    const weight = Math.max(MIN_WEIGHT, member.cpu.reservation + shares * potentialLevel);
     result.nodes.set(member.id, { entitlement, weight, effectiveDemand: cap[i]! });
     if (member.children) divide(entitlement, member.children, member.id, demands, result);
   }

@@ -50,3 +50,38 @@ function fnv1a(text: string): number {
   }
   return hash;
 }
+
+export const sliceKey = (name: string): string => `slice/${name}`;
+export const domainKey = (name: string): string => `domain/${name}`;
+
+/**
+ * Slices and domains whose groups a change from `before` to `next` touches: added, removed
+ * or changed specs (compared by reference: changes copy only what they modify), and every
+ * member below a changed domain, since a domain's limit and path apply to its members too.
+ */
+export function affectedIds(before: DesiredState, next: DesiredState): Set<string> {
+  const ids = new Set<string>();
+  const changedDomains: string[] = [];
+  for (const name of new Set([...Object.keys(before.slices), ...Object.keys(next.slices)])) {
+    if (before.slices[name] !== next.slices[name]) ids.add(sliceKey(name));
+  }
+  for (const name of new Set([...Object.keys(before.domains), ...Object.keys(next.domains)])) {
+    if (before.domains[name] !== next.domains[name]) {
+      ids.add(domainKey(name));
+      changedDomains.push(name);
+    }
+  }
+  if (changedDomains.length > 0) {
+    for (const state of [before, next]) {
+      const inside = (domain: string | null): boolean => {
+        for (let d = domain, depth = 0; d !== null && depth < 64; d = state.domains[d]?.parent ?? null, depth++) {
+          if (changedDomains.includes(d)) return true;
+        }
+        return false;
+      };
+      for (const slice of Object.values(state.slices)) if (inside(slice.domain)) ids.add(sliceKey(slice.name));
+      for (const domain of Object.values(state.domains)) if (inside(domain.parent)) ids.add(domainKey(domain.name));
+    }
+  }
+  return ids;
+}

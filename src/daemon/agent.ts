@@ -16,7 +16,7 @@ import type { SliceProcessPlan } from '../kernel/spawn.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as changes from '../core/changes.js';
 import { emptyState, type DesiredState, type DomainSpec, type SliceCreateInput, type SliceSpec, type DomainCreateInput, type SliceUpdateInput } from '../core/model.js';
-import { domainGroup, parseGroupName, sliceGroup, sliceUserName } from '../core/layout.js';
+import { affectedIds, domainGroup, domainKey, parseGroupName, sliceGroup, sliceKey, sliceUserName } from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 
@@ -48,7 +48,9 @@ export class SliceAgent {
   /** Last limits written per group key, so unchanged values are not rewritten. */
   private readonly written = new Map<string, { cpu: number | null; memory: number | null }>();
   private readonly listeners: Array<() => void> = [];
-  private groupGeneration = 0;
+  /** When each group was (re)created, so cached kernel values of an older group are not trusted. */
+  private readonly groupEpochs = new Map<string, number>();
+  private epochCounter = 0;
 
   constructor(options: AgentOptions) {
     this.opts = options;
@@ -60,9 +62,9 @@ export class SliceAgent {
     return this.current;
   }
 
-  /** Increases whenever groups are created, moved or removed (cached kernel values may be stale). */
-  get generation(): number {
-    return this.groupGeneration;
+  /** Creation stamp of a group: it changes when the group is removed and made again (new default values). */
+  groupEpoch(key: string): number {
+    return this.groupEpochs.get(key) ?? 0;
   }
 
   /** Call `listener` after every change that was applied (for views and socket management). */
@@ -145,6 +147,7 @@ export class SliceAgent {
         const found = lookupUser(input.user);
         if (!found) throw new SlicedError('ENOENT', `user ${input.user} does not exist; omit the user to have sliced create one`);
         if (found.uid === 0) throw new SlicedError('EPERM', `user ${input.user} has uid 0; a slice's user must be unprivileged`);
+        this.users.set(found.name, found);
         user = input.user;
         userCreated = false;
       } else {
@@ -160,7 +163,7 @@ export class SliceAgent {
         next,
         async () => {
           this.ensureUser(spec);
-          await this.syncGroups(this.groupsOf(before), next);
+          await this.applyChange(before, next);
         },
         () => {
           if (userCreated && this.users.has(user)) {
@@ -178,7 +181,7 @@ export class SliceAgent {
     return this.serialise(async () => {
       const before = this.current;
       const next = changes.updateSlice(before, name, input, this.opts.node);
-      await this.commit(before, next, async () => this.applyLimits(next));
+      await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ slice: name, cpu: next.slices[name]!.cpu, memory: next.slices[name]!.memory }, 'slice updated');
       return next.slices[name]!;
     });
@@ -191,7 +194,7 @@ export class SliceAgent {
       const next = changes.deleteSlice(before, name);
       // Kernel first: if the daemon dies half-way, the slice is still in the store and the
       // next start finishes the job from there instead of leaking a user or a group.
-      await this.syncGroups(this.groupsOf(before), next);
+      await this.applyChange(before, next);
       if (spec.userCreated) {
         deleteUser(spec.user);
         this.users.delete(spec.user);
@@ -207,7 +210,7 @@ export class SliceAgent {
     return this.serialise(async () => {
       const before = this.current;
       const next = changes.createDomain(before, input, this.opts.node);
-      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ domain: input.name, cpu: next.domains[input.name]!.cpu }, 'domain created');
       return next.domains[input.name]!;
     });
@@ -217,7 +220,7 @@ export class SliceAgent {
     return this.serialise(async () => {
       const before = this.current;
       const next = changes.updateDomain(before, name, input, this.opts.node);
-      await this.commit(before, next, async () => this.applyLimits(next));
+      await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ domain: name, cpu: next.domains[name]!.cpu }, 'domain updated');
       return next.domains[name]!;
     });
@@ -227,7 +230,7 @@ export class SliceAgent {
     return this.serialise(async () => {
       const before = this.current;
       const next = changes.deleteDomain(before, name);
-      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ domain: name }, 'domain deleted');
     });
   }
@@ -237,7 +240,7 @@ export class SliceAgent {
     return this.serialise(async () => {
       const before = this.current;
       const next = changes.moveMember(before, member, domain, this.opts.node);
-      await this.commit(before, next, () => this.syncGroups(this.groupsOf(before), next));
+      await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ member, domain }, domain === null ? 'moved to node level' : 'moved into domain');
     });
   }
@@ -347,11 +350,19 @@ export class SliceAgent {
     return found;
   }
 
-  private groupsOf(state: DesiredState): GroupMap {
+  /** Groups of `state`, or only of the ids in `only`. */
+  private groupsOf(state: DesiredState, only?: ReadonlySet<string>): GroupMap {
     const groups: GroupMap = new Map();
-    for (const name of Object.keys(state.domains)) groups.set(`domain/${name}`, domainGroup(state, name));
-    for (const name of Object.keys(state.slices)) groups.set(`slice/${name}`, sliceGroup(state, name));
+    const want = (id: string): boolean => only === undefined || only.has(id);
+    for (const name of Object.keys(state.domains)) if (want(domainKey(name))) groups.set(domainKey(name), domainGroup(state, name));
+    for (const name of Object.keys(state.slices)) if (want(sliceKey(name))) groups.set(sliceKey(name), sliceGroup(state, name));
     return groups;
+  }
+
+  /** Apply a change to the kernel, touching only the groups it affects. */
+  private async applyChange(before: DesiredState, next: DesiredState): Promise<void> {
+    const affected = affectedIds(before, next);
+    await this.syncGroups(this.groupsOf(before, affected), next, affected);
   }
 
   /**
@@ -359,13 +370,16 @@ export class SliceAgent {
    * missing top-down, set limits, move the processes of slices whose group moved, then stop
    * and remove what is no longer wanted bottom-up.
    */
-  private async syncGroups(from: GroupMap, to: DesiredState): Promise<void> {
+  private async syncGroups(from: GroupMap, to: DesiredState, only?: ReadonlySet<string>): Promise<void> {
     const backend = this.opts.backend;
-    this.groupGeneration++;
-    const wanted = this.groupsOf(to);
+    const wanted = this.groupsOf(to, only);
     const byDepth = (a: GroupPath, b: GroupPath): number => a.length - b.length;
-    for (const path of [...wanted.values()].sort(byDepth)) backend.create(path);
-    this.applyLimits(to);
+    const existing = new Set([...from.values()].map(groupKey));
+    for (const path of [...wanted.values()].filter((p) => !existing.has(groupKey(p))).sort(byDepth)) {
+      backend.create(path);
+      this.groupEpochs.set(groupKey(path), ++this.epochCounter);
+    }
+    this.applyLimits(to, only);
     for (const [id, oldPath] of from) {
       const newPath = wanted.get(id);
       if (id.startsWith('slice/') && newPath && groupKey(newPath) !== groupKey(oldPath)) {
@@ -378,6 +392,7 @@ export class SliceAgent {
       if (id.startsWith('slice/')) await this.stopProcesses(oldPath);
       backend.remove(oldPath);
       this.written.delete(groupKey(oldPath));
+      this.groupEpochs.delete(groupKey(oldPath));
     }
   }
 
@@ -405,15 +420,16 @@ export class SliceAgent {
    * bottom-up (everything that can be written now, lowering children before parents), then
    * top-down for what had to wait for its parent to be raised.
    */
-  private applyLimits(state: DesiredState): void {
+  private applyLimits(state: DesiredState, only?: ReadonlySet<string>): void {
     const backend = this.opts.backend;
     type Item = { path: GroupPath; cpu: number | null; memory: number | null };
     const items: Item[] = [];
+    const want = (id: string): boolean => only === undefined || only.has(id);
     for (const domain of Object.values(state.domains)) {
-      items.push({ path: domainGroup(state, domain.name), cpu: effectiveDomainLimit(state, domain.name), memory: domain.memory.limit });
+      if (want(domainKey(domain.name))) items.push({ path: domainGroup(state, domain.name), cpu: effectiveDomainLimit(state, domain.name), memory: domain.memory.limit });
     }
     for (const slice of Object.values(state.slices)) {
-      items.push({ path: sliceGroup(state, slice.name), cpu: effectiveSliceLimit(state, slice.name), memory: slice.memory.limit });
+      if (want(sliceKey(slice.name))) items.push({ path: sliceGroup(state, slice.name), cpu: effectiveSliceLimit(state, slice.name), memory: slice.memory.limit });
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));
@@ -435,7 +451,7 @@ export class SliceAgent {
   }
 
   private ensureUser(slice: SliceSpec): void {
-    let user = lookupUser(slice.user);
+    let user = this.users.get(slice.user) ?? lookupUser(slice.user);
     if (!user && slice.userCreated) {
       user = createUser(slice.user, `sliced slice ${slice.name}`);
       this.log.info({ slice: slice.name, user: slice.user, uid: user.uid }, 'user created');
@@ -472,7 +488,7 @@ export class SliceAgent {
       this.written.clear(); // the kernel may hold some of the new values: rewrite everything
       try {
         await undo?.();
-        await this.syncGroups(this.groupsOf(next), before);
+        await this.applyChange(next, before);
       } catch (undoErr) {
         this.log.error({ err: (undoErr as Error).message }, 'rollback incomplete; the next start will reconcile');
       }

@@ -63,8 +63,9 @@ export class CpuController {
   private lastUsage = new Map<string, number>();
   private lastWait = new Map<number, number>();
   private corrections = new Map<string, number>();
-  private readonly writtenWeights = new Map<string, number>();
-  private seenGeneration = -1;
+  private contended = new Map<string, boolean>();
+  /** Weight last written per group, with the group's creation stamp at the time. */
+  private readonly writtenWeights = new Map<string, { weight: number; epoch: number }>();
   private readonly loopMs = new Float64Array(LOOP_HISTORY);
   private loops = 0;
   private latest: ControllerSnapshot | null = null;
@@ -123,11 +124,7 @@ export class CpuController {
     const backend = this.agent.backend;
     const node = this.agent.node;
     const first = this.lastTime === 0n;
-    if (this.agent.generation !== this.seenGeneration) {
-      // Groups were created or moved since the last pass: new groups start with default weights.
-      this.writtenWeights.clear();
-      this.seenGeneration = this.agent.generation;
-    }
+
     const elapsedNs = first ? 0 : Number(now - this.lastTime);
     const toMillicores = (ns: number): number => (elapsedNs > 0 ? (ns / elapsedNs) * 1000 : 0);
     const uptime = this.probe.uptimeSeconds();
@@ -148,11 +145,14 @@ export class CpuController {
     for (const slice of Object.values(state.slices)) {
       const id = sliceId(slice.name);
       const path = sliceGroup(state, slice.name);
+      const previousUsage = this.lastUsage.get(id);
       let used: number;
       let tids: number[];
       try {
         used = backend.readCpuUsageNs(path);
-        tids = backend.threads(path);
+        // A slice that ran for no time at all in a whole period has nothing runnable (the
+        // scheduler lets every runnable group run within a period), so it has no demand.
+        tids = previousUsage === used ? [] : backend.threads(path);
       } catch {
         continue; // being created or deleted right now
       }
@@ -167,9 +167,9 @@ export class CpuController {
         if (previous !== undefined) waitedNs += stat.waitNs - previous;
         else if (!first && this.probe.startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
       }
-      const previousUsage = this.lastUsage.get(id);
       const usedMc = previousUsage === undefined ? 0 : toMillicores(used - previousUsage);
-      usage.set(id, usedMc);
+      // A slice seen for the first time has no interval yet: no usage to correct against.
+      if (previousUsage !== undefined) usage.set(id, usedMc);
       // Until there is a first interval, treat every slice as hungry so weights start at
       // their full potential rather than at zero.
       demand.set(slice.name, first || previousUsage === undefined ? Infinity : usedMc + toMillicores(waitedNs));
@@ -197,21 +197,29 @@ export class CpuController {
       mode: this.opts.mode,
       gain: this.opts.gain,
       corrections: this.corrections,
+      contended: this.contended,
     });
     this.corrections = out.corrections;
+    this.contended = out.contended;
 
+    const changed: Record<string, { weight: number; correction: number; entitlement: number; demand: number; usage: number }> = {};
     for (const [id, weight] of out.weights) {
       const path = paths.get(id);
       if (!path) continue;
       const key = groupKey(path);
-      if (this.writtenWeights.get(key) === weight) continue;
+      const epoch = this.agent.groupEpoch(key);
+      const last = this.writtenWeights.get(key);
+      if (last && last.weight === weight && last.epoch === epoch) continue;
       try {
         backend.setCpuWeight(path, weight);
-        this.writtenWeights.set(key, weight);
+        this.writtenWeights.set(key, { weight, epoch });
+        const node = out.result.nodes.get(id)!;
+        changed[id] = { weight, correction: round(out.corrections.get(id) ?? 1), entitlement: round(node.entitlement), demand: round(node.effectiveDemand), usage: round(usage.get(id) ?? 0) };
       } catch {
         this.writtenWeights.delete(key); // group vanished; retried next pass if it comes back
       }
     }
+    if (Object.keys(changed).length > 0) this.opts.log.debug({ capacity: round(capacity), changed }, 'weights written');
 
     const nodes = new Map<string, NodeSample>();
     for (const [id, result] of out.result.nodes) {
@@ -234,4 +242,8 @@ export class CpuController {
 
 function finiteOr(value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) ? value : fallback;
+}
+
+function round(value: number): number {
+  return Number.isFinite(value) ? Math.round(value * 10) / 10 : value;
 }

@@ -51,6 +51,9 @@ export interface DomainView {
   live?: LiveView;
 }
 
+/** Loop statistics cover this many most recent control-loop passes. */
+export const RECENT_PASSES = 100;
+
 export class Views {
   constructor(
     private readonly agent: SliceAgent,
@@ -110,7 +113,8 @@ export class Views {
   node(): Record<string, unknown> {
     const node = this.agent.node;
     const snapshot = this.controller.snapshot();
-    const durations = this.controller.loopDurations();
+    // Figures over the most recent passes, so they describe the loop as it is now.
+    const durations = this.controller.loopDurations().slice(-RECENT_PASSES);
     const reserved = membersOf(this.agent.state, null).reduce((sum, m) => sum + m.cpu.reservation, 0);
     return {
       cpu: {
@@ -132,7 +136,7 @@ export class Views {
             systemUsage: round(snapshot.systemUsage),
           }
         : null,
-      loop: { passes: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
+      loop: { window: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
       slices: Object.keys(this.agent.state.slices).length,
       domains: Object.keys(this.agent.state.domains).length,
     };

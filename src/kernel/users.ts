@@ -1,5 +1,6 @@
 /** Unix users for slices, through the system's own tools (useradd/userdel, getent for NSS). */
 import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { SlicedError } from '../core/errors.js';
 
 export interface UnixUser {
@@ -10,7 +11,35 @@ export interface UnixUser {
   shell: string;
 }
 
+let passwdCache: { mtimeMs: number; users: Map<string, UnixUser> } | null = null;
+
+/** Local users from /etc/passwd, re-read only when the file changes. */
+function localUsers(): Map<string, UnixUser> {
+  try {
+    const mtimeMs = statSync(PASSWD).mtimeMs;
+    if (passwdCache?.mtimeMs !== mtimeMs) {
+      const users = new Map<string, UnixUser>();
+      for (const line of readFileSync(PASSWD, 'utf8').split('\n')) {
+        const user = parsePasswdLine(line);
+        if (user) users.set(user.name, user);
+      }
+      passwdCache = { mtimeMs, users };
+    }
+    return passwdCache.users;
+  } catch {
+    return new Map();
+  }
+}
+
+const PASSWD = '/etc/passwd';
+
+/**
+ * Look a user up: /etc/passwd first (cheap, and where sliced's own users live), then NSS
+ * through getent for directory users.
+ */
 export function lookupUser(name: string): UnixUser | null {
+  const local = localUsers().get(name);
+  if (local) return local;
   const result = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
   if (result.status !== 0) return null;
   return parsePasswdLine(result.stdout.trim().split('\n')[0] ?? '');

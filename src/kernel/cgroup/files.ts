@@ -1,5 +1,5 @@
 /** Small, synchronous helpers for cgroup control files (pseudo-files: reads and writes are cheap). */
-import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { SlicedError } from '../../core/errors.js';
 
 export function readText(path: string): string {
@@ -73,4 +73,52 @@ function kernelError(action: string, path: string, err: unknown): SlicedError {
   const message = (err as Error).message ?? String(err);
   const code = errno === 'ESRCH' ? 'ESRCH' : errno === 'ENOENT' ? 'ENOENT' : 'EIO';
   return new SlicedError(code, `kernel refused ${action} ${path}: ${message}`, { errno, path });
+}
+
+/**
+ * Reads small control files the control loop polls every period through descriptors kept
+ * open (pread at offset 0 regenerates a cgroup file), about three times cheaper than
+ * open+read+close. Descriptors are closed when their group is removed.
+ */
+export class PolledFiles {
+  private readonly fds = new Map<string, number>();
+  private readonly buffer = Buffer.alloc(4096);
+
+  read(path: string): string {
+    let fd = this.fds.get(path);
+    if (fd === undefined) {
+      try {
+        fd = openSync(path, 'r');
+      } catch (err) {
+        throw kernelError('reading', path, err);
+      }
+      this.fds.set(path, fd);
+    }
+    try {
+      const length = readSync(fd, this.buffer, 0, this.buffer.length, 0);
+      return this.buffer.toString('latin1', 0, length);
+    } catch (err) {
+      // The group was removed and made again behind our back: reopen once.
+      this.close(path);
+      if ((err as NodeJS.ErrnoException).code === 'ENODEV') return this.read(path);
+      throw kernelError('reading', path, err);
+    }
+  }
+
+  /** Close descriptors of files in `dir` and below. */
+  forget(dir: string): void {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    for (const path of [...this.fds.keys()]) if (path.startsWith(prefix)) this.close(path);
+  }
+
+  private close(path: string): void {
+    const fd = this.fds.get(path);
+    if (fd === undefined) return;
+    this.fds.delete(path);
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed.
+    }
+  }
 }

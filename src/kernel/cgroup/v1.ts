@@ -13,7 +13,7 @@ import {
   type GroupPath,
   type MemoryStats,
 } from './backend.js';
-import { childDirs, makeDir, readIds, readKeyValues, readNumber, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, makeDir, readIds, readKeyValues, readNumber, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { readProcCgroups } from '../procfs.js';
 
@@ -39,6 +39,7 @@ export function weightToShares(weight: number): number {
 
 export class CgroupV1Backend implements CgroupBackend {
   readonly kind = 'v1' as const;
+  private readonly polled = new PolledFiles();
   private readonly layout: V1Layout;
   private readonly allRoots: string[];
 
@@ -85,6 +86,7 @@ export class CgroupV1Backend implements CgroupBackend {
   }
 
   remove(group: GroupPath): void {
+    this.polled.forget(this.dir(this.layout.cpuacct, group));
     for (const root of this.allRoots) removeDir(this.dir(root, group));
   }
 
@@ -108,7 +110,7 @@ export class CgroupV1Backend implements CgroupBackend {
   }
 
   readCpuUsageNs(group: GroupPath): number {
-    return readNumber(join(this.dir(this.layout.cpuacct, group), 'cpuacct.usage'));
+    return Number(this.polled.read(join(this.dir(this.layout.cpuacct, group), 'cpuacct.usage')).trim());
   }
 
   readCpuThrottle(group: GroupPath): CpuThrottleStats {

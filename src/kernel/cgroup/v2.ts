@@ -13,7 +13,7 @@ import {
   type GroupPath,
   type MemoryStats,
 } from './backend.js';
-import { childDirs, makeDir, readIds, readKeyValues, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, makeDir, readIds, readKeyValues, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { readProcCgroups } from '../procfs.js';
 
@@ -32,6 +32,7 @@ const DEFAULT_CONTROLLERS = ['cpu', 'memory'];
 
 export class CgroupV2Backend implements CgroupBackend {
   readonly kind = 'v2' as const;
+  private readonly polled = new PolledFiles();
   private readonly layout: V2Layout;
   private readonly controllers: string[];
   /** Groups whose subtree_control already has our controllers. */
@@ -96,6 +97,7 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   remove(group: GroupPath): void {
+    this.polled.forget(this.dir(group));
     removeDir(this.dir(group));
     this.enabled.delete(this.dir(group));
   }
@@ -118,7 +120,8 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   readCpuUsageNs(group: GroupPath): number {
-    return (readKeyValues(join(this.dir(group), 'cpu.stat')).get('usage_usec') ?? 0) * 1000;
+    const text = this.polled.read(join(this.dir(group), 'cpu.stat'));
+    return Number(/^usage_usec (\d+)/m.exec(text)?.[1] ?? 0) * 1000;
   }
 
   readCpuThrottle(group: GroupPath): CpuThrottleStats {
