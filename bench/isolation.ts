@@ -296,7 +296,7 @@ const baseline = await runMode('static');
 const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
 const ce = errors(controlled);
 const be = errors(baseline);
-const bError = (run: typeof controlled): number | null => (run.scenarios.b ? Math.max(...run.scenarios.b.map((r) => r.error_pp)) : null);
+const bError = (run: typeof controlled): number | null => (run.scenarios.b ? round(Math.max(...run.scenarios.b.map((r) => r.error_pp))) : null);
 const conv = (c: ConvergenceResult): number | null => (c.after_stop_s === null || c.after_restart_s === null ? null : Math.max(c.after_stop_s, c.after_restart_s));
 const result = {
   bench: 'isolation',
@@ -304,8 +304,8 @@ const result = {
   max_abs_error_pp: round(Math.max(...ce)),
   baseline_mean_abs_error_pp: round(mean(be)),
   baseline_max_abs_error_pp: round(Math.max(...be)),
-  scenario_b_max_error_pp: round(bError(controlled)),
-  baseline_scenario_b_max_error_pp: round(bError(baseline)),
+  scenario_b_max_error_pp: bError(controlled),
+  baseline_scenario_b_max_error_pp: bError(baseline),
   convergence_s: conv(controlled.convergence),
   baseline_convergence_s: conv(baseline.convergence),
   convergence_tolerance_pp: TOLERANCE_PP,

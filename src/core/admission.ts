@@ -26,10 +26,10 @@ export type Member = { kind: 'slice' | 'domain'; name: string; cpu: CpuAllocatio
 /** Children of a domain (or of the node when domain is null), slices and domains alike. */
 export function membersOf(state: DesiredState, domain: string | null): Member[] {
   const members: Member[] = [];
-  for (const d of Object.values(state.domains)) {
+  for (const d of [...state.domains.values()]) {
     if (d.parent === domain) members.push({ kind: 'domain', name: d.name, cpu: d.cpu });
   }
-  for (const s of Object.values(state.slices)) {
+  for (const s of [...state.slices.values()]) {
     if (s.domain === domain) members.push({ kind: 'slice', name: s.name, cpu: s.cpu });
   }
   return members;
@@ -37,15 +37,15 @@ export function membersOf(state: DesiredState, domain: string | null): Member[] 
 
 /** Check the whole state; throws the first violation as a sentence with the numbers. */
 export function assertAdmissible(state: DesiredState, node: NodeCapacity): void {
-  for (const slice of Object.values(state.slices)) {
+  for (const slice of [...state.slices.values()]) {
     checkAllocation(`slice ${slice.name}`, slice.cpu, slice.memory.limit, node);
-    if (slice.domain !== null && !state.domains[slice.domain]) {
+    if (slice.domain !== null && !state.domains.get(slice.domain)) {
       throw new SlicedError('ENOENT', `slice ${slice.name}: domain ${JSON.stringify(slice.domain)} does not exist`);
     }
   }
-  for (const domain of Object.values(state.domains)) {
+  for (const domain of [...state.domains.values()]) {
     checkAllocation(`domain ${domain.name}`, domain.cpu, domain.memory.limit, node);
-    if (domain.parent !== null && !state.domains[domain.parent]) {
+    if (domain.parent !== null && !state.domains.get(domain.parent)) {
       throw new SlicedError('ENOENT', `domain ${domain.name}: parent domain ${JSON.stringify(domain.parent)} does not exist`);
     }
     assertNoCycle(state, domain.name);
@@ -58,7 +58,7 @@ export function assertAdmissible(state: DesiredState, node: NodeCapacity): void 
     `node capacity ${formatCpu(node.cpuMillicores)} - system reserve ${formatCpu(node.systemReserveMillicores)} = ${formatCpu(nodeBudget)}`,
     'node',
   );
-  for (const domain of Object.values(state.domains)) {
+  for (const domain of [...state.domains.values()]) {
     checkLevel(
       membersOf(state, domain.name),
       domain.cpu.reservation,
@@ -108,7 +108,7 @@ function checkLevel(members: Member[], budget: number, budgetText: string, level
 
 function assertNoCycle(state: DesiredState, start: string): void {
   const path = [start];
-  let current = state.domains[start]?.parent ?? null;
+  let current = state.domains.get(start)?.parent ?? null;
   while (current !== null) {
     // A cycle need not pass through `start` (start may hang below it), so look for any repeat.
     const seenAt = path.indexOf(current);
@@ -119,6 +119,6 @@ function assertNoCycle(state: DesiredState, start: string): void {
     if (path.length > MAX_DOMAIN_DEPTH) {
       throw new SlicedError('EINVAL', `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`);
     }
-    current = state.domains[current]?.parent ?? null;
+    current = state.domains.get(current)?.parent ?? null;
   }
 }

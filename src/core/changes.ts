@@ -18,7 +18,7 @@ import { assertAdmissible, membersOf, type NodeCapacity } from './admission.js';
 import { SlicedError } from './errors.js';
 
 function clone(state: DesiredState): DesiredState {
-  return { slices: { ...state.slices }, domains: { ...state.domains } };
+  return { slices: new Map(state.slices), domains: new Map(state.domains) };
 }
 
 export function mergeCpu(current: CpuAllocation, input: CpuInput | undefined): CpuAllocation {
@@ -36,20 +36,20 @@ export function mergeMemory(current: MemoryAllocation, input: MemoryInput | unde
 }
 
 export function assertNameFree(state: DesiredState, name: string): void {
-  if (state.slices[name]) throw new SlicedError('EEXIST', `slice ${name} already exists`);
-  if (state.domains[name]) {
+  if (state.slices.get(name)) throw new SlicedError('EEXIST', `slice ${name} already exists`);
+  if (state.domains.get(name)) {
     throw new SlicedError('EEXIST', `name ${name} is already used by a domain; slices and domains share one namespace`);
   }
 }
 
 export function getSlice(state: DesiredState, name: string): SliceSpec {
-  const slice = state.slices[name];
+  const slice = state.slices.get(name);
   if (!slice) throw new SlicedError('ENOENT', `slice ${JSON.stringify(name)} does not exist`);
   return slice;
 }
 
 export function getDomain(state: DesiredState, name: string): DomainSpec {
-  const domain = state.domains[name];
+  const domain = state.domains.get(name);
   if (!domain) throw new SlicedError('ENOENT', `domain ${JSON.stringify(name)} does not exist`);
   return domain;
 }
@@ -67,14 +67,14 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
   assertNameFree(state, input.name);
   if (input.domain !== undefined) getDomain(state, input.domain);
   const next = clone(state);
-  next.slices[input.name] = {
+  next.slices.set(input.name, {
     name: input.name,
     user: input.user,
     userCreated: input.userCreated,
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
     domain: input.domain ?? null,
-  };
+  });
   assertAdmissible(next, node);
   return next;
 }
@@ -87,7 +87,7 @@ export function updateSlice(
 ): DesiredState {
   const current = getSlice(state, name);
   const next = clone(state);
-  next.slices[name] = { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) };
+  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) });
   assertAdmissible(next, node);
   return next;
 }
@@ -95,7 +95,7 @@ export function updateSlice(
 export function deleteSlice(state: DesiredState, name: string): DesiredState {
   getSlice(state, name);
   const next = clone(state);
-  delete next.slices[name];
+  next.slices.delete(name);
   return next;
 }
 
@@ -110,12 +110,12 @@ export function createDomain(state: DesiredState, input: NewDomain, node: NodeCa
   assertNameFree(state, input.name);
   if (input.parent !== undefined) getDomain(state, input.parent);
   const next = clone(state);
-  next.domains[input.name] = {
+  next.domains.set(input.name, {
     name: input.name,
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
     parent: input.parent ?? null,
-  };
+  });
   assertAdmissible(next, node);
   return next;
 }
@@ -128,7 +128,7 @@ export function updateDomain(
 ): DesiredState {
   const current = getDomain(state, name);
   const next = clone(state);
-  next.domains[name] = { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) };
+  next.domains.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) });
   assertAdmissible(next, node);
   return next;
 }
@@ -143,7 +143,7 @@ export function deleteDomain(state: DesiredState, name: string): DesiredState {
     );
   }
   const next = clone(state);
-  delete next.domains[name];
+  next.domains.delete(name);
   return next;
 }
 
@@ -154,14 +154,14 @@ export function deleteDomain(state: DesiredState, name: string): DesiredState {
 export function moveMember(state: DesiredState, member: string, domain: string | null, node: NodeCapacity): DesiredState {
   if (domain !== null) getDomain(state, domain);
   const next = clone(state);
-  const slice = state.slices[member];
-  const dom = state.domains[member];
+  const slice = state.slices.get(member);
+  const dom = state.domains.get(member);
   if (slice) {
     if (slice.domain === domain) throw alreadyThere('slice', member, domain);
-    next.slices[member] = { ...slice, domain };
+    next.slices.set(member, { ...slice, domain });
   } else if (dom) {
     if (dom.parent === domain) throw alreadyThere('domain', member, domain);
-    next.domains[member] = { ...dom, parent: domain };
+    next.domains.set(member, { ...dom, parent: domain });
   } else {
     throw new SlicedError('ENOENT', `no slice or domain is named ${JSON.stringify(member)}`);
   }
@@ -180,7 +180,7 @@ export function domainPath(state: DesiredState, domain: string | null): string[]
   let current = domain;
   while (current !== null) {
     path.unshift(current);
-    current = state.domains[current]?.parent ?? null;
+    current = state.domains.get(current)?.parent ?? null;
   }
   return path;
 }

@@ -57,7 +57,7 @@ export interface SliceTree {
 export function buildTree(state: DesiredState, demand: ReadonlyMap<string, number>): SliceTree {
   const parents = new Map<string, string>();
   const domainNodes = new Map<string, EntitlementNode>();
-  for (const domain of Object.values(state.domains)) {
+  for (const domain of [...state.domains.values()]) {
     domainNodes.set(domain.name, { id: domainId(domain.name), cpu: domain.cpu, children: [] });
   }
   const roots: EntitlementNode[] = [];
@@ -71,8 +71,8 @@ export function buildTree(state: DesiredState, demand: ReadonlyMap<string, numbe
       parents.set(node.id, '');
     }
   };
-  for (const domain of Object.values(state.domains)) attach(domainNodes.get(domain.name)!, domain.parent);
-  for (const slice of Object.values(state.slices)) {
+  for (const domain of [...state.domains.values()]) attach(domainNodes.get(domain.name)!, domain.parent);
+  for (const slice of [...state.slices.values()]) {
     attach({ id: sliceId(slice.name), cpu: slice.cpu, demand: demand.get(slice.name) ?? 0 }, slice.domain);
   }
   return { roots, parents };
@@ -118,7 +118,7 @@ export function controlStep(input: ControlInput): ControlOutput {
 
 function sharesOf(state: DesiredState, id: string): number {
   const [kind, name] = [id.slice(0, id.indexOf('/')), id.slice(id.indexOf('/') + 1)];
-  const spec = kind === 'slice' ? state.slices[name] : state.domains[name];
+  const spec = kind === 'slice' ? state.slices.get(name) : state.domains.get(name);
   return spec?.cpu.shares ?? 100;
 }
 

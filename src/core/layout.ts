@@ -14,7 +14,7 @@ export function domainGroup(state: DesiredState, domain: string): string[] {
 }
 
 export function sliceGroup(state: DesiredState, slice: string): string[] {
-  const spec = state.slices[slice];
+  const spec = state.slices.get(slice);
   const parent = spec?.domain ? domainGroup(state, spec.domain) : [];
   return [...parent, slice + SLICE_SUFFIX];
 }
@@ -62,11 +62,11 @@ export const domainKey = (name: string): string => `domain/${name}`;
 export function affectedIds(before: DesiredState, next: DesiredState): Set<string> {
   const ids = new Set<string>();
   const changedDomains: string[] = [];
-  for (const name of new Set([...Object.keys(before.slices), ...Object.keys(next.slices)])) {
-    if (before.slices[name] !== next.slices[name]) ids.add(sliceKey(name));
+  for (const name of new Set([...[...before.slices.keys()], ...[...next.slices.keys()]])) {
+    if (before.slices.get(name) !== next.slices.get(name)) ids.add(sliceKey(name));
   }
-  for (const name of new Set([...Object.keys(before.domains), ...Object.keys(next.domains)])) {
-    if (before.domains[name] !== next.domains[name]) {
+  for (const name of new Set([...[...before.domains.keys()], ...[...next.domains.keys()]])) {
+    if (before.domains.get(name) !== next.domains.get(name)) {
       ids.add(domainKey(name));
       changedDomains.push(name);
     }
@@ -74,13 +74,13 @@ export function affectedIds(before: DesiredState, next: DesiredState): Set<strin
   if (changedDomains.length > 0) {
     for (const state of [before, next]) {
       const inside = (domain: string | null): boolean => {
-        for (let d = domain, depth = 0; d !== null && depth < 64; d = state.domains[d]?.parent ?? null, depth++) {
+        for (let d = domain, depth = 0; d !== null && depth < 64; d = state.domains.get(d)?.parent ?? null, depth++) {
           if (changedDomains.includes(d)) return true;
         }
         return false;
       };
-      for (const slice of Object.values(state.slices)) if (inside(slice.domain)) ids.add(sliceKey(slice.name));
-      for (const domain of Object.values(state.domains)) if (inside(domain.parent)) ids.add(domainKey(domain.name));
+      for (const slice of [...state.slices.values()]) if (inside(slice.domain)) ids.add(sliceKey(slice.name));
+      for (const domain of [...state.domains.values()]) if (inside(domain.parent)) ids.add(domainKey(domain.name));
     }
   }
   return ids;

@@ -14,7 +14,7 @@ export function effectiveDomainLimit(state: DesiredState, domain: string | null)
   let limit: number | null = null;
   let current = domain;
   for (let depth = 0; current !== null && depth < 64; depth++) {
-    const spec = state.domains[current];
+    const spec = state.domains.get(current);
     if (!spec) break;
     limit = minLimit(limit, spec.cpu.limit);
     current = spec.parent;
@@ -23,7 +23,7 @@ export function effectiveDomainLimit(state: DesiredState, domain: string | null)
 }
 
 export function effectiveSliceLimit(state: DesiredState, slice: string): number | null {
-  const spec = state.slices[slice];
+  const spec = state.slices.get(slice);
   if (!spec) return null;
   return minLimit(spec.cpu.limit, effectiveDomainLimit(state, spec.domain));
 }

@@ -97,10 +97,10 @@ export class SliceAgent {
     const existing = this.scanGroups();
     let adopted = 0;
     for (const id of existing.keys()) if (id.startsWith('slice/')) adopted++;
-    for (const slice of Object.values(loaded.slices)) this.ensureUser(slice);
+    for (const slice of [...loaded.slices.values()]) this.ensureUser(slice);
     await this.syncGroups(existing, loaded);
     this.log.info(
-      { slices: Object.keys(loaded.slices).length, domains: Object.keys(loaded.domains).length, adoptedGroups: adopted },
+      { slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted },
       'state loaded and reconciled',
     );
   }
@@ -110,11 +110,11 @@ export class SliceAgent {
     const loaded = emptyState();
     for (const value of (await this.opts.store.range(SLICE_PREFIX)).values()) {
       const spec = JSON.parse(value) as SliceSpec;
-      loaded.slices[spec.name] = spec;
+      loaded.slices.set(spec.name, spec);
     }
     for (const value of (await this.opts.store.range(DOMAIN_PREFIX)).values()) {
       const spec = JSON.parse(value) as DomainSpec;
-      loaded.domains[spec.name] = spec;
+      loaded.domains.set(spec.name, spec);
     }
     this.current = loaded;
     return loaded;
@@ -125,7 +125,7 @@ export class SliceAgent {
     await this.serialise(async () => {
       const existing = this.scanGroups();
       await this.syncGroups(existing, emptyState());
-      for (const slice of Object.values(this.current.slices)) {
+      for (const slice of [...this.current.slices.values()]) {
         if (slice.userCreated && lookupUser(slice.user)) {
           deleteUser(slice.user);
           this.log.info({ slice: slice.name, user: slice.user }, 'user removed');
@@ -153,11 +153,11 @@ export class SliceAgent {
       } else {
         user = sliceUserName(input.name);
         userCreated = true;
-        const holder = Object.values(before.slices).find((s) => s.user === user);
+        const holder = [...before.slices.values()].find((s) => s.user === user);
         if (holder) throw new SlicedError('EEXIST', `user ${user} is already used by slice ${holder.name}`);
       }
       const next = changes.createSlice(before, { ...input, user, userCreated }, this.opts.node);
-      const spec = next.slices[input.name]!;
+      const spec = next.slices.get(input.name)!;
       await this.commit(
         before,
         next,
@@ -182,8 +182,8 @@ export class SliceAgent {
       const before = this.current;
       const next = changes.updateSlice(before, name, input, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
-      this.log.info({ slice: name, cpu: next.slices[name]!.cpu, memory: next.slices[name]!.memory }, 'slice updated');
-      return next.slices[name]!;
+      this.log.info({ slice: name, cpu: next.slices.get(name)!.cpu, memory: next.slices.get(name)!.memory }, 'slice updated');
+      return next.slices.get(name)!;
     });
   }
 
@@ -211,8 +211,8 @@ export class SliceAgent {
       const before = this.current;
       const next = changes.createDomain(before, input, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
-      this.log.info({ domain: input.name, cpu: next.domains[input.name]!.cpu }, 'domain created');
-      return next.domains[input.name]!;
+      this.log.info({ domain: input.name, cpu: next.domains.get(input.name)!.cpu }, 'domain created');
+      return next.domains.get(input.name)!;
     });
   }
 
@@ -221,8 +221,8 @@ export class SliceAgent {
       const before = this.current;
       const next = changes.updateDomain(before, name, input, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
-      this.log.info({ domain: name, cpu: next.domains[name]!.cpu }, 'domain updated');
-      return next.domains[name]!;
+      this.log.info({ domain: name, cpu: next.domains.get(name)!.cpu }, 'domain updated');
+      return next.domains.get(name)!;
     });
   }
 
@@ -354,8 +354,8 @@ export class SliceAgent {
   private groupsOf(state: DesiredState, only?: ReadonlySet<string>): GroupMap {
     const groups: GroupMap = new Map();
     const want = (id: string): boolean => only === undefined || only.has(id);
-    for (const name of Object.keys(state.domains)) if (want(domainKey(name))) groups.set(domainKey(name), domainGroup(state, name));
-    for (const name of Object.keys(state.slices)) if (want(sliceKey(name))) groups.set(sliceKey(name), sliceGroup(state, name));
+    for (const name of [...state.domains.keys()]) if (want(domainKey(name))) groups.set(domainKey(name), domainGroup(state, name));
+    for (const name of [...state.slices.keys()]) if (want(sliceKey(name))) groups.set(sliceKey(name), sliceGroup(state, name));
     return groups;
   }
 
@@ -425,10 +425,10 @@ export class SliceAgent {
     type Item = { path: GroupPath; cpu: number | null; memory: number | null };
     const items: Item[] = [];
     const want = (id: string): boolean => only === undefined || only.has(id);
-    for (const domain of Object.values(state.domains)) {
+    for (const domain of [...state.domains.values()]) {
       if (want(domainKey(domain.name))) items.push({ path: domainGroup(state, domain.name), cpu: effectiveDomainLimit(state, domain.name), memory: domain.memory.limit });
     }
-    for (const slice of Object.values(state.slices)) {
+    for (const slice of [...state.slices.values()]) {
       if (want(sliceKey(slice.name))) items.push({ path: sliceGroup(state, slice.name), cpu: effectiveSliceLimit(state, slice.name), memory: slice.memory.limit });
     }
     const pending = items.filter((item) => {
@@ -507,9 +507,9 @@ export class SliceAgent {
   }
 }
 
-function diff<T>(prefix: string, before: Record<string, T>, next: Record<string, T>, ops: StoreOp[]): void {
-  for (const [name, value] of Object.entries(next)) {
-    if (before[name] !== value) ops.push({ type: 'put', key: prefix + name, value: JSON.stringify(value) });
+function diff<T>(prefix: string, before: ReadonlyMap<string, T>, next: ReadonlyMap<string, T>, ops: StoreOp[]): void {
+  for (const [name, value] of next) {
+    if (before.get(name) !== value) ops.push({ type: 'put', key: prefix + name, value: JSON.stringify(value) });
   }
-  for (const name of Object.keys(before)) if (!(name in next)) ops.push({ type: 'delete', key: prefix + name });
+  for (const name of before.keys()) if (!next.has(name)) ops.push({ type: 'delete', key: prefix + name });
 }

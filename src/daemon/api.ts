@@ -108,7 +108,7 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
     if (!domain.members.slices.includes(member) && !domain.members.domains.includes(member)) {
       throw new SlicedError('ENOENT', `${member} is not a member of domain ${name}`);
     }
-    await agent.moveMember(member, agent.state.domains[name]!.parent);
+    await agent.moveMember(member, agent.state.domains.get(name)!.parent);
     return views.domain(name, false);
   });
 

@@ -142,7 +142,7 @@ export class CpuController {
     const nextWait = new Map<number, number>();
     const paths = new Map<string, GroupPath>();
 
-    for (const slice of Object.values(state.slices)) {
+    for (const slice of [...state.slices.values()]) {
       const id = sliceId(slice.name);
       const path = sliceGroup(state, slice.name);
       const previousUsage = this.lastUsage.get(id);
@@ -174,7 +174,7 @@ export class CpuController {
       // their full potential rather than at zero.
       demand.set(slice.name, first || previousUsage === undefined ? Infinity : usedMc + toMillicores(waitedNs));
     }
-    for (const domain of Object.values(state.domains)) {
+    for (const domain of [...state.domains.values()]) {
       const id = domainId(domain.name);
       const path = domainGroup(state, domain.name);
       try {

@@ -77,6 +77,6 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
 
 async function removeDemoObjects(daemon: Daemon): Promise<void> {
   const { agent } = daemon;
-  for (const name of Object.keys(agent.state.slices)) if (name.startsWith('demo-')) await agent.deleteSlice(name);
-  for (const name of Object.keys(agent.state.domains)) if (name.startsWith('demo-')) await agent.deleteDomain(name);
+  for (const name of [...agent.state.slices.keys()]) if (name.startsWith('demo-')) await agent.deleteSlice(name);
+  for (const name of [...agent.state.domains.keys()]) if (name.startsWith('demo-')) await agent.deleteDomain(name);
 }

@@ -40,10 +40,10 @@ export class SliceSockets {
     chmodSync(this.dir, 0o755);
     const state = this.agent.state;
     for (const [name, entry] of this.servers) {
-      const spec = state.slices[name];
+      const spec = state.slices.get(name);
       if (!spec || this.agent.uidOf(spec) !== entry.uid) this.close(name);
     }
-    for (const spec of Object.values(state.slices)) {
+    for (const spec of [...state.slices.values()]) {
       if (!this.servers.has(spec.name)) this.open(spec.name, this.agent.uidOf(spec));
     }
   }

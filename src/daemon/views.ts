@@ -79,7 +79,7 @@ export class Views {
   }
 
   slices(live: boolean): SliceView[] {
-    return Object.keys(this.agent.state.slices)
+    return [...this.agent.state.slices.keys()]
       .sort()
       .map((name) => this.slice(name, live));
   }
@@ -105,7 +105,7 @@ export class Views {
   }
 
   domains(live: boolean): DomainView[] {
-    return Object.keys(this.agent.state.domains)
+    return [...this.agent.state.domains.keys()]
       .sort()
       .map((name) => this.domain(name, live));
   }
@@ -137,8 +137,8 @@ export class Views {
           }
         : null,
       loop: { window: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
-      slices: Object.keys(this.agent.state.slices).length,
-      domains: Object.keys(this.agent.state.domains).length,
+      slices: this.agent.state.slices.size,
+      domains: this.agent.state.domains.size,
     };
   }
 

@@ -51,7 +51,7 @@ function build(...steps: ((s: DesiredState) => DesiredState)[]): DesiredState {
 describe('createSlice', () => {
   test('fills in defaults and canonical values', () => {
     const state = createSlice(emptyState(), slice('web'), node);
-    assert.deepEqual(state.slices.web, {
+    assert.deepEqual(state.slices.get('web'), {
       name: 'web',
       user: 'sl-web',
       userCreated: true,
@@ -59,7 +59,7 @@ describe('createSlice', () => {
       memory: { limit: null },
       domain: null,
     });
-    assert.deepEqual(state.domains, {});
+    assert.equal(state.domains.size, 0);
   });
 
   test('returns a new state and leaves the old one alone', () => {
@@ -67,7 +67,7 @@ describe('createSlice', () => {
     const after = createSlice(before, slice('web', { cpu: { reservation: 500 } }), node);
     assert.notEqual(after, before);
     assert.deepEqual(before, emptyState());
-    assert.equal(after.slices.web?.cpu.reservation, 500);
+    assert.equal(after.slices.get('web')?.cpu.reservation, 500);
   });
 
   test('reservations may use the whole budget (capacity minus system reserve)', () => {
@@ -75,7 +75,7 @@ describe('createSlice', () => {
       (s) => createSlice(s, slice('a', { cpu: { reservation: 1000 } }), node),
       (s) => createSlice(s, slice('b', { cpu: { reservation: 900 } }), node),
     );
-    assert.equal(Object.keys(state.slices).length, 2);
+    assert.equal(state.slices.size, 2);
   });
 
   test('over-commit at the node level is refused with ENOSPC and the numbers', () => {
@@ -121,14 +121,14 @@ describe('createSlice', () => {
     assert.match(err.message, /slice a: cpu\.limit 400m is below cpu\.reservation 500m/);
     // Equal is fine.
     const ok = createSlice(emptyState(), slice('a', { cpu: { reservation: 500, limit: 500 } }), node);
-    assert.equal(ok.slices.a?.cpu.limit, 500);
+    assert.equal(ok.slices.get('a')?.cpu.limit, 500);
   });
 
   test('a limit above the node capacity is refused', () => {
     const err = refused(emptyState(), 'EINVAL', (s) => createSlice(s, slice('a', { cpu: { limit: 2001 } }), node));
     assert.match(err.message, /2001m exceeds the node's capacity of 2000m/);
     // The full node capacity (above the reservable budget) is a valid limit.
-    assert.equal(createSlice(emptyState(), slice('a', { cpu: { limit: 2000 } }), node).slices.a?.cpu.limit, 2000);
+    assert.equal(createSlice(emptyState(), slice('a', { cpu: { limit: 2000 } }), node).slices.get('a')?.cpu.limit, 2000);
   });
 
   test('a limit of 0 is refused', () => {
@@ -141,7 +141,7 @@ describe('createSlice', () => {
     const err = refused(emptyState(), 'EINVAL', (s) => createSlice(s, slice('a', { memory: { limit: MIN_MEMORY_LIMIT - 1 } }), node));
     assert.match(err.message, /memory\.limit 4194303 bytes is below the minimum of 4194304 bytes/);
     const ok = createSlice(emptyState(), slice('a', { memory: { limit: MIN_MEMORY_LIMIT } }), node);
-    assert.equal(ok.slices.a?.memory.limit, MIN_MEMORY_LIMIT);
+    assert.equal(ok.slices.get('a')?.memory.limit, MIN_MEMORY_LIMIT);
   });
 });
 
@@ -166,7 +166,7 @@ describe('domains', () => {
   test('a domain without a reservation can hold members without reservations only', () => {
     const state = createDomain(emptyState(), { name: 'team' }, node);
     const withMember = createSlice(state, slice('a', { domain: 'team' }), node);
-    assert.equal(withMember.slices.a?.domain, 'team');
+    assert.equal(withMember.slices.get('a')?.domain, 'team');
     refused(state, 'ENOSPC', (s) => createSlice(s, slice('a', { domain: 'team', cpu: { reservation: 1 } }), node));
   });
 
@@ -177,7 +177,7 @@ describe('domains', () => {
       (s) => createSlice(s, slice('a', { domain: 'team', cpu: { reservation: 1500 } }), node),
       (s) => createSlice(s, slice('b', { cpu: { reservation: 400 } }), node),
     );
-    assert.equal(Object.keys(state.slices).length, 2);
+    assert.equal(state.slices.size, 2);
     const err = refused(state, 'ENOSPC', (s) => createSlice(s, slice('c', { cpu: { reservation: 1 } }), node));
     assert.match(err.message, /domain team 1500m, slice b 400m, slice c 1m/);
   });
@@ -192,7 +192,7 @@ describe('domains', () => {
     refused(state, 'ENOSPC', (s) => createDomain(s, { name: 'team2', parent: 'org', cpu: { reservation: 201 } }, node));
     refused(state, 'ENOSPC', (s) => updateDomain(s, 'team', { cpu: { reservation: 700 } }, node));
     const grown = updateDomain(state, 'team', { cpu: { reservation: 1000 } }, node);
-    assert.equal(grown.domains.team?.cpu.reservation, 1000);
+    assert.equal(grown.domains.get('team')?.cpu.reservation, 1000);
   });
 
   test('unknown parent is refused with ENOENT', () => {
@@ -247,12 +247,12 @@ describe('updateSlice and updateDomain', () => {
   test('merge only the given fields', () => {
     const state = createSlice(emptyState(), slice('a', { cpu: { reservation: 100, limit: 1000, shares: 50 }, memory: { limit: 64 * 1024 ** 2 } }), node);
     const next = updateSlice(state, 'a', { cpu: { shares: 200 } }, node);
-    assert.deepEqual(next.slices.a?.cpu, { reservation: 100, limit: 1000, shares: 200 });
-    assert.equal(next.slices.a?.memory.limit, 64 * 1024 ** 2);
+    assert.deepEqual(next.slices.get('a')?.cpu, { reservation: 100, limit: 1000, shares: 200 });
+    assert.equal(next.slices.get('a')?.memory.limit, 64 * 1024 ** 2);
     const cleared = updateSlice(next, 'a', { cpu: { limit: null }, memory: { limit: null } }, node);
-    assert.equal(cleared.slices.a?.cpu.limit, null);
-    assert.equal(cleared.slices.a?.memory.limit, null);
-    assert.equal(state.slices.a?.cpu.shares, 50, 'the old state keeps its values');
+    assert.equal(cleared.slices.get('a')?.cpu.limit, null);
+    assert.equal(cleared.slices.get('a')?.memory.limit, null);
+    assert.equal(state.slices.get('a')?.cpu.shares, 50, 'the old state keeps its values');
   });
 
   test('an update that over-commits is refused and leaves the state alone', () => {
@@ -296,9 +296,9 @@ describe('moveMember', () => {
 
   test('moves a slice into a domain and back', () => {
     const inside = moveMember(base(), 'web', 'b', node);
-    assert.equal(inside.slices.web?.domain, 'b');
+    assert.equal(inside.slices.get('web')?.domain, 'b');
     const back = moveMember(inside, 'web', null, node);
-    assert.equal(back.slices.web?.domain, null);
+    assert.equal(back.slices.get('web')?.domain, null);
   });
 
   test('moving into a domain too small for the reservation is refused with ENOSPC', () => {
@@ -348,7 +348,7 @@ describe('moveMember', () => {
     );
     refused(state, 'ENOSPC', (s) => moveMember(s, 'big', 'small', node));
     const moved = moveMember(state, 'small', 'big', node);
-    assert.equal(moved.domains.small?.parent, 'big');
+    assert.equal(moved.domains.get('small')?.parent, 'big');
     assert.deepEqual(
       membersOf(moved, null).map((m) => m.name),
       ['big'],
@@ -390,7 +390,7 @@ describe('helpers', () => {
 
   test('assertAdmissible catches a dangling domain reference in a hand-made state', () => {
     const state = createSlice(emptyState(), slice('a'), node);
-    const broken: DesiredState = { ...state, slices: { a: { ...state.slices.a!, domain: 'gone' } } };
+    const broken: DesiredState = { ...state, slices: new Map([['a', { ...state.slices.get('a')!, domain: 'gone' }]]) };
     assert.throws(() => assertAdmissible(broken, node), (err: unknown) => isSlicedError(err) && err.code === 'ENOENT');
   });
 });
@@ -424,11 +424,11 @@ describe('properties', () => {
       case 'move':
         return moveMember(state, op.name, op.to, node);
       case 'update':
-        return state.slices[op.name]
+        return state.slices.get(op.name)
           ? updateSlice(state, op.name, { cpu: { reservation: op.reservation } }, node)
           : updateDomain(state, op.name, { cpu: { reservation: op.reservation } }, node);
       case 'delete':
-        return state.slices[op.name] ? deleteSlice(state, op.name) : deleteDomain(state, op.name);
+        return state.slices.get(op.name) ? deleteSlice(state, op.name) : deleteDomain(state, op.name);
     }
   }
 
@@ -447,11 +447,11 @@ describe('properties', () => {
           }
           assertAdmissible(state, node);
           // Names stay unique across slices and domains.
-          for (const name of Object.keys(state.slices)) assert.equal(state.domains[name], undefined);
+          for (const name of state.slices.keys()) assert.equal(state.domains.get(name), undefined);
           // Node level fits the budget; every domain fits its reservation.
           const sumAt = (domain: string | null) => membersOf(state, domain).reduce((t, m) => t + m.cpu.reservation, 0);
           assert.ok(sumAt(null) <= node.cpuMillicores - node.systemReserveMillicores);
-          for (const d of Object.values(state.domains)) assert.ok(sumAt(d.name) <= d.cpu.reservation);
+          for (const d of state.domains.values()) assert.ok(sumAt(d.name) <= d.cpu.reservation);
         }
       }),
       { numRuns: 300 },

@@ -12,18 +12,18 @@ function cpu(partial: Partial<CpuAllocation> = {}): CpuAllocation {
 }
 
 function addSlice(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, domain: string | null = null): DesiredState {
-  state.slices[name] = { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: { limit: null }, domain };
+  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: { limit: null }, domain });
   return state;
 }
 
 function addDomain(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, parent: string | null = null): DesiredState {
-  state.domains[name] = { name, cpu: cpu(partial), memory: { limit: null }, parent };
+  state.domains.set(name, { name, cpu: cpu(partial), memory: { limit: null }, parent });
   return state;
 }
 
 function step(state: DesiredState, overrides: Partial<ControlInput> = {}): ControlOutput {
   const demand = new Map<string, number>();
-  for (const name of Object.keys(state.slices)) demand.set(name, HUNGRY);
+  for (const name of state.slices.keys()) demand.set(name, HUNGRY);
   return controlStep({
     state,
     capacity: 2000,

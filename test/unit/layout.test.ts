@@ -8,10 +8,10 @@ import { nameProblem } from '../../src/core/names.js';
 function state(): DesiredState {
   const s = emptyState();
   const domain = (name: string, parent: string | null) => {
-    s.domains[name] = { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, parent };
+    s.domains.set(name, { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, parent });
   };
   const slice = (name: string, domain: string | null) => {
-    s.slices[name] = { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, domain };
+    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, domain });
   };
   domain('org', null);
   domain('team', 'org');
@@ -48,7 +48,7 @@ describe('group paths', () => {
 
   test('a slice path is its domain path plus its own leaf', () => {
     const s = state();
-    for (const slice of Object.values(s.slices)) {
+    for (const slice of s.slices.values()) {
       const path = sliceGroup(s, slice.name);
       assert.deepEqual(path.slice(0, -1), slice.domain ? domainGroup(s, slice.domain) : []);
       assert.equal(path.at(-1), `${slice.name}.slice`);
@@ -61,7 +61,7 @@ describe('group paths', () => {
 
   test('every path component parses back to what it stands for', () => {
     const s = state();
-    for (const name of Object.keys(s.slices)) {
+    for (const name of s.slices.keys()) {
       const path = sliceGroup(s, name);
       assert.deepEqual(parseGroupName(path.at(-1)!), { kind: 'slice', name });
       for (const dir of path.slice(0, -1)) assert.equal(parseGroupName(dir)?.kind, 'domain');

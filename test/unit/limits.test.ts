@@ -5,12 +5,12 @@ import { effectiveDomainLimit, effectiveSliceLimit, minLimit } from '../../src/c
 import { emptyState, type DesiredState } from '../../src/core/model.js';
 
 function withDomain(s: DesiredState, name: string, limit: number | null, parent: string | null = null): DesiredState {
-  s.domains[name] = { name, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, parent };
+  s.domains.set(name, { name, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, parent });
   return s;
 }
 
 function withSlice(s: DesiredState, name: string, limit: number | null, domain: string | null = null): DesiredState {
-  s.slices[name] = { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, domain };
+  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, domain });
   return s;
 }
 

@@ -49,7 +49,7 @@ describe('constants and defaults', () => {
   test('emptyState gives a fresh, empty state every time', () => {
     const a = emptyState();
     const b = emptyState();
-    assert.deepEqual(a, { slices: {}, domains: {} });
+    assert.deepEqual(a, { slices: new Map(), domains: new Map() });
     assert.notEqual(a, b);
     assert.notEqual(a.slices, b.slices);
   });
