@@ -282,7 +282,10 @@ try {
     process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
   }
   if (err instanceof CliError) {
-    process.stderr.write(`slicectl: ${err.message}\n`);
+    // With --json, scripts get the error as JSON too (one line on stderr).
+    const ownArgs = process.argv.includes('--') ? process.argv.slice(0, process.argv.indexOf('--')) : process.argv;
+    const line = ownArgs.includes('--json') ? JSON.stringify({ error: { code: err.code, message: err.message } }) : `slicectl: ${err.message}`;
+    process.stderr.write(`${line}\n`);
     process.exit(err.exitCode);
   }
   process.stderr.write(`slicectl: ${(err as Error).stack ?? String(err)}\n`);

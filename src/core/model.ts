@@ -102,15 +102,10 @@ const memoryQuantity = z.union([z.string(), z.number()]).transform((value, ctx) 
 const optionalCap = <T extends z.ZodType>(quantity: T) =>
   z.union([z.literal('none'), z.null(), quantity]).transform((value) => (value === 'none' || value === null ? null : value));
 
+const SHARES_ALLOWED = `must be a whole number from ${SHARES_MIN} to ${SHARES_MAX}`;
 const sharesSchema = z
-  .union([z.number(), z.string().regex(/^\d+$/, 'must be a whole number').transform(Number)])
-  .pipe(
-    z
-      .number()
-      .int('must be a whole number')
-      .min(SHARES_MIN, `must be at least ${SHARES_MIN}`)
-      .max(SHARES_MAX, `must be at most ${SHARES_MAX}`),
-  );
+  .union([z.number(), z.string().regex(/^\d+$/, SHARES_ALLOWED).transform(Number)])
+  .pipe(z.number().int(SHARES_ALLOWED).min(SHARES_MIN, SHARES_ALLOWED).max(SHARES_MAX, SHARES_ALLOWED));
 
 export const cpuInputSchema = z
   .object({

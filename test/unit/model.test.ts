@@ -163,10 +163,10 @@ describe('sliceCreateSchema: refusals name the field, the value and what is allo
   });
 
   test('cpu.shares 0 and 10001', () => {
-    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 0 } }), 'cpu.shares', '0', /at least 1\b/);
-    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 10001 } }), 'cpu.shares', '10001', /at most 10000\b/);
-    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: '0' } }), 'cpu.shares', '"0"', /at least 1\b/);
-    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: -5 } }), 'cpu.shares', '-5', /at least 1\b/);
+    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 0 } }), 'cpu.shares', '0', /from 1 to 10000/);
+    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 10001 } }), 'cpu.shares', '10001', /from 1 to 10000/);
+    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: '0' } }), 'cpu.shares', '"0"', /from 1 to 10000/);
+    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: -5 } }), 'cpu.shares', '-5', /from 1 to 10000/);
   });
 
   test('cpu.shares "abc" and fractions', () => {
@@ -220,7 +220,7 @@ describe('sliceCreateSchema: refusals name the field, the value and what is allo
   test('several problems are all reported in one message', () => {
     const err = refusal(sliceCreateSchema, { name: 'a', cpu: { limit: 'abc', shares: 0 } });
     assert.match(err.message, /cpu\.limit "abc"/);
-    assert.match(err.message, /cpu\.shares 0 must be at least 1/);
+    assert.match(err.message, /cpu\.shares 0 must be a whole number from 1 to 10000/);
     assert.match(err.message, /; /);
   });
 
@@ -248,7 +248,7 @@ describe('sliceUpdateSchema', () => {
 
   test('bad values are explained as for create', () => {
     assertExplains(refusal(sliceUpdateSchema, { cpu: { limit: 'lots' } }, 'update'), 'cpu.limit', '"lots"', /millicores like/);
-    assertExplains(refusal(sliceUpdateSchema, { cpu: { shares: 10001 } }, 'update'), 'cpu.shares', '10001', /at most 10000/);
+    assertExplains(refusal(sliceUpdateSchema, { cpu: { shares: 10001 } }, 'update'), 'cpu.shares', '10001', /from 1 to 10000/);
   });
 
   test('domainUpdateSchema is the same shape', () => {
