@@ -12,14 +12,14 @@
  * Last line of stdout: one JSON object (mean/max absolute error in percentage points of the
  * node, the baseline's, scenario (b) separately, and convergence time).
  */
-import { readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { computeEntitlements, type EntitlementNode } from '../src/core/entitlement.js';
 import { DEFAULT_CPU, type CpuAllocation } from '../src/core/model.js';
 import { parseCpu } from '../src/core/units.js';
-import { Burners, finish, jsonMode, machine, round, say } from './lib.js';
+import { finish, jsonMode, machine, round, say } from './lib.js';
+import { Burners, CpuUsageReader, nodeShares, type UsageSample } from '../test/helpers/cpu-load.js';
 
 const quick = process.argv.includes('--quick');
 const onlyIndex = process.argv.indexOf('--only');
@@ -127,44 +127,10 @@ function groundTruth(scenario: Scenario, busy: (slice: SliceDef) => boolean): Ma
   return new Map(scenario.slices.map((s) => [s.name, result.nodes.get(s.name)!.entitlement]));
 }
 
-class UsageReader {
-  private readonly paths = new Map<string, string>();
-  constructor(private readonly daemon: TestDaemon) {}
-
-  async resolve(slices: string[]): Promise<void> {
-    const node = await this.daemon.api.get<{ backend: string; cgroupRoots: Record<string, string> }>('/v1/node');
-    for (const name of slices) {
-      const view = await this.daemon.api.get<{ cgroup: string }>(`/v1/slices/${name}`);
-      this.paths.set(
-        name,
-        node.backend === 'v1' ? `${node.cgroupRoots.cpuacct}/${view.cgroup}/cpuacct.usage` : `${node.cgroupRoots.unified}/${view.cgroup}/cpu.stat`,
-      );
-    }
-  }
-
-  /** Cumulative CPU nanoseconds of each slice. */
-  read(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [name, path] of this.paths) {
-      const text = readFileSync(path, 'utf8');
-      out.set(name, path.endsWith('cpu.stat') ? Number(/usage_usec (\d+)/.exec(text)?.[1] ?? 0) * 1000 : Number(text.trim()));
-    }
-    return out;
-  }
-}
-
-/** Percentage of the node used by each slice between two samples. */
-function rates(from: { t: number; u: Map<string, number> }, to: { t: number; u: Map<string, number> }): Map<string, number> {
-  const seconds = (to.t - from.t) / 1000;
-  const out = new Map<string, number>();
-  for (const [name, ns] of to.u) out.set(name, ((ns - (from.u.get(name) ?? 0)) / 1e9 / seconds / (CAPACITY / 1000)) * 100);
-  return out;
-}
-
-async function setUp(daemon: TestDaemon, scenario: Scenario, burners: Burners): Promise<UsageReader> {
+async function setUp(daemon: TestDaemon, scenario: Scenario, burners: Burners): Promise<CpuUsageReader> {
   for (const d of scenario.domains) await daemon.api.post('/v1/domains', { name: d.name, cpu: d.cpu });
   for (const s of scenario.slices) await daemon.api.post('/v1/slices', { name: s.name, cpu: s.cpu, user: 'nobody', ...(s.domain ? { domain: s.domain } : {}) });
-  const reader = new UsageReader(daemon);
+  const reader = new CpuUsageReader(daemon.api);
   await reader.resolve(scenario.slices.map((s) => s.name));
   for (const s of scenario.slices) if (s.burners > 0) await burners.start(s.name, s.burners);
   return reader;
@@ -187,9 +153,9 @@ async function steadyState(daemon: TestDaemon, scenario: Scenario, burners: Burn
   const reader = await setUp(daemon, scenario, burners);
   try {
     await sleep(WARM_MS);
-    const start = { t: performance.now(), u: reader.read() };
+    const start = reader.sample();
     await sleep(MEASURE_MS);
-    const measured = rates(start, { t: performance.now(), u: reader.read() });
+    const measured = nodeShares(start, reader.sample(), CAPACITY);
     const truth = groundTruth(scenario, (s) => s.burners > 0);
     return scenario.slices.map((s) => {
       const entitled = (truth.get(s.name)! / CAPACITY) * 100;
@@ -208,17 +174,17 @@ interface ConvergenceResult {
 }
 
 /** Time from a change until every slice stays within the tolerance of its new entitlement. */
-async function watchConvergence(reader: UsageReader, truth: Map<string, number>, durationMs: number): Promise<{ seconds: number | null; last: Map<string, number> }> {
+async function watchConvergence(reader: CpuUsageReader, truth: Map<string, number>, durationMs: number): Promise<{ seconds: number | null; last: Map<string, number> }> {
   const changed = performance.now();
-  const samples: Array<{ t: number; u: Map<string, number> }> = [{ t: changed, u: reader.read() }];
+  const samples: UsageSample[] = [{ t: changed, u: reader.read() }];
   while (performance.now() - changed < durationMs) {
     await sleep(SAMPLE_MS);
-    samples.push({ t: performance.now(), u: reader.read() });
+    samples.push(reader.sample());
   }
   const perWindow = Math.round(WINDOW_MS / SAMPLE_MS);
   const ok: Array<{ end: number; within: boolean }> = [];
   for (let i = perWindow; i < samples.length; i++) {
-    const r = rates(samples[i - perWindow]!, samples[i]!);
+    const r = nodeShares(samples[i - perWindow]!, samples[i]!, CAPACITY);
     let within = true;
     for (const [name, entitled] of truth) if (Math.abs(r.get(name)! - (entitled / CAPACITY) * 100) > TOLERANCE_PP) within = false;
     ok.push({ end: samples[i]!.t, within });
@@ -227,7 +193,7 @@ async function watchConvergence(reader: UsageReader, truth: Map<string, number>,
   let seconds: number | null = null;
   for (let i = ok.length - 1; i >= 0 && ok[i]!.within; i--) seconds = (ok[i]!.end - changed) / 1000;
   const tail = Math.min(samples.length - 1, Math.round(2000 / SAMPLE_MS));
-  return { seconds, last: rates(samples[samples.length - 1 - tail]!, samples[samples.length - 1]!) };
+  return { seconds, last: nodeShares(samples[samples.length - 1 - tail]!, samples[samples.length - 1]!, CAPACITY) };
 }
 
 async function convergence(daemon: TestDaemon, burners: Burners): Promise<ConvergenceResult> {

@@ -1,8 +1,5 @@
-/** Shared helpers for the benchmarks: output conventions, sampling, burners. */
+/** Shared helpers for the benchmarks: output conventions and sampling. */
 import { readFileSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
-import { spawnInSlice, type SliceProcessPlan } from '../src/kernel/spawn.js';
-import type { ApiClient } from '../src/cli/client.js';
 
 export const jsonMode = process.argv.includes('--json');
 
@@ -33,37 +30,4 @@ export function percentile(values: number[], p: number): number {
 export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
-}
-
-/** CPU burners (busy shell loops) started inside a slice through the same path as `slicectl exec`. */
-export class Burners {
-  private readonly children = new Map<string, ChildProcess[]>();
-
-  constructor(private readonly api: ApiClient) {}
-
-  async start(slice: string, count: number): Promise<void> {
-    const plan = await this.api.post<SliceProcessPlan>(`/v1/slices/${slice}/exec-plan`, { pid: process.pid });
-    const list = this.children.get(slice) ?? [];
-    for (let i = 0; i < count; i++) list.push(spawnInSlice(plan, ['/bin/sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
-    this.children.set(slice, list);
-  }
-
-  async stop(slice: string): Promise<void> {
-    const list = this.children.get(slice) ?? [];
-    await Promise.all(
-      list.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
-    this.children.delete(slice);
-  }
-
-  async stopAll(): Promise<void> {
-    for (const slice of [...this.children.keys()]) await this.stop(slice);
-  }
 }
