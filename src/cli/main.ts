@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, CliError, EXIT } from './client.js';
 import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTable, type StatusDocument } from './format.js';
 import { runInSlice } from './exec.js';
+import { registerTreeCommands } from './tree.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
 
@@ -68,6 +69,12 @@ function allocationBody(options: Record<string, string | undefined>): Record<str
 }
 
 const enc = encodeURIComponent;
+
+registerTreeCommands(program, {
+  client,
+  sliceClient: (command, slice) => new ApiClient(join(dirname(globals(command).socket), 'slices', `${slice}.sock`)),
+  print,
+});
 
 // ---- slices ---------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'EPERM' // not allowed for this caller
   | 'ESRCH' // process vanished
   | 'ELOOP' // domain cycle
+  | 'ENOTDIR' // config tree: a path component is not a directory
+  | 'EISDIR' // config tree: a file operation on a directory
   | 'EIO'; // kernel refused or failed
 
 export class SlicedError extends Error {
@@ -42,5 +44,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   EPERM: 403,
   ESRCH: 404,
   ELOOP: 400,
+  ENOTDIR: 400,
+  EISDIR: 400,
   EIO: 500,
 };

@@ -17,6 +17,9 @@ import {
 import { nameProblem } from '../core/names.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 
+/** Asks the schedulers whether a new task may start (throws when one refuses). */
+export type ExecPlacement = (slice: string, parentPid: number) => void;
+
 const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
 const memberBody = z.object({ member: z.string() }).strict();
 
@@ -37,7 +40,10 @@ function nameParam(kind: string, value: string): string {
   return value;
 }
 
-export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
+/** Routes of other modules (the config tree, ...), registered with the same error handling. */
+export type RouteModule = (app: FastifyInstance) => void;
+
+export function buildApi(agent: SliceAgent, views: Views, modules: readonly RouteModule[] = [], placement?: ExecPlacement): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   app.setNotFoundHandler((request, reply) =>
@@ -75,6 +81,7 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
   app.post<NameParams>('/v1/slices/:name/exec-plan', async (request) => {
     const name = nameParam('slice', request.params.name);
     const { pid } = parseInput(pidBody, request.body, 'exec');
+    placement?.(name, pid);
     return agent.execPlan(name, pid);
   });
 
@@ -112,5 +119,6 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
     return views.domain(name, false);
   });
 
+  for (const register of modules) register(app);
   return app;
 }

@@ -53,6 +53,14 @@ export const configSchema = z
     daemonNice: z.number().int().min(-20).max(19).default(-10),
     /** Allow attach/exec to move a process out of a memory cgroup that does not contain sliced's groups. */
     attachAnyMemoryCgroup: z.boolean().default(false),
+    /** Name of this node in the config tree and the cluster; defaults to the host name. */
+    nodeName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, "_", "." or "-"').nullable().default(null),
+    /** Folders searched for component types not built in (<folder>/<type>.js), root-owned. */
+    pluginDirs: z.array(z.string().min(1)).default([]),
+    /** The tree document applied on the first start (default: defaults/tree.yaml of the package). */
+    defaultTree: z.string().min(1).nullable().default(null),
+    /** Mount the config tree here with FUSE (needs the optional @cocalc/fuse-native). */
+    mount: z.string().min(1).nullable().default(null),
   })
   .strict();
 

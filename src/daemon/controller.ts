@@ -1,5 +1,7 @@
 /**
- * The CPU control loop. Every period it reads each slice's CPU time (cpuacct / cpu.stat) and
+ * The CPU control loop, run by the framework: the slice_usage probe calls sample() every
+ * probe_period, and the entitlement policy calls act() when its port receives the sample
+ * (src/components/). Every period it reads each slice's CPU time (cpuacct / cpu.stat) and
  * the time its threads spent runnable but waiting (/proc/<tid>/schedstat); usage plus
  * waiting is the slice's demand: how much it would have run had a CPU been free. It then
  * computes entitlements and writes the weights that make the kernel deliver them.
@@ -14,8 +16,12 @@ import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
 import { procSchedProbe, type SchedProbe } from '../kernel/procfs.js';
 import { controlStep, domainId, sliceId, type CpuControlMode } from '../core/cpu-control.js';
 import { domainGroup, sliceGroup } from '../core/layout.js';
+import { Value, BUILTIN_VALUE_TYPES } from '../framework/value.js';
+
+const SLICE_USAGE_TYPE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'slice_usage')!;
 
 export interface ControllerOptions {
+  /** The period of the slice_usage probe that drives the loop (for display). */
   periodMs: number;
   mode: CpuControlMode;
   gain: number;
@@ -54,7 +60,6 @@ export class CpuController {
   private readonly opts: ControllerOptions;
   private readonly probe: SchedProbe;
   private readonly clock: () => bigint;
-  private timer: NodeJS.Timeout | null = null;
   private lastTime = 0n;
   private lastUptime = 0;
   private lastMachineBusy = 0;
@@ -69,6 +74,10 @@ export class CpuController {
   private readonly loopMs = new Float64Array(LOOP_HISTORY);
   private loops = 0;
   private latest: ControllerSnapshot | null = null;
+  private passStarted: bigint | null = null;
+  private lastInterval: { first: boolean; elapsedNs: number } | null = null;
+  /** The table tick() samples into when the loop runs outside the framework. */
+  private readonly scratch = new Value(SLICE_USAGE_TYPE);
 
   constructor(agent: SliceAgent, options: ControllerOptions) {
     this.agent = agent;
@@ -81,18 +90,9 @@ export class CpuController {
     return this.opts.mode;
   }
 
+  /** The period the loop runs at: that of the slice_usage probe driving it (the configured one until it has run). */
   get periodMs(): number {
     return this.opts.periodMs;
-  }
-
-  start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.opts.periodMs);
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
   }
 
   snapshot(): ControllerSnapshot | null {
@@ -107,22 +107,55 @@ export class CpuController {
     return out;
   }
 
-  /** One pass of the loop; safe to call at any time. */
+  /**
+   * One pass of the loop outside the framework (tests, or a tree without the entitlement
+   * policy wired): sample, then act on the sample.
+   */
   tick(): void {
-    const started = process.hrtime.bigint();
+    this.sample(this.scratch);
+    this.act(this.scratch);
+  }
+
+  /**
+   * Measure every slice and domain into `out` (a slice_usage value): rows "slice/<name>" and
+   * "domain/<name>" with CPU used (NaN before the first interval) and estimated demand
+   * (Infinity until there is an interval) in millicores, and a row "system" with the CPU
+   * used outside sliced's groups. This is the slice_usage probe's refresh.
+   */
+  sample(out: Value): void {
+    this.passStarted = process.hrtime.bigint();
     try {
-      this.step(this.clock());
+      this.measure(this.clock(), out);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'slice usage sampling failed');
+    }
+  }
+
+  /**
+   * Compute entitlements from a slice_usage value and write the weights that deliver them.
+   * This is what the entitlement policy does when its port receives an update.
+   */
+  act(table: Value): void {
+    try {
+      this.control(table);
     } catch (err) {
       this.opts.log.error({ err: (err as Error).message }, 'control loop pass failed');
     }
+    const started = this.passStarted ?? process.hrtime.bigint();
     this.loopMs[this.loops % LOOP_HISTORY] = Number(process.hrtime.bigint() - started) / 1e6;
     this.loops++;
+    this.passStarted = null;
   }
 
-  private step(now: bigint): void {
+  configure(options: { mode?: CpuControlMode; gain?: number; periodMs?: number }): void {
+    if (options.periodMs !== undefined) this.opts.periodMs = options.periodMs;
+    if (options.mode !== undefined) this.opts.mode = options.mode;
+    if (options.gain !== undefined) this.opts.gain = options.gain;
+  }
+
+  private measure(now: bigint, out: Value): void {
     const state = this.agent.state;
     const backend = this.agent.backend;
-    const node = this.agent.node;
     const first = this.lastTime === 0n;
 
     const elapsedNs = first ? 0 : Number(now - this.lastTime);
@@ -136,13 +169,11 @@ export class CpuController {
       this.systemUsage = this.systemUsage === 0 ? system : 0.5 * this.systemUsage + 0.5 * system;
     }
 
-    const usage = new Map<string, number>();
-    const demand = new Map<string, number>();
+    const rows: Array<[string, number, number]> = [];
     const nextUsage = new Map<string, number>();
     const nextWait = new Map<number, number>();
-    const paths = new Map<string, GroupPath>();
 
-    for (const slice of [...state.slices.values()]) {
+    for (const slice of state.slices.values()) {
       const id = sliceId(slice.name);
       const path = sliceGroup(state, slice.name);
       const previousUsage = this.lastUsage.get(id);
@@ -156,7 +187,6 @@ export class CpuController {
       } catch {
         continue; // being created or deleted right now
       }
-      paths.set(id, path);
       nextUsage.set(id, used);
       let waitedNs = 0;
       for (const tid of tids) {
@@ -167,28 +197,60 @@ export class CpuController {
         if (previous !== undefined) waitedNs += stat.waitNs - previous;
         else if (!first && this.probe.startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
       }
-      const usedMc = previousUsage === undefined ? 0 : toMillicores(used - previousUsage);
-      // A slice seen for the first time has no interval yet: no usage to correct against.
-      if (previousUsage !== undefined) usage.set(id, usedMc);
-      // Until there is a first interval, treat every slice as hungry so weights start at
-      // their full potential rather than at zero.
-      demand.set(slice.name, first || previousUsage === undefined ? Infinity : usedMc + toMillicores(waitedNs));
+      // A slice seen for the first time has no interval yet: no usage to correct against,
+      // and it counts as hungry so that its weight starts at its full potential, not zero.
+      const fresh = first || previousUsage === undefined;
+      const usedMc = fresh ? NaN : toMillicores(used - previousUsage);
+      rows.push([id, usedMc, fresh ? Infinity : usedMc + toMillicores(waitedNs)]);
     }
-    for (const domain of [...state.domains.values()]) {
+    for (const domain of state.domains.values()) {
       const id = domainId(domain.name);
-      const path = domainGroup(state, domain.name);
       try {
-        const used = backend.readCpuUsageNs(path);
-        paths.set(id, path);
+        const used = backend.readCpuUsageNs(domainGroup(state, domain.name));
         nextUsage.set(id, used);
         const previous = this.lastUsage.get(id);
-        if (previous !== undefined) usage.set(id, toMillicores(used - previous));
+        rows.push([id, previous === undefined ? NaN : toMillicores(used - previous), NaN]);
       } catch {
         continue;
       }
     }
+    rows.push(['system', this.systemUsage, NaN]);
 
-    const capacity = node.cpuMillicores - Math.min(this.systemUsage, node.systemReserveMillicores);
+    const labels = rows.map((r) => r[0]);
+    out.setRows(rows.length, sameLabels(out.labels, labels) ? out.labels : labels);
+    rows.forEach(([, usage, demand], i) => {
+      out.set(i, 0, usage);
+      out.set(i, 1, demand);
+    });
+    this.lastInterval = { first, elapsedNs };
+    this.lastTime = now;
+    this.lastUptime = uptime;
+    this.lastMachineBusy = machineBusy;
+    this.lastRootUsage = rootUsage;
+    this.lastUsage = nextUsage;
+    this.lastWait = nextWait;
+  }
+
+  private control(table: Value): void {
+    const state = this.agent.state;
+    const backend = this.agent.backend;
+    const node = this.agent.node;
+    const usage = new Map<string, number>();
+    const demand = new Map<string, number>();
+    let systemUsage = 0;
+    for (let row = 0; row < table.rows; row++) {
+      const id = table.labels[row]!;
+      const used = table.get(row, 0);
+      if (id === 'system') {
+        systemUsage = Number.isFinite(used) ? used : 0;
+        continue;
+      }
+      if (!Number.isNaN(used)) usage.set(id, used);
+      if (id.startsWith('slice/')) demand.set(id.slice(6), table.get(row, 1));
+    }
+    const first = this.lastInterval?.first ?? true;
+
+    const capacity = node.cpuMillicores - Math.min(systemUsage, node.systemReserveMillicores);
     const out = controlStep({
       state,
       capacity,
@@ -204,7 +266,7 @@ export class CpuController {
 
     const changed: Record<string, { weight: number; correction: number; entitlement: number; demand: number; usage: number }> = {};
     for (const [id, weight] of out.weights) {
-      const path = paths.get(id);
+      const path = id.startsWith('slice/') ? groupIfExists(() => sliceGroup(state, id.slice(6))) : groupIfExists(() => domainGroup(state, id.slice(7)));
       if (!path) continue;
       const key = groupKey(path);
       const epoch = this.agent.groupEpoch(key);
@@ -213,8 +275,8 @@ export class CpuController {
       try {
         backend.setCpuWeight(path, weight);
         this.writtenWeights.set(key, { weight, epoch });
-        const node = out.result.nodes.get(id)!;
-        changed[id] = { weight, correction: round(out.corrections.get(id) ?? 1), entitlement: round(node.entitlement), demand: round(node.effectiveDemand), usage: round(usage.get(id) ?? 0) };
+        const result = out.result.nodes.get(id)!;
+        changed[id] = { weight, correction: round(out.corrections.get(id) ?? 1), entitlement: round(result.entitlement), demand: round(result.effectiveDemand), usage: round(usage.get(id) ?? 0) };
       } catch {
         this.writtenWeights.delete(key); // group vanished; retried next pass if it comes back
       }
@@ -230,13 +292,21 @@ export class CpuController {
         weight: out.weights.get(id) ?? 0,
       });
     }
-    this.latest = { at: Date.now(), intervalMs: elapsedNs / 1e6, capacity, systemUsage: this.systemUsage, nodes };
-    this.lastTime = now;
-    this.lastUptime = uptime;
-    this.lastMachineBusy = machineBusy;
-    this.lastRootUsage = rootUsage;
-    this.lastUsage = nextUsage;
-    this.lastWait = nextWait;
+    this.latest = { at: Date.now(), intervalMs: (this.lastInterval?.elapsedNs ?? 0) / 1e6, capacity, systemUsage, nodes };
+  }
+}
+
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function groupIfExists(path: () => GroupPath): GroupPath | null {
+  try {
+    return path();
+  } catch {
+    return null; // deleted since the sample
   }
 }
 

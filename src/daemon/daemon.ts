@@ -13,6 +13,10 @@ import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { CpuController } from './controller.js';
+import { startFramework, type Framework } from './framework.js';
+import { registerTreeRoutes } from './tree-api.js';
+import { mountTree, type TreeMount } from './fuse-mount.js';
+import { readSessionOf } from '../kernel/node-stats.js';
 import { Views } from './views.js';
 import { buildApi } from './api.js';
 import { SliceSockets } from './slice-sockets.js';
@@ -24,6 +28,7 @@ export interface Daemon {
   config: SlicedConfig;
   agent: SliceAgent;
   controller: CpuController;
+  framework: Framework;
   views: Views;
   log: Logger;
   close(): Promise<void>;
@@ -62,14 +67,18 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
   });
   let controller: CpuController | null = null;
+  let framework: Framework | null = null;
+  let mount: TreeMount | null = null;
   let api: FastifyInstance | null = null;
   let sockets: SliceSockets | null = null;
   let metrics: Server | null = null;
   try {
     await agent.start();
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
-    controller.start();
     const views = new Views(agent, controller);
+    // The control loop runs as components of the config tree (slice_usage -> entitlement).
+    framework = await startFramework({ config, agent, controller, views, store, log });
+    const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
     sockets = new SliceSockets(config.runDir, agent, views, log);
@@ -77,7 +86,15 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     const slicesSockets = sockets;
     agent.onChange(() => slicesSockets.sync());
 
-    api = buildApi(agent, views);
+    api = buildApi(agent, views, [(app) => registerTreeRoutes(app, framework!.service, tree)], (slice, parentPid) => {
+      const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
+      if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
+    });
+    sockets.setTree(framework.service);
+    if (config.mount !== null) mount = await mountTree(framework.service, config, log, (name) => {
+      const spec = agent.state.slices.get(name);
+      return spec ? agent.uidOf(spec) : null;
+    });
     await listenPrivate(api, config, log);
     if (config.metricsPort !== null) {
       metrics = await serveMetrics(buildRegistry(views), config.metricsPort);
@@ -87,15 +104,17 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       { backend: backend.kind, roots: backend.rootDirectories(), socket: config.socket, capacity: node, cpuControl: config.cpuControl },
       'sliced ready',
     );
-    const started = { controller, api, sockets, metrics };
+    const started = { framework, api, sockets, metrics, mount };
     return {
       config,
       agent,
       controller,
+      framework,
       views,
       log,
       async close() {
-        started.controller.stop();
+        await started.mount?.unmount();
+        started.framework.close();
         await started.api.close();
         started.sockets.closeAll();
         started.metrics?.close();
@@ -110,7 +129,8 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       },
     };
   } catch (err) {
-    controller?.stop();
+    await mount?.unmount();
+    framework?.close();
     await api?.close();
     sockets?.closeAll();
     metrics?.close();

@@ -36,6 +36,10 @@ const program = new Command('sliced')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--log-file <file>', 'write logs there instead of stderr')
+  .option('--mount <dir>', 'also mount the config tree there with FUSE (needs @cocalc/fuse-native)')
+  .option('--plugin-dir <dir>', 'folder of component plugins, <dir>/<type>.js (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
+  .option('--node-name <name>', 'name of this node in the config tree (default: the host name)')
+  .option('--default-tree <file>', 'tree document applied on the first start (default: defaults/tree.yaml)')
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   .addHelpText(
@@ -63,6 +67,10 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         metricsPort: options.metricsPort,
         logLevel: options.logLevel,
         logFile: options.logFile,
+        mount: options.mount,
+        pluginDirs: options.pluginDir,
+        nodeName: options.nodeName,
+        defaultTree: options.defaultTree,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SliceAgent } from './agent.js';
 import type { Views } from './views.js';
+import type { TreeService } from '../framework/service.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 
 const sliceOfSocket = new WeakMap<Socket, string>();
@@ -19,6 +20,7 @@ export class SliceSockets {
   private readonly dir: string;
   private readonly servers = new Map<string, { server: NetServer; uid: number | null }>();
   private readonly http: HttpServer;
+  private treeService: TreeService | null = null;
 
   constructor(
     runDir: string,
@@ -28,6 +30,11 @@ export class SliceSockets {
   ) {
     this.dir = join(runDir, 'slices');
     this.http = createHttpServer((request, response) => this.handle(request, response));
+  }
+
+  /** Lets slices read their own part of the config tree (/slices/<name>). */
+  setTree(service: TreeService): void {
+    this.treeService = service;
   }
 
   get directory(): string {
@@ -101,8 +108,12 @@ export class SliceSockets {
       if (request.method !== 'GET') {
         throw new SlicedError('EPERM', `this socket only reads slice ${slice}; changes need root or the admin group on the main socket`);
       }
-      const url = (request.url ?? '/').split('?')[0];
-      if (url === '/' || url === '/v1/self' || url === `/v1/slices/${slice}`) {
+      const [url, query = ''] = (request.url ?? '/').split('?');
+      const treePath = new URLSearchParams(query).get('path') ?? '/';
+      if ((url === '/v1/tree/cat' || url === '/v1/tree/ls') && this.treeService) {
+        const caller = { admin: false as const, slice };
+        reply(200, url === '/v1/tree/cat' ? { path: treePath, value: this.treeService.read(caller, treePath) } : this.treeService.readdir(caller, treePath));
+      } else if (url === '/' || url === '/v1/self' || url === `/v1/slices/${slice}`) {
         reply(200, this.views.slice(slice, true));
       } else if (url === '/v1/slices') {
         reply(200, [this.views.slice(slice, true)]);

@@ -1,5 +1,6 @@
 /** Signals and scheduling-policy changes for processes sliced manages. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { isRealtimePolicy, readProcStat } from './procfs.js';
 
 /**
@@ -26,5 +27,23 @@ export function signalAll(pids: readonly number[], signal: NodeJS.Signals): void
     } catch {
       // ESRCH: exited meanwhile.
     }
+  }
+}
+
+/** The CPU a process last ran on (/proc/<pid>/stat field 39), or null when it is gone. */
+export function cpuOfProcess(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[36]);
+  } catch {
+    return null;
+  }
+}
+
+/** Restrict every thread of a process to one CPU (sched_setaffinity through taskset, which Node lacks). */
+export function pinProcessToCpu(pid: number, cpu: number): void {
+  const result = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', String(cpu), String(pid)], { encoding: 'utf8' });
+  if (result.error || result.status !== 0) {
+    throw new Error(`taskset could not move process ${pid} to CPU ${cpu}: ${(result.stderr || result.error?.message || '').trim()}`);
   }
 }

@@ -1,0 +1,72 @@
+/**
+ * mosix_load_balancer: Kerrighed's MOSIX-like balancer (rule in src/core/load-balancing.ts).
+ * Activated by updates on node_load. With per-CPU loads (rows cpu0.., from
+ * /probes/cpu/cpu_load) it balances the processes of its process set across the CPUs of
+ * this node by changing their CPU affinity; with node loads from other nodes it decides the
+ * same way, and since live migration between nodes is not available here (DESIGN.md: CRIU
+ * fails on this kernel) it records the decision instead of acting.
+ */
+import type { PolicyType } from '../../framework/types.js';
+import { mosixDecision, type Migration } from '../../core/load-balancing.js';
+
+/** What the policy needs from the kernel (src/kernel/processes.ts through the daemon). */
+export interface AffinityControl {
+  cpuOf(pid: number): number | null;
+  pinToCpu(pid: number, cpu: number): void;
+}
+
+const mosix: PolicyType = {
+  kind: 'policy',
+  name: 'mosix_load_balancer',
+  description: 'moves a process from the most loaded CPU (or node) when the MOSIX rule says it pays: local >= 1.5 x its load, >= 2 s since the last move, target load + 1.3 x its load below the local load',
+  ports: [
+    { name: 'node_load', valueType: 'load', description: 'loads of the places to balance: /probes/cpu/cpu_load (CPUs) or node loads' },
+    { name: 'process_load', valueType: 'process_load', description: 'loads of processes: /probes/cpu/process_load' },
+  ],
+  create(ctx) {
+    const affinity = ctx.services.affinity as AffinityControl | undefined;
+    let lastMigrationAt = -Infinity;
+    let last: (Migration & { acted: boolean; at: string }) | null = null;
+    let migrations = 0;
+    return {
+      onUpdate(port, value, now) {
+        if (port !== 0) return;
+        const procLoads = ctx.ports!.process_load;
+        if (!procLoads || value.rows < 2) return;
+        const loads = new Map<string, number>();
+        let perCpu = true;
+        for (let r = 0; r < value.rows; r++) {
+          const label = value.labels[r] ?? `cpu${r}`;
+          if (!/^cpu\d+$/.test(label)) perCpu = false;
+          loads.set(label, value.get(r, 0));
+        }
+        const members = new Set(ctx.processSet!.pids());
+        const processes = [];
+        for (let r = 0; r < procLoads.rows; r++) {
+          const pid = Number(procLoads.labels[r]);
+          if (!members.has(pid)) continue;
+          const cpu = perCpu ? affinity?.cpuOf(pid) : null;
+          processes.push({ pid, load: procLoads.get(r, 0), place: perCpu ? `cpu${cpu}` : ctx.services.nodeName });
+        }
+        const decision = mosixDecision({ now, lastMigrationAt, loads, processes, ...(perCpu ? {} : { local: ctx.services.nodeName }) });
+        if (!decision) return;
+        lastMigrationAt = now;
+        let acted = false;
+        if (perCpu && affinity) {
+          try {
+            affinity.pinToCpu(decision.pid, Number(decision.to.slice(3)));
+            acted = true;
+            migrations++;
+          } catch (err) {
+            ctx.log.warn({ policy: ctx.path, pid: decision.pid, err: (err as Error).message }, 'mosix_load_balancer: cannot move the process');
+          }
+        }
+        last = { ...decision, acted, at: new Date().toISOString() };
+        ctx.log.info({ policy: ctx.path, ...last }, acted ? 'mosix_load_balancer: moved a process' : 'mosix_load_balancer: migration advised (not possible on this node)');
+      },
+      status: () => ({ migrations, last }),
+    };
+  },
+};
+
+export default mosix;

@@ -1,0 +1,26 @@
+/** round_robin: places new tasks on the known nodes in turn (nodes seen on the node_load port, this one when alone). */
+import type { PolicyType } from '../../framework/types.js';
+import { nodeLoads } from './nodes.js';
+
+const roundRobin: PolicyType = {
+  kind: 'policy',
+  name: 'round_robin',
+  description: 'new-task placement: each new task goes to the next node in turn',
+  ports: [{ name: 'node_load', valueType: 'load', description: 'node loads (through remote_cache for the other nodes); only the node names are used' }],
+  create(ctx) {
+    let next = 0;
+    let placed = 0;
+    return {
+      newTaskNode() {
+        const nodes = [...nodeLoads(ctx.ports!.node_load ?? null, ctx.services.nodeName).keys()].sort();
+        const node = nodes[next % nodes.length]!;
+        next = (next + 1) % nodes.length;
+        placed++;
+        return node;
+      },
+      status: () => ({ placed }),
+    };
+  },
+};
+
+export default roundRobin;

@@ -1,0 +1,76 @@
+/**
+ * swap_avoidance: under memory pressure (some_avg10 at or above `high` percent on its
+ * memory_pressure port, from /probes/psi/memory) it refuses new tasks of the processes it
+ * holds and freezes the lowest-priority busy slice (fewest shares); when pressure falls
+ * below `low` it thaws every slice it froze, in reverse order.
+ */
+import { numberAttribute, type PolicyType } from '../../framework/types.js';
+import { swapVictim, type SliceCandidate } from '../../core/load-balancing.js';
+
+/** What the policy needs from the node agent. */
+export interface SliceFreezer {
+  candidates(): SliceCandidate[];
+  setFrozen(slice: string, frozen: boolean): void;
+}
+
+const swapAvoidance: PolicyType = {
+  kind: 'policy',
+  name: 'swap_avoidance',
+  description: 'under memory pressure refuses new tasks and freezes the lowest-priority busy slice; thaws when pressure falls',
+  ports: [{ name: 'memory_pressure', valueType: 'pressure', description: 'memory pressure: /probes/psi/memory' }],
+  attributes: [
+    numberAttribute('high', 'memory pressure (some avg10, percent) at which it acts', { default: 10, min: 0, max: 100 }),
+    numberAttribute('low', 'memory pressure below which it thaws what it froze (at most high)', { default: 2, min: 0, max: 100 }),
+  ],
+  create(ctx) {
+    const freezer = ctx.services.sliceFreezer as SliceFreezer | undefined;
+    const frozen: string[] = [];
+    let pressure = 0;
+    let underPressure = false;
+    return {
+      onUpdate(_port, value) {
+        pressure = value.rows > 0 ? value.get(0, 0) : 0;
+        if (pressure >= (ctx.attrs.high as number)) {
+          underPressure = true;
+          if (!freezer) return;
+          const victim = swapVictim(freezer.candidates(), new Set(frozen));
+          if (victim && frozen.length === 0) {
+            freezer.setFrozen(victim, true);
+            frozen.push(victim);
+            ctx.log.warn({ policy: ctx.path, pressure, slice: victim }, 'swap_avoidance: memory pressure; slice frozen');
+          }
+        } else if (pressure < (ctx.attrs.low as number)) {
+          underPressure = false;
+          while (frozen.length > 0) {
+            const slice = frozen.pop()!;
+            try {
+              freezer?.setFrozen(slice, false);
+              ctx.log.info({ policy: ctx.path, pressure, slice }, 'swap_avoidance: pressure fell; slice thawed');
+            } catch (err) {
+              ctx.log.warn({ policy: ctx.path, slice, err: (err as Error).message }, 'swap_avoidance: cannot thaw (slice gone?)');
+            }
+          }
+        }
+      },
+      newTaskNode() {
+        return underPressure ? { refuse: `memory pressure ${pressure}% is at or above ${ctx.attrs.high}%` } : null;
+      },
+      configure() {
+        if ((ctx.attrs.low as number) > (ctx.attrs.high as number)) throw new Error(`low ${ctx.attrs.low} must not be above high ${ctx.attrs.high}`);
+      },
+      destroy() {
+        // Never leave a slice frozen behind a policy that no longer exists.
+        while (frozen.length > 0) {
+          try {
+            freezer?.setFrozen(frozen.pop()!, false);
+          } catch {
+            // slice gone
+          }
+        }
+      },
+      status: () => ({ pressure, underPressure, frozen }),
+    };
+  },
+};
+
+export default swapAvoidance;

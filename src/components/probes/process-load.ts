@@ -1,0 +1,50 @@
+/** process_load: CPU load of the busiest processes of the node, in millicores, rows by pid. */
+import type { ProbeType } from '../../framework/types.js';
+import type { Value } from '../../framework/value.js';
+import { numberAttribute } from '../../framework/types.js';
+import { readAllProcessTimes } from '../../kernel/node-stats.js';
+
+/** Keeps the previous CPU times to turn them into loads; shared with the cpu probe. */
+export class ProcessLoadSampler {
+  private previous = new Map<number, number>();
+  private previousAt = 0;
+
+  sample(out: Value, now: number, top = 64): void {
+    const current = new Map<number, number>();
+    const loads: Array<[number, number]> = [];
+    const seconds = (now - this.previousAt) / 1000;
+    for (const p of readAllProcessTimes()) {
+      current.set(p.pid, p.cpuNs);
+      const before = this.previous.get(p.pid);
+      if (before !== undefined && seconds > 0) {
+        const mc = ((p.cpuNs - before) / 1e9 / seconds) * 1000;
+        if (mc > 0) loads.push([p.pid, Math.round(mc)]);
+      }
+    }
+    loads.sort((a, b) => b[1] - a[1]);
+    const shown = loads.slice(0, top);
+    out.setRows(shown.length, shown.map(([pid]) => String(pid)));
+    shown.forEach(([, mc], i) => out.set(i, 0, mc));
+    this.previous = current;
+    this.previousAt = now;
+  }
+}
+
+const processLoad: ProbeType = {
+  kind: 'probe',
+  name: 'process_load',
+  description: 'CPU load of the busiest processes, in millicores (rows by pid)',
+  defaultPeriodMs: 1000,
+  attributes: [numberAttribute('top', 'how many of the busiest processes to report', { default: 64, min: 1, max: 4096, integer: true })],
+  sources: [{ name: 'process_load', valueType: 'process_load', description: 'CPU time used per second by each of the busiest processes, in millicores' }],
+  create(ctx) {
+    const sampler = new ProcessLoadSampler();
+    return {
+      refresh([out], now) {
+        sampler.sample(out!, now, ctx.attrs.top as number);
+      },
+    };
+  },
+};
+
+export default processLoad;

@@ -1,0 +1,199 @@
+/**
+ * Wiring of the scheduler framework into the node agent: the type registry (built-ins,
+ * plugin folders, sliced-plugin-* packages), the services components get (the controller,
+ * slice freezing, CPU affinity, remote values), the read-only views under /slices,
+ * /domains and /nodes, process lookups for process sets, and the tree service restored
+ * from the store (the default tree, defaults/tree.yaml, on the first start).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { Store } from '../cluster/store.js';
+import { StoreRemoteValues } from '../cluster/remote-values.js';
+import { TypeRegistry } from '../framework/registry.js';
+import { ConfigTree, type InfoProvider, type ProcessDirectory } from '../framework/tree.js';
+import { ADMIN, TreeService } from '../framework/service.js';
+import type { FrameworkServices } from '../framework/types.js';
+import type { SliceCandidate } from '../core/load-balancing.js';
+import { sliceGroup } from '../core/layout.js';
+import { cpuOfProcess, pinProcessToCpu } from '../kernel/processes.js';
+import { processAlive } from '../kernel/procfs.js';
+import { readSessionOf } from '../kernel/node-stats.js';
+import type { SliceAgent } from './agent.js';
+import type { CpuController } from './controller.js';
+import type { Views } from './views.js';
+import type { SlicedConfig } from './config.js';
+
+export const DEFAULT_TREE_FILE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'defaults', 'tree.yaml');
+
+export interface Framework {
+  tree: ConfigTree;
+  service: TreeService;
+  registry: TypeRegistry;
+  close(): void;
+}
+
+export async function startFramework(options: {
+  config: SlicedConfig;
+  agent: SliceAgent;
+  controller: CpuController;
+  views: Views;
+  store: Store;
+  log: Logger;
+}): Promise<Framework> {
+  const { config, agent, controller, views, store, log } = options;
+  const nodeName = config.nodeName ?? hostname();
+  const registry = new TypeRegistry({ pluginDirs: config.pluginDirs });
+  const frameworkLog = log.child({ component: 'framework' });
+  const services: FrameworkServices = {
+    nodeName,
+    log: frameworkLog,
+    cpuController: controller,
+    remote: new StoreRemoteValues(store, nodeName),
+    affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
+    sliceFreezer: {
+      candidates: (): SliceCandidate[] => {
+        const snapshot = controller.snapshot();
+        return [...agent.state.slices.values()].map((s) => ({ name: s.name, shares: s.cpu.shares, usage: snapshot?.nodes.get(`slice/${s.name}`)?.usage ?? 0 }));
+      },
+      setFrozen: (slice: string, frozen: boolean) => {
+        void agent.backend.setFrozen(sliceGroup(agent.state, slice), frozen).catch((err: Error) => frameworkLog.warn({ slice, frozen, err: err.message }, 'cannot change the freezer state of a slice'));
+      },
+    },
+  };
+  const tree = new ConfigTree({ registry, services, processes: processDirectory(agent) });
+  tree.setProvider('slices', sliceViews(views));
+  tree.setProvider('domains', domainViews(views));
+  tree.setProvider('nodes', nodeViews(nodeName, views));
+  const service = new TreeService(tree, registry, store, frameworkLog);
+  await service.restore(() => readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
+  await applyControlSettings(service, tree, config);
+  controller.configure({ periodMs: config.controlPeriodMs });
+  return {
+    tree,
+    service,
+    registry,
+    close: () => tree.destroyAll(),
+  };
+}
+
+/**
+ * controlPeriodMs, cpuControl and feedbackGain from the configuration are written into the
+ * tree at every start (when the default components exist), so flags and the config file keep
+ * their meaning; changes made in the tree at run time last until the next start.
+ */
+async function applyControlSettings(service: TreeService, tree: ConfigTree, config: SlicedConfig): Promise<void> {
+  const settings: Array<[string, string]> = [
+    ['/probes/slice_usage/probe_period', String(config.controlPeriodMs)],
+    ['/schedulers/cpu/entitlement/mode', config.cpuControl],
+    ['/schedulers/cpu/entitlement/gain', String(config.feedbackGain)],
+  ];
+  for (const [path, value] of settings) {
+    if (tree.exists(path) && tree.read(path).trim() !== value) await service.write(ADMIN, path, value);
+  }
+}
+
+function processDirectory(agent: SliceAgent): ProcessDirectory {
+  return {
+    exists: (pid) => processAlive(pid),
+    sessionMembers: (sid) => {
+      const out: number[] = [];
+      for (const entry of readdirSync('/proc')) {
+        if (/^\d+$/.test(entry) && readSessionOf(Number(entry)) === sid) out.push(Number(entry));
+      }
+      return out;
+    },
+    slicePids: (slice) => {
+      try {
+        return agent.backend.procs(sliceGroup(agent.state, slice));
+      } catch {
+        return [];
+      }
+    },
+    sliceExists: (slice) => agent.state.slices.has(slice),
+    sessionOf: (pid) => readSessionOf(pid),
+    sliceOf: (pid) => {
+      for (const name of agent.state.slices.keys()) {
+        try {
+          if (agent.backend.procs(sliceGroup(agent.state, name)).includes(pid)) return name;
+        } catch {
+          // being deleted
+        }
+      }
+      return null;
+    },
+  };
+}
+
+const line = (value: unknown): string => `${value === null || value === undefined ? 'none' : String(value)}\n`;
+
+function sliceViews(views: Views): InfoProvider {
+  return {
+    names: () => views.slices(false).map((s) => s.name),
+    files: (name) => {
+      try {
+        views.slice(name, false);
+      } catch {
+        return null;
+      }
+      const get = () => views.slice(name, true);
+      return {
+        user: () => line(get().user),
+        domain: () => line(get().domain),
+        cpu_reservation: () => line(get().cpu.reservation),
+        cpu_limit: () => line(get().cpu.limit),
+        cpu_effective_limit: () => line(get().cpu.effectiveLimit),
+        cpu_shares: () => line(get().cpu.shares),
+        memory_limit: () => line(get().memory.limit),
+        cpu_usage: () => line(get().live?.usage),
+        cpu_demand: () => line(get().live?.demand),
+        cpu_entitlement: () => line(get().live?.entitlement),
+        memory_usage: () => line(get().live?.memoryBytes),
+        procs: () => line(get().live?.procs),
+      };
+    },
+  };
+}
+
+function domainViews(views: Views): InfoProvider {
+  return {
+    names: () => views.domains(false).map((d) => d.name),
+    files: (name) => {
+      try {
+        views.domain(name, false);
+      } catch {
+        return null;
+      }
+      const get = () => views.domain(name, true);
+      return {
+        parent: () => line(get().parent),
+        cpu_reservation: () => line(get().cpu.reservation),
+        cpu_limit: () => line(get().cpu.limit),
+        cpu_shares: () => line(get().cpu.shares),
+        members: () => `${[...get().members.slices, ...get().members.domains].join('\n')}\n`,
+        cpu_usage: () => line(get().live?.usage),
+        cpu_entitlement: () => line(get().live?.entitlement),
+      };
+    },
+  };
+}
+
+function nodeViews(nodeName: string, views: Views): InfoProvider {
+  return {
+    names: () => [nodeName],
+    files: (name) => {
+      if (name !== nodeName) return null;
+      const node = () => views.node() as { cpu: { capacity: number; systemReserve: number; reserved: number; available: number }; backend: string; slices: number };
+      return {
+        cpu_capacity: () => line(node().cpu.capacity),
+        cpu_system_reserve: () => line(node().cpu.systemReserve),
+        cpu_reserved: () => line(node().cpu.reserved),
+        cpu_available: () => line(node().cpu.available),
+        backend: () => line(node().backend),
+        slices: () => line(node().slices),
+      };
+    },
+  };
+}

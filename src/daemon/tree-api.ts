@@ -1,0 +1,89 @@
+/**
+ * HTTP routes of the config tree (the same operations as the CLI verbs and the FUSE mount):
+ *
+ *   GET  /v1/tree/ls?path=P   /v1/tree/cat?path=P   /v1/tree/stat?path=P   /v1/tree/readlink?path=P
+ *   GET  /v1/tree/tree?path=P (recursive listing)   /v1/tree/dump (YAML)
+ *   POST /v1/tree/mkdir {path}   /rmdir {path}   /write {path, value}   /ln {target, path}   /rm {path}
+ *   POST /v1/tree/apply {document, dryRun}
+ *   GET  /v1/placement?pid=N[&slice=S]  where a new task of process N would be placed
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { parseInput } from '../core/model.js';
+import { ADMIN, type TreeService } from '../framework/service.js';
+import { describeStep } from '../framework/document.js';
+import type { ConfigTree, Entry } from '../framework/tree.js';
+import { readSessionOf } from '../kernel/node-stats.js';
+
+const pathQuery = z.object({ path: z.string().default('/') }).strict();
+const pathBody = z.object({ path: z.string() }).strict();
+const writeBody = z.object({ path: z.string(), value: z.string().max(64 * 1024, 'must be at most 64 KiB') }).strict();
+const linkBody = z.object({ target: z.string(), path: z.string() }).strict();
+const applyBody = z.object({ document: z.string().max(1024 * 1024, 'must be at most 1 MiB'), dryRun: z.boolean().default(false) }).strict();
+const placementQuery = z.object({ pid: z.string().regex(/^\d+$/, 'must be a pid'), slice: z.string().optional() }).strict();
+
+export interface TreeListing extends Entry {
+  target?: string;
+  children?: TreeListing[];
+}
+
+export function registerTreeRoutes(app: FastifyInstance, service: TreeService, tree: ConfigTree): void {
+  const caller = ADMIN;
+  app.get('/v1/tree/ls', async (request) => service.readdir(caller, parseInput(pathQuery, request.query, 'ls').path));
+  app.get('/v1/tree/cat', async (request) => {
+    const { path } = parseInput(pathQuery, request.query, 'cat');
+    return { path, value: service.read(caller, path) };
+  });
+  app.get('/v1/tree/stat', async (request) => service.stat(caller, parseInput(pathQuery, request.query, 'stat').path));
+  app.get('/v1/tree/readlink', async (request) => {
+    const { path } = parseInput(pathQuery, request.query, 'readlink');
+    return { path, target: service.readlink(caller, path) };
+  });
+  app.get('/v1/tree/tree', async (request) => listRecursively(service, parseInput(pathQuery, request.query, 'tree').path));
+  app.get('/v1/tree/dump', async () => ({ yaml: service.dump(caller) }));
+  app.post('/v1/tree/mkdir', async (request) => {
+    const { path } = parseInput(pathBody, request.body, 'mkdir');
+    await service.mkdir(caller, path);
+    return { created: path };
+  });
+  app.post('/v1/tree/rmdir', async (request) => {
+    const { path } = parseInput(pathBody, request.body, 'rmdir');
+    await service.rmdir(caller, path);
+    return { removed: path };
+  });
+  app.post('/v1/tree/write', async (request) => {
+    const { path, value } = parseInput(writeBody, request.body, 'write');
+    await service.write(caller, path, value);
+    return { path, value: service.read(caller, path) };
+  });
+  app.post('/v1/tree/ln', async (request) => {
+    const { target, path } = parseInput(linkBody, request.body, 'ln');
+    await service.symlink(caller, target, path);
+    return { linked: path, target };
+  });
+  app.post('/v1/tree/rm', async (request) => {
+    const { path } = parseInput(pathBody, request.body, 'rm');
+    await service.unlink(caller, path);
+    return { removed: path };
+  });
+  app.post('/v1/tree/apply', async (request) => {
+    const { document, dryRun } = parseInput(applyBody, request.body, 'apply');
+    const plan = await service.apply(caller, document, dryRun);
+    return { dryRun, steps: plan.map(describeStep) };
+  });
+  app.get('/v1/placement', async (request) => {
+    const { pid, slice } = parseInput(placementQuery, request.query, 'placement');
+    return tree.placeNewTask({ parentPid: Number(pid), sessionId: readSessionOf(Number(pid)), slice: slice ?? null });
+  });
+}
+
+/** The subtree at `path` as nested entries (for `slicectl tree`). */
+export function listRecursively(service: TreeService, path: string, depth = 0): TreeListing {
+  const stat = service.stat(ADMIN, path);
+  const entry: TreeListing = { ...stat, name: path === '/' ? '/' : stat.name };
+  if (stat.kind === 'link') entry.target = service.readlink(ADMIN, path);
+  if (stat.kind === 'dir' && depth < 64) {
+    entry.children = service.readdir(ADMIN, path).map((child) => listRecursively(service, `${path === '/' ? '' : path}/${child.name}`, depth + 1));
+  }
+  return entry;
+}

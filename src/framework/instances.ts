@@ -1,0 +1,215 @@
+/**
+ * Live component instances: probes with their periodic refresh, filters and ports with one
+ * input slot each, policies, schedulers and their process sets. The tree (tree.ts) creates,
+ * links and destroys them; these classes only run the data flow.
+ */
+import { Output, type Subscriber } from './dataflow.js';
+import { Value, type ValueType } from './value.js';
+import type {
+  AttributeValue,
+  ComponentContext,
+  FilterBehaviour,
+  FilterType,
+  Logger,
+  PolicyBehaviour,
+  PolicyType,
+  ProbeBehaviour,
+  ProbeType,
+} from './types.js';
+
+export interface Timers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  now(): number;
+}
+
+export const realTimers: Timers = {
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+  now: () => performance.now(),
+};
+
+/** Where a port or filter gets its updates from: a link to a probe source, or a child filter. */
+export type SlotSource = { kind: 'link'; linkName: string; target: string; output: Output } | { kind: 'filter'; filter: FilterInstance };
+
+/** The input side shared by ports and filters. */
+export abstract class SlotOwner implements Subscriber {
+  source: SlotSource | null = null;
+  /** The last value received (what `collected_value` shows); a reference, never a copy. */
+  collected: Value | null = null;
+  abstract readonly valueType: ValueType;
+  abstract receive(value: Value, now: number): void;
+}
+
+export class ProbeInstance {
+  readonly outputs: Output[];
+  /** Previous content of each output, to suppress updates that change nothing (has_changed). */
+  private readonly shadows: Value[];
+  private readonly scratch: Value[];
+  periodMs: number;
+  private timer: unknown = null;
+  refreshes = 0;
+  failures = 0;
+
+  constructor(
+    readonly type: ProbeType,
+    readonly behaviour: ProbeBehaviour,
+    readonly ctx: ComponentContext,
+    valueTypes: ValueType[],
+    private readonly timers: Timers,
+  ) {
+    this.outputs = valueTypes.map((vt) => new Output(new Value(vt)));
+    this.shadows = valueTypes.map((vt) => new Value(vt));
+    this.scratch = valueTypes.map((vt) => new Value(vt));
+    this.periodMs = type.defaultPeriodMs;
+  }
+
+  start(): void {
+    this.stop();
+    if (this.periodMs > 0) this.timer = this.timers.setInterval(() => this.refresh(this.timers.now()), this.periodMs);
+  }
+
+  stop(): void {
+    if (this.timer !== null) this.timers.clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  setPeriod(ms: number): void {
+    this.periodMs = ms;
+    this.start();
+  }
+
+  /** Refresh the sources and publish those that changed. */
+  refresh(now: number): void {
+    try {
+      this.behaviour.refresh(this.scratch, now);
+      this.refreshes++;
+    } catch (err) {
+      this.failures++;
+      if (this.failures === 1 || this.failures % 100 === 0) this.ctx.log.warn({ probe: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'probe refresh failed');
+      return;
+    }
+    for (let i = 0; i < this.outputs.length; i++) {
+      const fresh = this.scratch[i]!;
+      if (!this.type.notifyUnchanged && fresh.sameAs(this.shadows[i]!) && this.outputs[i]!.published > 0) continue;
+      this.shadows[i]!.copyFrom(fresh);
+      this.outputs[i]!.value.copyFrom(fresh);
+      this.outputs[i]!.publish(now);
+    }
+  }
+
+  destroy(): void {
+    this.stop();
+    this.behaviour.destroy?.();
+  }
+}
+
+export class FilterInstance extends SlotOwner {
+  readonly output: Output;
+  updates = 0;
+  passed = 0;
+
+  constructor(
+    readonly type: FilterType,
+    readonly behaviour: FilterBehaviour,
+    readonly ctx: ComponentContext,
+    readonly valueType: ValueType,
+  ) {
+    super();
+    this.output = new Output(new Value(valueType));
+  }
+
+  receive(value: Value, now: number): void {
+    this.collected = value;
+    this.updates++;
+    if (this.behaviour.update(value, this.output.value, now)) {
+      this.passed++;
+      this.output.publish(now);
+    }
+  }
+
+  destroy(): void {
+    this.behaviour.destroy?.();
+  }
+}
+
+export class PortInstance extends SlotOwner {
+  updates = 0;
+
+  constructor(
+    readonly policy: PolicyInstance,
+    readonly index: number,
+    readonly name: string,
+    readonly valueType: ValueType,
+  ) {
+    super();
+  }
+
+  receive(value: Value, now: number): void {
+    this.collected = value;
+    this.updates++;
+    this.policy.activate(this.index, value, now);
+  }
+}
+
+export class PolicyInstance {
+  ports: PortInstance[] = [];
+  activations = 0;
+  failures = 0;
+  behaviour!: PolicyBehaviour;
+
+  constructor(
+    readonly type: PolicyType,
+    readonly ctx: ComponentContext,
+    readonly scheduler: SchedulerInstance,
+    private readonly log: Logger,
+  ) {}
+
+  activate(port: number, value: Value, now: number): void {
+    this.activations++;
+    try {
+      this.behaviour.onUpdate?.(port, value, now);
+    } catch (err) {
+      // A failing policy must not break the probe or the other subscribers of the source.
+      this.failures++;
+      if (this.failures === 1 || this.failures % 100 === 0) this.log.warn({ policy: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'policy update failed');
+    }
+  }
+
+  destroy(): void {
+    this.behaviour.destroy?.();
+  }
+}
+
+export interface Membership {
+  /** Attach order, for precedence (a later attach takes precedence). */
+  seq: number;
+}
+
+export class ProcessSet {
+  handleAll = false;
+  handleAllSeq = 0;
+  readonly singles = new Map<number, Membership>();
+  readonly sessions = new Map<number, Membership>();
+  readonly slices = new Map<string, Membership>();
+
+  isEmpty(): boolean {
+    return !this.handleAll && this.singles.size === 0 && this.sessions.size === 0 && this.slices.size === 0;
+  }
+}
+
+export class SchedulerInstance {
+  policy: PolicyInstance | null = null;
+  readonly processSet = new ProcessSet();
+
+  constructor(
+    readonly name: string,
+    readonly seq: number,
+  ) {}
+}
+
+export type AttributeTable = Record<string, AttributeValue>;

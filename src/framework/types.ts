@@ -1,0 +1,164 @@
+/**
+ * Component types, declared once: what a probe, filter or scheduling policy offers (value
+ * types, attributes with validation, ports) and how to create an instance. The tree checks
+ * links against these declarations; instances only implement behaviour.
+ *
+ * This is also the plugin API: a plugin module's default export is one ComponentType (or an
+ * array of them, plus optional value types). See examples/plugins/ and the README.
+ */
+import type { Value, ValueType } from './value.js';
+
+export type AttributeValue = number | string;
+
+export interface AttributeSpec {
+  name: string;
+  description: string;
+  default: AttributeValue;
+  /** Turn written text into a value, or throw Error with a sentence saying what is allowed. */
+  parse(text: string): AttributeValue;
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+/** A task about to be placed: the parent's identity as the kernel knows it. */
+export interface NewTask {
+  parentPid: number;
+  sessionId: number | null;
+  slice: string | null;
+}
+
+/** What a placement policy answers: a node name, no opinion (null), or a refusal. */
+export type PlacementAnswer = string | null | { refuse: string };
+
+/** The process set of the scheduler a policy belongs to, resolved on demand. */
+export interface ProcessSetView {
+  handleAll: boolean;
+  /** Current member pids (single processes, live members of sessions, processes of slices). */
+  pids(): number[];
+}
+
+/**
+ * Services the daemon lends to components. Kept abstract so the framework does not depend
+ * on the agent; the daemon provides the implementation (src/daemon/framework-services.ts).
+ */
+export interface FrameworkServices {
+  nodeName: string;
+  log: Logger;
+  [service: string]: unknown;
+}
+
+export interface ComponentContext {
+  /** Path of the component in the tree, e.g. /probes/cpu. */
+  path: string;
+  /** Current attribute values (updated in place when someone writes one). */
+  attrs: Record<string, AttributeValue>;
+  log: Logger;
+  services: FrameworkServices;
+  /** The value type a filter carries (that of the slot it sits in). */
+  valueType?: ValueType;
+  /** The scheduler's process set, for policies. */
+  processSet?: ProcessSetView;
+  /** Values currently collected by this policy's ports, by port name (policies only). */
+  ports?: Record<string, Value | null>;
+}
+
+export interface ProbeBehaviour {
+  /** Fill the probe's source values (same order as the type's sources). Must not block. */
+  refresh(outputs: readonly Value[], now: number): void;
+  destroy?(): void;
+}
+
+export interface FilterBehaviour {
+  /** Compute the output from a new input; return true to pass the update upward. Must not allocate or block. */
+  update(input: Value, output: Value, now: number): boolean;
+  /** An attribute changed (a new threshold, say). */
+  configure?(): void;
+  destroy?(): void;
+}
+
+export interface PolicyBehaviour {
+  /** A port received an update. Must not block. */
+  onUpdate?(port: number, value: Value, now: number): void;
+  /** Where a new task of a process this scheduler holds should run. */
+  newTaskNode?(task: NewTask): PlacementAnswer;
+  /** Extra read-only information shown under the policy (e.g. last decision). */
+  status?(): Record<string, unknown>;
+  configure?(): void;
+  destroy?(): void;
+}
+
+interface TypeBase {
+  name: string;
+  description: string;
+  attributes?: readonly AttributeSpec[];
+}
+
+export interface ProbeType extends TypeBase {
+  kind: 'probe';
+  sources: ReadonlyArray<{ name: string; valueType: string; description: string }>;
+  /** probe_period when the probe is created, in milliseconds (0: refresh only when read). */
+  defaultPeriodMs: number;
+  /** Publish every period even when nothing changed (the slides' has_changed returning 1). */
+  notifyUnchanged?: boolean;
+  create(ctx: ComponentContext): ProbeBehaviour;
+}
+
+export interface FilterType extends TypeBase {
+  kind: 'filter';
+  /** Value types the filter accepts; absent: any. The output has the input's type. */
+  accepts?: readonly string[];
+  create(ctx: ComponentContext): FilterBehaviour;
+}
+
+export interface PolicyType extends TypeBase {
+  kind: 'policy';
+  ports: ReadonlyArray<{ name: string; valueType: string; description: string }>;
+  create(ctx: ComponentContext): PolicyBehaviour;
+}
+
+export type ComponentType = ProbeType | FilterType | PolicyType;
+
+/** What a plugin module exports by default. */
+export type PluginExport = ComponentType | { types: ComponentType[]; valueTypes?: ValueType[] };
+
+// ---- attribute helpers ----------------------------------------------------------------------
+
+export function numberAttribute(
+  name: string,
+  description: string,
+  options: { default: number; min?: number; max?: number; integer?: boolean },
+): AttributeSpec {
+  const { min = -Infinity, max = Infinity, integer = false } = options;
+  const allowed = `${integer ? 'a whole number' : 'a number'}${Number.isFinite(min) ? ` from ${min}` : ''}${Number.isFinite(max) ? ` to ${max}` : ''}`;
+  return {
+    name,
+    description,
+    default: options.default,
+    parse(text) {
+      const trimmed = text.trim();
+      const value = trimmed === '' ? NaN : Number(trimmed);
+      if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+        throw new Error(`${name} ${JSON.stringify(trimmed)} is not allowed: must be ${allowed}`);
+      }
+      return value;
+    },
+  };
+}
+
+export function choiceAttribute(name: string, description: string, choices: readonly string[], defaultChoice: string): AttributeSpec {
+  return {
+    name,
+    description,
+    default: defaultChoice,
+    parse(text) {
+      const trimmed = text.trim();
+      if (!choices.includes(trimmed)) throw new Error(`${name} ${JSON.stringify(trimmed)} is not allowed: must be one of ${choices.join(', ')}`);
+      return trimmed;
+    },
+  };
+}

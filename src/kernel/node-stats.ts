@@ -1,0 +1,88 @@
+/**
+ * Node-wide figures from /proc for the framework's probes: per-CPU busy time, load
+ * averages, memory, pressure stall information, per-process CPU time and sessions.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+
+const TICKS_PER_SECOND = 100;
+
+/** Busy time of each CPU in nanoseconds (idle and iowait excluded), cpu0 first. */
+export function readCpuBusyNs(procRoot = '/proc'): number[] {
+  const out: number[] = [];
+  for (const line of readFileSync(`${procRoot}/stat`, 'utf8').split('\n')) {
+    if (!/^cpu\d+ /.test(line)) continue;
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.split(/\s+/).slice(1).map(Number);
+    out.push(((user + nice + system + irq + softirq + steal) * 1e9) / TICKS_PER_SECOND);
+  }
+  return out;
+}
+
+export interface LoadAverage {
+  load1: number;
+  load5: number;
+  load15: number;
+  runnable: number;
+}
+
+export function readLoadAverage(procRoot = '/proc'): LoadAverage {
+  const [l1, l5, l15, tasks] = readFileSync(`${procRoot}/loadavg`, 'utf8').trim().split(/\s+/);
+  return { load1: Number(l1), load5: Number(l5), load15: Number(l15), runnable: Number((tasks ?? '0/0').split('/')[0]) };
+}
+
+export interface MemoryInfo {
+  totalBytes: number;
+  availableBytes: number;
+}
+
+export function readMemoryInfo(procRoot = '/proc'): MemoryInfo {
+  const text = readFileSync(`${procRoot}/meminfo`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { totalBytes: field('MemTotal'), availableBytes: field('MemAvailable') };
+}
+
+export type PressureResource = 'cpu' | 'memory' | 'io';
+
+/** avg10 of "some" and "full" stalls in percent, or null where the kernel has no PSI. */
+export function readPressure(resource: PressureResource, procRoot = '/proc'): { some: number; full: number } | null {
+  const file = `${procRoot}/pressure/${resource}`;
+  if (!existsSync(file)) return null;
+  const text = readFileSync(file, 'utf8');
+  const avg10 = (kind: string): number => Number(new RegExp(`^${kind} avg10=([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
+  return { some: avg10('some'), full: avg10('full') };
+}
+
+export interface ProcessTimes {
+  pid: number;
+  /** utime + stime in nanoseconds. */
+  cpuNs: number;
+  session: number;
+}
+
+/** CPU time and session of every process (kernel threads excluded). */
+export function readAllProcessTimes(procRoot = '/proc'): ProcessTimes[] {
+  const out: ProcessTimes[] = [];
+  for (const entry of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`${procRoot}/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // rest[N-3] is field N: 6 session, 9 flags, 14 utime, 15 stime.
+    if ((Number(rest[6]) & 0x00200000) !== 0) continue; // PF_KTHREAD
+    out.push({ pid: Number(entry), cpuNs: ((Number(rest[11]) + Number(rest[12])) * 1e9) / TICKS_PER_SECOND, session: Number(rest[3]) });
+  }
+  return out;
+}
+
+/** Session id of a process, or null when it is gone. */
+export function readSessionOf(pid: number, procRoot = '/proc'): number | null {
+  try {
+    const text = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[3]);
+  } catch {
+    return null;
+  }
+}
