@@ -70,7 +70,6 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
   program
     .command('ln')
     .description('link a probe source into a port or filter (like ln -s TARGET PATH)')
-    .option('-s, --symbolic', 'accepted for familiarity; links are always symbolic')
     .argument('<target>', 'probe source, e.g. /probes/cpu/node_load')
     .argument('<path>', 'link to create inside a port or filter, e.g. .../threshold/cpu_load')
     .action(async (target: string, path: string, _o, command: Command) => {

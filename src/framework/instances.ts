@@ -3,7 +3,7 @@
  * input slot each, policies, schedulers and their process sets. The tree (tree.ts) creates,
  * links and destroys them; these classes only run the data flow.
  */
-import { Output, type Subscriber } from './dataflow.js';
+import { Output, type FilterStage, type Subscriber } from './dataflow.js';
 import { Value, type ValueType } from './value.js';
 import type {
   AttributeValue,
@@ -108,8 +108,9 @@ export class ProbeInstance {
   }
 }
 
-export class FilterInstance extends SlotOwner {
+export class FilterInstance extends SlotOwner implements FilterStage {
   readonly output: Output;
+  readonly stage: FilterStage = this;
   updates = 0;
   passed = 0;
 
@@ -123,12 +124,23 @@ export class FilterInstance extends SlotOwner {
     this.output = new Output(new Value(valueType));
   }
 
-  receive(value: Value, now: number): void {
+  /** One hop of a chain (see dataflow.ts): the filter's output, or null when it drops the update. */
+  process(value: Value, now: number): Value | null {
     this.collected = value;
     this.updates++;
-    if (this.behaviour.update(value, this.output.value, now)) {
-      this.passed++;
-      this.output.publish(now);
+    const out = this.output;
+    if (!this.behaviour.update(value, out.value, now)) return null;
+    this.passed++;
+    out.published++;
+    out.value.version++;
+    return out.value;
+  }
+
+  receive(value: Value, now: number): void {
+    if (this.process(value, now) !== null) {
+      // Not through publish(): process() already counted the update.
+      const subs = this.output.subscribers;
+      for (let i = 0; i < subs.length; i++) subs[i]!.receive(this.output.value, now);
     }
   }
 
@@ -174,10 +186,14 @@ export class PolicyInstance {
     try {
       this.behaviour.onUpdate?.(port, value, now);
     } catch (err) {
-      // A failing policy must not break the probe or the other subscribers of the source.
-      this.failures++;
-      if (this.failures === 1 || this.failures % 100 === 0) this.log.warn({ policy: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'policy update failed');
+      this.failed(err);
     }
+  }
+
+  /** A failing policy must not break the probe or the other subscribers of the source. */
+  private failed(err: unknown): void {
+    this.failures++;
+    if (this.failures === 1 || this.failures % 100 === 0) this.log.warn({ policy: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'policy update failed');
   }
 
   destroy(): void {

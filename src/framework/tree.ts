@@ -277,7 +277,7 @@ export class ConfigTree {
     const seq = options.seq ?? this.seq + 1;
     const canonical = pathOf(source);
     slot.source = { kind: 'link', linkName: name, target: canonical, output };
-    output.subscribe(slot);
+    output.subscribe(slot, this.timers.now());
     parent.children.set(name, { kind: 'link', name, parent, target: canonical, seq });
     this.seq = Math.max(this.seq, seq);
     this.emit({ op: 'ln', path: `${pathOf(parent)}/${name}`, target: canonical, seq });

@@ -68,7 +68,10 @@ export class Value {
   copyFrom(other: Value): void {
     const cells = other.rows * other.width;
     if (cells > this.data.length) this.reserve(other.rows);
-    this.data.set(other.data.subarray(0, cells));
+    // A plain loop: values are small, and subarray() would allocate a view per update.
+    const to = this.data;
+    const from = other.data;
+    for (let i = 0; i < cells; i++) to[i] = from[i]!;
     this.rows = other.rows;
     this.labels = other.labels;
   }

@@ -5,77 +5,96 @@
  * "<node>:<label>". The local value is published for the other nodes on the same timer.
  */
 import { Value } from '../../framework/value.js';
-import { numberAttribute, type FilterType } from '../../framework/types.js';
+import { numberAttribute, type ComponentContext, type FilterBehaviour, type FilterType } from '../../framework/types.js';
 import type { RemoteValues } from '../../cluster/remote-values.js';
+
+class RemoteCache implements FilterBehaviour {
+  private readonly remote: RemoteValues | undefined;
+  private readonly cache: Value;
+  /** The newest input, by reference: copied for publishing on the timer, not per update. */
+  private latest: Value | null = null;
+  private combinedLabels: readonly string[] = [];
+  private combinedFrom: [readonly string[], readonly string[]] | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(private readonly ctx: ComponentContext) {
+    this.remote = ctx.services.remote as RemoteValues | undefined;
+    this.cache = new Value(ctx.valueType!);
+    this.configure();
+  }
+
+  update(input: Value, output: Value): boolean {
+    this.latest = input;
+    const cache = this.cache;
+    if (cache.rows === 0) {
+      // Alone (or nothing fetched yet): the local value as it is.
+      output.copyFrom(input);
+      return true;
+    }
+    if (this.combinedFrom === null || this.combinedFrom[0] !== input.labels || this.combinedFrom[1] !== cache.labels) {
+      // Rows changed (a node or a label came or went): rebuild the label list once.
+      const nodeName = this.remote?.nodeName ?? 'local';
+      const local = input.labels.length > 0 ? input.labels : Array.from({ length: input.rows }, () => nodeName);
+      this.combinedLabels = [...local, ...cache.labels];
+      this.combinedFrom = [input.labels, cache.labels];
+    }
+    output.setRows(input.rows + cache.rows, this.combinedLabels);
+    const out = output.data;
+    const localCells = input.rows * input.width;
+    for (let i = 0; i < localCells; i++) out[i] = input.data[i]!;
+    const remoteCells = cache.rows * cache.width;
+    for (let i = 0; i < remoteCells; i++) out[localCells + i] = cache.data[i]!;
+    return true;
+  }
+
+  configure(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (!this.remote) return;
+    this.timer = setInterval(() => void this.prefetch(), this.ctx.attrs.prefetch_period_ms as number);
+    this.timer.unref();
+  }
+
+  destroy(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Publish this node's value and fetch the others' (off the update path). */
+  async prefetch(): Promise<void> {
+    const remote = this.remote;
+    if (!remote || this.busy) return;
+    this.busy = true;
+    const width = this.cache.width;
+    try {
+      const latest = this.latest;
+      if (latest && latest.rows > 0) await remote.publish(this.ctx.path, latest.labels, Array.from(latest.data.subarray(0, latest.rows * width)));
+      const labels: string[] = [];
+      const cells: number[] = [];
+      for (const r of await remote.fetch(this.ctx.path)) {
+        const count = Math.max(1, r.labels.length);
+        for (let i = 0; i < count; i++) {
+          labels.push(r.labels.length === 0 ? r.node : `${r.node}:${r.labels[i]}`);
+          for (let c = 0; c < width; c++) cells.push(r.data[i * width + c] ?? 0);
+        }
+      }
+      this.cache.setRows(labels.length, labels);
+      this.cache.data.set(cells);
+    } catch (err) {
+      this.ctx.log.warn({ filter: this.ctx.path, err: (err as Error).message }, 'remote_cache prefetch failed; serving the cached values');
+    } finally {
+      this.busy = false;
+    }
+  }
+}
 
 const remoteCache: FilterType = {
   kind: 'filter',
   name: 'remote_cache',
   description: 'this node\'s value followed by the other nodes\' values, prefetched and cached',
   attributes: [numberAttribute('prefetch_period_ms', 'how often the other nodes\' values are fetched and this node\'s published', { default: 2000, min: 100, max: 3_600_000, integer: true })],
-  create(ctx) {
-    const remote = ctx.services.remote as RemoteValues | undefined;
-    const valueType = ctx.valueType!;
-    const cache = new Value(valueType);
-    const latest = new Value(valueType);
-    let combinedLabels: readonly string[] = [];
-    let combinedFrom: [readonly string[], readonly string[]] | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    let busy = false;
-
-    const prefetch = async (): Promise<void> => {
-      if (!remote || busy) return;
-      busy = true;
-      try {
-        if (latest.rows > 0) await remote.publish(ctx.path, latest.labels, latest.data.subarray(0, latest.rows * latest.width));
-        const rows = await remote.fetch(ctx.path);
-        const labels: string[] = [];
-        const cells: number[] = [];
-        for (const r of rows) {
-          const count = Math.max(1, r.labels.length);
-          for (let i = 0; i < count; i++) {
-            labels.push(r.labels.length === 0 ? r.node : `${r.node}:${r.labels[i]}`);
-            for (let c = 0; c < valueType.columns.length; c++) cells.push(r.data[i * valueType.columns.length + c] ?? 0);
-          }
-        }
-        cache.setRows(labels.length, labels);
-        cache.data.set(cells);
-      } catch (err) {
-        ctx.log.warn({ filter: ctx.path, err: (err as Error).message }, 'remote_cache prefetch failed; serving the cached values');
-      } finally {
-        busy = false;
-      }
-    };
-    const schedule = (): void => {
-      if (timer) clearInterval(timer);
-      if (!remote) return;
-      timer = setInterval(() => void prefetch(), ctx.attrs.prefetch_period_ms as number);
-      timer.unref();
-    };
-    schedule();
-
-    return {
-      update(input, output) {
-        latest.copyFrom(input);
-        const rows = input.rows + cache.rows;
-        if (!combinedFrom || combinedFrom[0] !== input.labels || combinedFrom[1] !== cache.labels) {
-          // Rows changed (a node or a label came or went): rebuild the label list once.
-          const local = input.labels.length > 0 || cache.rows === 0 ? input.labels : Array.from({ length: input.rows }, () => remote?.nodeName ?? 'local');
-          combinedLabels = cache.rows === 0 ? input.labels : [...local, ...cache.labels];
-          combinedFrom = [input.labels, cache.labels];
-        }
-        output.setRows(rows, combinedLabels);
-        output.data.set(input.data.subarray(0, input.rows * input.width));
-        if (cache.rows > 0) output.data.set(cache.data.subarray(0, cache.rows * cache.width), input.rows * input.width);
-        return true;
-      },
-      configure: schedule,
-      destroy() {
-        if (timer) clearInterval(timer);
-        timer = null;
-      },
-    };
-  },
+  create: (ctx) => new RemoteCache(ctx),
 };
 
 export default remoteCache;

@@ -1,0 +1,361 @@
+/**
+ * The scheduler framework through a real daemon: the Kerrighed slides' shell session
+ * ("Setting up a scheduler", "Modifying a policy", "Replacing a policy", "Stacking
+ * schedulers", "Query data") with slicectl verbs and, on the FUSE mount, with plain shell
+ * commands; refusals with their codes; durability across a restart; plugins; placement
+ * refusals reaching `slicectl exec`; rewiring the control loop; slice users' read rights.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, TestDaemon, type CliResult } from '../helpers/daemon.js';
+import { kernelSkipReason } from '../helpers/env.js';
+import type { SliceView } from '../../src/daemon/views.js';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+
+const skip = kernelSkipReason();
+if (skip) process.stderr.write(`SKIP e2e/framework: ${skip}\n`);
+
+function fuseSkipReason(): string | null {
+  if (!existsSync('/dev/fuse')) return 'needs /dev/fuse';
+  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], { cwd: ROOT });
+  if (probe.status !== 0) return 'needs the optional npm package @cocalc/fuse-native (Debian packages fuse3, libfuse-dev)';
+  if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) return 'needs fusermount (Debian package fuse3)';
+  return null;
+}
+
+function sessionOf(pid: number): number {
+  return Number(spawnSync('ps', ['h', '-o', 'sid', String(pid)], { encoding: 'utf8' }).stdout.trim());
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('scheduler framework through slicectl', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  let sleeper: ChildProcess;
+  const ctl = (args: string[]): Promise<CliResult> => daemon.cli(args);
+  const ok = async (args: string[]): Promise<string> => {
+    const r = await ctl(args);
+    assert.equal(r.code, 0, `slicectl ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  const refused = async (args: string[], code: number, message: RegExp): Promise<void> => {
+    const r = await ctl(args);
+    assert.equal(r.code, code, `slicectl ${args.join(' ')}: expected exit ${code}, got ${r.code}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one clear line');
+  };
+  const SCHED = '/schedulers/CPU_LB';
+  const POLICY = `${SCHED}/mosix_load_balancer`;
+
+  before(async () => {
+    daemon = await TestDaemon.start();
+    sleeper = spawn('sleep', ['300'], { stdio: 'ignore', detached: true });
+  });
+
+  after(async () => {
+    sleeper?.kill('SIGKILL');
+    await daemon?.destroy();
+  });
+
+  test('the default tree runs the control loop as slice_usage -> entitlement', async () => {
+    const dump = await ok(['dump']);
+    assert.match(dump, /slice_usage:\s+probe_period: 1000/);
+    assert.match(dump, /slice_usage: -> \/probes\/slice_usage\/usage/);
+    await waitFor('the entitlement policy to be activated', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations >= 2);
+  });
+
+  test('setting up a scheduler, as on the slides', async () => {
+    await ok(['mkdir', '/probes/cpu']);
+    await ok(['write', '/probes/cpu/probe_period', '200']);
+    await ok(['mkdir', SCHED]);
+    await ok(['mkdir', POLICY]);
+    await ok(['mkdir', `${POLICY}/node_load/remote_cache`]);
+    await ok(['mkdir', `${POLICY}/node_load/remote_cache/threshold`]);
+    await ok(['write', `${POLICY}/node_load/remote_cache/threshold/threshold`, '-1']);
+    await ok(['ln', '/probes/cpu/node_load', `${POLICY}/node_load/remote_cache/threshold/cpu_load`]);
+    await ok(['ln', '/probes/cpu/process_load', `${POLICY}/process_load/cpu_load`]);
+    await ok(['mkdir', `${SCHED}/process_set/single_processes/${sleeper.pid}`]);
+    await ok(['mkdir', `${SCHED}/process_set/process_sessions/${sessionOf(sleeper.pid!)}`]);
+
+    // Query data: the probe's value, what the port collected, what each filter output and collected.
+    await waitFor('an update to reach the port', async () => (await ctl(['cat', `${POLICY}/node_load/collected_value`])).stdout.trim() !== '');
+    const probeValue = Number(await ok(['cat', '/probes/cpu/node_load/value']));
+    assert.ok(Number.isFinite(probeValue) && probeValue >= 0, `node load ${probeValue}`);
+    for (const file of ['collected_value', 'remote_cache/value', 'remote_cache/collected_value', 'remote_cache/threshold/value']) {
+      assert.match(await ok(['cat', `${POLICY}/node_load/${file}`]), /^\d+(\.\d+)?\s*$/, file);
+    }
+    const pids = (await ok(['cat', `${SCHED}/process_set/pids`])).split('\n').map(Number);
+    assert.ok(pids.includes(sleeper.pid!), `the process set holds the attached process: ${pids}`);
+  });
+
+  test('refusals carry their code, one line, and change nothing', async () => {
+    await refused(['mkdir', `${SCHED}/echo_policy`], 1, /already has policy mosix_load_balancer/);
+    await refused(['mkdir', '/probes/no_such_probe'], 3, /no component type "no_such_probe"/);
+    await refused(['ln', '/probes/cpu/process_load', `${POLICY}/node_load/remote_cache/other`], 4, /already has a source/);
+    await ok(['mkdir', '/schedulers/typed', '/schedulers/typed/echo_policy']);
+    await refused(['ln', '/probes/cpu/process_load', '/schedulers/typed/echo_policy/node_load/x'], 1, /value types must be equal/);
+    await refused(['write', `${POLICY}/node_load/remote_cache/threshold/threshold`, 'abc'], 1, /threshold "abc" is not allowed: must be a number/);
+    assert.equal((await ok(['cat', `${POLICY}/node_load/remote_cache/threshold/threshold`])).trim(), '-1', 'the old value stays');
+    await refused(['rmdir', '/probes/cpu'], 1, /in use/);
+    await refused(['rmdir', `${POLICY}/node_load`], 4, /goes away only with it/);
+    await refused(['mkdir', '/schedulers/../etc'], 1, /must not contain "\." or "\.\." components/);
+    await refused(['mkdir', `${SCHED}/process_set/single_processes/4000000`], 3, /process 4000000 does not exist/);
+    await refused(['mkdir', `${SCHED}/process_set/single_processes/999999999`], 1, /is not a pid: must be a whole number from 1 to 4194304/);
+    await ok(['rmdir', '/schedulers/typed/echo_policy', '/schedulers/typed']);
+  });
+
+  test('modifying a policy: remove the threshold filter and link the probe to remote_cache', async () => {
+    await ok(['rm', `${POLICY}/node_load/remote_cache/threshold/cpu_load`]);
+    await ok(['rmdir', `${POLICY}/node_load/remote_cache/threshold`]);
+    await ok(['ln', '/probes/cpu/node_load', `${POLICY}/node_load/remote_cache/cpu_load`]);
+    const before = JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations as number;
+    await waitFor('remote_cache to receive from the probe directly', async () => (await ctl(['cat', `${POLICY}/node_load/remote_cache/collected_value`])).stdout.trim() !== '');
+    // The rest of the tree kept running and kept its state: the controller's count goes on from where it was.
+    await waitFor('the control loop to go on counting', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > before);
+  });
+
+  test('dump and apply: a round trip, a dry run, and a bad document that changes nothing', async () => {
+    const dump = await ok(['dump']);
+    const dir = mkdtempSync(join(tmpdir(), 'sliced-doc-'));
+    try {
+      const same = join(dir, 'same.yaml');
+      spawnSync('sh', ['-c', `cat > ${same}`], { input: dump });
+      assert.match(await ok(['apply', same]), /already matches/);
+      const changed = join(dir, 'changed.yaml');
+      spawnSync('sh', ['-c', `cat > ${changed}`], { input: dump.replace('probe_period: 200', 'probe_period: 300') });
+      assert.match(await ok(['apply', '--dry-run', changed]), /would run:\n\s+write \/probes\/cpu\/probe_period = 300/);
+      assert.equal((await ok(['cat', '/probes/cpu/probe_period'])).trim(), '200', 'a dry run changes nothing');
+      const bad = join(dir, 'bad.yaml');
+      const doc = parseYaml(dump) as { probes: Record<string, unknown> };
+      doc.probes.cpu = { probe_period: 300 };
+      doc.probes.mem = { probe_period: 'banana' };
+      spawnSync('sh', ['-c', `cat > ${bad}`], { input: stringifyYaml(doc) });
+      const r = await ctl(['apply', bad]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /step \d+ of \d+ \(write \/probes\/mem\/probe_period = banana\) failed: .*nothing was changed/);
+      assert.equal(await ok(['dump']), dump, 'the tree is exactly as before');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the tree survives a daemon restart and a crash', async () => {
+    const dump = await ok(['dump']);
+    await daemon.restart();
+    assert.equal(await ok(['dump']), dump);
+    await daemon.restart('SIGKILL');
+    assert.equal(await ok(['dump']), dump);
+  });
+
+  test('replacing a policy: unlink everything, remove the policy deepest first, create another', async () => {
+    await ok(['rm', `${POLICY}/node_load/remote_cache/cpu_load`, `${POLICY}/process_load/cpu_load`]);
+    await ok(['rmdir', `${POLICY}/node_load/remote_cache`, POLICY]);
+    await ok(['mkdir', `${SCHED}/least_loaded`]);
+    const placement = JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
+    assert.equal(placement.scheduler, 'CPU_LB');
+    assert.ok(typeof placement.node === 'string' && placement.node.length > 0);
+  });
+
+  test('stacking: a later scheduler takes precedence, and its refusal reaches slicectl exec', async () => {
+    await ok(['slice', 'create', 'fw3a', '--user', 'nobody']);
+    await ok(['mkdir', '/probes/psi', '/schedulers/swap_avoidance', '/schedulers/swap_avoidance/swap_avoidance']);
+    await ok(['write', '/schedulers/swap_avoidance/swap_avoidance/low', '0']);
+    await ok(['write', '/schedulers/swap_avoidance/swap_avoidance/high', '0']);
+    await ok(['ln', '/probes/psi/memory', '/schedulers/swap_avoidance/swap_avoidance/memory_pressure/psi']);
+    await ok(['mkdir', `/schedulers/swap_avoidance/process_set/single_processes/${sleeper.pid}`]);
+    await waitFor('swap_avoidance to see the pressure', async () => JSON.parse(await ok(['cat', '/schedulers/swap_avoidance/swap_avoidance/status'])).underPressure === true);
+    const answer = JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
+    assert.equal(answer.scheduler, 'swap_avoidance', 'attached last, asked first');
+    assert.match(answer.refused, /memory pressure/);
+
+    const before = await ctl(['exec', '--slice', 'fw3a', '--', 'true']);
+    assert.equal(before.code, 0, `no scheduler holds slicectl itself yet: ${before.stdout}${before.stderr}`);
+    await ok(['write', '/schedulers/swap_avoidance/process_set/handle_all', '1']);
+    const refusedExec = await ctl(['exec', '--slice', 'fw3a', '--', 'true']);
+    assert.equal(refusedExec.code, 1);
+    assert.match(refusedExec.stderr, /scheduler swap_avoidance refuses new tasks now: memory pressure/);
+    await ok(['write', '/schedulers/swap_avoidance/process_set/handle_all', '0']);
+    assert.equal((await ctl(['exec', '--slice', 'fw3a', '--', 'true'])).code, 0);
+    // The swap_avoidance froze nothing that was not busy, and thaws what it froze when removed.
+    await ok(['rm', '/schedulers/swap_avoidance/swap_avoidance/memory_pressure/psi']);
+    await ok(['rmdir', '/schedulers/swap_avoidance/swap_avoidance', `/schedulers/swap_avoidance/process_set/single_processes/${sleeper.pid}`, '/schedulers/swap_avoidance']);
+  });
+
+  test('rewiring the control loop: unlinking its source stops it, relinking resumes it', async () => {
+    await ok(['rm', '/schedulers/cpu/entitlement/usage/slice_usage']);
+    const stopped = JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations as number;
+    await sleep(1500);
+    assert.equal(JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations, stopped);
+    await ok(['ln', '/probes/slice_usage/usage', '/schedulers/cpu/entitlement/usage/slice_usage']);
+    await waitFor('the loop to resume', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > stopped);
+  });
+
+  test('a slice user reads its own /slices/<name> and nothing else', async () => {
+    await ok(['slice', 'create', 'fw3b']);
+    const view = await daemon.cliJson<SliceView>(['slice', 'show', 'fw3b']);
+    const gid = Number(spawnSync('id', ['-g', view.user], { encoding: 'utf8' }).stdout.trim());
+    const as = { uid: view.uid!, gid };
+    const own = await daemon.cli(['cat', '/slices/fw3b/cpu_shares'], as);
+    assert.equal(own.code, 0, own.stderr);
+    assert.equal(own.stdout.trim(), '100');
+    const other = await daemon.cli(['cat', '/slices/fw3a/cpu_shares'], as);
+    assert.equal(other.code, 4, other.stdout);
+    const tree = await daemon.cli(['ls', '/schedulers'], as);
+    assert.equal(tree.code, 4);
+    const change = await daemon.cli(['write', '/probes/cpu/probe_period', '5'], as);
+    assert.equal(change.code, 4);
+    assert.equal((await ok(['cat', '/probes/cpu/probe_period'])).trim(), '200');
+    await ok(['slice', 'delete', 'fw3b']);
+  });
+});
+
+describe('component plugins', { skip: skip ?? false }, () => {
+  test('a root-owned plugin folder provides new types; a writable one is refused', async () => {
+    const plugins = mkdtempSync(join(tmpdir(), 'sliced-plugins-'));
+    chmodSync(plugins, 0o755);
+    copyFileSync(join(ROOT, 'examples', 'plugins', 'clamp.js'), join(plugins, 'clamp.js'));
+    const unsafe = mkdtempSync(join(tmpdir(), 'sliced-plugins-unsafe-'));
+    chmodSync(unsafe, 0o777);
+    copyFileSync(join(ROOT, 'examples', 'plugins', 'clamp.js'), join(unsafe, 'unsafe_clamp.js'));
+    const daemon = await TestDaemon.start(['--plugin-dir', plugins, '--plugin-dir', unsafe]);
+    try {
+      const ctl = (args: string[]) => daemon.cli(args);
+      for (const args of [['mkdir', '/probes/cpu'], ['mkdir', '/schedulers/p'], ['mkdir', '/schedulers/p/echo_policy'], ['mkdir', '/schedulers/p/echo_policy/node_load/clamp']]) {
+        const r = await ctl(args);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      assert.equal((await ctl(['write', '/schedulers/p/echo_policy/node_load/clamp/max', '7'])).code, 0);
+      assert.equal((await ctl(['ln', '/probes/cpu/node_load', '/schedulers/p/echo_policy/node_load/clamp/l'])).code, 0);
+      await waitFor('a clamped value', async () => (await ctl(['cat', '/schedulers/p/echo_policy/node_load/collected_value'])).stdout.trim() !== '');
+      assert.ok(Number((await ctl(['cat', '/schedulers/p/echo_policy/node_load/collected_value'])).stdout) <= 7);
+      const r = await ctl(['mkdir', '/schedulers/p/echo_policy/process_load/unsafe_clamp']);
+      assert.equal(r.code, 4);
+      assert.match(r.stderr, /refusing to load plugin code .* must belong to root and not be writable by group or others/);
+    } finally {
+      await daemon.destroy();
+      rmSync(plugins, { recursive: true, force: true });
+      rmSync(unsafe, { recursive: true, force: true });
+    }
+  });
+});
+
+const fuseSkip = skip ?? fuseSkipReason();
+if (fuseSkip && !skip) process.stderr.write(`SKIP e2e/framework FUSE mount: ${fuseSkip}\n`);
+
+describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
+  let daemon: TestDaemon;
+  let mnt: string;
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sliced-mnt-'));
+    chmodSync(dir, 0o755);
+    mnt = join(dir, 'tree');
+    mkdirSync(mnt);
+    daemon = await TestDaemon.start(['--mount', mnt]);
+    await waitFor('the mount', async () => existsSync(join(mnt, 'probes')));
+  });
+
+  after(async () => {
+    await daemon?.destroy();
+    // The daemon unmounts on stop: nothing of sliced is left mounted.
+    const mounted = spawnSync('grep', ['-c', ` ${mnt} `, '/proc/self/mountinfo'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(mounted, '0', `${mnt} is still mounted`);
+    rmSync(join(mnt, '..'), { recursive: true, force: true });
+  });
+
+  const sh = (script: string, as?: { uid: number; gid: number }) =>
+    spawnSync('bash', ['-c', `set -u; SROOT=${mnt}; ${script}`], { encoding: 'utf8', ...(as ?? {}) });
+
+  test("the slides' shell session works verbatim with our paths", () => {
+    const setup = sh(`
+      set -e
+      PROBE=$SROOT/probes/cpu
+      mkdir $PROBE
+      echo 200 > $PROBE/probe_period
+      SCHEDULER=$SROOT/schedulers/CPU_LB
+      mkdir $SCHEDULER
+      POLICY=$SCHEDULER/mosix_load_balancer
+      mkdir $POLICY
+      cd $POLICY/node_load
+      mkdir remote_cache
+      mkdir remote_cache/threshold
+      cd remote_cache/threshold
+      echo -1 > threshold
+      ln -s $PROBE/node_load cpu_load
+      cd $POLICY/process_load
+      ln -s $PROBE/process_load cpu_load
+      cd $SCHEDULER/process_set
+      mkdir single_processes/$$
+      mkdir process_sessions/\`ps h -osid $$\`
+      sleep 0.6
+      cat $PROBE/node_load/value
+      cd $POLICY/node_load
+      cat collected_value
+      cat remote_cache/value
+      cat remote_cache/collected_value
+      readlink remote_cache/threshold/cpu_load
+    `);
+    assert.equal(setup.status, 0, setup.stderr);
+    const lines = setup.stdout.trim().split('\n');
+    assert.equal(lines.length, 5, setup.stdout);
+    for (const line of lines.slice(0, 4)) assert.match(line, /^\d+$/);
+    assert.equal(lines[4], `${mnt}/probes/cpu/node_load`);
+
+    const badWrite = sh(`echo banana > $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold; echo "rc=$?"; cat $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold`);
+    assert.match(badWrite.stderr, /write error: Invalid argument/);
+    assert.match(badWrite.stdout, /rc=1\n-1\n/);
+
+    const secondPolicy = sh('mkdir $SROOT/schedulers/CPU_LB/echo_policy');
+    assert.match(secondPolicy.stderr, /Device or resource busy/);
+
+    const modify = sh(`
+      set -e
+      PROBE=$SROOT/probes/cpu
+      POLICY=$SROOT/schedulers/CPU_LB/mosix_load_balancer
+      cd $POLICY/node_load/remote_cache
+      rm threshold/cpu_load
+      rmdir threshold
+      ln -s $PROBE/node_load cpu_load
+      ls
+    `);
+    assert.equal(modify.status, 0, modify.stderr);
+    assert.doesNotMatch(modify.stdout, /threshold/);
+
+    const replace = sh(`
+      POLICY=$SROOT/schedulers/CPU_LB/mosix_load_balancer
+      find $POLICY -type l -exec rm '{}' ';'
+      find $POLICY | tac | xargs -n 1 rmdir 2>/dev/null
+      ls $SROOT/schedulers/CPU_LB
+      mkdir $SROOT/schedulers/CPU_LB/round_robin && echo replaced
+    `);
+    assert.equal(replace.stdout.trim(), 'process_set\nreplaced', replace.stderr);
+  });
+
+  test('slice users see only their own slice on the mount; the kernel enforces it', async () => {
+    assert.equal((await daemon.cli(['slice', 'create', 'fw3c'])).code, 0);
+    const view = await daemon.cliJson<SliceView>(['slice', 'show', 'fw3c']);
+    const as = { uid: view.uid!, gid: Number(spawnSync('id', ['-g', view.user], { encoding: 'utf8' }).stdout.trim()) };
+    const own = sh('cat $SROOT/slices/fw3c/cpu_shares', as);
+    assert.equal(own.status, 0, own.stderr);
+    assert.equal(own.stdout.trim(), '100');
+    const schedulers = sh('ls $SROOT/schedulers', as);
+    assert.notEqual(schedulers.status, 0);
+    assert.match(schedulers.stderr, /Permission denied/);
+    const write = sh('echo 5 > $SROOT/probes/cpu/probe_period', as);
+    assert.notEqual(write.status, 0);
+    assert.equal(sh('cat $SROOT/probes/cpu/probe_period').stdout.trim(), '200');
+    assert.equal((await daemon.cli(['slice', 'delete', 'fw3c'])).code, 0);
+  });
+});
