@@ -7,13 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, TestDaemon, type CliResult } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
+import { Burners } from '../helpers/cpu-load.js';
 import type { SliceView } from '../../src/daemon/views.js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
@@ -357,5 +358,101 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
     assert.notEqual(write.status, 0);
     assert.equal(sh('cat $SROOT/probes/cpu/probe_period').stdout.trim(), '200');
     assert.equal((await daemon.cli(['slice', 'delete', 'fw3c'])).code, 0);
+  });
+});
+
+describe('policies acting on the kernel', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  const burners: ChildProcess[] = [];
+
+  before(async () => {
+    daemon = await TestDaemon.start();
+  });
+
+  after(async () => {
+    for (const b of burners) b.kill('SIGKILL');
+    await daemon?.destroy();
+  });
+
+  const ok = async (args: string[]): Promise<string> => {
+    const r = await daemon.cli(args);
+    assert.equal(r.code, 0, `slicectl ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+
+  test('mosix_load_balancer moves a process from a crowded CPU to an idle one', { skip: availableParallelism() < 2 ? 'needs 2 CPUs' : false }, async () => {
+    // Two busy loops pinned to CPU 0: CPU 0 carries ~1000m, CPU 1 little; each loop ~500m.
+    for (let i = 0; i < 2; i++) {
+      const child = spawn('taskset', ['--cpu-list', '0', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
+      burners.push(child);
+    }
+    await ok(['mkdir', '/probes/cpu']);
+    await ok(['write', '/probes/cpu/probe_period', '500']);
+    await ok(['mkdir', '/schedulers/lb', '/schedulers/lb/mosix_load_balancer']);
+    await ok(['ln', '/probes/cpu/cpu_load', '/schedulers/lb/mosix_load_balancer/node_load/cpus']);
+    await ok(['ln', '/probes/cpu/process_load', '/schedulers/lb/mosix_load_balancer/process_load/procs']);
+    for (const b of burners) await ok(['mkdir', `/schedulers/lb/process_set/single_processes/${b.pid}`]);
+    const affinity = (pid: number): string => spawnSync('taskset', ['--cpu-list', '--pid', String(pid)], { encoding: 'utf8' }).stdout.trim().split(': ')[1] ?? '';
+    await waitFor('one process to be moved to CPU 1', async () => burners.some((b) => affinity(b.pid!) === '1'), 15_000);
+    const status = JSON.parse(await ok(['cat', '/schedulers/lb/mosix_load_balancer/status']));
+    assert.equal(status.migrations, 1, 'one move balances two loops on two CPUs; the 2 s rule and the cost rule stop a second');
+    assert.equal(status.last.from, 'cpu0');
+    assert.equal(status.last.to, 'cpu1');
+    assert.ok(status.last.cost < status.last.localLoad, 'moved only because remote + 1.3 x single < local');
+    await sleep(2500);
+    assert.equal(JSON.parse(await ok(['cat', '/schedulers/lb/mosix_load_balancer/status'])).migrations, 1, 'no ping-pong once balanced');
+    for (const b of burners.splice(0)) b.kill('SIGKILL');
+  });
+
+  test('swap_avoidance freezes the lowest-priority busy slice under pressure and thaws it when removed', async () => {
+    await ok(['slice', 'create', 'fw3lo', '--user', 'nobody', '--cpu-shares', '50']);
+    await ok(['slice', 'create', 'fw3hi', '--user', 'nobody', '--cpu-shares', '500']);
+    const load = new Burners(daemon.api);
+    await load.start('fw3lo', 1);
+    await load.start('fw3hi', 1);
+    try {
+      const freezer = (slice: string): string => readFileSync(`/sys/fs/cgroup/freezer/${daemon.cgroupRoot}/${slice}.slice/freezer.state`, 'utf8').trim();
+      await sleep(2500); // let the control loop see both slices busy
+      await ok(['mkdir', '/probes/psi', '/schedulers/swap', '/schedulers/swap/swap_avoidance']);
+      await ok(['write', '/schedulers/swap/swap_avoidance/low', '0']);
+      await ok(['write', '/schedulers/swap/swap_avoidance/high', '0']); // any pressure counts
+      await ok(['ln', '/probes/psi/memory', '/schedulers/swap/swap_avoidance/memory_pressure/psi']);
+      await waitFor('fw3lo to be frozen', async () => freezer('fw3lo') === 'FROZEN');
+      assert.equal(freezer('fw3hi'), 'THAWED', 'only the lowest-priority busy slice');
+      await ok(['rm', '/schedulers/swap/swap_avoidance/memory_pressure/psi']);
+      await ok(['rmdir', '/schedulers/swap/swap_avoidance']);
+      await waitFor('fw3lo to be thawed', async () => freezer('fw3lo') === 'THAWED');
+    } finally {
+      await load.stopAll();
+    }
+  });
+
+  test('hostile tree operations through the API never take the daemon down', async () => {
+    const names = ['..', '.', '', 'a/b', 'x\u0000y', 'é', 'threshold', 'cpu', 'echo_policy', 'remote_cache', 'process_set', 'x'.repeat(300), '12345', 'slices', '-1'];
+    const paths = ['/', '/probes', '/schedulers', '/schedulers/f', '/schedulers/f/echo_policy', '/schedulers/f/echo_policy/node_load', '/probes/cpu', '/slices', '/nodes', 'relative', '/schedulers/f/process_set/single_processes'];
+    const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
+    const codes = new Set<string>();
+    for (let i = 0; i < 400; i++) {
+      const path = `${pick(paths)}/${pick(names)}`.replace('//', '/');
+      const op = pick(['mkdir', 'rmdir', 'write', 'ln', 'rm', 'cat', 'ls']);
+      try {
+        if (op === 'cat' || op === 'ls') await daemon.api.get(`/v1/tree/${op}?path=${encodeURIComponent(path)}`);
+        else if (op === 'write') await daemon.api.post('/v1/tree/write', { path, value: pick(['1', '-5', 'banana', '\u0000', '9'.repeat(400), '']) });
+        else if (op === 'ln') await daemon.api.post('/v1/tree/ln', { target: pick(['/probes/cpu/node_load', '/probes/cpu/process_load', '/etc/passwd', path]), path });
+        else await daemon.api.post(`/v1/tree/${op}`, { path });
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'none';
+        codes.add(code);
+        assert.ok(['EINVAL', 'ENOENT', 'EEXIST', 'EPERM', 'EBUSY', 'ENOTEMPTY', 'ESRCH', 'ENOTDIR', 'EISDIR', 'ELOOP'].includes(code), `unexpected refusal ${code}: ${(err as Error).message}`);
+        assert.ok((err as Error).message.length > 10, 'every refusal says why');
+      }
+    }
+    assert.ok(codes.size >= 3, `several kinds of refusal were exercised: ${[...codes]}`);
+    // Still alive and consistent: the tree dumps and re-applies to itself.
+    const dump = await ok(['dump']);
+    parseYaml(dump);
+    const again = await daemon.cli(['apply', '-'], { input: dump });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already matches/);
   });
 });
