@@ -1,6 +1,7 @@
 /**
  * `sliced --cleanup`: stop every slice's processes and remove every kernel object sliced
- * made (groups in each hierarchy, users it created, sockets). The desired state is kept,
+ * made (groups in each hierarchy, users it created, sockets, a config-tree mount left by a
+ * killed daemon). The desired state is kept,
  * so the next start rebuilds the slices; delete the state directory to forget them too.
  */
 import { rmSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { nodeCapacity, type SlicedConfig } from './config.js';
+import { removeStaleMount } from './fuse-mount.js';
 
 export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
   const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
@@ -28,6 +30,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
     await agent.teardown();
     rmSync(join(config.runDir, 'slices'), { recursive: true, force: true });
     rmSync(config.socket, { force: true });
+    if (config.mount !== null) removeStaleMount(config.mount, log);
     log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');
   } finally {
     await store.close();

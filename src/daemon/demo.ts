@@ -61,7 +61,7 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
     process.stdout.write('\x1b[H\x1b[2J');
     process.stdout.write(`sliced demo — ${seconds}s — ${phase}\n`);
     process.stdout.write(`${statusTable(status)}\n\n`);
-    process.stdout.write(`logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status   stop: Ctrl-C\n`);
+    process.stdout.write(`logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status, slicectl tree   stop: Ctrl-C\n`);
   };
   const timer = setInterval(draw, 1000);
   draw();

@@ -81,7 +81,7 @@ export async function mountTree(service: TreeService, config: SlicedConfig, log:
 }
 
 /** A sliced mount left by a daemon that was killed (the mount is dead until unmounted). Never anything else. */
-function removeStaleMount(mnt: string, log: Logger): void {
+export function removeStaleMount(mnt: string, log: Logger): void {
   const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((line) => line.split(' ')[4] === mnt && / - fuse\.sliced sliced /.test(line));
