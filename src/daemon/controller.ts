@@ -90,6 +90,10 @@ export class CpuController {
     return this.opts.mode;
   }
 
+  get gain(): number {
+    return this.opts.gain;
+  }
+
   /** The period the loop runs at: that of the slice_usage probe driving it (the configured one until it has run). */
   get periodMs(): number {
     return this.opts.periodMs;

@@ -343,7 +343,8 @@ export class ConfigTree {
    */
   placeNewTask(task: NewTask): { node: string | null; refused: string | null; scheduler: string | null } {
     const all: Array<{ s: SchedulerInstance; seq: number; handleAll: boolean }> = [];
-    for (const child of this.root.children.get('schedulers')!.kind === 'dir' ? (this.root.children.get('schedulers') as DirNode).children.values() : []) {
+    const schedulers = this.root.children.get('schedulers') as DirNode;
+    for (const child of schedulers.children.values()) {
       if (child.kind !== 'dir' || !child.scheduler) continue;
       const s = child.scheduler;
       const ps = s.processSet;
@@ -658,7 +659,6 @@ export class ConfigTree {
       if (node.kind !== 'dir') throw fail('ENOTDIR', `/${parts.slice(0, i).join('/')} is not a directory`);
       let next: TreeNode | undefined = node.children.get(part);
       if (!next && node.role === 'info') next = this.infoItem(node, part);
-      if (!next && node.role === 'info_item') next = undefined;
       if (!next) throw fail('ENOENT', `/${parts.slice(0, i + 1).join('/')} does not exist`);
       if (next.kind === 'link' && (i < parts.length - 1 || followLast)) {
         if (hops > 8) throw fail('ELOOP', `too many links resolving /${parts.join('/')}`);

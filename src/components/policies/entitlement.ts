@@ -13,6 +13,7 @@ export interface EntitlementActuator {
   act(table: Value): void;
   configure(options: { mode?: 'entitlement' | 'static'; gain?: number }): void;
   readonly mode: 'entitlement' | 'static';
+  readonly gain: number;
 }
 
 const entitlement: PolicyType = {
@@ -27,11 +28,9 @@ const entitlement: PolicyType = {
   create(ctx) {
     const controller = ctx.services.cpuController as EntitlementActuator | undefined;
     if (!controller) throw new Error('entitlement needs the node agent (it is available only inside sliced)');
-    const initial = ctx.services.cpuControlDefaults as { mode: 'entitlement' | 'static'; gain: number } | undefined;
-    if (initial) {
-      ctx.attrs.mode = initial.mode;
-      ctx.attrs.gain = initial.gain;
-    }
+    // Start from the controller's current settings (the daemon's configuration), not the type's defaults.
+    ctx.attrs.mode = controller.mode;
+    ctx.attrs.gain = controller.gain;
     const configure = (): void => controller.configure({ mode: ctx.attrs.mode as 'entitlement' | 'static', gain: ctx.attrs.gain as number });
     configure();
     return {
