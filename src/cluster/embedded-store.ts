@@ -107,7 +107,14 @@ export class EmbeddedStore implements Store {
   private load(): void {
     const snapshotPath = join(this.dir, SNAPSHOT);
     if (existsSync(snapshotPath)) {
-      const parsed = JSON.parse(readFileSync(snapshotPath, 'utf8')) as { data: Record<string, string> };
+      let parsed: { data: Record<string, string> };
+      try {
+        parsed = JSON.parse(readFileSync(snapshotPath, 'utf8')) as { data: Record<string, string> };
+        if (typeof parsed?.data !== 'object' || parsed.data === null) throw new Error('no "data" mapping');
+      } catch (err) {
+        // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
+        throw new SlicedError('EIO', `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`);
+      }
       for (const [key, value] of Object.entries(parsed.data)) this.data.set(key, value);
     }
     const walPath = join(this.dir, WAL);

@@ -204,6 +204,18 @@ describe('EmbeddedStore: compaction', () => {
     assert.equal(existsSync(join(dir, 'snapshot.json.tmp')), false);
   });
 
+  test('a damaged snapshot stops the store with a clear EIO naming the file, not a parse error', async () => {
+    const store = await openStore({ compactAfter: 5 });
+    for (let i = 0; i < 20; i++) await store.txn([{ type: 'put', key: `/s/${i}`, value: String(i) }]);
+    await store.close();
+    writeFileSync(join(dir, 'snapshot.json'), '{"data": {"/s/1": "1"');
+    await assert.rejects(openStore({ compactAfter: 5 }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'EIO');
+      assert.match(err.message, /state snapshot .*snapshot\.json is damaged .*refusing to start with partial state/);
+      return true;
+    });
+  });
+
   test('concurrent writes with compaction lose nothing', async () => {
     let store = await openStore({ compactAfter: 10 });
     await Promise.all(Array.from({ length: 200 }, (_, i) => store.txn([{ type: 'put', key: `/c/${i}`, value: String(i) }])));
