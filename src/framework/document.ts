@@ -22,7 +22,7 @@ export type TreeDocumentValue = TreeDocument | string | number | boolean | null 
 
 export type PlanStep =
   | { op: 'rm'; path: string; target: string }
-  | { op: 'rmdir'; path: string; /** Its attributes, to restore them if the plan is undone. */ attrs: Array<[string, string]> }
+  | { op: 'rmdir'; path: string; /** Its attributes, to restore them if the plan is undone. */ attrs: Array<[string, string]>; /** Its attach order, restored too. */ seq?: number }
   | { op: 'mkdir'; path: string }
   | { op: 'write'; path: string; value: string; previous: string | null }
   | { op: 'ln'; path: string; target: string };
@@ -47,12 +47,13 @@ function dumpDir(dir: DirNode): TreeDocument {
       const text = child.read().replace(/\n$/, '');
       // handle_all is the only attribute of a default group; leave it out while it is off.
       if (name === 'handle_all' && text === '0') continue;
-      out[name] = /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+      out[name] = /^-?\d+(\.\d+)?$/.test(text) && String(Number(text)) === text ? Number(text) : text;
     } else if (child.kind === 'link') {
       out[name] = `${LINK_PREFIX} ${child.target}`;
     } else if (child.role === 'pset_list') {
       const members = [...child.children.keys()];
-      if (members.length > 0) out[name] = members.map((m) => (/^\d+$/.test(m) ? Number(m) : m));
+      // A slice named "0123" stays a string: only names that read back the same become numbers.
+      if (members.length > 0) out[name] = members.map((m) => (/^\d+$/.test(m) && String(Number(m)) === m ? Number(m) : m));
     } else {
       const sub = dumpDir(child);
       if (child.userMade || Object.keys(sub).length > 0) out[name] = sub;
@@ -152,9 +153,14 @@ export async function planApply(tree: ConfigTree, registry: TypeRegistry, doc: T
     if (want.links.get(path) !== target || !parentKept(path, wantDirs)) steps.push({ op: 'rm', path, target });
   }
   const removed = have.userDirs.filter((d) => !wantDirs.has(d)).sort((a, b) => depth(b) - depth(a));
+  // A scheduler with handle_all on refuses rmdir (ENOTEMPTY): turn it off first.
+  for (const path of removed) {
+    if (have.attrs.get(`${path}/process_set/handle_all`) === '1') steps.push({ op: 'write', path: `${path}/process_set/handle_all`, value: '0', previous: '1' });
+  }
   for (const path of removed) {
     const attrs = [...have.attrs].filter(([p]) => p.slice(0, p.lastIndexOf('/')) === path);
-    steps.push({ op: 'rmdir', path, attrs });
+    const node = tree.lookup(path, false);
+    steps.push({ op: 'rmdir', path, attrs, ...(node.kind === 'dir' ? { seq: node.seq } : {}) });
   }
 
   // Directories that exist (or will, as default groups of what we create) need no mkdir.
@@ -250,13 +256,27 @@ async function predictDirectory(registry: TypeRegistry, parentRole: Role, name: 
 /** Run the plan; on the first failure undo what was done and rethrow, naming the step. */
 export async function executePlan(tree: ConfigTree, steps: readonly PlanStep[]): Promise<void> {
   const done: PlanStep[] = [];
-  for (const [i, step] of steps.entries()) {
+  const queue = [...steps];
+  const retried = new Set<PlanStep>();
+  for (let i = 0; i < queue.length; i++) {
+    const step = queue[i]!;
     try {
       await runStep(tree, step);
       done.push(step);
     } catch (err) {
+      // Attributes checked against each other (hysteresis low <= high) may need the other
+      // one written first: retry a refused write once, after the later writes to its directory.
+      if (step.op === 'write' && !retried.has(step) && err instanceof SlicedError && err.code === 'EINVAL') {
+        const dir = step.path.slice(0, step.path.lastIndexOf('/'));
+        const last = queue.findLastIndex((s, j) => j > i && s.op === 'write' && s.path.slice(0, s.path.lastIndexOf('/')) === dir);
+        if (last > i) {
+          retried.add(step);
+          queue.splice(last + 1, 0, step);
+          continue;
+        }
+      }
       const undoProblems = await undo(tree, done);
-      const message = `step ${i + 1} of ${steps.length} (${describeStep(step)}) failed: ${(err as Error).message}`;
+      const message = `step ${steps.indexOf(step) + 1} of ${steps.length} (${describeStep(step)}) failed: ${(err as Error).message}`;
       const code = err instanceof SlicedError ? err.code : 'EIO';
       throw new SlicedError(code, undoProblems.length === 0 ? `${message}; nothing was changed` : `${message}; undoing the earlier steps also failed: ${undoProblems.join('; ')}`);
     }
@@ -285,7 +305,7 @@ async function undo(tree: ConfigTree, done: PlanStep[]): Promise<string[]> {
     try {
       if (step.op === 'rm') tree.symlink(step.target, step.path);
       else if (step.op === 'rmdir') {
-        await tree.mkdir(step.path);
+        await tree.mkdir(step.path, step.seq === undefined ? {} : { seq: step.seq });
         for (const [path, value] of step.attrs) tree.write(path, value);
       }
       else if (step.op === 'mkdir') tree.rmdir(step.path);

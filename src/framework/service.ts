@@ -67,15 +67,25 @@ export class TreeService {
           stale.push({ type: 'delete', key: `${DIR}${path}` });
         }
       }
-      for (const [key, value] of keys) {
-        if (!key.startsWith(ATTR)) continue;
-        const path = key.slice(ATTR.length);
-        try {
-          this.tree.write(path, value);
-        } catch (err) {
-          this.log.warn({ path, err: (err as Error).message }, 'config tree: cannot restore an attribute; dropped');
-          stale.push({ type: 'delete', key });
+      // Two passes: an attribute checked against another (hysteresis low <= high) may need
+      // the other one restored first.
+      let attrs = [...keys].filter(([key]) => key.startsWith(ATTR));
+      for (const pass of [1, 2]) {
+        const refused: typeof attrs = [];
+        for (const [key, value] of attrs) {
+          const path = key.slice(ATTR.length);
+          try {
+            this.tree.write(path, value);
+          } catch (err) {
+            if (pass === 1) {
+              refused.push([key, value]);
+              continue;
+            }
+            this.log.warn({ path, err: (err as Error).message }, 'config tree: cannot restore an attribute; dropped');
+            stale.push({ type: 'delete', key });
+          }
         }
+        attrs = refused;
       }
       const links = [...keys].filter(([k]) => k.startsWith(LINK)).map(([k, v]) => ({ path: k.slice(LINK.length), ...(JSON.parse(v) as { target: string; seq: number }) }));
       links.sort((a, b) => a.seq - b.seq);
