@@ -264,6 +264,8 @@ export class ConfigTree {
     if (parent.role !== 'port' && parent.role !== 'filter') {
       throw fail('EPERM', `cannot link into ${pathOf(parent) || '/'}: only ports and filters take a link to a probe source`);
     }
+    const badName = nameProblem(name);
+    if (badName) throw fail('EINVAL', `link name ${JSON.stringify(name)} ${badName}`);
     const source = this.lookup(target, true);
     if (source.kind !== 'dir' || source.role !== 'source') {
       throw fail('EINVAL', `${target} is not a probe source: links must point to /probes/<probe>/<source>`);

@@ -208,6 +208,18 @@ describe('config tree: links', () => {
     assertSound(tree);
   });
 
+  test('link names follow the name rules (EINVAL)', async () => {
+    const { tree } = makeTree();
+    await tree.mkdir(PROBE);
+    await tree.mkdir(SCHED);
+    await tree.mkdir(POLICY);
+    for (const bad of ['a\nb', ' ', '-rf', '.hidden', 'é', 'x'.repeat(65), 'a..b']) {
+      assert.throws(() => tree.symlink(`${PROBE}/node_load`, `${POLICY}/node_load/${bad}`), refusal('EINVAL', /link name/), JSON.stringify(bad));
+    }
+    tree.symlink(`${PROBE}/node_load`, `${POLICY}/node_load/cpu_load`);
+    assertSound(tree);
+  });
+
   test('a link resolves as a path; readlink shows its canonical target', async () => {
     const { tree } = makeTree();
     await tree.mkdir(PROBE);
