@@ -4,7 +4,7 @@
  * tree and then made durable through the store:
  *
  *   tree/d<path>  a directory made with mkdir   {"seq": n}
- *   tree/a<path>  a configuration attribute     "<text>"
+ *   tree/a<path>  a configuration attribute     {"value": "<text>", "seq": n}
  *   tree/l<path>  a link                         {"target": "...", "seq": n}
  *
  * At start the tree is rebuilt from those keys in creation order. On the very first start
@@ -69,7 +69,12 @@ export class TreeService {
       }
       // Two passes: an attribute checked against another (hysteresis low <= high) may need
       // the other one restored first.
-      let attrs = [...keys].filter(([key]) => key.startsWith(ATTR));
+      // In the order they were written (handle_all's attach order is stacking precedence).
+      let attrs = [...keys]
+        .filter(([key]) => key.startsWith(ATTR))
+        .map(([key, stored]) => [key, parseAttribute(stored)] as const)
+        .sort((a, b) => a[1].seq - b[1].seq)
+        .map(([key, attr]) => [key, attr.value] as [string, string]);
       for (const pass of [1, 2]) {
         const refused: typeof attrs = [];
         for (const [key, value] of attrs) {
@@ -206,7 +211,7 @@ export class TreeService {
           break;
         }
         case 'write':
-          ops.push({ type: 'put', key: `${ATTR}${m.path}`, value: m.value });
+          ops.push({ type: 'put', key: `${ATTR}${m.path}`, value: JSON.stringify({ value: m.value, seq: m.seq }) });
           break;
         case 'ln':
           ops.push({ type: 'put', key: `${LINK}${m.path}`, value: JSON.stringify({ target: m.target, seq: m.seq }) });
@@ -242,4 +247,14 @@ export class TreeService {
     if (parts.length === 0 || own) return;
     throw new SlicedError('EPERM', `${path}: a slice's user may read only /slices/${caller.slice ?? '<its slice>'}`);
   }
+}
+
+function parseAttribute(stored: string): { value: string; seq: number } {
+  try {
+    const parsed = JSON.parse(stored) as { value?: unknown; seq?: unknown };
+    if (typeof parsed.value === 'string' && typeof parsed.seq === 'number') return { value: parsed.value, seq: parsed.seq };
+  } catch {
+    // not JSON: fall through
+  }
+  return { value: stored, seq: 0 };
 }

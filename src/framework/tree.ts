@@ -93,7 +93,7 @@ export type TreeNode = DirNode | FileNode | LinkNode;
 export type Mutation =
   | { op: 'mkdir'; path: string; seq: number }
   | { op: 'rmdir'; path: string }
-  | { op: 'write'; path: string; value: string }
+  | { op: 'write'; path: string; value: string; seq: number }
   | { op: 'ln'; path: string; target: string; seq: number }
   | { op: 'rm'; path: string };
 
@@ -255,7 +255,11 @@ export class ConfigTree {
     if (node.kind !== 'file' || !node.write) throw fail('EPERM', `${path} is read-only`);
     const value = text.replace(/\n$/, '');
     node.write(value);
-    if (node.config) this.emit({ op: 'write', path: pathOf(node), value: node.read().replace(/\n$/, '') });
+    if (node.config) {
+      // The sequence orders writes at restore: turning handle_all on is an attach, and attach order is precedence.
+      this.seq++;
+      this.emit({ op: 'write', path: pathOf(node), value: node.read().replace(/\n$/, ''), seq: this.seq });
+    }
   }
 
   symlink(target: string, path: string, options: { seq?: number } = {}): void {

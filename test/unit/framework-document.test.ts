@@ -267,11 +267,9 @@ describe('TreeService', () => {
     await third.store.close();
   });
 
-  // Known gap, reported and left alone: handle_all is persisted as a bare "1" with no attach
-  // sequence, so restore() turns it on in store key order and the precedence among several
-  // handle_all schedulers can change across a restart. Kept as a todo (reported as such, not
-  // counted as passing) until the store records the sequence.
-  test('stacking precedence among handle_all schedulers survives a restart', { todo: 'handle_all attach order is not persisted' }, async () => {
+  // Attributes are stored with the sequence of their write and restored in that order, so
+  // the attach order of handle_all (stacking precedence) survives a restart.
+  test('stacking precedence among handle_all schedulers survives a restart', async () => {
     const storeDir = join(dir, 'precedence');
     const calls = { n: 0 };
     const first = await start(storeDir, calls);
