@@ -16,6 +16,8 @@ import {
 } from '../core/model.js';
 import { nameProblem } from '../core/names.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
+import type { VsysBroker } from '../vsys/broker.js';
+import { registerVsysRoutes } from './vsys-api.js';
 
 const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
 const memberBody = z.object({ member: z.string() }).strict();
@@ -37,7 +39,7 @@ function nameParam(kind: string, value: string): string {
   return value;
 }
 
-export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
+export function buildApi(agent: SliceAgent, views: Views, vsys: VsysBroker): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   app.setNotFoundHandler((request, reply) =>
@@ -112,5 +114,6 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
     return views.domain(name, false);
   });
 
+  registerVsysRoutes(app, vsys);
   return app;
 }

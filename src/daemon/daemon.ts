@@ -17,7 +17,8 @@ import { Views } from './views.js';
 import { buildApi } from './api.js';
 import { SliceSockets } from './slice-sockets.js';
 import { buildRegistry, serveMetrics } from './metrics.js';
-import { nodeCapacity, type SlicedConfig } from './config.js';
+import { nodeCapacity, vsysLimits, type SlicedConfig } from './config.js';
+import { VsysBroker } from '../vsys/broker.js';
 import { SlicedError } from '../core/errors.js';
 
 export interface Daemon {
@@ -25,6 +26,7 @@ export interface Daemon {
   agent: SliceAgent;
   controller: CpuController;
   views: Views;
+  vsys: VsysBroker;
   log: Logger;
   close(): Promise<void>;
 }
@@ -65,6 +67,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let api: FastifyInstance | null = null;
   let sockets: SliceSockets | null = null;
   let metrics: Server | null = null;
+  let vsys: VsysBroker | null = null;
   try {
     await agent.start();
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
@@ -77,7 +80,15 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     const slicesSockets = sockets;
     agent.onChange(() => slicesSockets.sync());
 
-    api = buildApi(agent, views);
+    const broker = new VsysBroker(
+      { servicesDir: config.vsysDir, sliceRoot: config.vsysSliceRoot, limits: vsysLimits(config), log },
+      { sliceUsers: () => new Map([...agent.state.slices.values()].map((spec) => [spec.name, agent.userOf(spec)])) },
+    );
+    vsys = broker;
+    broker.start();
+    agent.onChange(() => broker.sync());
+
+    api = buildApi(agent, views, broker);
     await listenPrivate(api, config, log);
     if (config.metricsPort !== null) {
       metrics = await serveMetrics(buildRegistry(views), config.metricsPort);
@@ -93,11 +104,13 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       agent,
       controller,
       views,
+      vsys: broker,
       log,
       async close() {
         started.controller.stop();
         await started.api.close();
         started.sockets.closeAll();
+        await broker.close();
         started.metrics?.close();
         await store.close();
         try {
@@ -114,6 +127,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     await api?.close();
     sockets?.closeAll();
     metrics?.close();
+    await vsys?.close();
     await store.close();
     throw err;
   }

@@ -36,6 +36,12 @@ const program = new Command('sliced')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--log-file <file>', 'write logs there instead of stderr')
+  .option('--vsys-dir <dir>', 'vsys services directory, root-only (default <state-dir>/vsys)')
+  .option('--vsys-slice-root <dir>', 'where slices\' vsys directories are made (default <run-dir>/vsys)')
+  .option('--vsys-timeout <ms>', 'stop a one-shot vsys call after this long (default 10000)', integer)
+  .option('--vsys-max-input <size>', 'largest input of one vsys call (default 1M)')
+  .option('--vsys-max-output <size>', 'largest output of one vsys call (default 1M)')
+  .option('--vsys-max-calls <n>', 'vsys calls of one slice running at once (default 4)', integer)
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   .addHelpText(
@@ -63,6 +69,12 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         metricsPort: options.metricsPort,
         logLevel: options.logLevel,
         logFile: options.logFile,
+        vsysDir: options.vsysDir,
+        vsysSliceRoot: options.vsysSliceRoot,
+        vsysTimeoutMs: options.vsysTimeout,
+        vsysMaxInput: options.vsysMaxInput,
+        vsysMaxOutput: options.vsysMaxOutput,
+        vsysMaxCallsPerSlice: options.vsysMaxCalls,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);
