@@ -71,7 +71,7 @@ export class ServicesDirectory {
     // Forget problems that are gone, so they are reported again if they come back.
     this.reported = new Map([...this.reported].filter(([path]) => Boolean(this.seen.get(path))));
     this.watch(dirs);
-    const signature = JSON.stringify(found);
+    const signature = JSON.stringify(found, (_key, value: unknown) => (value instanceof Map ? [...value] : value));
     if (signature === this.signature) return;
     const before = new Set(this.current.map(label));
     const after = new Set(found.map(label));
