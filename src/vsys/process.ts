@@ -1,12 +1,13 @@
 /**
  * One run of a service script: as root, argv[1] = the slice, a clean environment (SLICE and
- * PATH only), cwd /, its own process group (so a timeout reaches whatever it started), and
+ * PATH only), cwd /, nice 0 (not the daemon's raised priority), its own process group (so a timeout reaches whatever it started), and
  * a parent-death signal (setpriv --pdeathsig) so a crashed daemon leaves no root scripts
  * behind. stderr goes to the vsys log line by line, rate-limited (reading pauses when the
  * budget is spent) so a script that writes to stderr forever cannot flood the log or keep
  * the daemon busy.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { VsysEvents } from './events.js';
 
@@ -41,6 +42,14 @@ export class ServiceProcess {
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Scripts work for slices: they must not inherit the daemon's raised priority (daemonNice).
+    if (this.child.pid !== undefined) {
+      try {
+        setPriority(this.child.pid, 0);
+      } catch {
+        // Exited already.
+      }
+    }
     this.child.stdin.on('error', () => undefined); // the script stopped reading: not our failure
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
