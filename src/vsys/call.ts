@@ -67,9 +67,16 @@ export async function runCall(options: CallOptions): Promise<CallResult> {
     outputTruncated: false,
   };
   const stdin = proc.child.stdin;
+  let forced: NodeJS.Timeout | null = null;
   const stop = (): void => {
     if (input !== null && !Buffer.isBuffer(input)) input.destroy();
     proc.terminate(limits.killGraceMs);
+    // Something that left the process group may still hold stdout or stderr open: stop
+    // waiting for it a little after the SIGKILL, so the call (and its slot) always ends.
+    forced ??= setTimeout(() => {
+      proc.child.stdout.destroy();
+      proc.child.stderr.destroy();
+    }, limits.killGraceMs + 1000);
   };
   const timer = setTimeout(() => {
     result.timedOut = true;
@@ -118,6 +125,7 @@ export async function runCall(options: CallOptions): Promise<CallResult> {
 
   const exit = await proc.exited;
   clearTimeout(timer);
+  if (forced) clearTimeout(forced);
   if (input !== null && !Buffer.isBuffer(input)) input.destroy();
   options.onExit?.();
   result.exitCode = exit.code;

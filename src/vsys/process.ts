@@ -17,6 +17,8 @@ export const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const STDERR_BURST = 50;
 const STDERR_PER_SECOND = 5;
 const STDERR_LINE_MAX = 2000;
+/** Bytes read between two pauses of a flooding stderr. */
+const STDERR_PAUSE_AFTER = 64 * 1024;
 
 export interface Exit {
   code: number | null;
@@ -99,6 +101,13 @@ export class ServiceProcess {
     let tokens = STDERR_BURST;
     let refilled = Date.now();
     let dropped = 0;
+    let unpaused = 0;
+    // Once the script has exited, drain what is left at full speed.
+    let exited = false;
+    this.child.once('exit', () => {
+      exited = true;
+      this.child.stderr.resume();
+    });
     const emit = (line: string): void => {
       const now = Date.now();
       tokens = Math.min(STDERR_BURST, tokens + ((now - refilled) / 1000) * STDERR_PER_SECOND);
@@ -124,8 +133,11 @@ export class ServiceProcess {
         partial = '';
       }
       for (const line of lines) emit(line);
-      // Out of tokens: stop reading for a while, so a flood blocks the script, not the daemon.
-      if (tokens < 1) {
+      // Flooding: stop reading for a while, so the script blocks, not the daemon. Pausing
+      // only after a sizeable amount keeps the drain fast once the script has ended.
+      unpaused += text.length;
+      if (tokens < 1 && unpaused >= STDERR_PAUSE_AFTER && !exited) {
+        unpaused = 0;
         this.child.stderr.pause();
         setTimeout(() => this.child.stderr.resume(), 1000 / STDERR_PER_SECOND).unref();
       }

@@ -20,6 +20,7 @@ import type { VsysEvents } from './events.js';
 const DEBOUNCE_MS = 50;
 const RESCAN_MS = 10_000;
 const ACL_SUFFIX = '.acl';
+const CONF_SUFFIX = '.conf';
 
 export class ServicesDirectory {
   private current: ScannedService[] = [];
@@ -97,6 +98,7 @@ export class ServicesDirectory {
         if (!present.has(script)) this.report(path, 'warn', `ACL for ${script}, which does not exist; ignored`);
         continue;
       }
+      if (name.endsWith(CONF_SUFFIX)) continue; // a service's own configuration, never a service
       if (nameProblem(name) !== null) continue; // editor backups, hidden files
       const stats = this.trusted(path, 'service script');
       if (!stats) continue;

@@ -9,7 +9,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run, SLICED, TestDaemon, type CliResult } from '../helpers/daemon.js';
+import { ROOT, run, SLICED, TestDaemon, type CliResult } from '../helpers/daemon.js';
+import { parseAcl } from '../../src/vsys/acl.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import type { SliceVsysView } from '../../src/vsys/broker.js';
 
@@ -327,6 +328,37 @@ describe('vsys', { skip: skip ?? false }, () => {
     assert.equal(log.code, 0);
     assert.equal(log.stdout.trim().split('\n').length, 3);
     assert.match(log.stdout, /echo\/v4a: call exit status 0/);
+  });
+
+  test('the shipped examples work: echo, the stateful counter, read-file of a root-only file', async () => {
+    const examples = join(ROOT, 'examples', 'vsys');
+    for (const name of ['echo', 'counter', 'read-file']) {
+      const acl = parseAcl(readFileSync(join(examples, `${name}.acl`), 'utf8'));
+      assert.deepEqual(acl.problems, [], `${name}.acl parses cleanly`);
+      assert.equal(acl.stateful, name === 'counter');
+    }
+    const secret = mkdtempSync(join(tmpdir(), 'sliced-v4-secret-'));
+    const file = join(secret, 'key');
+    writeFileSync(file, 'root only\n', { mode: 0o600 });
+    const copy = (name: string, as: string, acl: string): void => install(as, readFileSync(join(examples, name), 'utf8').replace(/^#!\/bin\/sh\n/, ''), acl);
+    copy('echo', 'x-echo', 'v4a\n');
+    copy('counter', 'x-counter', '#! stateful\nv4a\n');
+    copy('read-file', 'x-read-file', 'v4a\nv4b\n');
+    writeFileSync(join(services, 'x-read-file.conf'), `v4a ${file}\n`, { mode: 0o644 });
+    try {
+      await waitFor('example FIFOs', () => existsSync(fifo('v4a', 'x-read-file.out')) && existsSync(fifo('v4b', 'x-read-file.in')));
+      assert.equal((await call('v4a', 'x-echo', 'ping')).stdout, 'ping');
+      const counted = await asSlice('v4a', `exec 3<>${fifo('v4a', 'x-counter.out')}; echo a > ${fifo('v4a', 'x-counter.in')}; echo b > ${fifo('v4a', 'x-counter.in')}; read -r x <&3; read -r y <&3; echo "$x|$y"`);
+      assert.equal(counted.stdout, '1 a|2 b\n');
+      assert.equal((await asSlice('v4a', `cat ${file}`)).code, 1, 'the slice cannot read the file itself');
+      assert.equal((await call('v4a', 'x-read-file', `${file}\n`)).stdout, 'root only\n');
+      assert.equal((await call('v4b', 'x-read-file', `${file}\n`)).stdout, '', 'not allowed for v4b');
+      await waitFor('the refusal on stderr in the log', () => daemon.log.includes(`read-file: ${file} is not allowed for slice v4b`));
+    } finally {
+      for (const name of ['x-echo', 'x-counter', 'x-read-file']) remove(name);
+      rmSync(join(services, 'x-read-file.conf'), { force: true });
+      rmSync(secret, { recursive: true, force: true });
+    }
   });
 
   test('the daemon restarted mid-call comes back with every slice\'s FIFOs intact', async () => {
