@@ -7,6 +7,7 @@ import { ApiClient, CliError, EXIT } from './client.js';
 import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTable, type StatusDocument } from './format.js';
 import { runInSlice } from './exec.js';
 import { registerTreeCommands } from './tree.js';
+import { addVsysCommands } from './vsys.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
 
@@ -279,6 +280,8 @@ async function fetchStatus(command: Command): Promise<StatusDocument> {
     return combined;
   }
 }
+
+addVsysCommands(program, { client, print, json: (command) => globals(command).json === true });
 
 // ---- run ------------------------------------------------------------------------------------
 

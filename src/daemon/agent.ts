@@ -463,6 +463,11 @@ export class SliceAgent {
     this.users.set(user.name, user);
   }
 
+  /** The slice's Unix user, or null when it does not exist. */
+  userOf(slice: SliceSpec): UnixUser | null {
+    return this.users.get(slice.user) ?? null;
+  }
+
   uidOf(slice: SliceSpec): number | null {
     return this.users.get(slice.user)?.uid ?? null;
   }

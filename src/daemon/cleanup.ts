@@ -1,10 +1,11 @@
 /**
  * `sliced --cleanup`: stop every slice's processes and remove every kernel object sliced
- * made (groups in each hierarchy, users it created, sockets, a config-tree mount left by a
- * killed daemon). The desired state is kept,
+ * made (groups in each hierarchy, users it created, sockets, vsys FIFOs, a config-tree mount
+ * left by a killed daemon). The desired state is kept,
  * so the next start rebuilds the slices; delete the state directory to forget them too.
  */
-import { rmSync } from 'node:fs';
+import { rmdirSync, rmSync } from 'node:fs';
+import { removeDirectory } from '../kernel/fifo.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
@@ -29,6 +30,14 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
     await agent.load();
     await agent.teardown();
     rmSync(join(config.runDir, 'slices'), { recursive: true, force: true });
+    // Slices' vsys directories (FIFOs only), one by one: the root is configurable and is
+    // removed only if nothing else is in it. The services directory is configuration and stays.
+    for (const name of agent.state.slices.keys()) removeDirectory(config.vsysSliceRoot, name);
+    try {
+      rmdirSync(config.vsysSliceRoot);
+    } catch {
+      // Missing, or holds something that is not ours.
+    }
     rmSync(config.socket, { force: true });
     if (config.mount !== null) removeStaleMount(config.mount, log);
     log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');

@@ -7,10 +7,11 @@ import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseCpu } from '../core/units.js';
+import { parseCpu, parseMemory } from '../core/units.js';
 import { parseInput } from '../core/model.js';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
+import type { VsysLimits } from '../vsys/call.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
 
@@ -22,6 +23,12 @@ const reserveSchema = z.union([z.string(), z.number()]).superRefine((value, ctx)
   }
   const parsed = parseCpu(value);
   if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `must be a percentage of the node like "5%" or a CPU amount like "100m": ${parsed.reason}` });
+});
+
+const sizeSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  const parsed = parseMemory(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  else if (parsed.value < 1 || parsed.value > 1024 ** 3) ctx.addIssue({ code: 'custom', message: 'must be from 1 byte to 1G' });
 });
 
 export const configSchema = z
@@ -61,10 +68,20 @@ export const configSchema = z
     defaultTree: z.string().min(1).nullable().default(null),
     /** Mount the config tree here with FUSE (needs the optional @cocalc/fuse-native). */
     mount: z.string().min(1).nullable().default(null),
+    /** vsys services directory (root-only); defaults to <stateDir>/vsys. */
+    vsysDir: z.string().min(1).optional(),
+    /** Where each slice's vsys directory is made (<vsysSliceRoot>/<slice>/); defaults to <runDir>/vsys. */
+    vsysSliceRoot: z.string().min(1).optional(),
+    /** A one-shot vsys call's script is stopped (SIGTERM, then SIGKILL) after this long. */
+    vsysTimeoutMs: z.number().int().min(100).max(3_600_000).default(10_000),
+    vsysMaxInput: sizeSchema.default('1M'),
+    vsysMaxOutput: sizeSchema.default('1M'),
+    /** vsys calls of one slice running at once; more wait (their writers block). */
+    vsysMaxCallsPerSlice: z.number().int().min(1).max(1000).default(4),
   })
   .strict();
 
-export type SlicedConfig = z.output<typeof configSchema> & { socket: string };
+export type SlicedConfig = z.output<typeof configSchema> & { socket: string; vsysDir: string; vsysSliceRoot: string };
 
 export function loadConfig(file: string | null, overrides: Record<string, unknown>): SlicedConfig {
   let fromFile: Record<string, unknown> = {};
@@ -85,7 +102,12 @@ export function loadConfig(file: string | null, overrides: Record<string, unknow
   const merged = { ...fromFile };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
   const config = parseInput(configSchema, merged, path ? `config (${path} and flags)` : 'config');
-  return { ...config, socket: config.socket ?? join(config.runDir, 'sliced.sock') };
+  return {
+    ...config,
+    socket: config.socket ?? join(config.runDir, 'sliced.sock'),
+    vsysDir: config.vsysDir ?? join(config.stateDir, 'vsys'),
+    vsysSliceRoot: config.vsysSliceRoot ?? join(config.runDir, 'vsys'),
+  };
 }
 
 export function nodeCapacity(config: SlicedConfig): NodeCapacity {
@@ -104,4 +126,19 @@ function reserveMillicores(reserve: string | number, capacity: number): number {
   }
   const parsed = parseCpu(reserve);
   return parsed.ok ? parsed.value : 0;
+}
+
+/** The vsys limits in bytes and milliseconds. */
+export function vsysLimits(config: SlicedConfig): VsysLimits {
+  const bytes = (value: string | number): number => {
+    const parsed = parseMemory(value);
+    return parsed.ok ? parsed.value : 0;
+  };
+  return {
+    timeoutMs: config.vsysTimeoutMs,
+    killGraceMs: Math.min(2000, config.vsysTimeoutMs),
+    maxInputBytes: bytes(config.vsysMaxInput),
+    maxOutputBytes: bytes(config.vsysMaxOutput),
+    maxCallsPerSlice: config.vsysMaxCallsPerSlice,
+  };
 }

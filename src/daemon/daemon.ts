@@ -21,7 +21,9 @@ import { Views } from './views.js';
 import { buildApi } from './api.js';
 import { SliceSockets } from './slice-sockets.js';
 import { buildRegistry, serveMetrics } from './metrics.js';
-import { nodeCapacity, type SlicedConfig } from './config.js';
+import { nodeCapacity, vsysLimits, type SlicedConfig } from './config.js';
+import { VsysBroker } from '../vsys/broker.js';
+import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
 
 export interface Daemon {
@@ -30,6 +32,7 @@ export interface Daemon {
   controller: CpuController;
   framework: Framework;
   views: Views;
+  vsys: VsysBroker;
   log: Logger;
   close(): Promise<void>;
 }
@@ -72,6 +75,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let api: FastifyInstance | null = null;
   let sockets: SliceSockets | null = null;
   let metrics: Server | null = null;
+  let vsys: VsysBroker | null = null;
   try {
     await agent.start();
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
@@ -86,7 +90,15 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     const slicesSockets = sockets;
     agent.onChange(() => slicesSockets.sync());
 
-    api = buildApi(agent, views, [(app) => registerTreeRoutes(app, framework!.service, tree)], (slice, parentPid) => {
+    const broker = new VsysBroker(
+      { servicesDir: config.vsysDir, sliceRoot: config.vsysSliceRoot, limits: vsysLimits(config), log },
+      { sliceUsers: () => new Map([...agent.state.slices.values()].map((spec) => [spec.name, agent.userOf(spec)])) },
+    );
+    vsys = broker;
+    broker.start();
+    agent.onChange(() => broker.sync());
+
+    api = buildApi(agent, views, [(app) => registerTreeRoutes(app, framework!.service, tree), (app) => registerVsysRoutes(app, broker)], (slice, parentPid) => {
       const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
       if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
     });
@@ -111,12 +123,14 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       controller,
       framework,
       views,
+      vsys: broker,
       log,
       async close() {
         await started.mount?.unmount();
         started.framework.close();
         await started.api.close();
         started.sockets.closeAll();
+        await broker.close();
         started.metrics?.close();
         await store.close();
         try {
@@ -134,6 +148,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     await api?.close();
     sockets?.closeAll();
     metrics?.close();
+    await vsys?.close();
     await store.close();
     throw err;
   }

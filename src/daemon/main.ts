@@ -40,6 +40,12 @@ const program = new Command('sliced')
   .option('--plugin-dir <dir>', 'folder of component plugins, <dir>/<type>.js (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
   .option('--node-name <name>', 'name of this node in the config tree (default: the host name)')
   .option('--default-tree <file>', 'tree document applied on the first start (default: defaults/tree.yaml)')
+  .option('--vsys-dir <dir>', 'vsys services directory, root-only (default <state-dir>/vsys)')
+  .option('--vsys-slice-root <dir>', 'where slices\' vsys directories are made (default <run-dir>/vsys)')
+  .option('--vsys-timeout <ms>', 'stop a one-shot vsys call after this long (default 10000)', integer)
+  .option('--vsys-max-input <size>', 'largest input of one vsys call (default 1M)')
+  .option('--vsys-max-output <size>', 'largest output of one vsys call (default 1M)')
+  .option('--vsys-max-calls <n>', 'vsys calls of one slice running at once (default 4)', integer)
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   .addHelpText(
@@ -71,6 +77,12 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         pluginDirs: options.pluginDir,
         nodeName: options.nodeName,
         defaultTree: options.defaultTree,
+        vsysDir: options.vsysDir,
+        vsysSliceRoot: options.vsysSliceRoot,
+        vsysTimeoutMs: options.vsysTimeout,
+        vsysMaxInput: options.vsysMaxInput,
+        vsysMaxOutput: options.vsysMaxOutput,
+        vsysMaxCallsPerSlice: options.vsysMaxCalls,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);

@@ -1,0 +1,141 @@
+/**
+ * vsys benchmark: round trips of a 32-byte request through a stateful echo service and a
+ * one-shot echo service, from processes running as the slices' users, and in the same run
+ * the baseline of what vsys replaces: spawning the same script per request through a
+ * privilege change (runuser, PAM included, as sudo does).
+ *
+ *   npm run bench:vsys [-- --json] [-- --requests N]
+ *
+ * Last line of stdout: one JSON object with stateful_p50_ms, stateful_p99_ms, stateful_rps,
+ * oneshot_p50_ms, spawn_baseline_p50_ms, concurrent_p99_ms (50 slices calling at once).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { TestDaemon } from '../test/helpers/daemon.js';
+import { finish, machine, percentile, round, say } from './lib.js';
+
+const requestsIndex = process.argv.indexOf('--requests');
+const REQUESTS = requestsIndex > 0 ? Number(process.argv[requestsIndex + 1]) : 5000;
+const ONE_SHOT_REQUESTS = Math.max(50, Math.round(REQUESTS / 20));
+const SLICES = 50;
+const CONCURRENT_REQUESTS = Math.max(50, Math.round(REQUESTS / 25));
+const CLIENT = resolve(import.meta.dirname, 'vsys-client.ts');
+const ECHO = '#!/bin/sh\nexec cat\n';
+
+interface ClientResult {
+  latencies: number[];
+  elapsedMs: number;
+}
+
+function ids(user: string): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(spawnSync('id', [flag, user], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/** Start a client as the slice's user; resolves once it printed "ready" (with waitGo) or its result. */
+function client(user: string, args: string[], waitGo: boolean): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, ...args, ...(waitGo ? ['--wait-go'] : [])], {
+    ...ids(user),
+    cwd: resolve(import.meta.dirname, '..'),
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  let readyResolve: () => void = () => undefined;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  const result = new Promise<ClientResult>((resolvePromise, reject) => {
+    lines.on('line', (line) => {
+      if (line === 'ready') readyResolve();
+      else resolvePromise(JSON.parse(line) as ClientResult);
+    });
+    child.on('exit', (code) => code !== 0 && reject(new Error(`client ${user} ${args.join(' ')} exited with ${code}`)));
+  });
+  if (!waitGo) readyResolve();
+  return { ready, go: () => child.stdin.write('go\n'), result };
+}
+
+/** The baseline: one spawn of runuser + the script per request, from root. */
+async function spawnBaseline(script: string, slice: string, count: number): Promise<number[]> {
+  const request = 'ping 0123456789abcdef0123456789\n';
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolvePromise, reject) => {
+      const child = spawn('runuser', ['-u', 'root', '--', script, slice], { stdio: ['pipe', 'pipe', 'ignore'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+      let got = 0;
+      child.stdout.on('data', (d: Buffer) => (got += d.length));
+      child.on('close', () => (got === request.length ? resolvePromise() : reject(new Error(`baseline got ${got} bytes`))));
+      child.stdin.end(request);
+    });
+    latencies.push(performance.now() - t0);
+  }
+  return latencies;
+}
+
+const loadBefore = loadavg().map((l) => round(l, 2));
+const daemon = await TestDaemon.start(['--log-level', 'warn']);
+try {
+  const names = Array.from({ length: SLICES }, (_, i) => `v4n${String(i).padStart(2, '0')}`);
+  say(`creating ${SLICES} slices with their own users...`);
+  for (const name of names) await daemon.api.post('/v1/slices', { name });
+  const services = join(daemon.stateDir, 'vsys');
+  mkdirSync(services, { recursive: true, mode: 0o700 });
+  writeFileSync(join(services, 'echo'), ECHO, { mode: 0o755 });
+  writeFileSync(join(services, 'echo.acl'), names.join('\n') + '\n');
+  writeFileSync(join(services, 'secho'), ECHO, { mode: 0o755 });
+  writeFileSync(join(services, 'secho.acl'), `#! stateful\n${names.join('\n')}\n`);
+  const dirOf = (slice: string): string => join(daemon.runDir, 'vsys', slice);
+  for (let waited = 0; !existsSync(join(dirOf(names.at(-1)!), 'secho.out')); waited += 50) {
+    if (waited > 5000) throw new Error('the vsys FIFOs did not appear within 5 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const user = (slice: string): string => `sl-${slice}`;
+  const first = names[0]!;
+
+  say(`stateful echo: ${REQUESTS} sequential round trips from ${user(first)}...`);
+  const stateful = await client(user(first), ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
+  const statefulRps = (stateful.latencies.length / stateful.elapsedMs) * 1000;
+  say(`  p50 ${round(percentile(stateful.latencies, 50), 3)} ms, p99 ${round(percentile(stateful.latencies, 99), 3)} ms, ${round(statefulRps)} requests/s`);
+
+  say(`one-shot echo: ${ONE_SHOT_REQUESTS} calls...`);
+  const oneShot = await client(user(first), ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
+  say(`  p50 ${round(percentile(oneShot.latencies, 50), 3)} ms, p99 ${round(percentile(oneShot.latencies, 99), 3)} ms`);
+
+  say(`spawn baseline: runuser + the same script, ${ONE_SHOT_REQUESTS} requests...`);
+  const baseline = await spawnBaseline(join(services, 'echo'), first, ONE_SHOT_REQUESTS);
+  say(`  p50 ${round(percentile(baseline, 50), 3)} ms, p99 ${round(percentile(baseline, 99), 3)} ms`);
+
+  say(`${SLICES} slices at once, ${CONCURRENT_REQUESTS} stateful round trips each...`);
+  const clients = names.map((slice) => client(user(slice), ['stateful', dirOf(slice), 'secho', String(CONCURRENT_REQUESTS)], true));
+  await Promise.all(clients.map((c) => c.ready));
+  const loadDuring = loadavg()[0]!;
+  for (const c of clients) c.go();
+  const all = (await Promise.all(clients.map((c) => c.result))).flatMap((r) => r.latencies);
+  say(`  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips`);
+
+  finish({
+    bench: 'vsys',
+    request_bytes: 32,
+    stateful_requests: stateful.latencies.length,
+    stateful_p50_ms: round(percentile(stateful.latencies, 50), 3),
+    stateful_p99_ms: round(percentile(stateful.latencies, 99), 3),
+    stateful_rps: round(statefulRps),
+    oneshot_requests: oneShot.latencies.length,
+    oneshot_p50_ms: round(percentile(oneShot.latencies, 50), 3),
+    oneshot_p99_ms: round(percentile(oneShot.latencies, 99), 3),
+    spawn_baseline_p50_ms: round(percentile(baseline, 50), 3),
+    spawn_baseline_p99_ms: round(percentile(baseline, 99), 3),
+    concurrent_slices: SLICES,
+    concurrent_requests: all.length,
+    concurrent_p50_ms: round(percentile(all, 50), 3),
+    concurrent_p99_ms: round(percentile(all, 99), 3),
+    load_before: loadBefore,
+    load_during_concurrent: round(loadDuring, 2),
+    machine: machine(),
+  });
+} finally {
+  await daemon.destroy();
+}

@@ -1,0 +1,342 @@
+/**
+ * The vsys broker: mirrors what the services directory offers into each slice's vsys
+ * directory as FIFO pairs, and runs the channels behind them. It reconciles on every change
+ * of the desired state (slices created or deleted) and of the services directory, and
+ * checks the FIFOs every few seconds: one the slice removed is made again, anything the
+ * slice put in its place is refused and logged, never followed or replaced.
+ */
+import { closeSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { SlicedError } from '../core/errors.js';
+import type { UnixUser } from '../kernel/users.js';
+import {
+  adoptFifo,
+  checkFifo,
+  ensureOwnedDirectory,
+  ensureRootDirectory,
+  makeFifos,
+  RefusedFile,
+  removeDirectory,
+  removeFifo,
+} from '../kernel/fifo.js';
+import { canRead, canWrite, type AccessMode } from './acl.js';
+import { grantKey, grantsBySlice, type Grant } from './catalog.js';
+import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
+import { Channel, type ChannelStatus } from './channel.js';
+import { VsysEvents, type EventFilter, type VsysEvent } from './events.js';
+import { ServicesDirectory } from './services.js';
+import { BufferSink, DiscardSink } from './sink.js';
+import { Slots } from './slots.js';
+
+const VERIFY_MS = 2000;
+
+export interface VsysOptions {
+  /** Root-only directory of service scripts and ACLs. */
+  servicesDir: string;
+  /** Where each slice's vsys directory is made: <sliceRoot>/<slice>/. */
+  sliceRoot: string;
+  limits: VsysLimits;
+  log: Logger;
+}
+
+/** What the broker needs from the node agent. */
+export interface SliceSource {
+  sliceUsers(): Map<string, UnixUser | null>;
+}
+
+interface SliceVsys {
+  name: string;
+  uid: number;
+  gid: number;
+  dir: string;
+  /** Our FIFOs in the slice's directory: file name -> inode. */
+  files: Map<string, number>;
+  /** File names where something else stands: -> why it was refused. */
+  refused: Map<string, string>;
+  grants: Map<string, Grant>;
+  channels: Map<string, Channel>;
+}
+
+export interface ServiceView {
+  name: string;
+  /** The slice of a private service, null for a public one. */
+  private: string | null;
+  script: string;
+  stateful: boolean;
+  /** The ACL as written (null: no ACL file). */
+  acl: Record<string, AccessMode> | null;
+  /** Existing slices that have it now, with their mode. */
+  slices: Record<string, AccessMode>;
+}
+
+export interface SliceVsysView {
+  slice: string;
+  dir: string;
+  services: ChannelStatus[];
+  refused: Record<string, string>;
+}
+
+export interface AdminCallResult extends CallResult {
+  /** Base64 of the output (empty when the slice has only `w` access: it would not see it). */
+  output: string;
+  outputVisible: boolean;
+  summary: string;
+  failed: boolean;
+}
+
+export class VsysBroker {
+  readonly events: VsysEvents;
+  private readonly services: ServicesDirectory;
+  private readonly slots: Slots;
+  private readonly slices = new Map<string, SliceVsys>();
+  private verifier: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly opts: VsysOptions,
+    private readonly source: SliceSource,
+  ) {
+    this.events = new VsysEvents(opts.log);
+    this.slots = new Slots(opts.limits.maxCallsPerSlice);
+    this.services = new ServicesDirectory(opts.servicesDir, this.events, () => this.sync());
+  }
+
+  get limits(): VsysLimits {
+    return this.opts.limits;
+  }
+
+  /** Check and create the directories (refusing a services directory others could write), then serve. */
+  start(): void {
+    ensureRootDirectory(this.opts.servicesDir, 0o700, 'vsys services directory');
+    ensureRootDirectory(this.opts.sliceRoot, 0o755, 'vsys slice directory root');
+    this.services.start();
+    this.sync();
+    this.verifier = setInterval(() => this.verify(), VERIFY_MS);
+    this.verifier.unref();
+  }
+
+  /** Stop every script; FIFOs stay, so slices find them intact after a restart. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.services.close();
+    if (this.verifier) clearInterval(this.verifier);
+    await Promise.all([...this.slices.values()].flatMap((s) => [...s.channels.values()].map((c) => c.close())));
+  }
+
+  /** Make every slice's directory and channels match the slices and the services offered. */
+  sync(): void {
+    if (this.closed) return;
+    const users = this.source.sliceUsers();
+    const grants = grantsBySlice(this.services.services, users.keys());
+    for (const [name, rec] of this.slices) {
+      const user = users.get(name);
+      if (!user || user.uid !== rec.uid || user.gid !== rec.gid) this.dropSlice(rec, users.has(name));
+    }
+    for (const [name, user] of users) {
+      if (!user) continue;
+      try {
+        let rec = this.slices.get(name);
+        if (!rec) {
+          rec = this.addSlice(name, user);
+          this.reconcile(rec, grants.get(name) ?? new Map(), true);
+        } else {
+          this.reconcile(rec, grants.get(name) ?? new Map(), false);
+        }
+      } catch (err) {
+        this.events.record('error', { slice: name }, `cannot set up the slice's vsys directory: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private addSlice(name: string, user: UnixUser): SliceVsys {
+    const dir = ensureOwnedDirectory(this.opts.sliceRoot, name, user.uid, user.gid, 0o700);
+    const rec: SliceVsys = { name, uid: user.uid, gid: user.gid, dir, files: new Map(), refused: new Map(), grants: new Map(), channels: new Map() };
+    this.slices.set(name, rec);
+    return rec;
+  }
+
+  private dropSlice(rec: SliceVsys, sliceStillExists: boolean): void {
+    for (const channel of rec.channels.values()) void channel.close();
+    this.slices.delete(rec.name);
+    // The slice's processes are stopped before a deletion is published, so nothing races this.
+    if (!sliceStillExists) removeDirectory(this.opts.sliceRoot, rec.name);
+  }
+
+  private reconcile(rec: SliceVsys, grants: Map<string, Grant>, first: boolean): void {
+    rec.grants = grants;
+    const wanted = new Set<string>();
+    for (const grant of grants.values()) {
+      if (canWrite(grant.mode)) wanted.add(`${grant.service}.in`);
+      if (canRead(grant.mode)) wanted.add(`${grant.service}.out`);
+    }
+    for (const [file, ino] of rec.files) {
+      if (wanted.has(file)) continue;
+      removeFifo(join(rec.dir, file), rec.uid, ino);
+      rec.files.delete(file);
+    }
+    for (const file of rec.refused.keys()) if (!wanted.has(file)) rec.refused.delete(file);
+    if (first) this.sweep(rec, wanted);
+
+    // Make what is missing; adopt each (O_NOFOLLOW, fstat, fchown through the fd).
+    const missing = [...wanted].filter((file) => !rec.files.has(file) && !(rec.refused.has(file) && exists(join(rec.dir, file))));
+    makeFifos(missing.map((file) => join(rec.dir, file)));
+    const readers = new Map<string, number>();
+    for (const file of missing) {
+      try {
+        const { fd, ino } = adoptFifo(join(rec.dir, file), rec.uid, rec.gid);
+        rec.files.set(file, ino);
+        rec.refused.delete(file);
+        if (file.endsWith('.in')) readers.set(file, fd);
+        else closeSync(fd);
+      } catch (err) {
+        this.refuse(rec, file, err);
+      }
+    }
+
+    for (const [service, channel] of rec.channels) {
+      const grant = grants.get(service);
+      if (grant && grantKey(grant) === grantKey(channel.grant)) continue;
+      void channel.close();
+      rec.channels.delete(service);
+    }
+    for (const [service, grant] of grants) {
+      const reader = readers.get(`${service}.in`) ?? null;
+      readers.delete(`${service}.in`);
+      const channel = rec.channels.get(service);
+      if (channel) {
+        if (reader !== null) channel.inputReplaced(reader);
+        continue;
+      }
+      const created = new Channel(grant, {
+        slice: rec.name,
+        uid: rec.uid,
+        dir: rec.dir,
+        limits: this.opts.limits,
+        slots: this.slots,
+        events: this.events,
+        inode: (file) => rec.files.get(file) ?? null,
+      });
+      rec.channels.set(service, created);
+      created.start(reader);
+    }
+    for (const fd of readers.values()) closeSync(fd);
+  }
+
+  /** At the first sync of a slice (e.g. after a restart): remove our FIFOs of services it lost. */
+  private sweep(rec: SliceVsys, wanted: ReadonlySet<string>): void {
+    for (const file of readdirSync(rec.dir)) {
+      if (wanted.has(file) || !/\.(in|out)$/.test(file)) continue;
+      const path = join(rec.dir, file);
+      try {
+        const stats = lstatSync(path);
+        if (stats.isFIFO() && stats.uid === rec.uid) unlinkSync(path);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+
+  private refuse(rec: SliceVsys, file: string, err: unknown): void {
+    const message = err instanceof RefusedFile ? err.message : `${join(rec.dir, file)}: ${(err as Error).message}`;
+    if (rec.refused.get(file) !== message) {
+      this.events.record('warn', { slice: rec.name, service: file.replace(/\.(in|out)$/, '') }, `${message}; the slice gets nothing through it until it is removed`);
+    }
+    rec.refused.set(file, message);
+  }
+
+  /** Look at every FIFO again: re-make removed ones, refuse substitutes. */
+  private verify(): void {
+    for (const rec of this.slices.values()) {
+      let changed = false;
+      for (const [file, ino] of rec.files) {
+        const found = checkFifo(join(rec.dir, file), rec.uid, ino);
+        if (found === 'ok') continue;
+        rec.files.delete(file);
+        if (found instanceof RefusedFile) this.refuse(rec, file, found);
+        changed = true;
+      }
+      for (const file of rec.refused.keys()) if (!exists(join(rec.dir, file))) changed = true;
+      if (!changed) continue;
+      try {
+        this.reconcile(rec, rec.grants, false);
+      } catch (err) {
+        this.events.record('error', { slice: rec.name }, `cannot repair the slice's vsys directory: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  // ---- views and administration ----------------------------------------------------------
+
+  listServices(): ServiceView[] {
+    const granted = new Map<string, Record<string, AccessMode>>();
+    for (const rec of this.slices.values()) {
+      for (const grant of rec.grants.values()) {
+        const key = `${grant.private ? rec.name : ''}/${grant.service}`;
+        granted.set(key, { ...granted.get(key), [rec.name]: grant.mode });
+      }
+    }
+    return this.services.services.map((s) => ({
+      name: s.name,
+      private: s.owner,
+      script: s.script,
+      stateful: s.acl?.stateful ?? false,
+      acl: s.acl ? Object.fromEntries(s.acl.entries) : null,
+      slices: granted.get(`${s.owner ?? ''}/${s.name}`) ?? {},
+    }));
+  }
+
+  sliceView(slice: string): SliceVsysView {
+    const rec = this.slices.get(slice);
+    if (!rec) throw new SlicedError('ENOENT', `slice ${slice} does not exist (or its user is missing)`);
+    return {
+      slice,
+      dir: rec.dir,
+      services: [...rec.channels.values()].map((c) => c.status()).sort((a, b) => a.service.localeCompare(b.service)),
+      refused: Object.fromEntries(rec.refused),
+    };
+  }
+
+  log(filter: EventFilter): VsysEvent[] {
+    return this.events.list(filter);
+  }
+
+  /**
+   * `slicectl vsys call`: run a service for a slice as its FIFOs would, with the same ACL,
+   * limits and concurrency slot, the output collected instead of written to `NAME.out`. A
+   * stateful service runs as a fresh instance that gets EOF after the input; the slice's
+   * own instance is left alone.
+   */
+  async adminCall(slice: string, service: string, input: Buffer): Promise<AdminCallResult> {
+    if (!this.slices.has(slice)) throw new SlicedError('ENOENT', `slice ${slice} does not exist (or its user is missing)`);
+    const grant = this.slices.get(slice)!.grants.get(service);
+    if (!grant) {
+      const known = this.services.services.some((s) => s.name === service);
+      if (!known) throw new SlicedError('ENOENT', `no vsys service ${service} in ${this.opts.servicesDir}`);
+      throw new SlicedError('EPERM', `slice ${slice} may not use vsys service ${service}: its ACL does not list the slice`);
+    }
+    if (input.length > 0 && !canWrite(grant.mode)) {
+      throw new SlicedError('EPERM', `slice ${slice} has only read access (r) to ${service}, so it cannot send input; call it with empty input`);
+    }
+    if (input.length > this.opts.limits.maxInputBytes) {
+      throw new SlicedError('EINVAL', `input of ${input.length} bytes is over the vsys input limit of ${this.opts.limits.maxInputBytes} bytes`);
+    }
+    const visible = canRead(grant.mode);
+    const sink = visible ? new BufferSink() : new DiscardSink();
+    const release = await this.slots.acquire(slice);
+    const result = await runCall({ grant, slice, input, sink, limits: this.opts.limits, events: this.events, onExit: release });
+    const summary = describeCall(result, this.opts.limits);
+    this.events.record(callFailed(result) ? 'warn' : 'info', { service, slice }, `${summary} (slicectl vsys call)`, { call: result });
+    const output = sink instanceof BufferSink ? Buffer.concat(sink.chunks).toString('base64') : '';
+    return { ...result, output, outputVisible: visible, summary, failed: callFailed(result) };
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
