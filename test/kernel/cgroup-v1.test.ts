@@ -144,13 +144,13 @@ describe('cgroup v1 backend on the real kernel', () => {
       assert.equal(readTrim(join(cpuDir, 'cpu.cfs_quota_us')), '-1');
 
       assert.equal(backend.readMemory(group).limitBytes, null, 'a new group has no memory limit');
-      backend.setMemoryLimit(group, 64 * 1024 * 1024);
+      backend.setMemory(group, { limit: 64 * 1024 * 1024, high: null, swap: null });
       assert.equal(readTrim(join(memDir, 'memory.limit_in_bytes')), String(64 * 1024 * 1024));
       const limited = backend.readMemory(group);
       assert.equal(limited.limitBytes, 64 * 1024 * 1024);
       assert.ok(limited.currentBytes >= 0);
       assert.equal(limited.oomKills, 0);
-      backend.setMemoryLimit(group, null);
+      backend.setMemory(group, { limit: null, high: null, swap: null });
       assert.equal(backend.readMemory(group).limitBytes, null);
       assert.equal(backend.memoryDirectory(group), memDir);
     } finally {
