@@ -83,7 +83,7 @@ export function resolveIoInput(input: IoInput | undefined, resolve: (name: strin
   const resolved: ResolvedIoInput = {};
   if (input.weight !== undefined) resolved.weight = input.weight;
   if (input.max !== undefined) {
-    resolved.max = Object.entries(input.max).map(([name, caps]) => ({ ...resolve(name), caps: caps === 'none' ? null : caps }));
+    resolved.max = Object.entries(input.max).map(([name, caps]) => ({ ...resolve(name), caps }));
   }
   return resolved;
 }
@@ -142,16 +142,36 @@ function combine(own: CapMap, inherited: CapMap): CapMap {
   return out;
 }
 
-/** `part`/`whole` of every cap, rounded down but at least 1 (0 would mean "no cap" to the kernel). */
-function share(caps: CapMap, part: number, whole: number): CapMap {
-  const out: CapMap = new Map();
+/**
+ * Split `value` in proportion to `weights`: rounded down, at least 1 each (0 would mean "no
+ * cap" to the kernel), and what the minimum of 1 added is taken back from the largest parts,
+ * so the parts never add up to more than `value` while it is at least the number of parts.
+ */
+export function splitCap(value: number, weights: readonly number[]): number[] {
+  const total = weights.reduce((sum, w) => sum + w, 0);
+  const parts = weights.map((w) => Math.max(1, Math.floor((value * w) / total)));
+  let excess = parts.reduce((sum, p) => sum + p, 0) - value;
+  const largestFirst = parts.map((_p, i) => i).sort((a, b) => parts[b]! - parts[a]!);
+  for (let k = 0; excess > 0 && k < largestFirst.length; k++) {
+    const i = largestFirst[k]!;
+    const take = Math.min(excess, parts[i]! - 1);
+    parts[i]! -= take;
+    excess -= take;
+  }
+  return parts;
+}
+
+/** Split every cap of `caps` among members with `weights`; one cap map per member. */
+function splitCaps(caps: CapMap, weights: readonly number[]): CapMap[] {
+  const out = weights.map((): CapMap => new Map());
   for (const [device, cap] of caps) {
-    const scaled: IoDeviceLimit = { ...cap };
+    const perMember = weights.map((): IoDeviceLimit => ({ ...cap }));
     for (const field of IO_CAP_FIELDS) {
       const value = cap[field];
-      scaled[field] = value === null ? null : Math.max(1, Math.floor((value * part) / whole));
+      if (value === null) continue;
+      splitCap(value, weights).forEach((part, i) => (perMember[i]![field] = part));
     }
-    out.set(device, scaled);
+    perMember.forEach((limit, i) => out[i]!.set(device, limit));
   }
   return out;
 }
@@ -170,31 +190,39 @@ export function effectiveIoCaps(state: DesiredState, hierarchical: boolean): Map
     for (const s of state.slices.values()) out.set(sliceKey(s.name), s.io.max);
     return out;
   }
-  // Sum of the direct members' weights per domain.
-  const weights = new Map<string, number>();
-  const addWeight = (domain: string | null, weight: number): void => {
-    if (domain !== null) weights.set(domain, (weights.get(domain) ?? 0) + weight);
+  // Direct members of every domain, in a fixed order, with their weights.
+  const members = new Map<string, Array<{ id: string; weight: number }>>();
+  const addMember = (domain: string | null, id: string, weight: number): void => {
+    if (domain !== null) members.set(domain, [...(members.get(domain) ?? []), { id, weight }]);
   };
-  for (const d of state.domains.values()) addWeight(d.parent, d.io.weight);
-  for (const s of state.slices.values()) addWeight(s.domain, s.io.weight);
+  for (const d of state.domains.values()) addMember(d.parent, domainKey(d.name), d.io.weight);
+  for (const s of state.slices.values()) addMember(s.domain, sliceKey(s.name), s.io.weight);
 
-  const allowances = new Map<string, CapMap>();
-  const inheritedBy = (domain: string | null, weight: number, depth: number): CapMap => {
+  // The part of a domain's allowance each direct member gets, per domain.
+  const parts = new Map<string, Map<string, CapMap>>();
+  const inheritedBy = (domain: string | null, id: string, depth: number): CapMap => {
     if (domain === null) return new Map();
-    const parentAllowance = allowance(domain, depth + 1);
-    return share(parentAllowance, weight, weights.get(domain) ?? weight);
+    let split = parts.get(domain);
+    if (!split) {
+      const list = members.get(domain) ?? [];
+      const shares = splitCaps(allowance(domain, depth + 1), list.map((m) => m.weight));
+      split = new Map(list.map((m, i) => [m.id, shares[i]!]));
+      parts.set(domain, split);
+    }
+    return split.get(id) ?? new Map();
   };
+  const allowances = new Map<string, CapMap>();
   const allowance = (domain: string, depth: number): CapMap => {
     const cached = allowances.get(domain);
     if (cached) return cached;
     const spec = state.domains.get(domain);
     if (!spec || depth > 64) return new Map();
-    const result = combine(toMap(spec.io.max), inheritedBy(spec.parent, spec.io.weight, depth));
+    const result = combine(toMap(spec.io.max), inheritedBy(spec.parent, domainKey(domain), depth));
     allowances.set(domain, result);
     return result;
   };
   for (const d of state.domains.values()) out.set(domainKey(d.name), sorted(allowance(d.name, 0)));
-  for (const s of state.slices.values()) out.set(sliceKey(s.name), sorted(combine(toMap(s.io.max), inheritedBy(s.domain, s.io.weight, 0))));
+  for (const s of state.slices.values()) out.set(sliceKey(s.name), sorted(combine(toMap(s.io.max), inheritedBy(s.domain, sliceKey(s.name), 0))));
   return out;
 }
 

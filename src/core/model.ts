@@ -196,13 +196,14 @@ export const ioCapsInputSchema = z
   .strict();
 
 /**
- * `max` is keyed by device (a path like "/dev/vdb" or "MAJ:MIN"); "none" removes every cap
+ * `max` is keyed by device (a path like "/dev/vdb" or "MAJ:MIN"); "none" (or null) removes every cap
  * of that device, a field set to "none" removes that one cap, fields not given stay.
  */
 export const ioInputSchema = z
   .object({
     weight: ioWeightSchema.optional(),
-    max: z.record(z.string().min(1, 'must name a device'), z.union([z.literal('none'), z.null(), ioCapsInputSchema])).optional(),
+    // Not a union: errors inside a device's caps then keep their full path (io.max.DEV.rbps).
+    max: z.record(z.string().min(1, 'must name a device'), z.preprocess((v) => (v === 'none' ? null : v), ioCapsInputSchema.nullable())).optional(),
   })
   .strict();
 
