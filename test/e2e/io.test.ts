@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../helpers/daemon.js';
@@ -32,11 +33,22 @@ function ddSummary(stderr: string): { bytes: number; seconds: number } {
   return { bytes: Number(match[1]), seconds: Number(match[2]) };
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
   let loop: LoopDevice;
   let plain: LoopDevice;
   let blkioRoot: string;
+  let metricsPort: number;
   /** Loop devices keep their scheduler across detach and reuse: start from "none", restore after. */
   const schedulersBefore = new Map<string, string>();
   const setScheduler = (device: LoopDevice, scheduler: string): void => {
@@ -56,7 +68,8 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
         schedulersBefore.set(device.path, readScheduler(device.device).active ?? 'none');
         setScheduler(device, 'none');
       }
-      daemon = await TestDaemon.start();
+      metricsPort = await freePort();
+      daemon = await TestDaemon.start(['--metrics-port', String(metricsPort)]);
       blkioRoot = JSON.parse((await daemon.cli(['--json', 'status', '--once'])).stdout).node.cgroupRoots.blkio as string;
     } catch (err) {
       plain?.destroy();
@@ -215,5 +228,35 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     const quiet = await daemon.cli(['slice', 'set', 'i6warn', '--memory', '256M']);
     assert.equal(quiet.stderr, '', 'no I/O in the change, no warning');
     await daemon.cli(['slice', 'delete', 'i6warn']);
+  });
+
+  test('probes, the tree and metrics show per-slice I/O, memory and pressure', async () => {
+    assert.equal((await daemon.cli(['slice', 'create', 'i6probe', '--memory', '128M', '--io-weight', '200'])).code, 0);
+    for (const probe of ['io_usage', 'mem_usage', 'psi']) assert.equal((await daemon.cli(['mkdir', `/probes/${probe}`])).code, 0);
+    const read = await daemon.cli(['exec', '--slice', 'i6probe', '--', 'dd', `if=${loop.path}`, 'of=/dev/null', 'bs=1M', 'count=8', 'iflag=direct']);
+    assert.equal(read.code, 0, read.stderr);
+    const row = async (path: string): Promise<number[] | null> => {
+      const text = (await daemon.cli(['cat', path])).stdout;
+      const line = text.split('\n').find((l) => l.startsWith('slice/i6probe '));
+      return line ? line.split(' ').slice(1).map(Number) : null;
+    };
+    let io: number[] | null = null;
+    for (let i = 0; i < 40 && !((io = await row('/probes/io_usage/io/value')) && io[0]! >= 8 * MiB); i++) await sleep(100);
+    assert.ok(io && io[0]! >= 8 * MiB && io[2]! >= 8, `io_usage row: ${io}`);
+    const memory = await row('/probes/mem_usage/memory/value');
+    assert.ok(memory, 'mem_usage has the slice');
+    assert.equal(memory[1], 128 * MiB);
+    assert.equal(memory[2], 0, 'no OOM kills');
+    const pressure = await row('/probes/psi/slices/value');
+    assert.ok(pressure && pressure.length === 5 && pressure.every((p) => p >= 0), `psi slices row: ${pressure}`);
+    assert.ok(Number((await daemon.cli(['cat', '/slices/i6probe/io_read_bytes'])).stdout) >= 8 * MiB);
+    assert.equal((await daemon.cli(['cat', '/slices/i6probe/io_weight'])).stdout, '200\n');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const metric = (name: string): number => Number(new RegExp(`^${name}\\{slice="i6probe"[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    assert.ok(metric('sliced_slice_io_read_bytes_total') >= 8 * MiB, 'io bytes metric');
+    assert.equal(metric('sliced_slice_io_weight'), 200);
+    assert.equal(metric('sliced_slice_oom_kills_total'), 0);
+    for (const probe of ['io_usage', 'mem_usage', 'psi']) await daemon.cli(['rmdir', `/probes/${probe}`]);
+    await daemon.cli(['slice', 'delete', 'i6probe']);
   });
 });
