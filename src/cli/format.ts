@@ -1,5 +1,7 @@
 /** Plain-text tables and key/value blocks for slicectl's human output. */
-import { formatCpu, formatMemory } from '../core/units.js';
+import { formatCpu, formatMemory, formatRate } from '../core/units.js';
+import { describeCaps } from '../core/io.js';
+import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 
 export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
@@ -17,6 +19,32 @@ export function renderKeyValues(pairs: Array<[string, string]>): string {
   return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v}`).join('\n');
 }
 
+const orNone = (bytes: number | null): string => (bytes === null ? 'none' : formatMemory(bytes));
+const capsText = (caps: readonly IoDeviceLimit[]): string => caps.map((c) => describeCaps(c, formatRate)).join('; ') || 'none';
+
+function memoryAndIoPairs(memory: MemoryAllocation, io: SliceView['io']): Array<[string, string]> {
+  return [
+    ['Memory limit', orNone(memory.limit)],
+    ['Memory high', orNone(memory.high)],
+    ['Swap limit', orNone(memory.swap)],
+    ['I/O weight', String(io.weight)],
+    ['I/O caps', capsText(io.max)],
+    ['Effective caps', capsText(io.effectiveMax)],
+  ];
+}
+
+function liveMemoryAndIoPairs(live: NonNullable<SliceView['live']>): Array<[string, string]> {
+  const pressure = (p: { some: number; full: number } | null): string => (p ? `some ${p.some}%, full ${p.full}%` : '-');
+  return [
+    ['Memory', formatMemory(live.memoryBytes)],
+    ['OOM kills', live.oomKills === null ? '-' : String(live.oomKills)],
+    ['I/O read', live.io ? `${formatMemory(live.io.readBytes)} in ${live.io.readOps} ops` : '-'],
+    ['I/O written', live.io ? `${formatMemory(live.io.writeBytes)} in ${live.io.writeOps} ops` : '-'],
+    ['Memory pressure', pressure(live.pressure.memory)],
+    ['I/O pressure', pressure(live.pressure.io)],
+  ];
+}
+
 const pct = (millicores: number, capacity: number): string => `${((millicores / capacity) * 100).toFixed(1)}%`;
 
 export function sliceDetails(slice: SliceView): string {
@@ -28,7 +56,7 @@ export function sliceDetails(slice: SliceView): string {
     ['CPU limit', slice.cpu.limit === null ? 'none' : formatCpu(slice.cpu.limit)],
     ['Effective limit', slice.cpu.effectiveLimit === null ? 'none' : formatCpu(slice.cpu.effectiveLimit)],
     ['CPU shares', String(slice.cpu.shares)],
-    ['Memory limit', slice.memory.limit === null ? 'none' : formatMemory(slice.memory.limit)],
+    ...memoryAndIoPairs(slice.memory, slice.io),
     ['Cgroup', slice.cgroup],
   ];
   if (slice.live) {
@@ -38,8 +66,7 @@ export function sliceDetails(slice: SliceView): string {
       ['CPU usage', formatCpu(slice.live.usage)],
       ['CPU demand', formatCpu(slice.live.demand)],
       ['Throttled', `${slice.live.throttledPeriods} periods, ${slice.live.throttledSeconds.toFixed(2)} s`],
-      ['Memory', formatMemory(slice.live.memoryBytes)],
-      ['OOM kills', slice.live.oomKills === null ? '-' : String(slice.live.oomKills)],
+      ...liveMemoryAndIoPairs(slice.live),
     );
   }
   return renderKeyValues(pairs);
@@ -52,7 +79,7 @@ export function domainDetails(domain: DomainView): string {
     ['CPU reservation', formatCpu(domain.cpu.reservation)],
     ['CPU limit', domain.cpu.limit === null ? 'none' : formatCpu(domain.cpu.limit)],
     ['CPU shares', String(domain.cpu.shares)],
-    ['Memory limit', domain.memory.limit === null ? 'none' : formatMemory(domain.memory.limit)],
+    ...memoryAndIoPairs(domain.memory, domain.io),
     ['Slices', domain.members.slices.join(', ') || '-'],
     ['Domains', domain.members.domains.join(', ') || '-'],
     ['Cgroup', domain.cgroup],
@@ -62,6 +89,7 @@ export function domainDetails(domain: DomainView): string {
       ['Processes', String(domain.live.procs)],
       ['CPU entitlement', formatCpu(domain.live.entitlement)],
       ['CPU usage', formatCpu(domain.live.usage)],
+      ...liveMemoryAndIoPairs(domain.live),
     );
   }
   return renderKeyValues(pairs);
@@ -134,6 +162,12 @@ export function statusTable(status: StatusDocument): string {
         live ? pct(live.usage, capacity) : '-',
         live && !isDomain ? pct(live.demand, capacity) : '-',
         live ? formatMemory(live.memoryBytes) : '-',
+        item.memory.limit === null ? '-' : formatMemory(item.memory.limit),
+        live?.oomKills != null ? String(live.oomKills) : '-',
+        String(item.io.weight),
+        item.io.effectiveMax.length > 0 ? 'yes' : '-',
+        live?.io ? formatMemory(live.io.readBytes) : '-',
+        live?.io ? formatMemory(live.io.writeBytes) : '-',
         live ? String(live.procs) : '-',
       ]);
       if (isDomain) visit(item.name, depth + 1);
@@ -141,9 +175,9 @@ export function statusTable(status: StatusDocument): string {
   };
   visit(null, 0);
   const table = renderTable(
-    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'PROCS'],
+    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'MEM-MAX', 'OOM', 'IO-W', 'IO-CAP', 'READ', 'WRITTEN', 'PROCS'],
     rows,
-    new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]),
   );
-  return `${header}\n(CPU columns in % of the node)\n\n${table}`;
+  return `${header}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made)\n\n${table}`;
 }

@@ -8,6 +8,9 @@ import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTab
 import { runInSlice } from './exec.js';
 import { registerTreeCommands } from './tree.js';
 import { addVsysCommands } from './vsys.js';
+import { registerIoCommands } from './io.js';
+import { ioMaxArguments } from '../core/io.js';
+import { isSlicedError } from '../core/errors.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
 
@@ -28,7 +31,8 @@ const program = new Command('slicectl')
     'after',
     `
 Quantities: CPU in millicores of this node ("1500m") or cores ("1.5"); memory in bytes or with
-K/M/G/T suffixes (1K = 1024). "none" removes a limit.
+K/M/G/T suffixes (1K = 1024); I/O rates in bytes per second with the same suffixes ("10M" is
+10 MiB/s) and IOPS as whole numbers. "none" removes a limit.
 
 Exit status: 0 success, 1 refused by sliced (invalid value, over-commit, conflict), 2 bad usage,
 3 unknown slice/domain/process, 4 permission denied, 5 sliced not running.
@@ -53,23 +57,70 @@ function allocationOptions(command: Command, withCreateOnly: boolean): Command {
     .option('--cpu-reservation <cpu>', 'guaranteed CPU, e.g. 500m or 0.5')
     .option('--cpu-limit <cpu>', 'CPU cap, e.g. 1500m, or "none"')
     .option('--cpu-shares <n>', 'share of what is left among siblings, 1..10000 (default 100)')
-    .option('--memory <size>', 'memory limit, e.g. 512M, or "none"');
+    .option('--memory <size>', 'memory limit, e.g. 512M, or "none"')
+    .option('--memory-high <size>', 'soft memory limit (v2 memory.high, v1 soft limit), or "none"')
+    .option('--memory-swap <size>', 'swap the slice may use, or "none" (on cgroup v1 needs --memory)')
+    .option('--io-weight <n>', 'I/O weight among siblings, 1..10000 (default 100); acts through BFQ only')
+    .option(
+      '--io-max <DEV:caps>',
+      'I/O caps on a device, e.g. /dev/vdb:rbps=10M,wbps=5M,riops=500,wiops=200 or 253:16:none (repeatable)',
+      (value: string, all: string[]) => [...all, value],
+      [] as string[],
+    );
   if (withCreateOnly) command.option('--domain <domain>', 'create the slice inside this scheduling domain');
   return command;
 }
 
-function allocationBody(options: Record<string, string | undefined>): Record<string, unknown> {
+interface AllocationOptions {
+  cpuReservation?: string;
+  cpuLimit?: string;
+  cpuShares?: string;
+  memory?: string;
+  memoryHigh?: string;
+  memorySwap?: string;
+  ioWeight?: string;
+  ioMax?: string[];
+  user?: string;
+  domain?: string;
+  parent?: string;
+}
+
+function allocationBody(options: AllocationOptions): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   const cpu: Record<string, unknown> = {};
   if (options.cpuReservation !== undefined) cpu.reservation = options.cpuReservation;
   if (options.cpuLimit !== undefined) cpu.limit = options.cpuLimit;
   if (options.cpuShares !== undefined) cpu.shares = options.cpuShares;
   if (Object.keys(cpu).length > 0) body.cpu = cpu;
-  if (options.memory !== undefined) body.memory = { limit: options.memory };
+  const memory: Record<string, unknown> = {};
+  if (options.memory !== undefined) memory.limit = options.memory;
+  if (options.memoryHigh !== undefined) memory.high = options.memoryHigh;
+  if (options.memorySwap !== undefined) memory.swap = options.memorySwap;
+  if (Object.keys(memory).length > 0) body.memory = memory;
+  const io: Record<string, unknown> = {};
+  if (options.ioWeight !== undefined) io.weight = options.ioWeight;
+  if (options.ioMax && options.ioMax.length > 0) {
+    try {
+      io.max = ioMaxArguments(options.ioMax);
+    } catch (err) {
+      if (isSlicedError(err)) throw new CliError(err.message, EXIT.usage, 'EINVAL');
+      throw err;
+    }
+  }
+  if (Object.keys(io).length > 0) body.io = io;
   return body;
 }
 
 const enc = encodeURIComponent;
+
+const ALLOCATION_FLAGS = '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max';
+
+/** Warnings the daemon attached to a change (an io.weight where BFQ is not active) go to stderr. */
+function printWarnings(view: { warnings?: string[] }): void {
+  for (const warning of view.warnings ?? []) process.stderr.write(`slicectl: warning: ${warning}\n`);
+}
+
+registerIoCommands(program, { client, print });
 
 registerTreeCommands(program, {
   client,
@@ -87,17 +138,19 @@ allocationOptions(
     .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
     .option('--user <user>', 'run the slice\'s processes as this existing unprivileged user'),
   true,
-).action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
+).action(async (name: string, options: AllocationOptions, command: Command) => {
   const body = { name, ...allocationBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
-  const view = await client(command).post<SliceView>('/v1/slices', body);
+  const view = await client(command).post<SliceView & { warnings?: string[] }>('/v1/slices', body);
+  printWarnings(view);
   print(command, view, () => `created slice ${view.name} (user ${view.user})`);
 });
 
 allocationOptions(slice.command('set <name>').description('change a slice\'s allocation'), false).action(
-  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+  async (name: string, options: AllocationOptions, command: Command) => {
     const body = allocationBody(options);
-    if (Object.keys(body).length === 0) throw new CliError('slice set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory', EXIT.usage, 'EINVAL');
-    const view = await client(command).patch<SliceView>(`/v1/slices/${enc(name)}`, body);
+    if (Object.keys(body).length === 0) throw new CliError(`slice set needs at least one of ${ALLOCATION_FLAGS}`, EXIT.usage, 'EINVAL');
+    const view = await client(command).patch<SliceView & { warnings?: string[] }>(`/v1/slices/${enc(name)}`, body);
+    printWarnings(view);
     print(command, view, () => `updated slice ${view.name}`);
   },
 );
@@ -131,18 +184,20 @@ slice
 const domain = program.command('domain').description('scheduling domains: groups of slices living inside one allocation');
 
 allocationOptions(domain.command('create <name>').description('create a scheduling domain').option('--parent <domain>', 'nest it inside another domain'), false).action(
-  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+  async (name: string, options: AllocationOptions, command: Command) => {
     const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}) };
-    const view = await client(command).post<DomainView>('/v1/domains', body);
+    const view = await client(command).post<DomainView & { warnings?: string[] }>('/v1/domains', body);
+    printWarnings(view);
     print(command, view, () => `created domain ${view.name}`);
   },
 );
 
 allocationOptions(domain.command('set <name>').description('change a domain\'s allocation'), false).action(
-  async (name: string, options: Record<string, string | undefined>, command: Command) => {
+  async (name: string, options: AllocationOptions, command: Command) => {
     const body = allocationBody(options);
-    if (Object.keys(body).length === 0) throw new CliError('domain set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory', EXIT.usage, 'EINVAL');
-    const view = await client(command).patch<DomainView>(`/v1/domains/${enc(name)}`, body);
+    if (Object.keys(body).length === 0) throw new CliError(`domain set needs at least one of ${ALLOCATION_FLAGS}`, EXIT.usage, 'EINVAL');
+    const view = await client(command).patch<DomainView & { warnings?: string[] }>(`/v1/domains/${enc(name)}`, body);
+    printWarnings(view);
     print(command, view, () => `updated domain ${view.name}`);
   },
 );

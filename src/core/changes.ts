@@ -5,6 +5,7 @@
  */
 import {
   DEFAULT_CPU,
+  DEFAULT_IO,
   DEFAULT_MEMORY,
   type CpuAllocation,
   type CpuInput,
@@ -12,8 +13,11 @@ import {
   type DomainSpec,
   type MemoryAllocation,
   type MemoryInput,
+  type ResolvedIoInput,
   type SliceSpec,
 } from './model.js';
+import { mergeIo } from './io.js';
+import { formatMemory } from './units.js';
 import { assertAdmissible, membersOf, type NodeCapacity } from './admission.js';
 import { SlicedError } from './errors.js';
 
@@ -32,7 +36,22 @@ export function mergeCpu(current: CpuAllocation, input: CpuInput | undefined): C
 
 export function mergeMemory(current: MemoryAllocation, input: MemoryInput | undefined): MemoryAllocation {
   if (!input) return current;
-  return { limit: input.limit === undefined ? current.limit : input.limit };
+  const pick = (key: keyof MemoryAllocation): number | null => (input[key] === undefined ? current[key] : input[key]);
+  const merged = { limit: pick('limit'), high: pick('high'), swap: pick('swap') };
+  if (merged.high !== null && merged.limit !== null && merged.high > merged.limit) {
+    throw new SlicedError(
+      'EINVAL',
+      `memory.high ${formatMemory(merged.high)} is above memory.limit ${formatMemory(merged.limit)}; the soft limit must be at most the limit`,
+    );
+  }
+  return merged;
+}
+
+/** Allocation fields a create or update may carry. */
+export interface AllocationInput {
+  cpu?: CpuInput;
+  memory?: MemoryInput;
+  io?: ResolvedIoInput;
 }
 
 export function assertNameFree(state: DesiredState, name: string): void {
@@ -60,6 +79,7 @@ export interface NewSlice {
   userCreated: boolean;
   cpu?: CpuInput;
   memory?: MemoryInput;
+  io?: ResolvedIoInput;
   domain?: string;
 }
 
@@ -73,6 +93,7 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
     userCreated: input.userCreated,
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
+    io: mergeIo(DEFAULT_IO, input.io),
     domain: input.domain ?? null,
   });
   assertAdmissible(next, node);
@@ -82,12 +103,12 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
 export function updateSlice(
   state: DesiredState,
   name: string,
-  input: { cpu?: CpuInput; memory?: MemoryInput },
+  input: AllocationInput,
   node: NodeCapacity,
 ): DesiredState {
   const current = getSlice(state, name);
   const next = clone(state);
-  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) });
+  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io) });
   assertAdmissible(next, node);
   return next;
 }
@@ -103,6 +124,7 @@ export interface NewDomain {
   name: string;
   cpu?: CpuInput;
   memory?: MemoryInput;
+  io?: ResolvedIoInput;
   parent?: string;
 }
 
@@ -114,6 +136,7 @@ export function createDomain(state: DesiredState, input: NewDomain, node: NodeCa
     name: input.name,
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
+    io: mergeIo(DEFAULT_IO, input.io),
     parent: input.parent ?? null,
   });
   assertAdmissible(next, node);
@@ -123,12 +146,12 @@ export function createDomain(state: DesiredState, input: NewDomain, node: NodeCa
 export function updateDomain(
   state: DesiredState,
   name: string,
-  input: { cpu?: CpuInput; memory?: MemoryInput },
+  input: AllocationInput,
   node: NodeCapacity,
 ): DesiredState {
   const current = getDomain(state, name);
   const next = clone(state);
-  next.domains.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory) });
+  next.domains.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io) });
   assertAdmissible(next, node);
   return next;
 }

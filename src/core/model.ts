@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { nameProblem } from './names.js';
-import { parseCpu, parseMemory } from './units.js';
+import { parseCpu, parseIops, parseMemory, parseRate } from './units.js';
 import { SlicedError } from './errors.js';
 
 export const SHARES_MIN = 1;
@@ -24,6 +24,38 @@ export interface CpuAllocation {
 export interface MemoryAllocation {
   /** Hard limit in bytes, or null for none. */
   limit: number | null;
+  /** Soft limit in bytes (v2 memory.high: throttle and reclaim above it; v1 memory.soft_limit_in_bytes), or null. */
+  high: number | null;
+  /** Swap the group may use in bytes (v2 memory.swap.max; v1 memsw = limit + swap), or null for no cap. */
+  swap: number | null;
+}
+
+export const IO_WEIGHT_MIN = 1;
+export const IO_WEIGHT_MAX = 10000;
+export const IO_WEIGHT_DEFAULT = 100;
+
+/** Per-device caps: bytes per second and operations per second; null means no cap. */
+export interface IoCaps {
+  rbps: number | null;
+  wbps: number | null;
+  riops: number | null;
+  wiops: number | null;
+}
+
+export const IO_CAP_FIELDS = ['rbps', 'wbps', 'riops', 'wiops'] as const satisfies ReadonlyArray<keyof IoCaps>;
+
+export interface IoDeviceLimit extends IoCaps {
+  /** Block device as MAJ:MIN (what the kernel files take). */
+  device: string;
+  /** The path the operator named, for display, or null when given as MAJ:MIN. */
+  path: string | null;
+}
+
+export interface IoAllocation {
+  /** Proportional I/O weight among siblings, 1..10000 (BFQ on v1 gets weight/10). */
+  weight: number;
+  /** Caps per device, sorted by device; devices without any cap are not listed. */
+  max: IoDeviceLimit[];
 }
 
 export interface SliceSpec {
@@ -34,6 +66,7 @@ export interface SliceSpec {
   userCreated: boolean;
   cpu: CpuAllocation;
   memory: MemoryAllocation;
+  io: IoAllocation;
   /** Scheduling domain the slice lives in, or null for the node level. */
   domain: string | null;
 }
@@ -42,6 +75,7 @@ export interface DomainSpec {
   name: string;
   cpu: CpuAllocation;
   memory: MemoryAllocation;
+  io: IoAllocation;
   /** Enclosing domain, or null for the node level. Domains nest like Xen's scheduling domains. */
   parent: string | null;
 }
@@ -60,7 +94,13 @@ export function emptyState(): DesiredState {
 }
 
 export const DEFAULT_CPU: CpuAllocation = { reservation: 0, limit: null, shares: SHARES_DEFAULT };
-export const DEFAULT_MEMORY: MemoryAllocation = { limit: null };
+export const DEFAULT_MEMORY: MemoryAllocation = { limit: null, high: null, swap: null };
+export const DEFAULT_IO: IoAllocation = { weight: IO_WEIGHT_DEFAULT, max: [] };
+
+/** Specs stored by versions before I/O and memory.high/swap existed get the defaults. */
+export function withAllocationDefaults<T extends SliceSpec | DomainSpec>(spec: T): T {
+  return { ...spec, memory: { ...DEFAULT_MEMORY, ...spec.memory }, io: spec.io ?? DEFAULT_IO };
+}
 
 // ---- input schemas -------------------------------------------------------------------
 
@@ -115,7 +155,57 @@ export const cpuInputSchema = z
   })
   .strict();
 
-export const memoryInputSchema = z.object({ limit: optionalCap(memoryQuantity).optional() }).strict();
+export const memoryInputSchema = z
+  .object({
+    limit: optionalCap(memoryQuantity).optional(),
+    high: optionalCap(memoryQuantity).optional(),
+    swap: optionalCap(memoryQuantity).optional(),
+  })
+  .strict();
+
+const rateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = parseRate(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  }
+  return parsed.value;
+});
+
+const iopsQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = parseIops(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  }
+  return parsed.value;
+});
+
+const IO_WEIGHT_ALLOWED = `must be a whole number from ${IO_WEIGHT_MIN} to ${IO_WEIGHT_MAX}`;
+const ioWeightSchema = z
+  .union([z.number(), z.string().regex(/^\d+$/, IO_WEIGHT_ALLOWED).transform(Number)])
+  .pipe(z.number().int(IO_WEIGHT_ALLOWED).min(IO_WEIGHT_MIN, IO_WEIGHT_ALLOWED).max(IO_WEIGHT_MAX, IO_WEIGHT_ALLOWED));
+
+export const ioCapsInputSchema = z
+  .object({
+    rbps: optionalCap(rateQuantity).optional(),
+    wbps: optionalCap(rateQuantity).optional(),
+    riops: optionalCap(iopsQuantity).optional(),
+    wiops: optionalCap(iopsQuantity).optional(),
+  })
+  .strict();
+
+/**
+ * `max` is keyed by device (a path like "/dev/vdb" or "MAJ:MIN"); "none" (or null) removes every cap
+ * of that device, a field set to "none" removes that one cap, fields not given stay.
+ */
+export const ioInputSchema = z
+  .object({
+    weight: ioWeightSchema.optional(),
+    // Not a union: errors inside a device's caps then keep their full path (io.max.DEV.rbps).
+    max: z.record(z.string().min(1, 'must name a device'), z.preprocess((v) => (v === 'none' ? null : v), ioCapsInputSchema.nullable())).optional(),
+  })
+  .strict();
 
 export const sliceCreateSchema = z
   .object({
@@ -123,6 +213,7 @@ export const sliceCreateSchema = z
     user: userSchema.optional(),
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
+    io: ioInputSchema.optional(),
     domain: nameSchema.optional(),
   })
   .strict();
@@ -131,6 +222,7 @@ export const sliceUpdateSchema = z
   .object({
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
+    io: ioInputSchema.optional(),
   })
   .strict();
 
@@ -139,6 +231,7 @@ export const domainCreateSchema = z
     name: nameSchema,
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
+    io: ioInputSchema.optional(),
     parent: nameSchema.optional(),
   })
   .strict();
@@ -151,6 +244,14 @@ export type DomainCreateInput = z.output<typeof domainCreateSchema>;
 export type DomainUpdateInput = z.output<typeof domainUpdateSchema>;
 export type CpuInput = z.output<typeof cpuInputSchema>;
 export type MemoryInput = z.output<typeof memoryInputSchema>;
+export type IoInput = z.output<typeof ioInputSchema>;
+export type IoCapsInput = z.output<typeof ioCapsInputSchema>;
+
+/** I/O input after the kernel layer turned device names into MAJ:MIN (see resolveIoInput). */
+export interface ResolvedIoInput {
+  weight?: number;
+  max?: Array<{ device: string; path: string | null; caps: IoCapsInput | null }>;
+}
 
 /**
  * Parse outside input; on failure throw one EINVAL sentence that names the field, the value

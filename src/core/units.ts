@@ -90,3 +90,30 @@ export function formatMemory(bytes: number | null): string {
   }
   return `${value}${units[unit]}`;
 }
+
+/**
+ * Parse an I/O rate cap in bytes per second: a size as parseMemory takes it ("10M" is
+ * 10 MiB/s), optionally followed by "/s". Zero is refused: the kernel reads 0 as "no cap",
+ * which is what "none" says explicitly.
+ */
+export function parseRate(input: unknown): ParseResult {
+  const text = typeof input === 'string' ? input.trim().replace(/\/s$/i, '') : input;
+  const parsed = parseMemory(text);
+  if (!parsed.ok) return { ok: false, reason: `${parsed.reason.replace('bytes', 'bytes per second')} (1M = 1048576)` };
+  if (parsed.value === 0) return { ok: false, reason: 'must be at least 1 byte per second; use "none" to remove the cap' };
+  return parsed;
+}
+
+/** Parse an I/O operations-per-second cap: a positive whole number. */
+export function parseIops(input: unknown): ParseResult {
+  const value = typeof input === 'string' && /^\d+$/.test(input.trim()) ? Number(input.trim()) : input;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    return { ok: false, reason: 'must be a whole number of operations per second, at least 1 (or "none")' };
+  }
+  return { ok: true, value };
+}
+
+/** Bytes per second as a size per second, e.g. "10M/s". */
+export function formatRate(bytesPerSecond: number | null): string {
+  return bytesPerSecond === null ? '-' : `${formatMemory(bytesPerSecond)}/s`;
+}

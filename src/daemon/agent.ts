@@ -15,7 +15,20 @@ import { isKernelThread, processAlive, processExists } from '../kernel/procfs.js
 import type { SliceProcessPlan } from '../kernel/spawn.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as changes from '../core/changes.js';
-import { emptyState, type DesiredState, type DomainSpec, type SliceCreateInput, type SliceSpec, type DomainCreateInput, type SliceUpdateInput } from '../core/model.js';
+import {
+  emptyState,
+  withAllocationDefaults,
+  type DesiredState,
+  type DomainCreateInput,
+  type DomainSpec,
+  type IoDeviceLimit,
+  type MemoryAllocation,
+  type SliceCreateInput,
+  type SliceSpec,
+  type SliceUpdateInput,
+} from '../core/model.js';
+import { effectiveIoCaps, resolveIoInput } from '../core/io.js';
+import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.js';
 import { affectedIds, domainGroup, domainKey, parseGroupName, sliceGroup, sliceKey, sliceUserName } from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
@@ -33,6 +46,9 @@ export interface AgentOptions {
   /** cpu weight of sliced's root group against the system's own tasks. */
   rootWeight: number;
   attachAnyMemoryCgroup: boolean;
+  /** Device lookup for io.max (path or MAJ:MIN to MAJ:MIN); the kernel's by default, a fake in fixture tests. */
+  resolveDevice?: (name: string) => { device: string; path: string | null };
+  deviceExists?: (device: string) => boolean;
 }
 
 export type ExecPlan = SliceProcessPlan;
@@ -46,7 +62,9 @@ export class SliceAgent {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly users = new Map<string, UnixUser>();
   /** Last limits written per group key, so unchanged values are not rewritten. */
-  private readonly written = new Map<string, { cpu: number | null; memory: number | null }>();
+  private readonly written = new Map<string, { cpu: number | null; rest: string }>();
+  private readonly resolveDevice: (name: string) => { device: string; path: string | null };
+  private readonly deviceExists: (device: string) => boolean;
   private readonly listeners: Array<() => void> = [];
   /** When each group was (re)created, so cached kernel values of an older group are not trusted. */
   private readonly groupEpochs = new Map<string, number>();
@@ -55,6 +73,8 @@ export class SliceAgent {
   constructor(options: AgentOptions) {
     this.opts = options;
     this.log = options.log;
+    this.resolveDevice = options.resolveDevice ?? resolveBlockDevice;
+    this.deviceExists = options.deviceExists ?? blockDeviceExists;
   }
 
   /** The desired state as applied to the kernel (read by the controller and views). */
@@ -109,11 +129,11 @@ export class SliceAgent {
   async load(): Promise<DesiredState> {
     const loaded = emptyState();
     for (const value of (await this.opts.store.range(SLICE_PREFIX)).values()) {
-      const spec = JSON.parse(value) as SliceSpec;
+      const spec = withAllocationDefaults(JSON.parse(value) as SliceSpec);
       loaded.slices.set(spec.name, spec);
     }
     for (const value of (await this.opts.store.range(DOMAIN_PREFIX)).values()) {
-      const spec = JSON.parse(value) as DomainSpec;
+      const spec = withAllocationDefaults(JSON.parse(value) as DomainSpec);
       loaded.domains.set(spec.name, spec);
     }
     this.current = loaded;
@@ -156,7 +176,7 @@ export class SliceAgent {
         const holder = [...before.slices.values()].find((s) => s.user === user);
         if (holder) throw new SlicedError('EEXIST', `user ${user} is already used by slice ${holder.name}`);
       }
-      const next = changes.createSlice(before, { ...input, user, userCreated }, this.opts.node);
+      const next = changes.createSlice(before, { ...input, io: this.resolveIo(input.io), user, userCreated }, this.opts.node);
       const spec = next.slices.get(input.name)!;
       await this.commit(
         before,
@@ -172,7 +192,7 @@ export class SliceAgent {
           }
         },
       );
-      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, domain: spec.domain }, 'slice created');
+      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, domain: spec.domain }, 'slice created');
       return spec;
     });
   }
@@ -180,9 +200,10 @@ export class SliceAgent {
   updateSlice(name: string, input: SliceUpdateInput): Promise<SliceSpec> {
     return this.serialise(async () => {
       const before = this.current;
-      const next = changes.updateSlice(before, name, input, this.opts.node);
+      const next = changes.updateSlice(before, name, { ...input, io: this.resolveIo(input.io) }, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
-      this.log.info({ slice: name, cpu: next.slices.get(name)!.cpu, memory: next.slices.get(name)!.memory }, 'slice updated');
+      const spec = next.slices.get(name)!;
+      this.log.info({ slice: name, cpu: spec.cpu, memory: spec.memory, io: spec.io }, 'slice updated');
       return next.slices.get(name)!;
     });
   }
@@ -209,7 +230,7 @@ export class SliceAgent {
   createDomain(input: DomainCreateInput): Promise<DomainSpec> {
     return this.serialise(async () => {
       const before = this.current;
-      const next = changes.createDomain(before, input, this.opts.node);
+      const next = changes.createDomain(before, { ...input, io: this.resolveIo(input.io) }, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ domain: input.name, cpu: next.domains.get(input.name)!.cpu }, 'domain created');
       return next.domains.get(input.name)!;
@@ -219,7 +240,7 @@ export class SliceAgent {
   updateDomain(name: string, input: SliceUpdateInput): Promise<DomainSpec> {
     return this.serialise(async () => {
       const before = this.current;
-      const next = changes.updateDomain(before, name, input, this.opts.node);
+      const next = changes.updateDomain(before, name, { ...input, io: this.resolveIo(input.io) }, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ domain: name, cpu: next.domains.get(name)!.cpu }, 'domain updated');
       return next.domains.get(name)!;
@@ -243,6 +264,11 @@ export class SliceAgent {
       await this.commit(before, next, () => this.applyChange(before, next));
       this.log.info({ member, domain }, domain === null ? 'moved to node level' : 'moved into domain');
     });
+  }
+
+  /** Devices named in io.max become MAJ:MIN; a missing or non-block device is refused here, before anything changes. */
+  private resolveIo(input: SliceUpdateInput['io']): ReturnType<typeof resolveIoInput> {
+    return resolveIoInput(input, this.resolveDevice);
   }
 
   // ---- processes -----------------------------------------------------------------------
@@ -415,25 +441,33 @@ export class SliceAgent {
   }
 
   /**
-   * Write CPU and memory limits of every group. A v1 child's quota may not exceed its
+   * Write CPU, memory and I/O settings of every group. A v1 child's quota may not exceed its
    * parent's, so each group gets min(own limit, ancestors' limits), written in two passes:
    * bottom-up (everything that can be written now, lowering children before parents), then
-   * top-down for what had to wait for its parent to be raised.
+   * top-down for what had to wait for its parent to be raised. On v1 a group's I/O caps
+   * depend on its siblings' weights (domain caps are split among members), so every group's
+   * caps are recomputed and the changed ones written, affected by the change or not.
    */
   private applyLimits(state: DesiredState, only?: ReadonlySet<string>): void {
     const backend = this.opts.backend;
-    type Item = { path: GroupPath; cpu: number | null; memory: number | null };
+    type Item = { path: GroupPath; cpu: number | null; memory: MemoryAllocation; ioWeight: number; io: IoDeviceLimit[]; rest: string };
     const items: Item[] = [];
-    const want = (id: string): boolean => only === undefined || only.has(id);
+    const ioCaps = effectiveIoCaps(state, backend.hierarchicalIoCaps);
+    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number): void => {
+      const io = ioCaps.get(id) ?? [];
+      const rest = JSON.stringify([memory, ioWeight, io]);
+      if (only !== undefined && !only.has(id) && this.written.get(groupKey(path))?.rest === rest) return;
+      items.push({ path, cpu, memory, ioWeight, io, rest });
+    };
     for (const domain of [...state.domains.values()]) {
-      if (want(domainKey(domain.name))) items.push({ path: domainGroup(state, domain.name), cpu: effectiveDomainLimit(state, domain.name), memory: domain.memory.limit });
+      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight);
     }
     for (const slice of [...state.slices.values()]) {
-      if (want(sliceKey(slice.name))) items.push({ path: sliceGroup(state, slice.name), cpu: effectiveSliceLimit(state, slice.name), memory: slice.memory.limit });
+      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight);
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));
-      return !last || last.cpu !== item.cpu || last.memory !== item.memory;
+      return !last || last.cpu !== item.cpu || last.rest !== item.rest;
     });
     const failed: Item[] = [];
     for (const item of [...pending].sort((a, b) => b.path.length - a.path.length)) {
@@ -445,8 +479,15 @@ export class SliceAgent {
     }
     for (const item of failed.sort((a, b) => a.path.length - b.path.length)) backend.setCpuLimit(item.path, item.cpu);
     for (const item of pending) {
-      backend.setMemoryLimit(item.path, item.memory);
-      this.written.set(groupKey(item.path), { cpu: item.cpu, memory: item.memory });
+      backend.setMemory(item.path, item.memory);
+      backend.setIoWeight(item.path, item.ioWeight);
+      // A device that went away (a detached loop device, say) cannot take caps; the others still do.
+      const present = item.io.filter((cap) => this.deviceExists(cap.device));
+      if (present.length < item.io.length) {
+        this.log.warn({ group: groupKey(item.path), missing: item.io.filter((c) => !present.includes(c)).map((c) => c.device) }, 'io.max names devices that do not exist now; skipped');
+      }
+      backend.setIoCaps(item.path, present);
+      this.written.set(groupKey(item.path), { cpu: item.cpu, rest: item.rest });
     }
   }
 

@@ -11,11 +11,19 @@ import {
   domainCreateSchema,
   domainUpdateSchema,
   parseInput,
+  type IoAllocation,
   sliceCreateSchema,
   sliceUpdateSchema,
 } from '../core/model.js';
 import { nameProblem } from '../core/names.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
+import { ioRoutes, ioWarnings } from './io-api.js';
+
+/** A view with the warnings of the change that produced it (omitted when there are none). */
+function withWarnings<T extends { io: IoAllocation }>(view: T, input: { io?: unknown }): T & { warnings?: string[] } {
+  const warnings = ioWarnings(view.io, input.io !== undefined);
+  return warnings.length > 0 ? { ...view, warnings } : view;
+}
 
 /** Asks the schedulers whether a new task may start (throws when one refuses). */
 export type ExecPlacement = (slice: string, parentPid: number) => void;
@@ -59,13 +67,14 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
   app.post('/v1/slices', async (request, reply) => {
     const input = parseInput(sliceCreateSchema, request.body, 'slice');
     const spec = await agent.createSlice(input);
-    return reply.code(201).send(views.slice(spec.name, false));
+    return reply.code(201).send(withWarnings(views.slice(spec.name, false), input));
   });
   app.get<NameParams>('/v1/slices/:name', async (request) => views.slice(nameParam('slice', request.params.name), true));
   app.patch<NameParams>('/v1/slices/:name', async (request) => {
     const name = nameParam('slice', request.params.name);
-    await agent.updateSlice(name, parseInput(sliceUpdateSchema, request.body, 'slice'));
-    return views.slice(name, false);
+    const input = parseInput(sliceUpdateSchema, request.body, 'slice');
+    await agent.updateSlice(name, input);
+    return withWarnings(views.slice(name, false), input);
   });
   app.delete<NameParams>('/v1/slices/:name', async (request) => {
     const name = nameParam('slice', request.params.name);
@@ -89,13 +98,14 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
   app.post('/v1/domains', async (request, reply) => {
     const input = parseInput(domainCreateSchema, request.body, 'domain');
     const spec = await agent.createDomain(input);
-    return reply.code(201).send(views.domain(spec.name, false));
+    return reply.code(201).send(withWarnings(views.domain(spec.name, false), input));
   });
   app.get<NameParams>('/v1/domains/:name', async (request) => views.domain(nameParam('domain', request.params.name), true));
   app.patch<NameParams>('/v1/domains/:name', async (request) => {
     const name = nameParam('domain', request.params.name);
-    await agent.updateDomain(name, parseInput(domainUpdateSchema, request.body, 'domain'));
-    return views.domain(name, false);
+    const input = parseInput(domainUpdateSchema, request.body, 'domain');
+    await agent.updateDomain(name, input);
+    return withWarnings(views.domain(name, false), input);
   });
   app.delete<NameParams>('/v1/domains/:name', async (request) => {
     const name = nameParam('domain', request.params.name);
@@ -119,6 +129,6 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
     return views.domain(name, false);
   });
 
-  for (const register of modules) register(app);
+  for (const register of [ioRoutes, ...modules]) register(app);
   return app;
 }

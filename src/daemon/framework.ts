@@ -18,6 +18,9 @@ import { ADMIN, TreeService } from '../framework/service.js';
 import type { FrameworkServices } from '../framework/types.js';
 import type { SliceCandidate } from '../core/load-balancing.js';
 import { sliceGroup } from '../core/layout.js';
+import { IO_CAP_FIELDS, type DesiredState, type IoDeviceLimit } from '../core/model.js';
+import type { GroupPath } from '../kernel/cgroup/backend.js';
+import type { SliceGroups } from '../components/probes/slice-groups.js';
 import { cpuOfProcess, pinProcessToCpu } from '../kernel/processes.js';
 import { processAlive } from '../kernel/procfs.js';
 import { readSessionOf } from '../kernel/node-stats.js';
@@ -53,6 +56,7 @@ export async function startFramework(options: {
     cpuController: controller,
     remote: new StoreRemoteValues(store, nodeName),
     affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
+    sliceGroups: sliceGroups(agent),
     sliceFreezer: {
       candidates: (): SliceCandidate[] => {
         const snapshot = controller.snapshot();
@@ -95,6 +99,25 @@ async function applyControlSettings(service: TreeService, tree: ConfigTree, conf
   }
 }
 
+/** The slices' groups for per-slice probes; labels stay the same array while the set of slices does. */
+function sliceGroups(agent: SliceAgent): SliceGroups {
+  let cache: { state: DesiredState; key: string; labels: readonly string[]; groups: GroupPath[] } | null = null;
+  return {
+    backend: agent.backend,
+    list() {
+      const state = agent.state;
+      if (cache?.state !== state) {
+        const names = [...state.slices.keys()].sort();
+        const key = names.join('\n');
+        const labels = cache?.key === key ? cache.labels : Object.freeze(names.map((n) => `slice/${n}`));
+        // Paths are recomputed on every change: a move into a domain changes the group.
+        cache = { state, key, labels, groups: names.map((n) => sliceGroup(state, n)) };
+      }
+      return { labels: cache.labels, groups: cache.groups };
+    },
+  };
+}
+
 function processDirectory(agent: SliceAgent): ProcessDirectory {
   return {
     exists: (pid) => processAlive(pid),
@@ -129,6 +152,11 @@ function processDirectory(agent: SliceAgent): ProcessDirectory {
 
 const line = (value: unknown): string => `${value === null || value === undefined ? 'none' : String(value)}\n`;
 
+/** Effective caps, one device per line: "7:0 rbps=10485760 wbps=max riops=max wiops=max" (io.max syntax). */
+function ioMaxLines(caps: readonly IoDeviceLimit[]): string {
+  return caps.map((c) => `${c.device} ${IO_CAP_FIELDS.map((f) => `${f}=${c[f] ?? 'max'}`).join(' ')}\n`).join('');
+}
+
 function sliceViews(views: Views): InfoProvider {
   return {
     names: () => views.slices(false).map((s) => s.name),
@@ -147,6 +175,13 @@ function sliceViews(views: Views): InfoProvider {
         cpu_effective_limit: () => line(get().cpu.effectiveLimit),
         cpu_shares: () => line(get().cpu.shares),
         memory_limit: () => line(get().memory.limit),
+        memory_high: () => line(get().memory.high),
+        memory_swap: () => line(get().memory.swap),
+        io_weight: () => line(get().io.weight),
+        io_max: () => ioMaxLines(get().io.effectiveMax),
+        io_read_bytes: () => line(get().live?.io?.readBytes),
+        io_write_bytes: () => line(get().live?.io?.writeBytes),
+        oom_kills: () => line(get().live?.oomKills),
         cpu_usage: () => line(get().live?.usage),
         cpu_demand: () => line(get().live?.demand),
         cpu_entitlement: () => line(get().live?.entitlement),

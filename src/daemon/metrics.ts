@@ -40,26 +40,33 @@ export function buildRegistry(views: Views): Registry {
   gauge('sliced_slice_processes', 'Processes in the slice', (s) => s.live?.procs ?? 0);
   gauge('sliced_slice_memory_bytes', 'Memory charged to the slice', (s) => s.live?.memoryBytes ?? 0);
   gauge('sliced_slice_memory_limit_bytes', 'Memory limit (absent when unlimited)', (s) => s.memory.limit);
-  new Counter({
-    name: 'sliced_slice_cpu_throttled_seconds_total',
-    help: 'Time the slice spent throttled by its CPU limit',
-    labelNames: labels,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const slice of slices()) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, slice.live?.throttledSeconds ?? 0);
-    },
-  });
-  new Counter({
-    name: 'sliced_slice_oom_kills_total',
-    help: 'Processes of the slice killed by the OOM killer',
-    labelNames: labels,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const slice of slices()) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, slice.live?.oomKills ?? 0);
-    },
-  });
+  gauge('sliced_slice_memory_high_bytes', 'Soft memory limit (absent when none)', (s) => s.memory.high);
+  gauge('sliced_slice_memory_swap_limit_bytes', 'Swap limit (absent when none)', (s) => s.memory.swap);
+  gauge('sliced_slice_io_weight', 'Configured I/O weight (1..10000)', (s) => s.io.weight);
+  gauge('sliced_slice_memory_pressure_some', 'avg10 memory pressure of the slice, percent', (s) => s.live?.pressure.memory?.some ?? null);
+  gauge('sliced_slice_io_pressure_some', 'avg10 I/O pressure of the slice, percent', (s) => s.live?.pressure.io?.some ?? null);
+
+  const counter = (name: string, help: string, value: (s: ReturnType<Views['slices']>[number]) => number | null | undefined) =>
+    new Counter({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const slice of slices()) {
+          const v = value(slice);
+          if (v !== null && v !== undefined) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, v);
+        }
+      },
+    });
+  counter('sliced_slice_io_read_bytes_total', 'Bytes the slice read from block devices', (s) => s.live?.io?.readBytes);
+  counter('sliced_slice_io_write_bytes_total', 'Bytes the slice wrote to block devices', (s) => s.live?.io?.writeBytes);
+  counter('sliced_slice_io_read_ops_total', 'Read operations of the slice on block devices', (s) => s.live?.io?.readOps);
+  counter('sliced_slice_io_write_ops_total', 'Write operations of the slice on block devices', (s) => s.live?.io?.writeOps);
+  counter('sliced_slice_cpu_throttled_seconds_total', 'Time the slice spent throttled by its CPU limit', (s) => s.live?.throttledSeconds ?? 0);
+  counter('sliced_slice_oom_kills_total', 'Processes of the slice killed by the OOM killer', (s) => s.live?.oomKills ?? 0);
+
   new Gauge({
     name: 'sliced_control_loop_seconds',
     help: 'Duration of control-loop passes (quantiles over the last passes)',

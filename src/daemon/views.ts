@@ -9,11 +9,19 @@ import { domainGroup, sliceGroup } from '../core/layout.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { getDomain, getSlice } from '../core/changes.js';
 import { membersOf } from '../core/admission.js';
-import type { CpuAllocation, MemoryAllocation } from '../core/model.js';
+import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation } from '../core/model.js';
+import { effectiveIoCaps } from '../core/io.js';
+import { domainKey, sliceKey } from '../core/layout.js';
+import type { IoStats, Pressure } from '../kernel/cgroup/backend.js';
 
 export interface CpuView extends CpuAllocation {
   /** The limit that applies after enclosing domains' limits. */
   effectiveLimit: number | null;
+}
+
+export interface IoView extends IoAllocation {
+  /** Caps written on the group: own caps bounded by enclosing domains' (on v1 their split parts). */
+  effectiveMax: IoDeviceLimit[];
 }
 
 export interface LiveView {
@@ -27,6 +35,10 @@ export interface LiveView {
   throttledSeconds: number;
   memoryBytes: number;
   oomKills: number | null;
+  /** Cumulative block I/O (bytes and operations), or null without an I/O controller. */
+  io: IoStats | null;
+  /** avg10 pressure of the group in percent, or null where the kernel has no per-group PSI. */
+  pressure: { cpu: Pressure | null; memory: Pressure | null; io: Pressure | null };
 }
 
 export interface SliceView {
@@ -37,6 +49,7 @@ export interface SliceView {
   domain: string | null;
   cpu: CpuView;
   memory: MemoryAllocation;
+  io: IoView;
   cgroup: string;
   live?: LiveView;
 }
@@ -46,6 +59,7 @@ export interface DomainView {
   parent: string | null;
   cpu: CpuView;
   memory: MemoryAllocation;
+  io: IoView;
   members: { slices: string[]; domains: string[] };
   cgroup: string;
   live?: LiveView;
@@ -55,10 +69,19 @@ export interface DomainView {
 export const RECENT_PASSES = 100;
 
 export class Views {
+  /** Effective caps of the last state seen: one computation per change, not one per view. */
+  private ioCaps: { state: DesiredState; caps: Map<string, IoDeviceLimit[]> } | null = null;
+
   constructor(
     private readonly agent: SliceAgent,
     private readonly controller: CpuController,
   ) {}
+
+  private ioView(io: IoAllocation, id: string): IoView {
+    const state = this.agent.state;
+    if (this.ioCaps?.state !== state) this.ioCaps = { state, caps: effectiveIoCaps(state, this.agent.backend.hierarchicalIoCaps) };
+    return { ...io, effectiveMax: this.ioCaps.caps.get(id) ?? [] };
+  }
 
   slice(name: string, live: boolean): SliceView {
     const state = this.agent.state;
@@ -72,6 +95,7 @@ export class Views {
       domain: spec.domain,
       cpu: { ...spec.cpu, effectiveLimit: effectiveSliceLimit(state, name) },
       memory: spec.memory,
+      io: this.ioView(spec.io, sliceKey(name)),
       cgroup: path.join('/'),
     };
     if (live) view.live = this.live(sliceId(name), path);
@@ -94,6 +118,7 @@ export class Views {
       parent: spec.parent,
       cpu: { ...spec.cpu, effectiveLimit: effectiveDomainLimit(state, name) },
       memory: spec.memory,
+      io: this.ioView(spec.io, domainKey(name)),
       members: {
         slices: members.filter((m) => m.kind === 'slice').map((m) => m.name).sort(),
         domains: members.filter((m) => m.kind === 'domain').map((m) => m.name).sort(),
@@ -155,6 +180,8 @@ export class Views {
       throttledSeconds: 0,
       memoryBytes: 0,
       oomKills: null,
+      io: null,
+      pressure: { cpu: null, memory: null, io: null },
     };
     try {
       view.procs = countProcs(this.agent, path);
@@ -164,6 +191,8 @@ export class Views {
       const memory = backend.readMemory(path);
       view.memoryBytes = memory.currentBytes;
       view.oomKills = memory.oomKills;
+      view.io = backend.readIo(path);
+      view.pressure = { cpu: backend.readPressure(path, 'cpu'), memory: backend.readPressure(path, 'memory'), io: backend.readPressure(path, 'io') };
     } catch {
       // Group is being created or removed; show what the controller knows.
     }

@@ -46,7 +46,11 @@ export type PressureResource = 'cpu' | 'memory' | 'io';
 export function readPressure(resource: PressureResource, procRoot = '/proc'): { some: number; full: number } | null {
   const file = `${procRoot}/pressure/${resource}`;
   if (!existsSync(file)) return null;
-  const text = readFileSync(file, 'utf8');
+  return parsePressure(readFileSync(file, 'utf8'));
+}
+
+/** avg10 of "some" and "full" from a pressure file's text (/proc/pressure/* or <group>/*.pressure). */
+export function parsePressure(text: string): { some: number; full: number } {
   const avg10 = (kind: string): number => Number(new RegExp(`^${kind} avg10=([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
   return { some: avg10('some'), full: avg10('full') };
 }

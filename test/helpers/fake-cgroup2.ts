@@ -25,7 +25,13 @@ import { CPU_PERIOD_US, groupKey, type GroupPath } from '../../src/kernel/cgroup
 import type { SchedProbe, SchedStat } from '../../src/kernel/procfs.js';
 import { SlicedError } from '../../src/core/errors.js';
 
-/** Control files of every group, with the kernel's defaults for a new group. */
+const PRESSURE_ZERO = 'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n';
+
+/**
+ * Control files of every group, with the kernel's defaults for a new group. A plain file
+ * keeps only the last write, so io.max shows the last device written, not one line per
+ * device as the kernel does: fixture tests use one device at a time.
+ */
 export const DEFAULT_GROUP_FILES: Readonly<Record<string, string>> = {
   'cgroup.procs': '',
   'cgroup.threads': '',
@@ -40,6 +46,16 @@ export const DEFAULT_GROUP_FILES: Readonly<Record<string, string>> = {
   'memory.max': 'max',
   'memory.current': '0',
   'memory.events': 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n',
+  'memory.high': 'max',
+  'memory.swap.max': 'max',
+  // The kernel shows io.weight with iocost and io.bfq.weight with BFQ; the fixture has both.
+  'io.weight': 'default 100',
+  'io.bfq.weight': 'default 100',
+  'io.max': '',
+  'io.stat': '',
+  'cpu.pressure': PRESSURE_ZERO,
+  'memory.pressure': PRESSURE_ZERO,
+  'io.pressure': PRESSURE_ZERO,
 };
 
 export const FIRST_FAKE_TID = 900_000_000;
@@ -340,7 +356,7 @@ export class FakeCfs {
 }
 
 /**
- * The real v2 backend with one fixture adaptation: remove() first deletes the group's
+ * The real v2 backend with two fixture adaptations: create() adds the control files, and remove() first deletes the group's
  * control files (FakeCfs.depopulate), because rmdir on cgroupfs removes a directory full of
  * control files but a plain directory must be empty. Like the kernel, it refuses to remove a
  * group that still holds (simulated) threads.
@@ -351,6 +367,12 @@ export class FixtureV2Backend extends CgroupV2Backend {
   constructor(fake: FakeCfs, layout: V2Layout) {
     super(layout);
     this.fake = fake;
+  }
+
+  /** mkdir on cgroupfs makes the control files at once; here populate() does. */
+  override create(group: GroupPath): void {
+    super.create(group);
+    this.fake.populate();
   }
 
   override remove(group: GroupPath): void {

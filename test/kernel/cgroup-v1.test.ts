@@ -69,7 +69,7 @@ describe('cgroup v1 backend on the real kernel', () => {
       backend.init(1900);
       backend.init(1900); // idempotent
       const dirs = backend.rootDirectories();
-      assert.deepEqual(Object.keys(dirs).sort(), ['cpu', 'cpuacct', 'freezer', 'memory', 'unified']);
+      assert.deepEqual(Object.keys(dirs).sort(), ['blkio', 'cpu', 'cpuacct', 'freezer', 'memory', 'unified']);
       const own = readProcCgroups('self');
       for (const [hierarchy, dir] of Object.entries(dirs)) {
         assert.ok(statSync(dir).isDirectory(), `${hierarchy}: ${dir}`);
@@ -144,15 +144,68 @@ describe('cgroup v1 backend on the real kernel', () => {
       assert.equal(readTrim(join(cpuDir, 'cpu.cfs_quota_us')), '-1');
 
       assert.equal(backend.readMemory(group).limitBytes, null, 'a new group has no memory limit');
-      backend.setMemoryLimit(group, 64 * 1024 * 1024);
+      backend.setMemory(group, { limit: 64 * 1024 * 1024, high: null, swap: null });
       assert.equal(readTrim(join(memDir, 'memory.limit_in_bytes')), String(64 * 1024 * 1024));
       const limited = backend.readMemory(group);
       assert.equal(limited.limitBytes, 64 * 1024 * 1024);
       assert.ok(limited.currentBytes >= 0);
       assert.equal(limited.oomKills, 0);
-      backend.setMemoryLimit(group, null);
+      backend.setMemory(group, { limit: null, high: null, swap: null });
       assert.equal(backend.readMemory(group).limitBytes, null);
       assert.equal(backend.memoryDirectory(group), memDir);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('memory soft limit and memory+swap (memsw = limit + swap) in v1 files; a swap cap without a limit is refused', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    const group = ['mem.slice'];
+    const memDir = join(layout.memory, 'mem.slice');
+    const M = 1024 * 1024;
+    try {
+      backend.init(100);
+      backend.create(group);
+      backend.setMemory(group, { limit: 64 * M, high: 48 * M, swap: 32 * M });
+      assert.equal(readTrim(join(memDir, 'memory.limit_in_bytes')), String(64 * M));
+      assert.equal(readTrim(join(memDir, 'memory.soft_limit_in_bytes')), String(48 * M));
+      if (existsSync(join(memDir, 'memory.memsw.limit_in_bytes'))) {
+        assert.equal(readTrim(join(memDir, 'memory.memsw.limit_in_bytes')), String(96 * M));
+        // Raising the limit above the old memsw works because memsw is lifted first.
+        backend.setMemory(group, { limit: 256 * M, high: null, swap: 0 });
+        assert.equal(readTrim(join(memDir, 'memory.memsw.limit_in_bytes')), String(256 * M));
+        assert.throws(() => backend.setMemory(group, { limit: null, high: null, swap: 16 * M }), /memory\.swap needs a memory\.limit on cgroup v1/);
+      }
+      backend.setMemory(group, { limit: null, high: null, swap: null });
+      assert.equal(backend.readMemory(group).limitBytes, null);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('blkio: BFQ weight is io.weight/10; no caps on a new group; I/O counters start at zero', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    if (!layout.blkio) {
+      t.skip('the blkio controller is not mounted');
+      return;
+    }
+    const group = ['io.slice'];
+    const dir = join(layout.blkio, 'io.slice');
+    try {
+      backend.init(100);
+      backend.create(group);
+      assert.equal(backend.hierarchicalIoCaps, false);
+      if (existsSync(join(dir, 'blkio.bfq.weight'))) {
+        backend.setIoWeight(group, 900);
+        assert.equal(readTrim(join(dir, 'blkio.bfq.weight')), '90');
+      }
+      backend.setIoCaps(group, []);
+      assert.equal(readTrim(join(dir, 'blkio.throttle.read_bps_device')), '');
+      assert.deepEqual(backend.readIo(group), { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 });
     } finally {
       await cleanup();
     }
@@ -172,7 +225,7 @@ describe('cgroup v1 backend on the real kernel', () => {
 
       backend.moveProcess(group, proc.pid);
       const lines = procCgroups(proc.pid);
-      for (const controller of ['cpu', 'cpuacct', 'memory', 'freezer', '']) {
+      for (const controller of ['cpu', 'cpuacct', 'memory', 'freezer', 'blkio', '']) {
         const path = lines.get(controller);
         assert.ok(path?.endsWith(`/${ROOT_NAME}/d.domain/s.slice`), `${controller || 'cgroup2'}: ${path}`);
       }
@@ -183,7 +236,7 @@ describe('cgroup v1 backend on the real kernel', () => {
       const files = backend.procsFiles(group);
       const expected = Object.values(backend.rootDirectories()).map((root) => join(root, 'd.domain', 's.slice', 'cgroup.procs'));
       assert.deepEqual([...files].sort(), [...expected].sort());
-      assert.equal(files.length, 5, 'cpu, cpuacct, memory, freezer and unified');
+      assert.equal(files.length, 6, 'cpu, cpuacct, memory, freezer, blkio and unified');
       for (const file of files) assert.deepEqual(readIdsOf(file), [proc.pid], file);
 
       assert.equal(backend.processMemoryDirectory(proc.pid), backend.memoryDirectory(group));

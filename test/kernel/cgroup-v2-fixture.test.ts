@@ -9,12 +9,12 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { FakeCfs } from '../helpers/fake-cgroup2.js';
-import { SliceAgent } from '../../src/daemon/agent.js';
+import { SliceAgent, type AgentOptions } from '../../src/daemon/agent.js';
 import { CpuController } from '../../src/daemon/controller.js';
 import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import { CgroupV2Backend } from '../../src/kernel/cgroup/v2.js';
@@ -48,13 +48,13 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(): Promise<Harness> {
+async function harness(agentOptions: Partial<AgentOptions> = {}): Promise<Harness> {
   const fake = new FakeCfs({ rootName: 'sliced-fx', nodeMillicores: NODE.cpuMillicores, periodMs: PERIOD_MS });
   const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
   const store = await EmbeddedStore.open(stateDir);
   const log = pino({ level: 'silent' });
   const backend = fake.backend();
-  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false });
+  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false, ...agentOptions });
   await agent.start();
   const controller = new CpuController(agent, { periodMs: PERIOD_MS, mode: 'entitlement', gain: 0.5, log, probe: fake.probe, clock: fake.clock });
   const demand = new Map<string, number>();
@@ -116,10 +116,10 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
     const h = await harness();
     try {
       const { fake, agent, backend } = h;
-      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory');
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io');
       assert.equal(readTrim(join(fake.root, 'cpu.weight')), '1900');
       await h.createSlice({ name: 'm', memory: { limit: 256 * 1024 * 1024 }, cpu: { limit: 1500 } }, 0);
-      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory');
+      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory +io');
       assert.equal(readTrim(join(fake.root, 'm.slice', 'memory.max')), String(256 * 1024 * 1024));
       assert.equal(readTrim(join(fake.root, 'm.slice', 'cpu.max')), '150000 100000');
       fake.populate();
@@ -132,7 +132,7 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
 
       await agent.createDomain({ name: 'dd' });
       await h.createSlice({ name: 'inner', domain: 'dd' }, 0);
-      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory');
+      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory +io');
       assert.ok(existsSync(join(fake.root, 'dd.domain', 'inner.slice')));
 
       fake.populate();
@@ -284,6 +284,66 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
       }
       const snapshot = h.controller.snapshot();
       assert.ok(snapshot && Math.abs(snapshot.nodes.get('slice/r')!.entitlement - h.entitlements().get('r')!) < 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
+  const MiB = 1024 * 1024;
+  // Devices are not real here: MAJ:MIN is taken as given and "exists".
+  const fakeDevices: Partial<AgentOptions> = {
+    resolveDevice: (name) => {
+      if (!/^\d+:\d+$/.test(name)) throw new SlicedError('ENOENT', `device ${JSON.stringify(name)} does not exist`);
+      return { device: name, path: null };
+    },
+    deviceExists: () => true,
+  };
+
+  test('memory.high and memory.swap.max; a swap cap without swap accounting is refused and nothing changes', async () => {
+    const h = await harness(fakeDevices);
+    try {
+      const { fake, agent } = h;
+      await h.createSlice({ name: 'mem', memory: { limit: 256 * MiB, high: 200 * MiB, swap: 64 * MiB } }, 0);
+      const dir = join(fake.root, 'mem.slice');
+      assert.deepEqual(['memory.max', 'memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))), [String(256 * MiB), String(200 * MiB), String(64 * MiB)]);
+      await agent.updateSlice('mem', { memory: { high: null, swap: null } });
+      assert.deepEqual(['memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))), ['max', 'max']);
+      unlinkSync(join(dir, 'memory.swap.max')); // a kernel without swap accounting
+      await assert.rejects(agent.updateSlice('mem', { memory: { swap: 32 * MiB } }), /memory\.swap cannot be enforced: the kernel has no swap accounting/);
+      assert.equal(agent.state.slices.get('mem')!.memory.swap, null, 'the desired state is unchanged');
+      writeFileSync(join(dir, 'memory.events'), 'low 0\nhigh 3\nmax 5\noom 2\noom_kill 2\n');
+      assert.equal(h.backend.readMemory(['mem.slice']).oomKills, 2);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('io.weight and io.bfq.weight, io.max per device, hierarchical domain caps, io.stat and pressure', async () => {
+    const h = await harness(fakeDevices);
+    try {
+      const { fake, agent, backend } = h;
+      assert.equal(backend.hierarchicalIoCaps, true);
+      await agent.createDomain({ name: 'iod', io: { max: { '8:16': { rbps: 10 * MiB } } } });
+      await h.createSlice({ name: 'io1', domain: 'iod', io: { weight: 900, max: { '8:16': { wiops: 50 } } } }, 0);
+      await h.createSlice({ name: 'io2', domain: 'iod' }, 0);
+      const domainDir = join(fake.root, 'iod.domain');
+      const io1 = join(domainDir, 'io1.slice');
+      assert.equal(readTrim(join(io1, 'io.weight')), 'default 900');
+      assert.equal(readTrim(join(io1, 'io.bfq.weight')), '90');
+      // The domain's cap sits on the domain's group (io.max nests); members keep only their own.
+      assert.equal(readTrim(join(domainDir, 'io.max')), `8:16 rbps=${10 * MiB} wbps=max riops=max wiops=max`);
+      assert.equal(readTrim(join(io1, 'io.max')), '8:16 rbps=max wbps=max riops=max wiops=50');
+      assert.equal(readTrim(join(domainDir, 'io2.slice', 'io.max')), '');
+      await agent.updateSlice('io1', { io: { max: { '8:16': null } } });
+      assert.equal(readTrim(join(io1, 'io.max')), '8:16 rbps=max wbps=max riops=max wiops=max', 'a removed device is reset to max');
+
+      writeFileSync(join(io1, 'io.stat'), '8:16 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=1000 wbytes=0 rios=3 wios=0 dbytes=0 dios=0\n');
+      assert.deepEqual(backend.readIo(['iod.domain', 'io1.slice']), { readBytes: 5096, writeBytes: 8192, readOps: 4, writeOps: 2 });
+      writeFileSync(join(io1, 'io.pressure'), 'some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=4.25 avg60=1.00 avg300=0.00 total=9\n');
+      assert.deepEqual(backend.readPressure(['iod.domain', 'io1.slice'], 'io'), { some: 12.5, full: 4.25 });
+      assert.equal(backend.readPressure(['iod.domain', 'nope.slice'], 'memory'), null);
     } finally {
       await h.close();
     }

@@ -56,7 +56,8 @@ describe('createSlice', () => {
       user: 'sl-web',
       userCreated: true,
       cpu: { reservation: 0, limit: null, shares: 100 },
-      memory: { limit: null },
+      memory: { limit: null, high: null, swap: null },
+      io: { weight: 100, max: [] },
       domain: null,
     });
     assert.equal(state.domains.size, 0);
@@ -373,8 +374,10 @@ describe('helpers', () => {
     assert.equal(mergeCpu(cpu, undefined), cpu);
     assert.deepEqual(mergeCpu(cpu, { limit: null }), { reservation: 100, limit: null, shares: 10 });
     assert.deepEqual(mergeCpu(cpu, { reservation: 0 }), { reservation: 0, limit: 500, shares: 10 });
-    assert.deepEqual(mergeMemory({ limit: 5 }, {}), { limit: 5 });
-    assert.deepEqual(mergeMemory({ limit: 5 }, { limit: null }), { limit: null });
+    const memory = { limit: 5, high: 4, swap: null };
+    assert.deepEqual(mergeMemory(memory, {}), memory);
+    assert.deepEqual(mergeMemory(memory, { limit: null }), { limit: null, high: 4, swap: null });
+    assert.deepEqual(mergeMemory(memory, { swap: 3, high: null }), { limit: 5, high: null, swap: 3 });
   });
 
   test('domainPath lists the chain from the node level down', () => {

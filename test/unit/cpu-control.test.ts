@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { buildTree, controlStep, domainId, sliceId, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
 import { MIN_WEIGHT } from '../../src/core/entitlement.js';
-import { emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
+import { DEFAULT_IO, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
 
 const HUNGRY = 1_000_000;
 
@@ -12,12 +12,12 @@ function cpu(partial: Partial<CpuAllocation> = {}): CpuAllocation {
 }
 
 function addSlice(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, domain: string | null = null): DesiredState {
-  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: { limit: null }, domain });
+  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain });
   return state;
 }
 
 function addDomain(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, parent: string | null = null): DesiredState {
-  state.domains.set(name, { name, cpu: cpu(partial), memory: { limit: null }, parent });
+  state.domains.set(name, { name, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, parent });
   return state;
 }
 

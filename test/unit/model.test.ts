@@ -43,7 +43,7 @@ describe('constants and defaults', () => {
     assert.equal(SHARES_MAX, 10000);
     assert.equal(SHARES_DEFAULT, 100);
     assert.deepEqual(DEFAULT_CPU, { reservation: 0, limit: null, shares: 100 });
-    assert.deepEqual(DEFAULT_MEMORY, { limit: null });
+    assert.deepEqual(DEFAULT_MEMORY, { limit: null, high: null, swap: null });
   });
 
   test('emptyState gives a fresh, empty state every time', () => {
@@ -213,7 +213,7 @@ describe('sliceCreateSchema: refusals name the field, the value and what is allo
     assert.match(refusal(sliceCreateSchema, { name: 'a', bogus: 1 }).message, /unknown field "bogus"/);
     const nested = refusal(sliceCreateSchema, { name: 'a', cpu: { weight: 5, burst: 1 } });
     assert.match(nested.message, /unknown fields "weight", "burst" in cpu/);
-    assert.match(refusal(sliceCreateSchema, { name: 'a', memory: { swap: '1G' } }).message, /unknown field "swap" in memory/);
+    assert.match(refusal(sliceCreateSchema, { name: 'a', memory: { kmem: '1G' } }).message, /unknown field "kmem" in memory/);
     assert.match(refusal(sliceCreateSchema, { name: 'a', parent: 'd' }).message, /unknown field "parent"/);
   });
 

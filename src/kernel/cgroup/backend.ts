@@ -5,6 +5,8 @@
  * beneath the daemon's own group in each of them.
  */
 
+import type { IoDeviceLimit, MemoryAllocation } from '../../core/model.js';
+
 export type GroupPath = readonly string[];
 
 /** Weights handed to backends are relative numbers in cgroup v2 units. */
@@ -27,6 +29,23 @@ export interface MemoryStats {
   oomKills: number | null;
 }
 
+/** Cumulative block I/O of a group and its descendants, summed over devices. */
+export interface IoStats {
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+}
+
+/** avg10 of a pressure file, in percent. */
+export interface Pressure {
+  some: number;
+  full: number;
+}
+
+export type { PressureResource } from '../node-stats.js';
+import type { PressureResource } from '../node-stats.js';
+
 export interface CgroupBackend {
   readonly kind: 'v1' | 'v2';
 
@@ -47,7 +66,22 @@ export interface CgroupBackend {
   setCpuWeight(group: GroupPath, weight: number): void;
   /** Cap in millicores, or null for none. */
   setCpuLimit(group: GroupPath, millicores: number | null): void;
-  setMemoryLimit(group: GroupPath, bytes: number | null): void;
+  /**
+   * Memory limit, soft limit and swap cap. Throws EINVAL when the kernel cannot express the
+   * allocation (a swap cap without swap accounting; on v1 a swap cap without a limit).
+   */
+  setMemory(group: GroupPath, memory: MemoryAllocation): void;
+
+  /** True when a parent's I/O caps bound its children in the kernel (v2 io.max); v1 needs sliced's split. */
+  readonly hierarchicalIoCaps: boolean;
+  /** I/O weight in io.weight units (1..10000); BFQ files get weight/10. No-op where BFQ is not loaded. */
+  setIoWeight(group: GroupPath, weight: number): void;
+  /** Make the group's per-device caps exactly `caps` (devices not listed lose their caps). */
+  setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void;
+  /** Block I/O of the group, or null without an I/O controller. */
+  readIo(group: GroupPath): IoStats | null;
+  /** Pressure of the group (needs a cgroup2 hierarchy with pressure files), or null. */
+  readPressure(group: GroupPath, resource: PressureResource): Pressure | null;
 
   /** Cumulative CPU time of the group in nanoseconds. */
   readCpuUsageNs(group: GroupPath): number;

@@ -54,9 +54,14 @@ export function detectLayout(options: DetectOptions): DetectedLayout {
     dirs[controller] = join(mount.mountPoint, line.path, options.rootName);
     if (controller === 'memory') memoryMount = mount.mountPoint;
   }
+  // blkio is optional: without it slices have no I/O allocation (non-default values are refused).
+  const blkioMount = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('blkio'));
+  const blkioLine = own.find((l) => l.controllers.includes('blkio'));
+  const blkio = blkioMount && blkioLine ? { blkio: join(blkioMount.mountPoint, blkioLine.path, options.rootName) } : {};
   return {
     kind: 'v1',
     v1: {
+      ...blkio,
       cpu: dirs.cpu!,
       cpuacct: dirs.cpuacct!,
       memory: dirs.memory!,

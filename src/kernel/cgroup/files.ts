@@ -1,6 +1,7 @@
 /** Small, synchronous helpers for cgroup control files (pseudo-files: reads and writes are cheap). */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { SlicedError } from '../../core/errors.js';
+import { parsePressure } from '../node-stats.js';
 
 export function readText(path: string): string {
   try {
@@ -121,4 +122,21 @@ export class PolledFiles {
       // Already closed.
     }
   }
+}
+
+/** A group's pressure file, or null where the kernel has none (no PSI, or no such group). */
+export function readPressureFile(path: string): { some: number; full: number } | null {
+  try {
+    return parsePressure(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Devices listed in a per-device control file ("MAJ:MIN ..." lines). */
+export function listedDevices(path: string): string[] {
+  return readText(path)
+    .split('\n')
+    .map((line) => /^(\d+:\d+)\s/.exec(line)?.[1])
+    .filter((device): device is string => device !== undefined);
 }

@@ -4,6 +4,7 @@
  * "unified" hierarchy when it is mounted (for cgroup.kill, pressure files and nftables
  * socket matching). A process joins a group by writing its pid into each hierarchy.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -11,10 +12,15 @@ import {
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
+  type IoStats,
   type MemoryStats,
+  type Pressure,
+  type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, makeDir, readIds, readKeyValues, readNumber, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readNumber, readPressureFile, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
+import { bfqWeight } from '../../core/io.js';
+import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
 import { readProcCgroups } from '../procfs.js';
 
 export interface V1Layout {
@@ -25,6 +31,8 @@ export interface V1Layout {
   freezer: string;
   /** Root group directory in the cgroup2 hierarchy, when mounted. */
   unified?: string;
+  /** Root group directory in the blkio hierarchy, when that controller is mounted. */
+  blkio?: string;
   /** Mount point of the memory hierarchy (to locate any process's memory cgroup). */
   memoryMount: string;
 }
@@ -37,6 +45,24 @@ export function weightToShares(weight: number): number {
   return Math.max(2, Math.min(262144, Math.floor((weight * 1024) / 100)));
 }
 
+const V1_THROTTLE_FILES = {
+  rbps: 'blkio.throttle.read_bps_device',
+  wbps: 'blkio.throttle.write_bps_device',
+  riops: 'blkio.throttle.read_iops_device',
+  wiops: 'blkio.throttle.write_iops_device',
+} as const;
+
+/** Sum the "MAJ:MIN Read N" / "MAJ:MIN Write N" lines of a blkio stat file. */
+function sumReadWrite(text: string): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const match of text.matchAll(/^\d+:\d+ (Read|Write) (\d+)$/gm)) {
+    if (match[1] === 'Read') read += Number(match[2]);
+    else write += Number(match[2]);
+  }
+  return { read, write };
+}
+
 export class CgroupV1Backend implements CgroupBackend {
   readonly kind = 'v1' as const;
   private readonly polled = new PolledFiles();
@@ -47,6 +73,7 @@ export class CgroupV1Backend implements CgroupBackend {
     this.layout = layout;
     const roots = [layout.cpu, layout.cpuacct, layout.memory, layout.freezer];
     if (layout.unified) roots.push(layout.unified);
+    if (layout.blkio) roots.push(layout.blkio);
     this.allRoots = [...new Set(roots)];
   }
 
@@ -58,6 +85,7 @@ export class CgroupV1Backend implements CgroupBackend {
       freezer: this.layout.freezer,
     };
     if (this.layout.unified) dirs.unified = this.layout.unified;
+    if (this.layout.blkio) dirs.blkio = this.layout.blkio;
     return dirs;
   }
 
@@ -105,8 +133,67 @@ export class CgroupV1Backend implements CgroupBackend {
     writeText(join(dir, 'cpu.cfs_quota_us'), String(quota));
   }
 
-  setMemoryLimit(group: GroupPath, bytes: number | null): void {
-    writeText(join(this.dir(this.layout.memory, group), 'memory.limit_in_bytes'), bytes === null ? '-1' : String(bytes));
+  setMemory(group: GroupPath, memory: MemoryAllocation): void {
+    const dir = this.dir(this.layout.memory, group);
+    const memsw = join(dir, 'memory.memsw.limit_in_bytes');
+    const hasSwapAccounting = existsSync(memsw);
+    if (memory.swap !== null) {
+      if (!hasSwapAccounting) {
+        throw new SlicedError('EINVAL', `memory.swap cannot be enforced: the kernel has no swap accounting (no ${memsw}; boot with swapaccount=1), use "none"`);
+      }
+      if (memory.limit === null) {
+        throw new SlicedError('EINVAL', 'memory.swap needs a memory.limit on cgroup v1 (the kernel caps memory+swap together); set a limit or use memory.swap "none"');
+      }
+    }
+    // memsw may never be below the limit: lift it first, so the limit can move either way.
+    if (hasSwapAccounting) writeText(memsw, '-1');
+    writeText(join(dir, 'memory.limit_in_bytes'), memory.limit === null ? '-1' : String(memory.limit));
+    if (memory.swap !== null && memory.limit !== null) writeText(memsw, String(memory.limit + memory.swap));
+    // v1 has no memory.high; the soft limit is where reclaim starts under node memory pressure.
+    writeText(join(dir, 'memory.soft_limit_in_bytes'), memory.high === null ? '-1' : String(memory.high));
+  }
+
+  readonly hierarchicalIoCaps = false;
+
+  setIoWeight(group: GroupPath, weight: number): void {
+    const blkio = this.layout.blkio;
+    if (!blkio) {
+      if (weight === IO_WEIGHT_DEFAULT) return;
+      throw new SlicedError('EINVAL', `io.weight ${weight} cannot be enforced: the blkio controller is not mounted; use the default ${IO_WEIGHT_DEFAULT}`);
+    }
+    const file = join(this.dir(blkio, group), 'blkio.bfq.weight');
+    // Present only while the bfq module is loaded; weights then have no effect anyway (the API warns).
+    if (group.length > 0 && existsSync(file)) writeText(file, String(bfqWeight(weight)));
+  }
+
+  setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void {
+    const blkio = this.layout.blkio;
+    if (!blkio) {
+      if (caps.length === 0) return;
+      throw new SlicedError('EINVAL', 'io.max cannot be enforced: the blkio controller is not mounted; remove the caps');
+    }
+    const dir = this.dir(blkio, group);
+    for (const field of IO_CAP_FIELDS) {
+      const file = join(dir, V1_THROTTLE_FILES[field]);
+      const wanted = new Map(caps.filter((c) => c[field] !== null).map((c) => [c.device, c[field]!]));
+      // 0 removes a device's cap.
+      for (const device of listedDevices(file)) if (!wanted.has(device)) writeText(file, `${device} 0`);
+      for (const [device, value] of wanted) writeText(file, `${device} ${value}`);
+    }
+  }
+
+  readIo(group: GroupPath): IoStats | null {
+    const blkio = this.layout.blkio;
+    if (!blkio) return null;
+    const dir = this.dir(blkio, group);
+    // The throttle layer sees every bio of the group (with or without caps), BFQ or not.
+    const bytes = sumReadWrite(readText(join(dir, 'blkio.throttle.io_service_bytes_recursive')));
+    const ops = sumReadWrite(readText(join(dir, 'blkio.throttle.io_serviced_recursive')));
+    return { readBytes: bytes.read, writeBytes: bytes.write, readOps: ops.read, writeOps: ops.write };
+  }
+
+  readPressure(group: GroupPath, resource: PressureResource): Pressure | null {
+    return this.layout.unified ? readPressureFile(join(this.dir(this.layout.unified, group), `${resource}.pressure`)) : null;
   }
 
   readCpuUsageNs(group: GroupPath): number {

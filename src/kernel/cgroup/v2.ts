@@ -4,6 +4,7 @@
  * because of the "no internal processes" rule, groups that have children (the root and the
  * domains) never hold processes, and slices are leaves.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -11,10 +12,15 @@ import {
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
+  type IoStats,
   type MemoryStats,
+  type Pressure,
+  type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, makeDir, readIds, readKeyValues, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readPressureFile, readText, removeDir, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
+import { bfqWeight } from '../../core/io.js';
+import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
 import { readProcCgroups } from '../procfs.js';
 
 export interface V2Layout {
@@ -24,17 +30,19 @@ export interface V2Layout {
   own: string;
   /** Root group directory for sliced's groups (a child of `own`). */
   root: string;
-  /** Controllers to enable for slices. */
+  /** Controllers to enable for slices (io in addition when the kernel offers it). */
   controllers?: string[];
 }
 
 const DEFAULT_CONTROLLERS = ['cpu', 'memory'];
+/** Enabled when available; without it I/O allocations other than the defaults are refused. */
+const OPTIONAL_CONTROLLERS = ['io'];
 
 export class CgroupV2Backend implements CgroupBackend {
   readonly kind = 'v2' as const;
   private readonly polled = new PolledFiles();
   private readonly layout: V2Layout;
-  private readonly controllers: string[];
+  private controllers: string[];
   /** Groups whose subtree_control already has our controllers. */
   private readonly enabled = new Set<string>();
 
@@ -56,6 +64,7 @@ export class CgroupV2Backend implements CgroupBackend {
         `cgroup v2 controllers ${missing.join(', ')} are not available in ${this.layout.own} (it offers: ${available.join(' ') || 'none'}); delegate them to sliced's cgroup`,
       );
     }
+    this.controllers = [...this.controllers, ...OPTIONAL_CONTROLLERS.filter((c) => available.includes(c) && !this.controllers.includes(c))];
     this.enableControllers(this.layout.own);
     makeDir(this.layout.root);
     this.setCpuWeight([], rootWeight);
@@ -115,8 +124,59 @@ export class CgroupV2Backend implements CgroupBackend {
     writeText(join(this.dir(group), 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
   }
 
-  setMemoryLimit(group: GroupPath, bytes: number | null): void {
-    writeText(join(this.dir(group), 'memory.max'), bytes === null ? 'max' : String(bytes));
+  setMemory(group: GroupPath, memory: MemoryAllocation): void {
+    const dir = this.dir(group);
+    const swapMax = join(dir, 'memory.swap.max');
+    if (memory.swap !== null && !existsSync(swapMax)) {
+      throw new SlicedError('EINVAL', `memory.swap cannot be enforced: the kernel has no swap accounting (no ${swapMax}), use "none"`);
+    }
+    const text = (bytes: number | null): string => (bytes === null ? 'max' : String(bytes));
+    writeText(join(dir, 'memory.max'), text(memory.limit));
+    writeText(join(dir, 'memory.high'), text(memory.high));
+    if (existsSync(swapMax)) writeText(swapMax, text(memory.swap));
+  }
+
+  readonly hierarchicalIoCaps = true;
+
+  private requireIo(what: string): boolean {
+    if (this.controllers.includes('io')) return true;
+    throw new SlicedError('EINVAL', `${what} cannot be enforced: the io controller is not available to sliced's cgroup`);
+  }
+
+  setIoWeight(group: GroupPath, weight: number): void {
+    if (weight === IO_WEIGHT_DEFAULT && !this.controllers.includes('io')) return;
+    this.requireIo(`io.weight ${weight}`);
+    if (group.length === 0) return;
+    const dir = this.dir(group);
+    // io.weight is read by the iocost controller, io.bfq.weight by BFQ; each exists only when that is active.
+    if (existsSync(join(dir, 'io.weight'))) writeText(join(dir, 'io.weight'), `default ${weight}`);
+    if (existsSync(join(dir, 'io.bfq.weight'))) writeText(join(dir, 'io.bfq.weight'), String(bfqWeight(weight)));
+  }
+
+  setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void {
+    if (caps.length === 0 && !this.controllers.includes('io')) return;
+    this.requireIo('io.max');
+    const file = join(this.dir(group), 'io.max');
+    const wanted = new Set(caps.map((c) => c.device));
+    for (const device of listedDevices(file)) {
+      if (!wanted.has(device)) writeText(file, `${device} ${IO_CAP_FIELDS.map((f) => `${f}=max`).join(' ')}`);
+    }
+    for (const cap of caps) writeText(file, `${cap.device} ${IO_CAP_FIELDS.map((f) => `${f}=${cap[f] ?? 'max'}`).join(' ')}`);
+  }
+
+  readIo(group: GroupPath): IoStats | null {
+    const file = join(this.dir(group), 'io.stat');
+    if (!existsSync(file)) return null;
+    const stats: IoStats = { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 };
+    const keys = { rbytes: 'readBytes', wbytes: 'writeBytes', rios: 'readOps', wios: 'writeOps' } as const;
+    for (const match of readText(file).matchAll(/\b(rbytes|wbytes|rios|wios)=(\d+)/g)) {
+      stats[keys[match[1] as keyof typeof keys]] += Number(match[2]);
+    }
+    return stats;
+  }
+
+  readPressure(group: GroupPath, resource: PressureResource): Pressure | null {
+    return readPressureFile(join(this.dir(group), `${resource}.pressure`));
   }
 
   readCpuUsageNs(group: GroupPath): number {

@@ -1,0 +1,176 @@
+/**
+ * I/O isolation benchmark on a loop device the benchmark makes (sliced-test-bench-io-*.img,
+ * removed at the end, also on failure) and switches to BFQ; the root disk is never touched.
+ *
+ * 1. Weights: two slices with io.weight 900 and 100 each run two direct 4 KiB readers and
+ *    one direct 4 KiB writer on their own regions of the device; the ratio of their
+ *    throughput (bytes read + written, from the slices' blkio counters) is
+ *    `weight_ratio_measured`.
+ * 2. Baseline, same run: the same load in two plain blkio groups with equal BFQ weights, no
+ *    sliced (`baseline_ratio`, ideally 1).
+ * 3. Caps: the heavy slice gets io.max rbps=10M,wbps=5M and runs the same load alone;
+ *    `cap_error_pct` is the larger relative error of its read and write rates against the caps.
+ *
+ *   npm run bench:io [-- --json] [-- --quick] [-- --low-latency 0]
+ *
+ * `--low-latency 0` turns BFQ's low_latency heuristic off on the loop device (it boosts
+ * "interactive" queues and can hide weights). Last line of stdout: one JSON object.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestDaemon } from '../test/helpers/daemon.js';
+import { createLoopDevice, readScheduler, type LoopDevice } from '../src/kernel/block-devices.js';
+import type { SliceView } from '../src/daemon/views.js';
+import { finish, jsonMode, machine, round, say } from './lib.js';
+
+const quick = process.argv.includes('--quick');
+const llIndex = process.argv.indexOf('--low-latency');
+const lowLatency = llIndex > 0 ? process.argv[llIndex + 1] ?? '1' : null;
+const RUN_S = quick ? 5 : 10;
+const WARM_MS = 1500;
+const MiB = 1024 * 1024;
+const SIZE_MB = 800;
+const BLKIO = '/sys/fs/cgroup/blkio';
+
+/** Shell command for one slice's load: two readers and one writer, each in its own 100 MiB region. */
+function load(device: string, region: number, seconds: number): string {
+  const base = region * 300; // MiB
+  const dd = (args: string) => `timeout -s INT ${seconds} dd ${args} bs=4k status=none`;
+  return [
+    dd(`if=${device} of=/dev/null iflag=direct skip=${(base * MiB) / 4096}`),
+    dd(`if=${device} of=/dev/null iflag=direct skip=${((base + 100) * MiB) / 4096}`),
+    dd(`if=/dev/zero of=${device} oflag=direct seek=${((base + 200) * MiB) / 4096} count=${(100 * MiB) / 4096}`),
+  ]
+    .map((c) => `${c} &`)
+    .join(' ')
+    .concat(' wait');
+}
+
+interface Counters {
+  read: number;
+  write: number;
+}
+
+/** Measure rates over the middle of a run: counters after warm-up and near the end. */
+async function measure(run: () => Promise<unknown>, read: () => Promise<Counters[]>, seconds: number): Promise<Counters[]> {
+  const done = run();
+  await sleep(WARM_MS);
+  const before = await read();
+  const start = Date.now();
+  await sleep(seconds * 1000 - WARM_MS - 1000);
+  const after = await read();
+  const elapsed = (Date.now() - start) / 1000;
+  await done;
+  return after.map((a, i) => ({ read: (a.read - before[i]!.read) / elapsed, write: (a.write - before[i]!.write) / elapsed }));
+}
+
+function blkioCounters(group: string): Counters {
+  const text = readFileSync(join(group, 'blkio.throttle.io_service_bytes_recursive'), 'utf8');
+  let read = 0;
+  let write = 0;
+  for (const m of text.matchAll(/^\d+:\d+ (Read|Write) (\d+)$/gm)) {
+    if (m[1] === 'Read') read += Number(m[2]);
+    else write += Number(m[2]);
+  }
+  return { read, write };
+}
+
+const total = (c: Counters): number => c.read + c.write;
+const mib = (bytes: number): string => `${(bytes / MiB).toFixed(2)} MiB/s`;
+
+let loop: LoopDevice | null = null;
+let daemon: TestDaemon | null = null;
+const baseRoot = join(BLKIO, `sliced-bench-io-${process.pid}`);
+let schedulerBefore: string | null = null;
+try {
+  const load1 = loadavg()[0]!;
+  say(`io benchmark (${quick ? 'quick' : 'full'}): ${RUN_S} s per phase, load average ${load1.toFixed(2)} at the start`);
+  loop = createLoopDevice({ prefix: 'sliced-test-bench-io', sizeMb: SIZE_MB });
+  execFileSync('dd', ['if=/dev/zero', `of=${loop.path}`, 'bs=1M', `count=${SIZE_MB}`, 'oflag=direct', 'status=none']);
+  chmodSync(loop.path, 0o666); // the slices' users drive the benchmark's own device
+  const queue = `/sys/block/${basename(loop.path)}/queue`;
+  schedulerBefore = readScheduler(loop.device).active;
+  daemon = await TestDaemon.start();
+  const enabled = await daemon.cli(['io', 'enable-bfq', loop.path]);
+  if (enabled.code !== 0) throw new Error(`enable-bfq failed: ${enabled.stderr}`);
+  if (lowLatency !== null) writeFileSync(join(queue, 'iosched', 'low_latency'), lowLatency);
+  const bfqSettings = Object.fromEntries(['low_latency', 'slice_idle', 'strict_guarantees'].map((k) => [k, readFileSync(join(queue, 'iosched', k), 'utf8').trim()]));
+  say(`loop device ${loop.path} (${loop.device}), bfq ${JSON.stringify(bfqSettings)}`);
+
+  const d = daemon;
+  const dev = loop.path;
+  for (const [name, weight] of [['i6benchheavy', '900'], ['i6benchlight', '100']] as const) {
+    const created = await d.cli(['slice', 'create', name, '--io-weight', weight]);
+    if (created.code !== 0) throw new Error(created.stderr);
+  }
+  const sliceCounters = async (names: string[]): Promise<Counters[]> =>
+    Promise.all(names.map(async (n) => {
+      const io = (await d.cliJson<SliceView>(['slice', 'show', n])).live!.io!;
+      return { read: io.readBytes, write: io.writeBytes };
+    }));
+  const execLoad = (slice: string, region: number) => d.cli(['exec', '--slice', slice, '--', 'sh', '-c', load(dev, region, RUN_S)]);
+
+  say('weights 900:100 through sliced:');
+  const [heavy, light] = await measure(() => Promise.all([execLoad('i6benchheavy', 0), execLoad('i6benchlight', 1)]), () => sliceCounters(['i6benchheavy', 'i6benchlight']), RUN_S);
+  const ratio = total(heavy!) / Math.max(1, total(light!));
+  say(`  heavy ${mib(heavy!.read)} read + ${mib(heavy!.write)} written; light ${mib(light!.read)} + ${mib(light!.write)}; ratio ${ratio.toFixed(2)}`);
+
+  say('baseline: plain blkio groups with equal BFQ weights, no sliced:');
+  const groups = ['a', 'b'].map((g) => join(baseRoot, g));
+  for (const g of groups) mkdirSync(g, { recursive: true });
+  const plainLoad = (group: string, region: number) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn('sh', ['-c', `echo $$ > ${join(group, 'cgroup.procs')}; ${load(dev, region, RUN_S)}`], { stdio: 'ignore' });
+      child.on('error', reject);
+      child.on('close', () => resolve());
+    });
+  const [ba, bb] = await measure(() => Promise.all([plainLoad(groups[0]!, 0), plainLoad(groups[1]!, 1)]), async () => groups.map(blkioCounters), RUN_S);
+  const baselineRatio = total(ba!) / Math.max(1, total(bb!));
+  say(`  a ${mib(ba!.read)} + ${mib(ba!.write)}; b ${mib(bb!.read)} + ${mib(bb!.write)}; ratio ${baselineRatio.toFixed(2)}`);
+
+  say('caps rbps=10M,wbps=5M on the heavy slice, alone:');
+  const capped = await d.cli(['slice', 'set', 'i6benchheavy', '--io-max', `${dev}:rbps=10M,wbps=5M`]);
+  if (capped.code !== 0) throw new Error(capped.stderr);
+  const [c] = await measure(() => execLoad('i6benchheavy', 0), () => sliceCounters(['i6benchheavy']), RUN_S);
+  const readError = Math.abs(c!.read / (10 * MiB) - 1) * 100;
+  const writeError = Math.abs(c!.write / (5 * MiB) - 1) * 100;
+  say(`  read ${mib(c!.read)} (error ${readError.toFixed(2)}%), written ${mib(c!.write)} (error ${writeError.toFixed(2)}%)`);
+
+  if (!jsonMode) say();
+  finish({
+    bench: 'io',
+    cap_error_pct: round(Math.max(readError, writeError)),
+    cap_read_error_pct: round(readError),
+    cap_write_error_pct: round(writeError),
+    weight_ratio_measured: round(ratio),
+    baseline_ratio: round(baselineRatio),
+    weights: [900, 100],
+    bfq: bfqSettings,
+    run_s: RUN_S,
+    heavy_mib_s: round(total(heavy!) / MiB),
+    light_mib_s: round(total(light!) / MiB),
+    load_average_start: round(load1),
+    load_average_end: round(loadavg()[0]!),
+    machine: machine(),
+    quick,
+  });
+} finally {
+  await daemon?.destroy();
+  for (const g of ['a', 'b']) {
+    try {
+      rmdirSync(join(baseRoot, g));
+    } catch {
+      // not made
+    }
+  }
+  try {
+    rmdirSync(baseRoot);
+  } catch {
+    // not made
+  }
+  if (loop && schedulerBefore) writeFileSync(`/sys/block/${basename(loop.path)}/queue/scheduler`, schedulerBefore);
+  loop?.destroy();
+}

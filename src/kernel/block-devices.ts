@@ -1,0 +1,174 @@
+/**
+ * Block devices: naming (path or MAJ:MIN to MAJ:MIN), their I/O schedulers, and loop
+ * devices backed by files (for tests and the benchmark). sliced changes a device's
+ * scheduler only when an operator asks for it (`slicectl io enable-bfq DEV`).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseMajMin } from '../core/io.js';
+import { SlicedError } from '../core/errors.js';
+
+const SYS = '/sys';
+
+export interface BlockDevice {
+  /** MAJ:MIN */
+  device: string;
+  /** Kernel name, e.g. "loop0". */
+  name: string;
+  /** Active scheduler ("none" when the queue has none) and the ones offered. */
+  scheduler: string | null;
+  schedulers: string[];
+}
+
+function kind(path: string): string {
+  const st = statSync(path);
+  if (st.isFile()) return 'a regular file';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a device';
+}
+
+/**
+ * Resolve a device the operator named, by path ("/dev/vdb") or "MAJ:MIN", to MAJ:MIN.
+ * Refuses what does not exist, what is not a block device, and partitions (the kernel's
+ * throttling and BFQ weights apply to whole disks).
+ */
+export function resolveBlockDevice(name: string): { device: string; path: string | null } {
+  const allowed = 'name a whole block device by path (like /dev/vdb) or as MAJ:MIN (like 253:16)';
+  let device = parseMajMin(name);
+  let path: string | null = null;
+  if (device === null) {
+    if (!name.startsWith('/')) throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is neither an absolute path nor MAJ:MIN; ${allowed}`);
+    let rdev: bigint;
+    try {
+      const st = statSync(name, { bigint: true });
+      if (!st.isBlockDevice()) throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is ${kind(name)}, not a block device; ${allowed}`);
+      rdev = st.rdev;
+    } catch (err) {
+      if (err instanceof SlicedError) throw err;
+      throw new SlicedError('ENOENT', `device ${JSON.stringify(name)} does not exist; ${allowed}`);
+    }
+    // Linux dev_t: major in bits 8..19 and 32..43, minor in bits 0..7 and 20..31.
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    device = `${major}:${minor}`;
+    path = name;
+  }
+  const sys = join(SYS, 'dev', 'block', device);
+  if (!existsSync(sys)) throw new SlicedError('ENOENT', `block device ${JSON.stringify(name)} does not exist (no ${sys}); ${allowed}`);
+  if (existsSync(join(sys, 'partition'))) {
+    const disk = basename(join(readlinkSync(sys), '..'));
+    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is a partition of ${disk}; I/O weights and caps apply to whole disks: name /dev/${disk}`);
+  }
+  return { device, path };
+}
+
+export function blockDeviceExists(device: string): boolean {
+  return existsSync(join(SYS, 'dev', 'block', device));
+}
+
+/** The scheduler of a device: the bracketed entry of queue/scheduler. */
+export function readScheduler(device: string): { active: string | null; available: string[] } {
+  try {
+    const text = readFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'utf8').trim();
+    const available = text.split(/\s+/).map((s) => s.replace(/^\[|\]$/g, ''));
+    return { active: /\[([^\]]+)\]/.exec(text)?.[1] ?? null, available };
+  } catch {
+    return { active: null, available: [] };
+  }
+}
+
+/** Whole block devices of the node (from /sys/block). */
+export function listBlockDevices(): BlockDevice[] {
+  const out: BlockDevice[] = [];
+  for (const name of readdirSync(join(SYS, 'block')).sort()) {
+    try {
+      const device = readFileSync(join(SYS, 'block', name, 'dev'), 'utf8').trim();
+      const { active, available } = readScheduler(device);
+      out.push({ device, name, scheduler: active, schedulers: available });
+    } catch {
+      // Device went away while listing.
+    }
+  }
+  return out;
+}
+
+/** Switch a device the operator named to BFQ; returns the scheduler it had before. */
+export function enableBfq(name: string): { device: string; path: string | null; previous: string | null } {
+  const { device, path } = resolveBlockDevice(name);
+  const { active, available } = readScheduler(device);
+  if (active === 'bfq') return { device, path, previous: active };
+  if (!available.includes('bfq')) {
+    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; load the bfq module (modprobe bfq) first`);
+  }
+  try {
+    writeFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'bfq');
+  } catch (err) {
+    throw new SlicedError('EIO', `kernel refused switching ${name} (${device}) to bfq: ${(err as Error).message}`);
+  }
+  return { device, path, previous: active };
+}
+
+/**
+ * Warnings for an io.weight: weights act only through BFQ, so say which of the slice's
+ * capped devices do not use it, or that no device of the node does.
+ */
+export function ioWeightWarnings(devices: readonly string[]): string[] {
+  const warnings: string[] = [];
+  for (const device of devices) {
+    const { active } = readScheduler(device);
+    if (active !== 'bfq') {
+      warnings.push(`device ${device} uses the ${active ?? 'unknown'} I/O scheduler, not bfq: io.weight has no effect there, only caps apply (slicectl io enable-bfq ${device})`);
+    }
+  }
+  if (devices.length === 0 && !listBlockDevices().some((d) => d.scheduler === 'bfq')) {
+    warnings.push('no block device of this node uses the bfq I/O scheduler: io.weight has no effect, only caps apply (slicectl io enable-bfq DEV)');
+  }
+  return warnings;
+}
+
+// ---- loop devices (tests and benchmarks) ------------------------------------------------------
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  path: string;
+  /** MAJ:MIN */
+  device: string;
+  backingFile: string;
+  /** Detach the loop device and delete the backing file; safe to call twice. */
+  destroy(): void;
+}
+
+/**
+ * A loop device over a new sparse file `<dir>/<prefix>-<random>.img` with direct I/O (so
+ * reads reach the queue instead of the page cache of the backing file).
+ */
+export function createLoopDevice(options: { prefix: string; sizeMb: number; dir?: string }): LoopDevice {
+  const backingFile = join(options.dir ?? '/tmp', `${options.prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}.img`);
+  execFileSync('truncate', ['-s', `${options.sizeMb}M`, backingFile]);
+  let path: string;
+  try {
+    path = execFileSync('losetup', ['--find', '--show', '--direct-io=on', backingFile], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    rmSync(backingFile, { force: true });
+    throw err;
+  }
+  let destroyed = false;
+  return {
+    path,
+    device: resolveBlockDevice(path).device,
+    backingFile,
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      try {
+        execFileSync('losetup', ['-d', path]);
+      } finally {
+        rmSync(backingFile, { force: true });
+      }
+    },
+  };
+}
