@@ -1,4 +1,5 @@
 /** Plain-text tables and key/value blocks for slicectl's human output. */
+import { describeReservation, formatRate } from '../core/net.js';
 import { formatCpu, formatMemory } from '../core/units.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 
@@ -30,7 +31,17 @@ export function sliceDetails(slice: SliceView): string {
     ['CPU shares', String(slice.cpu.shares)],
     ['Memory limit', slice.memory.limit === null ? 'none' : formatMemory(slice.memory.limit)],
     ['Cgroup', slice.cgroup],
+    ['Network', slice.net ? `${slice.net.addresses?.v4 ?? '?'} ${slice.net.addresses?.v6 ?? '?'} (namespace ${slice.net.netns ?? '?'})` : 'host'],
   ];
+  if (slice.net) {
+    pairs.push(
+      ['Egress', slice.net.egress ? 'yes (NAT through the host)' : 'no'],
+      ['Net min rate', formatRate(slice.net.minRate)],
+      ['Net max rate', formatRate(slice.net.maxRate)],
+      ['Tun device', slice.net.tun ? 'tun0' : 'no'],
+      ['Reservations', slice.net.reservations.map(describeReservation).join(', ') || '-'],
+    );
+  }
   if (slice.live) {
     pairs.push(
       ['Processes', String(slice.live.procs)],

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, CliError, EXIT } from './client.js';
 import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTable, type StatusDocument } from './format.js';
 import { runInSlice } from './exec.js';
+import { registerNetCommands } from './net.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
 
@@ -56,6 +57,38 @@ function allocationOptions(command: Command, withCreateOnly: boolean): Command {
   return command;
 }
 
+/** --net options of slice create/set (create: --net is a flag; set: --net on|off). */
+function netOptions(command: Command, create: boolean): Command {
+  if (create) command.option('--net', 'give the slice its own network: namespace, addresses, accounting');
+  else command.option('--net <on|off>', 'give the slice its own network, or take it away');
+  return command
+    .option('--net-egress <on|off>', 'let the slice\'s traffic leave the node (NAT through the host)')
+    .option('--net-min-rate <rate>', 'guaranteed rate of outgoing traffic, e.g. 10mbit, or "none"')
+    .option('--net-max-rate <rate>', 'ceiling of outgoing traffic, e.g. 50mbit, or "none"')
+    .option('--net-tun <on|off>', 'a tun device tun0 owned by the slice\'s user in its namespace');
+}
+
+function onOff(flag: string, value: string): boolean {
+  if (value === 'on' || value === 'true' || value === 'yes') return true;
+  if (value === 'off' || value === 'false' || value === 'no') return false;
+  throw new CliError(`${flag} ${JSON.stringify(value)} must be "on" or "off"`, EXIT.usage, 'EINVAL');
+}
+
+function netBody(options: Record<string, string | boolean | undefined>): Record<string, unknown> {
+  const net: Record<string, unknown> = {};
+  if (options.netEgress !== undefined) net.egress = onOff('--net-egress', String(options.netEgress));
+  if (options.netMinRate !== undefined) net.minRate = options.netMinRate;
+  if (options.netMaxRate !== undefined) net.maxRate = options.netMaxRate;
+  if (options.netTun !== undefined) net.tun = onOff('--net-tun', String(options.netTun));
+  const enabled = options.net === undefined ? undefined : options.net === true || onOff('--net', String(options.net));
+  if (enabled === false) {
+    if (Object.keys(net).length > 0) throw new CliError('--net off cannot be combined with other --net-* options', EXIT.usage, 'EINVAL');
+    return { net: false };
+  }
+  if (Object.keys(net).length > 0) return { net };
+  return enabled ? { net: true } : {};
+}
+
 function allocationBody(options: Record<string, string | undefined>): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   const cpu: Record<string, unknown> = {};
@@ -73,22 +106,24 @@ const enc = encodeURIComponent;
 
 const slice = program.command('slice').description('create, change, show and delete slices');
 
-allocationOptions(
+netOptions(allocationOptions(
   slice
     .command('create <name>')
     .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
     .option('--user <user>', 'run the slice\'s processes as this existing unprivileged user'),
   true,
-).action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
-  const body = { name, ...allocationBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
+), true).action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
+  const body = { name, ...allocationBody(options), ...netBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
   const view = await client(command).post<SliceView>('/v1/slices', body);
   print(command, view, () => `created slice ${view.name} (user ${view.user})`);
 });
 
-allocationOptions(slice.command('set <name>').description('change a slice\'s allocation'), false).action(
+netOptions(allocationOptions(slice.command('set <name>').description('change a slice\'s allocation or network'), false), false).action(
   async (name: string, options: Record<string, string | undefined>, command: Command) => {
-    const body = allocationBody(options);
-    if (Object.keys(body).length === 0) throw new CliError('slice set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory', EXIT.usage, 'EINVAL');
+    const body = { ...allocationBody(options), ...netBody(options) };
+    if (Object.keys(body).length === 0) {
+      throw new CliError('slice set needs at least one of --cpu-reservation, --cpu-limit, --cpu-shares, --memory, --net, --net-egress, --net-min-rate, --net-max-rate, --net-tun', EXIT.usage, 'EINVAL');
+    }
     const view = await client(command).patch<SliceView>(`/v1/slices/${enc(name)}`, body);
     print(command, view, () => `updated slice ${view.name}`);
   },
@@ -272,6 +307,8 @@ async function fetchStatus(command: Command): Promise<StatusDocument> {
     return combined;
   }
 }
+
+registerNetCommands(program, { client, print });
 
 // ---- run ------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { nameProblem } from './names.js';
 import { parseCpu, parseMemory } from './units.js';
 import { SlicedError } from './errors.js';
+import { parseRate, type NetSpec, type Reservation } from './net.js';
 
 export const SHARES_MIN = 1;
 export const SHARES_MAX = 10000;
@@ -36,6 +37,8 @@ export interface SliceSpec {
   memory: MemoryAllocation;
   /** Scheduling domain the slice lives in, or null for the node level. */
   domain: string | null;
+  /** The slice's own network (namespace, addresses, rates), or null: it uses the host's network. */
+  net: NetSpec | null;
 }
 
 export interface DomainSpec {
@@ -53,10 +56,12 @@ export interface DomainSpec {
 export interface DesiredState {
   slices: Map<string, SliceSpec>;
   domains: Map<string, DomainSpec>;
+  /** Port reservations by reservationKey() ("udp/10.213.255.1/53"). */
+  reservations: Map<string, Reservation>;
 }
 
 export function emptyState(): DesiredState {
-  return { slices: new Map(), domains: new Map() };
+  return { slices: new Map(), domains: new Map(), reservations: new Map() };
 }
 
 export const DEFAULT_CPU: CpuAllocation = { reservation: 0, limit: null, shares: SHARES_DEFAULT };
@@ -115,6 +120,27 @@ export const cpuInputSchema = z
   })
   .strict();
 
+const rateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = parseRate(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  }
+  return parsed.value;
+});
+
+export const netOptionsSchema = z
+  .object({
+    egress: z.boolean().optional(),
+    minRate: optionalCap(rateQuantity).optional(),
+    maxRate: optionalCap(rateQuantity).optional(),
+    tun: z.boolean().optional(),
+  })
+  .strict();
+
+/** true or an object: the slice gets (or keeps) its own network; false or null: host network. */
+export const netInputSchema = z.union([z.boolean(), z.null(), netOptionsSchema]);
+
 export const memoryInputSchema = z.object({ limit: optionalCap(memoryQuantity).optional() }).strict();
 
 export const sliceCreateSchema = z
@@ -124,6 +150,7 @@ export const sliceCreateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     domain: nameSchema.optional(),
+    net: netInputSchema.optional(),
   })
   .strict();
 
@@ -131,6 +158,7 @@ export const sliceUpdateSchema = z
   .object({
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
+    net: netInputSchema.optional(),
   })
   .strict();
 
@@ -143,7 +171,12 @@ export const domainCreateSchema = z
   })
   .strict();
 
-export const domainUpdateSchema = sliceUpdateSchema;
+export const domainUpdateSchema = z
+  .object({
+    cpu: cpuInputSchema.optional(),
+    memory: memoryInputSchema.optional(),
+  })
+  .strict();
 
 export type SliceCreateInput = z.output<typeof sliceCreateSchema>;
 export type SliceUpdateInput = z.output<typeof sliceUpdateSchema>;
@@ -151,6 +184,7 @@ export type DomainCreateInput = z.output<typeof domainCreateSchema>;
 export type DomainUpdateInput = z.output<typeof domainUpdateSchema>;
 export type CpuInput = z.output<typeof cpuInputSchema>;
 export type MemoryInput = z.output<typeof memoryInputSchema>;
+export type NetInput = z.output<typeof netInputSchema>;
 
 /**
  * Parse outside input; on failure throw one EINVAL sentence that names the field, the value

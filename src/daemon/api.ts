@@ -16,6 +16,7 @@ import {
 } from '../core/model.js';
 import { nameProblem } from '../core/names.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
+import { registerNetRoutes } from './net-api.js';
 
 const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
 const memberBody = z.object({ member: z.string() }).strict();
@@ -112,5 +113,6 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
     return views.domain(name, false);
   });
 
+  registerNetRoutes(app, agent);
   return app;
 }

@@ -36,6 +36,11 @@ const program = new Command('sliced')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--log-file <file>', 'write logs there instead of stderr')
+  .option('--no-net', 'no slice networking: no bridge, no namespaces, no accounting')
+  .option('--net-tag <tag>', 'names this daemon\'s network objects (slbr<tag>, slv<tag>-*, sliced<tag>-*); default 0')
+  .option('--net-pool4 <cidr>', 'IPv4 subnet of the slices (default 10.213.0.0/17)')
+  .option('--net-pool6 <cidr>', 'IPv6 subnet of the slices (default fd5c:ed00::/64)')
+  .option('--net-capacity <rate>', 'network capacity of the node, e.g. 1gbit (default 10gbit)')
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   .addHelpText(
@@ -63,6 +68,11 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         metricsPort: options.metricsPort,
         logLevel: options.logLevel,
         logFile: options.logFile,
+        net: options.net === false ? false : undefined,
+        netTag: options.netTag,
+        netPool4: options.netPool4,
+        netPool6: options.netPool6,
+        netCapacity: options.netCapacity,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);

@@ -7,7 +7,8 @@ import type { CpuController } from './controller.js';
 import { domainId, sliceId } from '../core/cpu-control.js';
 import { domainGroup, sliceGroup } from '../core/layout.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
-import { getDomain, getSlice } from '../core/changes.js';
+import { getDomain, getSlice, reservationsOf } from '../core/changes.js';
+import type { NetSpec, Reservation } from '../core/net.js';
 import { membersOf } from '../core/admission.js';
 import type { CpuAllocation, MemoryAllocation } from '../core/model.js';
 
@@ -38,7 +39,15 @@ export interface SliceView {
   cpu: CpuView;
   memory: MemoryAllocation;
   cgroup: string;
+  /** The slice's own network, or null when it uses the host's. */
+  net: NetView | null;
   live?: LiveView;
+}
+
+export interface NetView extends NetSpec {
+  addresses: { v4: string; v6: string } | null;
+  netns: string | null;
+  reservations: Reservation[];
 }
 
 export interface DomainView {
@@ -73,6 +82,14 @@ export class Views {
       cpu: { ...spec.cpu, effectiveLimit: effectiveSliceLimit(state, name) },
       memory: spec.memory,
       cgroup: path.join('/'),
+      net: spec.net
+        ? {
+            ...spec.net,
+            addresses: this.agent.net?.addresses(spec) ?? null,
+            netns: this.agent.net?.netnsPath(spec) ?? null,
+            reservations: reservationsOf(state, name),
+          }
+        : null,
     };
     if (live) view.live = this.live(sliceId(name), path);
     return view;
