@@ -137,7 +137,11 @@ export class SliceAgent {
   /** Remove every kernel object sliced made (groups, created users); the desired state stays. */
   async teardown(): Promise<void> {
     await this.serialise(async () => {
-      await this.opts.net?.teardown(this.current);
+      // Groups and users go even when the network part fails; its error is reported after.
+      const netFailure = await this.opts.net?.teardown(this.current).then(
+        () => null,
+        (err: Error) => err,
+      );
       const existing = this.scanGroups();
       await this.syncGroups(existing, emptyState());
       for (const slice of [...this.current.slices.values()]) {
@@ -147,6 +151,7 @@ export class SliceAgent {
         }
       }
       this.opts.backend.remove([]);
+      if (netFailure) throw netFailure;
     });
   }
 

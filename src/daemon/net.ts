@@ -78,6 +78,10 @@ export class SliceNetworks {
     return spec.net ? ip.netnsPath(netnsName(this.names, spec.name)) : null;
   }
 
+  vethOf(spec: SliceSpec): string | null {
+    return spec.net ? vethName(this.names, spec.net.index) : null;
+  }
+
   addresses(spec: SliceSpec): { v4: string; v6: string } | null {
     return spec.net ? sliceAddresses(this.settings.pool, spec.net.index) : null;
   }
@@ -141,10 +145,10 @@ export class SliceNetworks {
     const wantedVeths = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.veth] : [])));
     // Counts first, so that nothing counted before this start is lost when objects go.
     await this.foldCounters(state, [...state.slices.keys()]);
+    for (const veth of ip.listLinks(this.names.vethPrefix)) if (!wantedVeths.has(veth)) await ip.deleteLink(veth);
     for (const netns of ip.listNetns(this.names.netnsPrefix)) {
       if (!wantedNetns.has(netns)) await ip.removeSliceNet(netns, null);
     }
-    for (const veth of ip.listLinks(this.names.vethPrefix)) if (!wantedVeths.has(veth)) await ip.deleteLink(veth);
     const wantedClasses = new Set<number>();
     for (const spec of state.slices.values()) {
       if (!spec.net) continue;
@@ -284,8 +288,9 @@ export class SliceNetworks {
     await this.accounts.load();
     await this.foldCounters(state, [...state.slices.keys()]);
     await this.accounts.flush();
-    for (const netns of ip.listNetns(this.names.netnsPrefix)) await ip.removeSliceNet(netns, null);
+    // Links first: deleting a namespace takes its veth pair with it, asynchronously.
     for (const veth of ip.listLinks(this.names.vethPrefix)) await ip.deleteLink(veth);
+    for (const netns of ip.listNetns(this.names.netnsPrefix)) await ip.removeSliceNet(netns, null);
     await nft.deleteTables(this.names.table);
     await ip.deleteLink(this.names.ifb);
     await ip.deleteLink(this.names.bridge);

@@ -47,6 +47,8 @@ export interface SliceView {
 export interface NetView extends NetSpec {
   addresses: { v4: string; v6: string } | null;
   netns: string | null;
+  /** Host side of the slice's veth pair (on the bridge). */
+  veth: string | null;
   reservations: Reservation[];
 }
 
@@ -87,6 +89,7 @@ export class Views {
             ...spec.net,
             addresses: this.agent.net?.addresses(spec) ?? null,
             netns: this.agent.net?.netnsPath(spec) ?? null,
+            veth: this.agent.net?.vethOf(spec) ?? null,
             reservations: reservationsOf(state, name),
           }
         : null,

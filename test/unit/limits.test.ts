@@ -10,7 +10,7 @@ function withDomain(s: DesiredState, name: string, limit: number | null, parent:
 }
 
 function withSlice(s: DesiredState, name: string, limit: number | null, domain: string | null = null): DesiredState {
-  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, domain });
+  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: { limit: null }, domain, net: null });
   return s;
 }
 

@@ -5,7 +5,8 @@
  * /sys/class/net (cheap reads); everything else goes through `ip`, batched per namespace.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { mustRun } from './run.js';
+import { mustRun, runTool } from './run.js';
+import { SlicedError } from '../../core/errors.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -101,6 +102,9 @@ export async function ensureSliceNet(link: SliceLink): Promise<void> {
   if (link.tun && !tunThere) inside.push(`tuntap add dev tun0 mode tun user ${link.tun.uid} group ${link.tun.gid}`, 'link set tun0 up');
   if (!link.tun && tunThere) inside.push('link del tun0');
   await mustRun('ip', ['-n', link.netns, '-b', '-'], inside.join('\n'));
+  // The namespace's ports are all the slice's: its user may bind below 1024 there (e.g. a
+  // reserved port 53). The sysctl is per namespace; /proc/sys/net follows the writer's.
+  if (fresh) await mustRun('nsenter', [`--net=${netnsPath(link.netns)}`, 'sysctl', '-qw', 'net.ipv4.ip_unprivileged_port_start=0']);
 }
 
 async function hasTun(netns: string): Promise<boolean> {
@@ -111,12 +115,15 @@ async function hasTun(netns: string): Promise<boolean> {
 /** Remove a slice's namespace and its veth pair; missing pieces are fine. */
 export async function removeSliceNet(netns: string, veth: string | null): Promise<void> {
   // Deleting the host side removes the pair even if something still holds the namespace open.
-  if (veth !== null && linkExists(veth)) await mustRun('ip', ['link', 'del', veth]);
+  if (veth !== null) await deleteLink(veth);
   if (netnsExists(netns)) await mustRun('ip', ['netns', 'del', netns]);
 }
 
+/** Delete a link; one that is gone already (e.g. with its namespace) is fine. */
 export async function deleteLink(name: string): Promise<void> {
-  if (linkExists(name)) await mustRun('ip', ['link', 'del', name]);
+  if (!linkExists(name)) return;
+  const result = await runTool('ip', ['link', 'del', name]);
+  if (result.code !== 0 && linkExists(name)) throw new SlicedError('EIO', `ip link del ${name} failed: ${result.stderr.trim()}`);
 }
 
 export interface InterfaceCounters {
