@@ -241,7 +241,7 @@ export class SliceNetworks {
       await ip.removeSliceNet(net.netns, net.veth);
       await tc.removeSliceRate(this.names.ifb, tc.classMinorFor(net.index));
     }
-    await this.syncServiceAddresses(next, before);
+    await this.syncServiceAddresses(next, before, 'remove');
   }
 
   /** Create and change what `next` adds (new cgroups exist here). */
@@ -278,7 +278,7 @@ export class SliceNetworks {
     const lines = nft.addLines(this.table, added);
     if (levelsChanged) lines.push(...this.levelLines());
     await nft.runScript(lines);
-    await this.syncServiceAddresses(next, before);
+    await this.syncServiceAddresses(next, before, 'add');
     await this.syncForwarding(next);
     await this.accounts.flush();
   }
@@ -344,7 +344,7 @@ export class SliceNetworks {
   // ---- host side: service addresses and forwarding -------------------------------------------
 
   /** Reserved addresses live on the bridge (so the host answers ARP/ND for them), one per address. */
-  private async syncServiceAddresses(next: DesiredState, before?: DesiredState): Promise<void> {
+  private async syncServiceAddresses(next: DesiredState, before?: DesiredState, only?: 'add' | 'remove'): Promise<void> {
     const wanted = new Set([...next.reservations.values()].map((r) => r.address));
     let have: Set<string>;
     if (before) {
@@ -355,8 +355,8 @@ export class SliceNetworks {
       have = new Set(infos.filter((a) => a.prefixlen === 32 || a.prefixlen === 128).map((a) => a.local));
     }
     const lines: string[] = [];
-    for (const address of wanted) if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
-    for (const address of have) if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
+    if (only !== 'remove') for (const address of wanted) if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
+    if (only !== 'add') for (const address of have) if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
     if (lines.length > 0) await mustRun('ip', ['-b', '-'], lines.join('\n'));
   }
 

@@ -124,7 +124,9 @@ export class Scripts {
       'udp-server.mjs',
       `import dgram from 'node:dgram';
 const [family, address, port, name] = process.argv.slice(2);
-const socket = dgram.createSocket(family === '6' ? 'udp6' : 'udp4');
+// IPv6 only, so that a v4 and a v6 server can share the port number.
+const socket = dgram.createSocket(family === '6' ? { type: 'udp6', ipv6Only: true } : 'udp4');
+socket.on('error', (err) => { process.stdout.write('error ' + err.message + '\\n'); process.exit(1); });
 socket.on('message', (msg, from) => {
   process.stdout.write('got ' + msg.toString() + ' from ' + from.address + '\\n');
   socket.send(name + ':' + msg.toString(), from.port, from.address);
