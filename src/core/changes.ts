@@ -66,12 +66,11 @@ export function takenIndexes(state: DesiredState, net: NodeNet): Set<number> {
   return taken;
 }
 
-/** The slice's network after `input`: undefined keeps it, false/null removes it, true/options add or change it. */
+/** The slice's network after `input`: undefined keeps it, null removes it, options ({} for defaults) add or change it. */
 export function mergeNet(state: DesiredState, current: NetSpec | null, input: NetInput | undefined, node: NodeCapacity): NetSpec | null {
   if (input === undefined) return current;
-  if (input === false || input === null) return null;
+  if (input === null) return null;
   const base: NetSpec = current ?? { index: allocateIndex(nodeNet(node).pool, takenIndexes(state, nodeNet(node))), egress: false, minRate: null, maxRate: null, tun: false };
-  if (input === true) return base;
   return {
     ...base,
     egress: input.egress ?? base.egress,

@@ -138,8 +138,12 @@ export const netOptionsSchema = z
   })
   .strict();
 
-/** true or an object: the slice gets (or keeps) its own network; false or null: host network. */
-export const netInputSchema = z.union([z.boolean(), z.null(), netOptionsSchema]);
+/**
+ * true or an object: the slice gets (or keeps) its own network; false or null: host network.
+ * Normalised before validation (true → {}, false → null) rather than a union, so that an
+ * error inside the object keeps its own path and message.
+ */
+export const netInputSchema = z.preprocess((value) => (value === true ? {} : value === false ? null : value), netOptionsSchema.nullable());
 
 export const memoryInputSchema = z.object({ limit: optionalCap(memoryQuantity).optional() }).strict();
 
