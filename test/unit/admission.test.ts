@@ -58,6 +58,7 @@ describe('createSlice', () => {
       cpu: { reservation: 0, limit: null, shares: 100 },
       memory: { limit: null },
       domain: null,
+      net: null,
     });
     assert.equal(state.domains.size, 0);
   });
