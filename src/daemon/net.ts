@@ -153,7 +153,7 @@ export class SliceNetworks {
     for (const spec of state.slices.values()) {
       if (!spec.net) continue;
       await ip.ensureSliceNet(this.link(spec));
-      await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
+      await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), false);
       wantedClasses.add(tc.classMinorFor(spec.net.index));
     }
     for (const minor of await tc.listClasses(this.names.ifb)) {
@@ -256,9 +256,8 @@ export class SliceNetworks {
         const old = before.slices.get(name)?.net;
         const fresh = JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced);
         if (fresh || old?.tun !== spec.net.tun) await ip.ensureSliceNet(this.link(spec));
-        if (fresh || old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate) {
-          await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
-        }
+        if (fresh) await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), true);
+        else if (old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate) await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
         if (fresh) added.namespaced.push(n.namespaced!);
       }
       if (n.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {

@@ -9,6 +9,7 @@
  */
 import { linkExists } from './ip.js';
 import { mustRun, runTool } from './run.js';
+import { SlicedError } from '../../core/errors.js';
 
 /** Rate of a slice's class when it has no guaranteed rate: it then borrows what is spare. */
 export const UNGUARANTEED_RATE = 8000;
@@ -54,26 +55,37 @@ export async function ensureShaper(ifb: string, capacity: number): Promise<void>
   ].join('\n'));
 }
 
-/** The slice's class and the redirect of its veth's ingress; idempotent. */
-export async function applySliceRate(ifb: string, capacity: number, rate: SliceRate): Promise<void> {
+/**
+ * The slice's class, the redirect of its veth's ingress and its classifiers. `fresh`: the
+ * veth was just made and the slice's filters do not exist (one tc call); otherwise what
+ * exists is checked and rewritten (at start, when adopting).
+ */
+export async function applySliceRate(ifb: string, capacity: number, rate: SliceRate, fresh: boolean): Promise<void> {
   const minor = rate.classMinor.toString(16);
-  const ceil = rate.maxRate ?? capacity;
-  const guaranteed = Math.min(rate.minRate ?? UNGUARANTEED_RATE, ceil);
-  const ingress = (await hasQdisc(rate.veth, /^qdisc ingress ffff:/m)) ? [] : [`qdisc add dev ${rate.veth} handle ffff: ingress`];
   const [p4, p6] = priorities(rate.classMinor);
-  const filters = await mustRun('tc', ['filter', 'show', 'dev', rate.veth, 'parent', 'ffff:']);
-  const redirect = filters.includes('mirred') ? [] : [`filter add dev ${rate.veth} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${ifb}`];
-  await mustRun('tc', ['-b', '-'], [
-    `class replace dev ${ifb} parent 1:1 classid 1:${minor} htb rate ${guaranteed}bit ceil ${ceil}bit quantum ${quantum(guaranteed)}`,
-    ...ingress,
-    ...redirect,
-  ].join('\n'));
-  // Classifiers are rewritten (delete + add), since u32 has no idempotent "replace" by key.
-  await runTool('tc', ['-b', '-'], [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`].join('\n'));
-  await mustRun('tc', ['-b', '-'], [
+  const lines = [classLine(ifb, capacity, rate)];
+  if (fresh || !(await hasQdisc(rate.veth, /^qdisc ingress ffff:/m))) lines.push(`qdisc add dev ${rate.veth} handle ffff: ingress`);
+  if (fresh || !(await mustRun('tc', ['filter', 'show', 'dev', rate.veth, 'parent', 'ffff:'])).includes('mirred')) {
+    lines.push(`filter add dev ${rate.veth} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${ifb}`);
+  }
+  // u32 has no idempotent "replace" by key: adopted classifiers are deleted and added again.
+  if (!fresh) await runTool('tc', ['-b', '-'], [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`].join('\n'));
+  lines.push(
     `filter add dev ${ifb} parent 1: protocol ip prio ${p4} u32 match ip src ${rate.v4}/32 flowid 1:${minor}`,
     `filter add dev ${ifb} parent 1: protocol ipv6 prio ${p6} u32 match ip6 src ${rate.v6}/128 flowid 1:${minor}`,
-  ].join('\n'));
+  );
+  await mustRun('tc', ['-b', '-'], lines.join('\n'));
+}
+
+/** Change a slice's rates at run time: one class replace. */
+export async function changeSliceRate(ifb: string, capacity: number, rate: SliceRate): Promise<void> {
+  await mustRun('tc', [...classLine(ifb, capacity, rate).split(' ')]);
+}
+
+function classLine(ifb: string, capacity: number, rate: SliceRate): string {
+  const ceil = rate.maxRate ?? capacity;
+  const guaranteed = Math.min(rate.minRate ?? UNGUARANTEED_RATE, ceil);
+  return `class replace dev ${ifb} parent 1:1 classid 1:${rate.classMinor.toString(16)} htb rate ${guaranteed}bit ceil ${ceil}bit quantum ${quantum(guaranteed)}`;
 }
 
 async function hasQdisc(dev: string, pattern: RegExp): Promise<boolean> {
@@ -83,9 +95,12 @@ async function hasQdisc(dev: string, pattern: RegExp): Promise<boolean> {
 export async function removeSliceRate(ifb: string, classMinor: number): Promise<void> {
   if (!linkExists(ifb)) return;
   const [p4, p6] = priorities(classMinor);
-  await runTool('tc', ['-b', '-'], [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`].join('\n'));
-  const classes = await listClasses(ifb);
-  if (classes.includes(classMinor)) await mustRun('tc', ['class', 'del', 'dev', ifb, 'classid', `1:${classMinor.toString(16)}`]);
+  const batch = [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`, `class del dev ${ifb} classid 1:${classMinor.toString(16)}`];
+  // -force: go on past filters that are gone already; what matters is that the class is gone.
+  const result = await runTool('tc', ['-force', '-b', '-'], batch.join('\n'));
+  if (result.code !== 0 && (await listClasses(ifb)).includes(classMinor)) {
+    throw new SlicedError('EIO', `tc class del dev ${ifb} classid 1:${classMinor.toString(16)} failed: ${result.stderr.trim()}`);
+  }
 }
 
 /** Minor numbers of the slice classes on the IFB device (not the root or default class). */
