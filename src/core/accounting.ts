@@ -21,9 +21,17 @@ export interface ColumnState {
 export const COLUMNS = ['sent', 'received', 'loopbackSent', 'loopbackReceived'] as const;
 export type Column = (typeof COLUMNS)[number];
 
+/**
+ * Where a column's counts come from: the bridge table (a slice with a network), the inet
+ * table (host network) or the namespace's lo. A slice that switches between host and its own
+ * network has counts from several sources; each is folded on its own and the column is their sum.
+ */
+export type Source = 'bridge' | 'inet' | 'lo';
+
 export interface SliceAccount {
   slice: string;
-  columns: Partial<Record<Column, ColumnState>>;
+  /** By "<column>/<source>". */
+  columns: Partial<Record<`${Column}/${Source}`, ColumnState>>;
   /** Set when the slice was deleted; the counts stay readable until removed. */
   deleted: boolean;
 }
@@ -46,7 +54,15 @@ export function fold(previous: ColumnState | undefined, raw: Count, identity: st
 }
 
 export function totalOf(account: SliceAccount, column: Column): Count {
-  return account.columns[column]?.total ?? ZERO;
+  const sum = { ...ZERO };
+  for (const source of ['bridge', 'inet', 'lo'] as const) {
+    const state = account.columns[`${column}/${source}`];
+    if (state) {
+      sum.packets += state.total.packets;
+      sum.bytes += state.total.bytes;
+    }
+  }
+  return sum;
 }
 
 /** The node summary: sent and received over all slices; loopback is kept out by design. */

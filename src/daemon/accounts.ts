@@ -4,7 +4,7 @@
  * it is removed explicitly, as Scout's /proc/scout/accounts/remove did.
  */
 import type { Store, StoreOp } from '../cluster/store.js';
-import { fold, type Column, type Count, type SliceAccount } from '../core/accounting.js';
+import { fold, type Column, type Count, type SliceAccount, type Source } from '../core/accounting.js';
 import { SlicedError } from '../core/errors.js';
 
 const PREFIX = '/net/accounts/';
@@ -22,9 +22,10 @@ export class Accounts {
     }
   }
 
-  fold(slice: string, column: Column, raw: Count, identity: string): void {
+  fold(slice: string, column: Column, source: Source, raw: Count, identity: string): void {
     const account = this.accounts.get(slice) ?? { slice, columns: {}, deleted: false };
-    account.columns[column] = fold(account.columns[column], raw, identity);
+    const key = `${column}/${source}` as const;
+    account.columns[key] = fold(account.columns[key], raw, identity);
     this.accounts.set(slice, account);
     this.dirty.add(slice);
   }

@@ -48,7 +48,7 @@ export function accountRow(agent: SliceAgent, account: SliceAccount): AccountRow
 
 export async function readAccounts(agent: SliceAgent): Promise<AccountsDocument> {
   const net = networks(agent);
-  await net.foldCounters(agent.state, [...agent.state.slices.keys()]);
+  await net.foldCounters(agent.state);
   const all = net.accounts.all();
   return { slices: all.map((a) => accountRow(agent, a)), summary: summary(all) };
 }
@@ -75,7 +75,7 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
   });
   app.delete<SliceParams>('/v1/net/accounts/:slice', async (request) => {
     const slice = assertValidName('slice', request.params.slice);
-    await networks(agent).accounts.remove(slice);
+    await networks(agent).removeAccount(slice);
     return { removed: slice };
   });
 

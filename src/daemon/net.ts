@@ -23,7 +23,6 @@ import {
   type NetPool,
   type Reservation,
 } from '../core/net.js';
-import type { Column } from '../core/accounting.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as ip from '../kernel/net/ip.js';
 import * as nft from '../kernel/net/nft.js';
@@ -61,6 +60,8 @@ export class SliceNetworks {
   private readonly table: nft.TableConfig;
   /** Cgroup level of each host-network slice's group, for the per-level lookup rules. */
   private readonly levels = new Map<string, number>();
+  /** The levels the lookup rules were last written for. */
+  private levelsWritten = new Set<number>();
   private readonly cgroup2Mount: string | null;
 
   constructor(
@@ -144,7 +145,7 @@ export class SliceNetworks {
     const wantedNetns = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.netns] : [])));
     const wantedVeths = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.veth] : [])));
     // Counts first, so that nothing counted before this start is lost when objects go.
-    await this.foldCounters(state, [...state.slices.keys()]);
+    await this.foldCounters(state);
     for (const veth of ip.listLinks(this.names.vethPrefix)) if (!wantedVeths.has(veth)) await ip.deleteLink(veth);
     for (const netns of ip.listNetns(this.names.netnsPrefix)) {
       if (!wantedNetns.has(netns)) await ip.removeSliceNet(netns, null);
@@ -178,19 +179,14 @@ export class SliceNetworks {
       const f = this.forward(state, r);
       if (f) rules.forwards.push(f);
     }
-    const wantedCounters = new Set([
-      ...rules.namespaced.flatMap((s) => [`bridge/${nft.counterName('tx', s.slice)}`, `bridge/${nft.counterName('rx', s.slice)}`]),
-      ...rules.host.flatMap((s) => (['tx', 'rx', 'lotx', 'lorx'] as const).map((c) => `inet/${nft.counterName(c, s.slice)}`)),
-    ]);
-    const wantedChains = new Set(rules.host.flatMap((s) => [`ho_${s.slice}`, `hi_${s.slice}`]));
     const lines = [...nft.skeletonLines(this.table, true), ...this.levelLines(), ...nft.addLines(this.table, rules)];
-    // Unowned objects go after the maps that referenced them were emptied (same transaction).
-    for (const chain of await nft.listSliceChains(this.names.table)) {
-      if (!wantedChains.has(chain)) lines.push(`flush chain inet ${this.names.table} ${chain}`, `delete chain inet ${this.names.table} ${chain}`);
-    }
-    for (const c of existing) {
-      if (!wantedCounters.has(`${c.family}/${c.name}`)) lines.push(`delete counter ${c.family} ${this.names.table} ${c.name}`);
-    }
+    // Counters of no slice and no kept account go, after the maps that referenced them were
+    // emptied (same transaction); a deleted slice's stay until its account is removed.
+    const owned = (c: nft.CounterReading): boolean => {
+      const slice = nft.parseCounterName(c.name)?.slice;
+      return slice !== undefined && (state.slices.has(slice) || this.accounts.get(slice) !== undefined);
+    };
+    lines.push(...nft.deleteCounterLines(this.names.table, existing.filter((c) => !owned(c))));
     await nft.runScript(lines);
     await this.syncServiceAddresses(state);
     await this.syncForwarding(state);
@@ -200,7 +196,8 @@ export class SliceNetworks {
   }
 
   private levelLines(): string[] {
-    return nft.levelLines(this.table, [...new Set(this.levels.values())]);
+    this.levelsWritten = new Set(this.levels.values());
+    return nft.levelLines(this.table, [...this.levelsWritten]);
   }
 
   private changedSlices(before: DesiredState, next: DesiredState): string[] {
@@ -212,19 +209,16 @@ export class SliceNetworks {
     const gone: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
     const removedNets: Array<{ netns: string; veth: string; index: number }> = [];
     const changed = this.changedSlices(before, next);
-    const folded: string[] = [];
+    const loopbacks: string[] = [];
     for (const name of changed) {
       const b = this.record(before, before.slices.get(name));
       const n = this.record(next, next.slices.get(name));
       if (b.namespaced && JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced)) {
         gone.namespaced.push(b.namespaced);
         removedNets.push(b.namespaced);
-        folded.push(name);
+        loopbacks.push(name);
       }
-      if (b.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {
-        gone.host.push(b.host);
-        folded.push(name);
-      }
+      if (b.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) gone.host.push(b.host);
       const eb = this.egress(before.slices.get(name));
       if (eb && eb !== this.egress(next.slices.get(name))) gone.egress4.push(eb);
     }
@@ -232,8 +226,10 @@ export class SliceNetworks {
       const f = this.forward(before, r);
       if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null)) gone.forwards.push(f);
     }
-    if (folded.length > 0) await this.foldCounters(before, folded);
-    for (const name of changed) if (!next.slices.has(name) && this.accounts.get(name)) this.accounts.setDeleted(name, true);
+    // The namespace's lo goes with it: its last reading first. (nft counters stay; see deleteLines.)
+    await this.foldLoopbacks(loopbacks);
+    // A deleted slice keeps an account (even an empty one): it owns its counters until removed.
+    for (const name of changed) if (!next.slices.has(name)) this.accounts.setDeleted(name, true);
     await this.accounts.flush();
     for (const s of gone.host) this.levels.delete(s.slice);
     await nft.runDeletions(nft.deleteLines(this.table, gone));
@@ -247,7 +243,6 @@ export class SliceNetworks {
   /** Create and change what `next` adds (new cgroups exist here). */
   async afterGroups(before: DesiredState, next: DesiredState): Promise<void> {
     const added: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
-    let levelsChanged = false;
     for (const name of this.changedSlices(before, next)) {
       const spec = next.slices.get(name);
       const b = this.record(before, before.slices.get(name));
@@ -263,9 +258,7 @@ export class SliceNetworks {
       if (n.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {
         added.host.push(n.host);
         this.levels.set(name, n.host.level);
-        levelsChanged = true;
       }
-      if (!n.host && b.host) levelsChanged = true;
       const en = this.egress(spec);
       if (en && en !== this.egress(before.slices.get(name))) added.egress4.push(en);
       if (spec && this.accounts.get(name)?.deleted) this.accounts.setDeleted(name, false);
@@ -275,7 +268,8 @@ export class SliceNetworks {
       if (f && JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)) added.forwards.push(f);
     }
     const lines = nft.addLines(this.table, added);
-    if (levelsChanged) lines.push(...this.levelLines());
+    const levelsNow = new Set(this.levels.values());
+    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) lines.push(...this.levelLines());
     await nft.runScript(lines);
     await this.syncServiceAddresses(next, before, 'add');
     await this.syncForwarding(next);
@@ -285,7 +279,7 @@ export class SliceNetworks {
   /** Remove every namespace, link, table and tc object of this daemon's tag. */
   async teardown(state: DesiredState): Promise<void> {
     await this.accounts.load();
-    await this.foldCounters(state, [...state.slices.keys()]);
+    await this.foldCounters(state);
     await this.accounts.flush();
     // Links first: deleting a namespace takes its veth pair with it, asynchronously.
     for (const veth of ip.listLinks(this.names.vethPrefix)) await ip.deleteLink(veth);
@@ -298,45 +292,45 @@ export class SliceNetworks {
 
   // ---- accounting --------------------------------------------------------------------------
 
-  /** Read the kernel's counters of these slices and fold them into their accounts. */
-  async foldCounters(state: DesiredState, slices: readonly string[]): Promise<void> {
-    const readings = new Map((await nft.readCounters(this.names.table)).map((c) => [`${c.family}/${c.name}`, c]));
-    const take = (slice: string, column: Column, family: 'bridge' | 'inet', name: string): void => {
-      const c = readings.get(`${family}/${name}`);
-      if (c) this.accounts.fold(slice, column, { packets: c.packets, bytes: c.bytes }, `${family}:${c.handle}`);
-    };
-    const loopbacks: string[] = [];
-    for (const name of slices) {
-      const spec = state.slices.get(name);
-      if (!spec) continue;
-      if (spec.net) {
-        take(name, 'sent', 'bridge', nft.counterName('tx', name));
-        take(name, 'received', 'bridge', nft.counterName('rx', name));
-        loopbacks.push(name);
-      } else {
-        take(name, 'sent', 'inet', nft.counterName('tx', name));
-        take(name, 'received', 'inet', nft.counterName('rx', name));
-        take(name, 'loopbackSent', 'inet', nft.counterName('lotx', name));
-        take(name, 'loopbackReceived', 'inet', nft.counterName('lorx', name));
-      }
+  /**
+   * Read the kernel's counters and fold them into the accounts of the slices in `state` and
+   * of deleted slices whose accounts are kept; loopback of the namespaced slices.
+   */
+  async foldCounters(state: DesiredState): Promise<void> {
+    const columns = { tx: 'sent', rx: 'received', lotx: 'loopbackSent', lorx: 'loopbackReceived' } as const;
+    for (const c of await nft.readCounters(this.names.table)) {
+      const parsed = nft.parseCounterName(c.name);
+      if (!parsed || (!state.slices.has(parsed.slice) && !this.accounts.get(parsed.slice))) continue;
+      this.accounts.fold(parsed.slice, columns[parsed.column], c.family, { packets: c.packets, bytes: c.bytes }, `${c.family}:${c.handle}`);
     }
+    await this.foldLoopbacks([...state.slices.values()].filter((s) => s.net).map((s) => s.name));
+  }
+
+  private async foldLoopbacks(slices: readonly string[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < loopbacks.length) {
-        const name = loopbacks[next++]!;
+      while (next < slices.length) {
+        const name = slices[next++]!;
         const lo = await ip.readLoopback(netnsName(this.names, name)).catch(() => null);
         if (!lo) continue;
         // Inside its own namespace every loopback packet a slice sends, it also receives.
-        this.accounts.fold(name, 'loopbackSent', lo, lo.identity);
-        this.accounts.fold(name, 'loopbackReceived', lo, lo.identity);
+        this.accounts.fold(name, 'loopbackSent', 'lo', lo, lo.identity);
+        this.accounts.fold(name, 'loopbackReceived', 'lo', lo, lo.identity);
       }
     };
     await Promise.all(Array.from({ length: LOOPBACK_READS_IN_FLIGHT }, worker));
   }
 
+  /** Drop a deleted slice's counts: its account and its counters in the kernel. */
+  async removeAccount(slice: string): Promise<void> {
+    await this.accounts.remove(slice);
+    const counters = (await nft.readCounters(this.names.table)).filter((c) => nft.parseCounterName(c.name)?.slice === slice);
+    await nft.runDeletions(nft.deleteCounterLines(this.names.table, counters));
+  }
+
   /** Fold every slice's counters and make the accounts durable (periodically and at stop). */
   async refresh(state: DesiredState): Promise<void> {
-    await this.foldCounters(state, [...state.slices.keys()]);
+    await this.foldCounters(state);
     await this.accounts.flush();
   }
 

@@ -59,9 +59,10 @@ describe('accounting fold', () => {
   test('the node summary leaves loopback out', () => {
     const col = (packets: number): ColumnState => ({ total: { packets, bytes: packets * 10 }, last: { packets, bytes: packets * 10 }, identity: 'x' });
     const s = summary([
-      { slice: 'a', deleted: false, columns: { sent: col(1), received: col(2), loopbackSent: col(100), loopbackReceived: col(100) } },
-      { slice: 'b', deleted: true, columns: { sent: col(3) } },
+      { slice: 'a', deleted: false, columns: { 'sent/bridge': col(1), 'received/bridge': col(2), 'loopbackSent/lo': col(100), 'loopbackReceived/lo': col(100) } },
+      // A slice that had its own network and then the host's: both sources add up.
+      { slice: 'b', deleted: true, columns: { 'sent/bridge': col(3), 'sent/inet': col(5) } },
     ]);
-    assert.deepEqual(s, { sent: { packets: 4, bytes: 40 }, received: { packets: 2, bytes: 20 } });
+    assert.deepEqual(s, { sent: { packets: 9, bytes: 90 }, received: { packets: 2, bytes: 20 } });
   });
 });

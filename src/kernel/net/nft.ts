@@ -3,8 +3,8 @@
  *
  * - `bridge <table>`: per-slice counters of every frame that enters the bridge from a
  *   slice's veth (sent) and leaves towards it (received): one map lookup per frame.
- * - `inet <table>`: counters for host-network slices (`socket cgroupv2` of the slice's group,
- *   one verdict-map lookup per cgroup level in use, loopback counted apart), DNAT of reserved
+ * - `inet <table>`: counters for host-network slices (`socket cgroupv2` of the slice's group
+ *   as the key of counter maps, one lookup per cgroup level in use, loopback counted apart), DNAT of reserved
  *   ports, NAT for egress, and the forward filter that keeps slice traffic on the node
  *   unless the slice has egress.
  *
@@ -83,63 +83,66 @@ export function addLines(c: TableConfig, r: NetRules): string[] {
     lines.push(`add element ${b} received { "${s.veth}" : "${counterName('rx', s.slice)}" }`);
   }
   for (const s of r.host) {
-    for (const col of ['tx', 'rx', 'lotx', 'lorx'] as const) lines.push(`add counter ${i} ${counterName(col, s.slice)}`);
-    lines.push(
-      `add chain ${i} ho_${s.slice}`,
-      `flush chain ${i} ho_${s.slice}`,
-      `add rule ${i} ho_${s.slice} oifname "lo" counter name ${counterName('lotx', s.slice)} return`,
-      `add rule ${i} ho_${s.slice} counter name ${counterName('tx', s.slice)}`,
-      `add chain ${i} hi_${s.slice}`,
-      `flush chain ${i} hi_${s.slice}`,
-      `add rule ${i} hi_${s.slice} iifname "lo" counter name ${counterName('lorx', s.slice)} return`,
-      `add rule ${i} hi_${s.slice} counter name ${counterName('rx', s.slice)}`,
-      `add map ${i} out${s.level} { typeof socket cgroupv2 level ${s.level} : verdict; }`,
-      `add map ${i} in${s.level} { typeof socket cgroupv2 level ${s.level} : verdict; }`,
-      `add element ${i} out${s.level} { "${s.cgroupPath}" : jump ho_${s.slice} }`,
-      `add element ${i} in${s.level} { "${s.cgroupPath}" : jump hi_${s.slice} }`,
-    );
+    lines.push(...levelMaps(c, s.level));
+    for (const col of HOST_COLUMNS) {
+      lines.push(`add counter ${i} ${counterName(col, s.slice)}`, `add element ${i} ${col}${s.level} { "${s.cgroupPath}" : "${counterName(col, s.slice)}" }`);
+    }
   }
   for (const f of r.forwards) lines.push(`add element ${i} fwd${f.family} ${one([forwardElement(f, true)])}`);
   if (r.egress4.length > 0) lines.push(`add element ${i} egress4 ${one(r.egress4)}`);
   return lines;
 }
 
-/** Script lines that remove `r` (which must be in the tables). */
+/**
+ * Script lines that stop counting for `r` and remove its forwards (which must be in the
+ * tables). The counters themselves stay: a deleted slice's counts stay in the kernel until
+ * its account is removed (counterLines), so deleting never has to read them first.
+ */
 export function deleteLines(c: TableConfig, r: NetRules): string[] {
   const b = `bridge ${c.table}`;
   const i = `inet ${c.table}`;
   const lines: string[] = [];
   for (const f of r.forwards) lines.push(`delete element ${i} fwd${f.family} ${one([forwardElement(f, false)])}`);
   if (r.egress4.length > 0) lines.push(`delete element ${i} egress4 ${one(r.egress4)}`);
-  for (const s of r.namespaced) {
-    lines.push(`delete element ${b} sent { "${s.veth}" }`, `delete element ${b} received { "${s.veth}" }`);
-    lines.push(`delete counter ${b} ${counterName('tx', s.slice)}`, `delete counter ${b} ${counterName('rx', s.slice)}`);
-  }
-  for (const s of r.host) {
-    lines.push(
-      `delete element ${i} out${s.level} { "${s.cgroupPath}" }`,
-      `delete element ${i} in${s.level} { "${s.cgroupPath}" }`,
-      `delete chain ${i} ho_${s.slice}`,
-      `delete chain ${i} hi_${s.slice}`,
-    );
-    for (const col of ['tx', 'rx', 'lotx', 'lorx'] as const) lines.push(`delete counter ${i} ${counterName(col, s.slice)}`);
-  }
+  for (const s of r.namespaced) lines.push(`delete element ${b} sent { "${s.veth}" }`, `delete element ${b} received { "${s.veth}" }`);
+  for (const s of r.host) for (const col of HOST_COLUMNS) lines.push(`delete element ${i} ${col}${s.level} { "${s.cgroupPath}" }`);
   return lines;
 }
 
+/** Script lines that delete these counters (from readCounters). */
+export function deleteCounterLines(table: string, counters: readonly CounterReading[]): string[] {
+  return counters.map((c) => `delete counter ${c.family} ${table} ${c.name}`);
+}
+
+/** The slice a counter belongs to and its column, or null for a name that is not ours. */
+export function parseCounterName(name: string): { column: 'tx' | 'rx' | 'lotx' | 'lorx'; slice: string } | null {
+  const match = /^(tx|rx|lotx|lorx)_(.+)$/.exec(name);
+  return match ? { column: match[1] as 'tx' | 'rx' | 'lotx' | 'lorx', slice: match[2]! } : null;
+}
+
+const HOST_COLUMNS = ['tx', 'rx', 'lotx', 'lorx'] as const;
+
+/** Counter maps of one cgroup level, keyed by the group (nft resolves the path to its id). */
+function levelMaps(c: TableConfig, level: number): string[] {
+  return HOST_COLUMNS.map((col) => `add map inet ${c.table} ${col}${level} { type cgroupsv2 : counter; }`);
+}
+
 /**
- * The rules that jump into the per-level maps: one socket lookup per level in use, so they
- * are rewritten whenever the set of levels changes (cheap: no counters live there).
+ * The rules that look sockets' groups up in the per-level maps: two lookups per hook and
+ * level in use, so they are rewritten whenever the set of levels changes (cheap: no counters
+ * live in rules).
  */
 export function levelLines(c: TableConfig, levels: readonly number[]): string[] {
   const i = `inet ${c.table}`;
   const lines = [`flush chain ${i} output`, `flush chain ${i} input`];
   for (const level of [...levels].sort((a, b) => a - b)) {
+    const key = `socket cgroupv2 level ${level}`;
     lines.push(
-      `add map ${i} out${level} { typeof socket cgroupv2 level ${level} : verdict; }`,
-      `add map ${i} in${level} { typeof socket cgroupv2 level ${level} : verdict; }`,
-      `add rule ${i} output socket cgroupv2 level ${level} vmap @out${level}`,
-      `add rule ${i} input socket cgroupv2 level ${level} vmap @in${level}`,
+      ...levelMaps(c, level),
+      `add rule ${i} output oifname "lo" counter name ${key} map @lotx${level}`,
+      `add rule ${i} output oifname != "lo" counter name ${key} map @tx${level}`,
+      `add rule ${i} input iifname "lo" counter name ${key} map @lorx${level}`,
+      `add rule ${i} input iifname != "lo" counter name ${key} map @rx${level}`,
     );
   }
   return lines;
@@ -213,14 +216,6 @@ export async function readCounters(table: string): Promise<CounterReading[]> {
     }
   }
   return readings;
-}
-
-/** Names of the per-slice chains in the inet table ("ho_<slice>", "hi_<slice>"). */
-export async function listSliceChains(table: string): Promise<string[]> {
-  const result = await runTool('nft', ['-j', 'list', 'chains', 'inet']);
-  if (result.code !== 0) return [];
-  const doc = JSON.parse(result.stdout) as { nftables: Array<{ chain?: { table: string; name: string } }> };
-  return doc.nftables.flatMap((item) => (item.chain && item.chain.table === table && /^h[oi]_/.test(item.chain.name) ? [item.chain.name] : []));
 }
 
 export async function runScript(lines: readonly string[]): Promise<void> {
