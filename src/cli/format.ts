@@ -2,6 +2,7 @@
 import { formatCpu, formatMemory, formatRate } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
+import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 
 export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
@@ -58,7 +59,17 @@ export function sliceDetails(slice: SliceView): string {
     ['CPU shares', String(slice.cpu.shares)],
     ...memoryAndIoPairs(slice.memory, slice.io),
     ['Cgroup', slice.cgroup],
+    ['Network', slice.net ? `${slice.net.addresses?.v4 ?? '?'} ${slice.net.addresses?.v6 ?? '?'} (namespace ${slice.net.netns ?? '?'})` : 'host'],
   ];
+  if (slice.net) {
+    pairs.push(
+      ['Egress', slice.net.egress ? 'yes (NAT through the host)' : 'no'],
+      ['Net min rate', formatNetRate(slice.net.minRate)],
+      ['Net max rate', formatNetRate(slice.net.maxRate)],
+      ['Tun device', slice.net.tun ? 'tun0' : 'no'],
+      ['Reservations', slice.net.reservations.map(describeReservation).join(', ') || '-'],
+    );
+  }
   if (slice.live) {
     pairs.push(
       ['Processes', String(slice.live.procs)],

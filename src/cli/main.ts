@@ -11,6 +11,7 @@ import { addVsysCommands } from './vsys.js';
 import { registerIoCommands } from './io.js';
 import { ioMaxArguments } from '../core/io.js';
 import { isSlicedError } from '../core/errors.js';
+import { registerNetCommands } from './net.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
 
@@ -71,6 +72,38 @@ function allocationOptions(command: Command, withCreateOnly: boolean): Command {
   return command;
 }
 
+/** --net options of slice create/set (create: --net is a flag; set: --net on|off). */
+function netOptions(command: Command, create: boolean): Command {
+  if (create) command.option('--net', 'give the slice its own network: namespace, addresses, accounting');
+  else command.option('--net <on|off>', 'give the slice its own network, or take it away');
+  return command
+    .option('--net-egress <on|off>', 'let the slice\'s traffic leave the node (NAT through the host)')
+    .option('--net-min-rate <rate>', 'guaranteed rate of outgoing traffic, e.g. 10mbit, or "none"')
+    .option('--net-max-rate <rate>', 'ceiling of outgoing traffic, e.g. 50mbit, or "none"')
+    .option('--net-tun <on|off>', 'a tun device tun0 owned by the slice\'s user in its namespace');
+}
+
+function onOff(flag: string, value: string): boolean {
+  if (value === 'on' || value === 'true' || value === 'yes') return true;
+  if (value === 'off' || value === 'false' || value === 'no') return false;
+  throw new CliError(`${flag} ${JSON.stringify(value)} must be "on" or "off"`, EXIT.usage, 'EINVAL');
+}
+
+function netBody(options: Pick<AllocationOptions, 'net' | 'netEgress' | 'netMinRate' | 'netMaxRate' | 'netTun'>): Record<string, unknown> {
+  const net: Record<string, unknown> = {};
+  if (options.netEgress !== undefined) net.egress = onOff('--net-egress', String(options.netEgress));
+  if (options.netMinRate !== undefined) net.minRate = options.netMinRate;
+  if (options.netMaxRate !== undefined) net.maxRate = options.netMaxRate;
+  if (options.netTun !== undefined) net.tun = onOff('--net-tun', String(options.netTun));
+  const enabled = options.net === undefined ? undefined : options.net === true || onOff('--net', String(options.net));
+  if (enabled === false) {
+    if (Object.keys(net).length > 0) throw new CliError('--net off cannot be combined with other --net-* options', EXIT.usage, 'EINVAL');
+    return { net: false };
+  }
+  if (Object.keys(net).length > 0) return { net };
+  return enabled ? { net: true } : {};
+}
+
 interface AllocationOptions {
   cpuReservation?: string;
   cpuLimit?: string;
@@ -83,6 +116,11 @@ interface AllocationOptions {
   user?: string;
   domain?: string;
   parent?: string;
+  net?: string | boolean;
+  netEgress?: string;
+  netMinRate?: string;
+  netMaxRate?: string;
+  netTun?: string;
 }
 
 function allocationBody(options: AllocationOptions): Record<string, unknown> {
@@ -132,23 +170,23 @@ registerTreeCommands(program, {
 
 const slice = program.command('slice').description('create, change, show and delete slices');
 
-allocationOptions(
+netOptions(allocationOptions(
   slice
     .command('create <name>')
     .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
     .option('--user <user>', 'run the slice\'s processes as this existing unprivileged user'),
   true,
-).action(async (name: string, options: AllocationOptions, command: Command) => {
-  const body = { name, ...allocationBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
+), true).action(async (name: string, options: AllocationOptions, command: Command) => {
+  const body = { name, ...allocationBody(options), ...netBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
   const view = await client(command).post<SliceView & { warnings?: string[] }>('/v1/slices', body);
   printWarnings(view);
   print(command, view, () => `created slice ${view.name} (user ${view.user})`);
 });
 
-allocationOptions(slice.command('set <name>').description('change a slice\'s allocation'), false).action(
+netOptions(allocationOptions(slice.command('set <name>').description('change a slice\'s allocation or network'), false), false).action(
   async (name: string, options: AllocationOptions, command: Command) => {
-    const body = allocationBody(options);
-    if (Object.keys(body).length === 0) throw new CliError(`slice set needs at least one of ${ALLOCATION_FLAGS}`, EXIT.usage, 'EINVAL');
+    const body = { ...allocationBody(options), ...netBody(options) };
+    if (Object.keys(body).length === 0) throw new CliError(`slice set needs at least one of ${ALLOCATION_FLAGS}, --net, --net-egress, --net-min-rate, --net-max-rate, --net-tun`, EXIT.usage, 'EINVAL');
     const view = await client(command).patch<SliceView & { warnings?: string[] }>(`/v1/slices/${enc(name)}`, body);
     printWarnings(view);
     print(command, view, () => `updated slice ${view.name}`);
@@ -337,6 +375,7 @@ async function fetchStatus(command: Command): Promise<StatusDocument> {
 }
 
 addVsysCommands(program, { client, print, json: (command) => globals(command).json === true });
+registerNetCommands(program, { client, print });
 
 // ---- run ------------------------------------------------------------------------------------
 

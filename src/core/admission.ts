@@ -5,9 +5,10 @@
  * reservations must fit the domain's own reservation (the only amount the domain is itself
  * guaranteed). A limit may never be below the reservation.
  */
-import type { CpuAllocation, DesiredState } from './model.js';
+import type { CpuAllocation, DesiredState, SliceSpec } from './model.js';
 import { formatCpu } from './units.js';
 import { SlicedError } from './errors.js';
+import { checkMinRates, checkRates, type NetPool } from './net.js';
 
 export interface NodeCapacity {
   /** CPU of the node in millicores (1000 per online CPU). */
@@ -16,6 +17,14 @@ export interface NodeCapacity {
   systemReserveMillicores: number;
   /** Physical memory in bytes. */
   memoryBytes: number;
+  /** Slice networking, when the daemon has it configured. */
+  net?: NodeNet;
+}
+
+export interface NodeNet {
+  pool: NetPool;
+  /** The node's network capacity in bit/s: the ceiling of all slices' traffic together. */
+  capacity: number;
 }
 
 export const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
@@ -37,8 +46,10 @@ export function membersOf(state: DesiredState, domain: string | null): Member[] 
 
 /** Check the whole state; throws the first violation as a sentence with the numbers. */
 export function assertAdmissible(state: DesiredState, node: NodeCapacity): void {
+  const networked: SliceSpec[] = [];
   for (const slice of [...state.slices.values()]) {
     checkAllocation(`slice ${slice.name}`, slice.cpu, slice.memory.limit, node);
+    if (slice.net) networked.push(slice);
     if (slice.domain !== null && !state.domains.get(slice.domain)) {
       throw new SlicedError('ENOENT', `slice ${slice.name}: domain ${JSON.stringify(slice.domain)} does not exist`);
     }
@@ -49,6 +60,11 @@ export function assertAdmissible(state: DesiredState, node: NodeCapacity): void 
       throw new SlicedError('ENOENT', `domain ${domain.name}: parent domain ${JSON.stringify(domain.parent)} does not exist`);
     }
     assertNoCycle(state, domain.name);
+  }
+  if (networked.length > 0) {
+    if (!node.net) throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
+    for (const slice of networked) checkRates(slice.name, slice.net!, node.net.capacity);
+    checkMinRates(networked, node.net.capacity);
   }
 
   const nodeBudget = node.cpuMillicores - node.systemReserveMillicores;

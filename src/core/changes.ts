@@ -13,16 +13,30 @@ import {
   type DomainSpec,
   type MemoryAllocation,
   type MemoryInput,
+  type NetInput,
   type ResolvedIoInput,
   type SliceSpec,
 } from './model.js';
 import { mergeIo } from './io.js';
 import { formatMemory } from './units.js';
-import { assertAdmissible, membersOf, type NodeCapacity } from './admission.js';
+import { assertAdmissible, membersOf, type NodeCapacity, type NodeNet } from './admission.js';
 import { SlicedError } from './errors.js';
+import {
+  allocateIndex,
+  checkReservationAddress,
+  describeReservation,
+  canonicalAddress,
+  indexOf,
+  parseAddress,
+  parsePort,
+  parseProtocol,
+  reservationKey,
+  type NetSpec,
+  type Reservation,
+} from './net.js';
 
 function clone(state: DesiredState): DesiredState {
-  return { slices: new Map(state.slices), domains: new Map(state.domains) };
+  return { slices: new Map(state.slices), domains: new Map(state.domains), reservations: new Map(state.reservations) };
 }
 
 export function mergeCpu(current: CpuAllocation, input: CpuInput | undefined): CpuAllocation {
@@ -54,6 +68,41 @@ export interface AllocationInput {
   io?: ResolvedIoInput;
 }
 
+function nodeNet(node: NodeCapacity): NodeNet {
+  if (!node.net) throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
+  return node.net;
+}
+
+/** Pool positions in use: slices' own addresses and reserved service addresses. */
+export function takenIndexes(state: DesiredState, net: NodeNet): Set<number> {
+  const taken = new Set<number>();
+  for (const slice of state.slices.values()) if (slice.net) taken.add(slice.net.index);
+  for (const r of state.reservations.values()) {
+    const parsed = parseAddress(r.address);
+    const index = parsed ? indexOf(net.pool, parsed.family, parsed.value) : null;
+    if (index !== null) taken.add(index);
+  }
+  return taken;
+}
+
+/** The slice's network after `input`: undefined keeps it, null removes it, options ({} for defaults) add or change it. */
+export function mergeNet(state: DesiredState, current: NetSpec | null, input: NetInput | undefined, node: NodeCapacity): NetSpec | null {
+  if (input === undefined) return current;
+  if (input === null) return null;
+  const base: NetSpec = current ?? { index: allocateIndex(nodeNet(node).pool, takenIndexes(state, nodeNet(node))), egress: false, minRate: null, maxRate: null, tun: false };
+  return {
+    ...base,
+    egress: input.egress ?? base.egress,
+    minRate: input.minRate === undefined ? base.minRate : input.minRate,
+    maxRate: input.maxRate === undefined ? base.maxRate : input.maxRate,
+    tun: input.tun ?? base.tun,
+  };
+}
+
+export function reservationsOf(state: DesiredState, slice: string): Reservation[] {
+  return [...state.reservations.values()].filter((r) => r.slice === slice);
+}
+
 export function assertNameFree(state: DesiredState, name: string): void {
   if (state.slices.get(name)) throw new SlicedError('EEXIST', `slice ${name} already exists`);
   if (state.domains.get(name)) {
@@ -81,6 +130,7 @@ export interface NewSlice {
   memory?: MemoryInput;
   io?: ResolvedIoInput;
   domain?: string;
+  net?: NetInput;
 }
 
 export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapacity): DesiredState {
@@ -95,6 +145,7 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
     io: mergeIo(DEFAULT_IO, input.io),
     domain: input.domain ?? null,
+    net: mergeNet(state, null, input.net, node),
   });
   assertAdmissible(next, node);
   return next;
@@ -103,21 +154,70 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
 export function updateSlice(
   state: DesiredState,
   name: string,
-  input: AllocationInput,
+  input: AllocationInput & { net?: NetInput },
   node: NodeCapacity,
 ): DesiredState {
   const current = getSlice(state, name);
+  const net = mergeNet(state, current.net, input.net, node);
+  const held = reservationsOf(state, name);
+  if (net === null && held.length > 0) {
+    throw new SlicedError('EBUSY', `slice ${name} holds port reservations (${held.map(describeReservation).join(', ')}); release them before turning its network off`);
+  }
   const next = clone(state);
-  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io) });
+  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io), net });
   assertAdmissible(next, node);
   return next;
 }
 
+/** Delete a slice; its port reservations go with it. */
 export function deleteSlice(state: DesiredState, name: string): DesiredState {
   getSlice(state, name);
   const next = clone(state);
   next.slices.delete(name);
+  for (const r of reservationsOf(state, name)) next.reservations.delete(reservationKey(r));
   return next;
+}
+
+export interface ReservationInput {
+  address: unknown;
+  protocol: unknown;
+  port: unknown;
+  slice: string;
+}
+
+/**
+ * Reserve (address, protocol, port) for a slice: the address must be a free service address
+ * of the pool, and the triple must not be held already (the holder is named).
+ */
+export function reservePort(state: DesiredState, input: ReservationInput, node: NodeCapacity): DesiredState {
+  const net = nodeNet(node);
+  const protocol = parseProtocol(input.protocol);
+  const port = parsePort(input.port);
+  const slice = getSlice(state, input.slice);
+  if (!slice.net) throw new SlicedError('EINVAL', `slice ${slice.name} has no network of its own; give it one (slice set ${slice.name} --net on) before reserving ports`);
+  const owners = new Map<number, string>();
+  for (const s of state.slices.values()) if (s.net) owners.set(s.net.index, s.name);
+  const address = checkReservationAddress(net.pool, input.address, owners).text;
+  const reservation: Reservation = { address, protocol, port, slice: slice.name };
+  const key = reservationKey(reservation);
+  const holder = state.reservations.get(key);
+  if (holder) {
+    throw new SlicedError('EEXIST', `${describeReservation(reservation)} is already reserved by slice ${holder.slice}`);
+  }
+  const next = clone(state);
+  next.reservations.set(key, reservation);
+  return next;
+}
+
+export function releasePort(state: DesiredState, input: Omit<ReservationInput, 'slice'>): { next: DesiredState; released: Reservation } {
+  const protocol = parseProtocol(input.protocol);
+  const port = parsePort(input.port);
+  const wanted = { address: canonicalAddress(input.address).text, protocol, port };
+  const released = state.reservations.get(reservationKey(wanted));
+  if (!released) throw new SlicedError('ENOENT', `${describeReservation(wanted)} is not reserved`);
+  const next = clone(state);
+  next.reservations.delete(reservationKey(wanted));
+  return { next, released };
 }
 
 export interface NewDomain {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { nameProblem } from './names.js';
 import { parseCpu, parseIops, parseMemory, parseRate } from './units.js';
 import { SlicedError } from './errors.js';
+import { parseRate as parseNetRate, type NetSpec, type Reservation } from './net.js';
 
 export const SHARES_MIN = 1;
 export const SHARES_MAX = 10000;
@@ -69,6 +70,8 @@ export interface SliceSpec {
   io: IoAllocation;
   /** Scheduling domain the slice lives in, or null for the node level. */
   domain: string | null;
+  /** The slice's own network (namespace, addresses, rates), or null: it uses the host's network. */
+  net: NetSpec | null;
 }
 
 export interface DomainSpec {
@@ -87,10 +90,12 @@ export interface DomainSpec {
 export interface DesiredState {
   slices: Map<string, SliceSpec>;
   domains: Map<string, DomainSpec>;
+  /** Port reservations by reservationKey() ("udp/10.213.255.1/53"). */
+  reservations: Map<string, Reservation>;
 }
 
 export function emptyState(): DesiredState {
-  return { slices: new Map(), domains: new Map() };
+  return { slices: new Map(), domains: new Map(), reservations: new Map() };
 }
 
 export const DEFAULT_CPU: CpuAllocation = { reservation: 0, limit: null, shares: SHARES_DEFAULT };
@@ -195,6 +200,25 @@ export const ioCapsInputSchema = z
   })
   .strict();
 
+/** Network rates in bits per second (net.ts), unlike disk rates in bytes per second. */
+const netRateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const parsed = parseNetRate(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  }
+  return parsed.value;
+});
+
+export const netOptionsSchema = z
+  .object({
+    egress: z.boolean().optional(),
+    minRate: optionalCap(netRateQuantity).optional(),
+    maxRate: optionalCap(netRateQuantity).optional(),
+    tun: z.boolean().optional(),
+  })
+  .strict();
+
 /**
  * `max` is keyed by device (a path like "/dev/vdb" or "MAJ:MIN"); "none" (or null) removes every cap
  * of that device, a field set to "none" removes that one cap, fields not given stay.
@@ -207,6 +231,13 @@ export const ioInputSchema = z
   })
   .strict();
 
+/**
+ * true or an object: the slice gets (or keeps) its own network; false or null: host network.
+ * Normalised before validation (true → {}, false → null) rather than a union, so that an
+ * error inside the object keeps its own path and message.
+ */
+export const netInputSchema = z.preprocess((value) => (value === true ? {} : value === false ? null : value), netOptionsSchema.nullable());
+
 export const sliceCreateSchema = z
   .object({
     name: nameSchema,
@@ -215,6 +246,7 @@ export const sliceCreateSchema = z
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
     domain: nameSchema.optional(),
+    net: netInputSchema.optional(),
   })
   .strict();
 
@@ -223,6 +255,7 @@ export const sliceUpdateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
+    net: netInputSchema.optional(),
   })
   .strict();
 
@@ -236,7 +269,13 @@ export const domainCreateSchema = z
   })
   .strict();
 
-export const domainUpdateSchema = sliceUpdateSchema;
+export const domainUpdateSchema = z
+  .object({
+    cpu: cpuInputSchema.optional(),
+    memory: memoryInputSchema.optional(),
+    io: ioInputSchema.optional(),
+  })
+  .strict();
 
 export type SliceCreateInput = z.output<typeof sliceCreateSchema>;
 export type SliceUpdateInput = z.output<typeof sliceUpdateSchema>;
@@ -252,6 +291,7 @@ export interface ResolvedIoInput {
   weight?: number;
   max?: Array<{ device: string; path: string | null; caps: IoCapsInput | null }>;
 }
+export type NetInput = z.output<typeof netInputSchema>;
 
 /**
  * Parse outside input; on failure throw one EINVAL sentence that names the field, the value

@@ -32,9 +32,12 @@ import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.j
 import { affectedIds, domainGroup, domainKey, parseGroupName, sliceGroup, sliceKey, sliceUserName } from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
+import { reservationKey, type Reservation } from '../core/net.js';
+import type { SliceNetworks } from './net.js';
 
 const SLICE_PREFIX = '/slices/';
 const DOMAIN_PREFIX = '/domains/';
+const RESERVATION_PREFIX = '/net/reservations/';
 
 export interface AgentOptions {
   store: Store;
@@ -49,6 +52,8 @@ export interface AgentOptions {
   /** Device lookup for io.max (path or MAJ:MIN to MAJ:MIN); the kernel's by default, a fake in fixture tests. */
   resolveDevice?: (name: string) => { device: string; path: string | null };
   deviceExists?: (device: string) => boolean;
+  /** Slice networking, or null when the node has none configured. */
+  net: SliceNetworks | null;
 }
 
 export type ExecPlan = SliceProcessPlan;
@@ -110,6 +115,10 @@ export class SliceAgent {
     return this.opts.backend;
   }
 
+  get net(): SliceNetworks | null {
+    return this.opts.net;
+  }
+
   /** Load the desired state, adopt what the kernel already has, and reconcile the rest. */
   async start(): Promise<void> {
     const loaded = await this.load();
@@ -119,6 +128,7 @@ export class SliceAgent {
     for (const id of existing.keys()) if (id.startsWith('slice/')) adopted++;
     for (const slice of [...loaded.slices.values()]) this.ensureUser(slice);
     await this.syncGroups(existing, loaded);
+    await this.opts.net?.start(loaded);
     this.log.info(
       { slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted },
       'state loaded and reconciled',
@@ -130,11 +140,15 @@ export class SliceAgent {
     const loaded = emptyState();
     for (const value of (await this.opts.store.range(SLICE_PREFIX)).values()) {
       const spec = withAllocationDefaults(JSON.parse(value) as SliceSpec);
-      loaded.slices.set(spec.name, spec);
+      loaded.slices.set(spec.name, { ...spec, net: spec.net ?? null }); // state written before networking had no net
     }
     for (const value of (await this.opts.store.range(DOMAIN_PREFIX)).values()) {
       const spec = withAllocationDefaults(JSON.parse(value) as DomainSpec);
       loaded.domains.set(spec.name, spec);
+    }
+    for (const value of (await this.opts.store.range(RESERVATION_PREFIX)).values()) {
+      const r = JSON.parse(value) as Reservation;
+      loaded.reservations.set(reservationKey(r), r);
     }
     this.current = loaded;
     return loaded;
@@ -143,6 +157,11 @@ export class SliceAgent {
   /** Remove every kernel object sliced made (groups, created users); the desired state stays. */
   async teardown(): Promise<void> {
     await this.serialise(async () => {
+      // Groups and users go even when the network part fails; its error is reported after.
+      const netFailure = await this.opts.net?.teardown(this.current).then(
+        () => null,
+        (err: Error) => err,
+      );
       const existing = this.scanGroups();
       await this.syncGroups(existing, emptyState());
       for (const slice of [...this.current.slices.values()]) {
@@ -152,6 +171,7 @@ export class SliceAgent {
         }
       }
       this.opts.backend.remove([]);
+      if (netFailure) throw netFailure;
     });
   }
 
@@ -271,6 +291,29 @@ export class SliceAgent {
     return resolveIoInput(input, this.resolveDevice);
   }
 
+  // ---- port reservations -----------------------------------------------------------------
+
+  reserve(input: changes.ReservationInput): Promise<Reservation> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const next = changes.reservePort(before, input, this.opts.node);
+      const added = [...next.reservations.values()].find((r) => !before.reservations.has(reservationKey(r)))!;
+      await this.commit(before, next, () => this.applyChange(before, next));
+      this.log.info({ ...added }, 'port reserved');
+      return added;
+    });
+  }
+
+  release(input: Omit<changes.ReservationInput, 'slice'>): Promise<Reservation> {
+    return this.serialise(async () => {
+      const before = this.current;
+      const { next, released } = changes.releasePort(before, input);
+      await this.commit(before, next, () => this.applyChange(before, next));
+      this.log.info({ ...released }, 'port released');
+      return released;
+    });
+  }
+
   // ---- processes -----------------------------------------------------------------------
 
   attach(slice: string, pid: number): Promise<void> {
@@ -310,7 +353,15 @@ export class SliceAgent {
     if (Number.isSafeInteger(requester) && requester > 0 && processExists(requester)) {
       this.assertMemoryMoveAllowed(requester, group);
     }
-    return { slice, user: user.name, uid: user.uid, gid: user.gid, home: user.home, procsFiles: this.opts.backend.procsFiles(group) };
+    return {
+      slice,
+      user: user.name,
+      uid: user.uid,
+      gid: user.gid,
+      home: user.home,
+      procsFiles: this.opts.backend.procsFiles(group),
+      netns: this.opts.net?.netnsPath(spec) ?? null,
+    };
   }
 
   /**
@@ -388,7 +439,9 @@ export class SliceAgent {
   /** Apply a change to the kernel, touching only the groups it affects. */
   private async applyChange(before: DesiredState, next: DesiredState): Promise<void> {
     const affected = affectedIds(before, next);
+    await this.opts.net?.beforeGroups(before, next);
     await this.syncGroups(this.groupsOf(before, affected), next, affected);
+    await this.opts.net?.afterGroups(before, next);
   }
 
   /**
@@ -549,6 +602,7 @@ export class SliceAgent {
     const ops: StoreOp[] = [];
     diff(SLICE_PREFIX, before.slices, next.slices, ops);
     diff(DOMAIN_PREFIX, before.domains, next.domains, ops);
+    diff(RESERVATION_PREFIX, before.reservations, next.reservations, ops);
     if (ops.length > 0) await this.opts.store.txn(ops);
   }
 }

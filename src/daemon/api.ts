@@ -27,6 +27,7 @@ function withWarnings<T extends { io: IoAllocation }>(view: T, input: { io?: unk
 
 /** Asks the schedulers whether a new task may start (throws when one refuses). */
 export type ExecPlacement = (slice: string, parentPid: number) => void;
+import { registerNetRoutes } from './net-api.js';
 
 const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
 const memberBody = z.object({ member: z.string() }).strict();
@@ -130,5 +131,6 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
   });
 
   for (const register of [ioRoutes, ...modules]) register(app);
+  registerNetRoutes(app, agent);
   return app;
 }

@@ -11,21 +11,26 @@ import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
+import { createNetworks } from './net.js';
+import { lookupUser } from '../kernel/users.js';
 import { nodeCapacity, type SlicedConfig } from './config.js';
 import { removeStaleMount } from './fuse-mount.js';
 
 export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
   const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
   const store = await EmbeddedStore.open(config.stateDir);
+  const node = nodeCapacity(config);
+  const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
   try {
     const agent = new SliceAgent({
       store,
       backend,
-      node: nodeCapacity(config),
+      node,
       log,
       stopGraceMs: config.stopGraceMs,
       rootWeight: 100,
       attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+    net,
     });
     await agent.load();
     await agent.teardown();

@@ -12,6 +12,7 @@ import { parseInput } from '../core/model.js';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import type { VsysLimits } from '../vsys/call.js';
+import { NET_TAG_PATTERN, parseCidr, parseRate } from '../core/net.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
 
@@ -78,6 +79,16 @@ export const configSchema = z
     vsysMaxOutput: sizeSchema.default('1M'),
     /** vsys calls of one slice running at once; more wait (their writers block). */
     vsysMaxCallsPerSlice: z.number().int().min(1).max(1000).default(4),
+    /** Slice networking (bridge, namespaces, accounting); off: no slice may have a network and nothing is accounted. */
+    net: z.boolean().default(true),
+    /** Names this daemon's network objects: bridge slbr<tag>, veths slv<tag>-<n>, namespaces sliced<tag>-<slice>, nft tables sliced<tag>, IFB slifb<tag>. */
+    netTag: z.string().regex(NET_TAG_PATTERN, 'must be 1 to 5 lower-case letters or digits').default('0'),
+    /** Private IPv4 subnet of the slices (the bridge takes the first address), /17 to /29. */
+    netPool4: z.string().default('10.213.0.0/17'),
+    /** Private IPv6 subnet of the slices, /64 to /124. */
+    netPool6: z.string().default('fd5c:ed00::/64'),
+    /** The node's network capacity: the ceiling of all slices' outgoing traffic together and the budget for guaranteed rates. */
+    netCapacity: z.union([z.string(), z.number()]).default('10gbit'),
   })
   .strict();
 
@@ -117,7 +128,16 @@ export function nodeCapacity(config: SlicedConfig): NodeCapacity {
     if (!parsed.ok || parsed.value <= 0) throw new SlicedError('EINVAL', `config: cpuCapacity ${JSON.stringify(config.cpuCapacity)} must be a positive CPU amount`);
     cpu = parsed.value;
   }
-  return { cpuMillicores: cpu, systemReserveMillicores: reserveMillicores(config.systemReserve, cpu), memoryBytes: totalmem() };
+  const node: NodeCapacity = { cpuMillicores: cpu, systemReserveMillicores: reserveMillicores(config.systemReserve, cpu), memoryBytes: totalmem() };
+  if (config.net) {
+    const capacity = parseRate(config.netCapacity);
+    if (!capacity.ok) throw new SlicedError('EINVAL', `config: netCapacity ${JSON.stringify(config.netCapacity)} ${capacity.reason}`);
+    node.net = {
+      pool: { v4: parseCidr(config.netPool4, 4, 'config: netPool4'), v6: parseCidr(config.netPool6, 6, 'config: netPool6') },
+      capacity: capacity.value,
+    };
+  }
+  return node;
 }
 
 function reserveMillicores(reserve: string | number, capacity: number): number {

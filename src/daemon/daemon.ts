@@ -12,6 +12,8 @@ import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
+import { createNetworks } from './net.js';
+import { lookupUser } from '../kernel/users.js';
 import { CpuController } from './controller.js';
 import { startFramework, type Framework } from './framework.js';
 import { registerTreeRoutes } from './tree-api.js';
@@ -25,6 +27,8 @@ import { nodeCapacity, vsysLimits, type SlicedConfig } from './config.js';
 import { VsysBroker } from '../vsys/broker.js';
 import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
+
+const NET_REFRESH_MS = 10_000;
 
 export interface Daemon {
   config: SlicedConfig;
@@ -60,6 +64,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   const node = nodeCapacity(config);
   const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
   const store = await EmbeddedStore.open(config.stateDir);
+  const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
   const agent = new SliceAgent({
     store,
     backend,
@@ -68,6 +73,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     stopGraceMs: config.stopGraceMs,
     rootWeight: rootWeightFor(node.systemReserveMillicores / node.cpuMillicores),
     attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+    net,
   });
   let controller: CpuController | null = null;
   let framework: Framework | null = null;
@@ -109,13 +115,17 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     });
     await listenPrivate(api, config, log);
     if (config.metricsPort !== null) {
-      metrics = await serveMetrics(buildRegistry(views), config.metricsPort);
+      metrics = await serveMetrics(buildRegistry(views, agent), config.metricsPort);
       log.info({ port: config.metricsPort }, 'metrics on 127.0.0.1');
     }
     log.info(
       { backend: backend.kind, roots: backend.rootDirectories(), socket: config.socket, capacity: node, cpuControl: config.cpuControl },
       'sliced ready',
     );
+    // Counter offsets are made durable now and then, so a crash loses no counted traffic
+    // (kernel counters outlive the daemon; the persisted offsets say where they were).
+    const refresh = net ? setInterval(() => void net.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'accounting refresh failed')), NET_REFRESH_MS) : null;
+    refresh?.unref();
     const started = { framework, api, sockets, metrics, mount };
     return {
       config,
@@ -128,7 +138,9 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       async close() {
         await started.mount?.unmount();
         started.framework.close();
+        if (refresh) clearInterval(refresh);
         await started.api.close();
+        await net?.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'last accounting refresh failed'));
         started.sockets.closeAll();
         await broker.close();
         started.metrics?.close();

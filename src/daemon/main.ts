@@ -46,6 +46,11 @@ const program = new Command('sliced')
   .option('--vsys-max-input <size>', 'largest input of one vsys call (default 1M)')
   .option('--vsys-max-output <size>', 'largest output of one vsys call (default 1M)')
   .option('--vsys-max-calls <n>', 'vsys calls of one slice running at once (default 4)', integer)
+  .option('--no-net', 'no slice networking: no bridge, no namespaces, no accounting')
+  .option('--net-tag <tag>', 'names this daemon\'s network objects (slbr<tag>, slv<tag>-*, sliced<tag>-*); default 0')
+  .option('--net-pool4 <cidr>', 'IPv4 subnet of the slices (default 10.213.0.0/17)')
+  .option('--net-pool6 <cidr>', 'IPv6 subnet of the slices (default fd5c:ed00::/64)')
+  .option('--net-capacity <rate>', 'network capacity of the node, e.g. 1gbit (default 10gbit)')
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   .addHelpText(
@@ -83,6 +88,11 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         vsysMaxInput: options.vsysMaxInput,
         vsysMaxOutput: options.vsysMaxOutput,
         vsysMaxCallsPerSlice: options.vsysMaxCalls,
+        net: options.net === false ? false : undefined,
+        netTag: options.netTag,
+        netPool4: options.netPool4,
+        netPool6: options.netPool6,
+        netCapacity: options.netCapacity,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);

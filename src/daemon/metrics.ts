@@ -5,8 +5,10 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Views } from './views.js';
+import type { SliceAgent } from './agent.js';
+import { readAccounts } from './net-api.js';
 
-export function buildRegistry(views: Views): Registry {
+export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sliced_process_' });
   const labels = ['slice', 'domain'] as const;
@@ -67,6 +69,22 @@ export function buildRegistry(views: Views): Registry {
   counter('sliced_slice_cpu_throttled_seconds_total', 'Time the slice spent throttled by its CPU limit', (s) => s.live?.throttledSeconds ?? 0);
   counter('sliced_slice_oom_kills_total', 'Processes of the slice killed by the OOM killer', (s) => s.live?.oomKills ?? 0);
 
+  if (agent?.net) {
+    const columns = [['sent', 'sent'], ['received', 'received'], ['loopbackSent', 'loopback_sent'], ['loopbackReceived', 'loopback_received']] as const;
+    for (const unit of ['packets', 'bytes'] as const) {
+      new Counter({
+        name: `sliced_slice_net_${unit}_total`,
+        help: `${unit === 'packets' ? 'Packets' : 'IP bytes'} of the slice by direction; loopback traffic only in the loopback directions`,
+        labelNames: ['slice', 'direction'],
+        registers: [registry],
+        async collect() {
+          const doc = await readAccounts(agent);
+          this.reset();
+          for (const row of doc.slices) for (const [field, direction] of columns) this.inc({ slice: row.slice, direction }, row[field][unit]);
+        },
+      });
+    }
+  }
   new Gauge({
     name: 'sliced_control_loop_seconds',
     help: 'Duration of control-loop passes (quantiles over the last passes)',

@@ -7,7 +7,8 @@ import type { CpuController } from './controller.js';
 import { domainId, sliceId } from '../core/cpu-control.js';
 import { domainGroup, sliceGroup } from '../core/layout.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
-import { getDomain, getSlice } from '../core/changes.js';
+import { getDomain, getSlice, reservationsOf } from '../core/changes.js';
+import type { NetSpec, Reservation } from '../core/net.js';
 import { membersOf } from '../core/admission.js';
 import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { effectiveIoCaps } from '../core/io.js';
@@ -51,7 +52,17 @@ export interface SliceView {
   memory: MemoryAllocation;
   io: IoView;
   cgroup: string;
+  /** The slice's own network, or null when it uses the host's. */
+  net: NetView | null;
   live?: LiveView;
+}
+
+export interface NetView extends NetSpec {
+  addresses: { v4: string; v6: string } | null;
+  netns: string | null;
+  /** Host side of the slice's veth pair (on the bridge). */
+  veth: string | null;
+  reservations: Reservation[];
 }
 
 export interface DomainView {
@@ -97,6 +108,15 @@ export class Views {
       memory: spec.memory,
       io: this.ioView(spec.io, sliceKey(name)),
       cgroup: path.join('/'),
+      net: spec.net
+        ? {
+            ...spec.net,
+            addresses: this.agent.net?.addresses(spec) ?? null,
+            netns: this.agent.net?.netnsPath(spec) ?? null,
+            veth: this.agent.net?.vethOf(spec) ?? null,
+            reservations: reservationsOf(state, name),
+          }
+        : null,
     };
     if (live) view.live = this.live(sliceId(name), path);
     return view;

@@ -1,7 +1,8 @@
 /**
  * Start a command inside a slice: a small shell writes its own pid into each of the slice's
  * cgroup.procs files (so the command is in the slice before it runs a single instruction),
- * then execs setpriv to drop to the slice's user and exec the command. Must run as root.
+ * enters the slice's network namespace if it has one, then execs setpriv to drop to the
+ * slice's user and exec the command. Must run as root.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 
@@ -12,6 +13,8 @@ export interface SliceProcessPlan {
   gid: number;
   home: string;
   procsFiles: string[];
+  /** The slice's network namespace (/run/netns/<name>), or null for the host's network. */
+  netns: string | null;
 }
 
 const JOIN_AND_DROP = `set -f
@@ -20,8 +23,12 @@ IFS='
 for f in $SLICED_PROCS; do
   echo $$ > "$f" || { echo "cannot join $f" >&2; exit 125; }
 done
-uid=$SLICED_UID gid=$SLICED_GID
-unset SLICED_PROCS SLICED_UID SLICED_GID
+uid=$SLICED_UID gid=$SLICED_GID netns=$SLICED_NETNS
+unset SLICED_PROCS SLICED_UID SLICED_GID SLICED_NETNS
+if [ -n "$netns" ]; then
+  # nsenter, not "ip netns exec": that would remount /sys for the command.
+  exec nsenter --net="$netns" -- setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"
+fi
 exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"`;
 
 /** Exit status of the wrapper when the process could not join the slice's groups. */
@@ -46,6 +53,7 @@ export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[],
     SLICED_PROCS: plan.procsFiles.join('\n'),
     SLICED_UID: String(plan.uid),
     SLICED_GID: String(plan.gid),
+    SLICED_NETNS: plan.netns ?? '',
   };
   return spawn('/bin/sh', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
     stdio: options.stdio ?? 'inherit',

@@ -56,6 +56,8 @@ export class TestDaemon {
   readonly runDir: string;
   readonly stateDir: string;
   readonly args: string[];
+  /** Network objects of this daemon: its own tag, bridge and address pools. */
+  readonly net: { tag: string; pool4: string; pool6: string };
   private child: ChildProcess | null = null;
   log = '';
 
@@ -66,7 +68,18 @@ export class TestDaemon {
     this.runDir = join(this.dir, 'run');
     this.stateDir = join(this.dir, 'state');
     this.socket = join(this.runDir, 'sliced.sock');
+    // Interface names and nft tables are global: every test daemon gets its own tag and its
+    // own private pools, so concurrent test runs (and other daemons) never meet.
+    const n = counter % 250;
+    this.net = {
+      tag: `t${(process.pid % 46656).toString(36)}${(counter % 36).toString(36)}`,
+      pool4: `10.${200 + (process.pid % 50)}.${n}.0/24`,
+      pool6: `fd5c:${(process.pid % 65536).toString(16)}:${n.toString(16)}::/64`,
+    };
     this.args = [
+      '--net-tag', this.net.tag,
+      '--net-pool4', this.net.pool4,
+      '--net-pool6', this.net.pool6,
       '--state-dir', this.stateDir,
       '--run-dir', this.runDir,
       '--cgroup-root', this.cgroupRoot,

@@ -54,7 +54,7 @@ async function harness(agentOptions: Partial<AgentOptions> = {}): Promise<Harnes
   const store = await EmbeddedStore.open(stateDir);
   const log = pino({ level: 'silent' });
   const backend = fake.backend();
-  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false, ...agentOptions });
+  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false, net: null, ...agentOptions });
   await agent.start();
   const controller = new CpuController(agent, { periodMs: PERIOD_MS, mode: 'entitlement', gain: 0.5, log, probe: fake.probe, clock: fake.clock });
   const demand = new Map<string, number>();

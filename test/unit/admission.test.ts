@@ -59,6 +59,7 @@ describe('createSlice', () => {
       memory: { limit: null, high: null, swap: null },
       io: { weight: 100, max: [] },
       domain: null,
+      net: null,
     });
     assert.equal(state.domains.size, 0);
   });

@@ -12,7 +12,7 @@ function cpu(partial: Partial<CpuAllocation> = {}): CpuAllocation {
 }
 
 function addSlice(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, domain: string | null = null): DesiredState {
-  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain });
+  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain, net: null });
   return state;
 }
 

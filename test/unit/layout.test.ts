@@ -11,7 +11,7 @@ function state(): DesiredState {
     s.domains.set(name, { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, parent });
   };
   const slice = (name: string, domain: string | null) => {
-    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain });
+    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain, net: null });
   };
   domain('org', null);
   domain('team', 'org');

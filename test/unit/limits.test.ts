@@ -10,7 +10,7 @@ function withDomain(s: DesiredState, name: string, limit: number | null, parent:
 }
 
 function withSlice(s: DesiredState, name: string, limit: number | null, domain: string | null = null): DesiredState {
-  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain });
+  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain, net: null });
   return s;
 }
 

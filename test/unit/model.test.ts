@@ -49,7 +49,7 @@ describe('constants and defaults', () => {
   test('emptyState gives a fresh, empty state every time', () => {
     const a = emptyState();
     const b = emptyState();
-    assert.deepEqual(a, { slices: new Map(), domains: new Map() });
+    assert.deepEqual(a, { slices: new Map(), domains: new Map(), reservations: new Map() });
     assert.notEqual(a, b);
     assert.notEqual(a.slices, b.slices);
   });
@@ -251,8 +251,9 @@ describe('sliceUpdateSchema', () => {
     assertExplains(refusal(sliceUpdateSchema, { cpu: { shares: 10001 } }, 'update'), 'cpu.shares', '10001', /from 1 to 10000/);
   });
 
-  test('domainUpdateSchema is the same shape', () => {
-    assert.equal(domainUpdateSchema, sliceUpdateSchema);
+  test('domainUpdateSchema takes the allocation but no network (domains have none)', () => {
+    assert.deepEqual(parseInput(domainUpdateSchema, { cpu: { shares: 5 } }, 'domain'), { cpu: { shares: 5 } });
+    assert.throws(() => parseInput(domainUpdateSchema, { net: true }, 'domain'), /unknown field "net"/);
   });
 });
 

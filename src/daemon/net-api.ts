@@ -1,0 +1,93 @@
+/**
+ * HTTP routes of slice networking (registered by buildApi): per-slice and node accounts,
+ * and port reservations. Only the root-only API socket serves them; a slice's read-only
+ * socket has none of them, so a slice's own user can never change a reservation.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { SliceAgent } from './agent.js';
+import type { SliceNetworks } from './net.js';
+import { parseInput } from '../core/model.js';
+import { assertValidName } from '../core/names.js';
+import { SlicedError } from '../core/errors.js';
+import { COLUMNS, summary, totalOf, type Count, type SliceAccount } from '../core/accounting.js';
+import { formatRate } from '../core/net.js';
+
+export interface AccountRow {
+  slice: string;
+  deleted: boolean;
+  /** "namespace", "host", or null for a deleted slice. */
+  network: 'namespace' | 'host' | null;
+  sent: Count;
+  received: Count;
+  loopbackSent: Count;
+  loopbackReceived: Count;
+}
+
+export interface AccountsDocument {
+  slices: AccountRow[];
+  /** Over all slices, loopback excluded. */
+  summary: { sent: Count; received: Count };
+}
+
+const reservationBody = z
+  .object({ slice: z.string(), address: z.string(), protocol: z.string(), port: z.union([z.number(), z.string()]) })
+  .strict();
+
+function networks(agent: SliceAgent): SliceNetworks {
+  if (!agent.net) throw new SlicedError('EINVAL', 'slice networking is off on this node (net: false in the daemon settings)');
+  return agent.net;
+}
+
+export function accountRow(agent: SliceAgent, account: SliceAccount): AccountRow {
+  const spec = agent.state.slices.get(account.slice);
+  const row: AccountRow = { slice: account.slice, deleted: account.deleted, network: spec ? (spec.net ? 'namespace' : 'host') : null } as AccountRow;
+  for (const column of COLUMNS) row[column] = totalOf(account, column);
+  return row;
+}
+
+export async function readAccounts(agent: SliceAgent): Promise<AccountsDocument> {
+  const net = networks(agent);
+  await net.foldCounters(agent.state);
+  const all = net.accounts.all();
+  return { slices: all.map((a) => accountRow(agent, a)), summary: summary(all) };
+}
+
+export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void {
+  type SliceParams = { Params: { slice: string } };
+
+  app.get('/v1/net', async () => {
+    const net = networks(agent);
+    const { settings, names } = net;
+    return { bridge: names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text, capacity: formatRate(settings.capacity), table: names.table };
+  });
+
+  app.get('/v1/net/accounts', async () => readAccounts(agent));
+  app.get<SliceParams>('/v1/net/accounts/:slice', async (request) => {
+    const slice = assertValidName('slice', request.params.slice);
+    const doc = await readAccounts(agent);
+    const row = doc.slices.find((r) => r.slice === slice);
+    if (!row) {
+      if (agent.state.slices.has(slice)) return accountRow(agent, { slice, columns: {}, deleted: false });
+      throw new SlicedError('ENOENT', `slice ${JSON.stringify(slice)} does not exist and has no counts`);
+    }
+    return row;
+  });
+  app.delete<SliceParams>('/v1/net/accounts/:slice', async (request) => {
+    const slice = assertValidName('slice', request.params.slice);
+    await networks(agent).removeAccount(slice);
+    return { removed: slice };
+  });
+
+  app.get('/v1/net/reservations', async () => [...agent.state.reservations.values()]);
+  app.post('/v1/net/reservations', async (request, reply) => {
+    const body = parseInput(reservationBody, request.body, 'reservation');
+    networks(agent);
+    const reservation = await agent.reserve({ ...body, slice: assertValidName('slice', body.slice) });
+    return reply.code(201).send(reservation);
+  });
+  app.delete<{ Params: { protocol: string; address: string; port: string } }>('/v1/net/reservations/:protocol/:address/:port', async (request) => {
+    networks(agent);
+    return agent.release(request.params);
+  });
+}

@@ -1,0 +1,385 @@
+/**
+ * Slice networks on this node: makes the kernel's namespaces, links, nftables objects and
+ * tc classes match the desired state, and folds the kernel's counters into the accounts.
+ * The agent calls `beforeGroups` (removals, while the old cgroups still exist, because nft
+ * resolves cgroup paths) and `afterGroups` (additions, once the new cgroups exist) around
+ * its own group changes, inside the same serialised commit.
+ */
+import { relative } from 'node:path';
+import type { Logger } from 'pino';
+import type { Store } from '../cluster/store.js';
+import type { CgroupBackend } from '../kernel/cgroup/backend.js';
+import { readMounts } from '../kernel/procfs.js';
+import type { DesiredState, SliceSpec } from '../core/model.js';
+import { affectedIds, sliceGroup } from '../core/layout.js';
+import {
+  gateway,
+  netNames,
+  netnsName,
+  parseAddress,
+  sliceAddresses,
+  vethName,
+  type NetNames,
+  type NetPool,
+  type Reservation,
+} from '../core/net.js';
+import type { NodeCapacity } from '../core/admission.js';
+import * as ip from '../kernel/net/ip.js';
+import * as nft from '../kernel/net/nft.js';
+import * as tc from '../kernel/net/tc.js';
+import { mustRun } from '../kernel/net/run.js';
+import { Accounts } from './accounts.js';
+
+export interface NetSettings {
+  tag: string;
+  pool: NetPool;
+  /** Node network capacity in bit/s (HTB root). */
+  capacity: number;
+}
+
+export interface NetContext {
+  backend: CgroupBackend;
+  store: Store;
+  log: Logger;
+  /** uid and gid of a slice's user, for its tun device. */
+  userOf(slice: SliceSpec): { uid: number; gid: number } | null;
+}
+
+/** What the kernel holds for one slice, compared between two states to find changes. */
+interface SliceRecord {
+  namespaced: (nft.NamespacedCounters & { netns: string; index: number }) | null;
+  host: nft.HostCounters | null;
+}
+
+const FORWARD_SYSCTL_KEY = '/net/sysctl/net.ipv4.ip_forward';
+const LOOPBACK_READS_IN_FLIGHT = 8;
+
+export class SliceNetworks {
+  readonly names: NetNames;
+  readonly accounts: Accounts;
+  private readonly table: nft.TableConfig;
+  /** Cgroup level of each host-network slice's group, for the per-level lookup rules. */
+  private readonly levels = new Map<string, number>();
+  /** The levels the lookup rules were last written for. */
+  private levelsWritten = new Set<number>();
+  private readonly cgroup2Mount: string | null;
+
+  constructor(
+    readonly settings: NetSettings,
+    private readonly ctx: NetContext,
+  ) {
+    this.names = netNames(settings.tag);
+    this.accounts = new Accounts(ctx.store);
+    this.table = { table: this.names.table, bridge: this.names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text };
+    this.cgroup2Mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
+  }
+
+  /** Path of the slice's network namespace, or null when it uses the host's network. */
+  netnsPath(spec: SliceSpec): string | null {
+    return spec.net ? ip.netnsPath(netnsName(this.names, spec.name)) : null;
+  }
+
+  vethOf(spec: SliceSpec): string | null {
+    return spec.net ? vethName(this.names, spec.net.index) : null;
+  }
+
+  addresses(spec: SliceSpec): { v4: string; v6: string } | null {
+    return spec.net ? sliceAddresses(this.settings.pool, spec.net.index) : null;
+  }
+
+  // ---- desired objects ---------------------------------------------------------------------
+
+  private record(state: DesiredState, spec: SliceSpec | undefined): SliceRecord {
+    if (!spec) return { namespaced: null, host: null };
+    if (spec.net) {
+      return { namespaced: { slice: spec.name, veth: vethName(this.names, spec.net.index), netns: netnsName(this.names, spec.name), index: spec.net.index }, host: null };
+    }
+    const unified = this.ctx.backend.rootDirectories().unified;
+    if (!unified || !this.cgroup2Mount) return { namespaced: null, host: null }; // no cgroup2: host-network slices are not accounted
+    const dir = `${unified}/${sliceGroup(state, spec.name).join('/')}`;
+    return { namespaced: null, host: { slice: spec.name, cgroupPath: relative('/sys/fs/cgroup', dir), level: relative(this.cgroup2Mount, dir).split('/').length } };
+  }
+
+  private forward(state: DesiredState, r: Reservation): nft.PortForward | null {
+    const spec = state.slices.get(r.slice);
+    if (!spec?.net) return null;
+    const family = parseAddress(r.address)!.family;
+    const target = sliceAddresses(this.settings.pool, spec.net.index);
+    return { family, address: r.address, protocol: r.protocol, port: r.port, target: family === 4 ? target.v4 : target.v6 };
+  }
+
+  private egress(spec: SliceSpec | undefined): string | null {
+    return spec?.net?.egress ? sliceAddresses(this.settings.pool, spec.net.index).v4 : null;
+  }
+
+  private link(spec: SliceSpec): ip.SliceLink {
+    const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net!.index);
+    const pool = this.settings.pool;
+    return {
+      netns: netnsName(this.names, spec.name),
+      veth: vethName(this.names, spec.net!.index),
+      bridge: this.names.bridge,
+      v4: `${v4}/${pool.v4.prefix}`,
+      v6: `${v6}/${pool.v6.prefix}`,
+      gateway4: gateway(pool.v4),
+      gateway6: gateway(pool.v6),
+      tun: spec.net!.tun ? this.ctx.userOf(spec) : null,
+    };
+  }
+
+  private rate(spec: SliceSpec): tc.SliceRate {
+    const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net!.index);
+    return { veth: vethName(this.names, spec.net!.index), v4, v6, classMinor: tc.classMinorFor(spec.net!.index), minRate: spec.net!.minRate, maxRate: spec.net!.maxRate };
+  }
+
+  // ---- start, changes, teardown -------------------------------------------------------------
+
+  /** Adopt what exists, create what is missing, remove what no slice owns. */
+  async start(state: DesiredState): Promise<void> {
+    await this.accounts.load();
+    const { pool } = this.settings;
+    await ip.ensureBridge({ name: this.names.bridge, v4: `${gateway(pool.v4)}/${pool.v4.prefix}`, v6: `${gateway(pool.v6)}/${pool.v6.prefix}` });
+    await tc.ensureShaper(this.names.ifb, this.settings.capacity);
+
+    const records = [...state.slices.values()].map((spec) => this.record(state, spec));
+    const wantedNetns = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.netns] : [])));
+    const wantedVeths = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.veth] : [])));
+    // Counts first, so that nothing counted before this start is lost when objects go.
+    await this.foldCounters(state);
+    for (const veth of ip.listLinks(this.names.vethPrefix)) if (!wantedVeths.has(veth)) await ip.deleteLink(veth);
+    for (const netns of ip.listNetns(this.names.netnsPrefix)) {
+      if (!wantedNetns.has(netns)) await ip.removeSliceNet(netns, null);
+    }
+    const wantedClasses = new Set<number>();
+    for (const spec of state.slices.values()) {
+      if (!spec.net) continue;
+      await ip.ensureSliceNet(this.link(spec));
+      await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), false);
+      wantedClasses.add(tc.classMinorFor(spec.net.index));
+    }
+    for (const minor of await tc.listClasses(this.names.ifb)) {
+      if (!wantedClasses.has(minor)) await tc.removeSliceRate(this.names.ifb, minor);
+    }
+
+    const existing = await nft.readCounters(this.names.table);
+    const rules: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
+    this.levels.clear();
+    for (const r of records) {
+      if (r.namespaced) rules.namespaced.push(r.namespaced);
+      if (r.host) {
+        rules.host.push(r.host);
+        this.levels.set(r.host.slice, r.host.level);
+      }
+    }
+    for (const spec of state.slices.values()) {
+      const e = this.egress(spec);
+      if (e) rules.egress4.push(e);
+    }
+    for (const r of state.reservations.values()) {
+      const f = this.forward(state, r);
+      if (f) rules.forwards.push(f);
+    }
+    const lines = [...nft.skeletonLines(this.table, true), ...this.levelLines(), ...nft.addLines(this.table, rules)];
+    // Counters of no slice and no kept account go, after the maps that referenced them were
+    // emptied (same transaction); a deleted slice's stay until its account is removed.
+    const owned = (c: nft.CounterReading): boolean => {
+      const slice = nft.parseCounterName(c.name)?.slice;
+      return slice !== undefined && (state.slices.has(slice) || this.accounts.get(slice) !== undefined);
+    };
+    lines.push(...nft.deleteCounterLines(this.names.table, existing.filter((c) => !owned(c))));
+    await nft.runScript(lines);
+    await this.syncServiceAddresses(state);
+    await this.syncForwarding(state);
+    for (const account of this.accounts.all()) this.accounts.setDeleted(account.slice, !state.slices.has(account.slice));
+    await this.accounts.flush();
+    this.ctx.log.info({ bridge: this.names.bridge, table: this.names.table, namespaced: rules.namespaced.length, host: rules.host.length, reservations: rules.forwards.length }, 'slice networks reconciled');
+  }
+
+  private levelLines(): string[] {
+    this.levelsWritten = new Set(this.levels.values());
+    return nft.levelLines(this.table, [...this.levelsWritten]);
+  }
+
+  private changedSlices(before: DesiredState, next: DesiredState): string[] {
+    return [...affectedIds(before, next)].filter((id) => id.startsWith('slice/')).map((id) => id.slice('slice/'.length));
+  }
+
+  /** Remove what `next` no longer has (old cgroups still exist here). */
+  async beforeGroups(before: DesiredState, next: DesiredState): Promise<void> {
+    const gone: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
+    const removedNets: Array<{ netns: string; veth: string; index: number }> = [];
+    const changed = this.changedSlices(before, next);
+    const loopbacks: string[] = [];
+    for (const name of changed) {
+      const b = this.record(before, before.slices.get(name));
+      const n = this.record(next, next.slices.get(name));
+      if (b.namespaced && JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced)) {
+        gone.namespaced.push(b.namespaced);
+        removedNets.push(b.namespaced);
+        loopbacks.push(name);
+      }
+      if (b.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) gone.host.push(b.host);
+      const eb = this.egress(before.slices.get(name));
+      if (eb && eb !== this.egress(next.slices.get(name))) gone.egress4.push(eb);
+    }
+    for (const [key, r] of before.reservations) {
+      const f = this.forward(before, r);
+      if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null)) gone.forwards.push(f);
+    }
+    // The namespace's lo goes with it: its last reading first. (nft counters stay; see deleteLines.)
+    await this.foldLoopbacks(loopbacks);
+    // A deleted slice keeps an account (even an empty one): it owns its counters until removed.
+    for (const name of changed) if (!next.slices.has(name)) this.accounts.setDeleted(name, true);
+    await this.accounts.flush();
+    for (const s of gone.host) this.levels.delete(s.slice);
+    await nft.runDeletions(nft.deleteLines(this.table, gone));
+    for (const net of removedNets) {
+      await ip.removeSliceNet(net.netns, net.veth);
+      await tc.removeSliceRate(this.names.ifb, tc.classMinorFor(net.index));
+    }
+    await this.syncServiceAddresses(next, before, 'remove');
+  }
+
+  /** Create and change what `next` adds (new cgroups exist here). */
+  async afterGroups(before: DesiredState, next: DesiredState): Promise<void> {
+    const added: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
+    for (const name of this.changedSlices(before, next)) {
+      const spec = next.slices.get(name);
+      const b = this.record(before, before.slices.get(name));
+      const n = this.record(next, spec);
+      if (spec?.net) {
+        const old = before.slices.get(name)?.net;
+        const fresh = JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced);
+        if (fresh || old?.tun !== spec.net.tun) await ip.ensureSliceNet(this.link(spec));
+        if (fresh) await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), true);
+        else if (old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate) await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
+        if (fresh) added.namespaced.push(n.namespaced!);
+      }
+      if (n.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {
+        added.host.push(n.host);
+        this.levels.set(name, n.host.level);
+      }
+      const en = this.egress(spec);
+      if (en && en !== this.egress(before.slices.get(name))) added.egress4.push(en);
+      if (spec && this.accounts.get(name)?.deleted) this.accounts.setDeleted(name, false);
+    }
+    for (const [key, r] of next.reservations) {
+      const f = this.forward(next, r);
+      if (f && JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)) added.forwards.push(f);
+    }
+    const lines = nft.addLines(this.table, added);
+    const levelsNow = new Set(this.levels.values());
+    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) lines.push(...this.levelLines());
+    await nft.runScript(lines);
+    await this.syncServiceAddresses(next, before, 'add');
+    await this.syncForwarding(next);
+    await this.accounts.flush();
+  }
+
+  /** Remove every namespace, link, table and tc object of this daemon's tag. */
+  async teardown(state: DesiredState): Promise<void> {
+    await this.accounts.load();
+    await this.foldCounters(state);
+    await this.accounts.flush();
+    // Links first: deleting a namespace takes its veth pair with it, asynchronously.
+    for (const veth of ip.listLinks(this.names.vethPrefix)) await ip.deleteLink(veth);
+    for (const netns of ip.listNetns(this.names.netnsPrefix)) await ip.removeSliceNet(netns, null);
+    await nft.deleteTables(this.names.table);
+    await ip.deleteLink(this.names.ifb);
+    await ip.deleteLink(this.names.bridge);
+    await this.restoreForwarding();
+  }
+
+  // ---- accounting --------------------------------------------------------------------------
+
+  /**
+   * Read the kernel's counters and fold them into the accounts of the slices in `state` and
+   * of deleted slices whose accounts are kept; loopback of the namespaced slices.
+   */
+  async foldCounters(state: DesiredState): Promise<void> {
+    const columns = { tx: 'sent', rx: 'received', lotx: 'loopbackSent', lorx: 'loopbackReceived' } as const;
+    for (const c of await nft.readCounters(this.names.table)) {
+      const parsed = nft.parseCounterName(c.name);
+      if (!parsed || (!state.slices.has(parsed.slice) && !this.accounts.get(parsed.slice))) continue;
+      this.accounts.fold(parsed.slice, columns[parsed.column], c.family, { packets: c.packets, bytes: c.bytes }, `${c.family}:${c.handle}`);
+    }
+    await this.foldLoopbacks([...state.slices.values()].filter((s) => s.net).map((s) => s.name));
+  }
+
+  private async foldLoopbacks(slices: readonly string[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < slices.length) {
+        const name = slices[next++]!;
+        const lo = await ip.readLoopback(netnsName(this.names, name)).catch(() => null);
+        if (!lo) continue;
+        // Inside its own namespace every loopback packet a slice sends, it also receives.
+        this.accounts.fold(name, 'loopbackSent', 'lo', lo, lo.identity);
+        this.accounts.fold(name, 'loopbackReceived', 'lo', lo, lo.identity);
+      }
+    };
+    await Promise.all(Array.from({ length: LOOPBACK_READS_IN_FLIGHT }, worker));
+  }
+
+  /** Drop a deleted slice's counts: its account and its counters in the kernel. */
+  async removeAccount(slice: string): Promise<void> {
+    await this.accounts.remove(slice);
+    const counters = (await nft.readCounters(this.names.table)).filter((c) => nft.parseCounterName(c.name)?.slice === slice);
+    await nft.runDeletions(nft.deleteCounterLines(this.names.table, counters));
+  }
+
+  /** Fold every slice's counters and make the accounts durable (periodically and at stop). */
+  async refresh(state: DesiredState): Promise<void> {
+    await this.foldCounters(state);
+    await this.accounts.flush();
+  }
+
+  // ---- host side: service addresses and forwarding -------------------------------------------
+
+  /** Reserved addresses live on the bridge (so the host answers ARP/ND for them), one per address. */
+  private async syncServiceAddresses(next: DesiredState, before?: DesiredState, only?: 'add' | 'remove'): Promise<void> {
+    const wanted = new Set([...next.reservations.values()].map((r) => r.address));
+    let have: Set<string>;
+    if (before) {
+      have = new Set([...before.reservations.values()].map((r) => r.address));
+    } else {
+      const out = await mustRun('ip', ['-j', 'addr', 'show', 'dev', this.names.bridge]);
+      const infos = (JSON.parse(out) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>)[0]?.addr_info ?? [];
+      have = new Set(infos.filter((a) => a.prefixlen === 32 || a.prefixlen === 128).map((a) => a.local));
+    }
+    const lines: string[] = [];
+    if (only !== 'remove') for (const address of wanted) if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
+    if (only !== 'add') for (const address of have) if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
+    if (lines.length > 0) await mustRun('ip', ['-b', '-'], lines.join('\n'));
+  }
+
+  /**
+   * Egress needs IPv4 forwarding on the uplink too (the answers come in there). It is turned
+   * on while some slice has egress, and the value it had before is restored afterwards.
+   */
+  private async syncForwarding(state: DesiredState): Promise<void> {
+    const needed = [...state.slices.values()].some((s) => s.net?.egress);
+    const saved = await this.ctx.store.get(FORWARD_SYSCTL_KEY);
+    if (needed && saved === undefined) {
+      const previous = ip.setSysctl('net.ipv4.ip_forward', '1');
+      await this.ctx.store.txn([{ type: 'put', key: FORWARD_SYSCTL_KEY, value: previous }]);
+      this.ctx.log.info({ previous }, 'net.ipv4.ip_forward set to 1 for slice egress');
+    } else if (!needed && saved !== undefined) {
+      await this.restoreForwarding();
+    }
+  }
+
+  private async restoreForwarding(): Promise<void> {
+    const saved = await this.ctx.store.get(FORWARD_SYSCTL_KEY);
+    if (saved === undefined) return;
+    ip.setSysctl('net.ipv4.ip_forward', saved);
+    await this.ctx.store.txn([{ type: 'delete', key: FORWARD_SYSCTL_KEY }]);
+    this.ctx.log.info({ value: saved }, 'net.ipv4.ip_forward restored');
+  }
+}
+
+/** The node's slice networks as configured, or null when networking is off. */
+export function createNetworks(config: { net: boolean; netTag: string }, node: NodeCapacity, ctx: NetContext): SliceNetworks | null {
+  if (!config.net || !node.net) return null;
+  return new SliceNetworks({ tag: config.netTag, pool: node.net.pool, capacity: node.net.capacity }, ctx);
+}

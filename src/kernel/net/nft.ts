@@ -1,0 +1,245 @@
+/**
+ * nftables driver. sliced keeps two tables named after the daemon's tag:
+ *
+ * - `bridge <table>`: per-slice counters of every frame that enters the bridge from a
+ *   slice's veth (sent) and leaves towards it (received): one map lookup per frame.
+ * - `inet <table>`: counters for host-network slices (`socket cgroupv2` of the slice's group
+ *   as the key of counter maps, one lookup per cgroup level in use, loopback counted apart), DNAT of reserved
+ *   ports, NAT for egress, and the forward filter that keeps slice traffic on the node
+ *   unless the slice has egress.
+ *
+ * Changes are scripts run by `nft -f` as one transaction (all or nothing). Per-slice objects
+ * are added and deleted by key, so a change never touches other slices' counters; `add
+ * counter` keeps the value of a counter that exists already, which is how a restarted
+ * daemon adopts the counts in the kernel.
+ */
+import { mustRun, runTool } from './run.js';
+import { SlicedError } from '../../core/errors.js';
+
+export interface NamespacedCounters {
+  slice: string;
+  veth: string;
+}
+
+export interface HostCounters {
+  slice: string;
+  /** The slice's unified-hierarchy group relative to /sys/fs/cgroup, as nft resolves it. */
+  cgroupPath: string;
+  /** Depth of that group in the cgroup2 hierarchy. */
+  level: number;
+}
+
+export interface PortForward {
+  family: 4 | 6;
+  address: string;
+  protocol: 'tcp' | 'udp';
+  port: number;
+  target: string;
+}
+
+/** Everything the tables hold for one set of slices. */
+export interface NetRules {
+  namespaced: NamespacedCounters[];
+  host: HostCounters[];
+  forwards: PortForward[];
+  /** Slice IPv4 addresses whose traffic may leave the node (masqueraded). */
+  egress4: string[];
+}
+
+export interface TableConfig {
+  table: string;
+  bridge: string;
+  pool4: string;
+  pool6: string;
+}
+
+export interface CounterReading {
+  family: 'bridge' | 'inet';
+  name: string;
+  packets: number;
+  bytes: number;
+  /** Object handle: a counter made anew gets a new one. */
+  handle: number;
+}
+
+export const counterName = (column: 'tx' | 'rx' | 'lotx' | 'lorx', slice: string): string => `${column}_${slice}`;
+
+function one(entries: string[]): string {
+  return `{ ${entries.join(', ')} }`;
+}
+
+function forwardElement(f: PortForward, withTarget: boolean): string {
+  return `${f.protocol} . ${f.address} . ${f.port}${withTarget ? ` : ${f.target}` : ''}`;
+}
+
+/** Script lines that add `r` to tables that have the skeleton. */
+export function addLines(c: TableConfig, r: NetRules): string[] {
+  const b = `bridge ${c.table}`;
+  const i = `inet ${c.table}`;
+  const lines: string[] = [];
+  for (const s of r.namespaced) {
+    lines.push(`add counter ${b} ${counterName('tx', s.slice)}`, `add counter ${b} ${counterName('rx', s.slice)}`);
+    lines.push(`add element ${b} sent { "${s.veth}" : "${counterName('tx', s.slice)}" }`);
+    lines.push(`add element ${b} received { "${s.veth}" : "${counterName('rx', s.slice)}" }`);
+  }
+  for (const s of r.host) {
+    lines.push(...levelMaps(c, s.level));
+    for (const col of HOST_COLUMNS) {
+      lines.push(`add counter ${i} ${counterName(col, s.slice)}`, `add element ${i} ${col}${s.level} { "${s.cgroupPath}" : "${counterName(col, s.slice)}" }`);
+    }
+  }
+  for (const f of r.forwards) lines.push(`add element ${i} fwd${f.family} ${one([forwardElement(f, true)])}`);
+  if (r.egress4.length > 0) lines.push(`add element ${i} egress4 ${one(r.egress4)}`);
+  return lines;
+}
+
+/**
+ * Script lines that stop counting for `r` and remove its forwards (which must be in the
+ * tables). The counters themselves stay: a deleted slice's counts stay in the kernel until
+ * its account is removed (counterLines), so deleting never has to read them first.
+ */
+export function deleteLines(c: TableConfig, r: NetRules): string[] {
+  const b = `bridge ${c.table}`;
+  const i = `inet ${c.table}`;
+  const lines: string[] = [];
+  for (const f of r.forwards) lines.push(`delete element ${i} fwd${f.family} ${one([forwardElement(f, false)])}`);
+  if (r.egress4.length > 0) lines.push(`delete element ${i} egress4 ${one(r.egress4)}`);
+  for (const s of r.namespaced) lines.push(`delete element ${b} sent { "${s.veth}" }`, `delete element ${b} received { "${s.veth}" }`);
+  for (const s of r.host) for (const col of HOST_COLUMNS) lines.push(`delete element ${i} ${col}${s.level} { "${s.cgroupPath}" }`);
+  return lines;
+}
+
+/** Script lines that delete these counters (from readCounters). */
+export function deleteCounterLines(table: string, counters: readonly CounterReading[]): string[] {
+  return counters.map((c) => `delete counter ${c.family} ${table} ${c.name}`);
+}
+
+/** The slice a counter belongs to and its column, or null for a name that is not ours. */
+export function parseCounterName(name: string): { column: 'tx' | 'rx' | 'lotx' | 'lorx'; slice: string } | null {
+  const match = /^(tx|rx|lotx|lorx)_(.+)$/.exec(name);
+  return match ? { column: match[1] as 'tx' | 'rx' | 'lotx' | 'lorx', slice: match[2]! } : null;
+}
+
+const HOST_COLUMNS = ['tx', 'rx', 'lotx', 'lorx'] as const;
+
+/** Counter maps of one cgroup level, keyed by the group (nft resolves the path to its id). */
+function levelMaps(c: TableConfig, level: number): string[] {
+  return HOST_COLUMNS.map((col) => `add map inet ${c.table} ${col}${level} { type cgroupsv2 : counter; }`);
+}
+
+/**
+ * The rules that look sockets' groups up in the per-level maps: two lookups per hook and
+ * level in use, so they are rewritten whenever the set of levels changes (cheap: no counters
+ * live in rules).
+ */
+export function levelLines(c: TableConfig, levels: readonly number[]): string[] {
+  const i = `inet ${c.table}`;
+  const lines = [`flush chain ${i} output`, `flush chain ${i} input`];
+  for (const level of [...levels].sort((a, b) => a - b)) {
+    const key = `socket cgroupv2 level ${level}`;
+    lines.push(
+      ...levelMaps(c, level),
+      `add rule ${i} output oifname "lo" counter name ${key} map @lotx${level}`,
+      `add rule ${i} output oifname != "lo" counter name ${key} map @tx${level}`,
+      `add rule ${i} input iifname "lo" counter name ${key} map @lorx${level}`,
+      `add rule ${i} input iifname != "lo" counter name ${key} map @rx${level}`,
+    );
+  }
+  return lines;
+}
+
+/**
+ * The tables' fixed part, idempotent: created when missing, fixed chains rewritten. Maps and
+ * sets are emptied when `reset` (at start, before every element is added again).
+ */
+export function skeletonLines(c: TableConfig, reset: boolean): string[] {
+  const b = `bridge ${c.table}`;
+  const i = `inet ${c.table}`;
+  const lines = [
+    `add table ${b}`,
+    `add table ${i}`,
+    `add map ${b} sent { type ifname : counter; }`,
+    `add map ${b} received { type ifname : counter; }`,
+    `add chain ${b} prerouting { type filter hook prerouting priority -300; policy accept; }`,
+    `add chain ${b} postrouting { type filter hook postrouting priority 300; policy accept; }`,
+    `flush chain ${b} prerouting`,
+    `flush chain ${b} postrouting`,
+    `add rule ${b} prerouting counter name iifname map @sent`,
+    `add rule ${b} postrouting counter name oifname map @received`,
+    `add chain ${i} output { type filter hook output priority -300; policy accept; }`,
+    `add chain ${i} input { type filter hook input priority -300; policy accept; }`,
+    `add set ${i} egress4 { type ipv4_addr; }`,
+    `add map ${i} fwd4 { typeof meta l4proto . ip daddr . th dport : ip daddr; }`,
+    `add map ${i} fwd6 { typeof meta l4proto . ip6 daddr . th dport : ip6 daddr; }`,
+    // Forwarding policy for the slices' range; other traffic of the host is not touched.
+    `add chain ${i} forward { type filter hook forward priority 0; policy accept; }`,
+    `flush chain ${i} forward`,
+    `add rule ${i} forward iifname "${c.bridge}" oifname "${c.bridge}" accept`,
+    `add rule ${i} forward iifname "${c.bridge}" ip saddr @egress4 accept`,
+    `add rule ${i} forward iifname "${c.bridge}" drop`,
+    `add rule ${i} forward oifname "${c.bridge}" ct state established,related accept`,
+    `add rule ${i} forward oifname "${c.bridge}" ct status dnat accept`,
+    `add rule ${i} forward oifname "${c.bridge}" drop`,
+    `add chain ${i} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add chain ${i} output_nat { type nat hook output priority -100; policy accept; }`,
+    `add chain ${i} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `flush chain ${i} prerouting`,
+    `flush chain ${i} output_nat`,
+    `flush chain ${i} postrouting`,
+  ];
+  for (const chain of ['prerouting', 'output_nat']) {
+    lines.push(
+      `add rule ${i} ${chain} dnat ip to meta l4proto . ip daddr . th dport map @fwd4`,
+      `add rule ${i} ${chain} dnat ip6 to meta l4proto . ip6 daddr . th dport map @fwd6`,
+    );
+  }
+  // A slice reaching another slice's reserved port through the host: the answer must come
+  // back through the host too (not straight across the bridge), so the source becomes the gateway.
+  lines.push(
+    `add rule ${i} postrouting oifname "${c.bridge}" ct status dnat ip saddr ${c.pool4} masquerade`,
+    `add rule ${i} postrouting oifname "${c.bridge}" ct status dnat ip6 saddr ${c.pool6} masquerade`,
+    `add rule ${i} postrouting oifname != "${c.bridge}" ip saddr @egress4 masquerade`,
+  );
+  if (reset) lines.push(`flush map ${b} sent`, `flush map ${b} received`, `flush set ${i} egress4`, `flush map ${i} fwd4`, `flush map ${i} fwd6`);
+  return lines;
+}
+
+/** Every named counter of both tables (none when the tables do not exist). */
+export async function readCounters(table: string): Promise<CounterReading[]> {
+  const readings: CounterReading[] = [];
+  for (const family of ['bridge', 'inet'] as const) {
+    const result = await runTool('nft', ['-j', 'list', 'counters', 'table', family, table]);
+    if (result.code !== 0) continue; // no table yet
+    const doc = JSON.parse(result.stdout) as { nftables: Array<{ counter?: { name: string; packets: number; bytes: number; handle: number } }> };
+    for (const item of doc.nftables) {
+      if (item.counter) readings.push({ family, name: item.counter.name, packets: item.counter.packets, bytes: item.counter.bytes, handle: item.counter.handle });
+    }
+  }
+  return readings;
+}
+
+export async function runScript(lines: readonly string[]): Promise<void> {
+  if (lines.length > 0) await mustRun('nft', ['-f', '-'], `${lines.join('\n')}\n`);
+}
+
+/**
+ * Remove objects, tolerating those that are already gone (a rollback after a half-applied
+ * change): the whole script first, then line by line when it fails.
+ */
+export async function runDeletions(lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return;
+  const whole = await runTool('nft', ['-f', '-'], `${lines.join('\n')}\n`);
+  if (whole.code === 0) return;
+  for (const line of lines) {
+    const one = await runTool('nft', ['-f', '-'], `${line}\n`);
+    if (one.code !== 0 && !/No such file or directory/.test(one.stderr)) {
+      throw new SlicedError('EIO', `nft ${line} failed: ${one.stderr.trim()}`);
+    }
+  }
+}
+
+export async function deleteTables(table: string): Promise<void> {
+  for (const family of ['bridge', 'inet'] as const) {
+    if ((await runTool('nft', ['list', 'table', family, table])).code === 0) await mustRun('nft', ['delete', 'table', family, table]);
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Slice networks on the real kernel: a namespace behind the daemon's bridge with addresses
+ * from its pools, processes started by exec inside it, accounting checked against iperf3 and
+ * the veth's own counters, loopback kept in its own columns, host-network slices accounted
+ * by cgroup, counts that survive a daemon restart and a deleted slice's counts until removed.
+ * Every address is inside the test daemon's own pools; nothing leaves the machine (the
+ * daemon drops whatever comes from the bridge towards another interface, and no slice here
+ * has egress). At the end, nothing with the daemon's tag is left.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readlinkSync } from 'node:fs';
+import { TestDaemon } from '../helpers/daemon.js';
+import { kernelSkipReason } from '../helpers/env.js';
+import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
+import type { SliceView } from '../../src/daemon/views.js';
+import type { AccountRow, AccountsDocument } from '../../src/daemon/net-api.js';
+
+const skip = kernelSkipReason() ?? netSkipReason();
+if (skip) process.stderr.write(`SKIP e2e/net: ${skip}\n`);
+
+/** Bytes of TCP/IP headers and ACKs may add a few percent to the payload, never less than it. */
+const HEADER_SLACK = 0.08;
+
+/**
+ * What crossed the wire for an iperf3 run lies between the payload the receiver got and the
+ * payload the sender wrote (iperf3 stops at the end of the test with data still in buffers),
+ * plus headers.
+ */
+function assertPayload(what: string, counted: number, run: { bytes: number; sentBytes: number }): void {
+  assert.ok(counted >= run.bytes, `${what}: ${counted} bytes counted, less than the ${run.bytes} bytes of payload received`);
+  assert.ok(counted <= run.sentBytes * (1 + HEADER_SLACK) + NOISE_BYTES, `${what}: ${counted} bytes counted for ${run.sentBytes} bytes of payload sent`);
+}
+/** Frames the kernel sends by itself during a test (ARP, neighbour discovery), generously. */
+const NOISE_BYTES = 20_000;
+
+describe('slice networks', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  let forwardBefore: string;
+  const account = (slice: string): Promise<AccountRow> => daemon.cliJson<AccountRow>(['net', 'accounts', slice]);
+
+  before(async () => {
+    forwardBefore = readSysctl('net.ipv4.ip_forward');
+    daemon = await TestDaemon.start();
+    for (const args of [['n5a', '--net'], ['n5b', '--net'], ['n5h']]) {
+      const result = await daemon.cli(['slice', 'create', ...args]);
+      assert.equal(result.code, 0, result.stderr);
+    }
+  });
+
+  after(async () => {
+    const tag = daemon.net.tag;
+    await daemon.destroy();
+    assert.deepEqual(leftovers(tag), [], 'cleanup left kernel objects behind');
+    assert.equal(readSysctl('net.ipv4.ip_forward'), forwardBefore, 'net.ipv4.ip_forward changed');
+  });
+
+  test('a slice gets a namespace, distinct addresses from the pools and its own routes; exec runs inside it', async () => {
+    const a = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
+    const b = await daemon.cliJson<SliceView>(['slice', 'show', 'n5b']);
+    const h = await daemon.cliJson<SliceView>(['slice', 'show', 'n5h']);
+    assert.equal(h.net, null);
+    const prefix4 = daemon.net.pool4.split('.').slice(0, 3).join('.');
+    for (const view of [a, b]) {
+      assert.ok(view.net?.addresses?.v4.startsWith(`${prefix4}.`), `v4 ${view.net?.addresses?.v4} outside ${daemon.net.pool4}`);
+      assert.ok(view.net?.addresses?.v6.startsWith(daemon.net.pool6.split('::')[0]!), `v6 ${view.net?.addresses?.v6} outside ${daemon.net.pool6}`);
+    }
+    assert.notEqual(a.net!.addresses!.v4, b.net!.addresses!.v4);
+    assert.notEqual(a.net!.addresses!.v6, b.net!.addresses!.v6);
+
+    const inside = await daemon.cli(['exec', '--slice', 'n5a', '--', 'sh', '-c', 'readlink /proc/self/ns/net; id -u; ip -o addr show dev eth0; ip route; ip -6 route']);
+    assert.equal(inside.code, 0, inside.stderr);
+    const [netns, uid] = inside.stdout.split('\n');
+    assert.notEqual(netns, readlinkSync('/proc/self/ns/net'), 'exec ran in the host network namespace');
+    assert.equal(Number(uid), a.uid);
+    assert.match(inside.stdout, new RegExp(`inet ${a.net!.addresses!.v4.replaceAll('.', '\\.')}/24`));
+    assert.match(inside.stdout, new RegExp(`inet6 ${a.net!.addresses!.v6}/64`));
+    assert.match(inside.stdout, /^default via \S+ dev eth0/m);
+
+    const host = await daemon.cli(['exec', '--slice', 'n5h', '--', 'readlink', '/proc/self/ns/net']);
+    assert.equal(host.stdout.trim(), readlinkSync('/proc/self/ns/net'), 'a host-network slice runs in the host namespace');
+
+    // IPv6 between two slices across the bridge, as the slices' users.
+    const server = await iperfServer(daemon, 'n5b', b.net!.addresses!.v6, 5301);
+    try {
+      const run = await iperfClient(daemon, 'n5a', ['-6', '-c', b.net!.addresses!.v6, '-p', '5301', '-n', '2M']);
+      assert.ok(run.bytes > 0, `IPv6 transfer moved ${run.bytes} bytes`);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('accounting matches iperf3 and the veth counters; TCP control packets count for the right slice', async () => {
+    const a = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
+    const b = await daemon.cliJson<SliceView>(['slice', 'show', 'n5b']);
+    const server = await iperfServer(daemon, 'n5b', b.net!.addresses!.v4, 5302);
+    const beforeA = await account('n5a');
+    const beforeB = await account('n5b');
+    const vethA = vethCounters(a.net!.veth!);
+    let run;
+    try {
+      run = await iperfClient(daemon, 'n5a', ['-c', b.net!.addresses!.v4, '-p', '5302', '-t', '2']);
+    } finally {
+      await server.stop();
+    }
+    const afterA = await account('n5a');
+    const afterB = await account('n5b');
+    const vethA2 = vethCounters(a.net!.veth!);
+
+    const sent = afterA.sent.bytes - beforeA.sent.bytes;
+    const sentPackets = afterA.sent.packets - beforeA.sent.packets;
+    assertPayload('n5a sent', sent, run);
+    // What n5a sent, n5b received (one bridge, no loss on veth).
+    const received = afterB.received.bytes - beforeB.received.bytes;
+    assert.ok(Math.abs(received - sent) <= NOISE_BYTES, `n5b received ${received}, n5a sent ${sent}`);
+    // The veth counts Ethernet frames: 14 more bytes per packet than the IP bytes.
+    const vethSent = vethA2.rxBytes - vethA.rxBytes;
+    const expected = sent + 14 * sentPackets;
+    assert.ok(Math.abs(vethSent - expected) <= NOISE_BYTES, `veth says ${vethSent} bytes, accounts + headers say ${expected}`);
+    // The receiver's ACKs are n5b's traffic and n5a's received traffic.
+    const acks = afterB.sent.packets - beforeB.sent.packets;
+    assert.ok(acks > 0 && Math.abs(acks - (afterA.received.packets - beforeA.received.packets)) <= 20, `n5b sent ${acks} packets (ACKs)`);
+    assert.ok(vethA2.txPackets - vethA.txPackets >= afterA.received.packets - beforeA.received.packets);
+  });
+
+  test('loopback traffic appears only in the loopback columns and never in the node summary', async () => {
+    const before = await account('n5a');
+    const summaryBefore = (await daemon.cliJson<AccountsDocument>(['net', 'accounts'])).summary;
+    const server = await iperfServer(daemon, 'n5a', '127.0.0.1', 5303);
+    let run;
+    try {
+      run = await iperfClient(daemon, 'n5a', ['-c', '127.0.0.1', '-p', '5303', '-n', '50M']);
+    } finally {
+      await server.stop();
+    }
+    const after = await account('n5a');
+    const summaryAfter = (await daemon.cliJson<AccountsDocument>(['net', 'accounts'])).summary;
+    const lo = after.loopbackSent.bytes - before.loopbackSent.bytes;
+    assertPayload('n5a loopback', lo, run);
+    assert.equal(after.loopbackReceived.bytes - before.loopbackReceived.bytes, lo);
+    assert.ok(after.sent.bytes - before.sent.bytes < NOISE_BYTES, `loopback leaked into sent: ${after.sent.bytes - before.sent.bytes}`);
+    assert.ok(summaryAfter.sent.bytes - summaryBefore.sent.bytes < NOISE_BYTES, 'loopback leaked into the node summary');
+  });
+
+  test('a host-network slice is accounted by its cgroup, loopback apart', async () => {
+    const b = await daemon.cliJson<SliceView>(['slice', 'show', 'n5b']);
+    const server = await iperfServer(daemon, 'n5b', b.net!.addresses!.v4, 5304);
+    const before = await account('n5h');
+    let run;
+    try {
+      run = await iperfClient(daemon, 'n5h', ['-c', b.net!.addresses!.v4, '-p', '5304', '-n', '20M']);
+    } finally {
+      await server.stop();
+    }
+    const loServer = await iperfServer(daemon, 'n5h', '127.0.0.1', 5305);
+    let loRun;
+    try {
+      loRun = await iperfClient(daemon, 'n5h', ['-c', '127.0.0.1', '-p', '5305', '-n', '20M']);
+    } finally {
+      await loServer.stop();
+    }
+    const after = await account('n5h');
+    const sent = after.sent.bytes - before.sent.bytes;
+    assertPayload('n5h sent', sent, run);
+    assert.ok(after.received.packets > before.received.packets, 'the ACKs n5h received were not counted');
+    const lo = after.loopbackSent.bytes - before.loopbackSent.bytes;
+    // Client and server are both n5h's: each loopback byte is sent and received by it.
+    assertPayload('n5h loopback sent', lo, loRun);
+    assertPayload('n5h loopback received', after.loopbackReceived.bytes - before.loopbackReceived.bytes, loRun);
+  });
+
+  test('counts survive a daemon restart: nothing lost, nothing counted twice', async () => {
+    const before = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
+    await daemon.restart();
+    const after = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
+    for (const row of before.slices) {
+      const again = after.slices.find((r) => r.slice === row.slice)!;
+      for (const column of ['sent', 'received', 'loopbackSent', 'loopbackReceived'] as const) {
+        assert.ok(again[column].bytes >= row[column].bytes, `${row.slice} ${column} went back: ${row[column].bytes} -> ${again[column].bytes}`);
+        assert.ok(again[column].bytes - row[column].bytes < NOISE_BYTES, `${row.slice} ${column} jumped: ${row[column].bytes} -> ${again[column].bytes}`);
+      }
+    }
+    // And counting goes on from there.
+    const b = await daemon.cliJson<SliceView>(['slice', 'show', 'n5b']);
+    const server = await iperfServer(daemon, 'n5b', b.net!.addresses!.v4, 5306);
+    try {
+      const run = await iperfClient(daemon, 'n5a', ['-c', b.net!.addresses!.v4, '-p', '5306', '-n', '10M']);
+      const a = await account('n5a');
+      const a0 = after.slices.find((r) => r.slice === 'n5a')!;
+      assert.ok(a.sent.bytes - a0.sent.bytes >= run.bytes);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('a deleted slice keeps its counts until they are removed', async () => {
+    const last = await account('n5b');
+    assert.equal((await daemon.cli(['slice', 'delete', 'n5b'])).code, 0);
+    const kept = await account('n5b');
+    assert.equal(kept.deleted, true);
+    assert.ok(kept.received.bytes >= last.received.bytes);
+    const refused = await daemon.cli(['net', 'accounts', '--remove', 'n5a']);
+    assert.equal(refused.code, 1, 'removing the counts of a live slice must be refused');
+    assert.match(refused.stderr, /still exists/);
+    assert.equal((await daemon.cli(['net', 'accounts', '--remove', 'n5b'])).code, 0);
+    const gone = await daemon.cli(['net', 'accounts', 'n5b']);
+    assert.equal(gone.code, 3);
+    const doc = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
+    assert.deepEqual(doc.slices.map((r) => r.slice).sort(), ['n5a', 'n5h']);
+  });
+
+  test('turning a slice\'s network off and on again removes and rebuilds its namespace', async () => {
+    const view = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
+    assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'off'])).code, 0);
+    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => o.includes('n5a') || o.includes(view.net!.veth!)), []);
+    const hostNs = await daemon.cli(['exec', '--slice', 'n5a', '--', 'readlink', '/proc/self/ns/net']);
+    assert.equal(hostNs.stdout.trim(), readlinkSync('/proc/self/ns/net'));
+    assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'on'])).code, 0);
+    const again = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
+    assert.ok(again.net?.addresses?.v4);
+  });
+});
