@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { nameProblem } from './names.js';
-import { parseCpu, parseIops, parseMemory, parseRate } from './units.js';
+import { parseCpu, parseIops, parseMemory, parseRate, type ParseResult } from './units.js';
 import { SlicedError } from './errors.js';
 
 export const SHARES_MIN = 1;
@@ -120,23 +120,21 @@ const userSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-const cpuQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseCpu(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+/** A quantity parsed by one of the units.ts parsers, whose reason becomes the error message. */
+const quantity = (parse: (input: unknown) => ParseResult) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const parsed = parse(value);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.reason });
+      return z.NEVER;
+    }
+    return parsed.value;
+  });
 
-const memoryQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseMemory(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+const cpuQuantity = quantity(parseCpu);
+const memoryQuantity = quantity(parseMemory);
+const rateQuantity = quantity(parseRate);
+const iopsQuantity = quantity(parseIops);
 
 /** "none" (or null) clears an optional cap. */
 const optionalCap = <T extends z.ZodType>(quantity: T) =>
@@ -162,24 +160,6 @@ export const memoryInputSchema = z
     swap: optionalCap(memoryQuantity).optional(),
   })
   .strict();
-
-const rateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseRate(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
-
-const iopsQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseIops(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
 
 const IO_WEIGHT_ALLOWED = `must be a whole number from ${IO_WEIGHT_MIN} to ${IO_WEIGHT_MAX}`;
 const ioWeightSchema = z
