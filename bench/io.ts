@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { createLoopDevice, readScheduler, type LoopDevice } from '../src/kernel/block-devices.js';
 import type { SliceView } from '../src/daemon/views.js';
+import { sumReadWrite } from '../src/kernel/cgroup/v1.js';
 import { finish, jsonMode, machine, round, say } from './lib.js';
 
 const quick = process.argv.includes('--quick');
@@ -68,14 +69,7 @@ async function measure(run: () => Promise<unknown>, read: () => Promise<Counters
 }
 
 function blkioCounters(group: string): Counters {
-  const text = readFileSync(join(group, 'blkio.throttle.io_service_bytes_recursive'), 'utf8');
-  let read = 0;
-  let write = 0;
-  for (const m of text.matchAll(/^\d+:\d+ (Read|Write) (\d+)$/gm)) {
-    if (m[1] === 'Read') read += Number(m[2]);
-    else write += Number(m[2]);
-  }
-  return { read, write };
+  return sumReadWrite(readFileSync(join(group, 'blkio.throttle.io_service_bytes_recursive'), 'utf8'));
 }
 
 const total = (c: Counters): number => c.read + c.write;

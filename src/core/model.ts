@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { nameProblem } from './names.js';
-import { parseCpu, parseIops, parseMemory, parseRate } from './units.js';
+import { parseCpu, parseIops, parseMemory, parseRate, type ParseResult } from './units.js';
 import { SlicedError } from './errors.js';
 import { parseRate as parseNetRate, type NetSpec, type Reservation } from './net.js';
 
@@ -125,23 +125,23 @@ const userSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-const cpuQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseCpu(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+/** A quantity parsed by one of the units.ts parsers, whose reason becomes the error message. */
+const quantity = (parse: (input: unknown) => ParseResult) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const parsed = parse(value);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.reason });
+      return z.NEVER;
+    }
+    return parsed.value;
+  });
 
-const memoryQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseMemory(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+const cpuQuantity = quantity(parseCpu);
+const memoryQuantity = quantity(parseMemory);
+const rateQuantity = quantity(parseRate);
+const iopsQuantity = quantity(parseIops);
+/** Network rates are bits per second (net.ts), unlike disk rates in bytes per second. */
+const netRateQuantity = quantity(parseNetRate);
 
 /** "none" (or null) clears an optional cap. */
 const optionalCap = <T extends z.ZodType>(quantity: T) =>
@@ -168,24 +168,6 @@ export const memoryInputSchema = z
   })
   .strict();
 
-const rateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseRate(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
-
-const iopsQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseIops(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
-
 const IO_WEIGHT_ALLOWED = `must be a whole number from ${IO_WEIGHT_MIN} to ${IO_WEIGHT_MAX}`;
 const ioWeightSchema = z
   .union([z.number(), z.string().regex(/^\d+$/, IO_WEIGHT_ALLOWED).transform(Number)])
@@ -199,16 +181,6 @@ export const ioCapsInputSchema = z
     wiops: optionalCap(iopsQuantity).optional(),
   })
   .strict();
-
-/** Network rates in bits per second (net.ts), unlike disk rates in bytes per second. */
-const netRateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseNetRate(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
 
 export const netOptionsSchema = z
   .object({

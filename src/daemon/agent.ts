@@ -224,7 +224,7 @@ export class SliceAgent {
       await this.commit(before, next, () => this.applyChange(before, next));
       const spec = next.slices.get(name)!;
       this.log.info({ slice: name, cpu: spec.cpu, memory: spec.memory, io: spec.io }, 'slice updated');
-      return next.slices.get(name)!;
+      return spec;
     });
   }
 

@@ -18,7 +18,15 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
     if (!cached || Date.now() - cached.at > 250) cached = { at: Date.now(), slices: views.slices(true) };
     return cached.slices;
   };
-  const gauge = (name: string, help: string, value: (s: ReturnType<Views['slices']>[number]) => number | null) =>
+  type Figure = (s: ReturnType<Views['slices']>[number]) => number | null | undefined;
+  /** One series per slice, read at scrape time; a figure that is null or undefined is left out. */
+  const each = (apply: (labels: { slice: string; domain: string }, v: number) => void, value: Figure): void => {
+    for (const slice of slices()) {
+      const v = value(slice);
+      if (v !== null && v !== undefined) apply({ slice: slice.name, domain: slice.domain ?? '' }, v);
+    }
+  };
+  const gauge = (name: string, help: string, value: Figure) =>
     new Gauge({
       name,
       help,
@@ -26,10 +34,18 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const slice of slices()) {
-          const v = value(slice);
-          if (v !== null) this.set({ slice: slice.name, domain: slice.domain ?? '' }, v);
-        }
+        each((l, v) => this.set(l, v), value);
+      },
+    });
+  const counter = (name: string, help: string, value: Figure) =>
+    new Counter({
+      name,
+      help,
+      labelNames: labels,
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((l, v) => this.inc(l, v), value);
       },
     });
   gauge('sliced_slice_cpu_usage_millicores', 'CPU used by the slice over the last control period', (s) => s.live?.usage ?? 0);
@@ -48,20 +64,6 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
   gauge('sliced_slice_memory_pressure_some', 'avg10 memory pressure of the slice, percent', (s) => s.live?.pressure.memory?.some ?? null);
   gauge('sliced_slice_io_pressure_some', 'avg10 I/O pressure of the slice, percent', (s) => s.live?.pressure.io?.some ?? null);
 
-  const counter = (name: string, help: string, value: (s: ReturnType<Views['slices']>[number]) => number | null | undefined) =>
-    new Counter({
-      name,
-      help,
-      labelNames: labels,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const slice of slices()) {
-          const v = value(slice);
-          if (v !== null && v !== undefined) this.inc({ slice: slice.name, domain: slice.domain ?? '' }, v);
-        }
-      },
-    });
   counter('sliced_slice_io_read_bytes_total', 'Bytes the slice read from block devices', (s) => s.live?.io?.readBytes);
   counter('sliced_slice_io_write_bytes_total', 'Bytes the slice wrote to block devices', (s) => s.live?.io?.writeBytes);
   counter('sliced_slice_io_read_ops_total', 'Read operations of the slice on block devices', (s) => s.live?.io?.readOps);

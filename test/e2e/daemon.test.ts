@@ -7,23 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestDaemon, run, SLICED, SLICECTL } from '../helpers/daemon.js';
+import { TestDaemon, freePort, run, SLICED, SLICECTL } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/daemon: ${skip}\n`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;

@@ -10,10 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestDaemon } from '../helpers/daemon.js';
+import { TestDaemon, freePort } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason } from '../helpers/env.js';
 import { createLoopDevice, readScheduler, type LoopDevice } from '../../src/kernel/block-devices.js';
 import type { SliceView } from '../../src/daemon/views.js';
@@ -31,16 +30,6 @@ function ddSummary(stderr: string): { bytes: number; seconds: number } {
   const match = /(\d+) bytes .* copied, ([\d.]+) s/.exec(stderr);
   assert.ok(match, `no dd summary in: ${stderr}`);
   return { bytes: Number(match[1]), seconds: Number(match[2]) };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?? false }, () => {

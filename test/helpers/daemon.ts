@@ -5,6 +5,7 @@
  * user it made; the test then checks that nothing is left.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +17,17 @@ export const SLICED = join(ROOT, 'dist', 'daemon', 'main.js');
 export const SLICECTL = join(ROOT, 'dist', 'cli', 'main.js');
 
 let counter = 0;
+
+/** A TCP port free on 127.0.0.1 right now (for --metrics-port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 export interface CliResult {
   code: number;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { bfqWeight, effectiveIoCaps, splitCap, ioMaxArguments, mergeIo, parseIoMaxArgument, parseMajMin, resolveIoInput } from '../../src/core/io.js';
 import { createDomain, createSlice, moveMember, updateSlice } from '../../src/core/changes.js';
-import { DEFAULT_IO, emptyState, parseInput, sliceUpdateSchema, type DesiredState, type IoDeviceLimit } from '../../src/core/model.js';
+import { DEFAULT_IO, emptyState, parseInput, sliceUpdateSchema, withAllocationDefaults, type DesiredState, type IoDeviceLimit, type SliceSpec } from '../../src/core/model.js';
 import { parseRate } from '../../src/core/units.js';
 import { isSlicedError } from '../../src/core/errors.js';
 
@@ -78,6 +78,13 @@ describe('io input schema', () => {
 });
 
 describe('merging io updates', () => {
+  test('a spec stored before I/O existed gets the default I/O allocation and no high or swap cap', () => {
+    const old = { name: 'a', user: 'sl-a', userCreated: true, cpu: { reservation: 0, limit: null, shares: 100 }, memory: { limit: 5 * M }, domain: null } as unknown as SliceSpec;
+    const loaded = withAllocationDefaults(old);
+    assert.deepEqual(loaded.memory, { limit: 5 * M, high: null, swap: null });
+    assert.deepEqual(loaded.io, DEFAULT_IO);
+  });
+
   test('given fields replace, none clears one cap or the device, others stay', () => {
     let io = mergeIo(DEFAULT_IO, resolveIoInput({ weight: 300, max: { '/dev/loop7': { rbps: 10 * M, wbps: 5 * M } } }, fakeResolve));
     assert.deepEqual(io, { weight: 300, max: [cap('7:7', { path: '/dev/loop7', rbps: 10 * M, wbps: 5 * M })] });

@@ -53,7 +53,7 @@ const V1_THROTTLE_FILES = {
 } as const;
 
 /** Sum the "MAJ:MIN Read N" / "MAJ:MIN Write N" lines of a blkio stat file. */
-function sumReadWrite(text: string): { read: number; write: number } {
+export function sumReadWrite(text: string): { read: number; write: number } {
   let read = 0;
   let write = 0;
   for (const match of text.matchAll(/^\d+:\d+ (Read|Write) (\d+)$/gm)) {
