@@ -9,12 +9,12 @@
  * Last line of stdout: one JSON object with stateful_p50_ms, stateful_p99_ms, stateful_rps,
  * oneshot_p50_ms, spawn_baseline_p50_ms, concurrent_p99_ms (50 slices calling at once).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
-import { TestDaemon } from '../test/helpers/daemon.js';
+import { TestDaemon, userIds } from '../test/helpers/daemon.js';
 import { finish, machine, percentile, round, say } from './lib.js';
 
 const requestsIndex = process.argv.indexOf('--requests');
@@ -30,15 +30,10 @@ interface ClientResult {
   elapsedMs: number;
 }
 
-function ids(user: string): { uid: number; gid: number } {
-  const id = (flag: string): number => Number(spawnSync('id', [flag, user], { encoding: 'utf8' }).stdout.trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
-
 /** Start a client as the slice's user; resolves once it printed "ready" (with waitGo) or its result. */
 function client(user: string, args: string[], waitGo: boolean): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
   const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, ...args, ...(waitGo ? ['--wait-go'] : [])], {
-    ...ids(user),
+    ...userIds(user),
     cwd: resolve(import.meta.dirname, '..'),
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
     stdio: ['pipe', 'pipe', 'inherit'],

@@ -42,7 +42,9 @@ export interface Daemon {
 }
 
 export function createLogger(config: SlicedConfig): Logger {
-  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: false }) : pino.destination(2);
+  // Synchronous file writes: the file is open before the first line, so an early exit (--cleanup,
+  // a refused start) never meets an unopened stream, and no line is lost on a crash.
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
   return pino({ level: config.logLevel, base: { daemon: 'sliced', pid: process.pid } }, destination);
 }
 

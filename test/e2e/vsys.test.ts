@@ -4,12 +4,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, run, SLICED, TestDaemon, type CliResult } from '../helpers/daemon.js';
+import { ROOT, run, SLICED, TestDaemon, userIds, type CliResult } from '../helpers/daemon.js';
 import { parseAcl } from '../../src/vsys/acl.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import type { SliceVsysView } from '../../src/vsys/broker.js';
@@ -30,10 +30,7 @@ async function waitFor<T>(what: string, probe: () => T | null | undefined | fals
   }
 }
 
-function ids(slice: string): { uid: number; gid: number } {
-  const id = (flag: string): number => Number(spawnSync('id', [flag, `sl-${slice}`], { encoding: 'utf8' }).stdout.trim());
-  return { uid: id('-u'), gid: id('-g') };
-}
+const ids = (slice: string): { uid: number; gid: number } => userIds(`sl-${slice}`);
 
 describe('vsys', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;

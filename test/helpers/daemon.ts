@@ -4,7 +4,7 @@
  * instance. `destroy()` stops it and runs `sliced --cleanup`, which removes every group and
  * user it made; the test then checks that nothing is left.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +59,12 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     if (options.input !== undefined) child.stdin.end(options.input);
     else child.stdin.end();
   });
+}
+
+/** uid and gid of a Unix user (e.g. a slice's "sl-<name>"), to run things as it. */
+export function userIds(user: string): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(spawnSync('id', [flag, user], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
 }
 
 export class TestDaemon {
