@@ -76,6 +76,7 @@ export function buildApi(agent: SliceAgent, views: Views): FastifyInstance {
   app.post<NameParams>('/v1/slices/:name/exec-plan', async (request) => {
     const name = nameParam('slice', request.params.name);
     const { pid } = parseInput(pidBody, request.body, 'exec');
+    await agent.net?.settle(); // the command's traffic is counted from its first packet
     return agent.execPlan(name, pid);
   });
 
