@@ -33,6 +33,7 @@ function assertPayload(what: string, counted: number, run: { bytes: number; sent
 }
 /** Frames the kernel sends by itself during a test (ARP, neighbour discovery), generously. */
 const NOISE_BYTES = 20_000;
+const METRICS_PORT = 20_000 + (process.pid % 20_000);
 
 describe('slice networks', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
@@ -41,7 +42,7 @@ describe('slice networks', { skip: skip ?? false }, () => {
 
   before(async () => {
     forwardBefore = readSysctl('net.ipv4.ip_forward');
-    daemon = await TestDaemon.start();
+    daemon = await TestDaemon.start(['--metrics-port', String(METRICS_PORT)]);
     for (const args of [['n5a', '--net'], ['n5b', '--net'], ['n5h']]) {
       const result = await daemon.cli(['slice', 'create', ...args]);
       assert.equal(result.code, 0, result.stderr);
@@ -167,6 +168,14 @@ describe('slice networks', { skip: skip ?? false }, () => {
     // Client and server are both n5h's: each loopback byte is sent and received by it.
     assertPayload('n5h loopback sent', lo, loRun);
     assertPayload('n5h loopback received', after.loopbackReceived.bytes - before.loopbackReceived.bytes, loRun);
+  });
+
+  test('metrics carry the same counts', async () => {
+    const row = await account('n5a');
+    const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+    const value = (direction: string): number => Number(new RegExp(`^sliced_slice_net_bytes_total\\{slice="n5a",direction="${direction}"\\} (\\d+)`, 'm').exec(text)?.[1]);
+    assert.ok(value('sent') >= row.sent.bytes && value('sent') - row.sent.bytes < NOISE_BYTES, `metrics sent ${value('sent')}, accounts ${row.sent.bytes}`);
+    assert.ok(value('loopback_sent') >= row.loopbackSent.bytes && value('loopback_sent') - row.loopbackSent.bytes < NOISE_BYTES);
   });
 
   test('counts survive a daemon restart: nothing lost, nothing counted twice', async () => {
