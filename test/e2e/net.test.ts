@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
@@ -178,9 +179,16 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assert.ok(value('loopback_sent') >= row.loopbackSent.bytes && value('loopback_sent') - row.loopbackSent.bytes < NOISE_BYTES);
   });
 
-  test('counts survive a daemon restart: nothing lost, nothing counted twice', async () => {
+  test('counts survive a daemon restart: nothing lost, nothing counted twice; unowned objects go', async () => {
     const before = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
-    await daemon.restart();
+    // Objects of the daemon's tag that no slice owns are removed at start.
+    await daemon.stop();
+    const ghosts = [`netns sliced${daemon.net.tag}-n5ghost`, `link slv${daemon.net.tag}-zz`];
+    assert.equal(spawnSync('ip', ['netns', 'add', `sliced${daemon.net.tag}-n5ghost`]).status, 0);
+    assert.equal(spawnSync('ip', ['link', 'add', `slv${daemon.net.tag}-zz`, 'type', 'bridge']).status, 0);
+    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)).sort(), [...ghosts].sort());
+    await daemon.launch();
+    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)), [], 'unowned objects survived the start');
     const after = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
     for (const row of before.slices) {
       const again = after.slices.find((r) => r.slice === row.slice)!;
