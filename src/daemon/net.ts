@@ -216,7 +216,8 @@ export class SliceNetworks {
   }
 
   /** Remove what `next` no longer has (old cgroups still exist here). */
-  async beforeGroups(before: DesiredState, next: DesiredState): Promise<void> {    const gone: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
+  async beforeGroups(before: DesiredState, next: DesiredState): Promise<void> {
+    const gone: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
     const removedNets: Array<{ netns: string; veth: string; index: number }> = [];
     const changed = this.changedSlices(before, next);
     const loopbacks: string[] = [];
