@@ -85,23 +85,20 @@ const userSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-const cpuQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseCpu(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+/** A quantity given as a string or a number, turned into a number by one of the units parsers. */
+const quantity = (parse: (value: unknown) => { ok: true; value: number } | { ok: false; reason: string }) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const parsed = parse(value);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.reason });
+      return z.NEVER;
+    }
+    return parsed.value;
+  });
 
-const memoryQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseMemory(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
+const cpuQuantity = quantity(parseCpu);
+const memoryQuantity = quantity(parseMemory);
+const rateQuantity = quantity(parseRate);
 
 /** "none" (or null) clears an optional cap. */
 const optionalCap = <T extends z.ZodType>(quantity: T) =>
@@ -119,15 +116,6 @@ export const cpuInputSchema = z
     shares: sharesSchema.optional(),
   })
   .strict();
-
-const rateQuantity = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const parsed = parseRate(value);
-  if (!parsed.ok) {
-    ctx.addIssue({ code: 'custom', message: parsed.reason });
-    return z.NEVER;
-  }
-  return parsed.value;
-});
 
 export const netOptionsSchema = z
   .object({
