@@ -31,3 +31,15 @@ export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** Run `work` over `items` with `concurrency` calls in flight; returns the seconds it took. */
+export async function inParallel<T>(items: T[], work: (item: T) => Promise<unknown>, concurrency = 16): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}

@@ -16,7 +16,7 @@ import { loadavg } from 'node:os';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { iperfClient, iperfServer } from '../test/helpers/net.js';
 import type { SliceView } from '../src/daemon/views.js';
-import { finish, machine, percentile, round, say } from './lib.js';
+import { finish, inParallel, machine, percentile, round, say } from './lib.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -32,17 +32,6 @@ const CONCURRENCY = 16;
 function nft(args: string[]): void {
   const result = spawnSync('nft', args, { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`nft ${args.join(' ')}: ${result.stderr}`);
-}
-
-async function inParallel<T>(items: T[], work: (item: T) => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-  return (performance.now() - started) / 1000;
 }
 
 const load = loadavg().map((l) => round(l, 2));
@@ -94,8 +83,8 @@ try {
 
   say(`set-up of ${NETWORKS} slice networks (${CONCURRENCY} requests in flight)...`);
   const names = Array.from({ length: NETWORKS }, (_, i) => `n5m${i}`);
-  const setupAllS = await inParallel(names, (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', net: true }));
-  const teardownAllS = await inParallel(names, (name) => daemon.api.delete(`/v1/slices/${name}`));
+  const setupAllS = await inParallel(names, (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', net: true }), CONCURRENCY);
+  const teardownAllS = await inParallel(names, (name) => daemon.api.delete(`/v1/slices/${name}`), CONCURRENCY);
   say(`  ${round(setupAllS, 2)} s to set up, ${round(teardownAllS, 2)} s to tear down`);
 
   finish({

@@ -12,24 +12,13 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
-import { finish, machine, round, say } from './lib.js';
+import { finish, inParallel, machine, round, say } from './lib.js';
 
 const countIndex = process.argv.indexOf('--slices');
 const SLICES = countIndex > 0 ? Number(process.argv[countIndex + 1]) : 1000;
 const USER_SAMPLE = 50;
 const CONCURRENCY = 16;
 const PERIOD_MS = 100;
-
-async function inParallel<T>(items: T[], work: (item: T) => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-  return (performance.now() - started) / 1000;
-}
 
 function rssMb(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -40,7 +29,7 @@ const daemon = await TestDaemon.start(['--period', String(PERIOD_MS), '--log-lev
 try {
   const names = Array.from({ length: SLICES }, (_, i) => `s${String(i).padStart(4, '0')}`);
   say(`creating ${SLICES} slices (user nobody, ${CONCURRENCY} requests in flight)...`);
-  const createS = await inParallel(names, (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', cpu: { shares: 100 + (Number(name.slice(1)) % 50) } }));
+  const createS = await inParallel(names, (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', cpu: { shares: 100 + (Number(name.slice(1)) % 50) } }), CONCURRENCY);
   say(`  ${round(SLICES / createS)} creates/s`);
 
   say(`control loop over ${SLICES} slices, period ${PERIOD_MS} ms...`);
@@ -51,13 +40,13 @@ try {
   say(`  loop p50 ${node.loop.p50Ms} ms, p99 ${node.loop.p99Ms} ms over ${node.loop.window} passes; daemon RSS ${round(rss)} MB`);
 
   say(`deleting ${SLICES} slices...`);
-  const deleteS = await inParallel(names, (name) => daemon.api.delete(`/v1/slices/${name}`));
+  const deleteS = await inParallel(names, (name) => daemon.api.delete(`/v1/slices/${name}`), CONCURRENCY);
   say(`  ${round(SLICES / deleteS)} deletes/s`);
 
   say(`creating and deleting ${USER_SAMPLE} slices with their own Unix users (useradd/userdel)...`);
   const withUsers = Array.from({ length: USER_SAMPLE }, (_, i) => `u${i}`);
-  const createUsersS = await inParallel(withUsers, (name) => daemon.api.post('/v1/slices', { name }));
-  const deleteUsersS = await inParallel(withUsers, (name) => daemon.api.delete(`/v1/slices/${name}`));
+  const createUsersS = await inParallel(withUsers, (name) => daemon.api.post('/v1/slices', { name }), CONCURRENCY);
+  const deleteUsersS = await inParallel(withUsers, (name) => daemon.api.delete(`/v1/slices/${name}`), CONCURRENCY);
   say(`  ${round(USER_SAMPLE / createUsersS)} creates/s, ${round(USER_SAMPLE / deleteUsersS)} deletes/s`);
 
   finish({

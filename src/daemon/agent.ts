@@ -327,6 +327,7 @@ export class SliceAgent {
       if (pid === process.pid) throw new SlicedError('EPERM', `process ${pid} is sliced itself and cannot be attached to a slice`);
       if (isKernelThread(pid)) throw new SlicedError('EPERM', `process ${pid} is a kernel thread and cannot be attached to a slice`);
       const group = sliceGroup(this.current, slice);
+      await this.opts.net?.settle(); // its traffic is counted from the first packet
       const exited = (): SlicedError => new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
       try {
         this.assertMemoryMoveAllowed(pid, group);

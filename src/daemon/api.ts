@@ -92,6 +92,7 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
     const name = nameParam('slice', request.params.name);
     const { pid } = parseInput(pidBody, request.body, 'exec');
     placement?.(name, pid);
+    await agent.net?.settle(); // the command's traffic is counted from its first packet
     return agent.execPlan(name, pid);
   });
 

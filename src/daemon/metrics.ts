@@ -72,6 +72,12 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
   counter('sliced_slice_oom_kills_total', 'Processes of the slice killed by the OOM killer', (s) => s.live?.oomKills ?? 0);
 
   if (agent?.net) {
+    // Both counters of one scrape share one reading of the kernel.
+    let accounts: { at: number; doc: ReturnType<typeof readAccounts> } | null = null;
+    const read = (): ReturnType<typeof readAccounts> => {
+      if (!accounts || Date.now() - accounts.at > 250) accounts = { at: Date.now(), doc: readAccounts(agent) };
+      return accounts.doc;
+    };
     const columns = [['sent', 'sent'], ['received', 'received'], ['loopbackSent', 'loopback_sent'], ['loopbackReceived', 'loopback_received']] as const;
     for (const unit of ['packets', 'bytes'] as const) {
       new Counter({
@@ -80,7 +86,7 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
         labelNames: ['slice', 'direction'],
         registers: [registry],
         async collect() {
-          const doc = await readAccounts(agent);
+          const doc = await read();
           this.reset();
           for (const row of doc.slices) for (const [field, direction] of columns) this.inc({ slice: row.slice, direction }, row[field][unit]);
         },

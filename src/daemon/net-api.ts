@@ -39,7 +39,7 @@ function networks(agent: SliceAgent): SliceNetworks {
   return agent.net;
 }
 
-export function accountRow(agent: SliceAgent, account: SliceAccount): AccountRow {
+function accountRow(agent: SliceAgent, account: SliceAccount): AccountRow {
   const spec = agent.state.slices.get(account.slice);
   const row: AccountRow = { slice: account.slice, deleted: account.deleted, network: spec ? (spec.net ? 'namespace' : 'host') : null } as AccountRow;
   for (const column of COLUMNS) row[column] = totalOf(account, column);

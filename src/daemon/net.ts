@@ -28,6 +28,7 @@ import * as ip from '../kernel/net/ip.js';
 import * as nft from '../kernel/net/nft.js';
 import * as tc from '../kernel/net/tc.js';
 import { mustRun } from '../kernel/net/run.js';
+import { NftQueue } from '../kernel/net/nft-queue.js';
 import { Accounts } from './accounts.js';
 
 export interface NetSettings {
@@ -63,6 +64,7 @@ export class SliceNetworks {
   /** The levels the lookup rules were last written for. */
   private levelsWritten = new Set<number>();
   private readonly cgroup2Mount: string | null;
+  private readonly queue: NftQueue;
 
   constructor(
     readonly settings: NetSettings,
@@ -72,6 +74,7 @@ export class SliceNetworks {
     this.accounts = new Accounts(ctx.store);
     this.table = { table: this.names.table, bridge: this.names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text };
     this.cgroup2Mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
+    this.queue = new NftQueue(ctx.log);
   }
 
   /** Path of the slice's network namespace, or null when it uses the host's network. */
@@ -204,6 +207,14 @@ export class SliceNetworks {
     return [...affectedIds(before, next)].filter((id) => id.startsWith('slice/')).map((id) => id.slice('slice/'.length));
   }
 
+  /**
+   * Every counting object of the changes made so far is in the kernel. Called before a
+   * process can run in a slice (exec, attach), before removals and at stop.
+   */
+  settle(): Promise<void> {
+    return this.queue.flush();
+  }
+
   /** Remove what `next` no longer has (old cgroups still exist here). */
   async beforeGroups(before: DesiredState, next: DesiredState): Promise<void> {
     const gone: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
@@ -226,6 +237,8 @@ export class SliceNetworks {
       const f = this.forward(before, r);
       if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null)) gone.forwards.push(f);
     }
+    // Deletions need the objects written behind, and nft needs the old groups to resolve them.
+    if (gone.namespaced.length + gone.host.length + gone.forwards.length + gone.egress4.length > 0) await this.settle();
     // The namespace's lo goes with it: its last reading first. (nft counters stay; see deleteLines.)
     await this.foldLoopbacks(loopbacks);
     // A deleted slice keeps an account (even an empty one): it owns its counters until removed.
@@ -267,10 +280,13 @@ export class SliceNetworks {
       const f = this.forward(next, r);
       if (f && JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)) added.forwards.push(f);
     }
-    const lines = nft.addLines(this.table, added);
+    // Reserved ports take effect before the change is acknowledged; counting objects are
+    // written behind, batched with the next changes (see settle()).
+    await nft.runScript(nft.addLines(this.table, { namespaced: [], host: [], forwards: added.forwards, egress4: added.egress4 }));
+    const counting = nft.addLines(this.table, { ...added, forwards: [], egress4: [] });
     const levelsNow = new Set(this.levels.values());
-    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) lines.push(...this.levelLines());
-    await nft.runScript(lines);
+    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) counting.push(...this.levelLines());
+    this.queue.add(counting);
     await this.syncServiceAddresses(next, before, 'add');
     await this.syncForwarding(next);
     await this.accounts.flush();
@@ -278,6 +294,7 @@ export class SliceNetworks {
 
   /** Remove every namespace, link, table and tc object of this daemon's tag. */
   async teardown(state: DesiredState): Promise<void> {
+    await this.settle();
     await this.accounts.load();
     await this.foldCounters(state);
     await this.accounts.flush();
@@ -330,6 +347,7 @@ export class SliceNetworks {
 
   /** Fold every slice's counters and make the accounts durable (periodically and at stop). */
   async refresh(state: DesiredState): Promise<void> {
+    await this.settle();
     await this.foldCounters(state);
     await this.accounts.flush();
   }

@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
@@ -33,6 +34,7 @@ function assertPayload(what: string, counted: number, run: { bytes: number; sent
 }
 /** Frames the kernel sends by itself during a test (ARP, neighbour discovery), generously. */
 const NOISE_BYTES = 20_000;
+const METRICS_PORT = 20_000 + (process.pid % 20_000);
 
 describe('slice networks', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
@@ -41,7 +43,7 @@ describe('slice networks', { skip: skip ?? false }, () => {
 
   before(async () => {
     forwardBefore = readSysctl('net.ipv4.ip_forward');
-    daemon = await TestDaemon.start();
+    daemon = await TestDaemon.start(['--metrics-port', String(METRICS_PORT)]);
     for (const args of [['n5a', '--net'], ['n5b', '--net'], ['n5h']]) {
       const result = await daemon.cli(['slice', 'create', ...args]);
       assert.equal(result.code, 0, result.stderr);
@@ -169,9 +171,24 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assertPayload('n5h loopback received', after.loopbackReceived.bytes - before.loopbackReceived.bytes, loRun);
   });
 
-  test('counts survive a daemon restart: nothing lost, nothing counted twice', async () => {
+  test('metrics carry the same counts', async () => {
+    const row = await account('n5a');
+    const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+    const value = (direction: string): number => Number(new RegExp(`^sliced_slice_net_bytes_total\\{slice="n5a",direction="${direction}"\\} (\\d+)`, 'm').exec(text)?.[1]);
+    assert.ok(value('sent') >= row.sent.bytes && value('sent') - row.sent.bytes < NOISE_BYTES, `metrics sent ${value('sent')}, accounts ${row.sent.bytes}`);
+    assert.ok(value('loopback_sent') >= row.loopbackSent.bytes && value('loopback_sent') - row.loopbackSent.bytes < NOISE_BYTES);
+  });
+
+  test('counts survive a daemon restart: nothing lost, nothing counted twice; unowned objects go', async () => {
     const before = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
-    await daemon.restart();
+    // Objects of the daemon's tag that no slice owns are removed at start.
+    await daemon.stop();
+    const ghosts = [`netns sliced${daemon.net.tag}-n5ghost`, `link slv${daemon.net.tag}-zz`];
+    assert.equal(spawnSync('ip', ['netns', 'add', `sliced${daemon.net.tag}-n5ghost`]).status, 0);
+    assert.equal(spawnSync('ip', ['link', 'add', `slv${daemon.net.tag}-zz`, 'type', 'bridge']).status, 0);
+    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)).sort(), [...ghosts].sort());
+    await daemon.launch();
+    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)), [], 'unowned objects survived the start');
     const after = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
     for (const row of before.slices) {
       const again = after.slices.find((r) => r.slice === row.slice)!;

@@ -76,7 +76,9 @@ export async function ensureBridge(bridge: BridgeConfig): Promise<void> {
     `link set ${bridge.name} up`,
   ].join('\n'));
   setSysctl(`net.ipv4.conf.${bridge.name}.forwarding`, '1');
-  setSysctl(`net.ipv6.conf.${bridge.name}.force_forwarding`, '1');
+  // Per-interface IPv6 forwarding exists since Linux 6.17; before, IPv6 reserved ports
+  // reach a slice only from the host itself unless net.ipv6.conf.all.forwarding is on.
+  if (existsSync(`/proc/sys/net/ipv6/conf/${bridge.name}/force_forwarding`)) setSysctl(`net.ipv6.conf.${bridge.name}.force_forwarding`, '1');
 }
 
 /** Create what is missing of a slice's network and (re)assert the rest; idempotent. */

@@ -62,7 +62,7 @@ export interface CounterReading {
   handle: number;
 }
 
-export const counterName = (column: 'tx' | 'rx' | 'lotx' | 'lorx', slice: string): string => `${column}_${slice}`;
+const counterName = (column: 'tx' | 'rx' | 'lotx' | 'lorx', slice: string): string => `${column}_${slice}`;
 
 function one(entries: string[]): string {
   return `{ ${entries.join(', ')} }`;
