@@ -300,7 +300,9 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
       ln -s $PROBE/process_load cpu_load
       cd $SCHEDULER/process_set
       mkdir single_processes/$$
-      mkdir process_sessions/\`ps h -osid $$\`
+      # The slides' form, with ps's column padding stripped: procps right-aligns a SID of
+      # fewer than 5 digits (" 1137"), which the unquoted substitution splits into two words.
+      mkdir process_sessions/\`ps h -osid $$ | tr -d ' '\`
       sleep 0.6
       cat $PROBE/node_load/value
       cd $POLICY/node_load
