@@ -65,6 +65,10 @@ export class SliceAgent {
   private readonly opts: AgentOptions;
   private readonly log: Logger;
   private chain: Promise<unknown> = Promise.resolve();
+  /** The store write of the last change (see serialise()). */
+  private durable: Promise<void> = Promise.resolve();
+  /** Set when the store failed to make a change durable; changes are refused from then on. */
+  private storeFailure: Error | null = null;
   private readonly users = new Map<string, UnixUser>();
   /** Last limits written per group key, so unchanged values are not rewritten. */
   private readonly written = new Map<string, { cpu: number | null; rest: string }>();
@@ -240,7 +244,7 @@ export class SliceAgent {
         deleteUser(spec.user);
         this.users.delete(spec.user);
       }
-      await this.persist(before, next);
+      this.persistBehind(before, next);
       this.current = next;
       this.notify();
       this.log.info({ slice: name }, 'slice deleted');
@@ -506,18 +510,23 @@ export class SliceAgent {
     const backend = this.opts.backend;
     type Item = { path: GroupPath; cpu: number | null; memory: MemoryAllocation; ioWeight: number; io: IoDeviceLimit[]; rest: string };
     const items: Item[] = [];
-    const ioCaps = effectiveIoCaps(state, backend.hierarchicalIoCaps);
-    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number): void => {
-      const io = ioCaps.get(id) ?? [];
+    // Only split domain caps make a group's caps depend on other groups; without them a change
+    // touches just the groups it names, and the others need not be looked at (O(1) per change).
+    const splitsCaps = !backend.hierarchicalIoCaps && [...state.domains.values()].some((d) => d.io.max.length > 0);
+    const ioCaps = only === undefined || splitsCaps ? effectiveIoCaps(state, backend.hierarchicalIoCaps) : null;
+    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number, ownIo: IoDeviceLimit[]): void => {
+      const io = ioCaps ? (ioCaps.get(id) ?? []) : ownIo;
       const rest = JSON.stringify([memory, ioWeight, io]);
       if (only !== undefined && !only.has(id) && this.written.get(groupKey(path))?.rest === rest) return;
       items.push({ path, cpu, memory, ioWeight, io, rest });
     };
-    for (const domain of [...state.domains.values()]) {
-      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight);
+    const domains = ioCaps ? [...state.domains.values()] : [...only!].filter((id) => id.startsWith('domain/')).map((id) => state.domains.get(id.slice('domain/'.length)));
+    const slices = ioCaps ? [...state.slices.values()] : [...only!].filter((id) => id.startsWith('slice/')).map((id) => state.slices.get(id.slice('slice/'.length)));
+    for (const domain of domains) {
+      if (domain) add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max);
     }
-    for (const slice of [...state.slices.values()]) {
-      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight);
+    for (const slice of slices) {
+      if (slice) add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max);
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));
@@ -569,18 +578,46 @@ export class SliceAgent {
 
   // ---- persistence and serialisation ---------------------------------------------------------
 
+  /**
+   * Changes run one at a time. The next one starts as soon as this one is in the kernel, while
+   * its log write is still going (the store writes in order and syncs many at once); each is
+   * acknowledged only once its log write (or, for a change that stores nothing, the one
+   * before it) is durable.
+   */
   private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(work, work);
+    const guarded = async (): Promise<{ value: T; durable: Promise<void> }> => {
+      if (this.storeFailure) {
+        throw new SlicedError('EIO', `the state store failed (${this.storeFailure.message}); no change is accepted until sliced is restarted`);
+      }
+      const value = await work();
+      return { value, durable: this.durable };
+    };
+    const run = this.chain.then(guarded, guarded);
     this.chain = run.catch(() => undefined);
-    return run;
+    return run.then(async ({ value, durable }) => {
+      await durable;
+      return value;
+    });
+  }
+
+  /** Queue the store write of a change that is in the kernel; see serialise(). */
+  private persistBehind(before: DesiredState, next: DesiredState): void {
+    this.durable = this.persist(before, next).catch((err: Error) => {
+      // The kernel is ahead of the store now, and a log write cannot be retried safely once
+      // a sync failed: refuse further changes; the next start reconciles from the store.
+      this.storeFailure ??= err;
+      this.log.error({ err: err.message }, 'state store write failed; changes are refused until sliced is restarted');
+      throw new SlicedError('EIO', `the change is in the kernel but could not be stored: ${err.message}`);
+    });
+    this.durable.catch(() => undefined); // awaited by the change's caller
   }
 
   /**
-   * Make `next` durable, apply it to the kernel, and only then publish it. If the kernel
-   * refuses, undo the kernel side and the stored state, and rethrow the kernel's reason.
+   * Apply `next` to the kernel, publish it, and queue its store write (acknowledged when
+   * durable, see serialise()). If the kernel refuses, undo the kernel side and rethrow the
+   * kernel's reason; nothing was stored.
    */
   private async commit(before: DesiredState, next: DesiredState, apply: () => Promise<void> | void, undo?: () => Promise<void> | void): Promise<void> {
-    await this.persist(before, next);
     try {
       await apply();
     } catch (err) {
@@ -592,9 +629,9 @@ export class SliceAgent {
       } catch (undoErr) {
         this.log.error({ err: (undoErr as Error).message }, 'rollback incomplete; the next start will reconcile');
       }
-      await this.persist(next, before);
       throw err;
     }
+    this.persistBehind(before, next);
     this.current = next;
     this.notify();
   }

@@ -175,8 +175,9 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
 
 /** A process that has exited but is not reaped yet: /proc still lists it, the kernel refuses to move it. */
 async function makeZombie(): Promise<{ pid: number; release: () => void }> {
-  // sh starts `true` in the background, then execs sleep, which never reaps it.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // perl forks a child that exits at once and never reaps it. (Not `sh -c 'true & exec sleep'`:
+  // sh sometimes reaps the child before the exec, and the pid is gone.)
+  const parent = spawn('perl', ['-e', '$| = 1; my $pid = fork() // die; if ($pid == 0) { exit 0 } print "$pid\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   const pid = await new Promise<number>((r) => parent.stdout!.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
   for (let i = 0; i < 100; i++) {
     const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
