@@ -17,6 +17,7 @@ import { FakeCfs } from '../helpers/fake-cgroup2.js';
 import { SliceAgent, type AgentOptions } from '../../src/daemon/agent.js';
 import { CpuController } from '../../src/daemon/controller.js';
 import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
+import type { Store } from '../../src/cluster/store.js';
 import { CgroupV2Backend } from '../../src/kernel/cgroup/v2.js';
 import { computeEntitlements } from '../../src/core/entitlement.js';
 import { buildTree, sliceId } from '../../src/core/cpu-control.js';
@@ -346,6 +347,75 @@ describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
       assert.equal(backend.readPressure(['iod.domain', 'nope.slice'], 'memory'), null);
     } finally {
       await h.close();
+    }
+  });
+});
+
+/** The real embedded store with a hook before each transaction (delay or failure). */
+function hookedStore(real: EmbeddedStore, before: (keys: string) => Promise<void>, events: string[]): Store {
+  return {
+    range: (prefix) => real.range(prefix),
+    get: (key) => real.get(key),
+    close: () => real.close(),
+    async txn(ops) {
+      const keys = ops.map((op) => op.key).join(',');
+      events.push(`store ${keys}`);
+      await before(keys);
+      await real.txn(ops);
+      events.push(`durable ${keys}`);
+    },
+  };
+}
+
+describe('changes and the state store', () => {
+  test('the next change starts while the previous one is being stored; each is answered only once durable', async () => {
+    const events: string[] = [];
+    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+    const real = await EmbeddedStore.open(stateDir);
+    const h = await harness({ store: hookedStore(real, () => new Promise((r) => setTimeout(r, 50)), events) });
+    try {
+      await Promise.all(
+        ['w1', 'w2'].map((name) =>
+          h.agent.createSlice({ name, user: 'nobody' }).then(() => {
+            events.push(`answered ${name}`);
+          }),
+        ),
+      );
+      const at = (event: string): number => {
+        const index = events.findIndex((e) => e.includes(event));
+        assert.ok(index >= 0, `${event} missing from ${events.join(' | ')}`);
+        return index;
+      };
+      assert.ok(at('store /slices/w2') < at('durable /slices/w1'), `w2 waited for w1's fsync: ${events.join(' | ')}`);
+      assert.ok(at('durable /slices/w1') < at('answered w1'), `w1 answered before it was durable: ${events.join(' | ')}`);
+      assert.ok(at('durable /slices/w2') < at('answered w2'), `w2 answered before it was durable: ${events.join(' | ')}`);
+      assert.deepEqual([...(await real.range('/slices/')).keys()].sort(), ['/slices/w1', '/slices/w2']);
+    } finally {
+      await h.close();
+      await real.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a store that fails: the change is refused with EIO and so is every later one', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+    const real = await EmbeddedStore.open(stateDir);
+    let failing = false;
+    const fail = async (): Promise<void> => {
+      if (failing) throw new SlicedError('EIO', 'cannot write state log: EIO: i/o error, fdatasync');
+    };
+    const h = await harness({ store: hookedStore(real, fail, []) });
+    try {
+      await h.agent.createSlice({ name: 'ok1', user: 'nobody' });
+      failing = true;
+      await assert.rejects(h.agent.createSlice({ name: 'lost', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /could not be stored/.test(err.message));
+      failing = false;
+      await assert.rejects(h.agent.createSlice({ name: 'later', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /until sliced is restarted/.test(err.message));
+      assert.deepEqual([...(await real.range('/slices/')).keys()], ['/slices/ok1'], 'only the acknowledged slice is stored');
+    } finally {
+      await h.close();
+      await real.close();
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });
