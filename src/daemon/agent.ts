@@ -215,6 +215,9 @@ export class SliceAgent {
             this.users.delete(user);
           }
         },
+        // A user made for the slice is stored first: a crash right after useradd must not
+        // leave a user that no stored slice would ever remove.
+        userCreated,
       );
       this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, domain: spec.domain }, 'slice created');
       return spec;
@@ -603,21 +606,33 @@ export class SliceAgent {
   /** Queue the store write of a change that is in the kernel; see serialise(). */
   private persistBehind(before: DesiredState, next: DesiredState): void {
     this.durable = this.persist(before, next).catch((err: Error) => {
-      // The kernel is ahead of the store now, and a log write cannot be retried safely once
-      // a sync failed: refuse further changes; the next start reconciles from the store.
-      this.storeFailure ??= err;
-      this.log.error({ err: err.message }, 'state store write failed; changes are refused until sliced is restarted');
-      throw new SlicedError('EIO', `the change is in the kernel but could not be stored: ${err.message}`);
+      throw this.storeFailed(err, 'the change is in the kernel but could not be stored');
     });
     this.durable.catch(() => undefined); // awaited by the change's caller
   }
 
   /**
+   * A log write cannot be retried safely once a sync failed, and the kernel may be ahead of
+   * the store: refuse further changes; the next start reconciles from what is stored.
+   */
+  private storeFailed(err: Error, what: string): SlicedError {
+    this.storeFailure ??= err;
+    this.log.error({ err: err.message }, 'state store write failed; changes are refused until sliced is restarted');
+    return new SlicedError('EIO', `${what}: ${err.message}`);
+  }
+
+  /**
    * Apply `next` to the kernel, publish it, and queue its store write (acknowledged when
    * durable, see serialise()). If the kernel refuses, undo the kernel side and rethrow the
-   * kernel's reason; nothing was stored.
+   * kernel's reason; nothing was stored. With `storeFirst`, `next` is durable before the
+   * kernel is touched (and the old state stored again if the kernel refuses).
    */
-  private async commit(before: DesiredState, next: DesiredState, apply: () => Promise<void> | void, undo?: () => Promise<void> | void): Promise<void> {
+  private async commit(before: DesiredState, next: DesiredState, apply: () => Promise<void> | void, undo?: () => Promise<void> | void, storeFirst = false): Promise<void> {
+    if (storeFirst) {
+      await this.persist(before, next).catch((err: Error) => {
+        throw this.storeFailed(err, 'the change could not be stored; nothing was changed');
+      });
+    }
     try {
       await apply();
     } catch (err) {
@@ -629,9 +644,10 @@ export class SliceAgent {
       } catch (undoErr) {
         this.log.error({ err: (undoErr as Error).message }, 'rollback incomplete; the next start will reconcile');
       }
+      if (storeFirst) await this.persist(next, before);
       throw err;
     }
-    this.persistBehind(before, next);
+    if (!storeFirst) this.persistBehind(before, next);
     this.current = next;
     this.notify();
   }

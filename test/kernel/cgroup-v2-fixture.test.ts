@@ -10,6 +10,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -390,6 +391,24 @@ describe('changes and the state store', () => {
       assert.ok(at('durable /slices/w1') < at('answered w1'), `w1 answered before it was durable: ${events.join(' | ')}`);
       assert.ok(at('durable /slices/w2') < at('answered w2'), `w2 answered before it was durable: ${events.join(' | ')}`);
       assert.deepEqual([...(await real.range('/slices/')).keys()].sort(), ['/slices/w1', '/slices/w2']);
+    } finally {
+      await h.close();
+      await real.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a slice that needs a new user is stored before useradd: a failing store leaves no user behind', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+    const real = await EmbeddedStore.open(stateDir);
+    const fail = async (): Promise<void> => {
+      throw new SlicedError('EIO', 'cannot write state log: EIO: i/o error, fdatasync');
+    };
+    const h = await harness({ store: hookedStore(real, fail, []) });
+    try {
+      await assert.rejects(h.agent.createSlice({ name: 'fxnouser' }), (err: SlicedError) => err.code === 'EIO' && /nothing was changed/.test(err.message));
+      assert.notEqual(spawnSync('id', ['sl-fxnouser']).status, 0, 'useradd ran although the slice was not stored');
+      assert.equal(h.agent.state.slices.has('fxnouser'), false);
     } finally {
       await h.close();
       await real.close();
