@@ -352,89 +352,90 @@ describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
   });
 });
 
-/** The real embedded store with a hook before each transaction (delay or failure). */
-function hookedStore(real: EmbeddedStore, before: (keys: string) => Promise<void>, events: string[]): Store {
-  return {
+/**
+ * Run `body` with an agent whose store is the real embedded store behind a hook called before
+ * each transaction (to delay or fail it); `events` records each write and when it was durable.
+ */
+async function withHookedStore(before: () => Promise<void>, body: (h: Harness, real: EmbeddedStore, events: string[]) => Promise<void>): Promise<void> {
+  const events: string[] = [];
+  const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+  const real = await EmbeddedStore.open(stateDir);
+  const store: Store = {
     range: (prefix) => real.range(prefix),
     get: (key) => real.get(key),
     close: () => real.close(),
     async txn(ops) {
       const keys = ops.map((op) => op.key).join(',');
       events.push(`store ${keys}`);
-      await before(keys);
+      await before();
       await real.txn(ops);
       events.push(`durable ${keys}`);
     },
   };
+  const h = await harness({ store });
+  try {
+    await body(h, real, events);
+  } finally {
+    await h.close();
+    await real.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 }
+
+const diskError = (): SlicedError => new SlicedError('EIO', 'cannot write state log: EIO: i/o error, fdatasync');
 
 describe('changes and the state store', () => {
   test('the next change starts while the previous one is being stored; each is answered only once durable', async () => {
-    const events: string[] = [];
-    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
-    const real = await EmbeddedStore.open(stateDir);
-    const h = await harness({ store: hookedStore(real, () => new Promise((r) => setTimeout(r, 50)), events) });
-    try {
-      await Promise.all(
-        ['w1', 'w2'].map((name) =>
-          h.agent.createSlice({ name, user: 'nobody' }).then(() => {
-            events.push(`answered ${name}`);
-          }),
-        ),
-      );
-      const at = (event: string): number => {
-        const index = events.findIndex((e) => e.includes(event));
-        assert.ok(index >= 0, `${event} missing from ${events.join(' | ')}`);
-        return index;
-      };
-      assert.ok(at('store /slices/w2') < at('durable /slices/w1'), `w2 waited for w1's fsync: ${events.join(' | ')}`);
-      assert.ok(at('durable /slices/w1') < at('answered w1'), `w1 answered before it was durable: ${events.join(' | ')}`);
-      assert.ok(at('durable /slices/w2') < at('answered w2'), `w2 answered before it was durable: ${events.join(' | ')}`);
-      assert.deepEqual([...(await real.range('/slices/')).keys()].sort(), ['/slices/w1', '/slices/w2']);
-    } finally {
-      await h.close();
-      await real.close();
-      rmSync(stateDir, { recursive: true, force: true });
-    }
+    await withHookedStore(
+      () => new Promise((r) => setTimeout(r, 50)),
+      async (h, real, events) => {
+        await Promise.all(
+          ['w1', 'w2'].map((name) =>
+            h.agent.createSlice({ name, user: 'nobody' }).then(() => {
+              events.push(`answered ${name}`);
+            }),
+          ),
+        );
+        const at = (event: string): number => {
+          const index = events.findIndex((e) => e.includes(event));
+          assert.ok(index >= 0, `${event} missing from ${events.join(' | ')}`);
+          return index;
+        };
+        assert.ok(at('store /slices/w2') < at('durable /slices/w1'), `w2 waited for w1's fsync: ${events.join(' | ')}`);
+        assert.ok(at('durable /slices/w1') < at('answered w1'), `w1 answered before it was durable: ${events.join(' | ')}`);
+        assert.ok(at('durable /slices/w2') < at('answered w2'), `w2 answered before it was durable: ${events.join(' | ')}`);
+        assert.deepEqual([...(await real.range('/slices/')).keys()].sort(), ['/slices/w1', '/slices/w2']);
+      },
+    );
   });
 
   test('a slice that needs a new user is stored before useradd: a failing store leaves no user behind', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
-    const real = await EmbeddedStore.open(stateDir);
-    const fail = async (): Promise<void> => {
-      throw new SlicedError('EIO', 'cannot write state log: EIO: i/o error, fdatasync');
-    };
-    const h = await harness({ store: hookedStore(real, fail, []) });
-    try {
-      await assert.rejects(h.agent.createSlice({ name: 'fxnouser' }), (err: SlicedError) => err.code === 'EIO' && /nothing was changed/.test(err.message));
-      assert.notEqual(spawnSync('id', ['sl-fxnouser']).status, 0, 'useradd ran although the slice was not stored');
-      assert.equal(h.agent.state.slices.has('fxnouser'), false);
-    } finally {
-      await h.close();
-      await real.close();
-      rmSync(stateDir, { recursive: true, force: true });
-    }
+    await withHookedStore(
+      async () => {
+        throw diskError();
+      },
+      async (h) => {
+        await assert.rejects(h.agent.createSlice({ name: 'fxnouser' }), (err: SlicedError) => err.code === 'EIO' && /nothing was changed/.test(err.message));
+        assert.notEqual(spawnSync('id', ['sl-fxnouser']).status, 0, 'useradd ran although the slice was not stored');
+        assert.equal(h.agent.state.slices.has('fxnouser'), false);
+      },
+    );
   });
 
   test('a store that fails: the change is refused with EIO and so is every later one', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
-    const real = await EmbeddedStore.open(stateDir);
     let failing = false;
-    const fail = async (): Promise<void> => {
-      if (failing) throw new SlicedError('EIO', 'cannot write state log: EIO: i/o error, fdatasync');
-    };
-    const h = await harness({ store: hookedStore(real, fail, []) });
-    try {
-      await h.agent.createSlice({ name: 'ok1', user: 'nobody' });
-      failing = true;
-      await assert.rejects(h.agent.createSlice({ name: 'lost', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /could not be stored/.test(err.message));
-      failing = false;
-      await assert.rejects(h.agent.createSlice({ name: 'later', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /until sliced is restarted/.test(err.message));
-      assert.deepEqual([...(await real.range('/slices/')).keys()], ['/slices/ok1'], 'only the acknowledged slice is stored');
-    } finally {
-      await h.close();
-      await real.close();
-      rmSync(stateDir, { recursive: true, force: true });
-    }
+    await withHookedStore(
+      async () => {
+        if (failing) throw diskError();
+      },
+      async (h, real) => {
+        await h.agent.createSlice({ name: 'ok1', user: 'nobody' });
+        failing = true;
+        await assert.rejects(h.agent.createSlice({ name: 'lost', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /could not be stored/.test(err.message));
+        failing = false;
+        await assert.rejects(h.agent.createSlice({ name: 'later', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /until sliced is restarted/.test(err.message));
+        assert.deepEqual([...(await real.range('/slices/')).keys()], ['/slices/ok1'], 'only the acknowledged slice is stored');
+      },
+    );
   });
 });
