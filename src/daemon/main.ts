@@ -112,7 +112,14 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         stopping = true;
         log.info({ signal }, 'stopping');
         await demo?.stop();
+        // The demo leaves the machine as it found it when nothing but the demo used sliced:
+        // the node-wide objects (bridge, nft tables, sliced's own groups) go too.
+        const unused = demo !== null && daemon.agent.state.slices.size === 0 && daemon.agent.state.domains.size === 0;
         await daemon.close();
+        if (unused) {
+          process.stdout.write('no slices left: removing the bridge, nft tables and groups of sliced (as sliced --cleanup)\n');
+          await cleanup(config, log);
+        }
         process.exit(0);
       };
       const demo = options.demo ? await runDemo(daemon) : null;
