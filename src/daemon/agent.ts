@@ -321,6 +321,14 @@ export class SliceAgent {
     });
   }
 
+  /** Drop a deleted slice's network counts (between changes: the network part needs every group in place). */
+  removeNetAccount(slice: string): Promise<void> {
+    return this.serialise(async () => {
+      if (!this.opts.net) throw new SlicedError('EINVAL', 'slice networking is off on this node (net: false in the daemon settings)');
+      await this.opts.net.removeAccount(slice, this.current);
+    });
+  }
+
   // ---- processes -----------------------------------------------------------------------
 
   attach(slice: string, pid: number): Promise<void> {

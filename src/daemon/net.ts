@@ -53,6 +53,8 @@ interface SliceRecord {
 }
 
 const FORWARD_SYSCTL_KEY = '/net/sysctl/net.ipv4.ip_forward';
+/** Stale host map elements tolerated before a sweep, at least (see staleHost). */
+const STALE_HOST_MIN = 256;
 const LOOPBACK_READS_IN_FLIGHT = 8;
 
 export class SliceNetworks {
@@ -65,6 +67,11 @@ export class SliceNetworks {
   private levelsWritten = new Set<number>();
   private readonly cgroup2Mount: string | null;
   private readonly queue: NftQueue;
+  /**
+   * Host-network slices whose map elements were left behind when their group went (see
+   * beforeGroups); the maps are rebuilt when there are more of them than live ones.
+   */
+  private staleHost = 0;
 
   constructor(
     readonly settings: NetSettings,
@@ -182,7 +189,10 @@ export class SliceNetworks {
       const f = this.forward(state, r);
       if (f) rules.forwards.push(f);
     }
-    const lines = [...nft.skeletonLines(this.table, true), ...this.levelLines(), ...nft.addLines(this.table, rules)];
+    // Host maps are emptied too: elements of groups removed before this start are swept.
+    const hostMaps = await nft.hostMaps(this.names.table);
+    const lines = [...nft.skeletonLines(this.table, true), ...nft.flushHostMapLines(this.table, hostMaps), ...this.levelLines(), ...nft.addLines(this.table, rules)];
+    this.staleHost = 0;
     // Counters of no slice and no kept account go, after the maps that referenced them were
     // emptied (same transaction); a deleted slice's stay until its account is removed.
     const owned = (c: nft.CounterReading): boolean => {
@@ -238,13 +248,17 @@ export class SliceNetworks {
       if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null)) gone.forwards.push(f);
     }
     // Deletions need the objects written behind, and nft needs the old groups to resolve them.
-    if (gone.namespaced.length + gone.host.length + gone.forwards.length + gone.egress4.length > 0) await this.settle();
+    if (gone.namespaced.length + gone.forwards.length + gone.egress4.length > 0) await this.settle();
     // The namespace's lo goes with it: its last reading first. (nft counters stay; see deleteLines.)
     await this.foldLoopbacks(loopbacks);
     // A deleted slice keeps an account (even an empty one): it owns its counters until removed.
     for (const name of changed) if (!next.slices.has(name)) this.accounts.setDeleted(name, true);
     await this.accounts.flush();
     for (const s of gone.host) this.levels.delete(s.slice);
+    // A host slice's map elements are keyed by its group's id, which the kernel never gives
+    // to another group: once the group is gone they match nothing. Deleting them costs a
+    // transaction that waits ~20 ms in the kernel, so they are left and swept in bulk later.
+    this.staleHost += gone.host.length;
     await nft.runDeletions(nft.deleteLines(this.table, gone));
     for (const net of removedNets) {
       await ip.removeSliceNet(net.netns, net.veth);
@@ -287,6 +301,7 @@ export class SliceNetworks {
     const levelsNow = new Set(this.levels.values());
     if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) counting.push(...this.levelLines());
     this.queue.add(counting);
+    if (this.staleHost > Math.max(STALE_HOST_MIN, this.levels.size)) await this.sweepHostMaps(next);
     await this.syncServiceAddresses(next, before, 'add');
     await this.syncForwarding(next);
     await this.accounts.flush();
@@ -338,8 +353,27 @@ export class SliceNetworks {
     await Promise.all(Array.from({ length: LOOPBACK_READS_IN_FLIGHT }, worker));
   }
 
-  /** Drop a deleted slice's counts: its account and its counters in the kernel. */
-  async removeAccount(slice: string): Promise<void> {
+  /**
+   * Rebuild the host slices' maps with the elements of `state` only, in one transaction
+   * (counting goes on throughout): drops the elements of groups that are gone. Every group
+   * of `state` must exist.
+   */
+  private async sweepHostMaps(state: DesiredState): Promise<void> {
+    await this.settle();
+    const host = [...state.slices.values()].flatMap((spec) => this.record(state, spec).host ?? []);
+    const maps = await nft.hostMaps(this.names.table);
+    await nft.runScript([...nft.flushHostMapLines(this.table, maps), ...nft.addLines(this.table, { namespaced: [], host, forwards: [], egress4: [] })]);
+    this.ctx.log.debug({ swept: this.staleHost, kept: host.length }, 'stale host-network map elements removed');
+    this.staleHost = 0;
+  }
+
+  /**
+   * Drop a deleted slice's counts: its account and its counters in the kernel. Called inside
+   * the agent's serialised changes (every group of `state` exists).
+   */
+  async removeAccount(slice: string, state: DesiredState): Promise<void> {
+    // Stale map elements may still refer to the counters, and nft refuses to delete those.
+    if (this.staleHost > 0) await this.sweepHostMaps(state);
     await this.accounts.remove(slice);
     const counters = (await nft.readCounters(this.names.table)).filter((c) => nft.parseCounterName(c.name)?.slice === slice);
     await nft.runDeletions(nft.deleteCounterLines(this.names.table, counters));

@@ -226,6 +226,36 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assert.deepEqual(doc.slices.map((r) => r.slice).sort(), ['n5a', 'n5h']);
   });
 
+  test('a deleted host-network slice: its counts stay, can be removed, and a new slice of the name counts afresh', async () => {
+    const counters = (slice: string): string[] => {
+      const listed = spawnSync('nft', ['-j', 'list', 'counters', 'table', 'inet', `sliced${daemon.net.tag}`], { encoding: 'utf8' });
+      const doc = JSON.parse(listed.stdout) as { nftables: Array<{ counter?: { name: string } }> };
+      return doc.nftables.flatMap((item) => (item.counter?.name.endsWith(`_${slice}`) ? [item.counter.name] : []));
+    };
+    // Loopback UDP from the slice's own processes (the host's lo: the slice has no namespace).
+    const ping = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; let n = 0; s.on('message', () => { if (++n === 20) s.close(); }); for (let i = 0; i < 20; i++) s.send(Buffer.alloc(500), p, '127.0.0.1'); });`;
+    assert.equal((await daemon.cli(['slice', 'create', 'n5g'])).code, 0);
+    const sent = await daemon.cli(['exec', '--slice', 'n5g', '--', process.execPath, '-e', ping]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const counted = await account('n5g');
+    assert.ok(counted.loopbackSent.bytes >= 20 * 500, `n5g loopback sent ${counted.loopbackSent.bytes}`);
+    assert.equal((await daemon.cli(['slice', 'delete', 'n5g'])).code, 0);
+    assert.equal((await account('n5g')).deleted, true);
+    assert.equal(counters('n5g').length, 4, 'the counters of a deleted slice stay until its counts are removed');
+    // The map elements that referred to them were left behind with the group; removing the
+    // counts sweeps them first (nft refuses to delete a counter that is still referred to).
+    const removed = await daemon.cli(['net', 'accounts', '--remove', 'n5g']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual(counters('n5g'), []);
+    assert.equal((await daemon.cli(['slice', 'create', 'n5g'])).code, 0);
+    assert.equal((await account('n5g')).loopbackSent.bytes, 0);
+    const again = await daemon.cli(['exec', '--slice', 'n5g', '--', process.execPath, '-e', ping]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok((await account('n5g')).loopbackSent.bytes >= 20 * 500, 'the new n5g is not counted');
+    assert.equal((await daemon.cli(['slice', 'delete', 'n5g'])).code, 0);
+    assert.equal((await daemon.cli(['net', 'accounts', '--remove', 'n5g'])).code, 0);
+  });
+
   test('turning a slice\'s network off and on again removes and rebuilds its namespace', async () => {
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
     assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'off'])).code, 0);

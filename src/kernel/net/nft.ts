@@ -96,7 +96,9 @@ export function addLines(c: TableConfig, r: NetRules): string[] {
 /**
  * Script lines that stop counting for `r` and remove its forwards (which must be in the
  * tables). The counters themselves stay: a deleted slice's counts stay in the kernel until
- * its account is removed (counterLines), so deleting never has to read them first.
+ * its account is removed (counterLines), so deleting never has to read them first. Host
+ * slices' elements are not deleted one by one but swept (flushHostMapLines): once their
+ * group is gone, they match nothing.
  */
 export function deleteLines(c: TableConfig, r: NetRules): string[] {
   const b = `bridge ${c.table}`;
@@ -105,7 +107,6 @@ export function deleteLines(c: TableConfig, r: NetRules): string[] {
   for (const f of r.forwards) lines.push(`delete element ${i} fwd${f.family} ${one([forwardElement(f, false)])}`);
   if (r.egress4.length > 0) lines.push(`delete element ${i} egress4 ${one(r.egress4)}`);
   for (const s of r.namespaced) lines.push(`delete element ${b} sent { "${s.veth}" }`, `delete element ${b} received { "${s.veth}" }`);
-  for (const s of r.host) for (const col of HOST_COLUMNS) lines.push(`delete element ${i} ${col}${s.level} { "${s.cgroupPath}" }`);
   return lines;
 }
 
@@ -125,6 +126,20 @@ const HOST_COLUMNS = ['tx', 'rx', 'lotx', 'lorx'] as const;
 /** Counter maps of one cgroup level, keyed by the group (nft resolves the path to its id). */
 function levelMaps(c: TableConfig, level: number): string[] {
   return HOST_COLUMNS.map((col) => `add map inet ${c.table} ${col}${level} { type cgroupsv2 : counter; }`);
+}
+
+/** Names of the host-network counter maps (one per column and cgroup level) in the inet table. */
+export async function hostMaps(table: string): Promise<string[]> {
+  // -t: without elements (printing cgroupsv2 keys walks /sys/fs/cgroup once per element).
+  const result = await runTool('nft', ['-t', '-j', 'list', 'maps', 'inet']);
+  if (result.code !== 0) return [];
+  const doc = JSON.parse(result.stdout) as { nftables: Array<{ map?: { name: string; table: string } }> };
+  return doc.nftables.flatMap((item) => (item.map && item.map.table === table && /^(tx|rx|lotx|lorx)\d+$/.test(item.map.name) ? [item.map.name] : []));
+}
+
+/** Script lines that empty these host-network maps (their counters stay). */
+export function flushHostMapLines(c: TableConfig, maps: readonly string[]): string[] {
+  return maps.map((name) => `flush map inet ${c.table} ${name}`);
 }
 
 /**
