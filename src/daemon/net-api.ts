@@ -75,7 +75,6 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
   });
   app.delete<SliceParams>('/v1/net/accounts/:slice', async (request) => {
     const slice = assertValidName('slice', request.params.slice);
-    networks(agent);
     await agent.removeNetAccount(slice);
     return { removed: slice };
   });
