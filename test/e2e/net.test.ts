@@ -256,6 +256,33 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assert.equal((await daemon.cli(['net', 'accounts', '--remove', 'n5g'])).code, 0);
   });
 
+  test('deleting many host-network slices sweeps their map entries in bulk; live slices keep counting', async () => {
+    const table = `sliced${daemon.net.tag}`;
+    const entries = (): number => {
+      const maps = JSON.parse(spawnSync('nft', ['-t', '-j', 'list', 'maps', 'inet'], { encoding: 'utf8' }).stdout) as { nftables: Array<{ map?: { name: string; table: string } }> };
+      let total = 0;
+      for (const name of maps.nftables.flatMap((i) => (i.map?.table === table && /^tx\d+$/.test(i.map.name) ? [i.map.name] : []))) {
+        const listed = JSON.parse(spawnSync('nft', ['-j', 'list', 'map', 'inet', table, name], { encoding: 'utf8' }).stdout) as { nftables: Array<{ map?: { elem?: unknown[] } }> };
+        total += listed.nftables.reduce((sum, i) => sum + (i.map?.elem?.length ?? 0), 0);
+      }
+      return total;
+    };
+    const names = Array.from({ length: 300 }, (_, i) => `n5m${i}`);
+    for (const name of names) await daemon.api.post('/v1/slices', { name, user: 'nobody' });
+    await daemon.cli(['exec', '--slice', 'n5h', '--', 'true']); // the counting objects are in the kernel
+    const withAll = entries(); // ~4 s: nft names each cgroupsv2 key by searching /sys/fs/cgroup
+    assert.ok(withAll >= 301, `${withAll} tx entries for 300 + 1 host-network slices`);
+    for (const name of names) await daemon.api.delete(`/v1/slices/${name}`);
+    // 300 deletes pass the sweep threshold (256) once: what remains is n5h and the few left after it.
+    const left = entries();
+    assert.ok(left <= 1 + 300 - 256, `${left} tx entries left after deleting 300 host-network slices`);
+    const before = await account('n5h');
+    const ping = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; let n = 0; s.on('message', () => { if (++n === 10) s.close(); }); for (let i = 0; i < 10; i++) s.send(Buffer.alloc(300), p, '127.0.0.1'); });`;
+    const sent = await daemon.cli(['exec', '--slice', 'n5h', '--', process.execPath, '-e', ping]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.ok((await account('n5h')).loopbackSent.bytes - before.loopbackSent.bytes >= 10 * 300, 'n5h stopped counting after the sweep');
+  });
+
   test('turning a slice\'s network off and on again removes and rebuilds its namespace', async () => {
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
     assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'off'])).code, 0);
