@@ -54,6 +54,13 @@ function fnv1a(text: string): number {
 export const sliceKey = (name: string): string => `slice/${name}`;
 export const domainKey = (name: string): string => `domain/${name}`;
 
+/** What a key of sliceKey or domainKey names, or null for any other string. */
+export function parseKey(id: string): GroupKind | null {
+  if (id.startsWith('slice/')) return { kind: 'slice', name: id.slice('slice/'.length) };
+  if (id.startsWith('domain/')) return { kind: 'domain', name: id.slice('domain/'.length) };
+  return null;
+}
+
 /**
  * Slices and domains whose groups a change from `before` to `next` touches: added, removed
  * or changed specs (compared by reference: changes copy only what they modify), and every

@@ -29,7 +29,7 @@ import {
 } from '../core/model.js';
 import { effectiveIoCaps, resolveIoInput } from '../core/io.js';
 import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.js';
-import { affectedIds, domainGroup, domainKey, parseGroupName, sliceGroup, sliceKey, sliceUserName } from '../core/layout.js';
+import { affectedIds, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName, type GroupKind } from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { reservationKey, type Reservation } from '../core/net.js';
@@ -321,12 +321,9 @@ export class SliceAgent {
     });
   }
 
-  /** Drop a deleted slice's network counts (between changes: the network part needs every group in place). */
-  removeNetAccount(slice: string): Promise<void> {
-    return this.serialise(async () => {
-      if (!this.opts.net) throw new SlicedError('EINVAL', 'slice networking is off on this node (net: false in the daemon settings)');
-      await this.opts.net.removeAccount(slice, this.current);
-    });
+  /** Run `work` between two changes, with the current state (whose groups all exist then). */
+  betweenChanges<T>(work: (state: DesiredState) => Promise<T>): Promise<T> {
+    return this.serialise(() => work(this.current));
   }
 
   // ---- processes -----------------------------------------------------------------------
@@ -531,13 +528,20 @@ export class SliceAgent {
       if (only !== undefined && !only.has(id) && this.written.get(groupKey(path))?.rest === rest) return;
       items.push({ path, cpu, memory, ioWeight, io, rest });
     };
-    const domains = ioCaps ? [...state.domains.values()] : [...only!].filter((id) => id.startsWith('domain/')).map((id) => state.domains.get(id.slice('domain/'.length)));
-    const slices = ioCaps ? [...state.slices.values()] : [...only!].filter((id) => id.startsWith('slice/')).map((id) => state.slices.get(id.slice('slice/'.length)));
-    for (const domain of domains) {
-      if (domain) add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max);
+    // Every group, or only those the change names that still exist.
+    const looked = <T>(kind: GroupKind['kind'], specs: ReadonlyMap<string, T>): T[] =>
+      ioCaps
+        ? [...specs.values()]
+        : [...only!].flatMap((id) => {
+            const key = parseKey(id);
+            const spec = key?.kind === kind ? specs.get(key.name) : undefined;
+            return spec ? [spec] : [];
+          });
+    for (const domain of looked('domain', state.domains)) {
+      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max);
     }
-    for (const slice of slices) {
-      if (slice) add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max);
+    for (const slice of looked('slice', state.slices)) {
+      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max);
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));

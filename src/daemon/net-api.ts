@@ -75,7 +75,8 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
   });
   app.delete<SliceParams>('/v1/net/accounts/:slice', async (request) => {
     const slice = assertValidName('slice', request.params.slice);
-    await agent.removeNetAccount(slice);
+    const net = networks(agent);
+    await agent.betweenChanges((state) => net.removeAccount(slice, state));
     return { removed: slice };
   });
 

@@ -11,7 +11,7 @@ import type { Store } from '../cluster/store.js';
 import type { CgroupBackend } from '../kernel/cgroup/backend.js';
 import { readMounts } from '../kernel/procfs.js';
 import type { DesiredState, SliceSpec } from '../core/model.js';
-import { affectedIds, sliceGroup } from '../core/layout.js';
+import { affectedIds, parseKey, sliceGroup } from '../core/layout.js';
 import {
   gateway,
   netNames,
@@ -214,7 +214,10 @@ export class SliceNetworks {
   }
 
   private changedSlices(before: DesiredState, next: DesiredState): string[] {
-    return [...affectedIds(before, next)].filter((id) => id.startsWith('slice/')).map((id) => id.slice('slice/'.length));
+    return [...affectedIds(before, next)].flatMap((id) => {
+      const key = parseKey(id);
+      return key?.kind === 'slice' ? [key.name] : [];
+    });
   }
 
   /**
@@ -368,8 +371,8 @@ export class SliceNetworks {
   }
 
   /**
-   * Drop a deleted slice's counts: its account and its counters in the kernel. Called inside
-   * the agent's serialised changes (every group of `state` exists).
+   * Drop a deleted slice's counts: its account and its counters in the kernel. Called between
+   * the agent's changes (agent.betweenChanges: every group of `state` exists).
    */
   async removeAccount(slice: string, state: DesiredState): Promise<void> {
     // Stale map elements may still refer to the counters, and nft refuses to delete those.

@@ -15,6 +15,7 @@ import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
 import type { SliceView } from '../../src/daemon/views.js';
+import { hostMaps } from '../../src/kernel/net/nft.js';
 import type { AccountRow, AccountsDocument } from '../../src/daemon/net-api.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();
@@ -35,6 +36,14 @@ function assertPayload(what: string, counted: number, run: { bytes: number; sent
 /** Frames the kernel sends by itself during a test (ARP, neighbour discovery), generously. */
 const NOISE_BYTES = 20_000;
 const METRICS_PORT = 20_000 + (process.pid % 20_000);
+
+/**
+ * Node code that sends `count` UDP datagrams of `bytes` to itself on 127.0.0.1 and exits once
+ * all came back: loopback traffic of whatever slice runs it (the host's lo for a slice
+ * without a namespace).
+ */
+const loopbackPing = (count: number, bytes: number): string =>
+  `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; let n = 0; s.on('message', () => { if (++n === ${count}) s.close(); }); for (let i = 0; i < ${count}; i++) s.send(Buffer.alloc(${bytes}), p, '127.0.0.1'); });`;
 
 describe('slice networks', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
@@ -232,8 +241,7 @@ describe('slice networks', { skip: skip ?? false }, () => {
       const doc = JSON.parse(listed.stdout) as { nftables: Array<{ counter?: { name: string } }> };
       return doc.nftables.flatMap((item) => (item.counter?.name.endsWith(`_${slice}`) ? [item.counter.name] : []));
     };
-    // Loopback UDP from the slice's own processes (the host's lo: the slice has no namespace).
-    const ping = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; let n = 0; s.on('message', () => { if (++n === 20) s.close(); }); for (let i = 0; i < 20; i++) s.send(Buffer.alloc(500), p, '127.0.0.1'); });`;
+    const ping = loopbackPing(20, 500);
     assert.equal((await daemon.cli(['slice', 'create', 'n5g'])).code, 0);
     const sent = await daemon.cli(['exec', '--slice', 'n5g', '--', process.execPath, '-e', ping]);
     assert.equal(sent.code, 0, sent.stderr);
@@ -258,10 +266,9 @@ describe('slice networks', { skip: skip ?? false }, () => {
 
   test('deleting many host-network slices sweeps their map entries in bulk; live slices keep counting', async () => {
     const table = `sliced${daemon.net.tag}`;
-    const entries = (): number => {
-      const maps = JSON.parse(spawnSync('nft', ['-t', '-j', 'list', 'maps', 'inet'], { encoding: 'utf8' }).stdout) as { nftables: Array<{ map?: { name: string; table: string } }> };
+    const entries = async (): Promise<number> => {
       let total = 0;
-      for (const name of maps.nftables.flatMap((i) => (i.map?.table === table && /^tx\d+$/.test(i.map.name) ? [i.map.name] : []))) {
+      for (const name of (await hostMaps(table)).filter((n) => /^tx\d+$/.test(n))) {
         const listed = JSON.parse(spawnSync('nft', ['-j', 'list', 'map', 'inet', table, name], { encoding: 'utf8' }).stdout) as { nftables: Array<{ map?: { elem?: unknown[] } }> };
         total += listed.nftables.reduce((sum, i) => sum + (i.map?.elem?.length ?? 0), 0);
       }
@@ -270,15 +277,14 @@ describe('slice networks', { skip: skip ?? false }, () => {
     const names = Array.from({ length: 300 }, (_, i) => `n5m${i}`);
     for (const name of names) await daemon.api.post('/v1/slices', { name, user: 'nobody' });
     await daemon.cli(['exec', '--slice', 'n5h', '--', 'true']); // the counting objects are in the kernel
-    const withAll = entries(); // ~4 s: nft names each cgroupsv2 key by searching /sys/fs/cgroup
+    const withAll = await entries(); // ~4 s: nft names each cgroupsv2 key by searching /sys/fs/cgroup
     assert.ok(withAll >= 301, `${withAll} tx entries for 300 + 1 host-network slices`);
     for (const name of names) await daemon.api.delete(`/v1/slices/${name}`);
     // 300 deletes pass the sweep threshold (256) once: what remains is n5h and the few left after it.
-    const left = entries();
+    const left = await entries();
     assert.ok(left <= 1 + 300 - 256, `${left} tx entries left after deleting 300 host-network slices`);
     const before = await account('n5h');
-    const ping = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; let n = 0; s.on('message', () => { if (++n === 10) s.close(); }); for (let i = 0; i < 10; i++) s.send(Buffer.alloc(300), p, '127.0.0.1'); });`;
-    const sent = await daemon.cli(['exec', '--slice', 'n5h', '--', process.execPath, '-e', ping]);
+    const sent = await daemon.cli(['exec', '--slice', 'n5h', '--', process.execPath, '-e', loopbackPing(10, 300)]);
     assert.equal(sent.code, 0, sent.stderr);
     assert.ok((await account('n5h')).loopbackSent.bytes - before.loopbackSent.bytes >= 10 * 300, 'n5h stopped counting after the sweep');
   });

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DOMAIN_SUFFIX, SLICE_SUFFIX, domainGroup, parseGroupName, sliceGroup, sliceUserName } from '../../src/core/layout.js';
+import { DOMAIN_SUFFIX, SLICE_SUFFIX, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName } from '../../src/core/layout.js';
 import { DEFAULT_CPU, DEFAULT_IO, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
 import { nameProblem } from '../../src/core/names.js';
 
@@ -26,6 +26,17 @@ function state(): DesiredState {
 const LOGIN = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 describe('group paths', () => {
+  test('keys: parseKey gives back what sliceKey and domainKey made, and null for the rest', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), (name) => {
+        assert.deepEqual(parseKey(sliceKey(name)), { kind: 'slice', name });
+        assert.deepEqual(parseKey(domainKey(name)), { kind: 'domain', name });
+      }),
+    );
+    assert.equal(parseKey('node/x'), null);
+    assert.equal(parseKey('slices/x'), null);
+  });
+
   test('suffixes', () => {
     assert.equal(SLICE_SUFFIX, '.slice');
     assert.equal(DOMAIN_SUFFIX, '.domain');
