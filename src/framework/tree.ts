@@ -553,6 +553,11 @@ export class ConfigTree {
       if (processes && !processes.sliceExists(name)) throw fail('ENOENT', `no slice ${name}`);
       set.slices.set(name, { seq });
     } else {
+      if (list === 'process_sessions' && name === '0') {
+        // The kernel reports session 0 when the session's leader lives outside this PID
+        // namespace (a shell started by a container runtime): it names no session we can follow.
+        throw fail('EINVAL', 'session id 0 means the session began outside this PID namespace; start a new session (setsid -w bash) and use its id');
+      }
       if (!/^[1-9][0-9]{0,9}$/.test(name) || Number(name) > 4_194_304) {
         throw fail('EINVAL', `${JSON.stringify(name)} is not a ${list === 'single_processes' ? 'pid' : 'session id'}: must be a whole number from 1 to 4194304`);
       }

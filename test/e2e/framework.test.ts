@@ -277,8 +277,10 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
     rmSync(join(mnt, '..'), { recursive: true, force: true });
   });
 
+  // setsid: the slides' session step needs a session of this PID namespace; under a container
+  // runtime (as in CI) the inherited session's leader is outside it and ps reports SID 0.
   const sh = (script: string, as?: { uid: number; gid: number }) =>
-    spawnSync('bash', ['-c', `set -u; SROOT=${mnt}; ${script}`], { encoding: 'utf8', ...(as ?? {}) });
+    spawnSync('setsid', ['-w', 'bash', '-c', `set -u; SROOT=${mnt}; ${script}`], { encoding: 'utf8', ...(as ?? {}) });
 
   test("the slides' shell session works verbatim with our paths", () => {
     const setup = sh(`

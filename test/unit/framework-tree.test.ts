@@ -124,6 +124,8 @@ describe('config tree: creation by mkdir', () => {
       await assert.rejects(tree.mkdir(`${ps}/process_sessions/${bad}`), refusal('EINVAL'), bad);
     }
     for (const bad of ['-x', '.hidden', 'a b', 'é']) await assert.rejects(tree.mkdir(`${ps}/slices/${bad}`), refusal('EINVAL'), bad);
+    // What `ps -osid` prints for a shell whose session began outside the PID namespace.
+    await assert.rejects(tree.mkdir(`${ps}/process_sessions/0`), /outside this PID namespace; start a new session \(setsid/);
     await tree.mkdir(`${ps}/single_processes/1`);
     await tree.mkdir(`${ps}/slices/web-1`);
     assert.deepEqual(tree.readdir(`${ps}/single_processes`).map((e) => e.name), ['1']);
