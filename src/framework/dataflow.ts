@@ -40,7 +40,6 @@ export class Output {
   }
 
   publish(now: number): void {
-    this.value.version++;
     this.published++;
     const chains = this.chains ?? this.compile();
     for (let c = 0; c < chains.length; c++) {

@@ -39,16 +39,26 @@ export type SlotSource = { kind: 'link'; linkName: string; target: string; outpu
 /** The input side shared by ports and filters. */
 export abstract class SlotOwner implements Subscriber {
   source: SlotSource | null = null;
-  /** The last value received (what `collected_value` shows); a reference, never a copy. */
-  collected: Value | null = null;
   abstract readonly valueType: ValueType;
   abstract receive(value: Value, now: number): void;
+
+  /**
+   * The last value received (what `collected_value` shows), by reference. Every update of a
+   * slot arrives in its source's one preallocated Value, so that Value is what the slot
+   * collected once the source has delivered anything (a link delivers the current value at
+   * once; a filter's output counts what it passed). Derived, so the update path writes nothing.
+   */
+  get collected(): Value | null {
+    const source = this.source;
+    if (source === null) return null;
+    const output = source.kind === 'link' ? source.output : source.filter.output;
+    return output.published > 0 ? output.value : null;
+  }
 }
 
 export class ProbeInstance {
   readonly outputs: Output[];
-  /** Previous content of each output, to suppress updates that change nothing (has_changed). */
-  private readonly shadows: Value[];
+  /** What refresh() fills; compared with each output's published value (has_changed). */
   private readonly scratch: Value[];
   periodMs: number;
   private timer: unknown = null;
@@ -63,7 +73,6 @@ export class ProbeInstance {
     private readonly timers: Timers,
   ) {
     this.outputs = valueTypes.map((vt) => new Output(new Value(vt)));
-    this.shadows = valueTypes.map((vt) => new Value(vt));
     this.scratch = valueTypes.map((vt) => new Value(vt));
     this.periodMs = type.defaultPeriodMs;
   }
@@ -95,10 +104,11 @@ export class ProbeInstance {
     }
     for (let i = 0; i < this.outputs.length; i++) {
       const fresh = this.scratch[i]!;
-      if (!this.type.notifyUnchanged && fresh.sameAs(this.shadows[i]!) && this.outputs[i]!.published > 0) continue;
-      this.shadows[i]!.copyFrom(fresh);
-      this.outputs[i]!.value.copyFrom(fresh);
-      this.outputs[i]!.publish(now);
+      const output = this.outputs[i]!;
+      // Only publish() changes an output's value, so it still holds what was last published.
+      if (!this.type.notifyUnchanged && output.published > 0 && fresh.sameAs(output.value)) continue;
+      output.value.copyFrom(fresh);
+      output.publish(now);
     }
   }
 
@@ -111,8 +121,6 @@ export class ProbeInstance {
 export class FilterInstance extends SlotOwner implements FilterStage {
   readonly output: Output;
   readonly stage: FilterStage = this;
-  updates = 0;
-  passed = 0;
 
   constructor(
     readonly type: FilterType,
@@ -126,14 +134,15 @@ export class FilterInstance extends SlotOwner implements FilterStage {
 
   /** One hop of a chain (see dataflow.ts): the filter's output, or null when it drops the update. */
   process(value: Value, now: number): Value | null {
-    this.collected = value;
-    this.updates++;
     const out = this.output;
     if (!this.behaviour.update(value, out.value, now)) return null;
-    this.passed++;
     out.published++;
-    out.value.version++;
     return out.value;
+  }
+
+  /** Updates this filter passed on. */
+  get passed(): number {
+    return this.output.published;
   }
 
   receive(value: Value, now: number): void {
@@ -150,8 +159,6 @@ export class FilterInstance extends SlotOwner implements FilterStage {
 }
 
 export class PortInstance extends SlotOwner {
-  updates = 0;
-
   constructor(
     readonly policy: PolicyInstance,
     readonly index: number,
@@ -162,8 +169,6 @@ export class PortInstance extends SlotOwner {
   }
 
   receive(value: Value, now: number): void {
-    this.collected = value;
-    this.updates++;
     this.policy.activate(this.index, value, now);
   }
 }

@@ -228,7 +228,6 @@ export class ConfigTree {
         const owner = node.parent!.slot!;
         filter.output.unsubscribe(owner);
         owner.source = null;
-        owner.collected = null;
         filter.destroy();
         break;
       }
@@ -296,7 +295,6 @@ export class ConfigTree {
     const slot = node.parent.slot!;
     if (slot.source?.kind === 'link') slot.source.output.unsubscribe(slot);
     slot.source = null;
-    slot.collected = null;
     node.parent.children.delete(node.name);
     this.emit({ op: 'rm', path: pathOf(node) });
   }

@@ -23,8 +23,6 @@ export class Value {
   data: Float64Array;
   rows = 0;
   labels: readonly string[] = NO_LABELS;
-  /** Incremented on every update that produced this content. */
-  version = 0;
 
   constructor(type: ValueType, capacityRows = 1) {
     this.type = type;
