@@ -8,13 +8,18 @@
  *
  * Last line of stdout: one JSON object with stateful_p50_ms, stateful_p99_ms, stateful_rps,
  * oneshot_p50_ms, spawn_baseline_p50_ms, concurrent_p99_ms (50 slices calling at once).
+ *
+ * The clients run as the slices' users in the benchmark's own cgroup, as in every recorded
+ * run. The concurrent phase runs a second time with each client inside its slice
+ * (`slicectl exec`), where the slices' equal CPU shares decide who runs:
+ * concurrent_in_slices_*.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
-import { TestDaemon, userIds } from '../test/helpers/daemon.js';
+import { SLICECTL, TestDaemon, userIds } from '../test/helpers/daemon.js';
 import { finish, machine, percentile, round, say } from './lib.js';
 
 const requestsIndex = process.argv.indexOf('--requests');
@@ -30,14 +35,20 @@ interface ClientResult {
   elapsedMs: number;
 }
 
-/** Start a client as the slice's user; resolves once it printed "ready" (with waitGo) or its result. */
-function client(user: string, args: string[], waitGo: boolean): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLIENT, ...args, ...(waitGo ? ['--wait-go'] : [])], {
-    ...userIds(user),
-    cwd: resolve(import.meta.dirname, '..'),
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+type Where = 'in slice' | 'outside';
+
+/**
+ * Start a client as the slice's user, in the slice (slicectl exec) or outside it; resolves
+ * once it printed "ready" (with waitGo) or its result.
+ */
+function client(slice: string, where: Where, args: string[], waitGo: boolean): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
+  const repo = resolve(import.meta.dirname, '..');
+  const command = [process.execPath, '--import', 'tsx', CLIENT, ...args, ...(waitGo ? ['--wait-go'] : [])];
+  const options = { cwd: repo, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' }, stdio: ['pipe', 'pipe', 'inherit'] as ['pipe', 'pipe', 'inherit'] };
+  const child =
+    where === 'in slice'
+      ? spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', slice, '--chdir', repo, '--', ...command], options)
+      : spawn(command[0]!, command.slice(1), { ...userIds(`sl-${slice}`), ...options });
   const lines = createInterface({ input: child.stdout });
   let readyResolve: () => void = () => undefined;
   const ready = new Promise<void>((r) => (readyResolve = r));
@@ -46,7 +57,7 @@ function client(user: string, args: string[], waitGo: boolean): { ready: Promise
       if (line === 'ready') readyResolve();
       else resolvePromise(JSON.parse(line) as ClientResult);
     });
-    child.on('exit', (code) => code !== 0 && reject(new Error(`client ${user} ${args.join(' ')} exited with ${code}`)));
+    child.on('exit', (code) => code !== 0 && reject(new Error(`client of ${slice} ${args.join(' ')} exited with ${code}`)));
   });
   if (!waitGo) readyResolve();
   return { ready, go: () => child.stdin.write('go\n'), result };
@@ -87,29 +98,38 @@ try {
     if (waited > 5000) throw new Error('the vsys FIFOs did not appear within 5 s');
     await new Promise((r) => setTimeout(r, 50));
   }
-  const user = (slice: string): string => `sl-${slice}`;
   const first = names[0]!;
 
-  say(`stateful echo: ${REQUESTS} sequential round trips from ${user(first)}...`);
-  const stateful = await client(user(first), ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
+  /** 50 clients, one per slice, started together; latencies of all and the wall time. */
+  const concurrent = async (where: Where): Promise<{ all: number[]; ms: number; load: number }> => {
+    say(`${SLICES} slices at once (clients ${where === 'in slice' ? 'in their slices' : 'outside the slices'}), ${CONCURRENT_REQUESTS} stateful round trips each...`);
+    const clients = names.map((slice) => client(slice, where, ['stateful', dirOf(slice), 'secho', String(CONCURRENT_REQUESTS)], true));
+    await Promise.all(clients.map((c) => c.ready));
+    const load = loadavg()[0]!;
+    const started = performance.now();
+    for (const c of clients) c.go();
+    const all = (await Promise.all(clients.map((c) => c.result))).flatMap((r) => r.latencies);
+    const ms = performance.now() - started;
+    say(`  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips, ${round((all.length / ms) * 1000)} per second`);
+    return { all, ms, load };
+  };
+
+  say(`stateful echo: ${REQUESTS} sequential round trips from slice ${first}'s user...`);
+  const stateful = await client(first, 'outside', ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
   const statefulRps = (stateful.latencies.length / stateful.elapsedMs) * 1000;
   say(`  p50 ${round(percentile(stateful.latencies, 50), 3)} ms, p99 ${round(percentile(stateful.latencies, 99), 3)} ms, ${round(statefulRps)} requests/s`);
 
   say(`one-shot echo: ${ONE_SHOT_REQUESTS} calls...`);
-  const oneShot = await client(user(first), ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
+  const oneShot = await client(first, 'outside', ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
   say(`  p50 ${round(percentile(oneShot.latencies, 50), 3)} ms, p99 ${round(percentile(oneShot.latencies, 99), 3)} ms`);
 
   say(`spawn baseline: runuser + the same script, ${ONE_SHOT_REQUESTS} requests...`);
   const baseline = await spawnBaseline(join(services, 'echo'), first, ONE_SHOT_REQUESTS);
   say(`  p50 ${round(percentile(baseline, 50), 3)} ms, p99 ${round(percentile(baseline, 99), 3)} ms`);
 
-  say(`${SLICES} slices at once, ${CONCURRENT_REQUESTS} stateful round trips each...`);
-  const clients = names.map((slice) => client(user(slice), ['stateful', dirOf(slice), 'secho', String(CONCURRENT_REQUESTS)], true));
-  await Promise.all(clients.map((c) => c.ready));
-  const loadDuring = loadavg()[0]!;
-  for (const c of clients) c.go();
-  const all = (await Promise.all(clients.map((c) => c.result))).flatMap((r) => r.latencies);
-  say(`  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips`);
+  const outside = await concurrent('outside');
+  const inSlices = await concurrent('in slice');
+  const all = outside.all;
 
   finish({
     bench: 'vsys',
@@ -126,9 +146,15 @@ try {
     concurrent_slices: SLICES,
     concurrent_requests: all.length,
     concurrent_p50_ms: round(percentile(all, 50), 3),
+    concurrent_p90_ms: round(percentile(all, 90), 3),
     concurrent_p99_ms: round(percentile(all, 99), 3),
+    concurrent_max_ms: round(Math.max(...all), 3),
+    concurrent_rps: round((all.length / outside.ms) * 1000),
+    concurrent_in_slices_p50_ms: round(percentile(inSlices.all, 50), 3),
+    concurrent_in_slices_p99_ms: round(percentile(inSlices.all, 99), 3),
+    concurrent_in_slices_rps: round((inSlices.all.length / inSlices.ms) * 1000),
     load_before: loadBefore,
-    load_during_concurrent: round(loadDuring, 2),
+    load_during_concurrent: round(outside.load, 2),
     machine: machine(),
   });
 } finally {

@@ -91,7 +91,7 @@ export function ensureOwnedDirectory(root: string, name: string, uid: number, gi
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  const fd = openNoFollow(path, C.O_RDONLY | C.O_DIRECTORY);
+  const fd = openNoFollow(path, C.O_RDONLY | C.O_DIRECTORY | C.O_NONBLOCK);
   try {
     fchownSync(fd, uid, gid);
     fchmodSync(fd, mode);
@@ -103,7 +103,7 @@ export function ensureOwnedDirectory(root: string, name: string, uid: number, gi
 
 function openNoFollow(path: string, flags: number): number {
   try {
-    return openSync(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK);
+    return openSync(path, flags | C.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') {
@@ -137,9 +137,13 @@ export interface FifoCheck {
  * Open a FIFO without following a symlink and without blocking, and check it is a FIFO
  * owned by `expect.uid` (or root, before adoption) and, if given, the recorded inode.
  * Throws RefusedFile for anything else, or the errno error (ENXIO: no reader yet).
+ *
+ * 'read' and 'write' give non-blocking fds for the event loop. 'both' (O_RDWR, which never
+ * waits for the other end on Linux) gives a blocking fd to hand to a script as its stdin or
+ * stdout: a script reading a non-blocking stdin would stop at the first EAGAIN.
  */
-export function openFifo(path: string, access: 'read' | 'write', expect: FifoCheck): { fd: number; ino: number } {
-  const fd = openNoFollow(path, access === 'read' ? C.O_RDONLY : C.O_WRONLY);
+export function openFifo(path: string, access: 'read' | 'write' | 'both', expect: FifoCheck): { fd: number; ino: number } {
+  const fd = openNoFollow(path, access === 'read' ? C.O_RDONLY | C.O_NONBLOCK : access === 'write' ? C.O_WRONLY | C.O_NONBLOCK : C.O_RDWR);
   try {
     const stats = fstatSync(fd);
     const problem = !stats.isFIFO()

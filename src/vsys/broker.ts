@@ -182,6 +182,8 @@ export class VsysBroker {
     const missing = [...wanted].filter((file) => !rec.files.has(file) && !(rec.refused.has(file) && exists(join(rec.dir, file))));
     makeFifos(missing.map((file) => join(rec.dir, file)));
     const readers = new Map<string, number>();
+    // For a channel that exists already, a FIFO made now replaces one the slice removed.
+    const remade = new Set(missing.map((file) => file.slice(0, file.lastIndexOf('.'))));
     for (const file of missing) {
       try {
         const { fd, ino } = adoptFifo(join(rec.dir, file), rec.uid, rec.gid);
@@ -205,7 +207,7 @@ export class VsysBroker {
       readers.delete(`${service}.in`);
       const channel = rec.channels.get(service);
       if (channel) {
-        if (reader !== null) channel.inputReplaced(reader);
+        if (reader !== null || remade.has(service)) channel.fifosReplaced(reader);
         continue;
       }
       const created = new Channel(grant, {

@@ -66,7 +66,7 @@ export async function runCall(options: CallOptions): Promise<CallResult> {
     inputTooLarge: false,
     outputTruncated: false,
   };
-  const stdin = proc.child.stdin;
+  const stdin = proc.stdin;
   let forced: NodeJS.Timeout | null = null;
   const stop = (): void => {
     if (input !== null && !Buffer.isBuffer(input)) input.destroy();
@@ -74,8 +74,8 @@ export async function runCall(options: CallOptions): Promise<CallResult> {
     // Something that left the process group may still hold stdout or stderr open: stop
     // waiting for it a little after the SIGKILL, so the call (and its slot) always ends.
     forced ??= setTimeout(() => {
-      proc.child.stdout.destroy();
-      proc.child.stderr.destroy();
+      proc.stdout.destroy();
+      proc.stderr.destroy();
     }, limits.killGraceMs + 1000);
   };
   const timer = setTimeout(() => {
@@ -105,7 +105,7 @@ export async function runCall(options: CallOptions): Promise<CallResult> {
     input.resume();
   }
 
-  const stdout = proc.child.stdout;
+  const stdout = proc.stdout;
   stdout.on('data', (data: Buffer) => {
     let chunk = data;
     const room = limits.maxOutputBytes - result.bytesOut;

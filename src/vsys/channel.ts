@@ -9,11 +9,16 @@
  * call runs, so the next writer waits in open(2) (or gets ENXIO when non-blocking). A slice
  * with only `r` access starts a call (empty input) by opening `NAME.out`.
  *
- * Stateful (`#! stateful`): one long-lived instance per slice, started at the first input
- * (at once for `r`-only access), fed everything written to `NAME.in` across writers; its
- * output streams to `NAME.out`. If it exits it is restarted with exponential back-off.
+ * Stateful (`#! stateful`): one long-lived instance per slice, started with the channel,
+ * that reads `NAME.in` and writes `NAME.out` itself: the daemon opens both FIFOs O_RDWR
+ * (checked like every open) and hands them over as the script's stdin and stdout, so
+ * requests and answers never pass through the daemon's event loop. The daemon keeps its
+ * own copies of both fds, so the FIFOs stay open across writers, readers and restarts: the
+ * instance sees no EOF between writers, a slice writing while it restarts waits in the pipe
+ * instead of getting EPIPE, and opening `NAME.out` never waits. If the instance exits it is
+ * restarted with exponential back-off.
  *
- * `NAME.in` is opened O_RDONLY|O_NONBLOCK and reopened after each EOF: Linux does not
+ * One-shot `NAME.in` is opened O_RDONLY|O_NONBLOCK and reopened after each EOF: Linux does not
  * report hang-up to a reader that opened with no writer until a writer has come and gone,
  * so an idle FIFO costs nothing, and EOF tells where a call's input ends (an O_RDWR reader,
  * as DESIGN.md suggested, is its own writer and never sees EOF).
@@ -26,7 +31,7 @@ import { canRead, canWrite } from './acl.js';
 import type { Grant } from './catalog.js';
 import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
 import type { VsysEvents, VsysLevel } from './events.js';
-import { ServiceProcess } from './process.js';
+import { ServiceProcess, type ServiceStdio } from './process.js';
 import { DiscardSink, FifoSink, type Sink } from './sink.js';
 import type { Slots } from './slots.js';
 
@@ -81,9 +86,8 @@ export class Channel {
   private lastCall: CallResult | null = null;
   // stateful
   private instance: ServiceProcess | null = null;
-  private instanceSink: Sink | null = null;
-  private held: Buffer[] = [];
-  private inputPaused = false;
+  /** The instance's stdin and stdout: our O_RDWR fds of NAME.in / NAME.out, or /dev/null. */
+  private fifos: ServiceStdio | null = null;
   private failures = 0;
   private restartAt = 0;
 
@@ -102,16 +106,28 @@ export class Channel {
 
   /** Start serving; `inFd` is an already-open reader of `NAME.in` (from adoption). */
   start(inFd: number | null = null): void {
-    if (canWrite(this.grant.mode)) this.listen(inFd);
+    if (this.grant.stateful) {
+      if (inFd !== null) closeSync(inFd); // the instance gets an O_RDWR fd of its own
+      this.startInstance();
+    } else if (canWrite(this.grant.mode)) this.listen(inFd);
     else {
       if (inFd !== null) closeSync(inFd);
-      if (this.grant.stateful) this.startInstance();
-      else this.pollReader();
+      this.pollReader();
     }
   }
 
-  /** `NAME.in` was made again (the slice removed it): read the new one. */
-  inputReplaced(fd: number | null): void {
+  /**
+   * The broker made one of our FIFOs again (the slice had removed it); `fd` is a reader of
+   * a new `NAME.in`. One-shot: read the new input. Stateful: move the instance to the new
+   * FIFOs (a fresh instance; the old one is stopped).
+   */
+  fifosReplaced(fd: number | null): void {
+    if (this.grant.stateful) {
+      if (fd !== null) closeSync(fd);
+      this.replaceInstance();
+      return;
+    }
+    if (fd === null) return; // NAME.out is opened per call
     this.listener?.destroy();
     this.listener = null;
     if (this.call) {
@@ -140,7 +156,7 @@ export class Channel {
       this.instance.terminate(this.ctx.limits.killGraceMs);
       exits.push(this.instance.exited);
     }
-    this.instanceSink?.destroy();
+    this.closeFifos();
     await Promise.all(exits);
   }
 
@@ -207,13 +223,7 @@ export class Channel {
     const socket = new Socket({ fd, readable: true, writable: false });
     this.listener = socket;
     socket.on('error', (err) => this.record('warn', `reading ${this.inFile} failed: ${err.message}`));
-    if (this.grant.stateful) {
-      socket.on('data', (chunk: Buffer) => this.feed(chunk));
-      socket.on('end', () => this.relisten(socket));
-      if (this.inputPaused) socket.pause();
-      return;
-    }
-    // One-shot: the first data (or EOF) starts a call, which then owns the socket.
+    // The first data (or EOF) starts a call, which then owns the socket.
     const onReadable = (): void => {
       socket.off('readable', onReadable);
       if (this.listener !== socket) return;
@@ -221,13 +231,6 @@ export class Channel {
       void this.runOneShot(socket, undefined);
     };
     socket.on('readable', onReadable);
-  }
-
-  private relisten(socket: Socket): void {
-    socket.destroy();
-    if (this.listener !== socket) return;
-    this.listener = null;
-    this.listen(null);
   }
 
   /** `r`-only one-shot: a reader appearing on `NAME.out` is the call. */
@@ -300,28 +303,35 @@ export class Channel {
 
   // ---- stateful instances --------------------------------------------------------------
 
-  private feed(chunk: Buffer): void {
-    if (!this.instance) this.startInstance();
-    const instance = this.instance;
-    if (!instance) {
-      this.held.push(chunk); // restarting: keep it for the next instance
-      this.pauseInput();
-      return;
+  /** Open the instance's FIFOs; false when one is missing or refused (the broker remakes it). */
+  private openFifos(): boolean {
+    const wanted = [canWrite(this.grant.mode) ? this.inFile : null, canRead(this.grant.mode) ? this.outFile : null];
+    const fds: Array<number | 'ignore'> = [];
+    try {
+      for (const file of wanted) {
+        if (file === null) {
+          fds.push('ignore');
+          continue;
+        }
+        const check = this.check(file);
+        if (check === null) break;
+        fds.push(openFifo(join(this.ctx.dir, file), 'both', check).fd);
+      }
+    } catch (err) {
+      this.fileProblem(err);
     }
-    if (!instance.child.stdin.write(chunk)) {
-      this.pauseInput();
-      instance.child.stdin.once('drain', () => this.resumeInput());
+    if (fds.length < wanted.length) {
+      for (const fd of fds) if (fd !== 'ignore') closeSync(fd);
+      return false;
     }
+    this.fifos = { stdin: fds[0]!, stdout: fds[1]! };
+    this.refusalLogged = false;
+    return true;
   }
 
-  private pauseInput(): void {
-    this.inputPaused = true;
-    this.listener?.pause();
-  }
-
-  private resumeInput(): void {
-    this.inputPaused = false;
-    this.listener?.resume();
+  private closeFifos(): void {
+    for (const fd of [this.fifos?.stdin, this.fifos?.stdout]) if (typeof fd === 'number') closeSync(fd);
+    this.fifos = null;
   }
 
   private startInstance(): void {
@@ -334,39 +344,31 @@ export class Channel {
       }, wait);
       return;
     }
-    const { limits } = this.ctx;
-    const proc = new ServiceProcess(this.grant.script, this.ctx.slice, this.grant.service, this.ctx.events);
+    if (this.fifos === null && !this.openFifos()) return; // started again when the broker remakes them
+    const proc = new ServiceProcess(this.grant.script, this.ctx.slice, this.grant.service, this.ctx.events, this.fifos!);
     this.instance = proc;
-    const sink: Sink = canRead(this.grant.mode)
-      ? new FifoSink({
-          path: join(this.ctx.dir, this.outFile),
-          check: () => this.check(this.outFile),
-          highWater: limits.maxOutputBytes,
-          giveUpMs: limits.timeoutMs,
-          problem: (message) => this.record('warn', message),
-        })
-      : new DiscardSink();
-    this.instanceSink = sink;
-    const stdout = proc.child.stdout;
-    stdout.on('data', (chunk: Buffer) => {
-      if (!sink.write(chunk)) {
-        stdout.pause();
-        sink.once('drain', () => stdout.resume());
-      }
-    });
     this.record('info', `instance started (pid ${proc.pid ?? '?'})`);
-    void proc.exited.then((exit) => this.instanceExited(proc, sink, exit.code, exit.signal));
-    const held = this.held;
-    this.held = [];
-    for (const chunk of held) this.feed(chunk);
-    if (this.held.length === 0 && proc.child.stdin.writableNeedDrain === false) this.resumeInput();
+    void proc.exited.then((exit) => this.instanceExited(proc, exit.code, exit.signal));
   }
 
-  private instanceExited(proc: ServiceProcess, sink: Sink, code: number | null, signal: string | null): void {
-    if (this.instance === proc) this.instance = null;
-    // What it wrote before exiting still reaches a reader; then the reader sees EOF.
-    void sink.finish(Date.now() + this.ctx.limits.timeoutMs);
-    if (this.closed) return;
+  private replaceInstance(): void {
+    const old = this.instance;
+    this.instance = null;
+    if (old) {
+      this.record('info', `instance (pid ${old.pid ?? '?'}) stopped: the slice's FIFOs were made again`);
+      old.terminate(this.ctx.limits.killGraceMs);
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.closeFifos();
+    this.failures = 0;
+    this.restartAt = 0;
+    this.startInstance();
+  }
+
+  private instanceExited(proc: ServiceProcess, code: number | null, signal: string | null): void {
+    if (this.instance !== proc || this.closed) return; // replaced or closed on purpose
+    this.instance = null;
     const ran = Date.now() - proc.startedAt;
     this.failures = ran >= STABLE_MS ? 1 : this.failures + 1;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.failures - 1));

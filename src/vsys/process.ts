@@ -6,7 +6,7 @@
  * budget is spent) so a script that writes to stderr forever cannot flood the log or keep
  * the daemon busy.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import type { VsysEvents } from './events.js';
@@ -25,8 +25,17 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/**
+ * What the script's stdin and stdout are: pipes to the daemon (the default), or open FIFOs
+ * handed over as they are (a stateful instance), or /dev/null ('ignore').
+ */
+export interface ServiceStdio {
+  stdin: number | 'ignore';
+  stdout: number | 'ignore';
+}
+
 export class ServiceProcess {
-  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
+  readonly child: ChildProcess;
   readonly startedAt = Date.now();
   readonly exited: Promise<Exit>;
   private killTimer: NodeJS.Timeout | null = null;
@@ -37,12 +46,13 @@ export class ServiceProcess {
     readonly slice: string,
     readonly service: string,
     private readonly events: VsysEvents,
+    stdio?: ServiceStdio,
   ) {
     this.child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', script, slice], {
       cwd: '/',
       env: { SLICE: slice, PATH: SERVICE_PATH },
       detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [stdio?.stdin ?? 'pipe', stdio?.stdout ?? 'pipe', 'pipe'],
     });
     // Scripts work for slices: they must not inherit the daemon's raised priority (daemonNice).
     if (this.child.pid !== undefined) {
@@ -52,7 +62,7 @@ export class ServiceProcess {
         // Exited already.
       }
     }
-    this.child.stdin.on('error', () => undefined); // the script stopped reading: not our failure
+    this.child.stdin?.on('error', () => undefined); // the script stopped reading: not our failure
     this.exited = new Promise((resolve) => {
       this.child.once('error', (err) => {
         this.events.record('error', this, `cannot start ${script}: ${err.message}`);
@@ -69,6 +79,20 @@ export class ServiceProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** The pipe to the script's stdin (not there when it was given a FIFO or /dev/null). */
+  get stdin(): Writable {
+    return piped(this.child.stdin, 'stdin', this.service);
+  }
+
+  /** The pipe from the script's stdout (not there when it was given a FIFO or /dev/null). */
+  get stdout(): Readable {
+    return piped(this.child.stdout, 'stdout', this.service);
+  }
+
+  get stderr(): Readable {
+    return piped(this.child.stderr, 'stderr', this.service);
   }
 
   /** SIGTERM to the script's process group, SIGKILL after `graceMs`. */
@@ -106,7 +130,7 @@ export class ServiceProcess {
     let exited = false;
     this.child.once('exit', () => {
       exited = true;
-      this.child.stderr.resume();
+      this.stderr.resume();
     });
     const emit = (line: string): void => {
       const now = Date.now();
@@ -123,8 +147,8 @@ export class ServiceProcess {
       }
       this.events.record('info', this, `stderr: ${line.length > STDERR_LINE_MAX ? `${line.slice(0, STDERR_LINE_MAX)}…` : line}`);
     };
-    this.child.stderr.setEncoding('utf8');
-    this.child.stderr.on('data', (text: string) => {
+    this.stderr.setEncoding('utf8');
+    this.stderr.on('data', (text: string) => {
       const lines = (partial + text).split('\n');
       partial = lines.pop() ?? '';
       // An endless line must not grow without bound either.
@@ -138,13 +162,18 @@ export class ServiceProcess {
       unpaused += text.length;
       if (tokens < 1 && unpaused >= STDERR_PAUSE_AFTER && !exited) {
         unpaused = 0;
-        this.child.stderr.pause();
-        setTimeout(() => this.child.stderr.resume(), 1000 / STDERR_PER_SECOND).unref();
+        this.stderr.pause();
+        setTimeout(() => this.stderr.resume(), 1000 / STDERR_PER_SECOND).unref();
       }
     });
-    this.child.stderr.on('end', () => {
+    this.stderr.on('end', () => {
       if (partial) emit(partial);
       if (dropped > 0) this.events.record('warn', this, `${dropped} stderr lines dropped (more than ${STDERR_PER_SECOND}/s)`);
     });
   }
+}
+
+function piped<T>(stream: T | null, name: string, service: string): T {
+  if (stream === null) throw new Error(`the ${name} of vsys service ${service} is not a pipe to sliced`);
+  return stream;
 }

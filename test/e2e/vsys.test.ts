@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -293,13 +293,30 @@ describe('vsys', { skip: skip ?? false }, () => {
     assert.equal((await talk('v4a', ['x', 'y'])).stdout, 'v4a 1 x\nv4a 2 y\n');
     assert.equal((await talk('v4b', ['z'])).stdout, 'v4b 1 z\n', 'each slice has its own instance');
     assert.equal((await talk('v4a', ['w'])).stdout, 'v4a 3 w\n', 'state is kept across writers');
-    const view = await daemon.cliJson<SliceVsysView>(['vsys', 'list', '--slice', 'v4a']);
-    const pid = view.services.find((s) => s.service === 'counter')!.pid!;
+    const instancePid = async (): Promise<number> => {
+      const view = await daemon.cliJson<SliceVsysView>(['vsys', 'list', '--slice', 'v4a']);
+      return view.services.find((s) => s.service === 'counter')!.pid ?? 0;
+    };
+    const pid = await instancePid();
     assert.ok(pid > 0);
+    // The instance reads and writes the slice's FIFOs itself; requests do not pass through the daemon.
+    assert.equal(readlinkSync(`/proc/${pid}/fd/0`), fifo('v4a', 'counter.in'));
+    assert.equal(readlinkSync(`/proc/${pid}/fd/1`), fifo('v4a', 'counter.out'));
     process.kill(pid, 'SIGKILL');
+    // Written while the instance is dead: no EPIPE for the writer; the input waits in the FIFO.
+    assert.equal((await talk('v4a', ['during'])).stdout, 'v4a 1 during\n', 'a fresh instance after the restart, fed what waited');
     await waitFor('the restart in the log', () => /"service":"counter","slice":"v4a".*instance \(pid \d+\) ended \(killed by SIGKILL\) after \d+ ms; restarting in 250 ms/.test(daemon.log));
-    await waitFor('a new instance', () => /"service":"counter","slice":"v4a".*instance started/.test(daemon.log.split('restarting in 250 ms')[1] ?? ''));
-    assert.equal((await talk('v4a', ['again'])).stdout, 'v4a 1 again\n', 'a fresh instance after the restart');
+    await waitFor('the new instance in the log', () => /"service":"counter","slice":"v4a".*instance started/.test(daemon.log.split('restarting in 250 ms')[1] ?? ''));
+
+    // The slice removes its FIFO: sliced makes it again and moves the instance to it.
+    const before = await instancePid();
+    assert.equal((await asSlice('v4a', `rm ${fifo('v4a', 'counter.in')}`)).code, 0);
+    await waitFor('the instance moved to the new FIFOs', () => /"service":"counter","slice":"v4a".*stopped: the slice's FIFOs were made again/.test(daemon.log), 6000);
+    for (let tries = 0; [0, before].includes(await instancePid()); tries++) {
+      assert.ok(tries < 100, 'a new instance within 2 s');
+      await sleep(20);
+    }
+    assert.equal((await talk('v4a', ['new'])).stdout, 'v4a 1 new\n');
     remove('counter');
   });
 
