@@ -1,7 +1,7 @@
 /**
  * The slice side of bench/vsys.ts: runs as a slice's user and talks to its vsys FIFOs the
  * way a program would (non-blocking opens wrapped in sockets). Prints one JSON line with
- * the round-trip latencies in milliseconds.
+ * the round-trip latencies in milliseconds and the client's own CPU time (cpuUs).
  *
  *   vsys-client.ts stateful|oneshot DIR SERVICE COUNT [--wait-go]
  *
@@ -84,6 +84,7 @@ async function measure(roundTrip: () => Promise<void>): Promise<number[]> {
     await new Promise((resolve) => process.stdin.once('data', resolve));
   }
   const latencies: number[] = [];
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
@@ -91,7 +92,8 @@ async function measure(roundTrip: () => Promise<void>): Promise<number[]> {
     latencies.push(performance.now() - t0);
   }
   const elapsedMs = performance.now() - started;
-  process.stdout.write(`${JSON.stringify({ latencies, elapsedMs })}\n`);
+  const cpu = process.cpuUsage(cpuBefore);
+  process.stdout.write(`${JSON.stringify({ latencies, elapsedMs, cpuUs: cpu.user + cpu.system })}\n`);
   return latencies;
 }
 

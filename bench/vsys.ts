@@ -33,6 +33,8 @@ const ECHO = '#!/bin/sh\nexec cat\n';
 interface ClientResult {
   latencies: number[];
   elapsedMs: number;
+  /** CPU time the client itself used while measuring (user + system, microseconds). */
+  cpuUs: number;
 }
 
 type Where = 'in slice' | 'outside';
@@ -101,17 +103,19 @@ try {
   const first = names[0]!;
 
   /** 50 clients, one per slice, started together; latencies of all and the wall time. */
-  const concurrent = async (where: Where): Promise<{ all: number[]; ms: number; load: number }> => {
+  const concurrent = async (where: Where): Promise<{ all: number[]; ms: number; load: number; clientCpuUs: number }> => {
     say(`${SLICES} slices at once (clients ${where === 'in slice' ? 'in their slices' : 'outside the slices'}), ${CONCURRENT_REQUESTS} stateful round trips each...`);
     const clients = names.map((slice) => client(slice, where, ['stateful', dirOf(slice), 'secho', String(CONCURRENT_REQUESTS)], true));
     await Promise.all(clients.map((c) => c.ready));
     const load = loadavg()[0]!;
     const started = performance.now();
     for (const c of clients) c.go();
-    const all = (await Promise.all(clients.map((c) => c.result))).flatMap((r) => r.latencies);
+    const results = await Promise.all(clients.map((c) => c.result));
     const ms = performance.now() - started;
+    const all = results.flatMap((r) => r.latencies);
+    const clientCpuUs = results.reduce((sum, r) => sum + r.cpuUs, 0);
     say(`  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips, ${round((all.length / ms) * 1000)} per second`);
-    return { all, ms, load };
+    return { all, ms, load, clientCpuUs };
   };
 
   say(`stateful echo: ${REQUESTS} sequential round trips from slice ${first}'s user...`);
@@ -150,6 +154,10 @@ try {
     concurrent_p99_ms: round(percentile(all, 99), 3),
     concurrent_max_ms: round(Math.max(...all), 3),
     concurrent_rps: round((all.length / outside.ms) * 1000),
+    // How much of the two CPUs the benchmark's own clients took: near 2 means the tail is
+    // the clients queueing for CPU, not vsys.
+    concurrent_client_cpus: round(outside.clientCpuUs / 1000 / outside.ms, 2),
+    concurrent_client_cpu_us_per_request: round(outside.clientCpuUs / all.length, 1),
     concurrent_in_slices_p50_ms: round(percentile(inSlices.all, 50), 3),
     concurrent_in_slices_p99_ms: round(percentile(inSlices.all, 99), 3),
     concurrent_in_slices_rps: round((inSlices.all.length / inSlices.ms) * 1000),
