@@ -378,6 +378,15 @@ export class SliceAgent {
   }
 
   /**
+   * The cgroup.procs files of a slice's groups, for processes the daemon starts on the
+   * slice's behalf (vsys scripts). They start in the daemon's own memory group, above the
+   * slice's, so joining moves them only within sliced's groups.
+   */
+  procsFiles(slice: string): string[] {
+    return this.opts.backend.procsFiles(sliceGroup(this.current, slice));
+  }
+
+  /**
    * Never move a process out of the memory cgroup it is accounted in: sliced's memory
    * groups live beneath the daemon's own, so a process from elsewhere would leave its
    * accounting. Moving between sliced's own groups is fine.
@@ -481,10 +490,28 @@ export class SliceAgent {
     const wantedKeys = new Set([...wanted.values()].map(groupKey));
     for (const [id, oldPath] of [...from].sort((a, b) => byDepth(b[1], a[1]))) {
       if (wantedKeys.has(groupKey(oldPath))) continue;
-      if (id.startsWith('slice/')) await this.stopProcesses(oldPath);
-      backend.remove(oldPath);
+      if (id.startsWith('slice/')) await this.stopAndRemove(oldPath);
+      else backend.remove(oldPath);
       this.written.delete(groupKey(oldPath));
       this.groupEpochs.delete(groupKey(oldPath));
+    }
+  }
+
+  /**
+   * Stop a slice's processes and remove its groups. A process may join while they stop (a
+   * vsys script restarting, an exec racing the deletion): then rmdir says EBUSY, and the
+   * newcomers are stopped in turn. Once the groups are gone, joining fails.
+   */
+  private async stopAndRemove(group: GroupPath): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.stopProcesses(group);
+      try {
+        this.opts.backend.remove(group);
+        return;
+      } catch (err) {
+        if (attempt >= 5 || (err as SlicedError).details?.errno !== 'EBUSY') throw err;
+        this.log.warn({ group: groupKey(group), attempt }, 'a process joined the group while it was being removed; stopping it too');
+      }
     }
   }
 

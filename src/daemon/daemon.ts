@@ -100,7 +100,10 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
 
     const broker = new VsysBroker(
       { servicesDir: config.vsysDir, sliceRoot: config.vsysSliceRoot, limits: vsysLimits(config), log },
-      { sliceUsers: () => new Map([...agent.state.slices.values()].map((spec) => [spec.name, agent.userOf(spec)])) },
+      {
+        sliceUsers: () => new Map([...agent.state.slices.values()].map((spec) => [spec.name, agent.userOf(spec)])),
+        procsFiles: (slice) => agent.procsFiles(slice),
+      },
     );
     vsys = broker;
     broker.start();

@@ -3,6 +3,9 @@
  * cgroup.procs files (so the command is in the slice before it runs a single instruction),
  * enters the slice's network namespace if it has one, then execs setpriv to drop to the
  * slice's user and exec the command. Must run as root.
+ *
+ * `inGroups` does only the first step, for work done as root on a slice's behalf (vsys
+ * scripts): charged to the slice, with root's rights.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 
@@ -60,4 +63,22 @@ export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[],
     env,
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
+}
+
+const JOIN_ONLY = `set -f
+IFS='
+'
+for f in $SLICED_PROCS; do
+  echo $$ > "$f" || { echo "cannot join $f" >&2; exit 125; }
+done
+unset SLICED_PROCS
+exec "$@"`;
+
+/**
+ * The program, arguments and extra environment that run `command` in the groups whose
+ * cgroup.procs files are given, before its first instruction. Exits with JOIN_FAILED_STATUS
+ * when a group is gone (the slice is being deleted).
+ */
+export function inGroups(procsFiles: readonly string[], command: readonly string[]): { file: string; args: string[]; env: Record<string, string> } {
+  return { file: '/bin/sh', args: ['-c', JOIN_ONLY, 'sliced-join', ...command], env: { SLICED_PROCS: procsFiles.join('\n') } };
 }

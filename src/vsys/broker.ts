@@ -43,6 +43,8 @@ export interface VsysOptions {
 /** What the broker needs from the node agent. */
 export interface SliceSource {
   sliceUsers(): Map<string, UnixUser | null>;
+  /** The cgroup.procs files of the slice's groups now (they move with the slice's domain). */
+  procsFiles(slice: string): string[];
 }
 
 interface SliceVsys {
@@ -218,6 +220,7 @@ export class VsysBroker {
         slots: this.slots,
         events: this.events,
         inode: (file) => rec.files.get(file) ?? null,
+        procsFiles: () => this.source.procsFiles(rec.name),
       });
       rec.channels.set(service, created);
       created.start(reader);
@@ -326,7 +329,7 @@ export class VsysBroker {
     const visible = canRead(grant.mode);
     const sink = visible ? new BufferSink() : new DiscardSink();
     const release = await this.slots.acquire(slice);
-    const result = await runCall({ grant, slice, input, sink, limits: this.opts.limits, events: this.events, onExit: release });
+    const result = await runCall({ grant, slice, input, sink, limits: this.opts.limits, events: this.events, procsFiles: this.source.procsFiles(slice), onExit: release });
     const summary = describeCall(result, this.opts.limits);
     this.events.record(callFailed(result) ? 'warn' : 'info', { service, slice }, `${summary} (slicectl vsys call)`, { call: result });
     const output = sink instanceof BufferSink ? Buffer.concat(sink.chunks).toString('base64') : '';

@@ -43,6 +43,8 @@ export interface CallOptions {
   sink: Sink;
   limits: VsysLimits;
   events: VsysEvents;
+  /** The slice's cgroup.procs files: the script runs in the slice's groups. */
+  procsFiles: readonly string[];
   onStart?: (proc: ServiceProcess) => void;
   /** Called as soon as the script has exited (the output may still be on its way). */
   onExit?: () => void;
@@ -51,7 +53,7 @@ export interface CallOptions {
 export async function runCall(options: CallOptions): Promise<CallResult> {
   const { grant, slice, input, sink, limits, events } = options;
   const started = Date.now();
-  const proc = new ServiceProcess(grant.script, slice, grant.service, events);
+  const proc = new ServiceProcess(grant.script, slice, grant.service, events, options.procsFiles);
   options.onStart?.(proc);
   const result: CallResult = {
     service: grant.service,

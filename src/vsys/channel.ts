@@ -52,6 +52,8 @@ export interface ChannelContext {
   events: VsysEvents;
   /** Inode of our FIFO `file` in the slice's directory; null while it is missing or refused. */
   inode(file: string): number | null;
+  /** The slice's cgroup.procs files now: scripts run in the slice's groups. */
+  procsFiles(): string[];
 }
 
 export type ChannelState = 'idle' | 'waiting' | 'running' | 'instance' | 'restarting';
@@ -284,6 +286,7 @@ export class Channel {
         sink,
         limits,
         events: this.ctx.events,
+        procsFiles: this.ctx.procsFiles(),
         onStart: (proc) => (call.proc = proc),
         onExit: release,
       });
@@ -345,7 +348,15 @@ export class Channel {
       return;
     }
     if (this.fifos === null && !this.openFifos()) return; // started again when the broker remakes them
-    const proc = new ServiceProcess(this.grant.script, this.ctx.slice, this.grant.service, this.ctx.events, this.fifos!);
+    let procsFiles: string[];
+    try {
+      procsFiles = this.ctx.procsFiles();
+    } catch (err) {
+      // The slice is going away: the broker closes this channel when it is gone.
+      this.record('warn', `instance not started: ${(err as Error).message}`);
+      return;
+    }
+    const proc = new ServiceProcess(this.grant.script, this.ctx.slice, this.grant.service, this.ctx.events, procsFiles, this.fifos!);
     this.instance = proc;
     this.record('info', `instance started (pid ${proc.pid ?? '?'})`);
     void proc.exited.then((exit) => this.instanceExited(proc, exit.code, exit.signal));

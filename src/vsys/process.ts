@@ -1,14 +1,16 @@
 /**
  * One run of a service script: as root, argv[1] = the slice, a clean environment (SLICE and
- * PATH only), cwd /, nice 0 (not the daemon's raised priority), its own process group (so a timeout reaches whatever it started), and
- * a parent-death signal (setpriv --pdeathsig) so a crashed daemon leaves no root scripts
- * behind. stderr goes to the vsys log line by line, rate-limited (reading pauses when the
+ * PATH only), cwd /, nice 0 (not the daemon's raised priority), its own process group (so a
+ * timeout reaches whatever it started), in the slice's cgroups (its CPU, memory and I/O are
+ * charged to the slice it works for, within the slice's limits), and a parent-death signal
+ * (setpriv --pdeathsig) so a crashed daemon leaves no root scripts behind. stderr goes to the vsys log line by line, rate-limited (reading pauses when the
  * budget is spent) so a script that writes to stderr forever cannot flood the log or keep
  * the daemon busy.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
+import { inGroups } from '../kernel/spawn.js';
 import type { VsysEvents } from './events.js';
 
 export const SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -41,16 +43,19 @@ export class ServiceProcess {
   private killTimer: NodeJS.Timeout | null = null;
   private done = false;
 
+  /** `procsFiles`: the cgroup.procs files of the slice's groups, joined before the script starts. */
   constructor(
     script: string,
     readonly slice: string,
     readonly service: string,
     private readonly events: VsysEvents,
+    procsFiles: readonly string[],
     stdio?: ServiceStdio,
   ) {
-    this.child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', script, slice], {
+    const run = inGroups(procsFiles, ['setpriv', '--pdeathsig', 'KILL', '--', script, slice]);
+    this.child = spawn(run.file, run.args, {
       cwd: '/',
-      env: { SLICE: slice, PATH: SERVICE_PATH },
+      env: { SLICE: slice, PATH: SERVICE_PATH, ...run.env },
       detached: true,
       stdio: [stdio?.stdin ?? 'pipe', stdio?.stdout ?? 'pipe', 'pipe'],
     });

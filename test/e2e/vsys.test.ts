@@ -100,6 +100,18 @@ describe('vsys', { skip: skip ?? false }, () => {
     assert.match(again.stdout, /second$/);
   });
 
+  test('scripts run in the slice\'s cgroups: their CPU and memory are charged to the slice', async () => {
+    install('where', 'cat /proc/self/cgroup; cat >/dev/null', 'v4a\n');
+    await waitFor('where FIFOs', () => existsSync(fifo('v4a', 'where.out')));
+    const result = await call('v4a', 'where', '');
+    assert.equal(result.code, 0, result.stderr);
+    // cgroup v1 lines "N:controllers:path"; cpu and cpuacct may share a hierarchy or not.
+    const lines = result.stdout.trim().split('\n').filter((line) => /^\d+:[^:]*\b(memory|cpu|cpuacct)\b[^:]*:/.test(line));
+    assert.ok(lines.some((line) => /:memory:/.test(line)) && lines.some((line) => /[:,]cpu[:,]/.test(line)), result.stdout);
+    for (const line of lines) assert.match(line, /\/v4a\.slice$/);
+    remove('where');
+  });
+
   test('a slice not in the ACL has no FIFO and cannot open another slice\'s', async () => {
     assert.equal(existsSync(fifo('v4c', 'echo.in')), false);
     assert.equal(existsSync(fifo('v4c', 'echo.out')), false);
@@ -302,6 +314,7 @@ describe('vsys', { skip: skip ?? false }, () => {
     // The instance reads and writes the slice's FIFOs itself; requests do not pass through the daemon.
     assert.equal(readlinkSync(`/proc/${pid}/fd/0`), fifo('v4a', 'counter.in'));
     assert.equal(readlinkSync(`/proc/${pid}/fd/1`), fifo('v4a', 'counter.out'));
+    assert.match(readFileSync(`/proc/${pid}/cgroup`, 'utf8'), /:memory:\S*\/v4a\.slice$/m, 'the instance is charged to its slice');
     process.kill(pid, 'SIGKILL');
     // Written while the instance is dead: no EPIPE for the writer; the input waits in the FIFO.
     assert.equal((await talk('v4a', ['during'])).stdout, 'v4a 1 during\n', 'a fresh instance after the restart, fed what waited');
@@ -401,9 +414,16 @@ describe('vsys', { skip: skip ?? false }, () => {
     }
   });
 
-  test('deleting a slice removes its vsys directory', async () => {
-    assert.equal((await daemon.cli(['slice', 'delete', 'v4c'])).code, 0);
+  test('deleting a slice stops its scripts, even one that ignores SIGTERM and keeps restarting, and removes its vsys directory', async () => {
+    install('stubborn', 'trap "" TERM; while read -r l; do echo "$l"; done', '#! stateful\nv4c\n');
+    await waitFor('the stubborn instance', () => /"service":"stubborn","slice":"v4c".*instance started/.test(daemon.log));
+    const memoryRoot = JSON.parse((await daemon.cli(['--json', 'status', '--once'])).stdout).node.cgroupRoots.memory as string;
+    assert.ok(existsSync(join(memoryRoot, 'v4c.slice')));
+    const deleted = await daemon.cli(['slice', 'delete', 'v4c']);
+    assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(existsSync(join(root, 'v4c')), false);
+    assert.equal(existsSync(join(memoryRoot, 'v4c.slice')), false);
+    remove('stubborn');
   });
 });
 
