@@ -9,10 +9,10 @@
  * Last line of stdout: one JSON object with stateful_p50_ms, stateful_p99_ms, stateful_rps,
  * oneshot_p50_ms, spawn_baseline_p50_ms, concurrent_p99_ms (50 slices calling at once).
  *
- * The clients run as the slices' users in the benchmark's own cgroup, as in every recorded
- * run. The concurrent phase runs a second time with each client inside its slice
- * (`slicectl exec`), where the slices' equal CPU shares decide who runs:
- * concurrent_in_slices_*.
+ * The clients run in their slices (`slicectl exec`), as a slice's processes do under
+ * sliced, and so do the scripts. For comparison with the runs recorded before 2026-12-02's
+ * second session, the concurrent phase runs a second time with the clients outside the
+ * slices, as the slices' users in the benchmark's own cgroup: concurrent_outside_*.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -118,22 +118,22 @@ try {
     return { all, ms, load, clientCpuUs };
   };
 
-  say(`stateful echo: ${REQUESTS} sequential round trips from slice ${first}'s user...`);
-  const stateful = await client(first, 'outside', ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
+  say(`stateful echo: ${REQUESTS} sequential round trips from slice ${first}...`);
+  const stateful = await client(first, 'in slice', ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
   const statefulRps = (stateful.latencies.length / stateful.elapsedMs) * 1000;
   say(`  p50 ${round(percentile(stateful.latencies, 50), 3)} ms, p99 ${round(percentile(stateful.latencies, 99), 3)} ms, ${round(statefulRps)} requests/s`);
 
   say(`one-shot echo: ${ONE_SHOT_REQUESTS} calls...`);
-  const oneShot = await client(first, 'outside', ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
+  const oneShot = await client(first, 'in slice', ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
   say(`  p50 ${round(percentile(oneShot.latencies, 50), 3)} ms, p99 ${round(percentile(oneShot.latencies, 99), 3)} ms`);
 
   say(`spawn baseline: runuser + the same script, ${ONE_SHOT_REQUESTS} requests...`);
   const baseline = await spawnBaseline(join(services, 'echo'), first, ONE_SHOT_REQUESTS);
   say(`  p50 ${round(percentile(baseline, 50), 3)} ms, p99 ${round(percentile(baseline, 99), 3)} ms`);
 
-  const outside = await concurrent('outside');
   const inSlices = await concurrent('in slice');
-  const all = outside.all;
+  const outside = await concurrent('outside');
+  const all = inSlices.all;
 
   finish({
     bench: 'vsys',
@@ -153,16 +153,17 @@ try {
     concurrent_p90_ms: round(percentile(all, 90), 3),
     concurrent_p99_ms: round(percentile(all, 99), 3),
     concurrent_max_ms: round(Math.max(...all), 3),
-    concurrent_rps: round((all.length / outside.ms) * 1000),
+    concurrent_rps: round((all.length / inSlices.ms) * 1000),
     // How much of the two CPUs the benchmark's own clients took: near 2 means the tail is
     // the clients queueing for CPU, not vsys.
-    concurrent_client_cpus: round(outside.clientCpuUs / 1000 / outside.ms, 2),
-    concurrent_client_cpu_us_per_request: round(outside.clientCpuUs / all.length, 1),
-    concurrent_in_slices_p50_ms: round(percentile(inSlices.all, 50), 3),
-    concurrent_in_slices_p99_ms: round(percentile(inSlices.all, 99), 3),
-    concurrent_in_slices_rps: round((inSlices.all.length / inSlices.ms) * 1000),
+    concurrent_client_cpus: round(inSlices.clientCpuUs / 1000 / inSlices.ms, 2),
+    concurrent_client_cpu_us_per_request: round(inSlices.clientCpuUs / all.length, 1),
+    concurrent_outside_p50_ms: round(percentile(outside.all, 50), 3),
+    concurrent_outside_p99_ms: round(percentile(outside.all, 99), 3),
+    concurrent_outside_rps: round((outside.all.length / outside.ms) * 1000),
+    concurrent_outside_client_cpus: round(outside.clientCpuUs / 1000 / outside.ms, 2),
     load_before: loadBefore,
-    load_during_concurrent: round(outside.load, 2),
+    load_during_concurrent: round(inSlices.load, 2),
     machine: machine(),
   });
 } finally {
