@@ -20,12 +20,18 @@ export interface SliceProcessPlan {
   netns: string | null;
 }
 
-const JOIN_AND_DROP = `set -f
+/** Exit status of the wrapper when the process could not join the slice's groups. */
+export const JOIN_FAILED_STATUS = 125;
+
+/** Write our own pid into each cgroup.procs file listed (one per line) in SLICED_PROCS. */
+const JOIN = `set -f
 IFS='
 '
 for f in $SLICED_PROCS; do
-  echo $$ > "$f" || { echo "cannot join $f" >&2; exit 125; }
-done
+  echo $$ > "$f" || { echo "cannot join $f" >&2; exit ${JOIN_FAILED_STATUS}; }
+done`;
+
+const JOIN_AND_DROP = `${JOIN}
 uid=$SLICED_UID gid=$SLICED_GID netns=$SLICED_NETNS
 unset SLICED_PROCS SLICED_UID SLICED_GID SLICED_NETNS
 if [ -n "$netns" ]; then
@@ -33,9 +39,6 @@ if [ -n "$netns" ]; then
   exec nsenter --net="$netns" -- setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"
 fi
 exec setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@"`;
-
-/** Exit status of the wrapper when the process could not join the slice's groups. */
-export const JOIN_FAILED_STATUS = 125;
 
 export interface SpawnInSliceOptions {
   /** Extra environment on top of a clean one (PATH, HOME, USER, LOGNAME, SHELL, SLICE). */
@@ -65,12 +68,7 @@ export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[],
   });
 }
 
-const JOIN_ONLY = `set -f
-IFS='
-'
-for f in $SLICED_PROCS; do
-  echo $$ > "$f" || { echo "cannot join $f" >&2; exit 125; }
-done
+const JOIN_ONLY = `${JOIN}
 unset SLICED_PROCS
 exec "$@"`;
 

@@ -3,9 +3,9 @@
  * PATH only), cwd /, nice 0 (not the daemon's raised priority), its own process group (so a
  * timeout reaches whatever it started), in the slice's cgroups (its CPU, memory and I/O are
  * charged to the slice it works for, within the slice's limits), and a parent-death signal
- * (setpriv --pdeathsig) so a crashed daemon leaves no root scripts behind. stderr goes to the vsys log line by line, rate-limited (reading pauses when the
- * budget is spent) so a script that writes to stderr forever cannot flood the log or keep
- * the daemon busy.
+ * (setpriv --pdeathsig) so a crashed daemon leaves no root scripts behind. stderr goes to
+ * the vsys log line by line, rate-limited (reading pauses when the budget is spent) so a
+ * script that writes to stderr forever cannot flood the log or keep the daemon busy.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
