@@ -129,7 +129,7 @@ export class SliceAgent {
     this.opts.backend.init(this.opts.rootWeight);
     const existing = this.scanGroups();
     let adopted = 0;
-    for (const id of existing.keys()) if (id.startsWith('slice/')) adopted++;
+    for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.ensureUser(slice);
     await this.syncGroups(existing, loaded);
     await this.opts.net?.start(loaded);
@@ -483,14 +483,14 @@ export class SliceAgent {
     this.applyLimits(to, only);
     for (const [id, oldPath] of from) {
       const newPath = wanted.get(id);
-      if (id.startsWith('slice/') && newPath && groupKey(newPath) !== groupKey(oldPath)) {
+      if (parseKey(id)?.kind === 'slice' && newPath && groupKey(newPath) !== groupKey(oldPath)) {
         this.migrate(oldPath, newPath);
       }
     }
     const wantedKeys = new Set([...wanted.values()].map(groupKey));
     for (const [id, oldPath] of [...from].sort((a, b) => byDepth(b[1], a[1]))) {
       if (wantedKeys.has(groupKey(oldPath))) continue;
-      if (id.startsWith('slice/')) await this.stopAndRemove(oldPath);
+      if (parseKey(id)?.kind === 'slice') await this.stopAndRemove(oldPath);
       else backend.remove(oldPath);
       this.written.delete(groupKey(oldPath));
       this.groupEpochs.delete(groupKey(oldPath));

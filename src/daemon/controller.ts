@@ -15,7 +15,7 @@ import type { SliceAgent } from './agent.js';
 import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
 import { procSchedProbe, type SchedProbe } from '../kernel/procfs.js';
 import { controlStep, domainId, sliceId, type CpuControlMode } from '../core/cpu-control.js';
-import { domainGroup, sliceGroup } from '../core/layout.js';
+import { domainGroup, parseKey, sliceGroup } from '../core/layout.js';
 import { Value, BUILTIN_VALUE_TYPES } from '../framework/value.js';
 
 const SLICE_USAGE_TYPE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'slice_usage')!;
@@ -250,7 +250,8 @@ export class CpuController {
         continue;
       }
       if (!Number.isNaN(used)) usage.set(id, used);
-      if (id.startsWith('slice/')) demand.set(id.slice(6), table.get(row, 1));
+      const named = parseKey(id);
+      if (named?.kind === 'slice') demand.set(named.name, table.get(row, 1));
     }
     const first = this.lastInterval?.first ?? true;
 
@@ -270,7 +271,8 @@ export class CpuController {
 
     const changed: Record<string, { weight: number; correction: number; entitlement: number; demand: number; usage: number }> = {};
     for (const [id, weight] of out.weights) {
-      const path = id.startsWith('slice/') ? groupIfExists(() => sliceGroup(state, id.slice(6))) : groupIfExists(() => domainGroup(state, id.slice(7)));
+      const named = parseKey(id);
+      const path = named && groupIfExists(() => (named.kind === 'slice' ? sliceGroup(state, named.name) : domainGroup(state, named.name)));
       if (!path) continue;
       const key = groupKey(path);
       const epoch = this.agent.groupEpoch(key);
@@ -289,9 +291,10 @@ export class CpuController {
 
     const nodes = new Map<string, NodeSample>();
     for (const [id, result] of out.result.nodes) {
+      const named = parseKey(id);
       nodes.set(id, {
         usage: usage.get(id) ?? 0,
-        demand: id.startsWith('slice/') ? finiteOr(demand.get(id.slice(6)), 0) : result.effectiveDemand,
+        demand: named?.kind === 'slice' ? finiteOr(demand.get(named.name), 0) : result.effectiveDemand,
         entitlement: result.entitlement,
         weight: out.weights.get(id) ?? 0,
       });

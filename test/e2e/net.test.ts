@@ -15,7 +15,7 @@ import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
 import type { SliceView } from '../../src/daemon/views.js';
-import { hostMaps } from '../../src/kernel/net/nft.js';
+import { hostMaps, parseCounterName, readCounters } from '../../src/kernel/net/nft.js';
 import type { AccountRow, AccountsDocument } from '../../src/daemon/net-api.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();
@@ -236,11 +236,8 @@ describe('slice networks', { skip: skip ?? false }, () => {
   });
 
   test('a deleted host-network slice: its counts stay, can be removed, and a new slice of the name counts afresh', async () => {
-    const counters = (slice: string): string[] => {
-      const listed = spawnSync('nft', ['-j', 'list', 'counters', 'table', 'inet', `sliced${daemon.net.tag}`], { encoding: 'utf8' });
-      const doc = JSON.parse(listed.stdout) as { nftables: Array<{ counter?: { name: string } }> };
-      return doc.nftables.flatMap((item) => (item.counter?.name.endsWith(`_${slice}`) ? [item.counter.name] : []));
-    };
+    const counters = async (slice: string): Promise<string[]> =>
+      (await readCounters(`sliced${daemon.net.tag}`)).filter((c) => parseCounterName(c.name)?.slice === slice).map((c) => c.name);
     const ping = loopbackPing(20, 500);
     assert.equal((await daemon.cli(['slice', 'create', 'n5g'])).code, 0);
     const sent = await daemon.cli(['exec', '--slice', 'n5g', '--', process.execPath, '-e', ping]);
@@ -249,12 +246,12 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assert.ok(counted.loopbackSent.bytes >= 20 * 500, `n5g loopback sent ${counted.loopbackSent.bytes}`);
     assert.equal((await daemon.cli(['slice', 'delete', 'n5g'])).code, 0);
     assert.equal((await account('n5g')).deleted, true);
-    assert.equal(counters('n5g').length, 4, 'the counters of a deleted slice stay until its counts are removed');
+    assert.equal((await counters('n5g')).length, 4, 'the counters of a deleted slice stay until its counts are removed');
     // The map elements that referred to them were left behind with the group; removing the
     // counts sweeps them first (nft refuses to delete a counter that is still referred to).
     const removed = await daemon.cli(['net', 'accounts', '--remove', 'n5g']);
     assert.equal(removed.code, 0, removed.stderr);
-    assert.deepEqual(counters('n5g'), []);
+    assert.deepEqual(await counters('n5g'), []);
     assert.equal((await daemon.cli(['slice', 'create', 'n5g'])).code, 0);
     assert.equal((await account('n5g')).loopbackSent.bytes, 0);
     const again = await daemon.cli(['exec', '--slice', 'n5g', '--', process.execPath, '-e', ping]);

@@ -62,7 +62,7 @@ export interface CounterReading {
   handle: number;
 }
 
-const counterName = (column: 'tx' | 'rx' | 'lotx' | 'lorx', slice: string): string => `${column}_${slice}`;
+const counterName = (column: HostColumn, slice: string): string => `${column}_${slice}`;
 
 function one(entries: string[]): string {
   return `{ ${entries.join(', ')} }`;
@@ -115,13 +115,17 @@ export function deleteCounterLines(table: string, counters: readonly CounterRead
   return counters.map((c) => `delete counter ${c.family} ${table} ${c.name}`);
 }
 
-/** The slice a counter belongs to and its column, or null for a name that is not ours. */
-export function parseCounterName(name: string): { column: 'tx' | 'rx' | 'lotx' | 'lorx'; slice: string } | null {
-  const match = /^(tx|rx|lotx|lorx)_(.+)$/.exec(name);
-  return match ? { column: match[1] as 'tx' | 'rx' | 'lotx' | 'lorx', slice: match[2]! } : null;
-}
-
 const HOST_COLUMNS = ['tx', 'rx', 'lotx', 'lorx'] as const;
+type HostColumn = (typeof HOST_COLUMNS)[number];
+/** Counters are named <column>_<slice>; host maps <column><cgroup level>. */
+const COUNTER_NAME = new RegExp(`^(${HOST_COLUMNS.join('|')})_(.+)$`);
+const HOST_MAP_NAME = new RegExp(`^(${HOST_COLUMNS.join('|')})\\d+$`);
+
+/** The slice a counter belongs to and its column, or null for a name that is not ours. */
+export function parseCounterName(name: string): { column: HostColumn; slice: string } | null {
+  const match = COUNTER_NAME.exec(name);
+  return match ? { column: match[1] as HostColumn, slice: match[2]! } : null;
+}
 
 /** Counter maps of one cgroup level, keyed by the group (nft resolves the path to its id). */
 function levelMaps(c: TableConfig, level: number): string[] {
@@ -134,7 +138,7 @@ export async function hostMaps(table: string): Promise<string[]> {
   const result = await runTool('nft', ['-t', '-j', 'list', 'maps', 'inet']);
   if (result.code !== 0) return [];
   const doc = JSON.parse(result.stdout) as { nftables: Array<{ map?: { name: string; table: string } }> };
-  return doc.nftables.flatMap((item) => (item.map && item.map.table === table && /^(tx|rx|lotx|lorx)\d+$/.test(item.map.name) ? [item.map.name] : []));
+  return doc.nftables.flatMap((item) => (item.map && item.map.table === table && HOST_MAP_NAME.test(item.map.name) ? [item.map.name] : []));
 }
 
 /** Script lines that empty these host-network maps (their counters stay). */
