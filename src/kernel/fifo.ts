@@ -9,7 +9,9 @@
  * before anything is done with it, and changes (owner, mode) go through that fd. mkfifo
  * never follows a symlink either (it fails with EEXIST). Node has no mkfifo(3), so
  * coreutils' mkfifo runs once per batch with umask 077 (no -m: its chmod step works on a
- * path after the fact).
+ * path after the fact), as the slice's own user: a FIFO appears already the slice's, so a
+ * slice that opens it the moment it appears never meets a root-owned one (EACCES), and
+ * making it needs no privilege in the slice's directory at all.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -119,11 +121,11 @@ function openNoFollow(path: string, flags: number): number {
   }
 }
 
-/** Create FIFOs (mode 0600, owner root until adopted); existing entries are left alone. */
-export function makeFifos(paths: readonly string[]): void {
+/** Create FIFOs as uid:gid (mode 0600); existing entries are left alone. */
+export function makeFifos(paths: readonly string[], owner: { uid: number; gid: number }): void {
   if (paths.length === 0) return;
-  const result = spawnSync('/bin/sh', ['-c', 'umask 077; exec mkfifo -- "$@"', 'mkfifo', ...paths], { encoding: 'utf8' });
-  if (result.error) throw new SlicedError('EIO', `cannot run mkfifo: ${result.error.message}`);
+  const result = spawnSync('/bin/sh', ['-c', 'umask 077; exec mkfifo -- "$@"', 'mkfifo', ...paths], { encoding: 'utf8', uid: owner.uid, gid: owner.gid });
+  if (result.error) throw new SlicedError('EIO', `cannot run mkfifo as uid ${owner.uid}: ${result.error.message}`);
   // Failures (mostly "File exists") surface when the caller adopts each path.
 }
 

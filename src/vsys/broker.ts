@@ -182,7 +182,7 @@ export class VsysBroker {
 
     // Make what is missing; adopt each (O_NOFOLLOW, fstat, fchown through the fd).
     const missing = [...wanted].filter((file) => !rec.files.has(file) && !(rec.refused.has(file) && exists(join(rec.dir, file))));
-    makeFifos(missing.map((file) => join(rec.dir, file)));
+    makeFifos(missing.map((file) => join(rec.dir, file)), rec);
     const readers = new Map<string, number>();
     // For a channel that exists already, a FIFO made now replaces one the slice removed.
     const remade = new Set(missing.map((file) => file.slice(0, file.lastIndexOf('.'))));

@@ -116,6 +116,21 @@ describe('vsys', { skip: skip ?? false }, () => {
     remove('where');
   });
 
+  test('a FIFO is the slice\'s own from the moment it appears (never root-owned, not even briefly)', async () => {
+    // The slice spins on stat(2) and keeps the first FIFO it sees (perl's `stat _` reuses that
+    // very stat): one made as root and given away afterwards would be caught while still
+    // root's, which a program opening it at that moment meets as EACCES.
+    const path = fifo('v4a', 'fresh.in');
+    const watcher = asSlice('v4a', `timeout 10 perl -e 'my $f = shift; 1 until -p $f; my @s = stat _; printf "%d %o", $s[4], $s[2] & 07777' ${path}`);
+    await sleep(100);
+    install('fresh', 'cat', 'v4a\n');
+    const seen = await watcher;
+    assert.equal(seen.code, 0, seen.stderr);
+    assert.equal(seen.stdout.trim(), `${ids('v4a').uid} 600`);
+    remove('fresh');
+    await waitFor('fresh FIFOs gone', () => !existsSync(path), 1000);
+  });
+
   test('a slice not in the ACL has no FIFO and cannot open another slice\'s', async () => {
     assert.equal(existsSync(fifo('v4c', 'echo.in')), false);
     assert.equal(existsSync(fifo('v4c', 'echo.out')), false);
