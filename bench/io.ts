@@ -5,16 +5,16 @@
  * 1. Weights: two slices with io.weight 900 and 100 each run two direct 4 KiB readers and
  *    one direct 4 KiB writer on their own regions of the device; the ratio of their
  *    throughput (bytes read + written, from the slices' blkio counters) is
- *    `weight_ratio_measured`.
+ *    `weight_ratio_measured` with BFQ's defaults and `weight_ratio_strict` in BFQ's strict
+ *    mode (strict_guarantees 1, low_latency 0; setBfqStrict).
  * 2. Baseline, same run: the same load in two plain blkio groups with equal BFQ weights, no
- *    sliced (`baseline_ratio`, ideally 1).
+ *    sliced (`baseline_ratio`, `baseline_ratio_strict`; ideally 1).
  * 3. Caps: the heavy slice gets io.max rbps=10M,wbps=5M and runs the same load alone;
  *    `cap_error_pct` is the larger relative error of its read and write rates against the caps.
  *
- *   npm run bench:io [-- --json] [-- --quick] [-- --low-latency 0]
+ *   npm run bench:io [-- --json] [-- --quick]
  *
- * `--low-latency 0` turns BFQ's low_latency heuristic off on the loop device (it boosts
- * "interactive" queues and can hide weights). Last line of stdout: one JSON object.
+ * Last line of stdout: one JSON object.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
@@ -22,14 +22,12 @@ import { basename, join } from 'node:path';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
-import { createLoopDevice, readScheduler, type LoopDevice } from '../src/kernel/block-devices.js';
+import { createLoopDevice, readScheduler, setBfqStrict, type LoopDevice } from '../src/kernel/block-devices.js';
 import type { SliceView } from '../src/daemon/views.js';
 import { sumReadWrite } from '../src/kernel/cgroup/v1.js';
 import { finish, jsonMode, machine, round, say } from './lib.js';
 
 const quick = process.argv.includes('--quick');
-const llIndex = process.argv.indexOf('--low-latency');
-const lowLatency = llIndex > 0 ? process.argv[llIndex + 1] ?? '1' : null;
 const RUN_S = quick ? 5 : 10;
 const WARM_MS = 1500;
 const MiB = 1024 * 1024;
@@ -90,9 +88,7 @@ try {
   daemon = await TestDaemon.start();
   const enabled = await daemon.cli(['io', 'enable-bfq', loop.path]);
   if (enabled.code !== 0) throw new Error(`enable-bfq failed: ${enabled.stderr}`);
-  if (lowLatency !== null) writeFileSync(join(queue, 'iosched', 'low_latency'), lowLatency);
-  const bfqSettings = Object.fromEntries(['low_latency', 'slice_idle', 'strict_guarantees'].map((k) => [k, readFileSync(join(queue, 'iosched', k), 'utf8').trim()]));
-  say(`loop device ${loop.path} (${loop.device}), bfq ${JSON.stringify(bfqSettings)}`);
+  say(`loop device ${loop.path} (${loop.device})`);
 
   const d = daemon;
   const dev = loop.path;
@@ -106,13 +102,6 @@ try {
       return { read: io.readBytes, write: io.writeBytes };
     }));
   const execLoad = (slice: string, region: number) => d.cli(['exec', '--slice', slice, '--', 'sh', '-c', load(dev, region, RUN_S)]);
-
-  say('weights 900:100 through sliced:');
-  const [heavy, light] = await measure(() => Promise.all([execLoad('i6benchheavy', 0), execLoad('i6benchlight', 1)]), () => sliceCounters(['i6benchheavy', 'i6benchlight']), RUN_S);
-  const ratio = total(heavy!) / Math.max(1, total(light!));
-  say(`  heavy ${mib(heavy!.read)} read + ${mib(heavy!.write)} written; light ${mib(light!.read)} + ${mib(light!.write)}; ratio ${ratio.toFixed(2)}`);
-
-  say('baseline: plain blkio groups with equal BFQ weights, no sliced:');
   const groups = ['a', 'b'].map((g) => join(baseRoot, g));
   for (const g of groups) mkdirSync(g, { recursive: true });
   const plainLoad = (group: string, region: number) =>
@@ -121,9 +110,23 @@ try {
       child.on('error', reject);
       child.on('close', () => resolve());
     });
-  const [ba, bb] = await measure(() => Promise.all([plainLoad(groups[0]!, 0), plainLoad(groups[1]!, 1)]), async () => groups.map(blkioCounters), RUN_S);
-  const baselineRatio = total(ba!) / Math.max(1, total(bb!));
-  say(`  a ${mib(ba!.read)} + ${mib(ba!.write)}; b ${mib(bb!.read)} + ${mib(bb!.write)}; ratio ${baselineRatio.toFixed(2)}`);
+
+  /** Weights 900:100 through sliced, then equal weights without it, in one BFQ mode. */
+  const weighting = async (strict: boolean) => {
+    setBfqStrict(loop!.device, strict);
+    const bfq = Object.fromEntries(['low_latency', 'slice_idle', 'strict_guarantees'].map((k) => [k, readFileSync(join(queue, 'iosched', k), 'utf8').trim()]));
+    say(`${strict ? 'strict weights' : "BFQ's defaults"} ${JSON.stringify(bfq)}; weights 900:100 through sliced:`);
+    const [heavy, light] = await measure(() => Promise.all([execLoad('i6benchheavy', 0), execLoad('i6benchlight', 1)]), () => sliceCounters(['i6benchheavy', 'i6benchlight']), RUN_S);
+    const ratio = total(heavy!) / Math.max(1, total(light!));
+    say(`  heavy ${mib(heavy!.read)} read + ${mib(heavy!.write)} written; light ${mib(light!.read)} + ${mib(light!.write)}; ratio ${ratio.toFixed(2)}`);
+    say('  baseline: plain blkio groups with equal BFQ weights, no sliced:');
+    const [ba, bb] = await measure(() => Promise.all([plainLoad(groups[0]!, 0), plainLoad(groups[1]!, 1)]), async () => groups.map(blkioCounters), RUN_S);
+    const baseline = total(ba!) / Math.max(1, total(bb!));
+    say(`  a ${mib(ba!.read)} + ${mib(ba!.write)}; b ${mib(bb!.read)} + ${mib(bb!.write)}; ratio ${baseline.toFixed(2)}`);
+    return { bfq, ratio, baseline, heavy: total(heavy!), light: total(light!) };
+  };
+  const defaults = await weighting(false);
+  const strict = await weighting(true);
 
   say('caps rbps=10M,wbps=5M on the heavy slice, alone:');
   const capped = await d.cli(['slice', 'set', 'i6benchheavy', '--io-max', `${dev}:rbps=10M,wbps=5M`]);
@@ -139,13 +142,18 @@ try {
     cap_error_pct: round(Math.max(readError, writeError)),
     cap_read_error_pct: round(readError),
     cap_write_error_pct: round(writeError),
-    weight_ratio_measured: round(ratio),
-    baseline_ratio: round(baselineRatio),
+    weight_ratio_measured: round(defaults.ratio),
+    baseline_ratio: round(defaults.baseline),
+    weight_ratio_strict: round(strict.ratio),
+    baseline_ratio_strict: round(strict.baseline),
     weights: [900, 100],
-    bfq: bfqSettings,
+    bfq: defaults.bfq,
+    bfq_strict: strict.bfq,
     run_s: RUN_S,
-    heavy_mib_s: round(total(heavy!) / MiB),
-    light_mib_s: round(total(light!) / MiB),
+    heavy_mib_s: round(defaults.heavy / MiB),
+    light_mib_s: round(defaults.light / MiB),
+    heavy_mib_s_strict: round(strict.heavy / MiB),
+    light_mib_s_strict: round(strict.light / MiB),
     load_average_start: round(load1),
     load_average_end: round(loadavg()[0]!),
     machine: machine(),

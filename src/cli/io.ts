@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { ApiClient } from './client.js';
 import { renderTable } from './format.js';
-import type { BfqResult, BlockDevice } from '../kernel/block-devices.js';
+import type { BlockDevice } from '../kernel/block-devices.js';
 
 export interface IoCliContext {
   client(command: Command): ApiClient;
@@ -18,24 +18,18 @@ export function registerIoCommands(program: Command, ctx: IoCliContext): void {
       const devices = await ctx.client(command).get<BlockDevice[]>('/v1/io/devices');
       ctx.print(command, devices, () =>
         renderTable(
-          ['DEVICE', 'MAJ:MIN', 'SCHEDULER', 'STRICT', 'AVAILABLE'],
-          devices.map((d) => [d.name, d.device, d.scheduler ?? '-', d.bfqStrict === null ? '-' : d.bfqStrict ? 'yes' : 'no', d.schedulers.join(' ')]),
+          ['DEVICE', 'MAJ:MIN', 'SCHEDULER', 'AVAILABLE'],
+          devices.map((d) => [d.name, d.device, d.scheduler ?? '-', d.schedulers.join(' ')]),
         ),
       );
     });
 
   io.command('enable-bfq <device>')
     .description('switch a block device (path or MAJ:MIN) to the BFQ scheduler, which io.weight needs; caps work without it')
-    .option('--strict', 'hold weights strictly: BFQ strict_guarantees on, low_latency off (shares follow the weights; less total throughput)')
-    .option('--no-strict', "BFQ's defaults: strict_guarantees off, low_latency on (more throughput; shares drift from the weights)")
-    .action(async (device: string, options: { strict?: boolean }, command: Command) => {
-      const body = options.strict === undefined ? { device } : { device, strict: options.strict };
-      const result = await ctx.client(command).post<BfqResult>('/v1/io/enable-bfq', body);
-      const how = result.strict ? 'strict weights' : "BFQ's default weighting";
+    .action(async (device: string, _options: unknown, command: Command) => {
+      const result = await ctx.client(command).post<{ device: string; previous: string | null }>('/v1/io/enable-bfq', { device });
       ctx.print(command, result, () =>
-        result.previous === 'bfq'
-          ? `${device} (${result.device}) already uses bfq, with ${how}`
-          : `${device} (${result.device}) now uses bfq (was ${result.previous ?? 'unknown'}), with ${how}`,
+        result.previous === 'bfq' ? `${device} (${result.device}) already uses bfq` : `${device} (${result.device}) now uses bfq (was ${result.previous ?? 'unknown'})`,
       );
     });
 }

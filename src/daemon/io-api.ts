@@ -9,18 +9,13 @@ import type { RouteModule } from './api.js';
 import { parseInput, IO_WEIGHT_DEFAULT, type IoAllocation } from '../core/model.js';
 import { enableBfq, ioWeightWarnings, listBlockDevices } from '../kernel/block-devices.js';
 
-const enableBfqBody = z
-  .object({
-    device: z.string().min(1, 'must name a device'),
-    strict: z.boolean({ error: 'must be true (hold weights strictly) or false (BFQ\'s defaults)' }).optional(),
-  })
-  .strict();
+const deviceBody = z.object({ device: z.string().min(1, 'must name a device') }).strict();
 
 export const ioRoutes: RouteModule = (app: FastifyInstance) => {
   app.get('/v1/io/devices', async () => listBlockDevices());
   app.post('/v1/io/enable-bfq', async (request) => {
-    const { device, strict } = parseInput(enableBfqBody, request.body, 'enable-bfq');
-    return { ...enableBfq(device, strict), scheduler: 'bfq' };
+    const { device } = parseInput(deviceBody, request.body, 'enable-bfq');
+    return { ...enableBfq(device), scheduler: 'bfq' };
   });
 };
 

@@ -19,8 +19,6 @@ export interface BlockDevice {
   /** Active scheduler ("none" when the queue has none) and the ones offered. */
   scheduler: string | null;
   schedulers: string[];
-  /** With bfq: whether weights are held strictly (see setBfqStrict); null without bfq. */
-  bfqStrict: boolean | null;
 }
 
 function kind(path: string): string {
@@ -90,7 +88,7 @@ export function listBlockDevices(): BlockDevice[] {
     try {
       const device = readFileSync(join(SYS, 'block', name, 'dev'), 'utf8').trim();
       const { active, available } = readScheduler(device);
-      out.push({ device, name, scheduler: active, schedulers: available, bfqStrict: active === 'bfq' ? readBfqStrict(device) : null });
+      out.push({ device, name, scheduler: active, schedulers: available });
     } catch {
       // Device went away while listing.
     }
@@ -98,60 +96,20 @@ export function listBlockDevices(): BlockDevice[] {
   return out;
 }
 
-export interface BfqResult {
-  device: string;
-  path: string | null;
-  /** The scheduler before the switch. */
-  previous: string | null;
-  /** Whether BFQ now holds weights strictly. */
-  strict: boolean;
-}
-
-/**
- * Switch a device the operator named to BFQ; `strict` true or false also sets how strictly
- * weights are held (undefined leaves it as it is).
- */
-export function enableBfq(name: string, strict?: boolean): BfqResult {
+/** Switch a device the operator named to BFQ; returns the scheduler it had before. */
+export function enableBfq(name: string): { device: string; path: string | null; previous: string | null } {
   const { device, path } = resolveBlockDevice(name);
   const { active, available } = readScheduler(device);
-  if (active !== 'bfq') {
-    if (!available.includes('bfq')) {
-      throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; load the bfq module (modprobe bfq) first`);
-    }
-    try {
-      writeFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'bfq');
-    } catch (err) {
-      throw new SlicedError('EIO', `kernel refused switching ${name} (${device}) to bfq: ${(err as Error).message}`);
-    }
+  if (active === 'bfq') return { device, path, previous: active };
+  if (!available.includes('bfq')) {
+    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; load the bfq module (modprobe bfq) first`);
   }
-  if (strict !== undefined) setBfqStrict(device, strict);
-  return { device, path, previous: active, strict: readBfqStrict(device) };
-}
-
-const bfqTunable = (device: string, name: string): string => join(SYS, 'dev', 'block', device, 'queue', 'iosched', name);
-
-/**
- * Strict weights: BFQ's `strict_guarantees` on (always idle for the queue in service and
- * keep one request in the device, so no other group's requests slip in) and `low_latency`
- * off (no weight raising of queues BFQ deems interactive). Shares then follow the weights
- * closely, at some cost in total throughput; BFQ's defaults favour throughput and latency
- * and let weights drift (see docs/BENCHMARKS.md, I/O). Both are per-device knobs of BFQ.
- */
-function setBfqStrict(device: string, strict: boolean): void {
   try {
-    writeFileSync(bfqTunable(device, 'strict_guarantees'), strict ? '1' : '0');
-    writeFileSync(bfqTunable(device, 'low_latency'), strict ? '0' : '1');
+    writeFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'bfq');
   } catch (err) {
-    throw new SlicedError('EIO', `kernel refused setting strict weights ${strict ? 'on' : 'off'} for ${device}: ${(err as Error).message}`);
+    throw new SlicedError('EIO', `kernel refused switching ${name} (${device}) to bfq: ${(err as Error).message}`);
   }
-}
-
-function readBfqStrict(device: string): boolean {
-  try {
-    return readFileSync(bfqTunable(device, 'strict_guarantees'), 'utf8').trim() === '1' && readFileSync(bfqTunable(device, 'low_latency'), 'utf8').trim() === '0';
-  } catch {
-    return false;
-  }
+  return { device, path, previous: active };
 }
 
 /**
@@ -213,4 +171,17 @@ export function createLoopDevice(options: { prefix: string; sizeMb: number; dir?
       }
     },
   };
+}
+
+/**
+ * BFQ's strict mode on a device of a test or benchmark: `strict_guarantees` on (always
+ * idle for the queue in service, one request in the device at a time) and `low_latency`
+ * off (no weight raising), or both back to BFQ's defaults. With the defaults, shares on a
+ * loop device drift far from the weights (docs/BENCHMARKS.md, I/O). Not an operator
+ * feature: the benchmark measured it starving a group under a mixed load.
+ */
+export function setBfqStrict(device: string, strict: boolean): void {
+  const iosched = join(SYS, 'dev', 'block', device, 'queue', 'iosched');
+  writeFileSync(join(iosched, 'strict_guarantees'), strict ? '1' : '0');
+  writeFileSync(join(iosched, 'low_latency'), strict ? '0' : '1');
 }

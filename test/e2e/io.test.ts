@@ -14,7 +14,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, freePort } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason } from '../helpers/env.js';
-import { createLoopDevice, readScheduler, type LoopDevice } from '../../src/kernel/block-devices.js';
+import { createLoopDevice, readScheduler, setBfqStrict, type LoopDevice } from '../../src/kernel/block-devices.js';
 import type { SliceView } from '../../src/daemon/views.js';
 
 const MiB = 1024 * 1024;
@@ -88,7 +88,7 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
   test('slicectl io enable-bfq switches only the named device, and refuses what is not a block device', async () => {
     const enabled = await daemon.cli(['io', 'enable-bfq', loop.path]);
     assert.equal(enabled.code, 0, enabled.stderr);
-    assert.match(enabled.stdout, /now uses bfq \(was none\), with BFQ's default weighting/);
+    assert.match(enabled.stdout, /now uses bfq \(was none\)/);
     assert.equal(readScheduler(loop.device).active, 'bfq');
     assert.notEqual(readScheduler(plain.device).active, 'bfq', 'the other loop device keeps its scheduler');
     const refused = await daemon.cli(['io', 'enable-bfq', '/etc/passwd']);
@@ -118,16 +118,11 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     await daemon.cli(['slice', 'delete', 'i6cap']);
   });
 
-  test('with strict weights (enable-bfq --strict), the heavier io.weight gets clearly more throughput under contention', async () => {
-    // BFQ's defaults let shares drift on a loop device (from 0.1 to 15 for 900:100 in the
-    // benchmark, and once 1.01 in CI); strict weights keep them near the configured ratio.
-    const strict = await daemon.cli(['io', 'enable-bfq', loop.path, '--strict']);
-    assert.equal(strict.code, 0, strict.stderr);
-    assert.match(strict.stdout, /already uses bfq, with strict weights/);
-    const iosched = (name: string): string => readFileSync(`/sys/block/${basename(loop.path)}/queue/iosched/${name}`, 'utf8').trim();
-    assert.deepEqual([iosched('strict_guarantees'), iosched('low_latency')], ['1', '0']);
-    const devices = await daemon.cliJson<Array<{ device: string; bfqStrict: boolean | null }>>(['io', 'devices']);
-    assert.equal(devices.find((d) => d.device === loop.device)?.bfqStrict, true);
+  test('the heavier io.weight gets clearly more throughput under contention (BFQ in strict mode)', async () => {
+    // With BFQ's defaults, shares on a loop device drift (0.1 to 15 for 900:100 in the
+    // benchmark, once 1.01 in CI); the test's own device is put in BFQ's strict mode so the
+    // test shows that the weights reach BFQ and act, not how BFQ's heuristics went this time.
+    setBfqStrict(loop.device, true);
     for (const [name, weight] of [['i6heavy', '900'], ['i6light', '100']] as const) {
       const created = await daemon.cli(['slice', 'create', name, '--io-weight', weight]);
       assert.equal(created.code, 0, created.stderr);
@@ -143,9 +138,7 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     assert.ok(heavy > light * 1.5, `heavy ${heavy} bytes should clearly exceed light ${light} bytes`);
     await daemon.cli(['slice', 'delete', 'i6heavy']);
     await daemon.cli(['slice', 'delete', 'i6light']);
-    const back = await daemon.cli(['io', 'enable-bfq', loop.path, '--no-strict']);
-    assert.match(back.stdout, /with BFQ's default weighting/);
-    assert.deepEqual([iosched('strict_guarantees'), iosched('low_latency')], ['0', '1']);
+    setBfqStrict(loop.device, false);
   });
 
   test('a domain cap bounds its two members together', async () => {
