@@ -130,11 +130,16 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     assert.equal(groupFile('i6heavy.slice', 'blkio.bfq.weight'), '90');
     assert.equal(groupFile('i6light.slice', 'blkio.bfq.weight'), '10');
     const before = [await readBytes('i6heavy'), await readBytes('i6light')];
-    await Promise.all([reader('i6heavy', 5, 0), reader('i6light', 5, 50_000)]);
+    const runs = await Promise.all([reader('i6heavy', 5, 0), reader('i6light', 5, 50_000)]);
+    // Both readers ran until timeout stopped them (124), dd printing its summary: a light
+    // slice that read little was outweighed, not broken.
+    for (const run of runs) {
+      assert.equal(run.code, 124, run.stderr);
+      ddSummary(run.stderr);
+    }
     const heavy = (await readBytes('i6heavy')) - before[0]!;
     const light = (await readBytes('i6light')) - before[1]!;
     process.stderr.write(`weights 900:100 read ${(heavy / MiB).toFixed(1)} MiB : ${(light / MiB).toFixed(1)} MiB (ratio ${(heavy / Math.max(1, light)).toFixed(2)})\n`);
-    assert.ok(light > 0, 'both slices read');
     assert.ok(heavy > light * 1.5, `heavy ${heavy} bytes should clearly exceed light ${light} bytes`);
     await daemon.cli(['slice', 'delete', 'i6heavy']);
     await daemon.cli(['slice', 'delete', 'i6light']);
