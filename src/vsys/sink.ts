@@ -141,7 +141,7 @@ export class FifoSink extends EventEmitter implements Sink {
     if (this.retry) return false;
     const check = this.opts.check();
     if (check === null) {
-      this.giveUp('the FIFO is not usable');
+      this.giveUp(`${this.opts.path} is missing or was refused (see the warning about it)`);
       return false;
     }
     try {
@@ -151,13 +151,13 @@ export class FifoSink extends EventEmitter implements Sink {
     } catch (err) {
       if (err instanceof RefusedFile) {
         this.opts.problem(err.message);
-        this.giveUp('the FIFO was refused');
+        this.giveUp(`${this.opts.path} was refused`);
         return false;
       }
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENXIO') {
         this.opts.problem(`cannot open ${this.opts.path}: ${(err as Error).message}`);
-        this.giveUp('the FIFO cannot be opened');
+        this.giveUp(`${this.opts.path} cannot be opened`);
         return false;
       }
       const deadline = this.finishing?.deadline ?? (this.waitingSince ?? Date.now()) + this.opts.giveUpMs;

@@ -210,16 +210,22 @@ describe('vsys', { skip: skip ?? false }, () => {
     };
     const before = shadow();
     const out = fifo('v4b', 'echo.out');
-    const swap = await asSlice('v4b', `rm ${out} && ln -s /etc/shadow ${out}`);
+    // Swapped atomically (rename over the FIFO), as an attacker would: with rm then ln, the
+    // periodic check could remake the FIFO in between and ln would fail.
+    const plant = (path: string): Promise<CliResult> => asSlice('v4b', `ln -s /etc/shadow ${path}.new && mv -fT ${path}.new ${path}`);
+    const swap = await plant(out);
     assert.equal(swap.code, 0, swap.stderr);
     const sent = await asSlice('v4b', `echo leak > ${fifo('v4b', 'echo.in')}`);
     assert.equal(sent.code, 0);
-    await waitFor('the refusal in the log', () => /echo\.out: is a symbolic link; refused \(never followed\)/.test(daemon.log));
+    // Whichever looks first: the call opening NAME.out (refused there, never followed) or
+    // the periodic check (which takes the FIFO out of use, so the call finds it unusable).
+    await waitFor('the refusal in the log', () => /echo\.out: is a symbolic link(; refused \(never followed\)| \(owner)/.test(daemon.log));
     await waitFor('the periodic check reporting it', () => /echo\.out: is a symbolic link \(owner \d+.*the slice gets nothing through it/.test(daemon.log));
+    await waitFor('the call\'s output dropped', () => /"service":"echo","slice":"v4b".*bytes of output dropped: .*echo\.out/.test(daemon.log));
     assert.ok(lstatSync(out).isSymbolicLink(), 'the planted link is left alone, not replaced');
     // The same on the input side: the daemon never opens or re-owns the link target.
     const input = fifo('v4b', 'echo.in');
-    assert.equal((await asSlice('v4b', `rm ${input} && ln -s /etc/shadow ${input}`)).code, 0);
+    assert.equal((await plant(input)).code, 0);
     await waitFor('the input refusal', () => /echo\.in: is a symbolic link \(owner/.test(daemon.log));
     assert.equal(shadow(), before, '/etc/shadow is untouched');
     const view = await daemon.cliJson<SliceVsysView>(['vsys', 'list', '--slice', 'v4b']);
