@@ -12,11 +12,10 @@
  */
 import type { DesiredState } from './model.js';
 import { computeEntitlements, type EntitlementNode, type EntitlementResult } from './entitlement.js';
+import { domainKey, sliceKey } from './layout.js';
 
 export type CpuControlMode = 'entitlement' | 'static';
 
-export const sliceId = (name: string): string => `slice/${name}`;
-export const domainId = (name: string): string => `domain/${name}`;
 
 export interface ControlInput {
   state: DesiredState;
@@ -58,7 +57,7 @@ export function buildTree(state: DesiredState, demand: ReadonlyMap<string, numbe
   const parents = new Map<string, string>();
   const domainNodes = new Map<string, EntitlementNode>();
   for (const domain of [...state.domains.values()]) {
-    domainNodes.set(domain.name, { id: domainId(domain.name), cpu: domain.cpu, children: [] });
+    domainNodes.set(domain.name, { id: domainKey(domain.name), cpu: domain.cpu, children: [] });
   }
   const roots: EntitlementNode[] = [];
   const attach = (node: EntitlementNode, parent: string | null): void => {
@@ -73,7 +72,7 @@ export function buildTree(state: DesiredState, demand: ReadonlyMap<string, numbe
   };
   for (const domain of [...state.domains.values()]) attach(domainNodes.get(domain.name)!, domain.parent);
   for (const slice of [...state.slices.values()]) {
-    attach({ id: sliceId(slice.name), cpu: slice.cpu, demand: demand.get(slice.name) ?? 0 }, slice.domain);
+    attach({ id: sliceKey(slice.name), cpu: slice.cpu, demand: demand.get(slice.name) ?? 0 }, slice.domain);
   }
   return { roots, parents };
 }

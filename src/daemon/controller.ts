@@ -14,8 +14,8 @@ import type { Logger } from 'pino';
 import type { SliceAgent } from './agent.js';
 import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
 import { procSchedProbe, type SchedProbe } from '../kernel/procfs.js';
-import { controlStep, domainId, sliceId, type CpuControlMode } from '../core/cpu-control.js';
-import { domainGroup, parseKey, sliceGroup } from '../core/layout.js';
+import { controlStep, type CpuControlMode } from '../core/cpu-control.js';
+import { domainGroup, domainKey, parseKey, sliceGroup, sliceKey } from '../core/layout.js';
 import { Value, BUILTIN_VALUE_TYPES } from '../framework/value.js';
 
 const SLICE_USAGE_TYPE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'slice_usage')!;
@@ -178,7 +178,7 @@ export class CpuController {
     const nextWait = new Map<number, number>();
 
     for (const slice of state.slices.values()) {
-      const id = sliceId(slice.name);
+      const id = sliceKey(slice.name);
       const path = sliceGroup(state, slice.name);
       const previousUsage = this.lastUsage.get(id);
       let used: number;
@@ -208,7 +208,7 @@ export class CpuController {
       rows.push([id, usedMc, fresh ? Infinity : usedMc + toMillicores(waitedNs)]);
     }
     for (const domain of state.domains.values()) {
-      const id = domainId(domain.name);
+      const id = domainKey(domain.name);
       try {
         const used = backend.readCpuUsageNs(domainGroup(state, domain.name));
         nextUsage.set(id, used);

@@ -4,15 +4,13 @@
  */
 import type { SliceAgent } from './agent.js';
 import type { CpuController } from './controller.js';
-import { domainId, sliceId } from '../core/cpu-control.js';
-import { domainGroup, sliceGroup } from '../core/layout.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { getDomain, getSlice, reservationsOf } from '../core/changes.js';
 import type { NetSpec, Reservation } from '../core/net.js';
 import { membersOf } from '../core/admission.js';
 import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { effectiveIoCaps } from '../core/io.js';
-import { domainKey, sliceKey } from '../core/layout.js';
+import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js';
 import type { IoStats, Pressure } from '../kernel/cgroup/backend.js';
 
 export interface CpuView extends CpuAllocation {
@@ -118,7 +116,7 @@ export class Views {
           }
         : null,
     };
-    if (live) view.live = this.live(sliceId(name), path);
+    if (live) view.live = this.live(sliceKey(name), path);
     return view;
   }
 
@@ -145,7 +143,7 @@ export class Views {
       },
       cgroup: path.join('/'),
     };
-    if (live) view.live = this.live(domainId(name), path);
+    if (live) view.live = this.live(domainKey(name), path);
     return view;
   }
 

@@ -21,7 +21,8 @@ import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import type { Store } from '../../src/cluster/store.js';
 import { CgroupV2Backend } from '../../src/kernel/cgroup/v2.js';
 import { computeEntitlements } from '../../src/core/entitlement.js';
-import { buildTree, sliceId } from '../../src/core/cpu-control.js';
+import { buildTree } from '../../src/core/cpu-control.js';
+import { sliceKey } from '../../src/core/layout.js';
 import { sliceGroup } from '../../src/core/layout.js';
 import type { SliceCreateInput } from '../../src/core/model.js';
 import { SlicedError } from '../../src/core/errors.js';
@@ -90,7 +91,7 @@ async function harness(agentOptions: Partial<AgentOptions> = {}): Promise<Harnes
     entitlements() {
       const trueDemand = new Map([...demand].map(([s, threads]) => [s, threads * 1000]));
       const result = computeEntitlements(NODE.cpuMillicores, buildTree(agent.state, trueDemand).roots);
-      return new Map([...demand.keys()].map((s) => [s, result.nodes.get(sliceId(s))!.entitlement]));
+      return new Map([...demand.keys()].map((s) => [s, result.nodes.get(sliceKey(s))!.entitlement]));
     },
     async close() {
       await store.close();

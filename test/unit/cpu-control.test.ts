@@ -1,7 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { buildTree, controlStep, domainId, sliceId, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
+import { buildTree, controlStep, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
+import { sliceKey } from '../../src/core/layout.js';
 import { MIN_WEIGHT } from '../../src/core/entitlement.js';
 import { DEFAULT_IO, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
 
@@ -53,13 +54,6 @@ function corr(out: ControlOutput, id: string): number {
   assert.ok(value !== undefined, `no correction for ${id}`);
   return value;
 }
-
-describe('ids', () => {
-  test('slice and domain ids', () => {
-    assert.equal(sliceId('web'), 'slice/web');
-    assert.equal(domainId('team'), 'domain/team');
-  });
-});
 
 describe('buildTree', () => {
   test('slices and domains are placed under their domains, with parents recorded', () => {
@@ -180,8 +174,8 @@ describe('controlStep: entitlement mode', () => {
           const name = `s${i}`;
           addSlice(state, name, { shares: s.shares, reservation: s.inDomain ? 0 : s.reservation }, s.inDomain ? 'd' : null);
           demand.set(name, s.demand);
-          if (s.usage !== undefined) usage.set(sliceId(name), s.usage);
-          if (s.correction !== undefined) corrections.set(sliceId(name), s.correction);
+          if (s.usage !== undefined) usage.set(sliceKey(name), s.usage);
+          if (s.correction !== undefined) corrections.set(sliceKey(name), s.correction);
         });
         const out = step(state, { capacity, demand, usage, corrections, gain });
         const parents = buildTree(state, demand).parents;
@@ -209,7 +203,7 @@ describe('controlStep: entitlement mode', () => {
         const state = emptyState();
         specs.forEach((s, i) => addSlice(state, `s${i}`, s));
         const out = step(state); // everyone hungry; reservations total at most 1800 < 2000
-        const ids = specs.map((_, i) => sliceId(`s${i}`));
+        const ids = specs.map((_, i) => sliceKey(`s${i}`));
         const top = Math.max(...ids.map((id) => e(out, id)));
         for (const id of ids) {
           // Below 1m the raw weight is floored at MIN_WEIGHT so that nobody is starved.
