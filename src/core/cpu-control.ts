@@ -16,7 +16,6 @@ import { domainKey, sliceKey } from './layout.js';
 
 export type CpuControlMode = 'entitlement' | 'static';
 
-
 export interface ControlInput {
   state: DesiredState;
   /** Millicores the slices may share now. */

@@ -133,7 +133,7 @@ export class Channel {
     this.listener?.destroy();
     this.listener = null;
     if (this.call) {
-      if (fd !== null) closeSync(fd);
+      closeSync(fd);
       return; // listened to again when the call ends
     }
     this.listen(fd);
