@@ -115,8 +115,8 @@ function sliceTable(view: SliceVsysView, status: VsysStatus | null): string {
   ]);
   const rows = view.services.map((s) => [s.service, s.mode, s.stateful ? 'yes' : 'no', s.state, String(s.calls), s.private ? 'pvt' : 'public']);
   const refused = Object.entries(view.refused).map(([file, why]) => `refused ${file}: ${why}`);
-  const table = rows.length ? renderTable(['SERVICE', 'MODE', 'STATEFUL', 'STATE', 'CALLS', 'SCOPE'], rows, new Set([4]))
-    : status?.withdrawn ? `no services for this slice: all are withdrawn because ${status.withdrawn}` : 'no services for this slice';
+  const none = status?.withdrawn ? `no services for this slice: all are withdrawn because ${status.withdrawn}` : 'no services for this slice';
+  const table = rows.length ? renderTable(['SERVICE', 'MODE', 'STATEFUL', 'STATE', 'CALLS', 'SCOPE'], rows, new Set([4])) : none;
   return [head, '', table, ...refused].join('\n');
 }
 

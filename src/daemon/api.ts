@@ -71,10 +71,10 @@ function registerJsonParser(app: FastifyInstance): void {
   });
 }
 
-/** Why the secure parser refused `text`: a forbidden key (named, with where it is) or a syntax error. */
+/** Why the secure parser refused `text`: a forbidden key (named) or a syntax error (with its position). */
 function jsonProblem(text: string): SlicedError {
   try {
-    JSON.parse(text, function (this: unknown, key: string, value: unknown) {
+    JSON.parse(text, (key: string, value: unknown) => {
       // The same keys secure-json-parse refuses: either could change an object's prototype
       // when the body is later merged into another object.
       if (key === '__proto__') throw new ForbiddenKey('__proto__');
