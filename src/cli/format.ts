@@ -140,7 +140,8 @@ export function domainListTable(domains: DomainView[]): string {
 
 export interface StatusDocument {
   node: {
-    cpu: { capacity: number; systemReserve: number; reserved: number };
+    /** reserved is null on a slice's own socket: other slices' reservations are not shown there. */
+    cpu: { capacity: number; systemReserve: number; reserved: number | null };
     backend: string;
     cpuControl: string;
     control: { sliceCapacity: number; systemUsage: number } | null;
@@ -152,10 +153,16 @@ export interface StatusDocument {
 /** A systemd-cgtop-like table: one row per domain and slice, members indented under domains. */
 export function statusTable(status: StatusDocument): string {
   const capacity = status.node.cpu.capacity;
+  const reserved = status.node.cpu.reserved;
   const header =
-    `node: ${formatCpu(capacity)} CPU, ${formatCpu(status.node.cpu.reserved)} reserved, ` +
-    `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
-    `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
+    reserved === null
+      ? // A slice's own view: its reservation, never a node total it cannot see.
+        `node: ${formatCpu(capacity)} CPU, system reserve ${formatCpu(status.node.cpu.systemReserve)}, ` +
+        `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}; ` +
+        `${status.slices.map((s) => `slice ${s.name} reserves ${formatCpu(s.cpu.reservation)}`).join(', ')} (other slices are not shown)`
+      : `node: ${formatCpu(capacity)} CPU, ${formatCpu(reserved)} reserved, ` +
+        `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
+        `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
   const rows: string[][] = [];
   const byParent = new Map<string | null, Array<SliceView | DomainView>>();
   for (const d of status.domains) byParent.set(d.parent, [...(byParent.get(d.parent) ?? []), d]);
@@ -185,6 +192,9 @@ export function statusTable(status: StatusDocument): string {
     }
   };
   visit(null, 0);
+  // A slice's own view lists no domains: a member of one is shown at the top.
+  const shown = new Set(status.domains.map((d) => d.name));
+  for (const parent of byParent.keys()) if (parent !== null && !shown.has(parent)) visit(parent, 0);
   const table = renderTable(
     ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'MEM-MAX', 'OOM', 'IO-W', 'IO-CAP', 'READ', 'WRITTEN', 'PROCS'],
     rows,

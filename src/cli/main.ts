@@ -11,6 +11,7 @@ import { addVsysCommands } from './vsys.js';
 import { registerIoCommands } from './io.js';
 import { ioMaxArguments } from '../core/io.js';
 import { isSlicedError } from '../core/errors.js';
+import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
 import type { DomainView, SliceView } from '../daemon/views.js';
 import type { ExecPlan } from '../daemon/agent.js';
@@ -36,7 +37,8 @@ K/M/G/T suffixes (1K = 1024); I/O rates in bytes per second with the same suffix
 10 MiB/s) and IOPS as whole numbers. "none" removes a limit.
 
 Exit status: 0 success, 1 refused by sliced (invalid value, over-commit, conflict), 2 bad usage,
-3 unknown slice/domain/process, 4 permission denied, 5 sliced not running.
+3 unknown slice/domain/process, 4 not permitted (for this caller, or ever: e.g. attaching a kernel thread),
+5 sliced not running.
 exec returns the command's own exit status (128+N when it died of signal N).`,
   );
 
@@ -304,8 +306,9 @@ program
   .command('attach <slice> <pid>')
   .description('move a running process (all its threads) into a slice')
   .action(async (name: string, pidText: string, _options: unknown, command: Command) => {
-    if (!/^\d+$/.test(pidText)) throw new CliError(`pid ${JSON.stringify(pidText)} must be a positive whole number`, EXIT.usage, 'EINVAL');
-    const result = await client(command).post<{ slice: string; pid: number }>(`/v1/slices/${enc(name)}/attach`, { pid: Number(pidText) });
+    const pid = parsePidText(pidText);
+    if (pid === null) throw new CliError(`pid ${JSON.stringify(pidText)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
+    const result = await client(command).post<{ slice: string; pid: number }>(`/v1/slices/${enc(name)}/attach`, { pid });
     print(command, result, () => `attached process ${pidText} to slice ${name}`);
   });
 

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ApiClient, CliError, EXIT } from './client.js';
 import type { Entry } from '../framework/tree.js';
 import type { TreeListing } from '../daemon/tree-api.js';
+import { PID_RANGE, parsePidText } from '../core/pids.js';
 
 export interface CliContext {
   client(command: Command): ApiClient;
@@ -146,7 +147,7 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
     .argument('<pid>', 'parent process')
     .option('--slice <slice>', 'the slice the task would start in')
     .action(async (pid: string, options: { slice?: string }, command: Command) => {
-      if (!/^\d+$/.test(pid)) throw new CliError(`pid ${JSON.stringify(pid)} must be a positive whole number`, EXIT.usage, 'EINVAL');
+      if (parsePidText(pid) === null) throw new CliError(`pid ${JSON.stringify(pid)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
       const answer = await ctx.client(command).get<{ node: string | null; refused: string | null; scheduler: string | null }>(
         `/v1/placement?pid=${pid}${options.slice ? `&slice=${encodeURIComponent(options.slice)}` : ''}`,
       );

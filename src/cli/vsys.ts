@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { ApiClient, CliError, EXIT } from './client.js';
 import { renderKeyValues, renderTable } from './format.js';
-import type { AdminCallResult, ServiceView, SliceVsysView } from '../vsys/broker.js';
+import type { AdminCallResult, ServiceView, SliceVsysView, VsysStatus } from '../vsys/broker.js';
 import type { VsysEvent } from '../vsys/events.js';
 
 export interface CliContext {
@@ -21,13 +21,19 @@ export function addVsysCommands(program: Command, cli: CliContext): void {
     .description('services offered and to whom; with --slice, that slice\'s FIFOs and their state')
     .option('--slice <slice>', 'show one slice\'s vsys directory')
     .action(async (options: { slice?: string }, command: Command) => {
+      const api = cli.client(command);
       if (options.slice !== undefined) {
-        const view = await cli.client(command).get<SliceVsysView>(`/v1/vsys/slices/${enc(options.slice)}`);
-        cli.print(command, view, () => sliceTable(view));
+        const view = await api.get<SliceVsysView>(`/v1/vsys/slices/${enc(options.slice)}`);
+        const status = view.services.length === 0 ? await api.get<VsysStatus>('/v1/vsys') : null;
+        warnWithdrawn(cli, command, status);
+        cli.print(command, view, () => sliceTable(view, status));
         return;
       }
-      const services = await cli.client(command).get<ServiceView[]>('/v1/vsys/services');
-      cli.print(command, services, () => (services.length ? servicesTable(services) : 'no vsys services'));
+      const services = await api.get<ServiceView[]>('/v1/vsys/services');
+      // An empty list needs its reason: nothing installed, or everything withdrawn.
+      const status = services.length === 0 ? await api.get<VsysStatus>('/v1/vsys') : null;
+      warnWithdrawn(cli, command, status);
+      cli.print(command, services, () => (services.length ? servicesTable(services) : noServices(status!)));
     });
 
   vsys
@@ -62,6 +68,17 @@ export function addVsysCommands(program: Command, cli: CliContext): void {
     });
 }
 
+function noServices(status: VsysStatus): string {
+  return status.withdrawn !== null
+    ? `no vsys services: all are withdrawn because ${status.withdrawn}`
+    : `no vsys services: none installed in ${status.servicesDir}`;
+}
+
+/** With --json stdout stays the document; the withdrawal still reaches the operator, on stderr. */
+function warnWithdrawn(cli: CliContext, command: Command, status: VsysStatus | null): void {
+  if (status?.withdrawn && cli.json(command)) process.stderr.write(`slicectl: warning: vsys services withdrawn: ${status.withdrawn}\n`);
+}
+
 async function onlySliceWith(api: ApiClient, service: string): Promise<string> {
   const services = await api.get<ServiceView[]>('/v1/vsys/services');
   const slices = [...new Set(services.filter((s) => s.name === service).flatMap((s) => Object.keys(s.slices)))];
@@ -91,14 +108,15 @@ function servicesTable(services: ServiceView[]): string {
   return renderTable(['SERVICE', 'SCOPE', 'STATEFUL', 'SLICES'], rows);
 }
 
-function sliceTable(view: SliceVsysView): string {
+function sliceTable(view: SliceVsysView, status: VsysStatus | null): string {
   const head = renderKeyValues([
     ['Slice', view.slice],
     ['Directory', view.dir],
   ]);
   const rows = view.services.map((s) => [s.service, s.mode, s.stateful ? 'yes' : 'no', s.state, String(s.calls), s.private ? 'pvt' : 'public']);
   const refused = Object.entries(view.refused).map(([file, why]) => `refused ${file}: ${why}`);
-  const table = rows.length ? renderTable(['SERVICE', 'MODE', 'STATEFUL', 'STATE', 'CALLS', 'SCOPE'], rows, new Set([4])) : 'no services for this slice';
+  const none = status?.withdrawn ? `no services for this slice: all are withdrawn because ${status.withdrawn}` : 'no services for this slice';
+  const table = rows.length ? renderTable(['SERVICE', 'MODE', 'STATEFUL', 'STATE', 'CALLS', 'SCOPE'], rows, new Set([4])) : none;
   return [head, '', table, ...refused].join('\n');
 }
 

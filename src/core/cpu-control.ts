@@ -46,6 +46,29 @@ const CORRECTION_MAX = 4;
 /** A member counts as contended when it wants at least this much more than its entitlement. */
 const CONTENDED_MARGIN = 1.05;
 
+/** One period's measurements of a slice, for its demand estimate. */
+export interface DemandSample {
+  /** Seen for the first time: no earlier reading to take a difference from. */
+  fresh: boolean;
+  /** Threads in the slice's group now. */
+  tasks: number;
+  /** CPU used over the period, in millicores (ignored when fresh). */
+  usedMc: number;
+  /** Time its threads spent runnable but waiting, in millicores (ignored when fresh). */
+  waitedMc: number;
+}
+
+/**
+ * Estimated demand of a slice: what it used plus what it waited for. A fresh slice has no
+ * interval yet: with threads it counts as hungry (Infinity), so that its weight starts at its
+ * full potential rather than at nothing; with no thread at all it can use nothing (0), so an
+ * empty slice, and a domain of empty slices, is entitled to nothing from the first period.
+ */
+export function sliceDemand(sample: DemandSample): number {
+  if (sample.fresh) return sample.tasks > 0 ? Infinity : 0;
+  return sample.usedMc + sample.waitedMc;
+}
+
 export interface SliceTree {
   roots: EntitlementNode[];
   /** Parent id per node id ("" for the node level). */

@@ -287,7 +287,8 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, wha
       if (value === undefined && issue.code === 'invalid_type') {
         return `${what}: ${path || 'body'} is required`;
       }
-      const shown = value === undefined ? '' : ` ${JSON.stringify(value)}`;
+      // JSON.stringify prints Infinity (e.g. 1e400 in a body) and NaN as null.
+      const shown = value === undefined ? '' : ` ${typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value)}`;
       return `${what}: ${path || 'body'}${shown} ${friendly(issue)}`;
     })
     .join('; ');

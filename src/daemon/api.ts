@@ -16,6 +16,7 @@ import {
   sliceUpdateSchema,
 } from '../core/model.js';
 import { nameProblem } from '../core/names.js';
+import { pidSchema } from '../core/pids.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 import { ioRoutes, ioWarnings } from './io-api.js';
 
@@ -29,7 +30,7 @@ function withWarnings<T extends { io: IoAllocation }>(view: T, input: { io?: unk
 export type ExecPlacement = (slice: string, parentPid: number) => void;
 import { registerNetRoutes } from './net-api.js';
 
-const pidBody = z.object({ pid: z.number().int('must be a whole number').positive('must be positive') }).strict();
+const pidBody = z.object({ pid: pidSchema }).strict();
 const memberBody = z.object({ member: z.string() }).strict();
 
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
@@ -52,8 +53,54 @@ function nameParam(kind: string, value: string): string {
 /** Routes of other modules (the config tree, ...), registered with the same error handling. */
 export type RouteModule = (app: FastifyInstance) => void;
 
+/**
+ * JSON bodies: fastify's own parser (secure-json-parse, which refuses prototype-poisoning
+ * keys), with two differences. An empty body is no body: `curl -X DELETE -H 'content-type:
+ * application/json'` sends one, and routes that need a body say so themselves. A refusal
+ * says why: the forbidden key, or where the syntax breaks, instead of "not valid JSON".
+ */
+function registerJsonParser(app: FastifyInstance): void {
+  const secureParse = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    secureParse(request, text, (err, value) => (err ? done(jsonProblem(text), undefined) : done(null, value)));
+  });
+}
+
+/** Why the secure parser refused `text`: a forbidden key (named) or a syntax error (with its position). */
+function jsonProblem(text: string): SlicedError {
+  try {
+    JSON.parse(text, (key: string, value: unknown) => {
+      // The same keys secure-json-parse refuses: either could change an object's prototype
+      // when the body is later merged into another object.
+      if (key === '__proto__') throw new ForbiddenKey('__proto__');
+      if (key === 'constructor' && value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
+        throw new ForbiddenKey('constructor.prototype');
+      }
+      return value;
+    });
+  } catch (err) {
+    if (err instanceof ForbiddenKey) {
+      return new SlicedError('EINVAL', `the key "${err.key}" is not allowed in a request body (it could change object prototypes); remove it`);
+    }
+    return new SlicedError('EINVAL', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+  return new SlicedError('EINVAL', 'the body was refused by the JSON parser');
+}
+
+class ForbiddenKey extends Error {
+  constructor(readonly key: string) {
+    super(key);
+  }
+}
+
 export function buildApi(agent: SliceAgent, views: Views, modules: readonly RouteModule[] = [], placement?: ExecPlacement): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  registerJsonParser(app);
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: 'ENOENT', message: `no such endpoint: ${request.method} ${request.url}` } }),

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { SliceAgent } from './agent.js';
 import { groupKey, type GroupPath } from '../kernel/cgroup/backend.js';
 import { procSchedProbe, type SchedProbe } from '../kernel/procfs.js';
-import { controlStep, type CpuControlMode } from '../core/cpu-control.js';
+import { controlStep, sliceDemand, type CpuControlMode } from '../core/cpu-control.js';
 import { domainGroup, domainKey, parseKey, sliceGroup, sliceKey } from '../core/layout.js';
 import { Value, BUILTIN_VALUE_TYPES } from '../framework/value.js';
 
@@ -202,10 +202,10 @@ export class CpuController {
         else if (!first && this.probe.startedSince(tid, this.lastUptime)) waitedNs += Math.min(stat.waitNs, elapsedNs);
       }
       // A slice seen for the first time has no interval yet: no usage to correct against,
-      // and it counts as hungry so that its weight starts at its full potential, not zero.
+      // and a demand that depends on whether it has threads at all (see sliceDemand).
       const fresh = first || previousUsage === undefined;
       const usedMc = fresh ? NaN : toMillicores(used - previousUsage);
-      rows.push([id, usedMc, fresh ? Infinity : usedMc + toMillicores(waitedNs)]);
+      rows.push([id, usedMc, sliceDemand({ fresh, tasks: tids.length, usedMc, waitedMc: toMillicores(waitedNs) })]);
     }
     for (const domain of state.domains.values()) {
       const id = domainKey(domain.name);

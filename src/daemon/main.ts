@@ -53,10 +53,13 @@ const program = new Command('sliced')
   .option('--net-capacity <rate>', 'network capacity of the node, e.g. 1gbit (default 10gbit)')
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
+  // Commander exits 1 on bad usage; 1 means "cannot start" here (README, Exit status of sliced).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .addHelpText(
     'after',
     `
-Exit status: 0 after a clean stop, 1 when the daemon cannot start (the reason is logged), 2 on bad usage.
+Exit status: 0 after a clean stop or cleanup, 1 when the daemon cannot start (the reason is logged),
+2 on bad usage (unknown option, missing or invalid value of an option or a configuration setting).
 Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the next start adopts them.`,
   )
   .action(async (options: Record<string, unknown>) => {

@@ -118,10 +118,12 @@ export class SliceSockets {
       } else if (url === '/v1/slices') {
         reply(200, [this.views.slice(slice, true)]);
       } else if (url === '/v1/status') {
-        // The node's size is not about other slices; reservations and counts are, so they are left out.
-        const node = this.views.node() as { cpu: { capacity: number }; backend: string; cpuControl: string };
+        // The node's size and system reserve are settings, not about other slices; the node's
+        // total reservation, counts and loop figures are, so they are null (not shown): the
+        // slice's own reservation is in its own view.
+        const node = this.views.node() as { cpu: { capacity: number; systemReserve: number }; backend: string; cpuControl: string };
         reply(200, {
-          node: { cpu: { capacity: node.cpu.capacity, systemReserve: 0, reserved: 0 }, backend: node.backend, cpuControl: node.cpuControl, control: null },
+          node: { cpu: { capacity: node.cpu.capacity, systemReserve: node.cpu.systemReserve, reserved: null }, backend: node.backend, cpuControl: node.cpuControl, control: null },
           slices: [this.views.slice(slice, true)],
           domains: [],
         });

@@ -10,6 +10,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseInput } from '../core/model.js';
+import { SlicedError } from '../core/errors.js';
+import { pidTextSchema } from '../core/pids.js';
 import { ADMIN, type TreeService } from '../framework/service.js';
 import { describeStep } from '../framework/document.js';
 import type { ConfigTree, Entry } from '../framework/tree.js';
@@ -20,7 +22,7 @@ const pathBody = z.object({ path: z.string() }).strict();
 const writeBody = z.object({ path: z.string(), value: z.string().max(64 * 1024, 'must be at most 64 KiB') }).strict();
 const linkBody = z.object({ target: z.string(), path: z.string() }).strict();
 const applyBody = z.object({ document: z.string().max(1024 * 1024, 'must be at most 1 MiB'), dryRun: z.boolean().default(false) }).strict();
-const placementQuery = z.object({ pid: z.string().regex(/^\d+$/, 'must be a pid'), slice: z.string().optional() }).strict();
+const placementQuery = z.object({ pid: pidTextSchema, slice: z.string().optional() }).strict();
 
 export interface TreeListing extends Entry {
   target?: string;
@@ -73,7 +75,10 @@ export function registerTreeRoutes(app: FastifyInstance, service: TreeService, t
   });
   app.get('/v1/placement', async (request) => {
     const { pid, slice } = parseInput(placementQuery, request.query, 'placement');
-    return tree.placeNewTask({ parentPid: Number(pid), sessionId: readSessionOf(Number(pid)), slice: slice ?? null });
+    const sessionId = readSessionOf(pid);
+    // A task cannot start from a process that does not exist; answering "this node" would hide the typo.
+    if (sessionId === null) throw new SlicedError('ESRCH', `process ${pid} does not exist`);
+    return tree.placeNewTask({ parentPid: pid, sessionId, slice: slice ?? null });
   });
 }
 

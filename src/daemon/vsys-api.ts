@@ -26,6 +26,7 @@ const logQuery = z
   .strict();
 
 export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): void {
+  app.get('/v1/vsys', async () => broker.status());
   app.get('/v1/vsys/services', async () => broker.listServices());
 
   app.get<{ Params: { name: string } }>('/v1/vsys/slices/:name', async (request) => broker.sliceView(assertValidName('slice', request.params.name)));

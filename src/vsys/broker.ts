@@ -79,6 +79,13 @@ export interface SliceVsysView {
   refused: Record<string, string>;
 }
 
+export interface VsysStatus {
+  servicesDir: string;
+  sliceRoot: string;
+  /** Why every service is withdrawn (the services directory is unsafe or unreadable), or null. */
+  withdrawn: string | null;
+}
+
 export interface AdminCallResult extends CallResult {
   /** Base64 of the output (empty when the slice has only `w` access: it would not see it). */
   output: string;
@@ -272,6 +279,11 @@ export class VsysBroker {
   }
 
   // ---- views and administration ----------------------------------------------------------
+
+  /** Where services come from, and why none is offered when the directory is refused. */
+  status(): VsysStatus {
+    return { servicesDir: this.opts.servicesDir, sliceRoot: this.opts.sliceRoot, withdrawn: this.services.withdrawn };
+  }
 
   listServices(): ServiceView[] {
     const granted = new Map<string, Record<string, AccessMode>>();

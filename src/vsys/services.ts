@@ -32,6 +32,8 @@ export class ServicesDirectory {
   private reported = new Map<string, string>();
   /** Files looked at in the current scan -> their problem ('' when fine). */
   private seen = new Map<string, string>();
+  /** Why nothing is offered at all (the directory itself is unsafe or unreadable), or null. */
+  private withdrawnBecause: string | null = null;
 
   constructor(
     readonly dir: string,
@@ -41,6 +43,11 @@ export class ServicesDirectory {
 
   get services(): readonly ScannedService[] {
     return this.current;
+  }
+
+  /** Why every service is withdrawn now, or null when the directory is in use. */
+  get withdrawn(): string | null {
+    return this.withdrawnBecause;
   }
 
   start(): void {
@@ -61,12 +68,14 @@ export class ServicesDirectory {
     const found: ScannedService[] = [];
     this.seen = new Map();
     const dirs: string[] = [];
+    this.withdrawnBecause = null;
     try {
       assertRootOnlyDirectory(this.dir, 'vsys services directory');
       dirs.push(this.dir);
       this.scanDirectory(this.dir, null, found, dirs);
     } catch (err) {
       // Never offer anything from a directory someone else could have written.
+      if (found.length === 0) this.withdrawnBecause = isSlicedError(err) ? err.message : `cannot scan ${this.dir}: ${(err as Error).message}`;
       this.report(this.dir, 'error', isSlicedError(err) ? `${err.message}; no service is offered` : `cannot scan: ${(err as Error).message}`);
     }
     // Forget problems that are gone, so they are reported again if they come back.

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, run, SLICECTL } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
+import { freePid } from '../helpers/procs.js';
 import type { SliceView, DomainView } from '../../src/daemon/views.js';
 
 const skip = kernelSkipReason();
@@ -102,6 +103,7 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
     const before = await snapshot();
 
     const zombie = await makeZombie();
+    const missing = freePid();
     const cases: Array<{ args: string[]; code: number; message: RegExp }> = [
       { args: ['slice', 'show', 'nope'], code: 3, message: /slice "nope" does not exist/ },
       { args: ['slice', 'create', 'keep'], code: 1, message: /slice keep already exists/ },
@@ -124,8 +126,9 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
       { args: ['domain', 'add', 'd2', 'd1'], code: 1, message: /domain cycle: d1 -> d2 -> d1/ },
       { args: ['domain', 'add', 'd1', 'ghost'], code: 3, message: /no slice or domain is named "ghost"/ },
       { args: ['domain', 'add', 'd1', 'keep'], code: 1, message: /over-commit at domain d1/ },
-      { args: ['attach', 'keep', '999999999'], code: 3, message: /process 999999999 does not exist/ },
-      { args: ['attach', 'keep', 'abc'], code: 2, message: /pid "abc" must be a positive whole number/ },
+      { args: ['attach', 'keep', String(missing)], code: 3, message: new RegExp(`process ${missing} does not exist`) },
+      { args: ['attach', 'keep', '999999999'], code: 2, message: /pid "999999999" is not a valid pid: it must be a whole number from 1 to 4194304/ },
+      { args: ['attach', 'keep', 'abc'], code: 2, message: /pid "abc" is not a valid pid/ },
       { args: ['attach', 'keep', String(zombie.pid)], code: 3, message: /exited while it was being moved/ },
       { args: ['attach', 'keep', '1'], code: 4, message: /init/ },
       { args: ['slice', 'frobnicate'], code: 2, message: /unknown command/ },

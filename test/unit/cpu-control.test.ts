@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { buildTree, controlStep, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
-import { sliceKey } from '../../src/core/layout.js';
+import { buildTree, controlStep, sliceDemand, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
+import { domainKey, sliceKey } from '../../src/core/layout.js';
 import { MIN_WEIGHT } from '../../src/core/entitlement.js';
 import { DEFAULT_IO, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
 
@@ -213,6 +213,55 @@ describe('controlStep: entitlement mode', () => {
         }
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('sliceDemand: a new slice', () => {
+  test('with threads counts as hungry; with none wants nothing; later it is usage plus wait', () => {
+    assert.equal(sliceDemand({ fresh: true, tasks: 3, usedMc: NaN, waitedMc: 0 }), Infinity);
+    assert.equal(sliceDemand({ fresh: true, tasks: 0, usedMc: NaN, waitedMc: 0 }), 0);
+    assert.equal(sliceDemand({ fresh: false, tasks: 2, usedMc: 300, waitedMc: 120 }), 420);
+  });
+
+  test('property: slices without threads, new or not, and domains made only of them are entitled to nothing', () => {
+    const arb = fc.record({
+      slices: fc.array(
+        fc.record({
+          shares: fc.integer({ min: 1, max: 10000 }),
+          reservation: fc.integer({ min: 0, max: 200 }),
+          limit: fc.option(fc.integer({ min: 200, max: 2000 }), { nil: null }),
+          domain: fc.constantFrom(null, 'd', 'e'),
+          fresh: fc.boolean(),
+          tasks: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 8 })),
+        }),
+        { minLength: 1, maxLength: 8 },
+      ),
+      domainLimit: fc.option(fc.integer({ min: 100, max: 2000 }), { nil: null }),
+      capacity: fc.integer({ min: 0, max: 8000 }),
+    });
+    fc.assert(
+      fc.property(arb, ({ slices, domainLimit, capacity }) => {
+        // d is a top-level domain with a limit (as in the report: 600m), e is nested in d.
+        const state = addDomain(addDomain(emptyState(), 'd', { reservation: 600, limit: domainLimit === null ? null : Math.max(600, domainLimit) }), 'e', { reservation: 0 }, 'd');
+        const demand = new Map<string, number>();
+        slices.forEach((s, i) => {
+          addSlice(state, `s${i}`, { shares: s.shares, reservation: s.domain === null ? s.reservation : 0, limit: s.limit }, s.domain);
+          // An idle slice that is not new used nothing and waited for nothing.
+          demand.set(`s${i}`, sliceDemand({ fresh: s.fresh, tasks: s.tasks, usedMc: s.tasks === 0 ? 0 : 500, waitedMc: 0 }));
+        });
+        const out = step(state, { capacity, demand });
+        const empty = (i: number) => slices[i]!.tasks === 0;
+        slices.forEach((_, i) => {
+          if (empty(i)) assert.equal(e(out, sliceKey(`s${i}`)), 0, `s${i} has no thread`);
+        });
+        for (const domain of ['d', 'e']) {
+          const members = slices.map((s, i) => ({ s, i })).filter(({ s }) => s.domain === domain || (domain === 'd' && s.domain === 'e'));
+          if (members.every(({ i }) => empty(i))) assert.equal(e(out, domainKey(domain)), 0, `domain ${domain} has no thread in it`);
+        }
+        for (const [id, weight] of out.weights) assert.ok(weight >= 1, `${id} keeps a weight: ${weight}`);
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -1,6 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DOMAIN_SUFFIX, SLICE_SUFFIX, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName } from '../../src/core/layout.js';
 import { DEFAULT_CPU, DEFAULT_IO, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
 import { nameProblem } from '../../src/core/names.js';
@@ -157,6 +159,29 @@ describe('sliceUserName', () => {
   });
 
   const validName = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/).filter((n) => nameProblem(n) === null);
+
+  test("README's examples of user names are what sliced makes", () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('**Unix user names.**'));
+    assert.ok(readme.includes('**Unix user names.**'), 'README documents how slice names map to users');
+    const rows = [...section.slice(0, section.indexOf('\n\n', section.indexOf('| slice | user |'))).matchAll(/^\| `([^`]+)` \| `([^`]+)` \|$/gm)];
+    assert.ok(rows.length >= 4, 'README gives examples');
+    for (const [, slice, user] of rows) assert.equal(sliceUserName(slice!), user, `README: ${slice} -> ${user}`);
+  });
+
+  test("property: README's rule, followed word by word, gives sliceUserName", () => {
+    // The rule as README states it, with the 32-bit FNV-1a written out here.
+    const fnv1a = (text: string): string => {
+      let hash = 0x811c9dc5;
+      for (const ch of text) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+      return hash.toString(16).padStart(8, '0');
+    };
+    const documented = (name: string): string =>
+      /^[a-z0-9_-]+$/.test(name) && `sl-${name}`.length <= 32 && !/-[0-9a-f]{8}$/.test(name)
+        ? `sl-${name}`
+        : `sl-${name.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 19)}-${fnv1a(name)}`;
+    fc.assert(fc.property(fc.oneof(validName, fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,40}$/)), (name) => documented(name) === sliceUserName(name)), { numRuns: 500 });
+  });
 
   test('property: always a valid login name of at most 32 characters starting with "sl-"', () => {
     fc.assert(
