@@ -17,7 +17,7 @@
  * touched, and by `sliced --cleanup`.
  */
 import { mkdirSync } from 'node:fs';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError, isSlicedError, type ErrorCode } from '../core/errors.js';
@@ -53,8 +53,8 @@ const EFBIG = -27;
 
 /** The largest attribute a write may produce on the mount (one page, as configfs allows). */
 export const MAX_ATTRIBUTE_BYTES = 4096;
-/** fusermount is quick; a hung one is killed rather than holding up the start. */
-const FUSERMOUNT_TIMEOUT_MS = 5000;
+/** fusermount and getent are quick; a hung one is killed rather than holding up the start. */
+const HELPER_TIMEOUT_MS = 5000;
 
 type FuseCallback = (err: number, ...rest: unknown[]) => void;
 
@@ -79,7 +79,7 @@ export async function mountTree(service: TreeService, config: SlicedConfig, log:
   // A dead mount fails every stat with ENOTCONN, mkdir included: remove it first.
   await removeStaleMount(mnt, log);
   mkdirSync(mnt, { recursive: true, mode: 0o755 });
-  const adminGid = config.adminGroup ? groupId(config.adminGroup) : 0;
+  const adminGid = config.adminGroup ? await groupId(config.adminGroup) : 0;
   const ops = guardOperations(fuseOperations(service, mnt, adminGid, sliceUid, log), log);
   const fuse = new Fuse(mnt, ops, { allowOther: true, defaultPermissions: true, fsname: 'sliced', subtype: 'sliced', attrTimeout: 0, entryTimeout: 0 });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new SlicedError('EIO', `cannot mount the config tree on ${mnt}: ${err.message}`)) : resolve())));
@@ -109,28 +109,33 @@ export function slicedMountAt(mnt: string): boolean {
  */
 export async function removeStaleMount(mnt: string, log: Logger): Promise<void> {
   const path = resolve(mnt);
-  if (!slicedMountAt(path)) return;
-  const problems: string[] = [];
-  for (const flags of ['-u', '-uz']) {
-    const problem = await fusermount([flags, path]);
-    if (problem === null && !slicedMountAt(path)) {
-      log.warn({ mount: path, fusermount: flags }, 'removed a stale sliced mount left by an earlier daemon');
-      return;
+  // Several may be stacked there (daemons killed one after another before this check existed).
+  for (let round = 0; round < 8 && slicedMountAt(path); round++) {
+    const plain = await fusermount(['-u', path]);
+    const lazy = plain === null ? null : await fusermount(['-uz', path]);
+    if (plain !== null && lazy !== null) {
+      throw new SlicedError('EBUSY', `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount -uz: ${lazy}`);
     }
-    problems.push(`fusermount ${flags}: ${problem ?? 'still mounted'}`);
+    log.warn({ mount: path, fusermount: plain === null ? '-u' : '-uz' }, 'removed a stale sliced mount left by an earlier daemon');
   }
-  throw new SlicedError('EBUSY', `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: ${problems.join('; ')}`);
+  if (slicedMountAt(path)) throw new SlicedError('EBUSY', `stale sliced mounts on ${path} (left by daemons that were killed) remain after 8 unmounts`);
 }
 
-/** Run fusermount asynchronously, killed after FUSERMOUNT_TIMEOUT_MS; null on success, else what went wrong. */
-function fusermount(args: string[]): Promise<string | null> {
+/** Run fusermount asynchronously, killed after HELPER_TIMEOUT_MS; null on success, else what went wrong. */
+async function fusermount(args: string[]): Promise<string | null> {
+  const result = await runHelper('fusermount', args, 'fuse3');
+  return result.ok ? null : result.problem;
+}
+
+/** A quick helper program, asynchronously (never blocking the event loop), killed after HELPER_TIMEOUT_MS. */
+function runHelper(file: string, args: string[], pkg: string): Promise<{ ok: true; stdout: string } | { ok: false; problem: string }> {
   return new Promise((done) => {
-    execFile('fusermount', args, { timeout: FUSERMOUNT_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
-      if (!err) return done(null);
+    execFile(file, args, { timeout: HELPER_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return done({ ok: true, stdout });
       const e = err as NodeJS.ErrnoException & { killed?: boolean };
-      if (e.code === 'ENOENT') return done('fusermount is not installed (Debian package fuse3)');
-      if (e.killed) return done(`no answer within ${FUSERMOUNT_TIMEOUT_MS} ms; killed`);
-      done(stderr.trim().split('\n')[0] || e.message);
+      if (e.code === 'ENOENT') return done({ ok: false, problem: `${file} is not installed (Debian package ${pkg})` });
+      if (e.killed) return done({ ok: false, problem: `${file} gave no answer within ${HELPER_TIMEOUT_MS} ms and was killed` });
+      done({ ok: false, problem: stderr.trim().split('\n')[0] || e.message });
     });
   });
 }
@@ -178,9 +183,9 @@ export function spliceWrite(previous: Buffer, buf: Buffer, len: number, pos: num
   return next;
 }
 
-function groupId(group: string): number {
-  const result = spawnSync('getent', ['group', group], { encoding: 'utf8' });
-  const gid = result.status === 0 ? Number(result.stdout.split(':')[2]) : NaN;
+async function groupId(group: string): Promise<number> {
+  const result = await runHelper('getent', ['group', group], 'libc-bin');
+  const gid = result.ok ? Number(result.stdout.split(':')[2]) : NaN;
   if (!Number.isInteger(gid)) throw new SlicedError('ENOENT', `admin group ${group} does not exist`);
   return gid;
 }
