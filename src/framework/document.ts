@@ -10,8 +10,9 @@
  *
  * apply computes a plan that makes the tree equal to the document, in a safe order: remove
  * links, remove directories (deepest first), create directories (parents first), write
- * attributes, create links. If a step fails, the steps already done are undone in reverse,
- * so a bad document changes nothing.
+ * attributes, create links. The service checks every step first (plan-check.ts) and refuses
+ * a plan with problems; if a step still fails (a rule between two attributes), the steps
+ * already done are undone in reverse, so a bad document changes nothing.
  */
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { SlicedError } from '../core/errors.js';

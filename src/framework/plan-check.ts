@@ -15,8 +15,7 @@
  */
 import { SlicedError, type ErrorCode } from '../core/errors.js';
 import { nameProblem } from '../core/names.js';
-import { RESERVED_ENTRIES } from './registry.js';
-import type { TypeRegistry } from './registry.js';
+import { RESERVED_ENTRIES, type TypeRegistry } from './registry.js';
 import { MAX_DEPTH, fail, parseAttribute, parseHandleAll, parseProbePeriod, pathOf, splitPath, type ConfigTree, type DirNode, type PsetList, type Role } from './tree.js';
 import type { FilterInstance } from './instances.js';
 import type { ComponentType } from './types.js';
@@ -74,7 +73,8 @@ class TreeModel {
           if (child.config) value = child.read().replace(/\n$/, '');
           model.files.set(path, { writable: child.write !== undefined, ...(child.check ? { check: child.check } : {}), value });
         } else {
-          model.dirs.set(path, { role: child.role, userMade: child.userMade, ...(valueTypeOf(child) ? { valueType: valueTypeOf(child)! } : {}), ...(child.list ? { list: child.list } : {}) });
+          const valueType = valueTypeOf(child);
+          model.dirs.set(path, { role: child.role, userMade: child.userMade, ...(valueType ? { valueType } : {}), ...(child.list ? { list: child.list } : {}) });
           visit(child);
         }
       }
@@ -95,10 +95,6 @@ class TreeModel {
   remove(path: string): void {
     const under = (p: string): boolean => p === path || p.startsWith(`${path}/`);
     for (const map of [this.dirs, this.files, this.links] as Array<Map<string, unknown>>) for (const p of [...map.keys()]) if (under(p)) map.delete(p);
-  }
-
-  addDir(path: string, dir: ModelDir): void {
-    this.dirs.set(path, dir);
   }
 
   addFile(path: string, writable: boolean, value = '', check?: (text: string) => void): void {
@@ -258,12 +254,12 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
   switch (parent.role) {
     case 'probes': {
       const type = await load('probe');
-      model.addDir(path, { role: 'probe', userMade: true });
+      model.dirs.set(path, { role: 'probe', userMade: true });
       model.addFile(`${path}/description`, false);
       model.addFile(`${path}/probe_period`, true, String(type.defaultPeriodMs), (text) => void parseProbePeriod(text));
       attributes(type);
       for (const source of type.sources) {
-        model.addDir(`${path}/${source.name}`, { role: 'source', userMade: false, valueType: source.valueType });
+        model.dirs.set(`${path}/${source.name}`, { role: 'source', userMade: false, valueType: source.valueType });
         for (const file of ['value', 'type', 'description']) model.addFile(`${path}/${source.name}/${file}`, false);
       }
       return;
@@ -271,11 +267,11 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
     case 'schedulers': {
       const problem = nameProblem(name);
       if (problem) throw fail('EINVAL', `scheduler name ${JSON.stringify(name)} ${problem}`);
-      model.addDir(path, { role: 'scheduler', userMade: true });
-      model.addDir(`${path}/process_set`, { role: 'process_set', userMade: false });
+      model.dirs.set(path, { role: 'scheduler', userMade: true });
+      model.dirs.set(`${path}/process_set`, { role: 'process_set', userMade: false });
       model.addFile(`${path}/process_set/handle_all`, true, '0', (text) => void parseHandleAll(text));
       model.addFile(`${path}/process_set/pids`, false);
-      for (const list of ['single_processes', 'process_sessions', 'slices'] as const) model.addDir(`${path}/process_set/${list}`, { role: 'pset_list', userMade: false, list });
+      for (const list of ['single_processes', 'process_sessions', 'slices'] as const) model.dirs.set(`${path}/process_set/${list}`, { role: 'pset_list', userMade: false, list });
       return;
     }
     case 'scheduler': {
@@ -283,11 +279,11 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       const type = await load('policy');
       const other = model.childDirs(parentAt).find(([, d]) => d.role === 'policy');
       if (other) throw fail('EBUSY', `scheduler ${baseName(parentAt)} already has policy ${baseName(other[0])}; a scheduler holds one policy (remove it to replace it)`);
-      model.addDir(path, { role: 'policy', userMade: true });
+      model.dirs.set(path, { role: 'policy', userMade: true });
       for (const file of ['description', 'status']) model.addFile(`${path}/${file}`, false);
       attributes(type);
       for (const port of type.ports) {
-        model.addDir(`${path}/${port.name}`, { role: 'port', userMade: false, valueType: port.valueType });
+        model.dirs.set(`${path}/${port.name}`, { role: 'port', userMade: false, valueType: port.valueType });
         for (const file of ['collected_value', 'type', 'description']) model.addFile(`${path}/${port.name}/${file}`, false);
       }
       return;
@@ -300,14 +296,14 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       if (type.accepts && !type.accepts.includes(parent.valueType!)) {
         throw fail('EINVAL', `filter ${name} accepts values of type ${type.accepts.join(' or ')}, but ${parentAt} carries ${parent.valueType}`);
       }
-      model.addDir(path, { role: 'filter', userMade: true, valueType: parent.valueType! });
+      model.dirs.set(path, { role: 'filter', userMade: true, valueType: parent.valueType! });
       for (const file of ['description', 'value', 'collected_value']) model.addFile(`${path}/${file}`, false);
       attributes(type);
       return;
     }
     case 'pset_list':
       tree.checkMember(parent.list!, name);
-      model.addDir(path, { role: 'pset_member', userMade: true });
+      model.dirs.set(path, { role: 'pset_member', userMade: true });
       return;
     default:
       throw fail('EPERM', `cannot create ${path}: ${parentAt || '/'} (${parent.role.replace('_', ' ')}) does not hold directories made with mkdir`);
