@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ApiClient, CliError, EXIT } from './client.js';
+import { ApiClient, CliError, EXIT, exitCodeFor } from './client.js';
 import type { Entry } from '../framework/tree.js';
 import type { TreeListing } from '../daemon/tree-api.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
@@ -14,6 +14,13 @@ export interface CliContext {
   /** The read-only socket of a slice, for its own user. */
   sliceClient(command: Command, slice: string): ApiClient;
   print(command: Command, json: unknown, text: () => string): void;
+}
+
+interface ApplyAnswer {
+  dryRun: boolean;
+  steps: string[];
+  problems?: Array<{ step: number; code: string; message: string; action: string }>;
+  warnings?: string[];
 }
 
 const q = (path: string): string => `?path=${encodeURIComponent(path)}`;
@@ -125,20 +132,25 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('apply')
-    .description('make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; nothing changes if a step fails')
+    .description('make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; every step is checked first and nothing changes if one fails')
     .argument('<file>', 'document')
-    .option('--dry-run', 'print the plan only')
-    .action(async (file: string, options: { dryRun?: boolean }, command: Command) => {
+    .option('--dry-run', 'print the plan and what apply would find wrong (exit status as apply\'s); change nothing')
+    .option('--force', "apply a plan that stops the daemon's own CPU control loop (/schedulers/cpu)")
+    .action(async (file: string, options: { dryRun?: boolean; force?: boolean }, command: Command) => {
       let document: string;
       try {
         document = readFileSync(file === '-' ? 0 : file, 'utf8');
       } catch (err) {
         throw new CliError(`cannot read ${file}: ${(err as Error).message}`, EXIT.usage, 'EINVAL');
       }
-      const result = await ctx.client(command).post<{ dryRun: boolean; steps: string[] }>('/v1/tree/apply', { document, dryRun: options.dryRun ?? false });
+      const result = await ctx.client(command).post<ApplyAnswer>('/v1/tree/apply', { document, dryRun: options.dryRun ?? false, force: options.force ?? false });
+      for (const warning of result.warnings ?? []) process.stderr.write(`slicectl: warning: ${warning}\n`);
       ctx.print(command, result, () =>
         result.steps.length === 0 ? 'the tree already matches the document' : `${result.dryRun ? 'would run' : 'ran'}:\n${result.steps.map((s) => `  ${s}`).join('\n')}`,
       );
+      const problems = result.problems ?? [];
+      for (const p of problems) process.stderr.write(`slicectl: error: step ${p.step} of ${result.steps.length} (${p.action}) would fail: ${p.message}\n`);
+      if (problems.length > 0) process.exitCode = exitCodeFor(problems[0]!.code);
     });
 
   program

@@ -44,7 +44,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       // Missing, or holds something that is not ours.
     }
     rmSync(config.socket, { force: true });
-    if (config.mount !== null) removeStaleMount(config.mount, log);
+    if (config.mount !== null) await removeStaleMount(config.mount, log);
     log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');
   } finally {
     await store.close();

@@ -9,12 +9,20 @@
  * /slices/<name>, which its slice's user may read. Writes are validated when written (as
  * configfs stores on write): `echo 5 > threshold` with a bad value fails in echo itself and
  * leaves the old value; the O_TRUNC of the redirection does not empty the attribute.
+ * An attribute is small: a write or truncate past MAX_ATTRIBUTE_BYTES is EFBIG.
+ *
+ * Every handler is guarded: a thrown error becomes an errno reply (EIO when unexpected) and
+ * a log line, never an exception that would end the daemon. A mount left by a daemon that
+ * was killed (dead: ENOTCONN on every access) is removed at start before the mount point is
+ * touched, and by `sliced --cleanup`.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError, isSlicedError, type ErrorCode } from '../core/errors.js';
 import { ADMIN, type TreeService } from '../framework/service.js';
+import { readMounts } from '../kernel/procfs.js';
 import type { SlicedConfig } from './config.js';
 
 export interface TreeMount {
@@ -40,6 +48,13 @@ const ERRNO: Record<ErrorCode, number> = {
   ENOTEMPTY: -39,
   ELOOP: -40,
 };
+const EBADF = -9;
+const EFBIG = -27;
+
+/** The largest attribute a write may produce on the mount (one page, as configfs allows). */
+export const MAX_ATTRIBUTE_BYTES = 4096;
+/** fusermount and getent are quick; a hung one is killed rather than holding up the start. */
+const HELPER_TIMEOUT_MS = 5000;
 
 type FuseCallback = (err: number, ...rest: unknown[]) => void;
 
@@ -53,7 +68,7 @@ interface FuseModule {
 }
 
 export async function mountTree(service: TreeService, config: SlicedConfig, log: Logger, sliceUid: (slice: string) => number | null = () => null): Promise<TreeMount | null> {
-  const mnt = config.mount!;
+  const mnt = resolve(config.mount!);
   let Fuse: FuseModule;
   try {
     Fuse = ((await import('@cocalc/fuse-native')) as unknown as { default: FuseModule }).default;
@@ -61,10 +76,11 @@ export async function mountTree(service: TreeService, config: SlicedConfig, log:
     log.warn({ mount: mnt, err: (err as Error).message.split('\n')[0] }, 'the FUSE mount needs the optional package @cocalc/fuse-native (with fuse3 and libfuse-dev); running without the mount');
     return null;
   }
+  // A dead mount fails every stat with ENOTCONN, mkdir included: remove it first.
+  await removeStaleMount(mnt, log);
   mkdirSync(mnt, { recursive: true, mode: 0o755 });
-  removeStaleMount(mnt, log);
-  const adminGid = config.adminGroup ? groupId(config.adminGroup) : 0;
-  const ops = fuseOperations(service, mnt, adminGid, sliceUid, log);
+  const adminGid = config.adminGroup ? await groupId(config.adminGroup) : 0;
+  const ops = guardOperations(fuseOperations(service, mnt, adminGid, sliceUid, log), log);
   const fuse = new Fuse(mnt, ops, { allowOther: true, defaultPermissions: true, fsname: 'sliced', subtype: 'sliced', attrTimeout: 0, entryTimeout: 0 });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new SlicedError('EIO', `cannot mount the config tree on ${mnt}: ${err.message}`)) : resolve())));
   log.info({ mount: mnt }, 'config tree mounted');
@@ -80,19 +96,96 @@ export async function mountTree(service: TreeService, config: SlicedConfig, log:
   };
 }
 
-/** A sliced mount left by a daemon that was killed (the mount is dead until unmounted). Never anything else. */
-export function removeStaleMount(mnt: string, log: Logger): void {
-  const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => line.split(' ')[4] === mnt && / - fuse\.sliced sliced /.test(line));
-  if (!mounted) return;
-  const result = spawnSync('fusermount', ['-uz', mnt], { encoding: 'utf8' });
-  log.warn({ mount: mnt, ok: result.status === 0 }, 'removed a stale sliced mount left by an earlier daemon');
+/** Whether a sliced FUSE mount sits at exactly `mnt` (read from mountinfo; the path itself is not touched). */
+export function slicedMountAt(mnt: string): boolean {
+  const path = resolve(mnt);
+  return readMounts().some((m) => m.mountPoint === path && m.fsType === 'fuse.sliced' && m.source === 'sliced');
 }
 
-function groupId(group: string): number {
-  const result = spawnSync('getent', ['group', group], { encoding: 'utf8' });
-  const gid = result.status === 0 ? Number(result.stdout.split(':')[2]) : NaN;
+/**
+ * Unmount a sliced mount left at `mnt` by a daemon that was killed (the mount is dead until
+ * unmounted). Never anything else: only a fuse.sliced mount at exactly that path. A plain
+ * unmount first, a lazy one if something still holds it open; throws if it stays mounted.
+ */
+export async function removeStaleMount(mnt: string, log: Logger): Promise<void> {
+  const path = resolve(mnt);
+  // Several may be stacked there (daemons killed one after another before this check existed).
+  for (let round = 0; round < 8 && slicedMountAt(path); round++) {
+    const plain = await fusermount(['-u', path]);
+    const lazy = plain === null ? null : await fusermount(['-uz', path]);
+    if (plain !== null && lazy !== null) {
+      throw new SlicedError('EBUSY', `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount -uz: ${lazy}`);
+    }
+    log.warn({ mount: path, fusermount: plain === null ? '-u' : '-uz' }, 'removed a stale sliced mount left by an earlier daemon');
+  }
+  if (slicedMountAt(path)) throw new SlicedError('EBUSY', `stale sliced mounts on ${path} (left by daemons that were killed) remain after 8 unmounts`);
+}
+
+/** Run fusermount asynchronously, killed after HELPER_TIMEOUT_MS; null on success, else what went wrong. */
+async function fusermount(args: string[]): Promise<string | null> {
+  const result = await runHelper('fusermount', args, 'fuse3');
+  return result.ok ? null : result.problem;
+}
+
+/** A quick helper program, asynchronously (never blocking the event loop), killed after HELPER_TIMEOUT_MS. */
+function runHelper(file: string, args: string[], pkg: string): Promise<{ ok: true; stdout: string } | { ok: false; problem: string }> {
+  return new Promise((done) => {
+    execFile(file, args, { timeout: HELPER_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return done({ ok: true, stdout });
+      const e = err as NodeJS.ErrnoException & { killed?: boolean };
+      if (e.code === 'ENOENT') return done({ ok: false, problem: `${file} is not installed (Debian package ${pkg})` });
+      if (e.killed) return done({ ok: false, problem: `${file} gave no answer within ${HELPER_TIMEOUT_MS} ms and was killed` });
+      done({ ok: false, problem: stderr.trim().split('\n')[0] || e.message });
+    });
+  });
+}
+
+/**
+ * Wrap every FUSE operation so that nothing it throws reaches the native caller (where it
+ * would end the daemon): the error is logged and answered with its errno (EIO when it is
+ * not a SlicedError), and the callback is answered at most once.
+ */
+export function guardOperations(ops: Record<string, unknown>, log: Pick<Logger, 'error'>): Record<string, unknown> {
+  const guarded: Record<string, unknown> = {};
+  for (const [name, op] of Object.entries(ops)) {
+    if (typeof op !== 'function') continue;
+    guarded[name] = (...args: unknown[]): void => {
+      const cb = args[args.length - 1] as (...reply: unknown[]) => void;
+      let answered = false;
+      const once = (...reply: unknown[]): void => {
+        if (answered) return;
+        answered = true;
+        cb(...reply);
+      };
+      args[args.length - 1] = once;
+      try {
+        (op as (...a: unknown[]) => void)(...args);
+      } catch (err) {
+        const code = isSlicedError(err) ? (ERRNO[err.code] ?? -5) : -5;
+        log.error({ op: name, path: args[0], err: (err as Error)?.message ?? String(err) }, 'config tree mount: an operation failed; answered with an error');
+        once(code);
+      }
+    };
+  }
+  return guarded;
+}
+
+/**
+ * The content after writing `len` bytes of `buf` at `pos` into `previous`, or EFBIG when the
+ * result would be larger than MAX_ATTRIBUTE_BYTES (checked before anything is allocated).
+ */
+export function spliceWrite(previous: Buffer, buf: Buffer, len: number, pos: number): Buffer | number {
+  if (!Number.isSafeInteger(pos) || !Number.isSafeInteger(len) || pos < 0 || len < 0 || len > buf.length) return ERRNO.EINVAL;
+  if (pos + len > MAX_ATTRIBUTE_BYTES) return EFBIG;
+  const next = Buffer.alloc(Math.max(previous.length, pos + len));
+  previous.copy(next);
+  buf.copy(next, pos, 0, len);
+  return next;
+}
+
+async function groupId(group: string): Promise<number> {
+  const result = await runHelper('getent', ['group', group], 'libc-bin');
+  const gid = result.ok ? Number(result.stdout.split(':')[2]) : NaN;
   if (!Number.isInteger(gid)) throw new SlicedError('ENOENT', `admin group ${group} does not exist`);
   return gid;
 }
@@ -131,6 +224,11 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
     }
     return `/${parts.filter(Boolean).join('/')}`;
   };
+  const truncateReply = (path: string, size: number): number => {
+    if (Number.isSafeInteger(size) && size >= 0 && size <= MAX_ATTRIBUTE_BYTES) return 0;
+    log.info({ path, size, max: MAX_ATTRIBUTE_BYTES }, `config tree mount: truncate refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`);
+    return EFBIG;
+  };
 
   return {
     getattr(path: string, cb: FuseCallback) {
@@ -161,18 +259,21 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
     },
     read(_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) {
       const file = open.get(fd);
-      if (!file) return cb(-9);
-      const n = Math.max(0, Math.min(len, file.content.length - pos));
+      if (!file) return cb(EBADF);
+      // The size the kernel saw (getattr) may exceed the snapshot taken at open: read what there is.
+      if (!Number.isSafeInteger(pos) || pos < 0 || pos >= file.content.length) return cb(0);
+      const n = Math.max(0, Math.min(len, buf.length, file.content.length - pos));
       file.content.copy(buf, 0, pos, pos + n);
       cb(n);
     },
     write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) {
       const file = open.get(fd);
-      if (!file) return cb(-9);
-      const previous = file.written ?? Buffer.alloc(0);
-      const next = Buffer.alloc(Math.max(previous.length, pos + len));
-      previous.copy(next);
-      buf.copy(next, pos, 0, len);
+      if (!file) return cb(EBADF);
+      const next = spliceWrite(file.written ?? Buffer.alloc(0), buf, len, pos);
+      if (typeof next === 'number') {
+        log.info({ path, offset: pos, length: len, max: MAX_ATTRIBUTE_BYTES }, `config tree mount: write refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`);
+        return cb(next);
+      }
       // Applied on every write so the writer gets the error; the old value stays on refusal.
       service.write(ADMIN, path, next.toString('utf8')).then(
         () => {
@@ -185,11 +286,11 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
         },
       );
     },
-    truncate(_path: string, _size: number, cb: FuseCallback) {
-      cb(0); // see the header: validation happens on write, never by emptying the value
+    truncate(path: string, size: number, cb: FuseCallback) {
+      cb(truncateReply(path, size)); // see the header: validation happens on write, never by emptying the value
     },
-    ftruncate(_path: string, _fd: number, _size: number, cb: FuseCallback) {
-      cb(0);
+    ftruncate(path: string, _fd: number, size: number, cb: FuseCallback) {
+      cb(truncateReply(path, size));
     },
     release(_path: string, fd: number, cb: FuseCallback) {
       open.delete(fd);

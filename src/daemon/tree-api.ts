@@ -4,7 +4,7 @@
  *   GET  /v1/tree/ls?path=P   /v1/tree/cat?path=P   /v1/tree/stat?path=P   /v1/tree/readlink?path=P
  *   GET  /v1/tree/tree?path=P (recursive listing)   /v1/tree/dump (YAML)
  *   POST /v1/tree/mkdir {path}   /rmdir {path}   /write {path, value}   /ln {target, path}   /rm {path}
- *   POST /v1/tree/apply {document, dryRun}
+ *   POST /v1/tree/apply {document, dryRun, force}  -> {dryRun, steps, problems, warnings}
  *   GET  /v1/placement?pid=N[&slice=S]  where a new task of process N would be placed
  */
 import type { FastifyInstance } from 'fastify';
@@ -21,7 +21,7 @@ const pathQuery = z.object({ path: z.string().default('/') }).strict();
 const pathBody = z.object({ path: z.string() }).strict();
 const writeBody = z.object({ path: z.string(), value: z.string().max(64 * 1024, 'must be at most 64 KiB') }).strict();
 const linkBody = z.object({ target: z.string(), path: z.string() }).strict();
-const applyBody = z.object({ document: z.string().max(1024 * 1024, 'must be at most 1 MiB'), dryRun: z.boolean().default(false) }).strict();
+const applyBody = z.object({ document: z.string().max(1024 * 1024, 'must be at most 1 MiB'), dryRun: z.boolean().default(false), force: z.boolean().default(false) }).strict();
 const placementQuery = z.object({ pid: pidTextSchema, slice: z.string().optional() }).strict();
 
 export interface TreeListing extends Entry {
@@ -69,9 +69,11 @@ export function registerTreeRoutes(app: FastifyInstance, service: TreeService, t
     return { removed: path };
   });
   app.post('/v1/tree/apply', async (request) => {
-    const { document, dryRun } = parseInput(applyBody, request.body, 'apply');
-    const plan = await service.apply(caller, document, dryRun);
-    return { dryRun, steps: plan.map(describeStep) };
+    const { document, dryRun, force } = parseInput(applyBody, request.body, 'apply');
+    const result = await service.apply(caller, document, dryRun, { force });
+    // A dry run answers 200 with the problems apply would meet; apply itself refuses them.
+    const problems = result.problems.map((p) => ({ ...p, action: describeStep(result.steps[p.step - 1]!) }));
+    return { dryRun, steps: result.steps.map(describeStep), problems, warnings: result.warnings };
   });
   app.get('/v1/placement', async (request) => {
     const { pid, slice } = parseInput(placementQuery, request.query, 'placement');

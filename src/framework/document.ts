@@ -5,12 +5,14 @@
  * (`probe_period: 1000`, `threshold: 100`); a string `"-> /probes/cpu/node_load"` is a link;
  * a list under process_set (`single_processes: [1234]`) names members. Read-only files
  * (value, collected_value, status) and the read-only views (/slices, /domains, /nodes) are
- * not part of it.
+ * not part of it, nor are process-set members whose processes have ended (they could not be
+ * created again; the tree drops them at the next start).
  *
  * apply computes a plan that makes the tree equal to the document, in a safe order: remove
  * links, remove directories (deepest first), create directories (parents first), write
- * attributes, create links. If a step fails, the steps already done are undone in reverse,
- * so a bad document changes nothing.
+ * attributes, create links. The service checks every step first (plan-check.ts) and refuses
+ * a plan with problems; if a step still fails (a rule between two attributes), the steps
+ * already done are undone in reverse, so a bad document changes nothing.
  */
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { SlicedError } from '../core/errors.js';
@@ -34,12 +36,12 @@ export function dumpTree(tree: ConfigTree): TreeDocument {
   const out: TreeDocument = {};
   for (const [name, child] of tree.root.children) {
     if (child.kind !== 'dir' || INFO_DIRS.has(name)) continue;
-    out[name] = dumpDir(child);
+    out[name] = dumpDir(tree, child);
   }
   return out;
 }
 
-function dumpDir(dir: DirNode): TreeDocument {
+function dumpDir(tree: ConfigTree, dir: DirNode): TreeDocument {
   const out: TreeDocument = {};
   for (const [name, child] of dir.children) {
     if (child.kind === 'file') {
@@ -51,11 +53,11 @@ function dumpDir(dir: DirNode): TreeDocument {
     } else if (child.kind === 'link') {
       out[name] = `${LINK_PREFIX} ${child.target}`;
     } else if (child.role === 'pset_list') {
-      const members = [...child.children.keys()];
+      const members = [...child.children.keys()].filter((m) => tree.memberAlive(child.list!, m));
       // A slice named "0123" stays a string: only names that read back the same become numbers.
       if (members.length > 0) out[name] = members.map((m) => (/^\d+$/.test(m) && String(Number(m)) === m ? Number(m) : m));
     } else {
-      const sub = dumpDir(child);
+      const sub = dumpDir(tree, child);
       if (child.userMade || Object.keys(sub).length > 0) out[name] = sub;
     }
   }
@@ -305,7 +307,8 @@ async function undo(tree: ConfigTree, done: PlanStep[]): Promise<string[]> {
     try {
       if (step.op === 'rm') tree.symlink(step.target, step.path);
       else if (step.op === 'rmdir') {
-        await tree.mkdir(step.path, step.seq === undefined ? {} : { seq: step.seq });
+        // A member whose processes ended meanwhile is restored as it was (never an undo failure).
+        await tree.mkdir(step.path, { allowVanished: true, ...(step.seq === undefined ? {} : { seq: step.seq }) });
         for (const [path, value] of step.attrs) tree.write(path, value);
       }
       else if (step.op === 'mkdir') tree.rmdir(step.path);

@@ -15,6 +15,7 @@ import { SlicedError } from '../core/errors.js';
 import type { Store, StoreOp } from '../cluster/store.js';
 import { ConfigTree, splitPath, type Entry, type Mutation } from './tree.js';
 import { describeStep, executePlan, parseTreeYaml, planApply, treeToYaml, type PlanStep, type TreeDocument } from './document.js';
+import { checkPlan, describeProblems, type PlanProblem } from './plan-check.js';
 import type { TypeRegistry } from './registry.js';
 import type { Logger } from './types.js';
 
@@ -27,6 +28,15 @@ const INITIALIZED = 'tree/initialized';
 export type Caller = { admin: true } | { admin: false; slice: string | null };
 
 export const ADMIN: Caller = { admin: true };
+
+/** What apply did, or with dryRun would do: the plan, the problems that stop it, what to know. */
+export interface ApplyResult {
+  steps: PlanStep[];
+  /** Only in a dry run: apply refuses a plan with problems. */
+  problems: PlanProblem[];
+  /** Includes what needs `force` (a plan that stops the daemon's CPU control loop). */
+  warnings: string[];
+}
 
 export class TreeService {
   private queue: Promise<unknown> = Promise.resolve();
@@ -163,21 +173,31 @@ export class TreeService {
     return treeToYaml(this.tree);
   }
 
-  /** Make the tree equal to `doc`; with dryRun only return the plan. */
-  apply(caller: Caller, doc: TreeDocument | string, dryRun: boolean): Promise<PlanStep[]> {
+  /**
+   * Make the tree equal to `doc`; with dryRun only return the plan and what apply would
+   * find wrong. Every step is checked before the first runs: a plan with problems changes
+   * nothing, and one that stops the daemon's CPU control loop needs `force`.
+   */
+  apply(caller: Caller, doc: TreeDocument | string, dryRun: boolean, options: { force?: boolean } = {}): Promise<ApplyResult> {
     this.assertAdmin(caller, 'change the tree');
     const parsed = typeof doc === 'string' ? parseTreeYaml(doc, 'the document') : doc;
     return this.serialise(async () => {
       const plan = await planApply(this.tree, this.registry, parsed);
-      if (dryRun) return plan;
+      const check = await checkPlan(this.tree, this.registry, plan);
+      const warnings = [...check.confirm, ...check.warnings];
+      if (dryRun) return { steps: plan, problems: check.problems, warnings };
+      if (check.problems.length > 0) throw new SlicedError(check.problems[0]!.code, `${describeProblems(plan, check.problems)}; nothing was changed`);
+      if (check.confirm.length > 0 && !options.force) {
+        throw new SlicedError('EBUSY', `${check.confirm.join('; ')}; nothing was changed (confirm with slicectl apply --force, or "force": true over HTTP)`);
+      }
       this.pending = [];
       try {
         await executePlan(this.tree, plan);
       } finally {
         await this.persistPending();
       }
-      this.log.info({ steps: plan.map(describeStep) }, 'config tree: document applied');
-      return plan;
+      this.log.info({ steps: plan.map(describeStep), warnings }, 'config tree: document applied');
+      return { steps: plan, problems: [], warnings };
     });
   }
 

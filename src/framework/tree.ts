@@ -75,6 +75,8 @@ export interface FileNode {
   parent: DirNode;
   read(): string;
   write?(text: string): void;
+  /** The validation `write` runs, without changing anything (for apply's checks before it starts). */
+  check?(text: string): void;
   /** A configuration attribute: dumped, persisted and applied (probe_period, threshold...). */
   config: boolean;
 }
@@ -127,7 +129,7 @@ export interface TreeOptions {
   processes?: ProcessDirectory;
 }
 
-const MAX_DEPTH = 32;
+export const MAX_DEPTH = 32;
 
 export class ConfigTree {
   readonly root: DirNode;
@@ -168,7 +170,8 @@ export class ConfigTree {
 
   // ---- operations ---------------------------------------------------------------------------
 
-  async mkdir(path: string, options: { seq?: number } = {}): Promise<void> {
+  /** `allowVanished`: a process-set member whose processes have ended is accepted (to undo its removal exactly). */
+  async mkdir(path: string, options: { seq?: number; allowVanished?: boolean } = {}): Promise<void> {
     const { parent, name } = this.parentOf(path);
     if (parent.children.has(name)) throw fail('EEXIST', `${path} already exists`);
     const seq = options.seq ?? this.seq + 1;
@@ -187,7 +190,7 @@ export class ConfigTree {
         await this.createFilter(parent, name, seq);
         break;
       case 'pset_list':
-        this.createMember(parent, name, seq);
+        this.createMember(parent, name, seq, options.allowVanished ?? false);
         break;
       default:
         throw fail('EPERM', `cannot create ${path}: ${this.describePlace(parent)} does not hold directories made with mkdir`);
@@ -338,6 +341,35 @@ export class ConfigTree {
     }
   }
 
+  /** Whether a process-set member names something that exists now: a process, a session with processes, a slice. */
+  memberAlive(list: PsetList, name: string): boolean {
+    const processes = this.processes;
+    if (!processes) return true;
+    if (list === 'slices') return processes.sliceExists(name);
+    const id = Number(name);
+    return list === 'single_processes' ? processes.exists(id) : processes.sessionMembers(id).length > 0;
+  }
+
+  /** The checks mkdir of a process-set member makes: a valid name and, unless `allowVanished`, something that exists. */
+  checkMember(list: PsetList, name: string, allowVanished = false): void {
+    if (list === 'slices') {
+      const problem = nameProblem(name);
+      if (problem) throw fail('EINVAL', `slice name ${JSON.stringify(name)} ${problem}`);
+      if (!allowVanished && !this.memberAlive(list, name)) throw fail('ENOENT', `no slice ${name}`);
+      return;
+    }
+    if (list === 'process_sessions' && name === '0') {
+      // The kernel reports session 0 when the session's leader lives outside this PID
+      // namespace (a shell started by a container runtime): it names no session we can follow.
+      throw fail('EINVAL', 'session id 0 means the session began outside this PID namespace; start a new session (setsid -w bash) and use its id');
+    }
+    if (!/^[1-9][0-9]{0,9}$/.test(name) || Number(name) > 4_194_304) {
+      throw fail('EINVAL', `${JSON.stringify(name)} is not a ${list === 'single_processes' ? 'pid' : 'session id'}: must be a whole number from 1 to 4194304`);
+    }
+    if (allowVanished || this.memberAlive(list, name)) return;
+    throw list === 'single_processes' ? fail('ESRCH', `process ${name} does not exist`) : fail('ESRCH', `session ${name} has no processes`);
+  }
+
   // ---- placement ----------------------------------------------------------------------------
 
   /**
@@ -445,8 +477,9 @@ export class ConfigTree {
     this.file(dir, 'description', () => `${type.description}\n`);
     this.file(dir, 'probe_period', () => `${instance.periodMs}\n`, {
       config: true,
+      check: parseProbePeriod,
       write: (text) => {
-        const value = parseNumber(text, 'probe_period', 0, 3_600_000, 'a whole number of milliseconds from 0 (refresh only when read) to 3600000');
+        const value = parseProbePeriod(text);
         instance.setPeriod(value);
       },
     });
@@ -475,8 +508,9 @@ export class ConfigTree {
     const ps = this.dir('process_set', dir, 'process_set');
     this.file(ps, 'handle_all', () => `${scheduler.processSet.handleAll ? 1 : 0}\n`, {
       config: true,
+      check: parseHandleAll,
       write: (text) => {
-        const on = parseNumber(text, 'handle_all', 0, 1, '0 or 1') === 1;
+        const on = parseHandleAll(text);
         if (on && !scheduler.processSet.handleAll) scheduler.processSet.handleAllSeq = ++this.seq;
         scheduler.processSet.handleAll = on;
       },
@@ -541,33 +575,13 @@ export class ConfigTree {
     filter.output.subscribe(slot);
   }
 
-  private createMember(parent: DirNode, name: string, seq: number): void {
+  private createMember(parent: DirNode, name: string, seq: number, allowVanished: boolean): void {
     const set = parent.parent!.parent!.scheduler!.processSet;
-    const processes = this.processes;
     const list = parent.list!;
-    if (list === 'slices') {
-      const problem = nameProblem(name);
-      if (problem) throw fail('EINVAL', `slice name ${JSON.stringify(name)} ${problem}`);
-      if (processes && !processes.sliceExists(name)) throw fail('ENOENT', `no slice ${name}`);
-      set.slices.set(name, { seq });
-    } else {
-      if (list === 'process_sessions' && name === '0') {
-        // The kernel reports session 0 when the session's leader lives outside this PID
-        // namespace (a shell started by a container runtime): it names no session we can follow.
-        throw fail('EINVAL', 'session id 0 means the session began outside this PID namespace; start a new session (setsid -w bash) and use its id');
-      }
-      if (!/^[1-9][0-9]{0,9}$/.test(name) || Number(name) > 4_194_304) {
-        throw fail('EINVAL', `${JSON.stringify(name)} is not a ${list === 'single_processes' ? 'pid' : 'session id'}: must be a whole number from 1 to 4194304`);
-      }
-      const id = Number(name);
-      if (list === 'single_processes') {
-        if (processes && !processes.exists(id)) throw fail('ESRCH', `process ${id} does not exist`);
-        set.singles.set(id, { seq });
-      } else {
-        if (processes && processes.sessionMembers(id).length === 0) throw fail('ESRCH', `session ${id} has no processes`);
-        set.sessions.set(id, { seq });
-      }
-    }
+    this.checkMember(list, name, allowVanished);
+    if (list === 'slices') set.slices.set(name, { seq });
+    else if (list === 'single_processes') set.singles.set(Number(name), { seq });
+    else set.sessions.set(Number(name), { seq });
     this.dir(name, parent, 'pset_member', { userMade: true, seq });
   }
 
@@ -618,13 +632,9 @@ export class ConfigTree {
       if (RESERVED_ENTRIES.has(spec.name)) continue;
       this.file(dir, spec.name, () => `${ctx.attrs[spec.name]}\n`, {
         config: true,
+        check: (text) => parseAttribute(pathOf(dir), spec, text),
         write: (text) => {
-          let value: AttributeValue;
-          try {
-            value = spec.parse(text);
-          } catch (err) {
-            throw fail('EINVAL', `${pathOf(dir)}/${spec.name}: ${(err as Error).message}`);
-          }
+          const value = parseAttribute(pathOf(dir), spec, text);
           const previous = ctx.attrs[spec.name]!;
           ctx.attrs[spec.name] = value;
           try {
@@ -646,8 +656,8 @@ export class ConfigTree {
     return node;
   }
 
-  private file(parent: DirNode, name: string, read: () => string, options: { write?: (text: string) => void; config?: boolean } = {}): FileNode {
-    const node: FileNode = { kind: 'file', name, parent, read, config: options.config ?? false, ...(options.write ? { write: options.write } : {}) };
+  private file(parent: DirNode, name: string, read: () => string, options: { write?: (text: string) => void; check?: (text: string) => void; config?: boolean } = {}): FileNode {
+    const node: FileNode = { kind: 'file', name, parent, read, config: options.config ?? false, ...(options.write ? { write: options.write } : {}), ...(options.check ? { check: options.check } : {}) };
     parent.children.set(name, node);
     return node;
   }
@@ -740,6 +750,25 @@ function canMkdirIn(role: Role): boolean {
 function describeSource(slot: SlotOwner): string {
   if (!slot.source) return 'none';
   return slot.source.kind === 'link' ? `link ${slot.source.linkName} -> ${slot.source.target}` : `filter ${slot.source.filter.type.name}`;
+}
+
+/** A probe's probe_period, as its write checks it. */
+export function parseProbePeriod(text: string): number {
+  return parseNumber(text, 'probe_period', 0, 3_600_000, 'a whole number of milliseconds from 0 (refresh only when read) to 3600000');
+}
+
+/** A scheduler's process_set/handle_all, as its write checks it. */
+export function parseHandleAll(text: string): boolean {
+  return parseNumber(text, 'handle_all', 0, 1, '0 or 1') === 1;
+}
+
+/** A component attribute's value, parsed by its type; EINVAL naming the attribute when refused. */
+export function parseAttribute(dirPath: string, spec: AttributeSpec, text: string): AttributeValue {
+  try {
+    return spec.parse(text);
+  } catch (err) {
+    throw fail('EINVAL', `${dirPath}/${spec.name}: ${(err as Error).message}`);
+  }
 }
 
 function parseNumber(text: string, name: string, min: number, max: number, allowed: string): number {

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 export interface MountEntry {
   mountPoint: string;
   fsType: string;
+  /** The mount source ("sliced" for our FUSE mount, a device, "none"). */
+  source: string;
   superOptions: string[];
 }
 
@@ -19,9 +21,9 @@ export function readMounts(procRoot = '/proc'): MountEntry[] {
     const [left, right] = line.split(' - ');
     if (!left || !right) continue;
     const fields = left.split(' ');
-    const [fsType, , superOpts] = right.split(' ');
+    const [fsType, source, superOpts] = right.split(' ');
     if (!fields[4] || !fsType) continue;
-    mounts.push({ mountPoint: unescapeMount(fields[4]), fsType, superOptions: (superOpts ?? '').split(',') });
+    mounts.push({ mountPoint: unescapeMount(fields[4]), fsType, source: unescapeMount(source ?? ''), superOptions: (superOpts ?? '').split(',') });
   }
   return mounts;
 }

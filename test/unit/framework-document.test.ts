@@ -322,7 +322,7 @@ describe('TreeService', () => {
     const calls = { n: 0 };
     const first = await start(storeDir, calls);
     const before = treeToYaml(first.tree);
-    const dry = await first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter: {}\n', true);
+    const dry = (await first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter: {}\n', true)).steps;
     assert.deepEqual(dry.map((s) => `${s.op} ${s.path}`).slice(-2), ['mkdir /schedulers/x', 'mkdir /schedulers/x/counter']);
     assert.equal(treeToYaml(first.tree), before, 'a dry run changes nothing');
     await assert.rejects(first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter:\n      node_load:\n        nope: {}\n', false), refusal('ENOENT'));
