@@ -96,12 +96,13 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
     client.stderr.on('data', (d: Buffer) => (clientErr += d.toString()));
     const lines = createInterface({ input: client.stdout })[Symbol.asyncIterator]();
     try {
-      const nextLine = async (what: string, timeoutMs: number): Promise<Record<string, number>> => {
+      const nextLine = async <T>(what: string, timeoutMs: number): Promise<T> => {
         const result = await Promise.race([lines.next(), sleep(timeoutMs, null, { ref: false })]);
         if (!result || result.done) throw new Error(`the client did not report ${what} within ${timeoutMs} ms; stderr: ${clientErr}`);
-        return JSON.parse(result.value) as Record<string, number>;
+        return JSON.parse(result.value) as T;
       };
-      const flood = nextLine('its attempts', 120_000);
+      type Flood = { attempts: number; refused503: number; closedOther: number; errors: number; retries: number; held: number };
+      const flood = nextLine<Flood>('its attempts', 120_000);
 
       // Meanwhile: the daemon's descriptors, and the admin API's latency.
       let maxFds = baseline;
@@ -158,10 +159,10 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
       assert.equal(daemon.log.match(/slice socket connections refused/g)?.length, 1, 'refusals are logged once per minute, not once each');
 
       // Idle connections are closed by the daemon after the timeout.
-      const closed = await nextLine('the server closing its idle connections', TIMEOUT_MS + 10_000);
+      const closed = await nextLine<{ minHeldMs: number; maxHeldMs: number }>('the server closing its idle connections', TIMEOUT_MS + 10_000);
       // The client notes 'connect' late while it is busy launching the flood: up to a second.
       assert.ok(
-        closed.minHeldMs! >= TIMEOUT_MS - 1000 && closed.maxHeldMs! <= TIMEOUT_MS + 2500,
+        closed.minHeldMs >= TIMEOUT_MS - 1000 && closed.maxHeldMs <= TIMEOUT_MS + 2500,
         `idle connections closed after ${closed.minHeldMs} to ${closed.maxHeldMs} ms (timeout ${TIMEOUT_MS})`,
       );
       await sleep(100);
