@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, SLICECTL } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason } from '../helpers/env.js';
 
-const skip = kernelSkipReason() ?? commandSkipReason('script', 'bsdutils') ?? commandSkipReason('perl', 'perl-base') ?? commandSkipReason('chrt', 'util-linux');
+const skip = kernelSkipReason() ?? commandSkipReason('script', 'bsdutils') ?? commandSkipReason('perl', 'perl-base') ?? commandSkipReason('bash', 'bash') ?? commandSkipReason('chrt', 'util-linux');
 if (skip) process.stderr.write(`SKIP e2e/exec-terminal: ${skip}\n`);
 
 /** Session id and controlling terminal (tty_nr) of a process: /proc/PID/stat fields 6 and 7. */
@@ -134,7 +134,7 @@ describe('slicectl exec and the caller\'s terminal', { skip: skip ?? false }, ()
     // TIOCSTI (0x5412) on every standard stream; whatever lands in the caller's terminal's
     // input is what the caller's shell reads next.
     const perl = `for my $fh (*STDIN, *STDOUT, *STDERR) { ioctl($fh, 0x5412, $_) for split //, "echo PWNED\\n" }`;
-    const line = [`$SLICECTL exec --slice sbexec -- perl -e '${perl}'`, 'echo "status=$?"', 'read -t 2 next; echo "callerread=$next"'].join('; ');
+    const line = [`$SLICECTL exec --slice sbexec -- perl -e '${perl}'`, 'echo "status=$?"', `bash -c 'read -t 2 next; echo "callerread=$next"'`].join('; ');
     const { output } = await onTerminal(line);
     assert.equal(field(output, 'status'), '0');
     assert.equal(field(output, 'callerread'), '', 'nothing was injected into the caller\'s terminal');
