@@ -10,7 +10,7 @@ import type { Store, StoreOp } from '../cluster/store.js';
 import type { CgroupBackend, GroupPath } from '../kernel/cgroup/backend.js';
 import { groupKey } from '../kernel/cgroup/backend.js';
 import { createUser, deleteUser, lookupUser, type UnixUser } from '../kernel/users.js';
-import { resetRealtimeThreads, signalAll } from '../kernel/processes.js';
+import { realtimePolicyOf, resetRealtimeThreads, signalAll, threadsOf } from '../kernel/processes.js';
 import { isKernelThread, processAlive, processExists } from '../kernel/procfs.js';
 import type { SliceProcessPlan } from '../kernel/spawn.js';
 import type { NodeCapacity } from '../core/admission.js';
@@ -343,9 +343,20 @@ export class SliceAgent {
       const exited = (): SlicedError => new SlicedError('ESRCH', `process ${pid} exited while it was being moved into slice ${slice}`);
       try {
         this.assertMemoryMoveAllowed(pid, group);
+        // Slices may not hold real-time policies (the kernel refuses such tasks in groups
+        // without real-time runtime): reset them first, as for a slice's deletion.
+        const reset = await resetRealtimeThreads(threadsOf(pid));
+        if (reset.length > 0) this.log.warn({ slice, pid, threads: reset }, 'reset real-time threads to SCHED_OTHER');
         this.opts.backend.moveProcess(group, pid);
       } catch (err) {
         if (!processAlive(pid)) throw exited();
+        const policy = realtimePolicyOf(pid);
+        if (policy !== null) {
+          throw new SlicedError(
+            'EINVAL',
+            `process ${pid} holds real-time policy ${policy === 1 ? 'SCHED_FIFO' : policy === 2 ? 'SCHED_RR' : 'SCHED_DEADLINE'} (set again after sliced reset it); processes in a slice may not hold real-time policies`,
+          );
+        }
         throw err;
       }
       if (!processAlive(pid)) throw exited();
@@ -412,7 +423,7 @@ export class SliceAgent {
   private async stopProcesses(group: GroupPath): Promise<void> {
     const backend = this.opts.backend;
     if (!backend.exists(group)) return;
-    const reset = resetRealtimeThreads(backend.threads(group));
+    const reset = await resetRealtimeThreads(backend.threads(group));
     if (reset.length > 0) this.log.warn({ group: groupKey(group), threads: reset }, 'reset real-time threads to SCHED_OTHER');
     const pids = backend.procs(group);
     if (pids.length === 0) return;
@@ -421,7 +432,7 @@ export class SliceAgent {
     while (Date.now() < deadline && backend.procs(group).length > 0) await sleep(25);
     if (backend.procs(group).length === 0) return;
     await backend.setFrozen(group, true);
-    resetRealtimeThreads(backend.threads(group));
+    await resetRealtimeThreads(backend.threads(group));
     backend.killAll(group);
     await backend.setFrozen(group, false);
     for (let waited = 0; waited < 5000 && backend.procs(group).length > 0; waited += 25) await sleep(25);

@@ -79,6 +79,12 @@ export const configSchema = z
     vsysMaxOutput: sizeSchema.default('1M'),
     /** vsys calls of one slice running at once; more wait (their writers block). */
     vsysMaxCallsPerSlice: z.number().int().min(1).max(1000).default(4),
+    /** Connections one slice may hold open to its read-only socket; more are answered 503 and closed. */
+    sliceSocketMaxConnections: z.number().int().min(1).max(10_000).default(16),
+    /** Connections all slice sockets together may hold open, so the daemon keeps file descriptors for itself. */
+    sliceSocketMaxTotal: z.number().int().min(1).max(100_000).default(1024),
+    /** A slice socket's connection is closed after this long idle, or when a request takes longer to arrive. */
+    sliceSocketTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     /** Slice networking (bridge, namespaces, accounting); off: no slice may have a network and nothing is accounted. */
     net: z.boolean().default(true),
     /** Names this daemon's network objects: bridge slbr<tag>, veths slv<tag>-<n>, namespaces sliced<tag>-<slice>, nft tables sliced<tag>, IFB slifb<tag>. */

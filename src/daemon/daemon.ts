@@ -93,7 +93,11 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
-    sockets = new SliceSockets(config.runDir, agent, views, log);
+    sockets = new SliceSockets(config.runDir, agent, views, log, {
+      maxPerSlice: config.sliceSocketMaxConnections,
+      maxTotal: config.sliceSocketMaxTotal,
+      timeoutMs: config.sliceSocketTimeoutMs,
+    });
     sockets.sync();
     const slicesSockets = sockets;
     agent.onChange(() => slicesSockets.sync());
@@ -120,7 +124,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     });
     await listenPrivate(api, config, log);
     if (config.metricsPort !== null) {
-      metrics = await serveMetrics(buildRegistry(views, agent), config.metricsPort);
+      metrics = await serveMetrics(buildRegistry(views, agent, sockets), config.metricsPort);
       log.info({ port: config.metricsPort }, 'metrics on 127.0.0.1');
     }
     log.info(

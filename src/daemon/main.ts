@@ -46,6 +46,9 @@ const program = new Command('sliced')
   .option('--vsys-max-input <size>', 'largest input of one vsys call (default 1M)')
   .option('--vsys-max-output <size>', 'largest output of one vsys call (default 1M)')
   .option('--vsys-max-calls <n>', 'vsys calls of one slice running at once (default 4)', integer)
+  .option('--slice-socket-max-connections <n>', 'connections one slice may hold open to its socket (default 16)', integer)
+  .option('--slice-socket-max-total <n>', 'connections all slice sockets together may hold open (default 1024)', integer)
+  .option('--slice-socket-timeout <ms>', 'close a slice socket connection idle this long (default 10000)', integer)
   .option('--no-net', 'no slice networking: no bridge, no namespaces, no accounting')
   .option('--net-tag <tag>', 'names this daemon\'s network objects (slbr<tag>, slv<tag>-*, sliced<tag>-*); default 0')
   .option('--net-pool4 <cidr>', 'IPv4 subnet of the slices (default 10.213.0.0/17)')
@@ -91,6 +94,9 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         vsysMaxInput: options.vsysMaxInput,
         vsysMaxOutput: options.vsysMaxOutput,
         vsysMaxCallsPerSlice: options.vsysMaxCalls,
+        sliceSocketMaxConnections: options.sliceSocketMaxConnections,
+        sliceSocketMaxTotal: options.sliceSocketMaxTotal,
+        sliceSocketTimeoutMs: options.sliceSocketTimeout,
         net: options.net === false ? false : undefined,
         netTag: options.netTag,
         netPool4: options.netPool4,

@@ -7,8 +7,9 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Views } from './views.js';
 import type { SliceAgent } from './agent.js';
 import { readAccounts } from './net-api.js';
+import type { SliceSocketStats } from './slice-sockets.js';
 
-export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
+export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stats(): Map<string, SliceSocketStats> }): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sliced_process_' });
   const labels = ['slice', 'domain'] as const;
@@ -92,6 +93,41 @@ export function buildRegistry(views: Views, agent?: SliceAgent): Registry {
         },
       });
     }
+  }
+  if (sockets) {
+    new Gauge({
+      name: 'sliced_slice_socket_connections',
+      help: "Connections open on the slice's read-only socket",
+      labelNames: ['slice'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [slice, s] of sockets.stats()) this.set({ slice }, s.open);
+      },
+    });
+    new Counter({
+      name: 'sliced_slice_socket_refused_total',
+      help: "Connections to the slice's socket refused: limit slice (the slice held its maximum) or total (all slice sockets held theirs)",
+      labelNames: ['slice', 'limit'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [slice, s] of sockets.stats()) {
+          this.inc({ slice, limit: 'slice' }, s.refusedSlice);
+          this.inc({ slice, limit: 'total' }, s.refusedTotal);
+        }
+      },
+    });
+    new Counter({
+      name: 'sliced_slice_socket_timeouts_total',
+      help: "Connections to the slice's socket closed for being idle or too slow",
+      labelNames: ['slice'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [slice, s] of sockets.stats()) this.inc({ slice }, s.timedOut);
+      },
+    });
   }
   new Gauge({
     name: 'sliced_control_loop_seconds',

@@ -3,6 +3,11 @@
  * by the slice's user with mode 0600. The kernel's file permissions decide who may connect,
  * so a connection on a slice's socket can only come from that slice's user (or root), and
  * it can only read that one slice. All sockets feed a single HTTP server.
+ *
+ * A tenant must not be able to use up the daemon's file descriptors through its socket: each
+ * slice may hold a few connections open at once, all slices together a bounded number, and
+ * idle or slow connections are closed. Refused connections get a 503 and are counted (log
+ * and metrics), so an operator sees who hits the limit.
  */
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
@@ -16,20 +21,65 @@ import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 
 const sliceOfSocket = new WeakMap<Socket, string>();
 
+export interface SliceSocketLimits {
+  /** Connections one slice may hold open at once. */
+  maxPerSlice: number;
+  /** Connections all slice sockets together may hold open at once. */
+  maxTotal: number;
+  /** Idle time after which a connection is closed; also the longest a request may take to arrive. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_SLICE_SOCKET_LIMITS: SliceSocketLimits = { maxPerSlice: 16, maxTotal: 1024, timeoutMs: 10_000 };
+
+/** Connection figures of one slice's socket (for metrics). */
+export interface SliceSocketStats {
+  open: number;
+  /** Refused because the slice held its maximum. */
+  refusedSlice: number;
+  /** Refused because all slice sockets together held theirs. */
+  refusedTotal: number;
+  /** Closed for being idle or too slow. */
+  timedOut: number;
+}
+
+/** Refusals are logged at most once per slice in this period, with the count since the last line. */
+const REFUSAL_LOG_PERIOD_MS = 60_000;
+/** Refused connections kept open briefly so their clients read the 503; beyond this many they close at once. */
+const MAX_LINGERING = 32;
+const LINGER_MS = 250;
+
 export class SliceSockets {
   private readonly dir: string;
   private readonly servers = new Map<string, { server: NetServer; uid: number | null }>();
   private readonly http: HttpServer;
   private treeService: TreeService | null = null;
+  /** Per slice, kept while the slice exists; an open connection keeps its own reference. */
+  private readonly figures = new Map<string, SliceSocketStats & { loggedAt: number; unlogged: number }>();
+  private openTotal = 0;
+  private lingering = 0;
 
   constructor(
     runDir: string,
     private readonly agent: SliceAgent,
     private readonly views: Views,
     private readonly log: Logger,
+    private readonly limits: SliceSocketLimits = DEFAULT_SLICE_SOCKET_LIMITS,
   ) {
     this.dir = join(runDir, 'slices');
-    this.http = createHttpServer((request, response) => this.handle(request, response));
+    // Every request here is a small GET: one timeout bounds idle time, headers and request alike.
+    const timeout = limits.timeoutMs;
+    this.http = createHttpServer(
+      { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, 1000) },
+      (request, response) => this.handle(request, response),
+    );
+    this.http.timeout = timeout; // idle before the first request and between requests
+    this.http.keepAliveTimeout = Math.min(timeout, 5000);
+  }
+
+  /** Connection figures per slice socket. */
+  stats(): Map<string, SliceSocketStats> {
+    return new Map([...this.figures].map(([name, f]) => [name, { open: f.open, refusedSlice: f.refusedSlice, refusedTotal: f.refusedTotal, timedOut: f.timedOut }]));
   }
 
   /** Lets slices read their own part of the config tree (/slices/<name>). */
@@ -62,7 +112,21 @@ export class SliceSockets {
     } catch {
       // Nothing stale to remove.
     }
+    const figures = { open: 0, refusedSlice: 0, refusedTotal: 0, timedOut: 0, loggedAt: 0, unlogged: 0 };
+    this.figures.set(name, figures);
     const server = createNetServer((socket) => {
+      const full = figures.open >= this.limits.maxPerSlice ? 'slice' : this.openTotal >= this.limits.maxTotal ? 'total' : null;
+      if (full !== null) {
+        this.refuse(name, socket, full, figures);
+        return;
+      }
+      figures.open++;
+      this.openTotal++;
+      socket.once('close', () => {
+        figures.open--;
+        this.openTotal--;
+      });
+      socket.on('timeout', () => figures.timedOut++); // the HTTP server closes it
       sliceOfSocket.set(socket, name);
       this.http.emit('connection', socket);
     });
@@ -80,11 +144,48 @@ export class SliceSockets {
     this.servers.set(name, { server, uid });
   }
 
+  /** Answer 503 and close at once: the descriptor is held only for this one write. */
+  private refuse(name: string, socket: Socket, full: 'slice' | 'total', figures: SliceSocketStats & { loggedAt: number; unlogged: number }): void {
+    if (full === 'slice') figures.refusedSlice++;
+    else figures.refusedTotal++;
+    const message =
+      full === 'slice'
+        ? `slice ${name} already holds ${this.limits.maxPerSlice} connections to its socket, the most allowed (sliceSocketMaxConnections); close some and retry`
+        : `all slice sockets together hold ${this.limits.maxTotal} connections, the most allowed (sliceSocketMaxTotal); retry later`;
+    const body = JSON.stringify({ error: { code: 'EBUSY', message } });
+    socket.on('error', () => socket.destroy());
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    if (this.lingering < MAX_LINGERING) {
+      // Closing with the request unread would reset the connection before the client reads
+      // the answer: read and drop what it sends until it closes, for a moment at most.
+      this.lingering++;
+      socket.resume();
+      const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        this.lingering--;
+      });
+    } else {
+      socket.destroy(); // a flood: the answer was written at once (the buffer is empty), close now
+    }
+    figures.unlogged++;
+    const now = Date.now();
+    if (now - figures.loggedAt >= REFUSAL_LOG_PERIOD_MS) {
+      this.log.warn(
+        { slice: name, refused: figures.unlogged, limit: full === 'slice' ? this.limits.maxPerSlice : this.limits.maxTotal, open: figures.open, openTotal: this.openTotal },
+        full === 'slice' ? 'slice socket connections refused: the slice holds its maximum' : 'slice socket connections refused: all slice sockets hold their maximum',
+      );
+      figures.loggedAt = now;
+      figures.unlogged = 0;
+    }
+  }
+
   private close(name: string): void {
     const entry = this.servers.get(name);
     if (!entry) return;
     entry.server.close();
     this.servers.delete(name);
+    this.figures.delete(name);
     try {
       unlinkSync(join(this.dir, `${name}.sock`));
     } catch {

@@ -2,12 +2,14 @@
  * Start a command inside a slice: a small shell writes its own pid into each of the slice's
  * cgroup.procs files (so the command is in the slice before it runs a single instruction),
  * enters the slice's network namespace if it has one, then execs setpriv to drop to the
- * slice's user and exec the command. Must run as root.
+ * slice's user and exec the command. Must run as root. The command runs in a session of its
+ * own: it never shares the caller's controlling terminal (TIOCSTI, /dev/tty).
  *
  * `inGroups` does only the first step, for work done as root on a slice's behalf (vsys
  * scripts): charged to the slice, with root's rights.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { restoreStreams, shellQuote, type TerminalPlan } from '../core/terminal.js';
 
 export interface SliceProcessPlan {
   slice: string;
@@ -47,23 +49,70 @@ export interface SpawnInSliceOptions {
   stdio?: StdioOptions;
 }
 
-export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[], options: SpawnInSliceOptions = {}): ChildProcess {
-  const env: Record<string, string> = {
+function sliceEnv(plan: SliceProcessPlan, extra: Record<string, string> | undefined): Record<string, string> {
+  return {
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: plan.home,
     USER: plan.user,
     LOGNAME: plan.user,
     SHELL: '/bin/sh',
     SLICE: plan.slice,
-    ...options.env,
+    ...extra,
     SLICED_PROCS: plan.procsFiles.join('\n'),
     SLICED_UID: String(plan.uid),
     SLICED_GID: String(plan.gid),
     SLICED_NETNS: plan.netns ?? '',
   };
+}
+
+export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[], options: SpawnInSliceOptions = {}): ChildProcess {
   return spawn('/bin/sh', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
     stdio: options.stdio ?? 'inherit',
-    env,
+    env: sliceEnv(plan, options.env),
+    detached: true, // setsid(): a new session without a controlling terminal
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
+}
+
+export interface SpawnOnTerminalOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  terminal: TerminalPlan;
+  /** Descriptor of the caller's terminal that shows the pseudo-terminal's output. */
+  outputFd: number;
+}
+
+/**
+ * Start a command inside a slice on a new pseudo-terminal, relayed to the caller's terminal
+ * by script(1) (util-linux), which stays outside the slice as root: it makes the pty, runs
+ * the wrapper as the leader of a new session whose controlling terminal is that pty, copies
+ * keystrokes and output, passes window-size changes on, and exits with the command's status
+ * (128+N when it died of signal N). Streams that are not terminals arrive as descriptors
+ * 3..5 and replace the pty in the command. The caller's terminal itself never reaches it.
+ */
+export function spawnInSliceOnTerminal(plan: SliceProcessPlan, command: readonly string[], options: SpawnOnTerminalOptions): ChildProcess {
+  const env = sliceEnv(plan, options.env);
+  const { input } = options.terminal;
+  const line = [
+    // Without keyboard input the caller's terminal keeps its own output processing: no second \r.
+    input ? '' : 'stty -opost',
+    restoreStreams(options.terminal.passThrough),
+    // script runs the line with $SHELL; the command gets the SHELL it was meant to have.
+    `SHELL=${shellQuote(env.SHELL!)}`,
+    `set -- ${command.map(shellQuote).join(' ')}`,
+    JOIN_AND_DROP,
+  ]
+    .filter(Boolean)
+    .join('\n');
+  const passed = (fd: number): number | 'ignore' => (options.terminal.passThrough.includes(fd) ? fd : 'ignore');
+  const args = ['--quiet', '--return', ...(input ? [] : ['--echo', 'never']), '--command', line, '/dev/null'];
+  return spawn('script', args, {
+    stdio: [input ? 0 : 'ignore', options.outputFd, 2, passed(0), passed(1), passed(2)],
+    env: { ...env, SHELL: '/bin/sh' },
+    // script reads the keyboard only in the caller's foreground group (a stopped slicectl's
+    // relay then stops too). Without input it is kept out of the terminal's signals: ^C goes
+    // to slicectl, which forwards it, while script would end the session and exit 0.
+    detached: !input,
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
 }
