@@ -285,7 +285,7 @@ export function checkReservationAddress(pool: NetPool, address: unknown, sliceIn
           : cidr.family === 4 && parsed.value === cidr.base + size(cidr) - 1n
             ? 'the broadcast address'
             : null;
-    if (special !== null && parsed.family === cidr.family) {
+    if (special !== null) {
       throw new SlicedError(
         'EINVAL',
         `address ${parsed.text} is ${special} of the pool ${cidr.text}; reserve a free address of the pool (${addressAt(cidr, 0)} to ${addressAt(cidr, poolCapacity(pool) - 1)})`,
