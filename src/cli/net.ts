@@ -21,12 +21,20 @@ function pair(count: Count): string[] {
 }
 
 function summaryTable(doc: AccountsDocument): string {
-  const rows = doc.slices.map((r) => [r.slice + (r.deleted ? ' (deleted)' : ''), r.network ?? '-', ...pair(r.sent), ...pair(r.received), ...pair(r.loopbackSent), ...pair(r.loopbackReceived)]);
-  rows.push(['TOTAL (no loopback)', '', ...pair(doc.summary.sent), ...pair(doc.summary.received), '', '', '', '']);
+  const rows = doc.slices.map((r) => [
+    r.slice + (r.deleted ? ' (deleted)' : ''),
+    r.network ?? '-',
+    ...pair(r.sent),
+    ...pair(r.received),
+    ...pair(r.loopbackSent),
+    ...pair(r.loopbackReceived),
+    String(r.conntrackDropped.packets),
+  ]);
+  rows.push(['TOTAL (no loopback)', '', ...pair(doc.summary.sent), ...pair(doc.summary.received), '', '', '', '', '']);
   return renderTable(
-    ['SLICE', 'NETWORK', 'TX_PKTS', 'TX_BYTES', 'RX_PKTS', 'RX_BYTES', 'LO_TX_PKTS', 'LO_TX_BYTES', 'LO_RX_PKTS', 'LO_RX_BYTES'],
+    ['SLICE', 'NETWORK', 'TX_PKTS', 'TX_BYTES', 'RX_PKTS', 'RX_BYTES', 'LO_TX_PKTS', 'LO_TX_BYTES', 'LO_RX_PKTS', 'LO_RX_BYTES', 'CT_DROPS'],
     rows,
-    new Set([2, 3, 4, 5, 6, 7, 8, 9]),
+    new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
   );
 }
 
@@ -38,6 +46,7 @@ function sliceTable(row: AccountRow): string {
     ['Received', `${row.received.packets} packets, ${row.received.bytes} bytes`],
     ['Loopback sent', `${row.loopbackSent.packets} packets, ${row.loopbackSent.bytes} bytes`],
     ['Loopback received', `${row.loopbackReceived.packets} packets, ${row.loopbackReceived.bytes} bytes`],
+    ['Conntrack drops', `${row.conntrackDropped.packets} packets, ${row.conntrackDropped.bytes} bytes (new connections over the limit)`],
   ]);
 }
 

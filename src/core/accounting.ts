@@ -18,7 +18,8 @@ export interface ColumnState {
   identity: string;
 }
 
-export const COLUMNS = ['sent', 'received', 'loopbackSent', 'loopbackReceived'] as const;
+/** conntrackDropped: new connections of a namespaced slice dropped by its conntrack limit. */
+export const COLUMNS = ['sent', 'received', 'loopbackSent', 'loopbackReceived', 'conntrackDropped'] as const;
 export type Column = (typeof COLUMNS)[number];
 
 /**

@@ -129,6 +129,76 @@ export function parseCidr(text: string, family: Family, what: string): Cidr {
   return { family, base: parsed.value, prefix, text: `${formatAddress(family, parsed.value)}/${prefix}` };
 }
 
+/** The private ranges a pool must lie in: RFC 1918 for IPv4, unique local addresses (RFC 4193) for IPv6. */
+export const PRIVATE_RANGES: Record<Family, readonly string[]> = {
+  4: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'],
+  6: ['fc00::/7'],
+};
+
+/** Do the subnets (address, prefix) of one family share an address? */
+function overlaps(family: Family, a: bigint, aPrefix: number, b: bigint, bPrefix: number): boolean {
+  const shorter = BigInt(BITS[family] - Math.min(aPrefix, bPrefix));
+  return a >> shorter === b >> shorter;
+}
+
+/**
+ * Refuse a pool outside the private ranges: slices would take (and the bridge would answer
+ * for) addresses that belong to someone else on the Internet. 100.64.0.0/10 (shared address
+ * space) is not accepted: it is the provider's side of carrier-grade NAT.
+ */
+export function checkPrivatePool(cidr: Cidr, what: string): void {
+  const inside = PRIVATE_RANGES[cidr.family].some((range) => {
+    const r = parseCidrLoose(range)!;
+    return cidr.prefix >= r.prefix && overlaps(cidr.family, cidr.base, cidr.prefix, r.value, r.prefix);
+  });
+  if (!inside) {
+    const allowed = cidr.family === 4 ? 'a subnet of 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)' : 'a subnet of fc00::/7 (unique local addresses, RFC 4193), e.g. fd5c:ed00::/64';
+    throw new SlicedError('EINVAL', `${what} ${cidr.text} is not a private range; use ${allowed}`);
+  }
+}
+
+/** "10.1.0.0/16", "10.1.2.3" (a host), "default" → value and prefix; null when it is none of these. */
+function parseCidrLoose(text: string): { family: Family; value: bigint; prefix: number } | null {
+  if (text === 'default') return null;
+  const [address, prefixText, ...rest] = text.split('/');
+  const parsed = address !== undefined ? parseAddress(address) : null;
+  if (!parsed || rest.length > 0) return null;
+  const prefix = prefixText === undefined ? BITS[parsed.family] : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > BITS[parsed.family]) return null;
+  return { ...parsed, prefix };
+}
+
+/** An address or route of the node, as the kernel lists it (see kernel/net/ip.ts hostNetworks). */
+export interface HostNetwork {
+  /** How the error names it: "address 10.1.2.3/24 on eth1", "route 10.0.0.0/8 via 192.0.2.9 dev eth0". */
+  description: string;
+  /** "10.1.2.3/24", "10.0.0.0/8", "10.1.2.3" or "default". */
+  cidr: string;
+  dev: string | null;
+}
+
+/**
+ * Refuse pools that share addresses with what the node already has: an interface's subnet or
+ * a route (default routes aside). What is on `ownBridge` is this daemon's own (a restart).
+ */
+export function checkPoolsFree(pool: NetPool, host: readonly HostNetwork[], ownBridge: string): void {
+  for (const [cidr, what] of [[pool.v4, 'netPool4'], [pool.v6, 'netPool6']] as const) {
+    const conflicts = host.filter((h) => {
+      if (h.dev === ownBridge) return false;
+      const other = parseCidrLoose(h.cidr);
+      return other !== null && other.family === cidr.family && other.prefix > 0 && overlaps(cidr.family, cidr.base, cidr.prefix, other.value, other.prefix);
+    });
+    if (conflicts.length > 0) {
+      const named = conflicts.slice(0, 5).map((h) => h.description);
+      if (conflicts.length > 5) named.push(`and ${conflicts.length - 5} more`);
+      throw new SlicedError(
+        'EINVAL',
+        `config: ${what} ${cidr.text} overlaps what the node already uses: ${named.join('; ')}. Choose a private subnet that no interface address or route of the node covers`,
+      );
+    }
+  }
+}
+
 function size(cidr: Cidr): bigint {
   return 1n << BigInt(BITS[cidr.family] - cidr.prefix);
 }
@@ -206,6 +276,21 @@ export function checkReservationAddress(pool: NetPool, address: unknown, sliceIn
   const index = indexOf(pool, parsed.family, parsed.value);
   const cidr = parsed.family === 4 ? pool.v4 : pool.v6;
   if (index === null) {
+    // The pool's own addresses are in it but not for reservations: say which one it is.
+    const special =
+      parsed.value === cidr.base + 1n
+        ? "the gateway (the bridge's own address)"
+        : parsed.value === cidr.base
+          ? 'the subnet address'
+          : cidr.family === 4 && parsed.value === cidr.base + size(cidr) - 1n
+            ? 'the broadcast address'
+            : null;
+    if (special !== null) {
+      throw new SlicedError(
+        'EINVAL',
+        `address ${parsed.text} is ${special} of the pool ${cidr.text}; reserve a free address of the pool (${addressAt(cidr, 0)} to ${addressAt(cidr, poolCapacity(pool) - 1)})`,
+      );
+    }
     throw new SlicedError(
       'EINVAL',
       `address ${parsed.text} is outside the pool ${cidr.text} (allowed: ${addressAt(cidr, 0)} to ${addressAt(cidr, poolCapacity(pool) - 1)}, not the gateway ${gateway(cidr)})`,

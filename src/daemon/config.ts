@@ -15,6 +15,8 @@ import type { VsysLimits } from '../vsys/call.js';
 import { NET_TAG_PATTERN, parseCidr, parseRate } from '../core/net.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
+/** Per namespaced slice: 1/32 of a 262,144-entry table (this machine kind's nf_conntrack_max). */
+export const DEFAULT_CONNTRACK_MAX = 8192;
 
 const reserveSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
   if (typeof value === 'string' && /^\d+(\.\d+)?%$/.test(value.trim())) {
@@ -95,6 +97,8 @@ export const configSchema = z
     netPool6: z.string().default('fd5c:ed00::/64'),
     /** The node's network capacity: the ceiling of all slices' outgoing traffic together and the budget for guaranteed rates. */
     netCapacity: z.union([z.string(), z.number()]).default('10gbit'),
+    /** Conntrack entries the new connections of one namespaced slice may hold in the node's shared table, or "none". */
+    netConntrackMax: z.union([z.number().int().min(1).max(16_777_216), z.literal('none')]).default(DEFAULT_CONNTRACK_MAX),
   })
   .strict();
 

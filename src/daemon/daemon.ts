@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
-import { createNetworks } from './net.js';
+import { checkNetPools, createNetworks } from './net.js';
 import { lookupUser } from '../kernel/users.js';
 import { CpuController } from './controller.js';
 import { startFramework, type Framework } from './framework.js';
@@ -64,6 +64,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   // Slices may saturate every CPU; the controller and the API must still run on time.
   setPriority(config.daemonNice);
   const node = nodeCapacity(config);
+  await checkNetPools(config, node);
   const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
   const store = await EmbeddedStore.open(config.stateDir);
   const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });

@@ -12,6 +12,10 @@ function integer(value: string): number {
   return parsed;
 }
 
+function integerOrNone(value: string): number | 'none' {
+  return value === 'none' ? 'none' : integer(value);
+}
+
 function number(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed)) throw new InvalidArgumentError(`"${value}" is not a number`);
@@ -54,6 +58,7 @@ const program = new Command('sliced')
   .option('--net-pool4 <cidr>', 'IPv4 subnet of the slices (default 10.213.0.0/17)')
   .option('--net-pool6 <cidr>', 'IPv6 subnet of the slices (default fd5c:ed00::/64)')
   .option('--net-capacity <rate>', 'network capacity of the node, e.g. 1gbit (default 10gbit)')
+  .option('--net-conntrack-max <n>', 'conntrack entries per namespaced slice, or "none" (default 8192)', integerOrNone)
   .option('--cleanup', 'remove every kernel object sliced made (groups, created users, sockets) and exit')
   .option('--demo', 'also run the live demo: slices with CPU burners and a refreshing table')
   // Commander exits 1 on bad usage; 1 means "cannot start" here (README, Exit status of sliced).
@@ -102,6 +107,7 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         netPool4: options.netPool4,
         netPool6: options.netPool6,
         netCapacity: options.netCapacity,
+        netConntrackMax: options.netConntrackMax,
       });
     } catch (err) {
       process.stderr.write(`sliced: ${(err as Error).message}\n`);

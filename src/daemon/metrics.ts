@@ -93,6 +93,17 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
         },
       });
     }
+    new Counter({
+      name: 'sliced_slice_net_conntrack_dropped_packets_total',
+      help: 'Packets of new connections of the slice dropped because its conntrack entries reached netConntrackMax',
+      labelNames: ['slice'],
+      registers: [registry],
+      async collect() {
+        const doc = await read();
+        this.reset();
+        for (const row of doc.slices) this.inc({ slice: row.slice }, row.conntrackDropped.packets);
+      },
+    });
   }
   if (sockets) {
     new Gauge({

@@ -22,6 +22,8 @@ export interface AccountRow {
   received: Count;
   loopbackSent: Count;
   loopbackReceived: Count;
+  /** New connections dropped by the slice's conntrack limit (namespaced slices). */
+  conntrackDropped: Count;
 }
 
 export interface AccountsDocument {
@@ -59,7 +61,7 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
   app.get('/v1/net', async () => {
     const net = networks(agent);
     const { settings, names } = net;
-    return { bridge: names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text, capacity: formatRate(settings.capacity), table: names.table };
+    return { bridge: names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text, capacity: formatRate(settings.capacity), table: names.table, conntrackMax: settings.conntrackMax };
   });
 
   app.get('/v1/net/accounts', async () => readAccounts(agent));

@@ -13,6 +13,8 @@ import { readMounts } from '../kernel/procfs.js';
 import type { DesiredState, SliceSpec } from '../core/model.js';
 import { affectedIds, parseKey, sliceGroup } from '../core/layout.js';
 import {
+  checkPoolsFree,
+  checkPrivatePool,
   gateway,
   netNames,
   netnsName,
@@ -36,6 +38,8 @@ export interface NetSettings {
   pool: NetPool;
   /** Node network capacity in bit/s (HTB root). */
   capacity: number;
+  /** Conntrack entries each namespaced slice's new connections may hold, or null for no limit. */
+  conntrackMax: number | null;
 }
 
 export interface NetContext {
@@ -79,7 +83,7 @@ export class SliceNetworks {
   ) {
     this.names = netNames(settings.tag);
     this.accounts = new Accounts(ctx.store);
-    this.table = { table: this.names.table, bridge: this.names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text };
+    this.table = { table: this.names.table, bridge: this.names.bridge, vethPrefix: this.names.vethPrefix, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text };
     this.cgroup2Mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
     this.queue = new NftQueue(ctx.log);
   }
@@ -102,7 +106,9 @@ export class SliceNetworks {
   private record(state: DesiredState, spec: SliceSpec | undefined): SliceRecord {
     if (!spec) return { namespaced: null, host: null };
     if (spec.net) {
-      return { namespaced: { slice: spec.name, veth: vethName(this.names, spec.net.index), netns: netnsName(this.names, spec.name), index: spec.net.index }, host: null };
+      const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net.index);
+      const veth = vethName(this.names, spec.net.index);
+      return { namespaced: { slice: spec.name, veth, v4, v6, conntrackMax: this.settings.conntrackMax, netns: netnsName(this.names, spec.name), index: spec.net.index }, host: null };
     }
     const unified = this.ctx.backend.rootDirectories().unified;
     if (!unified || !this.cgroup2Mount) return { namespaced: null, host: null }; // no cgroup2: host-network slices are not accounted
@@ -172,6 +178,7 @@ export class SliceNetworks {
     }
 
     const existing = await nft.readCounters(this.names.table);
+    const conntrack = await nft.readConntrackLimits(this.names.table);
     const rules: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
     this.levels.clear();
     for (const r of records) {
@@ -191,7 +198,17 @@ export class SliceNetworks {
     }
     // Host maps are emptied too: elements of groups removed before this start are swept.
     const hostMaps = await nft.hostMaps(this.names.table);
-    const lines = [...nft.skeletonLines(this.table, true), ...nft.flushHostMapLines(this.table, hostMaps), ...this.levelLines(), ...nft.addLines(this.table, rules)];
+    // Conntrack chains with the right rule keep counting the connections they hold; those of
+    // no slice (or with another limit) go or are rewritten, once the skeleton emptied the maps.
+    const limits = new Map(rules.namespaced.flatMap((n) => (n.conntrackMax !== null ? [[n.slice, n.conntrackMax] as const] : [])));
+    const keep = new Set([...conntrack].flatMap(([slice, max]) => (max !== null && limits.get(slice) === max ? [slice] : [])));
+    const lines = [
+      ...nft.skeletonLines(this.table, true),
+      ...[...conntrack.keys()].filter((slice) => !limits.has(slice)).flatMap((slice) => nft.deleteConntrackChainLines(this.table, slice)),
+      ...nft.flushHostMapLines(this.table, hostMaps),
+      ...this.levelLines(),
+      ...nft.addLines(this.table, rules, keep),
+    ];
     this.staleHost = 0;
     // Counters of no slice and no kept account go, after the maps that referenced them were
     // emptied (same transaction); a deleted slice's stay until its account is removed.
@@ -332,7 +349,7 @@ export class SliceNetworks {
    * of deleted slices whose accounts are kept; loopback of the namespaced slices.
    */
   async foldCounters(state: DesiredState): Promise<void> {
-    const columns = { tx: 'sent', rx: 'received', lotx: 'loopbackSent', lorx: 'loopbackReceived' } as const;
+    const columns = { tx: 'sent', rx: 'received', lotx: 'loopbackSent', lorx: 'loopbackReceived', ctdrop: 'conntrackDropped' } as const;
     for (const c of await nft.readCounters(this.names.table)) {
       const parsed = nft.parseCounterName(c.name);
       if (!parsed || (!state.slices.has(parsed.slice) && !this.accounts.get(parsed.slice))) continue;
@@ -433,8 +450,21 @@ export class SliceNetworks {
   }
 }
 
+/**
+ * Refuse pools that are not private or that overlap an address or route of the node (this
+ * daemon's own bridge aside), before anything is made. Reads the kernel only. (Not part of
+ * nodeCapacity: `--cleanup` must work whatever pool an older version accepted.)
+ */
+export async function checkNetPools(config: { net: boolean; netTag: string }, node: NodeCapacity): Promise<void> {
+  if (!config.net || !node.net) return;
+  checkPrivatePool(node.net.pool.v4, 'config: netPool4');
+  checkPrivatePool(node.net.pool.v6, 'config: netPool6');
+  checkPoolsFree(node.net.pool, await ip.hostNetworks(), netNames(config.netTag).bridge);
+}
+
 /** The node's slice networks as configured, or null when networking is off. */
-export function createNetworks(config: { net: boolean; netTag: string }, node: NodeCapacity, ctx: NetContext): SliceNetworks | null {
+export function createNetworks(config: { net: boolean; netTag: string; netConntrackMax: number | 'none' }, node: NodeCapacity, ctx: NetContext): SliceNetworks | null {
   if (!config.net || !node.net) return null;
-  return new SliceNetworks({ tag: config.netTag, pool: node.net.pool, capacity: node.net.capacity }, ctx);
+  const conntrackMax = config.netConntrackMax === 'none' ? null : config.netConntrackMax;
+  return new SliceNetworks({ tag: config.netTag, pool: node.net.pool, capacity: node.net.capacity, conntrackMax }, ctx);
 }

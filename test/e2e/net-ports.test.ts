@@ -104,7 +104,8 @@ describe('port reservations', { skip: skip ?? false }, () => {
       { args: ['n5p1', service(210), 'icmp', '53'], code: 1, message: /protocol "icmp" must be one of tcp, udp/ },
       { args: ['n5nosuch', service(210), 'udp', '53'], code: 3, message: /slice "n5nosuch" does not exist/ },
       { args: ['n5p1', '10.99.0.1', 'udp', '53'], code: 1, message: /address 10\.99\.0\.1 is outside the pool/ },
-      { args: ['n5p1', service(1), 'udp', '53'], code: 1, message: /is outside the pool.*not the gateway/ },
+      { args: ['n5p1', service(1), 'udp', '53'], code: 1, message: /address \S+ is the gateway \(the bridge's own address\) of the pool .*reserve a free address/ },
+      { args: ['n5p1', service(255), 'udp', '53'], code: 1, message: /address \S+ is the broadcast address of the pool/ },
       { args: ['n5p1', service(200), 'udp', '53'], code: 1, message: /already reserved by slice n5p1/ },
     ];
     const own = await daemon.cliJson<SliceView>(['slice', 'show', 'n5p2']);

@@ -5,6 +5,9 @@ import {
   addressAt,
   allocateIndex,
   canonicalAddress,
+  checkPoolsFree,
+  checkPrivatePool,
+  checkReservationAddress,
   checkMinRates,
   checkRates,
   formatAddress,
@@ -19,8 +22,10 @@ import {
   poolCapacity,
   sliceAddresses,
   vethName,
+  type HostNetwork,
   type NetPool,
 } from '../../src/core/net.js';
+import { addLines, deleteLines, levelLines, parseCounterName, type TableConfig } from '../../src/kernel/net/nft.js';
 import { createSlice, deleteSlice, releasePort, reservePort, takenIndexes, updateSlice } from '../../src/core/changes.js';
 import { emptyState, parseInput, sliceUpdateSchema, type DesiredState } from '../../src/core/model.js';
 import type { NodeCapacity } from '../../src/core/admission.js';
@@ -213,5 +218,94 @@ describe('slice networks in the desired state', () => {
     assert.match(refusal(() => parseInput(sliceUpdateSchema, { net: { speed: 1 } }, 'slice')).message, /unknown field "speed" in net/);
     assert.deepEqual(parseInput(sliceUpdateSchema, { net: true }, 'slice').net, {});
     assert.equal(parseInput(sliceUpdateSchema, { net: false }, 'slice').net, null);
+  });
+});
+
+describe('address pools must be private and free', () => {
+  const v4 = (text: string) => parseCidr(text, 4, 'netPool4');
+  const v6 = (text: string) => parseCidr(text, 6, 'netPool6');
+
+  test('private ranges: RFC 1918 for IPv4, fc00::/7 for IPv6; anything else is refused naming the value and what is allowed', () => {
+    for (const ok of ['10.213.0.0/17', '10.249.7.0/24', '172.16.0.0/24', '172.31.255.0/24', '192.168.5.0/24']) checkPrivatePool(v4(ok), 'netPool4');
+    for (const ok of ['fd5c:ed00::/64', 'fd5c:1a2b:3::/64', 'fc00::/64']) checkPrivatePool(v6(ok), 'netPool6');
+    for (const bad of ['8.8.8.0/24', '172.32.0.0/24', '172.15.255.0/24', '100.64.0.0/24', '192.0.2.0/24', '11.0.0.0/17']) {
+      const err = refusal(() => checkPrivatePool(v4(bad), 'config: netPool4'));
+      assert.equal(err.code, 'EINVAL');
+      assert.match(err.message, new RegExp(`^config: netPool4 ${bad.replaceAll('.', '\\.')} is not a private range; use a subnet of 10\\.0\\.0\\.0/8, 172\\.16\\.0\\.0/12 or 192\\.168\\.0\\.0/16`));
+    }
+    for (const bad of ['2001:db8::/64', 'fe80::/64', 'fe00::/64']) {
+      assert.match(refusal(() => checkPrivatePool(v6(bad), 'config: netPool6')).message, /is not a private range; use a subnet of fc00::\/7/);
+    }
+  });
+
+  test('a pool that shares an address with an interface or a route is refused, naming it; default routes and the own bridge are not overlaps', () => {
+    const pool: NetPool = { v4: v4('10.213.0.0/17'), v6: v6('fd5c:ed00::/64') };
+    const host = (cidr: string, dev: string | null = 'eth1', description = `thing ${cidr}`): HostNetwork => ({ cidr, dev, description });
+    const free = [
+      host('default', 'eth0'),
+      host('192.0.2.0/24', 'eth0'),
+      host('10.213.128.0/17'), // just beside
+      host('10.212.0.0/16'),
+      host('10.213.0.1/17', 'slbr0'), // the daemon's own bridge (a restart)
+      host('10.213.0.200', 'slbr0'),
+      host('fd5c:ed00:0:1::/64'),
+      host('ff00::/8', 'eth0'),
+      host('fe80::/64', 'eth0'),
+      host('::/0', 'eth0'),
+    ];
+    checkPoolsFree(pool, free, 'slbr0');
+    const cases: Array<[HostNetwork, RegExp]> = [
+      [host('10.213.5.1/24', 'eth1', 'address 10.213.5.1/24 on eth1'), /^config: netPool4 10\.213\.0\.0\/17 overlaps what the node already uses: address 10\.213\.5\.1\/24 on eth1\. Choose a private subnet/],
+      [host('10.0.0.0/8', 'tun0', 'route 10.0.0.0/8 dev tun0'), /netPool4 10\.213\.0\.0\/17 overlaps .*route 10\.0\.0\.0\/8 dev tun0/],
+      [host('10.213.127.9', null, 'route blackhole 10.213.127.9'), /route blackhole 10\.213\.127\.9/],
+      [host('10.213.0.1/17', 'slbr1', 'address 10.213.0.1/17 on slbr1'), /on slbr1/], // another daemon's bridge
+      [host('fd5c:ed00::8000/113', 'wg0', 'route fd5c:ed00::8000/113 dev wg0'), /netPool6 fd5c:ed00::\/64 overlaps .*route fd5c:ed00::8000\/113 dev wg0/],
+      [host('fd00::/8', 'wg0', 'route fd00::/8 dev wg0'), /netPool6 .*route fd00::\/8/],
+    ];
+    for (const [entry, message] of cases) {
+      const err = refusal(() => checkPoolsFree(pool, [...free, entry], 'slbr0'));
+      assert.equal(err.code, 'EINVAL');
+      assert.match(err.message, message);
+    }
+    const many = Array.from({ length: 8 }, (_, i) => host(`10.213.${i}.0/24`, 'eth1', `route 10.213.${i}.0/24`));
+    assert.match(refusal(() => checkPoolsFree(pool, many, 'slbr0')).message, /route 10\.213\.4\.0\/24; and 3 more\./);
+  });
+
+  test("reserving the pool's own addresses says which one it is", () => {
+    const taken = new Map<number, string>();
+    const gatewayError = refusal(() => checkReservationAddress(pool, '10.213.0.1', taken));
+    assert.equal(gatewayError.message, "address 10.213.0.1 is the gateway (the bridge's own address) of the pool 10.213.0.0/24; reserve a free address of the pool (10.213.0.2 to 10.213.0.254)");
+    assert.match(refusal(() => checkReservationAddress(pool, 'fd5c:ed00::1', taken)).message, /^address fd5c:ed00::1 is the gateway \(the bridge's own address\) of the pool fd5c:ed00::\/64/);
+    assert.match(refusal(() => checkReservationAddress(pool, '10.213.0.0', taken)).message, /^address 10\.213\.0\.0 is the subnet address of the pool/);
+    assert.match(refusal(() => checkReservationAddress(pool, '10.213.0.255', taken)).message, /^address 10\.213\.0\.255 is the broadcast address of the pool/);
+    assert.match(refusal(() => checkReservationAddress(pool, '10.213.1.1', taken)).message, /^address 10\.213\.1\.1 is outside the pool 10\.213\.0\.0\/24/);
+  });
+});
+
+describe('nftables lines for the guards', () => {
+  const table: TableConfig = { table: 'sliced0', bridge: 'slbr0', vethPrefix: 'slv0-', pool4: '10.213.0.0/24', pool6: 'fd5c:ed00::/64' };
+  const ns = { slice: 'web', veth: 'slv0-0', v4: '10.213.0.2', v6: 'fd5c:ed00::2', conntrackMax: 300 };
+  const rules = { namespaced: [ns], host: [], forwards: [], egress4: [] };
+
+  test("host-network output to lo that NAT sends elsewhere counts as sent, not loopback", () => {
+    const lines = levelLines(table, [2]);
+    assert.ok(lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type local counter name socket cgroupv2 level 2 map @lotx2'));
+    assert.ok(lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type != local counter name socket cgroupv2 level 2 map @tx2'));
+  });
+
+  test('a namespaced slice gets its source addresses and a conntrack chain; deleting removes both; a kept chain is not rewritten', () => {
+    const add = addLines(table, rules);
+    assert.ok(add.includes('add element bridge sliced0 src4 { "slv0-0" . 10.213.0.2 }'));
+    assert.ok(add.includes('add element bridge sliced0 src6 { "slv0-0" . fd5c:ed00::2 }'));
+    assert.ok(add.includes('add rule inet sliced0 ct_web ct count over 300 counter name "ctdrop_web" drop'));
+    assert.ok(add.includes('add element inet sliced0 ctslice6 { fd5c:ed00::2 : jump ct_web }'));
+    const kept = addLines(table, rules, new Set(['web']));
+    assert.ok(!kept.some((l) => l.includes('flush chain') || l.includes('ct count')), 'a kept chain was rewritten');
+    assert.ok(kept.includes('add element inet sliced0 ctslice4 { 10.213.0.2 : jump ct_web }'));
+    const unlimited = addLines(table, { ...rules, namespaced: [{ ...ns, conntrackMax: null }] });
+    assert.ok(!unlimited.some((l) => l.includes('ct_web')));
+    const del = deleteLines(table, rules);
+    assert.ok(del.indexOf('delete element inet sliced0 ctslice4 { 10.213.0.2 }') < del.indexOf('delete chain inet sliced0 ct_web'));
+    assert.deepEqual(parseCounterName('ctdrop_web.v2'), { column: 'ctdrop', slice: 'web.v2' });
   });
 });

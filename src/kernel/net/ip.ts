@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mustRun, runTool } from './run.js';
 import { SlicedError } from '../../core/errors.js';
+import type { HostNetwork } from '../../core/net.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -147,4 +148,28 @@ export async function readLoopback(netns: string): Promise<InterfaceCounters | n
   const stats = (JSON.parse(out) as Array<{ stats64?: { tx: { packets: number; bytes: number } } }>)[0]?.stats64?.tx;
   if (!stats) return null;
   return { packets: stats.packets, bytes: stats.bytes - 14 * stats.packets, identity };
+}
+
+/**
+ * Every interface address and every route of the host's namespace (all tables, both
+ * families), to check that the slices' pools are free (core/net.ts checkPoolsFree).
+ */
+export async function hostNetworks(): Promise<HostNetwork[]> {
+  const found: HostNetwork[] = [];
+  type Link = { ifname: string; addr_info?: Array<{ local?: string; prefixlen?: number }> };
+  for (const link of JSON.parse(await mustRun('ip', ['-j', 'addr', 'show'])) as Link[]) {
+    for (const a of link.addr_info ?? []) {
+      if (a.local === undefined || a.prefixlen === undefined) continue;
+      found.push({ description: `address ${a.local}/${a.prefixlen} on ${link.ifname}`, cidr: `${a.local}/${a.prefixlen}`, dev: link.ifname });
+    }
+  }
+  type Route = { type?: string; dst?: string; gateway?: string; dev?: string; table?: string };
+  for (const family of ['-4', '-6']) {
+    for (const r of JSON.parse(await mustRun('ip', [family, '-j', 'route', 'show', 'table', 'all'])) as Route[]) {
+      if (r.dst === undefined) continue;
+      const words = [r.type && r.type !== 'unicast' ? r.type : null, r.dst, r.gateway ? `via ${r.gateway}` : null, r.dev ? `dev ${r.dev}` : null, r.table ? `table ${r.table}` : null];
+      found.push({ description: `route ${words.filter((w) => w !== null).join(' ')}`, cidr: r.dst, dev: r.dev ?? null });
+    }
+  }
+  return found;
 }
