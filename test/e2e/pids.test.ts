@@ -159,6 +159,9 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       assert.equal(joined.code, 0, joined.stderr);
       const line = node.backend === 'v1' ? joined.stdout.split('\n').find((l) => /^\d+:pids:/.test(l)) : joined.stdout.split('\n').find((l) => l.startsWith('0::'));
       assert.ok(line?.endsWith(`/${daemon.cgroupRoot}/pclim.slice`), `exec'd process is in the slice's pids group: ${line}`);
+      // exec and vsys scripts join the groups whose cgroup.procs files the daemon lists (one list for both).
+      const plan = await daemon.api.post<{ procsFiles: string[] }>('/v1/slices/pclim/exec-plan', { pid: process.pid });
+      assert.ok(plan.procsFiles.includes(join(pidsDir(node, 'pclim.slice'), 'cgroup.procs')), plan.procsFiles.join(' '));
 
       assert.equal((await daemon.cli(['slice', 'set', 'pclim', '--pids-max', 'none'])).code, 0);
       assert.equal(readTrim(file), 'max');

@@ -115,12 +115,11 @@ export class CgroupV1Backend implements CgroupBackend {
   }
 
   create(group: GroupPath): void {
-    const primary = this.dir(this.layout.cpu, group);
-    // Processes of a group made before a hierarchy was used (an upgrade that added pids).
-    const members = group.length > 0 && existsSync(primary) ? this.procs(group) : [];
-    for (const root of this.allRoots) {
-      const dir = this.dir(root, group);
-      if (existsSync(dir)) continue;
+    const missing = this.allRoots.map((root) => this.dir(root, group)).filter((dir) => !existsSync(dir));
+    if (missing.length === 0) return;
+    // Processes of a group made before a hierarchy was used (an upgrade that added pids) join it there.
+    const members = group.length > 0 && existsSync(this.dir(this.layout.cpu, group)) ? this.procs(group) : [];
+    for (const dir of missing) {
       makeDir(dir);
       for (const pid of members) {
         try {
