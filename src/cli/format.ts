@@ -3,7 +3,7 @@ import { formatCpu, formatMemory, formatRate } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
-import type { DomainView, SliceView } from '../daemon/views.js';
+import type { DomainView, PidsView, SliceView } from '../daemon/views.js';
 
 export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -34,6 +34,17 @@ function memoryAndIoPairs(memory: MemoryAllocation, io: SliceView['io']): Array<
   ];
 }
 
+function pidsLimitText(pids: PidsView): string {
+  const value = pids.effectiveMax === null ? 'none' : `${pids.effectiveMax}${pids.max === 'default' ? ' (default)' : ''}`;
+  return pids.unavailable ? `${value}, not enforced: ${pids.unavailable}` : value;
+}
+
+function livePidsText(pids: NonNullable<SliceView['live']>['pids']): string {
+  if (!pids) return '-';
+  const peak = pids.peak !== null ? `, peak ${pids.peak}` : '';
+  return `${pids.current} of ${pids.max ?? 'no limit'}${peak}, ${pids.refused} fork${pids.refused === 1 ? '' : 's'} refused`;
+}
+
 function liveMemoryAndIoPairs(live: NonNullable<SliceView['live']>): Array<[string, string]> {
   const pressure = (p: { some: number; full: number } | null): string => (p ? `some ${p.some}%, full ${p.full}%` : '-');
   return [
@@ -43,6 +54,7 @@ function liveMemoryAndIoPairs(live: NonNullable<SliceView['live']>): Array<[stri
     ['I/O written', live.io ? `${formatMemory(live.io.writeBytes)} in ${live.io.writeOps} ops` : '-'],
     ['Memory pressure', pressure(live.pressure.memory)],
     ['I/O pressure', pressure(live.pressure.io)],
+    ['Tasks', livePidsText(live.pids)],
   ];
 }
 
@@ -58,6 +70,7 @@ export function sliceDetails(slice: SliceView): string {
     ['Effective limit', slice.cpu.effectiveLimit === null ? 'none' : formatCpu(slice.cpu.effectiveLimit)],
     ['CPU shares', String(slice.cpu.shares)],
     ...memoryAndIoPairs(slice.memory, slice.io),
+    ['Pids limit', pidsLimitText(slice.pids)],
     ['Cgroup', slice.cgroup],
     ['Network', slice.net ? `${slice.net.addresses?.v4 ?? '?'} ${slice.net.addresses?.v6 ?? '?'} (namespace ${slice.net.netns ?? '?'})` : 'host'],
   ];
@@ -91,6 +104,7 @@ export function domainDetails(domain: DomainView): string {
     ['CPU limit', domain.cpu.limit === null ? 'none' : formatCpu(domain.cpu.limit)],
     ['CPU shares', String(domain.cpu.shares)],
     ...memoryAndIoPairs(domain.memory, domain.io),
+    ['Pids limit', pidsLimitText(domain.pids)],
     ['Slices', domain.members.slices.join(', ') || '-'],
     ['Domains', domain.members.domains.join(', ') || '-'],
     ['Cgroup', domain.cgroup],
@@ -145,6 +159,8 @@ export interface StatusDocument {
     backend: string;
     cpuControl: string;
     control: { sliceCapacity: number; systemUsage: number } | null;
+    /** Absent on a slice's own socket. */
+    pids?: { space: number | null; inUse: number | null; sliceDefault: number | null; defaultSetting: string | null; enforced: boolean; reason?: string };
   };
   slices: SliceView[];
   domains: DomainView[];
@@ -187,6 +203,8 @@ export function statusTable(status: StatusDocument): string {
         live?.io ? formatMemory(live.io.readBytes) : '-',
         live?.io ? formatMemory(live.io.writeBytes) : '-',
         live ? String(live.procs) : '-',
+        live?.pids ? String(live.pids.current) : '-',
+        item.pids.effectiveMax === null || item.pids.unavailable ? '-' : String(item.pids.effectiveMax),
       ]);
       if (isDomain) visit(item.name, depth + 1);
     }
@@ -196,9 +214,18 @@ export function statusTable(status: StatusDocument): string {
   const shown = new Set(status.domains.map((d) => d.name));
   for (const parent of byParent.keys()) if (parent !== null && !shown.has(parent)) visit(parent, 0);
   const table = renderTable(
-    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'MEM-MAX', 'OOM', 'IO-W', 'IO-CAP', 'READ', 'WRITTEN', 'PROCS'],
+    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'MEM-MAX', 'OOM', 'IO-W', 'IO-CAP', 'READ', 'WRITTEN', 'PROCS', 'PIDS', 'PIDS-MAX'],
     rows,
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]),
   );
-  return `${header}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made)\n\n${table}`;
+  return `${header}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made; PIDS counts tasks)\n\n${table}`;
+}
+
+/** The node's PIDs in use and the slices' default limit, or why limits are not enforced. */
+function pidsLine(pids: StatusDocument['node']['pids']): string {
+  if (!pids) return '';
+  if (!pids.enforced) return `\npids: no task limits are enforced: ${pids.reason ?? 'no pids controller'}`;
+  const used = pids.inUse !== null && pids.space !== null ? `${pids.inUse} of ${pids.space} in use` : 'in use unknown';
+  const fallback = pids.sliceDefault === null ? 'none' : `${pids.sliceDefault} (${pids.defaultSetting})`;
+  return `\npids: ${used}, slice default ${fallback}`;
 }

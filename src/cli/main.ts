@@ -64,6 +64,7 @@ function allocationOptions(command: Command, withCreateOnly: boolean): Command {
     .option('--memory-high <size>', 'soft memory limit (v2 memory.high, v1 soft limit), or "none"')
     .option('--memory-swap <size>', 'swap the slice may use, or "none" (on cgroup v1 needs --memory)')
     .option('--io-weight <n>', 'I/O weight among siblings, 1..10000 (default 100); acts through BFQ only')
+    .option('--pids-max <n>', 'most tasks (processes and threads) at once, or "none"; slices: "default" (the node\'s default, 15% of its PIDs unless configured)')
     .option(
       '--io-max <DEV:caps>',
       'I/O caps on a device, e.g. /dev/vdb:rbps=10M,wbps=5M,riops=500,wiops=200 or 253:16:none (repeatable)',
@@ -115,6 +116,7 @@ interface AllocationOptions {
   memorySwap?: string;
   ioWeight?: string;
   ioMax?: string[];
+  pidsMax?: string;
   user?: string;
   domain?: string;
   parent?: string;
@@ -148,12 +150,13 @@ function allocationBody(options: AllocationOptions): Record<string, unknown> {
     }
   }
   if (Object.keys(io).length > 0) body.io = io;
+  if (options.pidsMax !== undefined) body.pids = { max: options.pidsMax };
   return body;
 }
 
 const enc = encodeURIComponent;
 
-const ALLOCATION_FLAGS = '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max';
+const ALLOCATION_FLAGS = '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max, --pids-max';
 
 /** Warnings the daemon attached to a change (an io.weight where BFQ is not active) go to stderr. */
 function printWarnings(view: { warnings?: string[] }): void {

@@ -9,6 +9,7 @@ import type { CpuAllocation, DesiredState, SliceSpec } from './model.js';
 import { formatCpu } from './units.js';
 import { SlicedError } from './errors.js';
 import { checkMinRates, checkRates, type NetPool } from './net.js';
+import type { NodePids } from './task-limits.js';
 
 export interface NodeCapacity {
   /** CPU of the node in millicores (1000 per online CPU). */
@@ -19,6 +20,8 @@ export interface NodeCapacity {
   memoryBytes: number;
   /** Slice networking, when the daemon has it configured. */
   net?: NodeNet;
+  /** The node's PID space and the slices' default task limit (src/core/task-limits.ts). */
+  pids?: NodePids;
 }
 
 export interface NodeNet {

@@ -14,10 +14,12 @@ import {
   type MemoryAllocation,
   type MemoryInput,
   type NetInput,
+  type PidsInput,
   type ResolvedIoInput,
   type SliceSpec,
 } from './model.js';
 import { mergeIo } from './io.js';
+import { DEFAULT_DOMAIN_PIDS, DEFAULT_SLICE_PIDS, mergePids } from './task-limits.js';
 import { formatMemory } from './units.js';
 import { assertAdmissible, membersOf, type NodeCapacity, type NodeNet } from './admission.js';
 import { SlicedError } from './errors.js';
@@ -66,6 +68,7 @@ export interface AllocationInput {
   cpu?: CpuInput;
   memory?: MemoryInput;
   io?: ResolvedIoInput;
+  pids?: PidsInput;
 }
 
 function nodeNet(node: NodeCapacity): NodeNet {
@@ -129,6 +132,7 @@ export interface NewSlice {
   cpu?: CpuInput;
   memory?: MemoryInput;
   io?: ResolvedIoInput;
+  pids?: PidsInput;
   domain?: string;
   net?: NetInput;
 }
@@ -144,6 +148,7 @@ export function createSlice(state: DesiredState, input: NewSlice, node: NodeCapa
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
     io: mergeIo(DEFAULT_IO, input.io),
+    pids: mergePids(DEFAULT_SLICE_PIDS, input.pids, node, `slice ${input.name}`),
     domain: input.domain ?? null,
     net: mergeNet(state, null, input.net, node),
   });
@@ -164,7 +169,14 @@ export function updateSlice(
     throw new SlicedError('EBUSY', `slice ${name} holds port reservations (${held.map(describeReservation).join(', ')}); release them before turning its network off`);
   }
   const next = clone(state);
-  next.slices.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io), net });
+  next.slices.set(name, {
+    ...current,
+    cpu: mergeCpu(current.cpu, input.cpu),
+    memory: mergeMemory(current.memory, input.memory),
+    io: mergeIo(current.io, input.io),
+    pids: mergePids(current.pids, input.pids, node, `slice ${name}`),
+    net,
+  });
   assertAdmissible(next, node);
   return next;
 }
@@ -225,6 +237,7 @@ export interface NewDomain {
   cpu?: CpuInput;
   memory?: MemoryInput;
   io?: ResolvedIoInput;
+  pids?: PidsInput;
   parent?: string;
 }
 
@@ -237,6 +250,7 @@ export function createDomain(state: DesiredState, input: NewDomain, node: NodeCa
     cpu: mergeCpu(DEFAULT_CPU, input.cpu),
     memory: mergeMemory(DEFAULT_MEMORY, input.memory),
     io: mergeIo(DEFAULT_IO, input.io),
+    pids: mergePids(DEFAULT_DOMAIN_PIDS, input.pids, node, `domain ${input.name}`),
     parent: input.parent ?? null,
   });
   assertAdmissible(next, node);
@@ -251,7 +265,13 @@ export function updateDomain(
 ): DesiredState {
   const current = getDomain(state, name);
   const next = clone(state);
-  next.domains.set(name, { ...current, cpu: mergeCpu(current.cpu, input.cpu), memory: mergeMemory(current.memory, input.memory), io: mergeIo(current.io, input.io) });
+  next.domains.set(name, {
+    ...current,
+    cpu: mergeCpu(current.cpu, input.cpu),
+    memory: mergeMemory(current.memory, input.memory),
+    io: mergeIo(current.io, input.io),
+    pids: mergePids(current.pids, input.pids, node, `domain ${name}`),
+  });
   assertAdmissible(next, node);
   return next;
 }

@@ -8,6 +8,10 @@ import { nameProblem } from './names.js';
 import { parseCpu, parseIops, parseMemory, parseRate, type ParseResult } from './units.js';
 import { SlicedError } from './errors.js';
 import { parseRate as parseNetRate, type NetSpec, type Reservation } from './net.js';
+import { DEFAULT_DOMAIN_PIDS, DEFAULT_SLICE_PIDS, parsePidsCount, pidsMaxReason, type PidsAllocation } from './task-limits.js';
+
+export type { PidsAllocation } from './task-limits.js';
+export { DEFAULT_DOMAIN_PIDS, DEFAULT_SLICE_PIDS } from './task-limits.js';
 
 export const SHARES_MIN = 1;
 export const SHARES_MAX = 10000;
@@ -68,6 +72,8 @@ export interface SliceSpec {
   cpu: CpuAllocation;
   memory: MemoryAllocation;
   io: IoAllocation;
+  /** Task limit (pids controller); "default" unless set. */
+  pids: PidsAllocation;
   /** Scheduling domain the slice lives in, or null for the node level. */
   domain: string | null;
   /** The slice's own network (namespace, addresses, rates), or null: it uses the host's network. */
@@ -79,6 +85,8 @@ export interface DomainSpec {
   cpu: CpuAllocation;
   memory: MemoryAllocation;
   io: IoAllocation;
+  /** Task limit of all members together (pids controller); none unless set. */
+  pids: PidsAllocation;
   /** Enclosing domain, or null for the node level. Domains nest like Xen's scheduling domains. */
   parent: string | null;
 }
@@ -102,9 +110,10 @@ export const DEFAULT_CPU: CpuAllocation = { reservation: 0, limit: null, shares:
 export const DEFAULT_MEMORY: MemoryAllocation = { limit: null, high: null, swap: null };
 export const DEFAULT_IO: IoAllocation = { weight: IO_WEIGHT_DEFAULT, max: [] };
 
-/** Specs stored by versions before I/O and memory.high/swap existed get the defaults. */
+/** Specs stored by versions before I/O, memory.high/swap and pids existed get the defaults. */
 export function withAllocationDefaults<T extends SliceSpec | DomainSpec>(spec: T): T {
-  return { ...spec, memory: { ...DEFAULT_MEMORY, ...spec.memory }, io: spec.io ?? DEFAULT_IO };
+  const pids = spec.pids ?? ('user' in spec ? DEFAULT_SLICE_PIDS : DEFAULT_DOMAIN_PIDS);
+  return { ...spec, memory: { ...DEFAULT_MEMORY, ...spec.memory }, io: spec.io ?? DEFAULT_IO, pids };
 }
 
 // ---- input schemas -------------------------------------------------------------------
@@ -191,6 +200,22 @@ export const netOptionsSchema = z
   })
   .strict();
 
+/** pids.max: a task count, "none" (or null), and for slices "default". */
+const pidsMaxInput = z.union([z.string(), z.number(), z.null()]);
+function pidsMaxValue(value: string | number | null, ctx: z.RefinementCtx, allowDefault: boolean): number | 'default' | null {
+  if (value === null || value === 'none') return null;
+  if (allowDefault && value === 'default') return 'default';
+  const parsed = parsePidsCount(value);
+  if (parsed.ok) return parsed.value;
+  ctx.addIssue({ code: 'custom', message: pidsMaxReason(allowDefault) });
+  return z.NEVER;
+}
+
+export const slicePidsInputSchema = z.object({ max: pidsMaxInput.transform((v, ctx) => pidsMaxValue(v, ctx, true)).optional() }).strict();
+export const domainPidsInputSchema = z
+  .object({ max: pidsMaxInput.transform((v, ctx) => pidsMaxValue(v, ctx, false) as number | null).optional() })
+  .strict();
+
 /**
  * `max` is keyed by device (a path like "/dev/vdb" or "MAJ:MIN"); "none" (or null) removes every cap
  * of that device, a field set to "none" removes that one cap, fields not given stay.
@@ -217,6 +242,7 @@ export const sliceCreateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
+    pids: slicePidsInputSchema.optional(),
     domain: nameSchema.optional(),
     net: netInputSchema.optional(),
   })
@@ -227,6 +253,7 @@ export const sliceUpdateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
+    pids: slicePidsInputSchema.optional(),
     net: netInputSchema.optional(),
   })
   .strict();
@@ -237,6 +264,7 @@ export const domainCreateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
+    pids: domainPidsInputSchema.optional(),
     parent: nameSchema.optional(),
   })
   .strict();
@@ -246,6 +274,7 @@ export const domainUpdateSchema = z
     cpu: cpuInputSchema.optional(),
     memory: memoryInputSchema.optional(),
     io: ioInputSchema.optional(),
+    pids: domainPidsInputSchema.optional(),
   })
   .strict();
 
@@ -257,6 +286,7 @@ export type CpuInput = z.output<typeof cpuInputSchema>;
 export type MemoryInput = z.output<typeof memoryInputSchema>;
 export type IoInput = z.output<typeof ioInputSchema>;
 export type IoCapsInput = z.output<typeof ioCapsInputSchema>;
+export type PidsInput = z.output<typeof slicePidsInputSchema>;
 
 /** I/O input after the kernel layer turned device names into MAJ:MIN (see resolveIoInput). */
 export interface ResolvedIoInput {

@@ -32,6 +32,7 @@ import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.j
 import { affectedIds, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName, type GroupKind } from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
+import { effectivePidsMax } from '../core/task-limits.js';
 import { reservationKey, type Reservation } from '../core/net.js';
 import type { SliceNetworks } from './net.js';
 
@@ -127,7 +128,11 @@ export class SliceAgent {
   async start(): Promise<void> {
     const loaded = await this.load();
     this.opts.backend.init(this.opts.rootWeight);
+    const pidsUnavailable = this.opts.backend.pidsUnavailable();
+    if (pidsUnavailable) this.log.warn({ reason: pidsUnavailable }, 'slices have no task (pids) limit');
     const existing = this.scanGroups();
+    // Groups made by an older version lack hierarchies added since (pids): complete them.
+    for (const path of [...existing.values()].sort((a, b) => a.length - b.length)) this.opts.backend.create(path);
     let adopted = 0;
     for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.ensureUser(slice);
@@ -219,7 +224,7 @@ export class SliceAgent {
         // leave a user that no stored slice would ever remove.
         userCreated,
       );
-      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, domain: spec.domain }, 'slice created');
+      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, pids: spec.pids, domain: spec.domain }, 'slice created');
       return spec;
     });
   }
@@ -230,7 +235,7 @@ export class SliceAgent {
       const next = changes.updateSlice(before, name, { ...input, io: this.resolveIo(input.io) }, this.opts.node);
       await this.commit(before, next, () => this.applyChange(before, next));
       const spec = next.slices.get(name)!;
-      this.log.info({ slice: name, cpu: spec.cpu, memory: spec.memory, io: spec.io }, 'slice updated');
+      this.log.info({ slice: name, cpu: spec.cpu, memory: spec.memory, io: spec.io, pids: spec.pids }, 'slice updated');
       return spec;
     });
   }
@@ -554,18 +559,19 @@ export class SliceAgent {
    */
   private applyLimits(state: DesiredState, only?: ReadonlySet<string>): void {
     const backend = this.opts.backend;
-    type Item = { path: GroupPath; cpu: number | null; memory: MemoryAllocation; ioWeight: number; io: IoDeviceLimit[]; rest: string };
+    type Item = { path: GroupPath; cpu: number | null; memory: MemoryAllocation; ioWeight: number; io: IoDeviceLimit[]; pids: number | null; rest: string };
     const items: Item[] = [];
     // Only split domain caps make a group's caps depend on other groups; without them a change
     // touches just the groups it names, and the others need not be looked at (O(1) per change).
     const splitsCaps = !backend.hierarchicalIoCaps && [...state.domains.values()].some((d) => d.io.max.length > 0);
     const ioCaps = only === undefined || splitsCaps ? effectiveIoCaps(state, backend.hierarchicalIoCaps) : null;
-    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number, ownIo: IoDeviceLimit[]): void => {
+    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number, ownIo: IoDeviceLimit[], pids: number | null): void => {
       const io = ioCaps ? (ioCaps.get(id) ?? []) : ownIo;
-      const rest = JSON.stringify([memory, ioWeight, io]);
+      const rest = JSON.stringify([memory, ioWeight, io, pids]);
       if (only !== undefined && !only.has(id) && this.written.get(groupKey(path))?.rest === rest) return;
-      items.push({ path, cpu, memory, ioWeight, io, rest });
+      items.push({ path, cpu, memory, ioWeight, io, pids, rest });
     };
+    const node = this.opts.node;
     // Every group, or only those the change names that still exist.
     const looked = <T>(kind: GroupKind['kind'], specs: ReadonlyMap<string, T>): T[] =>
       ioCaps
@@ -576,10 +582,10 @@ export class SliceAgent {
             return spec ? [spec] : [];
           });
     for (const domain of looked('domain', state.domains)) {
-      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max);
+      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max, effectivePidsMax(domain.pids, node));
     }
     for (const slice of looked('slice', state.slices)) {
-      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max);
+      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max, effectivePidsMax(slice.pids, node));
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));
@@ -603,6 +609,7 @@ export class SliceAgent {
         this.log.warn({ group: groupKey(item.path), missing: item.io.filter((c) => !present.includes(c)).map((c) => c.device) }, 'io.max names devices that do not exist now; skipped');
       }
       backend.setIoCaps(item.path, present);
+      backend.setPidsMax(item.path, item.pids);
       this.written.set(groupKey(item.path), { cpu: item.cpu, rest: item.rest });
     }
   }

@@ -13,6 +13,8 @@ import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import type { VsysLimits } from '../vsys/call.js';
 import { NET_TAG_PATTERN, parseCidr, parseRate } from '../core/net.js';
+import { DEFAULT_PIDS_SETTING, nodePids, parsePidsDefault, pidSpace } from '../core/task-limits.js';
+import { readPidLimits } from '../kernel/node-stats.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
 /** Per namespaced slice: 1/32 of a 262,144-entry table (this machine kind's nf_conntrack_max). */
@@ -56,6 +58,14 @@ export const configSchema = z
     /** CPU capacity of the node; defaults to the CPUs this process may run on. */
     cpuCapacity: z.union([z.string(), z.number()]).optional(),
     stopGraceMs: z.number().int().min(0).max(600_000).default(5000),
+    /** pids.max of a slice left at "default": a share of the node's PIDs ("15%"), a count, or "none". */
+    defaultPidsMax: z
+      .union([z.string(), z.number()])
+      .superRefine((value, ctx) => {
+        const parsed = parsePidsDefault(value);
+        if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+      })
+      .default(DEFAULT_PIDS_SETTING),
     metricsPort: z.number().int().min(1).max(65535).nullable().default(null),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     logFile: z.string().min(1).nullable().default(null),
@@ -139,6 +149,10 @@ export function nodeCapacity(config: SlicedConfig): NodeCapacity {
     cpu = parsed.value;
   }
   const node: NodeCapacity = { cpuMillicores: cpu, systemReserveMillicores: reserveMillicores(config.systemReserve, cpu), memoryBytes: totalmem() };
+  const setting = parsePidsDefault(config.defaultPidsMax);
+  const limits = readPidLimits();
+  // Computed at each start from this node's pid_max: slices left at "default" follow it.
+  if (setting.ok) node.pids = nodePids(setting.value, pidSpace(limits.pidMax, limits.threadsMax), String(config.defaultPidsMax));
   if (config.net) {
     const capacity = parseRate(config.netCapacity);
     if (!capacity.ok) throw new SlicedError('EINVAL', `config: netCapacity ${JSON.stringify(config.netCapacity)} ${capacity.reason}`);

@@ -62,6 +62,8 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   gauge('sliced_slice_memory_high_bytes', 'Soft memory limit (absent when none)', (s) => s.memory.high);
   gauge('sliced_slice_memory_swap_limit_bytes', 'Swap limit (absent when none)', (s) => s.memory.swap);
   gauge('sliced_slice_io_weight', 'Configured I/O weight (1..10000)', (s) => s.io.weight);
+  gauge('sliced_slice_pids', 'Tasks (processes and threads) in the slice, from pids.current', (s) => s.live?.pids?.current);
+  gauge('sliced_slice_pids_max', 'Task limit of the slice, pids.max (absent when none or not enforced)', (s) => (s.pids.unavailable ? null : s.pids.effectiveMax));
   gauge('sliced_slice_memory_pressure_some', 'avg10 memory pressure of the slice, percent', (s) => s.live?.pressure.memory?.some ?? null);
   gauge('sliced_slice_io_pressure_some', 'avg10 I/O pressure of the slice, percent', (s) => s.live?.pressure.io?.some ?? null);
 
@@ -70,6 +72,7 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   counter('sliced_slice_io_read_ops_total', 'Read operations of the slice on block devices', (s) => s.live?.io?.readOps);
   counter('sliced_slice_io_write_ops_total', 'Write operations of the slice on block devices', (s) => s.live?.io?.writeOps);
   counter('sliced_slice_cpu_throttled_seconds_total', 'Time the slice spent throttled by its CPU limit', (s) => s.live?.throttledSeconds ?? 0);
+  counter('sliced_slice_pids_refused_total', 'Forks refused in the slice because a pids limit was reached', (s) => s.live?.pids?.refused);
   counter('sliced_slice_oom_kills_total', 'Processes of the slice killed by the OOM killer', (s) => s.live?.oomKills ?? 0);
 
   if (agent?.net) {

@@ -8,10 +8,12 @@ import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { getDomain, getSlice, reservationsOf } from '../core/changes.js';
 import type { NetSpec, Reservation } from '../core/net.js';
 import { membersOf } from '../core/admission.js';
-import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation } from '../core/model.js';
+import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation, PidsAllocation } from '../core/model.js';
+import { effectivePidsMax } from '../core/task-limits.js';
+import { readTaskCount } from '../kernel/node-stats.js';
 import { effectiveIoCaps } from '../core/io.js';
 import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js';
-import type { IoStats, Pressure } from '../kernel/cgroup/backend.js';
+import type { IoStats, PidsStats, Pressure } from '../kernel/cgroup/backend.js';
 
 export interface CpuView extends CpuAllocation {
   /** The limit that applies after enclosing domains' limits. */
@@ -21,6 +23,13 @@ export interface CpuView extends CpuAllocation {
 export interface IoView extends IoAllocation {
   /** Caps written on the group: own caps bounded by enclosing domains' (on v1 their split parts). */
   effectiveMax: IoDeviceLimit[];
+}
+
+export interface PidsView extends PidsAllocation {
+  /** pids.max written on the group ("default" resolved), or null for no cap. */
+  effectiveMax: number | null;
+  /** Why nothing is written (no pids controller); absent when the limit is enforced. */
+  unavailable?: string;
 }
 
 export interface LiveView {
@@ -38,6 +47,8 @@ export interface LiveView {
   io: IoStats | null;
   /** avg10 pressure of the group in percent, or null where the kernel has no per-group PSI. */
   pressure: { cpu: Pressure | null; memory: Pressure | null; io: Pressure | null };
+  /** Tasks, the kernel's pids.max, peak and refused forks; null without the pids controller. */
+  pids: PidsStats | null;
 }
 
 export interface SliceView {
@@ -49,6 +60,7 @@ export interface SliceView {
   cpu: CpuView;
   memory: MemoryAllocation;
   io: IoView;
+  pids: PidsView;
   cgroup: string;
   /** The slice's own network, or null when it uses the host's. */
   net: NetView | null;
@@ -69,6 +81,7 @@ export interface DomainView {
   cpu: CpuView;
   memory: MemoryAllocation;
   io: IoView;
+  pids: PidsView;
   members: { slices: string[]; domains: string[] };
   cgroup: string;
   live?: LiveView;
@@ -92,6 +105,11 @@ export class Views {
     return { ...io, effectiveMax: this.ioCaps.caps.get(id) ?? [] };
   }
 
+  private pidsView(pids: PidsAllocation): PidsView {
+    const unavailable = this.agent.backend.pidsUnavailable();
+    return { ...pids, effectiveMax: effectivePidsMax(pids, this.agent.node), ...(unavailable !== null ? { unavailable } : {}) };
+  }
+
   slice(name: string, live: boolean): SliceView {
     const state = this.agent.state;
     const spec = getSlice(state, name);
@@ -105,6 +123,7 @@ export class Views {
       cpu: { ...spec.cpu, effectiveLimit: effectiveSliceLimit(state, name) },
       memory: spec.memory,
       io: this.ioView(spec.io, sliceKey(name)),
+      pids: this.pidsView(spec.pids),
       cgroup: path.join('/'),
       net: spec.net
         ? {
@@ -137,6 +156,7 @@ export class Views {
       cpu: { ...spec.cpu, effectiveLimit: effectiveDomainLimit(state, name) },
       memory: spec.memory,
       io: this.ioView(spec.io, domainKey(name)),
+      pids: this.pidsView(spec.pids),
       members: {
         slices: members.filter((m) => m.kind === 'slice').map((m) => m.name).sort(),
         domains: members.filter((m) => m.kind === 'domain').map((m) => m.name).sort(),
@@ -167,6 +187,7 @@ export class Views {
         available: node.cpuMillicores - node.systemReserveMillicores - reserved,
       },
       memoryBytes: node.memoryBytes,
+      pids: this.nodePids(),
       backend: this.agent.backend.kind,
       cgroupRoots: this.agent.backend.rootDirectories(),
       cpuControl: this.controller.mode,
@@ -185,6 +206,26 @@ export class Views {
     };
   }
 
+  /** The node's PID space, tasks on it now, the slices' default limit, and whether limits are enforced. */
+  private nodePids(): Record<string, unknown> {
+    const pids = this.agent.node.pids;
+    let inUse: number | null = null;
+    try {
+      inUse = readTaskCount();
+    } catch {
+      // No /proc/loadavg (a test fixture): shown as unknown.
+    }
+    const unavailable = this.agent.backend.pidsUnavailable();
+    return {
+      space: pids?.space ?? null,
+      inUse,
+      sliceDefault: pids?.sliceDefault ?? null,
+      defaultSetting: pids?.setting ?? null,
+      enforced: unavailable === null,
+      ...(unavailable !== null ? { reason: unavailable } : {}),
+    };
+  }
+
   private live(id: string, path: string[]): LiveView {
     const backend = this.agent.backend;
     const sample = this.controller.snapshot()?.nodes.get(id);
@@ -200,6 +241,7 @@ export class Views {
       oomKills: null,
       io: null,
       pressure: { cpu: null, memory: null, io: null },
+      pids: null,
     };
     try {
       view.procs = countProcs(this.agent, path);
@@ -211,6 +253,7 @@ export class Views {
       view.oomKills = memory.oomKills;
       view.io = backend.readIo(path);
       view.pressure = { cpu: backend.readPressure(path, 'cpu'), memory: backend.readPressure(path, 'memory'), io: backend.readPressure(path, 'io') };
+      view.pids = backend.readPids(path);
     } catch {
       // Group is being created or removed; show what the controller knows.
     }

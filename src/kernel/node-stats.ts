@@ -29,6 +29,18 @@ export function readLoadAverage(procRoot = '/proc'): LoadAverage {
   return { load1: Number(l1), load5: Number(l5), load15: Number(l15), runnable: Number((tasks ?? '0/0').split('/')[0]) };
 }
 
+/** kernel.pid_max and kernel.threads-max: the node can hold at most the smaller number of tasks. */
+export function readPidLimits(procRoot = '/proc'): { pidMax: number; threadsMax: number } {
+  const read = (name: string): number => Number(readFileSync(`${procRoot}/sys/kernel/${name}`, 'utf8').trim());
+  return { pidMax: read('pid_max'), threadsMax: read('threads-max') };
+}
+
+/** Tasks (processes and threads, each holding a PID) on the node now: "running/total" in /proc/loadavg. */
+export function readTaskCount(procRoot = '/proc'): number {
+  const field = readFileSync(`${procRoot}/loadavg`, 'utf8').trim().split(/\s+/)[3] ?? '0/0';
+  return Number(field.split('/')[1] ?? 0);
+}
+
 export interface MemoryInfo {
   totalBytes: number;
   availableBytes: number;

@@ -53,6 +53,11 @@ export const DEFAULT_GROUP_FILES: Readonly<Record<string, string>> = {
   'io.bfq.weight': 'default 100',
   'io.max': '',
   'io.stat': '',
+  // pids controller: tasks, their cap, the most seen at once, forks refused at the cap.
+  'pids.max': 'max',
+  'pids.current': '0',
+  'pids.peak': '0',
+  'pids.events': 'max 0\n',
   'cpu.pressure': PRESSURE_ZERO,
   'memory.pressure': PRESSURE_ZERO,
   'io.pressure': PRESSURE_ZERO,

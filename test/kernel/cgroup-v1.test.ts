@@ -14,7 +14,7 @@ import { CgroupV1Backend, weightToShares, type V1Layout } from '../../src/kernel
 import { SlicedError } from '../../src/core/errors.js';
 import { readProcCgroups } from '../../src/kernel/procfs.js';
 import { skipWithoutKernel } from '../helpers/env.js';
-import { busyLoop, isAlive, killStarted, procCgroups, procState, readIdsOf, removeTree, sleeper, termIgnorer, waitFor } from './kernel-helpers.js';
+import { busyLoop, isAlive, killStarted, procCgroups, procState, readIdsOf, removeTree, sleeper, start, termIgnorer, waitFor } from './kernel-helpers.js';
 
 const ROOT_NAME = `sliced-kt${process.pid}`;
 const NODE_CPUS = 2;
@@ -69,7 +69,7 @@ describe('cgroup v1 backend on the real kernel', () => {
       backend.init(1900);
       backend.init(1900); // idempotent
       const dirs = backend.rootDirectories();
-      assert.deepEqual(Object.keys(dirs).sort(), ['blkio', 'cpu', 'cpuacct', 'freezer', 'memory', 'unified']);
+      assert.deepEqual(Object.keys(dirs).sort(), ['blkio', 'cpu', 'cpuacct', 'freezer', 'memory', 'pids', 'unified']);
       const own = readProcCgroups('self');
       for (const [hierarchy, dir] of Object.entries(dirs)) {
         assert.ok(statSync(dir).isDirectory(), `${hierarchy}: ${dir}`);
@@ -211,6 +211,70 @@ describe('cgroup v1 backend on the real kernel', () => {
     }
   });
 
+  test('pids: pids.max caps the group\'s tasks (a fork past it fails and is counted); "max" lifts it', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    if (!layout.pids) {
+      t.skip('the pids controller is not mounted');
+      return;
+    }
+    const group = ['p.slice'];
+    const dir = join(layout.pids, 'p.slice');
+    try {
+      backend.init(100);
+      assert.equal(backend.pidsUnavailable(), null);
+      backend.create(group);
+      assert.equal(readTrim(join(dir, 'pids.max')), 'max', 'a new group has no cap');
+      backend.setPidsMax(group, 8);
+      assert.equal(readTrim(join(dir, 'pids.max')), '8');
+      // The shell joins every hierarchy, then starts sleeps until a fork fails (dash then exits).
+      const joins = backend.procsFiles(group).map((file) => `echo $$ > ${file}`).join('; ');
+      const bomb = start('sh', ['-c', `${joins}; i=0; while [ $i -lt 40 ]; do sleep 600 & i=$((i+1)); done; wait`]);
+      const { code } = await bomb.exited;
+      assert.notEqual(code, 0, 'the shell stopped at a refused fork');
+      const stats = backend.readPids(group)!;
+      assert.equal(stats.max, 8);
+      assert.equal(stats.current, 7, 'the shell (8th task) started 7 sleeps and exited');
+      assert.equal(backend.procs(group).length, 7);
+      assert.ok(stats.refused >= 1, `refused forks counted: ${stats.refused}`);
+      if (stats.peak !== null) assert.equal(stats.peak, 8);
+      backend.setPidsMax(group, null);
+      assert.equal(readTrim(join(dir, 'pids.max')), 'max');
+      assert.equal(backend.readPids(group)!.max, null);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('create() completes a group made before the pids hierarchy was used, and its processes join it there', async (t) => {
+    const env = setup(t);
+    if (!env) return;
+    const { backend, layout } = env;
+    if (!layout.pids) {
+      t.skip('the pids controller is not mounted');
+      return;
+    }
+    const { pids: _pids, ...withoutPids } = layout;
+    const older = new CgroupV1Backend(withoutPids);
+    const group = ['u.domain', 'u.slice'];
+    try {
+      backend.init(100);
+      older.create(group);
+      const proc = sleeper();
+      older.moveProcess(group, proc.pid);
+      assert.equal(existsSync(join(layout.pids, 'u.domain')), false);
+      assert.ok(!procCgroups(proc.pid).get('pids')?.includes(ROOT_NAME), 'not in our pids groups yet');
+      backend.create(['u.domain']);
+      backend.create(group);
+      assert.ok(procCgroups(proc.pid).get('pids')?.endsWith(`/${ROOT_NAME}/u.domain/u.slice`), procCgroups(proc.pid).get('pids'));
+      assert.deepEqual(readIdsOf(join(layout.pids, 'u.domain', 'u.slice', 'cgroup.procs')), [proc.pid]);
+      assert.equal(backend.readPids(group)!.current, 1);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('moveProcess puts a process into the group in every hierarchy; procs, threads and procsFiles list it', async (t) => {
     const env = setup(t);
     if (!env) return;
@@ -225,7 +289,7 @@ describe('cgroup v1 backend on the real kernel', () => {
 
       backend.moveProcess(group, proc.pid);
       const lines = procCgroups(proc.pid);
-      for (const controller of ['cpu', 'cpuacct', 'memory', 'freezer', 'blkio', '']) {
+      for (const controller of ['cpu', 'cpuacct', 'memory', 'freezer', 'blkio', 'pids', '']) {
         const path = lines.get(controller);
         assert.ok(path?.endsWith(`/${ROOT_NAME}/d.domain/s.slice`), `${controller || 'cgroup2'}: ${path}`);
       }
@@ -236,7 +300,7 @@ describe('cgroup v1 backend on the real kernel', () => {
       const files = backend.procsFiles(group);
       const expected = Object.values(backend.rootDirectories()).map((root) => join(root, 'd.domain', 's.slice', 'cgroup.procs'));
       assert.deepEqual([...files].sort(), [...expected].sort());
-      assert.equal(files.length, 6, 'cpu, cpuacct, memory, freezer, blkio and unified');
+      assert.equal(files.length, 7, 'cpu, cpuacct, memory, freezer, blkio, pids and unified');
       for (const file of files) assert.deepEqual(readIdsOf(file), [proc.pid], file);
 
       assert.equal(backend.processMemoryDirectory(proc.pid), backend.memoryDirectory(group));

@@ -119,10 +119,10 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
     const h = await harness();
     try {
       const { fake, agent, backend } = h;
-      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io');
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io +pids');
       assert.equal(readTrim(join(fake.root, 'cpu.weight')), '1900');
       await h.createSlice({ name: 'm', memory: { limit: 256 * 1024 * 1024 }, cpu: { limit: 1500 } }, 0);
-      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory +io');
+      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory +io +pids');
       assert.equal(readTrim(join(fake.root, 'm.slice', 'memory.max')), String(256 * 1024 * 1024));
       assert.equal(readTrim(join(fake.root, 'm.slice', 'cpu.max')), '150000 100000');
       fake.populate();
@@ -135,7 +135,7 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
 
       await agent.createDomain({ name: 'dd' });
       await h.createSlice({ name: 'inner', domain: 'dd' }, 0);
-      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory +io');
+      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory +io +pids');
       assert.ok(existsSync(join(fake.root, 'dd.domain', 'inner.slice')));
 
       fake.populate();
@@ -438,5 +438,102 @@ describe('changes and the state store', () => {
         assert.deepEqual([...(await real.range('/slices/')).keys()], ['/slices/ok1'], 'only the acknowledged slice is stored');
       },
     );
+  });
+});
+
+describe('cgroup v2 task limits (pids) on the fixture tree', () => {
+  const PIDS_NODE = { ...NODE, pids: { space: 32768, sliceDefault: 4915, setting: '15%' } };
+
+  test('every slice gets pids.max (the node default unless set), a domain only when asked; "none" and "default"; pids files read back', async () => {
+    const h = await harness({ node: PIDS_NODE });
+    try {
+      const { fake, agent, backend } = h;
+      assert.equal(backend.pidsUnavailable(), null);
+      await h.createSlice({ name: 'pa' }, 0);
+      const file = join(fake.root, 'pa.slice', 'pids.max');
+      assert.equal(readTrim(file), '4915', 'the default, 15% of the node\'s 32768');
+      assert.deepEqual(agent.state.slices.get('pa')!.pids, { max: 'default' });
+      await agent.updateSlice('pa', { pids: { max: 100 } });
+      assert.equal(readTrim(file), '100');
+      await agent.updateSlice('pa', { pids: { max: null } });
+      assert.equal(readTrim(file), 'max');
+      await agent.updateSlice('pa', { pids: { max: 'default' } });
+      assert.equal(readTrim(file), '4915');
+      await assert.rejects(agent.updateSlice('pa', { pids: { max: 40000 } }), (err: SlicedError) => err.code === 'EINVAL' && /pids\.max 40000 is above the 32768 tasks this node can hold/.test(err.message));
+      assert.equal(readTrim(file), '4915', 'a refused change writes nothing');
+
+      await agent.createDomain({ name: 'pd' });
+      assert.equal(readTrim(join(fake.root, 'pd.domain', 'pids.max')), 'max', 'a domain has no cap of its own unless asked');
+      await agent.updateDomain('pd', { pids: { max: 500 } });
+      assert.equal(readTrim(join(fake.root, 'pd.domain', 'pids.max')), '500');
+      await h.createSlice({ name: 'pin', domain: 'pd' }, 0);
+      assert.equal(readTrim(join(fake.root, 'pd.domain', 'pin.slice', 'pids.max')), '4915', 'members keep their own limit; the kernel applies the domain\'s above it');
+
+      writeFileSync(join(fake.root, 'pa.slice', 'pids.current'), '7\n');
+      writeFileSync(join(fake.root, 'pa.slice', 'pids.peak'), '12\n');
+      writeFileSync(join(fake.root, 'pa.slice', 'pids.events'), 'max 3\n');
+      assert.deepEqual(backend.readPids(['pa.slice']), { current: 7, max: 4915, peak: 12, refused: 3 });
+      unlinkSync(join(fake.root, 'pa.slice', 'pids.peak'));
+      assert.equal(backend.readPids(['pa.slice'])!.peak, null, 'kernels without pids.peak');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('without the pids controller: the reason is given, nothing is written, and slices are still made', async () => {
+    const fake = new FakeCfs({ rootName: 'sliced-fx' });
+    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+    const store = await EmbeddedStore.open(stateDir);
+    try {
+      writeFileSync(join(fake.own, 'cgroup.controllers'), 'cpu memory io\n');
+      const backend = fake.backend();
+      const agent = new SliceAgent({ store, backend, node: PIDS_NODE, log: pino({ level: 'silent' }), stopGraceMs: 100, rootWeight: 100, attachAnyMemoryCgroup: false, net: null });
+      await agent.start();
+      assert.match(backend.pidsUnavailable() ?? '', /the pids controller is not offered to sliced's cgroup \(.*cgroup\.controllers lists: cpu memory io\)/);
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io');
+      await agent.createSlice({ name: 'np', user: 'nobody', pids: { max: 64 } });
+      assert.equal(readTrim(join(fake.root, 'np.slice', 'pids.max')), 'max', 'nothing written where the controller is not enabled');
+      assert.equal(backend.readPids(['np.slice']), null);
+    } finally {
+      await store.close();
+      rmSync(stateDir, { recursive: true, force: true });
+      fake.destroy();
+    }
+  });
+
+  test('after an upgrade: a stored slice without pids gets the default, and pids is enabled on existing groups', async () => {
+    const fake = new FakeCfs({ rootName: 'sliced-fx' });
+    const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
+    const log = pino({ level: 'silent' });
+    const options = { node: PIDS_NODE, log, stopGraceMs: 100, rootWeight: 100, attachAnyMemoryCgroup: false, net: null };
+    try {
+      let store = await EmbeddedStore.open(stateDir);
+      const first = new SliceAgent({ ...options, store, backend: fake.backend() });
+      await first.start();
+      await first.createDomain({ name: 'ud' });
+      await first.createSlice({ name: 'old', user: 'nobody', domain: 'ud' });
+      // What the previous version left: a spec without pids, groups without the pids controller.
+      const stored = JSON.parse((await store.get('/slices/old'))!) as Record<string, unknown>;
+      delete stored.pids;
+      await store.txn([{ type: 'put', key: '/slices/old', value: JSON.stringify(stored) }]);
+      await store.close();
+      for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) writeFileSync(join(dir, 'cgroup.subtree_control'), '+cpu +memory +io');
+      writeFileSync(join(fake.root, 'ud.domain', 'old.slice', 'pids.max'), 'max');
+
+      store = await EmbeddedStore.open(stateDir);
+      try {
+        const upgraded = new SliceAgent({ ...options, store, backend: fake.backend() });
+        await upgraded.start();
+        assert.deepEqual(upgraded.state.slices.get('old')!.pids, { max: 'default' });
+        assert.deepEqual(upgraded.state.domains.get('ud')!.pids, { max: null });
+        for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) assert.equal(readTrim(join(dir, 'cgroup.subtree_control')), '+cpu +memory +io +pids', dir);
+        assert.equal(readTrim(join(fake.root, 'ud.domain', 'old.slice', 'pids.max')), '4915');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+      fake.destroy();
+    }
   });
 });

@@ -58,6 +58,7 @@ describe('createSlice', () => {
       cpu: { reservation: 0, limit: null, shares: 100 },
       memory: { limit: null, high: null, swap: null },
       io: { weight: 100, max: [] },
+      pids: { max: 'default' },
       domain: null,
       net: null,
     });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { buildTree, controlStep, sliceDemand, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
 import { domainKey, sliceKey } from '../../src/core/layout.js';
 import { MIN_WEIGHT } from '../../src/core/entitlement.js';
-import { DEFAULT_IO, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
+import { DEFAULT_DOMAIN_PIDS, DEFAULT_IO, DEFAULT_SLICE_PIDS, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
 
 const HUNGRY = 1_000_000;
 
@@ -13,12 +13,12 @@ function cpu(partial: Partial<CpuAllocation> = {}): CpuAllocation {
 }
 
 function addSlice(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, domain: string | null = null): DesiredState {
-  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain, net: null });
+  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_SLICE_PIDS, domain, net: null });
   return state;
 }
 
 function addDomain(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, parent: string | null = null): DesiredState {
-  state.domains.set(name, { name, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, parent });
+  state.domains.set(name, { name, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_DOMAIN_PIDS, parent });
   return state;
 }
 

@@ -4,16 +4,16 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DOMAIN_SUFFIX, SLICE_SUFFIX, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName } from '../../src/core/layout.js';
-import { DEFAULT_CPU, DEFAULT_IO, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
+import { DEFAULT_CPU, DEFAULT_DOMAIN_PIDS, DEFAULT_IO, DEFAULT_SLICE_PIDS, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
 import { nameProblem } from '../../src/core/names.js';
 
 function state(): DesiredState {
   const s = emptyState();
   const domain = (name: string, parent: string | null) => {
-    s.domains.set(name, { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, parent });
+    s.domains.set(name, { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_DOMAIN_PIDS, parent });
   };
   const slice = (name: string, domain: string | null) => {
-    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, domain, net: null });
+    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_SLICE_PIDS, domain, net: null });
   };
   domain('org', null);
   domain('team', 'org');

@@ -37,6 +37,18 @@ export interface IoStats {
   writeOps: number;
 }
 
+/** The pids controller's figures of a group (tasks: processes and threads). */
+export interface PidsStats {
+  /** Tasks in the group and below (pids.current). */
+  current: number;
+  /** pids.max, or null for "max". */
+  max: number | null;
+  /** Most tasks seen at once (pids.peak), or null where the kernel has no such file. */
+  peak: number | null;
+  /** Forks refused because of a pids limit ("max" in pids.events). */
+  refused: number;
+}
+
 /** avg10 of a pressure file, in percent. */
 export interface Pressure {
   some: number;
@@ -56,7 +68,11 @@ export interface CgroupBackend {
   init(rootWeight: number): void;
 
   exists(group: GroupPath): boolean;
-  /** Create a group in every hierarchy; idempotent. */
+  /**
+   * Create a group in every hierarchy; idempotent. A group that exists in some hierarchies
+   * only (made before sliced used the others, e.g. pids) is completed, and its processes
+   * join it there.
+   */
   create(group: GroupPath): void;
   /** Remove an empty group from every hierarchy; a missing group is not an error. */
   remove(group: GroupPath): void;
@@ -71,6 +87,16 @@ export interface CgroupBackend {
    * allocation (a swap cap without swap accounting; on v1 a swap cap without a limit).
    */
   setMemory(group: GroupPath, memory: MemoryAllocation): void;
+
+  /**
+   * Why the pids controller cannot be used (not mounted on v1, not offered on v2), or null
+   * when it can. Known after init(). Without it setPidsMax does nothing and readPids gives null.
+   */
+  pidsUnavailable(): string | null;
+  /** pids.max of the group: most tasks at once, or null for no cap. */
+  setPidsMax(group: GroupPath, max: number | null): void;
+  /** Task figures of the group, or null without the pids controller. */
+  readPids(group: GroupPath): PidsStats | null;
 
   /** True when a parent's I/O caps bound its children in the kernel (v2 io.max); v1 needs sliced's split. */
   readonly hierarchicalIoCaps: boolean;

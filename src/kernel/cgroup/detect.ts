@@ -58,10 +58,15 @@ export function detectLayout(options: DetectOptions): DetectedLayout {
   const blkioMount = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('blkio'));
   const blkioLine = own.find((l) => l.controllers.includes('blkio'));
   const blkio = blkioMount && blkioLine ? { blkio: join(blkioMount.mountPoint, blkioLine.path, options.rootName) } : {};
+  // pids is optional too: without it slices have no task limit (reported in status and the log).
+  const pidsMount = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('pids'));
+  const pidsLine = own.find((l) => l.controllers.includes('pids'));
+  const pids = pidsMount && pidsLine ? { pids: join(pidsMount.mountPoint, pidsLine.path, options.rootName) } : {};
   return {
     kind: 'v1',
     v1: {
       ...blkio,
+      ...pids,
       cpu: dirs.cpu!,
       cpuacct: dirs.cpuacct!,
       memory: dirs.memory!,

@@ -1,5 +1,6 @@
 /** Small, synchronous helpers for cgroup control files (pseudo-files: reads and writes are cheap). */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SlicedError } from '../../core/errors.js';
 import { parsePressure } from '../node-stats.js';
 
@@ -139,4 +140,26 @@ export function listedDevices(path: string): string[] {
     .split('\n')
     .map((line) => /^(\d+:\d+)\s/.exec(line)?.[1])
     .filter((device): device is string => device !== undefined);
+}
+
+/** pids.current, pids.max, pids.peak and pids.events of a group directory (same files on v1 and v2). */
+export function readPidsFiles(dir: string): { current: number; max: number | null; peak: number | null; refused: number } {
+  const max = readText(join(dir, 'pids.max')).trim();
+  let peak: number | null = null;
+  try {
+    peak = Number(readFileSync(join(dir, 'pids.peak'), 'utf8').trim());
+  } catch {
+    // Older kernels have no pids.peak.
+  }
+  return {
+    current: readNumber(join(dir, 'pids.current')),
+    max: max === 'max' ? null : Number(max),
+    peak,
+    refused: readKeyValues(join(dir, 'pids.events')).get('max') ?? 0,
+  };
+}
+
+/** Write pids.max: a count, or "max" for none. */
+export function writePidsMax(dir: string, max: number | null): void {
+  writeText(join(dir, 'pids.max'), max === null ? 'max' : String(max));
 }

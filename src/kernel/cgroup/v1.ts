@@ -14,14 +14,15 @@ import {
   type GroupPath,
   type IoStats,
   type MemoryStats,
+  type PidsStats,
   type Pressure,
   type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readNumber, readPressureFile, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readNumber, readPidsFiles, readPressureFile, readText, removeDir, writePidsMax, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
-import { readProcCgroups } from '../procfs.js';
+import { processExists, readProcCgroups } from '../procfs.js';
 
 export interface V1Layout {
   /** Root group directory in each hierarchy. cpu and cpuacct may be the same directory. */
@@ -33,6 +34,8 @@ export interface V1Layout {
   unified?: string;
   /** Root group directory in the blkio hierarchy, when that controller is mounted. */
   blkio?: string;
+  /** Root group directory in the pids hierarchy, when that controller is mounted. */
+  pids?: string;
   /** Mount point of the memory hierarchy (to locate any process's memory cgroup). */
   memoryMount: string;
 }
@@ -74,6 +77,7 @@ export class CgroupV1Backend implements CgroupBackend {
     const roots = [layout.cpu, layout.cpuacct, layout.memory, layout.freezer];
     if (layout.unified) roots.push(layout.unified);
     if (layout.blkio) roots.push(layout.blkio);
+    if (layout.pids) roots.push(layout.pids);
     this.allRoots = [...new Set(roots)];
   }
 
@@ -86,6 +90,7 @@ export class CgroupV1Backend implements CgroupBackend {
     };
     if (this.layout.unified) dirs.unified = this.layout.unified;
     if (this.layout.blkio) dirs.blkio = this.layout.blkio;
+    if (this.layout.pids) dirs.pids = this.layout.pids;
     return dirs;
   }
 
@@ -110,7 +115,20 @@ export class CgroupV1Backend implements CgroupBackend {
   }
 
   create(group: GroupPath): void {
-    for (const root of this.allRoots) makeDir(this.dir(root, group));
+    const missing = this.allRoots.map((root) => this.dir(root, group)).filter((dir) => !existsSync(dir));
+    if (missing.length === 0) return;
+    // Processes of a group made before a hierarchy was used (an upgrade that added pids) join it there.
+    const members = group.length > 0 && existsSync(this.dir(this.layout.cpu, group)) ? this.procs(group) : [];
+    for (const dir of missing) {
+      makeDir(dir);
+      for (const pid of members) {
+        try {
+          writeText(join(dir, 'cgroup.procs'), String(pid));
+        } catch (err) {
+          if (processExists(pid)) throw err; // exited meanwhile is fine
+        }
+      }
+    }
   }
 
   remove(group: GroupPath): void {
@@ -151,6 +169,19 @@ export class CgroupV1Backend implements CgroupBackend {
     if (memory.swap !== null && memory.limit !== null) writeText(memsw, String(memory.limit + memory.swap));
     // v1 has no memory.high; the soft limit is where reclaim starts under node memory pressure.
     writeText(join(dir, 'memory.soft_limit_in_bytes'), memory.high === null ? '-1' : String(memory.high));
+  }
+
+  pidsUnavailable(): string | null {
+    return this.layout.pids ? null : 'the pids controller is not mounted as a cgroup v1 hierarchy (no cgroup mount with the pids option)';
+  }
+
+  setPidsMax(group: GroupPath, max: number | null): void {
+    if (this.layout.pids && group.length > 0) writePidsMax(this.dir(this.layout.pids, group), max);
+  }
+
+  readPids(group: GroupPath): PidsStats | null {
+    if (!this.layout.pids || group.length === 0) return null;
+    return readPidsFiles(this.dir(this.layout.pids, group));
   }
 
   readonly hierarchicalIoCaps = false;

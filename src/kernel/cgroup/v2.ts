@@ -14,10 +14,11 @@ import {
   type GroupPath,
   type IoStats,
   type MemoryStats,
+  type PidsStats,
   type Pressure,
   type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readPressureFile, readText, removeDir, writeText } from './files.js';
+import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readPidsFiles, readPressureFile, readText, removeDir, writePidsMax, writeText } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
@@ -35,14 +36,19 @@ export interface V2Layout {
 }
 
 const DEFAULT_CONTROLLERS = ['cpu', 'memory'];
-/** Enabled when available; without it I/O allocations other than the defaults are refused. */
-const OPTIONAL_CONTROLLERS = ['io'];
+/**
+ * Enabled when available: without io, I/O allocations other than the defaults are refused;
+ * without pids, slices have no task limit (reported by pidsUnavailable).
+ */
+const OPTIONAL_CONTROLLERS = ['io', 'pids'];
 
 export class CgroupV2Backend implements CgroupBackend {
   readonly kind = 'v2' as const;
   private readonly polled = new PolledFiles();
   private readonly layout: V2Layout;
   private controllers: string[];
+  /** What the daemon's own group offers, read by init(). */
+  private available: string[] = [];
   /** Groups whose subtree_control already has our controllers. */
   private readonly enabled = new Set<string>();
 
@@ -64,6 +70,7 @@ export class CgroupV2Backend implements CgroupBackend {
         `cgroup v2 controllers ${missing.join(', ')} are not available in ${this.layout.own} (it offers: ${available.join(' ') || 'none'}); delegate them to sliced's cgroup`,
       );
     }
+    this.available = available;
     this.controllers = [...this.controllers, ...OPTIONAL_CONTROLLERS.filter((c) => available.includes(c) && !this.controllers.includes(c))];
     this.enableControllers(this.layout.own);
     makeDir(this.layout.root);
@@ -134,6 +141,20 @@ export class CgroupV2Backend implements CgroupBackend {
     writeText(join(dir, 'memory.max'), text(memory.limit));
     writeText(join(dir, 'memory.high'), text(memory.high));
     if (existsSync(swapMax)) writeText(swapMax, text(memory.swap));
+  }
+
+  pidsUnavailable(): string | null {
+    if (this.controllers.includes('pids')) return null;
+    return `the pids controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
+  }
+
+  setPidsMax(group: GroupPath, max: number | null): void {
+    if (this.controllers.includes('pids') && group.length > 0) writePidsMax(this.dir(group), max);
+  }
+
+  readPids(group: GroupPath): PidsStats | null {
+    if (!this.controllers.includes('pids') || group.length === 0) return null;
+    return readPidsFiles(this.dir(group));
   }
 
   readonly hierarchicalIoCaps = true;
