@@ -3,7 +3,7 @@ import { formatCpu, formatMemory, formatRate } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
-import type { DomainView, SliceView } from '../daemon/views.js';
+import type { DomainView, SliceView, StateView } from '../daemon/views.js';
 
 export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -144,6 +144,8 @@ export interface StatusDocument {
     backend: string;
     cpuControl: string;
     control: { sliceCapacity: number; systemUsage: number } | null;
+    /** Absent from daemons older than this field. */
+    state?: StateView | null;
   };
   slices: SliceView[];
   domains: DomainView[];
@@ -156,6 +158,7 @@ export function statusTable(status: StatusDocument): string {
     `node: ${formatCpu(capacity)} CPU, ${formatCpu(status.node.cpu.reserved)} reserved, ` +
     `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
     `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
+  const state = status.node.state ? `\n${stateLine(status.node.state)}` : '';
   const rows: string[][] = [];
   const byParent = new Map<string | null, Array<SliceView | DomainView>>();
   for (const d of status.domains) byParent.set(d.parent, [...(byParent.get(d.parent) ?? []), d]);
@@ -190,5 +193,12 @@ export function statusTable(status: StatusDocument): string {
     rows,
     new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]),
   );
-  return `${header}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made)\n\n${table}`;
+  return `${header}${state}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made)\n\n${table}`;
+}
+
+/** "state: DIR, 1.2G of 20G free" and, while the state cannot be stored, why. */
+export function stateLine(state: StateView): string {
+  const space = state.freeBytes !== null && state.totalBytes !== null ? `${formatMemory(state.freeBytes)} of ${formatMemory(state.totalBytes)} free` : 'free space unknown';
+  const writable = state.writable ? '' : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
+  return `state: ${state.dir}, ${space}${writable}`;
 }
