@@ -29,6 +29,8 @@ import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
 
 const NET_REFRESH_MS = 10_000;
+/** Log lines kept while the log file cannot be written (its filesystem full); more are dropped. */
+const LOG_BUFFER_MAX = 8 * 2 ** 20;
 
 export interface Daemon {
   config: SlicedConfig;
@@ -44,7 +46,17 @@ export interface Daemon {
 export function createLogger(config: SlicedConfig): Logger {
   // Synchronous file writes: the file is open before the first line, so an early exit (--cleanup,
   // a refused start) never meets an unopened stream, and no line is lost on a crash.
-  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true, maxLength: LOG_BUFFER_MAX }) : pino.destination(2);
+  if (config.logFile) {
+    // A full filesystem must not make every log call throw (and the daemon with it): lines
+    // wait in a bounded buffer and are written once there is space; stderr says so once.
+    let failing = false;
+    destination.on('error', (err: Error) => {
+      if (!failing) process.stderr.write(`sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in memory until it can\n`);
+      failing = true;
+    });
+    destination.on('write', () => (failing = false));
+  }
   return pino({ level: config.logLevel, base: { daemon: 'sliced', pid: process.pid } }, destination);
 }
 

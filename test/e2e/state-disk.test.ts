@@ -5,6 +5,7 @@
  * change is refused naming ENOSPC; status and metrics show the space and the failure; once
  * the file is gone the daemon stores and accepts changes again by itself, without a restart;
  * after a crash every acknowledged change is there and the log holds only whole records.
+ * The daemon's log file is on the same filesystem and must not take the daemon down.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +44,9 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
       chmodSync(shared, 0o1777); // like /tmp
       const state = join(mnt, 'state');
       const port = await freePort();
-      daemon = await TestDaemon.start(['--state-dir', state, '--metrics-port', String(port)]);
+      // The log file too, as `sliced --demo` puts it in the state directory.
+      const logFile = join(mnt, 'sliced.log');
+      daemon = await TestDaemon.start(['--state-dir', state, '--metrics-port', String(port), '--log-file', logFile]);
       const d = daemon;
       const ok = async (args: string[]): Promise<void> => {
         const r = await d.cli(args);
@@ -106,8 +109,9 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
       assert.equal((await status()).writable, true, 'the store writes again without a restart');
       t.diagnostic(`writable again ${Date.now() - freed} ms after the space was freed`);
       assert.equal(await metric('sliced_state_store_writable'), 1);
-      assert.match(d.log, /state store writes again/);
-      await ok(['slice', 'create', 'dkc']);
+      assert.match(d.log, /sliced: cannot write the log file .*sliced\.log: ENOSPC/, 'stderr says once that log lines wait');
+      await ok(['slice', 'create', 'dkc']); // a log line after the space came back flushes the ones that waited
+      assert.match(readFileSync(logFile, 'utf8'), /"msg":"state store write failed; changes are refused until it can write again[^\n]*\n(.*\n)*.*"msg":"state store writes again/);
       await ok(['slice', 'set', 'dka', '--cpu-shares', '777']);
       acknowledged = 777;
 
