@@ -1,5 +1,5 @@
 /** Plain-text tables and key/value blocks for slicectl's human output. */
-import { formatCpu, formatMemory, formatRate } from '../core/units.js';
+import { formatCpu, formatMemory, formatRate, formatSizeApprox } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
@@ -198,7 +198,7 @@ export function statusTable(status: StatusDocument): string {
 
 /** "state: DIR, 1.2G of 20G free" and, while the state cannot be stored, why. */
 export function stateLine(state: StateView): string {
-  const space = state.freeBytes !== null && state.totalBytes !== null ? `${formatMemory(state.freeBytes)} of ${formatMemory(state.totalBytes)} free` : 'free space unknown';
+  const space = state.freeBytes !== null && state.totalBytes !== null ? `${formatSizeApprox(state.freeBytes)} of ${formatSizeApprox(state.totalBytes)} free` : 'free space unknown';
   const writable = state.writable ? '' : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
   return `state: ${state.dir}, ${space}${writable}`;
 }

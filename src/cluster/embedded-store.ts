@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Store, StoreOp } from './store.js';
 import { SlicedError } from '../core/errors.js';
-import { formatMemory } from '../core/units.js';
+import { formatSizeApprox } from '../core/units.js';
 import { fsSpace } from '../kernel/fs-space.js';
 
 const SNAPSHOT = 'snapshot.json';
@@ -111,7 +111,7 @@ export class EmbeddedStore implements Store {
     let reason = (err as Error).message;
     if (errno === 'ENOSPC' || errno === 'EDQUOT') {
       const space = fsSpace(this.dir);
-      const left = space ? `; ${formatMemory(space.freeBytes)} of ${formatMemory(space.totalBytes)} free, ${space.freeInodes} free inodes` : '';
+      const left = space ? `; ${formatSizeApprox(space.freeBytes)} of ${formatSizeApprox(space.totalBytes)} free, ${space.freeInodes} free inodes` : '';
       reason = errno === 'ENOSPC' ? `no space left on its filesystem (ENOSPC${left})` : `the disk quota is exhausted (EDQUOT${left})`;
     }
     return new SlicedError('EIO', `state store ${this.dir} ${what}: ${reason}`, { errno });
