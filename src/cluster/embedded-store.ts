@@ -12,7 +12,8 @@
  * queued behind it, then the store heals itself: the log is cut back to its last durable
  * record and read back from disk, and must hold exactly what was acknowledged (else the
  * snapshot is rewritten from memory). Writes are accepted again from the next turn of the
- * event loop, and succeed once there is space.
+ * event loop, and succeed once there is space; an empty record is tried every 2 s meanwhile,
+ * so health() says when that is.
  */
 import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -26,6 +27,8 @@ import { fsSpace } from '../kernel/fs-space.js';
 const SNAPSHOT = 'snapshot.json';
 const WAL = 'wal.log';
 const LOCK = 'lock';
+/** After a failed write, an empty record is tried this often until one succeeds (see health()). */
+const PROBE_MS = 2000;
 
 /**
  * Directories locked by this process. The lock file holds a pid, and a lock holding our own
@@ -72,6 +75,8 @@ export class EmbeddedStore implements Store {
   private unverified = false;
   /** False from a failed write to the next turn of the event loop; see writeFailed(). */
   private accepting = true;
+  /** Writes an empty record now and then while writes fail, so health() turns good by itself. */
+  private probe: NodeJS.Timeout | null = null;
   /** Key of this store's directory in lockedHere while it holds the lock. */
   private lockKey: string | null = null;
 
@@ -204,6 +209,8 @@ export class EmbeddedStore implements Store {
       }
       this.walBytes += bytes.length;
       this.failure = null;
+      if (this.probe) clearInterval(this.probe);
+      this.probe = null;
       for (const pending of batch) {
         this.apply(pending.ops);
         this.walRecords++;
@@ -250,6 +257,10 @@ export class EmbeddedStore implements Store {
     this.queue = [];
     this.accepting = false;
     setImmediate(() => (this.accepting = true));
+    if (!this.probe) {
+      this.probe = setInterval(() => void this.txn([]).catch(() => undefined), PROBE_MS);
+      this.probe.unref();
+    }
     for (const pending of rejected) pending.reject(failure);
   }
 
@@ -307,6 +318,7 @@ export class EmbeddedStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probe) clearInterval(this.probe);
     while (this.flushing) await new Promise((r) => setTimeout(r, 2));
     await this.wal?.close();
     this.releaseLock();

@@ -35,9 +35,9 @@ export async function preflight(config: SlicedConfig): Promise<Checked> {
   const layout = detectLayout({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
   // Anyone else able to change these could rewrite the desired state, offer vsys services
   // run as root, or stand in for the API socket.
-  assertRootOnlyPath(config.stateDir, 'state directory (stateDir, --state-dir)');
   assertRootOnlyPath(config.vsysDir, 'vsys services directory');
   assertRootOnlyPath(config.vsysSliceRoot, 'vsys slice directory root');
+  assertRootOnlyPath(config.stateDir, 'state directory (stateDir, --state-dir)');
   assertRootOnlyPath(config.runDir, 'run directory (runDir, --run-dir)');
   assertRootOnlyPath(dirname(config.socket), 'API socket directory (socket, --socket)');
   assertSocketPath(config.socket, 'API socket (socket, --socket)');
