@@ -128,7 +128,14 @@ export class EmbeddedStore implements Store {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        writeSync(fd, `${process.pid}\n`);
+        try {
+          writeSync(fd, `${process.pid}\n`);
+        } catch (err) {
+          // A full filesystem: an empty lock would read as stale and let a second daemon in.
+          closeSync(fd);
+          unlinkSync(path);
+          throw err;
+        }
         closeSync(fd);
         lockedHere.add(key);
         this.lockKey = key;

@@ -180,7 +180,7 @@ export class SliceAgent {
       }
       this.opts.backend.remove([]);
       if (netFailure) throw netFailure;
-    });
+    }, false);
   }
 
   // ---- changes -------------------------------------------------------------------------
@@ -327,7 +327,7 @@ export class SliceAgent {
 
   /** Run `work` between two changes, with the current state (whose groups all exist then). */
   betweenChanges<T>(work: (state: DesiredState) => Promise<T>): Promise<T> {
-    return this.serialise(() => work(this.current));
+    return this.serialise(() => work(this.current), false);
   }
 
   // ---- processes -----------------------------------------------------------------------
@@ -354,7 +354,7 @@ export class SliceAgent {
       }
       if (!processAlive(pid)) throw exited();
       this.log.info({ slice, pid }, 'process attached');
-    });
+    }, false);
   }
 
   /**
@@ -628,11 +628,12 @@ export class SliceAgent {
    * Changes run one at a time. The next one starts as soon as this one is in the kernel, while
    * its log write is still going (the store writes in order and syncs many at once); each is
    * acknowledged only once its log write (or, for a change that stores nothing, the one
-   * before it) is durable.
+   * before it) is durable. Work that stores nothing (`stores` false) goes on while the store
+   * fails: attaching a process must not wait for disk space.
    */
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
+  private serialise<T>(work: () => Promise<T>, stores = true): Promise<T> {
     const guarded = async (): Promise<{ value: T; durable: Promise<void> }> => {
-      if (this.storeFailure) {
+      if (this.storeFailure && stores) {
         await this.resyncStore().catch((err: Error) => {
           throw new SlicedError('EIO', `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`);
         });
@@ -640,7 +641,8 @@ export class SliceAgent {
         this.durable = Promise.resolve();
       }
       const value = await work();
-      return { value, durable: this.durable };
+      // Work that stores nothing does not depend on a write that failed before it.
+      return { value, durable: stores || !this.storeFailure ? this.durable : Promise.resolve() };
     };
     const run = this.chain.then(guarded, guarded);
     this.chain = run.catch(() => undefined);

@@ -2,15 +2,16 @@
  * The state directory on a filesystem a slice can fill (as when it shares one with /tmp): a
  * small tmpfs the test mounts (sliced-dk-disk-*, unmounted and removed also on failure)
  * holds a world-writable sticky tmp/ and the daemon's state directory. A slice fills it; a
- * change is refused naming ENOSPC; status and metrics show the space and the failure; once
- * the file is gone the daemon stores and accepts changes again by itself, without a restart;
+ * change is refused naming ENOSPC; status and metrics show the space and the failure; attach
+ * and exec still work; once the slice removes its file the daemon stores and accepts changes
+ * again by itself, without a restart;
  * after a crash every acknowledged change is there and the log holds only whole records.
  * The daemon's log file is on the same filesystem and must not take the daemon down.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -102,7 +103,17 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
 
       // Space comes back; no change and no restart: the daemon stores the state by itself.
       t.diagnostic(`status: ${text.stdout.split('\n')[1]}`);
-      rmSync(join(shared, 'fill'));
+
+      // What stores nothing goes on: a process is attached, and the tenant's own command frees the space.
+      const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+      try {
+        const attached = await d.cli(['attach', 'dka', String(sleeper.pid)]);
+        assert.equal(attached.code, 0, `attach while the store fails: ${attached.stderr}`);
+        assert.match(readFileSync(`/proc/${sleeper.pid}/cgroup`, 'utf8'), new RegExp(`:cpuacct:/${d.cgroupRoot}/dka\\.slice$`, 'm'));
+      } finally {
+        sleeper.kill('SIGKILL');
+      }
+      await ok(['exec', '--slice', 'dkfill', '--', 'rm', join(shared, 'fill')]);
       const freed = Date.now();
       const deadline = freed + 15_000;
       while (!(await status()).writable && Date.now() < deadline) await sleep(100);

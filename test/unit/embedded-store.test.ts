@@ -484,6 +484,22 @@ describe('EmbeddedStore: a full filesystem', () => {
     });
   });
 
+  test('opening on a full filesystem is refused naming ENOSPC and leaves no empty lock behind', { skip: skipReason ?? false }, async () => {
+    await withTmpfs('64k', async (mnt) => {
+      const state = join(mnt, 'state');
+      const store = await openStore({}, state);
+      await store.txn([{ type: 'put', key: 'k', value: 'v' }]);
+      await store.close();
+      opened.splice(0);
+      fill(join(mnt, 'filler'));
+      await rejectsWith(EmbeddedStore.open(state), 'EIO', /state store .*state cannot open its directory: no space left on its filesystem \(ENOSPC; 0 of 64K free/);
+      assert.equal(existsSync(join(state, 'lock')), false, 'no empty lock file');
+      rmSync(join(mnt, 'filler'));
+      const again = await openStore({}, state);
+      assert.equal(await again.get('k'), 'v');
+    });
+  });
+
   test('a snapshot that does not fit leaves no partial file behind and loses nothing', { skip: skipReason ?? false }, async () => {
     await withTmpfs('128k', async (mnt) => {
       const state = join(mnt, 'state');
