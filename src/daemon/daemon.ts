@@ -4,7 +4,6 @@
  */
 import { chmodSync, chownSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
