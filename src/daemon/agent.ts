@@ -655,7 +655,7 @@ export class SliceAgent {
   /** Queue the store write of a change that is in the kernel; see serialise(). */
   private persistBehind(before: DesiredState, next: DesiredState): void {
     // After a failure the store may lack earlier changes: a difference to `before` is not enough.
-    const write = this.storeFailure ? this.resyncStore() : this.persist(before, next);
+    const write = this.storeFailure ? this.resyncStore(next) : this.persist(before, next);
     this.durable = write.catch((err: Error) => {
       throw this.storeFailed(err, 'the change is in effect but could not be stored', '; sliced stores it by itself once it can write again (a restart before that undoes it)');
     });
@@ -679,18 +679,18 @@ export class SliceAgent {
   }
 
   /**
-   * Write whatever the store lacks of the desired state (in the kernel now), in one
+   * Write whatever the store lacks of the desired state (`state`, in the kernel now), in one
    * transaction, even an empty one: its success shows the store writes again. Runs between
    * changes; while it fails, changes are refused with the store's reason (see serialise()).
    */
-  private async resyncStore(): Promise<void> {
+  private async resyncStore(state: DesiredState = this.current): Promise<void> {
     const stored = new Map<string, string>();
     for (const prefix of [SLICE_PREFIX, DOMAIN_PREFIX, RESERVATION_PREFIX]) for (const [key, value] of await this.opts.store.range(prefix)) stored.set(key, value);
     const wanted = new Map<string, string>();
     const add = <V>(prefix: string, map: ReadonlyMap<string, V>): void => map.forEach((value, name) => wanted.set(prefix + name, JSON.stringify(value)));
-    add(SLICE_PREFIX, this.current.slices);
-    add(DOMAIN_PREFIX, this.current.domains);
-    add(RESERVATION_PREFIX, this.current.reservations);
+    add(SLICE_PREFIX, state.slices);
+    add(DOMAIN_PREFIX, state.domains);
+    add(RESERVATION_PREFIX, state.reservations);
     const ops: StoreOp[] = [];
     for (const [key, value] of wanted) if (stored.get(key) !== value) ops.push({ type: 'put', key, value });
     for (const key of stored.keys()) if (!wanted.has(key)) ops.push({ type: 'delete', key });
