@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import { detectLayout, type DetectedLayout } from '../kernel/cgroup/detect.js';
-import { assertRootOnlyPath, assertSocketPath } from '../kernel/root-only.js';
+import { assertRootOnlyPaths, assertSocketPath } from '../kernel/root-only.js';
 import { parseTreeYaml } from '../framework/document.js';
 import { nodeCapacity, type SlicedConfig } from './config.js';
 import { DEFAULT_TREE_FILE } from './framework.js';
@@ -35,11 +35,13 @@ export async function preflight(config: SlicedConfig): Promise<Checked> {
   const layout = detectLayout({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
   // Anyone else able to change these could rewrite the desired state, offer vsys services
   // run as root, or stand in for the API socket.
-  assertRootOnlyPath(config.vsysDir, 'vsys services directory');
-  assertRootOnlyPath(config.vsysSliceRoot, 'vsys slice directory root');
-  assertRootOnlyPath(config.stateDir, 'state directory (stateDir, --state-dir)');
-  assertRootOnlyPath(config.runDir, 'run directory (runDir, --run-dir)');
-  assertRootOnlyPath(dirname(config.socket), 'API socket directory (socket, --socket)');
+  assertRootOnlyPaths([
+    [config.stateDir, 'state directory (stateDir, --state-dir)'],
+    [config.vsysDir, 'vsys services directory'],
+    [config.vsysSliceRoot, 'vsys slice directory root'],
+    [config.runDir, 'run directory (runDir, --run-dir)'],
+    [dirname(config.socket), 'API socket directory (socket, --socket)'],
+  ]);
   assertSocketPath(config.socket, 'API socket (socket, --socket)');
   if (await socketAnswers(config.socket)) throw new SlicedError('EBUSY', `another sliced is already serving ${config.socket}`);
   const adminGid = config.adminGroup === null ? null : await groupId(config.adminGroup);

@@ -16,13 +16,22 @@ function describe(stats: Stats): string {
 }
 
 /**
- * Refuse `path` unless only root can change it: when it exists it must be a directory
- * owned by root and not writable by group or others; every existing ancestor (for a path
- * still to be created, from the one mkdir will create it in) must belong to root and not be
- * writable by group or others unless sticky, like /tmp. The messages match
- * assertRootOnlyDirectory's, which checks the directory again once it is made.
+ * Refuse any of `paths` that someone but root could change: one that exists must be a
+ * directory owned by root and not writable by group or others; every existing ancestor (for
+ * a path still to be created, from the one mkdir will create it in) must belong to root and
+ * not be writable by group or others unless sticky, like /tmp. A path unsafe itself is named
+ * before one unsafe through a parent, so the message names the directory the operator gave
+ * (a vsys directory 0777 rather than the state directory inside it). The messages match
+ * assertRootOnlyDirectory's, which checks each directory again once it is made.
  */
-export function assertRootOnlyPath(path: string, what: string): void {
+export function assertRootOnlyPaths(paths: ReadonlyArray<readonly [path: string, what: string]>): void {
+  const problems = paths.map(([path, what]) => rootOnlyProblem(path, what)).filter((p) => p !== null);
+  const first = problems.find((p) => p.own) ?? problems[0];
+  if (first) throw first.error;
+}
+
+/** The first problem of `path`, and whether it is the path itself rather than a parent. */
+function rootOnlyProblem(path: string, what: string): { own: boolean; error: SlicedError } | null {
   // The deepest part of the path that exists, and whether that is the path itself.
   let dir = resolve(path);
   let own = true;
@@ -31,7 +40,7 @@ export function assertRootOnlyPath(path: string, what: string): void {
       lstatSync(dir);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new SlicedError('EPERM', `${what} ${path} cannot be checked: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { own: true, error: new SlicedError('EPERM', `${what} ${path} cannot be checked: ${(err as Error).message}`) };
       dir = dirname(dir);
       own = false;
     }
@@ -40,7 +49,7 @@ export function assertRootOnlyPath(path: string, what: string): void {
   try {
     real = realpathSync(dir);
   } catch (err) {
-    throw new SlicedError('ENOENT', `${what} ${path} cannot be used: ${(err as Error).message}`);
+    return { own: true, error: new SlicedError('ENOENT', `${what} ${path} cannot be used: ${(err as Error).message}`) };
   }
   for (let at = real; ; at = dirname(at), own = false) {
     const stats = lstatSync(at);
@@ -54,9 +63,9 @@ export function assertRootOnlyPath(path: string, what: string): void {
           : null;
     if (problem !== null) {
       const where = own ? `${what} ${path}` : `${what} ${path}: its parent ${at}`;
-      throw new SlicedError('EPERM', `${where} ${problem} (only root may be able to change it)`);
+      return { own, error: new SlicedError('EPERM', `${where} ${problem} (only root may be able to change it)`) };
     }
-    if (at === '/') return;
+    if (at === '/') return null;
   }
 }
 
