@@ -6,17 +6,17 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/daemon/config.js';
 import { isSlicedError } from '../../src/core/errors.js';
 
-let dir: string | null = null;
+const dirs: string[] = [];
 
 afterEach(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = null;
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 function refusal(overrides: Record<string, unknown>, yaml?: string): string {
   let file: string | null = null;
   if (yaml !== undefined) {
-    dir = mkdtempSync(join(tmpdir(), 'sliced-config-test-'));
+    const dir = mkdtempSync(join(tmpdir(), 'sliced-config-test-'));
+    dirs.push(dir);
     file = join(dir, 'sliced.yaml');
     writeFileSync(file, yaml);
   }
