@@ -1,9 +1,9 @@
 /** Plain-text tables and key/value blocks for slicectl's human output. */
-import { formatCpu, formatMemory, formatRate } from '../core/units.js';
+import { formatCpu, formatMemory, formatRate, formatSizeApprox } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
-import type { DomainView, PidsView, SliceView } from '../daemon/views.js';
+import type { DomainView, PidsView, SliceView, StateView } from '../daemon/views.js';
 
 export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -161,6 +161,8 @@ export interface StatusDocument {
     control: { sliceCapacity: number; systemUsage: number } | null;
     /** Absent on a slice's own socket. */
     pids?: { space: number | null; inUse: number | null; sliceDefault: number | null; defaultSetting: string | null; enforced: boolean; reason?: string };
+    /** Absent on a slice's own socket and from daemons older than this field. */
+    state?: StateView | null;
   };
   slices: SliceView[];
   domains: DomainView[];
@@ -179,6 +181,7 @@ export function statusTable(status: StatusDocument): string {
       : `node: ${formatCpu(capacity)} CPU, ${formatCpu(reserved)} reserved, ` +
         `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
         `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
+  const state = status.node.state ? `\n${stateLine(status.node.state)}` : '';
   const rows: string[][] = [];
   const byParent = new Map<string | null, Array<SliceView | DomainView>>();
   for (const d of status.domains) byParent.set(d.parent, [...(byParent.get(d.parent) ?? []), d]);
@@ -218,7 +221,7 @@ export function statusTable(status: StatusDocument): string {
     rows,
     new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]),
   );
-  return `${header}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made; PIDS counts tasks)\n\n${table}`;
+  return `${header}${state}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made; PIDS counts tasks)\n\n${table}`;
 }
 
 /** The node's PIDs in use and the slices' default limit, or why limits are not enforced. */
@@ -228,4 +231,11 @@ function pidsLine(pids: StatusDocument['node']['pids']): string {
   const used = pids.inUse !== null && pids.space !== null ? `${pids.inUse} of ${pids.space} in use` : 'in use unknown';
   const fallback = pids.sliceDefault === null ? 'none' : `${pids.sliceDefault} (${pids.defaultSetting})`;
   return `\npids: ${used}, slice default ${fallback}`;
+}
+
+/** "state: DIR, 1.2G of 20G free" and, while the state cannot be stored, why. */
+export function stateLine(state: StateView): string {
+  const space = state.freeBytes !== null && state.totalBytes !== null ? `${formatSizeApprox(state.freeBytes)} of ${formatSizeApprox(state.totalBytes)} free` : 'free space unknown';
+  const writable = state.writable ? '' : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
+  return `state: ${state.dir}, ${space}${writable}`;
 }

@@ -7,17 +7,28 @@
  * at load; damage anywhere else stops the daemon rather than silently losing state. When
  * the log grows, the whole map is written to snapshot.json by write-fsync-rename and the log
  * starts over. Only one process may open a store directory at a time (lock file with pid).
+ *
+ * A failed write or sync (a full filesystem: ENOSPC) rejects its transactions and every one
+ * queued behind it, then the store heals itself: the log is cut back to its last durable
+ * record and read back from disk, and must hold exactly what was acknowledged (else the
+ * snapshot is rewritten from memory). Writes are accepted again from the next turn of the
+ * event loop, and succeed once there is space; an empty record is tried every 2 s meanwhile,
+ * so health() says when that is.
  */
 import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Store, StoreOp } from './store.js';
 import { SlicedError } from '../core/errors.js';
+import { formatSizeApprox } from '../core/units.js';
+import { fsSpace } from '../kernel/fs-space.js';
 
 const SNAPSHOT = 'snapshot.json';
 const WAL = 'wal.log';
 const LOCK = 'lock';
+/** After a failed write, an empty record is tried this often until one succeeds (see health()). */
+const PROBE_MS = 2000;
 
 /**
  * Directories locked by this process. The lock file holds a pid, and a lock holding our own
@@ -29,6 +40,16 @@ const lockedHere = new Set<string>();
 export interface EmbeddedStoreOptions {
   /** Compact once the log holds this many transactions. */
   compactAfter?: number;
+}
+
+/** Whether the store can write now; shown in status and metrics. */
+export interface StoreHealth {
+  /** Why the last write failed (a sentence), or null when the last write succeeded. */
+  error: string | null;
+  /** errno of that failure (ENOSPC, EDQUOT, EIO ...), or null. */
+  errno: string | null;
+  /** Since when writes fail (ISO time), or null. */
+  since: string | null;
 }
 
 interface Pending {
@@ -43,9 +64,19 @@ export class EmbeddedStore implements Store {
   private readonly compactAfter: number;
   private wal: FileHandle | null = null;
   private walRecords = 0;
+  /** Length of the log up to its last durable record. */
+  private walBytes = 0;
   private queue: Pending[] = [];
   private flushing = false;
   private closed = false;
+  /** Set by a failed write, cleared by the next successful one. */
+  private failure: { error: SlicedError; errno: string | null; since: Date } | null = null;
+  /** The log may hold bytes of a failed write after walBytes: heal() before writing again. */
+  private unverified = false;
+  /** False from a failed write to the next turn of the event loop; see writeFailed(). */
+  private accepting = true;
+  /** Writes an empty record now and then while writes fail, so health() turns good by itself. */
+  private probe: NodeJS.Timeout | null = null;
   /** Key of this store's directory in lockedHere while it holds the lock. */
   private lockKey: string | null = null;
 
@@ -55,17 +86,40 @@ export class EmbeddedStore implements Store {
   }
 
   static async open(dir: string, options: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const store = new EmbeddedStore(dir, options);
-    store.takeLock();
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      store.takeLock();
+    } catch (err) {
+      throw store.ioFailure(err, 'cannot open its directory');
+    }
     try {
       store.load();
       store.wal = await open(join(dir, WAL), 'a', 0o600);
     } catch (err) {
       store.releaseLock();
-      throw err;
+      throw store.ioFailure(err, 'cannot open its log');
     }
     return store;
+  }
+
+  /** Whether writes succeed now. */
+  health(): StoreHealth {
+    const f = this.failure;
+    return f ? { error: f.error.message, errno: f.errno, since: f.since.toISOString() } : { error: null, errno: null, since: null };
+  }
+
+  /** A system error as one sentence naming the directory, the errno and, when full, the space left. */
+  private ioFailure(err: unknown, what: string): Error {
+    if (err instanceof SlicedError || typeof (err as NodeJS.ErrnoException).code !== 'string') return err as Error;
+    const errno = (err as NodeJS.ErrnoException).code!;
+    let reason = (err as Error).message;
+    if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+      const space = fsSpace(this.dir);
+      const left = space ? `; ${formatSizeApprox(space.freeBytes)} of ${formatSizeApprox(space.totalBytes)} free, ${space.freeInodes} free inodes` : '';
+      reason = errno === 'ENOSPC' ? `no space left on its filesystem (ENOSPC${left})` : `the disk quota is exhausted (EDQUOT${left})`;
+    }
+    return new SlicedError('EIO', `state store ${this.dir} ${what}: ${reason}`, { errno });
   }
 
   private takeLock(): void {
@@ -74,7 +128,14 @@ export class EmbeddedStore implements Store {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        writeSync(fd, `${process.pid}\n`);
+        try {
+          writeSync(fd, `${process.pid}\n`);
+        } catch (err) {
+          // A full filesystem: an empty lock would read as stale and let a second daemon in.
+          closeSync(fd);
+          unlinkSync(path);
+          throw err;
+        }
         closeSync(fd);
         lockedHere.add(key);
         this.lockKey = key;
@@ -105,39 +166,12 @@ export class EmbeddedStore implements Store {
   }
 
   private load(): void {
-    const snapshotPath = join(this.dir, SNAPSHOT);
-    if (existsSync(snapshotPath)) {
-      let parsed: { data: Record<string, string> };
-      try {
-        parsed = JSON.parse(readFileSync(snapshotPath, 'utf8')) as { data: Record<string, string> };
-        if (typeof parsed?.data !== 'object' || parsed.data === null) throw new Error('no "data" mapping');
-      } catch (err) {
-        // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
-        throw new SlicedError('EIO', `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`);
-      }
-      for (const [key, value] of Object.entries(parsed.data)) this.data.set(key, value);
-    }
-    const walPath = join(this.dir, WAL);
-    if (!existsSync(walPath)) return;
-    const text = readFileSync(walPath, 'utf8');
-    const lines = text.split('\n');
-    // A complete log ends with "\n", so the last element is normally empty.
-    if (lines[lines.length - 1] === '') lines.pop();
-    let goodBytes = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const ops = decodeRecord(lines[i]!);
-      if (ops === null) {
-        if (i === lines.length - 1) {
-          // A crash during the last append: that transaction was never acknowledged.
-          truncateFile(walPath, goodBytes);
-          break;
-        }
-        throw new SlicedError('EIO', `state log ${walPath} is damaged at line ${i + 1}; refusing to start with partial state`);
-      }
-      this.apply(ops);
-      this.walRecords++;
-      goodBytes += Buffer.byteLength(lines[i]!) + 1;
-    }
+    const found = readStoreFiles(this.dir);
+    // A crash during the last append: that transaction was never acknowledged.
+    if (found.fileBytes > found.walBytes) truncateFile(join(this.dir, WAL), found.walBytes);
+    for (const [key, value] of found.data) this.data.set(key, value);
+    this.walRecords = found.records;
+    this.walBytes = found.walBytes;
   }
 
   private apply(ops: readonly StoreOp[]): void {
@@ -159,6 +193,7 @@ export class EmbeddedStore implements Store {
 
   txn(ops: readonly StoreOp[]): Promise<void> {
     if (this.closed) return Promise.reject(new SlicedError('EIO', 'store is closed'));
+    if (!this.accepting && this.failure) return Promise.reject(this.failure.error);
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, resolve, reject });
       if (!this.flushing) void this.flush();
@@ -170,15 +205,19 @@ export class EmbeddedStore implements Store {
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
-      const text = batch.map((p) => encodeRecord(p.ops)).join('');
+      const bytes = Buffer.from(batch.map((p) => encodeRecord(p.ops)).join(''));
       try {
-        await this.wal!.write(text);
+        if (this.unverified) await this.heal();
+        await this.append(bytes);
         await this.wal!.datasync();
       } catch (err) {
-        const failure = new SlicedError('EIO', `cannot write state log: ${(err as Error).message}`);
-        for (const pending of batch) pending.reject(failure);
+        await this.writeFailed(err, batch);
         continue;
       }
+      this.walBytes += bytes.length;
+      this.failure = null;
+      if (this.probe) clearInterval(this.probe);
+      this.probe = null;
       for (const pending of batch) {
         this.apply(pending.ops);
         this.walRecords++;
@@ -195,14 +234,83 @@ export class EmbeddedStore implements Store {
     this.flushing = false;
   }
 
+  /** Write all of `bytes`: near a full filesystem write() may take only part of them. */
+  private async append(bytes: Buffer): Promise<void> {
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await this.wal!.write(bytes, done, bytes.length - done);
+      if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+      done += bytesWritten;
+    }
+  }
+
+  /**
+   * Heal first (so the failed write's bytes do not hold on to space), then reject the batch
+   * and every transaction queued behind it meanwhile: a client that queued writes depending
+   * on the failed ones (the agent does) learns of the failure from these rejections, before
+   * the store takes a new write at the next turn of the event loop.
+   */
+  private async writeFailed(err: unknown, batch: Pending[]): Promise<void> {
+    const errno = typeof (err as NodeJS.ErrnoException).code === 'string' ? (err as NodeJS.ErrnoException).code! : null;
+    const error = this.ioFailure(err, 'cannot write its log');
+    const failure = error instanceof SlicedError ? error : new SlicedError('EIO', `state store ${this.dir} cannot write its log: ${error.message}`);
+    this.failure = { error: failure, errno, since: this.failure?.since ?? new Date() };
+    this.unverified = true;
+    try {
+      await this.heal();
+    } catch {
+      // Tried again before the next write.
+    }
+    const rejected = [...batch, ...this.queue];
+    this.queue = [];
+    this.accepting = false;
+    setImmediate(() => (this.accepting = true));
+    if (!this.probe) {
+      this.probe = setInterval(() => void this.txn([]).catch(() => undefined), PROBE_MS);
+      this.probe.unref();
+    }
+    for (const pending of rejected) pending.reject(failure);
+  }
+
+  /**
+   * Make the files match what was acknowledged: cut the log back to its last durable record,
+   * sync, and read snapshot and log back from disk. If they differ from memory (a failed
+   * sync may have dropped pages), the snapshot is rewritten from memory and checked again.
+   */
+  private async heal(): Promise<void> {
+    await this.wal!.truncate(this.walBytes);
+    await this.wal!.sync();
+    if (!this.verify()) {
+      await this.compact();
+      if (!this.verify()) throw new SlicedError('EIO', `state store ${this.dir}: the snapshot and log read back from disk differ from the acknowledged state, even after rewriting them`);
+    }
+    this.unverified = false;
+  }
+
+  private verify(): boolean {
+    try {
+      const found = readStoreFiles(this.dir);
+      if (found.fileBytes !== this.walBytes || found.walBytes !== this.walBytes || found.data.size !== this.data.size) return false;
+      for (const [key, value] of this.data) if (found.data.get(key) !== value) return false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private async compact(): Promise<void> {
     const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
-    const handle = await open(tmp, 'w', 0o600);
     try {
-      await handle.write(JSON.stringify({ data: Object.fromEntries(this.data) }));
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify({ data: Object.fromEntries(this.data) }));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      // A partial snapshot must not hold on to the space that is short.
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
     await rename(tmp, join(this.dir, SNAPSHOT));
     syncDir(this.dir);
@@ -211,15 +319,72 @@ export class EmbeddedStore implements Store {
     await this.wal!.truncate(0);
     await this.wal!.sync();
     this.walRecords = 0;
+    this.walBytes = 0;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probe) clearInterval(this.probe);
     while (this.flushing) await new Promise((r) => setTimeout(r, 2));
     await this.wal?.close();
     this.releaseLock();
   }
+}
+
+interface StoreFiles {
+  data: Map<string, string>;
+  /** Records in the log and the bytes they take, up to the last good one. */
+  records: number;
+  walBytes: number;
+  /** Size of the log file: more than walBytes when its last record is torn. */
+  fileBytes: number;
+}
+
+/**
+ * Read snapshot and log as they are on disk. A torn last record is left out (the caller
+ * decides whether to cut it off); damage anywhere else is an EIO naming the file.
+ */
+function readStoreFiles(dir: string): StoreFiles {
+  const data = new Map<string, string>();
+  const snapshotPath = join(dir, SNAPSHOT);
+  if (existsSync(snapshotPath)) {
+    let parsed: { data: Record<string, string> };
+    try {
+      parsed = JSON.parse(readFileSync(snapshotPath, 'utf8')) as { data: Record<string, string> };
+      if (typeof parsed?.data !== 'object' || parsed.data === null) throw new Error('no "data" mapping');
+    } catch (err) {
+      // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
+      throw new SlicedError('EIO', `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`);
+    }
+    for (const [key, value] of Object.entries(parsed.data)) data.set(key, value);
+  }
+  const walPath = join(dir, WAL);
+  if (!existsSync(walPath)) return { data, records: 0, walBytes: 0, fileBytes: 0 };
+  const raw = readFileSync(walPath);
+  const lines = raw.toString('utf8').split('\n');
+  // A complete log ends with "\n", so the last element is normally empty.
+  if (lines[lines.length - 1] === '') lines.pop();
+  const complete = raw.length === 0 || raw[raw.length - 1] === 0x0a;
+  let records = 0;
+  let walBytes = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const last = i === lines.length - 1;
+    const ops = decodeRecord(lines[i]!);
+    // A record is written with its newline; one without it was cut short like any torn one.
+    if (ops === null || (last && !complete)) {
+      // A crash during the last append: that transaction was never acknowledged.
+      if (last) break;
+      throw new SlicedError('EIO', `state log ${walPath} is damaged at line ${i + 1}; refusing to start with partial state`);
+    }
+    for (const op of ops) {
+      if (op.type === 'put') data.set(op.key, op.value);
+      else data.delete(op.key);
+    }
+    records++;
+    walBytes += Buffer.byteLength(lines[i]!) + 1;
+  }
+  return { data, records, walBytes, fileBytes: raw.length };
 }
 
 function encodeRecord(ops: readonly StoreOp[]): string {

@@ -117,3 +117,15 @@ export function parseIops(input: unknown): ParseResult {
 export function formatRate(bytesPerSecond: number | null): string {
   return bytesPerSecond === null ? '-' : `${formatMemory(bytesPerSecond)}/s`;
 }
+
+/** Bytes in the largest unit that fits, one decimal unless whole: "8M", "229.9M", "0" (free space, where exactness is noise). */
+export function formatSizeApprox(bytes: number): string {
+  const units = ['', 'K', 'M', 'G', 'T', 'P'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 || Number.isInteger(value) ? String(Math.round(value)) : value.toFixed(1)}${units[unit]}`;
+}

@@ -39,6 +39,8 @@ import type { SliceNetworks } from './net.js';
 const SLICE_PREFIX = '/slices/';
 const DOMAIN_PREFIX = '/domains/';
 const RESERVATION_PREFIX = '/net/reservations/';
+/** How often a failed store is tried again (see resyncStore()). */
+const STORE_RETRY_MS = 2000;
 
 export interface AgentOptions {
   store: Store;
@@ -68,8 +70,10 @@ export class SliceAgent {
   private chain: Promise<unknown> = Promise.resolve();
   /** The store write of the last change (see serialise()). */
   private durable: Promise<void> = Promise.resolve();
-  /** Set when the store failed to make a change durable; changes are refused from then on. */
+  /** Set when the store failed to make a change durable; cleared by resyncStore(). */
   private storeFailure: Error | null = null;
+  /** Tries resyncStore() while storeFailure is set, so the store catches up without a change. */
+  private storeRetry: NodeJS.Timeout | null = null;
   private readonly users = new Map<string, UnixUser>();
   /** Last limits written per group key, so unchanged values are not rewritten. */
   private readonly written = new Map<string, { cpu: number | null; rest: string }>();
@@ -181,7 +185,7 @@ export class SliceAgent {
       }
       this.opts.backend.remove([]);
       if (netFailure) throw netFailure;
-    });
+    }, false);
   }
 
   // ---- changes -------------------------------------------------------------------------
@@ -328,7 +332,7 @@ export class SliceAgent {
 
   /** Run `work` between two changes, with the current state (whose groups all exist then). */
   betweenChanges<T>(work: (state: DesiredState) => Promise<T>): Promise<T> {
-    return this.serialise(() => work(this.current));
+    return this.serialise(() => work(this.current), false);
   }
 
   // ---- processes -----------------------------------------------------------------------
@@ -366,7 +370,7 @@ export class SliceAgent {
       }
       if (!processAlive(pid)) throw exited();
       this.log.info({ slice, pid }, 'process attached');
-    });
+    }, false);
   }
 
   /**
@@ -642,15 +646,21 @@ export class SliceAgent {
    * Changes run one at a time. The next one starts as soon as this one is in the kernel, while
    * its log write is still going (the store writes in order and syncs many at once); each is
    * acknowledged only once its log write (or, for a change that stores nothing, the one
-   * before it) is durable.
+   * before it) is durable. Work that stores nothing (`stores` false) goes on while the store
+   * fails: attaching a process must not wait for disk space.
    */
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
+  private serialise<T>(work: () => Promise<T>, stores = true): Promise<T> {
     const guarded = async (): Promise<{ value: T; durable: Promise<void> }> => {
-      if (this.storeFailure) {
-        throw new SlicedError('EIO', `the state store failed (${this.storeFailure.message}); no change is accepted until sliced is restarted`);
+      if (this.storeFailure && stores) {
+        await this.resyncStore().catch((err: Error) => {
+          throw new SlicedError('EIO', `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`);
+        });
+        // Written in order behind every earlier write: all of them are durable now.
+        this.durable = Promise.resolve();
       }
       const value = await work();
-      return { value, durable: this.durable };
+      // Work that stores nothing does not depend on a write that failed before it.
+      return { value, durable: stores || !this.storeFailure ? this.durable : Promise.resolve() };
     };
     const run = this.chain.then(guarded, guarded);
     this.chain = run.catch(() => undefined);
@@ -662,20 +672,51 @@ export class SliceAgent {
 
   /** Queue the store write of a change that is in the kernel; see serialise(). */
   private persistBehind(before: DesiredState, next: DesiredState): void {
-    this.durable = this.persist(before, next).catch((err: Error) => {
-      throw this.storeFailed(err, 'the change is in the kernel but could not be stored');
+    // After a failure the store may lack earlier changes: a difference to `before` is not enough.
+    const write = this.storeFailure ? this.resyncStore(next) : this.persist(before, next);
+    this.durable = write.catch((err: Error) => {
+      throw this.storeFailed(err, 'the change is in effect but could not be stored', '; sliced stores it by itself once it can write again (a restart before that undoes it)');
     });
     this.durable.catch(() => undefined); // awaited by the change's caller
   }
 
   /**
-   * A log write cannot be retried safely once a sync failed, and the kernel may be ahead of
-   * the store: refuse further changes; the next start reconciles from what is stored.
+   * The store may now lack this change and the ones queued behind it (it refuses those too),
+   * while the kernel has them: from now on every change first stores the whole desired state
+   * again (resyncStore), and so does a timer, so that sliced recovers by itself once the
+   * store can write (space freed) instead of refusing changes until a restart.
    */
-  private storeFailed(err: Error, what: string): SlicedError {
+  private storeFailed(err: Error, what: string, after = ''): SlicedError {
+    if (!this.storeFailure) this.log.error({ err: err.message }, 'state store write failed; changes are refused until it can write again (retried every few seconds)');
     this.storeFailure ??= err;
-    this.log.error({ err: err.message }, 'state store write failed; changes are refused until sliced is restarted');
-    return new SlicedError('EIO', `${what}: ${err.message}`);
+    if (!this.storeRetry) {
+      this.storeRetry = setInterval(() => void this.serialise(async () => undefined).catch(() => undefined), STORE_RETRY_MS);
+      this.storeRetry.unref();
+    }
+    return new SlicedError('EIO', `${what}: ${err.message}${after}`);
+  }
+
+  /**
+   * Write whatever the store lacks of the desired state (`state`, in the kernel now), in one
+   * transaction, even an empty one: its success shows the store writes again. Runs between
+   * changes; while it fails, changes are refused with the store's reason (see serialise()).
+   */
+  private async resyncStore(state: DesiredState = this.current): Promise<void> {
+    const stored = new Map<string, string>();
+    for (const prefix of [SLICE_PREFIX, DOMAIN_PREFIX, RESERVATION_PREFIX]) for (const [key, value] of await this.opts.store.range(prefix)) stored.set(key, value);
+    const wanted = new Map<string, string>();
+    const add = <V>(prefix: string, map: ReadonlyMap<string, V>): void => map.forEach((value, name) => wanted.set(prefix + name, JSON.stringify(value)));
+    add(SLICE_PREFIX, state.slices);
+    add(DOMAIN_PREFIX, state.domains);
+    add(RESERVATION_PREFIX, state.reservations);
+    const ops: StoreOp[] = [];
+    for (const [key, value] of wanted) if (stored.get(key) !== value) ops.push({ type: 'put', key, value });
+    for (const key of stored.keys()) if (!wanted.has(key)) ops.push({ type: 'delete', key });
+    await this.opts.store.txn(ops);
+    this.storeFailure = null;
+    if (this.storeRetry) clearInterval(this.storeRetry);
+    this.storeRetry = null;
+    this.log.warn({ rewritten: ops.length }, 'state store writes again: the desired state is stored, changes are accepted again');
   }
 
   /**

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseCpu, parseMemory } from '../core/units.js';
-import { parseInput } from '../core/model.js';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import type { VsysLimits } from '../vsys/call.js';
@@ -36,6 +35,27 @@ const sizeSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) =>
   else if (parsed.value < 1 || parsed.value > 1024 ** 3) ctx.addIssue({ code: 'custom', message: 'must be from 1 byte to 1G' });
 });
 
+const cpuCapacitySchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  const parsed = parseCpu(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  else if (parsed.value <= 0) ctx.addIssue({ code: 'custom', message: 'is not positive' });
+});
+
+const rateSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+  const parsed = parseRate(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+});
+
+const poolSchema = (family: 4 | 6) =>
+  z.string().superRefine((value, ctx) => {
+    try {
+      parseCidr(value, family, 'pool');
+    } catch (err) {
+      // parseCidr's sentence starts with the label and the value, which the config message gives itself.
+      ctx.addIssue({ code: 'custom', message: (err as Error).message.slice(`pool ${JSON.stringify(value)} `.length) });
+    }
+  });
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('/var/lib/sliced'),
@@ -56,7 +76,7 @@ export const configSchema = z
     /** CPU kept back from reservations for the system: "5%" of the node or an amount like "100m". */
     systemReserve: reserveSchema.default('5%'),
     /** CPU capacity of the node; defaults to the CPUs this process may run on. */
-    cpuCapacity: z.union([z.string(), z.number()]).optional(),
+    cpuCapacity: cpuCapacitySchema.optional(),
     stopGraceMs: z.number().int().min(0).max(600_000).default(5000),
     /** pids.max of a slice left at "default": a share of the node's PIDs ("15%"), a count, or "none". */
     defaultPidsMax: z
@@ -102,17 +122,109 @@ export const configSchema = z
     /** Names this daemon's network objects: bridge slbr<tag>, veths slv<tag>-<n>, namespaces sliced<tag>-<slice>, nft tables sliced<tag>, IFB slifb<tag>. */
     netTag: z.string().regex(NET_TAG_PATTERN, 'must be 1 to 5 lower-case letters or digits').default('0'),
     /** Private IPv4 subnet of the slices (the bridge takes the first address), /17 to /29. */
-    netPool4: z.string().default('10.213.0.0/17'),
+    netPool4: poolSchema(4).default('10.213.0.0/17'),
     /** Private IPv6 subnet of the slices, /64 to /124. */
-    netPool6: z.string().default('fd5c:ed00::/64'),
+    netPool6: poolSchema(6).default('fd5c:ed00::/64'),
     /** The node's network capacity: the ceiling of all slices' outgoing traffic together and the budget for guaranteed rates. */
-    netCapacity: z.union([z.string(), z.number()]).default('10gbit'),
+    netCapacity: rateSchema.default('10gbit'),
     /** Conntrack entries the new connections of one namespaced slice may hold in the node's shared table, or "none". */
     netConntrackMax: z.union([z.number().int().min(1).max(16_777_216), z.literal('none')]).default(DEFAULT_CONNTRACK_MAX),
   })
   .strict();
 
 export type SlicedConfig = z.output<typeof configSchema> & { socket: string; vsysDir: string; vsysSliceRoot: string };
+
+type ConfigKey = keyof z.input<typeof configSchema>;
+
+/** Each setting's flag (none: YAML only) and what it allows, for messages that name both. */
+const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
+  stateDir: { flag: '--state-dir', allowed: 'a directory path' },
+  runDir: { flag: '--run-dir', allowed: 'a directory path' },
+  socket: { flag: '--socket', allowed: 'a socket path' },
+  adminGroup: { flag: '--admin-group', allowed: 'a group name, or null for none' },
+  cgroupRoot: { flag: '--cgroup-root', allowed: 'a name starting with "sliced", of letters, digits, "_", "." and "-"' },
+  cgroupVersion: { flag: '--cgroup-version', allowed: '"auto", "v1" or "v2"' },
+  controlPeriodMs: { flag: '--period', allowed: 'a whole number of milliseconds from 100 to 60000' },
+  cpuControl: { flag: '--cpu-control', allowed: '"entitlement" or "static"' },
+  feedbackGain: { flag: '--feedback-gain', allowed: 'a number from 0 to 1' },
+  systemReserve: { flag: '--system-reserve', allowed: 'a percentage of the node below 100% like "5%", or a CPU amount like "100m"' },
+  cpuCapacity: { flag: '--cpu-capacity', allowed: 'a positive CPU amount like "4" or "3500m"' },
+  stopGraceMs: { flag: '--stop-grace', allowed: 'a whole number of milliseconds from 0 to 600000' },
+  defaultPidsMax: { flag: '--default-pids-max', allowed: 'a share of the node\'s PIDs like "15%" (above 0, at most 100%), a whole number of tasks, or "none"' },
+  metricsPort: { flag: '--metrics-port', allowed: 'a TCP port from 1 to 65535, or null for none' },
+  logLevel: { flag: '--log-level', allowed: '"trace", "debug", "info", "warn", "error" or "fatal"' },
+  logFile: { flag: '--log-file', allowed: 'a file path, or null for stderr' },
+  daemonNice: { flag: null, allowed: 'a whole number from -20 to 19' },
+  attachAnyMemoryCgroup: { flag: null, allowed: 'true or false' },
+  nodeName: { flag: '--node-name', allowed: '1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit' },
+  pluginDirs: { flag: '--plugin-dir', allowed: 'a list of folder paths' },
+  defaultTree: { flag: '--default-tree', allowed: 'a file path' },
+  mount: { flag: '--mount', allowed: 'a directory path, or null for none' },
+  vsysDir: { flag: '--vsys-dir', allowed: 'a directory path' },
+  vsysSliceRoot: { flag: '--vsys-slice-root', allowed: 'a directory path' },
+  vsysTimeoutMs: { flag: '--vsys-timeout', allowed: 'a whole number of milliseconds from 100 to 3600000' },
+  vsysMaxInput: { flag: '--vsys-max-input', allowed: 'a size from 1 byte to 1G like "64K" or "1M"' },
+  vsysMaxOutput: { flag: '--vsys-max-output', allowed: 'a size from 1 byte to 1G like "64K" or "1M"' },
+  vsysMaxCallsPerSlice: { flag: '--vsys-max-calls', allowed: 'a whole number from 1 to 1000' },
+  sliceSocketMaxConnections: { flag: '--slice-socket-max-connections', allowed: 'a whole number from 1 to 10000' },
+  sliceSocketMaxTotal: { flag: '--slice-socket-max-total', allowed: 'a whole number from 1 to 100000' },
+  sliceSocketTimeoutMs: { flag: '--slice-socket-timeout', allowed: 'a whole number of milliseconds from 100 to 600000' },
+  net: { flag: '--no-net', allowed: 'true or false' },
+  netTag: { flag: '--net-tag', allowed: '1 to 5 lower-case letters or digits' },
+  netPool4: { flag: '--net-pool4', allowed: 'a private (RFC 1918) IPv4 subnet from /17 to /29 like "10.213.0.0/17"' },
+  netPool6: { flag: '--net-pool6', allowed: 'an IPv6 subnet inside fc00::/7 from /64 to /124 like "fd5c:ed00::/64"' },
+  netCapacity: { flag: '--net-capacity', allowed: 'a rate like "1gbit", "500mbit" or a number of bit/s' },
+  netConntrackMax: { flag: '--net-conntrack-max', allowed: 'a whole number of entries from 1 to 16777216, or "none"' },
+};
+
+/**
+ * One sentence per refused setting: its YAML key and flag, the value given and where
+ * (command line or file), what is wrong and what is allowed, e.g. "controlPeriodMs (--period)
+ * 50 on the command line is too small; allowed: a whole number of milliseconds from 100 to 60000".
+ */
+export function describeConfigIssues(issues: readonly z.core.$ZodIssue[], input: Record<string, unknown>, fromFlags: ReadonlySet<string>, file: string | null): string {
+  return issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const names = issue.keys.map((k) => JSON.stringify(k)).join(', ');
+        return `unknown setting${issue.keys.length > 1 ? 's' : ''} ${names}${file ? ` in ${file}` : ''}; the settings are ${Object.keys(SETTINGS).join(', ')}`;
+      }
+      const key = String(issue.path[0] ?? '');
+      const setting = SETTINGS[key as ConfigKey];
+      const name = setting ? `${key} (${setting.flag ?? 'YAML only'})` : key;
+      const origin = fromFlags.has(key) ? ' on the command line' : file ? ` in ${file}` : '';
+      const value = input[key];
+      const shown = value === undefined ? '' : ` ${JSON.stringify(value)}`;
+      const problem = problemOf(issue);
+      // A reason that already says what is allowed ("must be below 100%") is not repeated.
+      const allowed = setting && !/^must |allowed/.test(problem) ? `; allowed: ${setting.allowed}` : '';
+      return `${name}${shown}${origin} ${problem}${allowed}`;
+    })
+    .join('; ');
+}
+
+function problemOf(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'too_small':
+      return issue.origin === 'string' && Number(issue.minimum) === 1 ? 'is empty' : 'is too small';
+    case 'too_big':
+      return 'is too large';
+    case 'invalid_type':
+      return issue.expected === 'int' ? 'is not a whole number' : 'has the wrong type';
+    case 'invalid_value':
+      return 'is not one of the choices';
+    case 'invalid_format':
+      return 'has the wrong form';
+    case 'invalid_union': {
+      // The most specific branch's reason, else a type mismatch.
+      const inner = issue.errors.flat().find((i) => i.code !== 'invalid_type');
+      return inner ? problemOf(inner) : 'has the wrong type';
+    }
+    default:
+      // Our own refinements' sentences ("must be below 100%", "has host bits set; ...").
+      return /^(is|has|must) /.test(issue.message) ? issue.message : `is refused (${issue.message})`;
+  }
+}
 
 export function loadConfig(file: string | null, overrides: Record<string, unknown>): SlicedConfig {
   let fromFile: Record<string, unknown> = {};
@@ -131,8 +243,15 @@ export function loadConfig(file: string | null, overrides: Record<string, unknow
     fromFile = (parsed as Record<string, unknown>) ?? {};
   }
   const merged = { ...fromFile };
-  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
-  const config = parseInput(configSchema, merged, path ? `config (${path} and flags)` : 'config');
+  const fromFlags = new Set<string>();
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    merged[key] = value;
+    fromFlags.add(key);
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) throw new SlicedError('EINVAL', describeConfigIssues(result.error.issues, merged, fromFlags, path));
+  const config = result.data;
   return {
     ...config,
     socket: config.socket ?? join(config.runDir, 'sliced.sock'),

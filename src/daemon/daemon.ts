@@ -3,14 +3,12 @@
  * per-slice sockets and metrics. `startDaemon` returns once the API is being served.
  */
 import { chmodSync, chownSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { setPriority } from 'node:os';
-import { spawnSync } from 'node:child_process';
-import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
-import { detectBackend } from '../kernel/cgroup/detect.js';
+import { createBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { checkNetPools, createNetworks } from './net.js';
 import { lookupUser } from '../kernel/users.js';
@@ -23,12 +21,15 @@ import { Views } from './views.js';
 import { buildApi } from './api.js';
 import { SliceSockets } from './slice-sockets.js';
 import { buildRegistry, serveMetrics } from './metrics.js';
-import { nodeCapacity, vsysLimits, type SlicedConfig } from './config.js';
+import { vsysLimits, type SlicedConfig } from './config.js';
+import { preflight, socketAnswers } from './preflight.js';
 import { VsysBroker } from '../vsys/broker.js';
 import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
 
 const NET_REFRESH_MS = 10_000;
+/** Log lines kept while the log file cannot be written (its filesystem full); more are dropped. */
+const LOG_BUFFER_MAX = 8 * 2 ** 20;
 
 export interface Daemon {
   config: SlicedConfig;
@@ -44,7 +45,17 @@ export interface Daemon {
 export function createLogger(config: SlicedConfig): Logger {
   // Synchronous file writes: the file is open before the first line, so an early exit (--cleanup,
   // a refused start) never meets an unopened stream, and no line is lost on a crash.
-  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true, maxLength: LOG_BUFFER_MAX }) : pino.destination(2);
+  if (config.logFile) {
+    // A full filesystem must not make every log call throw (and the daemon with it): lines
+    // wait in a bounded buffer and are written once there is space; stderr says so once.
+    let failing = false;
+    destination.on('error', (err: Error) => {
+      if (!failing) process.stderr.write(`sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in memory until it can\n`);
+      failing = true;
+    });
+    destination.on('write', () => (failing = false));
+  }
   return pino({ level: config.logLevel, base: { daemon: 'sliced', pid: process.pid } }, destination);
 }
 
@@ -58,15 +69,22 @@ export function rootWeightFor(reserveFraction: number): number {
 }
 
 export async function startDaemon(config: SlicedConfig, log: Logger = createLogger(config)): Promise<Daemon> {
-  if (process.getuid?.() !== 0) {
-    throw new SlicedError('EPERM', 'sliced must run as root: it creates cgroups, users and sockets for slices');
-  }
+  // Validate everything first: a refused start must leave nothing behind.
+  const { node, layout, adminGid, defaultTree } = await preflight(config);
+  await checkNetPools(config, node);
+  // The metrics port is taken now too (answering 503 until ready): one in use refuses the start here.
+  let registry: Registry | null = null;
+  const metrics = config.metricsPort === null ? null : await serveMetrics(() => registry, config.metricsPort);
   // Slices may saturate every CPU; the controller and the API must still run on time.
   setPriority(config.daemonNice);
-  const node = nodeCapacity(config);
-  await checkNetPools(config, node);
-  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
-  const store = await EmbeddedStore.open(config.stateDir);
+  const backend = createBackend(layout);
+  let store: EmbeddedStore;
+  try {
+    store = await EmbeddedStore.open(config.stateDir);
+  } catch (err) {
+    metrics?.close();
+    throw err;
+  }
   const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
   const agent = new SliceAgent({
     store,
@@ -83,14 +101,13 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let mount: TreeMount | null = null;
   let api: FastifyInstance | null = null;
   let sockets: SliceSockets | null = null;
-  let metrics: Server | null = null;
   let vsys: VsysBroker | null = null;
   try {
     await agent.start();
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
-    const views = new Views(agent, controller);
+    const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).
-    framework = await startFramework({ config, agent, controller, views, store, log });
+    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree });
     const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
@@ -123,9 +140,9 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       const spec = agent.state.slices.get(name);
       return spec ? agent.uidOf(spec) : null;
     });
-    await listenPrivate(api, config, log);
-    if (config.metricsPort !== null) {
-      metrics = await serveMetrics(buildRegistry(views, agent, sockets), config.metricsPort);
+    await listenPrivate(api, config, adminGid, log);
+    if (metrics) {
+      registry = buildRegistry(views, agent, sockets);
       log.info({ port: config.metricsPort }, 'metrics on 127.0.0.1');
     }
     log.info(
@@ -177,19 +194,13 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
 }
 
 /** Listen on the API socket with mode 0600 (0660 and the admin group's gid when configured). */
-async function listenPrivate(api: FastifyInstance, config: SlicedConfig, log: Logger): Promise<void> {
+async function listenPrivate(api: FastifyInstance, config: SlicedConfig, gid: number | null, log: Logger): Promise<void> {
   if (existsSync(config.socket)) {
+    // Checked at start already; this catches a daemon that started meanwhile.
     if (await socketAnswers(config.socket)) {
       throw new SlicedError('EBUSY', `another sliced is already serving ${config.socket}`);
     }
     unlinkSync(config.socket);
-  }
-  let gid: number | null = null;
-  if (config.adminGroup !== null) {
-    const result = spawnSync('getent', ['group', config.adminGroup], { encoding: 'utf8' });
-    const field = result.status === 0 ? result.stdout.split(':')[2] : undefined;
-    if (field === undefined) throw new SlicedError('ENOENT', `admin group ${config.adminGroup} does not exist`);
-    gid = Number(field);
   }
   const previousMask = process.umask(0o177);
   try {
@@ -204,15 +215,4 @@ async function listenPrivate(api: FastifyInstance, config: SlicedConfig, log: Lo
     chmodSync(config.socket, 0o600);
   }
   log.info({ socket: config.socket, adminGroup: config.adminGroup }, 'API listening');
-}
-
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

@@ -45,6 +45,8 @@ export async function startFramework(options: {
   views: Views;
   store: Store;
   log: Logger;
+  /** The default tree document, read and checked at start; read here when not given. */
+  defaultTree?: string;
 }): Promise<Framework> {
   const { config, agent, controller, views, store, log } = options;
   const nodeName = config.nodeName ?? hostname();
@@ -72,7 +74,7 @@ export async function startFramework(options: {
   tree.setProvider('domains', domainViews(views));
   tree.setProvider('nodes', nodeViews(nodeName, views));
   const service = new TreeService(tree, registry, store, frameworkLog);
-  await service.restore(() => readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
+  await service.restore(() => options.defaultTree ?? readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
   await applyControlSettings(service, tree, config);
   controller.configure({ periodMs: config.controlPeriodMs });
   return {

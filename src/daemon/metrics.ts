@@ -8,6 +8,7 @@ import type { Views } from './views.js';
 import type { SliceAgent } from './agent.js';
 import { readAccounts } from './net-api.js';
 import type { SliceSocketStats } from './slice-sockets.js';
+import { SlicedError } from '../core/errors.js';
 
 export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stats(): Map<string, SliceSocketStats> }): Registry {
   const registry = new Registry();
@@ -143,6 +144,26 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
       },
     });
   }
+  // The state directory's filesystem: a slice that fills it (shared with /tmp) stops changes.
+  const stateGauges: Array<[string, string, (s: NonNullable<ReturnType<Views['state']>>) => number | null]> = [
+    ['sliced_state_filesystem_free_bytes', 'Bytes sliced (root) may still write on the state directory\'s filesystem', (s) => s.freeBytes],
+    ['sliced_state_filesystem_avail_bytes', 'Bytes unprivileged users (slices) may still write on the state directory\'s filesystem', (s) => s.availableBytes],
+    ['sliced_state_filesystem_size_bytes', 'Size of the state directory\'s filesystem', (s) => s.totalBytes],
+    ['sliced_state_filesystem_files_free', 'Free inodes on the state directory\'s filesystem', (s) => s.freeInodes],
+    ['sliced_state_store_writable', '1 while the desired state can be stored, 0 while writes fail (changes are refused)', (s) => (s.writable ? 1 : 0)],
+  ];
+  for (const [name, help, figure] of stateGauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const state = views.state();
+        const value = state ? figure(state) : null;
+        if (value !== null) this.set(value);
+      },
+    });
+  }
   new Gauge({
     name: 'sliced_control_loop_seconds',
     help: 'Duration of control-loop passes (quantiles over the last passes)',
@@ -157,20 +178,31 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   return registry;
 }
 
-/** Serve /metrics on 127.0.0.1 only: the figures describe tenants and are not for the network. */
-export function serveMetrics(registry: Registry, port: number): Promise<Server> {
+/**
+ * Serve /metrics on 127.0.0.1 only: the figures describe tenants and are not for the network.
+ * The port is taken at the start of the daemon (so one in use refuses it before anything is
+ * made); until `registry()` has one, a scrape gets 503.
+ */
+export function serveMetrics(registry: () => Registry | null, port: number): Promise<Server> {
   const server = createServer((request, response) => {
     if (request.url !== '/metrics') {
       response.writeHead(404).end('only /metrics is served here\n');
       return;
     }
-    registry
+    const ready = registry();
+    if (!ready) {
+      response.writeHead(503).end('sliced is starting\n');
+      return;
+    }
+    ready
       .metrics()
-      .then((text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text))
+      .then((text) => response.writeHead(200, { 'content-type': ready.contentType }).end(text))
       .catch((err: Error) => response.writeHead(500).end(`${err.message}\n`));
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new SlicedError('EBUSY', `metrics port (metricsPort, --metrics-port) ${port} is already in use on 127.0.0.1`) : err),
+    );
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
 }

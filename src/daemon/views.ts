@@ -14,6 +14,8 @@ import { readTaskCount } from '../kernel/node-stats.js';
 import { effectiveIoCaps } from '../core/io.js';
 import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js';
 import type { IoStats, PidsStats, Pressure } from '../kernel/cgroup/backend.js';
+import type { StoreHealth } from '../cluster/embedded-store.js';
+import { fsSpace } from '../kernel/fs-space.js';
 
 export interface CpuView extends CpuAllocation {
   /** The limit that applies after enclosing domains' limits. */
@@ -87,6 +89,27 @@ export interface DomainView {
   live?: LiveView;
 }
 
+/** The state directory: space left on its filesystem and whether the desired state can be stored. */
+export interface StateView {
+  dir: string;
+  /** Bytes sliced (root) may still write there, blocks reserved for root included; null when unreadable. */
+  freeBytes: number | null;
+  /** Bytes unprivileged users (slices) may still write on that filesystem. */
+  availableBytes: number | null;
+  totalBytes: number | null;
+  freeInodes: number | null;
+  /** False while writes of the state fail; `error` says why, `since` since when. */
+  writable: boolean;
+  error: string | null;
+  since: string | null;
+}
+
+/** Where the state is kept, for status and metrics. */
+export interface StateSource {
+  dir: string;
+  health(): StoreHealth;
+}
+
 /** Loop statistics cover this many most recent control-loop passes. */
 export const RECENT_PASSES = 100;
 
@@ -97,7 +120,25 @@ export class Views {
   constructor(
     private readonly agent: SliceAgent,
     private readonly controller: CpuController,
+    private readonly stateSource: StateSource | null = null,
   ) {}
+
+  /** Space and health of the state directory (read now), or null when not known. */
+  state(): StateView | null {
+    if (!this.stateSource) return null;
+    const space = fsSpace(this.stateSource.dir);
+    const health = this.stateSource.health();
+    return {
+      dir: this.stateSource.dir,
+      freeBytes: space?.freeBytes ?? null,
+      availableBytes: space?.availableBytes ?? null,
+      totalBytes: space?.totalBytes ?? null,
+      freeInodes: space?.freeInodes ?? null,
+      writable: health.error === null,
+      error: health.error,
+      since: health.since,
+    };
+  }
 
   private ioView(io: IoAllocation, id: string): IoView {
     const state = this.agent.state;
@@ -203,6 +244,7 @@ export class Views {
       loop: { window: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
       slices: this.agent.state.slices.size,
       domains: this.agent.state.domains.size,
+      state: this.state(),
     };
   }
 

@@ -1,7 +1,7 @@
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { EmbeddedStore, type EmbeddedStoreOptions } from '../../src/cluster/embedded-store.js';
@@ -381,5 +381,143 @@ describe('EmbeddedStore: lock', () => {
     assert.ok(existsSync(lockPath()));
     await store.close();
     assert.equal(existsSync(lockPath()), false);
+  });
+});
+
+describe('EmbeddedStore: torn records', () => {
+  test('a last record cut off just before its newline is dropped, and the next one starts a clean line', async () => {
+    let store = await openStore();
+    await store.txn([{ type: 'put', key: 'a', value: '1' }]);
+    await store.close();
+    const good = readFileSync(walPath(), 'utf8');
+    const { crc32 } = await import('node:zlib');
+    const json = JSON.stringify([{ type: 'put', key: 'b', value: '2' }]);
+    appendFileSync(walPath(), `${crc32(json).toString(16).padStart(8, '0')} ${json}`); // no "\n": the write stopped there
+    store = await openStore();
+    assert.equal(await store.get('b'), undefined, 'a record without its newline was never acknowledged');
+    await store.txn([{ type: 'put', key: 'c', value: '3' }]);
+    store = await reopen(store);
+    assert.deepEqual(await store.range(''), new Map([['a', '1'], ['c', '3']]));
+    assert.ok(readFileSync(walPath(), 'utf8').startsWith(good));
+  });
+});
+
+/**
+ * A real full filesystem: a small tmpfs mounted for the test (named sliced-dk-store-*),
+ * unmounted and removed also when the test fails.
+ */
+describe('EmbeddedStore: a full filesystem', () => {
+  const skipReason = process.getuid?.() !== 0 ? 'needs root to mount a small tmpfs' : null;
+
+  async function withTmpfs(size: string, body: (mnt: string) => Promise<void>): Promise<void> {
+    const mnt = mkdtempSync(join(tmpdir(), 'sliced-dk-store-'));
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'sliced-dk-store', mnt], { encoding: 'utf8' });
+    assert.equal(mounted.status, 0, `mount tmpfs: ${mounted.stderr}`);
+    try {
+      await body(mnt);
+    } finally {
+      for (const store of opened.splice(0)) await store.close();
+      spawnSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  }
+
+  /** Take every free block with one file (short writes first, then ENOSPC). */
+  function fill(path: string): void {
+    const fd = openSync(path, 'w');
+    try {
+      for (const size of [1 << 16, 1]) {
+        try {
+          for (;;) writeSync(fd, Buffer.alloc(size, 0x78));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  test('a write that does not fit is refused naming ENOSPC, cut off the log, and writes succeed again once there is space', { skip: skipReason ?? false }, async () => {
+    await withTmpfs('256k', async (mnt) => {
+      const state = join(mnt, 'state');
+      let store = await openStore({}, state);
+      const acked = new Map<string, string>();
+      for (let i = 0; i < 3; i++) {
+        await store.txn([{ type: 'put', key: `before/${i}`, value: 'v'.repeat(100) }]);
+        acked.set(`before/${i}`, 'v'.repeat(100));
+      }
+      fill(join(mnt, 'filler'));
+      // The log's last page still has room: records fit until one crosses into a new page.
+      let refused: unknown = null;
+      for (let i = 0; i < 40 && refused === null; i++) {
+        const value = `${i}:${'x'.repeat(700)}`;
+        try {
+          await store.txn([{ type: 'put', key: `during/${i}`, value }]);
+          acked.set(`during/${i}`, value);
+        } catch (err) {
+          refused = err;
+        }
+      }
+      assert.ok(refused !== null, 'a write on the full filesystem was refused');
+      assert.ok(isSlicedError(refused), String(refused));
+      assert.match(refused.message, /state store .*state cannot write its log: no space left on its filesystem \(ENOSPC; 0 of 256K free, \d+ free inodes\)$/);
+      assert.equal(store.health().errno, 'ENOSPC');
+      // A write queued right behind the refused one (it may depend on it) is refused as well.
+      await rejectsWith(store.txn([{ type: 'put', key: 'behind', value: 'x' }]), 'EIO', /ENOSPC/);
+      // Healed at once: the log holds exactly the acknowledged records, nothing of the refused one.
+      const onDisk = readFileSync(join(state, 'wal.log'), 'utf8');
+      assert.ok(onDisk.endsWith('\n'), 'no torn record at the end of the log');
+      assert.equal(onDisk.split('\n').filter((l) => l !== '').length, acked.size);
+
+      rmSync(join(mnt, 'filler'));
+      // With nothing written by anyone, the store finds out by itself that it can write again.
+      const deadline = Date.now() + 5000;
+      while (store.health().error !== null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(store.health(), { error: null, errno: null, since: null });
+      await store.txn([{ type: 'put', key: 'after', value: 'ok' }]);
+      acked.set('after', 'ok');
+
+      await store.close();
+      store = await openStore({}, state);
+      assert.deepEqual(await store.range(''), acked, 'after a restart: every acknowledged record, nothing else');
+    });
+  });
+
+  test('opening on a full filesystem is refused naming ENOSPC and leaves no empty lock behind', { skip: skipReason ?? false }, async () => {
+    await withTmpfs('64k', async (mnt) => {
+      const state = join(mnt, 'state');
+      const store = await openStore({}, state);
+      await store.txn([{ type: 'put', key: 'k', value: 'v' }]);
+      await store.close();
+      opened.splice(0);
+      fill(join(mnt, 'filler'));
+      await rejectsWith(EmbeddedStore.open(state), 'EIO', /state store .*state cannot open its directory: no space left on its filesystem \(ENOSPC; 0 of 64K free/);
+      assert.equal(existsSync(join(state, 'lock')), false, 'no empty lock file');
+      rmSync(join(mnt, 'filler'));
+      const again = await openStore({}, state);
+      assert.equal(await again.get('k'), 'v');
+    });
+  });
+
+  test('a snapshot that does not fit leaves no partial file behind and loses nothing', { skip: skipReason ?? false }, async () => {
+    await withTmpfs('128k', async (mnt) => {
+      const state = join(mnt, 'state');
+      let store = await openStore({ compactAfter: 3 }, state);
+      await store.txn([{ type: 'put', key: 'a', value: '1' }]);
+      await store.txn([{ type: 'put', key: 'b', value: '2' }]);
+      fill(join(mnt, 'filler'));
+      await store.txn([{ type: 'put', key: 'c', value: '3'.repeat(2000) }]); // fits in the log's page; compaction cannot
+      await store.close(); // waits for the compaction that follows the write
+      assert.equal(existsSync(join(state, 'snapshot.json.tmp')), false, 'the partial snapshot is removed');
+      assert.equal(existsSync(join(state, 'snapshot.json')), false);
+      rmSync(join(mnt, 'filler'));
+      store = await openStore({ compactAfter: 3 }, state);
+      await store.txn([{ type: 'put', key: 'd', value: '4' }]); // compaction succeeds now
+      await store.close();
+      assert.ok(existsSync(join(state, 'snapshot.json')));
+      store = await openStore({ compactAfter: 3 }, state);
+      assert.deepEqual([...(await store.range('')).keys()].sort(), ['a', 'b', 'c', 'd']);
+    });
   });
 });

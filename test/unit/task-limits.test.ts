@@ -113,7 +113,7 @@ describe('pids in the daemon settings and /proc', () => {
   test('defaultPidsMax defaults to 15% and is validated with one sentence', () => {
     assert.equal(loadConfig(null, {}).defaultPidsMax, '15%');
     assert.equal(loadConfig(null, { defaultPidsMax: 'none' }).defaultPidsMax, 'none');
-    assert.throws(() => loadConfig(null, { defaultPidsMax: '150%' }), /config: defaultPidsMax "150%" must be a share of the node's PIDs like "15%"/);
+    assert.throws(() => loadConfig(null, { defaultPidsMax: '150%' }), /defaultPidsMax \(--default-pids-max\) "150%" on the command line must be a share of the node's PIDs like "15%"/);
   });
 
   test('tasks on the node come from the total in /proc/loadavg', () => {

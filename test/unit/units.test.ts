@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatCpu, formatMemory, parseCpu, parseMemory, type ParseResult } from '../../src/core/units.js';
+import { formatCpu, formatMemory, formatSizeApprox, parseCpu, parseMemory, type ParseResult } from '../../src/core/units.js';
 
 function ok(result: ParseResult): number {
   if (!result.ok) assert.fail(`expected success, got refusal: ${result.reason}`);
@@ -307,5 +307,17 @@ describe('formatMemory', () => {
         },
       ),
     );
+  });
+});
+
+describe('formatSizeApprox', () => {
+  test('the largest unit that fits, one decimal unless whole', () => {
+    const K = 1024;
+    assert.equal(formatSizeApprox(0), '0');
+    assert.equal(formatSizeApprox(1023), '1023');
+    assert.equal(formatSizeApprox(8 * K * K), '8M');
+    assert.equal(formatSizeApprox(241063936), '229.9M');
+    assert.equal(formatSizeApprox(1536), '1.5K');
+    assert.equal(formatSizeApprox(79 * K ** 3 + 300 * K ** 2), '79.3G');
   });
 });
