@@ -1,8 +1,8 @@
 /**
  * Start a command inside a slice: a small shell writes its own pid into each of the slice's
  * cgroup.procs files (so the command is in the slice before it runs a single instruction),
- * enters the slice's network namespace if it has one, then execs setpriv to drop to the
- * slice's user and exec the command. Must run as root. The command runs in a session of its
+ * closes every descriptor but 0-2, enters the slice's network namespace if it has one, then
+ * execs setpriv to drop to the slice's user and exec the command. Must run as root. The command runs in a session of its
  * own: it never shares the caller's controlling terminal (TIOCSTI, /dev/tty).
  *
  * `inGroups` does only the first step, for work done as root on a slice's behalf (vsys
@@ -33,7 +33,14 @@ for f in $SLICED_PROCS; do
   echo $$ > "$f" || { echo "cannot join $f" >&2; exit ${JOIN_FAILED_STATUS}; }
 done`;
 
+// Descriptors the caller left open without close-on-exec (any number, hence bash: a POSIX sh
+// cannot name fds above 9) would hand root's files, pipes or terminal to the slice.
 const JOIN_AND_DROP = `${JOIN}
+set +f
+for fd in /proc/$$/fd/*; do
+  fd=\${fd##*/}
+  [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+done
 uid=$SLICED_UID gid=$SLICED_GID netns=$SLICED_NETNS
 unset SLICED_PROCS SLICED_UID SLICED_GID SLICED_NETNS
 if [ -n "$netns" ]; then
@@ -66,7 +73,7 @@ function sliceEnv(plan: SliceProcessPlan, extra: Record<string, string> | undefi
 }
 
 export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[], options: SpawnInSliceOptions = {}): ChildProcess {
-  return spawn('/bin/sh', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
+  return spawn('/bin/bash', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
     stdio: options.stdio ?? 'inherit',
     env: sliceEnv(plan, options.env),
     detached: true, // setsid(): a new session without a controlling terminal
@@ -108,7 +115,7 @@ export function spawnInSliceOnTerminal(plan: SliceProcessPlan, command: readonly
   const args = ['--quiet', '--return', ...(input ? [] : ['--echo', 'never']), '--command', line, '/dev/null'];
   return spawn('script', args, {
     stdio: [input ? 0 : 'ignore', options.outputFd, 2, passed(0), passed(1), passed(2)],
-    env: { ...env, SHELL: '/bin/sh' },
+    env: { ...env, SHELL: '/bin/bash' },
     // script reads the keyboard only in the caller's foreground group (a stopped slicectl's
     // relay then stops too). Without input it is kept out of the terminal's signals: ^C goes
     // to slicectl, which forwards it, while script would end the session and exit 0.
