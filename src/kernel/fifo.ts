@@ -200,7 +200,6 @@ export const FIFO_AREA = '.sliced';
 const SPARE = 16;
 /** The most FIFOs one mkfifo run makes. */
 const MAX_BATCH = 256;
-/** A mkfifo running longer than this is killed (SIGKILL) and tried again later. */
 const MKFIFO_TIMEOUT_MS = 10_000;
 const RETRY_MS = 5000;
 
@@ -214,6 +213,8 @@ export interface FifoMakerOptions {
   /** Fresh FIFOs are in stock again after `make` found none: call `make` again. */
   ready(): void;
   problem(message: string): void;
+  /** A mkfifo running longer than this is killed (SIGKILL) and tried again later. */
+  timeoutMs?: number;
 }
 
 /**
@@ -359,7 +360,8 @@ export class FifoMaker {
     if (count <= 0) return;
     this.wanted = 0;
     const paths = Array.from({ length: count }, () => join(this.stockDir, `f${++this.serial}`));
-    const child = execFile('mkfifo', ['-m', '0600', '--', ...paths], { timeout: MKFIFO_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
+    const timeout = this.opts.timeoutMs ?? MKFIFO_TIMEOUT_MS;
+    const child = execFile('mkfifo', ['-m', '0600', '--', ...paths], { timeout, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
       this.child = null;
       if (this.closed) return;
       let made = 0;
@@ -371,7 +373,7 @@ export class FifoMaker {
         } else if (stats) unlinkQuietly(path);
       }
       if (err) {
-        const why = err.killed ? `killed after ${MKFIFO_TIMEOUT_MS} ms` : (stderr.trim() || err.message);
+        const why = err.killed ? `killed after ${timeout} ms` : (stderr.trim() || err.message);
         const message = `cannot make FIFOs in ${this.stockDir} (mkfifo as root: ${why}); trying again in ${RETRY_MS / 1000} s`;
         if (message !== this.lastProblem) this.opts.problem(message);
         this.lastProblem = message;
