@@ -262,6 +262,18 @@ export class FifoMaker {
   }
 
   /**
+   * Whether `count` FIFOs can be made now. If not, none should be: `ready` says when, so
+   * FIFOs asked for together appear together, and in the order asked for.
+   */
+  reserve(count: number): boolean {
+    if (count === 0 || (!this.short && this.stock.length >= count)) return true;
+    this.wanted += count;
+    this.short = true;
+    this.refill();
+    return false;
+  }
+
+  /**
    * A fresh FIFO at `<slice>/<file>`, the owner's with mode 0600 from the moment it appears,
    * recorded. Null when the stock is empty (`ready` is called once it is filled again).
    * Throws RefusedFile when anything is at the name already: it is never replaced.

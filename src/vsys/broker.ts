@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import type { UnixUser } from '../kernel/users.js';
-import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, FifoMaker, RefusedFile, removeDirectory } from '../kernel/fifo.js';
+import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, FifoMaker, RefusedFile, removeDirectory, type OpenedFifo } from '../kernel/fifo.js';
 import { canRead, canWrite, type AccessMode } from './acl.js';
 import { grantKey, grantsBySlice, type Grant } from './catalog.js';
 import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
@@ -183,22 +183,35 @@ export class VsysBroker {
     // Make what is missing. At a slice's first sync (e.g. after a restart) the FIFOs sliced
     // made and recorded are adopted instead; anything else at their names is refused.
     const missing = [...wanted].filter((file) => !rec.files.has(file) && !(rec.refused.has(file) && exists(join(rec.dir, file))));
-    const readers = new Map<string, number>();
-    // For a channel that exists already, a FIFO made now replaces one the slice removed.
-    const remade = new Set<string>();
-    for (const file of missing) {
+    const opened = new Map<string, OpenedFifo>();
+    const refusedNow = new Set<string>();
+    const take = (file: string, open: () => OpenedFifo | null): void => {
       try {
-        const adopted = first ? this.fifos.adopt(rec.name, file, rec.uid) : null;
-        const opened = adopted ?? this.fifos.make(rec.name, file, rec);
-        if (opened === null) continue; // none in stock: made when the stock is filled again
-        rec.files.set(file, opened.ino);
-        rec.refused.delete(file);
-        if (adopted === null) remade.add(file.slice(0, file.lastIndexOf('.')));
-        if (file.endsWith('.in')) readers.set(file, opened.fd);
-        else closeSync(opened.fd);
+        const fifo = open();
+        if (fifo !== null) opened.set(file, fifo);
       } catch (err) {
+        refusedNow.add(file);
         this.refuse(rec, file, err);
       }
+    };
+    if (first) for (const file of missing) take(file, () => this.fifos.adopt(rec.name, file, rec.uid));
+    const toMake = missing.filter((file) => !opened.has(file) && !refusedNow.has(file));
+    // For a channel that exists already, a FIFO made now replaces one the slice removed.
+    const remade = new Set<string>();
+    // All at once or none yet (they are made when the stock is filled again): a slice sees
+    // a service's FIFOs appear together.
+    if (this.fifos.reserve(toMake.length)) {
+      for (const file of toMake) {
+        take(file, () => this.fifos.make(rec.name, file, rec));
+        if (opened.has(file)) remade.add(file.slice(0, file.lastIndexOf('.')));
+      }
+    }
+    const readers = new Map<string, number>();
+    for (const [file, fifo] of opened) {
+      rec.files.set(file, fifo.ino);
+      rec.refused.delete(file);
+      if (file.endsWith('.in')) readers.set(file, fifo.fd);
+      else closeSync(fifo.fd);
     }
 
     for (const [service, channel] of rec.channels) {

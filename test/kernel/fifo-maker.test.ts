@@ -43,8 +43,10 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     maker = newMaker();
     maker.start();
     // Nothing in stock before mkfifo is done: asking early is answered by `ready`.
+    assert.equal(maker.reserve(1), false);
     assert.equal(maker.make('s1', 'early.in', NOBODY), null);
     await until('the stock filled', () => readies === 1);
+    assert.equal(maker.reserve(16), true);
   });
 
   after(() => {
@@ -113,7 +115,7 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     assert.equal(existsSync(record('a.in')), false);
   });
 
-  test('an empty stock: make gives nothing at once and calls ready once it is filled again', async () => {
+  test('an empty stock: nothing is made at once, ready is called once it is filled again', async () => {
     const before = readies;
     const made: number[] = [];
     for (let i = 0; ; i++) {
@@ -123,7 +125,9 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
       assert.ok(i < 100);
     }
     for (const fd of made) closeSync(fd);
+    assert.equal(maker.reserve(2), false, 'no reservation on an empty stock');
     await until('ready', () => readies > before);
+    assert.equal(maker.reserve(2), true);
     const late = maker.make('s1', 'late.in', NOBODY);
     assert.ok(late, 'FIFOs in stock again');
     closeSync(late.fd);
@@ -138,24 +142,26 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     // A mkfifo stuck for good (as on a hung filesystem): the timeout must end it.
     writeFileSync(join(bin, 'mkfifo'), '#!/bin/sh\nexec sleep 600.0517\n', { mode: 0o755 });
     const savedPath = process.env.PATH;
+    // Waiting for the child anywhere would stall the event loop for all of HANG_MS.
+    const HANG_MS = 1500;
     const seen: string[] = [];
-    const hung = new FifoMaker(other, { ready: () => {}, problem: (m) => seen.push(m), timeoutMs: 500 });
+    const hung = new FifoMaker(other, { ready: () => {}, problem: (m) => seen.push(m), timeoutMs: HANG_MS });
     try {
       process.env.PATH = `${bin}:${savedPath}`;
       const started = Date.now();
       hung.start();
       process.env.PATH = savedPath;
-      assert.ok(Date.now() - started < 200, 'start does not wait for mkfifo');
+      assert.ok(Date.now() - started < HANG_MS / 2, 'start does not wait for mkfifo');
       assert.equal(hung.make('s1', 'x.in', NOBODY), null, 'no FIFO yet, and no waiting for one');
       let stall = 0;
       for (let last = Date.now(); seen.length === 0; ) {
         await new Promise((r) => setTimeout(r, 10));
         stall = Math.max(stall, Date.now() - last);
         last = Date.now();
-        assert.ok(Date.now() - started < 5000, 'the problem is reported');
+        assert.ok(Date.now() - started < HANG_MS + 5000, 'the problem is reported');
       }
-      assert.ok(stall < 200, `the event loop kept running (longest stall ${stall} ms)`);
-      assert.match(seen[0]!, /cannot make FIFOs in .*stock \(mkfifo as root: killed after 500 ms\); trying again in 5 s/);
+      assert.ok(stall < HANG_MS / 2, `the event loop kept running (longest stall ${stall} ms)`);
+      assert.match(seen[0]!, /cannot make FIFOs in .*stock \(mkfifo as root: killed after 1500 ms\); trying again in 5 s/);
       assert.equal(spawnSync('pgrep', ['-f', 'sleep 600.0517']).status, 1, 'the hung mkfifo was killed');
     } finally {
       process.env.PATH = savedPath;
