@@ -210,7 +210,7 @@ export interface OpenedFifo {
 }
 
 export interface FifoMakerOptions {
-  /** Fresh FIFOs are in stock again after `make` found none: call `make` again. */
+  /** Fresh FIFOs are in stock again after `reserve` or `make` found too few: ask again. */
   ready(): void;
   problem(message: string): void;
   /** A mkfifo running longer than this is killed (SIGKILL) and tried again later. */
