@@ -5,7 +5,7 @@
  * so the next start rebuilds the slices; delete the state directory to forget them too.
  */
 import { rmdirSync, rmSync } from 'node:fs';
-import { removeDirectory } from '../kernel/fifo.js';
+import { FIFO_AREA, removeDirectory } from '../kernel/fifo.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
@@ -38,6 +38,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
     // Slices' vsys directories (FIFOs only), one by one: the root is configurable and is
     // removed only if nothing else is in it. The services directory is configuration and stays.
     for (const name of agent.state.slices.keys()) removeDirectory(config.vsysSliceRoot, name);
+    removeDirectory(config.vsysSliceRoot, FIFO_AREA); // the FIFOs sliced keeps ready and its records
     try {
       rmdirSync(config.vsysSliceRoot);
     } catch {

@@ -3,23 +3,16 @@
  * directory as FIFO pairs, and runs the channels behind them. It reconciles on every change
  * of the desired state (slices created or deleted) and of the services directory, and
  * checks the FIFOs every few seconds: one the slice removed is made again, anything the
- * slice put in its place is refused and logged, never followed or replaced.
+ * slice put in its place is refused and logged, never followed or replaced. FIFOs come from
+ * a FifoMaker: made ahead by root, never by a process of the slice's user, and adopted
+ * after a restart only if sliced recorded them.
  */
 import { closeSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import type { UnixUser } from '../kernel/users.js';
-import {
-  adoptFifo,
-  checkFifo,
-  ensureOwnedDirectory,
-  ensureRootDirectory,
-  makeFifos,
-  RefusedFile,
-  removeDirectory,
-  removeFifo,
-} from '../kernel/fifo.js';
+import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, FifoMaker, RefusedFile, removeDirectory, type OpenedFifo } from '../kernel/fifo.js';
 import { canRead, canWrite, type AccessMode } from './acl.js';
 import { grantKey, grantsBySlice, type Grant } from './catalog.js';
 import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
@@ -98,6 +91,7 @@ export class VsysBroker {
   readonly events: VsysEvents;
   private readonly services: ServicesDirectory;
   private readonly slots: Slots;
+  private readonly fifos: FifoMaker;
   private readonly slices = new Map<string, SliceVsys>();
   private verifier: NodeJS.Timeout | null = null;
   private closed = false;
@@ -109,6 +103,10 @@ export class VsysBroker {
     this.events = new VsysEvents(opts.log);
     this.slots = new Slots(opts.limits.maxCallsPerSlice);
     this.services = new ServicesDirectory(opts.servicesDir, this.events, () => this.sync());
+    this.fifos = new FifoMaker(opts.sliceRoot, {
+      ready: () => this.verify(),
+      problem: (message) => this.events.record('error', {}, message),
+    });
   }
 
   get limits(): VsysLimits {
@@ -119,6 +117,8 @@ export class VsysBroker {
   start(): void {
     ensureRootDirectory(this.opts.servicesDir, 0o700, 'vsys services directory');
     ensureRootDirectory(this.opts.sliceRoot, 0o755, 'vsys slice directory root');
+    this.fifos.start();
+    this.fifos.prune(new Set(this.source.sliceUsers().keys()));
     this.services.start();
     this.sync();
     this.verifier = setInterval(() => this.verify(), VERIFY_MS);
@@ -129,6 +129,7 @@ export class VsysBroker {
   async close(): Promise<void> {
     this.closed = true;
     this.services.close();
+    this.fifos.close();
     if (this.verifier) clearInterval(this.verifier);
     await Promise.all([...this.slices.values()].flatMap((s) => [...s.channels.values()].map((c) => c.close())));
   }
@@ -169,40 +170,55 @@ export class VsysBroker {
     for (const channel of rec.channels.values()) void channel.close();
     this.slices.delete(rec.name);
     // The slice's processes are stopped before a deletion is published, so nothing races this.
-    if (!sliceStillExists) removeDirectory(this.opts.sliceRoot, rec.name);
+    if (!sliceStillExists) {
+      removeDirectory(this.opts.sliceRoot, rec.name);
+      this.fifos.forget(rec.name);
+    }
   }
 
   private reconcile(rec: SliceVsys, grants: Map<string, Grant>, first: boolean): void {
     rec.grants = grants;
-    const wanted = new Set<string>();
-    for (const grant of grants.values()) {
-      if (canWrite(grant.mode)) wanted.add(`${grant.service}.in`);
-      if (canRead(grant.mode)) wanted.add(`${grant.service}.out`);
-    }
+    const wanted = wantedFiles(grants);
     for (const [file, ino] of rec.files) {
       if (wanted.has(file)) continue;
-      removeFifo(join(rec.dir, file), rec.uid, ino);
+      this.fifos.remove(rec.name, file, rec.uid, ino);
       rec.files.delete(file);
     }
     for (const file of rec.refused.keys()) if (!wanted.has(file)) rec.refused.delete(file);
     if (first) this.sweep(rec, wanted);
 
-    // Make what is missing; adopt each (O_NOFOLLOW, fstat, fchown through the fd).
+    // Make what is missing. At a slice's first sync (e.g. after a restart) the FIFOs sliced
+    // made and recorded are adopted instead; anything else at their names is refused.
     const missing = [...wanted].filter((file) => !rec.files.has(file) && !(rec.refused.has(file) && exists(join(rec.dir, file))));
-    makeFifos(missing.map((file) => join(rec.dir, file)), rec);
-    const readers = new Map<string, number>();
-    // For a channel that exists already, a FIFO made now replaces one the slice removed.
-    const remade = new Set(missing.map((file) => file.slice(0, file.lastIndexOf('.'))));
-    for (const file of missing) {
+    const opened = new Map<string, OpenedFifo>();
+    const refusedNow = new Set<string>();
+    const take = (file: string, open: () => OpenedFifo | null): void => {
       try {
-        const { fd, ino } = adoptFifo(join(rec.dir, file), rec.uid, rec.gid);
-        rec.files.set(file, ino);
-        rec.refused.delete(file);
-        if (file.endsWith('.in')) readers.set(file, fd);
-        else closeSync(fd);
+        const fifo = open();
+        if (fifo !== null) opened.set(file, fifo);
       } catch (err) {
+        refusedNow.add(file);
         this.refuse(rec, file, err);
       }
+    };
+    if (first) for (const file of missing) take(file, () => this.fifos.adopt(rec.name, file, rec.uid));
+    const toMake = missing.filter((file) => !opened.has(file) && !refusedNow.has(file));
+    // For a channel that exists already, a FIFO made now replaces one the slice removed.
+    const remade = new Set<string>();
+    // All at once or none yet (they are made when the stock is filled again): a slice sees
+    // a service's FIFOs appear together.
+    if (this.fifos.reserve(toMake.length)) {
+      for (const file of toMake) {
+        take(file, () => this.fifos.make(rec.name, file, rec));
+        if (opened.has(file)) remade.add(file.slice(0, file.lastIndexOf('.')));
+      }
+    }
+    const readers = new Map<string, number>();
+    for (const [file, fifo] of opened) {
+      rec.files.set(file, fifo.ino);
+      rec.refused.delete(file);
+      if (file.endsWith('.in')) readers.set(file, fifo.fd);
+      else closeSync(fifo.fd);
     }
 
     for (const [service, channel] of rec.channels) {
@@ -237,6 +253,7 @@ export class VsysBroker {
 
   /** At the first sync of a slice (e.g. after a restart): remove our FIFOs of services it lost. */
   private sweep(rec: SliceVsys, wanted: ReadonlySet<string>): void {
+    this.fifos.forget(rec.name, wanted);
     for (const file of readdirSync(rec.dir)) {
       if (wanted.has(file) || !/\.(in|out)$/.test(file)) continue;
       const path = join(rec.dir, file);
@@ -257,10 +274,11 @@ export class VsysBroker {
     rec.refused.set(file, message);
   }
 
-  /** Look at every FIFO again: re-make removed ones, refuse substitutes. */
+  /** Look at every FIFO again: re-make removed ones (and ones not made yet), refuse substitutes. */
   private verify(): void {
+    if (this.closed) return;
     for (const rec of this.slices.values()) {
-      let changed = false;
+      let changed = [...wantedFiles(rec.grants)].some((file) => !rec.files.has(file) && !rec.refused.has(file));
       for (const [file, ino] of rec.files) {
         const found = checkFifo(join(rec.dir, file), rec.uid, ino);
         if (found === 'ok') continue;
@@ -347,6 +365,16 @@ export class VsysBroker {
     const output = sink instanceof BufferSink ? Buffer.concat(sink.chunks).toString('base64') : '';
     return { ...result, output, outputVisible: visible, summary, failed: callFailed(result) };
   }
+}
+
+/** The FIFOs a slice's grants call for: `NAME.in` to write to a service, `NAME.out` to read it. */
+function wantedFiles(grants: ReadonlyMap<string, Grant>): Set<string> {
+  const wanted = new Set<string>();
+  for (const grant of grants.values()) {
+    if (canWrite(grant.mode)) wanted.add(`${grant.service}.in`);
+    if (canRead(grant.mode)) wanted.add(`${grant.service}.out`);
+  }
+  return wanted;
 }
 
 function exists(path: string): boolean {
