@@ -30,14 +30,13 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  realpathSync,
   renameSync,
   rmSync,
   unlinkSync,
   type Stats,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SlicedError } from '../core/errors.js';
+import { assertRootOnlyDirectory, describeFile } from './root-only.js';
 
 /** A FIFO or directory that is not what sliced made: refused, never followed or replaced. */
 export class RefusedFile extends Error {
@@ -46,44 +45,6 @@ export class RefusedFile extends Error {
     reason: string,
   ) {
     super(`${path}: ${reason}`);
-  }
-}
-
-function describe(stats: Stats): string {
-  if (stats.isSymbolicLink()) return 'a symbolic link';
-  if (stats.isFile()) return 'a regular file';
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isFIFO()) return 'a FIFO';
-  if (stats.isSocket()) return 'a socket';
-  return 'a special file';
-}
-
-/**
- * Refuse a directory that anyone but root could change: it and every ancestor must belong
- * to root and not be writable by group or others (ancestors may be sticky, like /tmp).
- */
-export function assertRootOnlyDirectory(path: string, what: string): void {
-  let real: string;
-  try {
-    real = realpathSync(path);
-  } catch (err) {
-    throw new SlicedError('ENOENT', `${what} ${path} cannot be used: ${(err as Error).message}`);
-  }
-  for (let dir = real, own = true; ; dir = dirname(dir), own = false) {
-    const stats = lstatSync(dir);
-    const mode = stats.mode & 0o7777;
-    const problem = !stats.isDirectory()
-      ? `is ${describe(stats)}, not a directory`
-      : stats.uid !== 0
-        ? `belongs to uid ${stats.uid}; it must belong to root`
-        : (mode & 0o022) !== 0 && (own || (mode & 0o1000) === 0)
-          ? `has mode ${mode.toString(8).padStart(4, '0')}; it must not be writable by group or others`
-          : null;
-    if (problem !== null) {
-      const where = own ? `${what} ${path}` : `${what} ${path}: its parent ${dir}`;
-      throw new SlicedError('EPERM', `${where} ${problem} (only root may be able to change it)`);
-    }
-    if (dir === '/') return;
   }
 }
 
@@ -119,7 +80,7 @@ function openNoFollow(path: string, flags: number): number {
     if (code === 'ELOOP' || code === 'ENOTDIR') {
       let found = 'not what was expected';
       try {
-        found = describe(lstatSync(path));
+        found = describeFile(lstatSync(path));
       } catch {
         // Gone again.
       }
@@ -150,7 +111,7 @@ export function openFifo(path: string, access: 'read' | 'write' | 'both', expect
   try {
     const stats = fstatSync(fd);
     const problem = !stats.isFIFO()
-      ? `is ${describe(stats)}, not a FIFO`
+      ? `is ${describeFile(stats)}, not a FIFO`
       : stats.uid !== expect.uid
         ? `belongs to uid ${stats.uid}, not the slice's uid ${expect.uid}`
         : stats.ino !== expect.ino
@@ -173,7 +134,7 @@ export function checkFifo(path: string, uid: number, ino: number): 'ok' | 'missi
     return 'missing';
   }
   if (stats.isFIFO() && stats.uid === uid && stats.ino === ino) return 'ok';
-  return new RefusedFile(path, `is ${describe(stats)} (owner ${stats.uid}, inode ${stats.ino}), not the FIFO sliced made (inode ${ino}); refused`);
+  return new RefusedFile(path, `is ${describeFile(stats)} (owner ${stats.uid}, inode ${stats.ino}), not the FIFO sliced made (inode ${ino}); refused`);
 }
 
 /** Remove our FIFO; anything else the slice put there is left alone. */
@@ -440,5 +401,5 @@ function unlinkQuietly(path: string): void {
 /** What is at `path`, for a refusal. */
 function found(path: string): string {
   const stats = lstatOrNull(path);
-  return stats ? `is ${describe(stats)} (owner ${stats.uid}, inode ${stats.ino})` : 'was in the way';
+  return stats ? `is ${describeFile(stats)} (owner ${stats.uid}, inode ${stats.ino})` : 'was in the way';
 }

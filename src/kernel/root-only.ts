@@ -7,9 +7,11 @@ import { lstatSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SlicedError } from '../core/errors.js';
 
-function describe(stats: Stats): string {
+/** What a file is, for messages that refuse it. */
+export function describeFile(stats: Stats): string {
   if (stats.isSymbolicLink()) return 'a symbolic link';
   if (stats.isFile()) return 'a regular file';
+  if (stats.isDirectory()) return 'a directory';
   if (stats.isFIFO()) return 'a FIFO';
   if (stats.isSocket()) return 'a socket';
   return 'a special file';
@@ -21,13 +23,28 @@ function describe(stats: Stats): string {
  * a path still to be created, from the one mkdir will create it in) must belong to root and
  * not be writable by group or others unless sticky, like /tmp. A path unsafe itself is named
  * before one unsafe through a parent, so the message names the directory the operator gave
- * (a vsys directory 0777 rather than the state directory inside it). The messages match
- * assertRootOnlyDirectory's, which checks each directory again once it is made.
+ * (a vsys directory 0777 rather than the state directory inside it). assertRootOnlyDirectory
+ * checks each directory again once it is made.
  */
 export function assertRootOnlyPaths(paths: ReadonlyArray<readonly [path: string, what: string]>): void {
   const problems = paths.map(([path, what]) => rootOnlyProblem(path, what)).filter((p) => p !== null);
   const first = problems.find((p) => p.own) ?? problems[0];
   if (first) throw first.error;
+}
+
+/**
+ * Refuse a directory that exists now and that anyone but root could change: it and every
+ * ancestor must belong to root and not be writable by group or others (ancestors may be
+ * sticky, like /tmp).
+ */
+export function assertRootOnlyDirectory(path: string, what: string): void {
+  try {
+    realpathSync(path);
+  } catch (err) {
+    throw new SlicedError('ENOENT', `${what} ${path} cannot be used: ${(err as Error).message}`);
+  }
+  const problem = rootOnlyProblem(path, what);
+  if (problem) throw problem.error;
 }
 
 /** The first problem of `path`, and whether it is the path itself rather than a parent. */
@@ -55,7 +72,7 @@ function rootOnlyProblem(path: string, what: string): { own: boolean; error: Sli
     const stats = lstatSync(at);
     const mode = stats.mode & 0o7777;
     const problem = !stats.isDirectory()
-      ? `is ${describe(stats)}, not a directory`
+      ? `is ${describeFile(stats)}, not a directory`
       : stats.uid !== 0
         ? `belongs to uid ${stats.uid}; it must belong to root`
         : (mode & 0o022) !== 0 && (own || (mode & 0o1000) === 0)

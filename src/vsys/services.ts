@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher, type Stats 
 import { join } from 'node:path';
 import { nameProblem } from '../core/names.js';
 import { isSlicedError } from '../core/errors.js';
-import { assertRootOnlyDirectory } from '../kernel/fifo.js';
+import { assertRootOnlyDirectory } from '../kernel/root-only.js';
 import { parseAcl, type Acl } from './acl.js';
 import type { ScannedService } from './catalog.js';
 import type { VsysEvents } from './events.js';

@@ -109,7 +109,13 @@ export class TestDaemon {
 
   static async start(extraArgs: string[] = []): Promise<TestDaemon> {
     const daemon = new TestDaemon(extraArgs);
-    await daemon.launch();
+    try {
+      await daemon.launch();
+    } catch (err) {
+      // Nothing of a failed start may stay behind: its kernel objects, its directories.
+      await daemon.destroy().catch(() => rmSync(daemon.dir, { recursive: true, force: true }));
+      throw err;
+    }
     return daemon;
   }
 
