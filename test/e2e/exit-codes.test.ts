@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SLICED, TestDaemon, run, userIds, type CliResult } from '../helpers/daemon.js';
+import { ROOT, SLICECTL, SLICED, TestDaemon, run, userIds, type CliResult } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { freePid, processInOwnMemoryCgroup, visibleKernelThread } from '../helpers/procs.js';
 
@@ -112,7 +112,7 @@ describe('exit statuses as README documents them', { skip: skip ?? false }, () =
           { ...ctl(['slice', 'create', 'mxexit3'], asSlice), message: /permission denied on .*sliced\.sock/ },
           ...refusedForAnyone,
         ]],
-        [5, [{ what: '--socket <nothing>', result: () => run(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), '--socket', `${daemon.dir}/nothing.sock`, 'slice', 'list']), message: /sliced is not running/ }]],
+        [5, [{ what: '--socket <nothing>', result: () => run(process.execPath, [SLICECTL, '--socket', `${daemon.dir}/nothing.sock`, 'slice', 'list']), message: /sliced is not running/ }]],
       ]));
     } finally {
       await foreign?.release();

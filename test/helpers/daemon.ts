@@ -13,8 +13,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../../src/cli/client.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-export const SLICED = join(ROOT, 'dist', 'daemon', 'main.js');
-export const SLICECTL = join(ROOT, 'dist', 'cli', 'main.js');
+/**
+ * The sliced under test: scripts/test installs it into a prefix every user can read
+ * (SLICED_TEST_PREFIX), since slices' users run slicectl and the checkout may be private
+ * (a clone under /root is 0700). Run by hand, a test uses the checkout's build.
+ */
+export const INSTALLED = process.env.SLICED_TEST_PREFIX ?? ROOT;
+export const SLICED = join(INSTALLED, 'dist', 'daemon', 'main.js');
+export const SLICECTL = join(INSTALLED, 'dist', 'cli', 'main.js');
 
 let counter = 0;
 
