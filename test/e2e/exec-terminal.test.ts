@@ -163,14 +163,15 @@ describe('slicectl exec and the caller\'s terminal', { skip: skip ?? false }, ()
 
   test('descriptors the caller leaks (not close-on-exec) never reach the slice, with or without a terminal', async () => {
     // A root shell with files open on fds 7 and 13 (13: past what a POSIX sh can name).
-    const list = 'ls /proc/$$/fd | tr "\\n" " "';
+    // No pipeline inside the slice: its shell would hold the pipe's fds while ls reads them.
+    const list = 'ls /proc/$$/fd; :'; // "; :" keeps the shell from exec'ing ls, whose own fds differ
     const plain = spawnSync('bash', ['-c', `exec 7</etc/hostname 13</etc/hostname; exec "$@"`, 'caller', process.execPath, SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'sbexec', '--', 'sh', '-c', list], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     assert.equal(plain.status, 0, plain.stderr);
-    assert.deepEqual(plain.stdout.trim().split(' '), ['0', '1', '2'], 'only stdin, stdout and stderr are open in the slice');
-    const { output } = await onTerminal(`exec 7</etc/hostname 9</etc/hostname; echo "fds=$($SLICECTL exec --slice sbexec -- sh -c '${list}' < /dev/null)"`);
+    assert.deepEqual(plain.stdout.trim().split(/\s+/), ['0', '1', '2'], 'only stdin, stdout and stderr are open in the slice');
+    const { output } = await onTerminal(`exec 7</etc/hostname 9</etc/hostname; echo "fds=$($SLICECTL exec --slice sbexec -- sh -c '${list}' < /dev/null | tr "\\n" " ")"`);
     assert.deepEqual(field(output, 'fds').trim().split(' '), ['0', '1', '2'], 'only stdin, stdout and stderr are open in the slice');
   });
 
