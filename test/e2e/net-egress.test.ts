@@ -39,11 +39,10 @@ describe('egress and tun', { skip: skip ?? false }, () => {
     forwardBefore = readSysctl('net.ipv4.ip_forward');
     scripts = new Scripts();
     daemon = await TestDaemon.start();
-    // A /30 beside the daemon's /24 pool (same /16 of test addresses), for the "outside".
-    const [a, b] = daemon.net.pool4.split('.');
-    const third = Number(daemon.net.pool4.split('.')[2]);
-    hostSide = `${a}.${b}.${(third + 128) % 256}.1`;
-    outsideAddress = `${a}.${b}.${(third + 128) % 256}.2`;
+    // A private /30 for the "outside", clear of every test daemon's pool (10.200-249.x).
+    const outsideNet = `10.199.${process.pid % 250}`;
+    hostSide = `${outsideNet}.1`;
+    outsideAddress = `${outsideNet}.2`;
     outsideNs = `n5out-${daemon.net.tag}`;
     uplink = `n5up${daemon.net.tag}`;
     sh(['ip', 'netns', 'add', outsideNs]);

@@ -111,15 +111,15 @@ describe('conntrack share of a namespaced slice', { skip: skip ?? false }, () =>
     scripts = new Scripts();
     metricsPort = await freePort();
     daemon = await TestDaemon.start(['--net-conntrack-max', String(LIMIT), '--metrics-port', String(metricsPort)]);
-    // The sink: a namespace on its own /30 beside the daemon's pool, no route beyond it.
-    const [a, b, c] = daemon.net.pool4.split('.');
-    const third = (Number(c) + 64) % 256;
-    sinkAddress = `${a}.${b}.${third}.2`;
+    // The sink: a namespace on its own /30 outside every test daemon's pool (10.200-249.x),
+    // no route beyond it.
+    const sinkNet = `10.198.${process.pid % 250}`;
+    sinkAddress = `${sinkNet}.2`;
     sinkNs = `ndsink-${daemon.net.tag}`;
     uplink = `ndup${daemon.net.tag}`;
     sh(['ip', 'netns', 'add', sinkNs]);
     sh(['ip', 'link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', sinkNs]);
-    sh(['ip', 'addr', 'add', `${a}.${b}.${third}.1/30`, 'dev', uplink]);
+    sh(['ip', 'addr', 'add', `${sinkNet}.1/30`, 'dev', uplink]);
     sh(['ip', 'link', 'set', uplink, 'up']);
     sh(['ip', '-n', sinkNs, 'addr', 'add', `${sinkAddress}/30`, 'dev', 'eth0']);
     sh(['ip', '-n', sinkNs, 'link', 'set', 'eth0', 'up']);

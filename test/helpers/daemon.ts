@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../../src/cli/client.js';
+import { claimNetSlot, type NetSlot } from './net-slot.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 /**
@@ -82,6 +83,7 @@ export class TestDaemon {
   readonly args: string[];
   /** Network objects of this daemon: its own tag, bridge and address pools. */
   readonly net: { tag: string; pool4: string; pool6: string };
+  private readonly slot: NetSlot;
   private child: ChildProcess | null = null;
   log = '';
 
@@ -92,14 +94,10 @@ export class TestDaemon {
     this.runDir = join(this.dir, 'run');
     this.stateDir = join(this.dir, 'state');
     this.socket = join(this.runDir, 'sliced.sock');
-    // Interface names and nft tables are global: every test daemon gets its own tag and its
-    // own private pools, so concurrent test runs (and other daemons) never meet.
-    const n = counter % 250;
-    this.net = {
-      tag: `t${(process.pid % 46656).toString(36)}${(counter % 36).toString(36)}`,
-      pool4: `10.${200 + (process.pid % 50)}.${n}.0/24`,
-      pool6: `fd5c:${(process.pid % 65536).toString(16)}:${n.toString(16)}::/64`,
-    };
+    // Interface names, nft tables and pools are global: every test daemon claims its own
+    // slot, so concurrent test files and runs (and other daemons) never meet.
+    this.slot = claimNetSlot();
+    this.net = { tag: this.slot.tag, pool4: this.slot.pool4, pool6: this.slot.pool6 };
     this.args = [
       '--net-tag', this.net.tag,
       '--net-pool4', this.net.pool4,
@@ -119,7 +117,10 @@ export class TestDaemon {
       await daemon.launch();
     } catch (err) {
       // Nothing of a failed start may stay behind: its kernel objects, its directories.
-      await daemon.destroy().catch(() => rmSync(daemon.dir, { recursive: true, force: true }));
+      await daemon.destroy().catch(() => {
+        rmSync(daemon.dir, { recursive: true, force: true });
+        daemon.slot.release();
+      });
       throw err;
     }
     return daemon;
@@ -186,5 +187,6 @@ export class TestDaemon {
     const result = await run(process.execPath, [SLICED, ...this.args, '--cleanup']);
     if (result.code !== 0) throw new Error(`sliced --cleanup failed: ${result.stderr}`);
     rmSync(this.dir, { recursive: true, force: true });
+    this.slot.release();
   }
 }
