@@ -1,5 +1,5 @@
 /**
- * The configuration tree, with configfs semantics (DESIGN.md, "Config tree"):
+ * The configuration tree, with configfs semantics (docs/ARCHITECTURE.md, "Config tree"):
  *
  *   /probes/<probe type>/{probe_period, <attr>..., <source>/value}
  *   /schedulers/<name>/process_set/{handle_all, single_processes/<pid>, process_sessions/<sid>, slices/<slice>}

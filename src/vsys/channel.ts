@@ -20,8 +20,8 @@
  *
  * One-shot `NAME.in` is opened O_RDONLY|O_NONBLOCK and reopened after each EOF: Linux does not
  * report hang-up to a reader that opened with no writer until a writer has come and gone,
- * so an idle FIFO costs nothing, and EOF tells where a call's input ends (an O_RDWR reader,
- * as DESIGN.md suggested, is its own writer and never sees EOF).
+ * so an idle FIFO costs nothing, and EOF tells where a call's input ends (an O_RDWR reader is
+ * its own writer and never sees EOF).
  */
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';

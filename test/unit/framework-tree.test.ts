@@ -1,5 +1,5 @@
 /**
- * The config tree's semantics (DESIGN.md "Config tree", issue 3): component creation by
+ * The config tree's semantics (docs/ARCHITECTURE.md "Config tree", issue 3): component creation by
  * mkdir, the refusals with their codes, the slides' shell sessions as tree operations,
  * stacking precedence and the data flow through threshold -> remote_cache -> port. Fake
  * component types and fake timers: nothing runs unless the test makes it.

@@ -3,8 +3,8 @@
  * Activated by updates on node_load. With per-CPU loads (rows cpu0.., from
  * /probes/cpu/cpu_load) it balances the processes of its process set across the CPUs of
  * this node by changing their CPU affinity; with node loads from other nodes it decides the
- * same way, and since live migration between nodes is not available here (DESIGN.md: CRIU
- * fails on this kernel) it records the decision instead of acting.
+ * same way, and since live migration between nodes is not available here (docs/ARCHITECTURE.md:
+ * CRIU fails on this kernel) it records the decision instead of acting.
  */
 import type { PolicyType } from '../../framework/types.js';
 import { mosixDecision, type Migration } from '../../core/load-balancing.js';
