@@ -30,7 +30,7 @@ const V1_NO_LIMIT = 2 ** 62;
 
 export type FreezerState = 'frozen' | 'freezing' | 'thawed';
 
-interface NodeDocument {
+export interface NodeDocument {
   backend: 'v1' | 'v2';
   cgroupRoots: Record<string, string>;
 }
@@ -50,7 +50,11 @@ export class KernelGroups {
   /** The layout of a running daemon (a TestDaemon's api, or any ApiClient). */
   static async of(source: { api: ApiClient } | ApiClient): Promise<KernelGroups> {
     const api = 'api' in source ? source.api : source;
-    const node = await api.get<NodeDocument>('/v1/node');
+    return KernelGroups.fromNode(await api.get<NodeDocument>('/v1/node'));
+  }
+
+  /** The layout the status document's node section describes. */
+  static fromNode(node: NodeDocument): KernelGroups {
     return new KernelGroups(node.backend, { ...node.cgroupRoots });
   }
 
@@ -146,6 +150,25 @@ export class KernelGroups {
     const dir = this.dir('unified', group);
     if (readKeyValues(join(dir, 'cgroup.events')).get('frozen') === 1) return 'frozen';
     return readTrim(join(dir, 'cgroup.freeze')) === '1' ? 'freezing' : 'thawed';
+  }
+
+  /**
+   * avg10 of the group's pressure file (percent), from the cgroup2 hierarchy (on v1 the
+   * unified one beside the controllers), or null where there is none (no PSI, no cgroup2).
+   */
+  pressure(group: string, resource: 'cpu' | 'memory' | 'io'): { some: number; full: number } | null {
+    if (this.roots.unified === undefined) return null;
+    const file = join(this.dir('unified', group), `${resource}.pressure`);
+    if (!existsSync(file)) return null;
+    const avg10 = (kind: string): number => Number(new RegExp(`^${kind} avg10=([\\d.]+)`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? NaN);
+    return { some: avg10('some'), full: avg10('full') };
+  }
+
+  /** Periods the group's tasks were throttled by its CPU cap (cpu.stat nr_throttled, on v1 in the cpu hierarchy). */
+  throttledPeriods(group: string): number {
+    const periods = readKeyValues(join(this.controllerDir('cpu', group), 'cpu.stat')).get('nr_throttled');
+    if (periods === undefined) throw new Error(`${join(this.controllerDir('cpu', group), 'cpu.stat')} has no nr_throttled line`);
+    return periods;
   }
 
   /** The directory holding the group's pids.max, or null without a pids controller. */
