@@ -34,7 +34,7 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     assert.equal((await daemon.cli(['domain', 'create', 'grp', '--cpu-reservation', '300m', '--cpu-limit', '800m'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'keeper', '--domain', 'grp', '--cpu-reservation', '200m', '--memory', '64M'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'other', '--cpu-shares', '700'])).code, 0);
-    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', '60'], { stdio: 'ignore' });
+    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', String(60 * SLOW)], { stdio: 'ignore' });
     const keeper = 'grp.domain/keeper.slice';
     let pid = 0;
     for (let i = 0; i < 200 * SLOW && !pid; i++) {
@@ -65,7 +65,7 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     // A group left by a slice whose deletion was cut short, with a process inside.
     const stray = groups.dir(groups.primary, 'stray.slice');
     mkdirSync(stray);
-    const lingering = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const lingering = spawn('sleep', [String(60 * SLOW)], { stdio: 'ignore' });
     writeFileSync(`${stray}/cgroup.procs`, String(lingering.pid));
     // A slice's group removed behind the daemon's back.
     rmdirSync(groups.dir(groups.primary, 'other.slice'));

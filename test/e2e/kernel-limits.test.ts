@@ -110,20 +110,24 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
     assert.equal((await daemon.cli(['slice', 'create', 'tapsi'])).code, 0);
     try {
       assert.equal(groups.pressure('tapsi.slice', 'cpu')!.some, 0, 'an idle slice has no CPU pressure');
-      // Twice as many busy loops as CPUs: at every moment some of them wait for a CPU.
+      assert.equal((await show('tapsi')).live!.pressure.cpu?.some, 0, 'and show says so');
+      // Twice as many busy loops as CPUs: at every moment some of them wait for a CPU, so
+      // "some" approaches 100% (avg10 gets there in a few ten-second time constants).
       await burners.start('tapsi', 2 * Math.ceil(capacity / 1000));
       let kernel = 0;
-      for (let i = 0; i < 40 * SLOW && kernel < 5; i++) {
+      for (let i = 0; i < 60 * SLOW && kernel < 50; i++) {
         await sleep(500);
         kernel = groups.pressure('tapsi.slice', 'cpu')!.some;
       }
-      assert.ok(kernel >= 5, `CPU pressure (some, avg10) of the slice's group: ${kernel}%`);
+      assert.ok(kernel >= 50, `CPU pressure (some, avg10) of the slice's group: ${kernel}%`);
       const before = groups.pressure('tapsi.slice', 'cpu')!.some;
       const view = (await show('tapsi')).live!.pressure.cpu;
       const afterShow = groups.pressure('tapsi.slice', 'cpu')!.some;
       assert.ok(view !== null, 'show has the slice\'s CPU pressure');
-      // avg10 moves every 2 s: what show says lies between the readings around it.
-      assert.ok(view.some >= Math.min(before, afterShow) - 0.01 && view.some <= Math.max(before, afterShow) + 0.01, `show says ${view.some}%, the kernel ${before}% then ${afterShow}%`);
+      // avg10 is recomputed every 2 s and wanders near its level: show's reading, taken
+      // between the two, lies near them.
+      const [low, high] = [Math.min(before, afterShow), Math.max(before, afterShow)];
+      assert.ok(view.some >= low - 15 && view.some <= high + 15, `show says ${view.some}%, the kernel ${before}% then ${afterShow}%`);
     } finally {
       await burners.stop('tapsi');
       assert.equal((await daemon.cli(['slice', 'delete', 'tapsi'])).code, 0);

@@ -13,7 +13,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestDaemon, type CliResult } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { Scripts, leftovers, netSkipReason, readSysctl } from '../helpers/net.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();
@@ -55,7 +55,7 @@ describe('egress and tun', { skip: skip ?? false }, () => {
     // The outside namespace has no route beyond its /30: answers can only go to the host.
     server = spawn('nsenter', [`--net=/run/netns/${outsideNs}`, process.execPath, scripts.path('udp-server.mjs'), '4', outsideAddress, '5353', 'outside'], { stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (d: Buffer) => (serverLog += d.toString()));
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 5000 * SLOW;
     while (!serverLog.includes('listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const args of [['n5e', '--net', '--net-egress', 'on'], ['n5f', '--net'], ['n5t', '--net', '--net-tun', 'on']]) {
       const result = await daemon.cli(['slice', 'create', ...args]);

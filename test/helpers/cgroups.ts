@@ -207,9 +207,10 @@ export class KernelGroups {
   /**
    * Where /proc/PID/cgroup text puts a process, per hierarchy of the daemon (v1 lines
    * "N:controllers:path", the v2 line "0::path"); null where no line names that hierarchy.
+   * Other lines (a command's other output) are ignored.
    */
   placement(procCgroup: string): Record<string, string | null> {
-    const lines = procCgroup.split('\n').filter(Boolean).map((line) => {
+    const lines = procCgroup.split('\n').filter((line) => /^\d+:[^:]*:\//.test(line)).map((line) => {
       const [id, controllers, ...path] = line.split(':');
       return { id: Number(id), controllers: controllers!.split(','), path: path.join(':') };
     });
