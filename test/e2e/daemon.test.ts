@@ -9,42 +9,44 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, freePort, run, SLICED, SLICECTL } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
+import { KernelGroups } from '../helpers/cgroups.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/daemon: ${skip}\n`);
 
 describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
-  const cpuRoot = (): string => `/sys/fs/cgroup/cpu/${daemon.cgroupRoot}`;
+  let groups: KernelGroups;
   const state = async (): Promise<string> => JSON.stringify([await daemon.cliJson(['slice', 'list']), await daemon.cliJson(['domain', 'list'])]);
 
   before(async () => {
     daemon = await TestDaemon.start();
+    groups = await KernelGroups.of(daemon);
   });
 
   after(async () => {
     await daemon.destroy();
-    assert.equal(existsSync(cpuRoot()), false);
+    assert.deepEqual(groups.existingDirs(), [], 'cleanup removed the root group in every hierarchy');
   });
 
   test('restart (SIGTERM) and crash (SIGKILL) keep the state and adopt running processes', async () => {
     assert.equal((await daemon.cli(['domain', 'create', 'grp', '--cpu-reservation', '300m', '--cpu-limit', '800m'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'keeper', '--domain', 'grp', '--cpu-reservation', '200m', '--memory', '64M'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'other', '--cpu-shares', '700'])).code, 0);
-    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', '60'], { stdio: 'ignore' });
-    const procsFile = `${cpuRoot()}/grp.domain/keeper.slice/cgroup.procs`;
+    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', String(60 * SLOW)], { stdio: 'ignore' });
+    const keeper = 'grp.domain/keeper.slice';
     let pid = 0;
-    for (let i = 0; i < 200 && !pid; i++) {
+    for (let i = 0; i < 200 * SLOW && !pid; i++) {
       await sleep(25);
-      pid = Number(readFileSync(procsFile, 'utf8').split('\n')[0] || 0);
+      pid = groups.procs(keeper)[0] ?? 0;
     }
     assert.ok(pid > 0);
     const before = await state();
 
     await daemon.restart('SIGTERM');
     assert.equal(await state(), before, 'state survives a clean restart');
-    assert.ok(readFileSync(procsFile, 'utf8').includes(String(pid)), 'process adopted, not killed');
+    assert.deepEqual(groups.missingFrom(keeper, pid), [], 'process adopted, not killed, in every hierarchy');
     assert.match(daemon.log, /"adoptedGroups":2/);
 
     // Created, then the daemon is killed without any chance to flush.
@@ -52,8 +54,8 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     await daemon.restart('SIGKILL');
     const afterCrash = JSON.parse(await state()) as Array<Array<{ name: string }>>;
     assert.deepEqual(afterCrash[0]!.map((s) => s.name).sort(), ['keeper', 'late', 'other']);
-    assert.ok(readFileSync(procsFile, 'utf8').includes(String(pid)), 'process survives a daemon crash');
-    assert.equal(readFileSync(`${cpuRoot()}/late.slice/cpu.cfs_quota_us`, 'utf8').trim(), '25000');
+    assert.deepEqual(groups.missingFrom(keeper, pid), [], 'process survives a daemon crash');
+    assert.equal(groups.cpuLimit('late.slice'), 250, 'the slice created just before the crash has its cap in the kernel');
     worker.kill('SIGTERM');
     spawnSync('kill', ['-9', String(pid)]);
   });
@@ -61,17 +63,19 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
   test('at start, groups nobody asked for are emptied and removed; missing groups are recreated', async () => {
     await daemon.stop();
     // A group left by a slice whose deletion was cut short, with a process inside.
-    const stray = `${cpuRoot()}/stray.slice`;
+    const stray = groups.dir(groups.primary, 'stray.slice');
     mkdirSync(stray);
-    const lingering = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const lingering = spawn('sleep', [String(60 * SLOW)], { stdio: 'ignore' });
     writeFileSync(`${stray}/cgroup.procs`, String(lingering.pid));
     // A slice's group removed behind the daemon's back.
-    rmdirSync(`${cpuRoot()}/other.slice`);
+    rmdirSync(groups.dir(groups.primary, 'other.slice'));
     await daemon.launch();
     assert.equal(existsSync(stray), false, 'stray group removed');
     const exit = await new Promise<string | null>((r) => (lingering.exitCode !== null || lingering.signalCode !== null ? r(lingering.signalCode) : lingering.once('exit', (_c, s) => r(s))));
     assert.ok(exit === 'SIGTERM' || exit === 'SIGKILL', `stray process was stopped (${exit})`);
-    assert.equal(readFileSync(`${cpuRoot()}/other.slice/cpu.cfs_quota_us`, 'utf8').trim(), '-1', 'missing group recreated');
+    assert.ok(groups.exists('other.slice'), 'missing group recreated');
+    assert.equal(groups.cpuLimit('other.slice'), null);
+    assert.equal(groups.memoryLimit('other.slice'), null);
   });
 
   test('a second daemon on the same state directory is refused', async () => {

@@ -13,8 +13,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, TestDaemon, type CliResult } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { Burners } from '../helpers/cpu-load.js';
+import { KernelGroups } from '../helpers/cgroups.js';
+import { fuzzSeed, prng } from '../helpers/prng.js';
+import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import { readCpuBusyNs } from '../../src/kernel/node-stats.js';
 import type { SliceView } from '../../src/daemon/views.js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -35,7 +38,7 @@ function sessionOf(pid: number): number {
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * SLOW;
   while (Date.now() < deadline) {
     if (await probe()) return;
     await sleep(100);
@@ -60,9 +63,15 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
   };
   const SCHED = '/schedulers/CPU_LB';
   const POLICY = `${SCHED}/mosix_load_balancer`;
+  const THRESHOLD = `${POLICY}/node_load/remote_cache/threshold`;
+  /** This node's name in the tree and the cluster. */
+  const NODE = 'ta-local';
+  /** Above any load the node can have (node_load is in millicores busy, at most its capacity). */
+  let unreachable = 0;
 
   before(async () => {
-    daemon = await TestDaemon.start();
+    daemon = await TestDaemon.start(['--node-name', NODE]);
+    unreachable = 2 * (await daemon.api.get<{ cpu: { capacity: number } }>('/v1/node')).cpu.capacity;
     sleeper = spawn('sleep', ['300'], { stdio: 'ignore', detached: true });
   });
 
@@ -84,19 +93,39 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await ok(['mkdir', SCHED]);
     await ok(['mkdir', POLICY]);
     await ok(['mkdir', `${POLICY}/node_load/remote_cache`]);
-    await ok(['mkdir', `${POLICY}/node_load/remote_cache/threshold`]);
-    await ok(['write', `${POLICY}/node_load/remote_cache/threshold/threshold`, '-1']);
-    await ok(['ln', '/probes/cpu/node_load', `${POLICY}/node_load/remote_cache/threshold/cpu_load`]);
+    await ok(['mkdir', THRESHOLD]);
+    // First above any load the node can have: the filter must drop every update.
+    await ok(['write', `${THRESHOLD}/threshold`, String(unreachable)]);
+    await ok(['ln', '/probes/cpu/node_load', `${THRESHOLD}/cpu_load`]);
     await ok(['ln', '/probes/cpu/process_load', `${POLICY}/process_load/cpu_load`]);
     await ok(['mkdir', `${SCHED}/process_set/single_processes/${sleeper.pid}`]);
     await ok(['mkdir', `${SCHED}/process_set/process_sessions/${sessionOf(sleeper.pid!)}`]);
 
-    // Query data: the probe's value, what the port collected, what each filter output and collected.
-    await waitFor('an update to reach the port', async () => (await ctl(['cat', `${POLICY}/node_load/collected_value`])).stdout.trim() !== '');
+    const cat = async (file: string): Promise<string> => (await ok(['cat', `${POLICY}/node_load/${file}`])).trim();
+    await waitFor('updates to reach the threshold filter', async () => (await cat('remote_cache/threshold/collected_value')) !== '');
+    await sleep(1000); // five more probe periods
+    const held = await cat('remote_cache/threshold/collected_value');
+    assert.ok(Number(held) <= unreachable, `the filter's input ${held} is below its threshold ${unreachable}`);
+    for (const file of ['remote_cache/threshold/value', 'remote_cache/collected_value', 'collected_value']) {
+      assert.equal(await cat(file), '', `${file}: nothing at or below the threshold passes`);
+    }
+
+    // Then below the load a busy loop makes (about 1000m): updates above it pass, whole.
+    const low = 500;
+    const burner = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      await ok(['write', `${THRESHOLD}/threshold`, String(low)]);
+      // Query data: the probe's value, what the port collected, what each filter output and collected.
+      await waitFor('an update to pass the threshold and reach the port', async () => (await cat('collected_value')) !== '');
+    } finally {
+      burner.kill('SIGKILL');
+    }
     const probeValue = Number(await ok(['cat', '/probes/cpu/node_load/value']));
     assert.ok(Number.isFinite(probeValue) && probeValue >= 0, `node load ${probeValue}`);
     for (const file of ['collected_value', 'remote_cache/value', 'remote_cache/collected_value', 'remote_cache/threshold/value']) {
-      assert.match(await ok(['cat', `${POLICY}/node_load/${file}`]), /^\d+(\.\d+)?\s*$/, file);
+      const value = await cat(file);
+      assert.match(value, /^\d+(\.\d+)?$/, file);
+      assert.ok(Number(value) > low, `${file}: ${value} passed a threshold of ${low}`);
     }
     const pids = (await ok(['cat', `${SCHED}/process_set/pids`])).split('\n').map(Number);
     assert.ok(pids.includes(sleeper.pid!), `the process set holds the attached process: ${pids}`);
@@ -108,8 +137,8 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await refused(['ln', '/probes/cpu/process_load', `${POLICY}/node_load/remote_cache/other`], 4, /already has a source/);
     await ok(['mkdir', '/schedulers/typed', '/schedulers/typed/echo_policy']);
     await refused(['ln', '/probes/cpu/process_load', '/schedulers/typed/echo_policy/node_load/x'], 1, /value types must be equal/);
-    await refused(['write', `${POLICY}/node_load/remote_cache/threshold/threshold`, 'abc'], 1, /threshold "abc" is not allowed: must be a number/);
-    assert.equal((await ok(['cat', `${POLICY}/node_load/remote_cache/threshold/threshold`])).trim(), '-1', 'the old value stays');
+    await refused(['write', `${THRESHOLD}/threshold`, 'abc'], 1, /threshold "abc" is not allowed: must be a number/);
+    assert.equal((await ok(['cat', `${THRESHOLD}/threshold`])).trim(), '500', 'the old value stays');
     await refused(['rmdir', '/probes/cpu'], 1, /in use/);
     await refused(['rmdir', `${POLICY}/node_load`], 4, /goes away only with it/);
     await refused(['mkdir', '/schedulers/../etc'], 1, /must not contain "\." or "\.\." components/);
@@ -165,9 +194,32 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await ok(['rm', `${POLICY}/node_load/remote_cache/cpu_load`, `${POLICY}/process_load/cpu_load`]);
     await ok(['rmdir', `${POLICY}/node_load/remote_cache`, POLICY]);
     await ok(['mkdir', `${SCHED}/least_loaded`]);
-    const placement = JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
-    assert.equal(placement.scheduler, 'CPU_LB');
-    assert.ok(typeof placement.node === 'string' && placement.node.length > 0);
+    const place = async (): Promise<{ scheduler: string; node: string }> => JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
+    assert.deepEqual(await place(), { scheduler: 'CPU_LB', node: NODE, refused: null }, 'knowing no loads, least_loaded has only this node');
+
+    // Two other nodes of the cluster, as remote_cache finds them in the store: one idle, one
+    // far busier than this node can be. least_loaded must pick the idle one (neither this
+    // node nor the first by name).
+    const cache = `${SCHED}/least_loaded/node_load/remote_cache`;
+    await ok(['mkdir', cache]);
+    await ok(['write', `${cache}/prefetch_period_ms`, '100']);
+    await ok(['ln', '/probes/cpu/node_load', `${cache}/cpu_load`]);
+    await daemon.stop();
+    const store = await EmbeddedStore.open(daemon.stateDir);
+    try {
+      const loads = { 'ta-busy': unreachable, 'ta-idle': 0 };
+      await store.txn(Object.entries(loads).map(([node, load]) => ({ type: 'put' as const, key: `values/${node}${cache}`, value: JSON.stringify({ labels: [], data: [load], at: Date.now() }) })));
+    } finally {
+      await store.close();
+    }
+    await daemon.launch();
+    const rows = async (): Promise<string[]> => (await ok(['cat', `${SCHED}/least_loaded/node_load/collected_value`])).trim().split('\n').filter(Boolean);
+    await waitFor('the other nodes\' loads to reach least_loaded', async () => (await rows()).length === 3);
+    const seen = await rows();
+    assert.deepEqual(seen.map((row) => row.split(' ')[0]).sort(), ['ta-busy', 'ta-idle', NODE].sort(), seen.join('; '));
+    assert.deepEqual(await place(), { scheduler: 'CPU_LB', node: 'ta-idle', refused: null }, `the least loaded of ${seen.join('; ')}`);
+    await ok(['rm', `${cache}/cpu_load`]);
+    await ok(['rmdir', cache]);
   });
 
   test('stacking: a later scheduler takes precedence, and its refusal reaches slicectl exec', async () => {
@@ -282,9 +334,15 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
   const sh = (script: string, as?: { uid: number; gid: number }) =>
     spawnSync('setsid', ['-w', 'bash', '-c', `set -u; SROOT=${mnt}; ${script}`], { encoding: 'utf8', ...(as ?? {}) });
 
-  test("the slides' shell session works verbatim with our paths", () => {
+  test("the slides' shell session works verbatim with our paths", async () => {
+    // The threshold is first above any load the node can have (nothing passes), then below
+    // the load of a busy loop (what is above passes).
+    const unreachable = 2 * (await daemon.api.get<{ cpu: { capacity: number } }>('/v1/node')).cpu.capacity;
     const setup = sh(`
       set -e
+      BURNER=
+      trap '[ -z "$BURNER" ] || kill $BURNER' EXIT
+      filled() { i=0; while [ -z "$(cat "$1")" ]; do i=$((i+1)); [ $i -lt ${200 * SLOW} ] || return 1; sleep 0.1; done; }
       PROBE=$SROOT/probes/cpu
       mkdir $PROBE
       echo 200 > $PROBE/probe_period
@@ -296,7 +354,7 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
       mkdir remote_cache
       mkdir remote_cache/threshold
       cd remote_cache/threshold
-      echo -1 > threshold
+      echo ${unreachable} > threshold
       ln -s $PROBE/node_load cpu_load
       cd $POLICY/process_load
       ln -s $PROBE/process_load cpu_load
@@ -305,9 +363,14 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
       # The slides' form, with ps's column padding stripped: procps right-aligns a SID of
       # fewer than 5 digits (" 1137"), which the unquoted substitution splits into two words.
       mkdir process_sessions/\`ps h -osid $$ | tr -d ' '\`
-      sleep 0.6
-      cat $PROBE/node_load/value
       cd $POLICY/node_load
+      filled remote_cache/threshold/collected_value
+      sleep 0.6
+      echo "dropped:$(cat remote_cache/threshold/value)|$(cat remote_cache/collected_value)|$(cat collected_value)"
+      sh -c 'while :; do :; done' & BURNER=$!
+      echo 500 > remote_cache/threshold/threshold
+      filled collected_value
+      cat $PROBE/node_load/value
       cat collected_value
       cat remote_cache/value
       cat remote_cache/collected_value
@@ -315,13 +378,18 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
     `);
     assert.equal(setup.status, 0, setup.stderr);
     const lines = setup.stdout.trim().split('\n');
-    assert.equal(lines.length, 5, setup.stdout);
-    for (const line of lines.slice(0, 4)) assert.match(line, /^\d+$/);
-    assert.equal(lines[4], `${mnt}/probes/cpu/node_load`);
+    assert.equal(lines.length, 6, setup.stdout);
+    assert.equal(lines[0], 'dropped:||', 'nothing at or below the threshold passed');
+    assert.match(lines[1]!, /^\d+$/);
+    for (const line of lines.slice(2, 5)) {
+      assert.match(line, /^\d+$/);
+      assert.ok(Number(line) > 500, `${line} passed a threshold of 500`);
+    }
+    assert.equal(lines[5], `${mnt}/probes/cpu/node_load`);
 
     const badWrite = sh(`echo banana > $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold; echo "rc=$?"; cat $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold`);
     assert.match(badWrite.stderr, /write error: Invalid argument/);
-    assert.match(badWrite.stdout, /rc=1\n-1\n/);
+    assert.match(badWrite.stdout, /rc=1\n500\n/);
 
     const secondPolicy = sh('mkdir $SROOT/schedulers/CPU_LB/echo_policy');
     assert.match(secondPolicy.stderr, /Device or resource busy/);
@@ -385,7 +453,11 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
     return r.stdout;
   };
 
-  test('mosix_load_balancer moves a process from a crowded CPU to an idle one', { skip: availableParallelism() < 2 ? 'needs 2 CPUs' : false }, async (t) => {
+  test('mosix_load_balancer moves a process from a crowded CPU to an idle one', async (t) => {
+    if (availableParallelism() < 2) {
+      skipWith(t, `needs 2 CPUs (moves a process from CPU 0 to CPU 1); this machine has ${availableParallelism()}`);
+      return;
+    }
     // The rule moves a process only if CPU 1's load + 1.3 x the process's load is below CPU 0's;
     // on a machine busy with other work CPU 1 is not idle and the rule rightly refuses.
     const busyNs = () => readCpuBusyNs()[1]!;
@@ -397,8 +469,7 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
       cpu1 = (busyNs() - before) / 1e6;
     }
     if (cpu1 > 300) {
-      process.stderr.write(`SKIP ${t.name}: CPU 1 is busy with other work (${Math.round(cpu1)}m); the scenario needs it idle\n`);
-      t.skip(`CPU 1 busy with other work (${Math.round(cpu1)}m)`);
+      skipWith(t, `CPU 1 is busy with other work (${Math.round(cpu1)}m); the scenario needs it idle`);
       return;
     }
     // Two busy loops pinned to CPU 0: CPU 0 carries ~1000m, CPU 1 little; each loop ~500m.
@@ -431,26 +502,28 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
     await load.start('fw3lo', 1);
     await load.start('fw3hi', 1);
     try {
-      const freezer = (slice: string): string => readFileSync(`/sys/fs/cgroup/freezer/${daemon.cgroupRoot}/${slice}.slice/freezer.state`, 'utf8').trim();
+      const groups = await KernelGroups.of(daemon);
+      const freezer = (slice: string): string => groups.freezer(`${slice}.slice`);
       await sleep(2500); // let the control loop see both slices busy
       await ok(['mkdir', '/probes/psi', '/schedulers/swap', '/schedulers/swap/swap_avoidance']);
       await ok(['write', '/schedulers/swap/swap_avoidance/low', '0']);
       await ok(['write', '/schedulers/swap/swap_avoidance/high', '0']); // any pressure counts
       await ok(['ln', '/probes/psi/memory', '/schedulers/swap/swap_avoidance/memory_pressure/psi']);
-      await waitFor('fw3lo to be frozen', async () => freezer('fw3lo') === 'FROZEN');
-      assert.equal(freezer('fw3hi'), 'THAWED', 'only the lowest-priority busy slice');
+      await waitFor('fw3lo to be frozen', async () => freezer('fw3lo') === 'frozen');
+      assert.equal(freezer('fw3hi'), 'thawed', 'only the lowest-priority busy slice');
       await ok(['rm', '/schedulers/swap/swap_avoidance/memory_pressure/psi']);
       await ok(['rmdir', '/schedulers/swap/swap_avoidance']);
-      await waitFor('fw3lo to be thawed', async () => freezer('fw3lo') === 'THAWED');
+      await waitFor('fw3lo to be thawed', async () => freezer('fw3lo') === 'thawed');
     } finally {
       await load.stopAll();
     }
   });
 
   test('hostile tree operations through the API never take the daemon down', async () => {
+    const random = prng(fuzzSeed('hostile tree operations'));
     const names = ['..', '.', '', 'a/b', 'x\u0000y', 'é', 'threshold', 'cpu', 'echo_policy', 'remote_cache', 'process_set', 'x'.repeat(300), '12345', 'slices', '-1'];
     const paths = ['/', '/probes', '/schedulers', '/schedulers/f', '/schedulers/f/echo_policy', '/schedulers/f/echo_policy/node_load', '/probes/cpu', '/slices', '/nodes', 'relative', '/schedulers/f/process_set/single_processes'];
-    const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
+    const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
     const codes = new Set<string>();
     for (let i = 0; i < 400; i++) {
       const path = `${pick(paths)}/${pick(names)}`.replace('//', '/');

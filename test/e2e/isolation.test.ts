@@ -8,11 +8,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
+import { KernelGroups } from '../helpers/cgroups.js';
 import { Burners, CpuUsageReader, nodeShares } from '../helpers/cpu-load.js';
 import { computeEntitlements, type EntitlementNode } from '../../src/core/entitlement.js';
 import { DEFAULT_CPU } from '../../src/core/model.js';
@@ -21,11 +20,12 @@ import { readMachineBusyNs } from '../../src/kernel/procfs.js';
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/isolation: ${skip}\n`);
 
-const CPUS = availableParallelism();
-const CAPACITY = CPUS * 1000;
+/** The node's capacity in millicores as the daemon reports it (set once it runs). */
+let CAPACITY = 0;
 /** One burner per CPU makes every busy slice able to use the whole node. */
-const BURNERS = CPUS;
-const WARM_MS = 3000;
+let BURNERS = 0;
+/** The control loop converges in a few of its periods; under emulation the daemon is slower. */
+const WARM_MS = 3000 * SLOW;
 const MEASURE_MS = 3000;
 const TOLERANCE_PP = 8;
 
@@ -61,10 +61,14 @@ function expectedShares(slices: SliceDef[], domains: Array<{ name: string; cpu: 
 describe('CPU isolation with the control loop (real cgroups, busy burners)', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
   let burners: Burners;
+  let groups: KernelGroups;
 
   before(async () => {
     daemon = await TestDaemon.start();
     burners = new Burners(daemon.api);
+    groups = await KernelGroups.of(daemon);
+    CAPACITY = (await daemon.api.get<{ cpu: { capacity: number } }>('/v1/node')).cpu.capacity;
+    BURNERS = Math.ceil(CAPACITY / 1000);
   });
 
   after(async () => {
@@ -74,9 +78,7 @@ describe('CPU isolation with the control loop (real cgroups, busy burners)', { s
 
   /** CPU used on the machine outside sliced's groups (millicores) between two readings. */
   async function outsideUsage(): Promise<() => number> {
-    const node = await daemon.api.get<{ cgroupRoots: Record<string, string> }>('/v1/node');
-    const root = `${node.cgroupRoots.cpuacct}/cpuacct.usage`;
-    const read = () => ({ t: performance.now(), busy: readMachineBusyNs(), sliced: Number(readFileSync(root, 'utf8').trim()) });
+    const read = () => ({ t: performance.now(), busy: readMachineBusyNs(), sliced: groups.cpuUsageNs('') });
     const first = read();
     return () => {
       const last = read();

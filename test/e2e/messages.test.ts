@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, userIds } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { freePid } from '../helpers/procs.js';
 import type { StatusDocument } from '../../src/cli/format.js';
 
@@ -52,7 +52,7 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
     mkdirSync(services, { recursive: true, mode: 0o700 });
     writeFileSync(join(services, 'mxecho'), '#!/bin/sh\ncat\n', { mode: 0o755 });
     const listed = async (pattern: RegExp): Promise<string> => {
-      const deadline = Date.now() + 15_000; // inotify, or at worst the 10 s rescan
+      const deadline = Date.now() + 15_000 * SLOW; // inotify, or at worst the 10 s rescan
       for (;;) {
         const out = (await daemon.cli(['vsys', 'list'])).stdout;
         if (pattern.test(out)) return out;
@@ -125,7 +125,7 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
       // as hungry showed the domain entitled to its whole limit for one period.
       const passes = new Set<string>();
       const seen: number[] = [];
-      const deadline = Date.now() + 3500;
+      const deadline = Date.now() + 3500 * SLOW; // under emulation each status takes longer: sample as many periods
       while (Date.now() < deadline) {
         const status = await daemon.cliJson<StatusDocument & { node: { control: { at: string } | null } }>(['status']);
         if (status.node.control) passes.add(status.node.control.at);

@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, TestDaemon } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, skipWith } from '../helpers/env.js';
+import { KernelGroups } from '../helpers/cgroups.js';
 import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 
 /** Whether the kernel has a pids controller at all, read from /proc (not from sliced). */
@@ -54,8 +55,6 @@ interface SliceJson {
   live?: { procs: number; pids: PidsLive | null };
 }
 interface NodeJson {
-  backend: 'v1' | 'v2';
-  cgroupRoots: Record<string, string>;
   pids: { space: number; inUse: number; sliceDefault: number | null; defaultSetting: string; enforced: boolean; reason?: string };
 }
 
@@ -64,12 +63,14 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
   /** The documented default: 15% of min(kernel.pid_max, kernel.threads-max), as systemd's DefaultTasksMax. */
   const expectedDefault = Math.floor((space * 15) / 100);
   let daemon: TestDaemon;
+  let groups: KernelGroups;
   let metricsPort: number;
   let destroyed = false;
 
   before(async () => {
     metricsPort = await freePort();
     daemon = await TestDaemon.start(['--metrics-port', String(metricsPort)]);
+    groups = await KernelGroups.of(daemon);
   });
 
   after(async () => {
@@ -80,15 +81,14 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
   async function nodeOrSkip(t: TestContext): Promise<NodeJson | null> {
     const node = await daemon.api.get<NodeJson>('/v1/node');
     if (node.pids?.enforced === false) {
-      process.stderr.write(`SKIP ${t.name}: ${node.pids.reason}\n`);
-      t.skip(node.pids.reason);
+      skipWith(t, node.pids.reason ?? 'sliced reports task limits as not enforced');
       return null;
     }
     return node;
   }
 
   /** Directory of a group in the hierarchy holding the pids controller. */
-  const pidsDir = (node: NodeJson, cgroup: string): string => join(node.backend === 'v1' ? node.cgroupRoots.pids! : node.cgroupRoots.unified!, cgroup);
+  const pidsDir = (cgroup: string): string => groups.pidsDir(cgroup)!;
 
   test('a bounded fork bomb in a slice with no options stops at the default pids.max; the node keeps its PIDs; show, status and metrics report it; delete ends it', async (t) => {
     const node = await nodeOrSkip(t);
@@ -112,7 +112,7 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       assert.equal(left, expectedDefault - 1, 'the shell was the last task the limit allowed; its sleeps are what is left');
 
       assert.deepEqual(view.pids, { max: 'default', effectiveMax: expectedDefault });
-      assert.equal(readTrim(join(pidsDir(node, view.cgroup), 'pids.max')), String(expectedDefault), 'the kernel holds the limit');
+      assert.equal(readTrim(join(pidsDir(view.cgroup), 'pids.max')), String(expectedDefault), 'the kernel holds the limit');
       const live = view.live!.pids!;
       assert.equal(live.current, expectedDefault - 1);
       assert.equal(live.max, expectedDefault);
@@ -144,7 +144,7 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       const deleted = await daemon.cli(['slice', 'delete', 'pcbomb']);
       assert.equal(deleted.code, 0, deleted.stderr);
     }
-    assert.equal(existsSync(pidsDir(node, 'pcbomb.slice')), false, 'the pids group is gone with the slice');
+    assert.equal(existsSync(pidsDir('pcbomb.slice')), false, 'the pids group is gone with the slice');
   });
 
   test('--pids-max sets a limit, "none" lifts it, "default" restores it; bad values are refused with what is allowed; exec joins the pids group', async (t) => {
@@ -152,16 +152,17 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
     if (!node) return;
     assert.equal((await daemon.cli(['slice', 'create', 'pclim', '--pids-max', '64'])).code, 0);
     try {
-      const file = join(pidsDir(node, 'pclim.slice'), 'pids.max');
+      const file = join(pidsDir('pclim.slice'), 'pids.max');
       assert.equal(readTrim(file), '64');
       assert.deepEqual((await daemon.cliJson<SliceJson>(['slice', 'show', 'pclim'])).pids, { max: 64, effectiveMax: 64 });
       const joined = await daemon.cli(['exec', '--slice', 'pclim', '--', 'cat', '/proc/self/cgroup']);
       assert.equal(joined.code, 0, joined.stderr);
-      const line = node.backend === 'v1' ? joined.stdout.split('\n').find((l) => /^\d+:pids:/.test(l)) : joined.stdout.split('\n').find((l) => l.startsWith('0::'));
-      assert.ok(line?.endsWith(`/${daemon.cgroupRoot}/pclim.slice`), `exec'd process is in the slice's pids group: ${line}`);
+      const placement = groups.placement(joined.stdout)[groups.backend === 'v1' ? 'pids' : 'unified'];
+      assert.ok(placement?.endsWith(`/${daemon.cgroupRoot}/pclim.slice`), `exec'd process is in the slice's pids group: ${placement}`);
+      assert.deepEqual(groups.misplaced(joined.stdout, 'pclim.slice'), [], 'and in its groups of every other hierarchy');
       // exec and vsys scripts join the groups whose cgroup.procs files the daemon lists (one list for both).
       const plan = await daemon.api.post<{ procsFiles: string[] }>('/v1/slices/pclim/exec-plan', { pid: process.pid });
-      assert.ok(plan.procsFiles.includes(join(pidsDir(node, 'pclim.slice'), 'cgroup.procs')), plan.procsFiles.join(' '));
+      assert.ok(plan.procsFiles.includes(join(pidsDir('pclim.slice'), 'cgroup.procs')), plan.procsFiles.join(' '));
 
       assert.equal((await daemon.cli(['slice', 'set', 'pclim', '--pids-max', 'none'])).code, 0);
       assert.equal(readTrim(file), 'max');
@@ -192,8 +193,8 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
     assert.equal((await daemon.cli(['domain', 'create', 'pcdom', '--pids-max', '20'])).code, 0);
     try {
       assert.equal((await daemon.cli(['slice', 'create', 'pcin', '--domain', 'pcdom', '--pids-max', '100'])).code, 0);
-      assert.equal(readTrim(join(pidsDir(node, 'pcdom.domain'), 'pids.max')), '20');
-      assert.equal(readTrim(join(pidsDir(node, 'pcdom.domain/pcin.slice'), 'pids.max')), '100');
+      assert.equal(readTrim(join(pidsDir('pcdom.domain'), 'pids.max')), '20');
+      assert.equal(readTrim(join(pidsDir('pcdom.domain/pcin.slice'), 'pids.max')), '100');
       const bomb = await daemon.cli(['exec', '--slice', 'pcin', '--', 'sh', '-c', bombScript(60)]);
       assert.notEqual(bomb.code, 0, 'stopped by the domain\'s limit');
       const slice = await daemon.cliJson<SliceJson>(['slice', 'show', 'pcin']);
@@ -212,8 +213,8 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
   test('after an upgrade a slice stored without pids gets the default, and its running processes join its new pids group', async (t) => {
     const node = await nodeOrSkip(t);
     if (!node) return;
-    if (node.backend !== 'v1') {
-      t.skip('simulates a v1 node whose pids hierarchy sliced did not use yet (v2: test/kernel/cgroup-v2-fixture.test.ts)');
+    if (groups.backend !== 'v1') {
+      skipWith(t, 'simulates a cgroup v1 node whose pids hierarchy sliced did not use yet; on v2 pids is a controller of the one hierarchy, enabled with the others (tested in test/kernel/cgroup-v2-fixture.test.ts)');
       return;
     }
     assert.equal((await daemon.cli(['slice', 'create', 'pcold'])).code, 0);
@@ -228,7 +229,7 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       delete spec.pids;
       await store.txn([{ type: 'put', key: '/slices/pcold', value: JSON.stringify(spec) }]);
       await store.close();
-      const root = node.cgroupRoots.pids!;
+      const root = groups.pidsDir()!;
       writeFileSync(join(root, '..', 'cgroup.procs'), String(sleeper)); // the test's own pids group, where it started
       rmdirSync(join(root, 'pcold.slice'));
       rmdirSync(root);
@@ -249,10 +250,11 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
     const node = await nodeOrSkip(t);
     if (!node) return;
     assert.equal((await daemon.cli(['slice', 'create', 'pcclean'])).code, 0);
-    const root = node.backend === 'v1' ? node.cgroupRoots.pids! : node.cgroupRoots.unified!;
+    const root = groups.pidsDir()!;
     assert.ok(existsSync(join(root, 'pcclean.slice')));
     destroyed = true;
     await daemon.destroy(); // stop, then sliced --cleanup
     assert.equal(existsSync(root), false, `${root} removed`);
+    assert.deepEqual(groups.existingDirs(), [], 'and the root group of every other hierarchy');
   });
 });

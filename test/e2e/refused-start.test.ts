@@ -12,7 +12,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SLICED, freePort, run } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { detectLayout } from '../../src/kernel/cgroup/detect.js';
 
 const skip = kernelSkipReason();
@@ -54,7 +54,7 @@ function start(s: Setup, extra: string[]): Promise<{ code: number | null; stderr
     const child = spawn(process.execPath, [SLICED, ...s.args, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGTERM'), 20_000 * SLOW);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });

@@ -18,6 +18,7 @@ import { crc32 } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, freePort, run } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
+import { KernelGroups } from '../helpers/cgroups.js';
 import type { SliceView, StateView } from '../../src/daemon/views.js';
 
 const skip = kernelSkipReason();
@@ -109,7 +110,9 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
       try {
         const attached = await d.cli(['attach', 'dka', String(sleeper.pid)]);
         assert.equal(attached.code, 0, `attach while the store fails: ${attached.stderr}`);
-        assert.match(readFileSync(`/proc/${sleeper.pid}/cgroup`, 'utf8'), new RegExp(`:cpuacct:/${d.cgroupRoot}/dka\\.slice$`, 'm'));
+        const groups = await KernelGroups.of(d);
+        assert.deepEqual(groups.missingFrom('dka.slice', sleeper.pid!), [], 'the attached process is in the slice\'s group of every hierarchy');
+        assert.deepEqual(groups.misplaced(readFileSync(`/proc/${sleeper.pid}/cgroup`, 'utf8'), 'dka.slice'), []);
       } finally {
         sleeper.kill('SIGKILL');
       }

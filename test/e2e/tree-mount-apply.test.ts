@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { ROOT, TestDaemon, type CliResult } from '../helpers/daemon.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/tree-mount-apply: ${skip}\n`);
@@ -40,7 +40,7 @@ function slicedMounted(mnt: string): boolean {
 }
 
 async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * SLOW;
   while (Date.now() < deadline) {
     if (await probe()) return;
     await sleep(100);

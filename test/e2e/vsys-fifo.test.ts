@@ -12,14 +12,14 @@ import { existsSync, linkSync, lstatSync, mkdirSync, rmSync, statSync, unlinkSyn
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, TestDaemon, userIds, type CliResult } from '../helpers/daemon.js';
-import { commandSkipReason, kernelSkipReason } from '../helpers/env.js';
+import { commandSkipReason, kernelSkipReason, SLOW } from '../helpers/env.js';
 import type { SliceVsysView } from '../../src/vsys/broker.js';
 
 const skip = kernelSkipReason() ?? commandSkipReason('perl', 'perl-base') ?? commandSkipReason('nsenter', 'util-linux') ?? commandSkipReason('nft', 'nftables');
 if (skip) process.stderr.write(`SKIP e2e/vsys-fifo: ${skip}\n`);
 
 async function waitFor<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * SLOW;
   for (;;) {
     const value = await probe();
     if (value) return value;

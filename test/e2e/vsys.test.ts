@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, run, SLICED, TestDaemon, userIds, type CliResult } from '../helpers/daemon.js';
 import { parseAcl } from '../../src/vsys/acl.js';
-import { kernelSkipReason } from '../helpers/env.js';
+import { kernelSkipReason, SLOW } from '../helpers/env.js';
+import { KernelGroups } from '../helpers/cgroups.js';
 import type { SliceVsysView } from '../../src/vsys/broker.js';
 
 const skip = kernelSkipReason();
@@ -21,11 +22,11 @@ const TIMEOUT_MS = 1500;
 const MAX_OUTPUT = 64 * 1024;
 
 async function waitFor<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs * SLOW;
   for (;;) {
     const value = probe();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs * SLOW} ms waiting for ${what}`);
     await sleep(20);
   }
 }
@@ -105,14 +106,9 @@ describe('vsys', { skip: skip ?? false }, () => {
     await waitFor('where FIFOs', () => existsSync(fifo('v4a', 'where.out')));
     const result = await call('v4a', 'where', '');
     assert.equal(result.code, 0, result.stderr);
-    // cgroup v1 lines "N:controllers:path" (cpu and cpuacct may share a hierarchy or not);
-    // with the v2 backend, the one "0::path" line.
-    const all = result.stdout.trim().split('\n');
-    const v1 = all.filter((line) => /^\d+:[^:]*\b(memory|cpu|cpuacct)\b[^:]*:/.test(line));
-    const lines = v1.length > 0 ? v1 : all.filter((line) => line.startsWith('0::'));
-    if (v1.length > 0) assert.ok(v1.some((line) => /:memory:/.test(line)) && v1.some((line) => /[:,]cpu[:,]/.test(line)), result.stdout);
-    assert.ok(lines.length > 0, result.stdout);
-    for (const line of lines) assert.match(line, /\/v4a\.slice$/);
+    // In the slice's group of every hierarchy the daemon uses (v1: cpu, cpuacct, memory, ...; v2: the one).
+    const groups = await KernelGroups.of(daemon);
+    assert.deepEqual(groups.misplaced(result.stdout, 'v4a.slice'), [], result.stdout);
     remove('where');
   });
 
@@ -433,7 +429,11 @@ describe('vsys', { skip: skip ?? false }, () => {
     await waitFor('the slow call running', () => spawnSync('pgrep', ['-f', 'sleep 2.0417']).status === 0);
     await daemon.restart();
     assert.deepEqual(inodes(), before, 'the same FIFOs (inodes) after the restart');
-    await interrupted; // ends one way or another; what matters is what works afterwards
+    // The stop ended the script (it would have answered "late"): the caller reads EOF and
+    // nothing else, at once, never waiting out its own `timeout 10` (status 124).
+    const cut = await interrupted;
+    assert.deepEqual({ code: cut.code, stdout: cut.stdout }, { code: 0, stdout: '' }, `the interrupted call: ${cut.stderr}`);
+    assert.equal(spawnSync('pgrep', ['-f', 'sleep 2.0417']).status, 1, 'no script of the stopped daemon runs on');
     for (const slice of ['v4a', 'v4b']) assert.match((await call(slice, 'echo', `after ${slice}`)).stdout, new RegExp(`after ${slice}$`));
     remove('slow');
     for (const slice of ['v4a', 'v4b', 'v4c']) {
@@ -444,12 +444,14 @@ describe('vsys', { skip: skip ?? false }, () => {
   test('deleting a slice stops its scripts, even one that ignores SIGTERM and keeps restarting, and removes its vsys directory', async () => {
     install('stubborn', 'trap "" TERM; while read -r l; do echo "$l"; done', '#! stateful\nv4c\n');
     await waitFor('the stubborn instance', () => /"service":"stubborn","slice":"v4c".*instance started/.test(daemon.log));
-    const memoryRoot = JSON.parse((await daemon.cli(['--json', 'status', '--once'])).stdout).node.cgroupRoots.memory as string;
-    assert.ok(existsSync(join(memoryRoot, 'v4c.slice')));
+    const groups = await KernelGroups.of(daemon);
+    const instance = groups.procs('v4c.slice');
+    assert.ok(instance.length > 0, 'the stateful instance runs in the slice\'s group');
     const deleted = await daemon.cli(['slice', 'delete', 'v4c']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(existsSync(join(root, 'v4c')), false);
-    assert.equal(existsSync(join(memoryRoot, 'v4c.slice')), false);
+    assert.deepEqual(groups.existingDirs('v4c.slice'), [], 'the slice\'s groups are gone from every hierarchy');
+    for (const pid of instance) assert.equal(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), false, `the script's process ${pid} was stopped`);
     remove('stubborn');
   });
 });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { spawnInSlice, type SliceProcessPlan } from '../../src/kernel/spawn.js';
 import type { ApiClient } from '../../src/cli/client.js';
+import { KernelGroups, parseCpuUsage } from './cgroups.js';
 
 export class Burners {
   private readonly children = new Map<string, ChildProcess[]>();
@@ -47,29 +48,23 @@ export interface UsageSample {
   u: Map<string, number>;
 }
 
-/** Reads each slice's cumulative CPU time from cpuacct.usage (v1) or cpu.stat (v2). */
+/** Reads each slice's cumulative CPU time from the kernel (cpuacct.usage on v1, cpu.stat on v2). */
 export class CpuUsageReader {
   private readonly paths = new Map<string, string>();
 
   constructor(private readonly api: ApiClient) {}
 
   async resolve(slices: string[]): Promise<void> {
-    const node = await this.api.get<{ backend: string; cgroupRoots: Record<string, string> }>('/v1/node');
+    const groups = await KernelGroups.of(this.api);
     for (const name of slices) {
       const view = await this.api.get<{ cgroup: string }>(`/v1/slices/${name}`);
-      this.paths.set(
-        name,
-        node.backend === 'v1' ? `${node.cgroupRoots.cpuacct}/${view.cgroup}/cpuacct.usage` : `${node.cgroupRoots.unified}/${view.cgroup}/cpu.stat`,
-      );
+      this.paths.set(name, groups.cpuUsageFile(view.cgroup));
     }
   }
 
   read(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const [name, path] of this.paths) {
-      const text = readFileSync(path, 'utf8');
-      out.set(name, path.endsWith('cpu.stat') ? Number(/usage_usec (\d+)/.exec(text)?.[1] ?? 0) * 1000 : Number(text.trim()));
-    }
+    for (const [name, path] of this.paths) out.set(name, parseCpuUsage(path, readFileSync(path, 'utf8')));
     return out;
   }
 

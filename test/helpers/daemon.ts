@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient } from '../../src/cli/client.js';
 import { claimNetSlot, type NetSlot } from './net-slot.js';
+import { SLOW } from './env.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 /**
@@ -139,7 +140,8 @@ export class TestDaemon {
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    const deadline = Date.now() + 20_000;
+    const limitMs = 20_000 * SLOW;
+    const deadline = Date.now() + limitMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`sliced exited with ${child.exitCode} during start:\n${this.log}`);
       if (existsSync(this.socket)) {
@@ -152,7 +154,7 @@ export class TestDaemon {
       }
       await sleep(50);
     }
-    throw new Error(`sliced did not start within 20 s:\n${this.log}`);
+    throw new Error(`sliced did not start within ${limitMs / 1000} s:\n${this.log}`);
   }
 
   /** Stop the daemon with a signal and wait for it to exit; slices keep running. */

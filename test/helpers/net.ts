@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICECTL, type TestDaemon } from './daemon.js';
-import { commandSkipReason } from './env.js';
+import { commandSkipReason, SLOW } from './env.js';
 
 export function netSkipReason(): string | null {
   return (
@@ -43,7 +43,7 @@ export function startInSlice(daemon: TestDaemon, slice: string, command: string[
     child,
     output: () => out,
     async waitFor(pattern, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
+      const deadline = Date.now() + timeoutMs * SLOW;
       while (!pattern.test(out)) {
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} in output of ${command.join(' ')}:\n${out}`);
         if (child.exitCode !== null) throw new Error(`${command.join(' ')} exited (${child.exitCode}) before ${pattern}:\n${out}`);
