@@ -409,7 +409,9 @@ export class SliceAgent {
   /**
    * Never move a process out of the memory cgroup it is accounted in: sliced's memory
    * groups live beneath the daemon's own, so a process from elsewhere would leave its
-   * accounting. Moving between sliced's own groups is fine.
+   * accounting. Moving between sliced's own groups is fine, and so is moving from the
+   * supervisor leaf (the daemon's and its helpers' group beside the root group, inside the
+   * same managed group).
    */
   private assertMemoryMoveAllowed(pid: number, group: GroupPath): void {
     if (this.opts.attachAnyMemoryCgroup) return;
@@ -418,6 +420,7 @@ export class SliceAgent {
     const target = this.opts.backend.memoryDirectory(group);
     const ours = this.opts.backend.memoryDirectory([]);
     if (target.startsWith(`${from}/`) || from === ours || from.startsWith(`${ours}/`)) return;
+    if (from === this.opts.backend.supervisorDirectory()) return;
     throw new SlicedError(
       'EPERM',
       `process ${pid} is accounted in memory cgroup ${from}, which does not contain sliced's groups (${ours}); ` +

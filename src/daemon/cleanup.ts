@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
+import { CgroupV2Backend } from '../kernel/cgroup/v2.js';
+import { DELEGATION_RECORD } from '../core/delegation.js';
 import { SliceAgent } from './agent.js';
 import { createNetworks } from './net.js';
 import { lookupUser } from '../kernel/users.js';
@@ -17,7 +19,8 @@ import { nodeCapacity, type SlicedConfig } from './config.js';
 import { removeStaleMount } from './fuse-mount.js';
 
 export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
-  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
+  // The record names the group the daemon managed, wherever this cleanup runs (cgroup v2).
+  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion, recordFile: join(config.runDir, DELEGATION_RECORD), useRecord: true });
   const store = await EmbeddedStore.open(config.stateDir);
   const node = nodeCapacity(config);
   const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
@@ -43,6 +46,10 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       rmdirSync(config.vsysSliceRoot);
     } catch {
       // Missing, or holds something that is not ours.
+    }
+    if (backend instanceof CgroupV2Backend) {
+      const left = backend.releaseDelegation();
+      if (left.length > 0) log.warn({ left }, 'left in the delegated group');
     }
     rmSync(config.socket, { force: true });
     if (config.mount !== null) await removeStaleMount(config.mount, log);

@@ -7,12 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import { detectLayout, type DetectedLayout } from '../kernel/cgroup/detect.js';
+import { CgroupV2Backend } from '../kernel/cgroup/v2.js';
+import { DELEGATION_RECORD } from '../core/delegation.js';
 import { assertRootOnlyPaths, assertSocketPath } from '../kernel/root-only.js';
 import { parseTreeYaml } from '../framework/document.js';
 import { nodeCapacity, type SlicedConfig } from './config.js';
@@ -32,7 +34,9 @@ export async function preflight(config: SlicedConfig): Promise<Checked> {
     throw new SlicedError('EPERM', 'sliced must run as root: it creates cgroups, users and sockets for slices');
   }
   const node = nodeCapacity(config);
-  const layout = detectLayout({ rootName: config.cgroupRoot, prefer: config.cgroupVersion });
+  const layout = detectLayout({ rootName: config.cgroupRoot, prefer: config.cgroupVersion, recordFile: join(config.runDir, DELEGATION_RECORD) });
+  // cgroup v2: a group holding processes sliced did not start cannot be taken over.
+  if (layout.v2) new CgroupV2Backend(layout.v2).checkDelegation();
   // Anyone else able to change these could rewrite the desired state, offer vsys services
   // run as root, or stand in for the API socket.
   assertRootOnlyPaths([

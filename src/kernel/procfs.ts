@@ -84,6 +84,8 @@ export function readSchedStat(tid: number, procRoot = '/proc'): SchedStat | null
 
 export interface ProcStat {
   state: string;
+  /** Parent process id (0 for none). */
+  parentPid: number;
   /** Start time in clock ticks since boot. */
   startTicks: number;
   /** Scheduling policy number: 0 OTHER, 1 FIFO, 2 RR, 3 BATCH, 5 IDLE, 6 DEADLINE. */
@@ -106,6 +108,7 @@ export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | null {
   // rest[0] is field 3 (state); field N is rest[N - 3].
   return {
     state: rest[0] ?? '?',
+    parentPid: Number(rest[1]),
     flags: Number(rest[6]),
     startTicks: Number(rest[19]),
     rtPriority: Number(rest[37]),

@@ -87,6 +87,11 @@ export class TestDaemon {
   private readonly slot: NetSlot;
   private child: ChildProcess | null = null;
   log = '';
+  /**
+   * A cgroup v2 directory the daemon joins before it execs (as systemd places a service's
+   * process), or null: the test's own group.
+   */
+  cgroup: string | null = null;
 
   private constructor(extraArgs: string[]) {
     this.dir = mkdtempSync(join(tmpdir(), 'sliced-test-'));
@@ -112,8 +117,9 @@ export class TestDaemon {
     ];
   }
 
-  static async start(extraArgs: string[] = []): Promise<TestDaemon> {
+  static async start(extraArgs: string[] = [], options: { cgroup?: string } = {}): Promise<TestDaemon> {
     const daemon = new TestDaemon(extraArgs);
+    daemon.cgroup = options.cgroup ?? null;
     try {
       await daemon.launch();
     } catch (err) {
@@ -136,7 +142,9 @@ export class TestDaemon {
   }
 
   async launch(): Promise<void> {
-    const child = spawn(process.execPath, [SLICED, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = [process.execPath, SLICED, ...this.args];
+    const joinGroup = ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup ?? ''];
+    const child = this.cgroup === null ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('/bin/sh', [...joinGroup, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));

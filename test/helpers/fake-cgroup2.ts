@@ -19,8 +19,8 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CgroupV2Backend, type V2Layout } from '../../src/kernel/cgroup/v2.js';
+import { basename, dirname, join } from 'node:path';
+import { CgroupV2Backend, type ProcessProbe, type V2Layout } from '../../src/kernel/cgroup/v2.js';
 import { CPU_PERIOD_US, groupKey, type GroupPath } from '../../src/kernel/cgroup/backend.js';
 import type { SchedProbe, SchedStat } from '../../src/kernel/procfs.js';
 import { SlicedError } from '../../src/core/errors.js';
@@ -129,8 +129,8 @@ export class FakeCfs {
   }
 
   /** A v2 backend on the fixture whose remove() behaves like rmdir on cgroupfs (see FixtureV2Backend). */
-  backend(): CgroupV2Backend {
-    return new FixtureV2Backend(this, this.layout());
+  backend(layout: V2Layout = this.layout(), processes?: ProcessProbe): FixtureV2Backend {
+    return new FixtureV2Backend(this, layout, processes);
   }
 
   dir(group: GroupPath): string {
@@ -361,17 +361,29 @@ export class FakeCfs {
 }
 
 /**
- * The real v2 backend with two fixture adaptations: create() adds the control files, and remove() first deletes the group's
+ * The real v2 backend with fixture adaptations: create() adds the control files, and remove() first deletes the group's
  * control files (FakeCfs.depopulate), because rmdir on cgroupfs removes a directory full of
  * control files but a plain directory must be empty. Like the kernel, it refuses to remove a
- * group that still holds (simulated) threads.
+ * group that still holds (simulated) threads or processes, and applies the placement rules to
+ * cgroup.subtree_control and cgroup.procs (see applyControlWrite).
  */
 export class FixtureV2Backend extends CgroupV2Backend {
   private readonly fake: FakeCfs;
 
-  constructor(fake: FakeCfs, layout: V2Layout) {
-    super(layout);
+  constructor(fake: FakeCfs, layout: V2Layout, processes?: ProcessProbe) {
+    super(layout, processes);
     this.fake = fake;
+  }
+
+  protected override writeControl(path: string, value: string): void {
+    applyControlWrite(this.fake.mount, path, value);
+  }
+
+  /** rmdir on cgroupfs: EBUSY while the group holds processes, else it goes with its control files. */
+  protected override removeGroupDir(dir: string): void {
+    const busy = readList(join(dir, 'cgroup.procs')).length > 0 || readdirSync(dir, { withFileTypes: true }).some((e) => e.isDirectory());
+    if (busy) throw new SlicedError('EIO', `kernel refused removing ${dir}: EBUSY (it still has processes or child groups)`);
+    rmSync(dir, { recursive: true, force: true });
   }
 
   /** mkdir on cgroupfs makes the control files at once; here populate() does. */
@@ -381,10 +393,72 @@ export class FixtureV2Backend extends CgroupV2Backend {
   }
 
   override remove(group: GroupPath): void {
-    if (this.fake.threadCount(group) > 0) {
+    if (this.fake.threadCount(group) > 0 || (existsSync(this.fake.dir(group)) && readList(join(this.fake.dir(group), 'cgroup.procs')).length > 0)) {
       throw new SlicedError('EIO', `kernel refused removing ${this.fake.dir(group)}: EBUSY (it still has tasks)`);
     }
     this.fake.depopulate(group);
     super.remove(group);
   }
+}
+
+function readList(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split(/\s+/).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+function kernelRefusal(path: string, value: string, errno: string, why: string): SlicedError {
+  return new SlicedError('EIO', `kernel refused writing ${JSON.stringify(value)} to ${path}: ${errno} (${why})`, { errno, path });
+}
+
+/**
+ * A write to cgroup.subtree_control or cgroup.procs in the fixture tree below `mount`, as
+ * cgroup v2 does it. The "no internal processes" rule: a group other than the root that
+ * holds processes refuses to enable controllers (EBUSY), and a group other than the root with
+ * controllers enabled refuses processes (EBUSY). subtree_control shows the enabled set in the
+ * kernel's order ("cpu io memory pids"); a pid written to cgroup.procs leaves every other
+ * group of the tree, as a moved process does. Other files keep the last write.
+ */
+/** The order in which the kernel lists controllers (its subsystem ids). */
+const KERNEL_ORDER = ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma', 'misc'];
+
+export function applyControlWrite(mount: string, path: string, value: string): void {
+  const dir = dirname(path);
+  const isRoot = dir === mount;
+  if (basename(path) === 'cgroup.subtree_control') {
+    const enabled = readList(path);
+    const tokens = value.split(/\s+/).filter(Boolean);
+    if (tokens.some((t) => t.startsWith('+')) && !isRoot && readList(join(dir, 'cgroup.procs')).length > 0) {
+      throw kernelRefusal(path, value, 'EBUSY', 'the group holds processes');
+    }
+    for (const token of tokens) {
+      const name = token.slice(1);
+      if (token.startsWith('+') && !enabled.includes(name)) enabled.push(name);
+      if (token.startsWith('-') && enabled.includes(name)) enabled.splice(enabled.indexOf(name), 1);
+    }
+    const rank = (c: string): number => (KERNEL_ORDER.includes(c) ? KERNEL_ORDER.indexOf(c) : KERNEL_ORDER.length);
+    writeFileSync(path, `${enabled.sort((a, b) => rank(a) - rank(b)).join(' ')}\n`);
+    return;
+  }
+  if (basename(path) === 'cgroup.procs') {
+    const pid = value.trim();
+    if (!isRoot && readList(join(dir, 'cgroup.subtree_control')).length > 0) {
+      throw kernelRefusal(path, value, 'EBUSY', 'the group has controllers enabled for its children');
+    }
+    const walk = (at: string): void => {
+      const procs = join(at, 'cgroup.procs');
+      if (at !== dir && existsSync(procs)) {
+        const before = readList(procs);
+        if (before.includes(pid)) writeFileSync(procs, before.filter((p) => p !== pid).map((p) => `${p}\n`).join(''));
+      }
+      for (const entry of readdirSync(at, { withFileTypes: true })) if (entry.isDirectory()) walk(join(at, entry.name));
+    };
+    walk(mount);
+    const now = readList(path);
+    if (!now.includes(pid)) writeFileSync(path, [...now, pid].map((p) => `${p}\n`).join(''));
+    return;
+  }
+  writeFileSync(path, value);
 }

@@ -119,10 +119,10 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
     const h = await harness();
     try {
       const { fake, agent, backend } = h;
-      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io +pids');
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), 'cpu io memory pids');
       assert.equal(readTrim(join(fake.root, 'cpu.weight')), '1900');
       await h.createSlice({ name: 'm', memory: { limit: 256 * 1024 * 1024 }, cpu: { limit: 1500 } }, 0);
-      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), '+cpu +memory +io +pids');
+      assert.equal(readTrim(join(fake.root, 'cgroup.subtree_control')), 'cpu io memory pids');
       assert.equal(readTrim(join(fake.root, 'm.slice', 'memory.max')), String(256 * 1024 * 1024));
       assert.equal(readTrim(join(fake.root, 'm.slice', 'cpu.max')), '150000 100000');
       fake.populate();
@@ -135,7 +135,7 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
 
       await agent.createDomain({ name: 'dd' });
       await h.createSlice({ name: 'inner', domain: 'dd' }, 0);
-      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), '+cpu +memory +io +pids');
+      assert.equal(readTrim(join(fake.root, 'dd.domain', 'cgroup.subtree_control')), 'cpu io memory pids');
       assert.ok(existsSync(join(fake.root, 'dd.domain', 'inner.slice')));
 
       fake.populate();
@@ -494,7 +494,7 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       const agent = new SliceAgent({ store, backend, node: PIDS_NODE, log: pino({ level: 'silent' }), stopGraceMs: 100, rootWeight: 100, attachAnyMemoryCgroup: false, net: null });
       await agent.start();
       assert.match(backend.pidsUnavailable() ?? '', /the pids controller is not offered to sliced's cgroup \(.*cgroup\.controllers lists: cpu memory io\)/);
-      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), '+cpu +memory +io');
+      assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), 'cpu io memory');
       await agent.createSlice({ name: 'np', user: 'nobody', pids: { max: 64 } });
       assert.equal(readTrim(join(fake.root, 'np.slice', 'pids.max')), 'max', 'nothing written where the controller is not enabled');
       assert.equal(backend.readPids(['np.slice']), null);
@@ -521,7 +521,7 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       delete stored.pids;
       await store.txn([{ type: 'put', key: '/slices/old', value: JSON.stringify(stored) }]);
       await store.close();
-      for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) writeFileSync(join(dir, 'cgroup.subtree_control'), '+cpu +memory +io');
+      for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) writeFileSync(join(dir, 'cgroup.subtree_control'), 'cpu io memory\n');
       writeFileSync(join(fake.root, 'ud.domain', 'old.slice', 'pids.max'), 'max');
 
       store = await EmbeddedStore.open(stateDir);
@@ -530,7 +530,7 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
         await upgraded.start();
         assert.deepEqual(upgraded.state.slices.get('old')!.pids, { max: 'default' });
         assert.deepEqual(upgraded.state.domains.get('ud')!.pids, { max: null });
-        for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) assert.equal(readTrim(join(dir, 'cgroup.subtree_control')), '+cpu +memory +io +pids', dir);
+        for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) assert.equal(readTrim(join(dir, 'cgroup.subtree_control')), 'cpu io memory pids', dir);
         assert.equal(readTrim(join(fake.root, 'ud.domain', 'old.slice', 'pids.max')), '4915');
       } finally {
         await store.close();

@@ -122,6 +122,11 @@ export interface CgroupBackend {
   procsFiles(group: GroupPath): string[];
   /** The group's directory in the memory hierarchy, for the memory-cgroup safety rule. */
   memoryDirectory(group: GroupPath): string;
+  /**
+   * The leaf the daemon and its helpers run in beside the root group (v2 under delegation),
+   * or null: a process there may join a slice without leaving the group sliced manages.
+   */
+  supervisorDirectory(): string | null;
   /** Directory of the memory cgroup a process is in now, or null if the process is gone. */
   processMemoryDirectory(pid: number): string | null;
   /** Move a whole process (all its threads) into the group in every hierarchy. */

@@ -1,7 +1,8 @@
 /**
  * Pick the cgroup backend at start: v2 when the unified hierarchy carries the cpu controller,
  * v1 when the cpu controller is bound to a v1 hierarchy (the cgroup2 mount, if any, is then
- * used only for freeze/kill/pressure). Every root group lies beneath the daemon's own group.
+ * used only for freeze/kill/pressure). Every root group lies beneath the daemon's own group;
+ * on v2, beside the supervisor leaf the daemon moves into (src/core/delegation.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,8 @@ import type { CgroupBackend } from './backend.js';
 import { CgroupV1Backend, type V1Layout } from './v1.js';
 import { CgroupV2Backend, type V2Layout } from './v2.js';
 import { SlicedError } from '../../core/errors.js';
+import { SUPERVISOR_GROUP, delegatedGroups } from '../../core/delegation.js';
+import { readRecord } from './v2.js';
 
 export interface DetectOptions {
   /** Name of sliced's root group inside the daemon's own group, e.g. "sliced". */
@@ -17,6 +20,13 @@ export interface DetectOptions {
   /** Force a backend instead of detecting. */
   prefer?: 'auto' | 'v1' | 'v2';
   procRoot?: string;
+  /** v2: where the daemon keeps its delegation record (<runDir>/cgroup.json). */
+  recordFile?: string;
+  /**
+   * v2, for `sliced --cleanup`: manage the group the record names (the daemon's, wherever
+   * the cleanup itself runs) when that group still exists.
+   */
+  useRecord?: boolean;
 }
 
 export interface DetectedLayout {
@@ -37,7 +47,20 @@ export function detectLayout(options: DetectOptions): DetectedLayout {
   const v2HasCpu = unified !== null && controllersOf(unified).includes('cpu');
   if (prefer === 'v2' || (prefer === 'auto' && v2HasCpu)) {
     if (unified === null) throw new SlicedError('EIO', 'cgroup v2 requested but no cgroup2 hierarchy is mounted');
-    return { kind: 'v2', v2: { mount: unifiedMount!, own: unified, root: join(unified, options.rootName) } };
+    const mount = unifiedMount!;
+    const ownPath = own.find((l) => l.hierarchyId === 0)!.path;
+    // The real root has no cgroup.type; the root of a cgroup namespace (a container) has one
+    // and, unlike the real root, may not hold processes and enable controllers at once.
+    const groups = delegatedGroups(ownPath, ownPath === '/' && !existsSync(join(mount, 'cgroup.type')));
+    let managed = join(mount, groups.managed);
+    let supervisor = groups.supervisor === null ? null : join(mount, groups.supervisor);
+    const recorded = options.useRecord && options.recordFile ? readRecord(options.recordFile) : null;
+    if (recorded && recorded.managed !== managed && isBelow(recorded.managed, mount) && existsSync(recorded.managed)) {
+      managed = recorded.managed;
+      supervisor = managed === mount ? null : join(managed, SUPERVISOR_GROUP);
+    }
+    const recordFile = options.recordFile ? { recordFile: options.recordFile } : {};
+    return { kind: 'v2', v2: { mount, own: managed, root: join(managed, options.rootName), supervisor, ...recordFile } };
   }
 
   const dirs: Partial<Record<(typeof V1_CONTROLLERS)[number], string>> = {};
@@ -101,4 +124,9 @@ function controllersOf(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** `path` is `mount` or a directory below it, without ".." steps. */
+function isBelow(path: string, mount: string): boolean {
+  return !path.split('/').includes('..') && (path === mount || path.startsWith(`${mount}/`));
 }

@@ -267,6 +267,10 @@ export class CgroupV1Backend implements CgroupBackend {
     return this.dir(this.layout.memory, group);
   }
 
+  supervisorDirectory(): string | null {
+    return null; // v1 groups may hold processes and children: the daemon stays where it started
+  }
+
   processMemoryDirectory(pid: number): string | null {
     try {
       const line = readProcCgroups(pid).find((l) => l.controllers.includes('memory'));
