@@ -1,5 +1,6 @@
 /** Shared helpers for the benchmarks: output conventions and sampling. */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 export const jsonMode = process.argv.includes('--json');
 
@@ -42,4 +43,51 @@ export async function inParallel<T>(items: T[], work: (item: T) => Promise<unkno
     }),
   );
   return (performance.now() - started) / 1000;
+}
+
+/** The value after a command-line flag (`--name VALUE`), or undefined. */
+export function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+/** 1, 5 and 15 minute load averages, rounded: every result records the load it ran under. */
+export function loadAverage(): number[] {
+  return loadavg().map((l) => round(l, 2));
+}
+
+type Undo = () => unknown;
+const undos: Undo[] = [];
+let interrupted = false;
+
+/**
+ * Register what must be undone if the benchmark is interrupted (SIGINT, SIGTERM, SIGHUP):
+ * the handlers run newest first, then the process exits 128 + signal. Normal and failing
+ * paths undo with try/finally and then call the returned function to deregister.
+ */
+export function onInterrupt(undo: Undo): () => void {
+  if (undos.length === 0 && process.listenerCount('SIGINT') === 0) {
+    for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+      process.on(signal, () => {
+        if (interrupted) return; // a second signal while undoing: keep undoing
+        interrupted = true;
+        say(`${signal}: undoing what the benchmark made...`);
+        void (async () => {
+          for (const u of [...undos].reverse()) {
+            try {
+              await u();
+            } catch (err) {
+              process.stderr.write(`while undoing: ${(err as Error).message}\n`);
+            }
+          }
+          process.exit(128 + number);
+        })();
+      });
+    }
+  }
+  undos.push(undo);
+  return () => {
+    const i = undos.lastIndexOf(undo);
+    if (i >= 0) undos.splice(i, 1);
+  };
 }

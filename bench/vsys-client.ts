@@ -4,10 +4,16 @@
  * the round-trip latencies in milliseconds and the client's own CPU time (cpuUs).
  *
  *   vsys-client.ts stateful|oneshot DIR SERVICE COUNT [--wait-go]
+ *   vsys-client.ts sudo SCRIPT ARG COUNT
+ *
+ * `sudo` is the baseline: what the slice would do without vsys, `sudo -n SCRIPT ARG` per
+ * request (a sudoers rule lets its user run the script as root), the request on the
+ * script's stdin and its answer read to EOF, with the same warm-up as the vsys calls.
  *
  * With --wait-go it opens the FIFOs, warms up, prints "ready" and waits for a line on stdin
  * before measuring, so that many clients can start together.
  */
+import { spawn } from 'node:child_process';
 import { constants as C, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -77,6 +83,20 @@ async function oneShot(): Promise<number[]> {
   return measure(roundTrip);
 }
 
+async function sudo(): Promise<number[]> {
+  const [script, arg] = [dir, service];
+  const roundTrip = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const child = spawn('sudo', ['-n', script, arg], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let received = 0;
+      child.stdout.on('data', (chunk: Buffer) => (received += chunk.length));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 && received === REQUEST.length ? resolve() : reject(new Error(`sudo -n ${script}: exit ${code}, got ${received} bytes back`))));
+      child.stdin.end(REQUEST);
+    });
+  return measure(roundTrip);
+}
+
 async function measure(roundTrip: () => Promise<void>): Promise<number[]> {
   for (let i = 0; i < WARMUP; i++) await roundTrip();
   if (waitGo) {
@@ -97,5 +117,5 @@ async function measure(roundTrip: () => Promise<void>): Promise<number[]> {
   return latencies;
 }
 
-await (mode === 'stateful' ? stateful() : oneShot());
+await (mode === 'stateful' ? stateful() : mode === 'sudo' ? sudo() : oneShot());
 process.exit(0);
