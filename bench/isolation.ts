@@ -4,15 +4,16 @@
  * (the systemd CPUWeight approach: shares -> weights, limits -> quotas, no controller).
  *
  * Real cgroups, real busy-loop burners (2 per busy slice, so every busy slice could use
- * both CPUs). Ground truth is computeEntitlements over the node's full capacity with the
- * true demands (a busy slice wants 2000m), never the controller's own estimates.
+ * both CPUs of a 2-CPU node). Ground truth is computeEntitlements over the node's own
+ * capacity (its CPU count: machines differ) with the true demands (1000m per burner),
+ * never the controller's own estimates.
  *
  *   npm run bench:isolation [-- --json] [-- --quick]
  *
  * Last line of stdout: one JSON object (mean/max absolute error in percentage points of the
  * node, the baseline's, scenario (b) separately, and convergence time).
  */
-import { setPriority } from 'node:os';
+import { availableParallelism, setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { computeEntitlements, type EntitlementNode } from '../src/core/entitlement.js';
@@ -30,7 +31,8 @@ const MEASURE_MS = quick ? 2500 : 4000;
 const SAMPLE_MS = 250;
 const WINDOW_MS = 500;
 const TOLERANCE_PP = 5;
-const CAPACITY = 2000;
+/** The node's CPUs, as the daemon counts them (machines differ; 2 here). */
+const CAPACITY = availableParallelism() * 1000;
 
 interface SliceDef {
   name: string;
