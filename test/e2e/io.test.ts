@@ -430,8 +430,15 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     assert.ok(memory, 'mem_usage has the slice');
     assert.equal(memory[1], 128 * MiB);
     assert.equal(memory[2], 0, 'no OOM kills');
-    const pressure = await row('/probes/psi/slices/value');
-    assert.ok(pressure && pressure.length === 5 && pressure.every((p) => p >= 0), `psi slices row: ${pressure}`);
+    // Kernels without PSI (or v1 without a cgroup2 hierarchy) have no group pressure files:
+    // the view says null ("-" in slice show) and the probe's zeros would prove nothing.
+    const viewed = (await show('i6probe')).live!.pressure;
+    if (viewed.memory === null && viewed.io === null) {
+      process.stderr.write(`SKIP i6probe per-slice pressure: no pressure files for the group (kernel without PSI, or no cgroup2 hierarchy): ${JSON.stringify(viewed)}\n`);
+    } else {
+      const pressure = await row('/probes/psi/slices/value');
+      assert.ok(pressure && pressure.length === 5 && pressure.every((p) => p >= 0), `psi slices row: ${pressure}`);
+    }
     assert.ok(Number((await daemon.cli(['cat', '/slices/i6probe/io_read_bytes'])).stdout) >= 8 * MiB);
     assert.equal((await daemon.cli(['cat', '/slices/i6probe/io_weight'])).stdout, '200\n');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
