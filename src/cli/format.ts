@@ -28,7 +28,7 @@ function memoryAndIoPairs(memory: MemoryAllocation, io: SliceView['io']): Array<
     ['Memory limit', orNone(memory.limit)],
     ['Memory high', orNone(memory.high)],
     ['Swap limit', orNone(memory.swap)],
-    ['I/O weight', String(io.weight)],
+    ['I/O weight', io.weightNoEffect ? [String(io.weight), ...io.weightNoEffect].join('; ') : String(io.weight)],
     ['I/O caps', capsText(io.max)],
     ['Effective caps', capsText(io.effectiveMax)],
   ];

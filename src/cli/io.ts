@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { ApiClient } from './client.js';
 import { renderTable } from './format.js';
-import type { BlockDevice } from '../kernel/block-devices.js';
+import type { IoDeviceView } from '../daemon/io-api.js';
 
 export interface IoCliContext {
   client(command: Command): ApiClient;
@@ -13,15 +13,19 @@ export function registerIoCommands(program: Command, ctx: IoCliContext): void {
   const io = program.command('io').description('block devices: schedulers, and switching a device to BFQ so io.weight applies');
 
   io.command('devices')
-    .description('list the node\'s block devices with MAJ:MIN and their active I/O scheduler')
+    .description('list the node\'s block devices with MAJ:MIN, their active I/O scheduler, and whether io.weight acts there (and why not)')
     .action(async (_options: unknown, command: Command) => {
-      const devices = await ctx.client(command).get<BlockDevice[]>('/v1/io/devices');
-      ctx.print(command, devices, () =>
-        renderTable(
-          ['DEVICE', 'MAJ:MIN', 'SCHEDULER', 'AVAILABLE'],
-          devices.map((d) => [d.name, d.device, d.scheduler ?? '-', d.schedulers.join(' ')]),
-        ),
-      );
+      const devices = await ctx.client(command).get<IoDeviceView[]>('/v1/io/devices');
+      ctx.print(command, devices, () => {
+        const table = renderTable(
+          ['DEVICE', 'MAJ:MIN', 'SCHEDULER', 'AVAILABLE', 'IO.WEIGHT'],
+          devices.map((d) => [d.name, d.device, d.scheduler ?? '-', d.schedulers.join(' '), d.weightNoEffect === null ? 'applies' : 'no effect']),
+        );
+        // One line per reason, naming the devices it holds for.
+        const reasons = new Map<string, string[]>();
+        for (const d of devices) if (d.weightNoEffect !== null) reasons.set(d.weightNoEffect, [...(reasons.get(d.weightNoEffect) ?? []), d.name]);
+        return [table, ...[...reasons].map(([why, names]) => `io.weight has no effect on ${names.join(', ')}: ${why}`)].join('\n');
+      });
     });
 
   io.command('enable-bfq <device>')

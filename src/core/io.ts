@@ -231,3 +231,63 @@ export function describeCaps(limit: IoDeviceLimit, formatRate: (n: number | null
   const parts = IO_CAP_FIELDS.filter((f) => limit[f] !== null).map((f) => `${f}=${f.endsWith('bps') ? formatRate(limit[f]) : String(limit[f])}`);
   return `${limit.path ?? limit.device} ${parts.join(',')}`;
 }
+
+/** A block device's I/O schedulers as the kernel lists them (queue/scheduler). */
+export interface DeviceSchedulers {
+  /** MAJ:MIN */
+  device: string;
+  /** The active one ("none" for no scheduler), or null when unreadable. */
+  scheduler: string | null;
+  schedulers: string[];
+}
+
+/** What decides whether io.weight can act, besides each device's scheduler. */
+export interface WeightConditions {
+  /** Why sliced's groups have no BFQ weight files (no I/O controller, BFQ not loaded), or null. */
+  groups: string | null;
+  /** What the last attempt to load the bfq module said when it failed, or null (not tried, or loaded). */
+  bfqLoadFailure: string | null;
+}
+
+/**
+ * Why io.weight has no effect on a device, or null when it acts. Weights act only through
+ * BFQ: it must be the device's active scheduler and sliced's groups must have BFQ's weight
+ * files. `name` is how the remedy names the device (a path, MAJ:MIN, or "DEV").
+ */
+export function weightNoEffect(dev: DeviceSchedulers, conditions: WeightConditions, name: string): string | null {
+  if (dev.scheduler === 'bfq') return conditions.groups;
+  if (dev.schedulers.length === 0) return 'it has no I/O scheduler of its own (a stacked device: weights act on the disks below it)';
+  const uses = `it uses the ${dev.scheduler ?? 'unknown'} I/O scheduler, not bfq`;
+  if (dev.schedulers.includes('bfq')) return `${uses}; slicectl io enable-bfq ${name} switches it`;
+  const offers = `the kernel offers only ${dev.schedulers.join(', ')} there: bfq is not built in`;
+  return conditions.bfqLoadFailure !== null
+    ? `${uses}, and ${offers} and loading its module failed (${conditions.bfqLoadFailure})`
+    : `${uses}, and ${offers} and its module is not loaded; slicectl io enable-bfq ${name} tries to load it`;
+}
+
+/**
+ * Why a group's io.weight has no effect, one sentence per case (empty when it acts): on each
+ * device the group is capped on whose scheduler is not BFQ, or, when it is capped on none,
+ * on every device of the node when none can carry weights. Weights act on any device where
+ * BFQ runs, so with no caps one such device is enough to say nothing.
+ */
+export function ioWeightNotes(capped: readonly string[], devices: readonly DeviceSchedulers[], conditions: WeightConditions): string[] {
+  const notes: string[] = [];
+  for (const device of capped) {
+    const dev = devices.find((d) => d.device === device);
+    const why = dev ? weightNoEffect(dev, conditions, device) : null;
+    if (why !== null) notes.push(`io.weight has no effect on device ${device}, only caps apply: ${why}`);
+  }
+  if (capped.length > 0 || devices.some((d) => weightNoEffect(d, conditions, 'DEV') === null)) return notes;
+  const scheduled = devices.filter((d) => d.schedulers.length > 0);
+  let why: string;
+  if (conditions.groups !== null && scheduled.some((d) => d.scheduler === 'bfq')) why = conditions.groups;
+  else if (scheduled.some((d) => d.schedulers.includes('bfq'))) why = 'no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one';
+  else {
+    const offered = [...new Set(scheduled.flatMap((d) => d.schedulers))].join(', ') || 'none';
+    why = conditions.bfqLoadFailure !== null
+      ? `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and loading its module failed (${conditions.bfqLoadFailure})`
+      : `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and its module is not loaded; slicectl io enable-bfq DEV tries to load it`;
+  }
+  return [`io.weight has no effect on any block device of this node, only caps apply: ${why}`];
+}

@@ -77,6 +77,8 @@ export class SliceAgent {
   private readonly users = new Map<string, UnixUser>();
   /** Last limits written per group key, so unchanged values are not rewritten. */
   private readonly written = new Map<string, { cpu: number | null; rest: string }>();
+  /** Whether sliced's groups had BFQ's weight files at the last look (refreshIoWeights). */
+  private bfqWeightFiles = false;
   private readonly resolveDevice: (name: string) => { device: string; path: string | null };
   private readonly deviceExists: (device: string) => boolean;
   private readonly listeners: Array<() => void> = [];
@@ -141,6 +143,7 @@ export class SliceAgent {
     for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.ensureUser(slice);
     await this.syncGroups(existing, loaded);
+    this.bfqWeightFiles = this.opts.backend.ioWeightUnavailable() === null;
     await this.opts.net?.start(loaded);
     this.log.info(
       { slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted },
@@ -619,6 +622,26 @@ export class SliceAgent {
       backend.setPidsMax(item.path, item.pids);
       this.written.set(groupKey(item.path), { cpu: item.cpu, rest: item.rest });
     }
+  }
+
+  /**
+   * BFQ's weight files appear in every group only once the bfq module is loaded (by
+   * `slicectl io enable-bfq`, at start, or by hand): then write every group's stored
+   * io.weight again, so weights set while BFQ was missing act from then on. One stat of the
+   * root group when nothing changed. Resolves true when it wrote.
+   */
+  refreshIoWeights(): Promise<boolean> {
+    return this.serialise(async () => {
+      const present = this.opts.backend.ioWeightUnavailable() === null;
+      const appeared = present && !this.bfqWeightFiles;
+      this.bfqWeightFiles = present;
+      if (!appeared) return false;
+      const state = this.current;
+      for (const domain of state.domains.values()) this.opts.backend.setIoWeight(domainGroup(state, domain.name), domain.io.weight);
+      for (const slice of state.slices.values()) this.opts.backend.setIoWeight(sliceGroup(state, slice.name), slice.io.weight);
+      this.log.info({ slices: state.slices.size, domains: state.domains.size }, 'BFQ weight files appeared: io.weight written to every group');
+      return true;
+    }, false);
   }
 
   private ensureUser(slice: SliceSpec): void {

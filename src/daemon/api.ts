@@ -6,12 +6,11 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from './agent.js';
-import type { Views } from './views.js';
+import type { IoView, Views } from './views.js';
 import {
   domainCreateSchema,
   domainUpdateSchema,
   parseInput,
-  type IoAllocation,
   sliceCreateSchema,
   sliceUpdateSchema,
 } from '../core/model.js';
@@ -21,7 +20,7 @@ import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 import { ioRoutes, ioWarnings } from './io-api.js';
 
 /** A view with the warnings of the change that produced it (omitted when there are none). */
-function withWarnings<T extends { io: IoAllocation }>(view: T, input: { io?: unknown }): T & { warnings?: string[] } {
+function withWarnings<T extends { io: IoView }>(view: T, input: { io?: unknown }): T & { warnings?: string[] } {
   const warnings = ioWarnings(view.io, input.io !== undefined);
   return warnings.length > 0 ? { ...view, warnings } : view;
 }
@@ -178,7 +177,7 @@ export function buildApi(agent: SliceAgent, views: Views, modules: readonly Rout
     return views.domain(name, false);
   });
 
-  for (const register of [ioRoutes, ...modules]) register(app);
+  for (const register of [ioRoutes(agent, views), ...modules]) register(app);
   registerNetRoutes(app, agent);
   return app;
 }

@@ -26,8 +26,11 @@ import { preflight, socketAnswers } from './preflight.js';
 import { VsysBroker } from '../vsys/broker.js';
 import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
+import { loadBfq } from '../kernel/block-devices.js';
 
 const NET_REFRESH_MS = 10_000;
+/** How often sliced looks whether BFQ's weight files appeared (the bfq module was loaded). */
+const IO_WEIGHT_REFRESH_MS = 2_000;
 /** Log lines kept while the log file cannot be written (its filesystem full); more are dropped. */
 const LOG_BUFFER_MAX = 8 * 2 ** 20;
 
@@ -153,6 +156,15 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     // (kernel counters outlive the daemon; the persisted offsets say where they were).
     const refresh = net ? setInterval(() => void net.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'accounting refresh failed')), NET_REFRESH_MS) : null;
     refresh?.unref();
+    // Kernel builds differ: where bfq is a module nothing may have loaded it yet. Loading it
+    // switches no device; stored io.weight values then reach BFQ's weight files.
+    const refreshIoWeights = (): void => void agent.refreshIoWeights().catch((err: Error) => log.warn({ err: err.message }, 'writing io.weight failed'));
+    void loadBfq().then((problem) => {
+      if (problem !== null) log.info({ reason: problem }, 'no bfq I/O scheduler: io.weight has no effect, caps apply');
+      refreshIoWeights();
+    });
+    const ioWeights = setInterval(refreshIoWeights, IO_WEIGHT_REFRESH_MS);
+    ioWeights.unref();
     const started = { framework, api, sockets, metrics, mount };
     return {
       config,
@@ -166,6 +178,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         await started.mount?.unmount();
         started.framework.close();
         if (refresh) clearInterval(refresh);
+        clearInterval(ioWeights);
         await started.api.close();
         await net?.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'last accounting refresh failed'));
         started.sockets.closeAll();

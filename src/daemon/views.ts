@@ -11,7 +11,8 @@ import { membersOf } from '../core/admission.js';
 import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation, PidsAllocation } from '../core/model.js';
 import { effectivePidsMax } from '../core/task-limits.js';
 import { readTaskCount } from '../kernel/node-stats.js';
-import { effectiveIoCaps } from '../core/io.js';
+import { effectiveIoCaps, ioWeightNotes } from '../core/io.js';
+import { listBlockDevices, weightConditions, type BlockDevice } from '../kernel/block-devices.js';
 import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js';
 import type { IoStats, PidsStats, Pressure } from '../kernel/cgroup/backend.js';
 import type { StoreHealth } from '../cluster/embedded-store.js';
@@ -25,6 +26,11 @@ export interface CpuView extends CpuAllocation {
 export interface IoView extends IoAllocation {
   /** Caps written on the group: own caps bounded by enclosing domains' (on v1 their split parts). */
   effectiveMax: IoDeviceLimit[];
+  /**
+   * Why io.weight has no effect, one sentence per case: on a capped device that does not use
+   * BFQ, or on every device when none can carry weights. Absent when it acts.
+   */
+  weightNoEffect?: string[];
 }
 
 export interface PidsView extends PidsAllocation {
@@ -110,12 +116,16 @@ export interface StateSource {
   health(): StoreHealth;
 }
 
+/** How long a reading of the block devices' schedulers serves the views. */
+const DEVICES_TTL_MS = 1000;
+
 /** Loop statistics cover this many most recent control-loop passes. */
 export const RECENT_PASSES = 100;
 
 export class Views {
   /** Effective caps of the last state seen: one computation per change, not one per view. */
   private ioCaps: { state: DesiredState; caps: Map<string, IoDeviceLimit[]> } | null = null;
+  private blockDevices: { at: number; devices: BlockDevice[] } | null = null;
 
   constructor(
     private readonly agent: SliceAgent,
@@ -143,7 +153,25 @@ export class Views {
   private ioView(io: IoAllocation, id: string): IoView {
     const state = this.agent.state;
     if (this.ioCaps?.state !== state) this.ioCaps = { state, caps: effectiveIoCaps(state, this.agent.backend.hierarchicalIoCaps) };
-    return { ...io, effectiveMax: this.ioCaps.caps.get(id) ?? [] };
+    const effectiveMax = this.ioCaps.caps.get(id) ?? [];
+    const notes = ioWeightNotes(
+      effectiveMax.map((c) => c.device),
+      this.devices(),
+      weightConditions(this.agent.backend.ioWeightUnavailable()),
+    );
+    return { ...io, effectiveMax, ...(notes.length > 0 ? { weightNoEffect: notes } : {}) };
+  }
+
+  /** The node's block devices, read at most once a second (a status lists every slice). */
+  private devices(): BlockDevice[] {
+    const now = Date.now();
+    if (!this.blockDevices || now - this.blockDevices.at > DEVICES_TTL_MS) this.blockDevices = { at: now, devices: listBlockDevices() };
+    return this.blockDevices.devices;
+  }
+
+  /** Read the devices afresh at the next view (a scheduler was switched). */
+  forgetDevices(): void {
+    this.blockDevices = null;
   }
 
   private pidsView(pids: PidsAllocation): PidsView {

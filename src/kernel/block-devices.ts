@@ -3,10 +3,10 @@
  * devices backed by files (for tests and the benchmark). sliced changes a device's
  * scheduler only when an operator asks for it (`slicectl io enable-bfq DEV`).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseMajMin } from '../core/io.js';
+import { parseMajMin, type WeightConditions } from '../core/io.js';
 import { SlicedError } from '../core/errors.js';
 
 const SYS = '/sys';
@@ -96,13 +96,53 @@ export function listBlockDevices(): BlockDevice[] {
   return out;
 }
 
-/** Switch a device the operator named to BFQ; returns the scheduler it had before. */
-export function enableBfq(name: string): { device: string; path: string | null; previous: string | null } {
+/** True when some block device lists bfq among its schedulers (built in, or its module loaded). */
+function bfqOffered(): boolean {
+  return listBlockDevices().some((d) => d.schedulers.includes('bfq'));
+}
+
+const MODPROBE_TIMEOUT_MS = 10_000;
+let bfqLoadFailure: string | null = null;
+
+/**
+ * Load the bfq module when no device offers bfq yet: `modprobe bfq`, asynchronous, killed
+ * after 10 s. Kernel builds differ: bfq may be built in, a module, or absent, and a host
+ * may not even have modprobe. Loading changes no device's scheduler. Returns null when bfq
+ * is offered afterwards, else why not (also kept for weightConditions).
+ */
+export async function loadBfq(): Promise<string | null> {
+  if (bfqOffered()) return (bfqLoadFailure = null);
+  const problem = await new Promise<string | null>((resolve) => {
+    execFile('modprobe', ['bfq'], { timeout: MODPROBE_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
+      if (!err) return resolve(null);
+      const e = err as NodeJS.ErrnoException & { killed?: boolean };
+      if (e.code === 'ENOENT') return resolve('modprobe is not installed (Debian package kmod)');
+      if (e.killed) return resolve(`modprobe bfq gave no answer within ${MODPROBE_TIMEOUT_MS} ms and was killed`);
+      resolve(stderr.trim().split('\n')[0] || `modprobe bfq failed: ${e.message}`);
+    });
+  });
+  bfqLoadFailure = problem ?? (bfqOffered() ? null : 'modprobe bfq succeeded, yet no block device offers bfq');
+  return bfqLoadFailure;
+}
+
+/**
+ * Switch a device the operator named to BFQ, loading the bfq module first when the kernel
+ * does not offer it yet; returns the scheduler it had before.
+ */
+export async function enableBfq(name: string): Promise<{ device: string; path: string | null; previous: string | null }> {
   const { device, path } = resolveBlockDevice(name);
-  const { active, available } = readScheduler(device);
+  let { active, available } = readScheduler(device);
   if (active === 'bfq') return { device, path, previous: active };
+  if (!available.includes('bfq') && available.length > 0) {
+    await loadBfq();
+    ({ active, available } = readScheduler(device));
+  }
   if (!available.includes('bfq')) {
-    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; load the bfq module (modprobe bfq) first`);
+    const why =
+      available.length === 0
+        ? 'it has no scheduler of its own (a stacked device): name the disks below it'
+        : `loading the bfq module failed: ${bfqLoadFailure ?? 'the module is loaded, yet this device does not offer bfq'}`;
+    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; ${why}`);
   }
   try {
     writeFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'bfq');
@@ -112,22 +152,9 @@ export function enableBfq(name: string): { device: string; path: string | null; 
   return { device, path, previous: active };
 }
 
-/**
- * Warnings for an io.weight: weights act only through BFQ, so say which of the slice's
- * capped devices do not use it, or that no device of the node does.
- */
-export function ioWeightWarnings(devices: readonly string[]): string[] {
-  const warnings: string[] = [];
-  for (const device of devices) {
-    const { active } = readScheduler(device);
-    if (active !== 'bfq') {
-      warnings.push(`device ${device} uses the ${active ?? 'unknown'} I/O scheduler, not bfq: io.weight has no effect there, only caps apply (slicectl io enable-bfq ${device})`);
-    }
-  }
-  if (devices.length === 0 && !listBlockDevices().some((d) => d.scheduler === 'bfq')) {
-    warnings.push('no block device of this node uses the bfq I/O scheduler: io.weight has no effect, only caps apply (slicectl io enable-bfq DEV)');
-  }
-  return warnings;
+/** The node-wide conditions for io.weight: the backend's answer for sliced's groups and the last bfq load. */
+export function weightConditions(groups: string | null): WeightConditions {
+  return { groups, bfqLoadFailure };
 }
 
 // ---- loop devices (tests and benchmarks) ------------------------------------------------------
@@ -147,6 +174,8 @@ export interface LoopDevice {
  * reads reach the queue instead of the page cache of the backing file).
  */
 export function createLoopDevice(options: { prefix: string; sizeMb: number; dir?: string }): LoopDevice {
+  // Where loop is a module (a stock kernel, the v2 VM) nothing has loaded it yet.
+  if (!existsSync('/dev/loop-control')) spawnSync('modprobe', ['loop'], { stdio: 'ignore', timeout: MODPROBE_TIMEOUT_MS });
   const backingFile = join(options.dir ?? '/tmp', `${options.prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}.img`);
   execFileSync('truncate', ['-s', `${options.sizeMb}M`, backingFile]);
   let path: string;

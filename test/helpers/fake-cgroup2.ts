@@ -72,6 +72,8 @@ export interface FakeCfsOptions {
   nodeMillicores?: number;
   /** Length of one simulated period. */
   periodMs?: number;
+  /** Whether the bfq module is loaded (groups show io.bfq.weight); default true. */
+  bfq?: boolean;
 }
 
 interface SimThread {
@@ -110,7 +112,11 @@ export class FakeCfs {
   private readonly usageNs = new Map<string, number>();
   private readonly throttle = new Map<string, Throttle>();
 
+  /** Groups show io.bfq.weight only while BFQ is loaded (loadBfq()). */
+  private bfq: boolean;
+
   constructor(options: FakeCfsOptions = {}) {
+    this.bfq = options.bfq ?? true;
     const rootName = options.rootName ?? 'sliced-fx';
     if (!rootName.startsWith('sliced')) throw new Error(`root name ${rootName} must start with "sliced"`);
     this.nodeMillicores = options.nodeMillicores ?? 2000;
@@ -138,9 +144,16 @@ export class FakeCfs {
   }
 
   /** Create the default control files missing in the root group and every group below it. */
+  /** Loading the bfq module makes io.bfq.weight appear in every group, as on the kernel. */
+  loadBfq(): void {
+    this.bfq = true;
+    this.populate();
+  }
+
   populate(): void {
     for (const dir of this.groupDirs()) {
       for (const [file, content] of Object.entries(DEFAULT_GROUP_FILES)) {
+        if (file === 'io.bfq.weight' && !this.bfq) continue;
         const path = join(dir, file);
         if (!existsSync(path)) writeFileSync(path, content);
       }

@@ -51,8 +51,8 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(agentOptions: Partial<AgentOptions> = {}): Promise<Harness> {
-  const fake = new FakeCfs({ rootName: 'sliced-fx', nodeMillicores: NODE.cpuMillicores, periodMs: PERIOD_MS });
+async function harness(agentOptions: Partial<AgentOptions> = {}, fakeOptions: { bfq?: boolean } = {}): Promise<Harness> {
+  const fake = new FakeCfs({ rootName: 'sliced-fx', nodeMillicores: NODE.cpuMillicores, periodMs: PERIOD_MS, ...fakeOptions });
   const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
   const store = await EmbeddedStore.open(stateDir);
   const log = pino({ level: 'silent' });
@@ -115,6 +115,25 @@ function assertNear(measured: Map<string, number>, expected: Map<string, number>
 const readTrim = (path: string): string => readFileSync(path, 'utf8').trim();
 
 describe('cgroup v2 backend with the agent and controller on a fixture tree (FakeCfs)', () => {
+  test("k4: an io.weight set while BFQ is not loaded is stored, said to have no effect, and written once BFQ's weight files appear", async () => {
+    const h = await harness({}, { bfq: false });
+    try {
+      assert.match(h.backend.ioWeightUnavailable() ?? '', /has no BFQ weight file .*io\.bfq\.weight\): the bfq I\/O scheduler is not loaded/);
+      await h.createSlice({ name: 'k4w', io: { weight: 500 } }, 0);
+      const file = join(h.fake.root, 'k4w.slice', 'io.bfq.weight');
+      assert.equal(existsSync(file), false, 'no BFQ weight file before the module is loaded');
+      assert.equal(h.agent.state.slices.get('k4w')?.io.weight, 500, 'the weight is stored');
+      assert.equal(await h.agent.refreshIoWeights(), false, 'nothing to write yet');
+      h.fake.loadBfq();
+      assert.equal(h.backend.ioWeightUnavailable(), null);
+      assert.equal(await h.agent.refreshIoWeights(), true);
+      assert.equal(readTrim(file), '50', 'io.weight 500 reached BFQ as 50');
+      assert.equal(await h.agent.refreshIoWeights(), false, 'written once, when the files appeared');
+    } finally {
+      await h.close();
+    }
+  });
+
   test('the backend enables cpu and memory, writes limits, and deleting a slice removes its group', async () => {
     const h = await harness();
     try {

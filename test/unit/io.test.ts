@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { bfqWeight, effectiveIoCaps, splitCap, ioMaxArguments, mergeIo, parseIoMaxArgument, parseMajMin, resolveIoInput } from '../../src/core/io.js';
+import { bfqWeight, effectiveIoCaps, splitCap, ioMaxArguments, ioWeightNotes, mergeIo, parseIoMaxArgument, parseMajMin, resolveIoInput, weightNoEffect, type DeviceSchedulers } from '../../src/core/io.js';
 import { createDomain, createSlice, moveMember, updateSlice } from '../../src/core/changes.js';
 import { DEFAULT_IO, emptyState, parseInput, sliceUpdateSchema, withAllocationDefaults, type DesiredState, type IoDeviceLimit, type SliceSpec } from '../../src/core/model.js';
 import { parseRate } from '../../src/core/units.js';
@@ -158,5 +158,47 @@ describe('effective caps', () => {
         return total <= limit;
       }),
     );
+  });
+});
+
+describe('where io.weight has no effect, and why (kernel builds differ)', () => {
+  const noBfq: DeviceSchedulers = { device: '7:3', scheduler: 'none', schedulers: ['none', 'mq-deadline', 'kyber'] };
+  const offered: DeviceSchedulers = { device: '7:4', scheduler: 'mq-deadline', schedulers: ['mq-deadline', 'bfq', 'none'] };
+  const bfq: DeviceSchedulers = { device: '7:5', scheduler: 'bfq', schedulers: ['mq-deadline', 'bfq', 'none'] };
+  const stacked: DeviceSchedulers = { device: '253:0', scheduler: null, schedulers: [] };
+  const fine = { groups: null, bfqLoadFailure: null };
+  const failed = { groups: null, bfqLoadFailure: 'modprobe: FATAL: Module bfq not found in directory /lib/modules/6.18.44' };
+
+  test('a device: acts only with bfq active and weight files in the groups; otherwise the remedy or the reason', () => {
+    assert.equal(weightNoEffect(bfq, fine, 'DEV'), null);
+    assert.equal(weightNoEffect(bfq, { groups: 'no blkio', bfqLoadFailure: null }, 'DEV'), 'no blkio');
+    assert.equal(weightNoEffect(offered, fine, '/dev/loop4'), 'it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq /dev/loop4 switches it');
+    assert.equal(
+      weightNoEffect(noBfq, fine, 'DEV'),
+      'it uses the none I/O scheduler, not bfq, and the kernel offers only none, mq-deadline, kyber there: bfq is not built in and its module is not loaded; slicectl io enable-bfq DEV tries to load it',
+    );
+    assert.match(weightNoEffect(noBfq, failed, 'DEV')!, /offers only none, mq-deadline, kyber there: bfq is not built in and loading its module failed \(modprobe: FATAL: Module bfq not found/);
+    assert.match(weightNoEffect(stacked, fine, 'DEV')!, /no I\/O scheduler of its own/);
+  });
+
+  test('a slice capped on devices: one note per capped device without bfq', () => {
+    assert.deepEqual(ioWeightNotes(['7:5'], [noBfq, bfq], fine), []);
+    const notes = ioWeightNotes(['7:3', '7:5', '7:4'], [noBfq, offered, bfq], failed);
+    assert.equal(notes.length, 2);
+    assert.match(notes[0]!, /^io\.weight has no effect on device 7:3, only caps apply: it uses the none I\/O scheduler, not bfq, and the kernel offers only/);
+    assert.equal(notes[1], 'io.weight has no effect on device 7:4, only caps apply: it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq 7:4 switches it');
+  });
+
+  test('a slice without caps: nothing while one device carries weights, else one node-wide reason', () => {
+    assert.deepEqual(ioWeightNotes([], [noBfq, bfq], fine), []);
+    assert.deepEqual(ioWeightNotes([], [noBfq, offered], fine), [
+      'io.weight has no effect on any block device of this node, only caps apply: no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one',
+    ]);
+    assert.deepEqual(ioWeightNotes([], [noBfq, stacked], failed), [
+      'io.weight has no effect on any block device of this node, only caps apply: the kernel offers only the I/O schedulers none, mq-deadline, kyber: bfq is not built in and loading its module failed (modprobe: FATAL: Module bfq not found in directory /lib/modules/6.18.44)',
+    ]);
+    assert.deepEqual(ioWeightNotes([], [bfq], { groups: 'the io controller is not offered', bfqLoadFailure: null }), [
+      'io.weight has no effect on any block device of this node, only caps apply: the io controller is not offered',
+    ]);
   });
 });

@@ -102,6 +102,11 @@ export interface CgroupBackend {
   readonly hierarchicalIoCaps: boolean;
   /** I/O weight in io.weight units (1..10000); BFQ files get weight/10. No-op where BFQ is not loaded. */
   setIoWeight(group: GroupPath, weight: number): void;
+  /**
+   * Why io.weight cannot act in sliced's groups now (no I/O controller, or no BFQ weight
+   * files: they appear in every group once the bfq module is loaded), or null when it can.
+   */
+  ioWeightUnavailable(): string | null;
   /** Make the group's per-device caps exactly `caps` (devices not listed lose their caps). */
   setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void;
   /** Block I/O of the group, or null without an I/O controller. */

@@ -197,6 +197,12 @@ export class CgroupV1Backend implements CgroupBackend {
     if (group.length > 0 && existsSync(file)) writeText(file, String(bfqWeight(weight)));
   }
 
+  ioWeightUnavailable(): string | null {
+    if (!this.layout.blkio) return 'the blkio controller is not mounted as a cgroup v1 hierarchy';
+    const file = join(this.layout.blkio, 'blkio.bfq.weight');
+    return existsSync(file) ? null : `sliced's blkio group has no BFQ weight file (${file}): the bfq I/O scheduler is not loaded`;
+  }
+
   setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void {
     const blkio = this.layout.blkio;
     if (!blkio) {

@@ -316,6 +316,12 @@ export class CgroupV2Backend implements CgroupBackend {
     if (existsSync(join(dir, 'io.bfq.weight'))) writeText(join(dir, 'io.bfq.weight'), String(bfqWeight(weight)));
   }
 
+  ioWeightUnavailable(): string | null {
+    if (!this.controllers.includes('io')) return `the io controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
+    const file = join(this.layout.root, 'io.bfq.weight');
+    return existsSync(file) ? null : `sliced's cgroup has no BFQ weight file (${file}): the bfq I/O scheduler is not loaded`;
+  }
+
   setIoCaps(group: GroupPath, caps: readonly IoDeviceLimit[]): void {
     if (caps.length === 0 && !this.controllers.includes('io')) return;
     this.requireIo('io.max');
