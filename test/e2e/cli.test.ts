@@ -123,7 +123,7 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
       { args: ['slice', 'create', 'n1', '--cpu-shares', '0'], code: 1, message: /cpu\.shares .*from 1 to 10000/ },
       { args: ['slice', 'create', 'n1', '--cpu-shares', '10001'], code: 1, message: /from 1 to 10000/ },
       { args: ['slice', 'create', 'n1', '--memory', '12Q'], code: 1, message: /memory\.limit "12Q"/ },
-      { args: ['slice', 'create', 'n1', '--cpu-reservation', `${node.cpu.available - kept + 1}m`], code: 1, message: new RegExp(`over-commit at node: reservations would total ${guaranteed + 1}m .* only ${guaranteed}m can be guaranteed`) },
+      { args: ['slice', 'create', 'n1', '--cpu-reservation', `${node.cpu.available - kept + 1}m`], code: 1, message: new RegExp(`over-commit at node: reservations would total ${guaranteed + 1}m .* = ${guaranteed}m can be guaranteed`) },
       { args: ['slice', 'create', 'n1', '--cpu-reservation', '200m', '--cpu-limit', '100m'], code: 1, message: /cpu\.limit 100m is below cpu\.reservation 200m/ },
       { args: ['slice', 'create', 'n1', '--domain', 'nodomain'], code: 3, message: /domain "nodomain" does not exist/ },
       { args: ['slice', 'create', 'n1', '--user', 'no-such-user'], code: 3, message: /user no-such-user does not exist/ },
