@@ -112,14 +112,15 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
       assert.equal(groups.pressure('tapsi.slice', 'cpu')!.some, 0, 'an idle slice has no CPU pressure');
       assert.equal((await show('tapsi')).live!.pressure.cpu?.some, 0, 'and show says so');
       // Twice as many busy loops as CPUs: at every moment some of them wait for a CPU, so
-      // "some" approaches 100% (avg10 gets there in a few ten-second time constants).
+      // "some" approaches 100%; avg10, a ten-second average, passes 25% within seconds (an
+      // idle group stays at 0).
       await burners.start('tapsi', 2 * Math.ceil(capacity / 1000));
       let kernel = 0;
-      for (let i = 0; i < 60 * SLOW && kernel < 50; i++) {
+      for (let i = 0; i < 60 * SLOW && kernel < 25; i++) {
         await sleep(500);
         kernel = groups.pressure('tapsi.slice', 'cpu')!.some;
       }
-      assert.ok(kernel >= 50, `CPU pressure (some, avg10) of the slice's group: ${kernel}%`);
+      assert.ok(kernel >= 25, `CPU pressure (some, avg10) of the slice's group: ${kernel}%`);
       const before = groups.pressure('tapsi.slice', 'cpu')!.some;
       const view = (await show('tapsi')).live!.pressure.cpu;
       const afterShow = groups.pressure('tapsi.slice', 'cpu')!.some;
