@@ -149,6 +149,7 @@ export class Channel {
     if (this.call) {
       this.call.input?.destroy();
       this.call.sink.destroy();
+      this.releaseWaitingReader();
       if (this.call.proc) {
         this.call.proc.terminate(this.ctx.limits.killGraceMs);
         exits.push(this.call.proc.exited);
@@ -330,6 +331,21 @@ export class Channel {
     this.fifos = { stdin: fds[0]!, stdout: fds[1]! };
     this.refusalLogged = false;
     return true;
+  }
+
+  /**
+   * A caller of a call ended unanswered may be blocked opening `NAME.out`, which only the
+   * delivery of an answer would open: open its write end without blocking and close it at
+   * once, so that the caller's open returns and it reads EOF. ENXIO: nobody waits.
+   */
+  private releaseWaitingReader(): void {
+    const check = this.check(this.outFile);
+    if (check === null) return;
+    try {
+      closeSync(openFifo(join(this.ctx.dir, this.outFile), 'write', check).fd);
+    } catch {
+      // No reader waits (ENXIO), or the file is not ours any more (refused, logged elsewhere).
+    }
   }
 
   private closeFifos(): void {
