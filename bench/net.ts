@@ -24,6 +24,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { freePort, TestDaemon } from '../test/helpers/daemon.js';
 import { iperfServer } from '../test/helpers/net.js';
 import type { SliceView } from '../src/daemon/views.js';
+import { runTool } from '../src/kernel/net/run.js';
 import { argValue, finish, inParallel, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 
 const ROUNDS = Number(argValue('--rounds') ?? 5);
@@ -92,16 +93,10 @@ function clientArgs(address: string, port: number, udp: boolean): string[] {
   return ['-J', '-c', address, '-p', String(port), '-t', String(SECONDS), ...(udp ? ['-u', '-b', '0', '-l', String(SMALL)] : [])];
 }
 
-function collect(command: string, args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolvePromise(out) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${out.slice(-600)} ${err}`))));
-  });
+async function collect(command: string, args: string[]): Promise<string> {
+  const { stdout, stderr, code } = await runTool(command, args);
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}: ${stdout.slice(-600)} ${stderr}`);
+  return stdout;
 }
 
 /** Two namespaces joined by nothing but a veth pair, with an iperf3 server in the second. */

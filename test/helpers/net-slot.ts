@@ -10,6 +10,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, unlinkSync, wr
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processExists } from '../../src/kernel/procfs.js';
 
 /** 10.200.0.0/24 … 10.249.249.0/24: third octets 250-255 stay free for tests' own pools. */
 const SLOTS = 50 * 250;
@@ -20,15 +21,6 @@ export interface NetSlot {
   pool4: string;
   pool6: string;
   release(): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Whether an interface address or route of the node already lies in 10.a.b.0/24. */
@@ -57,7 +49,7 @@ function tryClaim(slot: number): boolean {
         continue; // released in between: try again
       }
       // An empty file is a claim being written right now; a live owner keeps its slot.
-      if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) return false;
+      if (!Number.isInteger(owner) || owner <= 0 || processExists(owner)) return false;
       try {
         unlinkSync(lock);
       } catch {
