@@ -162,9 +162,9 @@ const before = heapUsed();
 pushOurs(output, 1_000_000);
 const growth = heapUsed() - before;
 
-say(`  sliced chain: ${round((UPDATES / oursMs) * 1000 / 1e6, 2)} M updates/s (${round((oursMs * 1e6) / UPDATES / HOPS, 1)} ns per hop)`);
-say(`  sliced, through the probe's refresh and has_changed: ${round((UPDATES / viaRefreshMs) * 1000 / 1e6, 2)} M updates/s`);
-say(`  RxJS:         ${round((UPDATES / rxMs) * 1000 / 1e6, 2)} M updates/s`);
+say(`  sliced chain: ${round(((UPDATES / oursMs) * 1000) / 1e6, 2)} M updates/s (${round((oursMs * 1e6) / UPDATES / HOPS, 1)} ns per hop)`);
+say(`  sliced, through the probe's refresh and has_changed: ${round(((UPDATES / viaRefreshMs) * 1000) / 1e6, 2)} M updates/s`);
+say(`  RxJS:         ${round(((UPDATES / rxMs) * 1000) / 1e6, 2)} M updates/s`);
 say(`  heap growth over 1M updates: ${growth} bytes`);
 
 // Latency: the probe refreshes itself every 10 ms; the value changes at random moments.
@@ -196,7 +196,9 @@ for (let i = 0; i < 200; i++) {
 }
 clearInterval(keepAlive);
 tree.destroyAll();
-say(`  latency probe change -> policy (probe_period 10 ms): p50 ${round(percentile(latencies, 50), 2)} ms, p99 ${round(percentile(latencies, 99), 2)} ms`);
+say(
+  `  latency probe change -> policy (probe_period 10 ms): p50 ${round(percentile(latencies, 50), 2)} ms, p99 ${round(percentile(latencies, 99), 2)} ms`,
+);
 
 finish({
   bench: 'dataflow',

@@ -97,15 +97,20 @@ try {
   else plain = new PlainIoGroups(layout.kind, `sliced-bench-io-${process.pid}`, ['a', 'b']);
 
   // Created with their weights either way: sliced stores them (they apply once BFQ is there).
-  for (const [name, weight] of [['i6benchheavy', '900'], ['i6benchlight', '100']] as const) {
+  for (const [name, weight] of [
+    ['i6benchheavy', '900'],
+    ['i6benchlight', '100'],
+  ] as const) {
     const created = await d.cli(['slice', 'create', name, '--io-weight', weight]);
     if (created.code !== 0) throw new Error(created.stderr);
   }
   const sliceCounters = async (names: string[]): Promise<Counters[]> =>
-    Promise.all(names.map(async (n) => {
-      const io = (await d.cliJson<SliceView>(['slice', 'show', n])).live!.io!;
-      return { read: io.readBytes, write: io.writeBytes };
-    }));
+    Promise.all(
+      names.map(async (n) => {
+        const io = (await d.cliJson<SliceView>(['slice', 'show', n])).live!.io!;
+        return { read: io.readBytes, write: io.writeBytes };
+      }),
+    );
   const execLoad = (slice: string, region: number) => d.cli(['exec', '--slice', slice, '--', 'sh', '-c', load(dev, region, RUN_S)]);
   const plainLoad = (group: string, region: number) =>
     new Promise<void>((resolve, reject) => {
@@ -117,14 +122,26 @@ try {
   /** Weights 900:100 through sliced, then equal weights without it, in one BFQ mode. */
   const weighting = async (strict: boolean) => {
     setBfqStrict(loop!.device, strict);
-    const bfq = Object.fromEntries(['low_latency', 'slice_idle', 'strict_guarantees'].map((k) => [k, readFileSync(join(queue, 'iosched', k), 'utf8').trim()]));
+    const bfq = Object.fromEntries(
+      ['low_latency', 'slice_idle', 'strict_guarantees'].map((k) => [k, readFileSync(join(queue, 'iosched', k), 'utf8').trim()]),
+    );
     say(`${strict ? 'strict weights' : "BFQ's defaults"} ${JSON.stringify(bfq)}; weights 900:100 through sliced:`);
-    const [heavy, light] = await measure(() => Promise.all([execLoad('i6benchheavy', 0), execLoad('i6benchlight', 1)]), () => sliceCounters(['i6benchheavy', 'i6benchlight']), RUN_S);
+    const [heavy, light] = await measure(
+      () => Promise.all([execLoad('i6benchheavy', 0), execLoad('i6benchlight', 1)]),
+      () => sliceCounters(['i6benchheavy', 'i6benchlight']),
+      RUN_S,
+    );
     const ratio = total(heavy!) / Math.max(1, total(light!));
-    say(`  heavy ${mib(heavy!.read)} read + ${mib(heavy!.write)} written; light ${mib(light!.read)} + ${mib(light!.write)}; ratio ${ratio.toFixed(2)}`);
+    say(
+      `  heavy ${mib(heavy!.read)} read + ${mib(heavy!.write)} written; light ${mib(light!.read)} + ${mib(light!.write)}; ratio ${ratio.toFixed(2)}`,
+    );
     say(`  baseline: plain ${layout.kind} I/O groups with equal BFQ weights, no sliced:`);
     const p = plain!;
-    const [ba, bb] = await measure(() => Promise.all([plainLoad(p.dirs[0]!, 0), plainLoad(p.dirs[1]!, 1)]), async () => [p.bytes(0, loop!.device), p.bytes(1, loop!.device)], RUN_S);
+    const [ba, bb] = await measure(
+      () => Promise.all([plainLoad(p.dirs[0]!, 0), plainLoad(p.dirs[1]!, 1)]),
+      async () => [p.bytes(0, loop!.device), p.bytes(1, loop!.device)],
+      RUN_S,
+    );
     const baseline = total(ba!) / Math.max(1, total(bb!));
     say(`  a ${mib(ba!.read)} + ${mib(ba!.write)}; b ${mib(bb!.read)} + ${mib(bb!.write)}; ratio ${baseline.toFixed(2)}`);
     return { bfq, ratio, baseline, heavy: total(heavy!), light: total(light!) };
@@ -136,7 +153,11 @@ try {
   say(`caps rbps=10M,wbps=5M on the heavy slice, alone (scheduler ${readScheduler(loop.device).active ?? 'unknown'}):`);
   const capped = await d.cli(['slice', 'set', 'i6benchheavy', '--io-max', `${dev}:rbps=10M,wbps=5M`]);
   if (capped.code !== 0) throw new Error(capped.stderr);
-  const [c] = await measure(() => execLoad('i6benchheavy', 0), () => sliceCounters(['i6benchheavy']), RUN_S);
+  const [c] = await measure(
+    () => execLoad('i6benchheavy', 0),
+    () => sliceCounters(['i6benchheavy']),
+    RUN_S,
+  );
   const readError = Math.abs(c!.read / (10 * MiB) - 1) * 100;
   const writeError = Math.abs(c!.write / (5 * MiB) - 1) * 100;
   say(`  read ${mib(c!.read)} (error ${readError.toFixed(2)}%), written ${mib(c!.write)} (error ${writeError.toFixed(2)}%)`);

@@ -94,13 +94,17 @@ type Mode = 'controller' | 'weights' | 'operator';
 const MODE_TITLE: Record<Mode, string> = {
   controller: "sliced's controller (--cpu-control entitlement)",
   weights: 'baseline: weights-only cgroups (shares -> weights, limits -> quotas; --cpu-control static)',
-  operator: "baseline: the operator's static weights (entitlement with every slice busy -> weights, limits -> quotas; --cpu-control static)",
+  operator:
+    "baseline: the operator's static weights (entitlement with every slice busy -> weights, limits -> quotas; --cpu-control static)",
 };
 
 /** The scenarios, in amounts relative to the node's capacity (millicores) and CPU count. */
 function scenarios(capacity: number, cpus: number): Scenario[] {
   const part = (fraction: number): string => `${Math.round(fraction * capacity)}m`;
-  const steady = (s: Omit<Scenario, 'phases'>): Scenario => ({ ...s, phases: [{ label: 'steady', busy: s.slices.filter((x) => x.tasks > 0).map((x) => x.name) }] });
+  const steady = (s: Omit<Scenario, 'phases'>): Scenario => ({
+    ...s,
+    phases: [{ label: 'steady', busy: s.slices.filter((x) => x.tasks > 0).map((x) => x.name) }],
+  });
   return [
     steady({
       id: 'a',
@@ -214,7 +218,11 @@ function entitlements(scenario: Scenario, capacity: number, demand: (slice: Slic
  * has when every slice is busy (each sibling group scaled so its largest is SHARES_MAX, for
  * resolution), limits as quotas, no reservations (plain cgroups cannot express them).
  */
-function operatorSpecs(scenario: Scenario, capacity: number, cpus: number): { slices: Map<string, CpuSpec>; domains: Map<string, CpuSpec> } {
+function operatorSpecs(
+  scenario: Scenario,
+  capacity: number,
+  cpus: number,
+): { slices: Map<string, CpuSpec>; domains: Map<string, CpuSpec> } {
   const all = entitlements(scenario, capacity, (s) => Math.max(s.tasks, cpus) * 1000);
   const group = (members: Array<{ name: string; cpu: CpuSpec }>): Map<string, CpuSpec> => {
     const top = Math.max(...members.map((m) => all.get(m.name)!));
@@ -233,7 +241,8 @@ function operatorSpecs(scenario: Scenario, capacity: number, cpus: number): { sl
   for (const [name, spec] of group([...scenario.domains, ...scenario.slices.filter((s) => !s.domain)])) {
     (scenario.domains.some((d) => d.name === name) ? domains : slices).set(name, spec);
   }
-  for (const d of scenario.domains) for (const [name, spec] of group(scenario.slices.filter((s) => s.domain === d.name))) slices.set(name, spec);
+  for (const d of scenario.domains)
+    for (const [name, spec] of group(scenario.slices.filter((s) => s.domain === d.name))) slices.set(name, spec);
   return { slices, domains };
 }
 
@@ -317,7 +326,14 @@ async function watch(
   reader: CpuUsageReader,
   capacity: number,
   truthFor: (capacity: number) => Map<string, number>,
-): Promise<{ seconds: number | null; steady: Map<string, number>; total: number; saturated: boolean; truthPct: Map<string, number>; fullPct: Map<string, number> }> {
+): Promise<{
+  seconds: number | null;
+  steady: Map<string, number>;
+  total: number;
+  saturated: boolean;
+  truthPct: Map<string, number>;
+  fullPct: Map<string, number>;
+}> {
   const first = reader.sample();
   const changed = first.t;
   const samples: UsageSample[] = [first];
@@ -347,7 +363,14 @@ async function watch(
   return { seconds, steady, total, saturated, truthPct, fullPct };
 }
 
-async function runScenario(daemon: TestDaemon, mode: Mode, scenario: Scenario, capacity: number, cpus: number, load: Load): Promise<PhaseResult[]> {
+async function runScenario(
+  daemon: TestDaemon,
+  mode: Mode,
+  scenario: Scenario,
+  capacity: number,
+  cpus: number,
+  load: Load,
+): Promise<PhaseResult[]> {
   const operator = mode === 'operator' ? operatorSpecs(scenario, capacity, cpus) : null;
   const created: { slices: string[]; domains: string[] } = { slices: [], domains: [] };
   try {
@@ -356,7 +379,12 @@ async function runScenario(daemon: TestDaemon, mode: Mode, scenario: Scenario, c
       created.domains.push(d.name);
     }
     for (const s of scenario.slices) {
-      await daemon.api.post('/v1/slices', { name: s.name, cpu: operator?.slices.get(s.name) ?? s.cpu, user: 'nobody', ...(s.domain ? { domain: s.domain } : {}) });
+      await daemon.api.post('/v1/slices', {
+        name: s.name,
+        cpu: operator?.slices.get(s.name) ?? s.cpu,
+        user: 'nobody',
+        ...(s.domain ? { domain: s.domain } : {}),
+      });
       created.slices.push(s.name);
     }
     const reader = new CpuUsageReader(daemon.api);
@@ -407,7 +435,15 @@ type ModeRun = Record<string, PhaseResult[]>;
 async function runMode(mode: Mode, ids: string): Promise<{ run: ModeRun; capacity: number; cpus: number; backend: string }> {
   // SLICED_BENCH_ARGS passes extra daemon flags (e.g. "--feedback-gain 0") when tuning.
   const extra = (process.env.SLICED_BENCH_ARGS ?? '').split(' ').filter(Boolean);
-  const daemon = await TestDaemon.start(['--cpu-control', mode === 'controller' ? 'entitlement' : 'static', '--stop-grace', '200', '--log-level', 'warn', ...extra]);
+  const daemon = await TestDaemon.start([
+    '--cpu-control',
+    mode === 'controller' ? 'entitlement' : 'static',
+    '--stop-grace',
+    '200',
+    '--log-level',
+    'warn',
+    ...extra,
+  ]);
   const load = new Load(daemon);
   const undo = onInterrupt(async () => {
     await load.stopAll();
@@ -423,9 +459,13 @@ async function runMode(mode: Mode, ids: string): Promise<{ run: ModeRun; capacit
       run[scenario.id] = await runScenario(daemon, mode, scenario, capacity, cpus, load);
       say(`  (${scenario.id}) ${scenario.title} [${elapsed()}]`);
       for (const phase of run[scenario.id]!) {
-        say(`    ${phase.label}: the slices used ${phase.slices_total_pct.toFixed(1)}% of the node${phase.convergence_s !== undefined ? `, converged after ${phase.convergence_s ?? 'never'} s` : ''}`);
+        say(
+          `    ${phase.label}: the slices used ${phase.slices_total_pct.toFixed(1)}% of the node${phase.convergence_s !== undefined ? `, converged after ${phase.convergence_s ?? 'never'} s` : ''}`,
+        );
         for (const r of phase.slices) {
-          say(`      ${r.slice.padEnd(8)} entitled ${r.entitled_pct.toFixed(1).padStart(5)}%  measured ${r.measured_pct.toFixed(1).padStart(5)}%  error ${r.error_pp.toFixed(1)} pp${r.busy ? '' : '  (idle)'}`);
+          say(
+            `      ${r.slice.padEnd(8)} entitled ${r.entitled_pct.toFixed(1).padStart(5)}%  measured ${r.measured_pct.toFixed(1).padStart(5)}%  error ${r.error_pp.toFixed(1)} pp${r.busy ? '' : '  (idle)'}`,
+          );
         }
       }
     }
@@ -448,7 +488,9 @@ const mean = (v: number[]): number | null => (v.length === 0 ? null : round(v.re
 const max = (v: number[]): number | null => (v.length === 0 ? null : round(Math.max(...v)));
 /** Slowest convergence after a change, or null if some change never converged (or none ran). */
 function convergence(run: ModeRun): number | null {
-  const times = Object.values(run).flatMap((phases) => phases.filter((p) => p.convergence_s !== undefined).map((p) => p.convergence_s as number | null));
+  const times = Object.values(run).flatMap((phases) =>
+    phases.filter((p) => p.convergence_s !== undefined).map((p) => p.convergence_s as number | null),
+  );
   return times.length === 0 || times.includes(null) ? null : round(Math.max(...(times as number[])));
 }
 
@@ -488,11 +530,15 @@ async function runInVm(): Promise<Record<string, unknown>> {
   const undo = onInterrupt(() => rmSync(file, { force: true }));
   try {
     const code = await new Promise<number>((resolvePromise, reject) => {
-      const child = spawn(join(root, 'scripts', 'v2-vm'), ['--timeout', '3600', '--', process.execPath, '--import', 'tsx', 'bench/isolation.ts', ...args, '--result-file', file], {
-        cwd: root,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        join(root, 'scripts', 'v2-vm'),
+        ['--timeout', '3600', '--', process.execPath, '--import', 'tsx', 'bench/isolation.ts', ...args, '--result-file', file],
+        {
+          cwd: root,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       // The guest's output is progress here: it goes where our progress goes.
       child.stdout.on('data', (d: Buffer) => (jsonMode ? process.stderr : process.stdout).write(d));
       child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
@@ -517,8 +563,12 @@ try {
 }
 const loadBefore = loadAverage();
 const modes = (argValue('--modes') ?? (short ? 'controller' : 'controller,weights,operator')).split(',') as Mode[];
-for (const m of modes) if (!(m in MODE_TITLE)) throw new Error(`--modes: unknown mode ${JSON.stringify(m)} (allowed: ${Object.keys(MODE_TITLE).join(', ')}, comma-separated)`);
-say(`isolation benchmark (${short ? 'short' : quick ? 'quick' : 'full'}, scenarios ${only}): warm-up ${WARM_MS} ms, window ${MEASURE_MS} ms; load average ${loadBefore.join(' ')}`);
+for (const m of modes)
+  if (!(m in MODE_TITLE))
+    throw new Error(`--modes: unknown mode ${JSON.stringify(m)} (allowed: ${Object.keys(MODE_TITLE).join(', ')}, comma-separated)`);
+say(
+  `isolation benchmark (${short ? 'short' : quick ? 'quick' : 'full'}, scenarios ${only}): warm-up ${WARM_MS} ms, window ${MEASURE_MS} ms; load average ${loadBefore.join(' ')}`,
+);
 const runs: Record<Mode, ModeRun> = { controller: {}, weights: {}, operator: {} };
 let nodeInfo = { capacity: 0, cpus: 0, backend: '' };
 for (const mode of modes) {

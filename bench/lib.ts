@@ -67,7 +67,11 @@ let interrupted = false;
  */
 export function onInterrupt(undo: Undo): () => void {
   if (undos.length === 0 && process.listenerCount('SIGINT') === 0) {
-    for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+    for (const [signal, number] of [
+      ['SIGINT', 2],
+      ['SIGTERM', 15],
+      ['SIGHUP', 1],
+    ] as const) {
       process.on(signal, () => {
         if (interrupted) return; // a second signal while undoing: keep undoing
         interrupted = true;

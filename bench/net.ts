@@ -57,7 +57,12 @@ class Chains {
 
   set(on: boolean, drop: RegExp): void {
     const script = this.saved.map(({ family, table, chain, listing }) => {
-      const kept = on ? listing : listing.split('\n').filter((line) => !drop.test(line)).join('\n');
+      const kept = on
+        ? listing
+        : listing
+            .split('\n')
+            .filter((line) => !drop.test(line))
+            .join('\n');
       if (!on && kept === listing) throw new Error(`no counting rule found in chain ${family} ${table} ${chain}:\n${listing}`);
       return `flush chain ${family} ${table} ${chain}\n${kept}`;
     });
@@ -82,7 +87,10 @@ interface Flow {
 
 /** Figures of an iperf3 -J client run (TCP or UDP). */
 function parseRun(json: string, udp: boolean): Flow {
-  const doc = JSON.parse(json) as { error?: string; end: { sum_received: { bits_per_second: number; seconds: number; packets?: number; lost_packets?: number; lost_percent?: number } } };
+  const doc = JSON.parse(json) as {
+    error?: string;
+    end: { sum_received: { bits_per_second: number; seconds: number; packets?: number; lost_packets?: number; lost_percent?: number } };
+  };
   if (doc.error) throw new Error(`iperf3: ${doc.error}`);
   const r = doc.end.sum_received;
   if (!udp) return { rate: r.bits_per_second };
@@ -122,11 +130,16 @@ class BareVeth {
     ip(['link', 'add', va, 'netns', a, 'type', 'veth', 'peer', 'name', vb, 'netns', b]);
     ip(['-n', a, 'addr', 'add', '192.0.2.1/24', 'dev', va]);
     ip(['-n', b, 'addr', 'add', `${this.address}/24`, 'dev', vb]);
-    for (const [ns, veth] of [[a, va], [b, vb]] as const) {
+    for (const [ns, veth] of [
+      [a, va],
+      [b, vb],
+    ] as const) {
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       ip(['-n', ns, 'link', 'set', veth, 'up']);
     }
-    const server = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '--forceflush', '-B', this.address, '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const server = spawn('ip', ['netns', 'exec', b, 'iperf3', '-s', '--forceflush', '-B', this.address, '-p', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.server = server;
     await new Promise<void>((resolvePromise, reject) => {
       let out = '';
@@ -197,7 +210,9 @@ try {
   }
   const flows = new Map<string, Flow[]>(configs.map((c) => [c.name, []]));
   try {
-    say(`${ROUNDS} rounds of ${configs.length} iperf3 runs of ${SECONDS} s (TCP and UDP with ${SMALL}-byte payloads; slice networks with accounting on and off, a bare veth pair, host-network slices over loopback with accounting on and off), order rotating...`);
+    say(
+      `${ROUNDS} rounds of ${configs.length} iperf3 runs of ${SECONDS} s (TCP and UDP with ${SMALL}-byte payloads; slice networks with accounting on and off, a bare veth pair, host-network slices over loopback with accounting on and off), order rotating...`,
+    );
     for (let i = 0; i < ROUNDS; i++) {
       for (let k = 0; k < configs.length; k++) {
         const config = configs[(i + k) % configs.length]!;
@@ -205,7 +220,9 @@ try {
       }
       bridge.set(true, BRIDGE_COUNTING);
       host.set(true, HOST_COUNTING);
-      say(`  round ${i + 1}: ${configs.map((c) => `${c.name} ${c.name.startsWith('tcp') ? `${round(flows.get(c.name)!.at(-1)!.rate / 1e9)} Gbit/s` : `${round(flows.get(c.name)!.at(-1)!.rate / 1000)} k/s`}`).join(', ')}`);
+      say(
+        `  round ${i + 1}: ${configs.map((c) => `${c.name} ${c.name.startsWith('tcp') ? `${round(flows.get(c.name)!.at(-1)!.rate / 1e9)} Gbit/s` : `${round(flows.get(c.name)!.at(-1)!.rate / 1000)} k/s`}`).join(', ')}`,
+      );
     }
   } finally {
     bridge.set(true, BRIDGE_COUNTING);
@@ -215,8 +232,19 @@ try {
     for (const server of servers) await server.stop();
     await bare.remove();
   }
-  const median = (name: string): number => percentile(flows.get(name)!.map((f) => f.rate), 50);
-  const loss = (name: string): number => round(percentile(flows.get(name)!.map((f) => f.lossPct ?? 0), 50), 1);
+  const median = (name: string): number =>
+    percentile(
+      flows.get(name)!.map((f) => f.rate),
+      50,
+    );
+  const loss = (name: string): number =>
+    round(
+      percentile(
+        flows.get(name)!.map((f) => f.lossPct ?? 0),
+        50,
+      ),
+      1,
+    );
   const gbit = (name: string): number => round(median(name) / 1e9, 2);
   const kpps = (name: string): number => round(median(name) / 1000, 1);
   const ratio = (a: string, b: string): number => round(median(a) / median(b), 3);
@@ -270,7 +298,9 @@ try {
     setup_200_s: round(setupAllS, 2),
     teardown_200_s: round(teardownAllS, 2),
     networks: NETWORKS,
-    runs: Object.fromEntries([...flows].map(([name, list]) => [name, list.map((f) => round(name.startsWith('tcp') ? f.rate / 1e9 : f.rate / 1000, 2))])),
+    runs: Object.fromEntries(
+      [...flows].map(([name, list]) => [name, list.map((f) => round(name.startsWith('tcp') ? f.rate / 1e9 : f.rate / 1000, 2))]),
+    ),
     load_before: load,
     load_after: loadAverage(),
     machine: machine(),

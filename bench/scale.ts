@@ -29,7 +29,11 @@ const daemon = await TestDaemon.start(['--period', String(PERIOD_MS), '--log-lev
 try {
   const names = Array.from({ length: SLICES }, (_, i) => `s${String(i).padStart(4, '0')}`);
   say(`creating ${SLICES} slices (user nobody, ${CONCURRENCY} requests in flight)...`);
-  const createS = await inParallel(names, (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', cpu: { shares: 100 + (Number(name.slice(1)) % 50) } }), CONCURRENCY);
+  const createS = await inParallel(
+    names,
+    (name) => daemon.api.post('/v1/slices', { name, user: 'nobody', cpu: { shares: 100 + (Number(name.slice(1)) % 50) } }),
+    CONCURRENCY,
+  );
   say(`  ${round(SLICES / createS)} creates/s`);
 
   say(`control loop over ${SLICES} slices, period ${PERIOD_MS} ms...`);

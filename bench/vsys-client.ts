@@ -91,7 +91,11 @@ async function sudo(): Promise<number[]> {
       let received = 0;
       child.stdout.on('data', (chunk: Buffer) => (received += chunk.length));
       child.on('error', reject);
-      child.on('close', (code) => (code === 0 && received === REQUEST.length ? resolve() : reject(new Error(`sudo -n ${script}: exit ${code}, got ${received} bytes back`))));
+      child.on('close', (code) =>
+        code === 0 && received === REQUEST.length
+          ? resolve()
+          : reject(new Error(`sudo -n ${script}: exit ${code}, got ${received} bytes back`)),
+      );
       child.stdin.end(REQUEST);
     });
   return measure(roundTrip);

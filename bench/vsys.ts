@@ -45,10 +45,19 @@ type Where = 'in slice' | 'outside';
  * Start a client as the slice's user, in the slice (slicectl exec) or outside it; resolves
  * once it printed "ready" (with waitGo) or its result.
  */
-function client(slice: string, where: Where, args: string[], waitGo: boolean): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
+function client(
+  slice: string,
+  where: Where,
+  args: string[],
+  waitGo: boolean,
+): { ready: Promise<void>; go: () => void; result: Promise<ClientResult> } {
   const repo = resolve(import.meta.dirname, '..');
   const command = [process.execPath, '--import', 'tsx', CLIENT, ...args, ...(waitGo ? ['--wait-go'] : [])];
-  const options = { cwd: repo, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' }, stdio: ['pipe', 'pipe', 'inherit'] as ['pipe', 'pipe', 'inherit'] };
+  const options = {
+    cwd: repo,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' },
+    stdio: ['pipe', 'pipe', 'inherit'] as ['pipe', 'pipe', 'inherit'],
+  };
   const child =
     where === 'in slice'
       ? spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', slice, '--chdir', repo, '--', ...command], options)
@@ -80,9 +89,13 @@ function installSudoRule(user: string, script: string): { file: string; remove: 
     rmSync(file, { force: true });
   };
   try {
-    writeFileSync(draft, `# bench/vsys.ts (pid ${process.pid}): the one-shot baseline; removed when the benchmark ends
+    writeFileSync(
+      draft,
+      `# bench/vsys.ts (pid ${process.pid}): the one-shot baseline; removed when the benchmark ends
 ${user} ALL=(root) NOPASSWD: ${script}
-`, { mode: 0o440 });
+`,
+      { mode: 0o440 },
+    );
     const checked = spawnSync('visudo', ['-c', '-q', '-f', draft], { encoding: 'utf8' });
     if (checked.status !== 0) throw new Error(`visudo rejected the benchmark's sudoers rule: ${checked.stdout}${checked.stderr}`);
     renameSync(draft, file);
@@ -121,7 +134,9 @@ try {
 
   /** 50 clients, one per slice, started together; latencies of all and the wall time. */
   const concurrent = async (where: Where): Promise<{ all: number[]; ms: number; load: number; clientCpuUs: number }> => {
-    say(`${SLICES} slices at once (clients ${where === 'in slice' ? 'in their slices' : 'outside the slices'}), ${CONCURRENT_REQUESTS} stateful round trips each...`);
+    say(
+      `${SLICES} slices at once (clients ${where === 'in slice' ? 'in their slices' : 'outside the slices'}), ${CONCURRENT_REQUESTS} stateful round trips each...`,
+    );
     const clients = names.map((slice) => client(slice, where, ['stateful', dirOf(slice), 'secho', String(CONCURRENT_REQUESTS)], true));
     await Promise.all(clients.map((c) => c.ready));
     const load = loadavg()[0]!;
@@ -131,14 +146,18 @@ try {
     const ms = performance.now() - started;
     const all = results.flatMap((r) => r.latencies);
     const clientCpuUs = results.reduce((sum, r) => sum + r.cpuUs, 0);
-    say(`  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips, ${round((all.length / ms) * 1000)} per second`);
+    say(
+      `  p50 ${round(percentile(all, 50), 3)} ms, p99 ${round(percentile(all, 99), 3)} ms over ${all.length} round trips, ${round((all.length / ms) * 1000)} per second`,
+    );
     return { all, ms, load, clientCpuUs };
   };
 
   say(`stateful echo: ${REQUESTS} sequential round trips from slice ${first}...`);
   const stateful = await client(first, 'in slice', ['stateful', dirOf(first), 'secho', String(REQUESTS)], false).result;
   const statefulRps = (stateful.latencies.length / stateful.elapsedMs) * 1000;
-  say(`  p50 ${round(percentile(stateful.latencies, 50), 3)} ms, p99 ${round(percentile(stateful.latencies, 99), 3)} ms, ${round(statefulRps)} requests/s`);
+  say(
+    `  p50 ${round(percentile(stateful.latencies, 50), 3)} ms, p99 ${round(percentile(stateful.latencies, 99), 3)} ms, ${round(statefulRps)} requests/s`,
+  );
 
   say(`one-shot echo: ${ONE_SHOT_REQUESTS} calls...`);
   const oneShot = await client(first, 'in slice', ['oneshot', dirOf(first), 'echo', String(ONE_SHOT_REQUESTS)], false).result;
@@ -148,7 +167,8 @@ try {
   if (!sudoMissing) {
     sudoRule = installSudoRule(`sl-${first}`, join(services, 'echo'));
     say(`sudo baseline: sudo -n + the same script from slice ${first}'s user (rule in ${sudoRule.file}), ${ONE_SHOT_REQUESTS} calls...`);
-    baseline = (await client(first, 'in slice', ['sudo', join(services, 'echo'), first, String(ONE_SHOT_REQUESTS)], false).result).latencies;
+    baseline = (await client(first, 'in slice', ['sudo', join(services, 'echo'), first, String(ONE_SHOT_REQUESTS)], false).result)
+      .latencies;
     sudoRule.remove();
     sudoRule = null;
     say(`  p50 ${round(percentile(baseline, 50), 3)} ms, p99 ${round(percentile(baseline, 99), 3)} ms`);

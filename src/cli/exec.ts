@@ -41,7 +41,9 @@ function leaveRealtimePolicy(): void {
       'EPERM',
     );
   }
-  process.stderr.write(`slicectl: the command runs with SCHED_OTHER, not ${policy}: processes in a slice may not hold real-time policies\n`);
+  process.stderr.write(
+    `slicectl: the command runs with SCHED_OTHER, not ${policy}: processes in a slice may not hold real-time policies\n`,
+  );
 }
 
 /** The process script(1) started as the pty session's leader (the command), once it exists. */
@@ -55,7 +57,8 @@ function sessionLeaderOf(relay: number): number | null {
 }
 
 export function runInSlice(plan: SliceProcessPlan, command: string[], options: ExecOptions): Promise<number> {
-  if (command.length === 0) throw new CliError('exec needs a command to run, e.g. slicectl exec --slice web -- sleep 10', EXIT.usage, 'EINVAL');
+  if (command.length === 0)
+    throw new CliError('exec needs a command to run, e.g. slicectl exec --slice web -- sleep 10', EXIT.usage, 'EINVAL');
   if (process.getuid?.() !== 0) {
     throw new CliError("exec must run as root: it switches to the slice's user and joins its cgroups", EXIT.permission, 'EPERM');
   }
@@ -71,7 +74,12 @@ export function runInSlice(plan: SliceProcessPlan, command: string[], options: E
     let child: ChildProcess;
     if (terminal) {
       // Without a terminal on stdout or stderr, output (typed characters' echo) goes to stdin's.
-      const outputFd = terminal.output === 'stdout' ? 1 : terminal.output === 'stderr' ? 2 : openSync('/proc/self/fd/0', fsConstants.O_WRONLY | fsConstants.O_NOCTTY);
+      const outputFd =
+        terminal.output === 'stdout'
+          ? 1
+          : terminal.output === 'stderr'
+            ? 2
+            : openSync('/proc/self/fd/0', fsConstants.O_WRONLY | fsConstants.O_NOCTTY);
       try {
         child = spawnInSliceOnTerminal(plan, command, { env, terminal, outputFd, ...cwd });
       } finally {

@@ -72,7 +72,10 @@ export function sliceDetails(slice: SliceView): string {
     ...memoryAndIoPairs(slice.memory, slice.io),
     ['Pids limit', pidsLimitText(slice.pids)],
     ['Cgroup', slice.cgroup],
-    ['Network', slice.net ? `${slice.net.addresses?.v4 ?? '?'} ${slice.net.addresses?.v6 ?? '?'} (namespace ${slice.net.netns ?? '?'})` : 'host'],
+    [
+      'Network',
+      slice.net ? `${slice.net.addresses?.v4 ?? '?'} ${slice.net.addresses?.v6 ?? '?'} (namespace ${slice.net.netns ?? '?'})` : 'host',
+    ],
   ];
   if (slice.net) {
     pairs.push(
@@ -160,7 +163,14 @@ export interface StatusDocument {
     cpuControl: string;
     control: { sliceCapacity: number; systemUsage: number } | null;
     /** Absent on a slice's own socket. */
-    pids?: { space: number | null; inUse: number | null; sliceDefault: number | null; defaultSetting: string | null; enforced: boolean; reason?: string };
+    pids?: {
+      space: number | null;
+      inUse: number | null;
+      sliceDefault: number | null;
+      defaultSetting: string | null;
+      enforced: boolean;
+      reason?: string;
+    };
     /** Absent on a slice's own socket and from daemons older than this field. */
     state?: StateView | null;
   };
@@ -217,7 +227,25 @@ export function statusTable(status: StatusDocument): string {
   const shown = new Set(status.domains.map((d) => d.name));
   for (const parent of byParent.keys()) if (parent !== null && !shown.has(parent)) visit(parent, 0);
   const table = renderTable(
-    ['SLICE', 'RESERVED', 'LIMIT', 'SHARES', 'ENTITLED', 'CPU', 'DEMAND', 'MEMORY', 'MEM-MAX', 'OOM', 'IO-W', 'IO-CAP', 'READ', 'WRITTEN', 'PROCS', 'PIDS', 'PIDS-MAX'],
+    [
+      'SLICE',
+      'RESERVED',
+      'LIMIT',
+      'SHARES',
+      'ENTITLED',
+      'CPU',
+      'DEMAND',
+      'MEMORY',
+      'MEM-MAX',
+      'OOM',
+      'IO-W',
+      'IO-CAP',
+      'READ',
+      'WRITTEN',
+      'PROCS',
+      'PIDS',
+      'PIDS-MAX',
+    ],
     rows,
     new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]),
   );
@@ -235,7 +263,12 @@ function pidsLine(pids: StatusDocument['node']['pids']): string {
 
 /** "state: DIR, 1.2G of 20G free" and, while the state cannot be stored, why. */
 export function stateLine(state: StateView): string {
-  const space = state.freeBytes !== null && state.totalBytes !== null ? `${formatSizeApprox(state.freeBytes)} of ${formatSizeApprox(state.totalBytes)} free` : 'free space unknown';
-  const writable = state.writable ? '' : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
+  const space =
+    state.freeBytes !== null && state.totalBytes !== null
+      ? `${formatSizeApprox(state.freeBytes)} of ${formatSizeApprox(state.totalBytes)} free`
+      : 'free space unknown';
+  const writable = state.writable
+    ? ''
+    : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
   return `state: ${state.dir}, ${space}${writable}`;
 }

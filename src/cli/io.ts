@@ -13,17 +13,24 @@ export function registerIoCommands(program: Command, ctx: IoCliContext): void {
   const io = program.command('io').description('block devices: schedulers, and switching a device to BFQ so io.weight applies');
 
   io.command('devices')
-    .description('list the node\'s block devices with MAJ:MIN, their active I/O scheduler, and whether io.weight acts there (and why not)')
+    .description("list the node's block devices with MAJ:MIN, their active I/O scheduler, and whether io.weight acts there (and why not)")
     .action(async (_options: unknown, command: Command) => {
       const devices = await ctx.client(command).get<IoDeviceView[]>('/v1/io/devices');
       ctx.print(command, devices, () => {
         const table = renderTable(
           ['DEVICE', 'MAJ:MIN', 'SCHEDULER', 'AVAILABLE', 'IO.WEIGHT'],
-          devices.map((d) => [d.name, d.device, d.scheduler ?? '-', d.schedulers.join(' '), d.weightNoEffect === null ? 'applies' : 'no effect']),
+          devices.map((d) => [
+            d.name,
+            d.device,
+            d.scheduler ?? '-',
+            d.schedulers.join(' '),
+            d.weightNoEffect === null ? 'applies' : 'no effect',
+          ]),
         );
         // One line per reason, naming the devices it holds for.
         const reasons = new Map<string, string[]>();
-        for (const d of devices) if (d.weightNoEffect !== null) reasons.set(d.weightNoEffect, [...(reasons.get(d.weightNoEffect) ?? []), d.name]);
+        for (const d of devices)
+          if (d.weightNoEffect !== null) reasons.set(d.weightNoEffect, [...(reasons.get(d.weightNoEffect) ?? []), d.name]);
         return [table, ...[...reasons].map(([why, names]) => `io.weight has no effect on ${names.join(', ')}: ${why}`)].join('\n');
       });
     });
@@ -33,7 +40,9 @@ export function registerIoCommands(program: Command, ctx: IoCliContext): void {
     .action(async (device: string, _options: unknown, command: Command) => {
       const result = await ctx.client(command).post<{ device: string; previous: string | null }>('/v1/io/enable-bfq', { device });
       ctx.print(command, result, () =>
-        result.previous === 'bfq' ? `${device} (${result.device}) already uses bfq` : `${device} (${result.device}) now uses bfq (was ${result.previous ?? 'unknown'})`,
+        result.previous === 'bfq'
+          ? `${device} (${result.device}) already uses bfq`
+          : `${device} (${result.device}) now uses bfq (was ${result.previous ?? 'unknown'})`,
       );
     });
 }

@@ -64,7 +64,10 @@ function allocationOptions(command: Command, withCreateOnly: boolean): Command {
     .option('--memory-high <size>', 'soft memory limit (v2 memory.high, v1 soft limit), or "none"')
     .option('--memory-swap <size>', 'swap the slice may use, or "none" (on cgroup v1 needs --memory)')
     .option('--io-weight <n>', 'I/O weight among siblings, 1..10000 (default 100); acts through BFQ only')
-    .option('--pids-max <n>', 'most tasks (processes and threads) at once, or "none"; slices: "default" (the node\'s default, 15% of its PIDs unless configured)')
+    .option(
+      '--pids-max <n>',
+      'most tasks (processes and threads) at once, or "none"; slices: "default" (the node\'s default, 15% of its PIDs unless configured)',
+    )
     .option(
       '--io-max <DEV:caps>',
       'I/O caps on a device, e.g. /dev/vdb:rbps=10M,wbps=5M,riops=500,wiops=200 or 253:16:none (repeatable)',
@@ -80,10 +83,10 @@ function netOptions(command: Command, create: boolean): Command {
   if (create) command.option('--net', 'give the slice its own network: namespace, addresses, accounting');
   else command.option('--net <on|off>', 'give the slice its own network, or take it away');
   return command
-    .option('--net-egress <on|off>', 'let the slice\'s traffic leave the node (NAT through the host)')
+    .option('--net-egress <on|off>', "let the slice's traffic leave the node (NAT through the host)")
     .option('--net-min-rate <rate>', 'guaranteed rate of outgoing traffic, e.g. 10mbit, or "none"')
     .option('--net-max-rate <rate>', 'ceiling of outgoing traffic, e.g. 50mbit, or "none"')
-    .option('--net-tun <on|off>', 'a tun device tun0 owned by the slice\'s user in its namespace');
+    .option('--net-tun <on|off>', "a tun device tun0 owned by the slice's user in its namespace");
 }
 
 function onOff(flag: string, value: string): boolean {
@@ -156,7 +159,8 @@ function allocationBody(options: AllocationOptions): Record<string, unknown> {
 
 const enc = encodeURIComponent;
 
-const ALLOCATION_FLAGS = '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max, --pids-max';
+const ALLOCATION_FLAGS =
+  '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max, --pids-max';
 
 /** Warnings the daemon attached to a change (an io.weight where BFQ is not active) go to stderr. */
 function printWarnings(view: { warnings?: string[] }): void {
@@ -175,23 +179,37 @@ registerTreeCommands(program, {
 
 const slice = program.command('slice').description('create, change, show and delete slices');
 
-netOptions(allocationOptions(
-  slice
-    .command('create <name>')
-    .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
-    .option('--user <user>', 'run the slice\'s processes as this existing unprivileged user'),
+netOptions(
+  allocationOptions(
+    slice
+      .command('create <name>')
+      .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
+      .option('--user <user>', "run the slice's processes as this existing unprivileged user"),
+    true,
+  ),
   true,
-), true).action(async (name: string, options: AllocationOptions, command: Command) => {
-  const body = { name, ...allocationBody(options), ...netBody(options), ...(options.user ? { user: options.user } : {}), ...(options.domain ? { domain: options.domain } : {}) };
+).action(async (name: string, options: AllocationOptions, command: Command) => {
+  const body = {
+    name,
+    ...allocationBody(options),
+    ...netBody(options),
+    ...(options.user ? { user: options.user } : {}),
+    ...(options.domain ? { domain: options.domain } : {}),
+  };
   const view = await client(command).post<SliceView & { warnings?: string[] }>('/v1/slices', body);
   printWarnings(view);
   print(command, view, () => `created slice ${view.name} (user ${view.user})`);
 });
 
-netOptions(allocationOptions(slice.command('set <name>').description('change a slice\'s allocation or network'), false), false).action(
+netOptions(allocationOptions(slice.command('set <name>').description("change a slice's allocation or network"), false), false).action(
   async (name: string, options: AllocationOptions, command: Command) => {
     const body = { ...allocationBody(options), ...netBody(options) };
-    if (Object.keys(body).length === 0) throw new CliError(`slice set needs at least one of ${ALLOCATION_FLAGS}, --net, --net-egress, --net-min-rate, --net-max-rate, --net-tun`, EXIT.usage, 'EINVAL');
+    if (Object.keys(body).length === 0)
+      throw new CliError(
+        `slice set needs at least one of ${ALLOCATION_FLAGS}, --net, --net-egress, --net-min-rate, --net-max-rate, --net-tun`,
+        EXIT.usage,
+        'EINVAL',
+      );
     const view = await client(command).patch<SliceView & { warnings?: string[] }>(`/v1/slices/${enc(name)}`, body);
     printWarnings(view);
     print(command, view, () => `updated slice ${view.name}`);
@@ -216,7 +234,7 @@ slice
 
 slice
   .command('delete <name>')
-  .description('stop the slice\'s processes (SIGTERM, grace, SIGKILL) and remove it')
+  .description("stop the slice's processes (SIGTERM, grace, SIGKILL) and remove it")
   .action(async (name: string, _options: unknown, command: Command) => {
     const result = await client(command).delete<{ deleted: string }>(`/v1/slices/${enc(name)}`);
     print(command, result, () => `deleted slice ${name}`);
@@ -226,16 +244,17 @@ slice
 
 const domain = program.command('domain').description('scheduling domains: groups of slices living inside one allocation');
 
-allocationOptions(domain.command('create <name>').description('create a scheduling domain').option('--parent <domain>', 'nest it inside another domain'), false).action(
-  async (name: string, options: AllocationOptions, command: Command) => {
-    const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}) };
-    const view = await client(command).post<DomainView & { warnings?: string[] }>('/v1/domains', body);
-    printWarnings(view);
-    print(command, view, () => `created domain ${view.name}`);
-  },
-);
+allocationOptions(
+  domain.command('create <name>').description('create a scheduling domain').option('--parent <domain>', 'nest it inside another domain'),
+  false,
+).action(async (name: string, options: AllocationOptions, command: Command) => {
+  const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}) };
+  const view = await client(command).post<DomainView & { warnings?: string[] }>('/v1/domains', body);
+  printWarnings(view);
+  print(command, view, () => `created domain ${view.name}`);
+});
 
-allocationOptions(domain.command('set <name>').description('change a domain\'s allocation'), false).action(
+allocationOptions(domain.command('set <name>').description("change a domain's allocation"), false).action(
   async (name: string, options: AllocationOptions, command: Command) => {
     const body = allocationBody(options);
     if (Object.keys(body).length === 0) throw new CliError(`domain set needs at least one of ${ALLOCATION_FLAGS}`, EXIT.usage, 'EINVAL');
@@ -289,9 +308,14 @@ domain
 
 program
   .command('exec')
-  .description('run a command as the slice\'s user inside the slice (stdio passed through, exit status returned)')
+  .description("run a command as the slice's user inside the slice (stdio passed through, exit status returned)")
   .requiredOption('--slice <slice>', 'slice to run in')
-  .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+  .option(
+    '-e, --env <KEY=VALUE>',
+    'set an environment variable (repeatable)',
+    (value: string, all: string[]) => [...all, value],
+    [] as string[],
+  )
   .option('--chdir <dir>', 'working directory of the command (default: the current one)')
   .argument('<command...>', 'command and its arguments (put -- before options meant for the command)')
   .action(async (commandLine: string[], options: { slice: string; env: string[]; chdir?: string }, command: Command) => {
@@ -310,7 +334,8 @@ program
   .description('move a running process (all its threads) into a slice')
   .action(async (name: string, pidText: string, _options: unknown, command: Command) => {
     const pid = parsePidText(pidText);
-    if (pid === null) throw new CliError(`pid ${JSON.stringify(pidText)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
+    if (pid === null)
+      throw new CliError(`pid ${JSON.stringify(pidText)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
     const result = await client(command).post<{ slice: string; pid: number }>(`/v1/slices/${enc(name)}/attach`, { pid });
     print(command, result, () => `attached process ${pidText} to slice ${name}`);
   });
@@ -325,7 +350,8 @@ program
   .option('-n, --iterations <n>', 'stop after this many refreshes')
   .action(async (options: { once?: boolean; delay: string; iterations?: string }, command: Command) => {
     const delay = Number(options.delay);
-    if (!(delay > 0)) throw new CliError(`--delay ${JSON.stringify(options.delay)} must be a positive number of seconds`, EXIT.usage, 'EINVAL');
+    if (!(delay > 0))
+      throw new CliError(`--delay ${JSON.stringify(options.delay)} must be a positive number of seconds`, EXIT.usage, 'EINVAL');
     const live = !options.once && !globals(command).json && process.stdout.isTTY === true;
     const iterations = options.iterations !== undefined ? Number(options.iterations) : live ? Infinity : 1;
     for (let i = 0; i < iterations; i++) {
@@ -394,7 +420,9 @@ try {
   if (err instanceof CliError) {
     // With --json, scripts get the error as JSON too (one line on stderr).
     const ownArgs = process.argv.includes('--') ? process.argv.slice(0, process.argv.indexOf('--')) : process.argv;
-    const line = ownArgs.includes('--json') ? JSON.stringify({ error: { code: err.code, message: err.message } }) : `slicectl: ${err.message}`;
+    const line = ownArgs.includes('--json')
+      ? JSON.stringify({ error: { code: err.code, message: err.message } })
+      : `slicectl: ${err.message}`;
     process.stderr.write(`${line}\n`);
     process.exit(err.exitCode);
   }

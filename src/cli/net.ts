@@ -32,7 +32,19 @@ function summaryTable(doc: AccountsDocument): string {
   ]);
   rows.push(['TOTAL (no loopback)', '', ...pair(doc.summary.sent), ...pair(doc.summary.received), '', '', '', '', '']);
   return renderTable(
-    ['SLICE', 'NETWORK', 'TX_PKTS', 'TX_BYTES', 'RX_PKTS', 'RX_BYTES', 'LO_TX_PKTS', 'LO_TX_BYTES', 'LO_RX_PKTS', 'LO_RX_BYTES', 'CT_DROPS'],
+    [
+      'SLICE',
+      'NETWORK',
+      'TX_PKTS',
+      'TX_BYTES',
+      'RX_PKTS',
+      'RX_BYTES',
+      'LO_TX_PKTS',
+      'LO_TX_BYTES',
+      'LO_RX_PKTS',
+      'LO_RX_BYTES',
+      'CT_DROPS',
+    ],
     rows,
     new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
   );
@@ -74,7 +86,7 @@ export function registerNetCommands(program: Command, { client, print }: CliHelp
 
   net
     .command('reserve <slice> <address> <protocol> <port>')
-    .description('reserve (address, tcp|udp, port) for a slice: traffic to it reaches the slice\'s namespace')
+    .description("reserve (address, tcp|udp, port) for a slice: traffic to it reaches the slice's namespace")
     .action(async (slice: string, address: string, protocol: string, port: string, _options: unknown, command: Command) => {
       const r = await client(command).post<Reservation>('/v1/net/reservations', { slice, address, protocol, port });
       print(command, r, () => `reserved ${describeReservation(r)} for slice ${r.slice}`);
@@ -94,7 +106,12 @@ export function registerNetCommands(program: Command, { client, print }: CliHelp
     .action(async (_options: unknown, command: Command) => {
       const list = await client(command).get<Reservation[]>('/v1/net/reservations');
       print(command, list, () =>
-        list.length ? renderTable(['SLICE', 'PROTO', 'ADDRESS', 'PORT'], list.map((r) => [r.slice, r.protocol, r.address, String(r.port)])) : 'no reservations',
+        list.length
+          ? renderTable(
+              ['SLICE', 'PROTO', 'ADDRESS', 'PORT'],
+              list.map((r) => [r.slice, r.protocol, r.address, String(r.port)]),
+            )
+          : 'no reservations',
       );
     });
 }

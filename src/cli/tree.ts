@@ -103,7 +103,11 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
       const entries = await read<Entry[]>(command, path, '/v1/tree/ls');
       ctx.print(command, entries, () =>
         entries
-          .map((e) => (options.l ? `${e.kind === 'dir' ? 'd' : e.kind === 'link' ? 'l' : '-'}${e.writable ? 'w' : 'r'} ${e.name}${e.kind === 'dir' ? '/' : ''}` : `${e.name}${e.kind === 'dir' ? '/' : ''}`))
+          .map((e) =>
+            options.l
+              ? `${e.kind === 'dir' ? 'd' : e.kind === 'link' ? 'l' : '-'}${e.writable ? 'w' : 'r'} ${e.name}${e.kind === 'dir' ? '/' : ''}`
+              : `${e.name}${e.kind === 'dir' ? '/' : ''}`,
+          )
           .join('\n'),
       );
     });
@@ -132,9 +136,11 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('apply')
-    .description('make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; every step is checked first and nothing changes if one fails')
+    .description(
+      'make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; every step is checked first and nothing changes if one fails',
+    )
     .argument('<file>', 'document')
-    .option('--dry-run', 'print the plan and what apply would find wrong (exit status as apply\'s); change nothing')
+    .option('--dry-run', "print the plan and what apply would find wrong (exit status as apply's); change nothing")
     .option('--force', "apply a plan that stops the daemon's own CPU control loop (/schedulers/cpu)")
     .action(async (file: string, options: { dryRun?: boolean; force?: boolean }, command: Command) => {
       let document: string;
@@ -143,13 +149,18 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError(`cannot read ${file}: ${(err as Error).message}`, EXIT.usage, 'EINVAL');
       }
-      const result = await ctx.client(command).post<ApplyAnswer>('/v1/tree/apply', { document, dryRun: options.dryRun ?? false, force: options.force ?? false });
+      const result = await ctx
+        .client(command)
+        .post<ApplyAnswer>('/v1/tree/apply', { document, dryRun: options.dryRun ?? false, force: options.force ?? false });
       for (const warning of result.warnings ?? []) process.stderr.write(`slicectl: warning: ${warning}\n`);
       ctx.print(command, result, () =>
-        result.steps.length === 0 ? 'the tree already matches the document' : `${result.dryRun ? 'would run' : 'ran'}:\n${result.steps.map((s) => `  ${s}`).join('\n')}`,
+        result.steps.length === 0
+          ? 'the tree already matches the document'
+          : `${result.dryRun ? 'would run' : 'ran'}:\n${result.steps.map((s) => `  ${s}`).join('\n')}`,
       );
       const problems = result.problems ?? [];
-      for (const p of problems) process.stderr.write(`slicectl: error: step ${p.step} of ${result.steps.length} (${p.action}) would fail: ${p.message}\n`);
+      for (const p of problems)
+        process.stderr.write(`slicectl: error: step ${p.step} of ${result.steps.length} (${p.action}) would fail: ${p.message}\n`);
       if (problems.length > 0) process.exitCode = exitCodeFor(problems[0]!.code);
     });
 
@@ -159,12 +170,19 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
     .argument('<pid>', 'parent process')
     .option('--slice <slice>', 'the slice the task would start in')
     .action(async (pid: string, options: { slice?: string }, command: Command) => {
-      if (parsePidText(pid) === null) throw new CliError(`pid ${JSON.stringify(pid)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
-      const answer = await ctx.client(command).get<{ node: string | null; refused: string | null; scheduler: string | null }>(
-        `/v1/placement?pid=${pid}${options.slice ? `&slice=${encodeURIComponent(options.slice)}` : ''}`,
-      );
+      if (parsePidText(pid) === null)
+        throw new CliError(`pid ${JSON.stringify(pid)} is not a valid pid: it must be ${PID_RANGE}`, EXIT.usage, 'EINVAL');
+      const answer = await ctx
+        .client(command)
+        .get<{ node: string | null; refused: string | null; scheduler: string | null }>(
+          `/v1/placement?pid=${pid}${options.slice ? `&slice=${encodeURIComponent(options.slice)}` : ''}`,
+        );
       ctx.print(command, answer, () =>
-        answer.refused ? `refused by scheduler ${answer.scheduler}: ${answer.refused}` : answer.node ? `node ${answer.node} (scheduler ${answer.scheduler})` : 'no scheduler has an opinion: this node',
+        answer.refused
+          ? `refused by scheduler ${answer.scheduler}: ${answer.refused}`
+          : answer.node
+            ? `node ${answer.node} (scheduler ${answer.scheduler})`
+            : 'no scheduler has an opinion: this node',
       );
     });
 }

@@ -18,8 +18,8 @@ export function addVsysCommands(program: Command, cli: CliContext): void {
 
   vsys
     .command('list')
-    .description('services offered and to whom; with --slice, that slice\'s FIFOs and their state')
-    .option('--slice <slice>', 'show one slice\'s vsys directory')
+    .description("services offered and to whom; with --slice, that slice's FIFOs and their state")
+    .option('--slice <slice>', "show one slice's vsys directory")
     .action(async (options: { slice?: string }, command: Command) => {
       const api = cli.client(command);
       if (options.slice !== undefined) {
@@ -64,7 +64,10 @@ export function addVsysCommands(program: Command, cli: CliContext): void {
       if (cli.json(command)) cli.print(command, result, () => '');
       else process.stdout.write(Buffer.from(result.output, 'base64'));
       if (result.failed) throw new CliError(`${service} as ${slice}: ${result.summary}`, EXIT.refused, 'EIO');
-      if (!result.outputVisible && !cli.json(command)) process.stderr.write(`slicectl: ${slice} has only w access to ${service}; its output (${result.bytesOut} bytes) is not shown to it\n`);
+      if (!result.outputVisible && !cli.json(command))
+        process.stderr.write(
+          `slicectl: ${slice} has only w access to ${service}; its output (${result.bytesOut} bytes) is not shown to it\n`,
+        );
     });
 }
 
@@ -113,9 +116,18 @@ function sliceTable(view: SliceVsysView, status: VsysStatus | null): string {
     ['Slice', view.slice],
     ['Directory', view.dir],
   ]);
-  const rows = view.services.map((s) => [s.service, s.mode, s.stateful ? 'yes' : 'no', s.state, String(s.calls), s.private ? 'pvt' : 'public']);
+  const rows = view.services.map((s) => [
+    s.service,
+    s.mode,
+    s.stateful ? 'yes' : 'no',
+    s.state,
+    String(s.calls),
+    s.private ? 'pvt' : 'public',
+  ]);
   const refused = Object.entries(view.refused).map(([file, why]) => `refused ${file}: ${why}`);
-  const none = status?.withdrawn ? `no services for this slice: all are withdrawn because ${status.withdrawn}` : 'no services for this slice';
+  const none = status?.withdrawn
+    ? `no services for this slice: all are withdrawn because ${status.withdrawn}`
+    : 'no services for this slice';
   const table = rows.length ? renderTable(['SERVICE', 'MODE', 'STATEFUL', 'STATE', 'CALLS', 'SCOPE'], rows, new Set([4])) : none;
   return [head, '', table, ...refused].join('\n');
 }

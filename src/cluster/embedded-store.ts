@@ -15,7 +15,19 @@
  * event loop, and succeed once there is space; an empty record is tried every 2 s meanwhile,
  * so health() says when that is.
  */
-import { closeSync, constants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -116,7 +128,9 @@ export class EmbeddedStore implements Store {
     let reason = (err as Error).message;
     if (errno === 'ENOSPC' || errno === 'EDQUOT') {
       const space = fsSpace(this.dir);
-      const left = space ? `; ${formatSizeApprox(space.freeBytes)} of ${formatSizeApprox(space.totalBytes)} free, ${space.freeInodes} free inodes` : '';
+      const left = space
+        ? `; ${formatSizeApprox(space.freeBytes)} of ${formatSizeApprox(space.totalBytes)} free, ${space.freeInodes} free inodes`
+        : '';
       reason = errno === 'ENOSPC' ? `no space left on its filesystem (ENOSPC${left})` : `the disk quota is exhausted (EDQUOT${left})`;
     }
     return new SlicedError('EIO', `state store ${this.dir} ${what}: ${reason}`, { errno });
@@ -236,7 +250,7 @@ export class EmbeddedStore implements Store {
 
   /** Write all of `bytes`: near a full filesystem write() may take only part of them. */
   private async append(bytes: Buffer): Promise<void> {
-    for (let done = 0; done < bytes.length; ) {
+    for (let done = 0; done < bytes.length;) {
       const { bytesWritten } = await this.wal!.write(bytes, done, bytes.length - done);
       if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
       done += bytesWritten;
@@ -252,7 +266,8 @@ export class EmbeddedStore implements Store {
   private async writeFailed(err: unknown, batch: Pending[]): Promise<void> {
     const errno = typeof (err as NodeJS.ErrnoException).code === 'string' ? (err as NodeJS.ErrnoException).code! : null;
     const error = this.ioFailure(err, 'cannot write its log');
-    const failure = error instanceof SlicedError ? error : new SlicedError('EIO', `state store ${this.dir} cannot write its log: ${error.message}`);
+    const failure =
+      error instanceof SlicedError ? error : new SlicedError('EIO', `state store ${this.dir} cannot write its log: ${error.message}`);
     this.failure = { error: failure, errno, since: this.failure?.since ?? new Date() };
     this.unverified = true;
     try {
@@ -281,7 +296,11 @@ export class EmbeddedStore implements Store {
     await this.wal!.sync();
     if (!this.verify()) {
       await this.compact();
-      if (!this.verify()) throw new SlicedError('EIO', `state store ${this.dir}: the snapshot and log read back from disk differ from the acknowledged state, even after rewriting them`);
+      if (!this.verify())
+        throw new SlicedError(
+          'EIO',
+          `state store ${this.dir}: the snapshot and log read back from disk differ from the acknowledged state, even after rewriting them`,
+        );
     }
     this.unverified = false;
   }
@@ -355,7 +374,10 @@ function readStoreFiles(dir: string): StoreFiles {
       if (typeof parsed?.data !== 'object' || parsed.data === null) throw new Error('no "data" mapping');
     } catch (err) {
       // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
-      throw new SlicedError('EIO', `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`);
+      throw new SlicedError(
+        'EIO',
+        `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`,
+      );
     }
     for (const [key, value] of Object.entries(parsed.data)) data.set(key, value);
   }

@@ -31,7 +31,9 @@ export class StoreRemoteValues implements RemoteValues {
   ) {}
 
   async publish(key: string, labels: readonly string[], data: ArrayLike<number>): Promise<void> {
-    await this.store.txn([{ type: 'put', key: `${PREFIX}${this.nodeName}${key}`, value: JSON.stringify({ labels, data: Array.from(data), at: Date.now() }) }]);
+    await this.store.txn([
+      { type: 'put', key: `${PREFIX}${this.nodeName}${key}`, value: JSON.stringify({ labels, data: Array.from(data), at: Date.now() }) },
+    ]);
   }
 
   async fetch(key: string): Promise<RemoteRow[]> {

@@ -65,7 +65,8 @@ export function assertAdmissible(state: DesiredState, node: NodeCapacity): void 
     assertNoCycle(state, domain.name);
   }
   if (networked.length > 0) {
-    if (!node.net) throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
+    if (!node.net)
+      throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
     for (const slice of networked) checkRates(slice.name, slice.net!, node.net.capacity);
     checkMinRates(networked, node.net.capacity);
   }
@@ -101,7 +102,10 @@ function checkAllocation(who: string, cpu: CpuAllocation, memoryLimit: number | 
     );
   }
   if (cpu.limit !== null && cpu.limit === 0) {
-    throw new SlicedError('EINVAL', `${who}: cpu.limit 0m would stop the slice entirely; allowed is 1m up to ${formatCpu(node.cpuMillicores)}, or "none"`);
+    throw new SlicedError(
+      'EINVAL',
+      `${who}: cpu.limit 0m would stop the slice entirely; allowed is 1m up to ${formatCpu(node.cpuMillicores)}, or "none"`,
+    );
   }
   if (memoryLimit !== null && memoryLimit < MIN_MEMORY_LIMIT) {
     throw new SlicedError(
@@ -136,7 +140,10 @@ function assertNoCycle(state: DesiredState, start: string): void {
       throw new SlicedError('ELOOP', `domain cycle: ${path.slice(seenAt).join(' -> ')}; a domain cannot contain itself`);
     }
     if (path.length > MAX_DOMAIN_DEPTH) {
-      throw new SlicedError('EINVAL', `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`);
+      throw new SlicedError(
+        'EINVAL',
+        `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`,
+      );
     }
     current = state.domains.get(current)?.parent ?? null;
   }

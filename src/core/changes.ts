@@ -72,7 +72,8 @@ export interface AllocationInput {
 }
 
 function nodeNet(node: NodeCapacity): NodeNet {
-  if (!node.net) throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
+  if (!node.net)
+    throw new SlicedError('EINVAL', 'slice networking is not configured on this node (netPool4/netPool6 in the daemon settings)');
   return node.net;
 }
 
@@ -92,7 +93,13 @@ export function takenIndexes(state: DesiredState, net: NodeNet): Set<number> {
 export function mergeNet(state: DesiredState, current: NetSpec | null, input: NetInput | undefined, node: NodeCapacity): NetSpec | null {
   if (input === undefined) return current;
   if (input === null) return null;
-  const base: NetSpec = current ?? { index: allocateIndex(nodeNet(node).pool, takenIndexes(state, nodeNet(node))), egress: false, minRate: null, maxRate: null, tun: false };
+  const base: NetSpec = current ?? {
+    index: allocateIndex(nodeNet(node).pool, takenIndexes(state, nodeNet(node))),
+    egress: false,
+    minRate: null,
+    maxRate: null,
+    tun: false,
+  };
   return {
     ...base,
     egress: input.egress ?? base.egress,
@@ -166,7 +173,10 @@ export function updateSlice(
   const net = mergeNet(state, current.net, input.net, node);
   const held = reservationsOf(state, name);
   if (net === null && held.length > 0) {
-    throw new SlicedError('EBUSY', `slice ${name} holds port reservations (${held.map(describeReservation).join(', ')}); release them before turning its network off`);
+    throw new SlicedError(
+      'EBUSY',
+      `slice ${name} holds port reservations (${held.map(describeReservation).join(', ')}); release them before turning its network off`,
+    );
   }
   const next = clone(state);
   next.slices.set(name, {
@@ -206,7 +216,11 @@ export function reservePort(state: DesiredState, input: ReservationInput, node: 
   const protocol = parseProtocol(input.protocol);
   const port = parsePort(input.port);
   const slice = getSlice(state, input.slice);
-  if (!slice.net) throw new SlicedError('EINVAL', `slice ${slice.name} has no network of its own; give it one (slice set ${slice.name} --net on) before reserving ports`);
+  if (!slice.net)
+    throw new SlicedError(
+      'EINVAL',
+      `slice ${slice.name} has no network of its own; give it one (slice set ${slice.name} --net on) before reserving ports`,
+    );
   const owners = new Map<number, string>();
   for (const s of state.slices.values()) if (s.net) owners.set(s.net.index, s.name);
   const address = checkReservationAddress(net.pool, input.address, owners).text;
@@ -257,12 +271,7 @@ export function createDomain(state: DesiredState, input: NewDomain, node: NodeCa
   return next;
 }
 
-export function updateDomain(
-  state: DesiredState,
-  name: string,
-  input: AllocationInput,
-  node: NodeCapacity,
-): DesiredState {
+export function updateDomain(state: DesiredState, name: string, input: AllocationInput, node: NodeCapacity): DesiredState {
   const current = getDomain(state, name);
   const next = clone(state);
   next.domains.set(name, {

@@ -59,7 +59,10 @@ export function parseIoMaxArgument(text: string): { device: string; caps: Record
     const eq = pair.indexOf('=');
     const key = eq > 0 ? pair.slice(0, eq) : '';
     if (!(IO_CAP_FIELDS as readonly string[]).includes(key) || eq === pair.length - 1) {
-      throw new SlicedError('EINVAL', `--io-max ${JSON.stringify(text)}: ${JSON.stringify(pair)} ${usage}; keys are ${IO_CAP_FIELDS.join(', ')}`);
+      throw new SlicedError(
+        'EINVAL',
+        `--io-max ${JSON.stringify(text)}: ${JSON.stringify(pair)} ${usage}; keys are ${IO_CAP_FIELDS.join(', ')}`,
+      );
     }
     if (key in caps) throw new SlicedError('EINVAL', `--io-max ${JSON.stringify(text)} sets ${key} twice`);
     caps[key] = pair.slice(eq + 1);
@@ -78,7 +81,10 @@ export function ioMaxArguments(args: readonly string[]): Record<string, Record<s
 }
 
 /** Turn device names into MAJ:MIN with `resolve` (the kernel layer's lookup, which refuses non-devices). */
-export function resolveIoInput(input: IoInput | undefined, resolve: (name: string) => { device: string; path: string | null }): ResolvedIoInput | undefined {
+export function resolveIoInput(
+  input: IoInput | undefined,
+  resolve: (name: string) => { device: string; path: string | null },
+): ResolvedIoInput | undefined {
   if (!input) return undefined;
   const resolved: ResolvedIoInput = {};
   if (input.weight !== undefined) resolved.weight = input.weight;
@@ -205,7 +211,10 @@ export function effectiveIoCaps(state: DesiredState, hierarchical: boolean): Map
     let split = parts.get(domain);
     if (!split) {
       const list = members.get(domain) ?? [];
-      const shares = splitCaps(allowance(domain, depth + 1), list.map((m) => m.weight));
+      const shares = splitCaps(
+        allowance(domain, depth + 1),
+        list.map((m) => m.weight),
+      );
       split = new Map(list.map((m, i) => [m.id, shares[i]!]));
       parts.set(domain, split);
     }
@@ -222,13 +231,16 @@ export function effectiveIoCaps(state: DesiredState, hierarchical: boolean): Map
     return result;
   };
   for (const d of state.domains.values()) out.set(domainKey(d.name), sorted(allowance(d.name, 0)));
-  for (const s of state.slices.values()) out.set(sliceKey(s.name), sorted(combine(toMap(s.io.max), inheritedBy(s.domain, sliceKey(s.name), 0))));
+  for (const s of state.slices.values())
+    out.set(sliceKey(s.name), sorted(combine(toMap(s.io.max), inheritedBy(s.domain, sliceKey(s.name), 0))));
   return out;
 }
 
 /** "7:0 rbps=10M/s wbps=5M/s" style text of a device's caps, for status output. */
 export function describeCaps(limit: IoDeviceLimit, formatRate: (n: number | null) => string): string {
-  const parts = IO_CAP_FIELDS.filter((f) => limit[f] !== null).map((f) => `${f}=${f.endsWith('bps') ? formatRate(limit[f]) : String(limit[f])}`);
+  const parts = IO_CAP_FIELDS.filter((f) => limit[f] !== null).map(
+    (f) => `${f}=${f.endsWith('bps') ? formatRate(limit[f]) : String(limit[f])}`,
+  );
   return `${limit.path ?? limit.device} ${parts.join(',')}`;
 }
 
@@ -282,12 +294,14 @@ export function ioWeightNotes(capped: readonly string[], devices: readonly Devic
   const scheduled = devices.filter((d) => d.schedulers.length > 0);
   let why: string;
   if (conditions.groups !== null && scheduled.some((d) => d.scheduler === 'bfq')) why = conditions.groups;
-  else if (scheduled.some((d) => d.schedulers.includes('bfq'))) why = 'no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one';
+  else if (scheduled.some((d) => d.schedulers.includes('bfq')))
+    why = 'no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one';
   else {
     const offered = [...new Set(scheduled.flatMap((d) => d.schedulers))].join(', ') || 'none';
-    why = conditions.bfqLoadFailure !== null
-      ? `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and loading its module failed (${conditions.bfqLoadFailure})`
-      : `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and its module is not loaded; slicectl io enable-bfq DEV tries to load it`;
+    why =
+      conditions.bfqLoadFailure !== null
+        ? `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and loading its module failed (${conditions.bfqLoadFailure})`
+        : `the kernel offers only the I/O schedulers ${offered}: bfq is not built in and its module is not loaded; slicectl io enable-bfq DEV tries to load it`;
   }
   return [`io.weight has no effect on any block device of this node, only caps apply: ${why}`];
 }

@@ -38,7 +38,10 @@ export function sliceUserName(slice: string): string {
   // A name that already ends like a hashed form ("-" and 8 hex digits) is hashed too, so that
   // e.g. slice "web-1a2b3c4d" cannot get the user hashed for slice "Web".
   if (/^[a-z0-9_-]+$/.test(slice) && direct.length <= 32 && !/-[0-9a-f]{8}$/.test(slice)) return direct;
-  const cleaned = slice.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 19);
+  const cleaned = slice
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '-')
+    .slice(0, 19);
   return `sl-${cleaned}-${fnv1a(slice).toString(16).padStart(8, '0')}`;
 }
 

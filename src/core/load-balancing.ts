@@ -44,7 +44,9 @@ export function mosixDecision(input: {
   }
   if (local === undefined) return null;
   const localLoad = input.loads.get(local) ?? 0;
-  const candidates = input.processes.filter((p) => p.place === local && p.load > 0 && localLoad >= LOCAL_LOAD_FACTOR * p.load).sort((a, b) => b.load - a.load || a.pid - b.pid);
+  const candidates = input.processes
+    .filter((p) => p.place === local && p.load > 0 && localLoad >= LOCAL_LOAD_FACTOR * p.load)
+    .sort((a, b) => b.load - a.load || a.pid - b.pid);
   for (const p of candidates) {
     let best: { place: string; cost: number } | null = null;
     for (const [place, load] of input.loads) {

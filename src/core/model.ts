@@ -224,7 +224,12 @@ export const ioInputSchema = z
   .object({
     weight: ioWeightSchema.optional(),
     // Not a union: errors inside a device's caps then keep their full path (io.max.DEV.rbps).
-    max: z.record(z.string().min(1, 'must name a device'), z.preprocess((v) => (v === 'none' ? null : v), ioCapsInputSchema.nullable())).optional(),
+    max: z
+      .record(
+        z.string().min(1, 'must name a device'),
+        z.preprocess((v) => (v === 'none' ? null : v), ioCapsInputSchema.nullable()),
+      )
+      .optional(),
   })
   .strict();
 
@@ -318,7 +323,8 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown, wha
         return `${what}: ${path || 'body'} is required`;
       }
       // JSON.stringify prints Infinity (e.g. 1e400 in a body) and NaN as null.
-      const shown = value === undefined ? '' : ` ${typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value)}`;
+      const shown =
+        value === undefined ? '' : ` ${typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value)}`;
       return `${what}: ${path || 'body'}${shown} ${friendly(issue)}`;
     })
     .join('; ');
@@ -334,7 +340,9 @@ function friendly(issue: z.core.$ZodIssue): string {
     // Report the most specific branch message rather than "invalid input".
     const nested = issue.errors
       .flat()
-      .find((inner) => inner.code === 'custom' || inner.code === 'too_small' || inner.code === 'too_big' || inner.code === 'invalid_format');
+      .find(
+        (inner) => inner.code === 'custom' || inner.code === 'too_small' || inner.code === 'too_big' || inner.code === 'invalid_format',
+      );
     if (nested) return friendly(nested);
     // Only type mismatches: say which kinds of value are allowed.
     const allowed = [...new Set(alternatives(issue))];

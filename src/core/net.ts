@@ -84,7 +84,7 @@ export function formatAddress(family: Family, value: bigint): string {
   const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - i * 16)) & 0xffffn));
   let bestStart = -1;
   let bestLength = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -103,7 +103,10 @@ export function formatAddress(family: Family, value: bigint): string {
 export function canonicalAddress(text: unknown, what = 'address'): { family: Family; value: bigint; text: string } {
   const parsed = typeof text === 'string' ? parseAddress(text.trim()) : null;
   if (!parsed) {
-    throw new SlicedError('EINVAL', `${what} ${JSON.stringify(text)} is not an IPv4 address like "10.0.0.5" or an IPv6 address like "fd00::5"`);
+    throw new SlicedError(
+      'EINVAL',
+      `${what} ${JSON.stringify(text)} is not an IPv4 address like "10.0.0.5" or an IPv6 address like "fd00::5"`,
+    );
   }
   return { ...parsed, text: formatAddress(parsed.family, parsed.value) };
 }
@@ -120,7 +123,10 @@ export function parseCidr(text: string, family: Family, what: string): Cidr {
     throw new SlicedError('EINVAL', `${what} ${JSON.stringify(text)} must be an IPv${family} subnet like ${example}`);
   }
   if (prefix < minPrefix || prefix > maxPrefix) {
-    throw new SlicedError('EINVAL', `${what} ${JSON.stringify(text)} has prefix length /${prefix}; allowed is /${minPrefix} to /${maxPrefix}`);
+    throw new SlicedError(
+      'EINVAL',
+      `${what} ${JSON.stringify(text)} has prefix length /${prefix}; allowed is /${minPrefix} to /${maxPrefix}`,
+    );
   }
   const hostBits = BigInt(BITS[family] - prefix);
   if (parsed.value & ((1n << hostBits) - 1n)) {
@@ -152,7 +158,10 @@ export function checkPrivatePool(cidr: Cidr, what: string): void {
     return cidr.prefix >= r.prefix && overlaps(cidr.family, cidr.base, cidr.prefix, r.value, r.prefix);
   });
   if (!inside) {
-    const allowed = cidr.family === 4 ? 'a subnet of 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)' : 'a subnet of fc00::/7 (unique local addresses, RFC 4193), e.g. fd5c:ed00::/64';
+    const allowed =
+      cidr.family === 4
+        ? 'a subnet of 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918)'
+        : 'a subnet of fc00::/7 (unique local addresses, RFC 4193), e.g. fd5c:ed00::/64';
     throw new SlicedError('EINVAL', `${what} ${cidr.text} is not a private range; use ${allowed}`);
   }
 }
@@ -182,11 +191,19 @@ export interface HostNetwork {
  * a route (default routes aside). What is on `ownBridge` is this daemon's own (a restart).
  */
 export function checkPoolsFree(pool: NetPool, host: readonly HostNetwork[], ownBridge: string): void {
-  for (const [cidr, what] of [[pool.v4, 'netPool4'], [pool.v6, 'netPool6']] as const) {
+  for (const [cidr, what] of [
+    [pool.v4, 'netPool4'],
+    [pool.v6, 'netPool6'],
+  ] as const) {
     const conflicts = host.filter((h) => {
       if (h.dev === ownBridge) return false;
       const other = parseCidrLoose(h.cidr);
-      return other !== null && other.family === cidr.family && other.prefix > 0 && overlaps(cidr.family, cidr.base, cidr.prefix, other.value, other.prefix);
+      return (
+        other !== null &&
+        other.family === cidr.family &&
+        other.prefix > 0 &&
+        overlaps(cidr.family, cidr.base, cidr.prefix, other.value, other.prefix)
+      );
     });
     if (conflicts.length > 0) {
       const named = conflicts.slice(0, 5).map((h) => h.description);
@@ -271,7 +288,11 @@ export function parseProtocol(value: unknown): Protocol {
  * Validate a reservation request against the pools: the address must be a usable address
  * inside the pool of its family and must not be a slice's own address.
  */
-export function checkReservationAddress(pool: NetPool, address: unknown, sliceIndexes: ReadonlyMap<number, string>): { text: string; index: number } {
+export function checkReservationAddress(
+  pool: NetPool,
+  address: unknown,
+  sliceIndexes: ReadonlyMap<number, string>,
+): { text: string; index: number } {
   const parsed = canonicalAddress(address);
   const index = indexOf(pool, parsed.family, parsed.value);
   const cidr = parsed.family === 4 ? pool.v4 : pool.v6;
@@ -326,7 +347,11 @@ export function parseRate(value: unknown): { ok: true; value: number } | { ok: f
 
 export function formatRate(bits: number | null): string {
   if (bits === null) return '-';
-  for (const [suffix, scale] of [['gbit', 1e9], ['mbit', 1e6], ['kbit', 1e3]] as const) {
+  for (const [suffix, scale] of [
+    ['gbit', 1e9],
+    ['mbit', 1e6],
+    ['kbit', 1e3],
+  ] as const) {
     if (bits >= scale && bits % (scale / 1000) === 0) return `${bits / scale}${suffix}`;
   }
   return `${bits}bit`;
@@ -336,11 +361,20 @@ export function formatRate(bits: number | null): string {
 export function checkRates(slice: string, net: Pick<NetSpec, 'minRate' | 'maxRate'>, capacity: number): void {
   const { minRate, maxRate } = net;
   if (minRate !== null && maxRate !== null && minRate > maxRate) {
-    throw new SlicedError('EINVAL', `slice ${slice}: net.maxRate ${formatRate(maxRate)} is below net.minRate ${formatRate(minRate)}; the ceiling must be at least the guaranteed rate`);
+    throw new SlicedError(
+      'EINVAL',
+      `slice ${slice}: net.maxRate ${formatRate(maxRate)} is below net.minRate ${formatRate(minRate)}; the ceiling must be at least the guaranteed rate`,
+    );
   }
-  for (const [field, rate] of [['minRate', minRate], ['maxRate', maxRate]] as const) {
+  for (const [field, rate] of [
+    ['minRate', minRate],
+    ['maxRate', maxRate],
+  ] as const) {
     if (rate !== null && rate > capacity) {
-      throw new SlicedError('EINVAL', `slice ${slice}: net.${field} ${formatRate(rate)} is above the node's network capacity ${formatRate(capacity)}`);
+      throw new SlicedError(
+        'EINVAL',
+        `slice ${slice}: net.${field} ${formatRate(rate)} is above the node's network capacity ${formatRate(capacity)}`,
+      );
     }
   }
 }
@@ -356,7 +390,10 @@ export function checkMinRates(slices: Iterable<{ name: string; net: NetSpec | nu
     }
   }
   if (total > capacity) {
-    throw new SlicedError('ENOSPC', `over-commit of the network: guaranteed rates would total ${formatRate(total)} (${holders.join(', ')}) but the node's network capacity is ${formatRate(capacity)}`);
+    throw new SlicedError(
+      'ENOSPC',
+      `over-commit of the network: guaranteed rates would total ${formatRate(total)} (${holders.join(', ')}) but the node's network capacity is ${formatRate(capacity)}`,
+    );
   }
 }
 

@@ -99,7 +99,12 @@ export function effectivePidsMax(pids: PidsAllocation, node: { pids?: NodePids }
  * A pids allocation after `input` (undefined keeps it). A cap above the node's PID space is
  * refused: it could never be reached, so it would read as a limit while being none.
  */
-export function mergePids(current: PidsAllocation, input: { max?: number | 'default' | null } | undefined, node: { pids?: NodePids }, who: string): PidsAllocation {
+export function mergePids(
+  current: PidsAllocation,
+  input: { max?: number | 'default' | null } | undefined,
+  node: { pids?: NodePids },
+  who: string,
+): PidsAllocation {
   if (input?.max === undefined) return current;
   const space = node.pids?.space;
   if (typeof input.max === 'number' && space !== undefined && input.max > space) {

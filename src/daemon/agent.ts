@@ -29,7 +29,17 @@ import {
 } from '../core/model.js';
 import { effectiveIoCaps, resolveIoInput } from '../core/io.js';
 import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.js';
-import { affectedIds, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName, type GroupKind } from '../core/layout.js';
+import {
+  affectedIds,
+  domainGroup,
+  domainKey,
+  parseGroupName,
+  parseKey,
+  sliceGroup,
+  sliceKey,
+  sliceUserName,
+  type GroupKind,
+} from '../core/layout.js';
 import { SlicedError } from '../core/errors.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { effectivePidsMax } from '../core/task-limits.js';
@@ -145,10 +155,7 @@ export class SliceAgent {
     await this.syncGroups(existing, loaded);
     this.bfqWeightFiles = this.opts.backend.ioWeightUnavailable() === null;
     await this.opts.net?.start(loaded);
-    this.log.info(
-      { slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted },
-      'state loaded and reconciled',
-    );
+    this.log.info({ slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted }, 'state loaded and reconciled');
   }
 
   /** Read the desired state from the store without touching the kernel. */
@@ -231,7 +238,10 @@ export class SliceAgent {
         // leave a user that no stored slice would ever remove.
         userCreated,
       );
-      this.log.info({ slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, pids: spec.pids, domain: spec.domain }, 'slice created');
+      this.log.info(
+        { slice: spec.name, user, cpu: spec.cpu, memory: spec.memory, io: spec.io, pids: spec.pids, domain: spec.domain },
+        'slice created',
+      );
       return spec;
     });
   }
@@ -453,7 +463,10 @@ export class SliceAgent {
     for (let waited = 0; waited < 5000 && backend.procs(group).length > 0; waited += 25) await sleep(25);
     const left = backend.procs(group);
     if (left.length > 0) {
-      throw new SlicedError('EBUSY', `processes ${left.join(', ')} in ${groupKey(group)} did not exit after SIGKILL (stuck in the kernel?)`);
+      throw new SlicedError(
+        'EBUSY',
+        `processes ${left.join(', ')} in ${groupKey(group)} did not exit after SIGKILL (stuck in the kernel?)`,
+      );
     }
   }
 
@@ -569,13 +582,29 @@ export class SliceAgent {
    */
   private applyLimits(state: DesiredState, only?: ReadonlySet<string>): void {
     const backend = this.opts.backend;
-    type Item = { path: GroupPath; cpu: number | null; memory: MemoryAllocation; ioWeight: number; io: IoDeviceLimit[]; pids: number | null; rest: string };
+    type Item = {
+      path: GroupPath;
+      cpu: number | null;
+      memory: MemoryAllocation;
+      ioWeight: number;
+      io: IoDeviceLimit[];
+      pids: number | null;
+      rest: string;
+    };
     const items: Item[] = [];
     // Only split domain caps make a group's caps depend on other groups; without them a change
     // touches just the groups it names, and the others need not be looked at (O(1) per change).
     const splitsCaps = !backend.hierarchicalIoCaps && [...state.domains.values()].some((d) => d.io.max.length > 0);
     const ioCaps = only === undefined || splitsCaps ? effectiveIoCaps(state, backend.hierarchicalIoCaps) : null;
-    const add = (id: string, path: GroupPath, cpu: number | null, memory: MemoryAllocation, ioWeight: number, ownIo: IoDeviceLimit[], pids: number | null): void => {
+    const add = (
+      id: string,
+      path: GroupPath,
+      cpu: number | null,
+      memory: MemoryAllocation,
+      ioWeight: number,
+      ownIo: IoDeviceLimit[],
+      pids: number | null,
+    ): void => {
       const io = ioCaps ? (ioCaps.get(id) ?? []) : ownIo;
       const rest = JSON.stringify([memory, ioWeight, io, pids]);
       if (only !== undefined && !only.has(id) && this.written.get(groupKey(path))?.rest === rest) return;
@@ -592,10 +621,26 @@ export class SliceAgent {
             return spec ? [spec] : [];
           });
     for (const domain of looked('domain', state.domains)) {
-      add(domainKey(domain.name), domainGroup(state, domain.name), effectiveDomainLimit(state, domain.name), domain.memory, domain.io.weight, domain.io.max, effectivePidsMax(domain.pids, node));
+      add(
+        domainKey(domain.name),
+        domainGroup(state, domain.name),
+        effectiveDomainLimit(state, domain.name),
+        domain.memory,
+        domain.io.weight,
+        domain.io.max,
+        effectivePidsMax(domain.pids, node),
+      );
     }
     for (const slice of looked('slice', state.slices)) {
-      add(sliceKey(slice.name), sliceGroup(state, slice.name), effectiveSliceLimit(state, slice.name), slice.memory, slice.io.weight, slice.io.max, effectivePidsMax(slice.pids, node));
+      add(
+        sliceKey(slice.name),
+        sliceGroup(state, slice.name),
+        effectiveSliceLimit(state, slice.name),
+        slice.memory,
+        slice.io.weight,
+        slice.io.max,
+        effectivePidsMax(slice.pids, node),
+      );
     }
     const pending = items.filter((item) => {
       const last = this.written.get(groupKey(item.path));
@@ -616,7 +661,10 @@ export class SliceAgent {
       // A device that went away (a detached loop device, say) cannot take caps; the others still do.
       const present = item.io.filter((cap) => this.deviceExists(cap.device));
       if (present.length < item.io.length) {
-        this.log.warn({ group: groupKey(item.path), missing: item.io.filter((c) => !present.includes(c)).map((c) => c.device) }, 'io.max names devices that do not exist now; skipped');
+        this.log.warn(
+          { group: groupKey(item.path), missing: item.io.filter((c) => !present.includes(c)).map((c) => c.device) },
+          'io.max names devices that do not exist now; skipped',
+        );
       }
       backend.setIoCaps(item.path, present);
       backend.setPidsMax(item.path, item.pids);
@@ -639,7 +687,10 @@ export class SliceAgent {
       const state = this.current;
       for (const domain of state.domains.values()) this.opts.backend.setIoWeight(domainGroup(state, domain.name), domain.io.weight);
       for (const slice of state.slices.values()) this.opts.backend.setIoWeight(sliceGroup(state, slice.name), slice.io.weight);
-      this.log.info({ slices: state.slices.size, domains: state.domains.size }, 'BFQ weight files appeared: io.weight written to every group');
+      this.log.info(
+        { slices: state.slices.size, domains: state.domains.size },
+        'BFQ weight files appeared: io.weight written to every group',
+      );
       return true;
     }, false);
   }
@@ -679,7 +730,10 @@ export class SliceAgent {
     const guarded = async (): Promise<{ value: T; durable: Promise<void> }> => {
       if (this.storeFailure && stores) {
         await this.resyncStore().catch((err: Error) => {
-          throw new SlicedError('EIO', `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`);
+          throw new SlicedError(
+            'EIO',
+            `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`,
+          );
         });
         // Written in order behind every earlier write: all of them are durable now.
         this.durable = Promise.resolve();
@@ -701,7 +755,11 @@ export class SliceAgent {
     // After a failure the store may lack earlier changes: a difference to `before` is not enough.
     const write = this.storeFailure ? this.resyncStore(next) : this.persist(before, next);
     this.durable = write.catch((err: Error) => {
-      throw this.storeFailed(err, 'the change is in effect but could not be stored', '; sliced stores it by itself once it can write again (a restart before that undoes it)');
+      throw this.storeFailed(
+        err,
+        'the change is in effect but could not be stored',
+        '; sliced stores it by itself once it can write again (a restart before that undoes it)',
+      );
     });
     this.durable.catch(() => undefined); // awaited by the change's caller
   }
@@ -713,7 +771,11 @@ export class SliceAgent {
    * store can write (space freed) instead of refusing changes until a restart.
    */
   private storeFailed(err: Error, what: string, after = ''): SlicedError {
-    if (!this.storeFailure) this.log.error({ err: err.message }, 'state store write failed; changes are refused until it can write again (retried every few seconds)');
+    if (!this.storeFailure)
+      this.log.error(
+        { err: err.message },
+        'state store write failed; changes are refused until it can write again (retried every few seconds)',
+      );
     this.storeFailure ??= err;
     if (!this.storeRetry) {
       this.storeRetry = setInterval(() => void this.serialise(async () => undefined).catch(() => undefined), STORE_RETRY_MS);
@@ -729,9 +791,11 @@ export class SliceAgent {
    */
   private async resyncStore(state: DesiredState = this.current): Promise<void> {
     const stored = new Map<string, string>();
-    for (const prefix of [SLICE_PREFIX, DOMAIN_PREFIX, RESERVATION_PREFIX]) for (const [key, value] of await this.opts.store.range(prefix)) stored.set(key, value);
+    for (const prefix of [SLICE_PREFIX, DOMAIN_PREFIX, RESERVATION_PREFIX])
+      for (const [key, value] of await this.opts.store.range(prefix)) stored.set(key, value);
     const wanted = new Map<string, string>();
-    const add = <V>(prefix: string, map: ReadonlyMap<string, V>): void => map.forEach((value, name) => wanted.set(prefix + name, JSON.stringify(value)));
+    const add = <V>(prefix: string, map: ReadonlyMap<string, V>): void =>
+      map.forEach((value, name) => wanted.set(prefix + name, JSON.stringify(value)));
     add(SLICE_PREFIX, state.slices);
     add(DOMAIN_PREFIX, state.domains);
     add(RESERVATION_PREFIX, state.reservations);
@@ -751,7 +815,13 @@ export class SliceAgent {
    * kernel's reason; nothing was stored. With `storeFirst`, `next` is durable before the
    * kernel is touched (and the old state stored again if the kernel refuses).
    */
-  private async commit(before: DesiredState, next: DesiredState, apply: () => Promise<void> | void, undo?: () => Promise<void> | void, storeFirst = false): Promise<void> {
+  private async commit(
+    before: DesiredState,
+    next: DesiredState,
+    apply: () => Promise<void> | void,
+    undo?: () => Promise<void> | void,
+    storeFirst = false,
+  ): Promise<void> {
     if (storeFirst) {
       await this.persist(before, next).catch((err: Error) => {
         throw this.storeFailed(err, 'the change could not be stored; nothing was changed');

@@ -7,13 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from './agent.js';
 import type { IoView, Views } from './views.js';
-import {
-  domainCreateSchema,
-  domainUpdateSchema,
-  parseInput,
-  sliceCreateSchema,
-  sliceUpdateSchema,
-} from '../core/model.js';
+import { domainCreateSchema, domainUpdateSchema, parseInput, sliceCreateSchema, sliceUpdateSchema } from '../core/model.js';
 import { nameProblem } from '../core/names.js';
 import { pidSchema } from '../core/pids.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
@@ -84,7 +78,10 @@ function jsonProblem(text: string): SlicedError {
     });
   } catch (err) {
     if (err instanceof ForbiddenKey) {
-      return new SlicedError('EINVAL', `the key "${err.key}" is not allowed in a request body (it could change object prototypes); remove it`);
+      return new SlicedError(
+        'EINVAL',
+        `the key "${err.key}" is not allowed in a request body (it could change object prototypes); remove it`,
+      );
     }
     return new SlicedError('EINVAL', `the body is not valid JSON: ${(err as Error).message}`);
   }
@@ -97,7 +94,12 @@ class ForbiddenKey extends Error {
   }
 }
 
-export function buildApi(agent: SliceAgent, views: Views, modules: readonly RouteModule[] = [], placement?: ExecPlacement): FastifyInstance {
+export function buildApi(
+  agent: SliceAgent,
+  views: Views,
+  modules: readonly RouteModule[] = [],
+  placement?: ExecPlacement,
+): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   registerJsonParser(app);
   app.setErrorHandler((err, _request, reply) => sendError(reply, err));

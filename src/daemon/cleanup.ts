@@ -20,7 +20,12 @@ import { removeStaleMount } from './fuse-mount.js';
 
 export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
   // The record names the group the daemon managed, wherever this cleanup runs (cgroup v2).
-  const backend = detectBackend({ rootName: config.cgroupRoot, prefer: config.cgroupVersion, recordFile: join(config.runDir, DELEGATION_RECORD), useRecord: true });
+  const backend = detectBackend({
+    rootName: config.cgroupRoot,
+    prefer: config.cgroupVersion,
+    recordFile: join(config.runDir, DELEGATION_RECORD),
+    useRecord: true,
+  });
   const store = await EmbeddedStore.open(config.stateDir);
   const node = nodeCapacity(config);
   const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
@@ -33,7 +38,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       stopGraceMs: config.stopGraceMs,
       rootWeight: 100,
       attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
-    net,
+      net,
     });
     await agent.load();
     await agent.teardown();

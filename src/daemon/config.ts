@@ -26,7 +26,8 @@ const reserveSchema = z.union([z.string(), z.number()]).superRefine((value, ctx)
     return;
   }
   const parsed = parseCpu(value);
-  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `must be a percentage of the node like "5%" or a CPU amount like "100m": ${parsed.reason}` });
+  if (!parsed.ok)
+    ctx.addIssue({ code: 'custom', message: `must be a percentage of the node like "5%" or a CPU amount like "100m": ${parsed.reason}` });
 });
 
 const sizeSchema = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
@@ -94,7 +95,11 @@ export const configSchema = z
     /** Allow attach/exec to move a process out of a memory cgroup that does not contain sliced's groups. */
     attachAnyMemoryCgroup: z.boolean().default(false),
     /** Name of this node in the config tree and the cluster; defaults to the host name. */
-    nodeName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, "_", "." or "-"').nullable().default(null),
+    nodeName: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, "_", "." or "-"')
+      .nullable()
+      .default(null),
     /** Folders searched for component types not built in (<folder>/<type>.js), root-owned. */
     pluginDirs: z.array(z.string().min(1)).default([]),
     /** The tree document applied on the first start (default: defaults/tree.yaml of the package). */
@@ -150,7 +155,10 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
   systemReserve: { flag: '--system-reserve', allowed: 'a percentage of the node below 100% like "5%", or a CPU amount like "100m"' },
   cpuCapacity: { flag: '--cpu-capacity', allowed: 'a positive CPU amount like "4" or "3500m"' },
   stopGraceMs: { flag: '--stop-grace', allowed: 'a whole number of milliseconds from 0 to 600000' },
-  defaultPidsMax: { flag: '--default-pids-max', allowed: 'a share of the node\'s PIDs like "15%" (above 0, at most 100%), a whole number of tasks, or "none"' },
+  defaultPidsMax: {
+    flag: '--default-pids-max',
+    allowed: 'a share of the node\'s PIDs like "15%" (above 0, at most 100%), a whole number of tasks, or "none"',
+  },
   metricsPort: { flag: '--metrics-port', allowed: 'a TCP port from 1 to 65535, or null for none' },
   logLevel: { flag: '--log-level', allowed: '"trace", "debug", "info", "warn", "error" or "fatal"' },
   logFile: { flag: '--log-file', allowed: 'a file path, or null for stderr' },
@@ -182,7 +190,12 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
  * (command line or file), what is wrong and what is allowed, e.g. "controlPeriodMs (--period)
  * 50 on the command line is too small; allowed: a whole number of milliseconds from 100 to 60000".
  */
-export function describeConfigIssues(issues: readonly z.core.$ZodIssue[], input: Record<string, unknown>, fromFlags: ReadonlySet<string>, file: string | null): string {
+export function describeConfigIssues(
+  issues: readonly z.core.$ZodIssue[],
+  input: Record<string, unknown>,
+  fromFlags: ReadonlySet<string>,
+  file: string | null,
+): string {
   return issues
     .map((issue) => {
       if (issue.code === 'unrecognized_keys') {
@@ -264,10 +277,15 @@ export function nodeCapacity(config: SlicedConfig): NodeCapacity {
   let cpu = availableParallelism() * 1000;
   if (config.cpuCapacity !== undefined) {
     const parsed = parseCpu(config.cpuCapacity);
-    if (!parsed.ok || parsed.value <= 0) throw new SlicedError('EINVAL', `config: cpuCapacity ${JSON.stringify(config.cpuCapacity)} must be a positive CPU amount`);
+    if (!parsed.ok || parsed.value <= 0)
+      throw new SlicedError('EINVAL', `config: cpuCapacity ${JSON.stringify(config.cpuCapacity)} must be a positive CPU amount`);
     cpu = parsed.value;
   }
-  const node: NodeCapacity = { cpuMillicores: cpu, systemReserveMillicores: reserveMillicores(config.systemReserve, cpu), memoryBytes: totalmem() };
+  const node: NodeCapacity = {
+    cpuMillicores: cpu,
+    systemReserveMillicores: reserveMillicores(config.systemReserve, cpu),
+    memoryBytes: totalmem(),
+  };
   const setting = parsePidsDefault(config.defaultPidsMax);
   const limits = readPidLimits();
   // Computed at each start from this node's pid_max: slices left at "default" follow it.

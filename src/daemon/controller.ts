@@ -282,7 +282,13 @@ export class CpuController {
         backend.setCpuWeight(path, weight);
         this.writtenWeights.set(key, { weight, epoch });
         const result = out.result.nodes.get(id)!;
-        changed[id] = { weight, correction: round(out.corrections.get(id) ?? 1), entitlement: round(result.entitlement), demand: round(result.effectiveDemand), usage: round(usage.get(id) ?? 0) };
+        changed[id] = {
+          weight,
+          correction: round(out.corrections.get(id) ?? 1),
+          entitlement: round(result.entitlement),
+          demand: round(result.effectiveDemand),
+          usage: round(usage.get(id) ?? 0),
+        };
       } catch {
         this.writtenWeights.delete(key); // group vanished; retried next pass if it comes back
       }

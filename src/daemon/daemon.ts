@@ -48,13 +48,18 @@ export interface Daemon {
 export function createLogger(config: SlicedConfig): Logger {
   // Synchronous file writes: the file is open before the first line, so an early exit (--cleanup,
   // a refused start) never meets an unopened stream, and no line is lost on a crash.
-  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true, maxLength: LOG_BUFFER_MAX }) : pino.destination(2);
+  const destination = config.logFile
+    ? pino.destination({ dest: config.logFile, mkdir: true, sync: true, maxLength: LOG_BUFFER_MAX })
+    : pino.destination(2);
   if (config.logFile) {
     // A full filesystem must not make every log call throw (and the daemon with it): lines
     // wait in a bounded buffer and are written once there is space; stderr says so once.
     let failing = false;
     destination.on('error', (err: Error) => {
-      if (!failing) process.stderr.write(`sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in memory until it can\n`);
+      if (!failing)
+        process.stderr.write(
+          `sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in memory until it can\n`,
+        );
       failing = true;
     });
     destination.on('write', () => (failing = false));
@@ -134,15 +139,21 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     broker.start();
     agent.onChange(() => broker.sync());
 
-    api = buildApi(agent, views, [(app) => registerTreeRoutes(app, framework!.service, tree), (app) => registerVsysRoutes(app, broker)], (slice, parentPid) => {
-      const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
-      if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
-    });
+    api = buildApi(
+      agent,
+      views,
+      [(app) => registerTreeRoutes(app, framework!.service, tree), (app) => registerVsysRoutes(app, broker)],
+      (slice, parentPid) => {
+        const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
+        if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
+      },
+    );
     sockets.setTree(framework.service);
-    if (config.mount !== null) mount = await mountTree(framework.service, config, log, (name) => {
-      const spec = agent.state.slices.get(name);
-      return spec ? agent.uidOf(spec) : null;
-    });
+    if (config.mount !== null)
+      mount = await mountTree(framework.service, config, log, (name) => {
+        const spec = agent.state.slices.get(name);
+        return spec ? agent.uidOf(spec) : null;
+      });
     await listenPrivate(api, config, adminGid, log);
     if (metrics) {
       registry = buildRegistry(views, agent, sockets);
@@ -154,11 +165,17 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     );
     // Counter offsets are made durable now and then, so a crash loses no counted traffic
     // (kernel counters outlive the daemon; the persisted offsets say where they were).
-    const refresh = net ? setInterval(() => void net.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'accounting refresh failed')), NET_REFRESH_MS) : null;
+    const refresh = net
+      ? setInterval(
+          () => void net.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'accounting refresh failed')),
+          NET_REFRESH_MS,
+        )
+      : null;
     refresh?.unref();
     // Kernel builds differ: where bfq is a module nothing may have loaded it yet. Loading it
     // switches no device; stored io.weight values then reach BFQ's weight files.
-    const refreshIoWeights = (): void => void agent.refreshIoWeights().catch((err: Error) => log.warn({ err: err.message }, 'writing io.weight failed'));
+    const refreshIoWeights = (): void =>
+      void agent.refreshIoWeights().catch((err: Error) => log.warn({ err: err.message }, 'writing io.weight failed'));
     void loadBfq().then((problem) => {
       if (problem !== null) log.info({ reason: problem }, 'no bfq I/O scheduler: io.weight has no effect, caps apply');
       refreshIoWeights();

@@ -57,11 +57,17 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
       startBurners(IDLE_SLICE, 2);
       phase = `${IDLE_SLICE} busy again: it gets its reservation back within a control period or two`;
     }
-    const status: StatusDocument = { node: views.node() as unknown as StatusDocument['node'], slices: views.slices(true), domains: views.domains(true) };
+    const status: StatusDocument = {
+      node: views.node() as unknown as StatusDocument['node'],
+      slices: views.slices(true),
+      domains: views.domains(true),
+    };
     process.stdout.write('\x1b[H\x1b[2J');
     process.stdout.write(`sliced demo — ${seconds}s — ${phase}\n`);
     process.stdout.write(`${statusTable(status)}\n\n`);
-    process.stdout.write(`logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status, slicectl tree   stop: Ctrl-C\n`);
+    process.stdout.write(
+      `logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status, slicectl tree   stop: Ctrl-C\n`,
+    );
   };
   const timer = setInterval(draw, 1000);
   draw();

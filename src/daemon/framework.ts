@@ -62,10 +62,16 @@ export async function startFramework(options: {
     sliceFreezer: {
       candidates: (): SliceCandidate[] => {
         const snapshot = controller.snapshot();
-        return [...agent.state.slices.values()].map((s) => ({ name: s.name, shares: s.cpu.shares, usage: snapshot?.nodes.get(`slice/${s.name}`)?.usage ?? 0 }));
+        return [...agent.state.slices.values()].map((s) => ({
+          name: s.name,
+          shares: s.cpu.shares,
+          usage: snapshot?.nodes.get(`slice/${s.name}`)?.usage ?? 0,
+        }));
       },
       setFrozen: (slice: string, frozen: boolean) => {
-        void agent.backend.setFrozen(sliceGroup(agent.state, slice), frozen).catch((err: Error) => frameworkLog.warn({ slice, frozen, err: err.message }, 'cannot change the freezer state of a slice'));
+        void agent.backend
+          .setFrozen(sliceGroup(agent.state, slice), frozen)
+          .catch((err: Error) => frameworkLog.warn({ slice, frozen, err: err.message }, 'cannot change the freezer state of a slice'));
       },
     },
   };
@@ -222,7 +228,12 @@ function nodeViews(nodeName: string, views: Views): InfoProvider {
     names: () => [nodeName],
     files: (name) => {
       if (name !== nodeName) return null;
-      const node = () => views.node() as { cpu: { capacity: number; systemReserve: number; reserved: number; available: number }; backend: string; slices: number };
+      const node = () =>
+        views.node() as {
+          cpu: { capacity: number; systemReserve: number; reserved: number; available: number };
+          backend: string;
+          slices: number;
+        };
       return {
         cpu_capacity: () => line(node().cpu.capacity),
         cpu_system_reserve: () => line(node().cpu.systemReserve),

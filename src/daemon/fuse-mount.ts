@@ -67,13 +67,21 @@ interface FuseModule {
   new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance;
 }
 
-export async function mountTree(service: TreeService, config: SlicedConfig, log: Logger, sliceUid: (slice: string) => number | null = () => null): Promise<TreeMount | null> {
+export async function mountTree(
+  service: TreeService,
+  config: SlicedConfig,
+  log: Logger,
+  sliceUid: (slice: string) => number | null = () => null,
+): Promise<TreeMount | null> {
   const mnt = resolve(config.mount!);
   let Fuse: FuseModule;
   try {
     Fuse = ((await import('@cocalc/fuse-native')) as unknown as { default: FuseModule }).default;
   } catch (err) {
-    log.warn({ mount: mnt, err: (err as Error).message.split('\n')[0] }, 'the FUSE mount needs the optional package @cocalc/fuse-native (with fuse3 and libfuse-dev); running without the mount');
+    log.warn(
+      { mount: mnt, err: (err as Error).message.split('\n')[0] },
+      'the FUSE mount needs the optional package @cocalc/fuse-native (with fuse3 and libfuse-dev); running without the mount',
+    );
     return null;
   }
   // A dead mount fails every stat with ENOTCONN, mkdir included: remove it first.
@@ -81,8 +89,17 @@ export async function mountTree(service: TreeService, config: SlicedConfig, log:
   mkdirSync(mnt, { recursive: true, mode: 0o755 });
   const adminGid = config.adminGroup ? await groupId(config.adminGroup) : 0;
   const ops = guardOperations(fuseOperations(service, mnt, adminGid, sliceUid, log), log);
-  const fuse = new Fuse(mnt, ops, { allowOther: true, defaultPermissions: true, fsname: 'sliced', subtype: 'sliced', attrTimeout: 0, entryTimeout: 0 });
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(new SlicedError('EIO', `cannot mount the config tree on ${mnt}: ${err.message}`)) : resolve())));
+  const fuse = new Fuse(mnt, ops, {
+    allowOther: true,
+    defaultPermissions: true,
+    fsname: 'sliced',
+    subtype: 'sliced',
+    attrTimeout: 0,
+    entryTimeout: 0,
+  });
+  await new Promise<void>((resolve, reject) =>
+    fuse.mount((err) => (err ? reject(new SlicedError('EIO', `cannot mount the config tree on ${mnt}: ${err.message}`)) : resolve())),
+  );
   log.info({ mount: mnt }, 'config tree mounted');
   return {
     path: mnt,
@@ -114,11 +131,15 @@ export async function removeStaleMount(mnt: string, log: Logger): Promise<void> 
     const plain = await fusermount(['-u', path]);
     const lazy = plain === null ? null : await fusermount(['-uz', path]);
     if (plain !== null && lazy !== null) {
-      throw new SlicedError('EBUSY', `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount -uz: ${lazy}`);
+      throw new SlicedError(
+        'EBUSY',
+        `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount -uz: ${lazy}`,
+      );
     }
     log.warn({ mount: path, fusermount: plain === null ? '-u' : '-uz' }, 'removed a stale sliced mount left by an earlier daemon');
   }
-  if (slicedMountAt(path)) throw new SlicedError('EBUSY', `stale sliced mounts on ${path} (left by daemons that were killed) remain after 8 unmounts`);
+  if (slicedMountAt(path))
+    throw new SlicedError('EBUSY', `stale sliced mounts on ${path} (left by daemons that were killed) remain after 8 unmounts`);
 }
 
 /** Run fusermount asynchronously, killed after HELPER_TIMEOUT_MS; null on success, else what went wrong. */
@@ -162,7 +183,10 @@ export function guardOperations(ops: Record<string, unknown>, log: Pick<Logger, 
         (op as (...a: unknown[]) => void)(...args);
       } catch (err) {
         const code = isSlicedError(err) ? (ERRNO[err.code] ?? -5) : -5;
-        log.error({ op: name, path: args[0], err: (err as Error)?.message ?? String(err) }, 'config tree mount: an operation failed; answered with an error');
+        log.error(
+          { op: name, path: args[0], err: (err as Error)?.message ?? String(err) },
+          'config tree mount: an operation failed; answered with an error',
+        );
         once(code);
       }
     };
@@ -190,7 +214,13 @@ async function groupId(group: string): Promise<number> {
   return gid;
 }
 
-function fuseOperations(service: TreeService, mnt: string, adminGid: number, sliceUid: (slice: string) => number | null, log: Logger): Record<string, unknown> {
+function fuseOperations(
+  service: TreeService,
+  mnt: string,
+  adminGid: number,
+  sliceUid: (slice: string) => number | null,
+  log: Logger,
+): Record<string, unknown> {
   const started = new Date();
   const open = new Map<number, { path: string; content: Buffer; written: Buffer | null }>();
   let nextFd = 10;
@@ -203,7 +233,11 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
   const guard = (cb: FuseCallback, work: () => unknown): void => {
     try {
       const result = work();
-      if (result instanceof Promise) result.then((v) => cb(0, v), (err) => cb(errno(err)));
+      if (result instanceof Promise)
+        result.then(
+          (v) => cb(0, v),
+          (err) => cb(errno(err)),
+        );
       else cb(0, result);
     } catch (err) {
       cb(errno(err));
@@ -226,7 +260,10 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
   };
   const truncateReply = (path: string, size: number): number => {
     if (Number.isSafeInteger(size) && size >= 0 && size <= MAX_ATTRIBUTE_BYTES) return 0;
-    log.info({ path, size, max: MAX_ATTRIBUTE_BYTES }, `config tree mount: truncate refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`);
+    log.info(
+      { path, size, max: MAX_ATTRIBUTE_BYTES },
+      `config tree mount: truncate refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`,
+    );
     return EFBIG;
   };
 
@@ -271,7 +308,10 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
       if (!file) return cb(EBADF);
       const next = spliceWrite(file.written ?? Buffer.alloc(0), buf, len, pos);
       if (typeof next === 'number') {
-        log.info({ path, offset: pos, length: len, max: MAX_ATTRIBUTE_BYTES }, `config tree mount: write refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`);
+        log.info(
+          { path, offset: pos, length: len, max: MAX_ATTRIBUTE_BYTES },
+          `config tree mount: write refused: an attribute holds at most ${MAX_ATTRIBUTE_BYTES} bytes`,
+        );
         return cb(next);
       }
       // Applied on every write so the writer gets the error; the old value stays on refusal.
@@ -334,4 +374,3 @@ function fuseOperations(service: TreeService, mnt: string, adminGid: number, sli
     },
   };
 }
-

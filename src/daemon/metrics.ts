@@ -64,7 +64,9 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   gauge('sliced_slice_memory_swap_limit_bytes', 'Swap limit (absent when none)', (s) => s.memory.swap);
   gauge('sliced_slice_io_weight', 'Configured I/O weight (1..10000)', (s) => s.io.weight);
   gauge('sliced_slice_pids', 'Tasks (processes and threads) in the slice, from pids.current', (s) => s.live?.pids?.current);
-  gauge('sliced_slice_pids_max', 'Task limit of the slice, pids.max (absent when none or not enforced)', (s) => (s.pids.unavailable ? null : s.pids.effectiveMax));
+  gauge('sliced_slice_pids_max', 'Task limit of the slice, pids.max (absent when none or not enforced)', (s) =>
+    s.pids.unavailable ? null : s.pids.effectiveMax,
+  );
   gauge('sliced_slice_memory_pressure_some', 'avg10 memory pressure of the slice, percent', (s) => s.live?.pressure.memory?.some ?? null);
   gauge('sliced_slice_io_pressure_some', 'avg10 I/O pressure of the slice, percent', (s) => s.live?.pressure.io?.some ?? null);
 
@@ -72,7 +74,11 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   counter('sliced_slice_io_write_bytes_total', 'Bytes the slice wrote to block devices', (s) => s.live?.io?.writeBytes);
   counter('sliced_slice_io_read_ops_total', 'Read operations of the slice on block devices', (s) => s.live?.io?.readOps);
   counter('sliced_slice_io_write_ops_total', 'Write operations of the slice on block devices', (s) => s.live?.io?.writeOps);
-  counter('sliced_slice_cpu_throttled_seconds_total', 'Time the slice spent throttled by its CPU limit', (s) => s.live?.throttledSeconds ?? 0);
+  counter(
+    'sliced_slice_cpu_throttled_seconds_total',
+    'Time the slice spent throttled by its CPU limit',
+    (s) => s.live?.throttledSeconds ?? 0,
+  );
   counter('sliced_slice_pids_refused_total', 'Forks refused in the slice because a pids limit was reached', (s) => s.live?.pids?.refused);
   counter('sliced_slice_oom_kills_total', 'Processes of the slice killed by the OOM killer', (s) => s.live?.oomKills ?? 0);
 
@@ -83,7 +89,12 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
       if (!accounts || Date.now() - accounts.at > 250) accounts = { at: Date.now(), doc: readAccounts(agent) };
       return accounts.doc;
     };
-    const columns = [['sent', 'sent'], ['received', 'received'], ['loopbackSent', 'loopback_sent'], ['loopbackReceived', 'loopback_received']] as const;
+    const columns = [
+      ['sent', 'sent'],
+      ['received', 'received'],
+      ['loopbackSent', 'loopback_sent'],
+      ['loopbackReceived', 'loopback_received'],
+    ] as const;
     for (const unit of ['packets', 'bytes'] as const) {
       new Counter({
         name: `sliced_slice_net_${unit}_total`,
@@ -93,7 +104,8 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
         async collect() {
           const doc = await read();
           this.reset();
-          for (const row of doc.slices) for (const [field, direction] of columns) this.inc({ slice: row.slice, direction }, row[field][unit]);
+          for (const row of doc.slices)
+            for (const [field, direction] of columns) this.inc({ slice: row.slice, direction }, row[field][unit]);
         },
       });
     }
@@ -146,11 +158,19 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   }
   // The state directory's filesystem: a slice that fills it (shared with /tmp) stops changes.
   const stateGauges: Array<[string, string, (s: NonNullable<ReturnType<Views['state']>>) => number | null]> = [
-    ['sliced_state_filesystem_free_bytes', 'Bytes sliced (root) may still write on the state directory\'s filesystem', (s) => s.freeBytes],
-    ['sliced_state_filesystem_avail_bytes', 'Bytes unprivileged users (slices) may still write on the state directory\'s filesystem', (s) => s.availableBytes],
-    ['sliced_state_filesystem_size_bytes', 'Size of the state directory\'s filesystem', (s) => s.totalBytes],
-    ['sliced_state_filesystem_files_free', 'Free inodes on the state directory\'s filesystem', (s) => s.freeInodes],
-    ['sliced_state_store_writable', '1 while the desired state can be stored, 0 while writes fail (changes are refused)', (s) => (s.writable ? 1 : 0)],
+    ['sliced_state_filesystem_free_bytes', "Bytes sliced (root) may still write on the state directory's filesystem", (s) => s.freeBytes],
+    [
+      'sliced_state_filesystem_avail_bytes',
+      "Bytes unprivileged users (slices) may still write on the state directory's filesystem",
+      (s) => s.availableBytes,
+    ],
+    ['sliced_state_filesystem_size_bytes', "Size of the state directory's filesystem", (s) => s.totalBytes],
+    ['sliced_state_filesystem_files_free', "Free inodes on the state directory's filesystem", (s) => s.freeInodes],
+    [
+      'sliced_state_store_writable',
+      '1 while the desired state can be stored, 0 while writes fail (changes are refused)',
+      (s) => (s.writable ? 1 : 0),
+    ],
   ];
   for (const [name, help, figure] of stateGauges) {
     new Gauge({
@@ -201,7 +221,11 @@ export function serveMetrics(registry: () => Registry | null, port: number): Pro
   });
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new SlicedError('EBUSY', `metrics port (metricsPort, --metrics-port) ${port} is already in use on 127.0.0.1`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new SlicedError('EBUSY', `metrics port (metricsPort, --metrics-port) ${port} is already in use on 127.0.0.1`)
+          : err,
+      ),
     );
     server.listen(port, '127.0.0.1', () => resolve(server));
   });

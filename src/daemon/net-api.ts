@@ -43,7 +43,11 @@ function networks(agent: SliceAgent): SliceNetworks {
 
 function accountRow(agent: SliceAgent, account: SliceAccount): AccountRow {
   const spec = agent.state.slices.get(account.slice);
-  const row: AccountRow = { slice: account.slice, deleted: account.deleted, network: spec ? (spec.net ? 'namespace' : 'host') : null } as AccountRow;
+  const row: AccountRow = {
+    slice: account.slice,
+    deleted: account.deleted,
+    network: spec ? (spec.net ? 'namespace' : 'host') : null,
+  } as AccountRow;
   for (const column of COLUMNS) row[column] = totalOf(account, column);
   return row;
 }
@@ -61,7 +65,14 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
   app.get('/v1/net', async () => {
     const net = networks(agent);
     const { settings, names } = net;
-    return { bridge: names.bridge, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text, capacity: formatRate(settings.capacity), table: names.table, conntrackMax: settings.conntrackMax };
+    return {
+      bridge: names.bridge,
+      pool4: settings.pool.v4.text,
+      pool6: settings.pool.v6.text,
+      capacity: formatRate(settings.capacity),
+      table: names.table,
+      conntrackMax: settings.conntrackMax,
+    };
   });
 
   app.get('/v1/net/accounts', async () => readAccounts(agent));
@@ -89,8 +100,11 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
     const reservation = await agent.reserve({ ...body, slice: assertValidName('slice', body.slice) });
     return reply.code(201).send(reservation);
   });
-  app.delete<{ Params: { protocol: string; address: string; port: string } }>('/v1/net/reservations/:protocol/:address/:port', async (request) => {
-    networks(agent);
-    return agent.release(request.params);
-  });
+  app.delete<{ Params: { protocol: string; address: string; port: string } }>(
+    '/v1/net/reservations/:protocol/:address/:port',
+    async (request) => {
+      networks(agent);
+      return agent.release(request.params);
+    },
+  );
 }

@@ -83,7 +83,13 @@ export class SliceNetworks {
   ) {
     this.names = netNames(settings.tag);
     this.accounts = new Accounts(ctx.store);
-    this.table = { table: this.names.table, bridge: this.names.bridge, vethPrefix: this.names.vethPrefix, pool4: settings.pool.v4.text, pool6: settings.pool.v6.text };
+    this.table = {
+      table: this.names.table,
+      bridge: this.names.bridge,
+      vethPrefix: this.names.vethPrefix,
+      pool4: settings.pool.v4.text,
+      pool6: settings.pool.v6.text,
+    };
     this.cgroup2Mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
     this.queue = new NftQueue(ctx.log);
   }
@@ -108,12 +114,26 @@ export class SliceNetworks {
     if (spec.net) {
       const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net.index);
       const veth = vethName(this.names, spec.net.index);
-      return { namespaced: { slice: spec.name, veth, v4, v6, conntrackMax: this.settings.conntrackMax, netns: netnsName(this.names, spec.name), index: spec.net.index }, host: null };
+      return {
+        namespaced: {
+          slice: spec.name,
+          veth,
+          v4,
+          v6,
+          conntrackMax: this.settings.conntrackMax,
+          netns: netnsName(this.names, spec.name),
+          index: spec.net.index,
+        },
+        host: null,
+      };
     }
     const unified = this.ctx.backend.rootDirectories().unified;
     if (!unified || !this.cgroup2Mount) return { namespaced: null, host: null }; // no cgroup2: host-network slices are not accounted
     const dir = `${unified}/${sliceGroup(state, spec.name).join('/')}`;
-    return { namespaced: null, host: { slice: spec.name, cgroupPath: relative('/sys/fs/cgroup', dir), level: relative(this.cgroup2Mount, dir).split('/').length } };
+    return {
+      namespaced: null,
+      host: { slice: spec.name, cgroupPath: relative('/sys/fs/cgroup', dir), level: relative(this.cgroup2Mount, dir).split('/').length },
+    };
   }
 
   private forward(state: DesiredState, r: Reservation): nft.PortForward | null {
@@ -145,7 +165,14 @@ export class SliceNetworks {
 
   private rate(spec: SliceSpec): tc.SliceRate {
     const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net!.index);
-    return { veth: vethName(this.names, spec.net!.index), v4, v6, classMinor: tc.classMinorFor(spec.net!.index), minRate: spec.net!.minRate, maxRate: spec.net!.maxRate };
+    return {
+      veth: vethName(this.names, spec.net!.index),
+      v4,
+      v6,
+      classMinor: tc.classMinorFor(spec.net!.index),
+      minRate: spec.net!.minRate,
+      maxRate: spec.net!.maxRate,
+    };
   }
 
   // ---- start, changes, teardown -------------------------------------------------------------
@@ -154,7 +181,11 @@ export class SliceNetworks {
   async start(state: DesiredState): Promise<void> {
     await this.accounts.load();
     const { pool } = this.settings;
-    await ip.ensureBridge({ name: this.names.bridge, v4: `${gateway(pool.v4)}/${pool.v4.prefix}`, v6: `${gateway(pool.v6)}/${pool.v6.prefix}` });
+    await ip.ensureBridge({
+      name: this.names.bridge,
+      v4: `${gateway(pool.v4)}/${pool.v4.prefix}`,
+      v6: `${gateway(pool.v6)}/${pool.v6.prefix}`,
+    });
     await tc.ensureShaper(this.names.ifb, this.settings.capacity);
 
     const records = [...state.slices.values()].map((spec) => this.record(state, spec));
@@ -216,13 +247,27 @@ export class SliceNetworks {
       const slice = nft.parseCounterName(c.name)?.slice;
       return slice !== undefined && (state.slices.has(slice) || this.accounts.get(slice) !== undefined);
     };
-    lines.push(...nft.deleteCounterLines(this.names.table, existing.filter((c) => !owned(c))));
+    lines.push(
+      ...nft.deleteCounterLines(
+        this.names.table,
+        existing.filter((c) => !owned(c)),
+      ),
+    );
     await nft.runScript(lines);
     await this.syncServiceAddresses(state);
     await this.syncForwarding(state);
     for (const account of this.accounts.all()) this.accounts.setDeleted(account.slice, !state.slices.has(account.slice));
     await this.accounts.flush();
-    this.ctx.log.info({ bridge: this.names.bridge, table: this.names.table, namespaced: rules.namespaced.length, host: rules.host.length, reservations: rules.forwards.length }, 'slice networks reconciled');
+    this.ctx.log.info(
+      {
+        bridge: this.names.bridge,
+        table: this.names.table,
+        namespaced: rules.namespaced.length,
+        host: rules.host.length,
+        reservations: rules.forwards.length,
+      },
+      'slice networks reconciled',
+    );
   }
 
   private levelLines(): string[] {
@@ -265,7 +310,8 @@ export class SliceNetworks {
     }
     for (const [key, r] of before.reservations) {
       const f = this.forward(before, r);
-      if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null)) gone.forwards.push(f);
+      if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null))
+        gone.forwards.push(f);
     }
     // Deletions need the objects written behind, and nft needs the old groups to resolve them.
     if (gone.namespaced.length + gone.forwards.length + gone.egress4.length > 0) await this.settle();
@@ -299,7 +345,8 @@ export class SliceNetworks {
         const fresh = JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced);
         if (fresh || old?.tun !== spec.net.tun) await ip.ensureSliceNet(this.link(spec));
         if (fresh) await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), true);
-        else if (old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate) await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
+        else if (old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate)
+          await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
         if (fresh) added.namespaced.push(n.namespaced!);
       }
       if (n.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {
@@ -312,14 +359,19 @@ export class SliceNetworks {
     }
     for (const [key, r] of next.reservations) {
       const f = this.forward(next, r);
-      if (f && JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)) added.forwards.push(f);
+      if (
+        f &&
+        JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)
+      )
+        added.forwards.push(f);
     }
     // Reserved ports take effect before the change is acknowledged; counting objects are
     // written behind, batched with the next changes (see settle()).
     await nft.runScript(nft.addLines(this.table, { namespaced: [], host: [], forwards: added.forwards, egress4: added.egress4 }));
     const counting = nft.addLines(this.table, { ...added, forwards: [], egress4: [] });
     const levelsNow = new Set(this.levels.values());
-    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l))) counting.push(...this.levelLines());
+    if (levelsNow.size !== this.levelsWritten.size || [...levelsNow].some((l) => !this.levelsWritten.has(l)))
+      counting.push(...this.levelLines());
     this.queue.add(counting);
     if (this.staleHost > Math.max(STALE_HOST_MIN, this.levels.size)) await this.sweepHostMaps(next);
     await this.syncServiceAddresses(next, before, 'add');
@@ -382,7 +434,10 @@ export class SliceNetworks {
     await this.settle();
     const host = [...state.slices.values()].flatMap((spec) => this.record(state, spec).host ?? []);
     const maps = await nft.hostMaps(this.names.table);
-    await nft.runScript([...nft.flushHostMapLines(this.table, maps), ...nft.addLines(this.table, { namespaced: [], host, forwards: [], egress4: [] })]);
+    await nft.runScript([
+      ...nft.flushHostMapLines(this.table, maps),
+      ...nft.addLines(this.table, { namespaced: [], host, forwards: [], egress4: [] }),
+    ]);
     this.ctx.log.debug({ swept: this.staleHost, kept: host.length }, 'stale host-network map elements removed');
     this.staleHost = 0;
   }
@@ -420,8 +475,12 @@ export class SliceNetworks {
       have = new Set(infos.filter((a) => a.prefixlen === 32 || a.prefixlen === 128).map((a) => a.local));
     }
     const lines: string[] = [];
-    if (only !== 'remove') for (const address of wanted) if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
-    if (only !== 'add') for (const address of have) if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
+    if (only !== 'remove')
+      for (const address of wanted)
+        if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
+    if (only !== 'add')
+      for (const address of have)
+        if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
     if (lines.length > 0) await mustRun('ip', ['-b', '-'], lines.join('\n'));
   }
 
@@ -463,7 +522,11 @@ export async function checkNetPools(config: { net: boolean; netTag: string }, no
 }
 
 /** The node's slice networks as configured, or null when networking is off. */
-export function createNetworks(config: { net: boolean; netTag: string; netConntrackMax: number | 'none' }, node: NodeCapacity, ctx: NetContext): SliceNetworks | null {
+export function createNetworks(
+  config: { net: boolean; netTag: string; netConntrackMax: number | 'none' },
+  node: NodeCapacity,
+  ctx: NetContext,
+): SliceNetworks | null {
   if (!config.net || !node.net) return null;
   const conntrackMax = config.netConntrackMax === 'none' ? null : config.netConntrackMax;
   return new SliceNetworks({ tag: config.netTag, pool: node.net.pool, capacity: node.net.capacity, conntrackMax }, ctx);

@@ -34,7 +34,11 @@ export async function preflight(config: SlicedConfig): Promise<Checked> {
     throw new SlicedError('EPERM', 'sliced must run as root: it creates cgroups, users and sockets for slices');
   }
   const node = nodeCapacity(config);
-  const layout = detectLayout({ rootName: config.cgroupRoot, prefer: config.cgroupVersion, recordFile: join(config.runDir, DELEGATION_RECORD) });
+  const layout = detectLayout({
+    rootName: config.cgroupRoot,
+    prefer: config.cgroupVersion,
+    recordFile: join(config.runDir, DELEGATION_RECORD),
+  });
   // cgroup v2: a group holding processes sliced did not start cannot be taken over.
   if (layout.v2) new CgroupV2Backend(layout.v2).checkDelegation();
   // Anyone else able to change these could rewrite the desired state, offer vsys services

@@ -79,7 +79,12 @@ export class SliceSockets {
 
   /** Connection figures per slice socket. */
   stats(): Map<string, SliceSocketStats> {
-    return new Map([...this.figures].map(([name, f]) => [name, { open: f.open, refusedSlice: f.refusedSlice, refusedTotal: f.refusedTotal, timedOut: f.timedOut }]));
+    return new Map(
+      [...this.figures].map(([name, f]) => [
+        name,
+        { open: f.open, refusedSlice: f.refusedSlice, refusedTotal: f.refusedTotal, timedOut: f.timedOut },
+      ]),
+    );
   }
 
   /** Lets slices read their own part of the config tree (/slices/<name>). */
@@ -145,7 +150,12 @@ export class SliceSockets {
   }
 
   /** Answer 503 and close at once: the descriptor is held only for this one write. */
-  private refuse(name: string, socket: Socket, full: 'slice' | 'total', figures: SliceSocketStats & { loggedAt: number; unlogged: number }): void {
+  private refuse(
+    name: string,
+    socket: Socket,
+    full: 'slice' | 'total',
+    figures: SliceSocketStats & { loggedAt: number; unlogged: number },
+  ): void {
     if (full === 'slice') figures.refusedSlice++;
     else figures.refusedTotal++;
     const message =
@@ -154,7 +164,9 @@ export class SliceSockets {
         : `all slice sockets together hold ${this.limits.maxTotal} connections, the most allowed (sliceSocketMaxTotal); retry later`;
     const body = JSON.stringify({ error: { code: 'EBUSY', message } });
     socket.on('error', () => socket.destroy());
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
     if (this.lingering < MAX_LINGERING) {
       // Closing with the request unread would reset the connection before the client reads
       // the answer: read and drop what it sends until it closes, for a moment at most.
@@ -172,8 +184,16 @@ export class SliceSockets {
     const now = Date.now();
     if (now - figures.loggedAt >= REFUSAL_LOG_PERIOD_MS) {
       this.log.warn(
-        { slice: name, refused: figures.unlogged, limit: full === 'slice' ? this.limits.maxPerSlice : this.limits.maxTotal, open: figures.open, openTotal: this.openTotal },
-        full === 'slice' ? 'slice socket connections refused: the slice holds its maximum' : 'slice socket connections refused: all slice sockets hold their maximum',
+        {
+          slice: name,
+          refused: figures.unlogged,
+          limit: full === 'slice' ? this.limits.maxPerSlice : this.limits.maxTotal,
+          open: figures.open,
+          openTotal: this.openTotal,
+        },
+        full === 'slice'
+          ? 'slice socket connections refused: the slice holds its maximum'
+          : 'slice socket connections refused: all slice sockets hold their maximum',
       );
       figures.loggedAt = now;
       figures.unlogged = 0;
@@ -213,7 +233,12 @@ export class SliceSockets {
       const treePath = new URLSearchParams(query).get('path') ?? '/';
       if ((url === '/v1/tree/cat' || url === '/v1/tree/ls') && this.treeService) {
         const caller = { admin: false as const, slice };
-        reply(200, url === '/v1/tree/cat' ? { path: treePath, value: this.treeService.read(caller, treePath) } : this.treeService.readdir(caller, treePath));
+        reply(
+          200,
+          url === '/v1/tree/cat'
+            ? { path: treePath, value: this.treeService.read(caller, treePath) }
+            : this.treeService.readdir(caller, treePath),
+        );
       } else if (url === '/' || url === '/v1/self' || url === `/v1/slices/${slice}`) {
         reply(200, this.views.slice(slice, true));
       } else if (url === '/v1/slices') {
@@ -224,7 +249,12 @@ export class SliceSockets {
         // slice's own reservation is in its own view.
         const node = this.views.node() as { cpu: { capacity: number; systemReserve: number }; backend: string; cpuControl: string };
         reply(200, {
-          node: { cpu: { capacity: node.cpu.capacity, systemReserve: node.cpu.systemReserve, reserved: null }, backend: node.backend, cpuControl: node.cpuControl, control: null },
+          node: {
+            cpu: { capacity: node.cpu.capacity, systemReserve: node.cpu.systemReserve, reserved: null },
+            backend: node.backend,
+            cpuControl: node.cpuControl,
+            control: null,
+          },
           slices: [this.views.slice(slice, true)],
           domains: [],
         });

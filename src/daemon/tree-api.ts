@@ -21,7 +21,13 @@ const pathQuery = z.object({ path: z.string().default('/') }).strict();
 const pathBody = z.object({ path: z.string() }).strict();
 const writeBody = z.object({ path: z.string(), value: z.string().max(64 * 1024, 'must be at most 64 KiB') }).strict();
 const linkBody = z.object({ target: z.string(), path: z.string() }).strict();
-const applyBody = z.object({ document: z.string().max(1024 * 1024, 'must be at most 1 MiB'), dryRun: z.boolean().default(false), force: z.boolean().default(false) }).strict();
+const applyBody = z
+  .object({
+    document: z.string().max(1024 * 1024, 'must be at most 1 MiB'),
+    dryRun: z.boolean().default(false),
+    force: z.boolean().default(false),
+  })
+  .strict();
 const placementQuery = z.object({ pid: pidTextSchema, slice: z.string().optional() }).strict();
 
 export interface TreeListing extends Entry {
@@ -90,7 +96,9 @@ export function listRecursively(service: TreeService, path: string, depth = 0): 
   const entry: TreeListing = { ...stat, name: path === '/' ? '/' : stat.name };
   if (stat.kind === 'link') entry.target = service.readlink(ADMIN, path);
   if (stat.kind === 'dir' && depth < 64) {
-    entry.children = service.readdir(ADMIN, path).map((child) => listRecursively(service, `${path === '/' ? '' : path}/${child.name}`, depth + 1));
+    entry.children = service
+      .readdir(ADMIN, path)
+      .map((child) => listRecursively(service, `${path === '/' ? '' : path}/${child.name}`, depth + 1));
   }
   return entry;
 }

@@ -209,9 +209,7 @@ export class Views {
   }
 
   slices(live: boolean): SliceView[] {
-    return [...this.agent.state.slices.keys()]
-      .sort()
-      .map((name) => this.slice(name, live));
+    return [...this.agent.state.slices.keys()].sort().map((name) => this.slice(name, live));
   }
 
   domain(name: string, live: boolean): DomainView {
@@ -227,8 +225,14 @@ export class Views {
       io: this.ioView(spec.io, domainKey(name)),
       pids: this.pidsView(spec.pids),
       members: {
-        slices: members.filter((m) => m.kind === 'slice').map((m) => m.name).sort(),
-        domains: members.filter((m) => m.kind === 'domain').map((m) => m.name).sort(),
+        slices: members
+          .filter((m) => m.kind === 'slice')
+          .map((m) => m.name)
+          .sort(),
+        domains: members
+          .filter((m) => m.kind === 'domain')
+          .map((m) => m.name)
+          .sort(),
       },
       cgroup: path.join('/'),
     };
@@ -237,9 +241,7 @@ export class Views {
   }
 
   domains(live: boolean): DomainView[] {
-    return [...this.agent.state.domains.keys()]
-      .sort()
-      .map((name) => this.domain(name, live));
+    return [...this.agent.state.domains.keys()].sort().map((name) => this.domain(name, live));
   }
 
   node(): Record<string, unknown> {
@@ -269,7 +271,12 @@ export class Views {
             systemUsage: round(snapshot.systemUsage),
           }
         : null,
-      loop: { window: durations.length, p50Ms: round(percentile(durations, 50)), p99Ms: round(percentile(durations, 99)), maxMs: round(Math.max(0, ...durations)) },
+      loop: {
+        window: durations.length,
+        p50Ms: round(percentile(durations, 50)),
+        p99Ms: round(percentile(durations, 99)),
+        maxMs: round(Math.max(0, ...durations)),
+      },
       slices: this.agent.state.slices.size,
       domains: this.agent.state.domains.size,
       state: this.state(),
@@ -322,7 +329,11 @@ export class Views {
       view.memoryBytes = memory.currentBytes;
       view.oomKills = memory.oomKills;
       view.io = backend.readIo(path);
-      view.pressure = { cpu: backend.readPressure(path, 'cpu'), memory: backend.readPressure(path, 'memory'), io: backend.readPressure(path, 'io') };
+      view.pressure = {
+        cpu: backend.readPressure(path, 'cpu'),
+        memory: backend.readPressure(path, 'memory'),
+        io: backend.readPressure(path, 'io'),
+      };
       view.pids = backend.readPids(path);
     } catch {
       // Group is being created or removed; show what the controller knows.

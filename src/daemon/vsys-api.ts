@@ -13,7 +13,10 @@ const callBody = z
   .object({
     slice: z.string(),
     /** The input, base64-encoded (binary-safe). */
-    input: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').default(''),
+    input: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
+      .default(''),
   })
   .strict();
 
@@ -29,7 +32,9 @@ export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): vo
   app.get('/v1/vsys', async () => broker.status());
   app.get('/v1/vsys/services', async () => broker.listServices());
 
-  app.get<{ Params: { name: string } }>('/v1/vsys/slices/:name', async (request) => broker.sliceView(assertValidName('slice', request.params.name)));
+  app.get<{ Params: { name: string } }>('/v1/vsys/slices/:name', async (request) =>
+    broker.sliceView(assertValidName('slice', request.params.name)),
+  );
 
   app.get('/v1/vsys/log', async (request) => {
     const query = parseInput(logQuery, request.query, 'vsys log');
@@ -46,7 +51,10 @@ export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): vo
     const slice = assertValidName('slice', body.slice);
     const input = Buffer.from(body.input, 'base64');
     if (input.length > broker.limits.maxInputBytes) {
-      throw new SlicedError('EINVAL', `input of ${input.length} bytes is over the vsys input limit of ${broker.limits.maxInputBytes} bytes`);
+      throw new SlicedError(
+        'EINVAL',
+        `input of ${input.length} bytes is over the vsys input limit of ${broker.limits.maxInputBytes} bytes`,
+      );
     }
     return broker.adminCall(slice, service, input);
   });

@@ -24,7 +24,12 @@ export type TreeDocumentValue = TreeDocument | string | number | boolean | null 
 
 export type PlanStep =
   | { op: 'rm'; path: string; target: string }
-  | { op: 'rmdir'; path: string; /** Its attributes, to restore them if the plan is undone. */ attrs: Array<[string, string]>; /** Its attach order, restored too. */ seq?: number }
+  | {
+      op: 'rmdir';
+      path: string;
+      /** Its attributes, to restore them if the plan is undone. */ attrs: Array<[string, string]>;
+      /** Its attach order, restored too. */ seq?: number;
+    }
   | { op: 'mkdir'; path: string }
   | { op: 'write'; path: string; value: string; previous: string | null }
   | { op: 'ln'; path: string; target: string };
@@ -76,7 +81,8 @@ export function parseTreeYaml(text: string, origin: string): TreeDocument {
     throw new SlicedError('EINVAL', `${origin} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new SlicedError('EINVAL', `${origin} must be a YAML mapping with probes: and schedulers:`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new SlicedError('EINVAL', `${origin} must be a YAML mapping with probes: and schedulers:`);
   return doc as TreeDocument;
 }
 
@@ -96,14 +102,16 @@ function flattenDocument(doc: TreeDocument): Flat {
     for (const [name, value] of Object.entries(node)) {
       const path = `${prefix}/${name}`;
       splitPath(path); // validates the component
-      if (prefix === '' && INFO_DIRS.has(name)) throw new SlicedError('EINVAL', `/${name} is a read-only view and cannot appear in a document`);
+      if (prefix === '' && INFO_DIRS.has(name))
+        throw new SlicedError('EINVAL', `/${name} is a read-only view and cannot appear in a document`);
       if (value === null || (typeof value === 'object' && !Array.isArray(value))) {
         flat.dirs.push(path);
         visit((value ?? {}) as TreeDocument, path, depth + 1);
       } else if (Array.isArray(value)) {
         flat.dirs.push(path);
         for (const member of value) {
-          if (typeof member !== 'string' && typeof member !== 'number') throw new SlicedError('EINVAL', `${path}: list items must be pids, session ids or slice names, not ${JSON.stringify(member)}`);
+          if (typeof member !== 'string' && typeof member !== 'number')
+            throw new SlicedError('EINVAL', `${path}: list items must be pids, session ids or slice names, not ${JSON.stringify(member)}`);
           const memberPath = `${path}/${member}`;
           splitPath(memberPath);
           flat.dirs.push(memberPath);
@@ -121,7 +129,12 @@ function flattenDocument(doc: TreeDocument): Flat {
   return flat;
 }
 
-function flattenTree(tree: ConfigTree): { userDirs: string[]; allDirs: Set<string>; attrs: Map<string, string>; links: Map<string, string> } {
+function flattenTree(tree: ConfigTree): {
+  userDirs: string[];
+  allDirs: Set<string>;
+  attrs: Map<string, string>;
+  links: Map<string, string>;
+} {
   const userDirs: string[] = [];
   const allDirs = new Set<string>();
   const attrs = new Map<string, string>();
@@ -157,7 +170,8 @@ export async function planApply(tree: ConfigTree, registry: TypeRegistry, doc: T
   const removed = have.userDirs.filter((d) => !wantDirs.has(d)).sort((a, b) => depth(b) - depth(a));
   // A scheduler with handle_all on refuses rmdir (ENOTEMPTY): turn it off first.
   for (const path of removed) {
-    if (have.attrs.get(`${path}/process_set/handle_all`) === '1') steps.push({ op: 'write', path: `${path}/process_set/handle_all`, value: '0', previous: '1' });
+    if (have.attrs.get(`${path}/process_set/handle_all`) === '1')
+      steps.push({ op: 'write', path: `${path}/process_set/handle_all`, value: '0', previous: '1' });
   }
   for (const path of removed) {
     const attrs = [...have.attrs].filter(([p]) => p.slice(0, p.lastIndexOf('/')) === path);
@@ -195,7 +209,12 @@ export async function planApply(tree: ConfigTree, registry: TypeRegistry, doc: T
   }
   // handle_all left out of a document means off.
   for (const [path, value] of have.attrs) {
-    if (path.endsWith('/process_set/handle_all') && value === '1' && !want.attrs.has(path) && wantDirs.has(path.slice(0, path.lastIndexOf('/')))) {
+    if (
+      path.endsWith('/process_set/handle_all') &&
+      value === '1' &&
+      !want.attrs.has(path) &&
+      wantDirs.has(path.slice(0, path.lastIndexOf('/')))
+    ) {
       steps.push({ op: 'write', path, value: '0', previous: '1' });
     }
   }
@@ -280,7 +299,12 @@ export async function executePlan(tree: ConfigTree, steps: readonly PlanStep[]):
       const undoProblems = await undo(tree, done);
       const message = `step ${steps.indexOf(step) + 1} of ${steps.length} (${describeStep(step)}) failed: ${(err as Error).message}`;
       const code = err instanceof SlicedError ? err.code : 'EIO';
-      throw new SlicedError(code, undoProblems.length === 0 ? `${message}; nothing was changed` : `${message}; undoing the earlier steps also failed: ${undoProblems.join('; ')}`);
+      throw new SlicedError(
+        code,
+        undoProblems.length === 0
+          ? `${message}; nothing was changed`
+          : `${message}; undoing the earlier steps also failed: ${undoProblems.join('; ')}`,
+      );
     }
   }
 }
@@ -310,8 +334,7 @@ async function undo(tree: ConfigTree, done: PlanStep[]): Promise<string[]> {
         // A member whose processes ended meanwhile is restored as it was (never an undo failure).
         await tree.mkdir(step.path, { allowVanished: true, ...(step.seq === undefined ? {} : { seq: step.seq }) });
         for (const [path, value] of step.attrs) tree.write(path, value);
-      }
-      else if (step.op === 'mkdir') tree.rmdir(step.path);
+      } else if (step.op === 'mkdir') tree.rmdir(step.path);
       else if (step.op === 'write' && step.previous !== null) tree.write(step.path, step.previous);
       else if (step.op === 'ln') tree.unlink(step.path);
     } catch (err) {

@@ -99,7 +99,8 @@ export class ProbeInstance {
       this.refreshes++;
     } catch (err) {
       this.failures++;
-      if (this.failures === 1 || this.failures % 100 === 0) this.ctx.log.warn({ probe: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'probe refresh failed');
+      if (this.failures === 1 || this.failures % 100 === 0)
+        this.ctx.log.warn({ probe: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'probe refresh failed');
       return;
     }
     for (let i = 0; i < this.outputs.length; i++) {
@@ -198,7 +199,8 @@ export class PolicyInstance {
   /** A failing policy must not break the probe or the other subscribers of the source. */
   private failed(err: unknown): void {
     this.failures++;
-    if (this.failures === 1 || this.failures % 100 === 0) this.log.warn({ policy: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'policy update failed');
+    if (this.failures === 1 || this.failures % 100 === 0)
+      this.log.warn({ policy: this.ctx.path, err: (err as Error).message, failures: this.failures }, 'policy update failed');
   }
 
   destroy(): void {

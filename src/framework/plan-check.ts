@@ -16,7 +16,19 @@
 import { SlicedError, type ErrorCode } from '../core/errors.js';
 import { nameProblem } from '../core/names.js';
 import { RESERVED_ENTRIES, type TypeRegistry } from './registry.js';
-import { MAX_DEPTH, fail, parseAttribute, parseHandleAll, parseProbePeriod, pathOf, splitPath, type ConfigTree, type DirNode, type PsetList, type Role } from './tree.js';
+import {
+  MAX_DEPTH,
+  fail,
+  parseAttribute,
+  parseHandleAll,
+  parseProbePeriod,
+  pathOf,
+  splitPath,
+  type ConfigTree,
+  type DirNode,
+  type PsetList,
+  type Role,
+} from './tree.js';
 import type { FilterInstance } from './instances.js';
 import type { ComponentType } from './types.js';
 import { describeStep, type PlanStep } from './document.js';
@@ -74,7 +86,12 @@ class TreeModel {
           model.files.set(path, { writable: child.write !== undefined, ...(child.check ? { check: child.check } : {}), value });
         } else {
           const valueType = valueTypeOf(child);
-          model.dirs.set(path, { role: child.role, userMade: child.userMade, ...(valueType ? { valueType } : {}), ...(child.list ? { list: child.list } : {}) });
+          model.dirs.set(path, {
+            role: child.role,
+            userMade: child.userMade,
+            ...(valueType ? { valueType } : {}),
+            ...(child.list ? { list: child.list } : {}),
+          });
           visit(child);
         }
       }
@@ -94,7 +111,8 @@ class TreeModel {
 
   remove(path: string): void {
     const under = (p: string): boolean => p === path || p.startsWith(`${path}/`);
-    for (const map of [this.dirs, this.files, this.links] as Array<Map<string, unknown>>) for (const p of [...map.keys()]) if (under(p)) map.delete(p);
+    for (const map of [this.dirs, this.files, this.links] as Array<Map<string, unknown>>)
+      for (const p of [...map.keys()]) if (under(p)) map.delete(p);
   }
 
   addFile(path: string, writable: boolean, value = '', check?: (text: string) => void): void {
@@ -105,7 +123,9 @@ class TreeModel {
   controlLoopRuns(): boolean {
     const policy = this.childDirs(CONTROL_LOOP).find(([, d]) => d.role === 'policy');
     if (!policy) return false;
-    return this.childDirs(policy[0]).filter(([, d]) => d.role === 'port').every(([p]) => this.slotTaken(p));
+    return this.childDirs(policy[0])
+      .filter(([, d]) => d.role === 'port')
+      .every(([p]) => this.slotTaken(p));
   }
 }
 
@@ -153,7 +173,9 @@ export async function checkPlan(tree: ConfigTree, registry: TypeRegistry, steps:
   const warnings: string[] = [];
   for (const [path, dir] of model.dirs) {
     if (dir.role !== 'pset_member' || !tree.exists(path) || tree.memberAlive(dir.list!, baseName(path))) continue;
-    warnings.push(`${path} is kept, but what it names has ended (it is dropped at the next start); leave it out of the document to remove it now`);
+    warnings.push(
+      `${path} is kept, but what it names has ended (it is dropped at the next start); leave it out of the document to remove it now`,
+    );
   }
   return { problems, warnings, confirm };
 }
@@ -168,7 +190,10 @@ async function tryStep(tree: ConfigTree, registry: TypeRegistry, model: TreeMode
     case 'rm': {
       if (!model.links.has(step.path)) {
         if (model.dirs.has(step.path)) throw fail('EISDIR', `${step.path} is a directory; use rmdir`);
-        throw fail(model.files.has(step.path) ? 'EPERM' : 'ENOENT', model.files.has(step.path) ? `${step.path} is an attribute and cannot be removed` : `${step.path} does not exist`);
+        throw fail(
+          model.files.has(step.path) ? 'EPERM' : 'ENOENT',
+          model.files.has(step.path) ? `${step.path} is an attribute and cannot be removed` : `${step.path} does not exist`,
+        );
       }
       model.links.delete(step.path);
       return;
@@ -200,7 +225,11 @@ async function tryStep(tree: ConfigTree, registry: TypeRegistry, model: TreeMode
 
 function checkRmdir(model: TreeModel, path: string): void {
   const dir = model.dirs.get(path);
-  if (!dir) throw fail(model.files.has(path) || model.links.has(path) ? 'ENOTDIR' : 'ENOENT', `${path} ${model.files.has(path) || model.links.has(path) ? 'is not a directory' : 'does not exist'}`);
+  if (!dir)
+    throw fail(
+      model.files.has(path) || model.links.has(path) ? 'ENOTDIR' : 'ENOENT',
+      `${path} ${model.files.has(path) || model.links.has(path) ? 'is not a directory' : 'does not exist'}`,
+    );
   if (!dir.userMade) throw fail('EPERM', `${path} is part of ${parentPath(path) || '/'} and goes away only with it`);
   switch (dir.role) {
     case 'probe': {
@@ -218,8 +247,12 @@ function checkRmdir(model: TreeModel, path: string): void {
       return;
     }
     case 'policy': {
-      const linked = model.childDirs(path).filter(([p, d]) => d.role === 'port' && model.slotTaken(p)).map(([p]) => baseName(p));
-      if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
+      const linked = model
+        .childDirs(path)
+        .filter(([p, d]) => d.role === 'port' && model.slotTaken(p))
+        .map(([p]) => baseName(p));
+      if (linked.length > 0)
+        throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
       return;
     }
     case 'filter':
@@ -271,14 +304,19 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       model.dirs.set(`${path}/process_set`, { role: 'process_set', userMade: false });
       model.addFile(`${path}/process_set/handle_all`, true, '0', (text) => void parseHandleAll(text));
       model.addFile(`${path}/process_set/pids`, false);
-      for (const list of ['single_processes', 'process_sessions', 'slices'] as const) model.dirs.set(`${path}/process_set/${list}`, { role: 'pset_list', userMade: false, list });
+      for (const list of ['single_processes', 'process_sessions', 'slices'] as const)
+        model.dirs.set(`${path}/process_set/${list}`, { role: 'pset_list', userMade: false, list });
       return;
     }
     case 'scheduler': {
       if (name === 'process_set') throw fail('EEXIST', `${path} already exists`);
       const type = await load('policy');
       const other = model.childDirs(parentAt).find(([, d]) => d.role === 'policy');
-      if (other) throw fail('EBUSY', `scheduler ${baseName(parentAt)} already has policy ${baseName(other[0])}; a scheduler holds one policy (remove it to replace it)`);
+      if (other)
+        throw fail(
+          'EBUSY',
+          `scheduler ${baseName(parentAt)} already has policy ${baseName(other[0])}; a scheduler holds one policy (remove it to replace it)`,
+        );
       model.dirs.set(path, { role: 'policy', userMade: true });
       for (const file of ['description', 'status']) model.addFile(`${path}/${file}`, false);
       attributes(type);
@@ -294,7 +332,10 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       if (model.slotTaken(parentAt)) throw fail('EPERM', `${parentAt} already has a source; remove it first`);
       if (parts.length >= MAX_DEPTH) throw fail('EINVAL', `${path} would nest filters deeper than ${MAX_DEPTH} levels`);
       if (type.accepts && !type.accepts.includes(parent.valueType!)) {
-        throw fail('EINVAL', `filter ${name} accepts values of type ${type.accepts.join(' or ')}, but ${parentAt} carries ${parent.valueType}`);
+        throw fail(
+          'EINVAL',
+          `filter ${name} accepts values of type ${type.accepts.join(' or ')}, but ${parentAt} carries ${parent.valueType}`,
+        );
       }
       model.dirs.set(path, { role: 'filter', userMade: true, valueType: parent.valueType! });
       for (const file of ['description', 'value', 'collected_value']) model.addFile(`${path}/${file}`, false);
@@ -306,7 +347,10 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       model.dirs.set(path, { role: 'pset_member', userMade: true });
       return;
     default:
-      throw fail('EPERM', `cannot create ${path}: ${parentAt || '/'} (${parent.role.replace('_', ' ')}) does not hold directories made with mkdir`);
+      throw fail(
+        'EPERM',
+        `cannot create ${path}: ${parentAt || '/'} (${parent.role.replace('_', ' ')}) does not hold directories made with mkdir`,
+      );
   }
 }
 
@@ -315,7 +359,8 @@ function tryLink(model: TreeModel, target: string, path: string): void {
   const parent = model.dirs.get(parentAt);
   if (!parent) throw fail('ENOENT', `${parentAt} does not exist`);
   if (model.dirs.has(path) || model.files.has(path) || model.links.has(path)) throw fail('EEXIST', `${path} already exists`);
-  if (parent.role !== 'port' && parent.role !== 'filter') throw fail('EPERM', `cannot link into ${parentAt || '/'}: only ports and filters take a link to a probe source`);
+  if (parent.role !== 'port' && parent.role !== 'filter')
+    throw fail('EPERM', `cannot link into ${parentAt || '/'}: only ports and filters take a link to a probe source`);
   const name = baseName(path);
   const badName = nameProblem(name);
   if (badName) throw fail('EINVAL', `link name ${JSON.stringify(name)} ${badName}`);
@@ -325,10 +370,14 @@ function tryLink(model: TreeModel, target: string, path: string): void {
     if (!model.dirs.has(prefix) && !model.files.has(prefix) && !model.links.has(prefix)) throw fail('ENOENT', `${prefix} does not exist`);
   }
   const source = model.dirs.get(`/${parts.join('/')}`);
-  if (!source || source.role !== 'source') throw fail('EINVAL', `${target} is not a probe source: links must point to /probes/<probe>/<source>`);
+  if (!source || source.role !== 'source')
+    throw fail('EINVAL', `${target} is not a probe source: links must point to /probes/<probe>/<source>`);
   if (model.slotTaken(parentAt)) throw fail('EPERM', `${parentAt} already has a source; remove it first`);
   if (source.valueType !== parent.valueType) {
-    throw fail('EINVAL', `cannot link ${target} (values of type ${source.valueType}) to ${parentAt} (expects ${parent.valueType}): value types must be equal`);
+    throw fail(
+      'EINVAL',
+      `cannot link ${target} (values of type ${source.valueType}) to ${parentAt} (expects ${parent.valueType}): value types must be equal`,
+    );
   }
   model.links.set(path, `/${parts.join('/')}`);
 }

@@ -80,7 +80,8 @@ export class TypeRegistry {
 
   valueType(name: string): ValueType {
     const type = this.valueTypes.get(name);
-    if (!type) throw new SlicedError('EINVAL', `unknown value type ${JSON.stringify(name)}; known: ${[...this.valueTypes.keys()].join(', ')}`);
+    if (!type)
+      throw new SlicedError('EINVAL', `unknown value type ${JSON.stringify(name)}; known: ${[...this.valueTypes.keys()].join(', ')}`);
     return type;
   }
 
@@ -135,12 +136,16 @@ export class TypeRegistry {
       this.assertTrusted(pkg);
       return this.install(name, (await import(pathToFileURL(pkg).href)) as { default: PluginExport }, pkg);
     }
-    throw new SlicedError('ENOENT', `no component type ${JSON.stringify(name)}: not built in, not in the plugin folders, not in a sliced-plugin-* package`);
+    throw new SlicedError(
+      'ENOENT',
+      `no component type ${JSON.stringify(name)}: not built in, not in the plugin folders, not in a sliced-plugin-* package`,
+    );
   }
 
   private install(name: string, module: { default: PluginExport }, origin: string): ComponentType {
     const exported = module.default;
-    if (!exported || typeof exported !== 'object') throw new SlicedError('EINVAL', `${origin} has no default export describing component types`);
+    if (!exported || typeof exported !== 'object')
+      throw new SlicedError('EINVAL', `${origin} has no default export describing component types`);
     const list = 'types' in exported ? exported.types : [exported];
     if ('types' in exported) for (const vt of exported.valueTypes ?? []) this.addValueType(vt);
     for (const type of list) {
@@ -179,7 +184,10 @@ export class TypeRegistry {
     if (!this.opts.checkOwnership) return;
     const st = statSync(path);
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-      throw new SlicedError('EPERM', `refusing to load plugin code from ${path}: it must belong to root and not be writable by group or others (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`);
+      throw new SlicedError(
+        'EPERM',
+        `refusing to load plugin code from ${path}: it must belong to root and not be writable by group or others (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`,
+      );
     }
   }
 }
@@ -197,13 +205,19 @@ function referencedValueTypes(type: ComponentType): string[] {
 
 function validateType(type: ComponentType, origin: string): void {
   if (!type || !TYPE_NAME.test(type.name) || !['probe', 'filter', 'policy'].includes(type.kind) || typeof type.create !== 'function') {
-    throw new SlicedError('EINVAL', `${origin} exports an invalid component type: it needs a name (lower-case letters, digits, "_"), a kind (probe, filter or policy) and create()`);
+    throw new SlicedError(
+      'EINVAL',
+      `${origin} exports an invalid component type: it needs a name (lower-case letters, digits, "_"), a kind (probe, filter or policy) and create()`,
+    );
   }
   const names = new Set<string>();
   const children = type.kind === 'probe' ? type.sources : type.kind === 'policy' ? type.ports : [];
   for (const item of [...(type.attributes ?? []), ...children]) {
     if (!TYPE_NAME.test(item.name) || names.has(item.name) || RESERVED_ENTRIES.has(item.name)) {
-      throw new SlicedError('EINVAL', `${origin}: type ${type.name} declares an invalid or duplicate attribute/port/source name ${JSON.stringify(item.name)}`);
+      throw new SlicedError(
+        'EINVAL',
+        `${origin}: type ${type.name} declares an invalid or duplicate attribute/port/source name ${JSON.stringify(item.name)}`,
+      );
     }
     names.add(item.name);
   }

@@ -67,7 +67,9 @@ export class TreeService {
     this.restoring = true;
     const stale: StoreOp[] = [];
     try {
-      const dirs = [...keys].filter(([k]) => k.startsWith(DIR)).map(([k, v]) => ({ path: k.slice(DIR.length), seq: (JSON.parse(v) as { seq: number }).seq }));
+      const dirs = [...keys]
+        .filter(([k]) => k.startsWith(DIR))
+        .map(([k, v]) => ({ path: k.slice(DIR.length), seq: (JSON.parse(v) as { seq: number }).seq }));
       dirs.sort((a, b) => a.seq - b.seq);
       for (const { path, seq } of dirs) {
         try {
@@ -102,7 +104,9 @@ export class TreeService {
         }
         attrs = refused;
       }
-      const links = [...keys].filter(([k]) => k.startsWith(LINK)).map(([k, v]) => ({ path: k.slice(LINK.length), ...(JSON.parse(v) as { target: string; seq: number }) }));
+      const links = [...keys]
+        .filter(([k]) => k.startsWith(LINK))
+        .map(([k, v]) => ({ path: k.slice(LINK.length), ...(JSON.parse(v) as { target: string; seq: number }) }));
       links.sort((a, b) => a.seq - b.seq);
       for (const { path, target, seq } of links) {
         try {
@@ -186,9 +190,13 @@ export class TreeService {
       const check = await checkPlan(this.tree, this.registry, plan);
       const warnings = [...check.confirm, ...check.warnings];
       if (dryRun) return { steps: plan, problems: check.problems, warnings };
-      if (check.problems.length > 0) throw new SlicedError(check.problems[0]!.code, `${describeProblems(plan, check.problems)}; nothing was changed`);
+      if (check.problems.length > 0)
+        throw new SlicedError(check.problems[0]!.code, `${describeProblems(plan, check.problems)}; nothing was changed`);
       if (check.confirm.length > 0 && !options.force) {
-        throw new SlicedError('EBUSY', `${check.confirm.join('; ')}; nothing was changed (confirm with slicectl apply --force, or "force": true over HTTP)`);
+        throw new SlicedError(
+          'EBUSY',
+          `${check.confirm.join('; ')}; nothing was changed (confirm with slicectl apply --force, or "force": true over HTTP)`,
+        );
       }
       this.pending = [];
       try {

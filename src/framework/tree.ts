@@ -32,7 +32,16 @@ import {
   type Timers,
 } from './instances.js';
 import { RESERVED_ENTRIES, TYPE_NAME, type TypeRegistry } from './registry.js';
-import type { AttributeSpec, AttributeValue, ComponentContext, ComponentType, FrameworkServices, NewTask, PlacementAnswer, ProcessSetView } from './types.js';
+import type {
+  AttributeSpec,
+  AttributeValue,
+  ComponentContext,
+  ComponentType,
+  FrameworkServices,
+  NewTask,
+  PlacementAnswer,
+  ProcessSetView,
+} from './types.js';
 
 export type Role =
   | 'root'
@@ -215,12 +224,14 @@ export class ConfigTree {
       case 'scheduler': {
         const s = node.scheduler!;
         if (s.policy) throw fail('ENOTEMPTY', `${path} still holds policy ${s.policy.type.name}; remove it first`);
-        if (!s.processSet.isEmpty()) throw fail('ENOTEMPTY', `${path}/process_set is not empty; remove its members (and set handle_all to 0) first`);
+        if (!s.processSet.isEmpty())
+          throw fail('ENOTEMPTY', `${path}/process_set is not empty; remove its members (and set handle_all to 0) first`);
         break;
       }
       case 'policy': {
         const linked = node.policy!.ports.filter((p) => p.source !== null).map((p) => p.name);
-        if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
+        if (linked.length > 0)
+          throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
         node.policy!.destroy();
         node.policy!.scheduler.policy = null;
         break;
@@ -280,7 +291,10 @@ export class ConfigTree {
     if (slot.source) throw fail('EPERM', `${pathOf(parent)} already has a source (${describeSource(slot)}); remove it first`);
     const output = source.probe!.outputs[source.sourceIndex!]!;
     if (output.value.type !== slot.valueType) {
-      throw fail('EINVAL', `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(parent)} (expects ${slot.valueType.name}): value types must be equal`);
+      throw fail(
+        'EINVAL',
+        `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(parent)} (expects ${slot.valueType.name}): value types must be equal`,
+      );
     }
     const seq = options.seq ?? this.seq + 1;
     const canonical = pathOf(source);
@@ -323,7 +337,11 @@ export class ConfigTree {
 
   stat(path: string): Entry {
     const node = this.lookup(path, false);
-    return { name: node.name, kind: node.kind, writable: node.kind === 'file' ? node.write !== undefined : node.kind === 'dir' ? canMkdirIn(node.role) : true };
+    return {
+      name: node.name,
+      kind: node.kind,
+      writable: node.kind === 'file' ? node.write !== undefined : node.kind === 'dir' ? canMkdirIn(node.role) : true,
+    };
   }
 
   /** Resolve a path; `follow` follows a link in the last component too. */
@@ -361,10 +379,16 @@ export class ConfigTree {
     if (list === 'process_sessions' && name === '0') {
       // The kernel reports session 0 when the session's leader lives outside this PID
       // namespace (a shell started by a container runtime): it names no session we can follow.
-      throw fail('EINVAL', 'session id 0 means the session began outside this PID namespace; start a new session (setsid -w bash) and use its id');
+      throw fail(
+        'EINVAL',
+        'session id 0 means the session began outside this PID namespace; start a new session (setsid -w bash) and use its id',
+      );
     }
     if (!/^[1-9][0-9]{0,9}$/.test(name) || Number(name) > 4_194_304) {
-      throw fail('EINVAL', `${JSON.stringify(name)} is not a ${list === 'single_processes' ? 'pid' : 'session id'}: must be a whole number from 1 to 4194304`);
+      throw fail(
+        'EINVAL',
+        `${JSON.stringify(name)} is not a ${list === 'single_processes' ? 'pid' : 'session id'}: must be a whole number from 1 to 4194304`,
+      );
     }
     if (allowVanished || this.memberAlive(list, name)) return;
     throw list === 'single_processes' ? fail('ESRCH', `process ${name} does not exist`) : fail('ESRCH', `session ${name} has no processes`);
@@ -440,27 +464,35 @@ export class ConfigTree {
         const filters = [...dir.children.values()].filter((c) => c.kind === 'dir' && c.role === 'filter') as DirNode[];
         if (links.length + filters.length > 1) problems.push(`${pathOf(dir)} has ${links.length + filters.length} sources`);
         if (slot.source === null && links.length + filters.length > 0) problems.push(`${pathOf(dir)} has a source entry but no source`);
-        if (slot.source?.kind === 'link' && (links.length !== 1 || links[0]!.name !== slot.source.linkName)) problems.push(`${pathOf(dir)}: link entry does not match its source`);
+        if (slot.source?.kind === 'link' && (links.length !== 1 || links[0]!.name !== slot.source.linkName))
+          problems.push(`${pathOf(dir)}: link entry does not match its source`);
         if (slot.source?.kind === 'filter') {
-          if (filters.length !== 1 || filters[0]!.slot !== slot.source.filter) problems.push(`${pathOf(dir)}: filter entry does not match its source`);
+          if (filters.length !== 1 || filters[0]!.slot !== slot.source.filter)
+            problems.push(`${pathOf(dir)}: filter entry does not match its source`);
           const subs = slot.source.filter.output.subscribers;
-          if (subs.length !== 1 || subs[0] !== slot) problems.push(`${pathOf(dir)}: its filter publishes to ${subs.length} subscribers instead of the slot`);
+          if (subs.length !== 1 || subs[0] !== slot)
+            problems.push(`${pathOf(dir)}: its filter publishes to ${subs.length} subscribers instead of the slot`);
           if (slot.source.filter.valueType !== slot.valueType) problems.push(`${pathOf(dir)}: filter value type differs from the slot's`);
         }
-        if (slot.source?.kind === 'link' && slot.source.output.value.type !== slot.valueType) problems.push(`${pathOf(dir)}: linked value type differs`);
+        if (slot.source?.kind === 'link' && slot.source.output.value.type !== slot.valueType)
+          problems.push(`${pathOf(dir)}: linked value type differs`);
       }
       if (dir.role === 'scheduler') {
         const policies = [...dir.children.values()].filter((c) => c.kind === 'dir' && c.role === 'policy');
         if (policies.length > 1) problems.push(`${pathOf(dir)} has ${policies.length} policies`);
-        if ((policies.length === 1) !== (dir.scheduler!.policy !== null)) problems.push(`${pathOf(dir)}: policy entry and instance disagree`);
+        if ((policies.length === 1) !== (dir.scheduler!.policy !== null))
+          problems.push(`${pathOf(dir)}: policy entry and instance disagree`);
       }
     };
     visit(this.root, 0);
     for (const slot of slots) {
-      if (slot.source?.kind === 'link' && !outputs.get(slot.source.output)?.has(slot)) problems.push(`a link source does not list its subscriber`);
+      if (slot.source?.kind === 'link' && !outputs.get(slot.source.output)?.has(slot))
+        problems.push(`a link source does not list its subscriber`);
     }
     for (const [output, subs] of outputs) {
-      for (const sub of subs) if (!slots.includes(sub) || (sub.source?.kind === 'link' && sub.source.output !== output)) problems.push('a probe source publishes to a removed or foreign subscriber');
+      for (const sub of subs)
+        if (!slots.includes(sub) || (sub.source?.kind === 'link' && sub.source.output !== output))
+          problems.push('a probe source publishes to a removed or foreign subscriber');
     }
     return problems;
   }
@@ -471,7 +503,13 @@ export class ConfigTree {
     const type = await this.loadType(name, 'probe', pathOf(parent));
     if (parent.children.has(name)) throw fail('EEXIST', `/probes/${name} already exists`);
     const ctx = this.context(`/probes/${name}`, type);
-    const instance = new ProbeInstance(type, type.create(ctx), ctx, type.sources.map((s) => this.registry.valueType(s.valueType)), this.timers);
+    const instance = new ProbeInstance(
+      type,
+      type.create(ctx),
+      ctx,
+      type.sources.map((s) => this.registry.valueType(s.valueType)),
+      this.timers,
+    );
     const dir = this.dir(name, parent, 'probe', { userMade: true, seq });
     dir.probe = instance;
     this.file(dir, 'description', () => `${type.description}\n`);
@@ -527,7 +565,10 @@ export class ConfigTree {
     const type = await this.loadType(name, 'policy', pathOf(parent));
     const scheduler = parent.scheduler!;
     if (scheduler.policy) {
-      throw fail('EBUSY', `scheduler ${scheduler.name} already has policy ${scheduler.policy.type.name}; a scheduler holds one policy (remove it to replace it)`);
+      throw fail(
+        'EBUSY',
+        `scheduler ${scheduler.name} already has policy ${scheduler.policy.type.name}; a scheduler holds one policy (remove it to replace it)`,
+      );
     }
     if (parent.children.has(name)) throw fail('EEXIST', `${pathOf(parent)}/${name} already exists`);
     const path = `${pathOf(parent)}/${name}`;
@@ -542,7 +583,12 @@ export class ConfigTree {
     const dir = this.dir(name, parent, 'policy', { userMade: true, seq });
     dir.policy = policy;
     this.file(dir, 'description', () => `${type.description}\n`);
-    this.file(dir, 'status', () => `${JSON.stringify({ activations: policy.activations, failures: policy.failures, ...(policy.behaviour.status?.() ?? {}) }, null, 2)}\n`);
+    this.file(
+      dir,
+      'status',
+      () =>
+        `${JSON.stringify({ activations: policy.activations, failures: policy.failures, ...(policy.behaviour.status?.() ?? {}) }, null, 2)}\n`,
+    );
     this.attributeFiles(dir, type.attributes ?? [], ctx, () => policy.behaviour.configure?.());
     policy.ports.forEach((port, i) => {
       const pdir = this.dir(port.name, dir, 'port');
@@ -560,7 +606,10 @@ export class ConfigTree {
     if (parent.children.has(name)) throw fail('EEXIST', `${pathOf(parent)}/${name} already exists`);
     if (depthOf(parent) >= MAX_DEPTH) throw fail('EINVAL', `${pathOf(parent)}/${name} would nest filters deeper than ${MAX_DEPTH} levels`);
     if (type.accepts && !type.accepts.includes(slot.valueType.name)) {
-      throw fail('EINVAL', `filter ${name} accepts values of type ${type.accepts.join(' or ')}, but ${pathOf(parent)} carries ${slot.valueType.name}`);
+      throw fail(
+        'EINVAL',
+        `filter ${name} accepts values of type ${type.accepts.join(' or ')}, but ${pathOf(parent)} carries ${slot.valueType.name}`,
+      );
     }
     const path = `${pathOf(parent)}/${name}`;
     const ctx: ComponentContext = { ...this.context(path, type), valueType: slot.valueType };
@@ -594,13 +643,12 @@ export class ConfigTree {
   }
 
   private processSetView(set: ProcessSet): ProcessSetView {
-    const tree = this;
     return {
       get handleAll() {
         return set.handleAll;
       },
-      pids() {
-        const processes = tree.processes;
+      pids: () => {
+        const processes = this.processes;
         const out = new Set<number>();
         for (const pid of set.singles.keys()) if (!processes || processes.exists(pid)) out.add(pid);
         if (processes) {
@@ -612,9 +660,16 @@ export class ConfigTree {
     };
   }
 
-  private async loadType<K extends ComponentType['kind']>(name: string, kind: K, where: string): Promise<Extract<ComponentType, { kind: K }>> {
+  private async loadType<K extends ComponentType['kind']>(
+    name: string,
+    kind: K,
+    where: string,
+  ): Promise<Extract<ComponentType, { kind: K }>> {
     if (!TYPE_NAME.test(name)) {
-      throw fail('ENOENT', `${where}/${name}: ${JSON.stringify(name)} is not a ${kind} type (type names are lower-case letters, digits and "_")`);
+      throw fail(
+        'ENOENT',
+        `${where}/${name}: ${JSON.stringify(name)} is not a ${kind} type (type names are lower-case letters, digits and "_")`,
+      );
     }
     const type = await this.registry.load(name);
     if (type.kind !== kind) throw fail('EINVAL', `${name} is a ${type.kind}, not a ${kind}; it cannot be created under ${where}`);
@@ -651,13 +706,34 @@ export class ConfigTree {
   // ---- nodes --------------------------------------------------------------------------------
 
   private dir(name: string, parent: DirNode | null, role: Role, options: { userMade?: boolean; seq?: number } = {}): DirNode {
-    const node: DirNode = { kind: 'dir', name, parent, role, children: new Map(), userMade: options.userMade ?? false, seq: options.seq ?? 0 };
+    const node: DirNode = {
+      kind: 'dir',
+      name,
+      parent,
+      role,
+      children: new Map(),
+      userMade: options.userMade ?? false,
+      seq: options.seq ?? 0,
+    };
     parent?.children.set(name, node);
     return node;
   }
 
-  private file(parent: DirNode, name: string, read: () => string, options: { write?: (text: string) => void; check?: (text: string) => void; config?: boolean } = {}): FileNode {
-    const node: FileNode = { kind: 'file', name, parent, read, config: options.config ?? false, ...(options.write ? { write: options.write } : {}), ...(options.check ? { check: options.check } : {}) };
+  private file(
+    parent: DirNode,
+    name: string,
+    read: () => string,
+    options: { write?: (text: string) => void; check?: (text: string) => void; config?: boolean } = {},
+  ): FileNode {
+    const node: FileNode = {
+      kind: 'file',
+      name,
+      parent,
+      read,
+      config: options.config ?? false,
+      ...(options.write ? { write: options.write } : {}),
+      ...(options.check ? { check: options.check } : {}),
+    };
     parent.children.set(name, node);
     return node;
   }
@@ -739,7 +815,8 @@ export function splitPath(path: string): string[] {
     if (part === '.' || part === '..') throw fail('EINVAL', `path ${JSON.stringify(path)} must not contain "." or ".." components`);
     if (part.length > 255) throw fail('EINVAL', `path component is ${part.length} characters long; at most 255 are allowed`);
   }
-  if (parts.length > MAX_DEPTH * 2) throw fail('EINVAL', `path ${JSON.stringify(path.slice(0, 80))}... is deeper than ${MAX_DEPTH * 2} components`);
+  if (parts.length > MAX_DEPTH * 2)
+    throw fail('EINVAL', `path ${JSON.stringify(path.slice(0, 80))}... is deeper than ${MAX_DEPTH * 2} components`);
   return parts;
 }
 
@@ -774,6 +851,7 @@ export function parseAttribute(dirPath: string, spec: AttributeSpec, text: strin
 function parseNumber(text: string, name: string, min: number, max: number, allowed: string): number {
   const trimmed = text.trim();
   const value = /^-?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
-  if (!Number.isInteger(value) || value < min || value > max) throw fail('EINVAL', `${name} ${JSON.stringify(trimmed)} is not allowed: must be ${allowed}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw fail('EINVAL', `${name} ${JSON.stringify(trimmed)} is not allowed: must be ${allowed}`);
   return value;
 }

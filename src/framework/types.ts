@@ -157,7 +157,8 @@ export function choiceAttribute(name: string, description: string, choices: read
     default: defaultChoice,
     parse(text) {
       const trimmed = text.trim();
-      if (!choices.includes(trimmed)) throw new Error(`${name} ${JSON.stringify(trimmed)} is not allowed: must be one of ${choices.join(', ')}`);
+      if (!choices.includes(trimmed))
+        throw new Error(`${name} ${JSON.stringify(trimmed)} is not allowed: must be one of ${choices.join(', ')}`);
       return trimmed;
     },
   };

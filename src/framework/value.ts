@@ -33,7 +33,7 @@ export class Value {
   /** Make room for `rows` rows (allocates only when growing past the capacity). */
   reserve(rows: number): void {
     if (rows * this.width <= this.data.length) return;
-    const grown = new Float64Array(Math.max(rows, this.data.length / this.width * 2) * this.width);
+    const grown = new Float64Array(Math.max(rows, (this.data.length / this.width) * 2) * this.width);
     grown.set(this.data);
     this.data = grown;
   }
@@ -114,12 +114,48 @@ function formatCell(cell: number): string {
 /** The value types of the built-in components. Plugins may declare more. */
 export const BUILTIN_VALUE_TYPES: readonly ValueType[] = [
   { name: 'load', columns: ['load'], unit: 'millicores', description: 'CPU load: CPU time used per second, per CPU or per node' },
-  { name: 'loadavg', columns: ['load1', 'load5', 'load15', 'runnable'], unit: 'tasks', description: 'the kernel load averages (/proc/loadavg) and runnable tasks' },
-  { name: 'memory', columns: ['total', 'available', 'used_pct'], unit: 'bytes', description: 'memory of the node (/proc/meminfo): total, available, percentage used' },
-  { name: 'pressure', columns: ['some_avg10', 'full_avg10'], unit: 'percent', description: 'pressure stall information per resource (/proc/pressure)' },
-  { name: 'slice_usage', columns: ['usage', 'demand'], unit: 'millicores', description: 'per slice (rows slice/<name>) and domain (domain/<name>): CPU used and estimated demand; row "system" holds CPU used outside the slices' },
-  { name: 'io_usage', columns: ['read_bytes', 'write_bytes', 'read_ops', 'write_ops'], unit: 'bytes, operations', description: 'per slice (rows slice/<name>): block I/O since the group was made; a rate filter gives per-second figures' },
-  { name: 'mem_usage', columns: ['bytes', 'limit', 'oom_kills'], unit: 'bytes, kills', description: 'per slice (rows slice/<name>): memory charged, limit (0 = none), processes killed by the OOM killer' },
-  { name: 'slice_pressure', columns: ['cpu_some', 'memory_some', 'memory_full', 'io_some', 'io_full'], unit: 'percent', description: 'per slice (rows slice/<name>): avg10 pressure stall information of the slice\'s group' },
+  {
+    name: 'loadavg',
+    columns: ['load1', 'load5', 'load15', 'runnable'],
+    unit: 'tasks',
+    description: 'the kernel load averages (/proc/loadavg) and runnable tasks',
+  },
+  {
+    name: 'memory',
+    columns: ['total', 'available', 'used_pct'],
+    unit: 'bytes',
+    description: 'memory of the node (/proc/meminfo): total, available, percentage used',
+  },
+  {
+    name: 'pressure',
+    columns: ['some_avg10', 'full_avg10'],
+    unit: 'percent',
+    description: 'pressure stall information per resource (/proc/pressure)',
+  },
+  {
+    name: 'slice_usage',
+    columns: ['usage', 'demand'],
+    unit: 'millicores',
+    description:
+      'per slice (rows slice/<name>) and domain (domain/<name>): CPU used and estimated demand; row "system" holds CPU used outside the slices',
+  },
+  {
+    name: 'io_usage',
+    columns: ['read_bytes', 'write_bytes', 'read_ops', 'write_ops'],
+    unit: 'bytes, operations',
+    description: 'per slice (rows slice/<name>): block I/O since the group was made; a rate filter gives per-second figures',
+  },
+  {
+    name: 'mem_usage',
+    columns: ['bytes', 'limit', 'oom_kills'],
+    unit: 'bytes, kills',
+    description: 'per slice (rows slice/<name>): memory charged, limit (0 = none), processes killed by the OOM killer',
+  },
+  {
+    name: 'slice_pressure',
+    columns: ['cpu_some', 'memory_some', 'memory_full', 'io_some', 'io_full'],
+    unit: 'percent',
+    description: "per slice (rows slice/<name>): avg10 pressure stall information of the slice's group",
+  },
   { name: 'process_load', columns: ['load'], unit: 'millicores', description: 'CPU load of single processes, labelled by pid' },
 ];

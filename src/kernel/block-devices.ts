@@ -41,11 +41,13 @@ export function resolveBlockDevice(name: string): { device: string; path: string
   let device = parseMajMin(name);
   let path: string | null = null;
   if (device === null) {
-    if (!name.startsWith('/')) throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is neither an absolute path nor MAJ:MIN; ${allowed}`);
+    if (!name.startsWith('/'))
+      throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is neither an absolute path nor MAJ:MIN; ${allowed}`);
     let rdev: bigint;
     try {
       const st = statSync(name, { bigint: true });
-      if (!st.isBlockDevice()) throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is ${kind(name)}, not a block device; ${allowed}`);
+      if (!st.isBlockDevice())
+        throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is ${kind(name)}, not a block device; ${allowed}`);
       rdev = st.rdev;
     } catch (err) {
       if (err instanceof SlicedError) throw err;
@@ -61,7 +63,10 @@ export function resolveBlockDevice(name: string): { device: string; path: string
   if (!existsSync(sys)) throw new SlicedError('ENOENT', `block device ${JSON.stringify(name)} does not exist (no ${sys}); ${allowed}`);
   if (existsSync(join(sys, 'partition'))) {
     const disk = basename(join(readlinkSync(sys), '..'));
-    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} is a partition of ${disk}; I/O weights and caps apply to whole disks: name /dev/${disk}`);
+    throw new SlicedError(
+      'EINVAL',
+      `device ${JSON.stringify(name)} is a partition of ${disk}; I/O weights and caps apply to whole disks: name /dev/${disk}`,
+    );
   }
   return { device, path };
 }
@@ -142,7 +147,10 @@ export async function enableBfq(name: string): Promise<{ device: string; path: s
       available.length === 0
         ? 'it has no scheduler of its own (a stacked device): name the disks below it'
         : `loading the bfq module failed: ${bfqLoadFailure ?? 'the module is loaded, yet this device does not offer bfq'}`;
-    throw new SlicedError('EINVAL', `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; ${why}`);
+    throw new SlicedError(
+      'EINVAL',
+      `device ${JSON.stringify(name)} (${device}) offers the schedulers ${available.join(', ') || 'none'}, not bfq; ${why}`,
+    );
   }
   try {
     writeFileSync(join(SYS, 'dev', 'block', device, 'queue', 'scheduler'), 'bfq');

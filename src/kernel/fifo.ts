@@ -134,7 +134,10 @@ export function checkFifo(path: string, uid: number, ino: number): 'ok' | 'missi
     return 'missing';
   }
   if (stats.isFIFO() && stats.uid === uid && stats.ino === ino) return 'ok';
-  return new RefusedFile(path, `is ${describeFile(stats)} (owner ${stats.uid}, inode ${stats.ino}), not the FIFO sliced made (inode ${ino}); refused`);
+  return new RefusedFile(
+    path,
+    `is ${describeFile(stats)} (owner ${stats.uid}, inode ${stats.ino}), not the FIFO sliced made (inode ${ino}); refused`,
+  );
 }
 
 /** Remove our FIFO; anything else the slice put there is left alone. */
@@ -334,34 +337,39 @@ export class FifoMaker {
     this.wanted = 0;
     const paths = Array.from({ length: count }, () => join(this.stockDir, `f${++this.serial}`));
     const timeout = this.opts.timeoutMs ?? MKFIFO_TIMEOUT_MS;
-    const child = execFile('mkfifo', ['-m', '0600', '--', ...paths], { timeout, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
-      this.child = null;
-      if (this.closed) return;
-      let made = 0;
-      for (const path of paths) {
-        const stats = lstatOrNull(path);
-        if (stats?.isFIFO() && stats.uid === 0) {
-          this.stock.push(path);
-          made++;
-        } else if (stats) unlinkQuietly(path);
-      }
-      if (err) {
-        const why = err.killed ? `killed after ${timeout} ms` : (stderr.trim() || err.message);
-        const message = `cannot make FIFOs in ${this.stockDir} (mkfifo as root: ${why}); trying again in ${RETRY_MS / 1000} s`;
-        if (message !== this.lastProblem) this.opts.problem(message);
-        this.lastProblem = message;
-        this.retry = setTimeout(() => {
-          this.retry = null;
-          this.refill();
-        }, RETRY_MS);
-        this.retry.unref();
-      } else this.lastProblem = null;
-      if (this.short && made > 0) {
-        this.short = false;
-        this.opts.ready();
-      }
-      this.refill();
-    });
+    const child = execFile(
+      'mkfifo',
+      ['-m', '0600', '--', ...paths],
+      { timeout, killSignal: 'SIGKILL', encoding: 'utf8' },
+      (err, _stdout, stderr) => {
+        this.child = null;
+        if (this.closed) return;
+        let made = 0;
+        for (const path of paths) {
+          const stats = lstatOrNull(path);
+          if (stats?.isFIFO() && stats.uid === 0) {
+            this.stock.push(path);
+            made++;
+          } else if (stats) unlinkQuietly(path);
+        }
+        if (err) {
+          const why = err.killed ? `killed after ${timeout} ms` : stderr.trim() || err.message;
+          const message = `cannot make FIFOs in ${this.stockDir} (mkfifo as root: ${why}); trying again in ${RETRY_MS / 1000} s`;
+          if (message !== this.lastProblem) this.opts.problem(message);
+          this.lastProblem = message;
+          this.retry = setTimeout(() => {
+            this.retry = null;
+            this.refill();
+          }, RETRY_MS);
+          this.retry.unref();
+        } else this.lastProblem = null;
+        if (this.short && made > 0) {
+          this.short = false;
+          this.opts.ready();
+        }
+        this.refill();
+      },
+    );
     this.child = child;
   }
 }

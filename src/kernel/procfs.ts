@@ -23,7 +23,12 @@ export function readMounts(procRoot = '/proc'): MountEntry[] {
     const fields = left.split(' ');
     const [fsType, source, superOpts] = right.split(' ');
     if (!fields[4] || !fsType) continue;
-    mounts.push({ mountPoint: unescapeMount(fields[4]), fsType, source: unescapeMount(source ?? ''), superOptions: (superOpts ?? '').split(',') });
+    mounts.push({
+      mountPoint: unescapeMount(fields[4]),
+      fsType,
+      source: unescapeMount(source ?? ''),
+      superOptions: (superOpts ?? '').split(','),
+    });
   }
   return mounts;
 }

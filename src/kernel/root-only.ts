@@ -57,7 +57,8 @@ function rootOnlyProblem(path: string, what: string): { own: boolean; error: Sli
       lstatSync(dir);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { own: true, error: new SlicedError('EPERM', `${what} ${path} cannot be checked: ${(err as Error).message}`) };
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        return { own: true, error: new SlicedError('EPERM', `${what} ${path} cannot be checked: ${(err as Error).message}`) };
       dir = dirname(dir);
       own = false;
     }

@@ -133,6 +133,9 @@ exec "$@"`;
  * cgroup.procs files are given, before its first instruction. Exits with JOIN_FAILED_STATUS
  * when a group is gone (the slice is being deleted).
  */
-export function inGroups(procsFiles: readonly string[], command: readonly string[]): { file: string; args: string[]; env: Record<string, string> } {
+export function inGroups(
+  procsFiles: readonly string[],
+  command: readonly string[],
+): { file: string; args: string[]; env: Record<string, string> } {
   return { file: '/bin/sh', args: ['-c', JOIN_ONLY, 'sliced-join', ...command], env: { SLICED_PROCS: procsFiles.join('\n') } };
 }

@@ -61,7 +61,18 @@ export function parsePasswdLine(line: string): UnixUser | null {
 export function createUser(name: string, comment: string): UnixUser {
   const result = spawnSync(
     'useradd',
-    ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', '--user-group', '--comment', comment, name],
+    [
+      '--system',
+      '--no-create-home',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      '/usr/sbin/nologin',
+      '--user-group',
+      '--comment',
+      comment,
+      name,
+    ],
     { encoding: 'utf8' },
   );
   if (result.error) throw new SlicedError('EIO', `cannot run useradd: ${result.error.message}`);

@@ -12,7 +12,15 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import type { UnixUser } from '../kernel/users.js';
-import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, FifoMaker, RefusedFile, removeDirectory, type OpenedFifo } from '../kernel/fifo.js';
+import {
+  checkFifo,
+  ensureOwnedDirectory,
+  ensureRootDirectory,
+  FifoMaker,
+  RefusedFile,
+  removeDirectory,
+  type OpenedFifo,
+} from '../kernel/fifo.js';
 import { canRead, canWrite, type AccessMode } from './acl.js';
 import { grantKey, grantsBySlice, type Grant } from './catalog.js';
 import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
@@ -161,7 +169,16 @@ export class VsysBroker {
 
   private addSlice(name: string, user: UnixUser): SliceVsys {
     const dir = ensureOwnedDirectory(this.opts.sliceRoot, name, user.uid, user.gid, 0o700);
-    const rec: SliceVsys = { name, uid: user.uid, gid: user.gid, dir, files: new Map(), refused: new Map(), grants: new Map(), channels: new Map() };
+    const rec: SliceVsys = {
+      name,
+      uid: user.uid,
+      gid: user.gid,
+      dir,
+      files: new Map(),
+      refused: new Map(),
+      grants: new Map(),
+      channels: new Map(),
+    };
     this.slices.set(name, rec);
     return rec;
   }
@@ -269,7 +286,11 @@ export class VsysBroker {
   private refuse(rec: SliceVsys, file: string, err: unknown): void {
     const message = err instanceof RefusedFile ? err.message : `${join(rec.dir, file)}: ${(err as Error).message}`;
     if (rec.refused.get(file) !== message) {
-      this.events.record('warn', { slice: rec.name, service: file.replace(/\.(in|out)$/, '') }, `${message}; the slice gets nothing through it until it is removed`);
+      this.events.record(
+        'warn',
+        { slice: rec.name, service: file.replace(/\.(in|out)$/, '') },
+        `${message}; the slice gets nothing through it until it is removed`,
+      );
     }
     rec.refused.set(file, message);
   }
@@ -351,15 +372,30 @@ export class VsysBroker {
       throw new SlicedError('EPERM', `slice ${slice} may not use vsys service ${service}: its ACL does not list the slice`);
     }
     if (input.length > 0 && !canWrite(grant.mode)) {
-      throw new SlicedError('EPERM', `slice ${slice} has only read access (r) to ${service}, so it cannot send input; call it with empty input`);
+      throw new SlicedError(
+        'EPERM',
+        `slice ${slice} has only read access (r) to ${service}, so it cannot send input; call it with empty input`,
+      );
     }
     if (input.length > this.opts.limits.maxInputBytes) {
-      throw new SlicedError('EINVAL', `input of ${input.length} bytes is over the vsys input limit of ${this.opts.limits.maxInputBytes} bytes`);
+      throw new SlicedError(
+        'EINVAL',
+        `input of ${input.length} bytes is over the vsys input limit of ${this.opts.limits.maxInputBytes} bytes`,
+      );
     }
     const visible = canRead(grant.mode);
     const sink = visible ? new BufferSink() : new DiscardSink();
     const release = await this.slots.acquire(slice);
-    const result = await runCall({ grant, slice, input, sink, limits: this.opts.limits, events: this.events, procsFiles: this.source.procsFiles(slice), onExit: release });
+    const result = await runCall({
+      grant,
+      slice,
+      input,
+      sink,
+      limits: this.opts.limits,
+      events: this.events,
+      procsFiles: this.source.procsFiles(slice),
+      onExit: release,
+    });
     const summary = describeCall(result, this.opts.limits);
     this.events.record(callFailed(result) ? 'warn' : 'info', { service, slice }, `${summary} (slicectl vsys call)`, { call: result });
     const output = sink instanceof BufferSink ? Buffer.concat(sink.chunks).toString('base64') : '';

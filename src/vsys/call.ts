@@ -145,7 +145,8 @@ export function describeCall(result: CallResult, limits: VsysLimits): string {
   if (result.inputTooLarge) problems.push(`input over the ${limits.maxInputBytes}-byte limit`);
   if (result.outputTruncated) problems.push(`output cut at the ${limits.maxOutputBytes}-byte limit`);
   if (result.outputDropped > 0) problems.push(`${result.outputDropped} output bytes not read by the slice`);
-  const status = result.signal !== null ? `killed by ${result.signal}` : result.exitCode === null ? 'could not start' : `exit status ${result.exitCode}`;
+  const status =
+    result.signal !== null ? `killed by ${result.signal}` : result.exitCode === null ? 'could not start' : `exit status ${result.exitCode}`;
   return `call ${status}, ${result.bytesIn} bytes in, ${result.bytesOut} out, ${result.durationMs} ms${problems.length ? `; ${problems.join('; ')}` : ''}`;
 }
 

@@ -30,7 +30,12 @@ export class VsysEvents {
     private readonly capacity = 2000,
   ) {}
 
-  record(level: VsysLevel, where: { service?: string | null; slice?: string | null }, message: string, details?: Record<string, unknown>): void {
+  record(
+    level: VsysLevel,
+    where: { service?: string | null; slice?: string | null },
+    message: string,
+    details?: Record<string, unknown>,
+  ): void {
     const event: VsysEvent = { time: new Date().toISOString(), level, service: where.service ?? null, slice: where.slice ?? null, message };
     if (details !== undefined) event.details = details;
     this.log[level]({ vsys: true, service: event.service, slice: event.slice, ...details }, `vsys: ${message}`);

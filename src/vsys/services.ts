@@ -75,8 +75,13 @@ export class ServicesDirectory {
       this.scanDirectory(this.dir, null, found, dirs);
     } catch (err) {
       // Never offer anything from a directory someone else could have written.
-      if (found.length === 0) this.withdrawnBecause = isSlicedError(err) ? err.message : `cannot scan ${this.dir}: ${(err as Error).message}`;
-      this.report(this.dir, 'error', isSlicedError(err) ? `${err.message}; no service is offered` : `cannot scan: ${(err as Error).message}`);
+      if (found.length === 0)
+        this.withdrawnBecause = isSlicedError(err) ? err.message : `cannot scan ${this.dir}: ${(err as Error).message}`;
+      this.report(
+        this.dir,
+        'error',
+        isSlicedError(err) ? `${err.message}; no service is offered` : `cannot scan: ${(err as Error).message}`,
+      );
     }
     // Forget problems that are gone, so they are reported again if they come back.
     this.reported = new Map([...this.reported].filter(([path]) => Boolean(this.seen.get(path))));
@@ -89,7 +94,11 @@ export class ServicesDirectory {
     this.current = found;
     const added = [...after].filter((s) => !before.has(s));
     const removed = [...before].filter((s) => !after.has(s));
-    this.events.record('info', {}, `services: ${found.length} offered${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+    this.events.record(
+      'info',
+      {},
+      `services: ${found.length} offered${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`,
+    );
     this.onChange();
   }
 
@@ -230,7 +239,10 @@ export class ServicesDirectory {
     // The top directory is watched even when it is refused, so fixing it takes effect at once.
     if (!this.watchers.has(this.dir)) {
       try {
-        this.watchers.set(this.dir, watch(this.dir, { persistent: false }, () => this.changed()));
+        this.watchers.set(
+          this.dir,
+          watch(this.dir, { persistent: false }, () => this.changed()),
+        );
       } catch {
         // Missing: the periodic rescan notices when it appears.
       }

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, run, SLICECTL } from '../helpers/daemon.js';
@@ -32,7 +32,19 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
   });
 
   test('create, set, show, list and delete a slice; groups and user follow', async () => {
-    const created = await daemon.cliJson<SliceView>(['slice', 'create', 'web', '--cpu-reservation', '500m', '--cpu-limit', '1.5', '--cpu-shares', '300', '--memory', '256M']);
+    const created = await daemon.cliJson<SliceView>([
+      'slice',
+      'create',
+      'web',
+      '--cpu-reservation',
+      '500m',
+      '--cpu-limit',
+      '1.5',
+      '--cpu-shares',
+      '300',
+      '--memory',
+      '256M',
+    ]);
     assert.equal(created.user, 'sl-web');
     assert.equal(created.cpu.reservation, 500);
     assert.equal(created.cpu.limit, 1500);
@@ -65,7 +77,11 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
   test('a domain caps its members and members move at run time with their processes', async () => {
     assert.equal((await daemon.cli(['domain', 'create', 'batch', '--cpu-reservation', '200m', '--cpu-limit', '600m'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'job1', '--cpu-reservation', '100m'])).code, 0);
-    const sleeper = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'job1', '--', 'sleep', String(30 * SLOW)], { stdio: 'ignore' });
+    const sleeper = spawn(
+      process.execPath,
+      [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'job1', '--', 'sleep', String(30 * SLOW)],
+      { stdio: 'ignore' },
+    );
     let pid = 0;
     for (let i = 0; i < 100 * SLOW && pid === 0; i++) {
       await sleep(50);
@@ -77,7 +93,7 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
     assert.equal(moved.code, 0, moved.stderr);
     assert.deepEqual(groups.existingDirs('job1.slice'), [], 'old group removed from every hierarchy');
     assert.deepEqual(groups.missingFrom('batch.domain/job1.slice', pid), [], 'the process moved with its slice, in every hierarchy');
-    assert.equal(groups.cpuLimit('batch.domain'), 600, 'the domain\'s cap is in the kernel');
+    assert.equal(groups.cpuLimit('batch.domain'), 600, "the domain's cap is in the kernel");
 
     const shown = await daemon.cliJson<DomainView>(['domain', 'show', 'batch']);
     assert.deepEqual(shown.members.slices, ['job1']);
@@ -123,8 +139,16 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
       { args: ['slice', 'create', 'n1', '--cpu-shares', '0'], code: 1, message: /cpu\.shares .*from 1 to 10000/ },
       { args: ['slice', 'create', 'n1', '--cpu-shares', '10001'], code: 1, message: /from 1 to 10000/ },
       { args: ['slice', 'create', 'n1', '--memory', '12Q'], code: 1, message: /memory\.limit "12Q"/ },
-      { args: ['slice', 'create', 'n1', '--cpu-reservation', `${node.cpu.available - kept + 1}m`], code: 1, message: new RegExp(`over-commit at node: reservations would total ${guaranteed + 1}m .* = ${guaranteed}m can be guaranteed`) },
-      { args: ['slice', 'create', 'n1', '--cpu-reservation', '200m', '--cpu-limit', '100m'], code: 1, message: /cpu\.limit 100m is below cpu\.reservation 200m/ },
+      {
+        args: ['slice', 'create', 'n1', '--cpu-reservation', `${node.cpu.available - kept + 1}m`],
+        code: 1,
+        message: new RegExp(`over-commit at node: reservations would total ${guaranteed + 1}m .* = ${guaranteed}m can be guaranteed`),
+      },
+      {
+        args: ['slice', 'create', 'n1', '--cpu-reservation', '200m', '--cpu-limit', '100m'],
+        code: 1,
+        message: /cpu\.limit 100m is below cpu\.reservation 200m/,
+      },
       { args: ['slice', 'create', 'n1', '--domain', 'nodomain'], code: 3, message: /domain "nodomain" does not exist/ },
       { args: ['slice', 'create', 'n1', '--user', 'no-such-user'], code: 3, message: /user no-such-user does not exist/ },
       { args: ['slice', 'create', 'n1', '--user', 'root'], code: 4, message: /uid 0/ },
@@ -134,7 +158,11 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
       { args: ['domain', 'add', 'd1', 'ghost'], code: 3, message: /no slice or domain is named "ghost"/ },
       { args: ['domain', 'add', 'd1', 'keep'], code: 1, message: /over-commit at domain d1/ },
       { args: ['attach', 'keep', String(missing)], code: 3, message: new RegExp(`process ${missing} does not exist`) },
-      { args: ['attach', 'keep', '999999999'], code: 2, message: /pid "999999999" is not a valid pid: it must be a whole number from 1 to 4194304/ },
+      {
+        args: ['attach', 'keep', '999999999'],
+        code: 2,
+        message: /pid "999999999" is not a valid pid: it must be a whole number from 1 to 4194304/,
+      },
       { args: ['attach', 'keep', 'abc'], code: 2, message: /pid "abc" is not a valid pid/ },
       { args: ['attach', 'keep', String(zombie.pid)], code: 3, message: /exited while it was being moved/ },
       { args: ['attach', 'keep', '1'], code: 4, message: /init/ },
@@ -159,7 +187,11 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
     // NUL cannot travel in argv; it arrives through the API.
     await assert.rejects(daemon.api.post('/v1/slices', { name: 'a\u0000b' }), /must not contain NUL/);
 
-    for (const args of [['slice', 'delete', 'keep'], ['domain', 'delete', 'd2'], ['domain', 'delete', 'd1']]) {
+    for (const args of [
+      ['slice', 'delete', 'keep'],
+      ['domain', 'delete', 'd2'],
+      ['domain', 'delete', 'd1'],
+    ]) {
       assert.equal((await daemon.cli(args)).code, 0);
     }
   });
@@ -179,7 +211,8 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
   test('--help documents commands and exit codes', async () => {
     const help = await daemon.cli(['--help']);
     assert.equal(help.code, 0);
-    for (const word of ['slice', 'domain', 'exec', 'attach', 'status', 'Exit status', '--json']) assert.ok(help.stdout.includes(word), word);
+    for (const word of ['slice', 'domain', 'exec', 'attach', 'status', 'Exit status', '--json'])
+      assert.ok(help.stdout.includes(word), word);
   });
 });
 
@@ -187,7 +220,9 @@ describe('slicectl with a real daemon', { skip: skip ?? false }, () => {
 async function makeZombie(): Promise<{ pid: number; release: () => void }> {
   // perl forks a child that exits at once and never reaps it. (Not `sh -c 'true & exec sleep'`:
   // sh sometimes reaps the child before the exec, and the pid is gone.)
-  const parent = spawn('perl', ['-e', '$| = 1; my $pid = fork() // die; if ($pid == 0) { exit 0 } print "$pid\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const parent = spawn('perl', ['-e', '$| = 1; my $pid = fork() // die; if ($pid == 0) { exit 0 } print "$pid\n"; sleep 30'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const pid = await new Promise<number>((r) => parent.stdout!.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
   for (let i = 0; i < 100; i++) {
     const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, freePort, run, SLICED, SLICECTL } from '../helpers/daemon.js';
@@ -18,7 +18,8 @@ if (skip) process.stderr.write(`SKIP e2e/daemon: ${skip}\n`);
 describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
   let groups: KernelGroups;
-  const state = async (): Promise<string> => JSON.stringify([await daemon.cliJson(['slice', 'list']), await daemon.cliJson(['domain', 'list'])]);
+  const state = async (): Promise<string> =>
+    JSON.stringify([await daemon.cliJson(['slice', 'list']), await daemon.cliJson(['domain', 'list'])]);
 
   before(async () => {
     daemon = await TestDaemon.start();
@@ -32,9 +33,16 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
 
   test('restart (SIGTERM) and crash (SIGKILL) keep the state and adopt running processes', async () => {
     assert.equal((await daemon.cli(['domain', 'create', 'grp', '--cpu-reservation', '300m', '--cpu-limit', '800m'])).code, 0);
-    assert.equal((await daemon.cli(['slice', 'create', 'keeper', '--domain', 'grp', '--cpu-reservation', '200m', '--memory', '64M'])).code, 0);
+    assert.equal(
+      (await daemon.cli(['slice', 'create', 'keeper', '--domain', 'grp', '--cpu-reservation', '200m', '--memory', '64M'])).code,
+      0,
+    );
     assert.equal((await daemon.cli(['slice', 'create', 'other', '--cpu-shares', '700'])).code, 0);
-    const worker = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', String(60 * SLOW)], { stdio: 'ignore' });
+    const worker = spawn(
+      process.execPath,
+      [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'keeper', '--', 'sleep', String(60 * SLOW)],
+      { stdio: 'ignore' },
+    );
     const keeper = 'grp.domain/keeper.slice';
     let pid = 0;
     for (let i = 0; i < 200 * SLOW && !pid; i++) {
@@ -71,7 +79,9 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     rmdirSync(groups.dir(groups.primary, 'other.slice'));
     await daemon.launch();
     assert.equal(existsSync(stray), false, 'stray group removed');
-    const exit = await new Promise<string | null>((r) => (lingering.exitCode !== null || lingering.signalCode !== null ? r(lingering.signalCode) : lingering.once('exit', (_c, s) => r(s))));
+    const exit = await new Promise<string | null>((r) =>
+      lingering.exitCode !== null || lingering.signalCode !== null ? r(lingering.signalCode) : lingering.once('exit', (_c, s) => r(s)),
+    );
     assert.ok(exit === 'SIGTERM' || exit === 'SIGKILL', `stray process was stopped (${exit})`);
     assert.ok(groups.exists('other.slice'), 'missing group recreated');
     assert.equal(groups.cpuLimit('other.slice'), null);
@@ -109,7 +119,10 @@ describe('socket permissions and metrics', { skip: skip ?? false }, () => {
   });
 
   test('metrics are served on 127.0.0.1 with per-slice figures', async () => {
-    assert.equal((await daemon.cli(['slice', 'create', 'metered', '--cpu-reservation', '100m', '--cpu-limit', '500m', '--memory', '128M'])).code, 0);
+    assert.equal(
+      (await daemon.cli(['slice', 'create', 'metered', '--cpu-reservation', '100m', '--cpu-limit', '500m', '--memory', '128M'])).code,
+      0,
+    );
     await sleep(1200);
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
     assert.equal(response.status, 200);
@@ -124,7 +137,9 @@ describe('socket permissions and metrics', { skip: skip ?? false }, () => {
       assert.match(text, new RegExp(`^${name}\\{slice="metered",domain=""\\} `, 'm'), name);
     }
     assert.match(text, /^sliced_slice_cpu_limit_millicores\{slice="metered",domain=""\} 500$/m);
-    const listening = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const listening = spawnSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n');
     const localAddresses = listening.map((line) => line.split(/\s+/)[3]);
     assert.deepEqual(localAddresses, [`127.0.0.1:${port}`], 'bound to loopback only');
   });

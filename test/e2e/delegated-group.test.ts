@@ -30,13 +30,19 @@ function v2Reason(): string | null {
     return `needs a pure cgroup v2 host (no ${MOUNT}/cgroup.controllers: this machine mounts cgroup v1 there); runs in the VM: scripts/v2-vm -- node --import tsx --test test/e2e/delegated-group.test.ts`;
   }
   const wanted = ['cpu', 'memory'].filter((c) => !controllers.split(/\s+/).includes(c));
-  return wanted.length === 0 ? null : `needs the ${wanted.join(' and ')} controller in cgroup v2 (${MOUNT}/cgroup.controllers lists: ${controllers.trim() || 'none'})`;
+  return wanted.length === 0
+    ? null
+    : `needs the ${wanted.join(' and ')} controller in cgroup v2 (${MOUNT}/cgroup.controllers lists: ${controllers.trim() || 'none'})`;
 }
 
 const read = (path: string): string => readFileSync(path, 'utf8').trim();
 const words = (path: string): string[] => read(path).split(/\s+/).filter(Boolean);
 const ids = (path: string): number[] => words(path).map(Number);
-const childGroups = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+const childGroups = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 
 /** Groups made by these tests, removed at the end (also on failure). */
 const made: string[] = [];
@@ -90,12 +96,20 @@ function setup(t: TestContext): boolean {
 }
 
 describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', () => {
-  test('a group holding processes sliced did not start (the shell that runs it, that shell\'s sleep): the start is refused naming them, and nothing changes', async (t) => {
+  test("a group holding processes sliced did not start (the shell that runs it, that shell's sleep): the start is refused naming them, and nothing changes", async (t) => {
     if (!setup(t)) return;
     const group = delegatedGroup('-busy');
     const dir = mkdtempSync(join(tmpdir(), 'sliced-sb2-'));
     try {
-      const args = ['--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cgroup-root', `sliced-sb2${process.pid}`, '--no-net'];
+      const args = [
+        '--state-dir',
+        join(dir, 'state'),
+        '--run-dir',
+        join(dir, 'run'),
+        '--cgroup-root',
+        `sliced-sb2${process.pid}`,
+        '--no-net',
+      ];
       // The shell joins the group, starts a sleep there and runs sliced without exec: the
       // group then holds sh, sleep and sliced, as a service started through a wrapper would.
       const script = 'echo $$ > "$0/cgroup.procs" || exit 9; sleep 600 & echo $!; "$@"; exit $?';
@@ -147,18 +161,30 @@ describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', 
       const wanted = ['cpu', 'io', 'memory', 'pids'].filter((c) => before.controllers.includes(c));
       assert.deepEqual(words(join(group, 'cgroup.subtree_control')), wanted, 'the controllers sliced uses, enabled in the group');
       assert.deepEqual(childGroups(group), [daemon.cgroupRoot, 'supervisor'].sort(), 'the root group beside the leaf');
-      const record = JSON.parse(readFileSync(join(daemon.runDir, 'cgroup.json'), 'utf8')) as { managed: string; supervisorMade: boolean; controllersAdded: string[] };
+      const record = JSON.parse(readFileSync(join(daemon.runDir, 'cgroup.json'), 'utf8')) as {
+        managed: string;
+        supervisorMade: boolean;
+        controllersAdded: string[];
+      };
       assert.equal(record.managed, group);
       assert.equal(record.supervisorMade, true);
       assert.deepEqual([...record.controllersAdded].sort(), wanted.filter((c) => !before.subtree.split(/\s+/).includes(c)).sort());
 
       // Slices below work: weights (static mode: cpu.weight = shares), a CPU cap, a memory limit.
-      for (const [name, extra] of [['sb2w', ['--cpu-shares', '300']], ['sb2v', ['--cpu-shares', '100']], ['sb2c', ['--cpu-limit', '300m']], ['sb2m', ['--memory', '64M']]] as const) {
+      for (const [name, extra] of [
+        ['sb2w', ['--cpu-shares', '300']],
+        ['sb2v', ['--cpu-shares', '100']],
+        ['sb2c', ['--cpu-limit', '300m']],
+        ['sb2m', ['--memory', '64M']],
+      ] as const) {
         const created = await daemon.cli(['slice', 'create', name, ...extra]);
         assert.equal(created.code, 0, created.stderr);
       }
       // The control loop writes the weights once a period.
-      await waitFor('cpu.weight 300 and 100', () => read(join(root, 'sb2w.slice', 'cpu.weight')) === '300' && read(join(root, 'sb2v.slice', 'cpu.weight')) === '100');
+      await waitFor(
+        'cpu.weight 300 and 100',
+        () => read(join(root, 'sb2w.slice', 'cpu.weight')) === '300' && read(join(root, 'sb2v.slice', 'cpu.weight')) === '100',
+      );
       assert.equal(read(join(root, 'sb2c.slice', 'cpu.max')), '30000 100000');
       assert.equal(read(join(root, 'sb2m.slice', 'memory.max')), String(64 * 1024 * 1024));
 
@@ -181,7 +207,9 @@ describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', 
       const shared = await measure();
       await weights.stopAll();
       const ratio = shared.get('sb2w')! / shared.get('sb2v')!;
-      t.diagnostic(`cpu.weight 300:100 with ${2 * cpus} burners each: ${shared.get('sb2w')!.toFixed(2)} and ${shared.get('sb2v')!.toFixed(2)} CPUs, ratio ${ratio.toFixed(2)}`);
+      t.diagnostic(
+        `cpu.weight 300:100 with ${2 * cpus} burners each: ${shared.get('sb2w')!.toFixed(2)} and ${shared.get('sb2v')!.toFixed(2)} CPUs, ratio ${ratio.toFixed(2)}`,
+      );
       assert.ok(ratio > 2.4 && ratio < 3.6, `cpu.weight 300:100 gives about 3:1 (measured ${ratio.toFixed(2)})`);
 
       const capped = new Burners(daemon.api);
@@ -193,7 +221,11 @@ describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', 
 
       const hog = await daemon.cli(['exec', '--slice', 'sb2m', '--', 'python3', '-c', "x = b'x' * (256 * 1024 * 1024)"]);
       assert.notEqual(hog.code, 0, 'the 256M allocation does not survive a 64M limit');
-      const events = new Map(read(join(root, 'sb2m.slice', 'memory.events')).split('\n').map((l) => l.split(' ') as [string, string]));
+      const events = new Map(
+        read(join(root, 'sb2m.slice', 'memory.events'))
+          .split('\n')
+          .map((l) => l.split(' ') as [string, string]),
+      );
       assert.ok(Number(events.get('oom_kill')) >= 1, `memory.max: OOM kill counted (${JSON.stringify([...events])})`);
 
       // Stop: the slices keep running, still capped.
@@ -205,7 +237,10 @@ describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', 
       // what systemd < 254 tries at a restart (see README, sliced under systemd).
       const newcomer = spawn('sleep', ['600'], { stdio: 'ignore' });
       started.push(newcomer.pid!);
-      assert.throws(() => writeFileSync(join(group, 'cgroup.procs'), String(newcomer.pid)), (err: NodeJS.ErrnoException) => err.code === 'EBUSY');
+      assert.throws(
+        () => writeFileSync(join(group, 'cgroup.procs'), String(newcomer.pid)),
+        (err: NodeJS.ErrnoException) => err.code === 'EBUSY',
+      );
       newcomer.kill('SIGKILL');
 
       // Restart in the leaf (systemd >= 254 with DelegateSubgroup=supervisor does so): the
@@ -220,7 +255,11 @@ describe('sliced in a delegated cgroup v2 group (systemd Delegate=yes layout)', 
       const adopted = await daemon.cliJson<{ live?: { procs?: number } }>(['slice', 'show', 'sb2c']);
       assert.ok((adopted.live?.procs ?? 0) >= cpus, `the restarted daemon sees the slice's processes: ${JSON.stringify(adopted.live)}`);
       assert.equal(read(join(root, 'sb2c.slice', 'cpu.max')), '30000 100000');
-      assert.deepEqual(JSON.parse(readFileSync(join(daemon.runDir, 'cgroup.json'), 'utf8')), record, 'the record still says sliced made the leaf');
+      assert.deepEqual(
+        JSON.parse(readFileSync(join(daemon.runDir, 'cgroup.json'), 'utf8')),
+        record,
+        'the record still says sliced made the leaf',
+      );
       await capped.stopAll();
 
       // --cleanup, run from the test's own group (not the daemon's), finds the group through

@@ -36,7 +36,11 @@ function exitTable(anchor: RegExp): Map<number, string> {
 function helpStatuses(help: string): number[] {
   const start = help.indexOf('Exit status:');
   assert.ok(start >= 0, `--help has no "Exit status:" sentence:\n${help}`);
-  const sentence = help.slice(start + 'Exit status:'.length).split(/\.\s*\n/)[0]!.replace(/\s+/g, ' ').trim();
+  const sentence = help
+    .slice(start + 'Exit status:'.length)
+    .split(/\.\s*\n/)[0]!
+    .replace(/\s+/g, ' ')
+    .trim();
   return [...sentence.matchAll(/(?:^|, )(\d+) /g)].map((m) => Number(m[1]));
 }
 
@@ -49,11 +53,19 @@ interface Case {
 /** Runs every case of every documented status, after checking each status has cases. */
 async function check(tool: string, documented: Map<number, string>, cases: Map<number, Case[]>): Promise<void> {
   const sorted = (keys: Iterable<number>) => [...keys].sort((a, b) => a - b);
-  assert.deepEqual(sorted(cases.keys()), sorted(documented.keys()), `${tool}: README documents statuses ${[...documented.keys()]}, this test triggers ${[...cases.keys()]}`);
+  assert.deepEqual(
+    sorted(cases.keys()),
+    sorted(documented.keys()),
+    `${tool}: README documents statuses ${[...documented.keys()]}, this test triggers ${[...cases.keys()]}`,
+  );
   for (const [status, meaning] of documented) {
     for (const c of cases.get(status)!) {
       const result = await c.result();
-      assert.equal(result.code, status, `${tool} ${c.what} (README: ${status} = ${meaning}): exit ${result.code}, stderr: ${result.stderr}`);
+      assert.equal(
+        result.code,
+        status,
+        `${tool} ${c.what} (README: ${status} = ${meaning}): exit ${result.code}, stderr: ${result.stderr}`,
+      );
       assert.match(result.stderr + result.stdout, c.message, `${tool} ${c.what}`);
     }
   }
@@ -86,34 +98,64 @@ describe('exit statuses as README documents them', { skip: skip ?? false }, () =
     const ctl = (args: string[], options = {}) => ({ what: args.join(' '), result: () => daemon.cli(args, options) });
     try {
       const refusedForAnyone: Case[] = [{ ...ctl(['attach', 'mxexit', '1']), message: /process 1 \(init\) cannot be attached/ }];
-      if (kthread !== null) refusedForAnyone.push({ ...ctl(['attach', 'mxexit', String(kthread)]), message: /is a kernel thread and cannot be attached/ });
+      if (kthread !== null)
+        refusedForAnyone.push({ ...ctl(['attach', 'mxexit', String(kthread)]), message: /is a kernel thread and cannot be attached/ });
       else process.stderr.write('SKIP attach of a kernel thread: none is visible here (a PID namespace)\n');
-      if (foreign !== null) refusedForAnyone.push({ ...ctl(['attach', 'mxexit', String(foreign.pid)]), message: /is accounted in memory cgroup .* which does not contain sliced's groups/ });
+      if (foreign !== null)
+        refusedForAnyone.push({
+          ...ctl(['attach', 'mxexit', String(foreign.pid)]),
+          message: /is accounted in memory cgroup .* which does not contain sliced's groups/,
+        });
       else process.stderr.write('SKIP attach from another memory cgroup: no memory controller\n');
 
-      await check('slicectl', documented, new Map<number, Case[]>([
-        [0, [{ ...ctl(['slice', 'show', 'mxexit']), message: /CPU reservation:\s+100m/ }]],
-        [1, [
-          { ...ctl(['slice', 'create', 'mxexit']), message: /slice mxexit already exists/ },
-          { ...ctl(['slice', 'create', 'mxexit2', '--cpu-reservation', '50']), message: /over-commit at node/ },
-          { ...ctl(['slice', 'set', 'mxexit', '--cpu-shares', '0']), message: /cpu\.shares "0" must be a whole number from 1 to 10000/ },
-        ]],
-        [2, [
-          { ...ctl(['--bogus']), message: /unknown option '--bogus'/ },
-          { ...ctl(['slice', 'create']), message: /missing required argument 'name'/ },
-          { ...ctl(['attach', 'mxexit', '99999999']), message: /pid "99999999" is not a valid pid: it must be a whole number from 1 to 4194304/ },
-        ]],
-        [3, [
-          { ...ctl(['slice', 'show', 'mxnope']), message: /slice "mxnope" does not exist/ },
-          { ...ctl(['attach', 'mxexit', String(missing)]), message: new RegExp(`process ${missing} does not exist`) },
-          { ...ctl(['placement', String(missing)]), message: new RegExp(`process ${missing} does not exist`) },
-        ]],
-        [4, [
-          { ...ctl(['slice', 'create', 'mxexit3'], asSlice), message: /permission denied on .*sliced\.sock/ },
-          ...refusedForAnyone,
-        ]],
-        [5, [{ what: '--socket <nothing>', result: () => run(process.execPath, [SLICECTL, '--socket', `${daemon.dir}/nothing.sock`, 'slice', 'list']), message: /sliced is not running/ }]],
-      ]));
+      await check(
+        'slicectl',
+        documented,
+        new Map<number, Case[]>([
+          [0, [{ ...ctl(['slice', 'show', 'mxexit']), message: /CPU reservation:\s+100m/ }]],
+          [
+            1,
+            [
+              { ...ctl(['slice', 'create', 'mxexit']), message: /slice mxexit already exists/ },
+              { ...ctl(['slice', 'create', 'mxexit2', '--cpu-reservation', '50']), message: /over-commit at node/ },
+              {
+                ...ctl(['slice', 'set', 'mxexit', '--cpu-shares', '0']),
+                message: /cpu\.shares "0" must be a whole number from 1 to 10000/,
+              },
+            ],
+          ],
+          [
+            2,
+            [
+              { ...ctl(['--bogus']), message: /unknown option '--bogus'/ },
+              { ...ctl(['slice', 'create']), message: /missing required argument 'name'/ },
+              {
+                ...ctl(['attach', 'mxexit', '99999999']),
+                message: /pid "99999999" is not a valid pid: it must be a whole number from 1 to 4194304/,
+              },
+            ],
+          ],
+          [
+            3,
+            [
+              { ...ctl(['slice', 'show', 'mxnope']), message: /slice "mxnope" does not exist/ },
+              { ...ctl(['attach', 'mxexit', String(missing)]), message: new RegExp(`process ${missing} does not exist`) },
+              { ...ctl(['placement', String(missing)]), message: new RegExp(`process ${missing} does not exist`) },
+            ],
+          ],
+          [4, [{ ...ctl(['slice', 'create', 'mxexit3'], asSlice), message: /permission denied on .*sliced\.sock/ }, ...refusedForAnyone]],
+          [
+            5,
+            [
+              {
+                what: '--socket <nothing>',
+                result: () => run(process.execPath, [SLICECTL, '--socket', `${daemon.dir}/nothing.sock`, 'slice', 'list']),
+                message: /sliced is not running/,
+              },
+            ],
+          ],
+        ]),
+      );
     } finally {
       await foreign?.release();
     }
@@ -125,7 +167,7 @@ describe('exit statuses as README documents them', { skip: skip ?? false }, () =
     assert.equal(Number(documentedAttach[1]), 4);
   });
 
-  test('slicectl exec: the command\'s own status, 128+N for signal N', async () => {
+  test("slicectl exec: the command's own status, 128+N for signal N", async () => {
     assert.match(README, /`exec` returns the command's own status instead \(128\+N when it died of signal N\)/);
     assert.equal((await daemon.cli(['exec', '--slice', 'mxexit', '--', 'sh', '-c', 'exit 7'])).code, 7);
     assert.equal((await daemon.cli(['exec', '--slice', 'mxexit', '--', 'sh', '-c', 'kill -TERM $$'])).code, 128 + 15);
@@ -138,22 +180,39 @@ describe('exit statuses as README documents them', { skip: skip ?? false }, () =
     assert.deepEqual(helpStatuses(help.stdout), [...documented.keys()], 'sliced --help and README list the same statuses');
     // Every sliced run below names the test daemon's own directories and groups: whatever
     // happens, it can never touch a production instance.
-    const sliced = (extra: string[]) => ({ what: extra.join(' '), result: () => run(process.execPath, [SLICED, ...daemon.args, ...extra]) });
+    const sliced = (extra: string[]) => ({
+      what: extra.join(' '),
+      result: () => run(process.execPath, [SLICED, ...daemon.args, ...extra]),
+    });
     const second = await TestDaemon.start();
     try {
-      await check('sliced', documented, new Map<number, Case[]>([
-      [0, [
-        { ...sliced(['--help']), message: /Usage: sliced/ },
-        { what: 'SIGTERM', result: async () => ({ code: (await second.stop('SIGTERM')) ?? -1, stdout: '', stderr: second.log }), message: /stopping/ },
-        { what: '--cleanup', result: () => run(process.execPath, [SLICED, ...second.args, '--cleanup']), message: /^/ },
-      ]],
-      [1, [{ ...sliced([]), message: /sliced: another sliced is already serving .*sliced\.sock/ }]],
-      [2, [
-        { ...sliced(['--bogus']), message: /unknown option '--bogus'/ },
-        { ...sliced(['--period', 'abc']), message: /"abc" is not a whole number/ },
-        { ...sliced(['--period', '50']), message: /controlPeriodMs/ },
-      ]],
-      ]));
+      await check(
+        'sliced',
+        documented,
+        new Map<number, Case[]>([
+          [
+            0,
+            [
+              { ...sliced(['--help']), message: /Usage: sliced/ },
+              {
+                what: 'SIGTERM',
+                result: async () => ({ code: (await second.stop('SIGTERM')) ?? -1, stdout: '', stderr: second.log }),
+                message: /stopping/,
+              },
+              { what: '--cleanup', result: () => run(process.execPath, [SLICED, ...second.args, '--cleanup']), message: /^/ },
+            ],
+          ],
+          [1, [{ ...sliced([]), message: /sliced: another sliced is already serving .*sliced\.sock/ }]],
+          [
+            2,
+            [
+              { ...sliced(['--bogus']), message: /unknown option '--bogus'/ },
+              { ...sliced(['--period', 'abc']), message: /"abc" is not a whole number/ },
+              { ...sliced(['--period', '50']), message: /controlPeriodMs/ },
+            ],
+          ],
+        ]),
+      );
     } finally {
       await second.destroy();
     }

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,9 @@ if (skip) process.stderr.write(`SKIP e2e/framework: ${skip}\n`);
 
 function fuseSkipReason(): string | null {
   if (!existsSync('/dev/fuse')) return 'needs /dev/fuse';
-  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], { cwd: ROOT });
+  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], {
+    cwd: ROOT,
+  });
   if (probe.status !== 0) return 'needs the optional npm package @cocalc/fuse-native (Debian packages fuse3, libfuse-dev)';
   if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) return 'needs fusermount (Debian package fuse3)';
   return null;
@@ -84,7 +86,10 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     const dump = await ok(['dump']);
     assert.match(dump, /slice_usage:\s+probe_period: 1000/);
     assert.match(dump, /slice_usage: -> \/probes\/slice_usage\/usage/);
-    await waitFor('the entitlement policy to be activated', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations >= 2);
+    await waitFor(
+      'the entitlement policy to be activated',
+      async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations >= 2,
+    );
   });
 
   test('setting up a scheduler, as on the slides', async () => {
@@ -143,7 +148,11 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await refused(['rmdir', `${POLICY}/node_load`], 4, /goes away only with it/);
     await refused(['mkdir', '/schedulers/../etc'], 1, /must not contain "\." or "\.\." components/);
     await refused(['mkdir', `${SCHED}/process_set/single_processes/4000000`], 3, /process 4000000 does not exist/);
-    await refused(['mkdir', `${SCHED}/process_set/single_processes/999999999`], 1, /is not a pid: must be a whole number from 1 to 4194304/);
+    await refused(
+      ['mkdir', `${SCHED}/process_set/single_processes/999999999`],
+      1,
+      /is not a pid: must be a whole number from 1 to 4194304/,
+    );
     await ok(['rmdir', '/schedulers/typed/echo_policy', '/schedulers/typed']);
   });
 
@@ -152,9 +161,15 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await ok(['rmdir', `${POLICY}/node_load/remote_cache/threshold`]);
     await ok(['ln', '/probes/cpu/node_load', `${POLICY}/node_load/remote_cache/cpu_load`]);
     const before = JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations as number;
-    await waitFor('remote_cache to receive from the probe directly', async () => (await ctl(['cat', `${POLICY}/node_load/remote_cache/collected_value`])).stdout.trim() !== '');
+    await waitFor(
+      'remote_cache to receive from the probe directly',
+      async () => (await ctl(['cat', `${POLICY}/node_load/remote_cache/collected_value`])).stdout.trim() !== '',
+    );
     // The rest of the tree kept running and kept its state: the controller's count goes on from where it was.
-    await waitFor('the control loop to go on counting', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > before);
+    await waitFor(
+      'the control loop to go on counting',
+      async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > before,
+    );
   });
 
   test('dump and apply: a round trip, a dry run, and a bad document that changes nothing', async () => {
@@ -194,8 +209,13 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await ok(['rm', `${POLICY}/node_load/remote_cache/cpu_load`, `${POLICY}/process_load/cpu_load`]);
     await ok(['rmdir', `${POLICY}/node_load/remote_cache`, POLICY]);
     await ok(['mkdir', `${SCHED}/least_loaded`]);
-    const place = async (): Promise<{ scheduler: string; node: string }> => JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
-    assert.deepEqual(await place(), { scheduler: 'CPU_LB', node: NODE, refused: null }, 'knowing no loads, least_loaded has only this node');
+    const place = async (): Promise<{ scheduler: string; node: string }> =>
+      JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
+    assert.deepEqual(
+      await place(),
+      { scheduler: 'CPU_LB', node: NODE, refused: null },
+      'knowing no loads, least_loaded has only this node',
+    );
 
     // Two other nodes of the cluster, as remote_cache finds them in the store: one idle, one
     // far busier than this node can be. least_loaded must pick the idle one (neither this
@@ -208,13 +228,20 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     const store = await EmbeddedStore.open(daemon.stateDir);
     try {
       const loads = { 'ta-busy': unreachable, 'ta-idle': 0 };
-      await store.txn(Object.entries(loads).map(([node, load]) => ({ type: 'put' as const, key: `values/${node}${cache}`, value: JSON.stringify({ labels: [], data: [load], at: Date.now() }) })));
+      await store.txn(
+        Object.entries(loads).map(([node, load]) => ({
+          type: 'put' as const,
+          key: `values/${node}${cache}`,
+          value: JSON.stringify({ labels: [], data: [load], at: Date.now() }),
+        })),
+      );
     } finally {
       await store.close();
     }
     await daemon.launch();
-    const rows = async (): Promise<string[]> => (await ok(['cat', `${SCHED}/least_loaded/node_load/collected_value`])).trim().split('\n').filter(Boolean);
-    await waitFor('the other nodes\' loads to reach least_loaded', async () => (await rows()).length === 3);
+    const rows = async (): Promise<string[]> =>
+      (await ok(['cat', `${SCHED}/least_loaded/node_load/collected_value`])).trim().split('\n').filter(Boolean);
+    await waitFor("the other nodes' loads to reach least_loaded", async () => (await rows()).length === 3);
     const seen = await rows();
     assert.deepEqual(seen.map((row) => row.split(' ')[0]).sort(), ['ta-busy', 'ta-idle', NODE].sort(), seen.join('; '));
     assert.deepEqual(await place(), { scheduler: 'CPU_LB', node: 'ta-idle', refused: null }, `the least loaded of ${seen.join('; ')}`);
@@ -229,7 +256,10 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await ok(['write', '/schedulers/swap_avoidance/swap_avoidance/high', '0']);
     await ok(['ln', '/probes/psi/memory', '/schedulers/swap_avoidance/swap_avoidance/memory_pressure/psi']);
     await ok(['mkdir', `/schedulers/swap_avoidance/process_set/single_processes/${sleeper.pid}`]);
-    await waitFor('swap_avoidance to see the pressure', async () => JSON.parse(await ok(['cat', '/schedulers/swap_avoidance/swap_avoidance/status'])).underPressure === true);
+    await waitFor(
+      'swap_avoidance to see the pressure',
+      async () => JSON.parse(await ok(['cat', '/schedulers/swap_avoidance/swap_avoidance/status'])).underPressure === true,
+    );
     const answer = JSON.parse(await ok(['--json', 'placement', String(sleeper.pid)]));
     assert.equal(answer.scheduler, 'swap_avoidance', 'attached last, asked first');
     assert.match(answer.refused, /memory pressure/);
@@ -244,7 +274,12 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     assert.equal((await ctl(['exec', '--slice', 'fw3a', '--', 'true'])).code, 0);
     // The swap_avoidance froze nothing that was not busy, and thaws what it froze when removed.
     await ok(['rm', '/schedulers/swap_avoidance/swap_avoidance/memory_pressure/psi']);
-    await ok(['rmdir', '/schedulers/swap_avoidance/swap_avoidance', `/schedulers/swap_avoidance/process_set/single_processes/${sleeper.pid}`, '/schedulers/swap_avoidance']);
+    await ok([
+      'rmdir',
+      '/schedulers/swap_avoidance/swap_avoidance',
+      `/schedulers/swap_avoidance/process_set/single_processes/${sleeper.pid}`,
+      '/schedulers/swap_avoidance',
+    ]);
   });
 
   test('rewiring the control loop: unlinking its source stops it, relinking resumes it', async () => {
@@ -253,7 +288,10 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
     await sleep(1500);
     assert.equal(JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations, stopped);
     await ok(['ln', '/probes/slice_usage/usage', '/schedulers/cpu/entitlement/usage/slice_usage']);
-    await waitFor('the loop to resume', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > stopped);
+    await waitFor(
+      'the loop to resume',
+      async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > stopped,
+    );
   });
 
   test('a slice user reads its own /slices/<name> and nothing else', async () => {
@@ -286,13 +324,21 @@ describe('component plugins', { skip: skip ?? false }, () => {
     const daemon = await TestDaemon.start(['--plugin-dir', plugins, '--plugin-dir', unsafe]);
     try {
       const ctl = (args: string[]) => daemon.cli(args);
-      for (const args of [['mkdir', '/probes/cpu'], ['mkdir', '/schedulers/p'], ['mkdir', '/schedulers/p/echo_policy'], ['mkdir', '/schedulers/p/echo_policy/node_load/clamp']]) {
+      for (const args of [
+        ['mkdir', '/probes/cpu'],
+        ['mkdir', '/schedulers/p'],
+        ['mkdir', '/schedulers/p/echo_policy'],
+        ['mkdir', '/schedulers/p/echo_policy/node_load/clamp'],
+      ]) {
         const r = await ctl(args);
         assert.equal(r.code, 0, r.stderr);
       }
       assert.equal((await ctl(['write', '/schedulers/p/echo_policy/node_load/clamp/max', '7'])).code, 0);
       assert.equal((await ctl(['ln', '/probes/cpu/node_load', '/schedulers/p/echo_policy/node_load/clamp/l'])).code, 0);
-      await waitFor('a clamped value', async () => (await ctl(['cat', '/schedulers/p/echo_policy/node_load/collected_value'])).stdout.trim() !== '');
+      await waitFor(
+        'a clamped value',
+        async () => (await ctl(['cat', '/schedulers/p/echo_policy/node_load/collected_value'])).stdout.trim() !== '',
+      );
       assert.ok(Number((await ctl(['cat', '/schedulers/p/echo_policy/node_load/collected_value'])).stdout) <= 7);
       const r = await ctl(['mkdir', '/schedulers/p/echo_policy/process_load/unsafe_clamp']);
       assert.equal(r.code, 4);
@@ -387,7 +433,9 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
     }
     assert.equal(lines[5], `${mnt}/probes/cpu/node_load`);
 
-    const badWrite = sh(`echo banana > $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold; echo "rc=$?"; cat $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold`);
+    const badWrite = sh(
+      `echo banana > $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold; echo "rc=$?"; cat $SROOT/schedulers/CPU_LB/mosix_load_balancer/node_load/remote_cache/threshold/threshold`,
+    );
     assert.match(badWrite.stderr, /write error: Invalid argument/);
     assert.match(badWrite.stdout, /rc=1\n500\n/);
 
@@ -483,7 +531,10 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
     await ok(['ln', '/probes/cpu/cpu_load', '/schedulers/lb/mosix_load_balancer/node_load/cpus']);
     await ok(['ln', '/probes/cpu/process_load', '/schedulers/lb/mosix_load_balancer/process_load/procs']);
     for (const b of burners) await ok(['mkdir', `/schedulers/lb/process_set/single_processes/${b.pid}`]);
-    const affinity = (pid: number): string => spawnSync('taskset', ['--cpu-list', '--pid', String(pid)], { encoding: 'utf8' }).stdout.trim().split(': ')[1] ?? '';
+    const affinity = (pid: number): string =>
+      spawnSync('taskset', ['--cpu-list', '--pid', String(pid)], { encoding: 'utf8' })
+        .stdout.trim()
+        .split(': ')[1] ?? '';
     const waitStart = busyNs();
     const waitStartMs = Date.now();
     try {
@@ -493,7 +544,9 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
       // rightly counts. The precondition broke during the test; that is not a failure.
       const others = (busyNs() - waitStart) / 1e6 / ((Date.now() - waitStartMs) / 1000);
       if (others > 300) {
-        process.stderr.write(`SKIP ${t.name}: CPU 1 became busy with other work during the test (${Math.round(others)}m); the scenario needs it idle\n`);
+        process.stderr.write(
+          `SKIP ${t.name}: CPU 1 became busy with other work during the test (${Math.round(others)}m); the scenario needs it idle\n`,
+        );
         t.skip(`CPU 1 became busy with other work (${Math.round(others)}m)`);
         return;
       }
@@ -535,8 +588,36 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
 
   test('hostile tree operations through the API never take the daemon down', async () => {
     const random = prng(fuzzSeed('hostile tree operations'));
-    const names = ['..', '.', '', 'a/b', 'x\u0000y', 'é', 'threshold', 'cpu', 'echo_policy', 'remote_cache', 'process_set', 'x'.repeat(300), '12345', 'slices', '-1'];
-    const paths = ['/', '/probes', '/schedulers', '/schedulers/f', '/schedulers/f/echo_policy', '/schedulers/f/echo_policy/node_load', '/probes/cpu', '/slices', '/nodes', 'relative', '/schedulers/f/process_set/single_processes'];
+    const names = [
+      '..',
+      '.',
+      '',
+      'a/b',
+      'x\u0000y',
+      'é',
+      'threshold',
+      'cpu',
+      'echo_policy',
+      'remote_cache',
+      'process_set',
+      'x'.repeat(300),
+      '12345',
+      'slices',
+      '-1',
+    ];
+    const paths = [
+      '/',
+      '/probes',
+      '/schedulers',
+      '/schedulers/f',
+      '/schedulers/f/echo_policy',
+      '/schedulers/f/echo_policy/node_load',
+      '/probes/cpu',
+      '/slices',
+      '/nodes',
+      'relative',
+      '/schedulers/f/process_set/single_processes',
+    ];
     const pick = <T>(list: T[]): T => list[Math.floor(random() * list.length)]!;
     const codes = new Set<string>();
     for (let i = 0; i < 400; i++) {
@@ -544,13 +625,21 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
       const op = pick(['mkdir', 'rmdir', 'write', 'ln', 'rm', 'cat', 'ls']);
       try {
         if (op === 'cat' || op === 'ls') await daemon.api.get(`/v1/tree/${op}?path=${encodeURIComponent(path)}`);
-        else if (op === 'write') await daemon.api.post('/v1/tree/write', { path, value: pick(['1', '-5', 'banana', '\u0000', '9'.repeat(400), '']) });
-        else if (op === 'ln') await daemon.api.post('/v1/tree/ln', { target: pick(['/probes/cpu/node_load', '/probes/cpu/process_load', '/etc/passwd', path]), path });
+        else if (op === 'write')
+          await daemon.api.post('/v1/tree/write', { path, value: pick(['1', '-5', 'banana', '\u0000', '9'.repeat(400), '']) });
+        else if (op === 'ln')
+          await daemon.api.post('/v1/tree/ln', {
+            target: pick(['/probes/cpu/node_load', '/probes/cpu/process_load', '/etc/passwd', path]),
+            path,
+          });
         else await daemon.api.post(`/v1/tree/${op}`, { path });
       } catch (err) {
         const code = (err as { code?: string }).code ?? 'none';
         codes.add(code);
-        assert.ok(['EINVAL', 'ENOENT', 'EEXIST', 'EPERM', 'EBUSY', 'ENOTEMPTY', 'ESRCH', 'ENOTDIR', 'EISDIR', 'ELOOP'].includes(code), `unexpected refusal ${code}: ${(err as Error).message}`);
+        assert.ok(
+          ['EINVAL', 'ENOENT', 'EEXIST', 'EPERM', 'EBUSY', 'ENOTEMPTY', 'ESRCH', 'ENOTDIR', 'EISDIR', 'ELOOP'].includes(code),
+          `unexpected refusal ${code}: ${(err as Error).message}`,
+        );
         assert.ok((err as Error).message.length > 10, 'every refusal says why');
       }
     }
@@ -565,7 +654,8 @@ describe('policies acting on the kernel', { skip: skip ?? false }, () => {
     if (!/already matches/.test(first.stdout)) {
       const steps = first.stdout.split('\n').filter((line) => line.startsWith('  '));
       assert.ok(steps.length > 0, first.stdout);
-      for (const step of steps) assert.match(step, /^ {2}rmdir \/schedulers\/[^/]+\/process_set\/(single_processes|process_sessions)\/\d+$/);
+      for (const step of steps)
+        assert.match(step, /^ {2}rmdir \/schedulers\/[^/]+\/process_set\/(single_processes|process_sessions)\/\d+$/);
     }
     const again = await daemon.cli(['apply', '-'], { input: await ok(['dump']) });
     assert.equal(again.code, 0, again.stderr);

@@ -35,10 +35,7 @@ import type { IoDeviceView } from '../../src/daemon/io-api.js';
 
 const MiB = 1024 * 1024;
 const skip =
-  kernelSkipReason() ??
-  commandSkipReason('losetup', 'mount') ??
-  commandSkipReason('python3', 'python3') ??
-  ioControllerSkipReason();
+  kernelSkipReason() ?? commandSkipReason('losetup', 'mount') ?? commandSkipReason('python3', 'python3') ?? ioControllerSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/io: ${skip}\n`);
 
 /** bytes and seconds from dd's summary line ("41943040 bytes (42 MB, 40 MiB) copied, 4.0 s, 10.5 MB/s"). */
@@ -110,7 +107,8 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
 
   after(async () => {
     try {
-      for (const device of [loop, plain]) if (device && schedulersBefore.has(device.path)) setScheduler(device, schedulersBefore.get(device.path)!);
+      for (const device of [loop, plain])
+        if (device && schedulersBefore.has(device.path)) setScheduler(device, schedulersBefore.get(device.path)!);
       await daemon?.destroy();
     } finally {
       plain?.destroy();
@@ -135,7 +133,23 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
    * slow read kills it before it prints its summary (seen with a starved reader).
    */
   const reader = (slice: string, seconds: number, skipBlocks: number, bs = '4k') =>
-    daemon.cli(['exec', '--slice', slice, '--', 'timeout', '--foreground', '-s', 'INT', String(seconds), 'dd', `if=${loop.path}`, 'of=/dev/null', `bs=${bs}`, 'iflag=direct', `skip=${skipBlocks}`]);
+    daemon.cli([
+      'exec',
+      '--slice',
+      slice,
+      '--',
+      'timeout',
+      '--foreground',
+      '-s',
+      'INT',
+      String(seconds),
+      'dd',
+      `if=${loop.path}`,
+      'of=/dev/null',
+      `bs=${bs}`,
+      'iflag=direct',
+      `skip=${skipBlocks}`,
+    ]);
 
   test('slicectl io enable-bfq refuses what is not a block device, and a device that offers no bfq', async () => {
     const refused = await daemon.cli(['io', 'enable-bfq', '/etc/passwd']);
@@ -146,7 +160,10 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
       const withoutBfq = await daemon.cli(['io', 'enable-bfq', loop.path]);
       assert.equal(withoutBfq.code, 1);
       // It tried loading the module, and says what came of it (modprobe may not even exist).
-      assert.ok(withoutBfq.stderr.includes(`offers the schedulers ${offered}, not bfq; loading the bfq module failed: `), withoutBfq.stderr);
+      assert.ok(
+        withoutBfq.stderr.includes(`offers the schedulers ${offered}, not bfq; loading the bfq module failed: `),
+        withoutBfq.stderr,
+      );
       assert.equal(readScheduler(loop.device).active, 'none', 'the refused device keeps its scheduler');
     }
   });
@@ -168,7 +185,10 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     assert.equal(created.code, 0, created.stderr);
     const nodeWide = `io.weight has no effect on any block device of this node, only caps apply: the kernel offers only the I/O schedulers `;
     assert.ok(created.stderr.includes(`warning: ${nodeWide}`), created.stderr);
-    assert.match(created.stderr, /bfq is not built in and (loading its module failed \(.+\)|its module is not loaded; slicectl io enable-bfq DEV tries to load it)/);
+    assert.match(
+      created.stderr,
+      /bfq is not built in and (loading its module failed \(.+\)|its module is not loaded; slicectl io enable-bfq DEV tries to load it)/,
+    );
     // The weight is stored (the API's view and the text), and the kernel has no file for it.
     const view = await show('k4weight');
     assert.equal(view.io.weight, 500);
@@ -180,10 +200,21 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     // Each device says why, naming the schedulers offered.
     const devices = await daemon.cliJson<IoDeviceView[]>(['io', 'devices']);
     const entry = devices.find((d) => d.device === loop.device);
-    assert.ok(entry?.weightNoEffect?.startsWith(`it uses the none I/O scheduler, not bfq, and the kernel offers only ${offered} there: bfq is not built in and`), JSON.stringify(entry));
+    assert.ok(
+      entry?.weightNoEffect?.startsWith(
+        `it uses the none I/O scheduler, not bfq, and the kernel offers only ${offered} there: bfq is not built in and`,
+      ),
+      JSON.stringify(entry),
+    );
     const table = (await daemon.cli(['io', 'devices'])).stdout;
     assert.match(table, new RegExp(`^${basename(loop.path)}\\s+${loop.device}\\s+none\\s+.*\\bno effect$`, 'm'));
-    assert.match(table, new RegExp(`^io\\.weight has no effect on .*\\b${basename(loop.path)}\\b.*: it uses the none I/O scheduler, not bfq, and the kernel offers only`, 'm'));
+    assert.match(
+      table,
+      new RegExp(
+        `^io\\.weight has no effect on .*\\b${basename(loop.path)}\\b.*: it uses the none I/O scheduler, not bfq, and the kernel offers only`,
+        'm',
+      ),
+    );
     if (noBfq !== null) {
       process.stderr.write(`k4: the weight stays stored; BFQ cannot be loaded here: ${noBfq}\n`);
     } else {
@@ -193,7 +224,9 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
       for (let i = 0; i < 100 && (weight = readBfqWeight(io, 'k4weight.slice')) !== 50; i++) await sleep(200);
       assert.equal(weight, 50, 'io.weight 500 reached BFQ as 50 once the module was loaded');
       const after = await show('k4weight');
-      assert.deepEqual(after.io.weightNoEffect, ['io.weight has no effect on any block device of this node, only caps apply: no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one']);
+      assert.deepEqual(after.io.weightNoEffect, [
+        'io.weight has no effect on any block device of this node, only caps apply: no device uses the bfq I/O scheduler; slicectl io enable-bfq DEV switches one',
+      ]);
     }
     await daemon.cli(['slice', 'delete', 'k4weight']);
   });
@@ -214,7 +247,18 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     const created = await daemon.cli(['slice', 'create', 'i6cap', '--io-max', `${loop.path}:rbps=10M`]);
     assert.equal(created.code, 0, created.stderr);
     assert.equal(caps('i6cap.slice'), `rbps=${10 * MiB}`);
-    const result = await daemon.cli(['exec', '--slice', 'i6cap', '--', 'dd', `if=${loop.path}`, 'of=/dev/null', 'bs=1M', 'count=40', 'iflag=direct']);
+    const result = await daemon.cli([
+      'exec',
+      '--slice',
+      'i6cap',
+      '--',
+      'dd',
+      `if=${loop.path}`,
+      'of=/dev/null',
+      'bs=1M',
+      'count=40',
+      'iflag=direct',
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const { bytes, seconds } = ddSummary(result.stderr);
     const rate = bytes / seconds / MiB;
@@ -239,7 +283,7 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
    * keep both groups backlogged. Two windows with the weights swapped between the slices
    * cancel whatever favours one slice regardless of its weight (start order, position).
    */
-  test('k4: the heavier io.weight gets clearly more of a busy disk, with BFQ\'s defaults (weights swapped halfway)', async (t) => {
+  test("k4: the heavier io.weight gets clearly more of a busy disk, with BFQ's defaults (weights swapped halfway)", async (t) => {
     if (skipWithoutBfq(t)) return;
     const noNullBlk = nullBlkSkipReason();
     if (noNullBlk !== null) {
@@ -264,7 +308,11 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
       return counted.read + counted.write;
     };
     const load = (skipMb: number): string =>
-      [0, 100, 200].map((o) => `timeout -s INT 120 dd if=${disk.path} of=/dev/null bs=4k iflag=direct skip=${((skipMb + o) * MiB) / 4096} status=none &`).join(' ') + ' wait';
+      [0, 100, 200]
+        .map(
+          (o) => `timeout -s INT 120 dd if=${disk.path} of=/dev/null bs=4k iflag=direct skip=${((skipMb + o) * MiB) / 4096} status=none &`,
+        )
+        .join(' ') + ' wait';
     const runs = [a, b].map((slice, i) => daemon.cli(['exec', '--slice', slice, '--', 'sh', '-c', load(i * 500)]));
     // The readers the test started, by pid (the groups hold nothing else); also on failure.
     const stopReaders = (): void => {
@@ -315,7 +363,10 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     if (io.kind === 'v1') {
       // v1 throttling is not hierarchical: each member holds its part of the domain's cap.
       assert.equal(caps('i6dom.domain/i6dom1.slice'), `rbps=${5 * MiB}`);
-      assert.deepEqual(member.io.effectiveMax.map((c) => [c.device, c.rbps]), [[loop.device, 5 * MiB]]);
+      assert.deepEqual(
+        member.io.effectiveMax.map((c) => [c.device, c.rbps]),
+        [[loop.device, 5 * MiB]],
+      );
     } else {
       // v2 io.max is hierarchical: the cap sits on the domain's group and bounds everything below.
       assert.equal(caps('i6dom.domain'), `rbps=${10 * MiB}`);
@@ -404,7 +455,9 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
         ? `slicectl io enable-bfq ${plain.device} switches it`
         : `the kernel offers only ${readScheduler(plain.device).available.join(', ')} there: bfq is not built in and loading its module failed`;
     assert.ok(
-      result.stderr.includes(`warning: io.weight has no effect on device ${plain.device}, only caps apply: it uses the none I/O scheduler, not bfq`) && result.stderr.includes(why),
+      result.stderr.includes(
+        `warning: io.weight has no effect on device ${plain.device}, only caps apply: it uses the none I/O scheduler, not bfq`,
+      ) && result.stderr.includes(why),
       result.stderr,
     );
     assert.equal(caps('i6warn.slice', plain.device), `wbps=${MiB},riops=100`);
@@ -416,7 +469,18 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
   test('probes, the tree and metrics show per-slice I/O, memory and pressure', async () => {
     assert.equal((await daemon.cli(['slice', 'create', 'i6probe', '--memory', '128M', '--io-weight', '200'])).code, 0);
     for (const probe of ['io_usage', 'mem_usage', 'psi']) assert.equal((await daemon.cli(['mkdir', `/probes/${probe}`])).code, 0);
-    const read = await daemon.cli(['exec', '--slice', 'i6probe', '--', 'dd', `if=${loop.path}`, 'of=/dev/null', 'bs=1M', 'count=8', 'iflag=direct']);
+    const read = await daemon.cli([
+      'exec',
+      '--slice',
+      'i6probe',
+      '--',
+      'dd',
+      `if=${loop.path}`,
+      'of=/dev/null',
+      'bs=1M',
+      'count=8',
+      'iflag=direct',
+    ]);
     assert.equal(read.code, 0, read.stderr);
     const row = async (path: string): Promise<number[] | null> => {
       const text = (await daemon.cli(['cat', path])).stdout;
@@ -434,7 +498,9 @@ describe('I/O and memory isolation (loop devices, real cgroups)', { skip: skip ?
     // the view says null ("-" in slice show) and the probe's zeros would prove nothing.
     const viewed = (await show('i6probe')).live!.pressure;
     if (viewed.memory === null && viewed.io === null) {
-      process.stderr.write(`SKIP i6probe per-slice pressure: no pressure files for the group (kernel without PSI, or no cgroup2 hierarchy): ${JSON.stringify(viewed)}\n`);
+      process.stderr.write(
+        `SKIP i6probe per-slice pressure: no pressure files for the group (kernel without PSI, or no cgroup2 hierarchy): ${JSON.stringify(viewed)}\n`,
+      );
     } else {
       const pressure = await row('/probes/psi/slices/value');
       assert.ok(pressure && pressure.length === 5 && pressure.every((p) => p >= 0), `psi slices row: ${pressure}`);

@@ -40,7 +40,11 @@ interface SliceDef {
  * minus what other work on the machine used during the window (a test machine is not always
  * idle; the controller gives slices what the system leaves them).
  */
-function expectedShares(slices: SliceDef[], domains: Array<{ name: string; cpu: { limit?: number } }>, available = CAPACITY): Map<string, number> {
+function expectedShares(
+  slices: SliceDef[],
+  domains: Array<{ name: string; cpu: { limit?: number } }>,
+  available = CAPACITY,
+): Map<string, number> {
   const domainNodes = new Map<string, EntitlementNode>(
     domains.map((d) => [d.name, { id: d.name, cpu: { ...DEFAULT_CPU, limit: d.cpu.limit ?? null }, children: [] }]),
   );
@@ -100,7 +104,11 @@ describe('CPU isolation with the control loop (real cgroups, busy burners)', { s
   async function measure(slices: SliceDef[], domains: Array<{ name: string; cpu: { limit?: number } }> = []): Promise<Map<string, number>> {
     for (const d of domains) await daemon.api.post('/v1/domains', { name: d.name, cpu: { limit: `${d.cpu.limit}m` } });
     for (const s of slices) {
-      const cpu = { ...s.cpu, ...(s.cpu.reservation ? { reservation: `${s.cpu.reservation}m` } : {}), ...(s.cpu.limit ? { limit: `${s.cpu.limit}m` } : {}) };
+      const cpu = {
+        ...s.cpu,
+        ...(s.cpu.reservation ? { reservation: `${s.cpu.reservation}m` } : {}),
+        ...(s.cpu.limit ? { limit: `${s.cpu.limit}m` } : {}),
+      };
       await daemon.api.post('/v1/slices', { ...s, cpu, user: 'nobody' });
     }
     const reader = new CpuUsageReader(daemon.api);
@@ -113,7 +121,13 @@ describe('CPU isolation with the control loop (real cgroups, busy burners)', { s
       await sleep(MEASURE_MS);
       const shares = nodeShares(start, reader.sample(), CAPACITY);
       ({ otherMc: otherWorkMc, idleMc } = machine());
-      kernelCaps = new Map(await Promise.all(slices.map(async (s) => [s.name, groups.cpuLimit((await daemon.api.get<{ cgroup: string }>(`/v1/slices/${s.name}`)).cgroup)] as const)));
+      kernelCaps = new Map(
+        await Promise.all(
+          slices.map(
+            async (s) => [s.name, groups.cpuLimit((await daemon.api.get<{ cgroup: string }>(`/v1/slices/${s.name}`)).cgroup)] as const,
+          ),
+        ),
+      );
       return shares;
     } finally {
       await burners.stopAll();
@@ -123,7 +137,9 @@ describe('CPU isolation with the control loop (real cgroups, busy burners)', { s
   }
 
   function assertClose(measured: Map<string, number>, expected: Map<string, number>): void {
-    const report = [...expected].map(([name, e]) => `${name} measured ${measured.get(name)!.toFixed(1)}% expected ${e.toFixed(1)}%`).join('; ');
+    const report = [...expected]
+      .map(([name, e]) => `${name} measured ${measured.get(name)!.toFixed(1)}% expected ${e.toFixed(1)}%`)
+      .join('; ');
     for (const [name, e] of expected) {
       assert.ok(Math.abs(measured.get(name)! - e) <= TOLERANCE_PP, `${name} is off by more than ${TOLERANCE_PP} pp: ${report}`);
     }
@@ -151,9 +167,14 @@ describe('CPU isolation with the control loop (real cgroups, busy burners)', { s
     // The slice outside is uncapped: CPU the kernel left idle while its burners were runnable
     // is the kernel's balancing, not sliced's split, so it comes off what outside could have.
     assert.equal(kernelCaps.get('outside'), null, 'sliced puts no CPU cap on the slice outside the domain');
-    t.diagnostic(`other work ${Math.round(otherWorkMc)}m, idle ${Math.round(idleMc)}m of ${CAPACITY}m; m1 ${measured.get('m1')!.toFixed(1)}%, m2 ${measured.get('m2')!.toFixed(1)}%, outside ${measured.get('outside')!.toFixed(1)}%`);
+    t.diagnostic(
+      `other work ${Math.round(otherWorkMc)}m, idle ${Math.round(idleMc)}m of ${CAPACITY}m; m1 ${measured.get('m1')!.toFixed(1)}%, m2 ${measured.get('m2')!.toFixed(1)}%, outside ${measured.get('outside')!.toFixed(1)}%`,
+    );
     assertClose(measured, expectedShares(slices, domains, CAPACITY - otherWorkMc - idleMc));
     // The cap is a hard quota: it holds tightly whatever the noise.
-    assert.ok(measured.get('m1')! + measured.get('m2')! <= 30 + 1.5, `domain members together used ${(measured.get('m1')! + measured.get('m2')!).toFixed(1)}% of the node, cap 30%`);
+    assert.ok(
+      measured.get('m1')! + measured.get('m2')! <= 30 + 1.5,
+      `domain members together used ${(measured.get('m1')! + measured.get('m2')!).toFixed(1)}% of the node, cap 30%`,
+    );
   });
 });

@@ -46,7 +46,9 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
     assert.equal((await daemon.cli(['slice', 'create', 'tamem', '--memory', '32M'])).code, 0);
     assert.equal((await daemon.cli(['slice', 'create', 'taother', '--memory', '32M'])).code, 0);
     // A bystander in another slice with the same limit: not a candidate for tamem's OOM.
-    const bystander = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'taother', '--', 'sleep', '600'], { stdio: 'ignore' });
+    const bystander = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'taother', '--', 'sleep', '600'], {
+      stdio: 'ignore',
+    });
     try {
       assert.equal(groups.memoryLimit('tamem.slice'), 32 * MiB, 'the kernel holds the limit');
       assert.equal(groups.oomKills('tamem.slice'), 0);
@@ -63,10 +65,10 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
       assert.doesNotMatch(hog.stdout, /survived/);
       assert.equal(groups.oomKills('tamem.slice'), 1, 'the kernel counted one OOM kill in the slice');
       assert.equal(groups.oomKills('taother.slice'), 0);
-      assert.ok(groups.procs('taother.slice').includes(sleeper), 'the other slice\'s process lives on');
+      assert.ok(groups.procs('taother.slice').includes(sleeper), "the other slice's process lives on");
 
       const view = await show('tamem');
-      assert.equal(view.live!.oomKills, groups.oomKills('tamem.slice'), 'show reports the kernel\'s count');
+      assert.equal(view.live!.oomKills, groups.oomKills('tamem.slice'), "show reports the kernel's count");
       assert.match((await daemon.cli(['slice', 'show', 'tamem'])).stdout, /^OOM kills:\s+1$/m);
     } finally {
       bystander.kill('SIGTERM');
@@ -74,7 +76,7 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
     }
   });
 
-  test('a CPU cap holds a busy slice to it; the throttled periods are the kernel\'s', async () => {
+  test("a CPU cap holds a busy slice to it; the throttled periods are the kernel's", async () => {
     // A third of the node, whatever its size, reserved so that other work cannot take it; as
     // many burners as CPUs could use all of the node.
     const cap = Math.round(capacity / 3);
@@ -95,16 +97,22 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
       const view = await show('tacap');
       const later = groups.throttledPeriods('tacap.slice');
       assert.ok(kernel > 0, 'the kernel throttled the slice');
-      assert.ok(view.live!.throttledPeriods >= kernel && view.live!.throttledPeriods <= later, `show says ${view.live!.throttledPeriods} throttled periods; the kernel said ${kernel}, then ${later}`);
+      assert.ok(
+        view.live!.throttledPeriods >= kernel && view.live!.throttledPeriods <= later,
+        `show says ${view.live!.throttledPeriods} throttled periods; the kernel said ${kernel}, then ${later}`,
+      );
     } finally {
       await burners.stop('tacap');
       assert.equal((await daemon.cli(['slice', 'delete', 'tacap'])).code, 0);
     }
   });
 
-  test('CPU contention inside a slice is its group\'s CPU pressure, and show reports it', async (t) => {
+  test("CPU contention inside a slice is its group's CPU pressure, and show reports it", async (t) => {
     if (groups.pressure('', 'cpu') === null) {
-      skipWith(t, `no per-group pressure files (${groups.backend === 'v1' && groups.roots.unified === undefined ? 'no cgroup2 hierarchy is mounted beside v1' : 'the kernel has no PSI: boot with psi=1'})`);
+      skipWith(
+        t,
+        `no per-group pressure files (${groups.backend === 'v1' && groups.roots.unified === undefined ? 'no cgroup2 hierarchy is mounted beside v1' : 'the kernel has no PSI: boot with psi=1'})`,
+      );
       return;
     }
     assert.equal((await daemon.cli(['slice', 'create', 'tapsi'])).code, 0);
@@ -124,7 +132,7 @@ describe('slice limits in the kernel', { skip: skip ?? false }, () => {
       const before = groups.pressure('tapsi.slice', 'cpu')!.some;
       const view = (await show('tapsi')).live!.pressure.cpu;
       const afterShow = groups.pressure('tapsi.slice', 'cpu')!.some;
-      assert.ok(view !== null, 'show has the slice\'s CPU pressure');
+      assert.ok(view !== null, "show has the slice's CPU pressure");
       // avg10 is recomputed every 2 s and wanders near its level: show's reading, taken
       // between the two, lies near them.
       const [low, high] = [Math.min(before, afterShow), Math.max(before, afterShow)];

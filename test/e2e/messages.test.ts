@@ -17,13 +17,27 @@ const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/messages: ${skip}\n`);
 
 /** A raw request on the API socket, body sent exactly as given. */
-function raw(socket: string, method: string, path: string, body: string | null, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function raw(
+  socket: string,
+  method: string,
+  path: string,
+  body: string | null,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path, headers: { ...headers, ...(body !== null ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      {
+        socketPath: socket,
+        method,
+        path,
+        headers: { ...headers, ...(body !== null ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     if (body !== null) req.write(body);
     req.end();
@@ -71,7 +85,7 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
       const json = await daemon.cli(['--json', 'vsys', 'list']);
       assert.deepEqual(JSON.parse(json.stdout), []);
       assert.match(json.stderr, /^slicectl: warning: vsys services withdrawn: vsys services directory .* has mode 0777/);
-      const status = (await daemon.api.get<{ withdrawn: string | null; servicesDir: string }>('/v1/vsys'));
+      const status = await daemon.api.get<{ withdrawn: string | null; servicesDir: string }>('/v1/vsys');
       assert.equal(status.servicesDir, services);
       assert.match(status.withdrawn ?? '', /has mode 0777/);
     } finally {
@@ -103,7 +117,10 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
       assert.doesNotMatch(text.stdout, /mxoth|mxin|mxdom/);
       const json = JSON.parse((await daemon.cli(['--json', 'status'], asRes)).stdout) as StatusDocument;
       assert.equal(json.node.cpu.reserved, null, 'the node total is not shown to a slice');
-      assert.deepEqual(json.slices.map((s) => s.name), ['mxres']);
+      assert.deepEqual(
+        json.slices.map((s) => s.name),
+        ['mxres'],
+      );
       // The admin still sees the node's total.
       assert.match((await daemon.cli(['status', '--once'])).stdout.split('\n')[0]!, /^node: \d+m CPU, 1300m reserved, /);
 
@@ -113,7 +130,13 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
       assert.match(asIn.stdout.split('\n')[0]!, /slice mxin reserves 150m/);
       assert.match(asIn.stdout, /^mxin\s+150m\s/m);
     } finally {
-      for (const args of [['slice', 'delete', 'mxres'], ['slice', 'delete', 'mxoth'], ['slice', 'delete', 'mxin'], ['domain', 'delete', 'mxdom']]) await daemon.cli(args);
+      for (const args of [
+        ['slice', 'delete', 'mxres'],
+        ['slice', 'delete', 'mxoth'],
+        ['slice', 'delete', 'mxin'],
+        ['domain', 'delete', 'mxdom'],
+      ])
+        await daemon.cli(args);
     }
   });
 
@@ -161,9 +184,18 @@ describe('messages a new operator stumbles on', { skip: skip ?? false }, () => {
     const proto = await raw(daemon.socket, 'POST', '/v1/slices', '{"name":"mxproto","__proto__":{"admin":true}}', JSON_TYPE);
     assert.equal(proto.status, 400);
     assert.deepEqual(JSON.parse(proto.body), {
-      error: { code: 'EINVAL', message: 'the key "__proto__" is not allowed in a request body (it could change object prototypes); remove it' },
+      error: {
+        code: 'EINVAL',
+        message: 'the key "__proto__" is not allowed in a request body (it could change object prototypes); remove it',
+      },
     });
-    const ctor = await raw(daemon.socket, 'POST', '/v1/slices', '{"name":"mxproto","cpu":{"constructor":{"prototype":{"x":1}}}}', JSON_TYPE);
+    const ctor = await raw(
+      daemon.socket,
+      'POST',
+      '/v1/slices',
+      '{"name":"mxproto","cpu":{"constructor":{"prototype":{"x":1}}}}',
+      JSON_TYPE,
+    );
     assert.equal(ctor.status, 400);
     assert.match(ctor.body, /the key \\"constructor\.prototype\\" is not allowed/);
     assert.equal((await raw(daemon.socket, 'GET', '/v1/slices/mxproto', null)).status, 404, 'nothing was created');

@@ -52,11 +52,19 @@ describe('egress and tun', { skip: skip ?? false }, () => {
     sh(['ip', '-n', outsideNs, 'addr', 'add', `${outsideAddress}/30`, 'dev', 'eth0']);
     sh(['ip', '-n', outsideNs, 'link', 'set', 'eth0', 'up']);
     // The outside namespace has no route beyond its /30: answers can only go to the host.
-    server = spawn('nsenter', [`--net=/run/netns/${outsideNs}`, process.execPath, scripts.path('udp-server.mjs'), '4', outsideAddress, '5353', 'outside'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(
+      'nsenter',
+      [`--net=/run/netns/${outsideNs}`, process.execPath, scripts.path('udp-server.mjs'), '4', outsideAddress, '5353', 'outside'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     server.stdout!.on('data', (d: Buffer) => (serverLog += d.toString()));
     const deadline = Date.now() + 5000 * SLOW;
     while (!serverLog.includes('listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const args of [['n5e', '--net', '--net-egress', 'on'], ['n5f', '--net'], ['n5t', '--net', '--net-tun', 'on']]) {
+    for (const args of [
+      ['n5e', '--net', '--net-egress', 'on'],
+      ['n5f', '--net'],
+      ['n5t', '--net', '--net-tun', 'on'],
+    ]) {
       const result = await daemon.cli(['slice', 'create', ...args]);
       assert.equal(result.code, 0, result.stderr);
     }
@@ -80,17 +88,46 @@ describe('egress and tun', { skip: skip ?? false }, () => {
   test('a slice with egress reaches the outside, masqueraded; one without egress does not', async () => {
     assert.equal(readSysctl('net.ipv4.ip_forward'), '1', 'egress needs forwarding while a slice has it');
     const ask = ['udp-ask.mjs', '4', outsideAddress, '5353'];
-    const withEgress = await daemon.cli(['exec', '--slice', 'n5e', '--', process.execPath, scripts.path(ask[0]!), ...ask.slice(1), 'from-n5e']);
+    const withEgress = await daemon.cli([
+      'exec',
+      '--slice',
+      'n5e',
+      '--',
+      process.execPath,
+      scripts.path(ask[0]!),
+      ...ask.slice(1),
+      'from-n5e',
+    ]);
     assert.equal(withEgress.stdout.trim(), 'answer outside:from-n5e', withEgress.stderr);
     assert.match(serverLog, new RegExp(`got from-n5e from ${hostSide.replaceAll('.', '\\.')}`), 'not masqueraded behind the host');
-    const without = await daemon.cli(['exec', '--slice', 'n5f', '--', process.execPath, scripts.path(ask[0]!), ...ask.slice(1), 'from-n5f']);
+    const without = await daemon.cli([
+      'exec',
+      '--slice',
+      'n5f',
+      '--',
+      process.execPath,
+      scripts.path(ask[0]!),
+      ...ask.slice(1),
+      'from-n5f',
+    ]);
     assert.equal(without.stdout.trim(), 'timeout');
     assert.doesNotMatch(serverLog, /from-n5f/);
   });
 
   test('turning egress off takes it away at once and restores net.ipv4.ip_forward', async () => {
     assert.equal((await daemon.cli(['slice', 'set', 'n5e', '--net-egress', 'off'])).code, 0);
-    const result = await daemon.cli(['exec', '--slice', 'n5e', '--', process.execPath, scripts.path('udp-ask.mjs'), '4', outsideAddress, '5353', 'after-off']);
+    const result = await daemon.cli([
+      'exec',
+      '--slice',
+      'n5e',
+      '--',
+      process.execPath,
+      scripts.path('udp-ask.mjs'),
+      '4',
+      outsideAddress,
+      '5353',
+      'after-off',
+    ]);
     assert.equal(result.stdout.trim(), 'timeout');
     assert.equal(readSysctl('net.ipv4.ip_forward'), forwardBefore);
   });

@@ -84,7 +84,9 @@ function conntrackEntries(address: string): number {
 }
 
 function linkRxPackets(netns: string, link: string): number {
-  const doc = JSON.parse(sh(['ip', '-n', netns, '-s', '-j', 'link', 'show', 'dev', link])) as Array<{ stats64: { rx: { packets: number } } }>;
+  const doc = JSON.parse(sh(['ip', '-n', netns, '-s', '-j', 'link', 'show', 'dev', link])) as Array<{
+    stats64: { rx: { packets: number } };
+  }>;
   return doc[0]!.stats64.rx.packets;
 }
 
@@ -101,7 +103,17 @@ describe('conntrack share of a namespaced slice', { skip: skip ?? false }, () =>
   let slice: SliceView;
   const account = (name: string): Promise<AccountRow> => daemon.cliJson<AccountRow>(['net', 'accounts', name]);
   const flood = async (address: string, first: number, count: number): Promise<void> => {
-    const result = await daemon.cli(['exec', '--slice', 'ndct', '--', process.execPath, scripts.path('flood.mjs'), address, String(first), String(count)]);
+    const result = await daemon.cli([
+      'exec',
+      '--slice',
+      'ndct',
+      '--',
+      process.execPath,
+      scripts.path('flood.mjs'),
+      address,
+      String(first),
+      String(count),
+    ]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`sent ${count}`));
   };
@@ -152,13 +164,22 @@ describe('conntrack share of a namespaced slice', { skip: skip ?? false }, () =>
     const arrived = linkRxPackets(sinkNs, 'eth0') - arrivedBefore;
     const dropped = accountAfter.conntrackDropped.packets - accountBefore.conntrackDropped.packets;
     const table = Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8'));
-    process.stderr.write(`conntrack: ${entries} entries from ${source} after ${FLOOD} new flows (limit ${LIMIT}, before ${entriesBefore}, node table ${table}); ${dropped} dropped and counted; ${arrived} packets reached the sink\n`);
+    process.stderr.write(
+      `conntrack: ${entries} entries from ${source} after ${FLOOD} new flows (limit ${LIMIT}, before ${entriesBefore}, node table ${table}); ${dropped} dropped and counted; ${arrived} packets reached the sink\n`,
+    );
     assert.ok(entries <= LIMIT, `${entries} conntrack entries for a slice limited to ${LIMIT}`);
     assert.ok(entries >= LIMIT - 10, `only ${entries} entries: the flood did not reach the limit`);
     // Every datagram either made an entry (and went on to the sink) or was dropped and counted.
-    assert.ok(Math.abs(dropped + (entries - entriesBefore) - FLOOD) <= 10, `${dropped} dropped + ${entries - entriesBefore} new entries for ${FLOOD} datagrams`);
+    assert.ok(
+      Math.abs(dropped + (entries - entriesBefore) - FLOOD) <= 10,
+      `${dropped} dropped + ${entries - entriesBefore} new entries for ${FLOOD} datagrams`,
+    );
     assert.ok(arrived <= LIMIT + 10, `${arrived} packets reached the sink past a limit of ${LIMIT}`);
-    assert.equal(accountAfter.conntrackDropped.bytes - accountBefore.conntrackDropped.bytes, dropped * 29, 'a dropped datagram is 29 IP bytes');
+    assert.equal(
+      accountAfter.conntrackDropped.bytes - accountBefore.conntrackDropped.bytes,
+      dropped * 29,
+      'a dropped datagram is 29 IP bytes',
+    );
     // The drops show in slicectl and in the metrics.
     const text = (await daemon.cli(['net', 'accounts'])).stdout;
     assert.match(text, /CT_DROPS/);
@@ -184,28 +205,39 @@ describe('conntrack share of a namespaced slice', { skip: skip ?? false }, () =>
     assert.ok(entries <= LIMIT, `${entries} conntrack entries after a restart for a slice limited to ${LIMIT}`);
     const after = await account('ndct');
     const dropped = after.conntrackDropped.packets - before.conntrackDropped.packets;
-    assert.ok(dropped >= 1000 - (LIMIT - held) - 10, `${dropped} of 1000 new flows dropped after the restart while ${held} entries were held`);
+    assert.ok(
+      dropped >= 1000 - (LIMIT - held) - 10,
+      `${dropped} of 1000 new flows dropped after the restart while ${held} entries were held`,
+    );
   });
 
-  test('a slice cannot escape its limit (or pass for another) by sending from an address not its own', { skip: commandSkipReason('python3', 'python3') ?? false }, async () => {
-    // IP_FREEBIND needs no privilege: without the bridge's source check a slice could send
-    // IPv6 from any address of the pool, each with a count of its own.
-    const spoofed = daemon.net.pool6.replace(/::\/64$/, '::99');
-    const gateway = daemon.net.pool6.replace(/::\/64$/, '::1');
-    const expanded = spawnSync('python3', ['-c', `import ipaddress; print(ipaddress.ip_address('${spoofed}').exploded)`], { encoding: 'utf8' }).stdout.trim();
-    const py = [
-      'import socket',
-      's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
-      's.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND',
-      `s.bind(('${spoofed}', 0))`,
-      `for p in range(200): s.sendto(b'x', ('${gateway}', 30000 + p))`,
-      "print('sent')",
-    ].join('\n');
-    const result = await daemon.cli(['exec', '--slice', 'ndct', '--', 'python3', '-c', py]);
-    assert.equal(result.code, 0, result.stderr);
-    const entries = readFileSync('/proc/net/nf_conntrack', 'utf8').split('\n').filter((l) => l.includes(`src=${expanded} `)).length;
-    assert.equal(entries, 0, `${entries} conntrack entries from the spoofed source ${spoofed}`);
-  });
+  test(
+    'a slice cannot escape its limit (or pass for another) by sending from an address not its own',
+    { skip: commandSkipReason('python3', 'python3') ?? false },
+    async () => {
+      // IP_FREEBIND needs no privilege: without the bridge's source check a slice could send
+      // IPv6 from any address of the pool, each with a count of its own.
+      const spoofed = daemon.net.pool6.replace(/::\/64$/, '::99');
+      const gateway = daemon.net.pool6.replace(/::\/64$/, '::1');
+      const expanded = spawnSync('python3', ['-c', `import ipaddress; print(ipaddress.ip_address('${spoofed}').exploded)`], {
+        encoding: 'utf8',
+      }).stdout.trim();
+      const py = [
+        'import socket',
+        's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
+        's.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND',
+        `s.bind(('${spoofed}', 0))`,
+        `for p in range(200): s.sendto(b'x', ('${gateway}', 30000 + p))`,
+        "print('sent')",
+      ].join('\n');
+      const result = await daemon.cli(['exec', '--slice', 'ndct', '--', 'python3', '-c', py]);
+      assert.equal(result.code, 0, result.stderr);
+      const entries = readFileSync('/proc/net/nf_conntrack', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(`src=${expanded} `)).length;
+      assert.equal(entries, 0, `${entries} conntrack entries from the spoofed source ${spoofed}`);
+    },
+  );
 });
 
 describe('a host-network slice reaching a reserved address', { skip: skip ?? false }, () => {
@@ -243,12 +275,29 @@ describe('a host-network slice reaching a reserved address', { skip: skip ?? fal
       const srv0 = await account('ndsrv');
       const url = family === 4 ? `http://${address}/` : `http://[${address}]/`;
       for (let i = 0; i < 5; i++) {
-        const got = await daemon.cli(['exec', '--slice', 'ndweb', '--', 'curl', '-sS', '-g', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', url]);
+        const got = await daemon.cli([
+          'exec',
+          '--slice',
+          'ndweb',
+          '--',
+          'curl',
+          '-sS',
+          '-g',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code} %{size_download}',
+          url,
+        ]);
         assert.equal(got.stdout, '200 3000', got.stderr);
       }
       const web = await account('ndweb');
       const srv = await account('ndsrv');
-      const delta = (a: AccountRow, b: AccountRow, column: 'sent' | 'received' | 'loopbackSent' | 'loopbackReceived'): { packets: number; bytes: number } => ({
+      const delta = (
+        a: AccountRow,
+        b: AccountRow,
+        column: 'sent' | 'received' | 'loopbackSent' | 'loopbackReceived',
+      ): { packets: number; bytes: number } => ({
         packets: a[column].packets - b[column].packets,
         bytes: a[column].bytes - b[column].bytes,
       });
@@ -262,8 +311,14 @@ describe('a host-network slice reaching a reserved address', { skip: skip ?? fal
       // round (neighbour discovery and ARP on ndsrv's veth aside).
       const srvReceived = delta(srv, srv0, 'received');
       const srvSent = delta(srv, srv0, 'sent');
-      assert.ok(Math.abs(srvReceived.packets - sent.packets) <= 6, `ndweb sent ${sent.packets} packets, ndsrv received ${srvReceived.packets}`);
-      assert.ok(Math.abs(srvSent.packets - received.packets) <= 6, `ndsrv sent ${srvSent.packets} packets, ndweb received ${received.packets}`);
+      assert.ok(
+        Math.abs(srvReceived.packets - sent.packets) <= 6,
+        `ndweb sent ${sent.packets} packets, ndsrv received ${srvReceived.packets}`,
+      );
+      assert.ok(
+        Math.abs(srvSent.packets - received.packets) <= 6,
+        `ndsrv sent ${srvSent.packets} packets, ndweb received ${received.packets}`,
+      );
       assert.ok(Math.abs(srvSent.bytes - received.bytes) <= 600, `ndsrv sent ${srvSent.bytes} bytes, ndweb received ${received.bytes}`);
     });
   }
@@ -286,8 +341,19 @@ describe('address pools', { skip: skip ?? false }, () => {
     const tag = `nd${(process.pid % 1296).toString(36)}`;
     const state = join(dir, 'state');
     const args = [
-      SLICED, '--net-tag', tag, '--net-pool4', pool4, '--net-pool6', pool6,
-      '--state-dir', state, '--run-dir', join(dir, 'run'), '--cgroup-root', `sliced-nd${process.pid}`,
+      SLICED,
+      '--net-tag',
+      tag,
+      '--net-pool4',
+      pool4,
+      '--net-pool6',
+      pool6,
+      '--state-dir',
+      state,
+      '--run-dir',
+      join(dir, 'run'),
+      '--cgroup-root',
+      `sliced-nd${process.pid}`,
     ];
     try {
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -323,7 +389,10 @@ describe('address pools', { skip: skip ?? false }, () => {
   test('a pool outside the private ranges is refused, naming the value and what is allowed; nothing is made', async () => {
     const v4 = await refusedStart('8.8.8.0/24', `${net6}:1::/64`);
     assert.notEqual(v4.code, 0, 'sliced started with a public IPv4 pool');
-    assert.match(v4.stderr, /netPool4 8\.8\.8\.0\/24 is not a private range; use a subnet of 10\.0\.0\.0\/8, 172\.16\.0\.0\/12 or 192\.168\.0\.0\/16/);
+    assert.match(
+      v4.stderr,
+      /netPool4 8\.8\.8\.0\/24 is not a private range; use a subnet of 10\.0\.0\.0\/8, 172\.16\.0\.0\/12 or 192\.168\.0\.0\/16/,
+    );
     assert.deepEqual(v4.leftover, []);
     const v6 = await refusedStart(`${net4}.0/24`, '2001:db8:1::/64');
     assert.notEqual(v6.code, 0, 'sliced started with a global IPv6 pool');
@@ -335,7 +404,12 @@ describe('address pools', { skip: skip ?? false }, () => {
     sh(['ip', 'addr', 'add', `${net4}.1/24`, 'dev', dummy]);
     const address = await refusedStart(`${net4}.0/24`, `${net6}:1::/64`);
     assert.notEqual(address.code, 0, 'sliced started with a pool that an interface uses');
-    assert.match(address.stderr, new RegExp(`netPool4 ${net4.replaceAll('.', '\\.')}\\.0/24 overlaps what the node already uses: .*address ${net4.replaceAll('.', '\\.')}\\.1/24 on ${dummy}`));
+    assert.match(
+      address.stderr,
+      new RegExp(
+        `netPool4 ${net4.replaceAll('.', '\\.')}\\.0/24 overlaps what the node already uses: .*address ${net4.replaceAll('.', '\\.')}\\.1/24 on ${dummy}`,
+      ),
+    );
     assert.deepEqual(address.leftover, []);
     sh(['ip', 'addr', 'flush', 'dev', dummy]);
 
@@ -344,7 +418,10 @@ describe('address pools', { skip: skip ?? false }, () => {
     made.push(['ip', 'route', 'del', `${net4}.0/24`, 'dev', dummy]);
     const covering = await refusedStart(`${net4}.128/25`, `${net6}:1::/64`);
     assert.notEqual(covering.code, 0);
-    assert.match(covering.stderr, new RegExp(`netPool4 ${net4.replaceAll('.', '\\.')}\\.128/25 overlaps .*route ${net4.replaceAll('.', '\\.')}\\.0/24 dev ${dummy}`));
+    assert.match(
+      covering.stderr,
+      new RegExp(`netPool4 ${net4.replaceAll('.', '\\.')}\\.128/25 overlaps .*route ${net4.replaceAll('.', '\\.')}\\.0/24 dev ${dummy}`),
+    );
     sh(['ip', '-6', 'route', 'add', `${net6}:1::8000/113`, 'dev', dummy]);
     made.push(['ip', '-6', 'route', 'del', `${net6}:1::8000/113`, 'dev', dummy]);
     const inside = await refusedStart(`10.197.${(process.pid + 1) % 250}.0/24`, `${net6}:1::/64`);

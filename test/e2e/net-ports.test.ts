@@ -29,7 +29,14 @@ describe('port reservations', { skip: skip ?? false }, () => {
   const nftState = (): string => spawnSync('nft', ['list', 'map', 'inet', `sliced${daemon.net.tag}`, 'fwd4'], { encoding: 'utf8' }).stdout;
 
   async function serve(slice: string, name: string, family: 4 | 6 = 4): Promise<SliceProcess> {
-    const server = startInSlice(daemon, slice, [process.execPath, scripts.path('udp-server.mjs'), String(family), family === 4 ? '0.0.0.0' : '::', '53', name]);
+    const server = startInSlice(daemon, slice, [
+      process.execPath,
+      scripts.path('udp-server.mjs'),
+      String(family),
+      family === 4 ? '0.0.0.0' : '::',
+      '53',
+      name,
+    ]);
     servers.push(server);
     await server.waitFor(/listening/);
     return server;
@@ -104,7 +111,11 @@ describe('port reservations', { skip: skip ?? false }, () => {
       { args: ['n5p1', service(210), 'icmp', '53'], code: 1, message: /protocol "icmp" must be one of tcp, udp/ },
       { args: ['n5nosuch', service(210), 'udp', '53'], code: 3, message: /slice "n5nosuch" does not exist/ },
       { args: ['n5p1', '10.99.0.1', 'udp', '53'], code: 1, message: /address 10\.99\.0\.1 is outside the pool/ },
-      { args: ['n5p1', service(1), 'udp', '53'], code: 1, message: /address \S+ is the gateway \(the bridge's own address\) of the pool .*reserve a free address/ },
+      {
+        args: ['n5p1', service(1), 'udp', '53'],
+        code: 1,
+        message: /address \S+ is the gateway \(the bridge's own address\) of the pool .*reserve a free address/,
+      },
       { args: ['n5p1', service(255), 'udp', '53'], code: 1, message: /address \S+ is the broadcast address of the pool/ },
       { args: ['n5p1', service(200), 'udp', '53'], code: 1, message: /already reserved by slice n5p1/ },
     ];
@@ -124,7 +135,10 @@ describe('port reservations', { skip: skip ?? false }, () => {
 
   test("a slice's own user cannot create or change reservations", async () => {
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'n5p1']);
-    for (const args of [['net', 'reserve', 'n5p1', service(220), 'udp', '53'], ['net', 'release', service(200), 'udp', '53']]) {
+    for (const args of [
+      ['net', 'reserve', 'n5p1', service(220), 'udp', '53'],
+      ['net', 'release', service(200), 'udp', '53'],
+    ]) {
       const result = await daemon.cli(args, { uid: view.uid!, gid: view.uid! });
       assert.equal(result.code, 4, `${args.join(' ')} as ${view.user}: ${result.stderr}`);
     }
@@ -139,12 +153,21 @@ describe('port reservations', { skip: skip ?? false }, () => {
 
     await daemon.restart();
     const list = await daemon.cliJson<Reservation[]>(['net', 'list']);
-    assert.deepEqual(list.filter((r) => r.slice === 'n5p1').map((r) => r.address).sort(), [service(200), service(201)]);
+    assert.deepEqual(
+      list
+        .filter((r) => r.slice === 'n5p1')
+        .map((r) => r.address)
+        .sort(),
+      [service(200), service(201)],
+    );
     assert.equal(await ask('n5pc', service(200), 'after-restart'), 'answer one:after-restart');
 
     assert.equal((await daemon.cli(['slice', 'delete', 'n5p1'])).code, 0);
     const left = await daemon.cliJson<Reservation[]>(['net', 'list']);
-    assert.deepEqual(left.filter((r) => r.slice === 'n5p1'), []);
+    assert.deepEqual(
+      left.filter((r) => r.slice === 'n5p1'),
+      [],
+    );
     assert.doesNotMatch(nftState(), new RegExp(service(200).replaceAll('.', '\\.')));
   });
 });

@@ -43,15 +43,24 @@ describe('slice rates', { skip: skip ?? false }, () => {
   test('a 50 Mbit/s ceiling holds within 10%, and a change applies at run time', async (t) => {
     const capped = await iperfClient(daemon, 'n5r1', ['-c', sink, '-p', '5401', '-t', SECONDS]);
     t.diagnostic(`ceiling 50mbit: ${(capped.bitsPerSecond / MBIT).toFixed(1)} Mbit/s`);
-    assert.ok(Math.abs(capped.bitsPerSecond - 50 * MBIT) <= 5 * MBIT, `capped at 50 Mbit/s, measured ${(capped.bitsPerSecond / MBIT).toFixed(1)}`);
+    assert.ok(
+      Math.abs(capped.bitsPerSecond - 50 * MBIT) <= 5 * MBIT,
+      `capped at 50 Mbit/s, measured ${(capped.bitsPerSecond / MBIT).toFixed(1)}`,
+    );
 
     assert.equal((await daemon.cli(['slice', 'set', 'n5r1', '--net-max-rate', '20mbit'])).code, 0);
     const lower = await iperfClient(daemon, 'n5r1', ['-c', sink, '-p', '5401', '-t', SECONDS]);
-    assert.ok(Math.abs(lower.bitsPerSecond - 20 * MBIT) <= 2 * MBIT, `capped at 20 Mbit/s, measured ${(lower.bitsPerSecond / MBIT).toFixed(1)}`);
+    assert.ok(
+      Math.abs(lower.bitsPerSecond - 20 * MBIT) <= 2 * MBIT,
+      `capped at 20 Mbit/s, measured ${(lower.bitsPerSecond / MBIT).toFixed(1)}`,
+    );
 
     assert.equal((await daemon.cli(['slice', 'set', 'n5r1', '--net-max-rate', 'none'])).code, 0);
     const free = await iperfClient(daemon, 'n5r1', ['-c', sink, '-p', '5401', '-t', SECONDS]);
-    assert.ok(free.bitsPerSecond > 60 * MBIT && free.bitsPerSecond <= CAPACITY * 1.1, `uncapped (node capacity 100 Mbit/s), measured ${(free.bitsPerSecond / MBIT).toFixed(1)}`);
+    assert.ok(
+      free.bitsPerSecond > 60 * MBIT && free.bitsPerSecond <= CAPACITY * 1.1,
+      `uncapped (node capacity 100 Mbit/s), measured ${(free.bitsPerSecond / MBIT).toFixed(1)}`,
+    );
   });
 
   test('a guaranteed rate is kept under contention', async (t) => {

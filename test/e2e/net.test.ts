@@ -31,7 +31,10 @@ const HEADER_SLACK = 0.08;
  */
 function assertPayload(what: string, counted: number, run: { bytes: number; sentBytes: number }): void {
   assert.ok(counted >= run.bytes, `${what}: ${counted} bytes counted, less than the ${run.bytes} bytes of payload received`);
-  assert.ok(counted <= run.sentBytes * (1 + HEADER_SLACK) + NOISE_BYTES, `${what}: ${counted} bytes counted for ${run.sentBytes} bytes of payload sent`);
+  assert.ok(
+    counted <= run.sentBytes * (1 + HEADER_SLACK) + NOISE_BYTES,
+    `${what}: ${counted} bytes counted for ${run.sentBytes} bytes of payload sent`,
+  );
 }
 /** Frames the kernel sends by itself during a test (ARP, neighbour discovery), generously. */
 const NOISE_BYTES = 20_000;
@@ -74,12 +77,23 @@ describe('slice networks', { skip: skip ?? false }, () => {
     const prefix4 = daemon.net.pool4.split('.').slice(0, 3).join('.');
     for (const view of [a, b]) {
       assert.ok(view.net?.addresses?.v4.startsWith(`${prefix4}.`), `v4 ${view.net?.addresses?.v4} outside ${daemon.net.pool4}`);
-      assert.ok(view.net?.addresses?.v6.startsWith(daemon.net.pool6.split('::')[0]!), `v6 ${view.net?.addresses?.v6} outside ${daemon.net.pool6}`);
+      assert.ok(
+        view.net?.addresses?.v6.startsWith(daemon.net.pool6.split('::')[0]!),
+        `v6 ${view.net?.addresses?.v6} outside ${daemon.net.pool6}`,
+      );
     }
     assert.notEqual(a.net!.addresses!.v4, b.net!.addresses!.v4);
     assert.notEqual(a.net!.addresses!.v6, b.net!.addresses!.v6);
 
-    const inside = await daemon.cli(['exec', '--slice', 'n5a', '--', 'sh', '-c', 'readlink /proc/self/ns/net; id -u; ip -o addr show dev eth0; ip route; ip -6 route']);
+    const inside = await daemon.cli([
+      'exec',
+      '--slice',
+      'n5a',
+      '--',
+      'sh',
+      '-c',
+      'readlink /proc/self/ns/net; id -u; ip -o addr show dev eth0; ip route; ip -6 route',
+    ]);
     assert.equal(inside.code, 0, inside.stderr);
     const [netns, uid] = inside.stdout.split('\n');
     assert.notEqual(netns, readlinkSync('/proc/self/ns/net'), 'exec ran in the host network namespace');
@@ -184,8 +198,12 @@ describe('slice networks', { skip: skip ?? false }, () => {
   test('metrics carry the same counts', async () => {
     const row = await account('n5a');
     const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
-    const value = (direction: string): number => Number(new RegExp(`^sliced_slice_net_bytes_total\\{slice="n5a",direction="${direction}"\\} (\\d+)`, 'm').exec(text)?.[1]);
-    assert.ok(value('sent') >= row.sent.bytes && value('sent') - row.sent.bytes < NOISE_BYTES, `metrics sent ${value('sent')}, accounts ${row.sent.bytes}`);
+    const value = (direction: string): number =>
+      Number(new RegExp(`^sliced_slice_net_bytes_total\\{slice="n5a",direction="${direction}"\\} (\\d+)`, 'm').exec(text)?.[1]);
+    assert.ok(
+      value('sent') >= row.sent.bytes && value('sent') - row.sent.bytes < NOISE_BYTES,
+      `metrics sent ${value('sent')}, accounts ${row.sent.bytes}`,
+    );
     assert.ok(value('loopback_sent') >= row.loopbackSent.bytes && value('loopback_sent') - row.loopbackSent.bytes < NOISE_BYTES);
   });
 
@@ -196,15 +214,30 @@ describe('slice networks', { skip: skip ?? false }, () => {
     const ghosts = [`netns sliced${daemon.net.tag}-n5ghost`, `link slv${daemon.net.tag}-zz`];
     assert.equal(spawnSync('ip', ['netns', 'add', `sliced${daemon.net.tag}-n5ghost`]).status, 0);
     assert.equal(spawnSync('ip', ['link', 'add', `slv${daemon.net.tag}-zz`, 'type', 'bridge']).status, 0);
-    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)).sort(), [...ghosts].sort());
+    assert.deepEqual(
+      leftovers(daemon.net.tag)
+        .filter((o) => ghosts.includes(o))
+        .sort(),
+      [...ghosts].sort(),
+    );
     await daemon.launch();
-    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)), [], 'unowned objects survived the start');
+    assert.deepEqual(
+      leftovers(daemon.net.tag).filter((o) => ghosts.includes(o)),
+      [],
+      'unowned objects survived the start',
+    );
     const after = await daemon.cliJson<AccountsDocument>(['net', 'accounts']);
     for (const row of before.slices) {
       const again = after.slices.find((r) => r.slice === row.slice)!;
       for (const column of ['sent', 'received', 'loopbackSent', 'loopbackReceived'] as const) {
-        assert.ok(again[column].bytes >= row[column].bytes, `${row.slice} ${column} went back: ${row[column].bytes} -> ${again[column].bytes}`);
-        assert.ok(again[column].bytes - row[column].bytes < NOISE_BYTES, `${row.slice} ${column} jumped: ${row[column].bytes} -> ${again[column].bytes}`);
+        assert.ok(
+          again[column].bytes >= row[column].bytes,
+          `${row.slice} ${column} went back: ${row[column].bytes} -> ${again[column].bytes}`,
+        );
+        assert.ok(
+          again[column].bytes - row[column].bytes < NOISE_BYTES,
+          `${row.slice} ${column} jumped: ${row[column].bytes} -> ${again[column].bytes}`,
+        );
       }
     }
     // And counting goes on from there.
@@ -267,7 +300,9 @@ describe('slice networks', { skip: skip ?? false }, () => {
     const entries = async (): Promise<number> => {
       let total = 0;
       for (const name of (await hostMaps(table)).filter((n) => /^tx\d+$/.test(n))) {
-        const listed = JSON.parse(spawnSync('nft', ['-j', 'list', 'map', 'inet', table, name], { encoding: 'utf8' }).stdout) as { nftables: Array<{ map?: { elem?: unknown[] } }> };
+        const listed = JSON.parse(spawnSync('nft', ['-j', 'list', 'map', 'inet', table, name], { encoding: 'utf8' }).stdout) as {
+          nftables: Array<{ map?: { elem?: unknown[] } }>;
+        };
         total += listed.nftables.reduce((sum, i) => sum + (i.map?.elem?.length ?? 0), 0);
       }
       return total;
@@ -287,10 +322,13 @@ describe('slice networks', { skip: skip ?? false }, () => {
     assert.ok((await account('n5h')).loopbackSent.bytes - before.loopbackSent.bytes >= 10 * 300, 'n5h stopped counting after the sweep');
   });
 
-  test('turning a slice\'s network off and on again removes and rebuilds its namespace', async () => {
+  test("turning a slice's network off and on again removes and rebuilds its namespace", async () => {
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'n5a']);
     assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'off'])).code, 0);
-    assert.deepEqual(leftovers(daemon.net.tag).filter((o) => o.includes('n5a') || o.includes(view.net!.veth!)), []);
+    assert.deepEqual(
+      leftovers(daemon.net.tag).filter((o) => o.includes('n5a') || o.includes(view.net!.veth!)),
+      [],
+    );
     const hostNs = await daemon.cli(['exec', '--slice', 'n5a', '--', 'readlink', '/proc/self/ns/net']);
     assert.equal(hostNs.stdout.trim(), readlinkSync('/proc/self/ns/net'));
     assert.equal((await daemon.cli(['slice', 'set', 'n5a', '--net', 'on'])).code, 0);

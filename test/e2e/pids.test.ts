@@ -19,10 +19,16 @@ import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 
 /** Whether the kernel has a pids controller at all, read from /proc (not from sliced). */
 function pidsSkipReason(): string | null {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n').map((line) => line.split(' '));
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '));
   if (mounts.some((f) => f[2] === 'cgroup' && (f[3] ?? '').split(',').includes('pids'))) return null;
   const unified = mounts.find((f) => f[2] === 'cgroup2')?.[1];
-  if (unified && existsSync(join(unified, 'cgroup.controllers')) && readFileSync(join(unified, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('pids')) {
+  if (
+    unified &&
+    existsSync(join(unified, 'cgroup.controllers')) &&
+    readFileSync(join(unified, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('pids')
+  ) {
     return null;
   }
   return 'needs the pids cgroup controller (a cgroup v1 pids hierarchy, or pids in cgroup v2)';
@@ -108,7 +114,11 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
           `${left} sleeps left in the slice, pids.current ${view.live?.pids?.current}, peak ${view.live?.pids?.peak}, refused ${view.live?.pids?.refused}; ` +
           `node tasks ${before} before, ${during} during (free PIDs ${space - during})`,
       );
-      assert.notEqual(bomb.code, 0, `the bomb's shell must have been refused a fork (it started all ${bound} sleeps otherwise): ${bomb.stderr}`);
+      assert.notEqual(
+        bomb.code,
+        0,
+        `the bomb's shell must have been refused a fork (it started all ${bound} sleeps otherwise): ${bomb.stderr}`,
+      );
       assert.equal(left, expectedDefault - 1, 'the shell was the last task the limit allowed; its sleeps are what is left');
 
       assert.deepEqual(view.pids, { max: 'default', effectiveMax: expectedDefault });
@@ -119,11 +129,17 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       assert.ok(live.refused >= 1, `refused forks counted: ${live.refused}`);
       if (live.peak !== null) assert.equal(live.peak, expectedDefault);
       // Other work on the machine comes and goes; the bomb itself added at most its limit.
-      assert.ok(during - before <= expectedDefault + 1000, `the node keeps its PIDs: ${before} tasks before, ${during} during, ${space - during} of ${space} free`);
+      assert.ok(
+        during - before <= expectedDefault + 1000,
+        `the node keeps its PIDs: ${before} tasks before, ${during} during, ${space - during} of ${space} free`,
+      );
 
       const shown = await daemon.cli(['slice', 'show', 'pcbomb']);
       assert.match(shown.stdout, new RegExp(`^Pids limit: +${expectedDefault} \\(default\\)$`, 'm'));
-      assert.match(shown.stdout, new RegExp(`^Tasks: +${expectedDefault - 1} of ${expectedDefault}(, peak ${expectedDefault})?, \\d+ forks? refused$`, 'm'));
+      assert.match(
+        shown.stdout,
+        new RegExp(`^Tasks: +${expectedDefault - 1} of ${expectedDefault}(, peak ${expectedDefault})?, \\d+ forks? refused$`, 'm'),
+      );
 
       const status = await daemon.cliJson<{ node: NodeJson; slices: SliceJson[] }>(['status', '--once']);
       assert.equal(status.node.pids.space, space);
@@ -173,11 +189,19 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       for (const bad of ['0', '-5', 'lots', '1.5', '4194305']) {
         const refused = await daemon.cli(['slice', 'set', 'pclim', '--pids-max', bad]);
         assert.equal(refused.code, 1, `${bad}: ${refused.stderr}`);
-        assert.equal(refused.stderr.trim(), `slicectl: slice: pids.max ${JSON.stringify(bad)} must be a whole number of tasks from 1 to 4194304, "none" or "default" (the node's default share of its PIDs)`);
+        assert.equal(
+          refused.stderr.trim(),
+          `slicectl: slice: pids.max ${JSON.stringify(bad)} must be a whole number of tasks from 1 to 4194304, "none" or "default" (the node's default share of its PIDs)`,
+        );
       }
       const tooMany = await daemon.cli(['slice', 'set', 'pclim', '--pids-max', String(space + 1)]);
       assert.equal(tooMany.code, 1);
-      assert.match(tooMany.stderr, new RegExp(`slice pclim: pids\\.max ${space + 1} is above the ${space} tasks this node can hold .*give at most ${space}, or "none"`));
+      assert.match(
+        tooMany.stderr,
+        new RegExp(
+          `slice pclim: pids\\.max ${space + 1} is above the ${space} tasks this node can hold .*give at most ${space}, or "none"`,
+        ),
+      );
       assert.equal(readTrim(file), String(expectedDefault), 'a refused value changes nothing');
       const domainDefault = await daemon.cli(['domain', 'create', 'pcbad', '--pids-max', 'default']);
       assert.equal(domainDefault.code, 1);
@@ -187,7 +211,7 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
     }
   });
 
-  test('a domain\'s pids.max bounds its members together; the members keep their own', async (t) => {
+  test("a domain's pids.max bounds its members together; the members keep their own", async (t) => {
     const node = await nodeOrSkip(t);
     if (!node) return;
     assert.equal((await daemon.cli(['domain', 'create', 'pcdom', '--pids-max', '20'])).code, 0);
@@ -196,7 +220,7 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       assert.equal(readTrim(join(pidsDir('pcdom.domain'), 'pids.max')), '20');
       assert.equal(readTrim(join(pidsDir('pcdom.domain/pcin.slice'), 'pids.max')), '100');
       const bomb = await daemon.cli(['exec', '--slice', 'pcin', '--', 'sh', '-c', bombScript(60)]);
-      assert.notEqual(bomb.code, 0, 'stopped by the domain\'s limit');
+      assert.notEqual(bomb.code, 0, "stopped by the domain's limit");
       const slice = await daemon.cliJson<SliceJson>(['slice', 'show', 'pcin']);
       assert.equal(slice.live!.pids!.current, 19, 'the domain allowed 20 tasks: the shell and 19 sleeps');
       assert.equal(slice.live!.pids!.max, 100);
@@ -214,7 +238,10 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
     const node = await nodeOrSkip(t);
     if (!node) return;
     if (groups.backend !== 'v1') {
-      skipWith(t, 'simulates a cgroup v1 node whose pids hierarchy sliced did not use yet; on v2 pids is a controller of the one hierarchy, enabled with the others (tested in test/kernel/cgroup-v2-fixture.test.ts)');
+      skipWith(
+        t,
+        'simulates a cgroup v1 node whose pids hierarchy sliced did not use yet; on v2 pids is a controller of the one hierarchy, enabled with the others (tested in test/kernel/cgroup-v2-fixture.test.ts)',
+      );
       return;
     }
     assert.equal((await daemon.cli(['slice', 'create', 'pcold'])).code, 0);
@@ -238,7 +265,9 @@ describe('per-slice task limits (pids)', { skip: skip ?? false }, () => {
       const view = await daemon.cliJson<SliceJson>(['slice', 'show', 'pcold']);
       assert.deepEqual(view.pids, { max: 'default', effectiveMax: expectedDefault });
       assert.equal(readTrim(join(root, 'pcold.slice', 'pids.max')), String(expectedDefault));
-      const line = readTrim(`/proc/${sleeper}/cgroup`).split('\n').find((l) => /^\d+:pids:/.test(l));
+      const line = readTrim(`/proc/${sleeper}/cgroup`)
+        .split('\n')
+        .find((l) => /^\d+:pids:/.test(l));
       assert.ok(line?.endsWith(`/${daemon.cgroupRoot}/pcold.slice`), `the running process joined the new pids group: ${line}`);
       assert.equal(view.live!.pids!.current, 1);
     } finally {

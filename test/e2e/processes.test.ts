@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,9 +49,22 @@ describe('processes in slices', { skip: skip ?? false }, () => {
 
   test('exec runs as the slice user in every hierarchy, passes stdio and returns the exit status', async () => {
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'pa']);
-    const result = await daemon.cli(['exec', '--slice', 'pa', '--env', 'GREETING=hi', '--', 'sh', '-c', 'id -u; cat /proc/self/cgroup; echo "$GREETING $SLICE $USER"; cat; exit 7'], {
-      input: 'from stdin\n',
-    });
+    const result = await daemon.cli(
+      [
+        'exec',
+        '--slice',
+        'pa',
+        '--env',
+        'GREETING=hi',
+        '--',
+        'sh',
+        '-c',
+        'id -u; cat /proc/self/cgroup; echo "$GREETING $SLICE $USER"; cat; exit 7',
+      ],
+      {
+        input: 'from stdin\n',
+      },
+    );
     assert.equal(result.code, 7, result.stderr);
     const lines = result.stdout.split('\n');
     assert.equal(Number(lines[0]), view.uid);
@@ -81,7 +94,10 @@ describe('processes in slices', { skip: skip ?? false }, () => {
     }
     await waitFor('the slice to empty', () => procsOf('pb').length === 0);
     const list = await daemon.cliJson<SliceView[]>(['slice', 'list']);
-    assert.ok(list.some((s) => s.name === 'pb'), 'an empty slice still exists');
+    assert.ok(
+      list.some((s) => s.name === 'pb'),
+      'an empty slice still exists',
+    );
   });
 
   test('a slice user cannot change allocations and reads only its own view', async () => {
@@ -103,7 +119,11 @@ describe('processes in slices', { skip: skip ?? false }, () => {
     const write = spawnSync('sh', ['-c', `echo ${wanted} > ${weightFile}`], { uid: asPa.uid, gid: asPa.gid, encoding: 'utf8' });
     assert.notEqual(write.status, 0, 'the kernel refuses the slice user writing its own cgroup files');
     assert.match(write.stderr, /Permission denied/);
-    assert.notEqual(readFileSync(weightFile, 'utf8').trim(), wanted, `the slice user's value did not reach ${weightFile} (${rawBefore} before)`);
+    assert.notEqual(
+      readFileSync(weightFile, 'utf8').trim(),
+      wanted,
+      `the slice user's value did not reach ${weightFile} (${rawBefore} before)`,
+    );
 
     const own = await daemon.cli(['--json', 'slice', 'show', 'pa'], asPa);
     assert.equal(own.code, 0, own.stderr);
@@ -129,8 +149,12 @@ describe('processes in slices', { skip: skip ?? false }, () => {
     const policyFile = join(scratch, 'policy');
     // Reports its own policy when SIGTERM arrives, then keeps running: only SIGKILL ends it.
     const script = `trap 'chrt -p $$ > ${policyFile}' TERM; while :; do sleep 0.05; done`;
-    const holder = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'rt', '--', 'sh', '-c', script], { stdio: 'ignore' });
-    const shellPid = await waitFor('the shell in the slice', () => procsOf('rt').find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sh')));
+    const holder = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'rt', '--', 'sh', '-c', script], {
+      stdio: 'ignore',
+    });
+    const shellPid = await waitFor('the shell in the slice', () =>
+      procsOf('rt').find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sh')),
+    );
     const chrt = spawnSync('chrt', ['-f', '-p', '10', String(shellPid)], { encoding: 'utf8' });
     assert.equal(chrt.status, 0, chrt.stderr);
     assert.match(spawnSync('chrt', ['-p', String(shellPid)], { encoding: 'utf8' }).stdout, /SCHED_FIFO/);
@@ -141,7 +165,11 @@ describe('processes in slices', { skip: skip ?? false }, () => {
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.match(readFileSync(policyFile, 'utf8'), /SCHED_OTHER/, 'policy was reset before SIGTERM was delivered');
     assert.ok(took >= 900, `the grace period (1 s) was honoured before SIGKILL; took ${took} ms`);
-    assert.equal(existsSync(`/proc/${shellPid}`) && !readFileSync(`/proc/${shellPid}/stat`, 'utf8').includes(') Z'), false, 'the process is gone');
+    assert.equal(
+      existsSync(`/proc/${shellPid}`) && !readFileSync(`/proc/${shellPid}/stat`, 'utf8').includes(') Z'),
+      false,
+      'the process is gone',
+    );
     assert.deepEqual(groups.existingDirs('rt.slice'), [], 'the group is gone from every hierarchy');
     assert.match(daemon.log, /reset real-time threads to SCHED_OTHER/);
     // The root group's runtime goes away with the group when the daemon is cleaned up.

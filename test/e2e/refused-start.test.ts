@@ -44,7 +44,20 @@ function setup(): Setup {
     cgroupRoot,
     tag,
     // Third octets 250.. are never used by test/helpers/daemon.ts's pools.
-    args: ['--state-dir', state, '--run-dir', runDir, '--cgroup-root', cgroupRoot, '--net-tag', tag, '--net-pool4', `10.${200 + (process.pid % 50)}.${250 + (n % 6)}.0/24`, '--net-pool6', `fd5e:${(process.pid % 65536).toString(16)}:${n.toString(16)}::/64`],
+    args: [
+      '--state-dir',
+      state,
+      '--run-dir',
+      runDir,
+      '--cgroup-root',
+      cgroupRoot,
+      '--net-tag',
+      tag,
+      '--net-pool4',
+      `10.${200 + (process.pid % 50)}.${250 + (n % 6)}.0/24`,
+      '--net-pool6',
+      `fd5e:${(process.pid % 65536).toString(16)}:${n.toString(16)}::/64`,
+    ],
   };
 }
 
@@ -66,7 +79,12 @@ function start(s: Setup, extra: string[]): Promise<{ code: number | null; stderr
 function leftovers(s: Setup, stateExisted: boolean): string[] {
   const found: string[] = [];
   const layout = detectLayout({ rootName: s.cgroupRoot });
-  const groups = layout.kind === 'v2' ? [layout.v2!.root] : Object.entries(layout.v1!).filter(([k]) => k !== 'memoryMount').map(([, dir]) => dir);
+  const groups =
+    layout.kind === 'v2'
+      ? [layout.v2!.root]
+      : Object.entries(layout.v1!)
+          .filter(([k]) => k !== 'memoryMount')
+          .map(([, dir]) => dir);
   for (const dir of groups) if (existsSync(dir)) found.push(`cgroup ${dir}`);
   if (stateExisted) {
     const files = readdirSync(s.state);
@@ -78,7 +96,8 @@ function leftovers(s: Setup, stateExisted: boolean): string[] {
   for (const family of ['inet', 'bridge']) {
     if (spawnSync('nft', ['list', 'table', family, `sliced${s.tag}`]).status === 0) found.push(`nft table ${family} sliced${s.tag}`);
   }
-  for (const link of [`slbr${s.tag}`, `slifb${s.tag}`]) if (spawnSync('ip', ['link', 'show', link]).status === 0) found.push(`link ${link}`);
+  for (const link of [`slbr${s.tag}`, `slifb${s.tag}`])
+    if (spawnSync('ip', ['link', 'show', link]).status === 0) found.push(`link ${link}`);
   return found;
 }
 
@@ -100,7 +119,13 @@ async function refused(s: Setup, extra: string[], message: RegExp, stateExisted 
 describe('a refused start leaves nothing behind', { skip: skip ?? false }, () => {
   test('a value out of range: one sentence naming the key, the flag, the value and what is allowed (bad usage, exit 2)', async () => {
     const s = setup();
-    await refused(s, ['--period', '50'], /^sliced: controlPeriodMs \(--period\) 50 on the command line is too small; allowed: a whole number of milliseconds from 100 to 60000\n$/, false, 2);
+    await refused(
+      s,
+      ['--period', '50'],
+      /^sliced: controlPeriodMs \(--period\) 50 on the command line is too small; allowed: a whole number of milliseconds from 100 to 60000\n$/,
+      false,
+      2,
+    );
   });
 
   test('a vsys services directory others can write', async () => {
@@ -108,7 +133,11 @@ describe('a refused start leaves nothing behind', { skip: skip ?? false }, () =>
     const open = join(s.base, 'vsys-open');
     mkdirSync(open);
     chmodSync(open, 0o777);
-    await refused(s, ['--vsys-dir', open], new RegExp(`vsys services directory ${open} has mode 0777; it must not be writable by group or others`));
+    await refused(
+      s,
+      ['--vsys-dir', open],
+      new RegExp(`vsys services directory ${open} has mode 0777; it must not be writable by group or others`),
+    );
   });
 
   test('a vsys slice root inside a directory others can write', async () => {
@@ -116,7 +145,11 @@ describe('a refused start leaves nothing behind', { skip: skip ?? false }, () =>
     const open = join(s.base, 'open');
     mkdirSync(open);
     chmodSync(open, 0o777);
-    await refused(s, ['--vsys-slice-root', join(open, 'vsys')], new RegExp(`vsys slice directory root ${open}/vsys: its parent ${open} has mode 0777`));
+    await refused(
+      s,
+      ['--vsys-slice-root', join(open, 'vsys')],
+      new RegExp(`vsys slice directory root ${open}/vsys: its parent ${open} has mode 0777`),
+    );
     assert.equal(existsSync(join(open, 'vsys')), false);
   });
 
@@ -124,7 +157,12 @@ describe('a refused start leaves nothing behind', { skip: skip ?? false }, () =>
     const s = setup();
     mkdirSync(s.state, { mode: 0o770 });
     chmodSync(s.state, 0o770);
-    await refused(s, [], new RegExp(`state directory \\(stateDir, --state-dir\\) ${s.state} has mode 0770; it must not be writable by group or others`), true);
+    await refused(
+      s,
+      [],
+      new RegExp(`state directory \\(stateDir, --state-dir\\) ${s.state} has mode 0770; it must not be writable by group or others`),
+      true,
+    );
   });
 
   test('an admin group that does not exist', async () => {
@@ -156,7 +194,11 @@ describe('a refused start leaves nothing behind', { skip: skip ?? false }, () =>
     const server = createHttpServer();
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     try {
-      await refused(s, ['--metrics-port', String(port)], new RegExp(`metrics port \\(metricsPort, --metrics-port\\) ${port} is already in use`));
+      await refused(
+        s,
+        ['--metrics-port', String(port)],
+        new RegExp(`metrics port \\(metricsPort, --metrics-port\\) ${port} is already in use`),
+      );
     } finally {
       server.close();
     }

@@ -91,7 +91,11 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
     const socketPath = `${daemon.runDir}/slices/sbsock.sock`;
     const baseline = fdsOfDaemon();
 
-    const client = spawn(process.execPath, ['-e', CLIENT, socketPath, String(ATTEMPTS)], { uid: ids.uid, gid: ids.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    const client = spawn(process.execPath, ['-e', CLIENT, socketPath, String(ATTEMPTS)], {
+      uid: ids.uid,
+      gid: ids.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let clientErr = '';
     client.stderr.on('data', (d: Buffer) => (clientErr += d.toString()));
     const lines = createInterface({ input: client.stdout })[Symbol.asyncIterator]();
@@ -140,7 +144,10 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
       assert.equal(figures.refused503 + figures.held + figures.closedOther, ATTEMPTS, 'every other attempt was answered and closed');
       assert.ok(figures.refused503 >= ATTEMPTS - PER_SLICE - 50, `most attempts got the 503 answer: ${figures.refused503}`);
       // The held connections, a little slack for refused ones being closed, and nothing else.
-      assert.ok(heldFds <= baseline + PER_SLICE + 2, `daemon holds ${heldFds} fds with ${PER_SLICE} connections open (baseline ${baseline})`);
+      assert.ok(
+        heldFds <= baseline + PER_SLICE + 2,
+        `daemon holds ${heldFds} fds with ${PER_SLICE} connections open (baseline ${baseline})`,
+      );
       // Refused connections are held at most 250 ms, and at most 32 at once.
       assert.ok(maxFds <= baseline + PER_SLICE + 32 + 8, `daemon reached ${maxFds} fds during the flood (baseline ${baseline})`);
       assert.ok(latencies.length >= 3, 'the admin API was asked several times during the flood');
@@ -159,7 +166,10 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
       assert.equal(daemon.log.match(/slice socket connections refused/g)?.length, 1, 'refusals are logged once per minute, not once each');
 
       // Idle connections are closed by the daemon after the timeout.
-      const closed = await nextLine<{ minHeldMs: number; maxHeldMs: number }>('the server closing its idle connections', TIMEOUT_MS + 10_000);
+      const closed = await nextLine<{ minHeldMs: number; maxHeldMs: number }>(
+        'the server closing its idle connections',
+        TIMEOUT_MS + 10_000,
+      );
       // The client notes 'connect' late while it is busy launching the flood: up to a second.
       assert.ok(
         closed.minHeldMs >= TIMEOUT_MS - 1000 && closed.maxHeldMs <= TIMEOUT_MS + 2500,
@@ -201,7 +211,10 @@ describe('slice socket connection limits', { skip: skip ?? false }, () => {
       for (let i = 0; i < 2; i++) held.push((await open('sbtotb')).socket);
       const third = await open('sbtotb');
       held.push(third.socket);
-      assert.match(third.answer, /^HTTP\/1\.1 503 .*all slice sockets together hold 6 connections, the most allowed \(sliceSocketMaxTotal\)/s);
+      assert.match(
+        third.answer,
+        /^HTTP\/1\.1 503 .*all slice sockets together hold 6 connections, the most allowed \(sliceSocketMaxTotal\)/s,
+      );
       assert.match(small.log, /slice socket connections refused: all slice sockets hold their maximum/);
       await small.api.get('/v1/node'); // the admin socket is not one of them
     } finally {

@@ -40,6 +40,8 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${SIZE},mode=0755`, 'sliced-dk-disk', mnt], { encoding: 'utf8' });
     assert.equal(mounted.status, 0, `mount tmpfs: ${mounted.stderr}`);
     let daemon: TestDaemon | null = null;
+    let destroyFailure: unknown = null;
+    let unmounted: ReturnType<typeof spawnSync> | null = null;
     try {
       const shared = join(mnt, 'tmp');
       mkdirSync(shared);
@@ -92,7 +94,10 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
       assert.match(refusal, /sliced stores it by itself once it can write again/);
       const create = await d.cli(['slice', 'create', 'dkb']);
       assert.equal(create.code, 1);
-      assert.match(create.stderr, /changes are refused while the desired state cannot be stored: .*ENOSPC.*accepts changes again by itself/);
+      assert.match(
+        create.stderr,
+        /changes are refused while the desired state cannot be stored: .*ENOSPC.*accepts changes again by itself/,
+      );
       assert.equal(spawnSync('id', ['sl-dkb']).status, 1, 'the refused slice has no user');
       view = await status();
       assert.equal(view.writable, false);
@@ -111,7 +116,11 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
         const attached = await d.cli(['attach', 'dka', String(sleeper.pid)]);
         assert.equal(attached.code, 0, `attach while the store fails: ${attached.stderr}`);
         const groups = await KernelGroups.of(d);
-        assert.deepEqual(groups.missingFrom('dka.slice', sleeper.pid!), [], 'the attached process is in the slice\'s group of every hierarchy');
+        assert.deepEqual(
+          groups.missingFrom('dka.slice', sleeper.pid!),
+          [],
+          "the attached process is in the slice's group of every hierarchy",
+        );
         assert.deepEqual(groups.misplaced(readFileSync(`/proc/${sleeper.pid}/cgroup`, 'utf8'), 'dka.slice'), []);
       } finally {
         sleeper.kill('SIGKILL');
@@ -125,18 +134,25 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
       assert.equal(await metric('sliced_state_store_writable'), 1);
       assert.match(d.log, /sliced: cannot write the log file .*sliced\.log: ENOSPC/, 'stderr says once that log lines wait');
       await ok(['slice', 'create', 'dkc']); // a log line after the space came back flushes the ones that waited
-      assert.match(readFileSync(logFile, 'utf8'), /"msg":"state store write failed; changes are refused until it can write again[^\n]*\n(.*\n)*.*"msg":"state store writes again/);
+      assert.match(
+        readFileSync(logFile, 'utf8'),
+        /"msg":"state store write failed; changes are refused until it can write again[^\n]*\n(.*\n)*.*"msg":"state store writes again/,
+      );
       await ok(['slice', 'set', 'dka', '--cpu-shares', '777']);
       acknowledged = 777;
 
       // The log holds whole, checksummed records only.
       const log = readFileSync(join(state, 'wal.log'), 'utf8');
       assert.ok(log.endsWith('\n'), 'the log ends with a whole record');
-      for (const line of log.split('\n').slice(0, -1)) assert.equal(line.slice(0, 8), crc32(line.slice(9)).toString(16).padStart(8, '0'), `record ${line.slice(0, 60)}`);
+      for (const line of log.split('\n').slice(0, -1))
+        assert.equal(line.slice(0, 8), crc32(line.slice(9)).toString(16).padStart(8, '0'), `record ${line.slice(0, 60)}`);
 
       await d.restart('SIGKILL');
       const slices = await d.cliJson<SliceView[]>(['slice', 'list']);
-      assert.deepEqual(slices.map((s) => s.name), ['dka', 'dkc', 'dkfill']);
+      assert.deepEqual(
+        slices.map((s) => s.name),
+        ['dka', 'dkc', 'dkfill'],
+      );
       assert.equal(slices.find((s) => s.name === 'dka')!.cpu.shares, acknowledged);
       assert.equal((await status()).writable, true);
       await ok(['slice', 'delete', 'dka']);
@@ -152,12 +168,13 @@ describe('a full filesystem under the state directory', { skip: skip ?? false },
         const empty = join(base, 'empty-state');
         await run(process.execPath, [SLICED, ...daemon!.args, '--state-dir', empty, '--cleanup']);
         for (const slice of SLICES) spawnSync('userdel', [`sl-${slice}`]);
-        throw err;
-      } finally {
-        const unmounted = spawnSync('umount', [mnt], { encoding: 'utf8' });
-        assert.equal(unmounted.status, 0, `umount ${mnt}: ${unmounted.stderr}`);
-        rmSync(base, { recursive: true, force: true });
+        destroyFailure = err;
       }
+      unmounted = spawnSync('umount', [mnt], { encoding: 'utf8' });
+      rmSync(base, { recursive: true, force: true });
     }
+    // Reached only when the test itself passed: its clean-up must have worked too.
+    if (destroyFailure) throw destroyFailure;
+    assert.equal(unmounted?.status, 0, `umount ${mnt}: ${unmounted?.stderr}`);
   });
 });

@@ -38,7 +38,9 @@ function verify(file: string): string[] {
   const result = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8', timeout: 60_000 });
   const lines = `${result.stdout}\n${result.stderr}`.split('\n').filter((l) => l.trim() !== '');
   // DelegateSubgroup= arrived in systemd 254; older versions ignore it with this warning.
-  return lines.filter((l) => !((systemdVersion() ?? 0) < 254 && /Unknown key( name)? '?DelegateSubgroup'? in section '?\[?Service\]?'?, ignoring/.test(l)));
+  return lines.filter(
+    (l) => !((systemdVersion() ?? 0) < 254 && /Unknown key( name)? '?DelegateSubgroup'? in section '?\[?Service\]?'?, ignoring/.test(l)),
+  );
 }
 
 describe('the systemd unit', () => {
@@ -71,21 +73,35 @@ describe('the systemd unit', () => {
       writeFileSync(file, readFileSync(UNIT, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath}`));
       assert.deepEqual(verify(file), []);
       writeFileSync(file, readFileSync(UNIT, 'utf8').replace(/^KillMode=.*$/m, 'KillMode=bogus'));
-      assert.ok(verify(file).some((l) => /kill mode/i.test(l)), 'the check does report a bad setting');
+      assert.ok(
+        verify(file).some((l) => /kill mode/i.test(l)),
+        'the check does report a bad setting',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   test('scripts/install --systemd-unit writes the unit with ExecStart at the installed sliced, enables nothing, and --uninstall removes only its own', (t) => {
-    if (skipWithoutKernel(t, process.env.SLICED_IN_V2_VM === '1' ? 'scripts/install builds and copies the package, minutes under the VM\'s emulation; tested on the host' : null)) return;
+    if (
+      skipWithoutKernel(
+        t,
+        process.env.SLICED_IN_V2_VM === '1'
+          ? "scripts/install builds and copies the package, minutes under the VM's emulation; tested on the host"
+          : null,
+      )
+    )
+      return;
     const dir = mkdtempSync(join(tmpdir(), 'sliced-sb2-install-'));
     chmodSync(dir, 0o755);
     const prefix = join(dir, 'lib', 'sliced');
     const bin = join(dir, 'bin');
     const units = join(dir, 'units');
     const install = (...args: string[]) =>
-      spawnSync(join(ROOT, 'scripts', 'install'), ['--prefix', prefix, '--bin-dir', bin, '--unit-dir', units, ...args], { encoding: 'utf8', timeout: 600_000 });
+      spawnSync(join(ROOT, 'scripts', 'install'), ['--prefix', prefix, '--bin-dir', bin, '--unit-dir', units, ...args], {
+        encoding: 'utf8',
+        timeout: 600_000,
+      });
     try {
       const first = install('--systemd-unit');
       assert.equal(first.status, 0, first.stderr);
@@ -93,11 +109,16 @@ describe('the systemd unit', () => {
       const text = readFileSync(file, 'utf8');
       assert.equal(text.split('\n')[0], MARKER);
       assert.deepEqual(settings(text).get('ExecStart'), [join(bin, 'sliced')]);
-      assert.equal(text.slice(MARKER.length + 1), readFileSync(UNIT, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${join(bin, 'sliced')}`), 'the rest as packaged');
+      assert.equal(
+        text.slice(MARKER.length + 1),
+        readFileSync(UNIT, 'utf8').replace(/^ExecStart=.*$/m, `ExecStart=${join(bin, 'sliced')}`),
+        'the rest as packaged',
+      );
       assert.match(first.stdout, /systemctl daemon-reload\n/);
       assert.match(first.stdout, /systemctl enable --now sliced\.service/);
       assert.deepEqual(readdirSync(units), ['sliced.service'], 'nothing enabled (no .wants link)');
-      if (commandSkipReason('systemd-analyze', 'systemd') === null) assert.deepEqual(verify(file), [], 'systemd accepts the installed unit, its ExecStart included');
+      if (commandSkipReason('systemd-analyze', 'systemd') === null)
+        assert.deepEqual(verify(file), [], 'systemd accepts the installed unit, its ExecStart included');
 
       const again = install('--systemd-unit');
       assert.equal(again.status, 0, `an upgrade rewrites its own unit: ${again.stderr}`);

@@ -26,7 +26,9 @@ if (skip) process.stderr.write(`SKIP e2e/tree-mount-apply: ${skip}\n`);
 
 function fuseSkipReason(): string | null {
   if (!existsSync('/dev/fuse')) return 'needs /dev/fuse';
-  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], { cwd: ROOT });
+  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], {
+    cwd: ROOT,
+  });
   if (probe.status !== 0) return 'needs the optional npm package @cocalc/fuse-native (Debian packages fuse3, libfuse-dev)';
   if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) return 'needs fusermount (Debian package fuse3)';
   return null;
@@ -100,8 +102,11 @@ describe('the FUSE mount survives hostile writes and a crashed daemon', { skip: 
     assert.equal(read.status, 0, read.stderr);
     assert.equal(read.stdout, '');
 
-    assert.ok(daemon.pid !== undefined && spawnSync('kill', ['-0', String(daemon.pid)]).status === 0, `the daemon died:\n${daemon.log.slice(-2000)}`);
-    assert.equal(((await daemon.api.get<{ value: string }>('/v1/tree/cat?path=/probes/slice_usage/probe_period')).value), before);
+    assert.ok(
+      daemon.pid !== undefined && spawnSync('kill', ['-0', String(daemon.pid)]).status === 0,
+      `the daemon died:\n${daemon.log.slice(-2000)}`,
+    );
+    assert.equal((await daemon.api.get<{ value: string }>('/v1/tree/cat?path=/probes/slice_usage/probe_period')).value, before);
     assert.equal(readFileSync(PERIOD(), 'utf8'), before, 'the attribute keeps its old value');
     // An ordinary write still works afterwards.
     writeFileSync(PERIOD(), '700\n');
@@ -173,9 +178,19 @@ describe('dump and apply round-trip when process-set members end', { skip: skip 
     const session = sessionLeader();
     const single = sessionLeader();
     await ok(['slice', 'create', 'fuweb']);
-    await ok(['mkdir', '/schedulers/fuS', `/schedulers/fuS/process_set/process_sessions/${session.pid}`, `/schedulers/fuS/process_set/single_processes/${single.pid}`, '/schedulers/fuS/process_set/slices/fuweb']);
+    await ok([
+      'mkdir',
+      '/schedulers/fuS',
+      `/schedulers/fuS/process_set/process_sessions/${session.pid}`,
+      `/schedulers/fuS/process_set/single_processes/${single.pid}`,
+      '/schedulers/fuS/process_set/slices/fuweb',
+    ]);
     const alive = parseYaml(await ok(['dump'])) as any;
-    assert.deepEqual(alive.schedulers.fuS.process_set, { single_processes: [single.pid], process_sessions: [session.pid], slices: ['fuweb'] });
+    assert.deepEqual(alive.schedulers.fuS.process_set, {
+      single_processes: [single.pid],
+      process_sessions: [session.pid],
+      slices: ['fuweb'],
+    });
     await end(session);
     await end(single);
     await ok(['slice', 'delete', 'fuweb']);
@@ -195,7 +210,7 @@ describe('dump and apply round-trip when process-set members end', { skip: skip 
     await ok(['rmdir', '/schedulers/fuS']);
   });
 
-  test('a dry run reports what apply would refuse, naming the step, with apply\'s exit status; apply then changes nothing', async () => {
+  test("a dry run reports what apply would refuse, naming the step, with apply's exit status; apply then changes nothing", async () => {
     const gone = sessionLeader();
     await end(gone);
     const before = await ok(['dump']);
@@ -206,11 +221,24 @@ describe('dump and apply round-trip when process-set members end', { skip: skip 
     const dry = await ctl(['apply', '--dry-run', path]);
     assert.equal(dry.code, 3, `ESRCH comes first, as apply reports it: ${dry.stdout}${dry.stderr}`);
     assert.match(dry.stdout, new RegExp(`would run:[^]*mkdir /schedulers/fuT/process_set/process_sessions/${gone.pid}`));
-    assert.match(dry.stderr, new RegExp(`error: step \\d+ of \\d+ \\(mkdir /schedulers/fuT/process_set/process_sessions/${gone.pid}\\) would fail: session ${gone.pid} has no processes`));
-    assert.match(dry.stderr, /error: step \d+ of \d+ \(write \/probes\/slice_usage\/probe_period = banana\) would fail: probe_period "banana" is not allowed/);
+    assert.match(
+      dry.stderr,
+      new RegExp(
+        `error: step \\d+ of \\d+ \\(mkdir /schedulers/fuT/process_set/process_sessions/${gone.pid}\\) would fail: session ${gone.pid} has no processes`,
+      ),
+    );
+    assert.match(
+      dry.stderr,
+      /error: step \d+ of \d+ \(write \/probes\/slice_usage\/probe_period = banana\) would fail: probe_period "banana" is not allowed/,
+    );
     const applied = await ctl(['apply', path]);
     assert.equal(applied.code, 3, applied.stderr);
-    assert.match(applied.stderr, new RegExp(`step \\d+ of \\d+ \\(mkdir /schedulers/fuT/process_set/process_sessions/${gone.pid}\\) failed: session ${gone.pid} has no processes.*; nothing was changed`));
+    assert.match(
+      applied.stderr,
+      new RegExp(
+        `step \\d+ of \\d+ \\(mkdir /schedulers/fuT/process_set/process_sessions/${gone.pid}\\) failed: session ${gone.pid} has no processes.*; nothing was changed`,
+      ),
+    );
     assert.doesNotMatch(applied.stderr, /undoing/);
     assert.equal(await ok(['dump']), before, 'nothing changed');
   });
@@ -257,6 +285,9 @@ describe('dump and apply round-trip when process-set members end', { skip: skip 
     assert.equal(back.code, 0, back.stderr);
     assert.equal(back.stderr, '');
     assert.equal(await ok(['dump']), original);
-    await waitFor('the control loop to run', async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > 0);
+    await waitFor(
+      'the control loop to run',
+      async () => JSON.parse(await ok(['cat', '/schedulers/cpu/entitlement/status'])).activations > 0,
+    );
   });
 });

@@ -15,7 +15,11 @@ import { run, TestDaemon, userIds, type CliResult } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason, SLOW } from '../helpers/env.js';
 import type { SliceVsysView } from '../../src/vsys/broker.js';
 
-const skip = kernelSkipReason() ?? commandSkipReason('perl', 'perl-base') ?? commandSkipReason('nsenter', 'util-linux') ?? commandSkipReason('nft', 'nftables');
+const skip =
+  kernelSkipReason() ??
+  commandSkipReason('perl', 'perl-base') ??
+  commandSkipReason('nsenter', 'util-linux') ??
+  commandSkipReason('nft', 'nftables');
 if (skip) process.stderr.write(`SKIP e2e/vsys-fifo: ${skip}\n`);
 
 async function waitFor<T>(what: string, probe: () => T | null | undefined | false | Promise<T | null>, timeoutMs = 5000): Promise<T> {
@@ -110,7 +114,19 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
 
   test('a tenant removing its FIFOs finds no process of its uid to stop, and the API keeps answering', async () => {
     const seconds = 7; // at least three periodic checks (every 2 s), each remaking the FIFOs
-    const tenant = daemon.cli(['exec', '--slice', 'fav1', '--', 'perl', '-e', TENANT, String(daemon.pid), String(seconds), fifo('fav1', 'echo.in'), fifo('fav1', 'echo.out')]);
+    const tenant = daemon.cli([
+      'exec',
+      '--slice',
+      'fav1',
+      '--',
+      'perl',
+      '-e',
+      TENANT,
+      String(daemon.pid),
+      String(seconds),
+      fifo('fav1', 'echo.in'),
+      fifo('fav1', 'echo.out'),
+    ]);
     let done = false;
     void tenant.finally(() => (done = true));
     const latencies: number[] = [];
@@ -128,7 +144,11 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
     process.stderr.write(
       `vsys-fifo: API while the tenant removed FIFOs and stopped what it could for ${seconds} s: ${latencies.length} requests, median ${median.toFixed(1)} ms, max ${max.toFixed(1)} ms; tenant: ${result.stdout.trim().replace(/\n/g, '; ')}\n`,
     );
-    assert.deepEqual(result.stdout.match(/^caught .*/gm) ?? [], [], 'no process of the slice\'s uid but the tenant itself, among the daemon\'s children or anywhere');
+    assert.deepEqual(
+      result.stdout.match(/^caught .*/gm) ?? [],
+      [],
+      "no process of the slice's uid but the tenant itself, among the daemon's children or anywhere",
+    );
     assert.ok(max < 1000, `the API answered every request within 1 s (slowest ${max.toFixed(0)} ms)`);
     const removed = Number(/^removed (\d+)$/m.exec(result.stdout)?.[1]);
     assert.ok(removed >= 3, `the FIFOs were made again after the tenant removed them (removed ${removed} times)`);
@@ -146,13 +166,19 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
     const before = owner(planted);
     install('fresh', 'cat', 'fav8\n');
     await waitFor('fresh.out made', () => existsSync(fifo('fav8', 'fresh.out')));
-    const refused = await waitFor('fresh.in refused', async () => (await view('fav8')).refused['fresh.in'] ?? null, 5000).catch((err: Error) => err.message);
+    const refused = await waitFor('fresh.in refused', async () => (await view('fav8')).refused['fresh.in'] ?? null, 5000).catch(
+      (err: Error) => err.message,
+    );
     assert.equal(owner(planted), before, 'the root-owned FIFO keeps its owner and mode');
     assert.equal(lstatSync(path).ino, lstatSync(planted).ino, 'and is left in place, never replaced');
     assert.match(refused, /fresh\.in: .*FIFO.*(owner 0|uid 0).*refused/);
     // The slice removes it: it gets a FIFO sliced made, its own.
     assert.equal((await asSlice('fav8', `rm -f ${path}`)).code, 0);
-    await waitFor('fresh.in made again', () => existsSync(path) && lstatSync(path).isFIFO() && lstatSync(path).uid === userIds('sl-fav8').uid, 5000);
+    await waitFor(
+      'fresh.in made again',
+      () => existsSync(path) && lstatSync(path).isFIFO() && lstatSync(path).uid === userIds('sl-fav8').uid,
+      5000,
+    );
     assert.equal((await call('fav8', 'fresh', 'hello')).stdout, 'hello');
   });
 
@@ -165,7 +191,9 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
     linkSync(planted, path);
     const before = owner(planted);
     await daemon.launch();
-    const refused = await waitFor('echo.in refused', async () => (await view('fav8')).refused['echo.in'] ?? null, 5000).catch((err: Error) => err.message);
+    const refused = await waitFor('echo.in refused', async () => (await view('fav8')).refused['echo.in'] ?? null, 5000).catch(
+      (err: Error) => err.message,
+    );
     assert.equal(owner(planted), before, 'the root-owned FIFO keeps its owner and mode');
     assert.match(refused, /echo\.in: .*FIFO.*(owner 0|uid 0).*refused/);
     // echo.out was ours and is adopted as it was.

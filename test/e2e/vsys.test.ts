@@ -5,7 +5,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,7 +55,9 @@ describe('vsys', { skip: skip ?? false }, () => {
     run('sh', ['-c', command], { ...ids(slice), env });
   /** A one-shot call the way a slice makes it: write the request, then read until EOF. */
   const call = (slice: string, service: string, request: string): Promise<CliResult> =>
-    asSlice(slice, `printf %s "$REQ" > ${fifo(slice, `${service}.in`)} && timeout 10 cat ${fifo(slice, `${service}.out`)}`, { REQ: request });
+    asSlice(slice, `printf %s "$REQ" > ${fifo(slice, `${service}.in`)} && timeout 10 cat ${fifo(slice, `${service}.out`)}`, {
+      REQ: request,
+    });
   const install = (name: string, body: string, acl: string | null, dir = services): void => {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
@@ -57,10 +71,14 @@ describe('vsys', { skip: skip ?? false }, () => {
 
   before(async () => {
     daemon = await TestDaemon.start([
-      '--vsys-timeout', String(TIMEOUT_MS),
-      '--vsys-max-output', String(MAX_OUTPUT),
-      '--vsys-max-input', '64K',
-      '--vsys-max-calls', '2',
+      '--vsys-timeout',
+      String(TIMEOUT_MS),
+      '--vsys-max-output',
+      String(MAX_OUTPUT),
+      '--vsys-max-input',
+      '64K',
+      '--vsys-max-calls',
+      '2',
     ]);
     services = join(daemon.stateDir, 'vsys');
     root = join(daemon.runDir, 'vsys');
@@ -101,7 +119,7 @@ describe('vsys', { skip: skip ?? false }, () => {
     assert.match(again.stdout, /second$/);
   });
 
-  test('scripts run in the slice\'s cgroups: their CPU and memory are charged to the slice', async () => {
+  test("scripts run in the slice's cgroups: their CPU and memory are charged to the slice", async () => {
     install('where', 'cat /proc/self/cgroup; cat >/dev/null', 'v4a\n');
     await waitFor('where FIFOs', () => existsSync(fifo('v4a', 'where.out')));
     const result = await call('v4a', 'where', '');
@@ -112,12 +130,15 @@ describe('vsys', { skip: skip ?? false }, () => {
     remove('where');
   });
 
-  test('a FIFO is the slice\'s own from the moment it appears (never root-owned, not even briefly)', async () => {
+  test("a FIFO is the slice's own from the moment it appears (never root-owned, not even briefly)", async () => {
     // The slice spins on stat(2) and keeps the first FIFO it sees (perl's `stat _` reuses that
     // very stat): one made as root and given away afterwards would be caught while still
     // root's, which a program opening it at that moment meets as EACCES.
     const path = fifo('v4a', 'fresh.in');
-    const watcher = asSlice('v4a', `timeout 10 perl -e 'my $f = shift; 1 until -p $f; my @s = stat _; printf "%d %o", $s[4], $s[2] & 07777' ${path}`);
+    const watcher = asSlice(
+      'v4a',
+      `timeout 10 perl -e 'my $f = shift; 1 until -p $f; my @s = stat _; printf "%d %o", $s[4], $s[2] & 07777' ${path}`,
+    );
     await sleep(100);
     install('fresh', 'cat', 'v4a\n');
     const seen = await watcher;
@@ -127,7 +148,7 @@ describe('vsys', { skip: skip ?? false }, () => {
     await waitFor('fresh FIFOs gone', () => !existsSync(path), 1000);
   });
 
-  test('a slice not in the ACL has no FIFO and cannot open another slice\'s', async () => {
+  test("a slice not in the ACL has no FIFO and cannot open another slice's", async () => {
     assert.equal(existsSync(fifo('v4c', 'echo.in')), false);
     assert.equal(existsSync(fifo('v4c', 'echo.out')), false);
     const peek = await asSlice('v4c', `ls ${join(root, 'v4a')}; echo x > ${fifo('v4a', 'echo.in')}`);
@@ -158,7 +179,11 @@ describe('vsys', { skip: skip ?? false }, () => {
   test('bad ACL lines are logged with file and line and never grant', async () => {
     install('picky', 'echo picky', '# comment\nv4a r\nv4c/../v4b\nv4b rwx\n');
     await waitFor('picky for v4a', () => existsSync(fifo('v4a', 'picky.out')));
-    await waitFor('the bad lines in the log', () => /picky\.acl: bad lines ignored: line 3: slice name \\"v4c\/\.\.\/v4b\\" must not contain .*; line 4: mode \\"rwx\\" for slice v4b must be r, w or rw/.test(daemon.log));
+    await waitFor('the bad lines in the log', () =>
+      /picky\.acl: bad lines ignored: line 3: slice name \\"v4c\/\.\.\/v4b\\" must not contain .*; line 4: mode \\"rwx\\" for slice v4b must be r, w or rw/.test(
+        daemon.log,
+      ),
+    );
     assert.equal(existsSync(fifo('v4b', 'picky.out')), false);
     assert.equal(existsSync(fifo('v4b', 'picky.in')), false);
     remove('picky');
@@ -218,8 +243,12 @@ describe('vsys', { skip: skip ?? false }, () => {
     // Whichever looks first: the call opening NAME.out (refused there, never followed) or
     // the periodic check (which takes the FIFO out of use, so the call finds it unusable).
     await waitFor('the refusal in the log', () => /echo\.out: is a symbolic link(; refused \(never followed\)| \(owner)/.test(daemon.log));
-    await waitFor('the periodic check reporting it', () => /echo\.out: is a symbolic link \(owner \d+.*the slice gets nothing through it/.test(daemon.log));
-    await waitFor('the call\'s output dropped', () => /"service":"echo","slice":"v4b".*bytes of output dropped: .*echo\.out/.test(daemon.log));
+    await waitFor('the periodic check reporting it', () =>
+      /echo\.out: is a symbolic link \(owner \d+.*the slice gets nothing through it/.test(daemon.log),
+    );
+    await waitFor("the call's output dropped", () =>
+      /"service":"echo","slice":"v4b".*bytes of output dropped: .*echo\.out/.test(daemon.log),
+    );
     assert.ok(lstatSync(out).isSymbolicLink(), 'the planted link is left alone, not replaced');
     // The same on the input side: the daemon never opens or re-owns the link target.
     const input = fifo('v4b', 'echo.in');
@@ -230,7 +259,11 @@ describe('vsys', { skip: skip ?? false }, () => {
     assert.deepEqual(Object.keys(view.refused).sort(), ['echo.in', 'echo.out']);
     // Removing the links gives the slice working FIFOs again.
     assert.equal((await asSlice('v4b', `rm ${input} ${out}`)).code, 0);
-    await waitFor('FIFOs made again', () => existsSync(input) && lstatSync(input).isFIFO() && existsSync(out) && lstatSync(out).isFIFO(), 5000);
+    await waitFor(
+      'FIFOs made again',
+      () => existsSync(input) && lstatSync(input).isFIFO() && existsSync(out) && lstatSync(out).isFIFO(),
+      5000,
+    );
     assert.match((await call('v4b', 'echo', 'back')).stdout, /back$/);
   });
 
@@ -271,14 +304,20 @@ describe('vsys', { skip: skip ?? false }, () => {
     await waitFor('flood FIFOs', () => existsSync(fifo('v4a', 'flood.in')) && existsSync(fifo('v4b', 'flood.in')));
     const bytes = await asSlice('v4a', `: > ${fifo('v4a', 'flood.in')}; timeout 10 cat ${fifo('v4a', 'flood.out')} | wc -c`);
     assert.equal(Number(bytes.stdout.trim()), MAX_OUTPUT);
-    await waitFor('the truncation in the log', () => /"service":"flood","slice":"v4a".*output cut at the 65536-byte limit/.test(daemon.log));
+    await waitFor('the truncation in the log', () =>
+      /"service":"flood","slice":"v4a".*output cut at the 65536-byte limit/.test(daemon.log),
+    );
     // v4b starts a flood and never opens flood.out: its script blocks on a full pipe.
     const started = Date.now();
     assert.equal((await asSlice('v4b', `: > ${fifo('v4b', 'flood.in')}`)).code, 0);
     const other = await call('v4a', 'echo', 'not stalled');
     assert.match(other.stdout, /not stalled$/);
     assert.ok(Date.now() - started < 1000, `other calls go on (${Date.now() - started} ms)`);
-    await waitFor('the unread output dropped', () => /"service":"flood","slice":"v4b".*output bytes not read by the slice/.test(daemon.log), 3 * TIMEOUT_MS + 2000);
+    await waitFor(
+      'the unread output dropped',
+      () => /"service":"flood","slice":"v4b".*output bytes not read by the slice/.test(daemon.log),
+      3 * TIMEOUT_MS + 2000,
+    );
     remove('flood');
   });
 
@@ -301,7 +340,8 @@ describe('vsys', { skip: skip ?? false }, () => {
     // Each script notes when it ran (the scripts run as root and may write there).
     const scratch = mkdtempSync(join(tmpdir(), 'sliced-v4-slots-'));
     const names = ['slow1', 'slow2', 'slow3', 'slow4'];
-    for (const name of names) install(name, `a=$(date +%s%N); sleep 0.4; echo "$a $(date +%s%N)" > ${scratch}/$(basename $0); echo done`, 'v4c\n');
+    for (const name of names)
+      install(name, `a=$(date +%s%N); sleep 0.4; echo "$a $(date +%s%N)" > ${scratch}/$(basename $0); echo done`, 'v4c\n');
     await waitFor('slow FIFOs', () => names.every((name) => existsSync(fifo('v4c', `${name}.out`))));
     const results = await Promise.all(names.map((name) => call('v4c', name, '')));
     for (const result of results) assert.equal(result.stdout, 'done\n');
@@ -324,7 +364,10 @@ describe('vsys', { skip: skip ?? false }, () => {
     install('counter', 'n=0\nwhile read -r line; do n=$((n+1)); echo "$1 $n $line"; done', '#! stateful\nv4a\nv4b\n');
     await waitFor('counter FIFOs', () => existsSync(fifo('v4b', 'counter.in')));
     const talk = (slice: string, lines: string[]): Promise<CliResult> =>
-      asSlice(slice, `exec 3<>${fifo(slice, 'counter.out')}; for l in ${lines.join(' ')}; do echo $l > ${fifo(slice, 'counter.in')}; done; for l in ${lines.join(' ')}; do read -r r <&3; echo "$r"; done`);
+      asSlice(
+        slice,
+        `exec 3<>${fifo(slice, 'counter.out')}; for l in ${lines.join(' ')}; do echo $l > ${fifo(slice, 'counter.in')}; done; for l in ${lines.join(' ')}; do read -r r <&3; echo "$r"; done`,
+      );
     assert.equal((await talk('v4a', ['x', 'y'])).stdout, 'v4a 1 x\nv4a 2 y\n');
     assert.equal((await talk('v4b', ['z'])).stdout, 'v4b 1 z\n', 'each slice has its own instance');
     assert.equal((await talk('v4a', ['w'])).stdout, 'v4a 3 w\n', 'state is kept across writers');
@@ -341,13 +384,23 @@ describe('vsys', { skip: skip ?? false }, () => {
     process.kill(pid, 'SIGKILL');
     // Written while the instance is dead: no EPIPE for the writer; the input waits in the FIFO.
     assert.equal((await talk('v4a', ['during'])).stdout, 'v4a 1 during\n', 'a fresh instance after the restart, fed what waited');
-    await waitFor('the restart in the log', () => /"service":"counter","slice":"v4a".*instance \(pid \d+\) ended \(killed by SIGKILL\) after \d+ ms; restarting in 250 ms/.test(daemon.log));
-    await waitFor('the new instance in the log', () => /"service":"counter","slice":"v4a".*instance started/.test(daemon.log.split('restarting in 250 ms')[1] ?? ''));
+    await waitFor('the restart in the log', () =>
+      /"service":"counter","slice":"v4a".*instance \(pid \d+\) ended \(killed by SIGKILL\) after \d+ ms; restarting in 250 ms/.test(
+        daemon.log,
+      ),
+    );
+    await waitFor('the new instance in the log', () =>
+      /"service":"counter","slice":"v4a".*instance started/.test(daemon.log.split('restarting in 250 ms')[1] ?? ''),
+    );
 
     // The slice removes its FIFO: sliced makes it again and moves the instance to it.
     const before = await instancePid();
     assert.equal((await asSlice('v4a', `rm ${fifo('v4a', 'counter.in')}`)).code, 0);
-    await waitFor('the instance moved to the new FIFOs', () => /"service":"counter","slice":"v4a".*stopped: the slice's FIFOs were made again/.test(daemon.log), 6000);
+    await waitFor(
+      'the instance moved to the new FIFOs',
+      () => /"service":"counter","slice":"v4a".*stopped: the slice's FIFOs were made again/.test(daemon.log),
+      6000,
+    );
     for (let tries = 0; [0, before].includes(await instancePid()); tries++) {
       assert.ok(tries < 100, 'a new instance within 2 s');
       await sleep(20);
@@ -363,7 +416,10 @@ describe('vsys', { skip: skip ?? false }, () => {
     const called = await daemon.cli(['vsys', 'call', 'echo', '--slice', 'v4b'], { input: 'via cli' });
     assert.equal(called.code, 0, called.stderr);
     assert.match(called.stdout, /^v4b 1 .*\nvia cli$/);
-    const json = JSON.parse((await daemon.cli(['--json', 'vsys', 'call', 'echo', '--slice', 'v4a'], { input: 'j' })).stdout) as { exitCode: number; output: string };
+    const json = JSON.parse((await daemon.cli(['--json', 'vsys', 'call', 'echo', '--slice', 'v4a'], { input: 'j' })).stdout) as {
+      exitCode: number;
+      output: string;
+    };
     assert.equal(json.exitCode, 0);
     assert.match(Buffer.from(json.output, 'base64').toString(), /\nj$/);
     const ambiguous = await daemon.cli(['vsys', 'call', 'echo'], { input: '' });
@@ -390,7 +446,8 @@ describe('vsys', { skip: skip ?? false }, () => {
     const secret = mkdtempSync(join(tmpdir(), 'sliced-v4-secret-'));
     const file = join(secret, 'key');
     writeFileSync(file, 'root only\n', { mode: 0o600 });
-    const copy = (name: string, as: string, acl: string): void => install(as, readFileSync(join(examples, name), 'utf8').replace(/^#!\/bin\/sh\n/, ''), acl);
+    const copy = (name: string, as: string, acl: string): void =>
+      install(as, readFileSync(join(examples, name), 'utf8').replace(/^#!\/bin\/sh\n/, ''), acl);
     copy('echo', 'x-echo', 'v4a\n');
     copy('counter', 'x-counter', '#! stateful\nv4a\n');
     copy('read-file', 'x-read-file', 'v4a\nv4b\n');
@@ -398,7 +455,10 @@ describe('vsys', { skip: skip ?? false }, () => {
     try {
       await waitFor('example FIFOs', () => existsSync(fifo('v4a', 'x-read-file.out')) && existsSync(fifo('v4b', 'x-read-file.in')));
       assert.equal((await call('v4a', 'x-echo', 'ping')).stdout, 'ping');
-      const counted = await asSlice('v4a', `exec 3<>${fifo('v4a', 'x-counter.out')}; echo a > ${fifo('v4a', 'x-counter.in')}; echo b > ${fifo('v4a', 'x-counter.in')}; read -r x <&3; read -r y <&3; echo "$x|$y"`);
+      const counted = await asSlice(
+        'v4a',
+        `exec 3<>${fifo('v4a', 'x-counter.out')}; echo a > ${fifo('v4a', 'x-counter.in')}; echo b > ${fifo('v4a', 'x-counter.in')}; read -r x <&3; read -r y <&3; echo "$x|$y"`,
+      );
       assert.equal(counted.stdout, '1 a|2 b\n');
       assert.equal((await asSlice('v4a', `cat ${file}`)).code, 1, 'the slice cannot read the file itself');
       assert.equal((await call('v4a', 'x-read-file', `${file}\n`)).stdout, 'root only\n');
@@ -411,7 +471,7 @@ describe('vsys', { skip: skip ?? false }, () => {
     }
   });
 
-  test('the daemon restarted mid-call comes back with every slice\'s FIFOs intact', async () => {
+  test("the daemon restarted mid-call comes back with every slice's FIFOs intact", async () => {
     install('slow', 'sleep 2.0417; echo late', 'v4a\nv4b\nv4c\n');
     await waitFor('slow FIFOs', () => existsSync(fifo('v4c', 'slow.in')));
     const inodes = (): Record<string, number> => {
@@ -454,8 +514,13 @@ describe('vsys', { skip: skip ?? false }, () => {
     const deleted = await daemon.cli(['slice', 'delete', 'v4c']);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal(existsSync(join(root, 'v4c')), false);
-    assert.deepEqual(groups.existingDirs('v4c.slice'), [], 'the slice\'s groups are gone from every hierarchy');
-    for (const pid of instance) assert.equal(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), false, `the script's process ${pid} was stopped`);
+    assert.deepEqual(groups.existingDirs('v4c.slice'), [], "the slice's groups are gone from every hierarchy");
+    for (const pid of instance)
+      assert.equal(
+        existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'),
+        false,
+        `the script's process ${pid} was stopped`,
+      );
     remove('stubborn');
   });
 });
@@ -465,12 +530,31 @@ describe('vsys services directory', { skip: skip ?? false }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'sliced-v4-open-'));
     chmodSync(dir, 0o777);
     try {
-      const result = await run(process.execPath, [SLICED, '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cgroup-root', `sliced-v4open${process.pid}`, '--vsys-dir', dir]);
+      const result = await run(process.execPath, [
+        SLICED,
+        '--state-dir',
+        join(dir, 'state'),
+        '--run-dir',
+        join(dir, 'run'),
+        '--cgroup-root',
+        `sliced-v4open${process.pid}`,
+        '--vsys-dir',
+        dir,
+      ]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, new RegExp(`vsys services directory ${dir} has mode 0777; it must not be writable by group or others`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await run(process.execPath, [SLICED, '--state-dir', join(dir, 'state'), '--run-dir', join(dir, 'run'), '--cgroup-root', `sliced-v4open${process.pid}`, '--cleanup']);
+      await run(process.execPath, [
+        SLICED,
+        '--state-dir',
+        join(dir, 'state'),
+        '--run-dir',
+        join(dir, 'run'),
+        '--cgroup-root',
+        `sliced-v4open${process.pid}`,
+        '--cleanup',
+      ]);
       rmSync(dir, { recursive: true, force: true });
     }
   });

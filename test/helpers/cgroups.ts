@@ -113,7 +113,9 @@ export class KernelGroups {
 
   /** The file of the group's cumulative CPU time (cpuacct.usage or cpu.stat). */
   cpuUsageFile(group: string): string {
-    return this.backend === 'v1' ? join(this.controllerDir('cpuacct', group), 'cpuacct.usage') : join(this.controllerDir('cpu', group), 'cpu.stat');
+    return this.backend === 'v1'
+      ? join(this.controllerDir('cpuacct', group), 'cpuacct.usage')
+      : join(this.controllerDir('cpu', group), 'cpu.stat');
   }
 
   /** Cumulative CPU time of the group and its descendants, in nanoseconds. */
@@ -160,7 +162,8 @@ export class KernelGroups {
     if (this.roots.unified === undefined) return null;
     const file = join(this.dir('unified', group), `${resource}.pressure`);
     if (!existsSync(file)) return null;
-    const avg10 = (kind: string): number => Number(new RegExp(`^${kind} avg10=([\\d.]+)`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? NaN);
+    const avg10 = (kind: string): number =>
+      Number(new RegExp(`^${kind} avg10=([\\d.]+)`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? NaN);
     return { some: avg10('some'), full: avg10('full') };
   }
 
@@ -210,10 +213,13 @@ export class KernelGroups {
    * Other lines (a command's other output) are ignored.
    */
   placement(procCgroup: string): Record<string, string | null> {
-    const lines = procCgroup.split('\n').filter((line) => /^\d+:[^:]*:\//.test(line)).map((line) => {
-      const [id, controllers, ...path] = line.split(':');
-      return { id: Number(id), controllers: controllers!.split(','), path: path.join(':') };
-    });
+    const lines = procCgroup
+      .split('\n')
+      .filter((line) => /^\d+:[^:]*:\//.test(line))
+      .map((line) => {
+        const [id, controllers, ...path] = line.split(':');
+        return { id: Number(id), controllers: controllers!.split(','), path: path.join(':') };
+      });
     const out: Record<string, string | null> = {};
     for (const hierarchy of Object.keys(this.roots)) {
       const line = hierarchy === 'unified' ? lines.find((l) => l.id === 0) : lines.find((l) => l.controllers.includes(hierarchy));
@@ -241,7 +247,8 @@ export class KernelGroups {
    */
   realtimeGroupsReason(): string | null {
     if (this.backend === 'v2') return 'cgroup v2 has no RT group scheduling (no cpu.rt_runtime_us)';
-    if (!existsSync(join(this.dir('cpu'), 'cpu.rt_runtime_us'))) return 'the kernel has no RT group scheduling (CONFIG_RT_GROUP_SCHED: no cpu.rt_runtime_us)';
+    if (!existsSync(join(this.dir('cpu'), 'cpu.rt_runtime_us')))
+      return 'the kernel has no RT group scheduling (CONFIG_RT_GROUP_SCHED: no cpu.rt_runtime_us)';
     return null;
   }
 
@@ -260,7 +267,8 @@ export class KernelGroups {
 
   private hierarchyRoot(hierarchy: string): string {
     const root = this.roots[hierarchy];
-    if (root === undefined) throw new Error(`the daemon (cgroup ${this.backend}) has no ${hierarchy} hierarchy; it has: ${Object.keys(this.roots).join(', ')}`);
+    if (root === undefined)
+      throw new Error(`the daemon (cgroup ${this.backend}) has no ${hierarchy} hierarchy; it has: ${Object.keys(this.roots).join(', ')}`);
     return root;
   }
 }

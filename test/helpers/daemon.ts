@@ -105,14 +105,22 @@ export class TestDaemon {
     this.slot = claimNetSlot();
     this.net = { tag: this.slot.tag, pool4: this.slot.pool4, pool6: this.slot.pool6 };
     this.args = [
-      '--net-tag', this.net.tag,
-      '--net-pool4', this.net.pool4,
-      '--net-pool6', this.net.pool6,
-      '--state-dir', this.stateDir,
-      '--run-dir', this.runDir,
-      '--cgroup-root', this.cgroupRoot,
-      '--stop-grace', '1000',
-      '--log-level', 'debug',
+      '--net-tag',
+      this.net.tag,
+      '--net-pool4',
+      this.net.pool4,
+      '--net-pool6',
+      this.net.pool6,
+      '--state-dir',
+      this.stateDir,
+      '--run-dir',
+      this.runDir,
+      '--cgroup-root',
+      this.cgroupRoot,
+      '--stop-grace',
+      '1000',
+      '--log-level',
+      'debug',
       ...extraArgs,
     ];
   }
@@ -144,7 +152,10 @@ export class TestDaemon {
   async launch(): Promise<void> {
     const command = [process.execPath, SLICED, ...this.args];
     const joinGroup = ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.cgroup ?? ''];
-    const child = this.cgroup === null ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('/bin/sh', [...joinGroup, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child =
+      this.cgroup === null
+        ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', [...joinGroup, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));

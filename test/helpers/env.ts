@@ -24,22 +24,36 @@ export const SLOW = Number(process.env.SLICED_TEST_SLOW ?? (process.env.SLICED_I
 export function kernelSkipReason(options: { procRoot?: string; uid?: number } = {}): string | null {
   if ((options.uid ?? process.getuid?.()) !== 0) return 'needs root (creates cgroups and users); run the suite as root';
   const proc = options.procRoot ?? '/proc';
-  const mounts = readFileSync(`${proc}/self/mounts`, 'utf8').split('\n').map((line) => line.split(' '));
-  const own = readFileSync(`${proc}/self/cgroup`, 'utf8').split('\n').filter(Boolean).map((line) => line.split(':'));
+  const mounts = readFileSync(`${proc}/self/mounts`, 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '));
+  const own = readFileSync(`${proc}/self/cgroup`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(':'));
   // cgroup v1: cpu, cpuacct, memory and freezer each mounted as a v1 hierarchy.
-  const v1 = ['cpu', 'cpuacct', 'memory', 'freezer'].filter((c) => mounts.some((m) => m[2] === 'cgroup' && (m[3] ?? '').split(',').includes(c)));
+  const v1 = ['cpu', 'cpuacct', 'memory', 'freezer'].filter((c) =>
+    mounts.some((m) => m[2] === 'cgroup' && (m[3] ?? '').split(',').includes(c)),
+  );
   if (v1.includes('cpu')) {
     const missing = ['cpu', 'cpuacct', 'memory', 'freezer'].filter((c) => !v1.includes(c));
-    return missing.length === 0 ? null : `the cpu controller is a cgroup v1 hierarchy but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not mounted (sliced needs cpu, cpuacct, memory and freezer)`;
+    return missing.length === 0
+      ? null
+      : `the cpu controller is a cgroup v1 hierarchy but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not mounted (sliced needs cpu, cpuacct, memory and freezer)`;
   }
   // cgroup v2: the cpu and memory controllers offered to this process's own group (the daemon starts in it).
   const unified = mounts.find((m) => m[2] === 'cgroup2')?.[1];
-  const path = own.find((l) => l[0] === '0')?.slice(2).join(':');
-  if (unified === undefined || path === undefined) return 'needs a cgroup hierarchy with the cpu controller (neither a cgroup v1 cpu hierarchy nor cgroup2 is mounted)';
+  const path = own
+    .find((l) => l[0] === '0')
+    ?.slice(2)
+    .join(':');
+  if (unified === undefined || path === undefined)
+    return 'needs a cgroup hierarchy with the cpu controller (neither a cgroup v1 cpu hierarchy nor cgroup2 is mounted)';
   const file = join(unified, path, 'cgroup.controllers');
   const offered = existsSync(file) ? readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean) : [];
   const missing = ['cpu', 'memory'].filter((c) => !offered.includes(c));
-  if (missing.length > 0) return `needs the ${missing.join(' and ')} controller${missing.length > 1 ? 's' : ''} in cgroup v2: ${file} offers ${offered.join(' ') || 'none'} (delegate them, e.g. systemd Delegate=yes)`;
+  if (missing.length > 0)
+    return `needs the ${missing.join(' and ')} controller${missing.length > 1 ? 's' : ''} in cgroup v2: ${file} offers ${offered.join(' ') || 'none'} (delegate them, e.g. systemd Delegate=yes)`;
   return null;
 }
 

@@ -406,7 +406,10 @@ export class FixtureV2Backend extends CgroupV2Backend {
   }
 
   override remove(group: GroupPath): void {
-    if (this.fake.threadCount(group) > 0 || (existsSync(this.fake.dir(group)) && readList(join(this.fake.dir(group), 'cgroup.procs')).length > 0)) {
+    if (
+      this.fake.threadCount(group) > 0 ||
+      (existsSync(this.fake.dir(group)) && readList(join(this.fake.dir(group), 'cgroup.procs')).length > 0)
+    ) {
       throw new SlicedError('EIO', `kernel refused removing ${this.fake.dir(group)}: EBUSY (it still has tasks)`);
     }
     this.fake.depopulate(group);
@@ -464,7 +467,14 @@ export function applyControlWrite(mount: string, path: string, value: string): v
       const procs = join(at, 'cgroup.procs');
       if (at !== dir && existsSync(procs)) {
         const before = readList(procs);
-        if (before.includes(pid)) writeFileSync(procs, before.filter((p) => p !== pid).map((p) => `${p}\n`).join(''));
+        if (before.includes(pid))
+          writeFileSync(
+            procs,
+            before
+              .filter((p) => p !== pid)
+              .map((p) => `${p}\n`)
+              .join(''),
+          );
       }
       for (const entry of readdirSync(at, { withFileTypes: true })) if (entry.isDirectory()) walk(join(at, entry.name));
     };

@@ -31,9 +31,13 @@ export function ioLayoutOf(node: { backend: string; cgroupRoots: Record<string, 
 export function ioControllerSkipReason(): string | null {
   if (existsSync(join(CGROUP, 'cgroup.controllers'))) {
     const offered = readFileSync(join(CGROUP, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
-    return offered.includes('io') ? null : `needs the cgroup v2 io controller (${CGROUP}/cgroup.controllers lists: ${offered.join(' ') || 'none'})`;
+    return offered.includes('io')
+      ? null
+      : `needs the cgroup v2 io controller (${CGROUP}/cgroup.controllers lists: ${offered.join(' ') || 'none'})`;
   }
-  return existsSync(join(CGROUP, 'blkio', 'blkio.throttle.read_bps_device')) ? null : `needs the cgroup v1 blkio hierarchy at ${CGROUP}/blkio (not mounted on this host)`;
+  return existsSync(join(CGROUP, 'blkio', 'blkio.throttle.read_bps_device'))
+    ? null
+    : `needs the cgroup v1 blkio hierarchy at ${CGROUP}/blkio (not mounted on this host)`;
 }
 
 const V1_FILES: Record<keyof IoCaps, string> = {
@@ -73,7 +77,11 @@ export function readCaps(layout: IoLayout, group: string): Map<string, IoCaps> {
 /** The caps of one device as "rbps=N,wiops=M" (only those set), or "" when it has none: easy to compare. */
 export function capsOn(layout: IoLayout, group: string, device: string): string {
   const caps = readCaps(layout, group).get(device);
-  return caps ? IO_CAP_FIELDS.filter((f) => caps[f] !== null).map((f) => `${f}=${caps[f]}`).join(',') : '';
+  return caps
+    ? IO_CAP_FIELDS.filter((f) => caps[f] !== null)
+        .map((f) => `${f}=${caps[f]}`)
+        .join(',')
+    : '';
 }
 
 /** The group's BFQ weight (1..1000), or null when the kernel has no BFQ weight file (BFQ not loaded). */
@@ -88,13 +96,19 @@ export function readBfqWeight(layout: IoLayout, group: string): number | null {
 
 /** Processes in a group (relative to the daemon's root) of the I/O hierarchy. */
 export function groupProcs(layout: IoLayout, group: string): number[] {
-  return readFileSync(join(layout.root, group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  return readFileSync(join(layout.root, group, 'cgroup.procs'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
 }
 
 /** Bytes a group read and wrote on one device (v1: every device), from the kernel's counters. */
 export function readBytes(kind: 'v1' | 'v2', dir: string, device: string): { read: number; write: number } {
   if (kind === 'v1') return sumReadWrite(readFileSync(join(dir, 'blkio.throttle.io_service_bytes_recursive'), 'utf8'));
-  const line = readFileSync(join(dir, 'io.stat'), 'utf8').split('\n').find((l) => l.startsWith(`${device} `)) ?? '';
+  const line =
+    readFileSync(join(dir, 'io.stat'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${device} `)) ?? '';
   const value = (key: string): number => Number(new RegExp(`\\b${key}=(\\d+)`).exec(line)?.[1] ?? 0);
   return { read: value('rbytes'), write: value('wbytes') };
 }
@@ -107,7 +121,11 @@ export class PlainIoGroups {
   readonly base: string;
   readonly dirs: string[];
 
-  constructor(readonly kind: 'v1' | 'v2', name: string, children: readonly string[]) {
+  constructor(
+    readonly kind: 'v1' | 'v2',
+    name: string,
+    children: readonly string[],
+  ) {
     this.base = kind === 'v1' ? join(CGROUP, 'blkio', name) : join(CGROUP, name);
     this.dirs = children.map((c) => join(this.base, c));
     mkdirSync(this.base);
@@ -173,7 +191,11 @@ export function createNullBlk(name: string, options: { serviceUs: number; depth:
   const reason = nullBlkSkipReason();
   if (reason) throw new Error(reason);
   let mounted = false;
-  if (!readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === CONFIGFS)) {
+  if (
+    !readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[1] === CONFIGFS)
+  ) {
     execFileSync('mount', ['-t', 'configfs', 'configfs', CONFIGFS]);
     mounted = true;
   }

@@ -34,7 +34,9 @@ export interface SliceProcess {
 
 /** Start a command in a slice through `slicectl exec` and keep it running. */
 export function startInSlice(daemon: TestDaemon, slice: string, command: string[]): SliceProcess {
-  const child = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', slice, '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', slice, '--', ...command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -69,7 +71,10 @@ export interface IperfResult {
 
 /** Parse iperf3 -J output (client side). */
 export function parseIperf(json: string): IperfResult {
-  const doc = JSON.parse(json) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number; bits_per_second: number } }; error?: string };
+  const doc = JSON.parse(json) as {
+    end: { sum_sent: { bytes: number }; sum_received: { bytes: number; bits_per_second: number } };
+    error?: string;
+  };
   if (doc.error) throw new Error(`iperf3: ${doc.error}`);
   return { sentBytes: doc.end.sum_sent.bytes, bytes: doc.end.sum_received.bytes, bitsPerSecond: doc.end.sum_received.bits_per_second };
 }
@@ -77,7 +82,8 @@ export function parseIperf(json: string): IperfResult {
 /** Run an iperf3 client in a slice and return the receiver's figures. */
 export async function iperfClient(daemon: TestDaemon, slice: string, args: string[]): Promise<IperfResult> {
   const result = await daemon.cli(['exec', '--slice', slice, '--', 'iperf3', '-J', ...args]);
-  if (result.code !== 0) throw new Error(`iperf3 ${args.join(' ')} in ${slice} failed (${result.code}): ${result.stdout.slice(-800)} ${result.stderr}`);
+  if (result.code !== 0)
+    throw new Error(`iperf3 ${args.join(' ')} in ${slice} failed (${result.code}): ${result.stdout.slice(-800)} ${result.stderr}`);
   return parseIperf(result.stdout);
 }
 
@@ -103,9 +109,18 @@ export function leftovers(tag: string): string[] {
     // No namespaces at all.
   }
   found.push(...netns.filter((n) => n.startsWith(`sliced${tag}-`)).map((n) => `netns ${n}`));
-  found.push(...readdirSync('/sys/class/net').filter((l) => [`slbr${tag}`, `slifb${tag}`].includes(l) || l.startsWith(`slv${tag}-`)).map((l) => `link ${l}`));
+  found.push(
+    ...readdirSync('/sys/class/net')
+      .filter((l) => [`slbr${tag}`, `slifb${tag}`].includes(l) || l.startsWith(`slv${tag}-`))
+      .map((l) => `link ${l}`),
+  );
   const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8' }).stdout;
-  found.push(...tables.split('\n').filter((l) => l.trim().endsWith(` sliced${tag}`)).map((l) => l.trim()));
+  found.push(
+    ...tables
+      .split('\n')
+      .filter((l) => l.trim().endsWith(` sliced${tag}`))
+      .map((l) => l.trim()),
+  );
   return found;
 }
 

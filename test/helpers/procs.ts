@@ -25,7 +25,8 @@ export function visibleKernelThread(): number | null {
 /** The memory controller's mount: v1 hierarchy or the v2 unified one, or null. */
 function memoryMount(): string | null {
   if (existsSync('/sys/fs/cgroup/memory/cgroup.procs')) return '/sys/fs/cgroup/memory';
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers') && readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').includes('memory')) return '/sys/fs/cgroup';
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers') && readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').includes('memory'))
+    return '/sys/fs/cgroup';
   return null;
 }
 

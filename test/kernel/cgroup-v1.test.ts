@@ -14,7 +14,19 @@ import { CgroupV1Backend, weightToShares, type V1Layout } from '../../src/kernel
 import { SlicedError } from '../../src/core/errors.js';
 import { readProcCgroups } from '../../src/kernel/procfs.js';
 import { skipWith, skipWithoutKernel } from '../helpers/env.js';
-import { busyLoop, isAlive, killStarted, procCgroups, procState, readIdsOf, removeTree, sleeper, start, termIgnorer, waitFor } from './kernel-helpers.js';
+import {
+  busyLoop,
+  isAlive,
+  killStarted,
+  procCgroups,
+  procState,
+  readIdsOf,
+  removeTree,
+  sleeper,
+  start,
+  termIgnorer,
+  waitFor,
+} from './kernel-helpers.js';
 
 const ROOT_NAME = `sliced-kt${process.pid}`;
 const v1Reason = existsSync('/sys/fs/cgroup/cpu/cpu.shares') ? null : 'needs the cgroup v1 cpu hierarchy at /sys/fs/cgroup/cpu';
@@ -113,7 +125,10 @@ describe('cgroup v1 backend on the real kernel', () => {
       assert.deepEqual(backend.children(['missing.domain']), []);
 
       // A group with a child cannot go first.
-      assert.throws(() => backend.remove(['d.domain']), (err: unknown) => err instanceof SlicedError && err.code === 'EIO');
+      assert.throws(
+        () => backend.remove(['d.domain']),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EIO',
+      );
       backend.remove(group);
       backend.remove(['d.domain']);
       assert.equal(backend.exists(group), false);
@@ -136,7 +151,12 @@ describe('cgroup v1 backend on the real kernel', () => {
     try {
       backend.init(100);
       backend.create(group);
-      for (const [weight, shares] of [[100, 1024], [1, 10], [10000, 102400], [250, 2560]] as const) {
+      for (const [weight, shares] of [
+        [100, 1024],
+        [1, 10],
+        [10000, 102400],
+        [250, 2560],
+      ] as const) {
         backend.setCpuWeight(group, weight);
         assert.equal(readTrim(join(cpuDir, 'cpu.shares')), String(shares), `weight ${weight}`);
       }
@@ -203,7 +223,10 @@ describe('cgroup v1 backend on the real kernel', () => {
       // Raising the limit above the old memsw works because memsw is lifted first.
       backend.setMemory(group, { limit: 256 * M, high: null, swap: 0 });
       assert.equal(readTrim(join(memDir, 'memory.memsw.limit_in_bytes')), String(256 * M));
-      assert.throws(() => backend.setMemory(group, { limit: null, high: null, swap: 16 * M }), /memory\.swap needs a memory\.limit on cgroup v1/);
+      assert.throws(
+        () => backend.setMemory(group, { limit: null, high: null, swap: 16 * M }),
+        /memory\.swap needs a memory\.limit on cgroup v1/,
+      );
       backend.setMemory(group, { limit: null, high: null, swap: null });
       assert.equal(backend.readMemory(group).limitBytes, null);
     } finally {
@@ -248,7 +271,10 @@ describe('cgroup v1 backend on the real kernel', () => {
       backend.create(group);
       // BFQ adds blkio.bfq.* to every group but the root while it is loaded.
       if (!existsSync(join(dir, 'blkio.bfq.weight'))) {
-        skipWith(t, `no BFQ: a new group has no blkio.bfq.weight (BFQ is not loaded or not in this kernel; schedulers offered: ${ioSchedulers()})`);
+        skipWith(
+          t,
+          `no BFQ: a new group has no blkio.bfq.weight (BFQ is not loaded or not in this kernel; schedulers offered: ${ioSchedulers()})`,
+        );
         return;
       }
       backend.setIoWeight(group, 900);
@@ -276,7 +302,10 @@ describe('cgroup v1 backend on the real kernel', () => {
       backend.setPidsMax(group, 8);
       assert.equal(readTrim(join(dir, 'pids.max')), '8');
       // The shell joins every hierarchy, then starts sleeps until a fork fails (dash then exits).
-      const joins = backend.procsFiles(group).map((file) => `echo $$ > ${file}`).join('; ');
+      const joins = backend
+        .procsFiles(group)
+        .map((file) => `echo $$ > ${file}`)
+        .join('; ');
       const bomb = start('sh', ['-c', `${joins}; i=0; while [ $i -lt 40 ]; do sleep 600 & i=$((i+1)); done; wait`]);
       const { code } = await bomb.exited;
       assert.notEqual(code, 0, 'the shell stopped at a refused fork');
@@ -486,7 +515,8 @@ describe('cgroup v1 backend on the real kernel', () => {
       backend.setCpuLimit(parent, 300);
       assert.throws(
         () => backend.setCpuLimit(child, 500),
-        (err: unknown) => err instanceof SlicedError && err.code === 'EIO' && err.message.includes(childFile) && err.message.includes('50000'),
+        (err: unknown) =>
+          err instanceof SlicedError && err.code === 'EIO' && err.message.includes(childFile) && err.message.includes('50000'),
       );
       assert.equal(readTrim(childFile), '-1', 'the refused value was not applied');
       backend.setCpuLimit(child, 200);

@@ -82,7 +82,9 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
       assert.throws(
         () => backend.init(100),
         (err: unknown) =>
-          err instanceof SlicedError && /cannot enable cpu, memory, io, pids below .*: .*EBUSY/.test(err.message) && /Delegate=yes/.test(err.message),
+          err instanceof SlicedError &&
+          /cannot enable cpu, memory, io, pids below .*: .*EBUSY/.test(err.message) &&
+          /Delegate=yes/.test(err.message),
       );
     } finally {
       s.done();
@@ -97,7 +99,13 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
       assert.deepEqual(procsOf(s.fake.own), [], 'the managed group holds no process');
       assert.deepEqual(procsOf(s.leaf), [DAEMON]);
       assert.equal(readTrim(join(s.fake.own, 'cgroup.subtree_control')), 'cpu io memory pids');
-      assert.deepEqual(readdirSync(s.fake.own, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort(), ['sliced-fx', 'supervisor']);
+      assert.deepEqual(
+        readdirSync(s.fake.own, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name)
+          .sort(),
+        ['sliced-fx', 'supervisor'],
+      );
       assert.equal(backend.supervisorDirectory(), s.leaf);
       assert.deepEqual(JSON.parse(readFileSync(s.record, 'utf8')), {
         managed: s.fake.own,
@@ -125,7 +133,7 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
     }
   });
 
-  test('processes sliced did not start (its parent shell, that shell\'s sleep): refused, EBUSY, naming them, and nothing is written', () => {
+  test("processes sliced did not start (its parent shell, that shell's sleep): refused, EBUSY, naming them, and nothing is written", () => {
     const s = setup([SHELL, SLEEP, DAEMON]);
     try {
       const backend = s.fake.backend(s.layout, PROBE);
@@ -207,7 +215,11 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
       writeFileSync(join(s.fake.own, 'cgroup.subtree_control'), 'cpu\n');
       const backend = s.fake.backend(s.layout, PROBE);
       backend.init(100);
-      assert.deepEqual(JSON.parse(readFileSync(s.record, 'utf8')), { managed: s.fake.own, supervisorMade: false, controllersAdded: ['memory', 'io', 'pids'] });
+      assert.deepEqual(JSON.parse(readFileSync(s.record, 'utf8')), {
+        managed: s.fake.own,
+        supervisorMade: false,
+        controllersAdded: ['memory', 'io', 'pids'],
+      });
       writeFileSync(join(s.leaf, 'cgroup.procs'), '');
       backend.remove([]);
       // systemd's leaf is a child group sliced may not remove, so the controllers stay too
@@ -215,7 +227,7 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
       const left = backend.releaseDelegation();
       assert.equal(left.length, 1, left.join('; '));
       assert.match(left[0]!, /^controllers memory io pids in .*cgroup\.subtree_control \(child groups remain: supervisor\)$/);
-      assert.ok(existsSync(s.leaf), 'systemd\'s leaf stays');
+      assert.ok(existsSync(s.leaf), "systemd's leaf stays");
       assert.equal(readTrim(join(s.fake.own, 'cgroup.subtree_control')), 'cpu io memory pids');
       rmSync(s.leaf, { recursive: true });
       assert.deepEqual(backend.releaseDelegation(), []);
@@ -237,13 +249,25 @@ describe('cgroup v2: taking over a delegated group (fixture with the kernel plac
       const backend = s.fake.backend(s.layout, PROBE);
       backend.processMemoryDirectory = (pid: number) => (pid === child.pid ? from : null);
       const node = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 8 * 1024 ** 3 };
-      const agent = new SliceAgent({ store, backend, node, log: pino({ level: 'silent' }), stopGraceMs: 100, rootWeight: 100, attachAnyMemoryCgroup: false, net: null });
+      const agent = new SliceAgent({
+        store,
+        backend,
+        node,
+        log: pino({ level: 'silent' }),
+        stopGraceMs: 100,
+        rootWeight: 100,
+        attachAnyMemoryCgroup: false,
+        net: null,
+      });
       await agent.start();
       await agent.createSlice({ name: 'j', user: 'nobody' });
       await agent.attach('j', child.pid!);
       assert.deepEqual(procsOf(join(s.fake.root, 'j.slice')), [child.pid]);
       from = elsewhere;
-      await assert.rejects(agent.attach('j', child.pid!), (err: unknown) => err instanceof SlicedError && err.code === 'EPERM' && err.message.includes(`memory cgroup ${elsewhere}`));
+      await assert.rejects(
+        agent.attach('j', child.pid!),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EPERM' && err.message.includes(`memory cgroup ${elsewhere}`),
+      );
     } finally {
       child.kill('SIGKILL');
       await store.close();

@@ -57,9 +57,26 @@ async function harness(agentOptions: Partial<AgentOptions> = {}, fakeOptions: { 
   const store = await EmbeddedStore.open(stateDir);
   const log = pino({ level: 'silent' });
   const backend = fake.backend();
-  const agent = new SliceAgent({ store, backend, node: NODE, log, stopGraceMs: 100, rootWeight: 1900, attachAnyMemoryCgroup: false, net: null, ...agentOptions });
+  const agent = new SliceAgent({
+    store,
+    backend,
+    node: NODE,
+    log,
+    stopGraceMs: 100,
+    rootWeight: 1900,
+    attachAnyMemoryCgroup: false,
+    net: null,
+    ...agentOptions,
+  });
   await agent.start();
-  const controller = new CpuController(agent, { periodMs: PERIOD_MS, mode: 'entitlement', gain: 0.5, log, probe: fake.probe, clock: fake.clock });
+  const controller = new CpuController(agent, {
+    periodMs: PERIOD_MS,
+    mode: 'entitlement',
+    gain: 0.5,
+    log,
+    probe: fake.probe,
+    clock: fake.clock,
+  });
   const demand = new Map<string, number>();
   const pathOf = (slice: string): GroupPath => sliceGroup(agent.state, slice);
 
@@ -118,7 +135,10 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
   test("k4: an io.weight set while BFQ is not loaded is stored, said to have no effect, and written once BFQ's weight files appear", async () => {
     const h = await harness({}, { bfq: false });
     try {
-      assert.match(h.backend.ioWeightUnavailable() ?? '', /has no BFQ weight file .*io\.bfq\.weight\): the bfq I\/O scheduler is not loaded/);
+      assert.match(
+        h.backend.ioWeightUnavailable() ?? '',
+        /has no BFQ weight file .*io\.bfq\.weight\): the bfq I\/O scheduler is not loaded/,
+      );
       await h.createSlice({ name: 'k4w', io: { weight: 500 } }, 0);
       const file = join(h.fake.root, 'k4w.slice', 'io.bfq.weight');
       assert.equal(existsSync(file), false, 'no BFQ weight file before the module is loaded');
@@ -175,7 +195,8 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
       const backend = new CgroupV2Backend({ ...fake.layout(), controllers: ['cpu', 'memory', 'hugetlb'] });
       assert.throws(
         () => backend.init(100),
-        (err: unknown) => err instanceof SlicedError && err.code === 'EIO' && err.message.includes('hugetlb') && err.message.includes('cpu memory io pids'),
+        (err: unknown) =>
+          err instanceof SlicedError && err.code === 'EIO' && err.message.includes('hugetlb') && err.message.includes('cpu memory io pids'),
       );
       assert.equal(existsSync(fake.root), false, 'nothing was created');
     } finally {
@@ -214,12 +235,19 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
       const expected = h.entitlements();
       assert.ok(Math.abs(expected.get('a')! - 2000 / 7) < 1e-6 && Math.abs(expected.get('c')! - 8000 / 7) < 1e-6);
       assertNear(measured, expected, PP);
-      for (const [slice, percent] of [['a', 14.3], ['b', 28.6], ['c', 57.1]] as const) {
+      for (const [slice, percent] of [
+        ['a', 14.3],
+        ['b', 28.6],
+        ['c', 57.1],
+      ] as const) {
         assert.ok(Math.abs(measured.get(slice)! / PP - percent) < 1, `${slice}: ${(measured.get(slice)! / PP).toFixed(1)}%`);
       }
       // The weights the controller wrote keep the shares' ratio.
       const weights = ['a', 'b', 'c'].map((s) => Number(readTrim(join(h.fake.root, `${s}.slice`, 'cpu.weight'))));
-      assert.ok(Math.abs(weights[1]! / weights[0]! - 2) < 0.01 && Math.abs(weights[2]! / weights[0]! - 4) < 0.01, `weights ${weights.join('/')}`);
+      assert.ok(
+        Math.abs(weights[1]! / weights[0]! - 2) < 0.01 && Math.abs(weights[2]! / weights[0]! - 4) < 0.01,
+        `weights ${weights.join('/')}`,
+      );
     } finally {
       await h.close();
     }
@@ -274,7 +302,14 @@ describe('cgroup v2 backend with the agent and controller on a fixture tree (Fak
       const domainBefore = h.backend.readCpuUsageNs(['dom.domain']);
       const measured = h.measure(10);
       const expected = h.entitlements();
-      assert.deepEqual([...expected].map(([s, e]) => [s, Math.round(e)]), [['d1', 300], ['d2', 300], ['out', 1400]]);
+      assert.deepEqual(
+        [...expected].map(([s, e]) => [s, Math.round(e)]),
+        [
+          ['d1', 300],
+          ['d2', 300],
+          ['out', 1400],
+        ],
+      );
       assertNear(measured, expected, PP);
       const domainMc = ((h.backend.readCpuUsageNs(['dom.domain']) - domainBefore) / (10 * PERIOD_MS * 1e6)) * 1000;
       assert.ok(Math.abs(domainMc - 600) < 1, `domain used ${domainMc}m`);
@@ -329,11 +364,20 @@ describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
       const { fake, agent } = h;
       await h.createSlice({ name: 'mem', memory: { limit: 256 * MiB, high: 200 * MiB, swap: 64 * MiB } }, 0);
       const dir = join(fake.root, 'mem.slice');
-      assert.deepEqual(['memory.max', 'memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))), [String(256 * MiB), String(200 * MiB), String(64 * MiB)]);
+      assert.deepEqual(
+        ['memory.max', 'memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))),
+        [String(256 * MiB), String(200 * MiB), String(64 * MiB)],
+      );
       await agent.updateSlice('mem', { memory: { high: null, swap: null } });
-      assert.deepEqual(['memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))), ['max', 'max']);
+      assert.deepEqual(
+        ['memory.high', 'memory.swap.max'].map((f) => readTrim(join(dir, f))),
+        ['max', 'max'],
+      );
       unlinkSync(join(dir, 'memory.swap.max')); // a kernel without swap accounting
-      await assert.rejects(agent.updateSlice('mem', { memory: { swap: 32 * MiB } }), /memory\.swap cannot be enforced: the kernel has no swap accounting/);
+      await assert.rejects(
+        agent.updateSlice('mem', { memory: { swap: 32 * MiB } }),
+        /memory\.swap cannot be enforced: the kernel has no swap accounting/,
+      );
       assert.equal(agent.state.slices.get('mem')!.memory.swap, null, 'the desired state is unchanged');
       writeFileSync(join(dir, 'memory.events'), 'low 0\nhigh 3\nmax 5\noom 2\noom_kill 2\n');
       assert.equal(h.backend.readMemory(['mem.slice']).oomKills, 2);
@@ -361,9 +405,15 @@ describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
       await agent.updateSlice('io1', { io: { max: { '8:16': null } } });
       assert.equal(readTrim(join(io1, 'io.max')), '8:16 rbps=max wbps=max riops=max wiops=max', 'a removed device is reset to max');
 
-      writeFileSync(join(io1, 'io.stat'), '8:16 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=1000 wbytes=0 rios=3 wios=0 dbytes=0 dios=0\n');
+      writeFileSync(
+        join(io1, 'io.stat'),
+        '8:16 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n8:0 rbytes=1000 wbytes=0 rios=3 wios=0 dbytes=0 dios=0\n',
+      );
       assert.deepEqual(backend.readIo(['iod.domain', 'io1.slice']), { readBytes: 5096, writeBytes: 8192, readOps: 4, writeOps: 2 });
-      writeFileSync(join(io1, 'io.pressure'), 'some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=4.25 avg60=1.00 avg300=0.00 total=9\n');
+      writeFileSync(
+        join(io1, 'io.pressure'),
+        'some avg10=12.50 avg60=3.00 avg300=1.00 total=99\nfull avg10=4.25 avg60=1.00 avg300=0.00 total=9\n',
+      );
       assert.deepEqual(backend.readPressure(['iod.domain', 'io1.slice'], 'io'), { some: 12.5, full: 4.25 });
       assert.equal(backend.readPressure(['iod.domain', 'nope.slice'], 'memory'), null);
     } finally {
@@ -376,7 +426,10 @@ describe('cgroup v2 I/O and memory knobs on the fixture tree', () => {
  * Run `body` with an agent whose store is the real embedded store behind a hook called before
  * each transaction (to delay or fail it); `events` records each write and when it was durable.
  */
-async function withHookedStore(before: () => Promise<void>, body: (h: Harness, real: EmbeddedStore, events: string[]) => Promise<void>): Promise<void> {
+async function withHookedStore(
+  before: () => Promise<void>,
+  body: (h: Harness, real: EmbeddedStore, events: string[]) => Promise<void>,
+): Promise<void> {
   const events: string[] = [];
   const stateDir = mkdtempSync(join(tmpdir(), 'sliced-fx-store-'));
   const real = await EmbeddedStore.open(stateDir);
@@ -435,7 +488,10 @@ describe('changes and the state store', () => {
         throw diskError();
       },
       async (h) => {
-        await assert.rejects(h.agent.createSlice({ name: 'fxnouser' }), (err: SlicedError) => err.code === 'EIO' && /nothing was changed/.test(err.message));
+        await assert.rejects(
+          h.agent.createSlice({ name: 'fxnouser' }),
+          (err: SlicedError) => err.code === 'EIO' && /nothing was changed/.test(err.message),
+        );
         assert.notEqual(spawnSync('id', ['sl-fxnouser']).status, 0, 'useradd ran although the slice was not stored');
         assert.equal(h.agent.state.slices.has('fxnouser'), false);
       },
@@ -451,12 +507,22 @@ describe('changes and the state store', () => {
       async (h, real) => {
         await h.agent.createSlice({ name: 'ok1', user: 'nobody' });
         failing = true;
-        await assert.rejects(h.agent.createSlice({ name: 'lost', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /could not be stored/.test(err.message));
-        await assert.rejects(h.agent.createSlice({ name: 'refused', user: 'nobody' }), (err: SlicedError) => err.code === 'EIO' && /changes are refused while the desired state cannot be stored/.test(err.message));
+        await assert.rejects(
+          h.agent.createSlice({ name: 'lost', user: 'nobody' }),
+          (err: SlicedError) => err.code === 'EIO' && /could not be stored/.test(err.message),
+        );
+        await assert.rejects(
+          h.agent.createSlice({ name: 'refused', user: 'nobody' }),
+          (err: SlicedError) => err.code === 'EIO' && /changes are refused while the desired state cannot be stored/.test(err.message),
+        );
         failing = false;
         await h.agent.createSlice({ name: 'later', user: 'nobody' });
         const stored = [...(await real.range('/slices/')).keys()].sort();
-        assert.deepEqual(stored, [...h.agent.state.slices.keys()].map((name) => `/slices/${name}`).sort(), 'the store holds what is in effect, no more and no less');
+        assert.deepEqual(
+          stored,
+          [...h.agent.state.slices.keys()].map((name) => `/slices/${name}`).sort(),
+          'the store holds what is in effect, no more and no less',
+        );
         assert.ok(stored.includes('/slices/ok1') && stored.includes('/slices/later'));
         assert.ok(!stored.includes('/slices/refused'), 'a refused change is nowhere');
       },
@@ -474,7 +540,7 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       assert.equal(backend.pidsUnavailable(), null);
       await h.createSlice({ name: 'pa' }, 0);
       const file = join(fake.root, 'pa.slice', 'pids.max');
-      assert.equal(readTrim(file), '4915', 'the default, 15% of the node\'s 32768');
+      assert.equal(readTrim(file), '4915', "the default, 15% of the node's 32768");
       assert.deepEqual(agent.state.slices.get('pa')!.pids, { max: 'default' });
       await agent.updateSlice('pa', { pids: { max: 100 } });
       assert.equal(readTrim(file), '100');
@@ -482,7 +548,10 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       assert.equal(readTrim(file), 'max');
       await agent.updateSlice('pa', { pids: { max: 'default' } });
       assert.equal(readTrim(file), '4915');
-      await assert.rejects(agent.updateSlice('pa', { pids: { max: 40000 } }), (err: SlicedError) => err.code === 'EINVAL' && /pids\.max 40000 is above the 32768 tasks this node can hold/.test(err.message));
+      await assert.rejects(
+        agent.updateSlice('pa', { pids: { max: 40000 } }),
+        (err: SlicedError) => err.code === 'EINVAL' && /pids\.max 40000 is above the 32768 tasks this node can hold/.test(err.message),
+      );
       assert.equal(readTrim(file), '4915', 'a refused change writes nothing');
 
       await agent.createDomain({ name: 'pd' });
@@ -490,7 +559,11 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       await agent.updateDomain('pd', { pids: { max: 500 } });
       assert.equal(readTrim(join(fake.root, 'pd.domain', 'pids.max')), '500');
       await h.createSlice({ name: 'pin', domain: 'pd' }, 0);
-      assert.equal(readTrim(join(fake.root, 'pd.domain', 'pin.slice', 'pids.max')), '4915', 'members keep their own limit; the kernel applies the domain\'s above it');
+      assert.equal(
+        readTrim(join(fake.root, 'pd.domain', 'pin.slice', 'pids.max')),
+        '4915',
+        "members keep their own limit; the kernel applies the domain's above it",
+      );
 
       writeFileSync(join(fake.root, 'pa.slice', 'pids.current'), '7\n');
       writeFileSync(join(fake.root, 'pa.slice', 'pids.peak'), '12\n');
@@ -510,9 +583,21 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
     try {
       writeFileSync(join(fake.own, 'cgroup.controllers'), 'cpu memory io\n');
       const backend = fake.backend();
-      const agent = new SliceAgent({ store, backend, node: PIDS_NODE, log: pino({ level: 'silent' }), stopGraceMs: 100, rootWeight: 100, attachAnyMemoryCgroup: false, net: null });
+      const agent = new SliceAgent({
+        store,
+        backend,
+        node: PIDS_NODE,
+        log: pino({ level: 'silent' }),
+        stopGraceMs: 100,
+        rootWeight: 100,
+        attachAnyMemoryCgroup: false,
+        net: null,
+      });
       await agent.start();
-      assert.match(backend.pidsUnavailable() ?? '', /the pids controller is not offered to sliced's cgroup \(.*cgroup\.controllers lists: cpu memory io\)/);
+      assert.match(
+        backend.pidsUnavailable() ?? '',
+        /the pids controller is not offered to sliced's cgroup \(.*cgroup\.controllers lists: cpu memory io\)/,
+      );
       assert.equal(readTrim(join(fake.own, 'cgroup.subtree_control')), 'cpu io memory');
       await agent.createSlice({ name: 'np', user: 'nobody', pids: { max: 64 } });
       assert.equal(readTrim(join(fake.root, 'np.slice', 'pids.max')), 'max', 'nothing written where the controller is not enabled');
@@ -540,7 +625,8 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
       delete stored.pids;
       await store.txn([{ type: 'put', key: '/slices/old', value: JSON.stringify(stored) }]);
       await store.close();
-      for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) writeFileSync(join(dir, 'cgroup.subtree_control'), 'cpu io memory\n');
+      for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')])
+        writeFileSync(join(dir, 'cgroup.subtree_control'), 'cpu io memory\n');
       writeFileSync(join(fake.root, 'ud.domain', 'old.slice', 'pids.max'), 'max');
 
       store = await EmbeddedStore.open(stateDir);
@@ -549,7 +635,8 @@ describe('cgroup v2 task limits (pids) on the fixture tree', () => {
         await upgraded.start();
         assert.deepEqual(upgraded.state.slices.get('old')!.pids, { max: 'default' });
         assert.deepEqual(upgraded.state.domains.get('ud')!.pids, { max: null });
-        for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')]) assert.equal(readTrim(join(dir, 'cgroup.subtree_control')), 'cpu io memory pids', dir);
+        for (const dir of [fake.own, fake.root, join(fake.root, 'ud.domain')])
+          assert.equal(readTrim(join(dir, 'cgroup.subtree_control')), 'cpu io memory pids', dir);
         assert.equal(readTrim(join(fake.root, 'ud.domain', 'old.slice', 'pids.max')), '4915');
       } finally {
         await store.close();

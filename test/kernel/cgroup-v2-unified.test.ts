@@ -16,7 +16,18 @@ import { detectLayout } from '../../src/kernel/cgroup/detect.js';
 import { CgroupV2Backend } from '../../src/kernel/cgroup/v2.js';
 import { SlicedError } from '../../src/core/errors.js';
 import { skipWithoutKernel } from '../helpers/env.js';
-import { busyLoop, isAlive, killStarted, procCgroups, procState, readIdsOf, removeTree, sleeper, termIgnorer, waitFor } from './kernel-helpers.js';
+import {
+  busyLoop,
+  isAlive,
+  killStarted,
+  procCgroups,
+  procState,
+  readIdsOf,
+  removeTree,
+  sleeper,
+  termIgnorer,
+  waitFor,
+} from './kernel-helpers.js';
 
 const MOUNT = '/sys/fs/cgroup/unified';
 const ROOT_NAME = `sliced-kt2${process.pid}`;
@@ -45,7 +56,12 @@ async function cleanup(): Promise<void> {
 after(cleanup);
 
 const events = (dir: string): Map<string, string> =>
-  new Map(readFileSync(join(dir, 'cgroup.events'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]));
+  new Map(
+    readFileSync(join(dir, 'cgroup.events'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ') as [string, string]),
+  );
 
 describe('cgroup v2 backend on the real cgroup2 hierarchy (no controllers)', () => {
   test('create, exists, children and remove; with no controllers the subtree_control write is empty and accepted', async (t) => {
@@ -62,7 +78,10 @@ describe('cgroup v2 backend on the real cgroup2 hierarchy (no controllers)', () 
       assert.equal(readFileSync(join(root, 'cgroup.subtree_control'), 'utf8').trim(), '');
       assert.deepEqual(backend.children([]), ['d.domain']);
       assert.deepEqual(backend.children(['d.domain']), ['s.slice']);
-      assert.throws(() => backend.remove(['d.domain']), (err: unknown) => err instanceof SlicedError && err.code === 'EIO');
+      assert.throws(
+        () => backend.remove(['d.domain']),
+        (err: unknown) => err instanceof SlicedError && err.code === 'EIO',
+      );
       backend.remove(['d.domain', 's.slice']);
       backend.remove(['d.domain']);
       backend.remove(['d.domain']); // missing is fine

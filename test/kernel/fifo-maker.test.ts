@@ -6,7 +6,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIFO_AREA, FifoMaker, RefusedFile } from '../../src/kernel/fifo.js';
@@ -68,7 +82,7 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('make: the slice\'s FIFO, 0600, recorded, and a reader of it', () => {
+  test("make: the slice's FIFO, 0600, recorded, and a reader of it", () => {
     const made = maker.make('s1', 'a.in', NOBODY);
     assert.ok(made);
     const stats = lstatSync(path('a.in'));
@@ -84,14 +98,17 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     const target = join(root, 'target');
     writeFileSync(target, 'keep', { mode: 0o600 });
     symlinkSync(target, path('b.in'));
-    assert.throws(() => maker.make('s1', 'b.in', NOBODY), (err: unknown) => err instanceof RefusedFile && /b\.in: is a symbolic link .*refused \(never replaced\)/.test(err.message));
+    assert.throws(
+      () => maker.make('s1', 'b.in', NOBODY),
+      (err: unknown) => err instanceof RefusedFile && /b\.in: is a symbolic link .*refused \(never replaced\)/.test(err.message),
+    );
     assert.ok(lstatSync(path('b.in')).isSymbolicLink());
     assert.equal(statSync(target).uid, 0);
     assert.equal(existsSync(record('b.in')), false, 'no record of a FIFO that was not placed');
     unlinkSync(path('b.in'));
   });
 
-  test('adopt: the recorded FIFO of the slice\'s; nothing else is given away or used', () => {
+  test("adopt: the recorded FIFO of the slice's; nothing else is given away or used", () => {
     // Ours, recorded (a.in from above): adopted as it is.
     const ino = lstatSync(path('a.in')).ino;
     const adopted = maker.adopt('s1', 'a.in', NOBODY.uid);
@@ -101,13 +118,20 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
     const rootFifo = join(root, 'root-fifo');
     assert.equal(spawnSync('mkfifo', ['-m', '600', rootFifo]).status, 0);
     linkSync(rootFifo, path('c.in'));
-    assert.throws(() => maker.adopt('s1', 'c.in', NOBODY.uid), (err: unknown) => err instanceof RefusedFile && /c\.in: is a FIFO \(owner 0, .*refused/.test(err.message));
+    assert.throws(
+      () => maker.adopt('s1', 'c.in', NOBODY.uid),
+      (err: unknown) => err instanceof RefusedFile && /c\.in: is a FIFO \(owner 0, .*refused/.test(err.message),
+    );
     assert.equal(statSync(rootFifo).uid, 0);
     assert.equal(lstatSync(path('c.in')).ino, lstatSync(rootFifo).ino);
     // The recorded inode but at another name is no match either.
     unlinkSync(path('c.in'));
     linkSync(record('a.in'), path('c.in'));
-    assert.equal(maker.adopt('s1', 'c.in', NOBODY.uid), null, 'the slice\'s own FIFO not recorded under that name is removed, to be made again');
+    assert.equal(
+      maker.adopt('s1', 'c.in', NOBODY.uid),
+      null,
+      "the slice's own FIFO not recorded under that name is removed, to be made again",
+    );
     assert.equal(existsSync(path('c.in')), false);
     // Nothing there: nothing to adopt, and a stale record is dropped.
     unlinkSync(path('a.in'));
@@ -154,7 +178,7 @@ describe('FifoMaker', { skip: skip ?? false }, () => {
       assert.ok(Date.now() - started < HANG_MS / 2, 'start does not wait for mkfifo');
       assert.equal(hung.make('s1', 'x.in', NOBODY), null, 'no FIFO yet, and no waiting for one');
       let stall = 0;
-      for (let last = Date.now(); seen.length === 0; ) {
+      for (let last = Date.now(); seen.length === 0;) {
         await new Promise((r) => setTimeout(r, 10));
         stall = Math.max(stall, Date.now() - last);
         last = Date.now();

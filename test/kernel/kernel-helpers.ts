@@ -108,7 +108,10 @@ export async function removeTree(roots: readonly string[]): Promise<void> {
   }
   const dirs = roots.flatMap(dirsDeepestFirst);
   for (const dir of dirs) {
-    for (const [file, value] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']] as const) {
+    for (const [file, value] of [
+      ['freezer.state', 'THAWED'],
+      ['cgroup.freeze', '0'],
+    ] as const) {
       if (existsSync(join(dir, file))) {
         try {
           writeFileSync(join(dir, file), value);
@@ -118,7 +121,8 @@ export async function removeTree(roots: readonly string[]): Promise<void> {
       }
     }
   }
-  const pidsLeft = (): number[] => dirs.flatMap((dir) => (existsSync(join(dir, 'cgroup.procs')) ? readIdsOf(join(dir, 'cgroup.procs')) : []));
+  const pidsLeft = (): number[] =>
+    dirs.flatMap((dir) => (existsSync(join(dir, 'cgroup.procs')) ? readIdsOf(join(dir, 'cgroup.procs')) : []));
   for (const pid of pidsLeft()) {
     try {
       process.kill(pid, 'SIGKILL');

@@ -57,9 +57,17 @@ describe('accounting fold', () => {
   });
 
   test('the node summary leaves loopback out', () => {
-    const col = (packets: number): ColumnState => ({ total: { packets, bytes: packets * 10 }, last: { packets, bytes: packets * 10 }, identity: 'x' });
+    const col = (packets: number): ColumnState => ({
+      total: { packets, bytes: packets * 10 },
+      last: { packets, bytes: packets * 10 },
+      identity: 'x',
+    });
     const s = summary([
-      { slice: 'a', deleted: false, columns: { 'sent/bridge': col(1), 'received/bridge': col(2), 'loopbackSent/lo': col(100), 'loopbackReceived/lo': col(100) } },
+      {
+        slice: 'a',
+        deleted: false,
+        columns: { 'sent/bridge': col(1), 'received/bridge': col(2), 'loopbackSent/lo': col(100), 'loopbackReceived/lo': col(100) },
+      },
       // A slice that had its own network and then the host's: both sources add up.
       { slice: 'b', deleted: true, columns: { 'sent/bridge': col(3), 'sent/inet': col(5) } },
     ]);

@@ -248,7 +248,11 @@ describe('domains', () => {
 
 describe('updateSlice and updateDomain', () => {
   test('merge only the given fields', () => {
-    const state = createSlice(emptyState(), slice('a', { cpu: { reservation: 100, limit: 1000, shares: 50 }, memory: { limit: 64 * 1024 ** 2 } }), node);
+    const state = createSlice(
+      emptyState(),
+      slice('a', { cpu: { reservation: 100, limit: 1000, shares: 50 }, memory: { limit: 64 * 1024 ** 2 } }),
+      node,
+    );
     const next = updateSlice(state, 'a', { cpu: { shares: 200 } }, node);
     assert.deepEqual(next.slices.get('a')?.cpu, { reservation: 100, limit: 1000, shares: 200 });
     assert.equal(next.slices.get('a')?.memory.limit, 64 * 1024 ** 2);
@@ -367,8 +371,14 @@ describe('helpers', () => {
     );
     assert.equal(getSlice(state, 's').name, 's');
     assert.equal(getDomain(state, 'd').name, 'd');
-    assert.throws(() => getSlice(state, 'd'), (err: unknown) => isSlicedError(err) && err.code === 'ENOENT');
-    assert.throws(() => getDomain(state, 's'), (err: unknown) => isSlicedError(err) && err.code === 'ENOENT');
+    assert.throws(
+      () => getSlice(state, 'd'),
+      (err: unknown) => isSlicedError(err) && err.code === 'ENOENT',
+    );
+    assert.throws(
+      () => getDomain(state, 's'),
+      (err: unknown) => isSlicedError(err) && err.code === 'ENOENT',
+    );
   });
 
   test('mergeCpu and mergeMemory keep what is not given', () => {
@@ -396,7 +406,10 @@ describe('helpers', () => {
   test('assertAdmissible catches a dangling domain reference in a hand-made state', () => {
     const state = createSlice(emptyState(), slice('a'), node);
     const broken: DesiredState = { ...state, slices: new Map([['a', { ...state.slices.get('a')!, domain: 'gone' }]]) };
-    assert.throws(() => assertAdmissible(broken, node), (err: unknown) => isSlicedError(err) && err.code === 'ENOENT');
+    assert.throws(
+      () => assertAdmissible(broken, node),
+      (err: unknown) => isSlicedError(err) && err.code === 'ENOENT',
+    );
   });
 });
 
@@ -423,9 +436,17 @@ describe('properties', () => {
   function apply(state: DesiredState, op: Op): DesiredState {
     switch (op.kind) {
       case 'slice':
-        return createSlice(state, slice(op.name, { cpu: { reservation: op.reservation, limit: op.limit }, domain: op.domain ?? undefined }), node);
+        return createSlice(
+          state,
+          slice(op.name, { cpu: { reservation: op.reservation, limit: op.limit }, domain: op.domain ?? undefined }),
+          node,
+        );
       case 'domain':
-        return createDomain(state, { name: op.name, cpu: { reservation: op.reservation, limit: op.limit }, parent: op.parent ?? undefined }, node);
+        return createDomain(
+          state,
+          { name: op.name, cpu: { reservation: op.reservation, limit: op.limit }, parent: op.parent ?? undefined },
+          node,
+        );
       case 'move':
         return moveMember(state, op.name, op.to, node);
       case 'update':

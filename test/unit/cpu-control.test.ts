@@ -4,7 +4,15 @@ import fc from 'fast-check';
 import { buildTree, controlStep, sliceDemand, type ControlInput, type ControlOutput } from '../../src/core/cpu-control.js';
 import { domainKey, sliceKey } from '../../src/core/layout.js';
 import { MIN_WEIGHT } from '../../src/core/entitlement.js';
-import { DEFAULT_DOMAIN_PIDS, DEFAULT_IO, DEFAULT_SLICE_PIDS, DEFAULT_MEMORY, emptyState, type CpuAllocation, type DesiredState } from '../../src/core/model.js';
+import {
+  DEFAULT_DOMAIN_PIDS,
+  DEFAULT_IO,
+  DEFAULT_SLICE_PIDS,
+  DEFAULT_MEMORY,
+  emptyState,
+  type CpuAllocation,
+  type DesiredState,
+} from '../../src/core/model.js';
 
 const HUNGRY = 1_000_000;
 
@@ -13,7 +21,17 @@ function cpu(partial: Partial<CpuAllocation> = {}): CpuAllocation {
 }
 
 function addSlice(state: DesiredState, name: string, partial: Partial<CpuAllocation> = {}, domain: string | null = null): DesiredState {
-  state.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: cpu(partial), memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_SLICE_PIDS, domain, net: null });
+  state.slices.set(name, {
+    name,
+    user: `sl-${name}`,
+    userCreated: true,
+    cpu: cpu(partial),
+    memory: DEFAULT_MEMORY,
+    io: DEFAULT_IO,
+    pids: DEFAULT_SLICE_PIDS,
+    domain,
+    net: null,
+  });
   return state;
 }
 
@@ -243,7 +261,12 @@ describe('sliceDemand: a new slice', () => {
     fc.assert(
       fc.property(arb, ({ slices, domainLimit, capacity }) => {
         // d is a top-level domain with a limit (as in the report: 600m), e is nested in d.
-        const state = addDomain(addDomain(emptyState(), 'd', { reservation: 600, limit: domainLimit === null ? null : Math.max(600, domainLimit) }), 'e', { reservation: 0 }, 'd');
+        const state = addDomain(
+          addDomain(emptyState(), 'd', { reservation: 600, limit: domainLimit === null ? null : Math.max(600, domainLimit) }),
+          'e',
+          { reservation: 0 },
+          'd',
+        );
         const demand = new Map<string, number>();
         slices.forEach((s, i) => {
           addSlice(state, `s${i}`, { shares: s.shares, reservation: s.domain === null ? s.reservation : 0, limit: s.limit }, s.domain);

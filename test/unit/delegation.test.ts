@@ -1,7 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SUPERVISOR_GROUP, delegatedGroups, delegationRecordSchema, mergeRecord, sortMembers, strangersMessage } from '../../src/core/delegation.js';
+import {
+  SUPERVISOR_GROUP,
+  delegatedGroups,
+  delegationRecordSchema,
+  mergeRecord,
+  sortMembers,
+  strangersMessage,
+} from '../../src/core/delegation.js';
 
 describe('delegated groups: where the daemon and its root group go', () => {
   test('under systemd the service group is managed and the daemon moves into its supervisor leaf', () => {
@@ -34,7 +41,7 @@ describe('delegated groups: where the daemon and its root group go', () => {
   });
 
   test('property: the leaf is always a child of the managed group, never the group itself', () => {
-    const segment = fc.stringMatching(/^[a-z@.\-]{1,12}$/).filter((s) => s !== '.' && s !== '..');
+    const segment = fc.stringMatching(/^[a-z@.-]{1,12}$/).filter((s) => s !== '.' && s !== '..');
     fc.assert(
       fc.property(fc.array(segment, { maxLength: 5 }), fc.boolean(), (parts, exempt) => {
         const own = `/${parts.join('/')}`;
@@ -76,7 +83,10 @@ describe('members of the managed group: ours or strangers', () => {
   test('a chain that loops or runs deeper than 64 parents is a stranger, not an endless walk', () => {
     const loop = (pid: number): number => (pid === 7 ? 8 : 7);
     assert.deepEqual(sortMembers([7], 100, loop), { ours: [], strangers: [7] });
-    assert.deepEqual(sortMembers([1000], 1, (pid) => (pid > 1 ? pid - 1 : 0)), { ours: [], strangers: [1000] });
+    assert.deepEqual(
+      sortMembers([1000], 1, (pid) => (pid > 1 ? pid - 1 : 0)),
+      { ours: [], strangers: [1000] },
+    );
   });
 
   test('the refusal names the group, each stranger with its command, and how to fix it', () => {
@@ -95,7 +105,11 @@ describe('the delegation record', () => {
 
   test('what earlier starts made in the same group stays listed; another group starts afresh', () => {
     const restart = { managed: '/sys/fs/cgroup/s', supervisorMade: false, controllersAdded: ['pids'] };
-    assert.deepEqual(mergeRecord(record, restart), { managed: '/sys/fs/cgroup/s', supervisorMade: true, controllersAdded: ['cpu', 'memory', 'pids'] });
+    assert.deepEqual(mergeRecord(record, restart), {
+      managed: '/sys/fs/cgroup/s',
+      supervisorMade: true,
+      controllersAdded: ['cpu', 'memory', 'pids'],
+    });
     assert.deepEqual(mergeRecord(null, restart), restart);
     const moved = { managed: '/sys/fs/cgroup/t', supervisorMade: false, controllersAdded: [] };
     assert.deepEqual(mergeRecord(record, moved), moved);

@@ -1,7 +1,19 @@
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { EmbeddedStore, type EmbeddedStoreOptions } from '../../src/cluster/embedded-store.js';
@@ -41,7 +53,10 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?:
 
 const walPath = () => join(dir, 'wal.log');
 const lockPath = () => join(dir, 'lock');
-const walLines = () => readFileSync(walPath(), 'utf8').split('\n').filter((l) => l !== '');
+const walLines = () =>
+  readFileSync(walPath(), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 
 /** A pid that belonged to a process which has exited. */
 function deadPid(): number {
@@ -240,7 +255,10 @@ describe('EmbeddedStore: compaction', () => {
   test('a crash between writing the snapshot and emptying the log loses nothing', async () => {
     let store = await openStore();
     await store.txn([{ type: 'put', key: 'a', value: '1' }]);
-    await store.txn([{ type: 'put', key: 'a', value: '2' }, { type: 'put', key: 'b', value: 'x' }]);
+    await store.txn([
+      { type: 'put', key: 'a', value: '2' },
+      { type: 'put', key: 'b', value: 'x' },
+    ]);
     await store.txn([{ type: 'delete', key: 'b' }]);
     await store.close();
     // What compaction writes before truncating the log; the log still holds every record.
@@ -264,7 +282,14 @@ describe('EmbeddedStore: damage', () => {
     const goodSize = statSync(walPath()).size;
     appendFileSync(walPath(), '1234abcd [{"type":"put","key":"d","val');
     let store = await openStore();
-    assert.deepEqual(await store.range(''), new Map([['a', 'ä-1'], ['b', '2'], ['c', '3']]));
+    assert.deepEqual(
+      await store.range(''),
+      new Map([
+        ['a', 'ä-1'],
+        ['b', '2'],
+        ['c', '3'],
+      ]),
+    );
     assert.equal(statSync(walPath()).size, goodSize, 'the torn bytes are cut off');
     // New records then follow the good ones, so the log stays readable.
     await store.txn([{ type: 'put', key: 'd', value: '4' }]);
@@ -397,7 +422,13 @@ describe('EmbeddedStore: torn records', () => {
     assert.equal(await store.get('b'), undefined, 'a record without its newline was never acknowledged');
     await store.txn([{ type: 'put', key: 'c', value: '3' }]);
     store = await reopen(store);
-    assert.deepEqual(await store.range(''), new Map([['a', '1'], ['c', '3']]));
+    assert.deepEqual(
+      await store.range(''),
+      new Map([
+        ['a', '1'],
+        ['c', '3'],
+      ]),
+    );
     assert.ok(readFileSync(walPath(), 'utf8').startsWith(good));
   });
 });
@@ -438,51 +469,58 @@ describe('EmbeddedStore: a full filesystem', () => {
     }
   }
 
-  test('a write that does not fit is refused naming ENOSPC, cut off the log, and writes succeed again once there is space', { skip: skipReason ?? false }, async () => {
-    await withTmpfs('256k', async (mnt) => {
-      const state = join(mnt, 'state');
-      let store = await openStore({}, state);
-      const acked = new Map<string, string>();
-      for (let i = 0; i < 3; i++) {
-        await store.txn([{ type: 'put', key: `before/${i}`, value: 'v'.repeat(100) }]);
-        acked.set(`before/${i}`, 'v'.repeat(100));
-      }
-      fill(join(mnt, 'filler'));
-      // The log's last page still has room: records fit until one crosses into a new page.
-      let refused: unknown = null;
-      for (let i = 0; i < 40 && refused === null; i++) {
-        const value = `${i}:${'x'.repeat(700)}`;
-        try {
-          await store.txn([{ type: 'put', key: `during/${i}`, value }]);
-          acked.set(`during/${i}`, value);
-        } catch (err) {
-          refused = err;
+  test(
+    'a write that does not fit is refused naming ENOSPC, cut off the log, and writes succeed again once there is space',
+    { skip: skipReason ?? false },
+    async () => {
+      await withTmpfs('256k', async (mnt) => {
+        const state = join(mnt, 'state');
+        let store = await openStore({}, state);
+        const acked = new Map<string, string>();
+        for (let i = 0; i < 3; i++) {
+          await store.txn([{ type: 'put', key: `before/${i}`, value: 'v'.repeat(100) }]);
+          acked.set(`before/${i}`, 'v'.repeat(100));
         }
-      }
-      assert.ok(refused !== null, 'a write on the full filesystem was refused');
-      assert.ok(isSlicedError(refused), String(refused));
-      assert.match(refused.message, /state store .*state cannot write its log: no space left on its filesystem \(ENOSPC; 0 of 256K free, \d+ free inodes\)$/);
-      assert.equal(store.health().errno, 'ENOSPC');
-      // A write queued right behind the refused one (it may depend on it) is refused as well.
-      await rejectsWith(store.txn([{ type: 'put', key: 'behind', value: 'x' }]), 'EIO', /ENOSPC/);
-      // Healed at once: the log holds exactly the acknowledged records, nothing of the refused one.
-      const onDisk = readFileSync(join(state, 'wal.log'), 'utf8');
-      assert.ok(onDisk.endsWith('\n'), 'no torn record at the end of the log');
-      assert.equal(onDisk.split('\n').filter((l) => l !== '').length, acked.size);
+        fill(join(mnt, 'filler'));
+        // The log's last page still has room: records fit until one crosses into a new page.
+        let refused: unknown = null;
+        for (let i = 0; i < 40 && refused === null; i++) {
+          const value = `${i}:${'x'.repeat(700)}`;
+          try {
+            await store.txn([{ type: 'put', key: `during/${i}`, value }]);
+            acked.set(`during/${i}`, value);
+          } catch (err) {
+            refused = err;
+          }
+        }
+        assert.ok(refused !== null, 'a write on the full filesystem was refused');
+        assert.ok(isSlicedError(refused), String(refused));
+        assert.match(
+          refused.message,
+          /state store .*state cannot write its log: no space left on its filesystem \(ENOSPC; 0 of 256K free, \d+ free inodes\)$/,
+        );
+        assert.equal(store.health().errno, 'ENOSPC');
+        // A write queued right behind the refused one (it may depend on it) is refused as well.
+        await rejectsWith(store.txn([{ type: 'put', key: 'behind', value: 'x' }]), 'EIO', /ENOSPC/);
+        // Healed at once: the log holds exactly the acknowledged records, nothing of the refused one.
+        const onDisk = readFileSync(join(state, 'wal.log'), 'utf8');
+        assert.ok(onDisk.endsWith('\n'), 'no torn record at the end of the log');
+        assert.equal(onDisk.split('\n').filter((l) => l !== '').length, acked.size);
 
-      rmSync(join(mnt, 'filler'));
-      // With nothing written by anyone, the store finds out by itself that it can write again.
-      const deadline = Date.now() + 5000;
-      while (store.health().error !== null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.deepEqual(store.health(), { error: null, errno: null, since: null });
-      await store.txn([{ type: 'put', key: 'after', value: 'ok' }]);
-      acked.set('after', 'ok');
+        rmSync(join(mnt, 'filler'));
+        // With nothing written by anyone, the store finds out by itself that it can write again.
+        const deadline = Date.now() + 5000;
+        while (store.health().error !== null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(store.health(), { error: null, errno: null, since: null });
+        await store.txn([{ type: 'put', key: 'after', value: 'ok' }]);
+        acked.set('after', 'ok');
 
-      await store.close();
-      store = await openStore({}, state);
-      assert.deepEqual(await store.range(''), acked, 'after a restart: every acknowledged record, nothing else');
-    });
-  });
+        await store.close();
+        store = await openStore({}, state);
+        assert.deepEqual(await store.range(''), acked, 'after a restart: every acknowledged record, nothing else');
+      });
+    },
+  );
 
   test('opening on a full filesystem is refused naming ENOSPC and leaves no empty lock behind', { skip: skipReason ?? false }, async () => {
     await withTmpfs('64k', async (mnt) => {
@@ -492,7 +530,11 @@ describe('EmbeddedStore: a full filesystem', () => {
       await store.close();
       opened.splice(0);
       fill(join(mnt, 'filler'));
-      await rejectsWith(EmbeddedStore.open(state), 'EIO', /state store .*state cannot open its directory: no space left on its filesystem \(ENOSPC; 0 of 64K free/);
+      await rejectsWith(
+        EmbeddedStore.open(state),
+        'EIO',
+        /state store .*state cannot open its directory: no space left on its filesystem \(ENOSPC; 0 of 64K free/,
+      );
       assert.equal(existsSync(join(state, 'lock')), false, 'no empty lock file');
       rmSync(join(mnt, 'filler'));
       const again = await openStore({}, state);

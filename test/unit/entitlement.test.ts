@@ -36,7 +36,11 @@ function close(actual: number, expected: number, tolerance = 1e-6, what = ''): v
 
 describe('computeEntitlements: worked examples', () => {
   test('shares 1:2:4, all hungry, on 2000m', () => {
-    const r = computeEntitlements(2000, [leaf('a', HUNGRY, { shares: 1 }), leaf('b', HUNGRY, { shares: 2 }), leaf('c', HUNGRY, { shares: 4 })]);
+    const r = computeEntitlements(2000, [
+      leaf('a', HUNGRY, { shares: 1 }),
+      leaf('b', HUNGRY, { shares: 2 }),
+      leaf('c', HUNGRY, { shares: 4 }),
+    ]);
     close(ent(r, 'a'), 2000 / 7);
     close(ent(r, 'b'), 4000 / 7);
     close(ent(r, 'c'), 8000 / 7);
@@ -71,10 +75,7 @@ describe('computeEntitlements: worked examples', () => {
   });
 
   test('a domain limited to 600m with two equal members, next to a busy slice', () => {
-    const r = computeEntitlements(2000, [
-      group('d', [leaf('d1', HUNGRY), leaf('d2', HUNGRY)], { limit: 600 }),
-      leaf('busy', HUNGRY),
-    ]);
+    const r = computeEntitlements(2000, [group('d', [leaf('d1', HUNGRY), leaf('d2', HUNGRY)], { limit: 600 }), leaf('busy', HUNGRY)]);
     close(ent(r, 'd'), 600);
     close(ent(r, 'd1'), 300);
     close(ent(r, 'd2'), 300);
@@ -106,7 +107,10 @@ describe('computeEntitlements: worked examples', () => {
   });
 
   test('a slice that wakes up gets its reservation back at once', () => {
-    const r = computeEntitlements(2000, [leaf('reserved', 1500, { reservation: 1500, shares: 1 }), leaf('other', HUNGRY, { shares: 10000 })]);
+    const r = computeEntitlements(2000, [
+      leaf('reserved', 1500, { reservation: 1500, shares: 1 }),
+      leaf('other', HUNGRY, { shares: 10000 }),
+    ]);
     close(ent(r, 'reserved'), 1500);
     close(ent(r, 'other'), 500);
   });
@@ -174,7 +178,11 @@ describe('computeEntitlements: worked examples', () => {
   });
 
   test('reservations over a shrunken capacity are scaled down in proportion', () => {
-    const r = computeEntitlements(1000, [leaf('a', HUNGRY, { reservation: 1200 }), leaf('b', HUNGRY, { reservation: 800 }), leaf('c', HUNGRY)]);
+    const r = computeEntitlements(1000, [
+      leaf('a', HUNGRY, { reservation: 1200 }),
+      leaf('b', HUNGRY, { reservation: 800 }),
+      leaf('c', HUNGRY),
+    ]);
     close(ent(r, 'a'), 600);
     close(ent(r, 'b'), 400);
     close(ent(r, 'c'), 0);
@@ -220,7 +228,12 @@ type Raw = RawLeaf | RawDomain;
 const sharesArb = fc.oneof(fc.integer({ min: 1, max: 10000 }), fc.constantFrom(1, 100, 100, 10000));
 const reservationShareArb = fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1, noNaN: true }));
 const limitExtraArb = fc.option(fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.constant(0)), { nil: null, freq: 2 });
-const demandArb = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3000 }), fc.double({ min: 0, max: 3000, noNaN: true }), fc.constant(HUNGRY));
+const demandArb = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: 0, max: 3000 }),
+  fc.double({ min: 0, max: 3000, noNaN: true }),
+  fc.constant(HUNGRY),
+);
 
 const leafArb: fc.Arbitrary<Raw> = fc.record({
   kind: fc.constant('slice' as const),
@@ -307,7 +320,11 @@ const caseArb: fc.Arbitrary<Case> = fc
   .filter(([, raws]) => countSlices(raws) <= 10)
   .map(([capacity, raws]) => materialise(capacity, raws));
 
-function walk(nodes: readonly EntitlementNode[], visit: (node: EntitlementNode, path: EntitlementNode[]) => void, path: EntitlementNode[] = []): void {
+function walk(
+  nodes: readonly EntitlementNode[],
+  visit: (node: EntitlementNode, path: EntitlementNode[]) => void,
+  path: EntitlementNode[] = [],
+): void {
   for (const node of nodes) {
     visit(node, path);
     if (node.children) walk(node.children, visit, [...path, node]);
@@ -399,7 +416,10 @@ describe('computeEntitlements: properties over random admissible trees', () => {
         const r = computeEntitlements(c.capacity, c.roots);
         walk(c.roots, (node) => {
           if (refDemand(node) >= node.cpu.reservation) {
-            assert.ok(ent(r, node.id) >= node.cpu.reservation - tol(c), `${node.id}: ${ent(r, node.id)} < reservation ${node.cpu.reservation}`);
+            assert.ok(
+              ent(r, node.id) >= node.cpu.reservation - tol(c),
+              `${node.id}: ${ent(r, node.id)} < reservation ${node.cpu.reservation}`,
+            );
           } else {
             // Wanting less than the reservation: it gets all it wants.
             close(ent(r, node.id), refDemand(node), 1e-6, node.id);
@@ -517,7 +537,12 @@ describe('computeEntitlements: properties over random admissible trees', () => {
     const arb = fc.record({
       capacity: fc.integer({ min: 0, max: 3000 }),
       members: fc.array(
-        fc.record({ reservation: fc.integer({ min: 0, max: 3000 }), shares: sharesArb, demand: demandArb, limit: fc.option(fc.integer({ min: 1, max: 4000 }), { nil: null }) }),
+        fc.record({
+          reservation: fc.integer({ min: 0, max: 3000 }),
+          shares: sharesArb,
+          demand: demandArb,
+          limit: fc.option(fc.integer({ min: 1, max: 4000 }), { nil: null }),
+        }),
         { minLength: 1, maxLength: 6 },
       ),
     });

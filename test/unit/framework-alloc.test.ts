@@ -143,7 +143,11 @@ if (process.env[CHILD_FLAG]) {
     for (const label of ['publish', 'refresh']) {
       const r = byLabel.get(label)!;
       assert.equal(r.received, UPDATES, `${label}: every update reached the policy`);
-      assert.equal(r.gcsDuring, 0, `${label}: a garbage collection ran during the updates, so they allocated (heap growth ${r.heapGrowthBytes} bytes)`);
+      assert.equal(
+        r.gcsDuring,
+        0,
+        `${label}: a garbage collection ran during the updates, so they allocated (heap growth ${r.heapGrowthBytes} bytes)`,
+      );
       // Without a GC in between, growth is what was allocated: under 1 byte per update (any
       // real per-update allocation is at least 16 bytes, 16 MB per million).
       assert.ok(r.heapGrowthBytes < 1024 * 1024, `${label}: heap grew ${r.heapGrowthBytes} bytes over ${UPDATES} updates`);
@@ -151,6 +155,9 @@ if (process.env[CHILD_FLAG]) {
     // The same measurement sees a filter allocating ~32 bytes per update.
     const control = byLabel.get('control')!;
     assert.equal(control.received, UPDATES);
-    assert.ok(control.gcsDuring > 0 || control.heapGrowthBytes > 8 * UPDATES, `the positive control was not detected: ${JSON.stringify(control)}`);
+    assert.ok(
+      control.gcsDuring > 0 || control.heapGrowthBytes > 8 * UPDATES,
+      `the positive control was not detected: ${JSON.stringify(control)}`,
+    );
   });
 }

@@ -95,14 +95,43 @@ describe('dump and apply', () => {
     const plan = await planApply(tree, registry, doc);
     const order = ['rm', 'rmdir', 'mkdir', 'write', 'ln'];
     const ranks = plan.map((s) => order.indexOf(s.op));
-    assert.deepEqual(ranks, [...ranks].sort((x, y) => x - y), `plan in phase order: ${plan.map((s) => s.op).join(' ')}`);
+    assert.deepEqual(
+      ranks,
+      [...ranks].sort((x, y) => x - y),
+      `plan in phase order: ${plan.map((s) => s.op).join(' ')}`,
+    );
     const rmdirs = plan.filter((s) => s.op === 'rmdir').map((s) => s.path);
-    assert.deepEqual(rmdirs, ['/schedulers/hyst/counter/node_load/hysteresis', `${P}/node_load/remote_cache/threshold`, '/schedulers/hyst/counter', '/schedulers/hyst'].sort((x, y) => y.split('/').length - x.split('/').length || rmdirs.indexOf(x) - rmdirs.indexOf(y)));
+    assert.deepEqual(
+      rmdirs,
+      [
+        '/schedulers/hyst/counter/node_load/hysteresis',
+        `${P}/node_load/remote_cache/threshold`,
+        '/schedulers/hyst/counter',
+        '/schedulers/hyst',
+      ].sort((x, y) => y.split('/').length - x.split('/').length || rmdirs.indexOf(x) - rmdirs.indexOf(y)),
+    );
     for (let i = 1; i < rmdirs.length; i++) assert.ok(rmdirs[i]!.split('/').length <= rmdirs[i - 1]!.split('/').length, 'deepest first');
     const mkdirs = plan.filter((s) => s.op === 'mkdir').map((s) => s.path);
-    assert.deepEqual(mkdirs, ['/schedulers/fresh', '/schedulers/fresh/counter', '/schedulers/fresh/counter/node_load/ewma', '/schedulers/fresh/counter/node_load/ewma/rate']);
-    assert.deepEqual(plan.filter((s) => s.op === 'rm').map((s) => s.path).sort(), [`${P}/node_load/remote_cache/threshold/cpu_load`, '/schedulers/hyst/counter/node_load/hysteresis/l'].sort());
-    assert.deepEqual(plan.filter((s) => s.op === 'ln').map((s) => s.path).sort(), [`${P}/node_load/remote_cache/cpu_load`, '/schedulers/fresh/counter/node_load/ewma/rate/l']);
+    assert.deepEqual(mkdirs, [
+      '/schedulers/fresh',
+      '/schedulers/fresh/counter',
+      '/schedulers/fresh/counter/node_load/ewma',
+      '/schedulers/fresh/counter/node_load/ewma/rate',
+    ]);
+    assert.deepEqual(
+      plan
+        .filter((s) => s.op === 'rm')
+        .map((s) => s.path)
+        .sort(),
+      [`${P}/node_load/remote_cache/threshold/cpu_load`, '/schedulers/hyst/counter/node_load/hysteresis/l'].sort(),
+    );
+    assert.deepEqual(
+      plan
+        .filter((s) => s.op === 'ln')
+        .map((s) => s.path)
+        .sort(),
+      [`${P}/node_load/remote_cache/cpu_load`, '/schedulers/fresh/counter/node_load/ewma/rate/l'],
+    );
     // A dry run changed nothing; executing it reaches the document.
     const before = dumpTree(tree);
     assert.notDeepEqual(before, doc);
@@ -139,26 +168,77 @@ describe('dump and apply', () => {
   test('slice names that look like numbers survive the round trip', async () => {
     const a = makeTree();
     await a.tree.mkdir('/schedulers/s');
-    for (const slice of ['0123', '12345678901234567890', '1e3', 'true', 'null']) await a.tree.mkdir(`/schedulers/s/process_set/slices/${slice}`);
+    for (const slice of ['0123', '12345678901234567890', '1e3', 'true', 'null'])
+      await a.tree.mkdir(`/schedulers/s/process_set/slices/${slice}`);
     await a.tree.mkdir('/schedulers/s/process_set/single_processes/99');
     const yaml = treeToYaml(a.tree);
     const b = makeTree();
     await apply(b.tree, b.registry, parseTreeYaml(yaml, 'dump'));
-    assert.deepEqual(b.tree.readdir('/schedulers/s/process_set/slices').map((e) => e.name).sort(), ['0123', '12345678901234567890', '1e3', 'null', 'true']);
+    assert.deepEqual(
+      b.tree
+        .readdir('/schedulers/s/process_set/slices')
+        .map((e) => e.name)
+        .sort(),
+      ['0123', '12345678901234567890', '1e3', 'null', 'true'],
+    );
     assert.equal(treeToYaml(b.tree), yaml);
   });
 
   test('a document with an error in the middle fails naming the step and leaves the tree exactly as before', async () => {
     const cases: Array<{ what: string; edit: (doc: Record<string, any>) => void; code: string; step: RegExp }> = [
-      { what: 'unknown type', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.remote_cache.no_such_filter = {}), code: 'ENOENT', step: /no_such_filter/ },
-      { what: 'bad value', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.remote_cache.threshold.threshold = 'lots'), code: 'EINVAL', step: /step \d+ of \d+ \(write .*threshold\/threshold = lots\) failed/ },
-      { what: 'bad link target', edit: (d) => (d.schedulers.hyst.counter.node_load.hysteresis.l = '-> /probes/cpu/process_load'), code: 'EINVAL', step: /step \d+ of \d+ \(ln -s \/probes\/cpu\/process_load .*\) failed.*value types must be equal/ },
-      { what: 'link to nothing', edit: (d) => (d.schedulers.hyst.counter.node_load.hysteresis.l = '-> /probes/nothing/x'), code: 'ENOENT', step: /ln -s \/probes\/nothing\/x/ },
-      { what: 'two sources on a port', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.extra = '-> /probes/cpu/node_load'), code: 'EPERM', step: /already has a source/ },
-      { what: 'type in the wrong place', edit: (d) => (d.probes.threshold = {}), code: 'EINVAL', step: /threshold is a filter, not a probe/ },
+      {
+        what: 'unknown type',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.remote_cache.no_such_filter = {}),
+        code: 'ENOENT',
+        step: /no_such_filter/,
+      },
+      {
+        what: 'bad value',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.remote_cache.threshold.threshold = 'lots'),
+        code: 'EINVAL',
+        step: /step \d+ of \d+ \(write .*threshold\/threshold = lots\) failed/,
+      },
+      {
+        what: 'bad link target',
+        edit: (d) => (d.schedulers.hyst.counter.node_load.hysteresis.l = '-> /probes/cpu/process_load'),
+        code: 'EINVAL',
+        step: /step \d+ of \d+ \(ln -s \/probes\/cpu\/process_load .*\) failed.*value types must be equal/,
+      },
+      {
+        what: 'link to nothing',
+        edit: (d) => (d.schedulers.hyst.counter.node_load.hysteresis.l = '-> /probes/nothing/x'),
+        code: 'ENOENT',
+        step: /ln -s \/probes\/nothing\/x/,
+      },
+      {
+        what: 'two sources on a port',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.extra = '-> /probes/cpu/node_load'),
+        code: 'EPERM',
+        step: /already has a source/,
+      },
+      {
+        what: 'type in the wrong place',
+        edit: (d) => (d.probes.threshold = {}),
+        code: 'EINVAL',
+        step: /threshold is a filter, not a probe/,
+      },
       { what: 'a second policy', edit: (d) => (d.schedulers.CPU_LB.counter = {}), code: 'EBUSY', step: /already has policy/ },
-      { what: 'bad pid', edit: (d) => (d.schedulers.CPU_LB.process_set.single_processes = [4242, 'x']), code: 'EINVAL', step: /single_processes\/x/ },
-      { what: 'bad period with other changes before it', edit: (d) => { delete d.schedulers.hyst; d.schedulers.n = { counter: {} }; d.probes.cpu.probe_period = -1; }, code: 'EINVAL', step: /probe_period = -1/ },
+      {
+        what: 'bad pid',
+        edit: (d) => (d.schedulers.CPU_LB.process_set.single_processes = [4242, 'x']),
+        code: 'EINVAL',
+        step: /single_processes\/x/,
+      },
+      {
+        what: 'bad period with other changes before it',
+        edit: (d) => {
+          delete d.schedulers.hyst;
+          d.schedulers.n = { counter: {} };
+          d.probes.cpu.probe_period = -1;
+        },
+        code: 'EINVAL',
+        step: /probe_period = -1/,
+      },
       { what: 'a read-only view', edit: (d) => (d.slices = {}), code: 'EINVAL', step: /read-only view/ },
       { what: 'a read-only file', edit: (d) => (d.schedulers.CPU_LB.load_balancing.status = 'x'), code: 'EPERM', step: /status/ },
     ];
@@ -213,9 +293,13 @@ describe('TreeService', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const DEFAULT_DOC = 'probes:\n  cpu:\n    probe_period: 700\nschedulers:\n  base:\n    counter:\n      node_load:\n        l: -> /probes/cpu/node_load\n';
+  const DEFAULT_DOC =
+    'probes:\n  cpu:\n    probe_period: 700\nschedulers:\n  base:\n    counter:\n      node_load:\n        l: -> /probes/cpu/node_load\n';
 
-  async function start(storeDir: string, defaultCalls: { n: number }): Promise<{ service: TreeService; store: EmbeddedStore; tree: ConfigTree }> {
+  async function start(
+    storeDir: string,
+    defaultCalls: { n: number },
+  ): Promise<{ service: TreeService; store: EmbeddedStore; tree: ConfigTree }> {
     const store = await EmbeddedStore.open(storeDir);
     const { tree, registry } = makeTree();
     const service = new TreeService(tree, registry, store, silentLog);
@@ -325,7 +409,10 @@ describe('TreeService', () => {
     const dry = (await first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter: {}\n', true)).steps;
     assert.deepEqual(dry.map((s) => `${s.op} ${s.path}`).slice(-2), ['mkdir /schedulers/x', 'mkdir /schedulers/x/counter']);
     assert.equal(treeToYaml(first.tree), before, 'a dry run changes nothing');
-    await assert.rejects(first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter:\n      node_load:\n        nope: {}\n', false), refusal('ENOENT'));
+    await assert.rejects(
+      first.service.apply(ADMIN, 'schedulers:\n  x:\n    counter:\n      node_load:\n        nope: {}\n', false),
+      refusal('ENOENT'),
+    );
     assert.equal(treeToYaml(first.tree), before);
     first.tree.destroyAll();
     await first.store.close();
@@ -347,8 +434,14 @@ describe('TreeService', () => {
     const web: Caller = { admin: false, slice: 'web' };
     const nobody: Caller = { admin: false, slice: null };
     assert.equal(service.read(web, '/slices/web/usage'), 'web usage\n');
-    assert.deepEqual(service.readdir(web, '/slices').map((e) => e.name), ['web']);
-    assert.deepEqual(service.readdir(web, '/').map((e) => e.name), ['slices']);
+    assert.deepEqual(
+      service.readdir(web, '/slices').map((e) => e.name),
+      ['web'],
+    );
+    assert.deepEqual(
+      service.readdir(web, '/').map((e) => e.name),
+      ['slices'],
+    );
     assert.throws(() => service.read(web, '/slices/db/usage'), refusal('EPERM'));
     assert.throws(() => service.readdir(web, '/slices/db'), refusal('EPERM'));
     assert.throws(() => service.read(web, '/probes/cpu/probe_period'), refusal('EPERM'));

@@ -6,7 +6,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Value, BUILTIN_VALUE_TYPES, type ValueType } from '../../src/framework/value.js';
-import type { AttributeValue, ComponentContext, FilterBehaviour, FilterType, PolicyType, FrameworkServices } from '../../src/framework/types.js';
+import type {
+  AttributeValue,
+  ComponentContext,
+  FilterBehaviour,
+  FilterType,
+  PolicyType,
+  FrameworkServices,
+} from '../../src/framework/types.js';
 import type { RemoteRow, RemoteValues } from '../../src/cluster/remote-values.js';
 import threshold from '../../src/components/filters/threshold.js';
 import freqLimit from '../../src/components/filters/freq-limit.js';
@@ -18,20 +25,36 @@ import roundRobin from '../../src/components/policies/round-robin.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
 import swapAvoidance from '../../src/components/policies/swap-avoidance.js';
 import { nodeLoads } from '../../src/components/policies/nodes.js';
-import { LOCAL_LOAD_FACTOR, MIGRATION_MIN_INTERVAL_MS, REMOTE_PENALTY, mosixDecision, swapVictim, type BalancedProcess } from '../../src/core/load-balancing.js';
+import {
+  LOCAL_LOAD_FACTOR,
+  MIGRATION_MIN_INTERVAL_MS,
+  REMOTE_PENALTY,
+  mosixDecision,
+  swapVictim,
+  type BalancedProcess,
+} from '../../src/core/load-balancing.js';
 import { makeTree, refusal, silentLog } from './framework-fixtures.js';
 
 const LOAD = BUILTIN_VALUE_TYPES.find((t) => t.name === 'load')!;
 const PRESSURE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'pressure')!;
 
-function ctxFor(type: FilterType | PolicyType, overrides: Record<string, AttributeValue> = {}, services: Partial<FrameworkServices> = {}, valueType: ValueType = LOAD): ComponentContext {
+function ctxFor(
+  type: FilterType | PolicyType,
+  overrides: Record<string, AttributeValue> = {},
+  services: Partial<FrameworkServices> = {},
+  valueType: ValueType = LOAD,
+): ComponentContext {
   const attrs: Record<string, AttributeValue> = {};
   for (const spec of type.attributes ?? []) attrs[spec.name] = spec.default;
   Object.assign(attrs, overrides);
   return { path: `/test/${type.name}`, attrs, log: silentLog, services: { nodeName: 'local', log: silentLog, ...services }, valueType };
 }
 
-function filter(type: FilterType, attrs: Record<string, AttributeValue> = {}, services: Partial<FrameworkServices> = {}): { f: FilterBehaviour; ctx: ComponentContext } {
+function filter(
+  type: FilterType,
+  attrs: Record<string, AttributeValue> = {},
+  services: Partial<FrameworkServices> = {},
+): { f: FilterBehaviour; ctx: ComponentContext } {
   const ctx = ctxFor(type, attrs, services);
   return { f: type.create(ctx), ctx };
 }
@@ -70,13 +93,17 @@ describe('threshold', () => {
 
   test('property: passes exactly when max > threshold', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), { maxLength: 8 }), fc.double({ noNaN: true, min: -1e6, max: 1e6 }), (xs, t) => {
-        const { f } = filter(threshold, { threshold: t });
-        const out = new Value(LOAD);
-        const passed = f.update(value(xs), out, 0);
-        assert.equal(passed, xs.length > 0 && Math.max(...xs) > t);
-        if (passed) assert.deepEqual(cells(out), xs);
-      }),
+      fc.property(
+        fc.array(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), { maxLength: 8 }),
+        fc.double({ noNaN: true, min: -1e6, max: 1e6 }),
+        (xs, t) => {
+          const { f } = filter(threshold, { threshold: t });
+          const out = new Value(LOAD);
+          const passed = f.update(value(xs), out, 0);
+          assert.equal(passed, xs.length > 0 && Math.max(...xs) > t);
+          if (passed) assert.deepEqual(cells(out), xs);
+        },
+      ),
     );
   });
 });
@@ -129,14 +156,18 @@ describe('ewma', () => {
 
   test('property: the average stays within the range of its inputs', () => {
     fc.assert(
-      fc.property(fc.double({ min: 0.001, max: 1, noNaN: true }), fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 30 }), (alpha, xs) => {
-        const { f } = filter(ewma, { alpha });
-        const out = new Value(LOAD);
-        const labels = ['l'];
-        for (const x of xs) f.update(value([x], labels), out, 0);
-        const eps = 1e-6 * (1 + Math.max(...xs.map(Math.abs)));
-        assert.ok(out.get(0) >= Math.min(...xs) - eps && out.get(0) <= Math.max(...xs) + eps);
-      }),
+      fc.property(
+        fc.double({ min: 0.001, max: 1, noNaN: true }),
+        fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1, maxLength: 30 }),
+        (alpha, xs) => {
+          const { f } = filter(ewma, { alpha });
+          const out = new Value(LOAD);
+          const labels = ['l'];
+          for (const x of xs) f.update(value([x], labels), out, 0);
+          const eps = 1e-6 * (1 + Math.max(...xs.map(Math.abs)));
+          assert.ok(out.get(0) >= Math.min(...xs) - eps && out.get(0) <= Math.max(...xs) + eps);
+        },
+      ),
     );
   });
 });
@@ -245,7 +276,14 @@ describe('remote_cache', () => {
       assert.deepEqual(cells(out), [500, 100, 30, 40]);
       assert.deepEqual(out.labels, ['n1', 'n2', 'n3:cpu0', 'n3:cpu1']);
       // The policies read node names out of these labels.
-      assert.deepEqual([...nodeLoads(out, 'n1')], [['n1', 500], ['n2', 100], ['n3', 70]]);
+      assert.deepEqual(
+        [...nodeLoads(out, 'n1')],
+        [
+          ['n1', 500],
+          ['n2', 100],
+          ['n3', 70],
+        ],
+      );
       // A new local value is merged with the cached remote rows, without waiting.
       f.update(value([7], []), out, 2);
       assert.deepEqual(cells(out), [7, 100, 30, 40]);
@@ -276,7 +314,13 @@ describe('remote_cache', () => {
       f.update(value([1, 2], ['cpu0', 'cpu1']), out, 0);
       assert.deepEqual(out.labels, ['cpu0', 'cpu1', 'n2:cpu0', 'n2:cpu1']);
       assert.deepEqual(cells(out), [1, 2, 5, 0]);
-      assert.deepEqual([...nodeLoads(out, 'n1')], [['n1', 3], ['n2', 5]]);
+      assert.deepEqual(
+        [...nodeLoads(out, 'n1')],
+        [
+          ['n1', 3],
+          ['n2', 5],
+        ],
+      );
     } finally {
       f.destroy?.();
     }
@@ -321,8 +365,15 @@ describe('mosixDecision (Kerrighed/MOSIX rule)', () => {
   });
 
   test('only processes at the local place are candidates; the most loaded place is local by default', () => {
-    assert.equal(mosixDecision({ now: 5000, lastMigrationAt: 0, loads: loads({ a: 3000, b: 0 }), processes: [{ pid: 1, load: 1000, place: 'b' }] }), null);
-    assert.equal(mosixDecision({ now: 5000, lastMigrationAt: 0, loads: loads({ a: 100, b: 3000 }), processes: [{ pid: 1, load: 1000, place: 'b' }] })?.from, 'b');
+    assert.equal(
+      mosixDecision({ now: 5000, lastMigrationAt: 0, loads: loads({ a: 3000, b: 0 }), processes: [{ pid: 1, load: 1000, place: 'b' }] }),
+      null,
+    );
+    assert.equal(
+      mosixDecision({ now: 5000, lastMigrationAt: 0, loads: loads({ a: 100, b: 3000 }), processes: [{ pid: 1, load: 1000, place: 'b' }] })
+        ?.from,
+      'b',
+    );
   });
 
   test('property: every decision obeys the rule, and no decision means no process would pay', () => {
@@ -341,8 +392,12 @@ describe('mosixDecision (Kerrighed/MOSIX rule)', () => {
             return;
           }
           const localLoad = Math.max(...loadMap.values());
-          const local = [...loadMap].filter(([, l]) => l === localLoad).map(([p]) => p).sort()[0]!;
-          const best = (p: BalancedProcess): number => Math.min(...[...loadMap].filter(([pl]) => pl !== local).map(([, l]) => l + p.load * REMOTE_PENALTY));
+          const local = [...loadMap]
+            .filter(([, l]) => l === localLoad)
+            .map(([p]) => p)
+            .sort()[0]!;
+          const best = (p: BalancedProcess): number =>
+            Math.min(...[...loadMap].filter(([pl]) => pl !== local).map(([, l]) => l + p.load * REMOTE_PENALTY));
           const eligible = processes.filter((p) => p.place === local && p.load > 0 && localLoad >= LOCAL_LOAD_FACTOR * p.load);
           if (d === null) {
             for (const p of eligible) assert.ok(!(best(p) < localLoad), `pid ${p.pid} would pay`);
@@ -383,7 +438,14 @@ describe('swapVictim', () => {
   test('property: the victim is busy, not excluded, and no other candidate has fewer shares', () => {
     fc.assert(
       fc.property(
-        fc.uniqueArray(fc.record({ name: fc.string({ minLength: 1, maxLength: 4 }), shares: fc.integer({ min: 1, max: 10 }), usage: fc.integer({ min: 0, max: 100 }) }), { selector: (s) => s.name, maxLength: 10 }),
+        fc.uniqueArray(
+          fc.record({
+            name: fc.string({ minLength: 1, maxLength: 4 }),
+            shares: fc.integer({ min: 1, max: 10 }),
+            usage: fc.integer({ min: 0, max: 100 }),
+          }),
+          { selector: (s) => s.name, maxLength: 10 },
+        ),
         fc.array(fc.string({ minLength: 1, maxLength: 4 }), { maxLength: 3 }),
         (slices, excludedNames) => {
           const exclude = new Set(excludedNames);
@@ -402,7 +464,13 @@ describe('swapVictim', () => {
 describe('swap_avoidance policy', () => {
   test('freezes the victim under pressure, refuses new tasks, thaws below low', () => {
     const calls: string[] = [];
-    const freezer = { candidates: () => [{ name: 'low', shares: 10, usage: 5 }, { name: 'high', shares: 100, usage: 5 }], setFrozen: (s: string, f: boolean) => void calls.push(`${s}:${f}`) };
+    const freezer = {
+      candidates: () => [
+        { name: 'low', shares: 10, usage: 5 },
+        { name: 'high', shares: 100, usage: 5 },
+      ],
+      setFrozen: (s: string, f: boolean) => void calls.push(`${s}:${f}`),
+    };
     const ctx = ctxFor(swapAvoidance, { high: 10, low: 2 }, { sliceFreezer: freezer });
     const p = swapAvoidance.create(ctx);
     const task = { parentPid: 1, sessionId: null, slice: null };
@@ -431,7 +499,10 @@ describe('placement policies', () => {
   test('round_robin cycles through the node names in order; alone it answers this node', () => {
     const v = value([10, 20, 30, 40], ['n3', 'n1:cpu0', 'n2', 'cpu1']);
     const p = policyWithPort(roundRobin, v);
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(() => p.newTaskNode!(task)), ['n1', 'n2', 'n3', 'n1', 'n2', 'n3', 'n1']);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7].map(() => p.newTaskNode!(task)),
+      ['n1', 'n2', 'n3', 'n1', 'n2', 'n3', 'n1'],
+    );
     assert.equal(policyWithPort(roundRobin, null).newTaskNode!(task), 'n1');
     assert.equal(policyWithPort(roundRobin, value([], [])).newTaskNode!(task), 'n1');
   });
@@ -445,12 +516,21 @@ describe('placement policies', () => {
 
   test('property: least_loaded answers a node whose load is minimal', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'cpu0', 'b:x'), fc.integer({ min: 0, max: 1000 })), { minLength: 1, maxLength: 8 }), (rows) => {
-        const v = value(rows.map((r) => r[1]), rows.map((r) => r[0]));
-        const expected = nodeLoads(v, 'n1');
-        const chosen = policyWithPort(leastLoaded, v).newTaskNode!(task) as string;
-        assert.equal(expected.get(chosen), Math.min(...expected.values()));
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'cpu0', 'b:x'), fc.integer({ min: 0, max: 1000 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (rows) => {
+          const v = value(
+            rows.map((r) => r[1]),
+            rows.map((r) => r[0]),
+          );
+          const expected = nodeLoads(v, 'n1');
+          const chosen = policyWithPort(leastLoaded, v).newTaskNode!(task) as string;
+          assert.equal(expected.get(chosen), Math.min(...expected.values()));
+        },
+      ),
     );
   });
 });

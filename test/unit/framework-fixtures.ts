@@ -10,7 +10,20 @@ import type { Timers } from '../../src/framework/instances.js';
 import type { AttributeSpec, FrameworkServices, Logger, PolicyType, ProbeType } from '../../src/framework/types.js';
 import type { Value } from '../../src/framework/value.js';
 
-export const KNOWN_CODES = new Set(['EINVAL', 'ENOENT', 'EEXIST', 'ENOSPC', 'ENOTEMPTY', 'EBUSY', 'EPERM', 'ESRCH', 'ELOOP', 'ENOTDIR', 'EISDIR', 'EIO']);
+export const KNOWN_CODES = new Set([
+  'EINVAL',
+  'ENOENT',
+  'EEXIST',
+  'ENOSPC',
+  'ENOTEMPTY',
+  'EBUSY',
+  'EPERM',
+  'ESRCH',
+  'ELOOP',
+  'ENOTDIR',
+  'EISDIR',
+  'EIO',
+]);
 
 export const silentLog: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 
@@ -110,7 +123,14 @@ export function makeFakes(): Fakes {
     { name: 'node_load', valueType: 'load', description: 'per-CPU load' },
     { name: 'process_load', valueType: 'process_load', description: 'per-process load' },
   ];
-  const probe: ProbeType = { kind: 'probe', name: 'cpu', description: 'fake cpu probe', defaultPeriodMs: 1000, sources, create: () => ({ refresh }) };
+  const probe: ProbeType = {
+    kind: 'probe',
+    name: 'cpu',
+    description: 'fake cpu probe',
+    defaultPeriodMs: 1000,
+    sources,
+    create: () => ({ refresh }),
+  };
   const probeNotifyUnchanged: ProbeType = { ...probe, name: 'cpu_always', notifyUnchanged: true };
   const memProbe: ProbeType = {
     kind: 'probe',
@@ -181,10 +201,16 @@ export function makeFakes(): Fakes {
   return { probeState, updates, probe, probeNotifyUnchanged, memProbe, loadBalancing, counter, placer };
 }
 
-export function makeTree(options: { services?: Partial<FrameworkServices> } = {}): { tree: ConfigTree; registry: TypeRegistry; timers: FakeTimers; fakes: Fakes } {
+export function makeTree(options: { services?: Partial<FrameworkServices> } = {}): {
+  tree: ConfigTree;
+  registry: TypeRegistry;
+  timers: FakeTimers;
+  fakes: Fakes;
+} {
   const fakes = makeFakes();
   const registry = new TypeRegistry({ packageRoots: [] });
-  for (const t of [fakes.probe, fakes.probeNotifyUnchanged, fakes.memProbe, fakes.loadBalancing, fakes.counter, fakes.placer]) registry.add(t);
+  for (const t of [fakes.probe, fakes.probeNotifyUnchanged, fakes.memProbe, fakes.loadBalancing, fakes.counter, fakes.placer])
+    registry.add(t);
   const timers = new FakeTimers();
   const tree = new ConfigTree({ registry, services: { nodeName: 'n1', log: silentLog, ...options.services }, timers });
   return { tree, registry, timers, fakes };

@@ -15,15 +15,111 @@ import { dumpTree, executePlan, parseTreeYaml, planApply, treeToYaml } from '../
 import { KNOWN_CODES, makeTree } from './framework-fixtures.js';
 import { fuzzSeed, prng } from '../helpers/prng.js';
 
-const TYPE_NAMES = ['cpu', 'cpu_always', 'fake_mem', 'load_balancing', 'counter', 'placer', 'threshold', 'ewma', 'rate', 'hysteresis', 'freq_limit', 'remote_cache', 'echo_policy', 'round_robin', 'least_loaded', 'no_such_type', 'Threshold'];
-const HOSTILE_NAMES = [
-  '..', '.', '', 'a/b', 'x\0y', 'é', 'naïve', '😀', '\u202e', 'a'.repeat(300), 'a'.repeat(64), 'a'.repeat(65), 'a'.repeat(255), '-rf', ' ', '\n', 'a\nb', '\t',
-  '123', '0', '1', '42', '4194304', '4194305', '-5', '01', '1e3', 'process_set', 'value', 'collected_value', 'handle_all', 'probe_period', 'status', 'type',
-  'description', 'node_load', 'process_load', 'single_processes', 'slices', '%2e%2e', '\\', 'a b', 'web', 'CPU_LB', 'cpu_load', 'null', 'true', '~', '->', '*', '?',
+const TYPE_NAMES = [
+  'cpu',
+  'cpu_always',
+  'fake_mem',
+  'load_balancing',
+  'counter',
+  'placer',
+  'threshold',
+  'ewma',
+  'rate',
+  'hysteresis',
+  'freq_limit',
+  'remote_cache',
+  'echo_policy',
+  'round_robin',
+  'least_loaded',
+  'no_such_type',
+  'Threshold',
 ];
-const VALUES = ['1', '0', '-1', '100', '250', '0.5', '  7  ', '1\n', '\n\n', '', '1e309', '-1e309', 'NaN', 'Infinity', '\0', 'x'.repeat(10_000), 'é', '999999999999', '3600000', '3600001', 'none', 'refuse', 'node_a', '0x10', '1,5', '[]', '{}', '-> /probes/cpu/node_load'];
+const HOSTILE_NAMES = [
+  '..',
+  '.',
+  '',
+  'a/b',
+  'x\0y',
+  'é',
+  'naïve',
+  '😀',
+  '\u202e',
+  'a'.repeat(300),
+  'a'.repeat(64),
+  'a'.repeat(65),
+  'a'.repeat(255),
+  '-rf',
+  ' ',
+  '\n',
+  'a\nb',
+  '\t',
+  '123',
+  '0',
+  '1',
+  '42',
+  '4194304',
+  '4194305',
+  '-5',
+  '01',
+  '1e3',
+  'process_set',
+  'value',
+  'collected_value',
+  'handle_all',
+  'probe_period',
+  'status',
+  'type',
+  'description',
+  'node_load',
+  'process_load',
+  'single_processes',
+  'slices',
+  '%2e%2e',
+  '\\',
+  'a b',
+  'web',
+  'CPU_LB',
+  'cpu_load',
+  'null',
+  'true',
+  '~',
+  '->',
+  '*',
+  '?',
+];
+const VALUES = [
+  '1',
+  '0',
+  '-1',
+  '100',
+  '250',
+  '0.5',
+  '  7  ',
+  '1\n',
+  '\n\n',
+  '',
+  '1e309',
+  '-1e309',
+  'NaN',
+  'Infinity',
+  '\0',
+  'x'.repeat(10_000),
+  'é',
+  '999999999999',
+  '3600000',
+  '3600001',
+  'none',
+  'refuse',
+  'node_a',
+  '0x10',
+  '1,5',
+  '[]',
+  '{}',
+  '-> /probes/cpu/node_load',
+];
 
-const NAME_OK = (name: string): boolean => name.length > 0 && name.length <= 255 && !name.includes('/') && !name.includes('\0') && name !== '.' && name !== '..';
+const NAME_OK = (name: string): boolean =>
+  name.length > 0 && name.length <= 255 && !name.includes('/') && !name.includes('\0') && name !== '.' && name !== '..';
 
 function allNodes(tree: ConfigTree): Array<{ path: string; node: TreeNode }> {
   const out: Array<{ path: string; node: TreeNode }> = [];
@@ -47,9 +143,12 @@ function badNames(tree: ConfigTree): string[] {
     if (node.kind === 'link' && nameProblem(node.name) !== null) bad.push(`link ${JSON.stringify(path)}`);
     if (node.kind === 'dir' && node.userMade) {
       const parentRole = node.parent!.role;
-      if (['probes', 'scheduler', 'port', 'filter'].includes(parentRole) && !/^[a-z][a-z0-9_]{0,63}$/.test(node.name)) bad.push(`component ${JSON.stringify(path)}`);
-      if (parentRole === 'schedulers' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(node.name)) bad.push(`scheduler ${JSON.stringify(path)}`);
-      if (parentRole === 'pset_list' && node.parent!.list !== 'slices' && !/^[1-9][0-9]*$/.test(node.name)) bad.push(`member ${JSON.stringify(path)}`);
+      if (['probes', 'scheduler', 'port', 'filter'].includes(parentRole) && !/^[a-z][a-z0-9_]{0,63}$/.test(node.name))
+        bad.push(`component ${JSON.stringify(path)}`);
+      if (parentRole === 'schedulers' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(node.name))
+        bad.push(`scheduler ${JSON.stringify(path)}`);
+      if (parentRole === 'pset_list' && node.parent!.list !== 'slices' && !/^[1-9][0-9]*$/.test(node.name))
+        bad.push(`member ${JSON.stringify(path)}`);
     }
   }
   return bad;
@@ -106,7 +205,9 @@ async function fuzz(seed: number, steps: number): Promise<{ ok: number; refused:
           break;
         }
         case 'write': {
-          const files = allNodes(tree).filter((n) => n.node.kind === 'file').map((n) => n.path);
+          const files = allNodes(tree)
+            .filter((n) => n.node.kind === 'file')
+            .map((n) => n.path);
           const path = garble(files.length > 0 && rand() < 0.9 ? pick(rand, files) : existing());
           const value = pick(rand, VALUES);
           what = `write ${JSON.stringify(path.slice(0, 120))} ${JSON.stringify(value.slice(0, 20))}`;
@@ -121,14 +222,18 @@ async function fuzz(seed: number, steps: number): Promise<{ ok: number; refused:
           break;
         }
         case 'rm': {
-          const links = allNodes(tree).filter((n) => n.node.kind === 'link').map((n) => n.path);
+          const links = allNodes(tree)
+            .filter((n) => n.node.kind === 'link')
+            .map((n) => n.path);
           const path = garble(links.length > 0 && rand() < 0.7 ? pick(rand, links) : existing());
           what = `rm ${JSON.stringify(path.slice(0, 120))}`;
           tree.unlink(path);
           break;
         }
         case 'fire':
-          fakes.probeState.cpuLoads = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(rand, [0, 50, 150, 1e9, -1, NaN, Infinity]));
+          fakes.probeState.cpuLoads = Array.from({ length: 1 + Math.floor(rand() * 3) }, () =>
+            pick(rand, [0, 50, 150, 1e9, -1, NaN, Infinity]),
+          );
           fakes.probeState.processLoads.set(1 + Math.floor(rand() * 3), rand() * 1000);
           timers.fire(Math.floor(rand() * 3000));
           break;
@@ -160,7 +265,11 @@ async function fuzz(seed: number, steps: number): Promise<{ ok: number; refused:
       const plan = await planApply(copy.tree, copy.registry, parseTreeYaml(yaml, 'dump'));
       await executePlan(copy.tree, plan);
       assert.deepEqual(dumpTree(copy.tree), dumpTree(tree), `seed ${seed}, step ${i}: round trip`);
-      assert.deepEqual(await planApply(tree, registry, parseTreeYaml(yaml, 'dump')), [], `seed ${seed}, step ${i}: own dump applies as a no-op`);
+      assert.deepEqual(
+        await planApply(tree, registry, parseTreeYaml(yaml, 'dump')),
+        [],
+        `seed ${seed}, step ${i}: own dump applies as a no-op`,
+      );
       copy.tree.destroyAll();
     }
   }
@@ -181,9 +290,13 @@ test('fuzz: hostile tree operations are refused cleanly and the tree stays consi
   }
   const elapsed = performance.now() - started;
   // The fuzz must exercise both sides: every kind of change accepted many times, and many kinds of refusal.
-  for (const op of ['mkdir', 'rmdir', 'write', 'ln', 'rm']) assert.ok((accepted.get(op) ?? 0) >= 20, `${op} accepted only ${accepted.get(op) ?? 0} times: ${JSON.stringify([...accepted])}`);
-  for (const code of ['EINVAL', 'ENOENT', 'EEXIST', 'EPERM', 'ENOTDIR']) assert.ok((codes.get(code) ?? 0) > 0, `no ${code} refusal seen: ${JSON.stringify([...codes])}`);
-  process.stderr.write(`fuzz: accepted ${JSON.stringify([...accepted])}, refused ${JSON.stringify([...codes])}, ${Math.round(elapsed)} ms\n`);
+  for (const op of ['mkdir', 'rmdir', 'write', 'ln', 'rm'])
+    assert.ok((accepted.get(op) ?? 0) >= 20, `${op} accepted only ${accepted.get(op) ?? 0} times: ${JSON.stringify([...accepted])}`);
+  for (const code of ['EINVAL', 'ENOENT', 'EEXIST', 'EPERM', 'ENOTDIR'])
+    assert.ok((codes.get(code) ?? 0) > 0, `no ${code} refusal seen: ${JSON.stringify([...codes])}`);
+  process.stderr.write(
+    `fuzz: accepted ${JSON.stringify([...accepted])}, refused ${JSON.stringify([...codes])}, ${Math.round(elapsed)} ms\n`,
+  );
   assert.ok(elapsed < 10_000, `took ${Math.round(elapsed)} ms`);
 });
 

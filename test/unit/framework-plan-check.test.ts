@@ -82,13 +82,22 @@ describe('members that ended', () => {
     endAll(procs);
     const plan = await planApply(tree, registry, doc);
     const check = await checkPlan(tree, registry, plan);
-    assert.deepEqual(check.problems.map((p) => p.code), ['ESRCH', 'ESRCH']);
+    assert.deepEqual(
+      check.problems.map((p) => p.code),
+      ['ESRCH', 'ESRCH'],
+    );
     const message = describeProblems(plan, check.problems);
-    assert.match(message, /^step \d+ of \d+ \(mkdir \/schedulers\/t\/process_set\/single_processes\/4242\) failed: process 4242 does not exist; step \d+ of \d+ \(mkdir \/schedulers\/t\/process_set\/process_sessions\/77\) failed: session 77 has no processes$/);
+    assert.match(
+      message,
+      /^step \d+ of \d+ \(mkdir \/schedulers\/t\/process_set\/single_processes\/4242\) failed: process 4242 does not exist; step \d+ of \d+ \(mkdir \/schedulers\/t\/process_set\/process_sessions\/77\) failed: session 77 has no processes$/,
+    );
     // What the check says is what executing the plan meets.
     await assert.rejects(executePlan(tree, plan), refusal('ESRCH', /process 4242 does not exist; nothing was changed/));
     // Members kept in the tree although ended are worth a warning, not a problem.
-    assert.ok(check.warnings.some((w) => /\/schedulers\/s\/process_set\/single_processes\/4242 is kept, but what it names has ended/.test(w)), check.warnings.join('\n'));
+    assert.ok(
+      check.warnings.some((w) => /\/schedulers\/s\/process_set\/single_processes\/4242 is kept, but what it names has ended/.test(w)),
+      check.warnings.join('\n'),
+    );
   });
 
   test('undoing the removal of a member that ended cannot fail: the member is restored as it was', async () => {
@@ -112,7 +121,8 @@ describe('members that ended', () => {
       return true;
     });
     assertSound(tree);
-    for (const m of ['single_processes/4242', 'process_sessions/77', 'slices/web']) assert.ok(tree.exists(`/schedulers/s/process_set/${m}`), m);
+    for (const m of ['single_processes/4242', 'process_sessions/77', 'slices/web'])
+      assert.ok(tree.exists(`/schedulers/s/process_set/${m}`), m);
     procs.pids.add(4242);
     procs.sessions.set(77, [78]);
     procs.slices.add('web');
@@ -140,22 +150,72 @@ describe("apply's checks agree with executing the plan", () => {
 
   test('the error cases of executePlan are found by the check, same code, same step', async () => {
     const cases: Array<{ what: string; edit: (doc: Record<string, any>) => void; code: string; step: RegExp }> = [
-      { what: 'bad value', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.threshold = 'lots'), code: 'EINVAL', step: /write .*threshold\/threshold = lots/ },
-      { what: 'value types differ', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/cpu/process_load'), code: 'EINVAL', step: /value types must be equal/ },
-      { what: 'link to nothing', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/nothing/x'), code: 'ENOENT', step: /ln -s \/probes\/nothing\/x/ },
-      { what: 'link to a file', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/cpu/probe_period'), code: 'EINVAL', step: /not a probe source/ },
-      { what: 'two sources', edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.extra = '-> /probes/cpu/node_load'), code: 'EPERM', step: /already has a source/ },
+      {
+        what: 'bad value',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.threshold = 'lots'),
+        code: 'EINVAL',
+        step: /write .*threshold\/threshold = lots/,
+      },
+      {
+        what: 'value types differ',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/cpu/process_load'),
+        code: 'EINVAL',
+        step: /value types must be equal/,
+      },
+      {
+        what: 'link to nothing',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/nothing/x'),
+        code: 'ENOENT',
+        step: /ln -s \/probes\/nothing\/x/,
+      },
+      {
+        what: 'link to a file',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.threshold.cpu_load = '-> /probes/cpu/probe_period'),
+        code: 'EINVAL',
+        step: /not a probe source/,
+      },
+      {
+        what: 'two sources',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.node_load.extra = '-> /probes/cpu/node_load'),
+        code: 'EPERM',
+        step: /already has a source/,
+      },
       { what: 'a second policy', edit: (d) => (d.schedulers.CPU_LB.counter = {}), code: 'EBUSY', step: /already has policy/ },
-      { what: 'bad pid', edit: (d) => (d.schedulers.CPU_LB.process_set = { single_processes: ['x'] }), code: 'EINVAL', step: /single_processes\/x/ },
-      { what: 'session 0', edit: (d) => (d.schedulers.CPU_LB.process_set = { process_sessions: [0] }), code: 'EINVAL', step: /outside this PID namespace/ },
+      {
+        what: 'bad pid',
+        edit: (d) => (d.schedulers.CPU_LB.process_set = { single_processes: ['x'] }),
+        code: 'EINVAL',
+        step: /single_processes\/x/,
+      },
+      {
+        what: 'session 0',
+        edit: (d) => (d.schedulers.CPU_LB.process_set = { process_sessions: [0] }),
+        code: 'EINVAL',
+        step: /outside this PID namespace/,
+      },
       { what: 'bad scheduler name', edit: (d) => (d.schedulers['bad name!'] = {}), code: 'EINVAL', step: /scheduler name/ },
       { what: 'bad period', edit: (d) => (d.probes.cpu.probe_period = -1), code: 'EINVAL', step: /probe_period = -1/ },
       { what: 'bad handle_all', edit: (d) => (d.schedulers.all.process_set.handle_all = 2), code: 'EINVAL', step: /handle_all = 2/ },
-      { what: 'bad value in a new component', edit: (d) => (d.schedulers.n = { counter: { node_load: { ewma: { alpha: 7 } } } }), code: 'EINVAL', step: /ewma\/alpha = 7/ },
+      {
+        what: 'bad value in a new component',
+        edit: (d) => (d.schedulers.n = { counter: { node_load: { ewma: { alpha: 7 } } } }),
+        code: 'EINVAL',
+        step: /ewma\/alpha = 7/,
+      },
       { what: 'a read-only file', edit: (d) => (d.schedulers.CPU_LB.load_balancing.status = 'x'), code: 'EPERM', step: /status/ },
       { what: 'a file that does not exist', edit: (d) => (d.probes.cpu.nope = 1), code: 'ENOENT', step: /nope/ },
-      { what: 'removing a probe still linked', edit: (d) => delete d.probes.cpu, code: 'EBUSY', step: /rmdir \/probes\/cpu\) failed: .*in use/ },
-      { what: 'a filter where a link stays', edit: (d) => (d.schedulers.CPU_LB.load_balancing.process_load.ewma = {}), code: 'EPERM', step: /mkdir .*process_load\/ewma/ },
+      {
+        what: 'removing a probe still linked',
+        edit: (d) => delete d.probes.cpu,
+        code: 'EBUSY',
+        step: /rmdir \/probes\/cpu\) failed: .*in use/,
+      },
+      {
+        what: 'a filter where a link stays',
+        edit: (d) => (d.schedulers.CPU_LB.load_balancing.process_load.ewma = {}),
+        code: 'EPERM',
+        step: /mkdir .*process_load\/ewma/,
+      },
     ];
     for (const c of cases) {
       const { tree, registry } = makeTree();
@@ -188,8 +248,41 @@ describe("apply's checks agree with executing the plan", () => {
       return seed % n;
     };
     const pick = <T>(list: readonly T[]): T => list[rnd(list.length)]!;
-    const values = ['1', '-1', '0', '100', 'x', '0.5', '2', 'none', 'node_a', '3600001', '-> /probes/cpu/node_load', '-> /probes/cpu/process_load', '-> /probes/fake_mem/memory', '-> /probes/nope/x'];
-    const names = ['threshold', 'ewma', 'rate', 'hysteresis', 'counter', 'placer', 'cpu', 'l', 'probe_period', 'alpha', 'high', 'low', 'answer', 'handle_all', 'node_load', 'process_set', 'fake_mem'];
+    const values = [
+      '1',
+      '-1',
+      '0',
+      '100',
+      'x',
+      '0.5',
+      '2',
+      'none',
+      'node_a',
+      '3600001',
+      '-> /probes/cpu/node_load',
+      '-> /probes/cpu/process_load',
+      '-> /probes/fake_mem/memory',
+      '-> /probes/nope/x',
+    ];
+    const names = [
+      'threshold',
+      'ewma',
+      'rate',
+      'hysteresis',
+      'counter',
+      'placer',
+      'cpu',
+      'l',
+      'probe_period',
+      'alpha',
+      'high',
+      'low',
+      'answer',
+      'handle_all',
+      'node_load',
+      'process_set',
+      'fake_mem',
+    ];
     let agreed = 0;
     let failures = 0;
     for (let round = 0; round < 300; round++) {
@@ -226,15 +319,26 @@ describe("apply's checks agree with executing the plan", () => {
       assertSound(tree, `round ${round}`);
       if (failure && check.problems.length === 0) {
         // The one thing the check cannot see: hysteresis low above high.
-        assert.match(failure.message, /must not be above high/, `round ${round}: the check missed: ${failure.message}\n${JSON.stringify(doc)}`);
+        assert.match(
+          failure.message,
+          /must not be above high/,
+          `round ${round}: the check missed: ${failure.message}\n${JSON.stringify(doc)}`,
+        );
         continue;
       }
-      assert.equal(check.problems.length > 0, failure !== null, `round ${round}: check ${JSON.stringify(check.problems)}, executed ${failure?.message ?? 'fine'}\n${JSON.stringify(doc)}`);
+      assert.equal(
+        check.problems.length > 0,
+        failure !== null,
+        `round ${round}: check ${JSON.stringify(check.problems)}, executed ${failure?.message ?? 'fine'}\n${JSON.stringify(doc)}`,
+      );
       if (failure) {
         failures++;
         // The executor retries a refused write after the others of its directory, so it may report a later problem first.
         const step = Number(/^step (\d+) of/.exec(failure.message)![1]);
-        assert.ok(check.problems.some((p) => p.step === step), `round ${round}: ${failure.message} vs ${JSON.stringify(check.problems)}`);
+        assert.ok(
+          check.problems.some((p) => p.step === step),
+          `round ${round}: ${failure.message} vs ${JSON.stringify(check.problems)}`,
+        );
       }
       agreed++;
     }
@@ -276,12 +380,20 @@ describe('the control loop', () => {
       const store = await EmbeddedStore.open(join(dir, 'loop'));
       const { tree, registry } = makeTree();
       const service = new TreeService(tree, registry, store, silentLog);
-      await service.restore(() => 'probes:\n  cpu: {}\nschedulers:\n  cpu:\n    counter:\n      node_load:\n        l: -> /probes/cpu/node_load\n');
+      await service.restore(
+        () => 'probes:\n  cpu: {}\nschedulers:\n  cpu:\n    counter:\n      node_load:\n        l: -> /probes/cpu/node_load\n',
+      );
       const before = treeToYaml(tree);
       const dry = await service.apply(ADMIN, 'probes:\n  cpu: {}\n', true);
       assert.deepEqual(dry.problems, []);
       assert.match(dry.warnings.join(), /removes \/schedulers\/cpu/);
-      await assert.rejects(service.apply(ADMIN, 'probes:\n  cpu: {}\n', false), refusal('EBUSY', /removes \/schedulers\/cpu, the daemon's own CPU control loop.*nothing was changed \(confirm with slicectl apply --force/));
+      await assert.rejects(
+        service.apply(ADMIN, 'probes:\n  cpu: {}\n', false),
+        refusal(
+          'EBUSY',
+          /removes \/schedulers\/cpu, the daemon's own CPU control loop.*nothing was changed \(confirm with slicectl apply --force/,
+        ),
+      );
       assert.equal(treeToYaml(tree), before);
       const forced = await service.apply(ADMIN, 'probes:\n  cpu: {}\n', false, { force: true });
       assert.match(forced.warnings.join(), /removes \/schedulers\/cpu/);
@@ -289,7 +401,10 @@ describe('the control loop', () => {
       // A plan with problems is refused before its first step, naming every problem.
       await assert.rejects(
         service.apply(ADMIN, 'probes:\n  cpu:\n    probe_period: x\nschedulers:\n  "a b": {}\n', false),
-        refusal('EINVAL', /^step 1 of 2 \(mkdir \/schedulers\/a b\) failed: scheduler name .*; step 2 of 2 \(write \/probes\/cpu\/probe_period = x\) failed: .*; nothing was changed$/),
+        refusal(
+          'EINVAL',
+          /^step 1 of 2 \(mkdir \/schedulers\/a b\) failed: scheduler name .*; step 2 of 2 \(write \/probes\/cpu\/probe_period = x\) failed: .*; nothing was changed$/,
+        ),
       );
       tree.destroyAll();
       await store.close();

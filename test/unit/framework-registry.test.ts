@@ -47,7 +47,23 @@ describe('TypeRegistry', () => {
     assert.equal(type.kind, 'filter');
     assert.equal(registry.peek('threshold'), type);
     assert.equal(await registry.load('threshold'), type);
-    for (const name of ['cpu', 'load', 'mem', 'psi', 'process_load', 'echo_policy', 'round_robin', 'least_loaded', 'mosix_load_balancer', 'swap_avoidance', 'ewma', 'rate', 'hysteresis', 'freq_limit', 'remote_cache']) {
+    for (const name of [
+      'cpu',
+      'load',
+      'mem',
+      'psi',
+      'process_load',
+      'echo_policy',
+      'round_robin',
+      'least_loaded',
+      'mosix_load_balancer',
+      'swap_avoidance',
+      'ewma',
+      'rate',
+      'hysteresis',
+      'freq_limit',
+      'remote_cache',
+    ]) {
       assert.equal((await registry.load(name)).name, name);
     }
   });
@@ -74,25 +90,41 @@ describe('TypeRegistry', () => {
     writeFileSync(join(unsafe, 'bad_filter.js'), FILTER('bad_filter'));
     chmodSync(join(unsafe, 'bad_filter.js'), 0o666);
     const registry = new TypeRegistry({ pluginDirs: [unsafe], packageRoots: [] });
-    await assert.rejects(registry.load('bad_filter'), refusal('EPERM', /refusing to load plugin code from .*bad_filter\.js: it must belong to root and not be writable by group or others/));
+    await assert.rejects(
+      registry.load('bad_filter'),
+      refusal('EPERM', /refusing to load plugin code from .*bad_filter\.js: it must belong to root and not be writable by group or others/),
+    );
   });
 
   test('a file that does not export the type it is named after is refused', async () => {
     const wrong = join(dir, 'wrong');
     mkdirSync(wrong, { mode: 0o755 });
     writeFileSync(join(wrong, 'other_name.js'), FILTER('something_else'), { mode: 0o644 });
-    writeFileSync(join(wrong, 'no_create.js'), "export default { kind: 'filter', name: 'no_create', description: 'x' };\n", { mode: 0o644 });
+    writeFileSync(join(wrong, 'no_create.js'), "export default { kind: 'filter', name: 'no_create', description: 'x' };\n", {
+      mode: 0o644,
+    });
     const registry = new TypeRegistry({ pluginDirs: [wrong], packageRoots: [], checkOwnership: asRoot });
     await assert.rejects(registry.load('other_name'), refusal('EINVAL', /does not export a component type named other_name/));
-    await assert.rejects(registry.load('no_create'), refusal('EINVAL', /invalid component type: it needs a name .*, a kind .* and create\(\)/));
+    await assert.rejects(
+      registry.load('no_create'),
+      refusal('EINVAL', /invalid component type: it needs a name .*, a kind .* and create\(\)/),
+    );
   });
 
   test('installed sliced-plugin-* packages provide the types their package.json lists', async () => {
     const root = join(dir, 'project');
     const pkg = join(root, 'node_modules', 'sliced-plugin-demo');
     mkdirSync(pkg, { recursive: true, mode: 0o755 });
-    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'sliced-plugin-demo', type: 'module', main: 'index.js', sliced: { types: ['demo_filter', 'BAD NAME'] } }), { mode: 0o644 });
-    writeFileSync(join(pkg, 'index.js'), `export default { types: [${FILTER('demo_filter').replace('export default ', '').replace(/;\n$/, '')}] };\n`, { mode: 0o644 });
+    writeFileSync(
+      join(pkg, 'package.json'),
+      JSON.stringify({ name: 'sliced-plugin-demo', type: 'module', main: 'index.js', sliced: { types: ['demo_filter', 'BAD NAME'] } }),
+      { mode: 0o644 },
+    );
+    writeFileSync(
+      join(pkg, 'index.js'),
+      `export default { types: [${FILTER('demo_filter').replace('export default ', '').replace(/;\n$/, '')}] };\n`,
+      { mode: 0o644 },
+    );
     // A package that is not a sliced plugin is ignored even if it lists types.
     const other = join(root, 'node_modules', 'left-pad');
     mkdirSync(other, { recursive: true });
@@ -109,7 +141,10 @@ describe('TypeRegistry', () => {
     const registry = new TypeRegistry({ packageRoots: [] });
     registry.addValueType({ name: 'temperature', columns: ['celsius'], unit: '°C', description: 'test' });
     assert.equal(registry.valueType('temperature').columns[0], 'celsius');
-    assert.throws(() => registry.addValueType({ name: 'load', columns: ['other'], unit: 'x', description: 'x' }), refusal('EINVAL', /value type load is already declared with columns load/));
+    assert.throws(
+      () => registry.addValueType({ name: 'load', columns: ['other'], unit: 'x', description: 'x' }),
+      refusal('EINVAL', /value type load is already declared with columns load/),
+    );
     assert.throws(() => registry.valueType('nope'), refusal('EINVAL', /unknown value type "nope"/));
   });
 });

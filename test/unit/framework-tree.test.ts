@@ -53,16 +53,37 @@ describe('config tree: creation by mkdir', () => {
   test('mkdir of a type name instantiates it with its default groups and files', async () => {
     const { tree, fakes } = makeTree();
     await tree.mkdir(PROBE);
-    assert.deepEqual(tree.readdir(PROBE).map((e) => e.name).sort(), ['description', 'node_load', 'probe_period', 'process_load']);
+    assert.deepEqual(
+      tree
+        .readdir(PROBE)
+        .map((e) => e.name)
+        .sort(),
+      ['description', 'node_load', 'probe_period', 'process_load'],
+    );
     assert.equal(tree.read(`${PROBE}/probe_period`), '1000\n');
     assert.equal(tree.read(`${PROBE}/node_load/type`), 'load\n');
     assert.equal(fakes.probeState.refreshes, 1, 'a new probe refreshes once at creation');
     await tree.mkdir(SCHED);
-    assert.deepEqual(tree.readdir(`${SCHED}/process_set`).map((e) => e.name).sort(), ['handle_all', 'pids', 'process_sessions', 'single_processes', 'slices']);
+    assert.deepEqual(
+      tree
+        .readdir(`${SCHED}/process_set`)
+        .map((e) => e.name)
+        .sort(),
+      ['handle_all', 'pids', 'process_sessions', 'single_processes', 'slices'],
+    );
     await tree.mkdir(POLICY);
-    const names = tree.readdir(POLICY).map((e) => e.name).sort();
+    const names = tree
+      .readdir(POLICY)
+      .map((e) => e.name)
+      .sort();
     assert.deepEqual(names, ['description', 'node_load', 'process_load', 'status']);
-    assert.deepEqual(tree.readdir(`${POLICY}/node_load`).map((e) => e.name).sort(), ['collected_value', 'description', 'type']);
+    assert.deepEqual(
+      tree
+        .readdir(`${POLICY}/node_load`)
+        .map((e) => e.name)
+        .sort(),
+      ['collected_value', 'description', 'type'],
+    );
     await tree.mkdir(`${POLICY}/node_load/threshold`);
     assert.equal(tree.read(`${POLICY}/node_load/threshold/threshold`), '0\n');
     assertSound(tree);
@@ -128,7 +149,10 @@ describe('config tree: creation by mkdir', () => {
     await assert.rejects(tree.mkdir(`${ps}/process_sessions/0`), /outside this PID namespace; start a new session \(setsid/);
     await tree.mkdir(`${ps}/single_processes/1`);
     await tree.mkdir(`${ps}/slices/web-1`);
-    assert.deepEqual(tree.readdir(`${ps}/single_processes`).map((e) => e.name), ['1']);
+    assert.deepEqual(
+      tree.readdir(`${ps}/single_processes`).map((e) => e.name),
+      ['1'],
+    );
     assertSound(tree);
   });
 
@@ -181,7 +205,10 @@ describe('config tree: links', () => {
     await tree.mkdir('/probes/fake_mem');
     await tree.mkdir(SCHED);
     await tree.mkdir(POLICY);
-    assert.throws(() => tree.symlink(`${PROBE}/process_load`, `${POLICY}/node_load/l`), refusal('EINVAL', /process_load.*expects load.*value types must be equal/));
+    assert.throws(
+      () => tree.symlink(`${PROBE}/process_load`, `${POLICY}/node_load/l`),
+      refusal('EINVAL', /process_load.*expects load.*value types must be equal/),
+    );
     assert.throws(() => tree.symlink('/probes/fake_mem/memory', `${POLICY}/node_load/l`), refusal('EINVAL', /memory/));
     await tree.mkdir(`${POLICY}/process_load/ewma`);
     assert.throws(() => tree.symlink(`${PROBE}/node_load`, `${POLICY}/process_load/ewma/l`), refusal('EINVAL'));
@@ -197,7 +224,10 @@ describe('config tree: links', () => {
     await tree.mkdir(POLICY);
     const port = `${POLICY}/node_load`;
     tree.symlink(`${PROBE}/node_load`, `${port}/first`);
-    assert.throws(() => tree.symlink('/probes/cpu_always/node_load', `${port}/second`), refusal('EPERM', /already has a source \(link first/));
+    assert.throws(
+      () => tree.symlink('/probes/cpu_always/node_load', `${port}/second`),
+      refusal('EPERM', /already has a source \(link first/),
+    );
     await assert.rejects(tree.mkdir(`${port}/threshold`), refusal('EPERM', /already has a source/));
     assert.throws(() => tree.symlink(`${PROBE}/node_load`, `${port}/first`), refusal('EEXIST'));
     assert.equal(tree.readlink(`${port}/first`), `${PROBE}/node_load`);
@@ -206,7 +236,13 @@ describe('config tree: links', () => {
     await tree.mkdir(`${other}/ewma`);
     assert.throws(() => tree.symlink(`${PROBE}/process_load`, `${other}/l`), refusal('EPERM', /already has a source \(filter ewma\)/));
     await assert.rejects(tree.mkdir(`${other}/rate`), refusal('EPERM'));
-    assert.deepEqual(tree.readdir(port).filter((e) => e.kind !== 'file').map((e) => e.name), ['first']);
+    assert.deepEqual(
+      tree
+        .readdir(port)
+        .filter((e) => e.kind !== 'file')
+        .map((e) => e.name),
+      ['first'],
+    );
     assertSound(tree);
   });
 
@@ -216,7 +252,11 @@ describe('config tree: links', () => {
     await tree.mkdir(SCHED);
     await tree.mkdir(POLICY);
     for (const bad of ['a\nb', ' ', '-rf', '.hidden', 'é', 'x'.repeat(65), 'a..b']) {
-      assert.throws(() => tree.symlink(`${PROBE}/node_load`, `${POLICY}/node_load/${bad}`), refusal('EINVAL', /link name/), JSON.stringify(bad));
+      assert.throws(
+        () => tree.symlink(`${PROBE}/node_load`, `${POLICY}/node_load/${bad}`),
+        refusal('EINVAL', /link name/),
+        JSON.stringify(bad),
+      );
     }
     tree.symlink(`${PROBE}/node_load`, `${POLICY}/node_load/cpu_load`);
     assertSound(tree);
@@ -266,7 +306,15 @@ describe('config tree: removal', () => {
   test('default groups (port, process_set, its lists, probe sources) are EPERM to rmdir', async () => {
     const { tree } = makeTree();
     await setUp(tree);
-    for (const path of [`${POLICY}/node_load`, `${SCHED}/process_set`, `${SCHED}/process_set/single_processes`, `${PROBE}/node_load`, '/probes', '/schedulers', '/slices']) {
+    for (const path of [
+      `${POLICY}/node_load`,
+      `${SCHED}/process_set`,
+      `${SCHED}/process_set/single_processes`,
+      `${PROBE}/node_load`,
+      '/probes',
+      '/schedulers',
+      '/slices',
+    ]) {
       assert.throws(() => tree.rmdir(path), refusal('EPERM'), path);
       assert.ok(tree.exists(path));
     }
@@ -279,7 +327,13 @@ describe('config tree: removal', () => {
   test('rm of an attribute or a read-only file is EPERM; rm of a directory EISDIR', async () => {
     const { tree } = makeTree();
     await setUp(tree);
-    for (const path of [`${PROBE}/probe_period`, `${POLICY}/node_load/remote_cache/threshold/threshold`, `${POLICY}/node_load/collected_value`, `${SCHED}/process_set/handle_all`, `${POLICY}/status`]) {
+    for (const path of [
+      `${PROBE}/probe_period`,
+      `${POLICY}/node_load/remote_cache/threshold/threshold`,
+      `${POLICY}/node_load/collected_value`,
+      `${SCHED}/process_set/handle_all`,
+      `${POLICY}/status`,
+    ]) {
       assert.throws(() => tree.unlink(path), refusal('EPERM', /attribute and cannot be removed/), path);
       assert.ok(tree.exists(path));
     }
@@ -326,7 +380,15 @@ describe('config tree: attributes', () => {
   test('read-only files are EPERM on write; directories EISDIR', async () => {
     const { tree } = makeTree();
     await setUp(tree);
-    for (const path of [`${PROBE}/node_load/value`, `${PROBE}/node_load/type`, `${PROBE}/description`, `${POLICY}/status`, `${POLICY}/node_load/collected_value`, `${POLICY}/node_load/remote_cache/value`, `${SCHED}/process_set/pids`]) {
+    for (const path of [
+      `${PROBE}/node_load/value`,
+      `${PROBE}/node_load/type`,
+      `${PROBE}/description`,
+      `${POLICY}/status`,
+      `${POLICY}/node_load/collected_value`,
+      `${POLICY}/node_load/remote_cache/value`,
+      `${SCHED}/process_set/pids`,
+    ]) {
       const before = tree.read(path);
       assert.throws(() => tree.write(path, '1'), refusal('EPERM', /read-only/), path);
       assert.equal(tree.read(path), before);
@@ -340,7 +402,11 @@ describe('config tree: attributes', () => {
     await tree.mkdir(PROBE);
     tree.write(`${PROBE}/probe_period`, '250\n');
     assert.equal(tree.read(`${PROBE}/probe_period`), '250\n');
-    assert.deepEqual([...timers.intervals.values()].map((i) => i.ms), [250], 'the probe timer follows probe_period');
+    assert.deepEqual(
+      [...timers.intervals.values()].map((i) => i.ms),
+      [250],
+      'the probe timer follows probe_period',
+    );
     tree.write(`${PROBE}/probe_period`, '0');
     assert.equal(timers.intervals.size, 0, 'probe_period 0: no timer');
   });
@@ -352,7 +418,17 @@ describe('config tree: path validation', () => {
     await tree.mkdir(PROBE);
     await tree.mkdir(SCHED);
     await tree.mkdir(POLICY);
-    const bad = ['probes/cpu', '', '/probes/../probes/cpu', '/probes/./cpu', '/probes/cpu/..', '/probes/c\0pu', `/${'a'.repeat(256)}`, `/${'a/'.repeat(2100)}`, `/${'a/'.repeat(70)}`];
+    const bad = [
+      'probes/cpu',
+      '',
+      '/probes/../probes/cpu',
+      '/probes/./cpu',
+      '/probes/cpu/..',
+      '/probes/c\0pu',
+      `/${'a'.repeat(256)}`,
+      `/${'a/'.repeat(2100)}`,
+      `/${'a/'.repeat(70)}`,
+    ];
     for (const path of bad) {
       await assert.rejects(tree.mkdir(path), refusal('EINVAL'), JSON.stringify(path).slice(0, 40));
       assert.throws(() => tree.read(path), refusal('EINVAL'));
@@ -384,9 +460,18 @@ describe("config tree: the slides' sessions", () => {
     assert.equal(tree.read(`${PROBE}/node_load/value`), 'cpu0 150\ncpu1 20\n');
     assert.equal(tree.read(`${POLICY}/node_load/collected_value`), 'cpu0 150\ncpu1 20\n', 'through threshold and remote_cache');
     assert.equal(tree.read(`${POLICY}/node_load/remote_cache/value`), 'cpu0 150\ncpu1 20\n');
-    assert.equal(tree.read(`${POLICY}/node_load/remote_cache/collected_value`), tree.read(`${POLICY}/node_load/remote_cache/threshold/value`));
-    assert.deepEqual(fakes.updates.get(POLICY)!.filter((u) => u.startsWith('node_load')), ['node_load cpu0 150, cpu1 20']);
-    assert.deepEqual(tree.readdir(`${SCHED}/process_set/single_processes`).map((e) => e.name), ['4242']);
+    assert.equal(
+      tree.read(`${POLICY}/node_load/remote_cache/collected_value`),
+      tree.read(`${POLICY}/node_load/remote_cache/threshold/value`),
+    );
+    assert.deepEqual(
+      fakes.updates.get(POLICY)!.filter((u) => u.startsWith('node_load')),
+      ['node_load cpu0 150, cpu1 20'],
+    );
+    assert.deepEqual(
+      tree.readdir(`${SCHED}/process_set/single_processes`).map((e) => e.name),
+      ['4242'],
+    );
   });
 
   test('modifying a policy: remove the threshold filter and relink, while the rest keeps running', async () => {
@@ -420,7 +505,7 @@ describe("config tree: the slides' sessions", () => {
     assert.equal(dirAt(tree, POLICY).policy!.activations, fakes.updates.get(POLICY)!.length);
   });
 
-  test("replacing a policy: find -type l | rm, then find | tac | xargs rmdir, then a new policy", async () => {
+  test('replacing a policy: find -type l | rm, then find | tac | xargs rmdir, then a new policy', async () => {
     const { tree, fakes, timers } = makeTree();
     await setUp(tree);
     for (const { path, kind } of find(tree, POLICY)) if (kind === 'link') await step(tree, `rm ${path}`, () => tree.unlink(path));
@@ -435,7 +520,11 @@ describe("config tree: the slides' sessions", () => {
         assert.ok(['ENOTDIR', 'EPERM'].includes((err as { code: string }).code), `${path}: ${(err as Error).message}`);
       }
     }
-    assert.deepEqual(outcomes, [`removed ${POLICY}/node_load/remote_cache/threshold`, `removed ${POLICY}/node_load/remote_cache`, `removed ${POLICY}`]);
+    assert.deepEqual(outcomes, [
+      `removed ${POLICY}/node_load/remote_cache/threshold`,
+      `removed ${POLICY}/node_load/remote_cache`,
+      `removed ${POLICY}`,
+    ]);
     assert.equal(tree.exists(POLICY), false);
     await step(tree, 'rmdir probe', () => tree.rmdir(PROBE));
     await step(tree, 'mkdir probe', () => tree.mkdir(PROBE));
@@ -444,7 +533,11 @@ describe("config tree: the slides' sessions", () => {
     fakes.probeState.cpuLoads = [1, 2];
     timers.fire();
     assert.ok((statusOf(tree, `${SCHED}/counter`).count as number) >= 1);
-    assert.deepEqual(tree.readdir(`${SCHED}/process_set/single_processes`).map((e) => e.name), ['4242'], 'the process set stayed');
+    assert.deepEqual(
+      tree.readdir(`${SCHED}/process_set/single_processes`).map((e) => e.name),
+      ['4242'],
+      'the process set stayed',
+    );
   });
 
   test('stacking: handle_all first, then the schedulers holding the parent in reverse attach order', async () => {
@@ -461,7 +554,11 @@ describe("config tree: the slides' sessions", () => {
     await tree.mkdir('/schedulers/cpu_lb/process_set/single_processes/100');
     assert.equal(tree.placeNewTask(task).node, 'node_a');
     await tree.mkdir('/schedulers/swap_avoidance/process_set/single_processes/100');
-    assert.deepEqual(tree.placeNewTask(task), { node: 'node_b', refused: null, scheduler: 'swap_avoidance' }, 'the later attach takes precedence');
+    assert.deepEqual(
+      tree.placeNewTask(task),
+      { node: 'node_b', refused: null, scheduler: 'swap_avoidance' },
+      'the later attach takes precedence',
+    );
     // A later attach of cpu_lb by session puts it in front again.
     await tree.mkdir('/schedulers/cpu_lb/process_set/process_sessions/7');
     assert.equal(tree.placeNewTask(task).scheduler, 'cpu_lb');
@@ -532,7 +629,10 @@ describe('config tree: data flow', () => {
     const { tree, fakes, timers } = makeTree();
     await tree.mkdir(PROBE);
     await tree.mkdir('/probes/cpu_always');
-    for (const [sched, probe] of [['quiet', PROBE], ['loud', '/probes/cpu_always']] as const) {
+    for (const [sched, probe] of [
+      ['quiet', PROBE],
+      ['loud', '/probes/cpu_always'],
+    ] as const) {
       await tree.mkdir(`/schedulers/${sched}`);
       await tree.mkdir(`/schedulers/${sched}/counter`);
       tree.symlink(`${probe}/node_load`, `/schedulers/${sched}/counter/node_load/l`);
@@ -579,7 +679,17 @@ describe('config tree: data flow', () => {
 
   test('a failing policy does not stop the other subscribers of the source', async () => {
     const { tree, fakes, timers, registry } = makeTree();
-    registry.add({ kind: 'policy', name: 'broken', description: 'throws', ports: [{ name: 'node_load', valueType: 'load', description: '' }], create: () => ({ onUpdate() { throw new Error('boom'); } }) });
+    registry.add({
+      kind: 'policy',
+      name: 'broken',
+      description: 'throws',
+      ports: [{ name: 'node_load', valueType: 'load', description: '' }],
+      create: () => ({
+        onUpdate() {
+          throw new Error('boom');
+        },
+      }),
+    });
     await tree.mkdir(PROBE);
     await tree.mkdir('/schedulers/a');
     await tree.mkdir('/schedulers/a/broken');
@@ -605,7 +715,15 @@ describe('config tree: data flow', () => {
     assert.throws(() => tree.write(`${PROBE}/probe_period`, 'x'));
     tree.unlink(`${POLICY}/node_load/l`);
     tree.rmdir(POLICY);
-    assert.deepEqual(seen, [`mkdir ${PROBE}`, `mkdir ${SCHED}`, `mkdir ${POLICY}`, `ln ${POLICY}/node_load/l`, `write ${PROBE}/probe_period`, `rm ${POLICY}/node_load/l`, `rmdir ${POLICY}`]);
+    assert.deepEqual(seen, [
+      `mkdir ${PROBE}`,
+      `mkdir ${SCHED}`,
+      `mkdir ${POLICY}`,
+      `ln ${POLICY}/node_load/l`,
+      `write ${PROBE}/probe_period`,
+      `rm ${POLICY}/node_load/l`,
+      `rmdir ${POLICY}`,
+    ]);
   });
 });
 

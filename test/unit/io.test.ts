@@ -1,9 +1,30 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { bfqWeight, effectiveIoCaps, splitCap, ioMaxArguments, ioWeightNotes, mergeIo, parseIoMaxArgument, parseMajMin, resolveIoInput, weightNoEffect, type DeviceSchedulers } from '../../src/core/io.js';
+import {
+  bfqWeight,
+  effectiveIoCaps,
+  splitCap,
+  ioMaxArguments,
+  ioWeightNotes,
+  mergeIo,
+  parseIoMaxArgument,
+  parseMajMin,
+  resolveIoInput,
+  weightNoEffect,
+  type DeviceSchedulers,
+} from '../../src/core/io.js';
 import { createDomain, createSlice, moveMember, updateSlice } from '../../src/core/changes.js';
-import { DEFAULT_IO, emptyState, parseInput, sliceUpdateSchema, withAllocationDefaults, type DesiredState, type IoDeviceLimit, type SliceSpec } from '../../src/core/model.js';
+import {
+  DEFAULT_IO,
+  emptyState,
+  parseInput,
+  sliceUpdateSchema,
+  withAllocationDefaults,
+  type DesiredState,
+  type IoDeviceLimit,
+  type SliceSpec,
+} from '../../src/core/model.js';
 import { parseRate } from '../../src/core/units.js';
 import { isSlicedError } from '../../src/core/errors.js';
 
@@ -15,7 +36,15 @@ const fakeResolve = (name: string): { device: string; path: string | null } => {
   if (name === '/dev/loop7') return { device: '7:7', path: name };
   throw new Error(`no such device ${name}`);
 };
-const cap = (device: string, caps: Partial<IoDeviceLimit>): IoDeviceLimit => ({ device, path: null, rbps: null, wbps: null, riops: null, wiops: null, ...caps });
+const cap = (device: string, caps: Partial<IoDeviceLimit>): IoDeviceLimit => ({
+  device,
+  path: null,
+  rbps: null,
+  wbps: null,
+  riops: null,
+  wiops: null,
+  ...caps,
+});
 
 function refusedMessage(fn: () => unknown): string {
   try {
@@ -51,16 +80,32 @@ describe('--io-max arguments', () => {
   });
 
   test('malformed arguments are refused with the syntax', () => {
-    assert.match(refusedMessage(() => parseIoMaxArgument('/dev/vdb')), /must look like DEV:rbps=10M/);
-    assert.match(refusedMessage(() => parseIoMaxArgument('/dev/vdb:speed=1M')), /"speed=1M".*keys are rbps, wbps, riops, wiops/);
-    assert.match(refusedMessage(() => parseIoMaxArgument('/dev/vdb:rbps=')), /"rbps="/);
-    assert.match(refusedMessage(() => parseIoMaxArgument('/dev/vdb:rbps=1M,rbps=2M')), /sets rbps twice/);
+    assert.match(
+      refusedMessage(() => parseIoMaxArgument('/dev/vdb')),
+      /must look like DEV:rbps=10M/,
+    );
+    assert.match(
+      refusedMessage(() => parseIoMaxArgument('/dev/vdb:speed=1M')),
+      /"speed=1M".*keys are rbps, wbps, riops, wiops/,
+    );
+    assert.match(
+      refusedMessage(() => parseIoMaxArgument('/dev/vdb:rbps=')),
+      /"rbps="/,
+    );
+    assert.match(
+      refusedMessage(() => parseIoMaxArgument('/dev/vdb:rbps=1M,rbps=2M')),
+      /sets rbps twice/,
+    );
   });
 });
 
 describe('io input schema', () => {
   test('weights, rates and IOPS in canonical numbers', () => {
-    const parsed = parseInput(sliceUpdateSchema, { io: { weight: '300', max: { '/dev/vdb': { rbps: '10M', wbps: '5M/s', riops: '100', wiops: 'none' }, '7:0': 'none' } } }, 'slice');
+    const parsed = parseInput(
+      sliceUpdateSchema,
+      { io: { weight: '300', max: { '/dev/vdb': { rbps: '10M', wbps: '5M/s', riops: '100', wiops: 'none' }, '7:0': 'none' } } },
+      'slice',
+    );
     assert.deepEqual(parsed.io, { weight: 300, max: { '/dev/vdb': { rbps: 10 * M, wbps: 5 * M, riops: 100, wiops: null }, '7:0': null } });
     assert.equal(parseRate('10M').ok && parseRate('10M/s').ok, true);
   });
@@ -79,7 +124,14 @@ describe('io input schema', () => {
 
 describe('merging io updates', () => {
   test('a spec stored before I/O existed gets the default I/O allocation and no high or swap cap', () => {
-    const old = { name: 'a', user: 'sl-a', userCreated: true, cpu: { reservation: 0, limit: null, shares: 100 }, memory: { limit: 5 * M }, domain: null } as unknown as SliceSpec;
+    const old = {
+      name: 'a',
+      user: 'sl-a',
+      userCreated: true,
+      cpu: { reservation: 0, limit: null, shares: 100 },
+      memory: { limit: 5 * M },
+      domain: null,
+    } as unknown as SliceSpec;
     const loaded = withAllocationDefaults(old);
     assert.deepEqual(loaded.memory, { limit: 5 * M, high: null, swap: null });
     assert.deepEqual(loaded.io, DEFAULT_IO);
@@ -96,13 +148,19 @@ describe('merging io updates', () => {
 
   test('an unknown device is refused by the resolver before anything changes', () => {
     const state = createSlice(emptyState(), { name: 'a', user: 'sl-a', userCreated: true }, node);
-    assert.throws(() => updateSlice(state, 'a', { io: resolveIoInput({ max: { '/dev/nope': { rbps: M } } }, fakeResolve) }, node), /no such device/);
+    assert.throws(
+      () => updateSlice(state, 'a', { io: resolveIoInput({ max: { '/dev/nope': { rbps: M } } }, fakeResolve) }, node),
+      /no such device/,
+    );
     assert.deepEqual(state.slices.get('a')!.io, DEFAULT_IO);
   });
 
   test('memory.high above memory.limit is refused', () => {
     const state = createSlice(emptyState(), { name: 'a', user: 'sl-a', userCreated: true, memory: { limit: 64 * M } }, node);
-    assert.match(refusedMessage(() => updateSlice(state, 'a', { memory: { high: 128 * M } }, node)), /memory\.high 128M is above memory\.limit 64M/);
+    assert.match(
+      refusedMessage(() => updateSlice(state, 'a', { memory: { high: 128 * M } }, node)),
+      /memory\.high 128M is above memory\.limit 64M/,
+    );
   });
 });
 
@@ -117,7 +175,17 @@ describe('effective caps', () => {
     let s = emptyState();
     s = createDomain(s, { name: 'd', io: { max: [{ device: '7:0', path: null, caps: { rbps: 10 * M, wiops: 300 } }] } }, node);
     s = createSlice(s, { name: 'a', user: 'sl-a', userCreated: true, domain: 'd', io: { weight: 100 } }, node);
-    s = createSlice(s, { name: 'b', user: 'sl-b', userCreated: true, domain: 'd', io: { weight: 300, max: [{ device: '7:0', path: null, caps: { rbps: M } }] } }, node);
+    s = createSlice(
+      s,
+      {
+        name: 'b',
+        user: 'sl-b',
+        userCreated: true,
+        domain: 'd',
+        io: { weight: 300, max: [{ device: '7:0', path: null, caps: { rbps: M } }] },
+      },
+      node,
+    );
     return s;
   }
 
@@ -148,15 +216,19 @@ describe('effective caps', () => {
 
   test('v1: the parts of a domain cap never add up to more than the cap (when it allows 1 per member)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 12, max: 1e9 }), fc.array(fc.integer({ min: 1, max: 10000 }), { minLength: 1, maxLength: 12 }), (limit, weights) => {
-        let s = createDomain(emptyState(), { name: 'd', io: { max: [{ device: '8:0', path: null, caps: { rbps: limit } }] } }, node);
-        weights.forEach((weight, i) => {
-          s = createSlice(s, { name: `s${i}`, user: `sl-s${i}`, userCreated: true, domain: 'd', io: { weight } }, node);
-        });
-        const caps = effectiveIoCaps(s, false);
-        const total = weights.reduce((sum, _w, i) => sum + caps.get(`slice/s${i}`)![0]!.rbps!, 0);
-        return total <= limit;
-      }),
+      fc.property(
+        fc.integer({ min: 12, max: 1e9 }),
+        fc.array(fc.integer({ min: 1, max: 10000 }), { minLength: 1, maxLength: 12 }),
+        (limit, weights) => {
+          let s = createDomain(emptyState(), { name: 'd', io: { max: [{ device: '8:0', path: null, caps: { rbps: limit } }] } }, node);
+          weights.forEach((weight, i) => {
+            s = createSlice(s, { name: `s${i}`, user: `sl-s${i}`, userCreated: true, domain: 'd', io: { weight } }, node);
+          });
+          const caps = effectiveIoCaps(s, false);
+          const total = weights.reduce((sum, _w, i) => sum + caps.get(`slice/s${i}`)![0]!.rbps!, 0);
+          return total <= limit;
+        },
+      ),
     );
   });
 });
@@ -172,12 +244,18 @@ describe('where io.weight has no effect, and why (kernel builds differ)', () => 
   test('a device: acts only with bfq active and weight files in the groups; otherwise the remedy or the reason', () => {
     assert.equal(weightNoEffect(bfq, fine, 'DEV'), null);
     assert.equal(weightNoEffect(bfq, { groups: 'no blkio', bfqLoadFailure: null }, 'DEV'), 'no blkio');
-    assert.equal(weightNoEffect(offered, fine, '/dev/loop4'), 'it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq /dev/loop4 switches it');
+    assert.equal(
+      weightNoEffect(offered, fine, '/dev/loop4'),
+      'it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq /dev/loop4 switches it',
+    );
     assert.equal(
       weightNoEffect(noBfq, fine, 'DEV'),
       'it uses the none I/O scheduler, not bfq, and the kernel offers only none, mq-deadline, kyber there: bfq is not built in and its module is not loaded; slicectl io enable-bfq DEV tries to load it',
     );
-    assert.match(weightNoEffect(noBfq, failed, 'DEV')!, /offers only none, mq-deadline, kyber there: bfq is not built in and loading its module failed \(modprobe: FATAL: Module bfq not found/);
+    assert.match(
+      weightNoEffect(noBfq, failed, 'DEV')!,
+      /offers only none, mq-deadline, kyber there: bfq is not built in and loading its module failed \(modprobe: FATAL: Module bfq not found/,
+    );
     assert.match(weightNoEffect(stacked, fine, 'DEV')!, /no I\/O scheduler of its own/);
   });
 
@@ -185,8 +263,14 @@ describe('where io.weight has no effect, and why (kernel builds differ)', () => 
     assert.deepEqual(ioWeightNotes(['7:5'], [noBfq, bfq], fine), []);
     const notes = ioWeightNotes(['7:3', '7:5', '7:4'], [noBfq, offered, bfq], failed);
     assert.equal(notes.length, 2);
-    assert.match(notes[0]!, /^io\.weight has no effect on device 7:3, only caps apply: it uses the none I\/O scheduler, not bfq, and the kernel offers only/);
-    assert.equal(notes[1], 'io.weight has no effect on device 7:4, only caps apply: it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq 7:4 switches it');
+    assert.match(
+      notes[0]!,
+      /^io\.weight has no effect on device 7:3, only caps apply: it uses the none I\/O scheduler, not bfq, and the kernel offers only/,
+    );
+    assert.equal(
+      notes[1],
+      'io.weight has no effect on device 7:4, only caps apply: it uses the mq-deadline I/O scheduler, not bfq; slicectl io enable-bfq 7:4 switches it',
+    );
   });
 
   test('a slice without caps: nothing while one device carries weights, else one node-wide reason', () => {

@@ -3,8 +3,26 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DOMAIN_SUFFIX, SLICE_SUFFIX, domainGroup, domainKey, parseGroupName, parseKey, sliceGroup, sliceKey, sliceUserName } from '../../src/core/layout.js';
-import { DEFAULT_CPU, DEFAULT_DOMAIN_PIDS, DEFAULT_IO, DEFAULT_SLICE_PIDS, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
+import {
+  DOMAIN_SUFFIX,
+  SLICE_SUFFIX,
+  domainGroup,
+  domainKey,
+  parseGroupName,
+  parseKey,
+  sliceGroup,
+  sliceKey,
+  sliceUserName,
+} from '../../src/core/layout.js';
+import {
+  DEFAULT_CPU,
+  DEFAULT_DOMAIN_PIDS,
+  DEFAULT_IO,
+  DEFAULT_SLICE_PIDS,
+  DEFAULT_MEMORY,
+  emptyState,
+  type DesiredState,
+} from '../../src/core/model.js';
 import { nameProblem } from '../../src/core/names.js';
 
 function state(): DesiredState {
@@ -13,7 +31,17 @@ function state(): DesiredState {
     s.domains.set(name, { name, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_DOMAIN_PIDS, parent });
   };
   const slice = (name: string, domain: string | null) => {
-    s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: DEFAULT_CPU, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_SLICE_PIDS, domain, net: null });
+    s.slices.set(name, {
+      name,
+      user: `sl-${name}`,
+      userCreated: true,
+      cpu: DEFAULT_CPU,
+      memory: DEFAULT_MEMORY,
+      io: DEFAULT_IO,
+      pids: DEFAULT_SLICE_PIDS,
+      domain,
+      net: null,
+    });
   };
   domain('org', null);
   domain('team', 'org');
@@ -164,7 +192,9 @@ describe('sliceUserName', () => {
     const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('**Unix user names.**'));
     assert.ok(readme.includes('**Unix user names.**'), 'README documents how slice names map to users');
-    const rows = [...section.slice(0, section.indexOf('\n\n', section.indexOf('| slice | user |'))).matchAll(/^\| `([^`]+)` \| `([^`]+)` \|$/gm)];
+    const rows = [
+      ...section.slice(0, section.indexOf('\n\n', section.indexOf('| slice | user |'))).matchAll(/^\| `([^`]+)` \| `([^`]+)` \|$/gm),
+    ];
     assert.ok(rows.length >= 4, 'README gives examples');
     for (const [, slice, user] of rows) assert.equal(sliceUserName(slice!), user, `README: ${slice} -> ${user}`);
   });
@@ -179,8 +209,14 @@ describe('sliceUserName', () => {
     const documented = (name: string): string =>
       /^[a-z0-9_-]+$/.test(name) && `sl-${name}`.length <= 32 && !/-[0-9a-f]{8}$/.test(name)
         ? `sl-${name}`
-        : `sl-${name.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 19)}-${fnv1a(name)}`;
-    fc.assert(fc.property(fc.oneof(validName, fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,40}$/)), (name) => documented(name) === sliceUserName(name)), { numRuns: 500 });
+        : `sl-${name
+            .toLowerCase()
+            .replace(/[^a-z0-9_-]/g, '-')
+            .slice(0, 19)}-${fnv1a(name)}`;
+    fc.assert(
+      fc.property(fc.oneof(validName, fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,40}$/)), (name) => documented(name) === sliceUserName(name)),
+      { numRuns: 500 },
+    );
   });
 
   test('property: always a valid login name of at most 32 characters starting with "sl-"', () => {
@@ -205,10 +241,13 @@ describe('sliceUserName', () => {
 
   test('property: names differing only in case give different users', () => {
     fc.assert(
-      fc.property(validName.filter((n) => n.toLowerCase() !== n.toUpperCase()), (name) => {
-        const variants = [...new Set([name, name.toLowerCase(), name.toUpperCase()])];
-        return new Set(variants.map(sliceUserName)).size === variants.length;
-      }),
+      fc.property(
+        validName.filter((n) => n.toLowerCase() !== n.toUpperCase()),
+        (name) => {
+          const variants = [...new Set([name, name.toLowerCase(), name.toUpperCase()])];
+          return new Set(variants.map(sliceUserName)).size === variants.length;
+        },
+      ),
     );
   });
 

@@ -2,15 +2,39 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { effectiveDomainLimit, effectiveSliceLimit, minLimit } from '../../src/core/limits.js';
-import { DEFAULT_DOMAIN_PIDS, DEFAULT_IO, DEFAULT_SLICE_PIDS, DEFAULT_MEMORY, emptyState, type DesiredState } from '../../src/core/model.js';
+import {
+  DEFAULT_DOMAIN_PIDS,
+  DEFAULT_IO,
+  DEFAULT_SLICE_PIDS,
+  DEFAULT_MEMORY,
+  emptyState,
+  type DesiredState,
+} from '../../src/core/model.js';
 
 function withDomain(s: DesiredState, name: string, limit: number | null, parent: string | null = null): DesiredState {
-  s.domains.set(name, { name, cpu: { reservation: 0, limit, shares: 100 }, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_DOMAIN_PIDS, parent });
+  s.domains.set(name, {
+    name,
+    cpu: { reservation: 0, limit, shares: 100 },
+    memory: DEFAULT_MEMORY,
+    io: DEFAULT_IO,
+    pids: DEFAULT_DOMAIN_PIDS,
+    parent,
+  });
   return s;
 }
 
 function withSlice(s: DesiredState, name: string, limit: number | null, domain: string | null = null): DesiredState {
-  s.slices.set(name, { name, user: `sl-${name}`, userCreated: true, cpu: { reservation: 0, limit, shares: 100 }, memory: DEFAULT_MEMORY, io: DEFAULT_IO, pids: DEFAULT_SLICE_PIDS, domain, net: null });
+  s.slices.set(name, {
+    name,
+    user: `sl-${name}`,
+    userCreated: true,
+    cpu: { reservation: 0, limit, shares: 100 },
+    memory: DEFAULT_MEMORY,
+    io: DEFAULT_IO,
+    pids: DEFAULT_SLICE_PIDS,
+    domain,
+    net: null,
+  });
   return s;
 }
 

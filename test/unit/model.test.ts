@@ -82,7 +82,11 @@ describe('sliceCreateSchema: good input', () => {
   });
 
   test('numbers are cores and bytes', () => {
-    const parsed = parseInput(sliceCreateSchema, { name: 'a', cpu: { reservation: 0.5, limit: 2 }, memory: { limit: 1073741824 } }, 'slice');
+    const parsed = parseInput(
+      sliceCreateSchema,
+      { name: 'a', cpu: { reservation: 0.5, limit: 2 }, memory: { limit: 1073741824 } },
+      'slice',
+    );
     assert.deepEqual(parsed.cpu, { reservation: 500, limit: 2000 });
     assert.deepEqual(parsed.memory, { limit: G });
   });
@@ -173,7 +177,12 @@ describe('sliceCreateSchema: refusals name the field, the value and what is allo
     assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 'abc' } }), 'cpu.shares', '"abc"', /must be a whole number/);
     assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: 1.5 } }), 'cpu.shares', '1.5', /must be a whole number/);
     assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: '1.5' } }), 'cpu.shares', '"1.5"', /must be a whole number/);
-    assertExplains(refusal(sliceCreateSchema, { name: 'a', cpu: { shares: true } }), 'cpu.shares', 'true', /allowed is a number or a string/);
+    assertExplains(
+      refusal(sliceCreateSchema, { name: 'a', cpu: { shares: true } }),
+      'cpu.shares',
+      'true',
+      /allowed is a number or a string/,
+    );
   });
 
   test('memory.limit in fractions of a byte, negative or malformed', () => {
@@ -260,7 +269,11 @@ describe('sliceUpdateSchema', () => {
 describe('domainCreateSchema', () => {
   test('good input', () => {
     assert.deepEqual(
-      parseInput(domainCreateSchema, { name: 'team-a', parent: 'org', cpu: { reservation: '1', limit: '1500m', shares: '50' }, memory: { limit: '2G' } }, 'domain'),
+      parseInput(
+        domainCreateSchema,
+        { name: 'team-a', parent: 'org', cpu: { reservation: '1', limit: '1500m', shares: '50' }, memory: { limit: '2G' } },
+        'domain',
+      ),
       { name: 'team-a', parent: 'org', cpu: { reservation: 1000, limit: 1500, shares: 50 }, memory: { limit: 2 * G } },
     );
   });
@@ -271,7 +284,12 @@ describe('domainCreateSchema', () => {
   });
 
   test('bad names and values are explained', () => {
-    assertExplains(refusal(domainCreateSchema, { name: 'd', parent: '-x' }, 'domain'), 'parent', '"-x"', /must start with a letter or digit/);
+    assertExplains(
+      refusal(domainCreateSchema, { name: 'd', parent: '-x' }, 'domain'),
+      'parent',
+      '"-x"',
+      /must start with a letter or digit/,
+    );
     assertExplains(refusal(domainCreateSchema, { name: 'd', cpu: { reservation: 'x' } }, 'domain'), 'cpu.reservation', '"x"', /millicores/);
     assert.match(refusal(domainCreateSchema, { name: 'd/e' }, 'domain').message, /^domain: name "d\/e" must not contain "\/"$/);
   });

@@ -101,7 +101,10 @@ describe('addresses', () => {
         }
         const index = allocateIndex(pool, set);
         assert.ok(!set.has(index) && index >= 0 && index < 253);
-        assert.equal(index, [...Array(253).keys()].find((i) => !set.has(i)));
+        assert.equal(
+          index,
+          [...Array(253).keys()].find((i) => !set.has(i)),
+        );
       }),
     );
   });
@@ -127,17 +130,32 @@ describe('rates and ports', () => {
   });
 
   test('min ≤ max ≤ capacity, and guarantees together fit the capacity', () => {
-    assert.match(refusal(() => checkRates('a', { minRate: 20e6, maxRate: 10e6 }, 100e6)).message, /net\.maxRate 10mbit is below net\.minRate 20mbit/);
-    assert.match(refusal(() => checkRates('a', { minRate: null, maxRate: 200e6 }, 100e6)).message, /above the node's network capacity 100mbit/);
+    assert.match(
+      refusal(() => checkRates('a', { minRate: 20e6, maxRate: 10e6 }, 100e6)).message,
+      /net\.maxRate 10mbit is below net\.minRate 20mbit/,
+    );
+    assert.match(
+      refusal(() => checkRates('a', { minRate: null, maxRate: 200e6 }, 100e6)).message,
+      /above the node's network capacity 100mbit/,
+    );
     const net = (minRate: number) => ({ index: 0, egress: false, minRate, maxRate: null, tun: false });
-    const err = refusal(() => checkMinRates([{ name: 'a', net: net(60e6) }, { name: 'b', net: net(50e6) }], 100e6));
+    const err = refusal(() =>
+      checkMinRates(
+        [
+          { name: 'a', net: net(60e6) },
+          { name: 'b', net: net(50e6) },
+        ],
+        100e6,
+      ),
+    );
     assert.equal(err.code, 'ENOSPC');
     assert.match(err.message, /110mbit \(slice a 60mbit, slice b 50mbit\)/);
   });
 
   test('ports are 1..65535', () => {
     assert.equal(parsePort('53'), 53);
-    for (const bad of [0, 70000, '0', '70000', 1.5, 'x', -1]) assert.match(refusal(() => parsePort(bad)).message, /must be a whole number from 1 to 65535/);
+    for (const bad of [0, 70000, '0', '70000', 1.5, 'x', -1])
+      assert.match(refusal(() => parsePort(bad)).message, /must be a whole number from 1 to 65535/);
   });
 });
 
@@ -159,7 +177,10 @@ describe('slice networks in the desired state', () => {
 
   test('no two slices or reservations ever share an address (property)', () => {
     type Op = { kind: 'create' | 'delete' | 'reserve' | 'release'; n: number };
-    const op = fc.record({ kind: fc.constantFrom('create', 'delete', 'reserve', 'release'), n: fc.integer({ min: 0, max: 20 }) }) as fc.Arbitrary<Op>;
+    const op = fc.record({
+      kind: fc.constantFrom('create', 'delete', 'reserve', 'release'),
+      n: fc.integer({ min: 0, max: 20 }),
+    }) as fc.Arbitrary<Op>;
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
         let state = emptyState();
@@ -167,7 +188,8 @@ describe('slice networks in the desired state', () => {
           try {
             if (o.kind === 'create') state = slice(state, `s${o.n}`);
             if (o.kind === 'delete') state = deleteSlice(state, `s${o.n}`);
-            if (o.kind === 'reserve') state = reservePort(state, { slice: `s${o.n % 5}`, address: addressAt(pool.v4, o.n), protocol: 'udp', port: 53 }, node);
+            if (o.kind === 'reserve')
+              state = reservePort(state, { slice: `s${o.n % 5}`, address: addressAt(pool.v4, o.n), protocol: 'udp', port: 53 }, node);
             if (o.kind === 'release') state = releasePort(state, { address: addressAt(pool.v4, o.n), protocol: 'udp', port: 53 }).next;
           } catch (err) {
             assert.ok(isSlicedError(err), String(err));
@@ -176,7 +198,8 @@ describe('slice networks in the desired state', () => {
           const reserved = [...state.reservations.values()].map((r) => indexOf(pool, 4, parseAddress(r.address)!.value)!);
           assert.equal(new Set([...owners, ...reserved]).size, owners.length + new Set(reserved).size, 'an address is used twice');
           assert.equal(takenIndexes(state, node.net!).size, owners.length + new Set(reserved).size);
-          for (const r of state.reservations.values()) assert.ok(state.slices.get(r.slice)?.net, 'a reservation outlived its slice or its network');
+          for (const r of state.reservations.values())
+            assert.ok(state.slices.get(r.slice)?.net, 'a reservation outlived its slice or its network');
         }
       }),
     );
@@ -192,11 +215,26 @@ describe('slice networks in the desired state', () => {
     const conflict = refusal(() => reservePort(frozen, { slice: 'b', address: '10.213.0.200', protocol: 'udp', port: 53 }, node));
     assert.equal(conflict.code, 'EEXIST');
     assert.match(conflict.message, /udp 10\.213\.0\.200:53 is already reserved by slice a/);
-    assert.equal(refusal(() => reservePort(frozen, { slice: 'nope', address: '10.213.0.210', protocol: 'udp', port: 53 }, node)).code, 'ENOENT');
-    assert.match(refusal(() => reservePort(frozen, { slice: 'h', address: '10.213.0.210', protocol: 'udp', port: 53 }, node)).message, /has no network of its own/);
-    assert.match(refusal(() => reservePort(frozen, { slice: 'a', address: '10.1.0.1', protocol: 'udp', port: 53 }, node)).message, /outside the pool 10\.213\.0\.0\/24/);
-    assert.match(refusal(() => reservePort(frozen, { slice: 'a', address: '10.213.0.3', protocol: 'udp', port: 53 }, node)).message, /slice b's own address/);
-    assert.match(refusal(() => updateSlice(frozen, 'a', { net: null }, node)).message, /holds port reservations \(udp 10\.213\.0\.200:53\)/);
+    assert.equal(
+      refusal(() => reservePort(frozen, { slice: 'nope', address: '10.213.0.210', protocol: 'udp', port: 53 }, node)).code,
+      'ENOENT',
+    );
+    assert.match(
+      refusal(() => reservePort(frozen, { slice: 'h', address: '10.213.0.210', protocol: 'udp', port: 53 }, node)).message,
+      /has no network of its own/,
+    );
+    assert.match(
+      refusal(() => reservePort(frozen, { slice: 'a', address: '10.1.0.1', protocol: 'udp', port: 53 }, node)).message,
+      /outside the pool 10\.213\.0\.0\/24/,
+    );
+    assert.match(
+      refusal(() => reservePort(frozen, { slice: 'a', address: '10.213.0.3', protocol: 'udp', port: 53 }, node)).message,
+      /slice b's own address/,
+    );
+    assert.match(
+      refusal(() => updateSlice(frozen, 'a', { net: null }, node)).message,
+      /holds port reservations \(udp 10\.213\.0\.200:53\)/,
+    );
     // The reserved address is never given to a new slice.
     let next = state;
     for (let i = 0; i < 10; i++) next = slice(next, `x${i}`);
@@ -214,7 +252,10 @@ describe('slice networks in the desired state', () => {
   });
 
   test('net input: errors name the field and the value', () => {
-    assert.match(refusal(() => parseInput(sliceUpdateSchema, { net: { maxRate: '50mbps' } }, 'slice')).message, /slice: net\.maxRate "50mbps" must be a rate in bits per second/);
+    assert.match(
+      refusal(() => parseInput(sliceUpdateSchema, { net: { maxRate: '50mbps' } }, 'slice')).message,
+      /slice: net\.maxRate "50mbps" must be a rate in bits per second/,
+    );
     assert.match(refusal(() => parseInput(sliceUpdateSchema, { net: { speed: 1 } }, 'slice')).message, /unknown field "speed" in net/);
     assert.deepEqual(parseInput(sliceUpdateSchema, { net: true }, 'slice').net, {});
     assert.equal(parseInput(sliceUpdateSchema, { net: false }, 'slice').net, null);
@@ -226,15 +267,24 @@ describe('address pools must be private and free', () => {
   const v6 = (text: string) => parseCidr(text, 6, 'netPool6');
 
   test('private ranges: RFC 1918 for IPv4, fc00::/7 for IPv6; anything else is refused naming the value and what is allowed', () => {
-    for (const ok of ['10.213.0.0/17', '10.249.7.0/24', '172.16.0.0/24', '172.31.255.0/24', '192.168.5.0/24']) checkPrivatePool(v4(ok), 'netPool4');
+    for (const ok of ['10.213.0.0/17', '10.249.7.0/24', '172.16.0.0/24', '172.31.255.0/24', '192.168.5.0/24'])
+      checkPrivatePool(v4(ok), 'netPool4');
     for (const ok of ['fd5c:ed00::/64', 'fd5c:1a2b:3::/64', 'fc00::/64']) checkPrivatePool(v6(ok), 'netPool6');
     for (const bad of ['8.8.8.0/24', '172.32.0.0/24', '172.15.255.0/24', '100.64.0.0/24', '192.0.2.0/24', '11.0.0.0/17']) {
       const err = refusal(() => checkPrivatePool(v4(bad), 'config: netPool4'));
       assert.equal(err.code, 'EINVAL');
-      assert.match(err.message, new RegExp(`^config: netPool4 ${bad.replaceAll('.', '\\.')} is not a private range; use a subnet of 10\\.0\\.0\\.0/8, 172\\.16\\.0\\.0/12 or 192\\.168\\.0\\.0/16`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^config: netPool4 ${bad.replaceAll('.', '\\.')} is not a private range; use a subnet of 10\\.0\\.0\\.0/8, 172\\.16\\.0\\.0/12 or 192\\.168\\.0\\.0/16`,
+        ),
+      );
     }
     for (const bad of ['2001:db8::/64', 'fe80::/64', 'fe00::/64']) {
-      assert.match(refusal(() => checkPrivatePool(v6(bad), 'config: netPool6')).message, /is not a private range; use a subnet of fc00::\/7/);
+      assert.match(
+        refusal(() => checkPrivatePool(v6(bad), 'config: netPool6')).message,
+        /is not a private range; use a subnet of fc00::\/7/,
+      );
     }
   });
 
@@ -255,11 +305,17 @@ describe('address pools must be private and free', () => {
     ];
     checkPoolsFree(pool, free, 'slbr0');
     const cases: Array<[HostNetwork, RegExp]> = [
-      [host('10.213.5.1/24', 'eth1', 'address 10.213.5.1/24 on eth1'), /^config: netPool4 10\.213\.0\.0\/17 overlaps what the node already uses: address 10\.213\.5\.1\/24 on eth1\. Choose a private subnet/],
+      [
+        host('10.213.5.1/24', 'eth1', 'address 10.213.5.1/24 on eth1'),
+        /^config: netPool4 10\.213\.0\.0\/17 overlaps what the node already uses: address 10\.213\.5\.1\/24 on eth1\. Choose a private subnet/,
+      ],
       [host('10.0.0.0/8', 'tun0', 'route 10.0.0.0/8 dev tun0'), /netPool4 10\.213\.0\.0\/17 overlaps .*route 10\.0\.0\.0\/8 dev tun0/],
       [host('10.213.127.9', null, 'route blackhole 10.213.127.9'), /route blackhole 10\.213\.127\.9/],
       [host('10.213.0.1/17', 'slbr1', 'address 10.213.0.1/17 on slbr1'), /on slbr1/], // another daemon's bridge
-      [host('fd5c:ed00::8000/113', 'wg0', 'route fd5c:ed00::8000/113 dev wg0'), /netPool6 fd5c:ed00::\/64 overlaps .*route fd5c:ed00::8000\/113 dev wg0/],
+      [
+        host('fd5c:ed00::8000/113', 'wg0', 'route fd5c:ed00::8000/113 dev wg0'),
+        /netPool6 fd5c:ed00::\/64 overlaps .*route fd5c:ed00::8000\/113 dev wg0/,
+      ],
       [host('fd00::/8', 'wg0', 'route fd00::/8 dev wg0'), /netPool6 .*route fd00::\/8/],
     ];
     for (const [entry, message] of cases) {
@@ -274,11 +330,26 @@ describe('address pools must be private and free', () => {
   test("reserving the pool's own addresses says which one it is", () => {
     const taken = new Map<number, string>();
     const gatewayError = refusal(() => checkReservationAddress(pool, '10.213.0.1', taken));
-    assert.equal(gatewayError.message, "address 10.213.0.1 is the gateway (the bridge's own address) of the pool 10.213.0.0/24; reserve a free address of the pool (10.213.0.2 to 10.213.0.254)");
-    assert.match(refusal(() => checkReservationAddress(pool, 'fd5c:ed00::1', taken)).message, /^address fd5c:ed00::1 is the gateway \(the bridge's own address\) of the pool fd5c:ed00::\/64/);
-    assert.match(refusal(() => checkReservationAddress(pool, '10.213.0.0', taken)).message, /^address 10\.213\.0\.0 is the subnet address of the pool/);
-    assert.match(refusal(() => checkReservationAddress(pool, '10.213.0.255', taken)).message, /^address 10\.213\.0\.255 is the broadcast address of the pool/);
-    assert.match(refusal(() => checkReservationAddress(pool, '10.213.1.1', taken)).message, /^address 10\.213\.1\.1 is outside the pool 10\.213\.0\.0\/24/);
+    assert.equal(
+      gatewayError.message,
+      "address 10.213.0.1 is the gateway (the bridge's own address) of the pool 10.213.0.0/24; reserve a free address of the pool (10.213.0.2 to 10.213.0.254)",
+    );
+    assert.match(
+      refusal(() => checkReservationAddress(pool, 'fd5c:ed00::1', taken)).message,
+      /^address fd5c:ed00::1 is the gateway \(the bridge's own address\) of the pool fd5c:ed00::\/64/,
+    );
+    assert.match(
+      refusal(() => checkReservationAddress(pool, '10.213.0.0', taken)).message,
+      /^address 10\.213\.0\.0 is the subnet address of the pool/,
+    );
+    assert.match(
+      refusal(() => checkReservationAddress(pool, '10.213.0.255', taken)).message,
+      /^address 10\.213\.0\.255 is the broadcast address of the pool/,
+    );
+    assert.match(
+      refusal(() => checkReservationAddress(pool, '10.213.1.1', taken)).message,
+      /^address 10\.213\.1\.1 is outside the pool 10\.213\.0\.0\/24/,
+    );
   });
 });
 
@@ -287,10 +358,14 @@ describe('nftables lines for the guards', () => {
   const ns = { slice: 'web', veth: 'slv0-0', v4: '10.213.0.2', v6: 'fd5c:ed00::2', conntrackMax: 300 };
   const rules = { namespaced: [ns], host: [], forwards: [], egress4: [] };
 
-  test("host-network output to lo that NAT sends elsewhere counts as sent, not loopback", () => {
+  test('host-network output to lo that NAT sends elsewhere counts as sent, not loopback', () => {
     const lines = levelLines(table, [2]);
-    assert.ok(lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type local counter name socket cgroupv2 level 2 map @lotx2'));
-    assert.ok(lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type != local counter name socket cgroupv2 level 2 map @tx2'));
+    assert.ok(
+      lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type local counter name socket cgroupv2 level 2 map @lotx2'),
+    );
+    assert.ok(
+      lines.includes('add rule inet sliced0 count_out oifname "lo" fib daddr type != local counter name socket cgroupv2 level 2 map @tx2'),
+    );
   });
 
   test('a namespaced slice gets its source addresses and a conntrack chain; deleting removes both; a kept chain is not rewritten', () => {

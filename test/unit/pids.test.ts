@@ -18,14 +18,21 @@ const refusal = (input: unknown, schema: z.ZodType = body): string => {
 
 describe('pids from outside', () => {
   test('1e400 in a body (Infinity once parsed) is named as it is, with the allowed range', () => {
-    assert.equal(refusal(JSON.parse('{"pid":1e400}')), `attach: pid Infinity is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`);
+    assert.equal(
+      refusal(JSON.parse('{"pid":1e400}')),
+      `attach: pid Infinity is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`,
+    );
     assert.equal(refusal({ pid: -Infinity }), `attach: pid -Infinity is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`);
     assert.equal(refusal({ pid: NaN }), `attach: pid NaN is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`);
   });
 
   test('every other wrong value gets the same sentence; a missing pid is required', () => {
     for (const pid of [0, -1, 1.5, PID_MAX + 1, '12', null, true, [3]]) {
-      assert.match(refusal({ pid }), /^attach: pid .+ is not a valid pid: it must be a whole number from 1 to 4194304$/, JSON.stringify(pid));
+      assert.match(
+        refusal({ pid }),
+        /^attach: pid .+ is not a valid pid: it must be a whole number from 1 to 4194304$/,
+        JSON.stringify(pid),
+      );
     }
     assert.equal(refusal({}), 'attach: pid is required');
   });
@@ -47,7 +54,10 @@ describe('pids from outside', () => {
     for (const text of ['', '0', '01', '-1', '+1', '1e3', '1e400', '1.0', ' 1', '0x10', String(PID_MAX + 1), '99999999999']) {
       assert.equal(parsePidText(text), null, text);
     }
-    assert.equal(refusal({ pid: '1e400' }, query), `attach: pid "1e400" is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`);
+    assert.equal(
+      refusal({ pid: '1e400' }, query),
+      `attach: pid "1e400" is not a valid pid: it must be a whole number from 1 to ${PID_MAX}`,
+    );
     assert.equal(parseInput(query, { pid: '4242' }, 'placement').pid, 4242);
   });
 });

@@ -17,7 +17,11 @@ describe('assertRootOnlyPaths: checked before anything is created', { skip }, ()
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const refused = (paths: Array<[string, string]>, message: RegExp): void => assert.throws(() => assertRootOnlyPaths(paths), (err: Error) => (assert.match(err.message, message), true));
+  const refused = (paths: Array<[string, string]>, message: RegExp): void =>
+    assert.throws(
+      () => assertRootOnlyPaths(paths),
+      (err: Error) => (assert.match(err.message, message), true),
+    );
 
   test('a missing path is judged by the directory it will be made in, without making it', () => {
     withDir((dir) => {
@@ -29,7 +33,10 @@ describe('assertRootOnlyPaths: checked before anything is created', { skip }, ()
       const open = join(dir, 'open');
       mkdirSync(open);
       chmodSync(open, 0o777);
-      refused([[join(open, 'state'), 'state directory']], new RegExp(`^state directory ${open}/state: its parent ${open} has mode 0777; it must not be writable by group or others`));
+      refused(
+        [[join(open, 'state'), 'state directory']],
+        new RegExp(`^state directory ${open}/state: its parent ${open} has mode 0777; it must not be writable by group or others`),
+      );
     });
   });
 
@@ -48,7 +55,13 @@ describe('assertRootOnlyPaths: checked before anything is created', { skip }, ()
   test('a path unsafe itself is named before one unsafe only through it', () => {
     withDir((dir) => {
       chmodSync(dir, 0o777);
-      refused([[join(dir, 'state'), 'state directory'], [dir, 'vsys services directory']], new RegExp(`^vsys services directory ${dir} has mode 0777`));
+      refused(
+        [
+          [join(dir, 'state'), 'state directory'],
+          [dir, 'vsys services directory'],
+        ],
+        new RegExp(`^vsys services directory ${dir} has mode 0777`),
+      );
     });
   });
 });

@@ -15,15 +15,29 @@ import {
   pidSpace,
 } from '../../src/core/task-limits.js';
 import { createDomain, createSlice, updateDomain, updateSlice } from '../../src/core/changes.js';
-import { domainCreateSchema, emptyState, parseInput, sliceCreateSchema, sliceUpdateSchema, withAllocationDefaults, type DomainSpec, type SliceSpec } from '../../src/core/model.js';
+import {
+  domainCreateSchema,
+  emptyState,
+  parseInput,
+  sliceCreateSchema,
+  sliceUpdateSchema,
+  withAllocationDefaults,
+  type DomainSpec,
+  type SliceSpec,
+} from '../../src/core/model.js';
 import { isSlicedError } from '../../src/core/errors.js';
 import { loadConfig } from '../../src/daemon/config.js';
 import { readTaskCount } from '../../src/kernel/node-stats.js';
 
-const node = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 8 * 1024 ** 3, pids: nodePids({ percent: 15 }, 32768, '15%') };
+const node = {
+  cpuMillicores: 2000,
+  systemReserveMillicores: 100,
+  memoryBytes: 8 * 1024 ** 3,
+  pids: nodePids({ percent: 15 }, 32768, '15%'),
+};
 
 describe('pids: counts and the default', () => {
-  test('a count is a whole number from 1 to the kernel\'s PID_MAX_LIMIT', () => {
+  test("a count is a whole number from 1 to the kernel's PID_MAX_LIMIT", () => {
     assert.deepEqual(parsePidsCount(1), { ok: true, value: 1 });
     assert.deepEqual(parsePidsCount(' 4915 '), { ok: true, value: 4915 });
     assert.deepEqual(parsePidsCount(PIDS_MAX_LIMIT), { ok: true, value: 4194304 });
@@ -58,12 +72,16 @@ describe('pids: counts and the default', () => {
     assert.equal(effectivePidsMax({ max: 'default' }, {}), null, 'a node without pids information writes no cap');
   });
 
-  test('a cap above the node\'s PID space is refused, naming both numbers', () => {
+  test("a cap above the node's PID space is refused, naming both numbers", () => {
     assert.deepEqual(mergePids(DEFAULT_SLICE_PIDS, undefined, node, 'slice a'), DEFAULT_SLICE_PIDS);
     assert.deepEqual(mergePids(DEFAULT_SLICE_PIDS, { max: 32768 }, node, 'slice a'), { max: 32768 });
     assert.throws(
       () => mergePids(DEFAULT_SLICE_PIDS, { max: 32769 }, node, 'slice a'),
-      (err: unknown) => isSlicedError(err) && err.code === 'EINVAL' && err.message === 'slice a: pids.max 32769 is above the 32768 tasks this node can hold (min of kernel.pid_max and kernel.threads-max); give at most 32768, or "none"',
+      (err: unknown) =>
+        isSlicedError(err) &&
+        err.code === 'EINVAL' &&
+        err.message ===
+          'slice a: pids.max 32769 is above the 32768 tasks this node can hold (min of kernel.pid_max and kernel.threads-max); give at most 32768, or "none"',
     );
   });
 });
@@ -78,11 +96,15 @@ describe('pids in the model', () => {
     assert.deepEqual(parseInput(domainCreateSchema, { name: 'd', pids: { max: 20 } }, 'domain').pids, { max: 20 });
     assert.throws(
       () => parseInput(sliceUpdateSchema, { pids: { max: 0 } }, 'slice'),
-      (err: unknown) => isSlicedError(err) && err.message === 'slice: pids.max 0 must be a whole number of tasks from 1 to 4194304, "none" or "default" (the node\'s default share of its PIDs)',
+      (err: unknown) =>
+        isSlicedError(err) &&
+        err.message ===
+          'slice: pids.max 0 must be a whole number of tasks from 1 to 4194304, "none" or "default" (the node\'s default share of its PIDs)',
     );
     assert.throws(
       () => parseInput(domainCreateSchema, { name: 'd', pids: { max: 'default' } }, 'domain'),
-      (err: unknown) => isSlicedError(err) && err.message === 'domain: pids.max "default" must be a whole number of tasks from 1 to 4194304, "none"',
+      (err: unknown) =>
+        isSlicedError(err) && err.message === 'domain: pids.max "default" must be a whole number of tasks from 1 to 4194304, "none"',
     );
     assert.throws(() => parseInput(sliceUpdateSchema, { pids: { limit: 5 } }, 'slice'), /unknown field "limit" in pids/);
   });
@@ -101,8 +123,23 @@ describe('pids in the model', () => {
   });
 
   test('specs stored before pids existed get the defaults on load: slices "default", domains none', () => {
-    const slice = { name: 's', user: 'sl-s', userCreated: true, cpu: { reservation: 0, limit: null, shares: 100 }, memory: { limit: null, high: null, swap: null }, io: { weight: 100, max: [] }, domain: null, net: null };
-    const domain = { name: 'd', cpu: { reservation: 0, limit: null, shares: 100 }, memory: { limit: null, high: null, swap: null }, io: { weight: 100, max: [] }, parent: null };
+    const slice = {
+      name: 's',
+      user: 'sl-s',
+      userCreated: true,
+      cpu: { reservation: 0, limit: null, shares: 100 },
+      memory: { limit: null, high: null, swap: null },
+      io: { weight: 100, max: [] },
+      domain: null,
+      net: null,
+    };
+    const domain = {
+      name: 'd',
+      cpu: { reservation: 0, limit: null, shares: 100 },
+      memory: { limit: null, high: null, swap: null },
+      io: { weight: 100, max: [] },
+      parent: null,
+    };
     assert.deepEqual(withAllocationDefaults(slice as unknown as SliceSpec).pids, DEFAULT_SLICE_PIDS);
     assert.deepEqual(withAllocationDefaults(domain as unknown as DomainSpec).pids, DEFAULT_DOMAIN_PIDS);
     assert.deepEqual(withAllocationDefaults({ ...slice, pids: { max: 7 } } as SliceSpec).pids, { max: 7 });
@@ -113,7 +150,10 @@ describe('pids in the daemon settings and /proc', () => {
   test('defaultPidsMax defaults to 15% and is validated with one sentence', () => {
     assert.equal(loadConfig(null, {}).defaultPidsMax, '15%');
     assert.equal(loadConfig(null, { defaultPidsMax: 'none' }).defaultPidsMax, 'none');
-    assert.throws(() => loadConfig(null, { defaultPidsMax: '150%' }), /defaultPidsMax \(--default-pids-max\) "150%" on the command line must be a share of the node's PIDs like "15%"/);
+    assert.throws(
+      () => loadConfig(null, { defaultPidsMax: '150%' }),
+      /defaultPidsMax \(--default-pids-max\) "150%" on the command line must be a share of the node's PIDs like "15%"/,
+    );
   });
 
   test('tasks on the node come from the total in /proc/loadavg', () => {

@@ -37,12 +37,18 @@ describe('shellQuote', () => {
 
   test('anything else is quoted so that the shell gives back the same word', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary' }).map((s) => s.replace(/\0/g, '')), { minLength: 1, maxLength: 5 }), (words) => {
-        const line = `printf '%s\\0' ${words.map(shellQuote).join(' ')}`;
-        const result = spawnSync('/bin/sh', ['-c', line], { encoding: 'utf8' });
-        assert.equal(result.status, 0, result.stderr);
-        assert.deepEqual(result.stdout.split('\0').slice(0, -1), words);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ unit: 'binary' }).map((s) => s.replace(/\0/g, '')),
+          { minLength: 1, maxLength: 5 },
+        ),
+        (words) => {
+          const line = `printf '%s\\0' ${words.map(shellQuote).join(' ')}`;
+          const result = spawnSync('/bin/sh', ['-c', line], { encoding: 'utf8' });
+          assert.equal(result.status, 0, result.stderr);
+          assert.deepEqual(result.stdout.split('\0').slice(0, -1), words);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -38,11 +38,16 @@ describe('kernelSkipReason', () => {
     assert.equal(kernelSkipReason({ procRoot: proc, uid: 0 }), null);
   });
 
-  test('a pure cgroup v2 host without the cpu controller in the test\'s group skips, saying where and what is offered', () => {
+  test("a pure cgroup v2 host without the cpu controller in the test's group skips, saying where and what is offered", () => {
     // The old check passed whenever cgroup.controllers existed: the tests then failed at the daemon's start.
-    const proc = host([v2Mount], ['0::/user.slice/session-1.scope'], { 'cg/user.slice/session-1.scope/cgroup.controllers': 'memory pids\n' });
+    const proc = host([v2Mount], ['0::/user.slice/session-1.scope'], {
+      'cg/user.slice/session-1.scope/cgroup.controllers': 'memory pids\n',
+    });
     const reason = kernelSkipReason({ procRoot: proc, uid: 0 });
-    assert.match(reason ?? '', /needs the cpu controller in cgroup v2: .*\/cg\/user\.slice\/session-1\.scope\/cgroup\.controllers offers memory pids/);
+    assert.match(
+      reason ?? '',
+      /needs the cpu controller in cgroup v2: .*\/cg\/user\.slice\/session-1\.scope\/cgroup\.controllers offers memory pids/,
+    );
     const none = host([v2Mount], ['0::/'], { 'cg/cgroup.controllers': '\n' });
     assert.match(kernelSkipReason({ procRoot: none, uid: 0 }) ?? '', /needs the cpu and memory controllers in cgroup v2: .* offers none/);
   });
@@ -56,7 +61,16 @@ describe('kernelSkipReason', () => {
       'cgroup2 @/v1/unified cgroup2 rw 0 0',
     ];
     assert.equal(kernelSkipReason({ procRoot: host(v1, ['1:cpu:/', '0::/']), uid: 0 }), null);
-    assert.match(kernelSkipReason({ procRoot: host(v1.filter((m) => !m.includes('freezer')), ['1:cpu:/']), uid: 0 }) ?? '', /freezer is not mounted/);
+    assert.match(
+      kernelSkipReason({
+        procRoot: host(
+          v1.filter((m) => !m.includes('freezer')),
+          ['1:cpu:/'],
+        ),
+        uid: 0,
+      }) ?? '',
+      /freezer is not mounted/,
+    );
   });
 
   test('nothing mounted, or not root: skipped with the reason', () => {
@@ -109,7 +123,8 @@ describe('KernelGroups reads both layouts by meaning', () => {
     assert.deepEqual(groups.procs(g), [12, 34]);
     assert.deepEqual(groups.missingFrom(g, 34), ['freezer'], 'a process missing from one hierarchy is named');
     assert.equal(groups.realtimeGroupsReason()?.includes('CONFIG_RT_GROUP_SCHED'), true);
-    const text = '12:pids:/x/sliced-x/d.domain/s.slice\n5:cpu:/x/sliced-x/d.domain/s.slice\n4:cpuacct:/x/sliced-x/d.domain/s.slice\n3:memory:/x/sliced-x/d.domain/s.slice\n2:freezer:/x/sliced-x\n0::/x/sliced-x/d.domain/s.slice\n';
+    const text =
+      '12:pids:/x/sliced-x/d.domain/s.slice\n5:cpu:/x/sliced-x/d.domain/s.slice\n4:cpuacct:/x/sliced-x/d.domain/s.slice\n3:memory:/x/sliced-x/d.domain/s.slice\n2:freezer:/x/sliced-x\n0::/x/sliced-x/d.domain/s.slice\n';
     assert.deepEqual(groups.misplaced(text, g), ['freezer: /x/sliced-x']);
   });
 

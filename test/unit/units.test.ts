@@ -74,7 +74,23 @@ describe('parseCpu', () => {
   });
 
   test('malformed strings are refused', () => {
-    for (const bad of ['abc', '', ' ', '1.5 cores', '1500M', '1,5', '.5', '1.', '1e3', '0x10', 'm', '15 00m', '1500mm', 'Infinity', 'NaN']) {
+    for (const bad of [
+      'abc',
+      '',
+      ' ',
+      '1.5 cores',
+      '1500M',
+      '1,5',
+      '.5',
+      '1.',
+      '1e3',
+      '0x10',
+      'm',
+      '15 00m',
+      '1500mm',
+      'Infinity',
+      'NaN',
+    ]) {
       refused(parseCpu(bad));
     }
   });
@@ -289,10 +305,12 @@ describe('formatMemory', () => {
   test('property: exact output parses back to the same number of bytes', () => {
     fc.assert(
       fc.property(
-        fc.oneof(
-          fc.nat({ max: Number.MAX_SAFE_INTEGER }),
-          fc.tuple(fc.nat({ max: 1 << 20 }), fc.constantFrom(K, M, G, T)).map(([n, f]) => n * f),
-        ).filter((bytes) => Number.isSafeInteger(bytes)),
+        fc
+          .oneof(
+            fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+            fc.tuple(fc.nat({ max: 1 << 20 }), fc.constantFrom(K, M, G, T)).map(([n, f]) => n * f),
+          )
+          .filter((bytes) => Number.isSafeInteger(bytes)),
         (bytes) => {
           const shown = formatMemory(bytes);
           if (shown.includes('.')) {

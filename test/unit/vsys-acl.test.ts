@@ -8,12 +8,15 @@ import { Slots } from '../../src/vsys/slots.js';
 describe('parseAcl', () => {
   test('a bare name is rw, as in PlanetLab; r and w restrict', () => {
     const acl = parseAcl('princeton_codeen   rw\nsome_slice r\nwriter w\nbare\n');
-    assert.deepEqual([...acl.entries], [
-      ['princeton_codeen', 'rw'],
-      ['some_slice', 'r'],
-      ['writer', 'w'],
-      ['bare', 'rw'],
-    ]);
+    assert.deepEqual(
+      [...acl.entries],
+      [
+        ['princeton_codeen', 'rw'],
+        ['some_slice', 'r'],
+        ['writer', 'w'],
+        ['bare', 'rw'],
+      ],
+    );
     assert.equal(acl.stateful, false);
     assert.deepEqual(acl.problems, []);
   });
@@ -29,7 +32,10 @@ describe('parseAcl', () => {
     assert.equal(parseAcl('#!stateful\n').stateful, true);
     const late = parseAcl('web\n#! stateful\n');
     assert.equal(late.stateful, false);
-    assert.deepEqual(late.problems.map((p) => p.line), [2]);
+    assert.deepEqual(
+      late.problems.map((p) => p.line),
+      [2],
+    );
     assert.match(late.problems[0]!.message, /only allowed on the first line/);
     const unknown = parseAcl('#! forever\n');
     assert.match(unknown.problems[0]!.message, /unknown directive "forever"/);
@@ -100,7 +106,7 @@ describe('grantsBySlice', () => {
     assert.equal(grants.get('b')!.get('tool')!.mode, 'r');
     assert.equal(grants.get('b')!.get('mine')!.mode, 'w');
     assert.equal(grants.get('b')!.get('mine')!.stateful, true);
-    assert.equal(grants.get('a')!.has('mine'), false, "a private ACL cannot grant another slice");
+    assert.equal(grants.get('a')!.has('mine'), false, 'a private ACL cannot grant another slice');
   });
 
   test('a private ACL that does not list its slice grants nothing (fail-closed)', () => {
@@ -108,7 +114,9 @@ describe('grantsBySlice', () => {
   });
 
   test('the grant key changes with the mode, statefulness and script version', () => {
-    const base = grantsBySlice([service('e', null, 'a r\n')], ['a']).get('a')!.get('e')!;
+    const base = grantsBySlice([service('e', null, 'a r\n')], ['a'])
+      .get('a')!
+      .get('e')!;
     assert.notEqual(grantKey(base), grantKey({ ...base, mode: 'rw' }));
     assert.notEqual(grantKey(base), grantKey({ ...base, stateful: true }));
     assert.notEqual(grantKey(base), grantKey({ ...base, version: '2' }));

@@ -29,7 +29,8 @@ const hysteresis: FilterType = {
         return true;
       },
       configure() {
-        if ((ctx.attrs.low as number) > (ctx.attrs.high as number)) throw new Error(`low ${ctx.attrs.low} must not be above high ${ctx.attrs.high}`);
+        if ((ctx.attrs.low as number) > (ctx.attrs.high as number))
+          throw new Error(`low ${ctx.attrs.low} must not be above high ${ctx.attrs.high}`);
       },
     };
   },

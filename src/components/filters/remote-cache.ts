@@ -69,7 +69,8 @@ class RemoteCache implements FilterBehaviour {
     const width = this.cache.width;
     try {
       const latest = this.latest;
-      if (latest && latest.rows > 0) await remote.publish(this.ctx.path, latest.labels, Array.from(latest.data.subarray(0, latest.rows * width)));
+      if (latest && latest.rows > 0)
+        await remote.publish(this.ctx.path, latest.labels, Array.from(latest.data.subarray(0, latest.rows * width)));
       const labels: string[] = [];
       const cells: number[] = [];
       for (const r of await remote.fetch(this.ctx.path)) {
@@ -92,8 +93,15 @@ class RemoteCache implements FilterBehaviour {
 const remoteCache: FilterType = {
   kind: 'filter',
   name: 'remote_cache',
-  description: 'this node\'s value followed by the other nodes\' values, prefetched and cached',
-  attributes: [numberAttribute('prefetch_period_ms', 'how often the other nodes\' values are fetched and this node\'s published', { default: 2000, min: 100, max: 3_600_000, integer: true })],
+  description: "this node's value followed by the other nodes' values, prefetched and cached",
+  attributes: [
+    numberAttribute('prefetch_period_ms', "how often the other nodes' values are fetched and this node's published", {
+      default: 2000,
+      min: 100,
+      max: 3_600_000,
+      integer: true,
+    }),
+  ],
   create: (ctx) => new RemoteCache(ctx),
 };
 

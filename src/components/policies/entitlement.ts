@@ -19,10 +19,15 @@ export interface EntitlementActuator {
 const entitlement: PolicyType = {
   kind: 'policy',
   name: 'entitlement',
-  description: 'computes each slice\'s CPU entitlement from its usage and demand and writes the cgroup weights that deliver it',
+  description: "computes each slice's CPU entitlement from its usage and demand and writes the cgroup weights that deliver it",
   ports: [{ name: 'usage', valueType: 'slice_usage', description: 'per-slice usage and demand, from /probes/slice_usage/usage' }],
   attributes: [
-    choiceAttribute('mode', '"entitlement" (reservations enforced) or "static" (weights = shares)', ['entitlement', 'static'], 'entitlement'),
+    choiceAttribute(
+      'mode',
+      '"entitlement" (reservations enforced) or "static" (weights = shares)',
+      ['entitlement', 'static'],
+      'entitlement',
+    ),
     numberAttribute('gain', 'strength of the feedback correction, 0..1', { default: 0.5, min: 0, max: 1 }),
   ],
   create(ctx) {
@@ -31,7 +36,8 @@ const entitlement: PolicyType = {
     // Start from the controller's current settings (the daemon's configuration), not the type's defaults.
     ctx.attrs.mode = controller.mode;
     ctx.attrs.gain = controller.gain;
-    const configure = (): void => controller.configure({ mode: ctx.attrs.mode as 'entitlement' | 'static', gain: ctx.attrs.gain as number });
+    const configure = (): void =>
+      controller.configure({ mode: ctx.attrs.mode as 'entitlement' | 'static', gain: ctx.attrs.gain as number });
     configure();
     return {
       onUpdate(_port, value) {

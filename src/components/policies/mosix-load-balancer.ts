@@ -18,7 +18,8 @@ export interface AffinityControl {
 const mosix: PolicyType = {
   kind: 'policy',
   name: 'mosix_load_balancer',
-  description: 'moves a process from the most loaded CPU (or node) when the MOSIX rule says it pays: local >= 1.5 x its load, >= 2 s since the last move, target load + 1.3 x its load below the local load',
+  description:
+    'moves a process from the most loaded CPU (or node) when the MOSIX rule says it pays: local >= 1.5 x its load, >= 2 s since the last move, target load + 1.3 x its load below the local load',
   ports: [
     { name: 'node_load', valueType: 'load', description: 'loads of the places to balance: /probes/cpu/cpu_load (CPUs) or node loads' },
     { name: 'process_load', valueType: 'process_load', description: 'loads of processes: /probes/cpu/process_load' },
@@ -58,11 +59,17 @@ const mosix: PolicyType = {
             acted = true;
             migrations++;
           } catch (err) {
-            ctx.log.warn({ policy: ctx.path, pid: decision.pid, err: (err as Error).message }, 'mosix_load_balancer: cannot move the process');
+            ctx.log.warn(
+              { policy: ctx.path, pid: decision.pid, err: (err as Error).message },
+              'mosix_load_balancer: cannot move the process',
+            );
           }
         }
         last = { ...decision, acted, at: new Date().toISOString() };
-        ctx.log.info({ policy: ctx.path, ...last }, acted ? 'mosix_load_balancer: moved a process' : 'mosix_load_balancer: migration advised (not possible on this node)');
+        ctx.log.info(
+          { policy: ctx.path, ...last },
+          acted ? 'mosix_load_balancer: moved a process' : 'mosix_load_balancer: migration advised (not possible on this node)',
+        );
       },
       status: () => ({ migrations, last }),
     };

@@ -6,7 +6,13 @@ const roundRobin: PolicyType = {
   kind: 'policy',
   name: 'round_robin',
   description: 'new-task placement: each new task goes to the next node in turn',
-  ports: [{ name: 'node_load', valueType: 'load', description: 'node loads (through remote_cache for the other nodes); only the node names are used' }],
+  ports: [
+    {
+      name: 'node_load',
+      valueType: 'load',
+      description: 'node loads (through remote_cache for the other nodes); only the node names are used',
+    },
+  ],
   create(ctx) {
     let next = 0;
     let placed = 0;

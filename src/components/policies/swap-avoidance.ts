@@ -56,7 +56,8 @@ const swapAvoidance: PolicyType = {
         return underPressure ? { refuse: `memory pressure ${pressure}% is at or above ${ctx.attrs.high}%` } : null;
       },
       configure() {
-        if ((ctx.attrs.low as number) > (ctx.attrs.high as number)) throw new Error(`low ${ctx.attrs.low} must not be above high ${ctx.attrs.high}`);
+        if ((ctx.attrs.low as number) > (ctx.attrs.high as number))
+          throw new Error(`low ${ctx.attrs.low} must not be above high ${ctx.attrs.high}`);
       },
       destroy() {
         // Never leave a slice frozen behind a policy that no longer exists.

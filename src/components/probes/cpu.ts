@@ -14,7 +14,11 @@ const cpu: ProbeType = {
   sources: [
     { name: 'node_load', valueType: 'load', description: 'CPU time used per second by the whole node, in millicores' },
     { name: 'cpu_load', valueType: 'load', description: 'CPU time used per second on each CPU, in millicores (rows cpu0, cpu1, ...)' },
-    { name: 'process_load', valueType: 'process_load', description: 'CPU time used per second by the busiest processes, in millicores (rows by pid)' },
+    {
+      name: 'process_load',
+      valueType: 'process_load',
+      description: 'CPU time used per second by the busiest processes, in millicores (rows by pid)',
+    },
   ],
   create() {
     let last: number[] | null = null;

@@ -11,7 +11,9 @@ const ioUsage: ProbeType = {
   name: 'io_usage',
   description: 'per slice (rows slice/<name>): block I/O bytes and operations read and written, cumulative',
   defaultPeriodMs: 1000,
-  sources: [{ name: 'io', valueType: 'io_usage', description: 'rows slice/<name>: read_bytes write_bytes read_ops write_ops (cumulative)' }],
+  sources: [
+    { name: 'io', valueType: 'io_usage', description: 'rows slice/<name>: read_bytes write_bytes read_ops write_ops (cumulative)' },
+  ],
   create(ctx) {
     const slices = sliceGroupsOf(ctx);
     return {

@@ -23,7 +23,10 @@ export class ProcessLoadSampler {
     }
     loads.sort((a, b) => b[1] - a[1]);
     const shown = loads.slice(0, top);
-    out.setRows(shown.length, shown.map(([pid]) => String(pid)));
+    out.setRows(
+      shown.length,
+      shown.map(([pid]) => String(pid)),
+    );
     shown.forEach(([, mc], i) => out.set(i, 0, mc));
     this.previous = current;
     this.previousAt = now;
@@ -36,7 +39,13 @@ const processLoad: ProbeType = {
   description: 'CPU load of the busiest processes, in millicores (rows by pid)',
   defaultPeriodMs: 1000,
   attributes: [numberAttribute('top', 'how many of the busiest processes to report', { default: 64, min: 1, max: 4096, integer: true })],
-  sources: [{ name: 'process_load', valueType: 'process_load', description: 'CPU time used per second by each of the busiest processes, in millicores' }],
+  sources: [
+    {
+      name: 'process_load',
+      valueType: 'process_load',
+      description: 'CPU time used per second by each of the busiest processes, in millicores',
+    },
+  ],
   create(ctx) {
     const sampler = new ProcessLoadSampler();
     return {

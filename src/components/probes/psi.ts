@@ -16,7 +16,11 @@ const psi: ProbeType = {
   defaultPeriodMs: 1000,
   sources: [
     ...RESOURCES.map((r) => ({ name: r, valueType: 'pressure', description: `${r} pressure: some_avg10 full_avg10 (percent)` })),
-    { name: 'slices', valueType: 'slice_pressure', description: 'rows slice/<name>: cpu_some memory_some memory_full io_some io_full (avg10, percent)' },
+    {
+      name: 'slices',
+      valueType: 'slice_pressure',
+      description: 'rows slice/<name>: cpu_some memory_some memory_full io_some io_full (avg10, percent)',
+    },
   ],
   create(ctx) {
     const slices = sliceGroupsOf(ctx);

@@ -15,12 +15,14 @@ export interface UsageSampler {
 const sliceUsage: ProbeType = {
   kind: 'probe',
   name: 'slice_usage',
-  description: 'per slice and domain: CPU used and estimated demand in millicores (the control loop\'s measurement)',
+  description: "per slice and domain: CPU used and estimated demand in millicores (the control loop's measurement)",
   defaultPeriodMs: 1000,
   // The entitlement policy must run every period even when nothing changed: weights are
   // rewritten only when they change, but the feedback correction needs every sample.
   notifyUnchanged: true,
-  sources: [{ name: 'usage', valueType: 'slice_usage', description: 'rows slice/<name>, domain/<name> and system: usage demand (millicores)' }],
+  sources: [
+    { name: 'usage', valueType: 'slice_usage', description: 'rows slice/<name>, domain/<name> and system: usage demand (millicores)' },
+  ],
   create(ctx) {
     const controller = ctx.services.cpuController as UsageSampler | undefined;
     if (!controller) throw new Error('slice_usage needs the node agent (it is available only inside sliced)');

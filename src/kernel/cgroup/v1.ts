@@ -18,7 +18,21 @@ import {
   type Pressure,
   type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readNumber, readPidsFiles, readPressureFile, readText, removeDir, writePidsMax, writeText } from './files.js';
+import {
+  PolledFiles,
+  childDirs,
+  listedDevices,
+  makeDir,
+  readIds,
+  readKeyValues,
+  readNumber,
+  readPidsFiles,
+  readPressureFile,
+  readText,
+  removeDir,
+  writePidsMax,
+  writeText,
+} from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
@@ -157,10 +171,16 @@ export class CgroupV1Backend implements CgroupBackend {
     const hasSwapAccounting = existsSync(memsw);
     if (memory.swap !== null) {
       if (!hasSwapAccounting) {
-        throw new SlicedError('EINVAL', `memory.swap cannot be enforced: the kernel has no swap accounting (no ${memsw}; boot with swapaccount=1), use "none"`);
+        throw new SlicedError(
+          'EINVAL',
+          `memory.swap cannot be enforced: the kernel has no swap accounting (no ${memsw}; boot with swapaccount=1), use "none"`,
+        );
       }
       if (memory.limit === null) {
-        throw new SlicedError('EINVAL', 'memory.swap needs a memory.limit on cgroup v1 (the kernel caps memory+swap together); set a limit or use memory.swap "none"');
+        throw new SlicedError(
+          'EINVAL',
+          'memory.swap needs a memory.limit on cgroup v1 (the kernel caps memory+swap together); set a limit or use memory.swap "none"',
+        );
       }
     }
     // memsw may never be below the limit: lift it first, so the limit can move either way.
@@ -190,7 +210,10 @@ export class CgroupV1Backend implements CgroupBackend {
     const blkio = this.layout.blkio;
     if (!blkio) {
       if (weight === IO_WEIGHT_DEFAULT) return;
-      throw new SlicedError('EINVAL', `io.weight ${weight} cannot be enforced: the blkio controller is not mounted; use the default ${IO_WEIGHT_DEFAULT}`);
+      throw new SlicedError(
+        'EINVAL',
+        `io.weight ${weight} cannot be enforced: the blkio controller is not mounted; use the default ${IO_WEIGHT_DEFAULT}`,
+      );
     }
     const file = join(this.dir(blkio, group), 'blkio.bfq.weight');
     // Present only while the bfq module is loaded; weights then have no effect anyway (the API warns).

@@ -20,12 +20,32 @@ import {
   type Pressure,
   type PressureResource,
 } from './backend.js';
-import { PolledFiles, childDirs, listedDevices, makeDir, readIds, readKeyValues, readPidsFiles, readPressureFile, readText, removeDir, writePidsMax, writeText } from './files.js';
+import {
+  PolledFiles,
+  childDirs,
+  listedDevices,
+  makeDir,
+  readIds,
+  readKeyValues,
+  readPidsFiles,
+  readPressureFile,
+  readText,
+  removeDir,
+  writePidsMax,
+  writeText,
+} from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
 import { readProcCgroups, readProcStat } from '../procfs.js';
-import { SUPERVISOR_GROUP, delegationRecordSchema, mergeRecord, sortMembers, strangersMessage, type DelegationRecord } from '../../core/delegation.js';
+import {
+  SUPERVISOR_GROUP,
+  delegationRecordSchema,
+  mergeRecord,
+  sortMembers,
+  strangersMessage,
+  type DelegationRecord,
+} from '../../core/delegation.js';
 
 export interface V2Layout {
   /** Mount point of the cgroup2 hierarchy. */
@@ -202,7 +222,9 @@ export class CgroupV2Backend implements CgroupBackend {
     } else if (off.length === 0) {
       controllersAdded = [];
     } else {
-      left.push(`controllers ${off.join(' ')} in ${join(this.layout.own, 'cgroup.subtree_control')} (child groups remain: ${children.join(' ')})`);
+      left.push(
+        `controllers ${off.join(' ')} in ${join(this.layout.own, 'cgroup.subtree_control')} (child groups remain: ${children.join(' ')})`,
+      );
     }
     if (!supervisorMade && controllersAdded.length === 0) rmSync(file, { force: true });
     else writeRecord(file, { managed: record.managed, supervisorMade, controllersAdded });
@@ -317,7 +339,8 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   ioWeightUnavailable(): string | null {
-    if (!this.controllers.includes('io')) return `the io controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
+    if (!this.controllers.includes('io'))
+      return `the io controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
     const file = join(this.layout.root, 'io.bfq.weight');
     return existsSync(file) ? null : `sliced's cgroup has no BFQ weight file (${file}): the bfq I/O scheduler is not loaded`;
   }

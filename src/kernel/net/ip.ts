@@ -71,15 +71,20 @@ export function setSysctl(key: string, value: string): string {
  */
 export async function ensureBridge(bridge: BridgeConfig): Promise<void> {
   if (!linkExists(bridge.name)) await mustRun('ip', ['link', 'add', bridge.name, 'type', 'bridge']);
-  await mustRun('ip', ['-b', '-'], [
-    `addr replace ${bridge.v4} dev ${bridge.name}`,
-    `addr replace ${bridge.v6} dev ${bridge.name} nodad`,
-    `link set ${bridge.name} up`,
-  ].join('\n'));
+  await mustRun(
+    'ip',
+    ['-b', '-'],
+    [
+      `addr replace ${bridge.v4} dev ${bridge.name}`,
+      `addr replace ${bridge.v6} dev ${bridge.name} nodad`,
+      `link set ${bridge.name} up`,
+    ].join('\n'),
+  );
   setSysctl(`net.ipv4.conf.${bridge.name}.forwarding`, '1');
   // Per-interface IPv6 forwarding exists since Linux 6.17; before, IPv6 reserved ports
   // reach a slice only from the host itself unless net.ipv6.conf.all.forwarding is on.
-  if (existsSync(`/proc/sys/net/ipv6/conf/${bridge.name}/force_forwarding`)) setSysctl(`net.ipv6.conf.${bridge.name}.force_forwarding`, '1');
+  if (existsSync(`/proc/sys/net/ipv6/conf/${bridge.name}/force_forwarding`))
+    setSysctl(`net.ipv6.conf.${bridge.name}.force_forwarding`, '1');
 }
 
 /** Create what is missing of a slice's network and (re)assert the rest; idempotent. */
@@ -160,14 +165,24 @@ export async function hostNetworks(): Promise<HostNetwork[]> {
   for (const link of JSON.parse(await mustRun('ip', ['-j', 'addr', 'show'])) as Link[]) {
     for (const a of link.addr_info ?? []) {
       if (a.local === undefined || a.prefixlen === undefined) continue;
-      found.push({ description: `address ${a.local}/${a.prefixlen} on ${link.ifname}`, cidr: `${a.local}/${a.prefixlen}`, dev: link.ifname });
+      found.push({
+        description: `address ${a.local}/${a.prefixlen} on ${link.ifname}`,
+        cidr: `${a.local}/${a.prefixlen}`,
+        dev: link.ifname,
+      });
     }
   }
   type Route = { type?: string; dst?: string; gateway?: string; dev?: string; table?: string };
   for (const family of ['-4', '-6']) {
     for (const r of JSON.parse(await mustRun('ip', [family, '-j', 'route', 'show', 'table', 'all'])) as Route[]) {
       if (r.dst === undefined) continue;
-      const words = [r.type && r.type !== 'unicast' ? r.type : null, r.dst, r.gateway ? `via ${r.gateway}` : null, r.dev ? `dev ${r.dev}` : null, r.table ? `table ${r.table}` : null];
+      const words = [
+        r.type && r.type !== 'unicast' ? r.type : null,
+        r.dst,
+        r.gateway ? `via ${r.gateway}` : null,
+        r.dev ? `dev ${r.dev}` : null,
+        r.table ? `table ${r.table}` : null,
+      ];
       found.push({ description: `route ${words.filter((w) => w !== null).join(' ')}`, cidr: r.dst, dev: r.dev ?? null });
     }
   }

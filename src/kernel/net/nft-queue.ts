@@ -50,7 +50,9 @@ export class NftQueue {
       // One bad line must not lose the others: apply them one by one, logging failures;
       // the next start reconciles whatever is still missing.
       for (const line of lines) {
-        await this.apply([line]).catch((lineErr: Error) => this.log.error({ err: lineErr.message, line }, 'nft counting object not created'));
+        await this.apply([line]).catch((lineErr: Error) =>
+          this.log.error({ err: lineErr.message, line }, 'nft counting object not created'),
+        );
       }
       this.log.warn({ err: (err as Error).message }, 'batched nft changes applied line by line');
     }

@@ -102,7 +102,10 @@ export function addLines(c: TableConfig, r: NetRules, keepConntrack: ReadonlySet
       const chain = conntrackChain(s.slice);
       lines.push(`add counter ${i} ${counterName('ctdrop', s.slice)}`, `add chain ${i} ${chain}`);
       if (!keepConntrack.has(s.slice)) {
-        lines.push(`flush chain ${i} ${chain}`, `add rule ${i} ${chain} ct count over ${s.conntrackMax} counter name "${counterName('ctdrop', s.slice)}" drop`);
+        lines.push(
+          `flush chain ${i} ${chain}`,
+          `add rule ${i} ${chain} ct count over ${s.conntrackMax} counter name "${counterName('ctdrop', s.slice)}" drop`,
+        );
       }
       lines.push(`add element ${i} ctslice4 { ${s.v4} : jump ${chain} }`, `add element ${i} ctslice6 { ${s.v6} : jump ${chain} }`);
     }
@@ -110,7 +113,10 @@ export function addLines(c: TableConfig, r: NetRules, keepConntrack: ReadonlySet
   for (const s of r.host) {
     lines.push(...levelMaps(c, s.level));
     for (const col of HOST_COLUMNS) {
-      lines.push(`add counter ${i} ${counterName(col, s.slice)}`, `add element ${i} ${col}${s.level} { "${s.cgroupPath}" : "${counterName(col, s.slice)}" }`);
+      lines.push(
+        `add counter ${i} ${counterName(col, s.slice)}`,
+        `add element ${i} ${col}${s.level} { "${s.cgroupPath}" : "${counterName(col, s.slice)}" }`,
+      );
     }
   }
   for (const f of r.forwards) lines.push(`add element ${i} fwd${f.family} ${one([forwardElement(f, true)])}`);
@@ -136,7 +142,11 @@ export function deleteLines(c: TableConfig, r: NetRules): string[] {
     lines.push(`delete element ${b} src4 { "${s.veth}" . ${s.v4} }`, `delete element ${b} src6 { "${s.veth}" . ${s.v6} }`);
     if (s.conntrackMax !== null) {
       // The chain goes (its rule refers to the drop counter, which stays with the account).
-      lines.push(`delete element ${i} ctslice4 { ${s.v4} }`, `delete element ${i} ctslice6 { ${s.v6} }`, ...deleteConntrackChainLines(c, s.slice));
+      lines.push(
+        `delete element ${i} ctslice4 { ${s.v4} }`,
+        `delete element ${i} ctslice6 { ${s.v6} }`,
+        ...deleteConntrackChainLines(c, s.slice),
+      );
     }
   }
   return lines;
@@ -325,7 +335,15 @@ export function skeletonLines(c: TableConfig, reset: boolean): string[] {
     `add rule ${i} postrouting oifname != "${c.bridge}" ip saddr @egress4 masquerade`,
   );
   if (reset) {
-    lines.push(`flush map ${b} sent`, `flush map ${b} received`, `flush set ${b} src4`, `flush set ${b} src6`, `flush set ${i} egress4`, `flush map ${i} fwd4`, `flush map ${i} fwd6`);
+    lines.push(
+      `flush map ${b} sent`,
+      `flush map ${b} received`,
+      `flush set ${b} src4`,
+      `flush set ${b} src6`,
+      `flush set ${i} egress4`,
+      `flush map ${i} fwd4`,
+      `flush map ${i} fwd6`,
+    );
     lines.push(`flush map ${i} ctslice4`, `flush map ${i} ctslice6`);
   }
   return lines;
@@ -337,9 +355,18 @@ export async function readCounters(table: string): Promise<CounterReading[]> {
   for (const family of ['bridge', 'inet'] as const) {
     const result = await runTool('nft', ['-j', 'list', 'counters', 'table', family, table]);
     if (result.code !== 0) continue; // no table yet
-    const doc = JSON.parse(result.stdout) as { nftables: Array<{ counter?: { name: string; packets: number; bytes: number; handle: number } }> };
+    const doc = JSON.parse(result.stdout) as {
+      nftables: Array<{ counter?: { name: string; packets: number; bytes: number; handle: number } }>;
+    };
     for (const item of doc.nftables) {
-      if (item.counter) readings.push({ family, name: item.counter.name, packets: item.counter.packets, bytes: item.counter.bytes, handle: item.counter.handle });
+      if (item.counter)
+        readings.push({
+          family,
+          name: item.counter.name,
+          packets: item.counter.packets,
+          bytes: item.counter.bytes,
+          handle: item.counter.handle,
+        });
     }
   }
   return readings;

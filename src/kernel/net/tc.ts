@@ -47,12 +47,18 @@ export async function ensureShaper(ifb: string, capacity: number): Promise<void>
   if (!linkExists(ifb)) await mustRun('ip', ['link', 'add', ifb, 'type', 'ifb']);
   await mustRun('ip', ['link', 'set', ifb, 'up']);
   // HTB refuses "replace" of its own root ("change not supported"): add it only when missing.
-  const root = (await hasQdisc(ifb, /^qdisc htb 1: root/m)) ? [] : [`qdisc add dev ${ifb} root handle 1: htb default ${DEFAULT_CLASS.toString(16)}`];
-  await mustRun('tc', ['-b', '-'], [
-    ...root,
-    `class replace dev ${ifb} parent 1: classid 1:1 htb rate ${capacity}bit ceil ${capacity}bit`,
-    `class replace dev ${ifb} parent 1:1 classid 1:${DEFAULT_CLASS.toString(16)} htb rate ${UNGUARANTEED_RATE}bit ceil ${capacity}bit quantum ${quantum(UNGUARANTEED_RATE)}`,
-  ].join('\n'));
+  const root = (await hasQdisc(ifb, /^qdisc htb 1: root/m))
+    ? []
+    : [`qdisc add dev ${ifb} root handle 1: htb default ${DEFAULT_CLASS.toString(16)}`];
+  await mustRun(
+    'tc',
+    ['-b', '-'],
+    [
+      ...root,
+      `class replace dev ${ifb} parent 1: classid 1:1 htb rate ${capacity}bit ceil ${capacity}bit`,
+      `class replace dev ${ifb} parent 1:1 classid 1:${DEFAULT_CLASS.toString(16)} htb rate ${UNGUARANTEED_RATE}bit ceil ${capacity}bit quantum ${quantum(UNGUARANTEED_RATE)}`,
+    ].join('\n'),
+  );
 }
 
 /**
@@ -69,7 +75,12 @@ export async function applySliceRate(ifb: string, capacity: number, rate: SliceR
     lines.push(`filter add dev ${rate.veth} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${ifb}`);
   }
   // u32 has no idempotent "replace" by key: adopted classifiers are deleted and added again.
-  if (!fresh) await runTool('tc', ['-b', '-'], [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`].join('\n'));
+  if (!fresh)
+    await runTool(
+      'tc',
+      ['-b', '-'],
+      [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`].join('\n'),
+    );
   lines.push(
     `filter add dev ${ifb} parent 1: protocol ip prio ${p4} u32 match ip src ${rate.v4}/32 flowid 1:${minor}`,
     `filter add dev ${ifb} parent 1: protocol ipv6 prio ${p6} u32 match ip6 src ${rate.v6}/128 flowid 1:${minor}`,
@@ -95,7 +106,11 @@ async function hasQdisc(dev: string, pattern: RegExp): Promise<boolean> {
 export async function removeSliceRate(ifb: string, classMinor: number): Promise<void> {
   if (!linkExists(ifb)) return;
   const [p4, p6] = priorities(classMinor);
-  const batch = [`filter del dev ${ifb} parent 1: prio ${p4}`, `filter del dev ${ifb} parent 1: prio ${p6}`, `class del dev ${ifb} classid 1:${classMinor.toString(16)}`];
+  const batch = [
+    `filter del dev ${ifb} parent 1: prio ${p4}`,
+    `filter del dev ${ifb} parent 1: prio ${p6}`,
+    `class del dev ${ifb} classid 1:${classMinor.toString(16)}`,
+  ];
   // -force: go on past filters that are gone already; what matters is that the class is gone.
   const result = await runTool('tc', ['-force', '-b', '-'], batch.join('\n'));
   if (result.code !== 0 && (await listClasses(ifb)).includes(classMinor)) {
