@@ -7,6 +7,7 @@
  */
 import type { CpuAllocation, DesiredState, SliceSpec } from './model.js';
 import { formatCpu } from './units.js';
+import { domainChain, MAX_DOMAIN_DEPTH } from './domains.js';
 import { SlicedError } from './errors.js';
 import { checkMinRates, checkRates, type NetPool } from './net.js';
 import type { NodePids } from './task-limits.js';
@@ -31,7 +32,6 @@ export interface NodeNet {
 }
 
 export const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;
-export const MAX_DOMAIN_DEPTH = 8;
 
 export type Member = { kind: 'slice' | 'domain'; name: string; cpu: CpuAllocation };
 
@@ -130,21 +130,13 @@ function checkLevel(members: Member[], budget: number, budgetText: string, level
 }
 
 function assertNoCycle(state: DesiredState, start: string): void {
-  const path = [start];
-  let current = state.domains.get(start)?.parent ?? null;
-  while (current !== null) {
-    // A cycle need not pass through `start` (start may hang below it), so look for any repeat.
-    const seenAt = path.indexOf(current);
-    path.push(current);
-    if (seenAt >= 0) {
-      throw new SlicedError('ELOOP', `domain cycle: ${path.slice(seenAt).join(' -> ')}; a domain cannot contain itself`);
-    }
-    if (path.length > MAX_DOMAIN_DEPTH) {
-      throw new SlicedError(
-        'EINVAL',
-        `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`,
-      );
-    }
-    current = state.domains.get(current)?.parent ?? null;
+  const path = domainChain(state, start);
+  // A cycle need not pass through `start` (start may hang below it): the chain ends at a repeat.
+  const seenAt = path.indexOf(path.at(-1)!);
+  if (seenAt < path.length - 1) {
+    throw new SlicedError('ELOOP', `domain cycle: ${path.slice(seenAt).join(' -> ')}; a domain cannot contain itself`);
+  }
+  if (path.length > MAX_DOMAIN_DEPTH) {
+    throw new SlicedError('EINVAL', `domain ${start} would be nested ${path.length} deep; at most ${MAX_DOMAIN_DEPTH} levels are allowed`);
   }
 }

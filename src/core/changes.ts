@@ -327,12 +327,3 @@ function alreadyThere(kind: string, member: string, domain: string | null): Slic
 }
 
 /** Domain chain from the node level down to (and including) `domain`. */
-export function domainPath(state: DesiredState, domain: string | null): string[] {
-  const path: string[] = [];
-  let current = domain;
-  while (current !== null) {
-    path.unshift(current);
-    current = state.domains.get(current)?.parent ?? null;
-  }
-  return path;
-}

@@ -22,6 +22,7 @@ import {
 import { minLimit } from './limits.js';
 import { domainKey, sliceKey } from './layout.js';
 import { SlicedError } from './errors.js';
+import { MAX_DOMAIN_DEPTH } from './domains.js';
 
 export const BFQ_WEIGHT_MIN = 1;
 export const BFQ_WEIGHT_MAX = 1000;
@@ -225,7 +226,7 @@ export function effectiveIoCaps(state: DesiredState, hierarchical: boolean): Map
     const cached = allowances.get(domain);
     if (cached) return cached;
     const spec = state.domains.get(domain);
-    if (!spec || depth > 64) return new Map();
+    if (!spec || depth > MAX_DOMAIN_DEPTH) return new Map();
     const result = combine(toMap(spec.io.max), inheritedBy(spec.parent, domainKey(domain), depth));
     allowances.set(domain, result);
     return result;

@@ -4,7 +4,7 @@
  * The suffixes keep our directories apart from the kernel's control files.
  */
 import type { DesiredState } from './model.js';
-import { domainPath } from './changes.js';
+import { domainChain, domainPath } from './domains.js';
 
 export const SLICE_SUFFIX = '.slice';
 export const DOMAIN_SUFFIX = '.domain';
@@ -83,12 +83,7 @@ export function affectedIds(before: DesiredState, next: DesiredState): Set<strin
   }
   if (changedDomains.length > 0) {
     for (const state of [before, next]) {
-      const inside = (domain: string | null): boolean => {
-        for (let d = domain, depth = 0; d !== null && depth < 64; d = state.domains.get(d)?.parent ?? null, depth++) {
-          if (changedDomains.includes(d)) return true;
-        }
-        return false;
-      };
+      const inside = (domain: string | null): boolean => domainChain(state, domain).some((d) => changedDomains.includes(d));
       for (const slice of [...state.slices.values()]) if (inside(slice.domain)) ids.add(sliceKey(slice.name));
       for (const domain of [...state.domains.values()]) if (inside(domain.parent)) ids.add(domainKey(domain.name));
     }

@@ -3,6 +3,7 @@
  * limit, so its effective limit is the smallest limit on its path to the node level.
  */
 import type { DesiredState } from './model.js';
+import { domainChain } from './domains.js';
 
 export function minLimit(a: number | null, b: number | null): number | null {
   if (a === null) return b;
@@ -12,12 +13,10 @@ export function minLimit(a: number | null, b: number | null): number | null {
 
 export function effectiveDomainLimit(state: DesiredState, domain: string | null): number | null {
   let limit: number | null = null;
-  let current = domain;
-  for (let depth = 0; current !== null && depth < 64; depth++) {
-    const spec = state.domains.get(current);
+  for (const name of domainChain(state, domain)) {
+    const spec = state.domains.get(name);
     if (!spec) break;
     limit = minLimit(limit, spec.cpu.limit);
-    current = spec.parent;
   }
   return limit;
 }

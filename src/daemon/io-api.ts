@@ -6,7 +6,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { RouteModule } from './api.js';
 import type { SliceAgent } from './agent.js';
 import type { IoView, Views } from './views.js';
 import { parseInput, IO_WEIGHT_DEFAULT } from '../core/model.js';
@@ -21,7 +20,8 @@ export interface IoDeviceView extends BlockDevice {
   weightNoEffect: string | null;
 }
 
-export function ioRoutes(agent: SliceAgent, views: Views): RouteModule {
+/** The I/O routes, registered by buildApi beside its own (a route module, as the tree's and net's are). */
+export function ioRoutes(agent: SliceAgent, views: Views): (app: FastifyInstance) => void {
   return (app: FastifyInstance) => {
     app.get('/v1/io/devices', async (): Promise<IoDeviceView[]> => {
       const conditions = weightConditions(agent.backend.ioWeightUnavailable());

@@ -1,13 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_DOMAIN_DEPTH, MIN_MEMORY_LIMIT, assertAdmissible, membersOf, type NodeCapacity } from '../../src/core/admission.js';
+import { MIN_MEMORY_LIMIT, assertAdmissible, membersOf, type NodeCapacity } from '../../src/core/admission.js';
 import {
   createDomain,
   createSlice,
   deleteDomain,
   deleteSlice,
-  domainPath,
   getDomain,
   getSlice,
   mergeCpu,
@@ -17,7 +16,8 @@ import {
   updateSlice,
   type NewSlice,
 } from '../../src/core/changes.js';
-import { emptyState, type DesiredState } from '../../src/core/model.js';
+import { emptyState, type DesiredState, type DomainSpec } from '../../src/core/model.js';
+import { domainChain, domainPath, MAX_DOMAIN_DEPTH } from '../../src/core/domains.js';
 import { isSlicedError, type ErrorCode, type SlicedError } from '../../src/core/errors.js';
 
 const GiB = 1024 ** 3;
@@ -482,5 +482,31 @@ describe('properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('domainChain: the one walk up the domain tree', () => {
+  /** A state with only parent links, as a corrupt or hand-made state could hold them. */
+  const linked = (parents: Record<string, string | null>): DesiredState => {
+    const state = emptyState();
+    for (const [name, parent] of Object.entries(parents)) state.domains.set(name, { parent } as DomainSpec);
+    return state;
+  };
+
+  test('goes from the domain to the top; a missing domain ends it; null has none', () => {
+    const state = linked({ org: null, team: 'org', lost: 'gone' });
+    assert.deepEqual(domainChain(state, 'team'), ['team', 'org']);
+    assert.deepEqual(domainChain(state, 'lost'), ['lost', 'gone']);
+    assert.deepEqual(domainChain(state, null), []);
+  });
+
+  test('ends at the first repeated name, so that the loop can be named', () => {
+    assert.deepEqual(domainChain(linked({ a: 'b', b: 'c', c: 'b' }), 'a'), ['a', 'b', 'c', 'b']);
+  });
+
+  test('stops one past the depth limit, so that a chain too deep shows', () => {
+    const parents: Record<string, string | null> = { d0: null };
+    for (let i = 1; i < 20; i++) parents[`d${i}`] = `d${i - 1}`;
+    assert.equal(domainChain(linked(parents), 'd19').length, MAX_DOMAIN_DEPTH + 1);
   });
 });
