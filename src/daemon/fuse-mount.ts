@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { SlicedError, isSlicedError, type ErrorCode } from '../core/errors.js';
 import { ADMIN, type TreeService } from '../framework/service.js';
 import { readMounts } from '../kernel/procfs.js';
+import { lookupGroupId } from '../kernel/users.js';
 import type { SlicedConfig } from './config.js';
 
 export interface TreeMount {
@@ -208,9 +209,8 @@ export function spliceWrite(previous: Buffer, buf: Buffer, len: number, pos: num
 }
 
 async function groupId(group: string): Promise<number> {
-  const result = await runHelper('getent', ['group', group], 'libc-bin');
-  const gid = result.ok ? Number(result.stdout.split(':')[2]) : NaN;
-  if (!Number.isInteger(gid)) throw new SlicedError('ENOENT', `admin group ${group} does not exist`);
+  const gid = await lookupGroupId(group);
+  if (gid === null) throw new SlicedError('ENOENT', `admin group ${group} does not exist`);
   return gid;
 }
 

@@ -8,8 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { lookupGroupId } from '../kernel/users.js';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import { detectLayout, type DetectedLayout } from '../kernel/cgroup/detect.js';
@@ -65,12 +64,8 @@ export async function preflight(config: SlicedConfig): Promise<Checked> {
 }
 
 async function groupId(group: string): Promise<number> {
-  const stdout = await promisify(execFile)('getent', ['group', group], { encoding: 'utf8', timeout: 10_000 }).then(
-    (r) => r.stdout,
-    () => '',
-  );
-  const gid = stdout === '' ? NaN : Number(stdout.split(':')[2]);
-  if (!Number.isInteger(gid)) throw new SlicedError('ENOENT', `admin group (adminGroup, --admin-group) ${group} does not exist`);
+  const gid = await lookupGroupId(group);
+  if (gid === null) throw new SlicedError('ENOENT', `admin group (adminGroup, --admin-group) ${group} does not exist`);
   return gid;
 }
 

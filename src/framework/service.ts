@@ -12,6 +12,7 @@
  * (etcd) holds the same keys, which is how the tree will be shared between nodes.
  */
 import { SlicedError } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 import type { Store, StoreOp } from '../cluster/store.js';
 import { ConfigTree, splitPath, type Entry, type Mutation } from './tree.js';
 import { describeStep, executePlan, parseTreeYaml, planApply, treeToYaml, type PlanStep, type TreeDocument } from './document.js';
@@ -39,7 +40,7 @@ export interface ApplyResult {
 }
 
 export class TreeService {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private pending: Mutation[] = [];
   private restoring = false;
 
@@ -259,9 +260,7 @@ export class TreeService {
   }
 
   private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(work);
   }
 
   private assertAdmin(caller: Caller, what: string): void {

@@ -1,5 +1,5 @@
 /** Unix users for slices, through the system's own tools (useradd/userdel, getent for NSS). */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { SlicedError } from '../core/errors.js';
 
@@ -32,6 +32,16 @@ function localUsers(): Map<string, UnixUser> {
 }
 
 const PASSWD = '/etc/passwd';
+
+/** A group's id through NSS (getent, killed after 10 s), or null when there is no such group. */
+export function lookupGroupId(group: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    execFile('getent', ['group', group], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' }, (err, stdout) => {
+      const gid = err ? NaN : Number(stdout.split(':')[2]);
+      resolve(Number.isInteger(gid) ? gid : null);
+    });
+  });
+}
 
 /**
  * Look a user up: /etc/passwd first (cheap, and where sliced's own users live), then NSS

@@ -16,6 +16,11 @@ export const WEIGHT_MAX = 10000;
 /** The CFS period sliced uses for quotas. */
 export const CPU_PERIOD_US = 100_000;
 
+/** The quota per CPU_PERIOD_US for a cap in millicores; the kernel refuses less than 1 ms. */
+export function cpuQuotaUs(millicores: number): number {
+  return Math.max(1000, Math.round((millicores * CPU_PERIOD_US) / 1000));
+}
+
 export interface CpuThrottleStats {
   periods: number;
   throttledPeriods: number;

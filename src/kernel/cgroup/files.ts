@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rea
 import { join } from 'node:path';
 import { SlicedError } from '../../core/errors.js';
 import { parsePressure } from '../node-stats.js';
+import { readProcCgroups, type ProcCgroupLine } from '../procfs.js';
 
 export function readText(path: string): string {
   try {
@@ -67,6 +68,32 @@ export function childDirs(path: string): string[] {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw kernelError('listing', path, err);
+  }
+}
+
+/**
+ * The directory of process `pid`'s group under `mount`, in the hierarchy whose /proc/PID/cgroup
+ * line `inHierarchy` picks; null when the process is gone or has no such line.
+ */
+export function processGroupDirectory(pid: number, mount: string, inHierarchy: (line: ProcCgroupLine) => boolean): string | null {
+  try {
+    const line = readProcCgroups(pid).find(inHierarchy);
+    // Relative, so the root group ("/") gives the mount itself, not "<mount>/", which the
+    // agent's prefix check would not recognise as containing sliced's groups.
+    return line ? join(mount, line.path.replace(/^\/+/, '')) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** SIGKILL each process; one already gone is not an error. */
+export function killEach(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  CPU_PERIOD_US,
+  cpuQuotaUs,
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
@@ -32,11 +32,13 @@ import {
   removeDir,
   writePidsMax,
   writeText,
+  killEach,
+  processGroupDirectory,
 } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
-import { processExists, readProcCgroups } from '../procfs.js';
+import { processExists } from '../procfs.js';
 
 export interface V1Layout {
   /** Root group directory in each hierarchy. cpu and cpuacct may be the same directory. */
@@ -160,7 +162,7 @@ export class CgroupV1Backend implements CgroupBackend {
 
   setCpuLimit(group: GroupPath, millicores: number | null): void {
     const dir = this.dir(this.layout.cpu, group);
-    const quota = millicores === null ? -1 : Math.max(1000, Math.round((millicores * CPU_PERIOD_US) / 1000));
+    const quota = millicores === null ? -1 : cpuQuotaUs(millicores);
     // New groups start with the default 100 ms period, which CPU_PERIOD_US matches.
     writeText(join(dir, 'cpu.cfs_quota_us'), String(quota));
   }
@@ -301,14 +303,7 @@ export class CgroupV1Backend implements CgroupBackend {
   }
 
   processMemoryDirectory(pid: number): string | null {
-    try {
-      const line = readProcCgroups(pid).find((l) => l.controllers.includes('memory'));
-      // Relative, so the root group ("/") gives the mount itself, not "<mount>/", which the
-      // agent's prefix check would not recognise as containing sliced's groups.
-      return line ? join(this.layout.memoryMount, line.path.replace(/^\/+/, '')) : null;
-    } catch {
-      return null;
-    }
+    return processGroupDirectory(pid, this.layout.memoryMount, (line) => line.controllers.includes('memory'));
   }
 
   moveProcess(group: GroupPath, pid: number): void {
@@ -335,12 +330,6 @@ export class CgroupV1Backend implements CgroupBackend {
         // Older kernels have no cgroup.kill; signalling each process below covers it.
       }
     }
-    for (const pid of this.procs(group)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
+    killEach(this.procs(group));
   }
 }

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CPU_PERIOD_US,
+  cpuQuotaUs,
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
@@ -33,11 +34,13 @@ import {
   removeDir,
   writePidsMax,
   writeText,
+  killEach,
+  processGroupDirectory,
 } from './files.js';
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
-import { readProcCgroups, readProcStat } from '../procfs.js';
+import { readProcStat } from '../procfs.js';
 import {
   SUPERVISOR_GROUP,
   delegationRecordSchema,
@@ -291,7 +294,7 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   setCpuLimit(group: GroupPath, millicores: number | null): void {
-    const quota = millicores === null ? 'max' : String(Math.max(1000, Math.round((millicores * CPU_PERIOD_US) / 1000)));
+    const quota = millicores === null ? 'max' : String(cpuQuotaUs(millicores));
     writeText(join(this.dir(group), 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
   }
 
@@ -413,14 +416,7 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   processMemoryDirectory(pid: number): string | null {
-    try {
-      const line = readProcCgroups(pid).find((l) => l.hierarchyId === 0);
-      // Relative, so the root group ("/") gives the mount itself, not "<mount>/", which the
-      // agent's prefix check would not recognise as containing sliced's groups.
-      return line ? join(this.layout.mount, line.path.replace(/^\/+/, '')) : null;
-    } catch {
-      return null;
-    }
+    return processGroupDirectory(pid, this.layout.mount, (line) => line.hierarchyId === 0);
   }
 
   moveProcess(group: GroupPath, pid: number): void {
@@ -445,13 +441,7 @@ export class CgroupV2Backend implements CgroupBackend {
     } catch {
       // cgroup.kill arrived in Linux 5.14; signal each process on older kernels.
     }
-    for (const pid of this.procs(group)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
+    killEach(this.procs(group));
   }
 }
 

@@ -8,13 +8,14 @@
  */
 import type { Logger } from 'pino';
 import { runScript } from './nft.js';
+import { SerialQueue } from '../../core/serial-queue.js';
 
 /** How long added lines wait for more before they are written (nothing depends on them yet). */
 export const BATCH_WINDOW_MS = 50;
 
 export class NftQueue {
   private pending: string[] = [];
-  private running: Promise<void> = Promise.resolve();
+  private readonly transactions = new SerialQueue();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -36,8 +37,7 @@ export class NftQueue {
     }
     // The lines are taken when the previous transaction is done, so flushes that pile up
     // behind a running one share the next transaction.
-    this.running = this.running.then(() => this.drain());
-    return this.running;
+    return this.transactions.run(() => this.drain());
   }
 
   private async drain(): Promise<void> {
