@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { SliceAgent } from './agent.js';
 import type { IoView, Views } from './views.js';
 import { domainCreateSchema, domainUpdateSchema, parseInput, sliceCreateSchema, sliceUpdateSchema } from '../core/model.js';
-import { nameProblem } from '../core/names.js';
+import { assertValidName } from '../core/names.js';
 import { pidSchema } from '../core/pids.js';
 import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
 import { ioRoutes, ioWarnings } from './io-api.js';
@@ -35,12 +35,6 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
     return reply.code(400).send({ error: { code: 'EINVAL', message: `bad request: ${fastifyError.message}` } });
   }
   return reply.code(500).send({ error: { code: 'EIO', message: `internal error: ${(err as Error).message ?? String(err)}` } });
-}
-
-function nameParam(kind: string, value: string): string {
-  const problem = nameProblem(value);
-  if (problem) throw new SlicedError('EINVAL', `${kind} name ${JSON.stringify(value)} ${problem}`);
-  return value;
 }
 
 /** Routes of other modules (the config tree, ...), registered with the same error handling. */
@@ -118,26 +112,26 @@ export function buildApi(
     const spec = await agent.createSlice(input);
     return reply.code(201).send(withWarnings(views.slice(spec.name, false), input));
   });
-  app.get<NameParams>('/v1/slices/:name', async (request) => views.slice(nameParam('slice', request.params.name), true));
+  app.get<NameParams>('/v1/slices/:name', async (request) => views.slice(assertValidName('slice', request.params.name), true));
   app.patch<NameParams>('/v1/slices/:name', async (request) => {
-    const name = nameParam('slice', request.params.name);
+    const name = assertValidName('slice', request.params.name);
     const input = parseInput(sliceUpdateSchema, request.body, 'slice');
     await agent.updateSlice(name, input);
     return withWarnings(views.slice(name, false), input);
   });
   app.delete<NameParams>('/v1/slices/:name', async (request) => {
-    const name = nameParam('slice', request.params.name);
+    const name = assertValidName('slice', request.params.name);
     await agent.deleteSlice(name);
     return { deleted: name };
   });
   app.post<NameParams>('/v1/slices/:name/attach', async (request) => {
-    const name = nameParam('slice', request.params.name);
+    const name = assertValidName('slice', request.params.name);
     const { pid } = parseInput(pidBody, request.body, 'attach');
     await agent.attach(name, pid);
     return { slice: name, pid };
   });
   app.post<NameParams>('/v1/slices/:name/exec-plan', async (request) => {
-    const name = nameParam('slice', request.params.name);
+    const name = assertValidName('slice', request.params.name);
     const { pid } = parseInput(pidBody, request.body, 'exec');
     placement?.(name, pid);
     await agent.net?.settle(); // the command's traffic is counted from its first packet
@@ -150,27 +144,27 @@ export function buildApi(
     const spec = await agent.createDomain(input);
     return reply.code(201).send(withWarnings(views.domain(spec.name, false), input));
   });
-  app.get<NameParams>('/v1/domains/:name', async (request) => views.domain(nameParam('domain', request.params.name), true));
+  app.get<NameParams>('/v1/domains/:name', async (request) => views.domain(assertValidName('domain', request.params.name), true));
   app.patch<NameParams>('/v1/domains/:name', async (request) => {
-    const name = nameParam('domain', request.params.name);
+    const name = assertValidName('domain', request.params.name);
     const input = parseInput(domainUpdateSchema, request.body, 'domain');
     await agent.updateDomain(name, input);
     return withWarnings(views.domain(name, false), input);
   });
   app.delete<NameParams>('/v1/domains/:name', async (request) => {
-    const name = nameParam('domain', request.params.name);
+    const name = assertValidName('domain', request.params.name);
     await agent.deleteDomain(name);
     return { deleted: name };
   });
   app.post<NameParams>('/v1/domains/:name/members', async (request) => {
-    const name = nameParam('domain', request.params.name);
+    const name = assertValidName('domain', request.params.name);
     const { member } = parseInput(memberBody, request.body, 'domain member');
-    await agent.moveMember(nameParam('member', member), name);
+    await agent.moveMember(assertValidName('member', member), name);
     return views.domain(name, false);
   });
   app.delete<{ Params: { name: string; member: string } }>('/v1/domains/:name/members/:member', async (request) => {
-    const name = nameParam('domain', request.params.name);
-    const member = nameParam('member', request.params.member);
+    const name = assertValidName('domain', request.params.name);
+    const member = assertValidName('member', request.params.member);
     const domain = views.domain(name, false);
     if (!domain.members.slices.includes(member) && !domain.members.domains.includes(member)) {
       throw new SlicedError('ENOENT', `${member} is not a member of domain ${name}`);

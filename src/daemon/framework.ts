@@ -17,7 +17,7 @@ import { ConfigTree, type InfoProvider, type ProcessDirectory } from '../framewo
 import { ADMIN, TreeService } from '../framework/service.js';
 import type { FrameworkServices } from '../framework/types.js';
 import type { SliceCandidate } from '../core/load-balancing.js';
-import { sliceGroup } from '../core/layout.js';
+import { sliceGroup, sliceKey } from '../core/layout.js';
 import { IO_CAP_FIELDS, type DesiredState, type IoDeviceLimit } from '../core/model.js';
 import type { GroupPath } from '../kernel/cgroup/backend.js';
 import type { SliceGroups } from '../components/probes/slice-groups.js';
@@ -65,7 +65,7 @@ export async function startFramework(options: {
         return [...agent.state.slices.values()].map((s) => ({
           name: s.name,
           shares: s.cpu.shares,
-          usage: snapshot?.nodes.get(`slice/${s.name}`)?.usage ?? 0,
+          usage: snapshot?.nodes.get(sliceKey(s.name))?.usage ?? 0,
         }));
       },
       setFrozen: (slice: string, frozen: boolean) => {
@@ -117,7 +117,7 @@ function sliceGroups(agent: SliceAgent): SliceGroups {
       if (cache?.state !== state) {
         const names = [...state.slices.keys()].sort();
         const key = names.join('\n');
-        const labels = cache?.key === key ? cache.labels : Object.freeze(names.map((n) => `slice/${n}`));
+        const labels = cache?.key === key ? cache.labels : Object.freeze(names.map(sliceKey));
         // Paths are recomputed on every change: a move into a domain changes the group.
         cache = { state, key, labels, groups: names.map((n) => sliceGroup(state, n)) };
       }
