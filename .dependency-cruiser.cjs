@@ -72,6 +72,13 @@ module.exports = {
       to: { path: '^src/(daemon|framework|components|vsys|cluster)/' },
     },
     {
+      name: 'wire-is-types',
+      comment: 'The wire types (the JSON the API sends and receives) build on core alone, so daemon and CLI can share them.',
+      severity: 'error',
+      from: { path: room('wire') },
+      to: { path: notRooms('core', 'wire') },
+    },
+    {
       name: 'nothing-imports-daemon',
       comment: 'The daemon wires the rooms together; no room below it imports it.',
       severity: 'error',

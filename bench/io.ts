@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { ioLayoutOf, PlainIoGroups } from '../test/helpers/io.js';
 import { createLoopDevice, readScheduler, setBfqStrict, type LoopDevice } from '../src/kernel/block-devices.js';
-import type { SliceView } from '../src/daemon/views.js';
+import type { SliceView } from '../src/wire/slices.js';
 import { finish, jsonMode, machine, round, say } from './lib.js';
 
 const quick = process.argv.includes('--quick');

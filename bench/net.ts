@@ -23,7 +23,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { freePort, TestDaemon } from '../test/helpers/daemon.js';
 import { iperfServer } from '../test/helpers/net.js';
-import type { SliceView } from '../src/daemon/views.js';
+import type { SliceView } from '../src/wire/slices.js';
 import { runTool } from '../src/kernel/net/run.js';
 import { argValue, finish, inParallel, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 

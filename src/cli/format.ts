@@ -1,24 +1,10 @@
-/** Plain-text tables and key/value blocks for slicectl's human output. */
-import { formatCpu, formatMemory, formatRate, formatSizeApprox } from '../core/units.js';
+/** slicectl's human output of slices and domains (the status table is in src/wire/status.ts, shared with sliced --demo). */
+import { formatCpu, formatMemory, formatRate } from '../core/units.js';
 import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
-import type { DomainView, PidsView, SliceView, StateView } from '../daemon/views.js';
-
-export function renderTable(headers: string[], rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
-}
-
-export function renderKeyValues(pairs: Array<[string, string]>): string {
-  const width = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v}`).join('\n');
-}
+import { renderKeyValues, renderTable } from '../core/table.js';
+import type { DomainView, PidsView, SliceView } from '../wire/slices.js';
 
 const orNone = (bytes: number | null): string => (bytes === null ? 'none' : formatMemory(bytes));
 const capsText = (caps: readonly IoDeviceLimit[]): string => caps.map((c) => describeCaps(c, formatRate)).join('; ') || 'none';
@@ -57,8 +43,6 @@ function liveMemoryAndIoPairs(live: NonNullable<SliceView['live']>): Array<[stri
     ['Tasks', livePidsText(live.pids)],
   ];
 }
-
-const pct = (millicores: number, capacity: number): string => `${((millicores / capacity) * 100).toFixed(1)}%`;
 
 export function sliceDetails(slice: SliceView): string {
   const pairs: Array<[string, string]> = [
@@ -153,122 +137,4 @@ export function domainListTable(domains: DomainView[]): string {
     ]),
     new Set([2, 3, 4, 5]),
   );
-}
-
-export interface StatusDocument {
-  node: {
-    /** reserved is null on a slice's own socket: other slices' reservations are not shown there. */
-    cpu: { capacity: number; systemReserve: number; reserved: number | null };
-    backend: string;
-    cpuControl: string;
-    control: { sliceCapacity: number; systemUsage: number } | null;
-    /** Absent on a slice's own socket. */
-    pids?: {
-      space: number | null;
-      inUse: number | null;
-      sliceDefault: number | null;
-      defaultSetting: string | null;
-      enforced: boolean;
-      reason?: string;
-    };
-    /** Absent on a slice's own socket and from daemons older than this field. */
-    state?: StateView | null;
-  };
-  slices: SliceView[];
-  domains: DomainView[];
-}
-
-/** A systemd-cgtop-like table: one row per domain and slice, members indented under domains. */
-export function statusTable(status: StatusDocument): string {
-  const capacity = status.node.cpu.capacity;
-  const reserved = status.node.cpu.reserved;
-  const header =
-    reserved === null
-      ? // A slice's own view: its reservation, never a node total it cannot see.
-        `node: ${formatCpu(capacity)} CPU, system reserve ${formatCpu(status.node.cpu.systemReserve)}, ` +
-        `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}; ` +
-        `${status.slices.map((s) => `slice ${s.name} reserves ${formatCpu(s.cpu.reservation)}`).join(', ')} (other slices are not shown)`
-      : `node: ${formatCpu(capacity)} CPU, ${formatCpu(reserved)} reserved, ` +
-        `system reserve ${formatCpu(status.node.cpu.systemReserve)}, system use ${formatCpu(status.node.control?.systemUsage ?? 0)}, ` +
-        `backend cgroup ${status.node.backend}, control ${status.node.cpuControl}`;
-  const state = status.node.state ? `\n${stateLine(status.node.state)}` : '';
-  const rows: string[][] = [];
-  const byParent = new Map<string | null, Array<SliceView | DomainView>>();
-  for (const d of status.domains) byParent.set(d.parent, [...(byParent.get(d.parent) ?? []), d]);
-  for (const s of status.slices) byParent.set(s.domain, [...(byParent.get(s.domain) ?? []), s]);
-  const visit = (parent: string | null, depth: number): void => {
-    for (const item of byParent.get(parent) ?? []) {
-      const isDomain = 'members' in item;
-      const live = item.live;
-      rows.push([
-        `${'  '.repeat(depth)}${item.name}${isDomain ? '/' : ''}`,
-        formatCpu(item.cpu.reservation),
-        item.cpu.limit === null ? '-' : formatCpu(item.cpu.limit),
-        String(item.cpu.shares),
-        live ? pct(live.entitlement, capacity) : '-',
-        live ? pct(live.usage, capacity) : '-',
-        live && !isDomain ? pct(live.demand, capacity) : '-',
-        live ? formatMemory(live.memoryBytes) : '-',
-        item.memory.limit === null ? '-' : formatMemory(item.memory.limit),
-        live?.oomKills != null ? String(live.oomKills) : '-',
-        String(item.io.weight),
-        item.io.effectiveMax.length > 0 ? 'yes' : '-',
-        live?.io ? formatMemory(live.io.readBytes) : '-',
-        live?.io ? formatMemory(live.io.writeBytes) : '-',
-        live ? String(live.procs) : '-',
-        live?.pids ? String(live.pids.current) : '-',
-        item.pids.effectiveMax === null || item.pids.unavailable ? '-' : String(item.pids.effectiveMax),
-      ]);
-      if (isDomain) visit(item.name, depth + 1);
-    }
-  };
-  visit(null, 0);
-  // A slice's own view lists no domains: a member of one is shown at the top.
-  const shown = new Set(status.domains.map((d) => d.name));
-  for (const parent of byParent.keys()) if (parent !== null && !shown.has(parent)) visit(parent, 0);
-  const table = renderTable(
-    [
-      'SLICE',
-      'RESERVED',
-      'LIMIT',
-      'SHARES',
-      'ENTITLED',
-      'CPU',
-      'DEMAND',
-      'MEMORY',
-      'MEM-MAX',
-      'OOM',
-      'IO-W',
-      'IO-CAP',
-      'READ',
-      'WRITTEN',
-      'PROCS',
-      'PIDS',
-      'PIDS-MAX',
-    ],
-    rows,
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]),
-  );
-  return `${header}${state}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made; PIDS counts tasks)\n\n${table}`;
-}
-
-/** The node's PIDs in use and the slices' default limit, or why limits are not enforced. */
-function pidsLine(pids: StatusDocument['node']['pids']): string {
-  if (!pids) return '';
-  if (!pids.enforced) return `\npids: no task limits are enforced: ${pids.reason ?? 'no pids controller'}`;
-  const used = pids.inUse !== null && pids.space !== null ? `${pids.inUse} of ${pids.space} in use` : 'in use unknown';
-  const fallback = pids.sliceDefault === null ? 'none' : `${pids.sliceDefault} (${pids.defaultSetting})`;
-  return `\npids: ${used}, slice default ${fallback}`;
-}
-
-/** "state: DIR, 1.2G of 20G free" and, while the state cannot be stored, why. */
-export function stateLine(state: StateView): string {
-  const space =
-    state.freeBytes !== null && state.totalBytes !== null
-      ? `${formatSizeApprox(state.freeBytes)} of ${formatSizeApprox(state.totalBytes)} free`
-      : 'free space unknown';
-  const writable = state.writable
-    ? ''
-    : `; NOT WRITABLE since ${state.since ?? '?'}, changes are refused: ${state.error ?? 'unknown error'}`;
-  return `state: ${state.dir}, ${space}${writable}`;
 }

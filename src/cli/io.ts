@@ -1,8 +1,8 @@
 /** `slicectl io`: block devices and their I/O schedulers. sliced switches a scheduler only here, on request. */
 import type { Command } from 'commander';
 import type { ApiClient } from './client.js';
-import { renderTable } from './format.js';
-import type { IoDeviceView } from '../daemon/io-api.js';
+import { renderTable } from '../core/table.js';
+import type { IoDeviceView } from '../wire/io.js';
 
 export interface IoCliContext {
   client(command: Command): ApiClient;

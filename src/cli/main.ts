@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiClient, CliError, EXIT } from './client.js';
-import { domainDetails, domainListTable, sliceDetails, sliceListTable, statusTable, type StatusDocument } from './format.js';
+import { domainDetails, domainListTable, sliceDetails, sliceListTable } from './format.js';
 import { runInSlice } from './exec.js';
 import { registerTreeCommands } from './tree.js';
 import { addVsysCommands } from './vsys.js';
@@ -13,8 +13,9 @@ import { ioMaxArguments } from '../core/io.js';
 import { isSlicedError } from '../core/errors.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
-import type { DomainView, SliceView } from '../daemon/views.js';
-import type { ExecPlan } from '../daemon/agent.js';
+import type { DomainView, SliceView } from '../wire/slices.js';
+import type { ExecPlan } from '../wire/exec.js';
+import { statusTable, type StatusDocument } from '../wire/status.js';
 
 const DEFAULT_SOCKET = process.env.SLICED_SOCKET ?? '/run/sliced/sliced.sock';
 

@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import type { ApiClient } from './client.js';
-import { renderKeyValues, renderTable } from './format.js';
-import type { AccountRow, AccountsDocument } from '../daemon/net-api.js';
+import { renderKeyValues, renderTable } from '../core/table.js';
+import type { AccountRow, AccountsDocument } from '../wire/net.js';
 import { describeReservation, type Reservation } from '../core/net.js';
 import type { Count } from '../core/accounting.js';
 

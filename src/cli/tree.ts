@@ -5,8 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ApiClient, CliError, EXIT, exitCodeFor } from './client.js';
-import type { Entry } from '../framework/tree.js';
-import type { TreeListing } from '../daemon/tree-api.js';
+import type { Entry, TreeListing } from '../wire/tree.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 
 export interface CliContext {

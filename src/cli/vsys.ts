@@ -1,9 +1,8 @@
 /** `slicectl vsys list|log|call`: the privileged services offered to slices. */
 import type { Command } from 'commander';
 import { ApiClient, CliError, EXIT } from './client.js';
-import { renderKeyValues, renderTable } from './format.js';
-import type { AdminCallResult, ServiceView, SliceVsysView, VsysStatus } from '../vsys/broker.js';
-import type { VsysEvent } from '../vsys/events.js';
+import { renderKeyValues, renderTable } from '../core/table.js';
+import type { AdminCallResult, ServiceView, SliceVsysView, VsysEvent, VsysStatus } from '../wire/vsys.js';
 
 export interface CliContext {
   client(command: Command): ApiClient;

@@ -254,6 +254,12 @@ export interface DeviceSchedulers {
   schedulers: string[];
 }
 
+/** A block device as the kernel lists it (sys/block), with its I/O schedulers. */
+export interface BlockDevice extends DeviceSchedulers {
+  /** Kernel name, e.g. "loop0". */
+  name: string;
+}
+
 /** What decides whether io.weight can act, besides each device's scheduler. */
 export interface WeightConditions {
   /** Why sliced's groups have no BFQ weight files (no I/O controller, BFQ not loaded), or null. */

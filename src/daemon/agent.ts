@@ -12,7 +12,7 @@ import { groupKey } from '../kernel/cgroup/backend.js';
 import { createUser, deleteUser, lookupUser, type UnixUser } from '../kernel/users.js';
 import { realtimePolicyOf, resetRealtimeThreads, signalAll, threadsOf } from '../kernel/processes.js';
 import { isKernelThread, processAlive, processExists } from '../kernel/procfs.js';
-import type { SliceProcessPlan } from '../kernel/spawn.js';
+import type { ExecPlan } from '../wire/exec.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as changes from '../core/changes.js';
 import {
@@ -68,8 +68,6 @@ export interface AgentOptions {
   /** Slice networking, or null when the node has none configured. */
   net: SliceNetworks | null;
 }
-
-export type ExecPlan = SliceProcessPlan;
 
 type GroupMap = Map<string, GroupPath>; // "slice/x" | "domain/x" -> path
 

@@ -6,7 +6,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from './agent.js';
-import type { IoView, Views } from './views.js';
+import type { Views } from './views.js';
+import type { IoView } from '../wire/slices.js';
 import { domainCreateSchema, domainUpdateSchema, parseInput, sliceCreateSchema, sliceUpdateSchema } from '../core/model.js';
 import { assertValidName } from '../core/names.js';
 import { pidSchema } from '../core/pids.js';

@@ -8,7 +8,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Daemon } from './daemon.js';
 import { spawnInSlice } from '../kernel/spawn.js';
-import { statusTable, type StatusDocument } from '../cli/format.js';
+import { statusTable, type StatusDocument } from '../wire/status.js';
 import { parseInput, sliceCreateSchema, domainCreateSchema } from '../core/model.js';
 
 const DOMAIN = { name: 'demo-batch', cpu: { limit: '600m' } };

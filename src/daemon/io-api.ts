@@ -7,18 +7,14 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from './agent.js';
-import type { IoView, Views } from './views.js';
+import type { Views } from './views.js';
 import { parseInput, IO_WEIGHT_DEFAULT } from '../core/model.js';
 import { weightNoEffect } from '../core/io.js';
-import { enableBfq, listBlockDevices, weightConditions, type BlockDevice } from '../kernel/block-devices.js';
+import { enableBfq, listBlockDevices, weightConditions } from '../kernel/block-devices.js';
+import type { IoDeviceView } from '../wire/io.js';
+import type { IoView } from '../wire/slices.js';
 
 const deviceBody = z.object({ device: z.string().min(1, 'must name a device') }).strict();
-
-/** A block device as `GET /v1/io/devices` shows it. */
-export interface IoDeviceView extends BlockDevice {
-  /** Why io.weight has no effect on this device (the remedy names it "DEV"), or null when it acts. */
-  weightNoEffect: string | null;
-}
 
 /** The I/O routes, registered by buildApi beside its own (a route module, as the tree's and net's are). */
 export function ioRoutes(agent: SliceAgent, views: Views): (app: FastifyInstance) => void {

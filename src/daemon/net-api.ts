@@ -10,27 +10,9 @@ import type { SliceNetworks } from './net.js';
 import { parseInput } from '../core/model.js';
 import { assertValidName } from '../core/names.js';
 import { SlicedError } from '../core/errors.js';
-import { COLUMNS, summary, totalOf, type Count, type SliceAccount } from '../core/accounting.js';
+import { COLUMNS, summary, totalOf, type SliceAccount } from '../core/accounting.js';
 import { formatRate } from '../core/net.js';
-
-export interface AccountRow {
-  slice: string;
-  deleted: boolean;
-  /** "namespace", "host", or null for a deleted slice. */
-  network: 'namespace' | 'host' | null;
-  sent: Count;
-  received: Count;
-  loopbackSent: Count;
-  loopbackReceived: Count;
-  /** New connections dropped by the slice's conntrack limit (namespaced slices). */
-  conntrackDropped: Count;
-}
-
-export interface AccountsDocument {
-  slices: AccountRow[];
-  /** Over all slices, loopback excluded. */
-  summary: { sent: Count; received: Count };
-}
+import type { AccountRow, AccountsDocument } from '../wire/net.js';
 
 const reservationBody = z
   .object({ slice: z.string(), address: z.string(), protocol: z.string(), port: z.union([z.number(), z.string()]) })

@@ -14,7 +14,8 @@ import { SlicedError } from '../core/errors.js';
 import { pidTextSchema } from '../core/pids.js';
 import { ADMIN, type TreeService } from '../framework/service.js';
 import { describeStep } from '../framework/document.js';
-import type { ConfigTree, Entry } from '../framework/tree.js';
+import type { ConfigTree } from '../framework/tree.js';
+import type { TreeListing } from '../wire/tree.js';
 import { readSessionOf } from '../kernel/node-stats.js';
 
 const pathQuery = z.object({ path: z.string().default('/') }).strict();
@@ -29,11 +30,6 @@ const applyBody = z
   })
   .strict();
 const placementQuery = z.object({ pid: pidTextSchema, slice: z.string().optional() }).strict();
-
-export interface TreeListing extends Entry {
-  target?: string;
-  children?: TreeListing[];
-}
 
 export function registerTreeRoutes(app: FastifyInstance, service: TreeService, tree: ConfigTree): void {
   const caller = ADMIN;

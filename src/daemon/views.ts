@@ -1,114 +1,22 @@
 /**
  * JSON views of slices, domains and the node, as the API, the per-slice sockets and the
- * metrics exporter show them. CPU figures are millicores, memory figures bytes.
+ * metrics exporter show them (their shapes are the wire types, src/wire/slices.ts). CPU figures
+ * are millicores, memory figures bytes.
  */
 import type { SliceAgent } from './agent.js';
 import type { CpuController } from './controller.js';
 import { effectiveDomainLimit, effectiveSliceLimit } from '../core/limits.js';
 import { getDomain, getSlice, reservationsOf } from '../core/changes.js';
-import type { NetSpec, Reservation } from '../core/net.js';
 import { membersOf } from '../core/admission.js';
-import type { CpuAllocation, DesiredState, IoAllocation, IoDeviceLimit, MemoryAllocation, PidsAllocation } from '../core/model.js';
+import type { DesiredState, IoAllocation, IoDeviceLimit, PidsAllocation } from '../core/model.js';
 import { effectivePidsMax } from '../core/task-limits.js';
 import { readTaskCount } from '../kernel/node-stats.js';
 import { effectiveIoCaps, ioWeightNotes } from '../core/io.js';
 import { listBlockDevices, weightConditions, type BlockDevice } from '../kernel/block-devices.js';
 import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js';
-import type { IoStats, PidsStats, Pressure } from '../kernel/cgroup/backend.js';
 import type { StoreHealth } from '../cluster/embedded-store.js';
 import { fsSpace } from '../kernel/fs-space.js';
-
-export interface CpuView extends CpuAllocation {
-  /** The limit that applies after enclosing domains' limits. */
-  effectiveLimit: number | null;
-}
-
-export interface IoView extends IoAllocation {
-  /** Caps written on the group: own caps bounded by enclosing domains' (on v1 their split parts). */
-  effectiveMax: IoDeviceLimit[];
-  /**
-   * Why io.weight has no effect, one sentence per case: on a capped device that does not use
-   * BFQ, or on every device when none can carry weights. Absent when it acts.
-   */
-  weightNoEffect?: string[];
-}
-
-export interface PidsView extends PidsAllocation {
-  /** pids.max written on the group ("default" resolved), or null for no cap. */
-  effectiveMax: number | null;
-  /** Why nothing is written (no pids controller); absent when the limit is enforced. */
-  unavailable?: string;
-}
-
-export interface LiveView {
-  /** Processes in the slice (for domains: in all members). */
-  procs: number;
-  usage: number;
-  demand: number;
-  entitlement: number;
-  weight: number;
-  throttledPeriods: number;
-  throttledSeconds: number;
-  memoryBytes: number;
-  oomKills: number | null;
-  /** Cumulative block I/O (bytes and operations), or null without an I/O controller. */
-  io: IoStats | null;
-  /** avg10 pressure of the group in percent, or null where the kernel has no per-group PSI. */
-  pressure: { cpu: Pressure | null; memory: Pressure | null; io: Pressure | null };
-  /** Tasks, the kernel's pids.max, peak and refused forks; null without the pids controller. */
-  pids: PidsStats | null;
-}
-
-export interface SliceView {
-  name: string;
-  user: string;
-  uid: number | null;
-  userCreated: boolean;
-  domain: string | null;
-  cpu: CpuView;
-  memory: MemoryAllocation;
-  io: IoView;
-  pids: PidsView;
-  cgroup: string;
-  /** The slice's own network, or null when it uses the host's. */
-  net: NetView | null;
-  live?: LiveView;
-}
-
-export interface NetView extends NetSpec {
-  addresses: { v4: string; v6: string } | null;
-  netns: string | null;
-  /** Host side of the slice's veth pair (on the bridge). */
-  veth: string | null;
-  reservations: Reservation[];
-}
-
-export interface DomainView {
-  name: string;
-  parent: string | null;
-  cpu: CpuView;
-  memory: MemoryAllocation;
-  io: IoView;
-  pids: PidsView;
-  members: { slices: string[]; domains: string[] };
-  cgroup: string;
-  live?: LiveView;
-}
-
-/** The state directory: space left on its filesystem and whether the desired state can be stored. */
-export interface StateView {
-  dir: string;
-  /** Bytes sliced (root) may still write there, blocks reserved for root included; null when unreadable. */
-  freeBytes: number | null;
-  /** Bytes unprivileged users (slices) may still write on that filesystem. */
-  availableBytes: number | null;
-  totalBytes: number | null;
-  freeInodes: number | null;
-  /** False while writes of the state fail; `error` says why, `since` since when. */
-  writable: boolean;
-  error: string | null;
-  since: string | null;
-}
+import type { DomainView, IoView, LiveView, PidsView, SliceView, StateView } from '../wire/slices.js';
 
 /** Where the state is kept, for status and metrics. */
 export interface StateSource {

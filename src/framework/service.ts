@@ -14,7 +14,8 @@
 import { SlicedError } from '../core/errors.js';
 import { SerialQueue } from '../core/serial-queue.js';
 import type { Store, StoreOp } from '../cluster/store.js';
-import { ConfigTree, splitPath, type Entry, type Mutation } from './tree.js';
+import { ConfigTree, splitPath, type Mutation } from './tree.js';
+import type { Entry } from '../wire/tree.js';
 import { describeStep, executePlan, parseTreeYaml, planApply, treeToYaml, type PlanStep, type TreeDocument } from './document.js';
 import { checkPlan, describeProblems, type PlanProblem } from './plan-check.js';
 import type { TypeRegistry } from './registry.js';

@@ -19,6 +19,7 @@
  */
 import { SlicedError, type ErrorCode } from '../core/errors.js';
 import { nameProblem } from '../core/names.js';
+import type { Entry } from '../wire/tree.js';
 import type { Output } from './dataflow.js';
 import {
   FilterInstance,
@@ -107,12 +108,6 @@ export type Mutation =
   | { op: 'write'; path: string; value: string; seq: number }
   | { op: 'ln'; path: string; target: string; seq: number }
   | { op: 'rm'; path: string };
-
-export interface Entry {
-  name: string;
-  kind: 'dir' | 'file' | 'link';
-  writable: boolean;
-}
 
 /** Read-only views under /slices, /domains and /nodes, provided by the daemon. */
 export interface InfoProvider {

@@ -6,20 +6,12 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { parseMajMin, type WeightConditions } from '../core/io.js';
+import { parseMajMin, type BlockDevice, type WeightConditions } from '../core/io.js';
 import { SlicedError } from '../core/errors.js';
 
-const SYS = '/sys';
+export type { BlockDevice } from '../core/io.js';
 
-export interface BlockDevice {
-  /** MAJ:MIN */
-  device: string;
-  /** Kernel name, e.g. "loop0". */
-  name: string;
-  /** Active scheduler ("none" when the queue has none) and the ones offered. */
-  scheduler: string | null;
-  schedulers: string[];
-}
+const SYS = '/sys';
 
 function kind(path: string): string {
   const st = statSync(path);

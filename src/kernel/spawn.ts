@@ -10,17 +10,9 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { restoreStreams, shellQuote, type TerminalPlan } from '../core/terminal.js';
+import type { SliceProcessPlan } from '../core/exec-plan.js';
 
-export interface SliceProcessPlan {
-  slice: string;
-  user: string;
-  uid: number;
-  gid: number;
-  home: string;
-  procsFiles: string[];
-  /** The slice's network namespace (/run/netns/<name>), or null for the host's network. */
-  netns: string | null;
-}
+export type { SliceProcessPlan } from '../core/exec-plan.js';
 
 /** Exit status of the wrapper when the process could not join the slice's groups. */
 export const JOIN_FAILED_STATUS = 125;

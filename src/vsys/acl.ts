@@ -7,8 +7,7 @@
  * ignored; they never grant anything (fail-closed).
  */
 import { nameProblem } from '../core/names.js';
-
-export type AccessMode = 'r' | 'w' | 'rw';
+import type { AccessMode } from '../wire/vsys.js';
 
 export interface AclProblem {
   line: number;

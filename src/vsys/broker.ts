@@ -21,14 +21,15 @@ import {
   removeDirectory,
   type OpenedFifo,
 } from '../kernel/fifo.js';
-import { canRead, canWrite, type AccessMode } from './acl.js';
+import { canRead, canWrite } from './acl.js';
 import { grantKey, grantsBySlice, type Grant } from './catalog.js';
-import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
-import { Channel, type ChannelStatus } from './channel.js';
-import { VsysEvents, type EventFilter, type VsysEvent } from './events.js';
+import { callFailed, describeCall, runCall, type VsysLimits } from './call.js';
+import { Channel } from './channel.js';
+import { VsysEvents, type EventFilter } from './events.js';
 import { ServicesDirectory } from './services.js';
 import { BufferSink, DiscardSink } from './sink.js';
 import { Slots } from './slots.js';
+import type { AccessMode, AdminCallResult, ServiceView, SliceVsysView, VsysEvent, VsysStatus } from '../wire/vsys.js';
 
 const VERIFY_MS = 2000;
 
@@ -59,40 +60,6 @@ interface SliceVsys {
   refused: Map<string, string>;
   grants: Map<string, Grant>;
   channels: Map<string, Channel>;
-}
-
-export interface ServiceView {
-  name: string;
-  /** The slice of a private service, null for a public one. */
-  private: string | null;
-  script: string;
-  stateful: boolean;
-  /** The ACL as written (null: no ACL file). */
-  acl: Record<string, AccessMode> | null;
-  /** Existing slices that have it now, with their mode. */
-  slices: Record<string, AccessMode>;
-}
-
-export interface SliceVsysView {
-  slice: string;
-  dir: string;
-  services: ChannelStatus[];
-  refused: Record<string, string>;
-}
-
-export interface VsysStatus {
-  servicesDir: string;
-  sliceRoot: string;
-  /** Why every service is withdrawn (the services directory is unsafe or unreadable), or null. */
-  withdrawn: string | null;
-}
-
-export interface AdminCallResult extends CallResult {
-  /** Base64 of the output (empty when the slice has only `w` access: it would not see it). */
-  output: string;
-  outputVisible: boolean;
-  summary: string;
-  failed: boolean;
 }
 
 export class VsysBroker {

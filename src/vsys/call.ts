@@ -8,6 +8,7 @@ import type { Grant } from './catalog.js';
 import type { VsysEvents } from './events.js';
 import { ServiceProcess } from './process.js';
 import type { Sink } from './sink.js';
+import type { CallResult } from '../wire/vsys.js';
 
 export interface VsysLimits {
   /** A one-shot call's script is stopped after this long; output waits as long for a reader. */
@@ -18,21 +19,6 @@ export interface VsysLimits {
   maxOutputBytes: number;
   /** Calls of one slice running at once. */
   maxCallsPerSlice: number;
-}
-
-export interface CallResult {
-  service: string;
-  slice: string;
-  exitCode: number | null;
-  signal: string | null;
-  bytesIn: number;
-  bytesOut: number;
-  /** Output bytes that did not reach the slice (no reader in time, reader left, refused FIFO, `w` only). */
-  outputDropped: number;
-  durationMs: number;
-  timedOut: boolean;
-  inputTooLarge: boolean;
-  outputTruncated: boolean;
 }
 
 export interface CallOptions {

@@ -9,7 +9,8 @@
  *   lines naming other slices are ignored.
  * - A private service hides a public one of the same name for its slice.
  */
-import type { AccessMode, Acl } from './acl.js';
+import type { Acl } from './acl.js';
+import type { AccessMode } from '../wire/vsys.js';
 
 export interface ScannedService {
   name: string;

@@ -29,11 +29,12 @@ import { join } from 'node:path';
 import { openFifo, RefusedFile, type FifoCheck } from '../kernel/fifo.js';
 import { canRead, canWrite } from './acl.js';
 import type { Grant } from './catalog.js';
-import { callFailed, describeCall, runCall, type CallResult, type VsysLimits } from './call.js';
-import type { VsysEvents, VsysLevel } from './events.js';
+import { callFailed, describeCall, runCall, type VsysLimits } from './call.js';
+import type { VsysEvents } from './events.js';
 import { ServiceProcess, type ServiceStdio } from './process.js';
 import { DiscardSink, FifoSink, type Sink } from './sink.js';
 import type { Slots } from './slots.js';
+import type { CallResult, ChannelState, ChannelStatus, VsysLevel } from '../wire/vsys.js';
 
 /** How often an `r`-only one-shot channel looks for a reader of `NAME.out`. */
 const READER_POLL_MS = 100;
@@ -54,21 +55,6 @@ export interface ChannelContext {
   inode(file: string): number | null;
   /** The slice's cgroup.procs files now: scripts run in the slice's groups. */
   procsFiles(): string[];
-}
-
-export type ChannelState = 'idle' | 'waiting' | 'running' | 'instance' | 'restarting';
-
-export interface ChannelStatus {
-  service: string;
-  mode: Grant['mode'];
-  stateful: boolean;
-  private: boolean;
-  in: string | null;
-  out: string | null;
-  state: ChannelState;
-  calls: number;
-  pid: number | null;
-  lastCall: CallResult | null;
 }
 
 interface RunningCall {

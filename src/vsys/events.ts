@@ -4,17 +4,7 @@
  * `slicectl vsys log` reads.
  */
 import type { Logger } from 'pino';
-
-export type VsysLevel = 'debug' | 'info' | 'warn' | 'error';
-
-export interface VsysEvent {
-  time: string;
-  level: VsysLevel;
-  service: string | null;
-  slice: string | null;
-  message: string;
-  details?: Record<string, unknown>;
-}
+import type { VsysEvent, VsysLevel } from '../wire/vsys.js';
 
 export interface EventFilter {
   service?: string;

@@ -12,7 +12,7 @@ import { TestDaemon, run, SLICECTL } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { freePid } from '../helpers/procs.js';
-import type { SliceView, DomainView } from '../../src/daemon/views.js';
+import type { SliceView, DomainView } from '../../src/wire/slices.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/cli: ${skip}\n`);

@@ -19,7 +19,7 @@ import { KernelGroups } from '../helpers/cgroups.js';
 import { fuzzSeed, prng } from '../helpers/prng.js';
 import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import { readCpuBusyNs } from '../../src/kernel/node-stats.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 const skip = kernelSkipReason();

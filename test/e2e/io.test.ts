@@ -30,8 +30,8 @@ import {
   type IoLayout,
 } from '../helpers/io.js';
 import { createLoopDevice, readScheduler, type LoopDevice } from '../../src/kernel/block-devices.js';
-import type { SliceView } from '../../src/daemon/views.js';
-import type { IoDeviceView } from '../../src/daemon/io-api.js';
+import type { SliceView } from '../../src/wire/slices.js';
+import type { IoDeviceView } from '../../src/wire/io.js';
 
 const MiB = 1024 * 1024;
 const skip =

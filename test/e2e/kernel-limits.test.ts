@@ -13,7 +13,7 @@ import { SLICECTL, TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { Burners } from '../helpers/cpu-load.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/kernel-limits: ${skip}\n`);

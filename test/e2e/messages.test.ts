@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, userIds } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { freePid } from '../helpers/procs.js';
-import type { StatusDocument } from '../../src/cli/format.js';
+import type { StatusDocument } from '../../src/wire/status.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/messages: ${skip}\n`);

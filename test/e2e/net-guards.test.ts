@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { SLICED, TestDaemon, freePort, run } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason } from '../helpers/env.js';
 import { leftovers, netSkipReason, readSysctl, startInSlice, type SliceProcess } from '../helpers/net.js';
-import type { SliceView } from '../../src/daemon/views.js';
-import type { AccountRow } from '../../src/daemon/net-api.js';
+import type { SliceView } from '../../src/wire/slices.js';
+import type { AccountRow } from '../../src/wire/net.js';
 
 const skip = kernelSkipReason() ?? netSkipReason() ?? commandSkipReason('curl', 'curl');
 if (skip) process.stderr.write(`SKIP e2e/net-guards: ${skip}\n`);

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { TestDaemon, run } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { Scripts, leftovers, netSkipReason, readSysctl, startInSlice, type SliceProcess } from '../helpers/net.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 import type { Reservation } from '../../src/core/net.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, type SliceProcess } from '../helpers/net.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/net-rates: ${skip}\n`);

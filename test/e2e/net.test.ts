@@ -14,9 +14,9 @@ import { spawnSync } from 'node:child_process';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { iperfClient, iperfServer, leftovers, netSkipReason, readSysctl, vethCounters } from '../helpers/net.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 import { hostMaps, parseCounterName, readCounters } from '../../src/kernel/net/nft.js';
-import type { AccountRow, AccountsDocument } from '../../src/daemon/net-api.js';
+import type { AccountRow, AccountsDocument } from '../../src/wire/net.js';
 
 const skip = kernelSkipReason() ?? netSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/net: ${skip}\n`);

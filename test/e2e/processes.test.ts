@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, SLICECTL } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
-import type { SliceView } from '../../src/daemon/views.js';
+import type { SliceView } from '../../src/wire/slices.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/processes: ${skip}\n`);

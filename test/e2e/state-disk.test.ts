@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, freePort, run } from '../helpers/daemon.js';
 import { kernelSkipReason } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
-import type { SliceView, StateView } from '../../src/daemon/views.js';
+import type { SliceView, StateView } from '../../src/wire/slices.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/state-disk: ${skip}\n`);

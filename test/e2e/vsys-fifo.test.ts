@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, TestDaemon, userIds, type CliResult } from '../helpers/daemon.js';
 import { commandSkipReason, kernelSkipReason, SLOW } from '../helpers/env.js';
-import type { SliceVsysView } from '../../src/vsys/broker.js';
+import type { SliceVsysView } from '../../src/wire/vsys.js';
 
 const skip =
   kernelSkipReason() ??

@@ -25,7 +25,7 @@ import { ROOT, run, SLICED, TestDaemon, userIds, type CliResult } from '../helpe
 import { parseAcl } from '../../src/vsys/acl.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
-import type { SliceVsysView } from '../../src/vsys/broker.js';
+import type { SliceVsysView } from '../../src/wire/vsys.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/vsys: ${skip}\n`);

@@ -34,31 +34,8 @@ export interface MemoryStats {
   oomKills: number | null;
 }
 
-/** Cumulative block I/O of a group and its descendants, summed over devices. */
-export interface IoStats {
-  readBytes: number;
-  writeBytes: number;
-  readOps: number;
-  writeOps: number;
-}
-
-/** The pids controller's figures of a group (tasks: processes and threads). */
-export interface PidsStats {
-  /** Tasks in the group and below (pids.current). */
-  current: number;
-  /** pids.max, or null for "max". */
-  max: number | null;
-  /** Most tasks seen at once (pids.peak), or null where the kernel has no such file. */
-  peak: number | null;
-  /** Forks refused because of a pids limit ("max" in pids.events). */
-  refused: number;
-}
-
-/** avg10 of a pressure file, in percent. */
-export interface Pressure {
-  some: number;
-  full: number;
-}
+export type { IoStats, PidsStats, Pressure } from '../../core/group-stats.js';
+import type { IoStats, PidsStats, Pressure } from '../../core/group-stats.js';
 
 export type { PressureResource } from '../node-stats.js';
 import type { PressureResource } from '../node-stats.js';
