@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { SlicedError } from '../../core/errors.js';
+import { SerialQueue } from '../../core/serial-queue.js';
 import type { DesiredState } from '../../core/model.js';
 import type { StateRepository } from './state-repository.js';
 
@@ -13,7 +14,7 @@ import type { StateRepository } from './state-repository.js';
 const STORE_RETRY_MS = 2000;
 
 export class ChangeQueue {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly changes = new SerialQueue();
   /** The store write of the last change (see run()). */
   private durable: Promise<void> = Promise.resolve();
   /** Set when the store failed to make a change durable; cleared by resync(). */
@@ -50,9 +51,7 @@ export class ChangeQueue {
       // Work that stores nothing does not depend on a write that failed before it.
       return { value, durable: stores || !this.storeFailure ? this.durable : Promise.resolve() };
     };
-    const run = this.chain.then(guarded, guarded);
-    this.chain = run.catch(() => undefined);
-    return run.then(async ({ value, durable }) => {
+    return this.changes.run(guarded).then(async ({ value, durable }) => {
       await durable;
       return value;
     });
