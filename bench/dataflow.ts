@@ -16,6 +16,7 @@ import { Subject, filter, map, distinctUntilChanged } from 'rxjs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigTree, type DirNode } from '../src/framework/tree.js';
 import { TypeRegistry } from '../src/framework/registry.js';
+import { BUILTIN_TYPES } from '../src/components/builtins.js';
 import type { Output } from '../src/framework/dataflow.js';
 import type { PolicyType, ProbeType } from '../src/framework/types.js';
 import type { ProbeInstance } from '../src/framework/instances.js';
@@ -73,7 +74,7 @@ const reactingPolicy: PolicyType = {
 };
 
 async function buildChain(): Promise<{ tree: ConfigTree; output: Output; probe: ProbeInstance }> {
-  const registry = new TypeRegistry();
+  const registry = new TypeRegistry({ builtins: BUILTIN_TYPES });
   registry.add(benchProbe);
   registry.add(countingPolicy);
   registry.add(reactingPolicy);

@@ -1,7 +1,8 @@
 /**
  * Wiring of the scheduler framework into the node agent: the type registry (built-ins,
- * plugin folders, sliced-plugin-* packages), the services components get (the controller,
- * slice freezing, CPU affinity, remote values), the read-only views under /slices,
+ * plugin folders, sliced-plugin-* packages), the typed services components get
+ * (src/framework/handle.ts: /proc readings, the slices' groups, the controller, slice
+ * freezing, CPU affinity, remote values), the read-only views under /slices,
  * /domains and /nodes, process lookups for process sets, and the tree service restored
  * from the store (the default tree, defaults/tree.yaml, on the first start).
  */
@@ -13,17 +14,17 @@ import type { Logger } from 'pino';
 import type { Store } from '../cluster/store.js';
 import { StoreRemoteValues } from '../cluster/remote-values.js';
 import { TypeRegistry } from '../framework/registry.js';
+import { BUILTIN_TYPES } from '../components/builtins.js';
 import { ConfigTree, type InfoProvider, type ProcessDirectory } from '../framework/tree.js';
 import { ADMIN, TreeService } from '../framework/service.js';
-import type { FrameworkServices } from '../framework/types.js';
+import type { FrameworkServices, SliceGroups } from '../framework/handle.js';
 import type { SliceCandidate } from '../core/load-balancing.js';
 import { sliceGroup, sliceKey } from '../core/layout.js';
 import { IO_CAP_FIELDS, type DesiredState, type IoDeviceLimit } from '../core/model.js';
 import type { GroupPath } from '../kernel/cgroup/backend.js';
-import type { SliceGroups } from '../components/probes/slice-groups.js';
 import { cpuOfProcess, pinProcessToCpu } from '../kernel/processes.js';
 import { processAlive } from '../kernel/procfs.js';
-import { readSessionOf } from '../kernel/node-stats.js';
+import { procNodeStats, readSessionOf } from '../kernel/node-stats.js';
 import type { SliceAgent } from './agent.js';
 import type { CpuController } from './controller.js';
 import type { Views } from './views.js';
@@ -50,11 +51,12 @@ export async function startFramework(options: {
 }): Promise<Framework> {
   const { config, agent, controller, views, store, log } = options;
   const nodeName = config.nodeName ?? hostname();
-  const registry = new TypeRegistry({ pluginDirs: config.pluginDirs });
+  const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, pluginDirs: config.pluginDirs });
   const frameworkLog = log.child({ component: 'framework' });
   const services: FrameworkServices = {
     nodeName,
     log: frameworkLog,
+    nodeStats: procNodeStats(),
     cpuController: controller,
     remote: new StoreRemoteValues(store, nodeName),
     affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
@@ -110,8 +112,11 @@ async function applyControlSettings(service: TreeService, tree: ConfigTree, conf
 /** The slices' groups for per-slice probes; labels stay the same array while the set of slices does. */
 function sliceGroups(agent: SliceAgent): SliceGroups {
   let cache: { state: DesiredState; key: string; labels: readonly string[]; groups: GroupPath[] } | null = null;
+  const backend = agent.backend;
   return {
-    backend: agent.backend,
+    readIo: (group) => backend.readIo(group),
+    readMemory: (group) => backend.readMemory(group),
+    readPressure: (group, resource) => backend.readPressure(group, resource),
     list() {
       const state = agent.state;
       if (cache?.state !== state) {

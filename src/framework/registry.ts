@@ -1,10 +1,13 @@
 /**
  * The registry of component types. A type's module is loaded the first time its name is
- * used (`mkdir /probes/cpu` loads the cpu probe), from, in this order: the built-ins, the
- * plugin folders configured in the daemon (`<folder>/<type>.js` or `.mjs`), and installed
- * npm packages named `sliced-plugin-*` whose package.json lists the type under
- * `"sliced": {"types": [...]}`. Plugin code runs as root inside the daemon, so plugin
- * folders and files must belong to root and not be writable by group or others.
+ * used (`mkdir /probes/cpu` loads the cpu probe), from, in this order: the built-ins (a list
+ * the host hands over: src/components/builtins.ts in the daemon), the plugin folders
+ * configured in the daemon (`<folder>/<type>.js` or `.mjs`), and installed npm packages
+ * named `sliced-plugin-*` whose package.json lists the type under `"sliced": {"types": [...]}`.
+ * Plugin code runs as root inside the daemon, so plugin folders and files must belong to
+ * root and not be writable by group or others. A type name
+ * is registered once: a second registration (built-in list, add(), a module exporting it) is
+ * an error naming both sources.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -15,33 +18,12 @@ import type { ComponentType, PluginExport } from './types.js';
 
 export const TYPE_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
-type Loader = () => Promise<{ default: PluginExport }>;
-
-/** Built-in component modules, loaded on first use. */
-const BUILTINS: Record<string, Loader> = {
-  cpu: () => import('../components/probes/cpu.js'),
-  load: () => import('../components/probes/load.js'),
-  mem: () => import('../components/probes/mem.js'),
-  psi: () => import('../components/probes/psi.js'),
-  slice_usage: () => import('../components/probes/slice-usage.js'),
-  io_usage: () => import('../components/probes/io-usage.js'),
-  mem_usage: () => import('../components/probes/mem-usage.js'),
-  process_load: () => import('../components/probes/process-load.js'),
-  threshold: () => import('../components/filters/threshold.js'),
-  freq_limit: () => import('../components/filters/freq-limit.js'),
-  ewma: () => import('../components/filters/ewma.js'),
-  rate: () => import('../components/filters/rate.js'),
-  hysteresis: () => import('../components/filters/hysteresis.js'),
-  remote_cache: () => import('../components/filters/remote-cache.js'),
-  echo_policy: () => import('../components/policies/echo-policy.js'),
-  entitlement: () => import('../components/policies/entitlement.js'),
-  round_robin: () => import('../components/policies/round-robin.js'),
-  least_loaded: () => import('../components/policies/least-loaded.js'),
-  mosix_load_balancer: () => import('../components/policies/mosix-load-balancer.js'),
-  swap_avoidance: () => import('../components/policies/swap-avoidance.js'),
-};
+/** Built-in component modules by type name, each loaded on first use. */
+export type BuiltinTypes = Readonly<Record<string, () => Promise<{ default: PluginExport }>>>;
 
 export interface RegistryOptions {
+  /** The built-in types (the daemon passes src/components/builtins.ts); none when absent. */
+  builtins?: BuiltinTypes;
   pluginDirs?: readonly string[];
   /** Folders holding node_modules with sliced-plugin-* packages; defaults to sliced's own. */
   packageRoots?: readonly string[];
@@ -51,6 +33,8 @@ export interface RegistryOptions {
 
 export class TypeRegistry {
   private readonly types = new Map<string, ComponentType>();
+  /** Where each registered type name comes from, for the duplicate error. */
+  private readonly sources = new Map<string, string>();
   private readonly valueTypes = new Map<string, ValueType>();
   private readonly loading = new Map<string, Promise<ComponentType>>();
   private packageIndex: Map<string, string> | null = null;
@@ -58,15 +42,36 @@ export class TypeRegistry {
 
   constructor(options: RegistryOptions = {}) {
     this.opts = {
+      builtins: options.builtins ?? {},
       pluginDirs: options.pluginDirs ?? [],
       packageRoots: options.packageRoots ?? [defaultPackageRoot()],
       checkOwnership: options.checkOwnership ?? true,
     };
     for (const vt of BUILTIN_VALUE_TYPES) this.valueTypes.set(vt.name, vt);
+    for (const name of Object.keys(this.opts.builtins)) this.sources.set(name, `built-in ${name}`);
   }
 
-  /** Register a type directly (built-in wiring and tests). */
-  add(type: ComponentType): void {
+  /** Register a type directly (hosts and tests); `source` names the registrant in errors. */
+  add(type: ComponentType, source = 'registry.add()'): void {
+    this.assertFree(type.name, source);
+    this.register(type, source);
+  }
+
+  /** EEXIST naming both sources when `name` is already registered by someone else. */
+  private assertFree(name: string, source: string): void {
+    const first = this.sources.get(name);
+    // A built-in's name is reserved from the start; only its own module may then fill it in.
+    const builtinLoading = first === `built-in ${name}` && source === first && !this.types.has(name);
+    if (first !== undefined && !builtinLoading) {
+      throw new SlicedError(
+        'EEXIST',
+        `component type ${name} is registered twice: by ${first} and by ${source}; a type name may be registered once`,
+      );
+    }
+  }
+
+  private register(type: ComponentType, source: string): void {
+    this.sources.set(type.name, source);
     this.types.set(type.name, type);
   }
 
@@ -92,7 +97,7 @@ export class TypeRegistry {
 
   /** Every type name that can be loaded (built-ins, plugin folders, packages). */
   available(): string[] {
-    const names = new Set<string>([...Object.keys(BUILTINS), ...this.types.keys()]);
+    const names = new Set<string>([...Object.keys(this.opts.builtins), ...this.types.keys()]);
     for (const dir of this.opts.pluginDirs) {
       if (!existsSync(dir)) continue;
       for (const file of readdirSync(dir)) {
@@ -120,7 +125,7 @@ export class TypeRegistry {
   }
 
   private async loadModule(name: string): Promise<ComponentType> {
-    const builtin = BUILTINS[name];
+    const builtin = Object.hasOwn(this.opts.builtins, name) ? this.opts.builtins[name] : undefined;
     if (builtin) return this.install(name, await builtin(), `built-in ${name}`);
     for (const dir of this.opts.pluginDirs) {
       for (const ext of ['.js', '.mjs']) {
@@ -148,11 +153,20 @@ export class TypeRegistry {
       throw new SlicedError('EINVAL', `${origin} has no default export describing component types`);
     const list = 'types' in exported ? exported.types : [exported];
     if ('types' in exported) for (const vt of exported.valueTypes ?? []) this.addValueType(vt);
+    // Check every type before registering any, so a refused module leaves nothing behind.
+    const seen = new Set<string>();
     for (const type of list) {
       validateType(type, origin);
       for (const vt of referencedValueTypes(type)) this.valueType(vt);
-      this.types.set(type.name, type);
+      this.assertFree(type.name, origin);
+      if (seen.has(type.name))
+        throw new SlicedError(
+          'EEXIST',
+          `component type ${type.name} is registered twice: ${origin} exports it twice; a type name may be registered once`,
+        );
+      seen.add(type.name);
     }
+    for (const type of list) this.register(type, origin);
     const found = this.types.get(name);
     if (!found) throw new SlicedError('EINVAL', `${origin} does not export a component type named ${name}`);
     return found;

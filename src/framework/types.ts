@@ -7,6 +7,9 @@
  * array of them, plus optional value types). See examples/plugins/ and the README.
  */
 import type { Value, ValueType } from './value.js';
+import type { FrameworkServices, Logger } from './handle.js';
+
+export type { FrameworkServices, Logger } from './handle.js';
 
 export type AttributeValue = number | string;
 
@@ -16,13 +19,6 @@ export interface AttributeSpec {
   default: AttributeValue;
   /** Turn written text into a value, or throw Error with a sentence saying what is allowed. */
   parse(text: string): AttributeValue;
-}
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
 }
 
 /** A task about to be placed: the parent's identity as the kernel knows it. */
@@ -42,22 +38,13 @@ export interface ProcessSetView {
   pids(): number[];
 }
 
-/**
- * Services the daemon lends to components. Kept abstract so the framework does not depend
- * on the agent; the daemon provides the implementation (src/daemon/framework-services.ts).
- */
-export interface FrameworkServices {
-  nodeName: string;
-  log: Logger;
-  [service: string]: unknown;
-}
-
 export interface ComponentContext {
   /** Path of the component in the tree, e.g. /probes/cpu. */
   path: string;
   /** Current attribute values (updated in place when someone writes one). */
   attrs: Record<string, AttributeValue>;
   log: Logger;
+  /** The host's typed services (src/framework/handle.ts); take a required one with need(ctx, name). */
   services: FrameworkServices;
   /** The value type a filter carries (that of the slot it sits in). */
   valueType?: ValueType;

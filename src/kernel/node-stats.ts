@@ -102,3 +102,14 @@ export function readSessionOf(pid: number, procRoot = '/proc'): number | null {
     return null;
   }
 }
+
+/** The readings above as one object: the framework's NodeStats service (src/framework/handle.ts). */
+export function procNodeStats(procRoot = '/proc') {
+  return {
+    cpuBusyNs: () => readCpuBusyNs(procRoot),
+    loadAverage: () => readLoadAverage(procRoot),
+    memoryInfo: () => readMemoryInfo(procRoot),
+    pressure: (resource: PressureResource) => readPressure(resource, procRoot),
+    processTimes: () => readAllProcessTimes(procRoot),
+  };
+}

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { isSlicedError } from '../../src/core/errors.js';
 import { TypeRegistry } from '../../src/framework/registry.js';
+import { BUILTIN_TYPES } from '../../src/components/builtins.js';
 import { ConfigTree, type DirNode } from '../../src/framework/tree.js';
 import type { Timers } from '../../src/framework/instances.js';
 import type { AttributeSpec, FrameworkServices, Logger, PolicyType, ProbeType } from '../../src/framework/types.js';
@@ -208,9 +209,12 @@ export function makeTree(options: { services?: Partial<FrameworkServices> } = {}
   fakes: Fakes;
 } {
   const fakes = makeFakes();
-  const registry = new TypeRegistry({ packageRoots: [] });
-  for (const t of [fakes.probe, fakes.probeNotifyUnchanged, fakes.memProbe, fakes.loadBalancing, fakes.counter, fakes.placer])
-    registry.add(t);
+  const types = [fakes.probe, fakes.probeNotifyUnchanged, fakes.memProbe, fakes.loadBalancing, fakes.counter, fakes.placer];
+  // The fakes stand in for the built-ins of the same name (cpu): a name is registered once.
+  const faked = new Set(types.map((t) => t.name));
+  const builtins = Object.fromEntries(Object.entries(BUILTIN_TYPES).filter(([name]) => !faked.has(name)));
+  const registry = new TypeRegistry({ builtins, packageRoots: [] });
+  for (const t of types) registry.add(t);
   const timers = new FakeTimers();
   const tree = new ConfigTree({ registry, services: { nodeName: 'n1', log: silentLog, ...options.services }, timers });
   return { tree, registry, timers, fakes };

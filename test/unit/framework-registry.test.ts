@@ -9,6 +9,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TypeRegistry } from '../../src/framework/registry.js';
+import { BUILTIN_TYPES } from '../../src/components/builtins.js';
+import type { FilterType } from '../../src/framework/types.js';
 import { isSlicedError } from '../../src/core/errors.js';
 
 const FILTER = (name: string) => `export default {
@@ -41,7 +43,7 @@ describe('TypeRegistry', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('built-in types load on first use and are then cached', async () => {
-    const registry = new TypeRegistry({ packageRoots: [] });
+    const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, packageRoots: [] });
     assert.equal(registry.peek('threshold'), undefined, 'not loaded before first use');
     const type = await registry.load('threshold');
     assert.equal(type.kind, 'filter');
@@ -69,7 +71,7 @@ describe('TypeRegistry', () => {
   });
 
   test('unknown or malformed type names are ENOENT with a sentence', async () => {
-    const registry = new TypeRegistry({ packageRoots: [] });
+    const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, packageRoots: [] });
     await assert.rejects(registry.load('no_such_type'), refusal('ENOENT', /no component type "no_such_type"/));
     await assert.rejects(registry.load('../etc/passwd'), refusal('ENOENT', /type names are lower-case letters, digits and "_"/));
     await assert.rejects(registry.load('Threshold'), refusal('ENOENT', /is not a component type/));
@@ -135,6 +137,56 @@ describe('TypeRegistry', () => {
     assert.ok(!names.includes('left_pad'));
     assert.ok(!names.includes('BAD NAME'));
     assert.equal((await registry.load('demo_filter')).name, 'demo_filter');
+  });
+
+  test('a type name registered twice is EEXIST naming the type and both sources', async () => {
+    const filter = (name: string): FilterType => ({
+      kind: 'filter',
+      name,
+      description: 'test filter',
+      create: () => ({ update: () => false }),
+    });
+    const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, packageRoots: [] });
+    registry.add(filter('twice'), 'the first test');
+    assert.throws(
+      () => registry.add(filter('twice'), 'the second test'),
+      refusal('EEXIST', /component type twice is registered twice: by the first test and by the second test/),
+    );
+    // A built-in's name is taken from the start, loaded or not.
+    assert.throws(
+      () => registry.add(filter('ewma'), 'a test'),
+      refusal('EEXIST', /type ewma is registered twice: by built-in ewma and by a test/),
+    );
+    await registry.load('threshold');
+    assert.throws(() => registry.add(filter('threshold')), refusal('EEXIST', /by built-in threshold and by registry\.add\(\)/));
+
+    // A plugin module exporting a built-in's name is refused, and registers none of its types.
+    const root = join(dir, 'shadowing');
+    const pkg = join(root, 'node_modules', 'sliced-plugin-shadow');
+    mkdirSync(pkg, { recursive: true, mode: 0o755 });
+    writeFileSync(
+      join(pkg, 'package.json'),
+      JSON.stringify({ name: 'sliced-plugin-shadow', type: 'module', sliced: { types: ['shadow_filter'] } }),
+      { mode: 0o644 },
+    );
+    const entry = (name: string) => FILTER(name).replace('export default ', '').replace(/;\n$/, '');
+    writeFileSync(join(pkg, 'index.js'), `export default { types: [${entry('shadow_filter')}, ${entry('rate')}] };\n`, { mode: 0o644 });
+    const shadowed = new TypeRegistry({ builtins: BUILTIN_TYPES, packageRoots: [root], checkOwnership: asRoot });
+    await assert.rejects(
+      shadowed.load('shadow_filter'),
+      refusal('EEXIST', /component type rate is registered twice: by built-in rate and by .*sliced-plugin-shadow\/index\.js/),
+    );
+    assert.equal(shadowed.peek('shadow_filter'), undefined);
+    assert.equal((await shadowed.load('rate')).description, (await import('../../src/components/filters/rate.js')).default.description);
+  });
+
+  test('the registry itself knows no component: built-ins come from the list its host hands it', async () => {
+    const bare = new TypeRegistry({ packageRoots: [] });
+    assert.deepEqual(bare.available(), []);
+    await assert.rejects(bare.load('cpu'), refusal('ENOENT', /no component type "cpu"/));
+    // Names of Object.prototype are not built-ins.
+    const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, packageRoots: [] });
+    await assert.rejects(registry.load('constructor'), refusal('ENOENT', /no component type "constructor"/));
   });
 
   test('value types: plugins may add new ones, but not redefine a built-in differently', () => {

@@ -6,7 +6,7 @@
  */
 import { Value } from '../../framework/value.js';
 import { numberAttribute, type ComponentContext, type FilterBehaviour, type FilterType } from '../../framework/types.js';
-import type { RemoteValues } from '../../cluster/remote-values.js';
+import type { RemoteValues } from '../../framework/handle.js';
 
 class RemoteCache implements FilterBehaviour {
   private readonly remote: RemoteValues | undefined;
@@ -19,7 +19,8 @@ class RemoteCache implements FilterBehaviour {
   private busy = false;
 
   constructor(private readonly ctx: ComponentContext) {
-    this.remote = ctx.services.remote as RemoteValues | undefined;
+    // Alone (no remote service) it passes the local value as it is.
+    this.remote = ctx.services.remote;
     this.cache = new Value(ctx.valueType!);
     this.configure();
   }

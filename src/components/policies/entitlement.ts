@@ -6,15 +6,7 @@
  * strength of the measured-vs-entitled correction.
  */
 import { choiceAttribute, numberAttribute, type PolicyType } from '../../framework/types.js';
-import type { Value } from '../../framework/value.js';
-
-/** The part of the daemon's CpuController this policy drives. */
-export interface EntitlementActuator {
-  act(table: Value): void;
-  configure(options: { mode?: 'entitlement' | 'static'; gain?: number }): void;
-  readonly mode: 'entitlement' | 'static';
-  readonly gain: number;
-}
+import { need } from '../../framework/handle.js';
 
 const entitlement: PolicyType = {
   kind: 'policy',
@@ -31,8 +23,7 @@ const entitlement: PolicyType = {
     numberAttribute('gain', 'strength of the feedback correction, 0..1', { default: 0.5, min: 0, max: 1 }),
   ],
   create(ctx) {
-    const controller = ctx.services.cpuController as EntitlementActuator | undefined;
-    if (!controller) throw new Error('entitlement needs the node agent (it is available only inside sliced)');
+    const controller = need(ctx, 'cpuController');
     // Start from the controller's current settings (the daemon's configuration), not the type's defaults.
     ctx.attrs.mode = controller.mode;
     ctx.attrs.gain = controller.gain;

@@ -9,12 +9,6 @@
 import type { PolicyType } from '../../framework/types.js';
 import { mosixDecision, type Migration } from '../../core/load-balancing.js';
 
-/** What the policy needs from the kernel (src/kernel/processes.ts through the daemon). */
-export interface AffinityControl {
-  cpuOf(pid: number): number | null;
-  pinToCpu(pid: number, cpu: number): void;
-}
-
 const mosix: PolicyType = {
   kind: 'policy',
   name: 'mosix_load_balancer',
@@ -25,7 +19,8 @@ const mosix: PolicyType = {
     { name: 'process_load', valueType: 'process_load', description: 'loads of processes: /probes/cpu/process_load' },
   ],
   create(ctx) {
-    const affinity = ctx.services.affinity as AffinityControl | undefined;
+    // Without the affinity service (a host other than sliced) it advises instead of moving.
+    const affinity = ctx.services.affinity;
     let lastMigrationAt = -Infinity;
     let last: (Migration & { acted: boolean; at: string }) | null = null;
     let migrations = 0;

@@ -5,13 +5,7 @@
  * below `low` it thaws every slice it froze, in reverse order.
  */
 import { numberAttribute, type PolicyType } from '../../framework/types.js';
-import { swapVictim, type SliceCandidate } from '../../core/load-balancing.js';
-
-/** What the policy needs from the node agent. */
-export interface SliceFreezer {
-  candidates(): SliceCandidate[];
-  setFrozen(slice: string, frozen: boolean): void;
-}
+import { swapVictim } from '../../core/load-balancing.js';
 
 const swapAvoidance: PolicyType = {
   kind: 'policy',
@@ -23,7 +17,8 @@ const swapAvoidance: PolicyType = {
     numberAttribute('low', 'memory pressure below which it thaws what it froze (at most high)', { default: 2, min: 0, max: 100 }),
   ],
   create(ctx) {
-    const freezer = ctx.services.sliceFreezer as SliceFreezer | undefined;
+    // Without the freezer service it only refuses new tasks under pressure.
+    const freezer = ctx.services.sliceFreezer;
     const frozen: string[] = [];
     let pressure = 0;
     let underPressure = false;

@@ -3,7 +3,7 @@
  * (`cpu_load`, rows cpu0..), and of the busiest processes (`process_load`, rows by pid).
  */
 import type { ProbeType } from '../../framework/types.js';
-import { readCpuBusyNs } from '../../kernel/node-stats.js';
+import { need } from '../../framework/handle.js';
 import { ProcessLoadSampler } from './process-load.js';
 
 const cpu: ProbeType = {
@@ -20,14 +20,15 @@ const cpu: ProbeType = {
       description: 'CPU time used per second by the busiest processes, in millicores (rows by pid)',
     },
   ],
-  create() {
+  create(ctx) {
+    const stats = need(ctx, 'nodeStats');
     let last: number[] | null = null;
     let lastAt = 0;
     let labels: string[] = [];
-    const processes = new ProcessLoadSampler();
+    const processes = new ProcessLoadSampler(stats);
     return {
       refresh([node, perCpu, perProcess], now) {
-        const busy = readCpuBusyNs();
+        const busy = stats.cpuBusyNs();
         if (labels.length !== busy.length) labels = busy.map((_, i) => `cpu${i}`);
         perCpu!.setRows(busy.length, labels);
         node!.setRows(1);

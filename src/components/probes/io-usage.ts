@@ -19,7 +19,7 @@ const ioUsage: ProbeType = {
     return {
       refresh([out]) {
         fillRows(out!, slices, (group, row) => {
-          const io = slices!.backend.readIo(group);
+          const io = slices!.readIo(group);
           out!.set(row, 0, io?.readBytes ?? 0);
           out!.set(row, 1, io?.writeBytes ?? 0);
           out!.set(row, 2, io?.readOps ?? 0);

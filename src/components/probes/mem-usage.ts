@@ -16,7 +16,7 @@ const memUsage: ProbeType = {
     return {
       refresh([out]) {
         fillRows(out!, slices, (group, row) => {
-          const memory = slices!.backend.readMemory(group);
+          const memory = slices!.readMemory(group);
           out!.set(row, 0, memory.currentBytes);
           out!.set(row, 1, memory.limitBytes ?? 0);
           out!.set(row, 2, memory.oomKills ?? 0);

@@ -1,6 +1,6 @@
 /** mem: memory of the node (/proc/meminfo): total, available and the percentage in use. */
 import type { ProbeType } from '../../framework/types.js';
-import { readMemoryInfo } from '../../kernel/node-stats.js';
+import { need } from '../../framework/handle.js';
 
 const mem: ProbeType = {
   kind: 'probe',
@@ -8,10 +8,11 @@ const mem: ProbeType = {
   description: 'node memory: total and available bytes, percentage used',
   defaultPeriodMs: 1000,
   sources: [{ name: 'memory', valueType: 'memory', description: 'total available used_pct' }],
-  create() {
+  create(ctx) {
+    const stats = need(ctx, 'nodeStats');
     return {
       refresh([out]) {
-        const m = readMemoryInfo();
+        const m = stats.memoryInfo();
         out!.setRows(1);
         out!.set(0, 0, m.totalBytes);
         out!.set(0, 1, m.availableBytes);

@@ -2,18 +2,20 @@
 import type { ProbeType } from '../../framework/types.js';
 import type { Value } from '../../framework/value.js';
 import { numberAttribute } from '../../framework/types.js';
-import { readAllProcessTimes } from '../../kernel/node-stats.js';
+import { need, type NodeStats } from '../../framework/handle.js';
 
 /** Keeps the previous CPU times to turn them into loads; shared with the cpu probe. */
 export class ProcessLoadSampler {
   private previous = new Map<number, number>();
   private previousAt = 0;
 
+  constructor(private readonly stats: NodeStats) {}
+
   sample(out: Value, now: number, top = 64): void {
     const current = new Map<number, number>();
     const loads: Array<[number, number]> = [];
     const seconds = (now - this.previousAt) / 1000;
-    for (const p of readAllProcessTimes()) {
+    for (const p of this.stats.processTimes()) {
       current.set(p.pid, p.cpuNs);
       const before = this.previous.get(p.pid);
       if (before !== undefined && seconds > 0) {
@@ -47,7 +49,7 @@ const processLoad: ProbeType = {
     },
   ],
   create(ctx) {
-    const sampler = new ProcessLoadSampler();
+    const sampler = new ProcessLoadSampler(need(ctx, 'nodeStats'));
     return {
       refresh([out], now) {
         sampler.sample(out!, now, ctx.attrs.top as number);

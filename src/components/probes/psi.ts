@@ -4,7 +4,7 @@
  * On a kernel without PSI the sources stay empty.
  */
 import type { ProbeType } from '../../framework/types.js';
-import { readPressure, type PressureResource } from '../../kernel/node-stats.js';
+import { need, type PressureResource } from '../../framework/handle.js';
 import { fillRows, sliceGroupsOf } from './slice-groups.js';
 
 const RESOURCES: PressureResource[] = ['cpu', 'memory', 'io'];
@@ -23,14 +23,15 @@ const psi: ProbeType = {
     },
   ],
   create(ctx) {
+    const stats = need(ctx, 'nodeStats');
     const slices = sliceGroupsOf(ctx);
     return {
       refresh(outputs) {
         fillRows(outputs[RESOURCES.length]!, slices, (group, row) => {
           const out = outputs[RESOURCES.length]!;
-          const cpu = slices!.backend.readPressure(group, 'cpu');
-          const memory = slices!.backend.readPressure(group, 'memory');
-          const io = slices!.backend.readPressure(group, 'io');
+          const cpu = slices!.readPressure(group, 'cpu');
+          const memory = slices!.readPressure(group, 'memory');
+          const io = slices!.readPressure(group, 'io');
           out.set(row, 0, cpu?.some ?? 0);
           out.set(row, 1, memory?.some ?? 0);
           out.set(row, 2, memory?.full ?? 0);
@@ -38,7 +39,7 @@ const psi: ProbeType = {
           out.set(row, 4, io?.full ?? 0);
         });
         RESOURCES.forEach((resource, i) => {
-          const p = readPressure(resource);
+          const p = stats.pressure(resource);
           const out = outputs[i]!;
           if (!p) {
             out.setRows(0);

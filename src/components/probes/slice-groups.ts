@@ -1,28 +1,23 @@
 /**
- * What per-slice probes (io_usage, mem_usage, psi's slices source) need from the node agent:
- * the slices' groups and a backend to read them. Rows are labelled "slice/<name>"; the label
+ * Rows of per-slice probes (io_usage, mem_usage, psi's slices source) from the host's
+ * SliceGroups service (src/framework/handle.ts). Rows are labelled "slice/<name>"; the label
  * array stays the same object while the set of slices is unchanged, so filters such as rate
  * can compare updates.
  */
 import type { ComponentContext } from '../../framework/types.js';
-import type { CgroupBackend, GroupPath } from '../../kernel/cgroup/backend.js';
+import type { SliceGroup, SliceGroups } from '../../framework/handle.js';
 import type { Value } from '../../framework/value.js';
-
-export interface SliceGroups {
-  list(): { labels: readonly string[]; groups: readonly GroupPath[] };
-  readonly backend: Pick<CgroupBackend, 'readIo' | 'readMemory' | 'readPressure'>;
-}
 
 /** The service, or null outside the daemon (the probe then publishes no rows). */
 export function sliceGroupsOf(ctx: ComponentContext): SliceGroups | null {
-  return (ctx.services.sliceGroups as SliceGroups | undefined) ?? null;
+  return ctx.services.sliceGroups ?? null;
 }
 
 /**
  * Fill `out` with one row per slice from `read`; a slice whose group is being made or
  * removed (read throws) gets zeros for that update rather than failing the probe.
  */
-export function fillRows(out: Value, slices: SliceGroups | null, read: (group: GroupPath, row: number) => void): void {
+export function fillRows(out: Value, slices: SliceGroups | null, read: (group: SliceGroup, row: number) => void): void {
   if (!slices) {
     out.setRows(0);
     return;

@@ -4,13 +4,7 @@
  * threads). Its probe_period is the control period; the entitlement policy acts on it.
  */
 import type { ProbeType } from '../../framework/types.js';
-import type { Value } from '../../framework/value.js';
-
-/** The part of the daemon's CpuController this probe needs. */
-export interface UsageSampler {
-  sample(out: Value): void;
-  configure(options: { periodMs?: number }): void;
-}
+import { need } from '../../framework/handle.js';
 
 const sliceUsage: ProbeType = {
   kind: 'probe',
@@ -24,8 +18,7 @@ const sliceUsage: ProbeType = {
     { name: 'usage', valueType: 'slice_usage', description: 'rows slice/<name>, domain/<name> and system: usage demand (millicores)' },
   ],
   create(ctx) {
-    const controller = ctx.services.cpuController as UsageSampler | undefined;
-    if (!controller) throw new Error('slice_usage needs the node agent (it is available only inside sliced)');
+    const controller = need(ctx, 'cpuController');
     return {
       refresh([out]) {
         controller.sample(out!);

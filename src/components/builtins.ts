@@ -1,0 +1,29 @@
+/**
+ * The built-in component types, listed beside them (the Kubernetes scheduler's
+ * plugins/default_registry.go): the daemon hands this list to the framework's registry, which
+ * never imports a component itself. Each module is loaded the first time its type is used.
+ */
+import type { BuiltinTypes } from '../framework/registry.js';
+
+export const BUILTIN_TYPES: BuiltinTypes = {
+  cpu: () => import('./probes/cpu.js'),
+  load: () => import('./probes/load.js'),
+  mem: () => import('./probes/mem.js'),
+  psi: () => import('./probes/psi.js'),
+  slice_usage: () => import('./probes/slice-usage.js'),
+  io_usage: () => import('./probes/io-usage.js'),
+  mem_usage: () => import('./probes/mem-usage.js'),
+  process_load: () => import('./probes/process-load.js'),
+  threshold: () => import('./filters/threshold.js'),
+  freq_limit: () => import('./filters/freq-limit.js'),
+  ewma: () => import('./filters/ewma.js'),
+  rate: () => import('./filters/rate.js'),
+  hysteresis: () => import('./filters/hysteresis.js'),
+  remote_cache: () => import('./filters/remote-cache.js'),
+  echo_policy: () => import('./policies/echo-policy.js'),
+  entitlement: () => import('./policies/entitlement.js'),
+  round_robin: () => import('./policies/round-robin.js'),
+  least_loaded: () => import('./policies/least-loaded.js'),
+  mosix_load_balancer: () => import('./policies/mosix-load-balancer.js'),
+  swap_avoidance: () => import('./policies/swap-avoidance.js'),
+};
