@@ -36,7 +36,8 @@ function leaveRealtimePolicy(): void {
   const result = spawnSync('chrt', ['--other', '--pid', '0', String(process.pid)], { encoding: 'utf8', timeout: 5000 });
   if (result.status !== 0) {
     throw new CliError(
-      `slicectl runs with real-time policy ${policy}, which processes in a slice may not hold, and could not drop it: ${(result.stderr || result.error?.message || '').trim()}`,
+      `slicectl runs with real-time policy ${policy}, which processes in a slice may not hold, and could not drop it: ` +
+        `${(result.stderr || result.error?.message || '').trim()}`,
       EXIT.refused,
       'EPERM',
     );
@@ -107,7 +108,8 @@ export function runInSlice(plan: SliceProcessPlan, command: string[], options: E
       if (terminal && err.code === 'ENOENT') {
         reject(
           new CliError(
-            'a standard stream is a terminal, and relaying a pseudo-terminal to it needs script(1) from util-linux (Debian package bsdutils), which is missing; install it, or redirect stdin, stdout and stderr away from the terminal',
+            'a standard stream is a terminal, and relaying a pseudo-terminal to it needs script(1) from util-linux (Debian package ' +
+              'bsdutils), which is missing; install it, or redirect stdin, stdout and stderr away from the terminal',
             EXIT.refused,
             'EIO',
           ),

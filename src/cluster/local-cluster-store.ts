@@ -101,7 +101,8 @@ export class LocalClusterStore implements ClusterStore {
     if (!Number.isInteger(after) || after < OPENING || (after < oldestKept - 1 && after < this.current)) {
       throw new SlicedError(
         'EINVAL',
-        `watch of ${prefix} after revision ${after}: that history is not kept (revisions ${Math.max(OPENING, oldestKept - 1)} to ${this.current} are); range again and watch from its revision`,
+        `watch of ${prefix} after revision ${after}: that history is not kept (revisions ${Math.max(OPENING, oldestKept - 1)} to ` +
+          `${this.current} are); range again and watch from its revision`,
       );
     }
     const watcher: Watcher = { prefix, onEvent };

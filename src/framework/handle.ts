@@ -131,6 +131,7 @@ export function need<K extends ServiceName>(ctx: { path: string; services: Frame
   const offered = (Object.keys(DESCRIPTIONS) as ServiceName[]).filter((n) => ctx.services[n] !== undefined);
   throw new SlicedError(
     'ENOENT',
-    `component type ${type} (${ctx.path}) needs the host service ${name} (${DESCRIPTIONS[name]}), which this host does not provide; it provides: ${offered.join(', ') || 'none'}`,
+    `component type ${type} (${ctx.path}) needs the host service ${name} (${DESCRIPTIONS[name]}), which this host does not provide; ` +
+      `it provides: ${offered.join(', ') || 'none'}`,
   );
 }

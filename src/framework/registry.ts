@@ -200,7 +200,8 @@ export class TypeRegistry {
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
       throw new SlicedError(
         'EPERM',
-        `refusing to load plugin code from ${path}: it must belong to root and not be writable by group or others (owner uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`,
+        `refusing to load plugin code from ${path}: it must belong to root and not be writable by group or others (owner uid ` +
+          `${st.uid}, mode ${(st.mode & 0o777).toString(8)})`,
       );
     }
   }
@@ -221,7 +222,8 @@ function validateType(type: ComponentType, origin: string): void {
   if (!type || !TYPE_NAME.test(type.name) || !['probe', 'filter', 'policy'].includes(type.kind) || typeof type.create !== 'function') {
     throw new SlicedError(
       'EINVAL',
-      `${origin} exports an invalid component type: it needs a name (lower-case letters, digits, "_"), a kind (probe, filter or policy) and create()`,
+      `${origin} exports an invalid component type: it needs a name (lower-case letters, digits, "_"), a kind (probe, filter or ` +
+        `policy) and create()`,
     );
   }
   const names = new Set<string>();

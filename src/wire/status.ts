@@ -103,7 +103,10 @@ export function statusTable(status: StatusDocument): string {
     rows,
     new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]),
   );
-  return `${header}${state}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was made; PIDS counts tasks)\n\n${table}`;
+  return (
+    `${header}${state}${pidsLine(status.node.pids)}\n(CPU columns in % of the node; READ and WRITTEN are block I/O since the group was ` +
+    `made; PIDS counts tasks)\n\n${table}`
+  );
 }
 
 /** The node's PIDs in use and the slices' default limit, or why limits are not enforced. */

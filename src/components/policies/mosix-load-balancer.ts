@@ -13,7 +13,8 @@ const mosix: PolicyType = {
   kind: 'policy',
   name: 'mosix_load_balancer',
   description:
-    'moves a process from the most loaded CPU (or node) when the MOSIX rule says it pays: local >= 1.5 x its load, >= 2 s since the last move, target load + 1.3 x its load below the local load',
+    'moves a process from the most loaded CPU (or node) when the MOSIX rule says it pays: local >= 1.5 x its load, >= 2 s since the ' +
+    'last move, target load + 1.3 x its load below the local load',
   ports: [
     { name: 'node_load', valueType: 'load', description: 'loads of the places to balance: /probes/cpu/cpu_load (CPUs) or node loads' },
     { name: 'process_load', valueType: 'process_load', description: 'loads of processes: /probes/cpu/process_load' },

@@ -41,7 +41,8 @@ export class ChangeQueue {
         await this.resync().catch((err: Error) => {
           throw new SlicedError(
             'EIO',
-            `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`,
+            `changes are refused while the desired state cannot be stored: ${err.message}; sliced retries every ` +
+              `${STORE_RETRY_MS / 1000} s and accepts changes again by itself once it can write`,
           );
         });
         // Written in order behind every earlier write: all of them are durable now.

@@ -56,7 +56,8 @@ export class SliceProcesses {
       if (policy !== null) {
         throw new SlicedError(
           'EINVAL',
-          `process ${pid} holds real-time policy ${policy === 1 ? 'SCHED_FIFO' : policy === 2 ? 'SCHED_RR' : 'SCHED_DEADLINE'} (set again after sliced reset it); processes in a slice may not hold real-time policies`,
+          `process ${pid} holds real-time policy ${policy === 1 ? 'SCHED_FIFO' : policy === 2 ? 'SCHED_RR' : 'SCHED_DEADLINE'} (set ` +
+            `again after sliced reset it); processes in a slice may not hold real-time policies`,
         );
       }
       throw err;

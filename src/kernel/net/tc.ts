@@ -56,7 +56,8 @@ export async function ensureShaper(ifb: string, capacity: number): Promise<void>
     [
       ...root,
       `class replace dev ${ifb} parent 1: classid 1:1 htb rate ${capacity}bit ceil ${capacity}bit`,
-      `class replace dev ${ifb} parent 1:1 classid 1:${DEFAULT_CLASS.toString(16)} htb rate ${UNGUARANTEED_RATE}bit ceil ${capacity}bit quantum ${quantum(UNGUARANTEED_RATE)}`,
+      `class replace dev ${ifb} parent 1:1 classid 1:${DEFAULT_CLASS.toString(16)} htb rate ${UNGUARANTEED_RATE}bit ceil ` +
+        `${capacity}bit quantum ${quantum(UNGUARANTEED_RATE)}`,
     ].join('\n'),
   );
 }
@@ -96,7 +97,10 @@ export async function changeSliceRate(ifb: string, capacity: number, rate: Slice
 function classLine(ifb: string, capacity: number, rate: SliceRate): string {
   const ceil = rate.maxRate ?? capacity;
   const guaranteed = Math.min(rate.minRate ?? UNGUARANTEED_RATE, ceil);
-  return `class replace dev ${ifb} parent 1:1 classid 1:${rate.classMinor.toString(16)} htb rate ${guaranteed}bit ceil ${ceil}bit quantum ${quantum(guaranteed)}`;
+  return (
+    `class replace dev ${ifb} parent 1:1 classid 1:${rate.classMinor.toString(16)} htb rate ${guaranteed}bit ceil ${ceil}bit quantum ` +
+    `${quantum(guaranteed)}`
+  );
 }
 
 async function hasQdisc(dev: string, pattern: RegExp): Promise<boolean> {
