@@ -7,6 +7,7 @@
  * at load; damage anywhere else stops the daemon rather than silently losing state. When
  * the log grows, the whole map is written to snapshot.json by write-fsync-rename and the log
  * starts over. Only one process may open a store directory at a time (lock file with pid).
+ * The files' format is in store-files.ts, the lock in store-lock.ts.
  *
  * A failed write or sync (a full filesystem: ENOSPC) rejects its transactions and every one
  * queued behind it, then the store heals itself: the log is cut back to its last durable
@@ -15,39 +16,18 @@
  * event loop, and succeed once there is space; an empty record is tried every 2 s meanwhile,
  * so health() says when that is.
  */
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fsyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  realpathSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import type { Store, StoreOp } from './store.js';
+import { encodeRecord, readStoreFiles, SNAPSHOT, syncDir, truncateFile, WAL } from './store-files.js';
+import { lockStoreDir, unlockStoreDir } from './store-lock.js';
 import { SlicedError } from '../core/errors.js';
 import { formatSizeApprox } from '../core/units.js';
 import { fsSpace } from '../kernel/fs-space.js';
 
-const SNAPSHOT = 'snapshot.json';
-const WAL = 'wal.log';
-const LOCK = 'lock';
 /** After a failed write, an empty record is tried this often until one succeeds (see health()). */
 const PROBE_MS = 2000;
-
-/**
- * Directories locked by this process. The lock file holds a pid, and a lock holding our own
- * pid is normally stale (left by an earlier process that had the same pid, as happens in
- * containers); only this set tells it apart from a store that is open here right now.
- */
-const lockedHere = new Set<string>();
 
 export interface EmbeddedStoreOptions {
   /** Compact once the log holds this many transactions. */
@@ -137,46 +117,12 @@ export class EmbeddedStore implements Store {
   }
 
   private takeLock(): void {
-    const path = join(this.dir, LOCK);
-    const key = realpathSync(this.dir);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        try {
-          writeSync(fd, `${process.pid}\n`);
-        } catch (err) {
-          // A full filesystem: an empty lock would read as stale and let a second daemon in.
-          closeSync(fd);
-          unlinkSync(path);
-          throw err;
-        }
-        closeSync(fd);
-        lockedHere.add(key);
-        this.lockKey = key;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const holder = Number(readFileSync(path, 'utf8').trim());
-        if (holder === process.pid && lockedHere.has(key)) {
-          throw new SlicedError('EBUSY', `state directory ${this.dir} is already open in this process`);
-        }
-        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-          throw new SlicedError('EBUSY', `state directory ${this.dir} is in use by process ${holder} (another sliced?)`);
-        }
-        unlinkSync(path); // stale lock from a process that is gone
-      }
-    }
-    throw new SlicedError('EBUSY', `cannot lock state directory ${this.dir}`);
+    this.lockKey = lockStoreDir(this.dir);
   }
 
   private releaseLock(): void {
-    if (this.lockKey !== null) lockedHere.delete(this.lockKey);
+    unlockStoreDir(this.dir, this.lockKey);
     this.lockKey = null;
-    try {
-      unlinkSync(join(this.dir, LOCK));
-    } catch {
-      // Already gone.
-    }
   }
 
   private load(): void {
@@ -348,108 +294,5 @@ export class EmbeddedStore implements Store {
     while (this.flushing) await new Promise((r) => setTimeout(r, 2));
     await this.wal?.close();
     this.releaseLock();
-  }
-}
-
-interface StoreFiles {
-  data: Map<string, string>;
-  /** Records in the log and the bytes they take, up to the last good one. */
-  records: number;
-  walBytes: number;
-  /** Size of the log file: more than walBytes when its last record is torn. */
-  fileBytes: number;
-}
-
-/**
- * Read snapshot and log as they are on disk. A torn last record is left out (the caller
- * decides whether to cut it off); damage anywhere else is an EIO naming the file.
- */
-function readStoreFiles(dir: string): StoreFiles {
-  const data = new Map<string, string>();
-  const snapshotPath = join(dir, SNAPSHOT);
-  if (existsSync(snapshotPath)) {
-    let parsed: { data: Record<string, string> };
-    try {
-      parsed = JSON.parse(readFileSync(snapshotPath, 'utf8')) as { data: Record<string, string> };
-      if (typeof parsed?.data !== 'object' || parsed.data === null) throw new Error('no "data" mapping');
-    } catch (err) {
-      // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
-      throw new SlicedError(
-        'EIO',
-        `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`,
-      );
-    }
-    for (const [key, value] of Object.entries(parsed.data)) data.set(key, value);
-  }
-  const walPath = join(dir, WAL);
-  if (!existsSync(walPath)) return { data, records: 0, walBytes: 0, fileBytes: 0 };
-  const raw = readFileSync(walPath);
-  const lines = raw.toString('utf8').split('\n');
-  // A complete log ends with "\n", so the last element is normally empty.
-  if (lines[lines.length - 1] === '') lines.pop();
-  const complete = raw.length === 0 || raw[raw.length - 1] === 0x0a;
-  let records = 0;
-  let walBytes = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const last = i === lines.length - 1;
-    const ops = decodeRecord(lines[i]!);
-    // A record is written with its newline; one without it was cut short like any torn one.
-    if (ops === null || (last && !complete)) {
-      // A crash during the last append: that transaction was never acknowledged.
-      if (last) break;
-      throw new SlicedError('EIO', `state log ${walPath} is damaged at line ${i + 1}; refusing to start with partial state`);
-    }
-    for (const op of ops) {
-      if (op.type === 'put') data.set(op.key, op.value);
-      else data.delete(op.key);
-    }
-    records++;
-    walBytes += Buffer.byteLength(lines[i]!) + 1;
-  }
-  return { data, records, walBytes, fileBytes: raw.length };
-}
-
-function encodeRecord(ops: readonly StoreOp[]): string {
-  const json = JSON.stringify(ops);
-  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
-}
-
-function decodeRecord(line: string): StoreOp[] | null {
-  const space = line.indexOf(' ');
-  if (space !== 8) return null;
-  const json = line.slice(space + 1);
-  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, space)) return null;
-  try {
-    return JSON.parse(json) as StoreOp[];
-  } catch {
-    return null;
-  }
-}
-
-function truncateFile(path: string, bytes: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    ftruncateSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -1,7 +1,9 @@
 /**
  * Slice networking as pure logic: address pools (IPv4 and IPv6), the allocation of each
- * slice's position in them, port reservations and their conflicts, and rates. No I/O: the
- * kernel side (src/kernel/net) only turns these values into namespaces, links and rules.
+ * slice's position in them, port reservations and their conflicts, and the names of the
+ * kernel objects. Addresses as values are in net-address.ts, rates in net-rate.ts; both are
+ * exported from here too. No I/O: the kernel side (src/kernel/net) only turns these values
+ * into namespaces, links and rules.
  *
  * A slice network has one index; its addresses are the pools' base + index + 2 (offset 0 is
  * the subnet's own address, offset 1 the bridge, i.e. the slices' gateway). Service
@@ -9,16 +11,19 @@
  * given to a slice while a reservation holds its address, and vice versa.
  */
 import { SlicedError } from './errors.js';
+import {
+  ADDRESS_BITS,
+  canonicalAddress,
+  formatAddress,
+  overlaps,
+  parseAddress,
+  parseCidrLoose,
+  type Cidr,
+  type Family,
+} from './net-address.js';
 
-export type Family = 4 | 6;
-
-export interface Cidr {
-  family: Family;
-  /** The subnet's first address. */
-  base: bigint;
-  prefix: number;
-  text: string;
-}
+export { canonicalAddress, formatAddress, parseAddress, type Cidr, type Family } from './net-address.js';
+export { checkMinRates, checkRates, formatRate, parseRate, type RateLimits } from './net-rate.js';
 
 export interface NetPool {
   v4: Cidr;
@@ -49,67 +54,7 @@ export interface Reservation {
   slice: string;
 }
 
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-
-// ---- addresses --------------------------------------------------------------------------
-
-/** Parse an IPv4 or IPv6 address into its family and value; null when it is not one. */
-export function parseAddress(text: string): { family: Family; value: bigint } | null {
-  if (typeof text !== 'string') return null;
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) {
-    const parts = text.split('.').map(Number);
-    if (parts.some((p) => p > 255) || text.split('.').some((p) => p.length > 1 && p.startsWith('0'))) return null;
-    return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
-  }
-  if (!/^[0-9a-fA-F:]+$/.test(text) || text.length > 39) return null;
-  const halves = text.split('::');
-  if (halves.length > 2) return null;
-  const group = (part: string): string[] | null => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    return groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g)) ? groups : null;
-  };
-  const head = group(halves[0]!);
-  const tail = halves.length === 2 ? group(halves[1]!) : [];
-  if (!head || !tail) return null;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 ? missing !== 0 : missing < 1) return null;
-  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  return { family: 6, value: all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
-}
-
-/** Canonical text (RFC 5952 for IPv6: lower case, longest zero run compressed). */
-export function formatAddress(family: Family, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 255n)).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i > 1) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
-/** Canonical form of an address given from outside, or an EINVAL naming the value. */
-export function canonicalAddress(text: unknown, what = 'address'): { family: Family; value: bigint; text: string } {
-  const parsed = typeof text === 'string' ? parseAddress(text.trim()) : null;
-  if (!parsed) {
-    throw new SlicedError(
-      'EINVAL',
-      `${what} ${JSON.stringify(text)} is not an IPv4 address like "10.0.0.5" or an IPv6 address like "fd00::5"`,
-    );
-  }
-  return { ...parsed, text: formatAddress(parsed.family, parsed.value) };
-}
+// ---- pools ----------------------------------------------------------------------------------
 
 /** Parse "10.213.0.0/17" or "fd5c:5:0::/64"; host bits must be zero. */
 export function parseCidr(text: string, family: Family, what: string): Cidr {
@@ -128,7 +73,7 @@ export function parseCidr(text: string, family: Family, what: string): Cidr {
       `${what} ${JSON.stringify(text)} has prefix length /${prefix}; allowed is /${minPrefix} to /${maxPrefix}`,
     );
   }
-  const hostBits = BigInt(BITS[family] - prefix);
+  const hostBits = BigInt(ADDRESS_BITS[family] - prefix);
   if (parsed.value & ((1n << hostBits) - 1n)) {
     throw new SlicedError('EINVAL', `${what} ${JSON.stringify(text)} has host bits set; write the subnet's first address`);
   }
@@ -140,12 +85,6 @@ export const PRIVATE_RANGES: Record<Family, readonly string[]> = {
   4: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'],
   6: ['fc00::/7'],
 };
-
-/** Do the subnets (address, prefix) of one family share an address? */
-function overlaps(family: Family, a: bigint, aPrefix: number, b: bigint, bPrefix: number): boolean {
-  const shorter = BigInt(BITS[family] - Math.min(aPrefix, bPrefix));
-  return a >> shorter === b >> shorter;
-}
 
 /**
  * Refuse a pool outside the private ranges: slices would take (and the bridge would answer
@@ -164,17 +103,6 @@ export function checkPrivatePool(cidr: Cidr, what: string): void {
         : 'a subnet of fc00::/7 (unique local addresses, RFC 4193), e.g. fd5c:ed00::/64';
     throw new SlicedError('EINVAL', `${what} ${cidr.text} is not a private range; use ${allowed}`);
   }
-}
-
-/** "10.1.0.0/16", "10.1.2.3" (a host), "default" → value and prefix; null when it is none of these. */
-function parseCidrLoose(text: string): { family: Family; value: bigint; prefix: number } | null {
-  if (text === 'default') return null;
-  const [address, prefixText, ...rest] = text.split('/');
-  const parsed = address !== undefined ? parseAddress(address) : null;
-  if (!parsed || rest.length > 0) return null;
-  const prefix = prefixText === undefined ? BITS[parsed.family] : Number(prefixText);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > BITS[parsed.family]) return null;
-  return { ...parsed, prefix };
 }
 
 /** An address or route of the node, as the kernel lists it (see kernel/net/ip.ts hostNetworks). */
@@ -217,7 +145,7 @@ export function checkPoolsFree(pool: NetPool, host: readonly HostNetwork[], ownB
 }
 
 function size(cidr: Cidr): bigint {
-  return 1n << BigInt(BITS[cidr.family] - cidr.prefix);
+  return 1n << BigInt(ADDRESS_BITS[cidr.family] - cidr.prefix);
 }
 
 /** How many slice networks (plus service addresses) the pools hold: the smaller of the two. */
@@ -322,79 +250,6 @@ export function checkReservationAddress(
     throw new SlicedError('EBUSY', `address ${parsed.text} is slice ${owner}'s own address; reserve a free address of the pool`);
   }
   return { text: parsed.text, index };
-}
-
-// ---- rates --------------------------------------------------------------------------------
-
-const RATE_PATTERN = /^(\d+(?:\.\d+)?)\s*(k|m|g|t)?(bit)?$/i;
-const RATE_ALLOWED = 'must be a rate in bits per second like "50mbit", "500kbit", "1gbit" or a number of bit/s';
-const SCALE: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
-
-/** Parse a rate into whole bits per second (decimal prefixes, as tc uses them for "mbit"). */
-export function parseRate(value: unknown): { ok: true; value: number } | { ok: false; reason: string } {
-  if (typeof value === 'number') {
-    return Number.isSafeInteger(value) && value >= 1000 ? { ok: true, value } : { ok: false, reason: `${RATE_ALLOWED}, at least 1000` };
-  }
-  if (typeof value !== 'string') return { ok: false, reason: RATE_ALLOWED };
-  if (/bps$/i.test(value.trim())) return { ok: false, reason: `${RATE_ALLOWED} ("bps" is ambiguous: write "bit")` };
-  const match = RATE_PATTERN.exec(value.trim());
-  if (!match) return { ok: false, reason: RATE_ALLOWED };
-  const bits = Math.round(Number(match[1]) * SCALE[(match[2] ?? '').toLowerCase()]!);
-  if (bits < 1000) return { ok: false, reason: `${RATE_ALLOWED}; the smallest is 1kbit` };
-  if (!Number.isSafeInteger(bits)) return { ok: false, reason: 'is too large' };
-  return { ok: true, value: bits };
-}
-
-export function formatRate(bits: number | null): string {
-  if (bits === null) return '-';
-  for (const [suffix, scale] of [
-    ['gbit', 1e9],
-    ['mbit', 1e6],
-    ['kbit', 1e3],
-  ] as const) {
-    if (bits >= scale && bits % (scale / 1000) === 0) return `${bits / scale}${suffix}`;
-  }
-  return `${bits}bit`;
-}
-
-/** min ≤ max, both within the node's capacity. */
-export function checkRates(slice: string, net: Pick<NetSpec, 'minRate' | 'maxRate'>, capacity: number): void {
-  const { minRate, maxRate } = net;
-  if (minRate !== null && maxRate !== null && minRate > maxRate) {
-    throw new SlicedError(
-      'EINVAL',
-      `slice ${slice}: net.maxRate ${formatRate(maxRate)} is below net.minRate ${formatRate(minRate)}; the ceiling must be at least the guaranteed rate`,
-    );
-  }
-  for (const [field, rate] of [
-    ['minRate', minRate],
-    ['maxRate', maxRate],
-  ] as const) {
-    if (rate !== null && rate > capacity) {
-      throw new SlicedError(
-        'EINVAL',
-        `slice ${slice}: net.${field} ${formatRate(rate)} is above the node's network capacity ${formatRate(capacity)}`,
-      );
-    }
-  }
-}
-
-/** Admission for rates: the guaranteed rates together must fit the node's network capacity. */
-export function checkMinRates(slices: Iterable<{ name: string; net: NetSpec | null }>, capacity: number): void {
-  let total = 0;
-  const holders: string[] = [];
-  for (const slice of slices) {
-    if (slice.net?.minRate) {
-      total += slice.net.minRate;
-      holders.push(`slice ${slice.name} ${formatRate(slice.net.minRate)}`);
-    }
-  }
-  if (total > capacity) {
-    throw new SlicedError(
-      'ENOSPC',
-      `over-commit of the network: guaranteed rates would total ${formatRate(total)} (${holders.join(', ')}) but the node's network capacity is ${formatRate(capacity)}`,
-    );
-  }
 }
 
 // ---- kernel object names --------------------------------------------------------------------

@@ -3,35 +3,35 @@
  * tc classes match the desired state, and folds the kernel's counters into the accounts.
  * The agent calls `beforeGroups` (removals, while the old cgroups still exist, because nft
  * resolves cgroup paths) and `afterGroups` (additions, once the new cgroups exist) around
- * its own group changes, inside the same serialised commit.
+ * its own group changes, inside the same serialised commit. Its parts (src/daemon/net/): the
+ * kernel objects a state wants (objects.ts), the counters folded into accounts (counters.ts),
+ * and the host side, service addresses and IPv4 forwarding (host.ts).
  */
-import { relative } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../cluster/store.js';
 import type { CgroupBackend } from '../kernel/cgroup/backend.js';
-import { readMounts } from '../kernel/procfs.js';
 import type { DesiredState, SliceSpec } from '../core/model.js';
-import { affectedIds, parseKey, sliceGroup } from '../core/layout.js';
+import { affectedIds, parseKey } from '../core/layout.js';
 import {
   checkPoolsFree,
   checkPrivatePool,
   gateway,
   netNames,
   netnsName,
-  parseAddress,
   sliceAddresses,
   vethName,
   type NetNames,
   type NetPool,
-  type Reservation,
 } from '../core/net.js';
 import type { NodeCapacity } from '../core/admission.js';
 import * as ip from '../kernel/net/ip.js';
 import * as nft from '../kernel/net/nft.js';
 import * as tc from '../kernel/net/tc.js';
-import { mustRun } from '../kernel/net/run.js';
 import { NftQueue } from '../kernel/net/nft-queue.js';
 import { Accounts } from './accounts.js';
+import { NetCounters } from './net/counters.js';
+import { IpForwarding, syncServiceAddresses } from './net/host.js';
+import { NetObjects } from './net/objects.js';
 
 export interface NetSettings {
   tag: string;
@@ -50,16 +50,8 @@ export interface NetContext {
   userOf(slice: SliceSpec): { uid: number; gid: number } | null;
 }
 
-/** What the kernel holds for one slice, compared between two states to find changes. */
-interface SliceRecord {
-  namespaced: (nft.NamespacedCounters & { netns: string; index: number }) | null;
-  host: nft.HostCounters | null;
-}
-
-const FORWARD_SYSCTL_KEY = '/net/sysctl/net.ipv4.ip_forward';
 /** Stale host map elements tolerated before a sweep, at least (see staleHost). */
 const STALE_HOST_MIN = 256;
-const LOOPBACK_READS_IN_FLIGHT = 8;
 
 export class SliceNetworks {
   readonly names: NetNames;
@@ -69,7 +61,9 @@ export class SliceNetworks {
   private readonly levels = new Map<string, number>();
   /** The levels the lookup rules were last written for. */
   private levelsWritten = new Set<number>();
-  private readonly cgroup2Mount: string | null;
+  private readonly objects: NetObjects;
+  private readonly forwarding: IpForwarding;
+  private readonly counters: NetCounters;
   private readonly queue: NftQueue;
   /**
    * Host-network slices whose map elements were left behind when their group went (see
@@ -90,7 +84,9 @@ export class SliceNetworks {
       pool4: settings.pool.v4.text,
       pool6: settings.pool.v6.text,
     };
-    this.cgroup2Mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint ?? null;
+    this.objects = new NetObjects(settings, this.names, ctx);
+    this.forwarding = new IpForwarding(ctx.store, ctx.log);
+    this.counters = new NetCounters(this.names, this.accounts);
     this.queue = new NftQueue(ctx.log);
   }
 
@@ -107,74 +103,6 @@ export class SliceNetworks {
     return spec.net ? sliceAddresses(this.settings.pool, spec.net.index) : null;
   }
 
-  // ---- desired objects ---------------------------------------------------------------------
-
-  private record(state: DesiredState, spec: SliceSpec | undefined): SliceRecord {
-    if (!spec) return { namespaced: null, host: null };
-    if (spec.net) {
-      const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net.index);
-      const veth = vethName(this.names, spec.net.index);
-      return {
-        namespaced: {
-          slice: spec.name,
-          veth,
-          v4,
-          v6,
-          conntrackMax: this.settings.conntrackMax,
-          netns: netnsName(this.names, spec.name),
-          index: spec.net.index,
-        },
-        host: null,
-      };
-    }
-    const unified = this.ctx.backend.rootDirectories().unified;
-    if (!unified || !this.cgroup2Mount) return { namespaced: null, host: null }; // no cgroup2: host-network slices are not accounted
-    const dir = `${unified}/${sliceGroup(state, spec.name).join('/')}`;
-    return {
-      namespaced: null,
-      host: { slice: spec.name, cgroupPath: relative('/sys/fs/cgroup', dir), level: relative(this.cgroup2Mount, dir).split('/').length },
-    };
-  }
-
-  private forward(state: DesiredState, r: Reservation): nft.PortForward | null {
-    const spec = state.slices.get(r.slice);
-    if (!spec?.net) return null;
-    const family = parseAddress(r.address)!.family;
-    const target = sliceAddresses(this.settings.pool, spec.net.index);
-    return { family, address: r.address, protocol: r.protocol, port: r.port, target: family === 4 ? target.v4 : target.v6 };
-  }
-
-  private egress(spec: SliceSpec | undefined): string | null {
-    return spec?.net?.egress ? sliceAddresses(this.settings.pool, spec.net.index).v4 : null;
-  }
-
-  private link(spec: SliceSpec): ip.SliceLink {
-    const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net!.index);
-    const pool = this.settings.pool;
-    return {
-      netns: netnsName(this.names, spec.name),
-      veth: vethName(this.names, spec.net!.index),
-      bridge: this.names.bridge,
-      v4: `${v4}/${pool.v4.prefix}`,
-      v6: `${v6}/${pool.v6.prefix}`,
-      gateway4: gateway(pool.v4),
-      gateway6: gateway(pool.v6),
-      tun: spec.net!.tun ? this.ctx.userOf(spec) : null,
-    };
-  }
-
-  private rate(spec: SliceSpec): tc.SliceRate {
-    const { v4, v6 } = sliceAddresses(this.settings.pool, spec.net!.index);
-    return {
-      veth: vethName(this.names, spec.net!.index),
-      v4,
-      v6,
-      classMinor: tc.classMinorFor(spec.net!.index),
-      minRate: spec.net!.minRate,
-      maxRate: spec.net!.maxRate,
-    };
-  }
-
   // ---- start, changes, teardown -------------------------------------------------------------
 
   /** Adopt what exists, create what is missing, remove what no slice owns. */
@@ -188,7 +116,7 @@ export class SliceNetworks {
     });
     await tc.ensureShaper(this.names.ifb, this.settings.capacity);
 
-    const records = [...state.slices.values()].map((spec) => this.record(state, spec));
+    const records = [...state.slices.values()].map((spec) => this.objects.record(state, spec));
     const wantedNetns = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.netns] : [])));
     const wantedVeths = new Set(records.flatMap((r) => (r.namespaced ? [r.namespaced.veth] : [])));
     // Counts first, so that nothing counted before this start is lost when objects go.
@@ -200,8 +128,8 @@ export class SliceNetworks {
     const wantedClasses = new Set<number>();
     for (const spec of state.slices.values()) {
       if (!spec.net) continue;
-      await ip.ensureSliceNet(this.link(spec));
-      await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), false);
+      await ip.ensureSliceNet(this.objects.link(spec));
+      await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.objects.rate(spec), false);
       wantedClasses.add(tc.classMinorFor(spec.net.index));
     }
     for (const minor of await tc.listClasses(this.names.ifb)) {
@@ -220,11 +148,11 @@ export class SliceNetworks {
       }
     }
     for (const spec of state.slices.values()) {
-      const e = this.egress(spec);
+      const e = this.objects.egress(spec);
       if (e) rules.egress4.push(e);
     }
     for (const r of state.reservations.values()) {
-      const f = this.forward(state, r);
+      const f = this.objects.forward(state, r);
       if (f) rules.forwards.push(f);
     }
     // Host maps are emptied too: elements of groups removed before this start are swept.
@@ -254,8 +182,8 @@ export class SliceNetworks {
       ),
     );
     await nft.runScript(lines);
-    await this.syncServiceAddresses(state);
-    await this.syncForwarding(state);
+    await syncServiceAddresses(this.names.bridge, state);
+    await this.forwarding.sync(state);
     for (const account of this.accounts.all()) this.accounts.setDeleted(account.slice, !state.slices.has(account.slice));
     await this.accounts.flush();
     this.ctx.log.info(
@@ -297,26 +225,29 @@ export class SliceNetworks {
     const changed = this.changedSlices(before, next);
     const loopbacks: string[] = [];
     for (const name of changed) {
-      const b = this.record(before, before.slices.get(name));
-      const n = this.record(next, next.slices.get(name));
+      const b = this.objects.record(before, before.slices.get(name));
+      const n = this.objects.record(next, next.slices.get(name));
       if (b.namespaced && JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced)) {
         gone.namespaced.push(b.namespaced);
         removedNets.push(b.namespaced);
         loopbacks.push(name);
       }
       if (b.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) gone.host.push(b.host);
-      const eb = this.egress(before.slices.get(name));
-      if (eb && eb !== this.egress(next.slices.get(name))) gone.egress4.push(eb);
+      const eb = this.objects.egress(before.slices.get(name));
+      if (eb && eb !== this.objects.egress(next.slices.get(name))) gone.egress4.push(eb);
     }
     for (const [key, r] of before.reservations) {
-      const f = this.forward(before, r);
-      if (f && JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.forward(next, next.reservations.get(key)!) : null))
+      const f = this.objects.forward(before, r);
+      if (
+        f &&
+        JSON.stringify(f) !== JSON.stringify(next.reservations.has(key) ? this.objects.forward(next, next.reservations.get(key)!) : null)
+      )
         gone.forwards.push(f);
     }
     // Deletions need the objects written behind, and nft needs the old groups to resolve them.
     if (gone.namespaced.length + gone.forwards.length + gone.egress4.length > 0) await this.settle();
     // The namespace's lo goes with it: its last reading first. (nft counters stay; see deleteLines.)
-    await this.foldLoopbacks(loopbacks);
+    await this.counters.foldLoopbacks(loopbacks);
     // A deleted slice keeps an account (even an empty one): it owns its counters until removed.
     for (const name of changed) if (!next.slices.has(name)) this.accounts.setDeleted(name, true);
     await this.accounts.flush();
@@ -330,7 +261,7 @@ export class SliceNetworks {
       await ip.removeSliceNet(net.netns, net.veth);
       await tc.removeSliceRate(this.names.ifb, tc.classMinorFor(net.index));
     }
-    await this.syncServiceAddresses(next, before, 'remove');
+    await syncServiceAddresses(this.names.bridge, next, before, 'remove');
   }
 
   /** Create and change what `next` adds (new cgroups exist here). */
@@ -338,30 +269,31 @@ export class SliceNetworks {
     const added: nft.NetRules = { namespaced: [], host: [], forwards: [], egress4: [] };
     for (const name of this.changedSlices(before, next)) {
       const spec = next.slices.get(name);
-      const b = this.record(before, before.slices.get(name));
-      const n = this.record(next, spec);
+      const b = this.objects.record(before, before.slices.get(name));
+      const n = this.objects.record(next, spec);
       if (spec?.net) {
         const old = before.slices.get(name)?.net;
         const fresh = JSON.stringify(b.namespaced) !== JSON.stringify(n.namespaced);
-        if (fresh || old?.tun !== spec.net.tun) await ip.ensureSliceNet(this.link(spec));
-        if (fresh) await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.rate(spec), true);
+        if (fresh || old?.tun !== spec.net.tun) await ip.ensureSliceNet(this.objects.link(spec));
+        if (fresh) await tc.applySliceRate(this.names.ifb, this.settings.capacity, this.objects.rate(spec), true);
         else if (old?.minRate !== spec.net.minRate || old?.maxRate !== spec.net.maxRate)
-          await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.rate(spec));
+          await tc.changeSliceRate(this.names.ifb, this.settings.capacity, this.objects.rate(spec));
         if (fresh) added.namespaced.push(n.namespaced!);
       }
       if (n.host && JSON.stringify(b.host) !== JSON.stringify(n.host)) {
         added.host.push(n.host);
         this.levels.set(name, n.host.level);
       }
-      const en = this.egress(spec);
-      if (en && en !== this.egress(before.slices.get(name))) added.egress4.push(en);
+      const en = this.objects.egress(spec);
+      if (en && en !== this.objects.egress(before.slices.get(name))) added.egress4.push(en);
       if (spec && this.accounts.get(name)?.deleted) this.accounts.setDeleted(name, false);
     }
     for (const [key, r] of next.reservations) {
-      const f = this.forward(next, r);
+      const f = this.objects.forward(next, r);
       if (
         f &&
-        JSON.stringify(f) !== JSON.stringify(before.reservations.has(key) ? this.forward(before, before.reservations.get(key)!) : null)
+        JSON.stringify(f) !==
+          JSON.stringify(before.reservations.has(key) ? this.objects.forward(before, before.reservations.get(key)!) : null)
       )
         added.forwards.push(f);
     }
@@ -374,8 +306,8 @@ export class SliceNetworks {
       counting.push(...this.levelLines());
     this.queue.add(counting);
     if (this.staleHost > Math.max(STALE_HOST_MIN, this.levels.size)) await this.sweepHostMaps(next);
-    await this.syncServiceAddresses(next, before, 'add');
-    await this.syncForwarding(next);
+    await syncServiceAddresses(this.names.bridge, next, before, 'add');
+    await this.forwarding.sync(next);
     await this.accounts.flush();
   }
 
@@ -391,7 +323,7 @@ export class SliceNetworks {
     await nft.deleteTables(this.names.table);
     await ip.deleteLink(this.names.ifb);
     await ip.deleteLink(this.names.bridge);
-    await this.restoreForwarding();
+    await this.forwarding.restore();
   }
 
   // ---- accounting --------------------------------------------------------------------------
@@ -400,29 +332,8 @@ export class SliceNetworks {
    * Read the kernel's counters and fold them into the accounts of the slices in `state` and
    * of deleted slices whose accounts are kept; loopback of the namespaced slices.
    */
-  async foldCounters(state: DesiredState): Promise<void> {
-    const columns = { tx: 'sent', rx: 'received', lotx: 'loopbackSent', lorx: 'loopbackReceived', ctdrop: 'conntrackDropped' } as const;
-    for (const c of await nft.readCounters(this.names.table)) {
-      const parsed = nft.parseCounterName(c.name);
-      if (!parsed || (!state.slices.has(parsed.slice) && !this.accounts.get(parsed.slice))) continue;
-      this.accounts.fold(parsed.slice, columns[parsed.column], c.family, { packets: c.packets, bytes: c.bytes }, `${c.family}:${c.handle}`);
-    }
-    await this.foldLoopbacks([...state.slices.values()].filter((s) => s.net).map((s) => s.name));
-  }
-
-  private async foldLoopbacks(slices: readonly string[]): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < slices.length) {
-        const name = slices[next++]!;
-        const lo = await ip.readLoopback(netnsName(this.names, name)).catch(() => null);
-        if (!lo) continue;
-        // Inside its own namespace every loopback packet a slice sends, it also receives.
-        this.accounts.fold(name, 'loopbackSent', 'lo', lo, lo.identity);
-        this.accounts.fold(name, 'loopbackReceived', 'lo', lo, lo.identity);
-      }
-    };
-    await Promise.all(Array.from({ length: LOOPBACK_READS_IN_FLIGHT }, worker));
+  foldCounters(state: DesiredState): Promise<void> {
+    return this.counters.fold(state);
   }
 
   /**
@@ -432,7 +343,7 @@ export class SliceNetworks {
    */
   private async sweepHostMaps(state: DesiredState): Promise<void> {
     await this.settle();
-    const host = [...state.slices.values()].flatMap((spec) => this.record(state, spec).host ?? []);
+    const host = [...state.slices.values()].flatMap((spec) => this.objects.record(state, spec).host ?? []);
     const maps = await nft.hostMaps(this.names.table);
     await nft.runScript([
       ...nft.flushHostMapLines(this.table, maps),
@@ -459,53 +370,6 @@ export class SliceNetworks {
     await this.settle();
     await this.foldCounters(state);
     await this.accounts.flush();
-  }
-
-  // ---- host side: service addresses and forwarding -------------------------------------------
-
-  /** Reserved addresses live on the bridge (so the host answers ARP/ND for them), one per address. */
-  private async syncServiceAddresses(next: DesiredState, before?: DesiredState, only?: 'add' | 'remove'): Promise<void> {
-    const wanted = new Set([...next.reservations.values()].map((r) => r.address));
-    let have: Set<string>;
-    if (before) {
-      have = new Set([...before.reservations.values()].map((r) => r.address));
-    } else {
-      const out = await mustRun('ip', ['-j', 'addr', 'show', 'dev', this.names.bridge]);
-      const infos = (JSON.parse(out) as Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>)[0]?.addr_info ?? [];
-      have = new Set(infos.filter((a) => a.prefixlen === 32 || a.prefixlen === 128).map((a) => a.local));
-    }
-    const lines: string[] = [];
-    if (only !== 'remove')
-      for (const address of wanted)
-        if (!have.has(address)) lines.push(`addr add ${address}/${address.includes(':') ? '128 nodad' : '32'} dev ${this.names.bridge}`);
-    if (only !== 'add')
-      for (const address of have)
-        if (!wanted.has(address)) lines.push(`addr del ${address}/${address.includes(':') ? '128' : '32'} dev ${this.names.bridge}`);
-    if (lines.length > 0) await mustRun('ip', ['-b', '-'], lines.join('\n'));
-  }
-
-  /**
-   * Egress needs IPv4 forwarding on the uplink too (the answers come in there). It is turned
-   * on while some slice has egress, and the value it had before is restored afterwards.
-   */
-  private async syncForwarding(state: DesiredState): Promise<void> {
-    const needed = [...state.slices.values()].some((s) => s.net?.egress);
-    const saved = await this.ctx.store.get(FORWARD_SYSCTL_KEY);
-    if (needed && saved === undefined) {
-      const previous = ip.setSysctl('net.ipv4.ip_forward', '1');
-      await this.ctx.store.txn([{ type: 'put', key: FORWARD_SYSCTL_KEY, value: previous }]);
-      this.ctx.log.info({ previous }, 'net.ipv4.ip_forward set to 1 for slice egress');
-    } else if (!needed && saved !== undefined) {
-      await this.restoreForwarding();
-    }
-  }
-
-  private async restoreForwarding(): Promise<void> {
-    const saved = await this.ctx.store.get(FORWARD_SYSCTL_KEY);
-    if (saved === undefined) return;
-    ip.setSysctl('net.ipv4.ip_forward', saved);
-    await this.ctx.store.txn([{ type: 'delete', key: FORWARD_SYSCTL_KEY }]);
-    this.ctx.log.info({ value: saved }, 'net.ipv4.ip_forward restored');
   }
 }
 
