@@ -5,7 +5,8 @@
  * so the next start rebuilds the slices; delete the state directory to forget them too.
  */
 import { rmdirSync, rmSync } from 'node:fs';
-import { FIFO_AREA, removeDirectory } from '../kernel/fifo.js';
+import { removeDirectory } from '../kernel/fifo.js';
+import { FIFO_AREA } from '../kernel/fifo-maker.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';

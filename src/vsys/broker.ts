@@ -12,15 +12,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import type { UnixUser } from '../kernel/users.js';
-import {
-  checkFifo,
-  ensureOwnedDirectory,
-  ensureRootDirectory,
-  FifoMaker,
-  RefusedFile,
-  removeDirectory,
-  type OpenedFifo,
-} from '../kernel/fifo.js';
+import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, RefusedFile, removeDirectory } from '../kernel/fifo.js';
+import { FifoMaker, type OpenedFifo } from '../kernel/fifo-maker.js';
 import { canRead, canWrite } from './acl.js';
 import { grantKey, grantsBySlice, type Grant } from './catalog.js';
 import { callFailed, describeCall, runCall, type VsysLimits } from './call.js';

@@ -23,7 +23,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FIFO_AREA, FifoMaker, RefusedFile } from '../../src/kernel/fifo.js';
+import { FIFO_AREA, FifoMaker } from '../../src/kernel/fifo-maker.js';
+import { RefusedFile } from '../../src/kernel/fifo.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (gives FIFOs to another user)' : null;
 if (skip) process.stderr.write(`SKIP kernel/fifo-maker: ${skip}\n`);

@@ -12,7 +12,7 @@ import { CgroupV1Backend, type V1Layout } from './v1.js';
 import { CgroupV2Backend, type V2Layout } from './v2.js';
 import { SlicedError } from '../../core/errors.js';
 import { SUPERVISOR_GROUP, delegatedGroups } from '../../core/delegation.js';
-import { readRecord } from './v2.js';
+import { readRecord } from './v2-delegation.js';
 
 export interface DetectOptions {
   /** Name of sliced's root group inside the daemon's own group, e.g. "sliced". */

@@ -4,10 +4,10 @@
  * because of the "no internal processes" rule, groups that have children (the root and the
  * domains) never hold processes, and slices are leaves. The group sliced manages holds no
  * processes either: the daemon first moves itself into the supervisor leaf beside its root
- * group (src/core/delegation.ts).
+ * group (v2-delegation.ts; the rules in src/core/delegation.ts).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CPU_PERIOD_US,
@@ -40,15 +40,18 @@ import {
 import { SlicedError } from '../../core/errors.js';
 import { bfqWeight } from '../../core/io.js';
 import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
-import { readProcStat } from '../procfs.js';
 import {
-  SUPERVISOR_GROUP,
-  delegationRecordSchema,
-  mergeRecord,
-  sortMembers,
-  strangersMessage,
-  type DelegationRecord,
-} from '../../core/delegation.js';
+  PROC_PROBE,
+  checkDelegation,
+  enterSupervisor,
+  recordDelegation,
+  releaseDelegation,
+  subtreeControl,
+  type DelegatedGroup,
+  type ProcessProbe,
+} from './v2-delegation.js';
+
+export type { ProcessProbe } from './v2-delegation.js';
 
 export interface V2Layout {
   /** Mount point of the cgroup2 hierarchy. */
@@ -71,28 +74,6 @@ export interface V2Layout {
   controllers?: string[];
 }
 
-/** What init() needs to know of processes, behind an interface so fixture tests can simulate them. */
-export interface ProcessProbe {
-  /** The daemon's pid. */
-  readonly self: number;
-  /** Parent pid, 0 for none, null when the process is gone. */
-  parentOf(pid: number): number | null;
-  /** The command name (comm), or null when the process is gone. */
-  commandOf(pid: number): string | null;
-}
-
-export const PROC_PROBE: ProcessProbe = {
-  self: process.pid,
-  parentOf: (pid) => readProcStat(pid)?.parentPid ?? null,
-  commandOf: (pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    } catch {
-      return null;
-    }
-  },
-};
-
 const DEFAULT_CONTROLLERS = ['cpu', 'memory'];
 /**
  * Enabled when available: without io, I/O allocations other than the defaults are refused;
@@ -109,12 +90,20 @@ export class CgroupV2Backend implements CgroupBackend {
   private available: string[] = [];
   /** Groups whose subtree_control already has our controllers. */
   private readonly enabled = new Set<string>();
-  private readonly processes: ProcessProbe;
+  /** The managed group as the delegation steps see it; the writes go through the (overridable) methods below. */
+  private readonly delegated: DelegatedGroup;
 
   constructor(layout: V2Layout, processes: ProcessProbe = PROC_PROBE) {
     this.layout = layout;
     this.controllers = layout.controllers ?? DEFAULT_CONTROLLERS;
-    this.processes = processes;
+    this.delegated = {
+      own: layout.own,
+      supervisor: layout.supervisor ?? null,
+      recordFile: layout.recordFile,
+      processes,
+      writeControl: (path, value) => this.writeControl(path, value),
+      removeGroupDir: (dir) => this.removeGroupDir(dir),
+    };
   }
 
   rootDirectories(): Record<string, string> {
@@ -133,14 +122,9 @@ export class CgroupV2Backend implements CgroupBackend {
     this.available = available;
     this.controllers = [...this.controllers, ...OPTIONAL_CONTROLLERS.filter((c) => available.includes(c) && !this.controllers.includes(c))];
     const before = subtreeControl(this.layout.own);
-    const supervisorMade = this.enterSupervisor();
+    const supervisorMade = enterSupervisor(this.delegated);
     this.enableControllers(this.layout.own);
-    if (this.layout.recordFile) {
-      // The root group's controllers are the system's: what sliced turns on there stays on.
-      const added = this.layout.supervisor ? this.controllers.filter((c) => !before.includes(c)) : [];
-      const now = { managed: this.layout.own, supervisorMade, controllersAdded: added };
-      writeRecord(this.layout.recordFile, mergeRecord(readRecord(this.layout.recordFile), now));
-    }
+    recordDelegation(this.delegated, supervisorMade, before, this.controllers);
     makeDir(this.layout.root);
     this.setCpuWeight([], rootWeight);
   }
@@ -150,41 +134,7 @@ export class CgroupV2Backend implements CgroupBackend {
    * can check it before it touches anything (and init() checks again).
    */
   checkDelegation(): void {
-    const strangers = this.groupMembers().strangers;
-    if (strangers.length > 0) {
-      const named = strangers.map((pid) => ({ pid, command: this.processes.commandOf(pid) }));
-      throw new SlicedError('EBUSY', strangersMessage(this.layout.own, named), { pids: strangers });
-    }
-  }
-
-  private groupMembers(): { ours: number[]; strangers: number[] } {
-    if (!this.layout.supervisor) return { ours: [], strangers: [] };
-    return sortMembers(readIds(join(this.layout.own, 'cgroup.procs')), this.processes.self, (pid) => this.processes.parentOf(pid));
-  }
-
-  /**
-   * Move the daemon and the processes it started from the managed group into the supervisor
-   * leaf, so that the group may enable controllers for its children. Processes are never
-   * moved out of the memory cgroup they started in except into a descendant of it: the leaf
-   * is a child of the group, so the daemon stays inside the accounting it was started in
-   * (a systemd service's MemoryMax= still covers it). Returns whether the leaf was made now.
-   */
-  private enterSupervisor(): boolean {
-    const leaf = this.layout.supervisor;
-    if (!leaf) return false;
-    this.checkDelegation();
-    const made = !existsSync(leaf);
-    makeDir(leaf);
-    for (const pid of this.groupMembers().ours) {
-      try {
-        // One write moves the whole process, every thread of it (cgroup.procs, not cgroup.threads).
-        this.writeControl(join(leaf, 'cgroup.procs'), String(pid));
-      } catch (err) {
-        if (pid !== this.processes.self && this.processes.parentOf(pid) === null) continue; // a helper that exited meanwhile
-        throw err;
-      }
-    }
-    return made;
+    checkDelegation(this.delegated);
   }
 
   /** The supervisor leaf, where the daemon and its helpers run, or null without one. */
@@ -193,45 +143,11 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   /**
-   * For `sliced --cleanup`, after the root group is gone: undo what the record says sliced
-   * made in the managed group. The supervisor leaf goes only when sliced made it and it is
-   * empty; the controllers sliced added are switched off only when no child group is left, so
-   * nothing another program put there loses its limits. Returns what had to stay, and why.
+   * For `sliced --cleanup`, after the root group is gone: undo what the delegation record says
+   * sliced made in the managed group (see releaseDelegation). Returns what had to stay, and why.
    */
   releaseDelegation(): string[] {
-    const file = this.layout.recordFile;
-    const record = file ? readRecord(file) : null;
-    if (!file || !record || record.managed !== this.layout.own) return [];
-    const left: string[] = [];
-    const leaf = join(this.layout.own, SUPERVISOR_GROUP);
-    let supervisorMade = record.supervisorMade;
-    if (supervisorMade && existsSync(leaf)) {
-      try {
-        this.removeGroupDir(leaf);
-        supervisorMade = false;
-      } catch (err) {
-        left.push(`${leaf} (${(err as Error).message})`);
-      }
-    } else {
-      supervisorMade = false;
-    }
-    let controllersAdded = record.controllersAdded;
-    const children = childDirs(this.layout.own);
-    const enabled = subtreeControl(this.layout.own);
-    const off = controllersAdded.filter((c) => enabled.includes(c));
-    if (off.length > 0 && children.length === 0) {
-      this.writeControl(join(this.layout.own, 'cgroup.subtree_control'), off.map((c) => `-${c}`).join(' '));
-      controllersAdded = [];
-    } else if (off.length === 0) {
-      controllersAdded = [];
-    } else {
-      left.push(
-        `controllers ${off.join(' ')} in ${join(this.layout.own, 'cgroup.subtree_control')} (child groups remain: ${children.join(' ')})`,
-      );
-    }
-    if (!supervisorMade && controllersAdded.length === 0) rmSync(file, { force: true });
-    else writeRecord(file, { managed: record.managed, supervisorMade, controllersAdded });
-    return left;
+    return releaseDelegation(this.delegated);
   }
 
   /** rmdir of a group outside the root group (the supervisor leaf); fails while it holds processes. */
@@ -443,32 +359,4 @@ export class CgroupV2Backend implements CgroupBackend {
     }
     killEach(this.procs(group));
   }
-}
-
-/** Controllers listed in a group's cgroup.subtree_control. */
-function subtreeControl(dir: string): string[] {
-  return readText(join(dir, 'cgroup.subtree_control')).trim().split(/\s+/).filter(Boolean);
-}
-
-/** The delegation record in `file`, or null when there is none or it is not one. */
-export function readRecord(file: string): DelegationRecord | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-  try {
-    const parsed = delegationRecordSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
-
-function writeRecord(file: string, record: DelegationRecord): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  const temporary = `${file}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(record)}\n`, { mode: 0o644 });
-  renameSync(temporary, file);
 }
