@@ -136,7 +136,8 @@ export function registerTreeCommands(program: Command, ctx: CliContext): void {
   program
     .command('apply')
     .description(
-      'make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; every step is checked first and nothing changes if one fails',
+      'make the tree equal to a YAML document (FILE, or - for stdin), in a safe order; every step is checked first and nothing ' +
+        'changes if one fails',
     )
     .argument('<file>', 'document')
     .option('--dry-run', "print the plan and what apply would find wrong (exit status as apply's); change nothing")

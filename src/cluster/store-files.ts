@@ -37,7 +37,8 @@ export function readStoreFiles(dir: string): StoreFiles {
       // Snapshots are written to a temporary file, fsync'd and renamed: damage here is not a crash.
       throw new SlicedError(
         'EIO',
-        `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it from a backup`,
+        `state snapshot ${snapshotPath} is damaged (${(err as Error).message}); refusing to start with partial state: restore it ` +
+          `from a backup`,
       );
     }
     for (const [key, value] of Object.entries(parsed.data)) data.set(key, value);

@@ -92,7 +92,8 @@ function checkAllocation(who: string, cpu: CpuAllocation, memoryLimit: number | 
   if (cpu.limit !== null && cpu.limit < cpu.reservation) {
     throw new SlicedError(
       'EINVAL',
-      `${who}: cpu.limit ${formatCpu(cpu.limit)} is below cpu.reservation ${formatCpu(cpu.reservation)}; the limit must be at least the reservation`,
+      `${who}: cpu.limit ${formatCpu(cpu.limit)} is below cpu.reservation ${formatCpu(cpu.reservation)}; the limit must be at least ` +
+        `the reservation`,
     );
   }
   if (cpu.limit !== null && cpu.limit > node.cpuMillicores) {

@@ -57,7 +57,8 @@ export function mergeMemory(current: MemoryAllocation, input: MemoryInput | unde
   if (merged.high !== null && merged.limit !== null && merged.high > merged.limit) {
     throw new SlicedError(
       'EINVAL',
-      `memory.high ${formatMemory(merged.high)} is above memory.limit ${formatMemory(merged.limit)}; the soft limit must be at most the limit`,
+      `memory.high ${formatMemory(merged.high)} is above memory.limit ${formatMemory(merged.limit)}; the soft limit must be at most ` +
+        `the limit`,
     );
   }
   return merged;

@@ -47,7 +47,8 @@ export function checkRates(slice: string, net: RateLimits, capacity: number): vo
   if (minRate !== null && maxRate !== null && minRate > maxRate) {
     throw new SlicedError(
       'EINVAL',
-      `slice ${slice}: net.maxRate ${formatRate(maxRate)} is below net.minRate ${formatRate(minRate)}; the ceiling must be at least the guaranteed rate`,
+      `slice ${slice}: net.maxRate ${formatRate(maxRate)} is below net.minRate ${formatRate(minRate)}; the ceiling must be at least ` +
+        `the guaranteed rate`,
     );
   }
   for (const [field, rate] of [
@@ -76,7 +77,8 @@ export function checkMinRates(slices: Iterable<{ name: string; net: RateLimits |
   if (total > capacity) {
     throw new SlicedError(
       'ENOSPC',
-      `over-commit of the network: guaranteed rates would total ${formatRate(total)} (${holders.join(', ')}) but the node's network capacity is ${formatRate(capacity)}`,
+      `over-commit of the network: guaranteed rates would total ${formatRate(total)} (${holders.join(', ')}) but the node's network ` +
+        `capacity is ${formatRate(capacity)}`,
     );
   }
 }

@@ -138,7 +138,8 @@ export function checkPoolsFree(pool: NetPool, host: readonly HostNetwork[], ownB
       if (conflicts.length > 5) named.push(`and ${conflicts.length - 5} more`);
       throw new SlicedError(
         'EINVAL',
-        `config: ${what} ${cidr.text} overlaps what the node already uses: ${named.join('; ')}. Choose a private subnet that no interface address or route of the node covers`,
+        `config: ${what} ${cidr.text} overlaps what the node already uses: ${named.join('; ')}. Choose a private subnet that no ` +
+          `interface address or route of the node covers`,
       );
     }
   }
@@ -237,12 +238,14 @@ export function checkReservationAddress(
     if (special !== null) {
       throw new SlicedError(
         'EINVAL',
-        `address ${parsed.text} is ${special} of the pool ${cidr.text}; reserve a free address of the pool (${addressAt(cidr, 0)} to ${addressAt(cidr, poolCapacity(pool) - 1)})`,
+        `address ${parsed.text} is ${special} of the pool ${cidr.text}; reserve a free address of the pool (${addressAt(cidr, 0)} to ` +
+          `${addressAt(cidr, poolCapacity(pool) - 1)})`,
       );
     }
     throw new SlicedError(
       'EINVAL',
-      `address ${parsed.text} is outside the pool ${cidr.text} (allowed: ${addressAt(cidr, 0)} to ${addressAt(cidr, poolCapacity(pool) - 1)}, not the gateway ${gateway(cidr)})`,
+      `address ${parsed.text} is outside the pool ${cidr.text} (allowed: ${addressAt(cidr, 0)} to ` +
+        `${addressAt(cidr, poolCapacity(pool) - 1)}, not the gateway ${gateway(cidr)})`,
     );
   }
   const owner = sliceIndexes.get(index);

@@ -110,7 +110,8 @@ export function mergePids(
   if (typeof input.max === 'number' && space !== undefined && input.max > space) {
     throw new SlicedError(
       'EINVAL',
-      `${who}: pids.max ${input.max} is above the ${space} tasks this node can hold (min of kernel.pid_max and kernel.threads-max); give at most ${space}, or "none"`,
+      `${who}: pids.max ${input.max} is above the ${space} tasks this node can hold (min of kernel.pid_max and kernel.threads-max); ` +
+        `give at most ${space}, or "none"`,
     );
   }
   return { max: input.max };

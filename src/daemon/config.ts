@@ -200,7 +200,10 @@ export function describeConfigIssues(
     .map((issue) => {
       if (issue.code === 'unrecognized_keys') {
         const names = issue.keys.map((k) => JSON.stringify(k)).join(', ');
-        return `unknown setting${issue.keys.length > 1 ? 's' : ''} ${names}${file ? ` in ${file}` : ''}; the settings are ${Object.keys(SETTINGS).join(', ')}`;
+        return (
+          `unknown setting${issue.keys.length > 1 ? 's' : ''} ${names}${file ? ` in ${file}` : ''}; the settings are ` +
+          `${Object.keys(SETTINGS).join(', ')}`
+        );
       }
       const key = String(issue.path[0] ?? '');
       const setting = SETTINGS[key as ConfigKey];

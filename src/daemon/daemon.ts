@@ -58,7 +58,8 @@ export function createLogger(config: SlicedConfig): Logger {
     destination.on('error', (err: Error) => {
       if (!failing)
         process.stderr.write(
-          `sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in memory until it can\n`,
+          `sliced: cannot write the log file ${config.logFile}: ${err.message}; up to ${LOG_BUFFER_MAX / 2 ** 20}M of lines wait in ` +
+            `memory until it can\n`,
         );
       failing = true;
     });

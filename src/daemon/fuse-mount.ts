@@ -134,7 +134,8 @@ export async function removeStaleMount(mnt: string, log: Logger): Promise<void> 
     if (plain !== null && lazy !== null) {
       throw new SlicedError(
         'EBUSY',
-        `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount -uz: ${lazy}`,
+        `a stale sliced mount on ${path} (left by a daemon that was killed) cannot be removed: fusermount -u: ${plain}; fusermount ` +
+          `-uz: ${lazy}`,
       );
     }
     log.warn({ mount: path, fusermount: plain === null ? '-u' : '-uz' }, 'removed a stale sliced mount left by an earlier daemon');

@@ -315,7 +315,8 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       if (other)
         throw fail(
           'EBUSY',
-          `scheduler ${baseName(parentAt)} already has policy ${baseName(other[0])}; a scheduler holds one policy (remove it to replace it)`,
+          `scheduler ${baseName(parentAt)} already has policy ${baseName(other[0])}; a scheduler holds one policy (remove it to ` +
+            `replace it)`,
         );
       model.dirs.set(path, { role: 'policy', userMade: true });
       for (const file of ['description', 'status']) model.addFile(`${path}/${file}`, false);

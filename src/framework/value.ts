@@ -137,7 +137,8 @@ export const BUILTIN_VALUE_TYPES: readonly ValueType[] = [
     columns: ['usage', 'demand'],
     unit: 'millicores',
     description:
-      'per slice (rows slice/<name>) and domain (domain/<name>): CPU used and estimated demand; row "system" holds CPU used outside the slices',
+      'per slice (rows slice/<name>) and domain (domain/<name>): CPU used and estimated demand; row "system" holds CPU used outside ' +
+      'the slices',
   },
   {
     name: 'io_usage',

@@ -133,7 +133,10 @@ export function describeCall(result: CallResult, limits: VsysLimits): string {
   if (result.outputDropped > 0) problems.push(`${result.outputDropped} output bytes not read by the slice`);
   const status =
     result.signal !== null ? `killed by ${result.signal}` : result.exitCode === null ? 'could not start' : `exit status ${result.exitCode}`;
-  return `call ${status}, ${result.bytesIn} bytes in, ${result.bytesOut} out, ${result.durationMs} ms${problems.length ? `; ${problems.join('; ')}` : ''}`;
+  return (
+    `call ${status}, ${result.bytesIn} bytes in, ${result.bytesOut} out, ${result.durationMs} ` +
+    `ms${problems.length ? `; ${problems.join('; ')}` : ''}`
+  );
 }
 
 export function callFailed(result: CallResult): boolean {

@@ -97,7 +97,8 @@ export class ServicesDirectory {
     this.events.record(
       'info',
       {},
-      `services: ${found.length} offered${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`,
+      `services: ${found.length} ` +
+        `offered${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`,
     );
     this.onChange();
   }

@@ -28,7 +28,8 @@ export const policyRole: RoleSpec<PolicyNode, SchedulerNode> = {
     if (scheduler.policy) {
       throw fail(
         'EBUSY',
-        `scheduler ${scheduler.name} already has policy ${scheduler.policy.type.name}; a scheduler holds one policy (remove it to replace it)`,
+        `scheduler ${scheduler.name} already has policy ${scheduler.policy.type.name}; a scheduler holds one policy (remove it to ` +
+          `replace it)`,
       );
     }
     if (parent.children.has(name)) throw fail('EEXIST', `${pathOf(parent)}/${name} already exists`);

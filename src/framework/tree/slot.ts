@@ -25,7 +25,8 @@ export function linkSource(host: TreeHost, dir: SlotDir, name: string, source: S
   if (output.value.type !== slot.valueType) {
     throw fail(
       'EINVAL',
-      `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(dir)} (expects ${slot.valueType.name}): value types must be equal`,
+      `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(dir)} (expects ${slot.valueType.name}): ` +
+        `value types must be equal`,
     );
   }
   const target = pathOf(source);

@@ -116,7 +116,8 @@ export class CgroupV2Backend implements CgroupBackend {
     if (missing.length > 0) {
       throw new SlicedError(
         'EIO',
-        `cgroup v2 controllers ${missing.join(', ')} are not available in ${this.layout.own} (it offers: ${available.join(' ') || 'none'}); delegate them to sliced's cgroup`,
+        `cgroup v2 controllers ${missing.join(', ')} are not available in ${this.layout.own} (it offers: ` +
+          `${available.join(' ') || 'none'}); delegate them to sliced's cgroup`,
       );
     }
     this.available = available;
@@ -228,7 +229,10 @@ export class CgroupV2Backend implements CgroupBackend {
 
   pidsUnavailable(): string | null {
     if (this.controllers.includes('pids')) return null;
-    return `the pids controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
+    return (
+      `the pids controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ` +
+      `${this.available.join(' ') || 'none'})`
+    );
   }
 
   setPidsMax(group: GroupPath, max: number | null): void {
@@ -259,7 +263,10 @@ export class CgroupV2Backend implements CgroupBackend {
 
   ioWeightUnavailable(): string | null {
     if (!this.controllers.includes('io'))
-      return `the io controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ${this.available.join(' ') || 'none'})`;
+      return (
+        `the io controller is not offered to sliced's cgroup (${join(this.layout.own, 'cgroup.controllers')} lists: ` +
+        `${this.available.join(' ') || 'none'})`
+      );
     const file = join(this.layout.root, 'io.bfq.weight');
     return existsSync(file) ? null : `sliced's cgroup has no BFQ weight file (${file}): the bfq I/O scheduler is not loaded`;
   }

@@ -31,7 +31,8 @@ export function skeletonLines(c: TableConfig, reset: boolean): string[] {
     `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type != { ip, ip6, arp } drop`,
     `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type ip iifname . ip saddr != @src4 drop`,
     `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type ip6 iifname . ip6 saddr @src6 accept`,
-    `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type ip6 ip6 saddr { ::, fe80::/10 } icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report, mld-listener-done } accept`,
+    `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type ip6 ip6 saddr { ::, fe80::/10 } icmpv6 type { nd-router-solicit, ` +
+      `nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report, mld-listener-done } accept`,
     `add rule ${b} prerouting iifname "${c.vethPrefix}*" ether type ip6 drop`,
     // Host-network counting. Output after DNAT (-100): a packet to a reserved address is
     // routed to lo, then DNATed to a slice; "fib daddr type" then tells where it really goes
