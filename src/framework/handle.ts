@@ -10,6 +10,7 @@ import type { CpuControlMode } from '../core/cpu-control.js';
 import { SlicedError } from '../core/errors.js';
 import type { SliceCandidate } from '../core/load-balancing.js';
 import type { Value } from './value.js';
+import type { RemoteRow, RemoteValues } from '../cluster/remote-values.js';
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -54,21 +55,8 @@ export interface SliceGroups {
   readPressure(group: SliceGroup, resource: PressureResource): Pressure | null;
 }
 
-export interface RemoteRow {
-  node: string;
-  labels: string[];
-  /** Row-major cells, `labels.length` rows (or one unlabelled row). */
-  data: number[];
-}
-
-/** Values shared between nodes (src/cluster/remote-values.ts). */
-export interface RemoteValues {
-  readonly nodeName: string;
-  /** Publish this node's value of `key` (not on the update path: callers batch it on a timer). */
-  publish(key: string, labels: readonly string[], data: ArrayLike<number>): Promise<void>;
-  /** Fetch the other nodes' values of `key`. */
-  fetch(key: string): Promise<RemoteRow[]>;
-}
+/** Values shared between nodes: the store's own interface (src/cluster/remote-values.ts). */
+export type { RemoteRow, RemoteValues };
 
 /** The node agent's CPU control loop: slice_usage samples it, the entitlement policy drives it. */
 export interface CpuControl {
