@@ -66,7 +66,7 @@ export class SliceSockets {
   constructor(
     runDir: string,
     private readonly agent: SliceAgent,
-    private readonly views: Views,
+    views: Views,
     private readonly log: Logger,
     private readonly limits: SliceSocketLimits = DEFAULT_SLICE_SOCKET_LIMITS,
   ) {
@@ -251,7 +251,9 @@ function nodeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
         ? '408 Request Timeout'
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? '431 Request Header Fields Too Large'
-          : '400 Bad Request';
+          : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+            ? '413 Payload Too Large'
+            : '400 Bad Request';
     socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
   }
   socket.destroy(err);
