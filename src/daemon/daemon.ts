@@ -14,17 +14,15 @@ import { checkNetPools, createNetworks } from './net.js';
 import { lookupUser } from '../kernel/users.js';
 import { CpuController } from './controller.js';
 import { startFramework, type Framework } from './framework.js';
-import { registerTreeRoutes } from './tree-api.js';
 import { mountTree, type TreeMount } from './fuse-mount.js';
 import { readSessionOf } from '../kernel/node-stats.js';
 import { Views } from './views.js';
-import { buildApi } from './api.js';
+import { buildAdminApi } from './http/admin.js';
 import { SliceSockets } from './slice-sockets.js';
 import { buildRegistry, serveMetrics } from './metrics.js';
 import { vsysLimits, type SlicedConfig } from './config.js';
 import { preflight, socketAnswers } from './preflight.js';
 import { VsysBroker } from '../vsys/broker.js';
-import { registerVsysRoutes } from './vsys-api.js';
 import { SlicedError } from '../core/errors.js';
 import { loadBfq } from '../kernel/block-devices.js';
 
@@ -125,6 +123,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       maxTotal: config.sliceSocketMaxTotal,
       timeoutMs: config.sliceSocketTimeoutMs,
     });
+    await sockets.ready();
     sockets.sync();
     const slicesSockets = sockets;
     agent.onChange(() => slicesSockets.sync());
@@ -140,15 +139,16 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     broker.start();
     agent.onChange(() => broker.sync());
 
-    api = buildApi(
+    api = buildAdminApi({
       agent,
       views,
-      [(app) => registerTreeRoutes(app, framework!.service, tree), (app) => registerVsysRoutes(app, broker)],
-      (slice, parentPid) => {
+      tree: { service: framework.service, tree },
+      broker,
+      placement: (slice, parentPid) => {
         const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
         if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
       },
-    );
+    });
     sockets.setTree(framework.service);
     if (config.mount !== null)
       mount = await mountTree(framework.service, config, log, (name) => {

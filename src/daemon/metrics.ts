@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Views } from './views.js';
 import type { SliceAgent } from './agent.js';
-import { readAccounts } from './net-api.js';
+import { readAccounts } from './http/net.js';
 import type { SliceSocketStats } from './slice-sockets.js';
 import { SlicedError } from '../core/errors.js';
 

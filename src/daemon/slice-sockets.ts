@@ -2,22 +2,25 @@
  * Read-only views for slices: one Unix socket per slice, <runDir>/slices/<name>.sock, owned
  * by the slice's user with mode 0600. The kernel's file permissions decide who may connect,
  * so a connection on a slice's socket can only come from that slice's user (or root), and
- * it can only read that one slice. All sockets feed a single HTTP server.
+ * it can only read that one slice. All sockets feed a single HTTP server, served by fastify
+ * with the read-only plugin of http/slice-view.ts.
  *
  * A tenant must not be able to use up the daemon's file descriptors through its socket: each
  * slice may hold a few connections open at once, all slices together a bounded number, and
  * idle or slow connections are closed. Refused connections get a 503 and are counted (log
  * and metrics), so an operator sees who hits the limit.
  */
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { chmodSync, chownSync, mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { SliceAgent } from './agent.js';
 import type { Views } from './views.js';
 import type { TreeService } from '../framework/service.js';
-import { SlicedError, httpStatusOf, isSlicedError } from '../core/errors.js';
+import { errorBody, errorHandler } from './http/errors.js';
+import { refuseUrl, sliceViewRoutes } from './http/slice-view.js';
 
 const sliceOfSocket = new WeakMap<Socket, string>();
 
@@ -53,6 +56,7 @@ export class SliceSockets {
   private readonly dir: string;
   private readonly servers = new Map<string, { server: NetServer; uid: number | null }>();
   private readonly http: HttpServer;
+  private readonly app: FastifyInstance;
   private treeService: TreeService | null = null;
   /** Per slice, kept while the slice exists; an open connection keeps its own reference. */
   private readonly figures = new Map<string, SliceSocketStats & { loggedAt: number; unlogged: number }>();
@@ -62,19 +66,35 @@ export class SliceSockets {
   constructor(
     runDir: string,
     private readonly agent: SliceAgent,
-    private readonly views: Views,
+    views: Views,
     private readonly log: Logger,
     private readonly limits: SliceSocketLimits = DEFAULT_SLICE_SOCKET_LIMITS,
   ) {
     this.dir = join(runDir, 'slices');
     // Every request here is a small GET: one timeout bounds idle time, headers and request alike.
     const timeout = limits.timeoutMs;
-    this.http = createHttpServer(
-      { headersTimeout: timeout, requestTimeout: timeout, connectionsCheckingInterval: Math.min(timeout, 1000) },
-      (request, response) => this.handle(request, response),
-    );
+    this.http = createHttpServer({
+      headersTimeout: timeout,
+      requestTimeout: timeout,
+      connectionsCheckingInterval: Math.min(timeout, 1000),
+    });
     this.http.timeout = timeout; // idle before the first request and between requests
     this.http.keepAliveTimeout = Math.min(timeout, 5000);
+    const sliceOf = (socket: Socket): string | undefined => sliceOfSocket.get(socket);
+    this.app = Fastify({
+      logger: false,
+      // The server above, with its timeouts; it never listens: open() hands it the sockets.
+      serverFactory: (handler) => this.http.on('request', handler),
+      frameworkErrors: (_err, request, reply) => refuseUrl(sliceOf, request, reply),
+      clientErrorHandler: nodeClientError,
+    });
+    this.app.setErrorHandler(errorHandler);
+    void this.app.register(sliceViewRoutes, { views, sliceOf, tree: () => this.treeService });
+  }
+
+  /** Resolves once the sockets can answer; call before the first sync(). */
+  async ready(): Promise<void> {
+    await this.app.ready();
   }
 
   /** Connection figures per slice socket. */
@@ -162,7 +182,7 @@ export class SliceSockets {
       full === 'slice'
         ? `slice ${name} already holds ${this.limits.maxPerSlice} connections to its socket, the most allowed (sliceSocketMaxConnections); close some and retry`
         : `all slice sockets together hold ${this.limits.maxTotal} connections, the most allowed (sliceSocketMaxTotal); retry later`;
-    const body = JSON.stringify({ error: { code: 'EBUSY', message } });
+    const body = JSON.stringify(errorBody('EBUSY', message));
     socket.on('error', () => socket.destroy());
     socket.end(
       `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -215,55 +235,26 @@ export class SliceSockets {
 
   closeAll(): void {
     for (const name of [...this.servers.keys()]) this.close(name);
-    this.http.close();
+    this.http.close(); // fastify closes no server it did not start listening
+    void this.app.close();
   }
+}
 
-  private handle(request: IncomingMessage, response: ServerResponse): void {
-    const slice = sliceOfSocket.get(request.socket);
-    const reply = (status: number, body: unknown): void => {
-      response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(body));
-    };
-    try {
-      if (!slice) throw new SlicedError('EPERM', 'unknown socket');
-      if (request.method !== 'GET') {
-        throw new SlicedError('EPERM', `this socket only reads slice ${slice}; changes need root or the admin group on the main socket`);
-      }
-      const [url, query = ''] = (request.url ?? '/').split('?');
-      const treePath = new URLSearchParams(query).get('path') ?? '/';
-      if ((url === '/v1/tree/cat' || url === '/v1/tree/ls') && this.treeService) {
-        const caller = { admin: false as const, slice };
-        reply(
-          200,
-          url === '/v1/tree/cat'
-            ? { path: treePath, value: this.treeService.read(caller, treePath) }
-            : this.treeService.readdir(caller, treePath),
-        );
-      } else if (url === '/' || url === '/v1/self' || url === `/v1/slices/${slice}`) {
-        reply(200, this.views.slice(slice, true));
-      } else if (url === '/v1/slices') {
-        reply(200, [this.views.slice(slice, true)]);
-      } else if (url === '/v1/status') {
-        // The node's size and system reserve are settings, not about other slices; the node's
-        // total reservation, counts and loop figures are, so they are null (not shown): the
-        // slice's own reservation is in its own view.
-        const node = this.views.node() as { cpu: { capacity: number; systemReserve: number }; backend: string; cpuControl: string };
-        reply(200, {
-          node: {
-            cpu: { capacity: node.cpu.capacity, systemReserve: node.cpu.systemReserve, reserved: null },
-            backend: node.backend,
-            cpuControl: node.cpuControl,
-            control: null,
-          },
-          slices: [this.views.slice(slice, true)],
-          domains: [],
-        });
-      } else {
-        throw new SlicedError('EPERM', `slice ${slice} may read only its own view (GET /v1/self), not ${url}`);
-      }
-    } catch (err) {
-      const code = isSlicedError(err) ? err.code : 'EIO';
-      reply(httpStatusOf[code], { error: { code, message: (err as Error).message } });
-    }
+/**
+ * A request the HTTP parser refuses (malformed, headers too large, too slow to arrive) gets
+ * node's own bare answer, as before fastify served these sockets, and the socket is closed.
+ */
+function nodeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (socket.writable) {
+    const status =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+            ? '413 Payload Too Large'
+            : '400 Bad Request';
+    socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
   }
+  socket.destroy(err);
 }

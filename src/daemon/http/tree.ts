@@ -1,5 +1,6 @@
 /**
- * HTTP routes of the config tree (the same operations as the CLI verbs and the FUSE mount):
+ * The config tree (registered under /v1/tree; the same operations as the CLI verbs and the
+ * FUSE mount), and new-task placement (registered under /v1/placement):
  *
  *   GET  /v1/tree/ls?path=P   /v1/tree/cat?path=P   /v1/tree/stat?path=P   /v1/tree/readlink?path=P
  *   GET  /v1/tree/tree?path=P (recursive listing)   /v1/tree/dump (YAML)
@@ -7,16 +8,16 @@
  *   POST /v1/tree/apply {document, dryRun, force}  -> {dryRun, steps, problems, warnings}
  *   GET  /v1/placement?pid=N[&slice=S]  where a new task of process N would be placed
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parseInput } from '../core/model.js';
-import { SlicedError } from '../core/errors.js';
-import { pidTextSchema } from '../core/pids.js';
-import { ADMIN, type TreeService } from '../framework/service.js';
-import { describeStep } from '../framework/document.js';
-import type { ConfigTree } from '../framework/tree.js';
-import type { TreeListing } from '../wire/tree.js';
-import { readSessionOf } from '../kernel/node-stats.js';
+import { parseInput } from '../../core/model.js';
+import { SlicedError } from '../../core/errors.js';
+import { pidTextSchema } from '../../core/pids.js';
+import { ADMIN, type TreeService } from '../../framework/service.js';
+import { describeStep } from '../../framework/document.js';
+import type { ConfigTree } from '../../framework/tree.js';
+import type { TreeListing } from '../../wire/tree.js';
+import { readSessionOf } from '../../kernel/node-stats.js';
 
 const pathQuery = z.object({ path: z.string().default('/') }).strict();
 const pathBody = z.object({ path: z.string() }).strict();
@@ -31,60 +32,72 @@ const applyBody = z
   .strict();
 const placementQuery = z.object({ pid: pidTextSchema, slice: z.string().optional() }).strict();
 
-export function registerTreeRoutes(app: FastifyInstance, service: TreeService, tree: ConfigTree): void {
+export interface TreeRoutesOptions {
+  service: TreeService;
+}
+
+export const treeRoutes: FastifyPluginAsync<TreeRoutesOptions> = async (app, { service }) => {
   const caller = ADMIN;
-  app.get('/v1/tree/ls', async (request) => service.readdir(caller, parseInput(pathQuery, request.query, 'ls').path));
-  app.get('/v1/tree/cat', async (request) => {
+  app.get('/ls', async (request) => service.readdir(caller, parseInput(pathQuery, request.query, 'ls').path));
+  app.get('/cat', async (request) => {
     const { path } = parseInput(pathQuery, request.query, 'cat');
     return { path, value: service.read(caller, path) };
   });
-  app.get('/v1/tree/stat', async (request) => service.stat(caller, parseInput(pathQuery, request.query, 'stat').path));
-  app.get('/v1/tree/readlink', async (request) => {
+  app.get('/stat', async (request) => service.stat(caller, parseInput(pathQuery, request.query, 'stat').path));
+  app.get('/readlink', async (request) => {
     const { path } = parseInput(pathQuery, request.query, 'readlink');
     return { path, target: service.readlink(caller, path) };
   });
-  app.get('/v1/tree/tree', async (request) => listRecursively(service, parseInput(pathQuery, request.query, 'tree').path));
-  app.get('/v1/tree/dump', async () => ({ yaml: service.dump(caller) }));
-  app.post('/v1/tree/mkdir', async (request) => {
+  app.get('/tree', async (request) => listRecursively(service, parseInput(pathQuery, request.query, 'tree').path));
+  app.get('/dump', async () => ({ yaml: service.dump(caller) }));
+  app.post('/mkdir', async (request) => {
     const { path } = parseInput(pathBody, request.body, 'mkdir');
     await service.mkdir(caller, path);
     return { created: path };
   });
-  app.post('/v1/tree/rmdir', async (request) => {
+  app.post('/rmdir', async (request) => {
     const { path } = parseInput(pathBody, request.body, 'rmdir');
     await service.rmdir(caller, path);
     return { removed: path };
   });
-  app.post('/v1/tree/write', async (request) => {
+  app.post('/write', async (request) => {
     const { path, value } = parseInput(writeBody, request.body, 'write');
     await service.write(caller, path, value);
     return { path, value: service.read(caller, path) };
   });
-  app.post('/v1/tree/ln', async (request) => {
+  app.post('/ln', async (request) => {
     const { target, path } = parseInput(linkBody, request.body, 'ln');
     await service.symlink(caller, target, path);
     return { linked: path, target };
   });
-  app.post('/v1/tree/rm', async (request) => {
+  app.post('/rm', async (request) => {
     const { path } = parseInput(pathBody, request.body, 'rm');
     await service.unlink(caller, path);
     return { removed: path };
   });
-  app.post('/v1/tree/apply', async (request) => {
+  app.post('/apply', async (request) => {
     const { document, dryRun, force } = parseInput(applyBody, request.body, 'apply');
     const result = await service.apply(caller, document, dryRun, { force });
     // A dry run answers 200 with the problems apply would meet; apply itself refuses them.
     const problems = result.problems.map((p) => ({ ...p, action: describeStep(result.steps[p.step - 1]!) }));
     return { dryRun, steps: result.steps.map(describeStep), problems, warnings: result.warnings };
   });
-  app.get('/v1/placement', async (request) => {
+};
+
+export interface PlacementRoutesOptions {
+  tree: ConfigTree;
+}
+
+export const placementRoutes: FastifyPluginAsync<PlacementRoutesOptions> = async (app, { tree }) => {
+  // '' and not '/': the prefix alone, without also answering /v1/placement/.
+  app.get('', async (request) => {
     const { pid, slice } = parseInput(placementQuery, request.query, 'placement');
     const sessionId = readSessionOf(pid);
     // A task cannot start from a process that does not exist; answering "this node" would hide the typo.
     if (sessionId === null) throw new SlicedError('ESRCH', `process ${pid} does not exist`);
     return tree.placeNewTask({ parentPid: pid, sessionId, slice: slice ?? null });
   });
-}
+};
 
 /** The subtree at `path` as nested entries (for `slicectl tree`). */
 export function listRecursively(service: TreeService, path: string, depth = 0): TreeListing {

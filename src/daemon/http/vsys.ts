@@ -1,13 +1,13 @@
 /**
- * vsys routes of the API (root and the admin group only, like the rest of it): the services
- * offered, each slice's FIFOs, the vsys log, and calls made on a slice's behalf.
+ * vsys (registered under /v1/vsys; root and the admin group only, like the rest of the
+ * admin API): the services offered, each slice's FIFOs, the vsys log, and calls made on a slice's behalf.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parseInput } from '../core/model.js';
-import { assertValidName } from '../core/names.js';
-import { SlicedError } from '../core/errors.js';
-import type { VsysBroker } from '../vsys/broker.js';
+import { parseInput } from '../../core/model.js';
+import { assertValidName } from '../../core/names.js';
+import { SlicedError } from '../../core/errors.js';
+import type { VsysBroker } from '../../vsys/broker.js';
 
 const callBody = z
   .object({
@@ -28,15 +28,20 @@ const logQuery = z
   })
   .strict();
 
-export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): void {
-  app.get('/v1/vsys', async () => broker.status());
-  app.get('/v1/vsys/services', async () => broker.listServices());
+export interface VsysRoutesOptions {
+  broker: VsysBroker;
+}
 
-  app.get<{ Params: { name: string } }>('/v1/vsys/slices/:name', async (request) =>
+export const vsysRoutes: FastifyPluginAsync<VsysRoutesOptions> = async (app, { broker }) => {
+  // '' and not '/': the prefix alone, without also answering /v1/vsys/.
+  app.get('', async () => broker.status());
+  app.get('/services', async () => broker.listServices());
+
+  app.get<{ Params: { name: string } }>('/slices/:name', async (request) =>
     broker.sliceView(assertValidName('slice', request.params.name)),
   );
 
-  app.get('/v1/vsys/log', async (request) => {
+  app.get('/log', async (request) => {
     const query = parseInput(logQuery, request.query, 'vsys log');
     if (query.service !== undefined) assertValidName('service', query.service);
     if (query.slice !== undefined) assertValidName('slice', query.slice);
@@ -45,7 +50,7 @@ export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): vo
 
   // Base64 makes the body 4/3 of the input; leave room for the JSON around it.
   const bodyLimit = Math.ceil((broker.limits.maxInputBytes * 4) / 3) + 4096;
-  app.post<{ Params: { name: string } }>('/v1/vsys/services/:name/call', { bodyLimit }, async (request) => {
+  app.post<{ Params: { name: string } }>('/services/:name/call', { bodyLimit }, async (request) => {
     const service = assertValidName('service', request.params.name);
     const body = parseInput(callBody, request.body, 'vsys call');
     const slice = assertValidName('slice', body.slice);
@@ -58,4 +63,4 @@ export function registerVsysRoutes(app: FastifyInstance, broker: VsysBroker): vo
     }
     return broker.adminCall(slice, service, input);
   });
-}
+};

@@ -1,18 +1,18 @@
 /**
- * HTTP routes of slice networking (registered by buildApi): per-slice and node accounts,
- * and port reservations. Only the root-only API socket serves them; a slice's read-only
+ * Slice networking (registered under /v1/net): the node's network settings, per-slice and
+ * node accounts, and port reservations. Only the root-only API socket serves them; a slice's read-only
  * socket has none of them, so a slice's own user can never change a reservation.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import type { SliceAgent } from './agent.js';
-import type { SliceNetworks } from './net.js';
-import { parseInput } from '../core/model.js';
-import { assertValidName } from '../core/names.js';
-import { SlicedError } from '../core/errors.js';
-import { COLUMNS, summary, totalOf, type SliceAccount } from '../core/accounting.js';
-import { formatRate } from '../core/net.js';
-import type { AccountRow, AccountsDocument } from '../wire/net.js';
+import type { SliceAgent } from '../agent.js';
+import type { SliceNetworks } from '../net.js';
+import { parseInput } from '../../core/model.js';
+import { assertValidName } from '../../core/names.js';
+import { SlicedError } from '../../core/errors.js';
+import { COLUMNS, summary, totalOf, type SliceAccount } from '../../core/accounting.js';
+import { formatRate } from '../../core/net.js';
+import type { AccountRow, AccountsDocument } from '../../wire/net.js';
 
 const reservationBody = z
   .object({ slice: z.string(), address: z.string(), protocol: z.string(), port: z.union([z.number(), z.string()]) })
@@ -41,10 +41,15 @@ export async function readAccounts(agent: SliceAgent): Promise<AccountsDocument>
   return { slices: all.map((a) => accountRow(agent, a)), summary: summary(all) };
 }
 
-export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void {
-  type SliceParams = { Params: { slice: string } };
+export interface NetRoutesOptions {
+  agent: SliceAgent;
+}
 
-  app.get('/v1/net', async () => {
+type SliceParams = { Params: { slice: string } };
+
+export const netRoutes: FastifyPluginAsync<NetRoutesOptions> = async (app, { agent }) => {
+  // '' and not '/': the prefix alone, without also answering /v1/net/.
+  app.get('', async () => {
     const net = networks(agent);
     const { settings, names } = net;
     return {
@@ -57,8 +62,8 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
     };
   });
 
-  app.get('/v1/net/accounts', async () => readAccounts(agent));
-  app.get<SliceParams>('/v1/net/accounts/:slice', async (request) => {
+  app.get('/accounts', async () => readAccounts(agent));
+  app.get<SliceParams>('/accounts/:slice', async (request) => {
     const slice = assertValidName('slice', request.params.slice);
     const doc = await readAccounts(agent);
     const row = doc.slices.find((r) => r.slice === slice);
@@ -68,25 +73,22 @@ export function registerNetRoutes(app: FastifyInstance, agent: SliceAgent): void
     }
     return row;
   });
-  app.delete<SliceParams>('/v1/net/accounts/:slice', async (request) => {
+  app.delete<SliceParams>('/accounts/:slice', async (request) => {
     const slice = assertValidName('slice', request.params.slice);
     const net = networks(agent);
     await agent.betweenChanges((state) => net.removeAccount(slice, state));
     return { removed: slice };
   });
 
-  app.get('/v1/net/reservations', async () => [...agent.state.reservations.values()]);
-  app.post('/v1/net/reservations', async (request, reply) => {
+  app.get('/reservations', async () => [...agent.state.reservations.values()]);
+  app.post('/reservations', async (request, reply) => {
     const body = parseInput(reservationBody, request.body, 'reservation');
     networks(agent);
     const reservation = await agent.reserve({ ...body, slice: assertValidName('slice', body.slice) });
     return reply.code(201).send(reservation);
   });
-  app.delete<{ Params: { protocol: string; address: string; port: string } }>(
-    '/v1/net/reservations/:protocol/:address/:port',
-    async (request) => {
-      networks(agent);
-      return agent.release(request.params);
-    },
-  );
-}
+  app.delete<{ Params: { protocol: string; address: string; port: string } }>('/reservations/:protocol/:address/:port', async (request) => {
+    networks(agent);
+    return agent.release(request.params);
+  });
+};

@@ -1,0 +1,52 @@
+/**
+ * The admin API on the root-only Unix socket: one fastify plugin per area, each registered
+ * under its prefix. Every body is validated with the zod schemas of src/core/model.ts;
+ * errors come back as {"error": {"code", "message"}} with a status that matches the code
+ * (http/errors.ts).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { SliceAgent } from '../agent.js';
+import type { Views } from '../views.js';
+import type { TreeService } from '../../framework/service.js';
+import type { ConfigTree } from '../../framework/tree.js';
+import type { VsysBroker } from '../../vsys/broker.js';
+import { SlicedError } from '../../core/errors.js';
+import { errorHandler, sendError } from './errors.js';
+import { registerJsonParser } from './json-body.js';
+import { nodeRoutes } from './node.js';
+import { sliceRoutes, type ExecPlacement } from './slices.js';
+import { domainRoutes } from './domains.js';
+import { ioRoutes } from './io.js';
+import { netRoutes } from './net.js';
+import { placementRoutes, treeRoutes } from './tree.js';
+import { vsysRoutes } from './vsys.js';
+
+/** What the admin API's areas work on. */
+export interface AdminApiServices {
+  agent: SliceAgent;
+  views: Views;
+  /** The config tree: its operations (as the CLI verbs and the FUSE mount) and new-task placement. */
+  tree: { service: TreeService; tree: ConfigTree };
+  broker: VsysBroker;
+  /** Asked before `slicectl exec` starts a task (throws when a scheduler refuses). */
+  placement?: ExecPlacement;
+}
+
+export function buildAdminApi({ agent, views, tree, broker, placement }: AdminApiServices): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  registerJsonParser(app);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new SlicedError('ENOENT', `no such endpoint: ${request.method} ${request.url}`)),
+  );
+
+  void app.register(nodeRoutes, { prefix: '/v1', views });
+  void app.register(sliceRoutes, { prefix: '/v1/slices', agent, views, placement });
+  void app.register(domainRoutes, { prefix: '/v1/domains', agent, views });
+  void app.register(ioRoutes, { prefix: '/v1/io', agent, views });
+  void app.register(treeRoutes, { prefix: '/v1/tree', service: tree.service });
+  void app.register(placementRoutes, { prefix: '/v1/placement', tree: tree.tree });
+  void app.register(vsysRoutes, { prefix: '/v1/vsys', broker });
+  void app.register(netRoutes, { prefix: '/v1/net', agent });
+  return app;
+}
