@@ -53,7 +53,8 @@ describe('placement: fit and score of a sliver on a node', () => {
     });
     const requestArb = fc.record({ cpuReservation: fc.integer({ min: 0, max: 8000 }), memory: fc.integer({ min: 0, max: 2 ** 34 }) });
     fc.assert(
-      fc.property(fc.array(offerArb, { maxLength: 8 }), requestArb, (offers, request) => {
+      // Node names are unique in a cluster (a node's name is its membership key).
+      fc.property(fc.uniqueArray(offerArb, { maxLength: 8, selector: (o) => o.node }), requestArb, (offers, request) => {
         const result = place(offers, request);
         assert.equal(result.ranked.length + result.refused.length, offers.length);
         for (const r of result.ranked) assert.ok(r.score >= 0 && r.score <= 100);
