@@ -5,6 +5,7 @@
 import { closeSync, constants, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SlicedError } from '../core/errors.js';
+import { processExists } from '../kernel/procfs.js';
 
 const LOCK = 'lock';
 
@@ -39,7 +40,7 @@ export function lockStoreDir(dir: string): string {
       if (holder === process.pid && lockedHere.has(key)) {
         throw new SlicedError('EBUSY', `state directory ${dir} is already open in this process`);
       }
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processExists(holder)) {
         throw new SlicedError('EBUSY', `state directory ${dir} is in use by process ${holder} (another sliced?)`);
       }
       unlinkSync(path); // stale lock from a process that is gone
@@ -55,14 +56,5 @@ export function unlockStoreDir(dir: string, key: string | null): void {
     unlinkSync(join(dir, LOCK));
   } catch {
     // Already gone.
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
