@@ -21,8 +21,8 @@ export const ROOT = resolve(import.meta.dirname, '..', '..');
  * (a clone under /root is 0700). Run by hand, a test uses the checkout's build.
  */
 export const INSTALLED = process.env.SLICED_TEST_PREFIX ?? ROOT;
-export const SLICED = join(INSTALLED, 'dist', 'daemon', 'main.js');
-export const SLICECTL = join(INSTALLED, 'dist', 'cli', 'main.js');
+export const SLICED = join(INSTALLED, 'bin', 'sliced.js');
+export const SLICECTL = join(INSTALLED, 'bin', 'slicectl.js');
 
 let counter = 0;
 
