@@ -41,6 +41,8 @@ export class LocalClusterStore implements ClusterStore {
   private readonly leased = new Map<string, { value: string; lease: string }>();
   private readonly leases = new Map<string, LeaseState>();
   private readonly history: StoreEvent[] = [];
+  /** Every event from this revision on is in `history` (the state at opening is not an event). */
+  private oldestKept = OPENING + 1;
   private readonly historyLimit: number;
   private readonly watchers = new Set<Watcher>();
   private readonly writes = new SerialQueue();
@@ -96,19 +98,30 @@ export class LocalClusterStore implements ClusterStore {
     });
   }
 
-  watch(prefix: string, after: number, onEvent: (event: StoreEvent) => void): StoreWatch {
-    const oldestKept = this.history[0]?.revision ?? this.current + 1;
-    if (!Number.isInteger(after) || after < OPENING || (after < oldestKept - 1 && after < this.current)) {
-      throw new SlicedError(
+  watch(prefix: string, after: number, onEvent: (event: StoreEvent) => void, onError: (err: SlicedError) => void): StoreWatch {
+    if (!Number.isInteger(after) || after < 0)
+      throw new SlicedError('EINVAL', `watch of ${prefix} after revision ${after}: a whole number >= 0`);
+    if (after < this.oldestKept - 1 && after < this.current) {
+      const err = new SlicedError(
         'EINVAL',
-        `watch of ${prefix} after revision ${after}: that history is not kept (revisions ${Math.max(OPENING, oldestKept - 1)} to ` +
+        `watch of ${prefix} after revision ${after}: that history is not kept (revisions ${this.oldestKept - 1} to ` +
           `${this.current} are); range again and watch from its revision`,
       );
+      // Reported the way a remote store reports it: after watch() has returned.
+      queueMicrotask(() => onError(err));
+      return { close: () => undefined };
     }
     const watcher: Watcher = { prefix, onEvent };
     for (const event of this.history) if (event.revision > after && event.key.startsWith(prefix)) onEvent(event);
     this.watchers.add(watcher);
     return { close: () => this.watchers.delete(watcher) };
+  }
+
+  async compact(revision: number): Promise<void> {
+    if (!Number.isInteger(revision) || revision < OPENING || revision > this.current) {
+      throw new SlicedError('EINVAL', `compact to revision ${revision}: a revision from ${OPENING} to the current ${this.current}`);
+    }
+    this.forget(revision - 1);
   }
 
   async grantLease(ttlMs: number): Promise<StoreLease> {
@@ -169,8 +182,18 @@ export class LocalClusterStore implements ClusterStore {
       events.push({ type: op.type, key: op.key, value: op.type === 'put' ? op.value : null, revision });
     }
     this.history.push(...events);
-    if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
+    const excess = this.history.length - this.historyLimit;
+    // Whole revisions only: a watch after a revision gets all of the next one's events.
+    if (excess > 0) this.forget(this.history[excess - 1]!.revision);
     for (const event of events) for (const w of this.watchers) if (event.key.startsWith(w.prefix)) w.onEvent(event);
+  }
+
+  /** Drop the events up to and including `revision`. */
+  private forget(revision: number): void {
+    if (revision < this.oldestKept) return;
+    const kept = this.history.findIndex((event) => event.revision > revision);
+    this.history.splice(0, kept === -1 ? this.history.length : kept);
+    this.oldestKept = revision + 1;
   }
 
   private expiry(id: string, ttlMs: number): NodeJS.Timeout {

@@ -3,6 +3,8 @@
  * embedded store; a cluster uses etcd behind the same interfaces. Keys are slash-separated
  * paths; values are strings (JSON documents in practice).
  */
+import type { SlicedError } from '../core/errors.js';
+
 export type StoreOp = { type: 'put'; key: string; value: string } | { type: 'delete'; key: string };
 
 export interface Store {
@@ -33,10 +35,15 @@ export interface ClusterStore extends Store {
   txnIf(compares: readonly StoreCompare[], ops: readonly ClusterOp[]): Promise<{ succeeded: boolean; revision: number }>;
   /**
    * Call `onEvent` for every change of a key under `prefix` after revision `after`, in
-   * revision order, first those already made, then each new one. A revision older than the
-   * history the store keeps is refused (etcd: "compacted"): range again and watch from there.
+   * revision order, first those already made, then each new one, each exactly once (a store
+   * that loses its connection resumes after the last revision delivered). `onError` is called
+   * at most once, when the watch ends without being closed: chiefly when `after` is older than
+   * the history the store keeps (etcd: "compacted"; the message says "history is not kept"):
+   * range again and watch from there. A malformed revision throws at once.
    */
-  watch(prefix: string, after: number, onEvent: (event: StoreEvent) => void): StoreWatch;
+  watch(prefix: string, after: number, onEvent: (event: StoreEvent) => void, onError: (err: SlicedError) => void): StoreWatch;
+  /** Forget the history before `revision`: watches can then start after revision - 1 at the earliest. */
+  compact(revision: number): Promise<void>;
   /** A lease that ends `ttlMs` after it was granted or last kept alive, or when revoked. */
   grantLease(ttlMs: number): Promise<StoreLease>;
 }
