@@ -1,0 +1,221 @@
+/**
+ * A real etcd cluster for the cluster tests: 3 members of Debian's etcd-server, each in its
+ * own network namespace on a private bridge (`sletcd<n>`, 10.197.<n>.0/24; the host side of
+ * the bridge is 10.197.<n>.1, member i is 10.197.<n>.(10+i)), data dirs under a fresh
+ * /tmp/sliced-etcd-* directory. The test process reaches the members over the bridge. Debian's
+ * own etcd service is never used or touched: the members listen in their namespaces only.
+ * destroy() removes everything (members killed by pid, namespaces, bridge, data), and so does
+ * a process exit that skipped it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { commandSkipReason, SLOW } from './env.js';
+
+/** Why an etcd cluster cannot be started here, or null. */
+export function etcdSkipReason(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (creates network namespaces and a bridge)';
+  if (commandSkipReason('etcd', 'etcd-server') !== null) return 'etcd not installed (Debian package etcd-server)';
+  return commandSkipReason('ip', 'iproute2');
+}
+
+interface Member {
+  name: string;
+  netns: string;
+  veth: string;
+  address: string;
+  dataDir: string;
+  log: string;
+  child: ChildProcess | undefined;
+}
+
+function ip(...args: string[]): void {
+  const result = spawnSync('ip', args, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`ip ${args.join(' ')} failed (${result.status}): ${result.stderr.trim()}`);
+}
+
+/** Clusters not yet destroyed: removed on process exit if a test skipped destroy(). */
+const live = new Set<EtcdCluster>();
+process.on('exit', () => {
+  for (const cluster of live) cluster.destroySync();
+});
+
+export class EtcdCluster {
+  /** How long the members took from spawn until all reported healthy (ms). */
+  startMs = 0;
+  private readonly members: Member[];
+  private destroyed = false;
+
+  private constructor(
+    readonly bridge: string,
+    readonly subnet: string,
+    readonly dir: string,
+    size: number,
+  ) {
+    this.members = Array.from({ length: size }, (_, i) => ({
+      name: `m${i}`,
+      netns: `${bridge}m${i}`,
+      veth: `${bridge}v${i}`,
+      address: `${subnet}.${10 + i}`,
+      dataDir: join(dir, `m${i}`),
+      log: join(dir, `m${i}.log`),
+      child: undefined,
+    }));
+  }
+
+  /** Client URLs of the members. */
+  get endpoints(): string[] {
+    return this.members.map((m) => `http://${m.address}:2379`);
+  }
+
+  /** Start a cluster of `size` members and wait until every member is healthy. */
+  static async start(size = 3): Promise<EtcdCluster> {
+    const dir = mkdtempSync('/tmp/sliced-etcd-');
+    let cluster: EtcdCluster | undefined;
+    try {
+      // Claim a subnet by creating its bridge: `ip link add` fails if another run has it.
+      for (let n = 1; n < 250 && cluster === undefined; n++) {
+        const bridge = `sletcd${n}`;
+        const routes = spawnSync('ip', ['-4', 'route', 'show', 'table', 'all'], { encoding: 'utf8' }).stdout ?? '';
+        if (routes.includes(`10.197.${n}.`)) continue;
+        if (spawnSync('ip', ['link', 'add', bridge, 'type', 'bridge']).status !== 0) continue;
+        cluster = new EtcdCluster(bridge, `10.197.${n}`, dir, size);
+        live.add(cluster);
+      }
+      if (cluster === undefined) throw new Error('no free test subnet 10.197.<n>.0/24 with a free bridge name sletcd<n>');
+      cluster.wire();
+      const started = Date.now();
+      for (let i = 0; i < size; i++) cluster.spawnMember(i, 'new');
+      await Promise.all(cluster.members.map((_, i) => cluster!.waitHealthy(i)));
+      cluster.startMs = Date.now() - started;
+      return cluster;
+    } catch (err) {
+      if (cluster) await cluster.destroy();
+      else rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** SIGKILL member i and wait for it to exit. */
+  async kill(i: number): Promise<void> {
+    const child = this.members[i]!.child;
+    this.members[i]!.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Start member i again on its data dir (after kill) and wait until it is healthy. */
+  async restart(i: number): Promise<number> {
+    const started = Date.now();
+    this.spawnMember(i, 'existing');
+    await this.waitHealthy(i);
+    return Date.now() - started;
+  }
+
+  /** Freeze member i (SIGSTOP): its sockets stay open but nothing answers, as in a partition. */
+  pause(i: number): void {
+    this.members[i]!.child?.kill('SIGSTOP');
+  }
+
+  /** Let a paused member run again (SIGCONT). */
+  resume(i: number): void {
+    this.members[i]!.child?.kill('SIGCONT');
+  }
+
+  /** The member's log (zap JSON lines), for a failing test's message. */
+  logPath(i: number): string {
+    return this.members[i]!.log;
+  }
+
+  async destroy(): Promise<void> {
+    for (let i = 0; i < this.members.length; i++) await this.kill(i);
+    this.destroySync();
+  }
+
+  /** Kill what still runs, delete the namespaces, the veths, the bridge and the data. */
+  destroySync(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    live.delete(this);
+    for (const m of this.members) {
+      if (m.child && m.child.exitCode === null && m.child.pid !== undefined) {
+        try {
+          process.kill(m.child.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      spawnSync('ip', ['link', 'del', m.veth]);
+      spawnSync('ip', ['netns', 'del', m.netns]);
+    }
+    spawnSync('ip', ['link', 'del', this.bridge]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private wire(): void {
+    ip('addr', 'add', `${this.subnet}.1/24`, 'dev', this.bridge);
+    ip('link', 'set', this.bridge, 'up');
+    this.members.forEach((m, i) => {
+      ip('netns', 'add', m.netns);
+      const peer = `${this.bridge}p${i}`;
+      ip('link', 'add', m.veth, 'type', 'veth', 'peer', 'name', peer);
+      ip('link', 'set', peer, 'netns', m.netns);
+      ip('-n', m.netns, 'link', 'set', peer, 'name', 'eth0');
+      ip('-n', m.netns, 'addr', 'add', `${m.address}/24`, 'dev', 'eth0');
+      ip('-n', m.netns, 'link', 'set', 'eth0', 'up');
+      ip('-n', m.netns, 'link', 'set', 'lo', 'up');
+      ip('link', 'set', m.veth, 'master', this.bridge);
+      ip('link', 'set', m.veth, 'up');
+    });
+  }
+
+  private spawnMember(i: number, state: 'new' | 'existing'): void {
+    const m = this.members[i]!;
+    const cluster = this.members.map((o) => `${o.name}=http://${o.address}:2380`).join(',');
+    // `ip netns exec` execs etcd itself: the child's pid is the member's.
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        m.netns,
+        'etcd',
+        `--name=${m.name}`,
+        `--data-dir=${m.dataDir}`,
+        `--listen-client-urls=http://${m.address}:2379`,
+        `--advertise-client-urls=http://${m.address}:2379`,
+        `--listen-peer-urls=http://${m.address}:2380`,
+        `--initial-advertise-peer-urls=http://${m.address}:2380`,
+        `--initial-cluster=${cluster}`,
+        `--initial-cluster-token=${this.bridge}-${process.pid}`,
+        `--initial-cluster-state=${state}`,
+        // Off by default in 3.4: a member cut off and back would force an election.
+        '--pre-vote=true',
+        '--logger=zap',
+        `--log-outputs=${m.log}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    child.on('error', () => undefined);
+    m.child = child;
+  }
+
+  private async waitHealthy(i: number): Promise<void> {
+    const m = this.members[i]!;
+    const deadline = Date.now() + 20_000 * SLOW;
+    for (;;) {
+      if (!m.child || m.child.exitCode !== null) throw new Error(`etcd member ${m.name} exited (${m.child?.exitCode}); its log: ${m.log}`);
+      try {
+        const res = await fetch(`http://${m.address}:2379/health`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+      } catch {
+        // Not listening yet, or no leader yet.
+      }
+      if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy after ${20 * SLOW} s; its log: ${m.log}`);
+      await sleep(50);
+    }
+  }
+}
