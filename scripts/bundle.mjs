@@ -17,8 +17,9 @@ await build({
   target: 'node20',
   // CommonJS dependencies call require(); an ES module has none of its own.
   banner: { js: "import { createRequire as __slicedRequire } from 'node:module'; const require = __slicedRequire(import.meta.url);" },
-  // A native addon loads from node_modules at run time, and is optional.
-  external: ['@cocalc/fuse-native'],
+  // Loaded from node_modules at run time: a native addon (optional), and the etcd client,
+  // which reads its .proto files from its own folder.
+  external: ['@cocalc/fuse-native', 'etcd3'],
   legalComments: 'none',
   logLevel: 'warning',
 });
