@@ -8,6 +8,7 @@ import { runInSlice } from './exec.js';
 import { registerTreeCommands } from './tree.js';
 import { addVsysCommands } from './vsys.js';
 import { registerIoCommands } from './io.js';
+import { registerNodeCommands } from './nodes.js';
 import { registerSliceCommands } from './slices.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
@@ -61,6 +62,8 @@ function sliceClient(command: Command, slice: string): ApiClient {
 }
 
 registerIoCommands(program, { client, print });
+
+registerNodeCommands(program, { client, print });
 
 registerTreeCommands(program, { client, sliceClient, print });
 

@@ -14,6 +14,7 @@ import type { VsysLimits } from '../vsys/call.js';
 import { NET_TAG_PATTERN, parseCidr, parseRate } from '../core/net.js';
 import { DEFAULT_PIDS_SETTING, nodePids, parsePidsDefault, pidSpace } from '../core/task-limits.js';
 import { readPidLimits } from '../kernel/node-stats.js';
+import { checkLabel } from '../core/membership.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/sliced/sliced.yaml';
 /** Per namespaced slice: 1/32 of a 262,144-entry table (this machine kind's nf_conntrack_max). */
@@ -56,6 +57,52 @@ const poolSchema = (family: 4 | 6) =>
       ctx.addIssue({ code: 'custom', message: (err as Error).message.slice(`pool ${JSON.stringify(value)} `.length) });
     }
   });
+
+/** etcd client URLs: http(s)://host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
+const ENDPOINT = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
+
+const clusterSchema = z
+  .object({
+    /** The etcd members' client URLs (a list, or one string with commas). */
+    endpoints: z
+      .union([z.string(), z.array(z.string())])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((e) => e.trim()).filter((e) => e !== ''))
+      .superRefine((endpoints, ctx) => {
+        if (endpoints.length === 0) ctx.addIssue({ code: 'custom', message: 'must name at least one etcd endpoint' });
+        for (const e of endpoints)
+          if (!ENDPOINT.test(e)) ctx.addIssue({ code: 'custom', message: `has ${JSON.stringify(e)}, not http(s)://HOST:PORT` });
+        if (new Set(endpoints.map((e) => e.startsWith('https:'))).size > 1)
+          ctx.addIssue({ code: 'custom', message: 'mixes http and https' });
+      }),
+    /** Labels this node gets when it first joins (operators change them later with slicectl node label). */
+    labels: z
+      .record(z.string(), z.string())
+      .superRefine((labels, ctx) => {
+        for (const [key, value] of Object.entries(labels)) {
+          try {
+            checkLabel(key, value);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: `has a bad label: ${(err as Error).message}` });
+          }
+        }
+      })
+      .default({}),
+    /** Time to live of the node's lease: a node that stops renewing it is shown down after this long. */
+    leaseTtlMs: z.number().int().min(2000).max(60_000).default(5000),
+    /** Every key of this cluster lives under this prefix, so that several clusters can share one etcd. */
+    prefix: z
+      .string()
+      .regex(/^\/([A-Za-z0-9_.-]+\/)*$/, 'must be a path like "/sliced/" (starts and ends with "/")')
+      .default('/sliced/'),
+    /** TLS to etcd: the CA that signed the members' certificates, and this node's client certificate and key. */
+    tls: z
+      .object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+      .strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), 'must give cert and key together')
+      .optional(),
+  })
+  .strict()
+  .refine((c) => c.tls === undefined || c.endpoints.every((e) => e.startsWith('https:')), 'has tls files but http endpoints; use https://');
 
 export const configSchema = z
   .object({
@@ -100,6 +147,8 @@ export const configSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, "_", "." or "-"')
       .nullable()
       .default(null),
+    /** Join a cluster: desired state shared through etcd (see README, Clusters); null: this node alone, on the embedded store. */
+    cluster: clusterSchema.nullable().default(null),
     /** Folders searched for component types not built in (<folder>/<type>.js), root-owned. */
     pluginDirs: z.array(z.string().min(1)).default([]),
     /** The tree document applied on the first start (default: defaults/tree.yaml of the package). */
@@ -165,6 +214,12 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
   daemonNice: { flag: null, allowed: 'a whole number from -20 to 19' },
   attachAnyMemoryCgroup: { flag: null, allowed: 'true or false' },
   nodeName: { flag: '--node-name', allowed: '1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit' },
+  cluster: {
+    flag: '--cluster',
+    allowed:
+      'endpoints (etcd client URLs, http(s)://HOST:PORT, comma-separated), and optionally labels, leaseTtlMs (2000 to 60000), ' +
+      'prefix ("/sliced/") and tls (ca, cert, key files)',
+  },
   pluginDirs: { flag: '--plugin-dir', allowed: 'a list of folder paths' },
   defaultTree: { flag: '--default-tree', allowed: 'a file path' },
   mount: { flag: '--mount', allowed: 'a directory path, or null for none' },
@@ -198,6 +253,10 @@ export function describeConfigIssues(
 ): string {
   return issues
     .map((issue) => {
+      if (issue.code === 'unrecognized_keys' && issue.path.length > 0) {
+        const section = issue.path.join('.');
+        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} in ${section}; allowed: ${SETTINGS[issue.path[0] as ConfigKey]?.allowed ?? 'see README'}`;
+      }
       if (issue.code === 'unrecognized_keys') {
         const names = issue.keys.map((k) => JSON.stringify(k)).join(', ');
         return (
@@ -207,9 +266,14 @@ export function describeConfigIssues(
       }
       const key = String(issue.path[0] ?? '');
       const setting = SETTINGS[key as ConfigKey];
-      const name = setting ? `${key} (${setting.flag ?? 'YAML only'})` : key;
+      // A section's setting is named by its path (cluster.endpoints) and shown with its own value.
+      const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+      const name = `${path.join('.') || key}${setting ? ` (${setting.flag ?? 'YAML only'})` : ''}`;
       const origin = fromFlags.has(key) ? ' on the command line' : file ? ` in ${file}` : '';
-      const value = input[key];
+      const value = path.reduce<unknown>(
+        (v, p) => (isPlainObject(v) || Array.isArray(v) ? (v as Record<string, unknown>)[p] : undefined),
+        input,
+      );
       const shown = value === undefined ? '' : ` ${JSON.stringify(value)}`;
       const problem = problemOf(issue);
       // A reason that already says what is allowed ("must be below 100%") is not repeated.
@@ -262,7 +326,9 @@ export function loadConfig(file: string | null, overrides: Record<string, unknow
   const fromFlags = new Set<string>();
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    merged[key] = value;
+    // A section (cluster) takes the flags' fields over the file's.
+    const section = merged[key];
+    merged[key] = isPlainObject(value) && isPlainObject(section) ? { ...section, ...value } : value;
     fromFlags.add(key);
   }
   const result = configSchema.safeParse(merged);
@@ -274,6 +340,10 @@ export function loadConfig(file: string | null, overrides: Record<string, unknow
     vsysDir: config.vsysDir ?? join(config.stateDir, 'vsys'),
     vsysSliceRoot: config.vsysSliceRoot ?? join(config.runDir, 'vsys'),
   };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function nodeCapacity(config: SlicedConfig): NodeCapacity {

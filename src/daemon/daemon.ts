@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
+import { joinCluster, type NodeCluster } from './cluster.js';
 import { createBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { checkNetPools, createNetworks } from './net.js';
@@ -86,10 +87,19 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   setPriority(config.daemonNice);
   const backend = createBackend(layout);
   let store: EmbeddedStore;
+  let cluster: NodeCluster;
   try {
     store = await EmbeddedStore.open(config.stateDir);
   } catch (err) {
     metrics?.close();
+    throw err;
+  }
+  try {
+    // Before anything touches the kernel: a node that cannot join refuses to start.
+    cluster = await joinCluster(config, node, store, log);
+  } catch (err) {
+    metrics?.close();
+    await store.close();
     throw err;
   }
   const net = createNetworks(config, node, { backend, store, log, userOf: (spec) => lookupUser(spec.user) });
@@ -114,7 +124,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
     const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).
-    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree });
+    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree, membership: cluster.membership });
     const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
@@ -142,6 +152,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     api = buildAdminApi({
       agent,
       views,
+      cluster,
       tree: { service: framework.service, tree },
       broker,
       placement: (slice, parentPid) => {
@@ -202,6 +213,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         started.sockets.closeAll();
         await broker.close();
         started.metrics?.close();
+        await cluster.close();
         await store.close();
         try {
           unlinkSync(config.socket);
@@ -219,6 +231,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     sockets?.closeAll();
     metrics?.close();
     await vsys?.close();
+    await cluster.close();
     await store.close();
     throw err;
   }

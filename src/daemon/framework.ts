@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Store } from '../cluster/store.js';
 import { StoreRemoteValues } from '../cluster/remote-values.js';
+import type { Membership } from '../cluster/membership.js';
+import type { NodeView } from '../core/membership.js';
 import { TypeRegistry } from '../framework/registry.js';
 import { BUILTIN_TYPES } from '../components/builtins.js';
 import { ConfigTree, type InfoProvider, type ProcessDirectory } from '../framework/tree.js';
@@ -48,6 +50,8 @@ export async function startFramework(options: {
   log: Logger;
   /** The default tree document, read and checked at start; read here when not given. */
   defaultTree?: string;
+  /** The cluster's members, for /nodes/ (this node alone when it is not in a cluster). */
+  membership?: Membership;
 }): Promise<Framework> {
   const { config, agent, controller, views, store, log } = options;
   const nodeName = config.nodeName ?? hostname();
@@ -80,7 +84,7 @@ export async function startFramework(options: {
   const tree = new ConfigTree({ registry, services, processes: processDirectory(agent) });
   tree.setProvider('slices', sliceViews(views));
   tree.setProvider('domains', domainViews(views));
-  tree.setProvider('nodes', nodeViews(nodeName, views));
+  tree.setProvider('nodes', nodeViews(nodeName, views, options.membership));
   const service = new TreeService(tree, registry, store, frameworkLog);
   await service.restore(() => options.defaultTree ?? readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
   await applyControlSettings(service, tree, config);
@@ -228,11 +232,37 @@ function domainViews(views: Views): InfoProvider {
   };
 }
 
-function nodeViews(nodeName: string, views: Views): InfoProvider {
+/**
+ * /nodes/<node>/: every member of the cluster with its status, labels and registered
+ * capacity; this node also shows its live CPU figures.
+ */
+function nodeViews(nodeName: string, views: Views, membership: Membership | undefined): InfoProvider {
+  const member = (name: string): NodeView | null => {
+    try {
+      return membership ? membership.get(name) : null;
+    } catch {
+      return null;
+    }
+  };
   return {
-    names: () => [nodeName],
+    names: () => (membership ? membership.list().map((n) => n.name) : [nodeName]),
     files: (name) => {
-      if (name !== nodeName) return null;
+      const known = name === nodeName || member(name) !== null;
+      if (!known) return null;
+      const membershipFiles = {
+        status: () => line(member(name)?.status ?? 'up'),
+        cordoned: () => line(member(name)?.cordoned ? 1 : 0),
+        labels: () =>
+          Object.entries(member(name)?.labels ?? {})
+            .map(([k, v]) => `${k}=${v}\n`)
+            .join(''),
+      };
+      if (name !== nodeName) {
+        return {
+          ...membershipFiles,
+          cpu_capacity: () => line(member(name)?.live?.capacity.cpuMillicores ?? 0),
+        };
+      }
       const node = () =>
         views.node() as {
           cpu: { capacity: number; systemReserve: number; reserved: number; available: number };
@@ -240,6 +270,7 @@ function nodeViews(nodeName: string, views: Views): InfoProvider {
           slices: number;
         };
       return {
+        ...membershipFiles,
         cpu_capacity: () => line(node().cpu.capacity),
         cpu_system_reserve: () => line(node().cpu.systemReserve),
         cpu_reserved: () => line(node().cpu.reserved),

@@ -46,7 +46,14 @@ const program = new Command('sliced')
     ...previous,
     value,
   ])
-  .option('--node-name <name>', 'name of this node in the config tree (default: the host name)')
+  .option('--node-name <name>', 'name of this node in the config tree and the cluster (default: the host name)')
+  .option('--cluster <endpoints>', "join a cluster: its etcd members' client URLs, comma-separated (http(s)://HOST:PORT)")
+  .option('--node-label <key=value>', 'a label this node gets when it first joins the cluster (repeatable)', nodeLabel)
+  .option('--cluster-lease-ttl <ms>', 'a node that stops renewing its lease this long is shown down (default 5000)', integer)
+  .option('--cluster-prefix <prefix>', 'keys of this cluster live under this etcd prefix (default /sliced/)')
+  .option('--cluster-ca <file>', "TLS to etcd: the CA of its members' certificates")
+  .option('--cluster-cert <file>', "TLS to etcd: this node's client certificate (with --cluster-key)")
+  .option('--cluster-key <file>', "TLS to etcd: this node's client key")
   .option('--default-tree <file>', 'tree document applied on the first start (default: defaults/tree.yaml)')
   .option('--vsys-dir <dir>', 'vsys services directory, root-only (default <state-dir>/vsys)')
   .option('--vsys-slice-root <dir>', "where slices' vsys directories are made (default <run-dir>/vsys)")
@@ -97,6 +104,7 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         mount: options.mount,
         pluginDirs: options.pluginDir,
         nodeName: options.nodeName,
+        cluster: clusterFlags(options),
         defaultTree: options.defaultTree,
         vsysDir: options.vsysDir,
         vsysSliceRoot: options.vsysSliceRoot,
@@ -155,3 +163,26 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
   });
 
 await program.parseAsync(process.argv);
+
+function nodeLabel(value: string, previous: string[] = []): string[] {
+  if (!value.includes('=')) throw new InvalidArgumentError(`give KEY=VALUE (e.g. rack=r1), not ${JSON.stringify(value)}`);
+  return [...previous, value];
+}
+
+/** The cluster section from the flags (over the config file's), or undefined when no cluster flag is given. */
+function clusterFlags(options: Record<string, unknown>): Record<string, unknown> | undefined {
+  const labels = options.nodeLabel as string[] | undefined;
+  const tls =
+    options.clusterCa !== undefined || options.clusterCert !== undefined || options.clusterKey !== undefined
+      ? { ca: options.clusterCa, cert: options.clusterCert, key: options.clusterKey }
+      : undefined;
+  const section: Record<string, unknown> = {
+    endpoints: options.cluster,
+    labels: labels && Object.fromEntries(labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
+    leaseTtlMs: options.clusterLeaseTtl,
+    prefix: options.clusterPrefix,
+    tls: tls && Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)),
+  };
+  const given = Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
+  return Object.keys(given).length > 0 ? given : undefined;
+}

@@ -32,8 +32,8 @@ function skipReason(): string | null {
   return etcdSkipReason() ?? (cluster ? null : 'the etcd cluster did not start');
 }
 
-function openStore(prefix = `/sliced-test/${randomUUID()}/`): EtcdStore {
-  const store = new EtcdStore({ endpoints: cluster!.endpoints, prefix });
+async function openStore(prefix = `/sliced-test/${randomUUID()}/`): Promise<EtcdStore> {
+  const store = await EtcdStore.open({ endpoints: cluster!.endpoints, prefix });
   prefixes.set(store, prefix);
   return store;
 }
@@ -71,7 +71,7 @@ async function createWithRetry(store: ClusterStore, key: string, value: string):
 
 describe('EtcdStore on a 3-member etcd', () => {
   etcdTest('writes go on while any one member is dead; a call never waits past its deadline', async () => {
-    const store = openStore();
+    const store = await openStore();
     try {
       let slowest = 0;
       for (let dead = 0; dead < 3; dead++) {
@@ -94,8 +94,8 @@ describe('EtcdStore on a 3-member etcd', () => {
   });
 
   etcdTest('a watch resumes across member restarts without losing or repeating an event', async () => {
-    const writer = openStore();
-    const watcher = openStore(prefixes.get(writer));
+    const writer = await openStore();
+    const watcher = await openStore(prefixes.get(writer));
     try {
       const seen: StoreEvent[] = [];
       const errors: SlicedError[] = [];
@@ -139,8 +139,8 @@ describe('EtcdStore on a 3-member etcd', () => {
   });
 
   etcdTest('a watch from a revision another client compacted is reported as history not kept', async () => {
-    const store = openStore();
-    const other = openStore(prefixes.get(store));
+    const store = await openStore();
+    const other = await openStore(prefixes.get(store));
     try {
       const start = await store.revision();
       for (let i = 0; i < 3; i++) await store.txn([{ type: 'put', key: `c/${i}`, value: String(i) }]);
@@ -175,7 +175,7 @@ describe('EtcdStore on a 3-member etcd', () => {
   etcdTest(
     'with every member frozen, calls fail with EIO naming the endpoints within their deadlines; thawed, the store goes on',
     async () => {
-      const store = openStore();
+      const store = await openStore();
       const size = cluster!.endpoints.length;
       try {
         await store.txn([{ type: 'put', key: 'f/before', value: '1' }]);

@@ -14,6 +14,8 @@ import { SlicedError } from '../../core/errors.js';
 import { errorHandler, sendError } from './errors.js';
 import { registerJsonParser } from './json-body.js';
 import { nodeRoutes } from './node.js';
+import { nodesRoutes } from './nodes.js';
+import type { NodeCluster } from '../cluster.js';
 import { sliceRoutes, type ExecPlacement } from './slices.js';
 import { domainRoutes } from './domains.js';
 import { ioRoutes } from './io.js';
@@ -28,11 +30,13 @@ export interface AdminApiServices {
   /** The config tree: its operations (as the CLI verbs and the FUSE mount) and new-task placement. */
   tree: { service: TreeService; tree: ConfigTree };
   broker: VsysBroker;
+  /** This node's cluster and its members. */
+  cluster: NodeCluster;
   /** Asked before `slicectl exec` starts a task (throws when a scheduler refuses). */
   placement?: ExecPlacement;
 }
 
-export function buildAdminApi({ agent, views, tree, broker, placement }: AdminApiServices): FastifyInstance {
+export function buildAdminApi({ agent, views, tree, broker, cluster, placement }: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -41,6 +45,7 @@ export function buildAdminApi({ agent, views, tree, broker, placement }: AdminAp
   );
 
   void app.register(nodeRoutes, { prefix: '/v1', views });
+  void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster });
   void app.register(sliceRoutes, { prefix: '/v1/slices', agent, views, placement });
   void app.register(domainRoutes, { prefix: '/v1/domains', agent, views });
   void app.register(ioRoutes, { prefix: '/v1/io', agent, views });

@@ -1,0 +1,23 @@
+/** The cluster's members as GET /v1/nodes and /v1/nodes/<name> send them (slicectl node ...). */
+import type { NodeView } from '../core/membership.js';
+
+export type { NodeLive, NodeResources, NodeStatus } from '../core/membership.js';
+
+export interface NodeEntry extends NodeView {
+  /** The node whose API answered. */
+  self: boolean;
+}
+
+/** GET /v1/nodes: the members, and how this node keeps cluster state. */
+export interface NodeList {
+  /** "etcd": joined to a cluster; "single": this node alone on its embedded store. */
+  mode: 'etcd' | 'single';
+  endpoints: string[];
+  nodes: NodeEntry[];
+}
+
+/** PATCH /v1/nodes/<name>: labels to set ("key": "value") or remove ("key": null), and the cordon. */
+export interface NodeChange {
+  labels?: Record<string, string | null>;
+  cordoned?: boolean;
+}

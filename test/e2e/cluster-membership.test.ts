@@ -1,0 +1,188 @@
+/**
+ * Cluster membership with real daemons on a real 3-member etcd (test/helpers/etcd.ts): agents
+ * joined with --cluster list each other from any node, labels and cordons made on one node are
+ * seen on the others, a killed agent is shown down within its lease's time to live + 1 s and up
+ * again when it returns, a live node cannot be removed and a down one can, a name held by a
+ * live agent is refused at start, and an unreachable etcd refuses the start naming it.
+ */
+import { after, before, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
+import { EtcdCluster, etcdSkipReason } from '../helpers/etcd.js';
+import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
+import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
+
+let etcd: EtcdCluster | undefined;
+const daemons: TestDaemon[] = [];
+/** Every run gets its own key prefix and node names: etcd and names are shared with other runs. */
+const run_ = randomUUID().slice(0, 8);
+const prefix = `/sliced-test/${run_}/`;
+const nameOf = (n: string): string => `t${run_}-${n}`;
+/** The default time to live, as an operator gets it. */
+const TTL_MS = 5000;
+
+before(async () => {
+  if (skipReason() !== null) return;
+  etcd = await EtcdCluster.start(3);
+});
+
+after(async () => {
+  for (const d of daemons.splice(0)) await d.destroy().catch(() => undefined);
+  await etcd?.destroy();
+});
+
+function skipReason(): string | null {
+  return kernelSkipReason() ?? etcdSkipReason();
+}
+
+function clusterTest(title: string, body: (t: TestContext) => Promise<void>): void {
+  test(title, async (t) => {
+    const reason = skipReason() ?? (etcd ? null : 'the etcd cluster did not start');
+    if (reason !== null) return skipWith(t, reason);
+    await body(t);
+  });
+}
+
+function clusterArgs(name: string, extra: string[] = []): string[] {
+  return ['--cluster', etcd!.endpoints.join(','), '--cluster-prefix', prefix, '--node-name', nameOf(name), ...extra];
+}
+
+async function startAgent(name: string, extra: string[] = []): Promise<TestDaemon> {
+  const daemon = await TestDaemon.start(clusterArgs(name, extra));
+  daemons.push(daemon);
+  return daemon;
+}
+
+async function nodes(daemon: TestDaemon): Promise<Map<string, NodeEntry>> {
+  const list = await daemon.api.get<NodeList>('/v1/nodes');
+  assert.equal(list.mode, 'etcd');
+  return new Map(list.nodes.map((n) => [n.name, n]));
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await sleep(50);
+  }
+  return Date.now() - started;
+}
+
+clusterTest('agents list each other from any node; labels and cordons made on one node are seen on the others', async () => {
+  const a = await startAgent('a', ['--node-label', 'rack=r1']);
+  const b = await startAgent('b');
+  await until('both agents see both', async () => (await nodes(a)).size === 2 && (await nodes(b)).size === 2, 5000 * SLOW);
+  const seen = await nodes(b);
+  assert.equal(seen.get(nameOf('a'))?.status, 'up');
+  assert.deepEqual(seen.get(nameOf('a'))?.labels, { rack: 'r1' }, '--node-label gives the first labels');
+  assert.equal(seen.get(nameOf('b'))?.self, true);
+  assert.ok((seen.get(nameOf('a'))?.live?.capacity.cpuMillicores ?? 0) > 0, 'a registered its capacity');
+
+  // slicectl on b changes a; a shows it.
+  const label = await b.cli(['node', 'label', nameOf('a'), 'zone=z1', 'rack-']);
+  assert.equal(label.code, 0, label.stderr);
+  const cordon = await b.cli(['node', 'cordon', nameOf('a')]);
+  assert.equal(cordon.code, 0, cordon.stderr);
+  await until(
+    'a sees the labels and the cordon made on b',
+    async () => {
+      const self = (await nodes(a)).get(nameOf('a'));
+      return self?.cordoned === true && self.labels.zone === 'z1' && self.labels.rack === undefined;
+    },
+    5000 * SLOW,
+  );
+  const list = await a.cli(['node', 'list']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, new RegExp(`${nameOf('a')} \\*\\s+up\\s+yes`), list.stdout);
+  assert.match(list.stdout, new RegExp(`${nameOf('b')}\\s+up\\s+-`), list.stdout);
+  // The tree's /nodes/ shows every member.
+  const tree = await a.cliJson<string[] | Array<{ name: string }>>(['ls', '/nodes']);
+  const names = (tree as Array<string | { name: string }>).map((e) => (typeof e === 'string' ? e : e.name));
+  assert.ok(names.includes(nameOf('a')) && names.includes(nameOf('b')), `ls /nodes: ${JSON.stringify(tree)}`);
+  const status = await a.cli(['cat', `/nodes/${nameOf('b')}/status`]);
+  assert.equal(status.stdout.trim(), 'up', status.stderr);
+
+  // Bad input is refused with what is allowed, and changes nothing.
+  const bad = await b.cli(['node', 'label', nameOf('a'), 'bad key=1']);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /label key "bad key"/);
+  const unknown = await b.cli(['node', 'show', 'nosuchnode']);
+  assert.equal(unknown.code, 3, unknown.stderr);
+  const uncordon = await b.cli(['node', 'uncordon', nameOf('a')]);
+  assert.equal(uncordon.code, 0, uncordon.stderr);
+});
+
+clusterTest('a killed agent is down within TTL + 1 s, up again when it returns; only a down node can be removed', async (t) => {
+  const a = daemons[0] ?? (await startAgent('a'));
+  const c = await startAgent('c');
+  await until('a sees c up', async () => (await nodes(a)).get(nameOf('c'))?.status === 'up', 5000 * SLOW);
+  const refused = await a.cli(['node', 'remove', nameOf('c')]);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /is up .* stop its agent first/);
+
+  await c.stop('SIGKILL');
+  const killedAt = Date.now();
+  await until('a shows c down', async () => (await nodes(a)).get(nameOf('c'))?.status === 'down', (TTL_MS + 5000) * SLOW);
+  const downAfter = Date.now() - killedAt;
+  t.diagnostic(`c shown down ${downAfter} ms after SIGKILL (lease TTL ${TTL_MS} ms)`);
+  assert.ok(downAfter <= TTL_MS + 1000, `down after ${downAfter} ms; the target is TTL + 1 s = ${TTL_MS + 1000} ms`);
+
+  await c.launch();
+  const upAfter = await until('a shows c up again', async () => (await nodes(a)).get(nameOf('c'))?.status === 'up', 5000 * SLOW);
+  t.diagnostic(`c up again ${upAfter} ms after its agent answered`);
+
+  // A restart right after SIGKILL, within the old lease: the same installation takes its name back.
+  await c.restart('SIGKILL');
+  assert.equal((await nodes(c)).get(nameOf('c'))?.status, 'up');
+
+  await c.stop('SIGTERM');
+  await until('a shows c down after a clean stop', async () => (await nodes(a)).get(nameOf('c'))?.status === 'down', 2000 * SLOW);
+  const removed = await a.cli(['node', 'remove', nameOf('c')]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal((await nodes(a)).has(nameOf('c')), false);
+});
+
+clusterTest('a name held by a live agent, and an etcd nobody answers on, refuse the start with the reason', async () => {
+  const a = daemons[0] ?? (await startAgent('a'));
+  await until('a up', async () => (await nodes(a)).get(nameOf('a'))?.status === 'up', 5000 * SLOW);
+  // Another installation (its own state dir) asking for a's name.
+  const twin = await TestDaemon.start().catch((err: unknown) => assert.fail(`a plain daemon did not start: ${String(err)}`));
+  daemons.push(twin);
+  await twin.stop();
+  const taken = await run(process.execPath, [SLICED, ...twin.args, ...clusterArgs('a')]);
+  assert.equal(taken.code, 1, taken.stderr);
+  assert.match(taken.stderr + taken.stdout, new RegExp(`node name ${nameOf('a')} is held by another live agent`));
+
+  const unreachable = await run(process.execPath, [SLICED, ...twin.args, '--cluster', 'http://127.0.0.1:9', '--node-name', nameOf('x')]);
+  assert.equal(unreachable.code, 1, unreachable.stderr);
+  assert.match(unreachable.stderr + unreachable.stdout, /cannot reach the cluster's etcd at http:\/\/127\.0\.0\.1:9/);
+
+  const badFlag = await run(process.execPath, [SLICED, ...twin.args, '--cluster', 'ftp://x:1']);
+  assert.equal(badFlag.code, 2, badFlag.stderr);
+  assert.match(badFlag.stderr, /cluster\.endpoints \(--cluster\).*not http\(s\):\/\/HOST:PORT/);
+});
+
+test('a node alone lists itself up; its labels and cordon are kept in its own store across restarts', async (t) => {
+  const reason = kernelSkipReason();
+  if (reason !== null) return skipWith(t, reason);
+  const daemon = await TestDaemon.start(['--node-name', nameOf('solo')]);
+  daemons.push(daemon);
+  const list = await daemon.api.get<NodeList>('/v1/nodes');
+  assert.equal(list.mode, 'single');
+  assert.deepEqual(
+    list.nodes.map((n) => [n.name, n.status, n.self]),
+    [[nameOf('solo'), 'up', true]],
+  );
+  const label = await daemon.cli(['node', 'label', nameOf('solo'), 'rack=r9']);
+  assert.equal(label.code, 0, label.stderr);
+  assert.equal((await daemon.cli(['node', 'cordon', nameOf('solo')])).code, 0);
+  await daemon.restart();
+  const shown = await daemon.cliJson<NodeEntry>(['node', 'show', nameOf('solo')]);
+  assert.deepEqual([shown.status, shown.labels, shown.cordoned], ['up', { rack: 'r9' }, true]);
+  const text = await daemon.cli(['node', 'list']);
+  assert.match(text.stdout, /a single node \(not in a cluster\)/);
+  const removeSelf = await daemon.cli(['node', 'remove', nameOf('solo')]);
+  assert.equal(removeSelf.code, 1, 'a node that is up cannot be removed');
+});
