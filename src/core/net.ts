@@ -267,12 +267,22 @@ export interface NetNames {
   table: string;
   netnsPrefix: string;
   vethPrefix: string;
+  /** The nft table that keeps slices away from the cluster's services (etcd). */
+  guardTable: string;
 }
 
 export const NET_TAG_PATTERN = /^[a-z0-9]{1,5}$/;
 
 export function netNames(tag: string): NetNames {
-  return { bridge: `slbr${tag}`, ifb: `slifb${tag}`, table: `sliced${tag}`, netnsPrefix: `sliced${tag}-`, vethPrefix: `slv${tag}-` };
+  return {
+    bridge: `slbr${tag}`,
+    ifb: `slifb${tag}`,
+    table: `sliced${tag}`,
+    netnsPrefix: `sliced${tag}-`,
+    vethPrefix: `slv${tag}-`,
+    // A tag has at most 5 characters: no other daemon's table can have this name.
+    guardTable: `sliced${tag}guard`,
+  };
 }
 
 export function netnsName(names: NetNames, slice: string): string {

@@ -18,6 +18,8 @@ import { createNetworks } from './net.js';
 import { lookupUser } from '../kernel/users.js';
 import { nodeCapacity, type SlicedConfig } from './config.js';
 import { removeStaleMount } from './fuse-mount.js';
+import { removeGuard } from '../kernel/net/nft-guard.js';
+import { netNames } from '../core/net.js';
 
 export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> {
   // The record names the group the daemon managed, wherever this cleanup runs (cgroup v2).
@@ -57,6 +59,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       const left = backend.releaseDelegation();
       if (left.length > 0) log.warn({ left }, 'left in the delegated group');
     }
+    await removeGuard(netNames(config.netTag).guardTable);
     rmSync(config.socket, { force: true });
     if (config.mount !== null) await removeStaleMount(config.mount, log);
     log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');

@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
-import { joinCluster, type NodeCluster } from './cluster.js';
+import { guardCluster, joinCluster, type NodeCluster } from './cluster.js';
 import { createBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { checkNetPools, createNetworks } from './net.js';
@@ -121,6 +121,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let vsys: VsysBroker | null = null;
   try {
     await agent.start();
+    await guardCluster(config, backend, log);
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
     const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).

@@ -3,7 +3,7 @@
  * over a single node's cluster store (LocalClusterStore over a real embedded store): leases
  * that end make a node down, an agent registers again by itself, operators' labels and
  * cordons are compare-and-put, a live node cannot be removed, a name held by another agent is
- * refused. The same Membership runs against a real etcd in test/e2e/cluster-membership.test.ts.
+ * refused. The same Membership runs against a real etcd in test/e2e/cluster.test.ts.
  */
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

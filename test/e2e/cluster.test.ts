@@ -3,14 +3,17 @@
  * joined with --cluster list each other from any node, labels and cordons made on one node are
  * seen on the others, a killed agent is shown down within its lease's time to live + 1 s and up
  * again when it returns, a live node cannot be removed and a down one can, a name held by a
- * live agent is refused at start, and an unreachable etcd refuses the start naming it.
+ * live agent is refused at start, and an unreachable etcd refuses the start naming it; slices
+ * (namespaced and host-network) cannot reach etcd. A node alone lists itself.
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../helpers/etcd.js';
+import { netSkipReason } from '../helpers/net.js';
 import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
 
@@ -186,3 +189,43 @@ test('a node alone lists itself up; its labels and cordon are kept in its own st
   const removeSelf = await daemon.cli(['node', 'remove', nameOf('solo')]);
   assert.equal(removeSelf.code, 1, 'a node that is up cannot be removed');
 });
+
+clusterTest(
+  'slices cannot reach etcd: a namespaced slice with egress and a host-network slice get a reset; the host and other ports stay reachable',
+  async (t) => {
+    const reason = netSkipReason();
+    if (reason !== null) return skipWith(t, reason);
+    const g = await startAgent('g');
+    const [host, port] = new URL(etcd!.endpoints[0]!).host.split(':') as [string, string];
+    /** bash's /dev/tcp: 0 when the connection is made, else the refusal on stderr. */
+    const connect = (target: string, p: number | string): string[] => [
+      'timeout',
+      '5',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${target}/${p} && echo connected`,
+    ];
+    const fromHost = await run(connect(host, port)[0]!, connect(host, port).slice(1));
+    assert.equal(fromHost.code, 0, `the host reaches etcd: ${fromHost.stderr}`);
+    for (const [slice, args] of [
+      ['gnet', ['--net', '--net-egress', 'on']],
+      ['ghost', []],
+    ] as const) {
+      const created = await g.cli(['slice', 'create', slice, ...args]);
+      assert.equal(created.code, 0, created.stderr);
+      const blocked = await g.cli(['exec', '--slice', slice, '--', ...connect(host, port)]);
+      assert.notEqual(blocked.code, 0, `${slice} reached etcd: ${blocked.stdout}`);
+      assert.match(blocked.stderr, /Connection refused/, `${slice}: the guard answers with a reset, not a timeout: ${blocked.stderr}`);
+      // The same member's peer port is not a client URL: the path itself works.
+      const other = await g.cli(['exec', '--slice', slice, '--', ...connect(host, 2380)]);
+      assert.equal(other.code, 0, `${slice} reaches ${host}:2380 (not guarded): ${other.stderr}`);
+    }
+    const rules = spawnSync('nft', ['list', 'table', 'inet', `sliced${g.net.tag}guard`], { encoding: 'utf8' });
+    assert.match(rules.stdout, new RegExp(`${host.replaceAll('.', '\\.')} \\. ${port}`), rules.stdout);
+    assert.match(rules.stdout, /counter packets [1-9]/, 'the guard counted the refused connections');
+    await g.destroy();
+    daemons.splice(daemons.indexOf(g), 1);
+    const left = spawnSync('nft', ['list', 'table', 'inet', `sliced${g.net.tag}guard`], { encoding: 'utf8' });
+    assert.notEqual(left.status, 0, 'sliced --cleanup removed the guard table');
+  },
+);
