@@ -88,6 +88,11 @@ export class Membership {
     return this.options.name;
   }
 
+  /** The lease this agent's registration lives under; null while it registers again. */
+  get leaseId(): string | null {
+    return this.lease?.id ?? null;
+  }
+
   list(): NodeView[] {
     const names = new Set([...this.specs.keys(), ...this.lives.keys()]);
     return [...names].sort().map((name) => this.view(name));

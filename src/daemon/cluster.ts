@@ -27,6 +27,8 @@ export interface NodeCluster {
   readonly mode: 'etcd' | 'single';
   readonly endpoints: readonly string[];
   readonly membership: Membership;
+  /** The store the cluster's shared keys live in. */
+  readonly store: ClusterStore;
   close(): Promise<void>;
 }
 
@@ -52,7 +54,7 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
     // The embedded store is the daemon's; closing this view of it must not close it.
     const store: ClusterStore = new LocalClusterStore(localStore);
     const membership = await Membership.join(store, { name, ttlMs: SINGLE_NODE_TTL_MS, record, log: memberLog });
-    return { mode: 'single', endpoints: [], membership, close: () => membership.close() };
+    return { mode: 'single', endpoints: [], membership, store, close: () => membership.close() };
   }
   const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: cluster.prefix, tls: cluster.tls && readTls(cluster.tls) });
   try {
@@ -73,6 +75,7 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
     mode: 'etcd',
     endpoints: cluster.endpoints,
     membership,
+    store,
     async close() {
       await membership.close();
       await store.close();

@@ -125,7 +125,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
     const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).
-    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree, membership: cluster.membership });
+    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree, cluster });
     const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });

@@ -7,13 +7,13 @@
  * from the store (the default tree, defaults/tree.yaml, on the first start).
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Store } from '../cluster/store.js';
-import { StoreRemoteValues } from '../cluster/remote-values.js';
+import { ClusterRemoteValues } from '../cluster/remote-values.js';
 import type { Membership } from '../cluster/membership.js';
+import type { NodeCluster } from './cluster.js';
 import type { NodeView } from '../core/membership.js';
 import { TypeRegistry } from '../framework/registry.js';
 import { BUILTIN_TYPES } from '../components/builtins.js';
@@ -50,19 +50,21 @@ export async function startFramework(options: {
   log: Logger;
   /** The default tree document, read and checked at start; read here when not given. */
   defaultTree?: string;
-  /** The cluster's members, for /nodes/ (this node alone when it is not in a cluster). */
-  membership?: Membership;
+  /** The cluster (this node alone when it is not in one): its members for /nodes/, its store for remote values. */
+  cluster: NodeCluster;
 }): Promise<Framework> {
   const { config, agent, controller, views, store, log } = options;
-  const nodeName = config.nodeName ?? hostname();
+  const nodeName = options.cluster.membership.name;
   const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, pluginDirs: config.pluginDirs });
   const frameworkLog = log.child({ component: 'framework' });
+  const { membership } = options.cluster;
+  const remote = new ClusterRemoteValues(options.cluster.store, nodeName, () => membership.leaseId, frameworkLog);
   const services: FrameworkServices = {
     nodeName,
     log: frameworkLog,
     nodeStats: procNodeStats(),
     cpuController: controller,
-    remote: new StoreRemoteValues(store, nodeName),
+    remote: remote,
     affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
     sliceGroups: sliceGroups(agent),
     sliceFreezer: {
@@ -84,7 +86,7 @@ export async function startFramework(options: {
   const tree = new ConfigTree({ registry, services, processes: processDirectory(agent) });
   tree.setProvider('slices', sliceViews(views));
   tree.setProvider('domains', domainViews(views));
-  tree.setProvider('nodes', nodeViews(nodeName, views, options.membership));
+  tree.setProvider('nodes', nodeViews(nodeName, views, membership));
   const service = new TreeService(tree, registry, store, frameworkLog);
   await service.restore(() => options.defaultTree ?? readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
   await applyControlSettings(service, tree, config);
@@ -93,7 +95,10 @@ export async function startFramework(options: {
     tree,
     service,
     registry,
-    close: () => tree.destroyAll(),
+    close: () => {
+      tree.destroyAll();
+      remote.close();
+    },
   };
 }
 
@@ -236,16 +241,16 @@ function domainViews(views: Views): InfoProvider {
  * /nodes/<node>/: every member of the cluster with its status, labels and registered
  * capacity; this node also shows its live CPU figures.
  */
-function nodeViews(nodeName: string, views: Views, membership: Membership | undefined): InfoProvider {
+function nodeViews(nodeName: string, views: Views, membership: Membership): InfoProvider {
   const member = (name: string): NodeView | null => {
     try {
-      return membership ? membership.get(name) : null;
+      return membership.get(name);
     } catch {
       return null;
     }
   };
   return {
-    names: () => (membership ? membership.list().map((n) => n.name) : [nodeName]),
+    names: () => membership.list().map((n) => n.name),
     files: (name) => {
       const known = name === nodeName || member(name) !== null;
       if (!known) return null;

@@ -229,3 +229,33 @@ clusterTest(
     assert.notEqual(left.status, 0, 'sliced --cleanup removed the guard table');
   },
 );
+
+clusterTest("remote_cache shows every node's value, one row per node; a node that goes takes its value with it", async (t) => {
+  const r1 = await startAgent('r1');
+  const r2 = await startAgent('r2');
+  const SCHED = '/schedulers/LB';
+  const POLICY = `${SCHED}/mosix_load_balancer`;
+  // The tree is each node's own so far: the same components on both.
+  for (const agent of [r1, r2]) {
+    for (const args of [
+      ['mkdir', '/probes/cpu'],
+      ['write', '/probes/cpu/probe_period', '200'],
+      ['mkdir', SCHED],
+      ['mkdir', POLICY],
+      ['mkdir', `${POLICY}/node_load/remote_cache`],
+      ['write', `${POLICY}/node_load/remote_cache/prefetch_period_ms`, '200'],
+      ['ln', '/probes/cpu/node_load', `${POLICY}/node_load/remote_cache/cpu_load`],
+    ]) {
+      const result = await agent.cli(args);
+      assert.equal(result.code, 0, `slicectl ${args.join(' ')}: ${result.stderr}`);
+    }
+  }
+  const rows = async (agent: TestDaemon): Promise<string> => (await agent.cli(['cat', `${POLICY}/node_load/collected_value`])).stdout;
+  await until("r1 collects its own value and r2's", async () => (await rows(r1)).includes(nameOf('r2')), 10_000 * SLOW);
+  const text = await rows(r1);
+  t.diagnostic(`r1's collected_value:\n${text}`);
+  assert.match(text, new RegExp(`^${nameOf('r1')}\\s+\\d`, 'm'));
+  assert.match(text, new RegExp(`^${nameOf('r2')}\\s+\\d`, 'm'));
+  await r2.stop('SIGKILL');
+  await until("r2's value is gone from r1 with r2's lease", async () => !(await rows(r1)).includes(nameOf('r2')), (TTL_MS + 5000) * SLOW);
+});
