@@ -51,6 +51,9 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
   };
   const cluster = config.cluster;
   if (cluster === null) {
+    // Earlier builds wrote remote values into the state log; now they live under a lease only.
+    const stale = [...(await localStore.range('values/')).keys()];
+    if (stale.length > 0) await localStore.txn(stale.map((key) => ({ type: 'delete', key })));
     // The embedded store is the daemon's; closing this view of it must not close it.
     const store: ClusterStore = new LocalClusterStore(localStore);
     const membership = await Membership.join(store, { name, ttlMs: SINGLE_NODE_TTL_MS, record, log: memberLog });
