@@ -94,6 +94,8 @@ const clusterSchema = z
       .string()
       .regex(/^\/([A-Za-z0-9_.-]+\/)*$/, 'must be a path like "/sliced/" (starts and ends with "/")')
       .default('/sliced/'),
+    /** When this node's own config tree differs from the cluster's at start: replace it (true) or refuse to start. */
+    takeTree: z.boolean().default(false),
     /** TLS to etcd: the CA that signed the members' certificates, and this node's client certificate and key. */
     tls: z
       .object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
@@ -218,7 +220,7 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
     flag: '--cluster',
     allowed:
       'endpoints (etcd client URLs, http(s)://HOST:PORT, comma-separated), and optionally labels, leaseTtlMs (2000 to 60000), ' +
-      'prefix ("/sliced/") and tls (ca, cert, key files)',
+      'prefix ("/sliced/"), takeTree (true or false) and tls (ca, cert, key files)',
   },
   pluginDirs: { flag: '--plugin-dir', allowed: 'a list of folder paths' },
   defaultTree: { flag: '--default-tree', allowed: 'a file path' },
@@ -255,7 +257,9 @@ export function describeConfigIssues(
     .map((issue) => {
       if (issue.code === 'unrecognized_keys' && issue.path.length > 0) {
         const section = issue.path.join('.');
-        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} in ${section}; allowed: ${SETTINGS[issue.path[0] as ConfigKey]?.allowed ?? 'see README'}`;
+        const keys = issue.keys.map((k) => JSON.stringify(k)).join(', ');
+        const allowed = SETTINGS[issue.path[0] as ConfigKey]?.allowed ?? 'see README';
+        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys} in ${section}; allowed: ${allowed}`;
       }
       if (issue.code === 'unrecognized_keys') {
         const names = issue.keys.map((k) => JSON.stringify(k)).join(', ');

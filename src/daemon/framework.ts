@@ -87,7 +87,16 @@ export async function startFramework(options: {
   tree.setProvider('slices', sliceViews(views));
   tree.setProvider('domains', domainViews(views));
   tree.setProvider('nodes', nodeViews(nodeName, views, membership));
-  const service = new TreeService(tree, registry, store, frameworkLog);
+  const cluster = config.cluster && options.cluster.mode === 'etcd' ? config.cluster : null;
+  const service = new TreeService(
+    tree,
+    registry,
+    {
+      local: store,
+      ...(cluster ? { cluster: { store: options.cluster.store, nodeName, takeClusterTree: cluster.takeTree } } : {}),
+    },
+    frameworkLog,
+  );
   await service.restore(() => options.defaultTree ?? readFileSync(config.defaultTree ?? DEFAULT_TREE_FILE, 'utf8'));
   await applyControlSettings(service, tree, config);
   controller.configure({ periodMs: config.controlPeriodMs });
@@ -96,6 +105,7 @@ export async function startFramework(options: {
     service,
     registry,
     close: () => {
+      service.close();
       tree.destroyAll();
       remote.close();
     },

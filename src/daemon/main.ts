@@ -51,6 +51,7 @@ const program = new Command('sliced')
   .option('--node-label <key=value>', 'a label this node gets when it first joins the cluster (repeatable)', nodeLabel)
   .option('--cluster-lease-ttl <ms>', 'a node that stops renewing its lease this long is shown down (default 5000)', integer)
   .option('--cluster-prefix <prefix>', 'keys of this cluster live under this etcd prefix (default /sliced/)')
+  .option('--cluster-take-tree', "when this node's own config tree differs from the cluster's, replace it instead of refusing to start")
   .option('--cluster-ca <file>', "TLS to etcd: the CA of its members' certificates")
   .option('--cluster-cert <file>', "TLS to etcd: this node's client certificate (with --cluster-key)")
   .option('--cluster-key <file>', "TLS to etcd: this node's client key")
@@ -181,6 +182,7 @@ function clusterFlags(options: Record<string, unknown>): Record<string, unknown>
     labels: labels && Object.fromEntries(labels.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
     leaseTtlMs: options.clusterLeaseTtl,
     prefix: options.clusterPrefix,
+    takeTree: options.clusterTakeTree,
     tls: tls && Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)),
   };
   const given = Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));

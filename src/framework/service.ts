@@ -1,30 +1,26 @@
 /**
  * The config tree as a service: every front end (CLI over the API, HTTP, FUSE) goes through
  * here. Operations are serialised, checked against the caller's rights, applied to the live
- * tree and then made durable through the store:
+ * tree and then made durable through the store (the key layout: tree-keys.ts). At start the
+ * tree is rebuilt from those keys in creation order; on the very first start (no
+ * `tree/initialized` key) the default tree document is applied instead.
  *
- *   tree/d<path>  a directory made with mkdir   {"seq": n}
- *   tree/a<path>  a configuration attribute     {"value": "<text>", "seq": n}
- *   tree/l<path>  a link                         {"target": "...", "seq": n}
- *
- * At start the tree is rebuilt from those keys in creation order. On the very first start
- * (no `tree/initialized` key) the default tree document is applied instead. A cluster store
- * (etcd) holds the same keys, which is how the tree will be shared between nodes.
+ * In a cluster the tree is the cluster's (tree-sync.ts): shared keys in the cluster store,
+ * changes committed there and applied on every node in the same order; a node's own
+ * process-set members stay in its own store.
  */
 import { SlicedError } from '../core/errors.js';
 import { SerialQueue } from '../core/serial-queue.js';
-import type { Store, StoreOp } from '../cluster/store.js';
+import type { ClusterStore, Store, StoreEvent, StoreOp } from '../cluster/store.js';
 import { ConfigTree, splitPath, type Mutation } from './tree.js';
 import type { Entry } from '../wire/tree.js';
-import { describeStep, executePlan, parseTreeYaml, planApply, treeToYaml, type PlanStep, type TreeDocument } from './document.js';
+import { describeStep, dumpTree, executePlan, parseTreeYaml, planApply, treeToYaml, type PlanStep, type TreeDocument } from './document.js';
 import { checkPlan, describeProblems, type PlanProblem } from './plan-check.js';
 import type { TypeRegistry } from './registry.js';
 import type { Logger } from './types.js';
-
-const DIR = 'tree/d';
-const ATTR = 'tree/a';
-const LINK = 'tree/l';
-const INITIALIZED = 'tree/initialized';
+import { ATTR, DIR, HEAD, INITIALIZED, isNodeLocal, opsOf, pathOfKey } from './tree-keys.js';
+import { replayEvents, replayKeys, treeDifferences } from './tree-replay.js';
+import { TreeConflict, TreeSync } from './tree-sync.js';
 
 /** Who is asking: administrators change the tree; a slice's user reads only its own slice's view. */
 export type Caller = { admin: true } | { admin: false; slice: string | null };
@@ -40,89 +36,160 @@ export interface ApplyResult {
   warnings: string[];
 }
 
+export interface TreeStores {
+  /** This node's own store: the whole tree on a node alone; in a cluster its own process-set members. */
+  local: Store;
+  /** In a cluster: where the shared tree lives. */
+  cluster?: {
+    store: ClusterStore;
+    nodeName: string;
+    /** When this node's own tree differs from the cluster's: replace it (true) or refuse to start (false). */
+    takeClusterTree: boolean;
+  };
+}
+
+/** Rounds of a change lost against other nodes' changes before the caller is asked to try again. */
+const CHANGE_ROUNDS = 3;
+
 export class TreeService {
   private readonly queue = new SerialQueue();
   private pending: Mutation[] = [];
+  /** While set, the tree's mutations are not stored (restoring, undoing, applying other nodes' changes). */
   private restoring = false;
+  private readonly sync: TreeSync | null;
 
   constructor(
     readonly tree: ConfigTree,
     private readonly registry: TypeRegistry,
-    private readonly store: Store,
+    private readonly stores: TreeStores,
     private readonly log: Logger,
   ) {
     tree.onMutation((m) => {
       if (!this.restoring) this.pending.push(m);
     });
+    const cluster = stores.cluster;
+    this.sync = cluster
+      ? new TreeSync(
+          cluster.store,
+          cluster.nodeName,
+          (events) => this.applyRemote(events),
+          (work) =>
+            void this.serialise(work).catch((err: Error) => this.log.error({ err: err.message }, 'config tree: applying changes failed')),
+          log,
+        )
+      : null;
+  }
+
+  /** The store of shared keys: the cluster's, or this node's own. */
+  private get shared(): Store {
+    return this.stores.cluster?.store ?? this.stores.local;
   }
 
   /** Rebuild the tree from the store, or apply the default document on the first start. */
   async restore(defaultDocument: () => string): Promise<void> {
-    const keys = await this.store.range('tree/');
+    if (this.sync) return this.restoreCluster(defaultDocument);
+    const keys = await this.stores.local.range('tree/');
     if (!keys.has(INITIALIZED)) {
-      const doc = parseTreeYaml(defaultDocument(), 'the default tree');
-      await this.apply(ADMIN, doc, false);
-      await this.store.txn([{ type: 'put', key: INITIALIZED, value: new Date().toISOString() }]);
-      this.log.info({}, 'config tree: default tree applied');
+      await this.initialize(defaultDocument, () =>
+        this.stores.local.txn([{ type: 'put', key: INITIALIZED, value: new Date().toISOString() }]),
+      );
       return;
     }
+    const stale = await this.rebuild(keys);
+    if (stale.length > 0) await this.stores.local.txn(stale);
+    this.log.info({ directories: [...keys.keys()].filter((k) => k.startsWith(DIR)).length }, 'config tree restored');
+  }
+
+  close(): void {
+    this.sync?.close();
+  }
+
+  private async initialize(defaultDocument: () => string, mark: () => Promise<void>): Promise<void> {
+    const doc = parseTreeYaml(defaultDocument(), 'the default tree');
+    await this.apply(ADMIN, doc, false);
+    await mark();
+    this.log.info({}, 'config tree: default tree applied');
+  }
+
+  /**
+   * Joining: the cluster's tree is taken; a cluster without one takes this node's (or the
+   * default); this node's own tree, if it differs from the cluster's, refuses the start unless
+   * `takeClusterTree`. Nothing is dropped silently.
+   */
+  private async restoreCluster(defaultDocument: () => string): Promise<void> {
+    const sync = this.sync!;
+    const { keys: shared, revision } = await sync.load();
+    const localKeys = await this.stores.local.range('tree/');
+    const ownShared = new Map([...localKeys].filter(([k]) => pathOfKey(k) !== null && !isNodeLocal(k)));
+    const nodeLocal = new Map([...localKeys].filter(([k]) => isNodeLocal(k)));
+    const forget: StoreOp[] = [...ownShared.keys(), ...(localKeys.has(INITIALIZED) ? [INITIALIZED] : [])].map((key) => ({
+      type: 'delete',
+      key,
+    }));
+    if (!shared.has(INITIALIZED)) {
+      // The first node of the cluster: its own tree (or the default one) becomes the cluster's.
+      const claim = { key: INITIALIZED, modRevision: 0 };
+      if (localKeys.has(INITIALIZED)) {
+        await this.rebuild(new Map([...ownShared, ...nodeLocal]));
+        const ops: StoreOp[] = [...ownShared].map(([key, value]) => ({ type: 'put', key, value }));
+        await this.commitInitial(claim, ops);
+        this.log.info({ keys: ops.length }, "config tree: this node's tree became the cluster's");
+      } else {
+        const doc = parseTreeYaml(defaultDocument(), 'the default tree');
+        this.pending = [];
+        await executePlan(this.tree, await planApply(this.tree, this.registry, doc));
+        await this.commitInitial(claim, await opsOf(this.pending.splice(0), async () => []));
+        this.log.info({}, "config tree: default tree applied as the cluster's");
+      }
+    } else {
+      const conflicts = treeDifferences(ownShared, shared);
+      if (localKeys.has(INITIALIZED) && conflicts.length > 0 && !this.stores.cluster!.takeClusterTree) {
+        throw new SlicedError(
+          'EEXIST',
+          `this node's config tree differs from the cluster's at ${conflicts.slice(0, 5).join(', ')}` +
+            `${conflicts.length > 5 ? ` and ${conflicts.length - 5} more` : ''}; save it (slicectl dump, without --cluster) and ` +
+            `start with --cluster-take-tree to replace it with the cluster's, or make the cluster's equal first`,
+        );
+      }
+      await this.rebuild(new Map([...shared, ...nodeLocal]));
+      this.log.info(
+        { directories: [...shared.keys()].filter((k) => k.startsWith(DIR)).length },
+        "config tree: the cluster's tree restored",
+      );
+    }
+    // The tree's shared part now lives in the cluster store only.
+    if (forget.length > 0) await this.stores.local.txn(forget);
+    sync.follow(revision);
+  }
+
+  private async commitInitial(claim: { key: string; modRevision: number }, ops: StoreOp[]): Promise<void> {
+    const store = this.stores.cluster!.store;
+    const head = { type: 'put' as const, key: HEAD, value: JSON.stringify({ node: this.stores.cluster!.nodeName, at: Date.now() }) };
+    const marked: StoreOp = { type: 'put', key: INITIALIZED, value: new Date().toISOString() };
+    const result = await store.txnIf([claim], [...ops.filter((o) => !isNodeLocal(o.key)), marked, head]);
+    if (!result.succeeded) {
+      throw new SlicedError('EBUSY', "another node set up the cluster's config tree at the same moment; start this node again to take it");
+    }
+  }
+
+  /** Build the tree from stored keys (restore); returns the keys that could not be restored. */
+  private rebuild(keys: ReadonlyMap<string, string>): Promise<StoreOp[]> {
+    return this.quietly(() => replayKeys(this.tree, keys, this.log));
+  }
+
+  /** Other nodes' changes, in the order committed; they are stored already. */
+  private applyRemote(events: readonly StoreEvent[]): Promise<void> {
+    return this.quietly(() => replayEvents(this.tree, events, this.log));
+  }
+
+  /** Run `work` without storing the mutations it makes. */
+  private async quietly<T>(work: () => Promise<T>): Promise<T> {
     this.restoring = true;
-    const stale: StoreOp[] = [];
     try {
-      const dirs = [...keys]
-        .filter(([k]) => k.startsWith(DIR))
-        .map(([k, v]) => ({ path: k.slice(DIR.length), seq: (JSON.parse(v) as { seq: number }).seq }));
-      dirs.sort((a, b) => a.seq - b.seq);
-      for (const { path, seq } of dirs) {
-        try {
-          await this.tree.mkdir(path, { seq });
-        } catch (err) {
-          this.log.warn({ path, err: (err as Error).message }, 'config tree: cannot restore a directory; dropped');
-          stale.push({ type: 'delete', key: `${DIR}${path}` });
-        }
-      }
-      // Two passes: an attribute checked against another (hysteresis low <= high) may need
-      // the other one restored first.
-      // In the order they were written (handle_all's attach order is stacking precedence).
-      let attrs = [...keys]
-        .filter(([key]) => key.startsWith(ATTR))
-        .map(([key, stored]) => [key, parseAttribute(stored)] as const)
-        .sort((a, b) => a[1].seq - b[1].seq)
-        .map(([key, attr]) => [key, attr.value] as [string, string]);
-      for (const pass of [1, 2]) {
-        const refused: typeof attrs = [];
-        for (const [key, value] of attrs) {
-          const path = key.slice(ATTR.length);
-          try {
-            this.tree.write(path, value);
-          } catch (err) {
-            if (pass === 1) {
-              refused.push([key, value]);
-              continue;
-            }
-            this.log.warn({ path, err: (err as Error).message }, 'config tree: cannot restore an attribute; dropped');
-            stale.push({ type: 'delete', key });
-          }
-        }
-        attrs = refused;
-      }
-      const links = [...keys]
-        .filter(([k]) => k.startsWith(LINK))
-        .map(([k, v]) => ({ path: k.slice(LINK.length), ...(JSON.parse(v) as { target: string; seq: number }) }));
-      links.sort((a, b) => a.seq - b.seq);
-      for (const { path, target, seq } of links) {
-        try {
-          this.tree.symlink(target, path, { seq });
-        } catch (err) {
-          this.log.warn({ path, target, err: (err as Error).message }, 'config tree: cannot restore a link; dropped');
-          stale.push({ type: 'delete', key: `${LINK}${path}` });
-        }
-      }
+      return await work();
     } finally {
       this.restoring = false;
     }
-    if (stale.length > 0) await this.store.txn(stale);
-    this.log.info({ directories: [...keys.keys()].filter((k) => k.startsWith(DIR)).length }, 'config tree restored');
   }
 
   // ---- operations ---------------------------------------------------------------------------
@@ -187,73 +254,100 @@ export class TreeService {
   apply(caller: Caller, doc: TreeDocument | string, dryRun: boolean, options: { force?: boolean } = {}): Promise<ApplyResult> {
     this.assertAdmin(caller, 'change the tree');
     const parsed = typeof doc === 'string' ? parseTreeYaml(doc, 'the document') : doc;
-    return this.serialise(async () => {
-      const plan = await planApply(this.tree, this.registry, parsed);
-      const check = await checkPlan(this.tree, this.registry, plan);
-      const warnings = [...check.confirm, ...check.warnings];
-      if (dryRun) return { steps: plan, problems: check.problems, warnings };
-      if (check.problems.length > 0)
-        throw new SlicedError(check.problems[0]!.code, `${describeProblems(plan, check.problems)}; nothing was changed`);
-      if (check.confirm.length > 0 && !options.force) {
-        throw new SlicedError(
-          'EBUSY',
-          `${check.confirm.join('; ')}; nothing was changed (confirm with slicectl apply --force, or "force": true over HTTP)`,
-        );
-      }
-      this.pending = [];
-      try {
+    return this.serialise(() =>
+      this.inRounds(async () => {
+        const plan = await planApply(this.tree, this.registry, parsed);
+        const check = await checkPlan(this.tree, this.registry, plan);
+        const warnings = [...check.confirm, ...check.warnings];
+        if (dryRun) return { steps: plan, problems: check.problems, warnings };
+        if (check.problems.length > 0)
+          throw new SlicedError(check.problems[0]!.code, `${describeProblems(plan, check.problems)}; nothing was changed`);
+        if (check.confirm.length > 0 && !options.force) {
+          throw new SlicedError(
+            'EBUSY',
+            `${check.confirm.join('; ')}; nothing was changed (confirm with slicectl apply --force, or "force": true over HTTP)`,
+          );
+        }
         await executePlan(this.tree, plan);
-      } finally {
-        await this.persistPending();
-      }
-      this.log.info({ steps: plan.map(describeStep), warnings }, 'config tree: document applied');
-      return { steps: plan, problems: [], warnings };
-    });
+        this.log.info({ steps: plan.map(describeStep), warnings }, 'config tree: document applied');
+        return { steps: plan, problems: [], warnings };
+      }),
+    );
   }
 
   // ---- internals ----------------------------------------------------------------------------
 
   private change(caller: Caller, op: () => unknown): Promise<void> {
     this.assertAdmin(caller, 'change the tree');
-    return this.serialise(async () => {
-      this.pending = [];
-      try {
+    return this.serialise(() =>
+      this.inRounds(async () => {
         await op();
-      } finally {
-        await this.persistPending();
+      }),
+    );
+  }
+
+  /**
+   * Run `work` on the live tree and store what it changed, also when it failed halfway. In a
+   * cluster: after catching up with the other nodes' changes; a commit that lost against
+   * another node's is undone and the work runs again on the newer tree.
+   */
+  private async inRounds<T>(work: () => Promise<T>): Promise<T> {
+    for (let round = 1; ; round++) {
+      await this.sync?.catchUp();
+      const before = this.sync ? dumpTree(this.tree) : null;
+      this.pending = [];
+      let result: T | undefined;
+      let failure: { err: unknown } | null = null;
+      try {
+        result = await work();
+      } catch (err) {
+        failure = { err };
       }
-    });
+      try {
+        await this.persistPending();
+      } catch (err) {
+        if (!(err instanceof TreeConflict)) throw err;
+        await this.undo(before!);
+        if (round < CHANGE_ROUNDS) continue;
+        throw new SlicedError(
+          'EBUSY',
+          `the config tree was changed on other nodes at the same time ${CHANGE_ROUNDS} times over; nothing was changed; try again`,
+        );
+      }
+      if (failure) throw failure.err;
+      return result as T;
+    }
+  }
+
+  /** Put the tree back as `before` was, without storing anything (the change lost in the cluster). */
+  private async undo(before: TreeDocument): Promise<void> {
+    this.restoring = true;
+    try {
+      await executePlan(this.tree, await planApply(this.tree, this.registry, before));
+    } catch (err) {
+      this.log.error(
+        { err: (err as Error).message },
+        'config tree: cannot undo a change that lost against another node; restart sliced to take the cluster tree',
+      );
+    } finally {
+      this.restoring = false;
+      this.pending = [];
+    }
   }
 
   private async persistPending(): Promise<void> {
     const mutations = this.pending;
     this.pending = [];
     if (mutations.length === 0) return;
-    const ops: StoreOp[] = [];
-    for (const m of mutations) {
-      switch (m.op) {
-        case 'mkdir':
-          ops.push({ type: 'put', key: `${DIR}${m.path}`, value: JSON.stringify({ seq: m.seq }) });
-          break;
-        case 'rmdir': {
-          ops.push({ type: 'delete', key: `${DIR}${m.path}` });
-          for (const key of (await this.store.range(`${ATTR}${m.path}/`)).keys()) ops.push({ type: 'delete', key });
-          break;
-        }
-        case 'write':
-          ops.push({ type: 'put', key: `${ATTR}${m.path}`, value: JSON.stringify({ value: m.value, seq: m.seq }) });
-          break;
-        case 'ln':
-          ops.push({ type: 'put', key: `${LINK}${m.path}`, value: JSON.stringify({ target: m.target, seq: m.seq }) });
-          break;
-        case 'rm':
-          ops.push({ type: 'delete', key: `${LINK}${m.path}` });
-          break;
-      }
-    }
+    const ops = await opsOf(mutations, async (path) => [...(await this.shared.range(`${ATTR}${path}/`)).keys()]);
+    const own = (op: StoreOp): boolean => this.sync !== null && isNodeLocal(op.key);
+    const shared = ops.filter((op) => !own(op));
+    const local = ops.filter(own);
     try {
-      await this.store.txn(ops);
+      if (shared.length > 0) await (this.sync ? this.sync.commit(shared) : this.stores.local.txn(shared));
+      if (local.length > 0) await this.stores.local.txn(local);
     } catch (err) {
+      if (err instanceof TreeConflict) throw err;
       // The live tree already changed; say so loudly rather than pretend it is durable.
       this.log.error({ err: (err as Error).message, mutations }, 'config tree: change applied but NOT saved; it will be lost at restart');
       throw new SlicedError('EIO', `the change was applied but could not be saved: ${(err as Error).message}`);
@@ -275,14 +369,4 @@ export class TreeService {
     if (parts.length === 0 || own) return;
     throw new SlicedError('EPERM', `${path}: a slice's user may read only /slices/${caller.slice ?? '<its slice>'}`);
   }
-}
-
-function parseAttribute(stored: string): { value: string; seq: number } {
-  try {
-    const parsed = JSON.parse(stored) as { value?: unknown; seq?: unknown };
-    if (typeof parsed.value === 'string' && typeof parsed.seq === 'number') return { value: parsed.value, seq: parsed.seq };
-  } catch {
-    // not JSON: fall through
-  }
-  return { value: stored, seq: 0 };
 }

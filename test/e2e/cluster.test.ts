@@ -9,10 +9,11 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../helpers/etcd.js';
+import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { netSkipReason } from '../helpers/net.js';
 import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
@@ -235,8 +236,8 @@ clusterTest("remote_cache shows every node's value, one row per node; a node tha
   const r2 = await startAgent('r2');
   const SCHED = '/schedulers/LB';
   const POLICY = `${SCHED}/mosix_load_balancer`;
-  // The tree is each node's own so far: the same components on both.
-  for (const agent of [r1, r2]) {
+  // Made on r1: the tree is the cluster's, so r2 runs the same components.
+  for (const agent of [r1]) {
     for (const args of [
       ['mkdir', '/probes/cpu'],
       ['write', '/probes/cpu/probe_period', '200'],
@@ -258,4 +259,129 @@ clusterTest("remote_cache shows every node's value, one row per node; a node tha
   assert.match(text, new RegExp(`^${nameOf('r2')}\\s+\\d`, 'm'));
   await r2.stop('SIGKILL');
   await until("r2's value is gone from r1 with r2's lease", async () => !(await rows(r1)).includes(nameOf('r2')), (TTL_MS + 5000) * SLOW);
+});
+
+clusterTest(
+  "the config tree is the cluster's: a change on any node reaches every node in order; a conflicting change gets a clear error; pids stay per node",
+  async (t) => {
+    const [x, y, z] = [await startAgent('x'), await startAgent('y'), await startAgent('z')];
+    const ls = async (agent: TestDaemon, path: string): Promise<string[]> => {
+      const result = await agent.cli(['ls', path]);
+      return result.code === 0
+        ? result.stdout
+            .split(/\s+/)
+            .filter(Boolean)
+            .map((n) => n.replace(/\/$/, ''))
+        : [];
+    };
+    const cat = async (agent: TestDaemon, path: string): Promise<string> => (await agent.cli(['cat', path])).stdout.trim();
+    const ok = async (agent: TestDaemon, args: string[]): Promise<void> => {
+      const result = await agent.cli(args);
+      assert.equal(result.code, 0, `slicectl ${args.join(' ')}: ${result.stderr}`);
+    };
+
+    // Made on x, seen on z; then changed on y, seen on x.
+    await ok(x, ['mkdir', '/probes/load']);
+    const madeAt = Date.now();
+    await until('z shows the probe x made', async () => (await ls(z, '/probes')).includes('load'), 5000 * SLOW);
+    t.diagnostic(`a mkdir on x visible on z after ${Date.now() - madeAt} ms (including one slicectl call)`);
+    await ok(y, ['write', '/probes/load/probe_period', '300']);
+    await until('x shows the period written on y', async () => (await cat(x, '/probes/load/probe_period')) === '300', 5000 * SLOW);
+
+    // The same name made on two nodes at once: one wins, the other is told it exists.
+    const [first, second] = await Promise.all([x.cli(['mkdir', '/schedulers/race']), z.cli(['mkdir', '/schedulers/race'])]);
+    const codes = [first.code, second.code].sort();
+    assert.deepEqual(codes, [0, 1], `one mkdir succeeds, one is refused: ${first.stderr} | ${second.stderr}`);
+    assert.match(first.stderr + second.stderr, /already exists/);
+
+    // A process-set member is a node's own: x's pid does not appear on y.
+    await ok(x, ['mkdir', '/schedulers/race/process_set/single_processes/1']);
+    await sleep(500);
+    assert.deepEqual(await ls(y, '/schedulers/race/process_set/single_processes'), []);
+    assert.deepEqual(await ls(x, '/schedulers/race/process_set/single_processes'), ['1']);
+
+    // All three end with the same tree.
+    const dumps = await Promise.all([x, y, z].map(async (a) => (await a.cli(['dump'])).stdout.replace(/\n {6}- 1\n/, '\n')));
+    await until(
+      'the three trees are the same',
+      async () => {
+        const now = await Promise.all([y, z].map(async (a) => (await a.cli(['dump'])).stdout));
+        return now.every((d) => d === now[0]);
+      },
+      5000 * SLOW,
+    );
+    assert.ok(dumps[1]!.includes('load'), dumps[1]);
+
+    // A restart takes the cluster's tree, with its own members back.
+    await x.restart();
+    assert.deepEqual(await ls(x, '/schedulers/race/process_set/single_processes'), ['1']);
+    assert.equal(await cat(x, '/probes/load/probe_period'), '300');
+    await ok(y, ['rmdir', '/probes/load']);
+    await until('x sees the probe removed on y', async () => !(await ls(x, '/probes')).includes('load'), 5000 * SLOW);
+  },
+);
+
+clusterTest(
+  "a node whose own tree differs from the cluster's refuses to join, naming where; --cluster-take-tree takes the cluster's",
+  async () => {
+    // A node that ran alone and changed its tree.
+    const alone = await TestDaemon.start(['--node-name', nameOf('j')]);
+    daemons.push(alone);
+    const made = await alone.cli(['mkdir', '/probes/mem_usage']);
+    assert.equal(made.code, 0, made.stderr);
+    await alone.stop();
+    const refused = await run(process.execPath, [SLICED, ...alone.args, ...clusterArgs('j')]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr + refused.stdout, /this node's config tree differs from the cluster's at .*\/probes\/mem_usage/);
+    alone.args.push(...clusterArgs('j', ['--cluster-take-tree']));
+    await alone.launch();
+    const probes = await alone.cli(['ls', '/probes']);
+    assert.doesNotMatch(probes.stdout, /mem_usage/, "the cluster's tree replaced the node's own");
+  },
+);
+
+clusterTest("least_loaded places new tasks on the least loaded node of the cluster, remote nodes' loads included", async () => {
+  const p = await startAgent('p');
+  // Two more nodes as an agent publishes them: their load values under their own lease.
+  const peers = await EtcdStore.open({ endpoints: etcd!.endpoints, prefix });
+  const lease = await peers.grantLease(60_000);
+  const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
+  try {
+    const SCHED = '/schedulers/placing';
+    const cache = `${SCHED}/least_loaded/node_load/remote_cache`;
+    for (const args of [
+      ['mkdir', '/probes/cpu'],
+      ['mkdir', SCHED],
+      ['mkdir', `${SCHED}/least_loaded`],
+      ['mkdir', cache],
+      ['write', `${cache}/prefetch_period_ms`, '100'],
+      ['ln', '/probes/cpu/node_load', `${cache}/cpu_load`],
+      ['mkdir', `${SCHED}/process_set/single_processes/${sleeper.pid}`],
+    ]) {
+      const result = await p.cli(args);
+      assert.ok(result.code === 0 || /already exists/.test(result.stderr), `slicectl ${args.join(' ')}: ${result.stderr}`);
+    }
+    const capacity = (await p.api.get<{ cpu: { capacity: number } }>('/v1/node')).cpu.capacity;
+    const loads = { [nameOf('busy')]: 2 * capacity, [nameOf('idle')]: 0 };
+    await peers.txnIf(
+      [],
+      Object.entries(loads).map(([node, load]) => ({
+        type: 'put' as const,
+        key: `values/${node}${cache}`,
+        value: JSON.stringify({ labels: [], data: [load], at: Date.now() }),
+        lease: lease.id,
+      })),
+    );
+    const rows = async (): Promise<string> => (await p.cli(['cat', `${SCHED}/least_loaded/node_load/collected_value`])).stdout;
+    await until("the other nodes' loads reach least_loaded", async () => (await rows()).includes(nameOf('idle')), 5000 * SLOW);
+    const placed = await p.cliJson<{ scheduler: string; node: string }>(['placement', String(sleeper.pid)]);
+    assert.equal(placed.node, nameOf('idle'), `the least loaded of: ${await rows()}`);
+    // The peers' lease ends: their values go, and this node is the only one left to place on.
+    await lease.revoke();
+    await until('the peers are gone from least_loaded', async () => !(await rows()).includes(nameOf('idle')), 5000 * SLOW);
+    assert.equal((await p.cliJson<{ node: string }>(['placement', String(sleeper.pid)])).node, nameOf('p'));
+  } finally {
+    sleeper.kill('SIGKILL');
+    await peers.close();
+  }
 });

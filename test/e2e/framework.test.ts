@@ -17,7 +17,6 @@ import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { Burners } from '../helpers/cpu-load.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { fuzzSeed, prng } from '../helpers/prng.js';
-import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import { readCpuBusyNs } from '../../src/kernel/node-stats.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -217,36 +216,7 @@ describe('scheduler framework through slicectl', { skip: skip ?? false }, () => 
       'knowing no loads, least_loaded has only this node',
     );
 
-    // Two other nodes of the cluster, as remote_cache finds them in the store: one idle, one
-    // far busier than this node can be. least_loaded must pick the idle one (neither this
-    // node nor the first by name).
-    const cache = `${SCHED}/least_loaded/node_load/remote_cache`;
-    await ok(['mkdir', cache]);
-    await ok(['write', `${cache}/prefetch_period_ms`, '100']);
-    await ok(['ln', '/probes/cpu/node_load', `${cache}/cpu_load`]);
-    await daemon.stop();
-    const store = await EmbeddedStore.open(daemon.stateDir);
-    try {
-      const loads = { 'ta-busy': unreachable, 'ta-idle': 0 };
-      await store.txn(
-        Object.entries(loads).map(([node, load]) => ({
-          type: 'put' as const,
-          key: `values/${node}${cache}`,
-          value: JSON.stringify({ labels: [], data: [load], at: Date.now() }),
-        })),
-      );
-    } finally {
-      await store.close();
-    }
-    await daemon.launch();
-    const rows = async (): Promise<string[]> =>
-      (await ok(['cat', `${SCHED}/least_loaded/node_load/collected_value`])).trim().split('\n').filter(Boolean);
-    await waitFor("the other nodes' loads to reach least_loaded", async () => (await rows()).length === 3);
-    const seen = await rows();
-    assert.deepEqual(seen.map((row) => row.split(' ')[0]).sort(), ['ta-busy', 'ta-idle', NODE].sort(), seen.join('; '));
-    assert.deepEqual(await place(), { scheduler: 'CPU_LB', node: 'ta-idle', refused: null }, `the least loaded of ${seen.join('; ')}`);
-    await ok(['rm', `${cache}/cpu_load`]);
-    await ok(['rmdir', cache]);
+    // With other nodes' loads: test/e2e/cluster.test.ts (agents on etcd).
   });
 
   test('stacking: a later scheduler takes precedence, and its refusal reaches slicectl exec', async () => {

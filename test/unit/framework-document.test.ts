@@ -302,7 +302,7 @@ describe('TreeService', () => {
   ): Promise<{ service: TreeService; store: EmbeddedStore; tree: ConfigTree }> {
     const store = await EmbeddedStore.open(storeDir);
     const { tree, registry } = makeTree();
-    const service = new TreeService(tree, registry, store, silentLog);
+    const service = new TreeService(tree, registry, { local: store }, silentLog);
     await service.restore(() => {
       defaultCalls.n++;
       return DEFAULT_DOC;
@@ -429,7 +429,7 @@ describe('TreeService', () => {
       names: () => ['web', 'db'],
       files: (name) => (['web', 'db'].includes(name) ? { usage: () => `${name} usage\n` } : null),
     });
-    const service = new TreeService(tree, registry, store, silentLog);
+    const service = new TreeService(tree, registry, { local: store }, silentLog);
     await service.restore(() => DEFAULT_DOC);
     const web: Caller = { admin: false, slice: 'web' };
     const nobody: Caller = { admin: false, slice: null };

@@ -379,7 +379,7 @@ describe('the control loop', () => {
     test('apply refuses it without force (nothing changed), a dry run warns, force applies it', async () => {
       const store = await EmbeddedStore.open(join(dir, 'loop'));
       const { tree, registry } = makeTree();
-      const service = new TreeService(tree, registry, store, silentLog);
+      const service = new TreeService(tree, registry, { local: store }, silentLog);
       await service.restore(
         () => 'probes:\n  cpu: {}\nschedulers:\n  cpu:\n    counter:\n      node_load:\n        l: -> /probes/cpu/node_load\n',
       );
