@@ -53,8 +53,11 @@ const CALL_TIMEOUT_MS = 2000;
 const KEEPALIVE_MS = 5000;
 /** Longest wait before a dropped watch stream is opened again. */
 const MAX_BACKOFF_MS = 2000;
-/** Pause before a failed call is tried on the next member. */
-const RETRY_MS = 50;
+/**
+ * Pause before a failed call is tried on the next member. A dead member refuses at once; 50 ms
+ * here made a tree write with one member of three down take 56 ms at the median, 5 ms 10 ms.
+ */
+const RETRY_MS = 5;
 /** Rounds of txn's compare-and-put before giving up against writers that keep winning. */
 const TXN_ROUNDS = 10;
 

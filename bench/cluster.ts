@@ -1,0 +1,172 @@
+/**
+ * Cluster benchmark: a 3-member etcd (Debian's etcd-server, each member in its own network
+ * namespace: test/helpers/etcd.ts) and three agents joined to it on this machine.
+ *
+ *   npm run bench:cluster [-- --json] [-- --writes N]
+ *
+ * - propagation: a tree write on node A (POST /v1/tree/write) until node C's tree shows it
+ *   (C's /v1/tree/cat polled back to back), N writes one after the other; side by side with
+ *   the floor etcd itself sets: a put by one client until another client's watch delivers it.
+ * - down detection: SIGKILL of an agent until another shows it down (lease TTL 5 s).
+ * - propagation with one etcd member down (SIGKILLed; restarted afterwards).
+ * Slivers and cluster-wide admission are not built yet: their fields are null, with the reason.
+ * Last line of stdout: one JSON object.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestDaemon } from '../test/helpers/daemon.js';
+import { EtcdCluster, etcdSkipReason } from '../test/helpers/etcd.js';
+import { EtcdStore } from '../src/cluster/etcd-store.js';
+import type { NodeList } from '../src/wire/nodes.js';
+import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
+
+const WRITES = Number(argValue('--writes') ?? 500);
+const TTL_MS = 5000;
+const PATH = '/probes/cpu/probe_period';
+const NOT_BUILT = 'slices are not spread across nodes yet (issue 14, item 3): no slivers, no cluster-wide admission';
+
+const skip = etcdSkipReason();
+if (skip !== null) {
+  say(`bench:cluster cannot run here: ${skip}`);
+  finish({ bench: 'cluster', skipped: skip });
+  process.exit(0);
+}
+
+const run = randomUUID().slice(0, 8);
+const prefix = `/sliced-bench/${run}/`;
+const load = loadAverage();
+const etcd = await EtcdCluster.start(3);
+const agents: TestDaemon[] = [];
+const stopAll = async (): Promise<void> => {
+  for (const a of agents.splice(0)) await a.destroy().catch(() => undefined);
+  await etcd.destroy();
+};
+const deregister = onInterrupt(stopAll);
+
+/** Milliseconds from each write on `from` until `to` shows it. */
+async function propagation(from: TestDaemon, to: TestDaemon, writes: number, offset: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < writes; i++) {
+    const value = String(1000 + offset + i);
+    const started = performance.now();
+    await from.api.post('/v1/tree/write', { path: PATH, value });
+    for (;;) {
+      const shown = await to.api.get<{ value: string }>(`/v1/tree/cat?path=${encodeURIComponent(PATH)}`);
+      if (shown.value.trim() === value) break;
+      if (performance.now() - started > 10_000) throw new Error(`write ${i} (${value}) did not reach the other node within 10 s`);
+    }
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+/** The floor: etcd's own put-to-watch latency between two clients, through the same client library. */
+async function etcdFloor(writes: number): Promise<number[]> {
+  const writer = await EtcdStore.open({ endpoints: etcd.endpoints, prefix: `${prefix}floor/` });
+  const watcher = await EtcdStore.open({ endpoints: etcd.endpoints, prefix: `${prefix}floor/` });
+  const times: number[] = [];
+  try {
+    let waiting: { value: string; resolve: () => void } | null = null;
+    const watch = watcher.watch(
+      'k',
+      await watcher.revision(),
+      (event) => {
+        if (waiting && event.value === waiting.value) waiting.resolve();
+      },
+      () => undefined,
+    );
+    await sleep(200); // the watch stream is open
+    for (let i = 0; i < writes; i++) {
+      const value = String(i);
+      const seen = new Promise<void>((resolve) => (waiting = { value, resolve }));
+      const started = performance.now();
+      await writer.txnIf([], [{ type: 'put', key: 'k', value }]);
+      await seen;
+      times.push(performance.now() - started);
+    }
+    watch.close();
+  } finally {
+    await writer.close();
+    await watcher.close();
+  }
+  return times;
+}
+
+const summary = (times: number[]): { p50: number; p99: number } => ({
+  p50: round(percentile(times, 50)),
+  p99: round(percentile(times, 99)),
+});
+
+try {
+  say(`etcd: 3 members healthy after ${etcd.startMs} ms; starting 3 agents...`);
+  for (const name of ['a', 'b', 'c']) {
+    agents.push(
+      await TestDaemon.start([
+        '--cluster',
+        etcd.endpoints.join(','),
+        '--cluster-prefix',
+        prefix,
+        '--node-name',
+        `bench${run}-${name}`,
+        '--log-level',
+        'warn',
+      ]),
+    );
+  }
+  const [a, b, c] = agents as [TestDaemon, TestDaemon, TestDaemon];
+  const probes = await a.api.get<Array<{ name: string }>>('/v1/tree/ls?path=%2Fprobes');
+  if (!probes.some((p) => p.name === 'cpu')) await a.api.post('/v1/tree/mkdir', { path: '/probes/cpu' });
+  await propagation(a, c, 20, 0); // warm-up
+
+  say(`propagation: ${WRITES} tree writes on A, each until C shows it...`);
+  const times = await propagation(a, c, WRITES, 100);
+  const floor = await etcdFloor(WRITES);
+  const tree = summary(times);
+  const base = summary(floor);
+  say(`  sliced: p50 ${tree.p50} ms, p99 ${tree.p99} ms; etcd put -> watch: p50 ${base.p50} ms, p99 ${base.p99} ms`);
+
+  say(`down detection: SIGKILL of agent B (lease TTL ${TTL_MS} ms)...`);
+  await b.stop('SIGKILL');
+  const killedAt = performance.now();
+  const bName = `bench${run}-b`;
+  for (;;) {
+    const list = await a.api.get<NodeList>('/v1/nodes');
+    if (list.nodes.find((n) => n.name === bName)?.status === 'down') break;
+    if (performance.now() - killedAt > 30_000) throw new Error('B was not shown down within 30 s');
+    await sleep(20);
+  }
+  const downDetectS = (performance.now() - killedAt) / 1000;
+  say(`  shown down after ${round(downDetectS)} s`);
+  await b.launch();
+
+  say('propagation with one etcd member down (member 2 SIGKILLed)...');
+  await etcd.kill(2);
+  const degraded = summary(await propagation(a, c, Math.min(WRITES, 200), 10_000));
+  say(`  p50 ${degraded.p50} ms, p99 ${degraded.p99} ms`);
+  await etcd.restart(2);
+
+  finish({
+    bench: 'cluster',
+    ...machine(),
+    load_average_start: load,
+    writes: WRITES,
+    propagation_ms_p50: tree.p50,
+    propagation_ms_p99: tree.p99,
+    etcd_put_to_watch_ms_p50: base.p50,
+    etcd_put_to_watch_ms_p99: base.p99,
+    propagation_over_etcd_p50_ratio: round(tree.p50 / base.p50),
+    down_detect_s: round(downDetectS),
+    lease_ttl_s: TTL_MS / 1000,
+    propagation_ms_p50_one_member_down: degraded.p50,
+    propagation_ms_p99_one_member_down: degraded.p99,
+    sliver_ready_ms_p50: null,
+    sliver_ready_ms_p99: null,
+    admission_race_violations: null,
+    admission_race_accepted: null,
+    not_measured: NOT_BUILT,
+    targets: { propagation_ms_p99: 50, down_detect_s: TTL_MS / 1000 + 1, admission_race_violations: 0 },
+  });
+} finally {
+  await stopAll();
+  deregister();
+}
