@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import { nodeBundle } from './esbuild-node.mjs';
 
 const [outDir, ...files] = process.argv.slice(2);
 if (!outDir || files.length === 0) {
@@ -33,15 +34,8 @@ const ownLocation = {
   },
 };
 await build({
+  ...nodeBundle,
   entryPoints: files.map((f) => ({ in: resolve(f), out: relative(root, resolve(f)).replace(/\.ts$/, '') })),
   outdir: outDir,
-  outExtension: { '.js': '.mjs' },
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  banner: { js: "import { createRequire as __slicedRequire } from 'node:module'; const require = __slicedRequire(import.meta.url);" },
-  external: ['@cocalc/fuse-native', 'etcd3'],
   plugins: [ownLocation],
-  logLevel: 'warning',
 });
