@@ -18,7 +18,7 @@ import { describeStep, dumpTree, executePlan, parseTreeYaml, planApply, treeToYa
 import { checkPlan, describeProblems, type PlanProblem } from './plan-check.js';
 import type { TypeRegistry } from './registry.js';
 import type { Logger } from './types.js';
-import { ATTR, DIR, HEAD, INITIALIZED, isNodeLocal, opsOf, pathOfKey } from './tree-keys.js';
+import { ATTR, DIR, INITIALIZED, isNodeLocal, opsOf, pathOfKey } from './tree-keys.js';
 import { replayEvents, replayKeys, treeDifferences } from './tree-replay.js';
 import { TreeConflict, TreeSync } from './tree-sync.js';
 
@@ -128,17 +128,16 @@ export class TreeService {
     }));
     if (!shared.has(INITIALIZED)) {
       // The first node of the cluster: its own tree (or the default one) becomes the cluster's.
-      const claim = { key: INITIALIZED, modRevision: 0 };
       if (localKeys.has(INITIALIZED)) {
         await this.rebuild(new Map([...ownShared, ...nodeLocal]));
         const ops: StoreOp[] = [...ownShared].map(([key, value]) => ({ type: 'put', key, value }));
-        await this.commitInitial(claim, ops);
+        await this.commitInitial(ops);
         this.log.info({ keys: ops.length }, "config tree: this node's tree became the cluster's");
       } else {
         const doc = parseTreeYaml(defaultDocument(), 'the default tree');
         this.pending = [];
         await executePlan(this.tree, await planApply(this.tree, this.registry, doc));
-        await this.commitInitial(claim, await opsOf(this.pending.splice(0), async () => []));
+        await this.commitInitial(await opsOf(this.pending.splice(0), async () => []));
         this.log.info({}, "config tree: default tree applied as the cluster's");
       }
     } else {
@@ -162,12 +161,13 @@ export class TreeService {
     sync.follow(revision);
   }
 
-  private async commitInitial(claim: { key: string; modRevision: number }, ops: StoreOp[]): Promise<void> {
-    const store = this.stores.cluster!.store;
-    const head = { type: 'put' as const, key: HEAD, value: JSON.stringify({ node: this.stores.cluster!.nodeName, at: Date.now() }) };
+  /** The cluster's first tree, committed only if no node set one up meanwhile. */
+  private async commitInitial(ops: StoreOp[]): Promise<void> {
     const marked: StoreOp = { type: 'put', key: INITIALIZED, value: new Date().toISOString() };
-    const result = await store.txnIf([claim], [...ops.filter((o) => !isNodeLocal(o.key)), marked, head]);
-    if (!result.succeeded) {
+    try {
+      await this.sync!.commit([...ops.filter((o) => !isNodeLocal(o.key)), marked], [{ key: INITIALIZED, modRevision: 0 }]);
+    } catch (err) {
+      if (!(err instanceof TreeConflict)) throw err;
       throw new SlicedError('EBUSY', "another node set up the cluster's config tree at the same moment; start this node again to take it");
     }
   }

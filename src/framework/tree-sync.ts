@@ -11,7 +11,7 @@
  * read again and the difference applied.
  */
 import { SlicedError } from '../core/errors.js';
-import type { ClusterStore, StoreEvent, StoreOp, StoreWatch } from '../cluster/store.js';
+import type { ClusterStore, StoreCompare, StoreEvent, StoreOp, StoreWatch } from '../cluster/store.js';
 import { DIR, HEAD, LINK, storedTree } from './tree-keys.js';
 import type { Logger } from './types.js';
 
@@ -76,10 +76,10 @@ export class TreeSync {
     );
   }
 
-  /** Commit shared operations; TreeConflict if another node committed since this one last applied. */
-  async commit(ops: readonly StoreOp[]): Promise<void> {
+  /** Commit shared operations; TreeConflict if another node committed since this one last applied (or a further compare fails). */
+  async commit(ops: readonly StoreOp[], compares: readonly StoreCompare[] = []): Promise<void> {
     const result = await this.store.txnIf(
-      [{ key: HEAD, modRevision: this.head }],
+      [{ key: HEAD, modRevision: this.head }, ...compares],
       [...ops, { type: 'put', key: HEAD, value: JSON.stringify({ node: this.nodeName, at: Date.now() }) }],
     );
     if (!result.succeeded) throw new TreeConflict();
