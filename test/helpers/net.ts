@@ -94,9 +94,16 @@ export async function iperfServer(daemon: TestDaemon, slice: string, bind: strin
   return server;
 }
 
-export function vethCounters(veth: string): { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number } {
+export function vethCounters(veth: string): { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number } {
   const read = (name: string): number => Number(readFileSync(`/sys/class/net/${veth}/statistics/${name}`, 'utf8'));
-  return { rxPackets: read('rx_packets'), rxBytes: read('rx_bytes'), txPackets: read('tx_packets'), txBytes: read('tx_bytes') };
+  return {
+    rxPackets: read('rx_packets'),
+    rxBytes: read('rx_bytes'),
+    txPackets: read('tx_packets'),
+    txBytes: read('tx_bytes'),
+    // A veth drops what its peer's backlog has no room for (a loaded machine): counted here.
+    txDropped: read('tx_dropped'),
+  };
 }
 
 /** Kernel objects with the daemon's tag that still exist (must be none after cleanup). */
