@@ -15,7 +15,7 @@ import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../helpers/etcd.js';
 import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { netSkipReason } from '../helpers/net.js';
-import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
+import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
 
 let etcd: EtcdCluster | undefined;
@@ -387,3 +387,39 @@ clusterTest("least_loaded places new tasks on the least loaded node of the clust
     await peers.close();
   }
 });
+
+clusterTest(
+  'TLS: an agent with a client certificate signed by the cluster CA joins an etcd that demands one; without it the start is refused',
+  async (t) => {
+    const reason = commandSkipReason('openssl', 'openssl');
+    if (reason !== null) return skipWith(t, reason);
+    const secure = await EtcdCluster.start(1, { tls: true });
+    try {
+      const tls = secure.tls!;
+      const base = ['--cluster', secure.endpoints.join(','), '--cluster-prefix', prefix, '--cluster-ca', tls.ca];
+      const agent = await TestDaemon.start([...base, '--cluster-cert', tls.cert, '--cluster-key', tls.key, '--node-name', nameOf('tls')]);
+      daemons.push(agent);
+      const list = await agent.api.get<NodeList>('/v1/nodes');
+      assert.deepEqual(
+        [list.mode, list.endpoints[0]?.startsWith('https://'), list.nodes.find((n) => n.self)?.status],
+        ['etcd', true, 'up'],
+      );
+      const made = await agent.cli(['mkdir', '/probes/load']);
+      assert.ok(made.code === 0 || /already exists/.test(made.stderr), made.stderr);
+      await agent.destroy();
+      daemons.splice(daemons.indexOf(agent), 1);
+
+      const plain = await TestDaemon.start();
+      daemons.push(plain);
+      await plain.stop();
+      const refused = await run(process.execPath, [SLICED, ...plain.args, ...base, '--node-name', nameOf('tls2')]);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr + refused.stdout, /cannot reach the cluster's etcd at https:\/\//);
+      const noHttps = await run(process.execPath, [SLICED, ...plain.args, '--cluster', etcd!.endpoints[0]!, '--cluster-ca', tls.ca]);
+      assert.equal(noHttps.code, 2, noHttps.stderr);
+      assert.match(noHttps.stderr, /has tls files but http endpoints; use https:\/\//);
+    } finally {
+      await secure.destroy();
+    }
+  },
+);

@@ -8,7 +8,9 @@
  * a process exit that skipped it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { commandSkipReason, SLOW } from './env.js';
@@ -41,9 +43,18 @@ process.on('exit', () => {
   for (const cluster of live) cluster.destroySync();
 });
 
+/** Files of a cluster started with TLS: the CA, and a client certificate signed by it. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export class EtcdCluster {
   /** How long the members took from spawn until all reported healthy (ms). */
   startMs = 0;
+  /** With `tls`: clients must present a certificate signed by `ca` (etcd's --client-cert-auth). */
+  tls: EtcdTls | null = null;
   private readonly members: Member[];
   private destroyed = false;
 
@@ -66,11 +77,11 @@ export class EtcdCluster {
 
   /** Client URLs of the members. */
   get endpoints(): string[] {
-    return this.members.map((m) => `http://${m.address}:2379`);
+    return this.members.map((m) => `${this.tls ? 'https' : 'http'}://${m.address}:2379`);
   }
 
-  /** Start a cluster of `size` members and wait until every member is healthy. */
-  static async start(size = 3): Promise<EtcdCluster> {
+  /** Start a cluster of `size` members and wait until every member is healthy; `tls`: client URLs over TLS with client certificates. */
+  static async start(size = 3, options: { tls?: boolean } = {}): Promise<EtcdCluster> {
     const dir = mkdtempSync('/tmp/sliced-etcd-');
     let cluster: EtcdCluster | undefined;
     try {
@@ -85,6 +96,7 @@ export class EtcdCluster {
       }
       if (cluster === undefined) throw new Error('no free test subnet 10.197.<n>.0/24 with a free bridge name sletcd<n>');
       cluster.wire();
+      if (options.tls) cluster.tls = cluster.makeCertificates();
       const started = Date.now();
       for (let i = 0; i < size; i++) cluster.spawnMember(i, 'new');
       await Promise.all(cluster.members.map((_, i) => cluster!.waitHealthy(i)));
@@ -172,8 +184,53 @@ export class EtcdCluster {
     });
   }
 
+  /** A CA, a server certificate for the members' addresses and a client certificate (EC P-256, one day). */
+  private makeCertificates(): EtcdTls {
+    const dir = join(this.dir, 'tls');
+    mkdirSync(dir, { mode: 0o700 });
+    const openssl = (...args: string[]): void => {
+      const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${result.stderr}`);
+    };
+    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl('req', '-x509', ...key, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=sliced-test-etcd-ca');
+    const sign = (name: string, ext: string): void => {
+      openssl('req', ...key, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+      writeFileSync(join(dir, `${name}.ext`), ext);
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca-key.pem',
+        '-CAcreateserial',
+        '-out',
+        `${name}.pem`,
+        '-days',
+        '1',
+        '-extfile',
+        `${name}.ext`,
+      );
+    };
+    sign('server', `subjectAltName=${this.members.map((m) => `IP:${m.address}`).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    sign('client', 'extendedKeyUsage=clientAuth\n');
+    return { ca: join(dir, 'ca.pem'), cert: join(dir, 'client.pem'), key: join(dir, 'client-key.pem') };
+  }
+
   private spawnMember(i: number, state: 'new' | 'existing'): void {
     const m = this.members[i]!;
+    const scheme = this.tls ? 'https' : 'http';
+    const tlsFlags = this.tls
+      ? [
+          '--client-cert-auth',
+          `--trusted-ca-file=${this.tls.ca}`,
+          `--cert-file=${join(this.dir, 'tls', 'server.pem')}`,
+          `--key-file=${join(this.dir, 'tls', 'server-key.pem')}`,
+        ]
+      : [];
     const cluster = this.members.map((o) => `${o.name}=http://${o.address}:2380`).join(',');
     // `ip netns exec` execs etcd itself: the child's pid is the member's.
     const child = spawn(
@@ -185,8 +242,9 @@ export class EtcdCluster {
         'etcd',
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
-        `--listen-client-urls=http://${m.address}:2379`,
-        `--advertise-client-urls=http://${m.address}:2379`,
+        `--listen-client-urls=${scheme}://${m.address}:2379`,
+        `--advertise-client-urls=${scheme}://${m.address}:2379`,
+        ...tlsFlags,
         `--listen-peer-urls=http://${m.address}:2380`,
         `--initial-advertise-peer-urls=http://${m.address}:2380`,
         `--initial-cluster=${cluster}`,
@@ -209,13 +267,42 @@ export class EtcdCluster {
     for (;;) {
       if (!m.child || m.child.exitCode !== null) throw new Error(`etcd member ${m.name} exited (${m.child?.exitCode}); its log: ${m.log}`);
       try {
-        const res = await fetch(`http://${m.address}:2379/health`, { signal: AbortSignal.timeout(1000) });
-        if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+        if ((await this.health(m.address)) === 'true') return;
       } catch {
         // Not listening yet, or no leader yet.
       }
       if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy after ${20 * SLOW} s; its log: ${m.log}`);
       await sleep(50);
     }
+  }
+
+  /** The member's /health answer ("true" when it has a leader), over TLS with the client certificate when the cluster has one. */
+  private health(address: string): Promise<string | undefined> {
+    const tls = this.tls;
+    return new Promise((resolve, reject) => {
+      const request = (tls ? httpsRequest : httpRequest)(
+        {
+          host: address,
+          port: 2379,
+          path: '/health',
+          timeout: 1000,
+          ...(tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => {
+            try {
+              resolve((JSON.parse(body) as { health?: string }).health);
+            } catch (err) {
+              reject(err as Error);
+            }
+          });
+        },
+      );
+      request.on('timeout', () => request.destroy(new Error('timeout')));
+      request.on('error', reject);
+      request.end();
+    });
   }
 }
