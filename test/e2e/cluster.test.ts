@@ -423,3 +423,40 @@ clusterTest(
     }
   },
 );
+
+clusterTest(
+  'fail-static: with etcd unreachable an agent keeps its slices and answers, refuses tree changes naming the cause, and catches up after',
+  async (t) => {
+    const f = await startAgent('f');
+    const g = await startAgent('g');
+    const created = await f.cli(['slice', 'create', 'fstatic', '--user', 'nobody', '--cpu-limit', '200m']);
+    assert.equal(created.code, 0, created.stderr);
+    for (let i = 0; i < 3; i++) etcd!.pause(i);
+    try {
+      const started = Date.now();
+      const refused = await f.cli(['mkdir', '/schedulers/while_cut_off']);
+      const took = Date.now() - started;
+      t.diagnostic(`a tree change with every etcd member paused: exit ${refused.code} after ${took} ms: ${refused.stderr.trim()}`);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /etcd|deadline|unavailable/i, 'the refusal names the cause');
+      assert.ok(took < 20_000 * SLOW, `refused after ${took} ms: the daemon does not hang on etcd`);
+      // What is the node's own keeps working: its slices, its API.
+      const shown = await f.cliJson<{ cpu: { limit: number | null } }>(['slice', 'show', 'fstatic']);
+      assert.equal(shown.cpu.limit, 200);
+      assert.equal((await f.cli(['status'])).code, 0);
+    } finally {
+      for (let i = 0; i < 3; i++) etcd!.resume(i);
+    }
+    // Back: a change on g reaches f, and f can change the tree again.
+    await until(
+      'f changes the tree again',
+      async () =>
+        (await f.cli(['mkdir', '/schedulers/after_cut'])).code === 0 || (await f.cli(['ls', '/schedulers'])).stdout.includes('after_cut'),
+      20_000 * SLOW,
+    );
+    const made = await g.cli(['mkdir', '/schedulers/from_g']);
+    assert.equal(made.code, 0, made.stderr);
+    await until("f sees g's change", async () => (await f.cli(['ls', '/schedulers'])).stdout.includes('from_g'), 10_000 * SLOW);
+    await until('f and g are both up for each other', async () => (await nodes(g)).get(nameOf('f'))?.status === 'up', 10_000 * SLOW);
+  },
+);
