@@ -45,10 +45,6 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
     // One installation of the agent: its restart takes back its own registration.
     instance: `${hostname()}:${config.stateDir}`,
   });
-  const memberLog = {
-    warn: (details: object, message: string) => log.warn(details, message),
-    info: (details: object, message: string) => log.info(details, message),
-  };
   const cluster = config.cluster;
   if (cluster === null) {
     // Earlier builds wrote remote values into the state log; now they live under a lease only.
@@ -56,7 +52,7 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
     if (stale.length > 0) await localStore.txn(stale.map((key) => ({ type: 'delete', key })));
     // The embedded store is the daemon's; closing this view of it must not close it.
     const store: ClusterStore = new LocalClusterStore(localStore);
-    const membership = await Membership.join(store, { name, ttlMs: SINGLE_NODE_TTL_MS, record, log: memberLog });
+    const membership = await Membership.join(store, { name, ttlMs: SINGLE_NODE_TTL_MS, record, log });
     return { mode: 'single', endpoints: [], membership, store, close: () => membership.close() };
   }
   const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: cluster.prefix, tls: cluster.tls && readTls(cluster.tls) });
@@ -68,7 +64,7 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
   }
   let membership: Membership;
   try {
-    membership = await Membership.join(store, { name, ttlMs: cluster.leaseTtlMs, record, labels: cluster.labels, log: memberLog });
+    membership = await Membership.join(store, { name, ttlMs: cluster.leaseTtlMs, record, labels: cluster.labels, log });
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
