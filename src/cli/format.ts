@@ -4,7 +4,7 @@ import { describeCaps } from '../core/io.js';
 import type { IoDeviceLimit, MemoryAllocation } from '../core/model.js';
 import { describeReservation, formatRate as formatNetRate } from '../core/net.js';
 import { renderKeyValues, renderTable } from '../core/table.js';
-import type { DomainView, PidsView, SliceView } from '../wire/slices.js';
+import type { DomainView, PidsView, PlacementView, SliceView } from '../wire/slices.js';
 
 const orNone = (bytes: number | null): string => (bytes === null ? 'none' : formatMemory(bytes));
 const capsText = (caps: readonly IoDeviceLimit[]): string => caps.map((c) => describeCaps(c, formatRate)).join('; ') || 'none';
@@ -70,6 +70,7 @@ export function sliceDetails(slice: SliceView): string {
       ['Reservations', slice.net.reservations.map(describeReservation).join(', ') || '-'],
     );
   }
+  if (slice.cluster) pairs.push(...placementPairs(slice.cluster));
   if (slice.live) {
     pairs.push(
       ['Processes', String(slice.live.procs)],
@@ -81,6 +82,19 @@ export function sliceDetails(slice: SliceView): string {
     );
   }
   return renderKeyValues(pairs);
+}
+
+/** A slice or domain of the cluster without a sliver on the node asked: where it is. */
+export function placementDetails(name: string, cluster: PlacementView): string {
+  return renderKeyValues([['Name', name], ['On this node', 'no sliver'], ...placementPairs(cluster)]);
+}
+
+function placementPairs(cluster: PlacementView): Array<[string, string]> {
+  return [
+    ['Placement', cluster.placement],
+    ['Created', `${cluster.createdAt} on ${cluster.createdOn}`],
+    ...cluster.slivers.map((s): [string, string] => [`Sliver ${s.node}`, s.error !== undefined ? `${s.state}: ${s.error}` : s.state]),
+  ];
 }
 
 export function domainDetails(domain: DomainView): string {
@@ -96,6 +110,7 @@ export function domainDetails(domain: DomainView): string {
     ['Domains', domain.members.domains.join(', ') || '-'],
     ['Cgroup', domain.cgroup],
   ];
+  if (domain.cluster) pairs.push(...placementPairs(domain.cluster));
   if (domain.live) {
     pairs.push(
       ['Processes', String(domain.live.procs)],

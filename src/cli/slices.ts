@@ -5,10 +5,14 @@
  */
 import type { Command } from 'commander';
 import { CliError, EXIT, type ApiClient } from './client.js';
-import { domainDetails, domainListTable, sliceDetails, sliceListTable } from './format.js';
+import { domainDetails, domainListTable, placementDetails, sliceDetails, sliceListTable } from './format.js';
 import { ioMaxArguments } from '../core/io.js';
 import { isSlicedError } from '../core/errors.js';
-import type { DomainView, SliceView } from '../wire/slices.js';
+import type { DomainView, PlacementView, RemoteDomainView, RemoteSliceView, SliceView } from '../wire/slices.js';
+
+/** A slice as `show` gets it: this node's view, or (in a cluster) only its nodes when it has no sliver here. */
+type ShownSlice = SliceView | RemoteSliceView;
+type ShownDomain = DomainView | RemoteDomainView;
 
 export interface SliceCliContext {
   client(command: Command): ApiClient;
@@ -124,6 +128,41 @@ function allocationBody(options: AllocationOptions): Record<string, unknown> {
 const ALLOCATION_FLAGS =
   '--cpu-reservation, --cpu-limit, --cpu-shares, --memory, --memory-high, --memory-swap, --io-weight, --io-max, --pids-max';
 
+/** --nodes, --node-selector, --all-nodes of slice and domain create: where the new object gets slivers in a cluster. */
+function placementOptions(command: Command, defaultText: string): Command {
+  return command
+    .option('--nodes <a,b,...>', `in a cluster: the nodes to place it on (default: ${defaultText})`)
+    .option('--node-selector <key=value,...>', 'in a cluster: every node up and not cordoned with these labels')
+    .option('--all-nodes', 'in a cluster: every node up and not cordoned');
+}
+
+interface PlacementFlags {
+  nodes?: string;
+  nodeSelector?: string;
+  allNodes?: boolean;
+}
+
+function placementBody(options: PlacementFlags): Record<string, unknown> {
+  const given = [options.nodes !== undefined, options.nodeSelector !== undefined, options.allNodes === true].filter(Boolean).length;
+  if (given > 1) throw new CliError('give one of --nodes, --node-selector and --all-nodes', EXIT.usage, 'EINVAL');
+  if (options.nodes !== undefined) return { placement: { nodes: options.nodes.split(',').filter((n) => n !== '') } };
+  if (options.allNodes) return { placement: { all: true } };
+  if (options.nodeSelector === undefined) return {};
+  const selector: Record<string, string> = {};
+  for (const pair of options.nodeSelector.split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new CliError(`--node-selector ${JSON.stringify(pair)} must be key=value`, EXIT.usage, 'EINVAL');
+    selector[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return { placement: { selector } };
+}
+
+/** "created slice web (user sl-web)"; in a cluster, with its nodes. */
+function createdText(kind: string, view: { name: string; user?: string; cluster?: PlacementView }): string {
+  const user = view.user !== undefined ? ` (user ${view.user})` : '';
+  return `created ${kind} ${view.name}${user}${view.cluster ? ` on ${view.cluster.nodes.join(', ')}` : ''}`;
+}
+
 /** Warnings the daemon attached to a change (an io.weight where BFQ is not active) go to stderr. */
 function printWarnings(view: { warnings?: string[] }): void {
   for (const warning of view.warnings ?? []) process.stderr.write(`slicectl: warning: ${warning}\n`);
@@ -134,26 +173,30 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
 
   const slice = program.command('slice').description('create, change, show and delete slices');
 
-  netOptions(
-    allocationOptions(
-      slice
-        .command('create <name>')
-        .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
-        .option('--user <user>', "run the slice's processes as this existing unprivileged user"),
+  placementOptions(
+    netOptions(
+      allocationOptions(
+        slice
+          .command('create <name>')
+          .description('create a slice (and, unless --user is given, a Unix user "sl-<name>" for it)')
+          .option('--user <user>', "run the slice's processes as this existing unprivileged user"),
+        true,
+      ),
       true,
     ),
-    true,
-  ).action(async (name: string, options: AllocationOptions, command: Command) => {
+    'the node asked',
+  ).action(async (name: string, options: AllocationOptions & PlacementFlags, command: Command) => {
     const body = {
       name,
       ...allocationBody(options),
       ...netBody(options),
       ...(options.user ? { user: options.user } : {}),
       ...(options.domain ? { domain: options.domain } : {}),
+      ...placementBody(options),
     };
-    const view = await ctx.client(command).post<SliceView & { warnings?: string[] }>('/v1/slices', body);
+    const view = await ctx.client(command).post<ShownSlice & { warnings?: string[] }>('/v1/slices', body);
     printWarnings(view);
-    ctx.print(command, view, () => `created slice ${view.name} (user ${view.user})`);
+    ctx.print(command, view, () => createdText('slice', view));
   });
 
   netOptions(allocationOptions(slice.command('set <name>').description("change a slice's allocation or network"), false), false).action(
@@ -165,7 +208,7 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
           EXIT.usage,
           'EINVAL',
         );
-      const view = await ctx.client(command).patch<SliceView & { warnings?: string[] }>(`/v1/slices/${enc(name)}`, body);
+      const view = await ctx.client(command).patch<ShownSlice & { warnings?: string[] }>(`/v1/slices/${enc(name)}`, body);
       printWarnings(view);
       ctx.print(command, view, () => `updated slice ${view.name}`);
     },
@@ -175,8 +218,8 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
     .command('show <name>')
     .description('show a slice with its live figures')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const view = await withSliceSocketFallback(ctx, command, name, (api) => api.get<SliceView>(`/v1/slices/${enc(name)}`));
-      ctx.print(command, view, () => sliceDetails(view));
+      const view = await withSliceSocketFallback(ctx, command, name, (api) => api.get<ShownSlice>(`/v1/slices/${enc(name)}`));
+      ctx.print(command, view, () => ('cgroup' in view ? sliceDetails(view) : placementDetails(view.name, view.cluster)));
     });
 
   slice
@@ -199,14 +242,20 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
 
   const domain = program.command('domain').description('scheduling domains: groups of slices living inside one allocation');
 
-  allocationOptions(
-    domain.command('create <name>').description('create a scheduling domain').option('--parent <domain>', 'nest it inside another domain'),
-    false,
-  ).action(async (name: string, options: AllocationOptions, command: Command) => {
-    const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}) };
-    const view = await ctx.client(command).post<DomainView & { warnings?: string[] }>('/v1/domains', body);
+  placementOptions(
+    allocationOptions(
+      domain
+        .command('create <name>')
+        .description('create a scheduling domain')
+        .option('--parent <domain>', 'nest it inside another domain'),
+      false,
+    ),
+    'every node up',
+  ).action(async (name: string, options: AllocationOptions & PlacementFlags, command: Command) => {
+    const body = { name, ...allocationBody(options), ...(options.parent ? { parent: options.parent } : {}), ...placementBody(options) };
+    const view = await ctx.client(command).post<ShownDomain & { warnings?: string[] }>('/v1/domains', body);
     printWarnings(view);
-    ctx.print(command, view, () => `created domain ${view.name}`);
+    ctx.print(command, view, () => createdText('domain', view));
   });
 
   allocationOptions(domain.command('set <name>').description("change a domain's allocation"), false).action(
@@ -239,8 +288,8 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
     .command('show <name>')
     .description('show a domain and its members')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const view = await ctx.client(command).get<DomainView>(`/v1/domains/${enc(name)}`);
-      ctx.print(command, view, () => domainDetails(view));
+      const view = await ctx.client(command).get<ShownDomain>(`/v1/domains/${enc(name)}`);
+      ctx.print(command, view, () => ('cgroup' in view ? domainDetails(view) : placementDetails(view.name, view.cluster)));
     });
 
   domain

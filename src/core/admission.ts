@@ -9,7 +9,7 @@ import type { CpuAllocation, DesiredState, SliceSpec } from './model.js';
 import { formatCpu } from './units.js';
 import { domainChain, MAX_DOMAIN_DEPTH } from './domains.js';
 import { SlicedError } from './errors.js';
-import { checkMinRates, checkRates, type NetPool } from './net.js';
+import { checkMinRates, checkRates, parseCidr, type NetPool } from './net.js';
 import type { NodePids } from './task-limits.js';
 
 export interface NodeCapacity {
@@ -29,6 +29,58 @@ export interface NodeNet {
   pool: NetPool;
   /** The node's network capacity in bit/s: the ceiling of all slices' traffic together. */
   capacity: number;
+}
+
+/**
+ * A node's capacity as it travels (JSON: the address pools as text), so that any node of a
+ * cluster can check a change against another node's capacity.
+ */
+export interface CapacityRecord {
+  cpuMillicores: number;
+  systemReserveMillicores: number;
+  memoryBytes: number;
+  net?: { pool: { v4: string; v6: string }; capacity: number };
+  pids?: NodePids;
+}
+
+export function capacityRecord(node: NodeCapacity): CapacityRecord {
+  const { net, pids, ...rest } = node;
+  return {
+    ...rest,
+    ...(net ? { net: { pool: { v4: net.pool.v4.text, v6: net.pool.v6.text }, capacity: net.capacity } } : {}),
+    ...(pids ? { pids } : {}),
+  };
+}
+
+/** The capacity a record holds; anything malformed is refused, naming `what`. */
+export function capacityFromRecord(record: unknown, what: string): NodeCapacity {
+  const r = record as Partial<CapacityRecord> | null;
+  const count = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+  if (typeof r !== 'object' || r === null || !count(r.cpuMillicores) || !count(r.systemReserveMillicores) || !count(r.memoryBytes)) {
+    throw new SlicedError('EINVAL', `${what}: not a node capacity (needs cpuMillicores, systemReserveMillicores and memoryBytes)`);
+  }
+  const node: NodeCapacity = {
+    cpuMillicores: r.cpuMillicores,
+    systemReserveMillicores: r.systemReserveMillicores,
+    memoryBytes: r.memoryBytes,
+  };
+  if (r.net !== undefined) {
+    if (typeof r.net?.pool?.v4 !== 'string' || typeof r.net.pool.v6 !== 'string' || !count(r.net.capacity)) {
+      throw new SlicedError('EINVAL', `${what}: net needs pool.v4, pool.v6 and capacity`);
+    }
+    node.net = {
+      pool: { v4: parseCidr(r.net.pool.v4, 4, `${what}: net.pool.v4`), v6: parseCidr(r.net.pool.v6, 6, `${what}: net.pool.v6`) },
+      capacity: r.net.capacity,
+    };
+  }
+  if (r.pids !== undefined) {
+    const p = r.pids as Partial<NodePids>;
+    if (!count(p.space) || !(p.sliceDefault === null || count(p.sliceDefault)) || typeof p.setting !== 'string') {
+      throw new SlicedError('EINVAL', `${what}: pids needs space, sliceDefault and setting`);
+    }
+    node.pids = { space: p.space, sliceDefault: p.sliceDefault, setting: p.setting };
+  }
+  return node;
 }
 
 export const MIN_MEMORY_LIMIT = 4 * 1024 * 1024;

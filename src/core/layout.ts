@@ -28,21 +28,24 @@ export function parseGroupName(dir: string): GroupKind | null {
   return null;
 }
 
+export const USER_PREFIX_PATTERN = /^sl-([a-z0-9]{1,5}-)?$/;
+export const USER_PREFIX_ALLOWED = '"sl-", or "sl-" then 1 to 5 lower-case letters or digits then "-"';
+
 /**
- * The Unix user sliced creates for a slice: "sl-<name>" when that is a valid login name of
+ * The Unix user sliced creates for a slice: "<prefix><name>" (prefix "sl-" unless configured) when that is a valid login name of
  * at most 32 characters, otherwise a shortened, lower-cased form with a hash so that
  * different slice names never map to the same user.
  */
-export function sliceUserName(slice: string): string {
-  const direct = `sl-${slice}`;
+export function sliceUserName(slice: string, prefix = 'sl-'): string {
+  const direct = `${prefix}${slice}`;
   // A name that already ends like a hashed form ("-" and 8 hex digits) is hashed too, so that
   // e.g. slice "web-1a2b3c4d" cannot get the user hashed for slice "Web".
   if (/^[a-z0-9_-]+$/.test(slice) && direct.length <= 32 && !/-[0-9a-f]{8}$/.test(slice)) return direct;
   const cleaned = slice
     .toLowerCase()
     .replace(/[^a-z0-9_-]/g, '-')
-    .slice(0, 19);
-  return `sl-${cleaned}-${fnv1a(slice).toString(16).padStart(8, '0')}`;
+    .slice(0, 22 - prefix.length);
+  return `${prefix}${cleaned}-${fnv1a(slice).toString(16).padStart(8, '0')}`;
 }
 
 function fnv1a(text: string): number {

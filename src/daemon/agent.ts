@@ -28,12 +28,12 @@ import { parseKey } from '../core/layout.js';
 import type { Reservation } from '../core/net.js';
 import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.js';
 import type { SliceNetworks } from './net.js';
-import { runChange, type Change, type ChangeContext } from './agent/change-path.js';
+import { realiseState, runChange, type Change, type ChangeContext } from './agent/change-path.js';
 import { ChangeQueue } from './agent/change-queue.js';
 import { LimitWriter } from './agent/limits.js';
 import { SliceProcesses } from './agent/processes.js';
 import { Reconciler } from './agent/reconciler.js';
-import { StateRepository } from './agent/state-repository.js';
+import { StateRepository } from '../cluster/state-repository.js';
 import { SliceUsers } from './agent/users.js';
 
 export type { Change } from './agent/change-path.js';
@@ -48,6 +48,8 @@ export interface AgentOptions {
   /** cpu weight of sliced's root group against the system's own tasks. */
   rootWeight: number;
   attachAnyMemoryCgroup: boolean;
+  /** How the users sliced makes for slices begin ("sl-"). */
+  userPrefix?: string;
   /** Device lookup for io.max (path or MAJ:MIN to MAJ:MIN); the kernel's by default, a fake in fixture tests. */
   resolveDevice?: (name: string) => { device: string; path: string | null };
   deviceExists?: (device: string) => boolean;
@@ -73,7 +75,7 @@ export class SliceAgent {
     const { backend, net, log } = options;
     this.repository = new StateRepository(options.store);
     this.queue = new ChangeQueue(this.repository, () => this.current, log);
-    this.users = new SliceUsers(log);
+    this.users = new SliceUsers(log, options.userPrefix);
     this.processes = new SliceProcesses({ ...options, users: this.users });
     const limits = new LimitWriter({ backend, node: options.node, log, deviceExists: options.deviceExists ?? blockDeviceExists });
     this.reconciler = new Reconciler({ backend, net, limits, processes: this.processes, log });
@@ -205,6 +207,14 @@ export class SliceAgent {
 
   release(input: Omit<changes.ReservationInput, 'slice'>): Promise<Reservation> {
     return this.change({ kind: 'port.release', input });
+  }
+
+  /**
+   * Make the node's desired state `target`, planned and admitted by the cluster
+   * (src/daemon/sliver-sync.ts). Resolves to false when nothing differed.
+   */
+  realise(target: DesiredState): Promise<boolean> {
+    return realiseState(this.changeContext, target);
   }
 
   /** Run `work` between two changes, with the current state (whose groups all exist then). */

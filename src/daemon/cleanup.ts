@@ -41,6 +41,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       stopGraceMs: config.stopGraceMs,
       rootWeight: 100,
       attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+      userPrefix: config.userPrefix,
       net,
     });
     await agent.load();

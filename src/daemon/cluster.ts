@@ -21,6 +21,7 @@ import { readMounts } from '../kernel/procfs.js';
 import { applyGuard, removeGuard, type GuardTarget } from '../kernel/net/nft-guard.js';
 import { netNames } from '../core/net.js';
 import { VERSION } from './version.js';
+import { MEMBER_MARKER } from './sliver-sync.js';
 
 export interface NodeCluster {
   /** "etcd" when joined to a cluster, "single" when this node is alone on its embedded store. */
@@ -48,7 +49,8 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
   const cluster = config.cluster;
   if (cluster === null) {
     // Earlier builds wrote remote values into the state log; now they live under a lease only.
-    const stale = [...(await localStore.range('values/')).keys()];
+    // A node that runs alone now owns its state: joining again brings it in or names its conflicts (sliver-sync.ts).
+    const stale = [...(await localStore.range('values/')).keys(), ...(await localStore.range(MEMBER_MARKER)).keys()];
     if (stale.length > 0) await localStore.txn(stale.map((key) => ({ type: 'delete', key })));
     // The embedded store is the daemon's; closing this view of it must not close it.
     const store: ClusterStore = new LocalClusterStore(localStore);

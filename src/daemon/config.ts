@@ -12,6 +12,7 @@ import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import type { VsysLimits } from '../vsys/call.js';
 import { NET_TAG_PATTERN, parseCidr, parseRate } from '../core/net.js';
+import { USER_PREFIX_ALLOWED, USER_PREFIX_PATTERN } from '../core/layout.js';
 import { DEFAULT_PIDS_SETTING, nodePids, parsePidsDefault, pidSpace } from '../core/task-limits.js';
 import { readPidLimits } from '../kernel/node-stats.js';
 import { checkLabel } from '../core/membership.js';
@@ -177,6 +178,11 @@ export const configSchema = z
     net: z.boolean().default(true),
     /** Names this daemon's network objects: bridge slbr<tag>, veths slv<tag>-<n>, namespaces sliced<tag>-<slice>, nft tables sliced<tag>, IFB slifb<tag>. */
     netTag: z.string().regex(NET_TAG_PATTERN, 'must be 1 to 5 lower-case letters or digits').default('0'),
+    /**
+     * How the Unix users sliced makes for slices begin: sl-<slice>. Agents that share one
+     * machine's users (a test cluster) give each its own, e.g. "sl-a-".
+     */
+    userPrefix: z.string().regex(USER_PREFIX_PATTERN, USER_PREFIX_ALLOWED).default('sl-'),
     /** Private IPv4 subnet of the slices (the bridge takes the first address), /17 to /29. */
     netPool4: poolSchema(4).default('10.213.0.0/17'),
     /** Private IPv6 subnet of the slices, /64 to /124. */
@@ -236,6 +242,7 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
   sliceSocketTimeoutMs: { flag: '--slice-socket-timeout', allowed: 'a whole number of milliseconds from 100 to 600000' },
   net: { flag: '--no-net', allowed: 'true or false' },
   netTag: { flag: '--net-tag', allowed: '1 to 5 lower-case letters or digits' },
+  userPrefix: { flag: '--user-prefix', allowed: USER_PREFIX_ALLOWED },
   netPool4: { flag: '--net-pool4', allowed: 'a private (RFC 1918) IPv4 subnet from /17 to /29 like "10.213.0.0/17"' },
   netPool6: { flag: '--net-pool6', allowed: 'an IPv6 subnet inside fc00::/7 from /64 to /124 like "fd5c:ed00::/64"' },
   netCapacity: { flag: '--net-capacity', allowed: 'a rate like "1gbit", "500mbit" or a number of bit/s' },

@@ -26,6 +26,9 @@ import { preflight, socketAnswers } from './preflight.js';
 import { VsysBroker } from '../vsys/broker.js';
 import { SlicedError } from '../core/errors.js';
 import { loadBfq } from '../kernel/block-devices.js';
+import { SliceCatalog } from '../cluster/slice-catalog.js';
+import { ClusterChanges, localChanges, type ChangeRunner } from './changes.js';
+import { SliverSync } from './sliver-sync.js';
 
 const NET_REFRESH_MS = 10_000;
 /** How often sliced looks whether BFQ's weight files appeared (the bfq module was loaded). */
@@ -40,6 +43,8 @@ export interface Daemon {
   framework: Framework;
   views: Views;
   vsys: VsysBroker;
+  /** Where changes to slices, domains and reservations go: the agent, or the cluster's catalogue. */
+  changes: ChangeRunner;
   log: Logger;
   close(): Promise<void>;
 }
@@ -111,6 +116,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     stopGraceMs: config.stopGraceMs,
     rootWeight: rootWeightFor(node.systemReserveMillicores / node.cpuMillicores),
     attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
+    userPrefix: config.userPrefix,
     net,
   });
   let controller: CpuController | null = null;
@@ -119,9 +125,26 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let api: FastifyInstance | null = null;
   let sockets: SliceSockets | null = null;
   let vsys: VsysBroker | null = null;
+  let slivers: SliverSync | null = null;
   try {
     await agent.start();
     await guardCluster(config, backend, log);
+    let changes: ChangeRunner = localChanges(agent);
+    if (cluster.mode === 'etcd') {
+      const membership = cluster.membership;
+      const catalog = new SliceCatalog(cluster.store, membership.name, () => membership.list(), log);
+      slivers = await SliverSync.start({
+        store: cluster.store,
+        catalog,
+        agent,
+        localStore: store,
+        node: membership.name,
+        capacity: node,
+        leaseId: () => membership.leaseId,
+        log,
+      });
+      changes = new ClusterChanges(catalog, slivers, membership.name);
+    }
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
     const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).
@@ -152,6 +175,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
 
     api = buildAdminApi({
       agent,
+      changes,
       views,
       cluster,
       tree: { service: framework.service, tree },
@@ -203,6 +227,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       framework,
       views,
       vsys: broker,
+      changes,
       log,
       async close() {
         await started.mount?.unmount();
@@ -214,6 +239,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         started.sockets.closeAll();
         await broker.close();
         started.metrics?.close();
+        slivers?.close();
         await cluster.close();
         await store.close();
         try {
@@ -232,6 +258,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     sockets?.closeAll();
     metrics?.close();
     await vsys?.close();
+    slivers?.close();
     await cluster.close();
     await store.close();
     throw err;

@@ -29,7 +29,7 @@ export interface DemoHandle {
 export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
   const { agent, views } = daemon;
   await removeDemoObjects(daemon);
-  await agent.createDomain(parseInput(domainCreateSchema, DOMAIN, 'demo domain'));
+  await daemon.changes.run({ kind: 'domain.create', input: parseInput(domainCreateSchema, DOMAIN, 'demo domain') }, null);
   const burners = new Map<string, ChildProcess[]>();
   const startBurners = (slice: string, count: number): void => {
     const plan = agent.execPlan(slice, process.pid);
@@ -39,7 +39,7 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
   };
   for (const slice of SLICES) {
     const { burners: count, ...spec } = slice;
-    await agent.createSlice(parseInput(sliceCreateSchema, spec, 'demo slice'));
+    await daemon.changes.run({ kind: 'slice.create', input: parseInput(sliceCreateSchema, spec, 'demo slice') }, null);
     startBurners(slice.name, count);
   }
 
@@ -83,6 +83,8 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
 
 async function removeDemoObjects(daemon: Daemon): Promise<void> {
   const { agent } = daemon;
-  for (const name of [...agent.state.slices.keys()]) if (name.startsWith('demo-')) await agent.deleteSlice(name);
-  for (const name of [...agent.state.domains.keys()]) if (name.startsWith('demo-')) await agent.deleteDomain(name);
+  for (const name of [...agent.state.slices.keys()])
+    if (name.startsWith('demo-')) await daemon.changes.run({ kind: 'slice.delete', name }, null);
+  for (const name of [...agent.state.domains.keys()])
+    if (name.startsWith('demo-')) await daemon.changes.run({ kind: 'domain.delete', name }, null);
 }

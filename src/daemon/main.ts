@@ -66,6 +66,7 @@ const program = new Command('sliced')
   .option('--slice-socket-max-total <n>', 'connections all slice sockets together may hold open (default 1024)', integer)
   .option('--slice-socket-timeout <ms>', 'close a slice socket connection idle this long (default 10000)', integer)
   .option('--no-net', 'no slice networking: no bridge, no namespaces, no accounting')
+  .option('--user-prefix <prefix>', 'how the users made for slices begin: "sl-" (default) or "sl-<1 to 5 of a-z0-9>-"')
   .option('--net-tag <tag>', "names this daemon's network objects (slbr<tag>, slv<tag>-*, sliced<tag>-*); default 0")
   .option('--net-pool4 <cidr>', 'IPv4 subnet of the slices (default 10.213.0.0/17)')
   .option('--net-pool6 <cidr>', 'IPv6 subnet of the slices (default fd5c:ed00::/64)')
@@ -118,6 +119,7 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         sliceSocketTimeoutMs: options.sliceSocketTimeout,
         net: options.net === false ? false : undefined,
         netTag: options.netTag,
+        userPrefix: options.userPrefix,
         netPool4: options.netPool4,
         netPool6: options.netPool6,
         netCapacity: options.netCapacity,

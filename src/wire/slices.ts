@@ -61,8 +61,32 @@ export interface SliceView {
   cgroup: string;
   /** The slice's own network, or null when it uses the host's. */
   net: NetView | null;
+  /** In a cluster: the slice's nodes. */
+  cluster?: PlacementView;
+  /** In a cluster whose store cannot be read now: why the slice's nodes are not shown. */
+  clusterError?: string;
   live?: LiveView;
 }
+
+/** In a cluster: where a slice or domain has slivers, and how far each node has got with its own. */
+export interface PlacementView {
+  /** The placement asked for, in words ("all nodes", "nodes labelled rack=r1", "node a (where it was created)"). */
+  placement: string;
+  nodes: string[];
+  createdOn: string;
+  /** ISO time. */
+  createdAt: string;
+  /** ready: realised; pending: not yet; failed: the node could not (error says why); down: the node is down. */
+  slivers: Array<{ node: string; state: 'ready' | 'pending' | 'failed' | 'down'; error?: string }>;
+}
+
+/** A slice (or domain) of the cluster that has no sliver on the node asked: its nodes alone. */
+export interface RemoteSliceView {
+  name: string;
+  cluster: PlacementView;
+}
+
+export type RemoteDomainView = RemoteSliceView;
 
 export interface NetView extends NetSpec {
   addresses: { v4: string; v6: string } | null;
@@ -81,6 +105,10 @@ export interface DomainView {
   pids: PidsView;
   members: { slices: string[]; domains: string[] };
   cgroup: string;
+  /** In a cluster: the domain's nodes. */
+  cluster?: PlacementView;
+  /** In a cluster whose store cannot be read now: why the domain's nodes are not shown. */
+  clusterError?: string;
   live?: LiveView;
 }
 

@@ -6,73 +6,26 @@
  * live agent is refused at start, and an unreachable etcd refuses the start naming it; slices
  * (namespaced and host-network) cannot reach etcd. A node alone lists itself.
  */
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
-import { EtcdCluster, etcdSkipReason } from '../helpers/etcd.js';
+import { ClusterHarness, until } from '../helpers/cluster.js';
 import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { netSkipReason } from '../helpers/net.js';
 import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
 
-let etcd: EtcdCluster | undefined;
-const daemons: TestDaemon[] = [];
-/** Every run gets its own key prefix and node names: etcd and names are shared with other runs. */
-const run_ = randomUUID().slice(0, 8);
-const prefix = `/sliced-test/${run_}/`;
-const nameOf = (n: string): string => `t${run_}-${n}`;
+const harness = new ClusterHarness();
+const { daemons, prefix } = harness;
+const nameOf = (n: string): string => harness.nameOf(n);
 /** The default time to live, as an operator gets it. */
 const TTL_MS = 5000;
-
-before(async () => {
-  if (skipReason() !== null) return;
-  etcd = await EtcdCluster.start(3);
-});
-
-after(async () => {
-  for (const d of daemons.splice(0)) await d.destroy().catch(() => undefined);
-  await etcd?.destroy();
-});
-
-function skipReason(): string | null {
-  return kernelSkipReason() ?? etcdSkipReason();
-}
-
-function clusterTest(title: string, body: (t: TestContext) => Promise<void>): void {
-  test(title, async (t) => {
-    const reason = skipReason() ?? (etcd ? null : 'the etcd cluster did not start');
-    if (reason !== null) return skipWith(t, reason);
-    await body(t);
-  });
-}
-
-function clusterArgs(name: string, extra: string[] = []): string[] {
-  return ['--cluster', etcd!.endpoints.join(','), '--cluster-prefix', prefix, '--node-name', nameOf(name), ...extra];
-}
-
-async function startAgent(name: string, extra: string[] = []): Promise<TestDaemon> {
-  const daemon = await TestDaemon.start(clusterArgs(name, extra));
-  daemons.push(daemon);
-  return daemon;
-}
-
-async function nodes(daemon: TestDaemon): Promise<Map<string, NodeEntry>> {
-  const list = await daemon.api.get<NodeList>('/v1/nodes');
-  assert.equal(list.mode, 'etcd');
-  return new Map(list.nodes.map((n) => [n.name, n]));
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}`);
-    await sleep(50);
-  }
-  return Date.now() - started;
-}
+const clusterTest = (title: string, body: (t: TestContext) => Promise<void>): void => harness.test(title, body);
+const clusterArgs = (name: string, extra: string[] = []): string[] => harness.args(name, extra);
+const startAgent = (name: string, extra: string[] = []): Promise<TestDaemon> => harness.startAgent(name, extra);
+const nodes = (daemon: TestDaemon): Promise<Map<string, NodeEntry>> => harness.nodes(daemon);
 
 clusterTest('agents list each other from any node; labels and cordons made on one node are seen on the others', async () => {
   const a = await startAgent('a', ['--node-label', 'rack=r1']);
@@ -197,7 +150,7 @@ clusterTest(
     const reason = netSkipReason();
     if (reason !== null) return skipWith(t, reason);
     const g = await startAgent('g');
-    const [host, port] = new URL(etcd!.endpoints[0]!).host.split(':') as [string, string];
+    const [host, port] = new URL(harness.etcd!.endpoints[0]!).host.split(':') as [string, string];
     /** bash's /dev/tcp: 0 when the connection is made, else the refusal on stderr. */
     const connect = (target: string, p: number | string): string[] => [
       'timeout',
@@ -343,7 +296,7 @@ clusterTest(
 clusterTest("least_loaded places new tasks on the least loaded node of the cluster, remote nodes' loads included", async () => {
   const p = await startAgent('p');
   // Two more nodes as an agent publishes them: their load values under their own lease.
-  const peers = await EtcdStore.open({ endpoints: etcd!.endpoints, prefix });
+  const peers = await EtcdStore.open({ endpoints: harness.etcd!.endpoints, prefix });
   const lease = await peers.grantLease(60_000);
   const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
   try {
@@ -415,7 +368,14 @@ clusterTest(
       const refused = await run(process.execPath, [SLICED, ...plain.args, ...base, '--node-name', nameOf('tls2')]);
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(refused.stderr + refused.stdout, /cannot reach the cluster's etcd at https:\/\//);
-      const noHttps = await run(process.execPath, [SLICED, ...plain.args, '--cluster', etcd!.endpoints[0]!, '--cluster-ca', tls.ca]);
+      const noHttps = await run(process.execPath, [
+        SLICED,
+        ...plain.args,
+        '--cluster',
+        harness.etcd!.endpoints[0]!,
+        '--cluster-ca',
+        tls.ca,
+      ]);
       assert.equal(noHttps.code, 2, noHttps.stderr);
       assert.match(noHttps.stderr, /has tls files but http endpoints; use https:\/\//);
     } finally {
@@ -431,7 +391,7 @@ clusterTest(
     const g = await startAgent('g');
     const created = await f.cli(['slice', 'create', 'fstatic', '--user', 'nobody', '--cpu-limit', '200m']);
     assert.equal(created.code, 0, created.stderr);
-    for (let i = 0; i < 3; i++) etcd!.pause(i);
+    for (let i = 0; i < 3; i++) harness.etcd!.pause(i);
     try {
       const started = Date.now();
       const refused = await f.cli(['mkdir', '/schedulers/while_cut_off']);
@@ -445,7 +405,7 @@ clusterTest(
       assert.equal(shown.cpu.limit, 200);
       assert.equal((await f.cli(['status'])).code, 0);
     } finally {
-      for (let i = 0; i < 3; i++) etcd!.resume(i);
+      for (let i = 0; i < 3; i++) harness.etcd!.resume(i);
     }
     // Back: a change on g reaches f, and f can change the tree again.
     await until(

@@ -7,7 +7,7 @@ import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import type { NodeCapacity } from '../../src/core/admission.js';
 import * as changes from '../../src/core/changes.js';
 import { emptyState } from '../../src/core/model.js';
-import { StateRepository } from '../../src/daemon/agent/state-repository.js';
+import { StateRepository } from '../../src/cluster/state-repository.js';
 
 const node: NodeCapacity = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 2 ** 33 };
 const dir = mkdtempSync(join(tmpdir(), 'a13-repo-'));

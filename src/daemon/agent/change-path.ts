@@ -11,6 +11,7 @@ import * as changes from '../../core/changes.js';
 import { planChange, type ChangeKind, type ChangeResults, type PlannedChange, type StateChange } from '../../core/change-kinds.js';
 import { resolveIoInput } from '../../core/io.js';
 import type { DesiredState, DomainCreateInput, SliceCreateInput, SliceUpdateInput } from '../../core/model.js';
+import { localState, sameObjects } from '../../core/slivers.js';
 import type { ChangeQueue } from './change-queue.js';
 import type { Reconciler } from './reconciler.js';
 import type { SliceUsers } from './users.js';
@@ -145,6 +146,38 @@ export function runChange<K extends ChangeKind>(ctx: ChangeContext, change: Chan
     const [fields, message] = handler.report(change, planned.result);
     ctx.log.info(fields, message);
     return planned.result;
+  });
+}
+
+/**
+ * Make the node's state `target`, a state planned and admitted elsewhere (a cluster's state
+ * for this node, src/cluster/slice-catalog.ts): the users of new slices are made here under
+ * this node's naming, those of deleted slices removed, and whatever did not change is not
+ * touched. Resolves to false when there was nothing to do. A kernel refusal rolls it back, as
+ * for any change.
+ */
+export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<boolean> {
+  return ctx.queue.run(async () => {
+    const before = ctx.current();
+    const next = localState(before, target, (slice) => ctx.users.localName(slice));
+    if (sameObjects(before, next)) return false;
+    const added = [...next.slices.values()].filter((s) => before.slices.get(s.name) !== s);
+    const removed = [...before.slices.values()].filter((s) => !next.slices.has(s.name));
+    await commit(ctx, before, next, {
+      beforeKernel: () => added.forEach((s) => ctx.users.ensure(s)),
+      afterKernel: () => removed.filter((s) => s.userCreated).forEach((s) => ctx.users.remove(s.user)),
+      undo: () => added.filter((s) => s.userCreated && !before.slices.has(s.name)).forEach((s) => ctx.users.removeIfMade(s.user)),
+    });
+    ctx.log.info(
+      {
+        slices: next.slices.size,
+        domains: next.domains.size,
+        changedSlices: added.map((s) => s.name),
+        removedSlices: removed.map((s) => s.name),
+      },
+      "cluster's state realised",
+    );
+    return true;
   });
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { SlicedError } from '../../core/errors.js';
 import { SerialQueue } from '../../core/serial-queue.js';
 import type { DesiredState } from '../../core/model.js';
-import type { StateRepository } from './state-repository.js';
+import type { StateRepository } from '../../cluster/state-repository.js';
 
 /** How often a failed store is tried again (see resync()). */
 const STORE_RETRY_MS = 2000;

@@ -11,7 +11,10 @@ import type { DesiredState, SliceSpec } from '../../core/model.js';
 export class SliceUsers {
   private readonly users = new Map<string, UnixUser>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly prefix = 'sl-',
+  ) {}
 
   /**
    * The user a new slice runs as: `requested` when given (it must exist and be unprivileged),
@@ -25,10 +28,15 @@ export class SliceUsers {
       this.users.set(found.name, found);
       return { user: requested, userCreated: false };
     }
-    const user = sliceUserName(slice);
+    const user = this.localName(slice);
     const holder = [...state.slices.values()].find((s) => s.user === user);
     if (holder) throw new SlicedError('EEXIST', `user ${user} is already used by slice ${holder.name}`);
     return { user, userCreated: true };
+  }
+
+  /** The user sliced makes for `slice` on this node. */
+  localName(slice: string): string {
+    return sliceUserName(slice, this.prefix);
   }
 
   /** Make sure the slice's user exists (creating it when sliced made it) and is cached. */

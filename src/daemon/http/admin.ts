@@ -16,6 +16,7 @@ import { registerJsonParser } from './json-body.js';
 import { nodeRoutes } from './node.js';
 import { nodesRoutes } from './nodes.js';
 import type { NodeCluster } from '../cluster.js';
+import type { ChangeRunner } from '../changes.js';
 import { sliceRoutes, type ExecPlacement } from './slices.js';
 import { domainRoutes } from './domains.js';
 import { ioRoutes } from './io.js';
@@ -26,6 +27,8 @@ import { vsysRoutes } from './vsys.js';
 /** What the admin API's areas work on. */
 export interface AdminApiServices {
   agent: SliceAgent;
+  /** Where changes to slices, domains and reservations go (the agent, or the cluster's catalogue). */
+  changes: ChangeRunner;
   views: Views;
   /** The config tree: its operations (as the CLI verbs and the FUSE mount) and new-task placement. */
   tree: { service: TreeService; tree: ConfigTree };
@@ -36,7 +39,7 @@ export interface AdminApiServices {
   placement?: ExecPlacement;
 }
 
-export function buildAdminApi({ agent, views, tree, broker, cluster, placement }: AdminApiServices): FastifyInstance {
+export function buildAdminApi({ agent, changes, views, tree, broker, cluster, placement }: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -46,12 +49,12 @@ export function buildAdminApi({ agent, views, tree, broker, cluster, placement }
 
   void app.register(nodeRoutes, { prefix: '/v1', views });
   void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster });
-  void app.register(sliceRoutes, { prefix: '/v1/slices', agent, views, placement });
-  void app.register(domainRoutes, { prefix: '/v1/domains', agent, views });
+  void app.register(sliceRoutes, { prefix: '/v1/slices', agent, changes, views, placement });
+  void app.register(domainRoutes, { prefix: '/v1/domains', agent, changes, views });
   void app.register(ioRoutes, { prefix: '/v1/io', agent, views });
   void app.register(treeRoutes, { prefix: '/v1/tree', service: tree.service });
   void app.register(placementRoutes, { prefix: '/v1/placement', tree: tree.tree });
   void app.register(vsysRoutes, { prefix: '/v1/vsys', broker });
-  void app.register(netRoutes, { prefix: '/v1/net', agent });
+  void app.register(netRoutes, { prefix: '/v1/net', agent, changes });
   return app;
 }

@@ -3,13 +3,17 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from '../agent.js';
 import type { Views } from '../views.js';
+import type { DomainView, RemoteDomainView } from '../../wire/slices.js';
 import { domainCreateSchema, domainUpdateSchema, parseInput } from '../../core/model.js';
 import { assertValidName } from '../../core/names.js';
 import { SlicedError } from '../../core/errors.js';
 import { withWarnings } from './io.js';
+import type { ChangeRunner } from '../changes.js';
+import { takePlacement, withPlacement } from './slices.js';
 
 export interface DomainRoutesOptions {
   agent: SliceAgent;
+  changes: ChangeRunner;
   views: Views;
 }
 
@@ -17,31 +21,34 @@ const memberBody = z.object({ member: z.string() }).strict();
 
 type NameParams = { Params: { name: string } };
 
-export const domainRoutes: FastifyPluginAsync<DomainRoutesOptions> = async (app, { agent, views }) => {
+export const domainRoutes: FastifyPluginAsync<DomainRoutesOptions> = async (app, { agent, changes, views }) => {
+  const show = (name: string): Promise<DomainView | RemoteDomainView> =>
+    withPlacement(changes, 'domain', name, agent.state.domains.has(name), () => views.domain(name, false));
   // '' and not '/': the prefix alone, without also answering /v1/domains/.
   app.get('', async () => views.domains(false));
   app.post('', async (request, reply) => {
-    const input = parseInput(domainCreateSchema, request.body, 'domain');
-    const spec = await agent.createDomain(input);
-    return reply.code(201).send(withWarnings(views.domain(spec.name, false), input));
+    const { body, placement } = takePlacement(request.body);
+    const input = parseInput(domainCreateSchema, body, 'domain');
+    await changes.run({ kind: 'domain.create', input }, placement);
+    return reply.code(201).send(withWarnings(await show(input.name), input));
   });
   app.get<NameParams>('/:name', async (request) => views.domain(assertValidName('domain', request.params.name), true));
   app.patch<NameParams>('/:name', async (request) => {
     const name = assertValidName('domain', request.params.name);
     const input = parseInput(domainUpdateSchema, request.body, 'domain');
-    await agent.updateDomain(name, input);
-    return withWarnings(views.domain(name, false), input);
+    await changes.run({ kind: 'domain.update', name, input }, null);
+    return withWarnings(await show(name), input);
   });
   app.delete<NameParams>('/:name', async (request) => {
     const name = assertValidName('domain', request.params.name);
-    await agent.deleteDomain(name);
+    await changes.run({ kind: 'domain.delete', name }, null);
     return { deleted: name };
   });
   app.post<NameParams>('/:name/members', async (request) => {
     const name = assertValidName('domain', request.params.name);
     const { member } = parseInput(memberBody, request.body, 'domain member');
-    await agent.moveMember(assertValidName('member', member), name);
-    return views.domain(name, false);
+    await changes.run({ kind: 'member.move', member: assertValidName('member', member), domain: name }, null);
+    return show(name);
   });
   app.delete<{ Params: { name: string; member: string } }>('/:name/members/:member', async (request) => {
     const name = assertValidName('domain', request.params.name);
@@ -50,7 +57,7 @@ export const domainRoutes: FastifyPluginAsync<DomainRoutesOptions> = async (app,
     if (!domain.members.slices.includes(member) && !domain.members.domains.includes(member)) {
       throw new SlicedError('ENOENT', `${member} is not a member of domain ${name}`);
     }
-    await agent.moveMember(member, agent.state.domains.get(name)!.parent);
-    return views.domain(name, false);
+    await changes.run({ kind: 'member.move', member, domain: agent.state.domains.get(name)!.parent }, null);
+    return show(name);
   });
 };

@@ -43,7 +43,9 @@ export function ioWarnings(io: IoView, touchedIo: boolean): string[] {
 }
 
 /** A view with the warnings of the change that produced it (omitted when there are none). */
-export function withWarnings<T extends { io: IoView }>(view: T, input: { io?: unknown }): T & { warnings?: string[] } {
-  const warnings = ioWarnings(view.io, input.io !== undefined);
+export function withWarnings<T extends object>(view: T, input: { io?: unknown }): T & { warnings?: string[] } {
+  // A view without io (a slice only on other nodes) has no local devices to warn about.
+  if (!('io' in view)) return view;
+  const warnings = ioWarnings(view.io as IoView, input.io !== undefined);
   return warnings.length > 0 ? { ...view, warnings } : view;
 }

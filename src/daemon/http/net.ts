@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { SliceAgent } from '../agent.js';
+import type { ChangeRunner } from '../changes.js';
 import type { SliceNetworks } from '../net.js';
 import { parseInput } from '../../core/model.js';
 import { assertValidName } from '../../core/names.js';
@@ -43,11 +44,13 @@ export async function readAccounts(agent: SliceAgent): Promise<AccountsDocument>
 
 export interface NetRoutesOptions {
   agent: SliceAgent;
+  /** Where reservations go (the agent, or the cluster's catalogue). */
+  changes: ChangeRunner;
 }
 
 type SliceParams = { Params: { slice: string } };
 
-export const netRoutes: FastifyPluginAsync<NetRoutesOptions> = async (app, { agent }) => {
+export const netRoutes: FastifyPluginAsync<NetRoutesOptions> = async (app, { agent, changes }) => {
   // '' and not '/': the prefix alone, without also answering /v1/net/.
   app.get('', async () => {
     const net = networks(agent);
@@ -84,11 +87,11 @@ export const netRoutes: FastifyPluginAsync<NetRoutesOptions> = async (app, { age
   app.post('/reservations', async (request, reply) => {
     const body = parseInput(reservationBody, request.body, 'reservation');
     networks(agent);
-    const reservation = await agent.reserve({ ...body, slice: assertValidName('slice', body.slice) });
+    const reservation = await changes.run({ kind: 'port.reserve', input: { ...body, slice: assertValidName('slice', body.slice) } }, null);
     return reply.code(201).send(reservation);
   });
   app.delete<{ Params: { protocol: string; address: string; port: string } }>('/reservations/:protocol/:address/:port', async (request) => {
     networks(agent);
-    return agent.release(request.params);
+    return changes.run({ kind: 'port.release', input: request.params }, null);
   });
 };

@@ -10,12 +10,17 @@ import { parseInput, sliceCreateSchema, sliceUpdateSchema } from '../../core/mod
 import { assertValidName } from '../../core/names.js';
 import { pidSchema } from '../../core/pids.js';
 import { withWarnings } from './io.js';
+import type { ChangeRunner } from '../changes.js';
+import { parsePlacement, type Placement } from '../../core/slivers.js';
+import type { RemoteSliceView, SliceView } from '../../wire/slices.js';
+import { SlicedError } from '../../core/errors.js';
 
 /** Asks the schedulers whether a new task may start (throws when one refuses). */
 export type ExecPlacement = (slice: string, parentPid: number) => void;
 
 export interface SliceRoutesOptions {
   agent: SliceAgent;
+  changes: ChangeRunner;
   views: Views;
   placement?: ExecPlacement | undefined;
 }
@@ -24,24 +29,27 @@ const pidBody = z.object({ pid: pidSchema }).strict();
 
 type NameParams = { Params: { name: string } };
 
-export const sliceRoutes: FastifyPluginAsync<SliceRoutesOptions> = async (app, { agent, views, placement }) => {
+export const sliceRoutes: FastifyPluginAsync<SliceRoutesOptions> = async (app, { agent, changes, views, placement }) => {
+  const show = (name: string, live: boolean): Promise<SliceView | RemoteSliceView> =>
+    withPlacement(changes, 'slice', name, agent.state.slices.has(name), () => views.slice(name, live));
   // '' and not '/': the prefix alone, without also answering /v1/slices/.
   app.get('', async () => views.slices(false));
   app.post('', async (request, reply) => {
-    const input = parseInput(sliceCreateSchema, request.body, 'slice');
-    const spec = await agent.createSlice(input);
-    return reply.code(201).send(withWarnings(views.slice(spec.name, false), input));
+    const { body, placement: where } = takePlacement(request.body);
+    const input = parseInput(sliceCreateSchema, body, 'slice');
+    await changes.run({ kind: 'slice.create', input }, where);
+    return reply.code(201).send(withWarnings(await show(input.name, false), input));
   });
-  app.get<NameParams>('/:name', async (request) => views.slice(assertValidName('slice', request.params.name), true));
+  app.get<NameParams>('/:name', async (request) => show(assertValidName('slice', request.params.name), true));
   app.patch<NameParams>('/:name', async (request) => {
     const name = assertValidName('slice', request.params.name);
     const input = parseInput(sliceUpdateSchema, request.body, 'slice');
-    await agent.updateSlice(name, input);
-    return withWarnings(views.slice(name, false), input);
+    await changes.run({ kind: 'slice.update', name, input }, null);
+    return withWarnings(await show(name, false), input);
   });
   app.delete<NameParams>('/:name', async (request) => {
     const name = assertValidName('slice', request.params.name);
-    await agent.deleteSlice(name);
+    await changes.run({ kind: 'slice.delete', name }, null);
     return { deleted: name };
   });
   app.post<NameParams>('/:name/attach', async (request) => {
@@ -58,3 +66,35 @@ export const sliceRoutes: FastifyPluginAsync<SliceRoutesOptions> = async (app, {
     return agent.execPlan(name, pid);
   });
 };
+
+/** A create's body without its `placement` (which the slice's schema does not know), and the placement. */
+export function takePlacement(body: unknown): { body: unknown; placement: Placement | null } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('placement' in body)) return { body, placement: null };
+  const { placement, ...rest } = body as Record<string, unknown>;
+  try {
+    return { body: rest, placement: parsePlacement(placement) };
+  } catch (err) {
+    throw err instanceof SlicedError ? err : new SlicedError('EINVAL', `placement: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * This node's view of a slice or domain (`local`, which refuses an unknown name), with its
+ * nodes in a cluster; one that is only on other nodes shows its nodes alone. Without etcd
+ * (fail-static) the node still shows what it runs, and says why the nodes are missing.
+ */
+export async function withPlacement<V extends object>(
+  changes: ChangeRunner,
+  kind: 'slice' | 'domain',
+  name: string,
+  here: boolean,
+  local: () => V,
+): Promise<V | RemoteSliceView> {
+  const cluster = await changes.placementOf(kind, name).catch((err: Error) => err);
+  if (cluster instanceof Error) {
+    if (!here) throw cluster;
+    return { ...local(), clusterError: `cannot read the cluster's catalogue: ${cluster.message}` };
+  }
+  if (here) return { ...local(), ...(cluster ? { cluster } : {}) };
+  return cluster ? { name, cluster } : local();
+}

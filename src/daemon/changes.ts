@@ -1,0 +1,121 @@
+/**
+ * Where the API's changes to slices, domains and port reservations go: to this node's agent
+ * when the node is alone, to the cluster's catalogue (src/cluster/slice-catalog.ts) when it
+ * is joined, where they are admitted on every node they concern and realised by each of
+ * those nodes' agents (sliver-sync.ts). A change made here returns once this node has
+ * realised it, when it concerns this node, so that what follows (an exec) finds it.
+ */
+import type { ChangeKind, ChangeResults, StateChange } from '../core/change-kinds.js';
+import { SlicedError } from '../core/errors.js';
+import { resolveIoInput } from '../core/io.js';
+import { sliceUserName } from '../core/layout.js';
+import { describePlacement, type Placement } from '../core/slivers.js';
+import type { CatalogEntry, SliceCatalog, SliverView } from '../cluster/slice-catalog.js';
+import type { SliceAgent, Change } from './agent.js';
+import type { SliverSync } from './sliver-sync.js';
+
+/** How long a change made here waits for this node to realise it. */
+const REALISE_WAIT_MS = 15_000;
+
+/** Where a slice or domain has slivers, as the API shows it. */
+export interface PlacementView {
+  placement: string;
+  nodes: string[];
+  createdOn: string;
+  createdAt: string;
+  slivers: SliverView[];
+}
+
+export interface ChangeRunner {
+  /** Run a change; `placement` (new slices and domains only) says on which nodes. */
+  run<K extends ChangeKind>(change: Change<K>, placement: Placement | null): Promise<ChangeResults[K]>;
+  /** The nodes of a slice or domain and each node's progress; null on a node alone, or for a name the cluster lacks. */
+  placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null>;
+}
+
+/** A node alone: every change goes to its agent. */
+export function localChanges(agent: SliceAgent): ChangeRunner {
+  return {
+    run(change, placement) {
+      if (placement !== null) {
+        throw new SlicedError(
+          'EINVAL',
+          'this node is not in a cluster: a placement (nodes, node selector, all nodes) needs sliced --cluster',
+        );
+      }
+      return agent.change(change);
+    },
+    placementOf: () => Promise.resolve(null),
+  };
+}
+
+export class ClusterChanges implements ChangeRunner {
+  constructor(
+    private readonly catalog: SliceCatalog,
+    private readonly sync: SliverSync,
+    private readonly self: string,
+  ) {}
+
+  async run<K extends ChangeKind>(change: Change<K>, placement: Placement | null): Promise<ChangeResults[K]> {
+    const { result, nodes, revision } = await this.catalog.commit(
+      resolveForCluster(change as Change) as unknown as StateChange<K>,
+      placement,
+    );
+    if (nodes.includes(this.self)) await this.sync.waitRealised(revision, REALISE_WAIT_MS);
+    return result;
+  }
+
+  async placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null> {
+    const found = await this.catalog.slivers(kind, name);
+    return found && placementView(found.entry, found.slivers);
+  }
+}
+
+function placementView(entry: CatalogEntry, slivers: SliverView[]): PlacementView {
+  return {
+    placement: describePlacement(entry.placement, entry.createdOn),
+    nodes: entry.nodes,
+    createdOn: entry.createdOn,
+    createdAt: new Date(entry.createdAt).toISOString(),
+    slivers,
+  };
+}
+
+/** In a cluster a device has no path every node agrees on: devices are named by MAJ:MIN. */
+function clusterDevice(name: string): { device: string; path: string | null } {
+  if (/^\d+:\d+$/.test(name)) return { device: name, path: null };
+  throw new SlicedError(
+    'EINVAL',
+    `device ${JSON.stringify(name)}: in a cluster, name block devices as MAJ:MIN (e.g. 253:16): paths differ between nodes`,
+  );
+}
+
+/**
+ * What only a node knows is settled the same way for every node: the user sliced makes is
+ * named by the default rule (each node names it by its own, see localState), a named user is
+ * looked up where the sliver is realised, devices are MAJ:MIN.
+ */
+function resolveForCluster(change: Change): StateChange {
+  switch (change.kind) {
+    case 'slice.create': {
+      const { user, ...input } = change.input;
+      return {
+        kind: 'slice.create',
+        input: {
+          ...input,
+          io: resolveIoInput(input.io, clusterDevice),
+          user: user ?? sliceUserName(input.name),
+          userCreated: user === undefined,
+        },
+      };
+    }
+    case 'slice.update':
+      return { ...change, input: { ...change.input, io: resolveIoInput(change.input.io, clusterDevice) } };
+    case 'domain.create':
+      return { ...change, input: { ...change.input, io: resolveIoInput(change.input.io, clusterDevice) } };
+    case 'domain.update':
+      return { ...change, input: { ...change.input, io: resolveIoInput(change.input.io, clusterDevice) } };
+    default:
+      return change;
+  }
+}
