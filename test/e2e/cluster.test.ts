@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
 import { ClusterHarness, until } from '../helpers/cluster.js';
+import { EtcdCluster } from '../helpers/etcd.js';
 import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { netSkipReason } from '../helpers/net.js';
 import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';

@@ -148,6 +148,16 @@ describe('sliceUserName', () => {
     assert.equal(sliceUserName('9lives'), 'sl-9lives');
   });
 
+  test('a configured prefix ("sl-a-", agents sharing one machine) begins every name, hashed ones within 32 characters', () => {
+    assert.equal(sliceUserName('web', 'sl-a-'), 'sl-a-web');
+    for (const name of ['Web', 'a'.repeat(28), 'X'.repeat(64)]) {
+      const user = sliceUserName(name, 'sl-abcde-');
+      assert.match(user, /^sl-abcde-[a-z0-9_-]{1,13}-[0-9a-f]{8}$/, `${name} -> ${user}`);
+      assert.ok(user.length <= 32, user);
+    }
+    assert.notEqual(sliceUserName('web', 'sl-a-'), sliceUserName('web'));
+  });
+
   test('the direct form is used up to 32 characters', () => {
     const name = 'a'.repeat(29);
     assert.equal(sliceUserName(name), `sl-${name}`);
@@ -232,7 +242,7 @@ describe('sliceUserName', () => {
   test('property: different slice names give different users', () => {
     fc.assert(
       fc.property(fc.uniqueArray(validName, { minLength: 2, maxLength: 40 }), (names) => {
-        const users = names.map(sliceUserName);
+        const users = names.map((n) => sliceUserName(n));
         return new Set(users).size === users.length;
       }),
       { numRuns: 300 },
@@ -245,7 +255,7 @@ describe('sliceUserName', () => {
         validName.filter((n) => n.toLowerCase() !== n.toUpperCase()),
         (name) => {
           const variants = [...new Set([name, name.toLowerCase(), name.toUpperCase()])];
-          return new Set(variants.map(sliceUserName)).size === variants.length;
+          return new Set(variants.map((v) => sliceUserName(v))).size === variants.length;
         },
       ),
     );
