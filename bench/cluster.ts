@@ -9,7 +9,12 @@
  *   the floor etcd itself sets: a put by one client until another client's watch delivers it.
  * - down detection: SIGKILL of an agent until another shows it down (lease TTL 5 s).
  * - propagation with one etcd member down (SIGKILLed; restarted afterwards).
- * Slivers and cluster-wide admission are not built yet: their fields are null, with the reason.
+ * - sliver ready: a slice created on A with --all-nodes until A's `slice show` has all three
+ *   slivers ready (users made, groups written on every node); side by side with the same
+ *   create on a node alone, which answers once its slice is in its kernel.
+ * - admission race: 300 creates at once (100 through each agent), each reserving 100m on
+ *   node C, which has room for 38; counts the accepted and the over-commits (C's reservations
+ *   in etcd above its capacity).
  * Last line of stdout: one JSON object.
  */
 import { randomUUID } from 'node:crypto';
@@ -18,12 +23,15 @@ import { TestDaemon } from '../test/helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../test/helpers/etcd.js';
 import { EtcdStore } from '../src/cluster/etcd-store.js';
 import type { NodeList } from '../src/wire/nodes.js';
+import type { SliceView, RemoteSliceView } from '../src/wire/slices.js';
+import { allocationKey, stateScope, type AllocationRecord } from '../src/cluster/slice-catalog.js';
+import { parseState } from '../src/cluster/state-repository.js';
 import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 
 const WRITES = Number(argValue('--writes') ?? 500);
 const TTL_MS = 5000;
 const PATH = '/probes/cpu/probe_period';
-const NOT_BUILT = 'slices are not spread across nodes yet (issue 14, item 3): no slivers, no cluster-wide admission';
+const SLIVERS = Number(argValue('--slivers') ?? 40);
 
 const skip = etcdSkipReason();
 if (skip !== null) {
@@ -92,6 +100,73 @@ async function etcdFloor(writes: number): Promise<number[]> {
   return times;
 }
 
+/** Milliseconds from each create (--all-nodes) on `from` until `from` shows every sliver ready. */
+async function sliverReady(from: TestDaemon, count: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `sliver${i}`;
+    const started = performance.now();
+    await from.api.post('/v1/slices', { name, cpu: { shares: 200 }, placement: { all: true } });
+    for (;;) {
+      const shown = await from.api.get<SliceView | RemoteSliceView>(`/v1/slices/${name}`);
+      if (shown.cluster?.slivers.length === 3 && shown.cluster.slivers.every((s) => s.state === 'ready')) break;
+      if (performance.now() - started > 20_000) throw new Error(`slice ${name} was not ready on every node within 20 s`);
+    }
+    times.push(performance.now() - started);
+  }
+  for (let i = 0; i < count; i++) await from.api.delete(`/v1/slices/sliver${i}`);
+  return times;
+}
+
+/** The baseline: the same create on a node alone, which answers once the slice is in its kernel. */
+async function singleNodeCreate(count: number): Promise<number[]> {
+  const alone = await TestDaemon.start(['--log-level', 'warn', '--user-prefix', 'sl-s-']);
+  agents.push(alone);
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await alone.api.post('/v1/slices', { name: `alone${i}`, cpu: { shares: 200 } });
+    times.push(performance.now() - started);
+  }
+  for (let i = 0; i < count; i++) await alone.api.delete(`/v1/slices/alone${i}`);
+  return times;
+}
+
+/** 100 creates through each agent at once for node `target`'s last capacity; accepted, expected, over-commits. */
+async function admissionRace(target: string): Promise<{ accepted: number; expected: number; violations: number; ms: number }> {
+  const store = await EtcdStore.open({ endpoints: etcd.endpoints, prefix });
+  try {
+    const reservedOn = async (): Promise<{ reserved: number; guaranteed: number }> => {
+      const { entries } = await store.rangeVersioned(`${stateScope(target)}/`);
+      const { capacity } = JSON.parse(entries.get(allocationKey(target))!.value) as AllocationRecord;
+      const state = parseState(stateScope(target), new Map([...entries].map(([k, v]) => [k, v.value])));
+      let reserved = 0;
+      for (const s of state.slices.values()) if (s.domain === null) reserved += s.cpu.reservation;
+      return { reserved, guaranteed: capacity.cpuMillicores - capacity.systemReserveMillicores };
+    };
+    const before = await reservedOn();
+    const expected = Math.floor((before.guaranteed - before.reserved) / 100);
+    const started = performance.now();
+    const outcomes = await Promise.all(
+      agents.slice(0, 3).flatMap((agent, i) =>
+        Array.from({ length: 100 }, (_, j) =>
+          agent.api
+            .post('/v1/slices', { name: `race${i}x${j}`, user: 'nobody', cpu: { reservation: '100m' }, placement: { nodes: [target] } })
+            .then(
+              () => true,
+              () => false,
+            ),
+        ),
+      ),
+    );
+    const ms = performance.now() - started;
+    const after = await reservedOn();
+    return { accepted: outcomes.filter(Boolean).length, expected, violations: after.reserved > after.guaranteed ? 1 : 0, ms };
+  } finally {
+    await store.close();
+  }
+}
+
 const summary = (times: number[]): { p50: number; p99: number } => ({
   p50: round(percentile(times, 50)),
   p99: round(percentile(times, 99)),
@@ -110,6 +185,10 @@ try {
         `bench${run}-${name}`,
         '--log-level',
         'warn',
+        // Three agents share this machine's users: each names those it makes its own way.
+        '--user-prefix',
+        `sl-${name}-`,
+        ...(name === 'c' ? ['--cpu-capacity', '4', '--system-reserve', '200m'] : []),
       ]),
     );
   }
@@ -124,6 +203,18 @@ try {
   const tree = summary(times);
   const base = summary(floor);
   say(`  sliced: p50 ${tree.p50} ms, p99 ${tree.p99} ms; etcd put -> watch: p50 ${base.p50} ms, p99 ${base.p99} ms`);
+
+  say(`sliver ready: ${SLIVERS} slices created on A with --all-nodes, each until all three slivers are ready...`);
+  await sliverReady(a, 3); // warm-up
+  const slivers = summary(await sliverReady(a, SLIVERS));
+  const alone = summary(await singleNodeCreate(SLIVERS));
+  say(
+    `  all three nodes: p50 ${slivers.p50} ms, p99 ${slivers.p99} ms; the same create on a node alone: p50 ${alone.p50} ms, p99 ${alone.p99} ms`,
+  );
+
+  say('admission race: 300 creates at once (100 through each agent) for the last capacity of C...');
+  const race = await admissionRace(`bench${run}-c`);
+  say(`  ${race.accepted} accepted of ${race.expected} that fit, ${race.violations} over-commits, in ${round(race.ms)} ms`);
 
   say(`down detection: SIGKILL of agent B (lease TTL ${TTL_MS} ms)...`);
   await b.stop('SIGKILL');
@@ -159,11 +250,17 @@ try {
     lease_ttl_s: TTL_MS / 1000,
     propagation_ms_p50_one_member_down: degraded.p50,
     propagation_ms_p99_one_member_down: degraded.p99,
-    sliver_ready_ms_p50: null,
-    sliver_ready_ms_p99: null,
-    admission_race_violations: null,
-    admission_race_accepted: null,
-    not_measured: NOT_BUILT,
+    slivers: SLIVERS,
+    sliver_ready_ms_p50: slivers.p50,
+    sliver_ready_ms_p99: slivers.p99,
+    single_node_create_ms_p50: alone.p50,
+    single_node_create_ms_p99: alone.p99,
+    sliver_ready_over_single_node_p50_ratio: round(slivers.p50 / alone.p50),
+    admission_race_creates: 300,
+    admission_race_accepted: race.accepted,
+    admission_race_expected: race.expected,
+    admission_race_violations: race.violations,
+    admission_race_ms: round(race.ms),
     targets: { propagation_ms_p99: 50, down_detect_s: TTL_MS / 1000 + 1, admission_race_violations: 0 },
   });
 } finally {

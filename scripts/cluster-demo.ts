@@ -2,7 +2,8 @@
  * scripts/cluster-demo: a three-node sliced cluster on this one machine. A 3-member etcd
  * (Debian's etcd-server, each member in its own network namespace on a private bridge, as the
  * tests make it), three agents joined to it with their own names, labels, cgroup roots, net
- * tags, state directories and sockets, a few slices with CPU burners, and a live table of the
+ * tags, state directories and sockets, slices placed across the nodes (--all-nodes, --nodes,
+ * --node-selector, the default node) with a CPU burner in each sliver, and a live table of the
  * cluster (nodes, status, capacity, reserved, load, slivers) redrawn every second. Halfway
  * through each minute one agent is killed (SIGKILL) and is shown down when its lease ends,
  * then started again. Ctrl-C removes everything it made.
@@ -19,14 +20,12 @@ import type { StatusDocument } from '../src/wire/status.js';
 const NODES = ['n1', 'n2', 'n3'];
 // Three agents and three etcd members share this machine's CPUs: the slices are capped, so
 // that etcd (whose leader must answer within its election timeout) is never starved.
-const SLICES: Record<string, Array<{ name: string; cpu: Record<string, string | number>; burners: number }>> = {
-  n1: [
-    { name: 'web', cpu: { reservation: '200m', limit: '300m' }, burners: 1 },
-    { name: 'batch', cpu: { shares: 300, limit: '200m' }, burners: 1 },
-  ],
-  n2: [{ name: 'db', cpu: { reservation: '300m', limit: '300m' }, burners: 1 }],
-  n3: [{ name: 'ci', cpu: { limit: '200m' }, burners: 1 }],
-};
+const SLICES: Array<{ name: string; cpu: Record<string, string | number>; placement?: Record<string, unknown> }> = [
+  { name: 'web', cpu: { reservation: '100m', limit: '150m' }, placement: { all: true } },
+  { name: 'db', cpu: { reservation: '200m', limit: '200m' }, placement: { nodes: ['demo-n1', 'demo-n2'] } },
+  { name: 'ci', cpu: { limit: '150m' }, placement: { selector: { zone: 'z3' } } },
+  { name: 'batch', cpu: { shares: 300, limit: '100m' } },
+];
 const BURN = ['/bin/sh', '-c', 'while :; do :; done'];
 /** The node that goes away for a while each minute. */
 const FLAKY = 'n3';
@@ -77,12 +76,27 @@ try {
       `zone=z${i + 1}`,
       '--log-level',
       'warn',
+      // The three agents share this machine's users: each names those it makes its own way.
+      '--user-prefix',
+      `sl-${n}-`,
     ]);
     agents.set(n, agent);
-    for (const slice of SLICES[n] ?? []) {
-      await agent.api.post('/v1/slices', { name: slice.name, user: 'nobody', cpu: slice.cpu });
-      const plan = await agent.api.post<SliceProcessPlan>(`/v1/slices/${slice.name}/exec-plan`, { pid: process.pid });
-      for (let b = 0; b < slice.burners; b++) burners.push(spawnInSlice(plan, BURN, { stdio: 'ignore' }));
+  }
+  // Made on n1, realised by the nodes each is placed on.
+  const first = agents.get('n1')!;
+  for (const slice of SLICES) {
+    if (stopping) throw new Error('interrupted');
+    await first.api.post('/v1/slices', {
+      name: slice.name,
+      user: 'nobody',
+      cpu: slice.cpu,
+      ...(slice.placement ? { placement: slice.placement } : {}),
+    });
+  }
+  for (const agent of agents.values()) {
+    for (const { name } of await agent.api.get<Array<{ name: string }>>('/v1/slices')) {
+      const plan = await agent.api.post<SliceProcessPlan>(`/v1/slices/${name}/exec-plan`, { pid: process.pid });
+      burners.push(spawnInSlice(plan, BURN, { stdio: 'ignore' }));
     }
   }
 } catch (err) {
@@ -135,7 +149,8 @@ async function draw(): Promise<void> {
   process.stdout.write(`${renderTable(['NODE', 'STATUS', 'CORDONED', 'CAPACITY', 'RESERVED', 'LOAD', 'SLIVERS', 'LABELS'], rows)}\n\n`);
   process.stdout.write(`etcd: ${etcd.endpoints.join(',')}\n`);
   for (const [n, agent] of agents) process.stdout.write(`  ${nodeName(n)}: slicectl --socket ${agent.socket} node list\n`);
-  process.stdout.write('try: slicectl ... mkdir /probes/load on one node, then ls /probes on another   stop: Ctrl-C\n');
+  process.stdout.write('try: slicectl ... slice show web (one sliver per node); slicectl ... slice create x --all-nodes on one node\n');
+  process.stdout.write('     slicectl ... mkdir /probes/load on one node, then ls /probes on another   stop: Ctrl-C\n');
 }
 
 const timer = setInterval(() => {
