@@ -9,9 +9,9 @@
  *   the floor etcd itself sets: a put by one client until another client's watch delivers it.
  * - down detection: SIGKILL of an agent until another shows it down (lease TTL 5 s).
  * - propagation with one etcd member down (SIGKILLed; restarted afterwards).
- * - sliver ready: a slice created on A with --all-nodes until A's `slice show` has all three
- *   slivers ready (users made, groups written on every node); side by side with the same
- *   create on a node alone, which answers once its slice is in its kernel.
+ * - sliver ready: a slice created on A with --all-nodes until all three agents have recorded
+ *   that they realised it (users made, groups written; watched in etcd); side by side with the
+ *   same create on a node alone, which answers once its slice is in its kernel.
  * - admission race: 300 creates at once (100 through each agent), each reserving 100m on
  *   node C, which has room for 38; counts the accepted and the over-commits (C's reservations
  *   in etcd above its capacity).
@@ -23,8 +23,7 @@ import { TestDaemon } from '../test/helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../test/helpers/etcd.js';
 import { EtcdStore } from '../src/cluster/etcd-store.js';
 import type { NodeList } from '../src/wire/nodes.js';
-import type { SliceView, RemoteSliceView } from '../src/wire/slices.js';
-import { allocationKey, stateScope, type AllocationRecord } from '../src/cluster/slice-catalog.js';
+import { allocationKey, stateScope, type AllocationRecord, type RealisedRecord } from '../src/cluster/slice-catalog.js';
 import { parseState } from '../src/cluster/state-repository.js';
 import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 
@@ -100,19 +99,49 @@ async function etcdFloor(writes: number): Promise<number[]> {
   return times;
 }
 
-/** Milliseconds from each create (--all-nodes) on `from` until `from` shows every sliver ready. */
-async function sliverReady(from: TestDaemon, count: number): Promise<number[]> {
+/**
+ * Milliseconds from each create (--all-nodes) on `from` until every agent has recorded that
+ * it realised the slice: its realised/<node> revision (watched in etcd) reaches the revision
+ * at which the slice was written into that node's state.
+ */
+async function sliverReady(from: TestDaemon, nodes: string[], count: number): Promise<number[]> {
+  const store = await EtcdStore.open({ endpoints: etcd.endpoints, prefix });
+  const realised = new Map<string, number>();
+  let changed: () => void = () => undefined;
+  const watch = store.watch(
+    'realised/',
+    await store.revision(),
+    (event) => {
+      if (event.value === null) return;
+      realised.set(event.key.slice('realised/'.length), (JSON.parse(event.value) as RealisedRecord).revision);
+      changed();
+    },
+    () => undefined,
+  );
   const times: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const name = `sliver${i}`;
-    const started = performance.now();
-    await from.api.post('/v1/slices', { name, cpu: { shares: 200 }, placement: { all: true } });
-    for (;;) {
-      const shown = await from.api.get<SliceView | RemoteSliceView>(`/v1/slices/${name}`);
-      if (shown.cluster?.slivers.length === 3 && shown.cluster.slivers.every((s) => s.state === 'ready')) break;
-      if (performance.now() - started > 20_000) throw new Error(`slice ${name} was not ready on every node within 20 s`);
+  try {
+    for (let i = 0; i < count; i++) {
+      const name = `sliver${i}`;
+      const started = performance.now();
+      await from.api.post('/v1/slices', { name, cpu: { shares: 200 }, placement: { all: true } });
+      const written = await Promise.all(
+        nodes.map(async (node) => {
+          const key = `${stateScope(node)}/slices/${name}`;
+          return (await store.rangeVersioned(key)).entries.get(key)!.modRevision;
+        }),
+      );
+      const ready = (): boolean => nodes.every((node, j) => (realised.get(node) ?? 0) >= written[j]!);
+      while (!ready()) {
+        await new Promise<void>((resolve, reject) => {
+          changed = resolve;
+          setTimeout(() => reject(new Error(`slice ${name} was not realised on every node within 20 s`)), 20_000).unref();
+        });
+      }
+      times.push(performance.now() - started);
     }
-    times.push(performance.now() - started);
+  } finally {
+    watch.close();
+    await store.close();
   }
   for (let i = 0; i < count; i++) await from.api.delete(`/v1/slices/sliver${i}`);
   return times;
@@ -205,8 +234,9 @@ try {
   say(`  sliced: p50 ${tree.p50} ms, p99 ${tree.p99} ms; etcd put -> watch: p50 ${base.p50} ms, p99 ${base.p99} ms`);
 
   say(`sliver ready: ${SLIVERS} slices created on A with --all-nodes, each until all three slivers are ready...`);
-  await sliverReady(a, 3); // warm-up
-  const slivers = summary(await sliverReady(a, SLIVERS));
+  const names = ['a', 'b', 'c'].map((n) => `bench${run}-${n}`);
+  await sliverReady(a, names, 3); // warm-up
+  const slivers = summary(await sliverReady(a, names, SLIVERS));
   const alone = summary(await singleNodeCreate(SLIVERS));
   say(
     `  all three nodes: p50 ${slivers.p50} ms, p99 ${slivers.p99} ms; the same create on a node alone: p50 ${alone.p50} ms, p99 ${alone.p99} ms`,

@@ -60,6 +60,8 @@ export interface RealisedRecord {
   revision: number;
   /** Why the node could not realise its state at `revision`, or null. */
   error: string | null;
+  /** Slices the node left out of its state (it cannot run them: e.g. their user is missing there), with the reason. */
+  failed: Record<string, string>;
   at: number;
 }
 
@@ -225,6 +227,8 @@ export class SliceCatalog {
       const realised = realisedText === undefined ? null : (JSON.parse(realisedText) as RealisedRecord);
       if (realised === null || realised.revision < written) slivers.push({ node, state: 'pending' });
       else if (realised.error !== null) slivers.push({ node, state: 'failed', error: realised.error });
+      else if (kind === 'slice' && realised.failed[name] !== undefined)
+        slivers.push({ node, state: 'failed', error: realised.failed[name] });
       else slivers.push({ node, state: 'ready' });
     }
     return { entry, slivers };

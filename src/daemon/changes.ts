@@ -61,7 +61,18 @@ export class ClusterChanges implements ChangeRunner {
       resolveForCluster(change as Change) as unknown as StateChange<K>,
       placement,
     );
-    if (nodes.includes(this.self)) await this.sync.waitRealised(revision, REALISE_WAIT_MS);
+    if (nodes.includes(this.self)) {
+      await this.sync.waitRealised(revision, REALISE_WAIT_MS);
+      const created = change as Change;
+      const name = created.kind === 'slice.create' ? created.input.name : null;
+      const why = name === null ? null : this.sync.leftOut(name);
+      if (why !== null) {
+        throw new SlicedError(
+          'EIO',
+          `slice ${name} is in the cluster, but this node cannot run it: ${why}; it tries again every 5 s (or delete the slice)`,
+        );
+      }
+    }
     return result;
   }
 

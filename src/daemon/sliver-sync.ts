@@ -37,6 +37,8 @@ export const MEMBER_MARKER = 'cluster/member';
 
 /** After a failed read of the cluster's state, the next try comes this much later. */
 const RETRY_MS = 1000;
+/** After a failed realisation, the next try comes this much later (or with the next change). */
+const FAILED_RETRY_MS = 5000;
 
 interface Waiter {
   revision: number;
@@ -59,10 +61,11 @@ export interface SliverSyncOptions {
 
 export class SliverSync {
   private watch: StoreWatch | null = null;
-  private realised: RealisedRecord = { revision: 0, error: null, at: 0 };
+  private realised: RealisedRecord = { revision: 0, error: null, failed: {}, at: 0 };
   private writtenUnder: string | null = null;
   private running: Promise<void> = Promise.resolve();
   private queued = false;
+  private marked = false;
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
   private readonly leaseCheck: NodeJS.Timeout;
@@ -115,6 +118,11 @@ export class SliverSync {
     });
   }
 
+  /** Why this node left `slice` out of its state at its last realisation, or null. */
+  leftOut(slice: string): string | null {
+    return this.realised.failed[slice] ?? null;
+  }
+
   close(): void {
     this.closed = true;
     this.watch?.close();
@@ -126,7 +134,7 @@ export class SliverSync {
   private failure(): SlicedError {
     return new SlicedError(
       'EIO',
-      `stored in the cluster, but this node could not apply it: ${this.realised.error}; it tries again with the next change`,
+      `stored in the cluster, but this node could not apply it: ${this.realised.error}; it tries again every ${FAILED_RETRY_MS / 1000} s and with the next change`,
     );
   }
 
@@ -146,13 +154,19 @@ export class SliverSync {
         return;
       }
       let error: string | null = null;
+      let failed: Record<string, string> = {};
       try {
-        await agent.realise(state);
+        failed = Object.fromEntries((await agent.realise(state)).failed);
       } catch (err) {
         error = (err as Error).message;
-        log.error({ err: error, revision }, "this node could not realise the cluster's state for it");
+        log.error({ err: error, revision, retryMs: FAILED_RETRY_MS }, "this node could not realise the cluster's state for it");
+        // The kernel may refuse for a while (a busy device, a user being removed): try again by itself.
+        this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
       }
-      this.realised = { revision, error, at: Date.now() };
+      this.realised = { revision, error, failed, at: Date.now() };
+      // A slice left out (its user missing here) is tried again too: the user may be made meanwhile.
+      if (error === null && Object.keys(failed).length > 0)
+        this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
       await this.opts.localStore
         .txn([{ type: 'put', key: MEMBER_MARKER, value: JSON.stringify({ node, revision }) }])
         .catch(() => undefined);

@@ -105,6 +105,22 @@ harness.test('a slice placed on nodes is realised by each of them and no other, 
   const selected = await b.cliJson<Shown>(['slice', 'create', rack, '--node-selector', 'rack=r1', '--user', 'nobody']);
   assert.deepEqual(selected.cluster?.nodes, [nameOf('a'), nameOf('b')].sort());
 
+  // A node that cannot run a sliver (its user is missing there) reports it, and runs its other slices on.
+  const nouser = slice('nouser');
+  const own = await b.cli(['slice', 'create', nouser, '--nodes', `${nameOf('b')},${nameOf('c')}`, '--user', 'nosuchuser14']);
+  assert.equal(own.code, 1, 'b cannot run it and says so');
+  assert.match(own.stderr, /is in the cluster, but this node cannot run it: user nosuchuser14 does not exist on this node/);
+  await until(
+    "a sees both slivers failed, with c's reason",
+    async () => {
+      const slivers = (await show(a, nouser))?.cluster?.slivers ?? [];
+      return slivers.length === 2 && slivers.every((s) => s.state === 'failed' && /nosuchuser14 does not exist/.test(s.error ?? ''));
+    },
+    10_000 * SLOW,
+  );
+  assert.ok(allReady((await show(c, spread))?.cluster), 'the nodes go on running their other slices');
+  assert.equal((await a.cli(['slice', 'delete', nouser])).code, 0);
+
   // Refusals name what is wrong and change nothing.
   const unknown = await a.cli(['slice', 'create', slice('nowhere'), '--nodes', 'nosuchnode']);
   assert.equal(unknown.code, 3, unknown.stderr);

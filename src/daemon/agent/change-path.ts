@@ -149,35 +149,51 @@ export function runChange<K extends ChangeKind>(ctx: ChangeContext, change: Chan
   });
 }
 
+/** What a realisation did: whether anything changed, and the slices left out with the reason. */
+export interface Realised {
+  changed: boolean;
+  /** New slices this node cannot run (their named user does not exist here), by name. */
+  failed: Map<string, string>;
+}
+
 /**
  * Make the node's state `target`, a state planned and admitted elsewhere (a cluster's state
  * for this node, src/cluster/slice-catalog.ts): the users of new slices are made here under
  * this node's naming, those of deleted slices removed, and whatever did not change is not
- * touched. Resolves to false when there was nothing to do. A kernel refusal rolls it back, as
+ * touched. A new slice whose named user does not exist here is left out (and reported), so
+ * that it does not hold up the node's other slices. A kernel refusal rolls it all back, as
  * for any change.
  */
-export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<boolean> {
+export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<Realised> {
   return ctx.queue.run(async () => {
     const before = ctx.current();
     const next = localState(before, target, (slice) => ctx.users.localName(slice));
-    if (sameObjects(before, next)) return false;
-    const added = [...next.slices.values()].filter((s) => before.slices.get(s.name) !== s);
+    const failed = new Map<string, string>();
+    for (const spec of [...next.slices.values()]) {
+      if (before.slices.has(spec.name) || spec.userCreated || ctx.users.find(spec.user) !== null) continue;
+      failed.set(spec.name, `user ${spec.user} does not exist on this node`);
+      next.slices.delete(spec.name);
+      for (const [key, r] of [...next.reservations]) if (r.slice === spec.name) next.reservations.delete(key);
+    }
+    if (sameObjects(before, next)) return { changed: false, failed };
+    const changed = [...next.slices.values()].filter((s) => before.slices.get(s.name) !== s);
     const removed = [...before.slices.values()].filter((s) => !next.slices.has(s.name));
     await commit(ctx, before, next, {
-      beforeKernel: () => added.forEach((s) => ctx.users.ensure(s)),
+      beforeKernel: () => changed.forEach((s) => ctx.users.ensure(s)),
       afterKernel: () => removed.filter((s) => s.userCreated).forEach((s) => ctx.users.remove(s.user)),
-      undo: () => added.filter((s) => s.userCreated && !before.slices.has(s.name)).forEach((s) => ctx.users.removeIfMade(s.user)),
+      undo: () => changed.filter((s) => s.userCreated && !before.slices.has(s.name)).forEach((s) => ctx.users.removeIfMade(s.user)),
     });
     ctx.log.info(
       {
         slices: next.slices.size,
         domains: next.domains.size,
-        changedSlices: added.map((s) => s.name),
+        changedSlices: changed.map((s) => s.name),
         removedSlices: removed.map((s) => s.name),
+        ...(failed.size > 0 ? { leftOut: Object.fromEntries(failed) } : {}),
       },
       "cluster's state realised",
     );
-    return true;
+    return { changed: true, failed };
   });
 }
 
