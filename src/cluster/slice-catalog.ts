@@ -17,7 +17,7 @@
  * records it read.
  */
 import type { Logger } from 'pino';
-import { capacityFromRecord, capacityRecord, type CapacityRecord, type NodeCapacity } from '../core/admission.js';
+import { assertAdmissible, capacityFromRecord, capacityRecord, type CapacityRecord, type NodeCapacity } from '../core/admission.js';
 import type { ChangeKind, ChangeResults, StateChange } from '../core/change-kinds.js';
 import { SlicedError } from '../core/errors.js';
 import type { DesiredState } from '../core/model.js';
@@ -32,7 +32,7 @@ import {
   type NodePlanInput,
   type Placement,
 } from '../core/slivers.js';
-import { parseState, stateOps } from './state-repository.js';
+import { parseState, stateEntries, stateOps } from './state-repository.js';
 import type { ClusterOp, ClusterStore, StoreCompare } from './store.js';
 
 export const stateScope = (node: string): string => `state/${node}`;
@@ -140,8 +140,11 @@ export class SliceCatalog {
       targets = await this.nodesOf(change as StateChange, compares, ops);
     }
     const inputs = new Map<string, NodePlanInput & { record: AllocationRecord }>();
-    for (const node of targets) {
-      const { entries } = await this.store.rangeVersioned(`${stateScope(node)}/`);
+    // Read side by side; each node's state comes with its record in one read, so the compare covers what was planned on.
+    const read = await Promise.all(
+      targets.map(async (node) => [node, (await this.store.rangeVersioned(`${stateScope(node)}/`)).entries] as const),
+    );
+    for (const [node, entries] of read) {
       const alloc = entries.get(allocationKey(node));
       if (!alloc) throw new SlicedError('ENOENT', `node ${node} has no allocation record: its agent has not started since it joined`);
       compares.push({ key: allocationKey(node), modRevision: alloc.modRevision });
@@ -215,23 +218,86 @@ export class SliceCatalog {
         .filter((m) => m.status === 'up')
         .map((m) => m.name),
     );
-    const slivers: SliverView[] = [];
-    for (const node of entry.nodes) {
-      if (!up.has(node)) {
-        slivers.push({ node, state: 'down' });
-        continue;
-      }
+    const sliverOf = async (node: string): Promise<SliverView> => {
+      if (!up.has(node)) return { node, state: 'down' };
       const key = `${stateScope(node)}/${kind}s/${name}`;
+      // Written first, then realised: a node that realises in between only looks further along.
       const written = (await this.store.rangeVersioned(key)).entries.get(key)?.modRevision ?? 0;
       const realisedText = await this.store.get(realisedKey(node));
       const realised = realisedText === undefined ? null : (JSON.parse(realisedText) as RealisedRecord);
-      if (realised === null || realised.revision < written) slivers.push({ node, state: 'pending' });
-      else if (realised.error !== null) slivers.push({ node, state: 'failed', error: realised.error });
-      else if (kind === 'slice' && realised.failed[name] !== undefined)
-        slivers.push({ node, state: 'failed', error: realised.failed[name] });
-      else slivers.push({ node, state: 'ready' });
-    }
+      if (realised === null || realised.revision < written) return { node, state: 'pending' };
+      if (realised.error !== null) return { node, state: 'failed', error: realised.error };
+      const leftOut = kind === 'slice' ? realised.failed[name] : undefined;
+      return leftOut !== undefined ? { node, state: 'failed', error: leftOut } : { node, state: 'ready' };
+    };
+    const slivers = await Promise.all(entry.nodes.map(sliverOf));
     return { entry, slivers };
+  }
+
+  /**
+   * Bring the state of a node that ran alone into the cluster: every slice and domain the
+   * cluster does not hold for this node becomes the cluster's, placed on this node alone.
+   * Refused, naming each, when a name is elsewhere in the cluster or held differently for this
+   * node, or when the merged state would over-commit the node. Resolves to what it brought.
+   */
+  async bringIn(local: DesiredState, capacity: NodeCapacity): Promise<{ slices: number; domains: number }> {
+    if (local.slices.size + local.domains.size + local.reservations.size === 0) return { slices: 0, domains: 0 };
+    // The record first: a change committed after this read fails the compare below.
+    const found = (await this.store.rangeVersioned(allocationKey(this.self))).entries.get(allocationKey(this.self));
+    const { state: held } = await this.nodeState(this.self);
+    const conflicts: string[] = [];
+    const compares: StoreCompare[] = [{ key: allocationKey(this.self), modRevision: found?.modRevision ?? 0 }];
+    const ops: ClusterOp[] = [];
+    // Users are named by each node: they do not make two specs differ.
+    const json = (v: unknown): string => JSON.stringify(v, (k, x: unknown) => (k === 'user' ? undefined : x));
+    const count = { slices: 0, domains: 0 };
+    for (const [kind, mine, theirs] of [
+      ['domain', local.domains, held.domains],
+      ['slice', local.slices, held.slices],
+    ] as const) {
+      for (const [name, spec] of mine as ReadonlyMap<string, unknown>) {
+        if ((theirs as ReadonlyMap<string, unknown>).has(name)) {
+          if (json(theirs.get(name)) !== json(spec))
+            conflicts.push(`${kind} ${name} differs from the cluster's ${kind} of that name on this node`);
+          continue;
+        }
+        const entry = await this.entry(kind, name);
+        if (entry) {
+          conflicts.push(`${kind} ${name} exists in the cluster on ${entry.nodes.join(', ')}`);
+          continue;
+        }
+        const value: CatalogEntry = { name, placement: null, nodes: [this.self], createdOn: this.self, createdAt: Date.now() };
+        compares.push({ key: catalogKey(kind, name), modRevision: 0 });
+        ops.push({ type: 'put', key: catalogKey(kind, name), value: JSON.stringify(value) });
+        count[kind === 'slice' ? 'slices' : 'domains']++;
+      }
+    }
+    const merged: DesiredState = {
+      slices: new Map([...held.slices, ...local.slices]),
+      domains: new Map([...held.domains, ...local.domains]),
+      reservations: new Map([...held.reservations, ...local.reservations]),
+    };
+    try {
+      if (conflicts.length === 0) assertAdmissible(merged, capacity);
+    } catch (err) {
+      conflicts.push(`with the cluster's slices for this node it would be over-committed: ${(err as Error).message}`);
+    }
+    if (conflicts.length > 0) {
+      throw new SlicedError(
+        'EEXIST',
+        `this node cannot join the cluster: its own state conflicts with the cluster's: ${conflicts.join('; ')}. ` +
+          'Run it without --cluster and rename or delete these, or delete them in the cluster, then join again',
+      );
+    }
+    if (ops.length === 0) return count;
+    const heldKeys = stateEntries(stateScope(this.self), held);
+    for (const [key, value] of stateEntries(stateScope(this.self), merged))
+      if (heldKeys.get(key) !== value) ops.push({ type: 'put', key, value });
+    const record: AllocationRecord = { capacity: capacityRecord(capacity), summary: allocationSummary(merged) };
+    ops.push({ type: 'put', key: allocationKey(this.self), value: JSON.stringify(record) });
+    const { succeeded } = await this.store.txnIf(compares, ops);
+    if (!succeeded) throw new SlicedError('EBUSY', "the cluster's catalogue changed while this node brought its state in; start it again");
+    return count;
   }
 
   /**

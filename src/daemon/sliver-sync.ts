@@ -7,7 +7,7 @@
  * While etcd cannot be reached, the node keeps enforcing what it realised last (its own
  * store holds it, so a restart does too), and catches up from the last revision it saw.
  *
- * Joining: a node whose state the cluster already holds takes the cluster's (its own store
+ * Joining (SliceCatalog.bringIn): a node whose state the cluster already holds takes the cluster's (its own store
  * is a copy of what it realised). A node that ran on its own before brings its slices and
  * domains into the cluster when none of them conflicts, and otherwise refuses to join,
  * naming each conflict; nothing is dropped.
@@ -16,20 +16,8 @@ import type { Logger } from 'pino';
 import type { NodeCapacity } from '../core/admission.js';
 import { SlicedError } from '../core/errors.js';
 import type { DesiredState } from '../core/model.js';
-import { allocationSummary } from '../core/slivers.js';
-import {
-  allocationKey,
-  catalogKey,
-  realisedKey,
-  stateScope,
-  type AllocationRecord,
-  type CatalogEntry,
-  type RealisedRecord,
-  type SliceCatalog,
-} from '../cluster/slice-catalog.js';
-import { stateEntries } from '../cluster/state-repository.js';
-import type { ClusterOp, ClusterStore, Store, StoreCompare, StoreWatch } from '../cluster/store.js';
-import { capacityRecord } from '../core/admission.js';
+import { realisedKey, stateScope, type RealisedRecord, type SliceCatalog } from '../cluster/slice-catalog.js';
+import type { ClusterStore, Store, StoreWatch } from '../cluster/store.js';
 import type { SliceAgent } from './agent.js';
 
 /** In the node's own store: present while the node's state is a copy of the cluster's (see join). */
@@ -167,15 +155,18 @@ export class SliverSync {
       // A slice left out (its user missing here) is tried again too: the user may be made meanwhile.
       if (error === null && Object.keys(failed).length > 0)
         this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
-      await this.opts.localStore
-        .txn([{ type: 'put', key: MEMBER_MARKER, value: JSON.stringify({ node, revision }) }])
-        .catch(() => undefined);
-      await this.writeRealised();
+      if (!this.marked) {
+        // Once per run: from now on this node's own store holds a copy of the cluster's state for it.
+        await this.opts.localStore.txn([{ type: 'put', key: MEMBER_MARKER, value: JSON.stringify({ node }) }]);
+        this.marked = true;
+      }
+      // The callers waiting here learn first; the record is for the other nodes.
       for (const w of this.waiters.filter((w) => w.revision <= revision)) {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         if (error === null) w.resolve();
         else w.reject(this.failure());
       }
+      await this.writeRealised();
       if (this.watch === null && !this.closed) {
         this.watch = store.watch(
           `${stateScope(node)}/`,
@@ -188,6 +179,11 @@ export class SliverSync {
           },
         );
       }
+    });
+    // A pass that failed (its own store could not write) must not stop the passes after it.
+    this.running = this.running.catch((err: Error) => {
+      this.opts.log.error({ err: err.message }, 'a pass over the cluster state for this node failed; trying again');
+      this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
     });
     return this.running;
   }
@@ -216,71 +212,9 @@ export class SliverSync {
    * it goes in; one it has differently, or that is elsewhere in the cluster, is a conflict.
    */
   private async join(): Promise<void> {
-    const { store, catalog, agent, node, localStore, log } = this.opts;
+    const { catalog, agent, localStore, capacity, log } = this.opts;
     if ((await localStore.get(MEMBER_MARKER)) !== undefined) return;
-    const local = agent.state;
-    if (local.slices.size === 0 && local.domains.size === 0 && local.reservations.size === 0) return;
-    const { state: held } = await catalog.nodeState(node);
-    const conflicts: string[] = [];
-    const compares: StoreCompare[] = [];
-    const ops: ClusterOp[] = [];
-    const bring = async (
-      kind: 'slice' | 'domain',
-      names: Iterable<string>,
-      heldHas: (name: string) => boolean,
-      same: (name: string) => boolean,
-    ): Promise<void> => {
-      for (const name of names) {
-        if (heldHas(name)) {
-          if (!same(name)) conflicts.push(`${kind} ${name} differs from the cluster's ${kind} of that name on this node`);
-          continue;
-        }
-        const entry = await catalog.entry(kind, name);
-        if (entry) {
-          conflicts.push(`${kind} ${name} exists in the cluster on ${entry.nodes.join(', ')}`);
-          continue;
-        }
-        const value: CatalogEntry = { name, placement: null, nodes: [node], createdOn: node, createdAt: Date.now() };
-        compares.push({ key: catalogKey(kind, name), modRevision: 0 });
-        ops.push({ type: 'put', key: catalogKey(kind, name), value: JSON.stringify(value) });
-      }
-    };
-    const json = (v: unknown): string => JSON.stringify(v, (k, x: unknown) => (k === 'user' ? undefined : x));
-    await bring(
-      'domain',
-      local.domains.keys(),
-      (n) => held.domains.has(n),
-      (n) => json(held.domains.get(n)) === json(local.domains.get(n)),
-    );
-    await bring(
-      'slice',
-      local.slices.keys(),
-      (n) => held.slices.has(n),
-      (n) => json(held.slices.get(n)) === json(local.slices.get(n)),
-    );
-    if (conflicts.length > 0) {
-      throw new SlicedError(
-        'EEXIST',
-        `this node cannot join the cluster: its own state conflicts with the cluster's: ${conflicts.join('; ')}. ` +
-          'Run it without --cluster and rename or delete these, or delete them in the cluster, then join again',
-      );
-    }
-    if (ops.length === 0) return;
-    // The node's state in the cluster becomes what it runs, merged with what the cluster had for it.
-    const merged: DesiredState = {
-      slices: new Map([...held.slices, ...local.slices]),
-      domains: new Map([...held.domains, ...local.domains]),
-      reservations: new Map([...held.reservations, ...local.reservations]),
-    };
-    const heldKeys = stateEntries(stateScope(node), held);
-    for (const [key, value] of stateEntries(stateScope(node), merged))
-      if (heldKeys.get(key) !== value) ops.push({ type: 'put', key, value });
-    const found = (await store.rangeVersioned(allocationKey(node))).entries.get(allocationKey(node));
-    compares.push({ key: allocationKey(node), modRevision: found?.modRevision ?? 0 });
-    const record: AllocationRecord = { capacity: capacityRecord(this.opts.capacity), summary: allocationSummary(merged) };
-    ops.push({ type: 'put', key: allocationKey(node), value: JSON.stringify(record) });
-    const { succeeded } = await store.txnIf(compares, ops);
-    if (!succeeded) throw new SlicedError('EBUSY', "the cluster's catalogue changed while this node brought its state in; start it again");
-    log.info({ slices: local.slices.size, domains: local.domains.size }, "this node's own slices and domains are now the cluster's");
+    const brought = await catalog.bringIn(agent.state, capacity);
+    if (brought.slices + brought.domains > 0) log.info(brought, "this node's own slices and domains are now the cluster's");
   }
 }

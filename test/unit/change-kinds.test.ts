@@ -5,7 +5,8 @@ import * as changes from '../../src/core/changes.js';
 import { planChange, type StateChange } from '../../src/core/change-kinds.js';
 import { emptyState, type DesiredState } from '../../src/core/model.js';
 import { parseCidr, type NetPool } from '../../src/core/net.js';
-import { isSlicedError } from '../../src/core/errors.js';
+import type { SlicedError } from '../../src/core/errors.js';
+import { refusalOf } from '../helpers/refusal.js';
 
 const pool: NetPool = { v4: parseCidr('10.213.0.0/24', 4, 'pool4'), v6: parseCidr('fd5c:ed00::/64', 6, 'pool6') };
 const node: NodeCapacity = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 2 ** 33, net: { pool, capacity: 100e6 } };
@@ -20,15 +21,7 @@ function state(): DesiredState {
 }
 
 /** The error a call throws, as code and message. */
-function refusal(call: () => unknown): { code: string; message: string } {
-  try {
-    call();
-  } catch (err) {
-    assert.ok(isSlicedError(err), `expected a SlicedError, got ${String(err)}`);
-    return { code: err.code, message: err.message };
-  }
-  assert.fail('the change was accepted');
-}
+const refusal = (call: () => unknown): SlicedError => refusalOf(call, 'the change');
 
 describe('planChange: every change kind through one entry to changes.ts', () => {
   test('each kind gives the state and result of its function in changes.ts', () => {

@@ -30,19 +30,12 @@ import { createSlice, deleteSlice, releasePort, reservePort, takenIndexes, updat
 import { emptyState, parseInput, sliceUpdateSchema, type DesiredState } from '../../src/core/model.js';
 import type { NodeCapacity } from '../../src/core/admission.js';
 import { SlicedError, isSlicedError } from '../../src/core/errors.js';
+import { refusalOf } from '../helpers/refusal.js';
 
 const pool: NetPool = { v4: parseCidr('10.213.0.0/24', 4, 'pool4'), v6: parseCidr('fd5c:ed00::/64', 6, 'pool6') };
 const node: NodeCapacity = { cpuMillicores: 2000, systemReserveMillicores: 100, memoryBytes: 2 ** 33, net: { pool, capacity: 100e6 } };
 
-function refusal(fn: () => unknown): SlicedError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(isSlicedError(err), `expected a SlicedError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('was accepted');
-}
+const refusal = (call: () => unknown): SlicedError => refusalOf(call);
 
 /** A slice with its own network, or with 'host' one on the host's network. */
 function slice(state: DesiredState, name: string, net: object | 'host' = {}): DesiredState {

@@ -17,7 +17,7 @@ import { capacityFromRecord, capacityRecord, type NodeCapacity } from '../../src
 import * as changes from '../../src/core/changes.js';
 import { emptyState, type DesiredState } from '../../src/core/model.js';
 import { parseCidr } from '../../src/core/net.js';
-import { isSlicedError } from '../../src/core/errors.js';
+import { isSlicedError, type SlicedError } from '../../src/core/errors.js';
 import type { NodeView } from '../../src/core/membership.js';
 import {
   allocationSummary,
@@ -32,6 +32,7 @@ import {
 import { EmbeddedStore } from '../../src/cluster/embedded-store.js';
 import { LocalClusterStore } from '../../src/cluster/local-cluster-store.js';
 import { SliceCatalog, allocationKey } from '../../src/cluster/slice-catalog.js';
+import { refusalOf } from '../helpers/refusal.js';
 
 const node = (cpu: number): NodeCapacity => ({ cpuMillicores: cpu, systemReserveMillicores: 100, memoryBytes: 2 ** 33 });
 
@@ -39,15 +40,7 @@ function member(name: string, extra: Partial<NodeView> = {}): NodeView {
   return { name, labels: {}, cordoned: false, status: 'up', live: null, ...extra };
 }
 
-function refusal(call: () => unknown): { code: string; message: string } {
-  try {
-    call();
-  } catch (err) {
-    assert.ok(isSlicedError(err), `expected a SlicedError, got ${String(err)}`);
-    return { code: err.code, message: err.message };
-  }
-  assert.fail('accepted');
-}
+const refusal = (call: () => unknown): SlicedError => refusalOf(call);
 
 describe('placement', () => {
   test('parsePlacement takes nodes, a selector or all, and refuses anything else saying what is allowed', () => {
