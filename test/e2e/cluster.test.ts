@@ -401,9 +401,14 @@ clusterTest(
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(refused.stderr, /etcd|deadline|unavailable/i, 'the refusal names the cause');
       assert.ok(took < 20_000 * SLOW, `refused after ${took} ms: the daemon does not hang on etcd`);
+      // Slice changes are the cluster's too: refused, naming the cause, without hanging.
+      const sliceRefused = await f.cli(['slice', 'create', 'fcutoff', '--user', 'nobody']);
+      assert.equal(sliceRefused.code, 1, sliceRefused.stderr);
+      assert.match(sliceRefused.stderr, /etcd|deadline|unavailable/i, 'the refusal names the cause');
       // What is the node's own keeps working: its slices, its API.
-      const shown = await f.cliJson<{ cpu: { limit: number | null } }>(['slice', 'show', 'fstatic']);
+      const shown = await f.cliJson<{ cpu: { limit: number | null }; clusterError?: string }>(['slice', 'show', 'fstatic']);
       assert.equal(shown.cpu.limit, 200);
+      assert.match(shown.clusterError ?? '', /cannot read the cluster's catalogue/, 'the view says why the nodes are missing');
       assert.equal((await f.cli(['status'])).code, 0);
     } finally {
       for (let i = 0; i < 3; i++) harness.etcd!.resume(i);
@@ -419,5 +424,14 @@ clusterTest(
     assert.equal(made.code, 0, made.stderr);
     await until("f sees g's change", async () => (await f.cli(['ls', '/schedulers'])).stdout.includes('from_g'), 10_000 * SLOW);
     await until('f and g are both up for each other', async () => (await nodes(g)).get(nameOf('f'))?.status === 'up', 10_000 * SLOW);
+    // A slice placed on f from g after the cut is realised by f: it caught up.
+    const placed = await g.cli(['slice', 'create', 'fafter', '--user', 'nobody', '--nodes', nameOf('f')]);
+    assert.equal(placed.code, 0, placed.stderr);
+    await until(
+      'f realised the slice placed on it from g',
+      async () => (await f.cli(['slice', 'show', 'fafter'])).stdout.includes('Cgroup'),
+      10_000 * SLOW,
+    );
+    assert.equal((await f.cli(['slice', 'show', 'fcutoff'])).code, 3, 'the refused create left nothing behind');
   },
 );
