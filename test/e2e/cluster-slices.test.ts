@@ -2,8 +2,9 @@
  * Slices across nodes, with three real agents on a real 3-member etcd: a slice created on one
  * node with --all-nodes, --nodes or --node-selector is realised (cgroup, user) by each agent
  * it is placed on and by no other, changed and deleted from any node, and shown with each
- * node's sliver. Admission is atomic: hundreds of creates from three nodes at once, racing for
- * one node's last capacity, admit exactly as many as fit and refuse the rest with the numbers.
+ * node's sliver; domains are on every node and admit their members per node. Admission is
+ * atomic: hundreds of creates from three nodes at once, racing for one node's last capacity,
+ * admit exactly as many as fit and refuse the rest with the numbers.
  * A node that ran alone brings its slices in when it joins, or is refused naming the conflict.
  */
 import assert from 'node:assert/strict';
@@ -104,6 +105,37 @@ harness.test('a slice placed on nodes is realised by each of them and no other, 
   const rack = slice('rack');
   const selected = await b.cliJson<Shown>(['slice', 'create', rack, '--node-selector', 'rack=r1', '--user', 'nobody']);
   assert.deepEqual(selected.cluster?.nodes, [nameOf('a'), nameOf('b')].sort());
+
+  // Domains: on every node up by default, admitted per node; a slice in one lives inside it there.
+  const team = slice('team');
+  const domain = await a.cliJson<{ cluster?: PlacementView }>(['domain', 'create', team, '--cpu-reservation', '300m']);
+  assert.deepEqual(domain.cluster?.nodes, [nameOf('a'), nameOf('b'), nameOf('c')]);
+  const member = slice('member');
+  const inTeam = await c.cli([
+    'slice',
+    'create',
+    member,
+    '--domain',
+    team,
+    '--cpu-reservation',
+    '200m',
+    '--nodes',
+    nameOf('b'),
+    '--user',
+    'nobody',
+  ]);
+  assert.equal(inTeam.code, 0, inTeam.stderr);
+  await until(
+    'b runs the member inside the domain',
+    async () => (await KernelGroups.of(b)).exists(`${team}.domain/${member}.slice`),
+    10_000 * SLOW,
+  );
+  const tooMuch = await a.cli(['slice', 'create', slice('over'), '--domain', team, '--cpu-reservation', '200m', '--nodes', nameOf('b')]);
+  assert.equal(tooMuch.code, 1);
+  assert.match(tooMuch.stderr, new RegExp(`node ${nameOf('b')}: .*${team}`), `the domain's admission on b refuses it: ${tooMuch.stderr}`);
+  assert.notEqual((await b.cli(['domain', 'delete', team])).code, 0, 'a domain with a member on one node is not deleted');
+  assert.equal((await b.cli(['slice', 'delete', member])).code, 0);
+  assert.equal((await b.cli(['domain', 'delete', team])).code, 0);
 
   // A node that cannot run a sliver (its user is missing there) reports it, and runs its other slices on.
   const nouser = slice('nouser');
