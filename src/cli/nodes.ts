@@ -60,10 +60,11 @@ export function registerNodeCommands(program: Command, ctx: NodeCliContext): voi
 
   node
     .command('remove <name>')
-    .description('forget a node that is down (its labels and cordon go); a node that is up is refused')
+    .description('forget a node that is down (its labels, cordon and slivers go); a node that is up is refused')
     .action(async (name: string, _options: unknown, command: Command) => {
-      const result = await ctx.client(command).delete<{ deleted: string }>(`/v1/nodes/${enc(name)}`);
-      ctx.print(command, result, () => `node ${name} removed`);
+      const result = await ctx.client(command).delete<{ deleted: string; slivers?: string[] }>(`/v1/nodes/${enc(name)}`);
+      const slivers = result.slivers ?? [];
+      ctx.print(command, result, () => `node ${name} removed${slivers.length > 0 ? `; its slivers forgotten: ${slivers.join(', ')}` : ''}`);
     });
 }
 

@@ -25,7 +25,7 @@ import type { ClusterStore, StoreEvent, StoreLease, StoreWatch } from './store.j
 
 export const NODES_PREFIX = 'nodes/';
 const specKey = (name: string): string => `${NODES_PREFIX}${name}/spec`;
-const liveKey = (name: string): string => `${NODES_PREFIX}${name}/live`;
+export const liveKey = (name: string): string => `${NODES_PREFIX}${name}/live`;
 
 /** The live record with who wrote it: an agent takes over only its own earlier registration. */
 export interface AgentRecord extends NodeLive {

@@ -33,6 +33,7 @@ import {
   type Placement,
 } from '../core/slivers.js';
 import { parseState, stateEntries, stateOps } from './state-repository.js';
+import { liveKey } from './membership.js';
 import type { ClusterOp, ClusterStore, StoreCompare } from './store.js';
 
 export const stateScope = (node: string): string => `state/${node}`;
@@ -232,6 +233,41 @@ export class SliceCatalog {
     };
     const slivers = await Promise.all(entry.nodes.map(sliverOf));
     return { entry, slivers };
+  }
+
+  /**
+   * Forget a node that was removed: its state, its allocation record, and its place in every
+   * slice's and domain's nodes (an entry left without nodes goes). Only while the node is
+   * down: compared on its live record's absence. Resolves to the slivers it held.
+   */
+  async forgetNode(node: string): Promise<string[]> {
+    for (let attempt = 1; ; attempt++) {
+      const { entries: state } = await this.store.rangeVersioned(`${stateScope(node)}/`);
+      const { entries: catalog } = await this.store.rangeVersioned('catalog/');
+      const compares: StoreCompare[] = [{ key: liveKey(node), modRevision: 0 }];
+      const ops: ClusterOp[] = [];
+      for (const [key, { modRevision }] of state) {
+        compares.push({ key, modRevision });
+        ops.push({ type: 'delete', key });
+      }
+      const held: string[] = [];
+      for (const [key, { value, modRevision }] of catalog) {
+        const entry = JSON.parse(value) as CatalogEntry;
+        if (!entry.nodes.includes(node)) continue;
+        held.push(key.slice('catalog/'.length));
+        compares.push({ key, modRevision });
+        const nodes = entry.nodes.filter((n) => n !== node);
+        ops.push(nodes.length === 0 ? { type: 'delete', key } : { type: 'put', key, value: JSON.stringify({ ...entry, nodes }) });
+      }
+      if (ops.length === 0) return [];
+      if ((await this.store.txnIf(compares, ops)).succeeded) {
+        this.log.info({ node, slivers: held }, "a removed node's slivers forgotten");
+        return held;
+      }
+      if (attempt >= 20)
+        throw new SlicedError('EBUSY', `node ${node}: the catalogue kept changing while its slivers were forgotten; try again`);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+    }
   }
 
   /**

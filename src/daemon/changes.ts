@@ -31,6 +31,8 @@ export interface ChangeRunner {
   run<K extends ChangeKind>(change: Change<K>, placement: Placement | null): Promise<ChangeResults[K]>;
   /** The nodes of a slice or domain and each node's progress; null on a node alone, or for a name the cluster lacks. */
   placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null>;
+  /** After a node is removed: forget its slivers; resolves to them ("slices/web", ...). */
+  forgetNode(node: string): Promise<string[]>;
 }
 
 /** A node alone: every change goes to its agent. */
@@ -46,6 +48,7 @@ export function localChanges(agent: SliceAgent): ChangeRunner {
       return agent.change(change);
     },
     placementOf: () => Promise.resolve(null),
+    forgetNode: () => Promise.resolve([]),
   };
 }
 
@@ -74,6 +77,10 @@ export class ClusterChanges implements ChangeRunner {
       }
     }
     return result;
+  }
+
+  forgetNode(node: string): Promise<string[]> {
+    return this.catalog.forgetNode(node);
   }
 
   async placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null> {

@@ -5,7 +5,8 @@
  * node's sliver; domains are on every node and admit their members per node. Admission is
  * atomic: hundreds of creates from three nodes at once, racing for one node's last capacity,
  * admit exactly as many as fit and refuse the rest with the numbers.
- * A node that ran alone brings its slices in when it joins, or is refused naming the conflict.
+ * A node that ran alone brings its slices in when it joins, or is refused naming the conflict;
+ * removing a node that is down forgets its slivers.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -278,3 +279,28 @@ harness.test(
     assert.ok(((await show(clash, taken)) as SliceView).cgroup);
   },
 );
+
+harness.test("removing a node that is down forgets its slivers: it leaves every slice's nodes, and a slice only there goes", async () => {
+  const { a } = await threeAgents();
+  const x = await agent('x');
+  await until('a sees x up', async () => (await harness.nodes(a)).get(nameOf('x'))?.status === 'up', 10_000 * SLOW);
+  const [shared, only] = [slice('shared'), slice('onlyx')];
+  assert.equal((await a.cli(['slice', 'create', shared, '--nodes', `${nameOf('a')},${nameOf('x')}`, '--user', 'nobody'])).code, 0);
+  assert.equal((await a.cli(['slice', 'create', only, '--nodes', nameOf('x'), '--user', 'nobody'])).code, 0);
+  await until(
+    'x realised both',
+    async () => allReady((await show(a, only))?.cluster) && allReady((await show(a, shared))?.cluster),
+    10_000 * SLOW,
+  );
+  const up = await a.cli(['node', 'remove', nameOf('x')]);
+  assert.equal(up.code, 1, 'a node that is up is not removed');
+  await x.stop(); // a clean stop: down at once
+  await until('a sees x down', async () => (await harness.nodes(a)).get(nameOf('x'))?.status === 'down', 10_000 * SLOW);
+  assert.equal((await show(a, shared))?.cluster?.slivers.find((s) => s.node === nameOf('x'))?.state, 'down');
+  const removed = await a.cli(['node', 'remove', nameOf('x')]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, new RegExp(`its slivers forgotten: slices/${only}, slices/${shared}|slices/${shared}, slices/${only}`));
+  assert.deepEqual((await show(a, shared))?.cluster?.nodes, [nameOf('a')]);
+  assert.equal(await show(a, only), null, 'a slice that was only there is gone');
+  assert.equal((await a.cli(['slice', 'delete', shared])).code, 0);
+});

@@ -8,9 +8,12 @@ import { parseInput } from '../../core/model.js';
 import { checkNodeName, parseLabelArgs, type LabelChanges } from '../../core/membership.js';
 import type { NodeChange, NodeEntry, NodeList } from '../../wire/nodes.js';
 import type { NodeCluster } from '../cluster.js';
+import type { ChangeRunner } from '../changes.js';
 
 export interface NodesRoutesOptions {
   cluster: NodeCluster;
+  /** Where a removed node's slivers are forgotten. */
+  changes: ChangeRunner;
 }
 
 const changeBody = z
@@ -20,7 +23,7 @@ const changeBody = z
 
 type NameParams = { Params: { name: string } };
 
-export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster }) => {
+export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster, changes }) => {
   const { membership } = cluster;
   const entry = (name: string): NodeEntry => ({ ...membership.get(name), self: name === membership.name });
   app.get('', async (): Promise<NodeList> => ({
@@ -47,7 +50,9 @@ export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, {
   app.delete<NameParams>('/:name', async (request) => {
     const name = checkNodeName(request.params.name);
     await membership.remove(name);
-    return { deleted: name };
+    // A removed node is gone for good: its slivers go with it (a node that comes back starts empty).
+    const slivers = await changes.forgetNode(name);
+    return { deleted: name, slivers };
   });
 };
 
