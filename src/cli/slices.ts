@@ -8,7 +8,8 @@ import { CliError, EXIT, type ApiClient } from './client.js';
 import { domainDetails, domainListTable, placementDetails, sliceDetails, sliceListTable } from './format.js';
 import { ioMaxArguments } from '../core/io.js';
 import { isSlicedError } from '../core/errors.js';
-import type { DomainView, PlacementView, RemoteDomainView, RemoteSliceView, SliceView } from '../wire/slices.js';
+import type { DomainView, PlacementEntry, PlacementView, RemoteDomainView, RemoteSliceView, SliceView } from '../wire/slices.js';
+import { renderTable } from '../core/table.js';
 
 /** A slice as `show` gets it: this node's view, or (in a cluster) only its nodes when it has no sliver here. */
 type ShownSlice = SliceView | RemoteSliceView;
@@ -224,8 +225,10 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
 
   slice
     .command('list')
-    .description('list slices')
-    .action(async (_options: unknown, command: Command) => {
+    .description("list this node's slices (--cluster: every slice of the cluster, with its nodes)")
+    .option('--cluster', 'in a cluster: every slice, with its placement and nodes')
+    .action(async (options: { cluster?: boolean }, command: Command) => {
+      if (options.cluster) return listCatalogue(ctx, command, 'slice');
       const views = await ctx.client(command).get<SliceView[]>('/v1/slices');
       ctx.print(command, views, () => (views.length ? sliceListTable(views) : 'no slices'));
     });
@@ -294,8 +297,10 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
 
   domain
     .command('list')
-    .description('list domains')
-    .action(async (_options: unknown, command: Command) => {
+    .description("list this node's domains (--cluster: every domain of the cluster, with its nodes)")
+    .option('--cluster', 'in a cluster: every domain, with its placement and nodes')
+    .action(async (options: { cluster?: boolean }, command: Command) => {
+      if (options.cluster) return listCatalogue(ctx, command, 'domain');
       const views = await ctx.client(command).get<DomainView[]>('/v1/domains');
       ctx.print(command, views, () => (views.length ? domainListTable(views) : 'no domains'));
     });
@@ -307,6 +312,19 @@ export function registerSliceCommands(program: Command, ctx: SliceCliContext): v
       const result = await ctx.client(command).delete<{ deleted: string }>(`/v1/domains/${enc(name)}`);
       ctx.print(command, result, () => `deleted domain ${name}`);
     });
+}
+
+/** `slice list --cluster`, `domain list --cluster`: NAME, NODES, PLACEMENT, CREATED ON. */
+async function listCatalogue(ctx: SliceCliContext, command: Command, kind: 'slice' | 'domain'): Promise<void> {
+  const entries = await ctx.client(command).get<PlacementEntry[]>(`/v1/${kind}s?cluster=true`);
+  ctx.print(command, entries, () =>
+    entries.length
+      ? renderTable(
+          [kind.toUpperCase(), 'NODES', 'PLACEMENT', 'CREATED ON'],
+          entries.map((e) => [e.name, e.nodes.join(','), e.placement, e.createdOn]),
+        )
+      : `no ${kind}s in the cluster`,
+  );
 }
 
 /** Root and admins use the main socket; a slice's user falls back to its own read-only socket. */

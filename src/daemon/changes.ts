@@ -10,27 +10,21 @@ import { SlicedError } from '../core/errors.js';
 import { resolveIoInput } from '../core/io.js';
 import { sliceUserName } from '../core/layout.js';
 import { describePlacement, type Placement } from '../core/slivers.js';
-import type { CatalogEntry, SliceCatalog, SliverView } from '../cluster/slice-catalog.js';
+import type { CatalogEntry, SliceCatalog } from '../cluster/slice-catalog.js';
+import type { PlacementEntry, PlacementView } from '../wire/slices.js';
 import type { SliceAgent, Change } from './agent.js';
 import type { SliverSync } from './sliver-sync.js';
 
 /** How long a change made here waits for this node to realise it. */
 const REALISE_WAIT_MS = 15_000;
 
-/** Where a slice or domain has slivers, as the API shows it. */
-export interface PlacementView {
-  placement: string;
-  nodes: string[];
-  createdOn: string;
-  createdAt: string;
-  slivers: SliverView[];
-}
-
 export interface ChangeRunner {
   /** Run a change; `placement` (new slices and domains only) says on which nodes. */
   run<K extends ChangeKind>(change: Change<K>, placement: Placement | null): Promise<ChangeResults[K]>;
   /** The nodes of a slice or domain and each node's progress; null on a node alone, or for a name the cluster lacks. */
   placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null>;
+  /** Every slice (or domain) of the cluster with its nodes, without the slivers' progress; null on a node alone. */
+  catalogue(kind: 'slice' | 'domain'): Promise<PlacementEntry[] | null>;
   /** After a node is removed: forget its slivers; resolves to them ("slices/web", ...). */
   forgetNode(node: string): Promise<string[]>;
 }
@@ -48,6 +42,7 @@ export function localChanges(agent: SliceAgent): ChangeRunner {
       return agent.change(change);
     },
     placementOf: () => Promise.resolve(null),
+    catalogue: () => Promise.resolve(null),
     forgetNode: () => Promise.resolve([]),
   };
 }
@@ -79,23 +74,26 @@ export class ClusterChanges implements ChangeRunner {
     return result;
   }
 
+  async catalogue(kind: 'slice' | 'domain'): Promise<PlacementEntry[]> {
+    return (await this.catalog.list(kind)).map((entry) => ({ name: entry.name, ...placementOf(entry) }));
+  }
+
   forgetNode(node: string): Promise<string[]> {
     return this.catalog.forgetNode(node);
   }
 
   async placementOf(kind: 'slice' | 'domain', name: string): Promise<PlacementView | null> {
     const found = await this.catalog.slivers(kind, name);
-    return found && placementView(found.entry, found.slivers);
+    return found && { ...placementOf(found.entry), slivers: found.slivers };
   }
 }
 
-function placementView(entry: CatalogEntry, slivers: SliverView[]): PlacementView {
+function placementOf(entry: CatalogEntry): Omit<PlacementView, 'slivers'> {
   return {
     placement: describePlacement(entry.placement, entry.createdOn),
     nodes: entry.nodes,
     createdOn: entry.createdOn,
     createdAt: new Date(entry.createdAt).toISOString(),
-    slivers,
   };
 }
 

@@ -80,6 +80,11 @@ export interface PlacementView {
   slivers: Array<{ node: string; state: 'ready' | 'pending' | 'failed' | 'down'; error?: string }>;
 }
 
+/** A row of `GET /v1/slices?cluster=true` (and of domains): a slice of the cluster and its nodes. */
+export interface PlacementEntry extends Omit<PlacementView, 'slivers'> {
+  name: string;
+}
+
 /** A slice (or domain) of the cluster that has no sliver on the node asked: its nodes alone. */
 export interface RemoteSliceView {
   name: string;

@@ -76,6 +76,12 @@ harness.test('a slice placed on nodes is realised by each of them and no other, 
     assert.ok((await KernelGroups.of(daemon)).exists(`${spread}.slice`), `${n}: the group exists`);
     assert.equal(spawnSync('id', ['-u', view.user]).status, 0, `${n}: the user exists`);
   }
+  const listed = await b.cli(['slice', 'list', '--cluster']);
+  assert.match(
+    listed.stdout,
+    new RegExp(`^${spread}\\s+${nameOf('a')},${nameOf('b')},${nameOf('c')}\\s+all nodes\\s+${nameOf('a')}$`, 'm'),
+    listed.stdout,
+  );
   const text = await c.cli(['slice', 'show', spread]);
   for (const n of ['a', 'b', 'c']) assert.match(text.stdout, new RegExp(`Sliver ${nameOf(n)}:\\s+ready`), text.stdout);
 
@@ -277,6 +283,9 @@ harness.test(
     clash.args.splice(clash.args.indexOf('--cluster'));
     await clash.launch();
     assert.ok(((await show(clash, taken)) as SliceView).cgroup);
+    const lone = await clash.cli(['slice', 'list', '--cluster']);
+    assert.equal(lone.code, 1);
+    assert.match(lone.stderr, /this node is not in a cluster/);
   },
 );
 

@@ -9,7 +9,7 @@ import { assertValidName } from '../../core/names.js';
 import { SlicedError } from '../../core/errors.js';
 import { withWarnings } from './io.js';
 import type { ChangeRunner } from '../changes.js';
-import { takePlacement, withPlacement } from './slices.js';
+import { listCatalogue, takePlacement, withPlacement } from './slices.js';
 
 export interface DomainRoutesOptions {
   agent: SliceAgent;
@@ -25,7 +25,10 @@ export const domainRoutes: FastifyPluginAsync<DomainRoutesOptions> = async (app,
   const show = (name: string): Promise<DomainView | RemoteDomainView> =>
     withPlacement(changes, 'domain', name, agent.state.domains.has(name), () => views.domain(name, false));
   // '' and not '/': the prefix alone, without also answering /v1/domains/.
-  app.get('', async () => views.domains(false));
+  app.get<{ Querystring: { cluster?: string } }>('', async (request) => {
+    if (request.query.cluster !== 'true') return views.domains(false);
+    return listCatalogue(changes, 'domain');
+  });
   app.post('', async (request, reply) => {
     const { body, placement } = takePlacement(request.body);
     const input = parseInput(domainCreateSchema, body, 'domain');

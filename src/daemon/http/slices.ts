@@ -12,7 +12,7 @@ import { pidSchema } from '../../core/pids.js';
 import { withWarnings } from './io.js';
 import type { ChangeRunner } from '../changes.js';
 import { parsePlacement, type Placement } from '../../core/slivers.js';
-import type { RemoteSliceView, SliceView } from '../../wire/slices.js';
+import type { PlacementEntry, RemoteSliceView, SliceView } from '../../wire/slices.js';
 import { SlicedError } from '../../core/errors.js';
 
 /** Asks the schedulers whether a new task may start (throws when one refuses). */
@@ -33,7 +33,10 @@ export const sliceRoutes: FastifyPluginAsync<SliceRoutesOptions> = async (app, {
   const show = (name: string, live: boolean): Promise<SliceView | RemoteSliceView> =>
     withPlacement(changes, 'slice', name, agent.state.slices.has(name), () => views.slice(name, live));
   // '' and not '/': the prefix alone, without also answering /v1/slices/.
-  app.get('', async () => views.slices(false));
+  app.get<{ Querystring: { cluster?: string } }>('', async (request) => {
+    if (request.query.cluster !== 'true') return views.slices(false);
+    return listCatalogue(changes, 'slice');
+  });
   app.post('', async (request, reply) => {
     const { body, placement: where } = takePlacement(request.body);
     const input = parseInput(sliceCreateSchema, body, 'slice');
@@ -97,4 +100,12 @@ export async function withPlacement<V extends object>(
   }
   if (here) return { ...local(), ...(cluster ? { cluster } : {}) };
   return cluster ? { name, cluster } : local();
+}
+
+/** `?cluster=true`: every slice (or domain) of the cluster with its nodes; refused on a node alone. */
+export async function listCatalogue(changes: ChangeRunner, kind: 'slice' | 'domain'): Promise<PlacementEntry[]> {
+  const entries = await changes.catalogue(kind);
+  if (entries === null)
+    throw new SlicedError('EINVAL', `this node is not in a cluster: ${kind}s of the cluster are listed only with sliced --cluster`);
+  return entries;
 }
