@@ -26,6 +26,7 @@ import type { NodeList } from '../src/wire/nodes.js';
 import { allocationKey, stateScope, type AllocationRecord, type RealisedRecord } from '../src/cluster/slice-catalog.js';
 import { parseState } from '../src/cluster/state-repository.js';
 import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
+import { allocationSummary } from '../src/core/slivers.js';
 
 const WRITES = Number(argValue('--writes') ?? 500);
 const TTL_MS = 5000;
@@ -169,8 +170,8 @@ async function admissionRace(target: string): Promise<{ accepted: number; expect
       const { entries } = await store.rangeVersioned(`${stateScope(target)}/`);
       const { capacity } = JSON.parse(entries.get(allocationKey(target))!.value) as AllocationRecord;
       const state = parseState(stateScope(target), new Map([...entries].map(([k, v]) => [k, v.value])));
-      let reserved = 0;
-      for (const s of state.slices.values()) if (s.domain === null) reserved += s.cpu.reservation;
+      // Reserved at the node level, counted from the state itself (not from the record the commits wrote).
+      const reserved = allocationSummary(state).cpuReservedMillicores;
       return { reserved, guaranteed: capacity.cpuMillicores - capacity.systemReserveMillicores };
     };
     const before = await reservedOn();

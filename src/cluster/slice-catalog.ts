@@ -25,12 +25,12 @@ import type { NodeView } from '../core/membership.js';
 import {
   allocationSummary,
   changeSubject,
-  nodesHolding,
   planOnNodes,
   resolvePlacement,
   type AllocationSummary,
   type NodePlanInput,
   type Placement,
+  type SliverView,
 } from '../core/slivers.js';
 import { parseState, stateEntries, stateOps } from './state-repository.js';
 import { liveKey } from './membership.js';
@@ -64,15 +64,6 @@ export interface RealisedRecord {
   /** Slices the node left out of its state (it cannot run them: e.g. their user is missing there), with the reason. */
   failed: Record<string, string>;
   at: number;
-}
-
-export type SliverState = 'ready' | 'pending' | 'failed' | 'down';
-
-export interface SliverView {
-  node: string;
-  state: SliverState;
-  /** The failure of the node's last realisation, when it failed. */
-  error?: string;
 }
 
 export interface CommitResult<K extends ChangeKind> {
@@ -133,8 +124,7 @@ export class SliceCatalog {
         throw new SlicedError('EEXIST', `${kind} ${subject.name} already exists in the cluster (on ${existing.entry.nodes.join(', ')})`);
       targets = resolvePlacement(placement ?? (kind === 'domain' ? { all: true } : null), this.members(), this.self);
       compares.push({ key, modRevision: 0 });
-      const entry: CatalogEntry = { name: subject.name, placement, nodes: targets, createdOn: this.self, createdAt: Date.now() };
-      ops.push({ type: 'put', key, value: JSON.stringify(entry) });
+      ops.push({ type: 'put', key, value: this.newEntry(subject.name, placement, targets) });
     } else {
       if (placement !== null)
         throw new SlicedError('EINVAL', `a placement is given only when a slice or domain is created, not to ${change.kind}`);
@@ -142,22 +132,12 @@ export class SliceCatalog {
     }
     const inputs = new Map<string, NodePlanInput & { record: AllocationRecord }>();
     // Read side by side; each node's state comes with its record in one read, so the compare covers what was planned on.
-    const read = await Promise.all(
-      targets.map(async (node) => [node, (await this.store.rangeVersioned(`${stateScope(node)}/`)).entries] as const),
-    );
-    for (const [node, entries] of read) {
-      const alloc = entries.get(allocationKey(node));
+    const read = await Promise.all(targets.map(async (node) => [node, await this.readNode(node)] as const));
+    for (const [node, { state, alloc }] of read) {
       if (!alloc) throw new SlicedError('ENOENT', `node ${node} has no allocation record: its agent has not started since it joined`);
       compares.push({ key: allocationKey(node), modRevision: alloc.modRevision });
-      const record = JSON.parse(alloc.value) as AllocationRecord;
-      const values = new Map([...entries].map(([key, v]) => [key, v.value]));
-      inputs.set(node, {
-        state: parseState(stateScope(node), values),
-        capacity: capacityFromRecord(record.capacity, allocationKey(node)),
-        record,
-      });
+      inputs.set(node, { state, capacity: capacityFromRecord(alloc.record.capacity, allocationKey(node)), record: alloc.record });
     }
-    if (change.kind === 'port.release') targets = nodesHolding(change as StateChange, new Map([...inputs].map(([n, i]) => [n, i.state])));
     const planned = planOnNodes(inputs, targets, change);
     for (const [node, next] of planned.next) {
       const input = inputs.get(node)!;
@@ -188,6 +168,12 @@ export class SliceCatalog {
     );
   }
 
+  /** A new catalogue entry, made here now, as stored. */
+  private newEntry(name: string, placement: Placement | null, nodes: string[]): string {
+    const entry: CatalogEntry = { name, placement, nodes, createdOn: this.self, createdAt: Date.now() };
+    return JSON.stringify(entry);
+  }
+
   private async entryVersioned(key: string): Promise<{ entry: CatalogEntry; modRevision: number } | null> {
     const found = (await this.store.rangeVersioned(key)).entries.get(key);
     return found ? { entry: JSON.parse(found.value) as CatalogEntry, modRevision: found.modRevision } : null;
@@ -206,8 +192,21 @@ export class SliceCatalog {
 
   /** A node's desired state as the cluster holds it (empty for a node that holds nothing). */
   async nodeState(node: string): Promise<{ state: DesiredState; revision: number }> {
+    const { state, revision } = await this.readNode(node);
+    return { state, revision };
+  }
+
+  /** A node's state and its allocation record (absent before its agent first started), in one read. */
+  private async readNode(
+    node: string,
+  ): Promise<{ state: DesiredState; revision: number; alloc: { record: AllocationRecord; modRevision: number } | null }> {
     const { revision, entries } = await this.store.rangeVersioned(`${stateScope(node)}/`);
-    return { state: parseState(stateScope(node), new Map([...entries].map(([k, v]) => [k, v.value]))), revision };
+    const alloc = entries.get(allocationKey(node));
+    return {
+      state: parseState(stateScope(node), new Map([...entries].map(([k, v]) => [k, v.value]))),
+      revision,
+      alloc: alloc ? { record: JSON.parse(alloc.value) as AllocationRecord, modRevision: alloc.modRevision } : null,
+    };
   }
 
   /** Each node's sliver of a slice (or domain) and how far that node has got with it. */
@@ -278,11 +277,9 @@ export class SliceCatalog {
    */
   async bringIn(local: DesiredState, capacity: NodeCapacity): Promise<{ slices: number; domains: number }> {
     if (local.slices.size + local.domains.size + local.reservations.size === 0) return { slices: 0, domains: 0 };
-    // The record first: a change committed after this read fails the compare below.
-    const found = (await this.store.rangeVersioned(allocationKey(this.self))).entries.get(allocationKey(this.self));
-    const { state: held } = await this.nodeState(this.self);
+    const { state: held, alloc } = await this.readNode(this.self);
     const conflicts: string[] = [];
-    const compares: StoreCompare[] = [{ key: allocationKey(this.self), modRevision: found?.modRevision ?? 0 }];
+    const compares: StoreCompare[] = [{ key: allocationKey(this.self), modRevision: alloc?.modRevision ?? 0 }];
     const ops: ClusterOp[] = [];
     // Users are named by each node: they do not make two specs differ.
     const json = (v: unknown): string => JSON.stringify(v, (k, x: unknown) => (k === 'user' ? undefined : x));
@@ -302,9 +299,8 @@ export class SliceCatalog {
           conflicts.push(`${kind} ${name} exists in the cluster on ${entry.nodes.join(', ')}`);
           continue;
         }
-        const value: CatalogEntry = { name, placement: null, nodes: [this.self], createdOn: this.self, createdAt: Date.now() };
         compares.push({ key: catalogKey(kind, name), modRevision: 0 });
-        ops.push({ type: 'put', key: catalogKey(kind, name), value: JSON.stringify(value) });
+        ops.push({ type: 'put', key: catalogKey(kind, name), value: this.newEntry(name, null, [this.self]) });
         count[kind === 'slice' ? 'slices' : 'domains']++;
       }
     }
@@ -342,12 +338,10 @@ export class SliceCatalog {
    */
   async registerCapacity(capacity: NodeCapacity): Promise<void> {
     for (;;) {
-      // The record first: a change committed after this read fails the compare below.
-      const found = (await this.store.rangeVersioned(allocationKey(this.self))).entries.get(allocationKey(this.self));
-      const { state } = await this.nodeState(this.self);
+      const { state, alloc } = await this.readNode(this.self);
       const value: AllocationRecord = { capacity: capacityRecord(capacity), summary: allocationSummary(state) };
       const { succeeded } = await this.store.txnIf(
-        [{ key: allocationKey(this.self), modRevision: found?.modRevision ?? 0 }],
+        [{ key: allocationKey(this.self), modRevision: alloc?.modRevision ?? 0 }],
         [{ type: 'put', key: allocationKey(this.self), value: JSON.stringify(value) }],
       );
       if (succeeded) return;

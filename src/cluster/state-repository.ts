@@ -23,9 +23,7 @@ export class StateRepository {
 
   /** The stored desired state (empty when nothing is stored). */
   async load(): Promise<DesiredState> {
-    const entries = new Map<string, string>();
-    for (const part of PARTS) for (const [key, value] of await this.store.range(this.scope + part)) entries.set(key, value);
-    return parseState(this.scope, entries);
+    return parseState(this.scope, await this.stored());
   }
 
   /** Store the difference from `before` to `next` in one transaction (none when nothing differs). */
@@ -40,14 +38,20 @@ export class StateRepository {
    * number of keys written or deleted.
    */
   async rewrite(state: DesiredState): Promise<number> {
-    const stored = new Map<string, string>();
-    for (const part of PARTS) for (const [key, value] of await this.store.range(this.scope + part)) stored.set(key, value);
+    const stored = await this.stored();
     const wanted = stateEntries(this.scope, state);
     const ops: StoreOp[] = [];
     for (const [key, value] of wanted) if (stored.get(key) !== value) ops.push({ type: 'put', key, value });
     for (const key of stored.keys()) if (!wanted.has(key)) ops.push({ type: 'delete', key });
     await this.store.txn(ops);
     return ops.length;
+  }
+
+  /** Every stored key of this state, with its value. */
+  private async stored(): Promise<Map<string, string>> {
+    const entries = new Map<string, string>();
+    for (const part of PARTS) for (const [key, value] of await this.store.range(this.scope + part)) entries.set(key, value);
+    return entries;
   }
 }
 

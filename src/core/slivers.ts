@@ -1,11 +1,11 @@
 /**
  * Slices across nodes, the pure part. In a cluster a slice is one spec with a sliver on each
  * of its nodes (PlanetLab's slices): reservations, limits and shares apply per node, so each
- * node has its own desired state and its own admission. This file says which nodes a change
- * concerns (the placement of a new slice or domain, or the nodes that hold what the change
- * names) and plans the change on each of them with the same planChange a single node uses;
- * a refusal on any node refuses the whole change and names the node. No I/O
- * (src/cluster/slice-catalog.ts keeps the states in etcd and commits plans atomically).
+ * node has its own desired state and its own admission. This file resolves where a new
+ * slice or domain goes (its placement) and plans a change on each node it concerns with the
+ * same planChange a single node uses; a refusal on any node refuses the whole change and
+ * names the node. No I/O (src/cluster/slice-catalog.ts keeps the states and the catalogue
+ * of which nodes hold what in etcd, and commits plans atomically).
  */
 import type { NodeCapacity } from './admission.js';
 import { planChange, type ChangeKind, type ChangeResults, type StateChange } from './change-kinds.js';
@@ -15,6 +15,16 @@ import type { DesiredState } from './model.js';
 
 /** Where a new slice (or domain) gets slivers. */
 export type Placement = { nodes: string[] } | { selector: Record<string, string> } | { all: true };
+
+/** How far a node has got with its sliver: realised, not yet, could not (with why), or the node is down. */
+export type SliverState = 'ready' | 'pending' | 'failed' | 'down';
+
+export interface SliverView {
+  node: string;
+  state: SliverState;
+  /** Why the node could not realise it, when it failed. */
+  error?: string;
+}
 
 /** What the API accepts as `placement`: the same, validated (node names, labels). */
 export function parsePlacement(value: unknown): Placement | null {
@@ -108,27 +118,6 @@ export function changeSubject(change: StateChange): { kind: 'slice' | 'domain' |
     case 'port.release':
       return { kind: 'reservation', name: `${String(change.input.protocol)}/${String(change.input.address)}/${String(change.input.port)}` };
   }
-}
-
-/** The nodes whose state holds what an existing-object change names (updates, deletes, moves, ports). */
-export function nodesHolding(change: StateChange, states: ReadonlyMap<string, DesiredState>): string[] {
-  const subject = changeSubject(change);
-  const holds = (state: DesiredState): boolean => {
-    switch (subject.kind) {
-      case 'slice':
-        return state.slices.has(subject.name);
-      case 'domain':
-        return state.domains.has(subject.name);
-      case 'member':
-        return state.slices.has(subject.name) || state.domains.has(subject.name);
-      case 'reservation':
-        return true; // released where it is held; planOnNodes skips the nodes that do not hold it
-    }
-  };
-  return [...states]
-    .filter(([, state]) => holds(state))
-    .map(([node]) => node)
-    .sort();
 }
 
 export interface NodePlanInput {

@@ -28,7 +28,7 @@ import { parseKey } from '../core/layout.js';
 import type { Reservation } from '../core/net.js';
 import { blockDeviceExists, resolveBlockDevice } from '../kernel/block-devices.js';
 import type { SliceNetworks } from './net.js';
-import { realiseState, runChange, type Change, type ChangeContext, type Realised } from './agent/change-path.js';
+import { realiseState, runChange, type Change, type ChangeContext } from './agent/change-path.js';
 import { ChangeQueue } from './agent/change-queue.js';
 import { LimitWriter } from './agent/limits.js';
 import { SliceProcesses } from './agent/processes.js';
@@ -211,9 +211,9 @@ export class SliceAgent {
 
   /**
    * Make the node's desired state `target`, planned and admitted by the cluster
-   * (src/daemon/sliver-sync.ts). Resolves to whether anything changed and the slices left out.
+   * (src/daemon/sliver-sync.ts). Resolves to the slices it left out (their user is missing here), with the reason.
    */
-  realise(target: DesiredState): Promise<Realised> {
+  realise(target: DesiredState): Promise<Map<string, string>> {
     return realiseState(this.changeContext, target);
   }
 

@@ -13,7 +13,7 @@ import { describePlacement, type Placement } from '../core/slivers.js';
 import type { CatalogEntry, SliceCatalog } from '../cluster/slice-catalog.js';
 import type { PlacementEntry, PlacementView } from '../wire/slices.js';
 import type { SliceAgent, Change } from './agent.js';
-import type { SliverSync } from './sliver-sync.js';
+import { FAILED_RETRY_MS, type SliverSync } from './sliver-sync.js';
 
 /** How long a change made here waits for this node to realise it. */
 const REALISE_WAIT_MS = 15_000;
@@ -67,7 +67,7 @@ export class ClusterChanges implements ChangeRunner {
       if (why !== null) {
         throw new SlicedError(
           'EIO',
-          `slice ${name} is in the cluster, but this node cannot run it: ${why}; it tries again every 5 s (or delete the slice)`,
+          `slice ${name} is in the cluster, but this node cannot run it: ${why}; it tries again every ${FAILED_RETRY_MS / 1000} s (or delete the slice)`,
         );
       }
     }

@@ -26,7 +26,7 @@ export const MEMBER_MARKER = 'cluster/member';
 /** After a failed read of the cluster's state, the next try comes this much later. */
 const RETRY_MS = 1000;
 /** After a failed realisation, the next try comes this much later (or with the next change). */
-const FAILED_RETRY_MS = 5000;
+export const FAILED_RETRY_MS = 5000;
 
 interface Waiter {
   revision: number;
@@ -81,11 +81,6 @@ export class SliverSync {
     return sync;
   }
 
-  /** The revision this node has realised. */
-  get realisedRevision(): number {
-    return this.realised.revision;
-  }
-
   /**
    * Resolve once this node has realised the cluster's state as of `revision`; reject with the
    * node's reason when that realisation failed, or after `timeoutMs`.
@@ -138,23 +133,22 @@ export class SliverSync {
         ({ state, revision } = await catalog.nodeState(node));
       } catch (err) {
         log.warn({ err: (err as Error).message }, "cannot read the cluster's state for this node; enforcing the last one realised");
-        this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), RETRY_MS);
+        this.passAgainIn(RETRY_MS);
         return;
       }
       let error: string | null = null;
       let failed: Record<string, string> = {};
       try {
-        failed = Object.fromEntries((await agent.realise(state)).failed);
+        failed = Object.fromEntries(await agent.realise(state));
       } catch (err) {
         error = (err as Error).message;
         log.error({ err: error, revision, retryMs: FAILED_RETRY_MS }, "this node could not realise the cluster's state for it");
         // The kernel may refuse for a while (a busy device, a user being removed): try again by itself.
-        this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
+        this.passAgainIn(FAILED_RETRY_MS);
       }
       this.realised = { revision, error, failed, at: Date.now() };
       // A slice left out (its user missing here) is tried again too: the user may be made meanwhile.
-      if (error === null && Object.keys(failed).length > 0)
-        this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
+      if (error === null && Object.keys(failed).length > 0) this.passAgainIn(FAILED_RETRY_MS);
       if (!this.marked) {
         // Once per run: from now on this node's own store holds a copy of the cluster's state for it.
         await this.opts.localStore.txn([{ type: 'put', key: MEMBER_MARKER, value: JSON.stringify({ node }) }]);
@@ -183,9 +177,14 @@ export class SliverSync {
     // A pass that failed (its own store could not write) must not stop the passes after it.
     this.running = this.running.catch((err: Error) => {
       this.opts.log.error({ err: err.message }, 'a pass over the cluster state for this node failed; trying again');
-      this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), FAILED_RETRY_MS);
+      this.passAgainIn(FAILED_RETRY_MS);
     });
     return this.running;
+  }
+
+  /** One more pass after `ms` (once, however many ask before it runs). */
+  private passAgainIn(ms: number): void {
+    this.retry ??= setTimeout(() => ((this.retry = null), void this.pass()), ms);
   }
 
   /** Events come in bursts (one transaction = several keys): one pass after the burst. */

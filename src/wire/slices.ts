@@ -6,6 +6,7 @@
 import type { CpuAllocation, IoAllocation, IoDeviceLimit, MemoryAllocation, PidsAllocation } from '../core/model.js';
 import type { NetSpec, Reservation } from '../core/net.js';
 import type { IoStats, PidsStats, Pressure } from '../core/group-stats.js';
+import type { SliverView } from '../core/slivers.js';
 
 export interface CpuView extends CpuAllocation {
   /** The limit that applies after enclosing domains' limits. */
@@ -76,8 +77,8 @@ export interface PlacementView {
   createdOn: string;
   /** ISO time. */
   createdAt: string;
-  /** ready: realised; pending: not yet; failed: the node could not (error says why); down: the node is down. */
-  slivers: Array<{ node: string; state: 'ready' | 'pending' | 'failed' | 'down'; error?: string }>;
+  /** Each node's sliver: ready (realised), pending (not yet), failed (error says why), down (the node is). */
+  slivers: SliverView[];
 }
 
 /** A row of `GET /v1/slices?cluster=true` (and of domains): a slice of the cluster and its nodes. */

@@ -19,6 +19,7 @@ import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { allocationKey, stateScope, type AllocationRecord } from '../../src/cluster/slice-catalog.js';
 import { parseState } from '../../src/cluster/state-repository.js';
 import type { PlacementView, RemoteSliceView, SliceView } from '../../src/wire/slices.js';
+import { allocationSummary } from '../../src/core/slivers.js';
 
 const harness = new ClusterHarness();
 const nameOf = (n: string): string => harness.nameOf(n);
@@ -202,8 +203,8 @@ harness.test(
         const { entries } = await store.rangeVersioned(`${stateScope(target)}/`);
         const record = JSON.parse(entries.get(allocationKey(target))!.value) as AllocationRecord;
         const state = parseState(stateScope(target), new Map([...entries].map(([k, v]) => [k, v.value])));
-        let reserved = 0;
-        for (const s of state.slices.values()) if (s.domain === null) reserved += s.cpu.reservation;
+        // Reserved at the node level, counted from the state itself (not from the record the commits wrote).
+        const reserved = allocationSummary(state).cpuReservedMillicores;
         return { record, reserved, count: state.slices.size };
       };
       const before = await readNode();

@@ -22,7 +22,6 @@ import type { NodeView } from '../../src/core/membership.js';
 import {
   allocationSummary,
   localState,
-  nodesHolding,
   parsePlacement,
   planOnNodes,
   resolvePlacement,
@@ -103,13 +102,6 @@ describe('planOnNodes', () => {
     const { code, message } = refusal(() => planOnNodes(inputs(), ['a', 'b'], create));
     assert.equal(code, 'ENOSPC');
     assert.match(message, /^refused on 1 of 2 nodes: node b: .*1000m/);
-  });
-
-  test('nodesHolding: the nodes whose state holds what the change names', () => {
-    const states = new Map([...inputs()].map(([n, i]) => [n, i.state]));
-    assert.deepEqual(nodesHolding({ kind: 'slice.delete', name: 'big' }, states), ['b']);
-    assert.deepEqual(nodesHolding({ kind: 'slice.delete', name: 'none' }, states), []);
-    assert.deepEqual(nodesHolding({ kind: 'member.move', member: 'big', domain: null }, states), ['b']);
   });
 
   test('the allocation summary counts node-level reservations', () => {

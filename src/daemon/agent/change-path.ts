@@ -149,22 +149,15 @@ export function runChange<K extends ChangeKind>(ctx: ChangeContext, change: Chan
   });
 }
 
-/** What a realisation did: whether anything changed, and the slices left out with the reason. */
-export interface Realised {
-  changed: boolean;
-  /** New slices this node cannot run (their named user does not exist here), by name. */
-  failed: Map<string, string>;
-}
-
 /**
  * Make the node's state `target`, a state planned and admitted elsewhere (a cluster's state
  * for this node, src/cluster/slice-catalog.ts): the users of new slices are made here under
  * this node's naming, those of deleted slices removed, and whatever did not change is not
  * touched. A new slice whose named user does not exist here is left out (and reported), so
  * that it does not hold up the node's other slices. A kernel refusal rolls it all back, as
- * for any change.
+ * for any change. Resolves to the slices left out, with the reason, by name.
  */
-export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<Realised> {
+export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<Map<string, string>> {
   return ctx.queue.run(async () => {
     const before = ctx.current();
     const next = localState(before, target, (slice) => ctx.users.localName(slice));
@@ -175,7 +168,7 @@ export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<
       next.slices.delete(spec.name);
       for (const [key, r] of [...next.reservations]) if (r.slice === spec.name) next.reservations.delete(key);
     }
-    if (sameObjects(before, next)) return { changed: false, failed };
+    if (sameObjects(before, next)) return failed;
     const changed = [...next.slices.values()].filter((s) => before.slices.get(s.name) !== s);
     const removed = [...before.slices.values()].filter((s) => !next.slices.has(s.name));
     await commit(ctx, before, next, {
@@ -193,7 +186,7 @@ export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<
       },
       "cluster's state realised",
     );
-    return { changed: true, failed };
+    return failed;
   });
 }
 

@@ -74,11 +74,7 @@ export const sliceRoutes: FastifyPluginAsync<SliceRoutesOptions> = async (app, {
 export function takePlacement(body: unknown): { body: unknown; placement: Placement | null } {
   if (typeof body !== 'object' || body === null || Array.isArray(body) || !('placement' in body)) return { body, placement: null };
   const { placement, ...rest } = body as Record<string, unknown>;
-  try {
-    return { body: rest, placement: parsePlacement(placement) };
-  } catch (err) {
-    throw err instanceof SlicedError ? err : new SlicedError('EINVAL', `placement: ${(err as Error).message}`);
-  }
+  return { body: rest, placement: parsePlacement(placement) };
 }
 
 /**
