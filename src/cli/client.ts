@@ -57,6 +57,42 @@ export class ApiClient {
     return this.request<T>('DELETE', path);
   }
 
+  /**
+   * GET an NDJSON stream: `onLine` gets each parsed line as it arrives; resolves at its end.
+   * A refusal comes back as the usual error. `signal` ends the stream early.
+   */
+  stream<T>(path: string, onLine: (line: T) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socketPath, path, method: 'GET', ...(signal ? { signal } : {}) }, (res) => {
+        const status = res.statusCode ?? 500;
+        if (status >= 400) {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => reject(answerError(status, Buffer.concat(chunks).toString('utf8'))));
+          return;
+        }
+        let pending = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          pending += chunk;
+          let nl: number;
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const line = pending.slice(0, nl);
+            pending = pending.slice(nl + 1);
+            if (line.trim()) onLine(JSON.parse(line) as T);
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', (err) => reject(new CliError(`the stream from sliced broke off: ${err.message}`, EXIT.refused, 'EIO')));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted) resolve();
+        else reject(connectionError(this.socketPath, err));
+      });
+      req.end();
+    });
+  }
+
   request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
@@ -81,9 +117,7 @@ export class ApiClient {
             }
             const status = res.statusCode ?? 500;
             if (status >= 400) {
-              const error = (parsed as { error?: { code?: string; message?: string } })?.error;
-              const code = error?.code ?? 'EIO';
-              reject(new CliError(error?.message ?? `request failed with HTTP ${status}`, exitCodeFor(code), code));
+              reject(errorOf(status, parsed));
               return;
             }
             resolve(parsed as T);
@@ -94,6 +128,20 @@ export class ApiClient {
       if (payload !== undefined) req.write(payload);
       req.end();
     });
+  }
+}
+
+function errorOf(status: number, parsed: unknown): CliError {
+  const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+  const code = error?.code ?? 'EIO';
+  return new CliError(error?.message ?? `request failed with HTTP ${status}`, exitCodeFor(code), code);
+}
+
+function answerError(status: number, text: string): CliError {
+  try {
+    return errorOf(status, JSON.parse(text));
+  } catch {
+    return new CliError(`unexpected answer from sliced (HTTP ${status}): ${text.slice(0, 200)}`, EXIT.refused, 'EIO');
   }
 }
 

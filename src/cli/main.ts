@@ -12,6 +12,7 @@ import { registerNodeCommands } from './nodes.js';
 import { registerSliceCommands } from './slices.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
+import { envPairs, registerTaskCommands } from './tasks.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
 
@@ -38,7 +39,7 @@ K/M/G/T suffixes (1K = 1024); I/O rates in bytes per second with the same suffix
 Exit status: 0 success, 1 refused by sliced (invalid value, over-commit, conflict), 2 bad usage,
 3 unknown slice/domain/process, 4 not permitted (for this caller, or ever: e.g. attaching a kernel thread),
 5 sliced not running.
-exec returns the command's own exit status (128+N when it died of signal N).`,
+exec and run return the command's own exit status (128+N when it died of signal N).`,
   );
 
 function globals(command: Command): GlobalOptions {
@@ -84,12 +85,7 @@ program
   .option('--chdir <dir>', 'working directory of the command (default: the current one)')
   .argument('<command...>', 'command and its arguments (put -- before options meant for the command)')
   .action(async (commandLine: string[], options: { slice: string; env: string[]; chdir?: string }, command: Command) => {
-    const env: Record<string, string> = {};
-    for (const pair of options.env) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new CliError(`--env ${JSON.stringify(pair)} must look like KEY=VALUE`, EXIT.usage, 'EINVAL');
-      env[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
+    const env = envPairs(options.env);
     const plan = await client(command).post<ExecPlan>(`/v1/slices/${enc(options.slice)}/exec-plan`, { pid: process.pid });
     process.exitCode = await runInSlice(plan, commandLine, { env, ...(options.chdir ? { cwd: options.chdir } : {}) });
   });
@@ -157,6 +153,7 @@ async function fetchStatus(command: Command): Promise<StatusDocument> {
 
 addVsysCommands(program, { client, print, json: (command) => globals(command).json === true });
 registerNetCommands(program, { client, print });
+registerTaskCommands(program, { client, print });
 
 // ---- run ------------------------------------------------------------------------------------
 

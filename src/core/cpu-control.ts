@@ -34,6 +34,8 @@ export interface ControlInput {
 }
 
 export interface ControlOutput {
+  /** Millicores divided: the input's, or less when the slices got less while saturated (sharedCapacity). */
+  capacity: number;
   result: EntitlementResult;
   /** Weight per node id in cgroup v2 units (1..10000), normalised within each sibling group. */
   weights: Map<string, number>;
@@ -45,6 +47,8 @@ const CORRECTION_MIN = 0.25;
 const CORRECTION_MAX = 4;
 /** A member counts as contended when it wants at least this much more than its entitlement. */
 const CONTENDED_MARGIN = 1.05;
+/** The slices count as saturated when together they wanted at least this much more than they got. */
+const SATURATED_MARGIN = 1.05;
 
 /** One period's measurements of a slice, for its demand estimate. */
 export interface DemandSample {
@@ -99,9 +103,41 @@ export function buildTree(state: DesiredState, demand: ReadonlyMap<string, numbe
   return { roots, parents };
 }
 
+/**
+ * The millicores the slices can really share: the capacity given, unless in the last period
+ * the node was saturated (the slices together wanted more than they got) and they got less
+ * than it. Then something outside them took the rest (the system past its reserve, another
+ * guest on the host, an emulator), and a reservation is a guarantee within what is there:
+ * entitlements, and so weights, are computed over what the slices got. Dividing the nominal
+ * capacity instead shrinks every member alike, the reserved one below its reservation, and
+ * the feedback correction cannot see it (every member is short by the same ratio).
+ * What the slices get together does not depend on their weights when all wait for CPU, so
+ * this does not feed back on itself. Unknown while any top-level member has no reading yet.
+ */
+export function sharedCapacity(
+  capacity: number,
+  roots: readonly EntitlementNode[],
+  demand: EntitlementResult,
+  usage: ReadonlyMap<string, number>,
+): number {
+  let used = 0;
+  let wanted = 0;
+  for (const root of roots) {
+    const got = usage.get(root.id);
+    const want = demand.nodes.get(root.id)?.effectiveDemand;
+    if (got === undefined || want === undefined || !Number.isFinite(want)) return capacity;
+    used += got;
+    wanted += want;
+  }
+  const saturated = wanted > used * SATURATED_MARGIN;
+  return saturated && used > 0 && used < capacity ? used : capacity;
+}
+
 export function controlStep(input: ControlInput): ControlOutput {
   const tree = buildTree(input.state, input.demand);
-  const result = computeEntitlements(input.capacity, tree.roots);
+  const nominal = computeEntitlements(input.capacity, tree.roots);
+  const capacity = input.mode === 'static' ? input.capacity : sharedCapacity(input.capacity, tree.roots, nominal, input.usage);
+  const result = capacity === input.capacity ? nominal : computeEntitlements(capacity, tree.roots);
   const corrections = new Map<string, number>();
   const contended = new Map<string, boolean>();
   const raw = new Map<string, number>();
@@ -134,7 +170,7 @@ export function controlStep(input: ControlInput): ControlOutput {
     raw.set(id, node.weight * correction);
   }
 
-  return { result, weights: input.mode === 'static' ? roundWeights(raw) : normalise(raw, tree.parents), corrections, contended };
+  return { capacity, result, weights: input.mode === 'static' ? roundWeights(raw) : normalise(raw, tree.parents), corrections, contended };
 }
 
 function sharesOf(state: DesiredState, id: string): number {

@@ -34,6 +34,8 @@ export interface NodeLive {
   version: string;
   /** When the agent registered, ms since the epoch. */
   since: number;
+  /** The URL of its node-to-node channel (task logs and signals), or null when it has none. */
+  peer: string | null;
 }
 
 export type NodeStatus = 'up' | 'down';
@@ -167,6 +169,8 @@ export function parseNodeLive(key: string, text: string): NodeLive {
     addresses: value.addresses as string[],
     version: value.version,
     since: value.since,
+    // Records of agents before the channel existed have none.
+    peer: typeof value.peer === 'string' ? value.peer : null,
   };
 }
 

@@ -118,7 +118,7 @@ export function withAllocationDefaults<T extends SliceSpec | DomainSpec>(spec: T
 
 // ---- input schemas -------------------------------------------------------------------
 
-const nameSchema = z.string().superRefine((value, ctx) => {
+export const nameSchema = z.string().superRefine((value, ctx) => {
   const problem = nameProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });

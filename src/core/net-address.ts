@@ -91,3 +91,24 @@ export function parseCidrLoose(text: string): { family: Family; value: bigint; p
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > ADDRESS_BITS[parsed.family]) return null;
   return { ...parsed, prefix };
 }
+
+/** Where a TCP service listens: HOST:PORT, [IPv6]:PORT or :PORT (host "" = every address). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+const LISTEN_PATTERN = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/;
+
+/** A listen address, or null when the text is not one (a port from 1 to 65535 is needed). */
+export function parseListen(text: string): ListenAddress | null {
+  const m = LISTEN_PATTERN.exec(text);
+  if (!m) return null;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 ? { host: m[1] ?? m[2] ?? '', port } : null;
+}
+
+/** Whether a listen host means every address of the machine. */
+export function isWildcardHost(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::';
+}

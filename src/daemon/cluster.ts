@@ -20,6 +20,7 @@ import type { CgroupBackend } from '../kernel/cgroup/backend.js';
 import { readMounts } from '../kernel/procfs.js';
 import { applyGuard, removeGuard, type GuardTarget } from '../kernel/net/nft-guard.js';
 import { netNames } from '../core/net.js';
+import { isWildcardHost, parseListen } from '../core/net-address.js';
 import { VERSION } from './version.js';
 import { MEMBER_MARKER } from './sliver-sync.js';
 
@@ -45,6 +46,7 @@ export async function joinCluster(config: SlicedConfig, node: NodeCapacity, loca
     since: Date.now(),
     // One installation of the agent: its restart takes back its own registration.
     instance: `${hostname()}:${config.stateDir}`,
+    peer: peerUrl(config),
   });
   const cluster = config.cluster;
   if (cluster === null) {
@@ -102,6 +104,15 @@ function readTls(tls: { ca: string; cert?: string | undefined; key?: string | un
   };
 }
 
+/** Where other agents reach this one's node-to-node channel, or null without one. */
+export function peerUrl(config: SlicedConfig): string | null {
+  const peer = config.cluster?.peer;
+  if (!peer) return null;
+  const listen = parseListen(peer.listen)!;
+  const host = peer.advertise ?? (isWildcardHost(listen.host) ? (hostAddresses()[0] ?? '127.0.0.1') : listen.host);
+  return `${peer.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+}
+
 /** The host's own addresses: not loopback, and not the bridges and veths sliced makes for slices. */
 function hostAddresses(): string[] {
   const out: string[] = [];
@@ -113,7 +124,7 @@ function hostAddresses(): string[] {
 }
 
 /**
- * Keep slices away from etcd: TCP from a slice (namespaced, by the bridge; host-network, by
+ * Keep slices away from etcd and the agents' node-to-node channel: TCP from a slice (namespaced, by the bridge; host-network, by
  * its cgroup) to any endpoint's address and port is rejected. A node not in a cluster removes
  * a guard an earlier configuration left. Names in endpoints are resolved now, to every address.
  */
@@ -139,6 +150,10 @@ export async function guardCluster(config: SlicedConfig, backend: CgroupBackend,
     );
   }
   const bridge = config.net ? netNames(config.netTag).bridge : null;
-  await applyGuard(table, { bridge, sliceRoot }, targets);
-  log.info({ table, targets, bridge, sliceRoot }, 'slices cannot reach etcd: its endpoints are rejected for them');
+  const peer = config.cluster.peer ? [parseListen(config.cluster.peer.listen)!.port] : [];
+  await applyGuard(table, { bridge, sliceRoot }, targets, peer);
+  log.info(
+    { table, targets, peerPort: peer[0] ?? null, bridge, sliceRoot },
+    "slices cannot reach etcd or the agents' channel: rejected for them",
+  );
 }

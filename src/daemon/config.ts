@@ -2,6 +2,7 @@
  * Daemon configuration: defaults, then /etc/sliced/sliced.yaml (or --config FILE), then
  * command-line flags. Validated with zod; a bad value stops the daemon with one sentence.
  */
+import { parseListen } from '../core/net-address.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,25 @@ const poolSchema = (family: 4 | 6) =>
 /** etcd client URLs: http(s)://host:port, the host a name, an IPv4 address or a bracketed IPv6 address. */
 const ENDPOINT = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
 
+const peerSchema = z
+  .object({
+    /** Where the channel listens. */
+    listen: z
+      .string()
+      .refine((v) => parseListen(v) !== null, 'must be HOST:PORT, [IPv6]:PORT or :PORT (every address) with a port from 1 to 65535'),
+    /** The address other agents reach it at (default: the listen host, or the node's first address when that is every address). */
+    advertise: z.string().min(1).optional(),
+    /** A shared secret every agent of the cluster holds (a root-only file): for test set-ups. */
+    tokenFile: z.string().min(1).optional(),
+    /** Mutual TLS: the cluster CA, and this agent's certificate and key signed by it (slicectl cluster init-ca / issue-cert). */
+    tls: z
+      .object({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((p) => (p.tokenFile === undefined) !== (p.tls === undefined), 'needs exactly one of tokenFile and tls: who may call it');
+
 const clusterSchema = z
   .object({
     /** The etcd members' client URLs (a list, or one string with commas). */
@@ -103,6 +123,8 @@ const clusterSchema = z
       .strict()
       .refine((t) => (t.cert === undefined) === (t.key === undefined), 'must give cert and key together')
       .optional(),
+    /** The node-to-node channel (task logs and signals between agents); none without it. */
+    peer: peerSchema.optional(),
   })
   .strict()
   .refine((c) => c.tls === undefined || c.endpoints.every((e) => e.startsWith('https:')), 'has tls files but http endpoints; use https://');
@@ -226,7 +248,7 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
     flag: '--cluster',
     allowed:
       'endpoints (etcd client URLs, http(s)://HOST:PORT, comma-separated), and optionally labels, leaseTtlMs (2000 to 60000), ' +
-      'prefix ("/sliced/"), takeTree (true or false) and tls (ca, cert, key files)',
+      'prefix ("/sliced/"), takeTree (true or false), tls (ca, cert, key files) and peer (listen HOST:PORT, advertise, tokenFile or tls)',
   },
   pluginDirs: { flag: '--plugin-dir', allowed: 'a list of folder paths' },
   defaultTree: { flag: '--default-tree', allowed: 'a file path' },

@@ -293,7 +293,7 @@ export class CpuController {
         this.writtenWeights.delete(key); // group vanished; retried next pass if it comes back
       }
     }
-    if (Object.keys(changed).length > 0) this.opts.log.debug({ capacity: round(capacity), changed }, 'weights written');
+    if (Object.keys(changed).length > 0) this.opts.log.debug({ capacity: round(out.capacity), changed }, 'weights written');
 
     const nodes = new Map<string, NodeSample>();
     for (const [id, result] of out.result.nodes) {
@@ -305,7 +305,7 @@ export class CpuController {
         weight: out.weights.get(id) ?? 0,
       });
     }
-    this.latest = { at: Date.now(), intervalMs: (this.lastInterval?.elapsedNs ?? 0) / 1e6, capacity, systemUsage, nodes };
+    this.latest = { at: Date.now(), intervalMs: (this.lastInterval?.elapsedNs ?? 0) / 1e6, capacity: out.capacity, systemUsage, nodes };
   }
 }
 

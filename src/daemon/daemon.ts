@@ -29,6 +29,7 @@ import { loadBfq } from '../kernel/block-devices.js';
 import { SliceCatalog } from '../cluster/slice-catalog.js';
 import { ClusterChanges, localChanges, type ChangeRunner } from './changes.js';
 import { SliverSync } from './sliver-sync.js';
+import { startTasks, type NodeTasks } from './task-setup.js';
 
 const NET_REFRESH_MS = 10_000;
 /** How often sliced looks whether BFQ's weight files appeared (the bfq module was loaded). */
@@ -126,6 +127,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let sockets: SliceSockets | null = null;
   let vsys: VsysBroker | null = null;
   let slivers: SliverSync | null = null;
+  let tasks: NodeTasks | null = null;
   try {
     await agent.start();
     await guardCluster(config, backend, log);
@@ -173,11 +175,13 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     broker.start();
     agent.onChange(() => broker.sync());
 
+    tasks = await startTasks({ config, cluster, agent, changes, tree, log });
     api = buildAdminApi({
       agent,
       changes,
       views,
       cluster,
+      tasks: tasks.service,
       tree: { service: framework.service, tree },
       broker,
       placement: (slice, parentPid) => {
@@ -219,7 +223,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     });
     const ioWeights = setInterval(refreshIoWeights, IO_WEIGHT_REFRESH_MS);
     ioWeights.unref();
-    const started = { framework, api, sockets, metrics, mount };
+    const started = { framework, api, sockets, metrics, mount, tasks };
     return {
       config,
       agent,
@@ -235,6 +239,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         if (refresh) clearInterval(refresh);
         clearInterval(ioWeights);
         await started.api.close();
+        await started.tasks.close();
         await net?.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'last accounting refresh failed'));
         started.sockets.closeAll();
         await broker.close();
@@ -255,6 +260,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     await mount?.unmount();
     framework?.close();
     await api?.close();
+    await tasks?.close();
     sockets?.closeAll();
     metrics?.close();
     await vsys?.close();

@@ -55,6 +55,12 @@ const program = new Command('sliced')
   .option('--cluster-ca <file>', "TLS to etcd: the CA of its members' certificates")
   .option('--cluster-cert <file>', "TLS to etcd: this node's client certificate (with --cluster-key)")
   .option('--cluster-key <file>', "TLS to etcd: this node's client key")
+  .option('--peer-listen <host:port>', 'the node-to-node channel (task logs, signals) listens there, e.g. :7946')
+  .option('--peer-advertise <host>', 'the address other agents reach the channel at (default: the listen host or the first host address)')
+  .option('--peer-token-file <file>', 'the channel admits callers holding the token in this root-only file (test set-ups)')
+  .option('--peer-ca <file>', "the channel's mutual TLS: the cluster CA (with --peer-cert, --peer-key)")
+  .option('--peer-cert <file>', "the channel's mutual TLS: this agent's certificate")
+  .option('--peer-key <file>', "the channel's mutual TLS: this agent's key")
   .option('--default-tree <file>', 'tree document applied on the first start (default: defaults/tree.yaml)')
   .option('--vsys-dir <dir>', 'vsys services directory, root-only (default <state-dir>/vsys)')
   .option('--vsys-slice-root <dir>', "where slices' vsys directories are made (default <run-dir>/vsys)")
@@ -186,7 +192,20 @@ function clusterFlags(options: Record<string, unknown>): Record<string, unknown>
     prefix: options.clusterPrefix,
     takeTree: options.clusterTakeTree,
     tls: tls && Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)),
+    peer: peerFlags(options),
   };
+  const given = Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
+  return Object.keys(given).length > 0 ? given : undefined;
+}
+
+function peerFlags(options: Record<string, unknown>): Record<string, unknown> | undefined {
+  const tls =
+    options.peerCa !== undefined || options.peerCert !== undefined || options.peerKey !== undefined
+      ? Object.fromEntries(
+          Object.entries({ ca: options.peerCa, cert: options.peerCert, key: options.peerKey }).filter(([, v]) => v !== undefined),
+        )
+      : undefined;
+  const section = { listen: options.peerListen, advertise: options.peerAdvertise, tokenFile: options.peerTokenFile, tls };
   const given = Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined));
   return Object.keys(given).length > 0 ? given : undefined;
 }

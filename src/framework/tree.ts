@@ -29,7 +29,7 @@ import { parentOf, resolve, splitPath, type VirtualChild } from './tree/path.js'
 import { checkMember, memberAlive } from './tree/process-set.js';
 import { canMkdirIn, childRole, roleOf } from './tree/roles.js';
 import { makeRoot, type SchedulersNode } from './tree/root.js';
-import { placeNewTask, type Placement } from './tree/scheduler.js';
+import { placeNewTask, placeNewTaskWith, type Placement } from './tree/scheduler.js';
 import { linkSource, unlinkSource } from './tree/slot.js';
 
 // The nodes, paths and parsers live by role under ./tree/; this module is the tree's face.
@@ -232,6 +232,11 @@ export class ConfigTree {
    */
   placeNewTask(task: NewTask): Placement {
     return placeNewTask(this.schedulers, task);
+  }
+
+  /** Ask the scheduler `name` alone where a new task should run. */
+  placeNewTaskWith(name: string, task: NewTask): Placement {
+    return placeNewTaskWith(this.schedulers, name, task);
   }
 
   /** Every live component, for shutdown. */

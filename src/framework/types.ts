@@ -26,6 +26,8 @@ export interface NewTask {
   parentPid: number;
   sessionId: number | null;
   slice: string | null;
+  /** A cluster task may go only to these nodes (the slice's, up and not cordoned); absent: anywhere the policy knows. */
+  nodes?: readonly string[];
 }
 
 /** What a placement policy answers: a node name, no opinion (null), or a refusal. */

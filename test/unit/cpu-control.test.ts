@@ -444,3 +444,55 @@ describe('controlStep: feedback correction', () => {
     assert.ok(w(out, 'domain/team') > w(out, 'slice/out'));
   });
 });
+
+describe('controlStep: the capacity the slices really share', () => {
+  // A reservation of half the node with three others, as the isolation benchmark's (f).
+  function reservedAndThree(): DesiredState {
+    const state = addSlice(emptyState(), 'r', { reservation: 1000 });
+    for (const name of ['x', 'y', 'z']) addSlice(state, name);
+    return state;
+  }
+  const gotTogether = (total: number): Map<string, number> =>
+    new Map(['slice/r', 'slice/x', 'slice/y', 'slice/z'].map((id) => [id, total / 4]));
+
+  test('saturated and given less than the capacity: entitlements and weights are computed over what the slices got', () => {
+    const out = step(reservedAndThree(), { usage: gotTogether(1800) });
+    assert.equal(out.capacity, 1800);
+    // 1000 + 100 L + 3 * 100 L = 1800: L = 2, so r is entitled to 1200 and the others to 200.
+    assert.ok(Math.abs(e(out, 'slice/r') - 1200) < 1e-9);
+    assert.ok(Math.abs(e(out, 'slice/x') - 200) < 1e-9);
+    assert.equal(w(out, 'slice/r'), 10000);
+    assert.equal(w(out, 'slice/x'), Math.round(10000 / 6));
+    // Over the nominal 2000 the reserved slice's weight would be too small for 1800: 1250 vs 250 each.
+    const nominal = step(reservedAndThree());
+    assert.equal(nominal.capacity, 2000);
+    assert.equal(w(nominal, 'slice/x'), 2000);
+  });
+
+  test('slices that wanted no more than they got keep the capacity given (the node had room)', () => {
+    const demand = new Map(['r', 'x', 'y', 'z'].map((name) => [name, 450]));
+    const out = step(reservedAndThree(), { demand, usage: gotTogether(1800) });
+    assert.equal(out.capacity, 2000);
+  });
+
+  test('a top-level member without a reading, or with a demand not measured yet, keeps the capacity given', () => {
+    const usage = gotTogether(1800);
+    usage.delete('slice/z');
+    assert.equal(step(reservedAndThree(), { usage }).capacity, 2000);
+    const fresh = new Map(['r', 'x', 'y', 'z'].map((name) => [name, name === 'z' ? Infinity : 900]));
+    assert.equal(step(reservedAndThree(), { demand: fresh, usage: gotTogether(1800) }).capacity, 2000);
+  });
+
+  test('members of a domain count through their domain, and static mode never changes the capacity', () => {
+    const state = addDomain(emptyState(), 'team');
+    addSlice(state, 'in', {}, 'team');
+    addSlice(state, 'out');
+    const usage = new Map([
+      ['domain/team', 800],
+      ['slice/in', 800],
+      ['slice/out', 800],
+    ]);
+    assert.equal(step(state, { usage }).capacity, 1600);
+    assert.equal(step(state, { usage, mode: 'static' }).capacity, 2000);
+  });
+});

@@ -51,7 +51,13 @@ describe('membership rules', () => {
   });
 
   test('a node is up while its live record exists, down otherwise; malformed records are refused naming the key', () => {
-    const live = { capacity: { cpuMillicores: 1900, cpus: 2, memoryBytes: 1 << 30 }, addresses: ['10.0.0.1'], version: '0.1.0', since: 5 };
+    const live = {
+      capacity: { cpuMillicores: 1900, cpus: 2, memoryBytes: 1 << 30 },
+      addresses: ['10.0.0.1'],
+      version: '0.1.0',
+      since: 5,
+      peer: null,
+    };
     assert.equal(nodeView('a', undefined, live).status, 'up');
     assert.deepEqual(nodeView('a', { labels: { r: '1' }, cordoned: true }, undefined), {
       name: 'a',
@@ -87,6 +93,7 @@ describe('Membership over a single node store', () => {
       addresses: ['127.0.0.1'],
       version: '0.1.0',
       since: Date.now(),
+      peer: null,
       instance,
     });
   }

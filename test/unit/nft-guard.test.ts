@@ -35,6 +35,15 @@ test('without slice networks or a cgroup2 hierarchy only the remaining matches a
   const onlyRoot = guardLines('t', { bridge: null, sliceRoot: { path: 'sliced', level: 1 } }, []);
   assert.deepEqual(
     onlyRoot.filter((l) => l.includes(' rule ')).map((l) => l.split(' ')[4]),
-    ['output', 'output'],
+    ['output', 'output', 'output'],
   );
+});
+
+test("the agents' channel port is rejected on any address, from the bridge and from the slices' root group", () => {
+  const lines = guardLines('g', { bridge: 'slbr0', sliceRoot: { path: 'sliced', level: 1 } }, [], [7946, 7946]);
+  assert.ok(lines.includes('add rule inet g input iifname "slbr0" tcp dport @ports counter reject with tcp reset'));
+  assert.ok(lines.includes('add rule inet g forward iifname "slbr0" tcp dport @ports counter reject with tcp reset'));
+  assert.ok(lines.includes('add rule inet g output socket cgroupv2 level 1 "sliced" tcp dport @ports counter reject with tcp reset'));
+  assert.ok(lines.includes('add element inet g ports { 7946 }'), 'a duplicate port is one element');
+  assert.ok(lines.includes('flush set inet g ports'));
 });

@@ -10,12 +10,14 @@ const leastLoaded: PolicyType = {
   create(ctx) {
     let lastChoice: string | null = null;
     return {
-      newTaskNode() {
+      newTaskNode(task) {
         let best: [string, number] | null = null;
         for (const [node, load] of nodeLoads(ctx.ports!.node_load ?? null, ctx.services.nodeName)) {
+          if (task.nodes && !task.nodes.includes(node)) continue;
           if (!best || load < best[1] || (load === best[1] && node < best[0])) best = [node, load];
         }
-        lastChoice = best![0];
+        if (!best) return null; // it knows the load of none of the task's nodes
+        lastChoice = best[0];
         return lastChoice;
       },
       status: () => ({ lastChoice }),

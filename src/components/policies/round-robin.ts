@@ -17,8 +17,12 @@ const roundRobin: PolicyType = {
     let next = 0;
     let placed = 0;
     return {
-      newTaskNode() {
-        const nodes = [...nodeLoads(ctx.ports!.node_load ?? null, ctx.services.nodeName).keys()].sort();
+      newTaskNode(task) {
+        // A cluster task names its nodes; the turn goes round those.
+        const nodes = task.nodes
+          ? [...task.nodes].sort()
+          : [...nodeLoads(ctx.ports!.node_load ?? null, ctx.services.nodeName).keys()].sort();
+        if (nodes.length === 0) return null;
         const node = nodes[next % nodes.length]!;
         next = (next + 1) % nodes.length;
         placed++;

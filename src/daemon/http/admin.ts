@@ -23,6 +23,8 @@ import { ioRoutes } from './io.js';
 import { netRoutes } from './net.js';
 import { placementRoutes, treeRoutes } from './tree.js';
 import { vsysRoutes } from './vsys.js';
+import { taskRoutes } from './tasks.js';
+import type { TaskService } from '../tasks.js';
 
 /** What the admin API's areas work on. */
 export interface AdminApiServices {
@@ -35,11 +37,13 @@ export interface AdminApiServices {
   broker: VsysBroker;
   /** This node's cluster and its members. */
   cluster: NodeCluster;
+  /** Cluster tasks (slicectl run, slicectl task). */
+  tasks: TaskService;
   /** Asked before `slicectl exec` starts a task (throws when a scheduler refuses). */
   placement?: ExecPlacement;
 }
 
-export function buildAdminApi({ agent, changes, views, tree, broker, cluster, placement }: AdminApiServices): FastifyInstance {
+export function buildAdminApi({ agent, changes, views, tree, broker, cluster, tasks, placement }: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -56,5 +60,6 @@ export function buildAdminApi({ agent, changes, views, tree, broker, cluster, pl
   void app.register(placementRoutes, { prefix: '/v1/placement', tree: tree.tree });
   void app.register(vsysRoutes, { prefix: '/v1/vsys', broker });
   void app.register(netRoutes, { prefix: '/v1/net', agent, changes });
+  void app.register(taskRoutes, { prefix: '/v1/tasks', tasks });
   return app;
 }

@@ -76,10 +76,26 @@ export function placeNewTask(schedulers: SchedulersNode, task: NewTask): Placeme
   }
   all.sort((a, b) => (a.handleAll !== b.handleAll ? (a.handleAll ? -1 : 1) : b.seq - a.seq));
   for (const { s } of all) {
-    const answer: PlacementAnswer = s.policy?.behaviour.newTaskNode?.(task) ?? null;
-    if (answer === null) continue;
-    if (typeof answer === 'object') return { node: null, refused: answer.refuse, scheduler: s.name };
-    return { node: answer, refused: null, scheduler: s.name };
+    const placement = ask(s, task);
+    if (placement) return placement;
   }
   return { node: null, refused: null, scheduler: null };
+}
+
+/** Ask one scheduler, by name, whether or not it governs the task (slicectl run --scheduler). */
+export function placeNewTaskWith(schedulers: SchedulersNode, name: string, task: NewTask): Placement {
+  const child = schedulers.children.get(name);
+  if (!child || child.kind !== 'dir' || child.role !== 'scheduler') {
+    throw fail('ENOENT', `no scheduler ${JSON.stringify(name)} under /schedulers (slicectl ls /schedulers lists them)`);
+  }
+  return ask(child.scheduler, task) ?? { node: null, refused: null, scheduler: name };
+}
+
+/** A scheduler's answer, or null for no opinion: no policy, none given, or a node the task may not go to. */
+function ask(s: SchedulerInstance, task: NewTask): Placement | null {
+  const answer: PlacementAnswer = s.policy?.behaviour.newTaskNode?.(task) ?? null;
+  if (answer === null) return null;
+  if (typeof answer === 'object') return { node: null, refused: answer.refuse, scheduler: s.name };
+  if (task.nodes && !task.nodes.includes(answer)) return null;
+  return { node: answer, refused: null, scheduler: s.name };
 }

@@ -1,6 +1,7 @@
 /**
  * The cluster guard: an nft table (`inet sliced<tag>guard`) that rejects TCP from slices to
- * the cluster's services (etcd's client URLs). Namespaced slices are matched by the bridge
+ * the cluster's services: etcd's client URLs (address and port) and the agents' node-to-node
+ * channel (its port, on any address: every agent listens on it). Namespaced slices are matched by the bridge
  * their traffic enters the host on, towards the host itself (input) and beyond it (forward);
  * host-network slices by their sockets' cgroup (`socket cgroupv2`, sliced's root group at its
  * level), on the way out (output). A rejected connection gets a TCP reset at once. The table
@@ -23,14 +24,16 @@ export interface GuardScope {
 }
 
 /** The whole table, idempotent: what it held before is replaced. */
-export function guardLines(table: string, scope: GuardScope, targets: readonly GuardTarget[]): string[] {
+export function guardLines(table: string, scope: GuardScope, targets: readonly GuardTarget[], ports: readonly number[] = []): string[] {
   const t = `inet ${table}`;
   const lines = [
     `add table ${t}`,
     `add set ${t} dest4 { type ipv4_addr . inet_service; }`,
     `add set ${t} dest6 { type ipv6_addr . inet_service; }`,
+    `add set ${t} ports { type inet_service; }`,
     `flush set ${t} dest4`,
     `flush set ${t} dest6`,
+    `flush set ${t} ports`,
   ];
   for (const [chain, hook] of [
     ['input', 'input'],
@@ -43,6 +46,7 @@ export function guardLines(table: string, scope: GuardScope, targets: readonly G
     lines.push(
       `add rule ${t} ${chain} ${match} ip daddr . tcp dport @dest4 counter reject with tcp reset`,
       `add rule ${t} ${chain} ${match} ip6 daddr . tcp dport @dest6 counter reject with tcp reset`,
+      `add rule ${t} ${chain} ${match} tcp dport @ports counter reject with tcp reset`,
     );
   };
   if (scope.bridge !== null) {
@@ -54,12 +58,18 @@ export function guardLines(table: string, scope: GuardScope, targets: readonly G
     const elements = targets.filter((d) => d.family === family).map((d) => `${d.address} . ${d.port}`);
     if (elements.length > 0) lines.push(`add element ${t} dest${family} { ${[...new Set(elements)].join(', ')} }`);
   }
+  if (ports.length > 0) lines.push(`add element ${t} ports { ${[...new Set(ports)].join(', ')} }`);
   return lines;
 }
 
 /** Make the table; fails (EIO, nft's reason) when nft cannot: a cluster node without it would leave etcd open to slices. */
-export async function applyGuard(table: string, scope: GuardScope, targets: readonly GuardTarget[]): Promise<void> {
-  await mustRun('nft', ['-f', '-'], `${guardLines(table, scope, targets).join('\n')}\n`);
+export async function applyGuard(
+  table: string,
+  scope: GuardScope,
+  targets: readonly GuardTarget[],
+  ports: readonly number[] = [],
+): Promise<void> {
+  await mustRun('nft', ['-f', '-'], `${guardLines(table, scope, targets, ports).join('\n')}\n`);
 }
 
 /** Remove the table if it is there; a node without nft has none. */

@@ -1,0 +1,365 @@
+/**
+ * The tasks this node runs. It follows `tasks/` in the cluster store and starts, as the
+ * slice's user in the slice's groups (kernel/spawn.ts, as `slicectl exec` does), every task
+ * whose record places it here and wants it running; it stops (SIGTERM, a grace period, then
+ * SIGKILL to the task's process group) every task of its own whose record no longer does:
+ * stopped, placed elsewhere or deleted. It restarts a task that ended under its restart
+ * policy, with a growing delay, and reports each change under `tasks/<id>/status/<node>`.
+ *
+ * A task's process writes its output into files itself (task-log.ts) and is its own session,
+ * so it outlives a restart of sliced: the next run takes it back by pid and start time, and
+ * only its exit status is then unknown.
+ */
+import { closeSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+import type { Logger } from 'pino';
+import { SlicedError } from '../core/errors.js';
+import { exitStatusOf, restartDelayMs, restartsAfter, type TaskRecord, type TaskStatus } from '../core/tasks.js';
+import { spawnInSlice } from '../kernel/spawn.js';
+import { processAlive, readProcStat } from '../kernel/procfs.js';
+import type { StoreEvent, StoreWatch } from '../cluster/store.js';
+import { TaskStore, taskKeyOf } from '../cluster/task-store.js';
+import type { SliceProcessPlan } from '../core/exec-plan.js';
+import { openTaskStreams, rotateIfLarge } from './task-log.js';
+
+export interface TaskRunnerOptions {
+  node: string;
+  tasks: TaskStore;
+  /** Where task output is kept (root-only). */
+  logRoot: string;
+  /** How a process of a slice starts (the agent's exec plan). */
+  planFor: (slice: string) => SliceProcessPlan;
+  log: Logger;
+  /** Between SIGTERM and SIGKILL when a task is stopped. */
+  stopGraceMs: number;
+}
+
+interface LocalTask {
+  generation: number;
+  /** The process, when this run of sliced started it. */
+  child: ChildProcess | null;
+  /** Its pid (also for a process taken back after a restart of sliced). */
+  pid: number | null;
+  restarts: number;
+  stopping: boolean;
+  /** A pending restart, or the poll of a process taken back. */
+  timer: NodeJS.Timeout | null;
+  /** The SIGKILL after the grace period of a stop. */
+  killTimer: NodeJS.Timeout | null;
+}
+
+const ROTATE_EVERY_MS = 2000;
+const ADOPTED_POLL_MS = 500;
+
+export class TaskRunner {
+  private readonly records = new Map<string, TaskRecord>();
+  private readonly own = new Map<string, TaskStatus>();
+  private readonly local = new Map<string, LocalTask>();
+  /** Each task's status writes, one after the other, so the store never ends on an older one. */
+  private readonly writes = new Map<string, Promise<void>>();
+  private watcher: StoreWatch | null = null;
+  private rotator: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly opts: TaskRunnerOptions) {}
+
+  async open(): Promise<void> {
+    const { revision, tasks } = await this.opts.tasks.list();
+    for (const [id, task] of tasks) {
+      this.records.set(id, task.record);
+      const mine = task.statuses.get(this.opts.node);
+      if (mine) this.own.set(id, mine);
+    }
+    for (const [id, status] of this.own) if (status.state === 'running') this.takeBack(id, status);
+    for (const id of this.records.keys()) this.reconcile(id);
+    this.follow(revision);
+    this.rotator = setInterval(() => {
+      for (const id of this.local.keys()) {
+        try {
+          rotateIfLarge(this.opts.logRoot, id);
+        } catch (err) {
+          this.opts.log.warn({ task: id, err: (err as Error).message }, 'cannot rotate the task output');
+        }
+      }
+    }, ROTATE_EVERY_MS);
+    this.rotator.unref();
+  }
+
+  /** Stop following; the tasks' processes keep running (the next start takes them back). */
+  close(): void {
+    this.closed = true;
+    this.watcher?.close();
+    if (this.rotator) clearInterval(this.rotator);
+    for (const task of this.local.values()) clearTimers(task);
+  }
+
+  /** Whether the task has a process here now, or will have one again (a restart is pending). */
+  isActive(id: string): boolean {
+    return this.local.has(id);
+  }
+
+  /** Send a signal to the task's process group; refuses a task with no process on this node. */
+  signal(id: string, signal: NodeJS.Signals): void {
+    const task = this.local.get(id);
+    if (!task || task.pid === null || task.stopping)
+      throw new SlicedError('ESRCH', `task ${id} has no process running on node ${this.opts.node}`);
+    try {
+      process.kill(-task.pid, signal);
+    } catch (err) {
+      throw new SlicedError('ESRCH', `task ${id}: cannot send ${signal} to its process group ${task.pid}: ${(err as Error).message}`);
+    }
+  }
+
+  private follow(after: number): void {
+    this.watcher = this.opts.tasks.watch(
+      after,
+      (event) => this.onEvent(event),
+      (err) => {
+        if (this.closed) return;
+        // History gone (a long cut-off): read everything again and go on from there.
+        this.opts.log.warn({ err: err.message }, 'task watch ended; reading the tasks again');
+        void this.resync();
+      },
+    );
+  }
+
+  private async resync(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const { revision, tasks } = await this.opts.tasks.list();
+        for (const id of [...this.records.keys()]) if (!tasks.has(id)) this.records.delete(id);
+        for (const [id, task] of tasks) this.records.set(id, task.record);
+        for (const id of new Set([...this.records.keys(), ...this.local.keys()])) this.reconcile(id);
+        this.follow(revision);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+
+  private onEvent(event: StoreEvent): void {
+    const key = taskKeyOf(event.key);
+    if (!key || key.node !== null) return; // statuses are each node's own report
+    if (event.value === null) this.records.delete(key.id);
+    else this.records.set(key.id, JSON.parse(event.value) as TaskRecord);
+    this.reconcile(key.id);
+  }
+
+  private wanted(id: string): TaskRecord | null {
+    const record = this.records.get(id);
+    return record && record.node === this.opts.node && record.desired === 'run' ? record : null;
+  }
+
+  private reconcile(id: string): void {
+    if (this.closed) return;
+    const record = this.wanted(id);
+    const running = this.local.get(id);
+    if (running && (!record || running.generation !== record.generation)) {
+      this.stop(id, running);
+      return;
+    }
+    if (!record || running) return;
+    const reported = this.own.get(id);
+    if (reported && reported.generation === record.generation) return; // this placement ran here and ended
+    this.start(id, record, 0);
+  }
+
+  private start(id: string, record: TaskRecord, restarts: number): void {
+    const { spec } = record;
+    const base = { node: this.opts.node, generation: record.generation, restarts };
+    let plan: SliceProcessPlan;
+    let streams: { stdout: number; stderr: number };
+    try {
+      plan = this.opts.planFor(spec.slice);
+      streams = openTaskStreams(this.opts.logRoot, id);
+    } catch (err) {
+      this.report(id, {
+        ...base,
+        state: 'failed',
+        pid: null,
+        pidStartTicks: null,
+        startedAt: null,
+        endedAt: Date.now(),
+        exitStatus: null,
+        error: `cannot start: ${(err as Error).message}`,
+      });
+      return;
+    }
+    const task = localTask(record.generation, restarts);
+    this.local.set(id, task);
+    let child: ChildProcess;
+    try {
+      child = spawnInSlice(plan, spec.command, {
+        env: spec.env,
+        ...(spec.cwd !== null ? { cwd: spec.cwd } : {}),
+        stdio: ['ignore', streams.stdout, streams.stderr],
+      });
+    } finally {
+      closeSync(streams.stdout);
+      closeSync(streams.stderr);
+    }
+    task.child = child;
+    const startedAt = Date.now();
+    child.once('spawn', () => {
+      task.pid = child.pid ?? null;
+      const ticks = task.pid !== null ? (readProcStat(task.pid)?.startTicks ?? null) : null;
+      this.report(id, {
+        ...base,
+        state: 'running',
+        pid: task.pid,
+        pidStartTicks: ticks,
+        startedAt,
+        endedAt: null,
+        exitStatus: null,
+        error: null,
+      });
+    });
+    child.once('error', (err) => {
+      if (this.local.get(id) === task) this.local.delete(id);
+      this.report(id, {
+        ...base,
+        state: 'failed',
+        pid: null,
+        pidStartTicks: null,
+        startedAt: null,
+        endedAt: Date.now(),
+        exitStatus: null,
+        error: `cannot start: ${err.message}`,
+      });
+    });
+    child.once('exit', (code, signal) => {
+      const status = exitStatusOf(code, signal ? (constants.signals[signal] ?? 0) : null);
+      this.ended(id, task, record, { startedAt, exitStatus: status, error: null });
+    });
+  }
+
+  /** Take back a task's process that outlived the last run of sliced, when it is still that process. */
+  private takeBack(id: string, status: TaskStatus): void {
+    const record = this.records.get(id);
+    const same = status.pid !== null && processAlive(status.pid) && readProcStat(status.pid)?.startTicks === status.pidStartTicks;
+    if (!record || !same) {
+      const error = 'ended while sliced was not running on the node: its exit status is unknown';
+      if (record) this.ended(id, null, record, { startedAt: status.startedAt, exitStatus: null, error }, status.restarts);
+      else this.own.delete(id);
+      return;
+    }
+    const task = { ...localTask(status.generation, status.restarts), pid: status.pid };
+    this.local.set(id, task);
+    const poll = (): void => {
+      if (this.closed) return;
+      if (processAlive(task.pid!)) {
+        task.timer = setTimeout(poll, ADOPTED_POLL_MS);
+        return;
+      }
+      this.ended(id, task, record, {
+        startedAt: status.startedAt,
+        exitStatus: null,
+        error: 'its exit status is unknown: it ended after sliced restarted',
+      });
+    };
+    this.opts.log.info({ task: id, pid: status.pid }, 'took back a running task');
+    poll();
+  }
+
+  private ended(
+    id: string,
+    task: LocalTask | null,
+    record: TaskRecord,
+    how: { startedAt: number | null; exitStatus: number | null; error: string | null },
+    restarts = task?.restarts ?? 0,
+  ): void {
+    if (task) clearTimers(task);
+    if (task && this.local.get(id) === task) this.local.delete(id);
+    const base = {
+      node: this.opts.node,
+      generation: record.generation,
+      restarts,
+      pid: null,
+      pidStartTicks: null,
+      startedAt: how.startedAt,
+      endedAt: Date.now(),
+      exitStatus: how.exitStatus,
+      error: how.error,
+    };
+    const current = this.wanted(id);
+    const again = !task?.stopping && current?.generation === record.generation && restartsAfter(record.spec.restart, how.exitStatus ?? 1);
+    this.report(id, { ...base, state: task?.stopping ? 'stopped' : 'exited' });
+    if (again) {
+      // Held as active while the restart is pending, so a stop in between cancels it.
+      const pending = localTask(record.generation, restarts + 1);
+      this.local.set(id, pending);
+      pending.timer = setTimeout(() => {
+        if (this.local.get(id) !== pending) return;
+        this.local.delete(id);
+        const latest = this.wanted(id);
+        if (latest?.generation === record.generation) this.start(id, latest, restarts + 1);
+      }, restartDelayMs(restarts));
+    }
+    // The record may have changed while the process ended (placed here again, say).
+    if (!again) this.reconcile(id);
+  }
+
+  private stop(id: string, task: LocalTask): void {
+    if (task.stopping) return;
+    task.stopping = true;
+    if (task.pid === null) {
+      // A restart was pending, or the process had not started yet: nothing runs.
+      if (task.timer) clearTimeout(task.timer);
+      if (task.child === null) {
+        this.local.delete(id);
+        const prev = this.own.get(id);
+        this.report(id, {
+          ...(prev ?? { startedAt: null, exitStatus: null }),
+          node: this.opts.node,
+          generation: task.generation,
+          restarts: task.restarts,
+          state: 'stopped',
+          pid: null,
+          pidStartTicks: null,
+          endedAt: Date.now(),
+          error: null,
+        });
+        this.reconcile(id);
+      }
+      return;
+    }
+    this.kill(task.pid, 'SIGTERM');
+    task.killTimer = setTimeout(() => this.kill(task.pid!, 'SIGKILL'), this.opts.stopGraceMs);
+  }
+
+  private kill(pid: number, signal: NodeJS.Signals): void {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // Gone already.
+    }
+  }
+
+  private report(id: string, status: TaskStatus): void {
+    this.own.set(id, status);
+    const write = (this.writes.get(id) ?? Promise.resolve())
+      .then(() => this.opts.tasks.putStatus(id, status))
+      .catch((err: Error) => this.opts.log.warn({ task: id, state: status.state, err: err.message }, 'cannot record the task status'));
+    this.writes.set(id, write);
+    void write.then(() => {
+      if (this.writes.get(id) === write) this.writes.delete(id);
+    });
+  }
+
+  /** Resolves once every status reported so far is in the store. */
+  async flushed(): Promise<void> {
+    await Promise.all(this.writes.values());
+  }
+}
+
+function localTask(generation: number, restarts: number): LocalTask {
+  return { generation, child: null, pid: null, restarts, stopping: false, timer: null, killTimer: null };
+}
+
+function clearTimers(task: LocalTask): void {
+  if (task.timer) clearTimeout(task.timer);
+  if (task.killTimer) clearTimeout(task.killTimer);
+  task.timer = task.killTimer = null;
+}

@@ -1,0 +1,82 @@
+/**
+ * Cluster tasks on this node, wired: the task store over the cluster store (this node's own
+ * store when alone), the runner of this node's tasks, the node-to-node channel when
+ * configured (cluster.peer) and the service the API calls.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { TaskStore } from '../cluster/task-store.js';
+import { PeerClient } from '../cluster/peer-client.js';
+import { readPeerCredentials } from '../cluster/peer-auth.js';
+import type { ConfigTree } from '../framework/tree.js';
+import type { SliceAgent } from './agent.js';
+import type { ChangeRunner } from './changes.js';
+import type { NodeCluster } from './cluster.js';
+import type { SlicedConfig } from './config.js';
+import { listenPeer } from './peer.js';
+import { TaskRunner } from './task-runner.js';
+import { TaskService } from './tasks.js';
+
+export interface NodeTasks {
+  service: TaskService;
+  close(): Promise<void>;
+}
+
+/** A stop waits this much longer than the grace period for the node's report. */
+const STOP_REPORT_MARGIN_MS = 5000;
+
+export async function startTasks(opts: {
+  config: SlicedConfig;
+  cluster: NodeCluster;
+  agent: SliceAgent;
+  changes: ChangeRunner;
+  tree: ConfigTree;
+  log: Logger;
+}): Promise<NodeTasks> {
+  const { config, cluster, agent, log } = opts;
+  const node = cluster.membership.name;
+  const tasks = new TaskStore(cluster.store);
+  const logRoot = join(config.stateDir, 'tasks');
+  const peerConfig = config.cluster?.peer;
+  const credentials = peerConfig ? readPeerCredentials(peerConfig) : null;
+  const runner = new TaskRunner({
+    node,
+    tasks,
+    logRoot,
+    planFor: (slice) => agent.execPlan(slice, process.pid),
+    log,
+    stopGraceMs: config.stopGraceMs,
+  });
+  await runner.open();
+  let server: FastifyInstance | null = null;
+  try {
+    if (peerConfig && credentials) {
+      server = await listenPeer({ node, listen: peerConfig.listen, credentials, runner, logRoot, log });
+      log.info({ listen: peerConfig.listen, auth: credentials.kind }, 'node-to-node channel listening');
+    }
+  } catch (err) {
+    runner.close();
+    throw err;
+  }
+  const service = new TaskService({
+    node,
+    tasks,
+    membership: cluster.membership,
+    changes: opts.changes,
+    state: () => agent.state,
+    place: (task, scheduler) => (scheduler === null ? opts.tree.placeNewTask(task) : opts.tree.placeNewTaskWith(scheduler, task)),
+    runner,
+    peer: credentials && new PeerClient(credentials),
+    logRoot,
+    stopWaitMs: config.stopGraceMs + STOP_REPORT_MARGIN_MS,
+  });
+  return {
+    service,
+    async close() {
+      runner.close();
+      await server?.close();
+      await runner.flushed();
+    },
+  };
+}

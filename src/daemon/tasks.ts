@@ -1,0 +1,190 @@
+/**
+ * Cluster tasks as the API serves them, on any node: submit (the schedulers of the tree choose
+ * the node among the slice's), list, show, stop, signal, remove, and the output, read here
+ * when the task ran here and through the node-to-node channel when it ran elsewhere. The
+ * node itself starts and stops its tasks (task-runner.ts) from the records written here.
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { SlicedError } from '../core/errors.js';
+import {
+  assertTaskId,
+  candidateNodes,
+  defaultTaskNode,
+  isFinished,
+  taskId,
+  taskView,
+  type TaskRecord,
+  type TaskRequest,
+  type TaskView,
+} from '../core/tasks.js';
+import type { NewTask } from '../framework/types.js';
+import type { Placement } from '../framework/tree/scheduler.js';
+import type { Membership } from '../cluster/membership.js';
+import type { PeerClient } from '../cluster/peer-client.js';
+import type { StoredTask, TaskStore } from '../cluster/task-store.js';
+import type { ChangeRunner } from './changes.js';
+import type { DesiredState } from '../core/model.js';
+import { logLines } from './task-log.js';
+import type { TaskRunner } from './task-runner.js';
+
+export interface TaskServiceOptions {
+  node: string;
+  tasks: TaskStore;
+  membership: Membership;
+  changes: ChangeRunner;
+  /** This node's desired state (where a slice is when the node is alone). */
+  state: () => DesiredState;
+  /** The tree's placement: every scheduler governing the task, or the one named. */
+  place: (task: NewTask, scheduler: string | null) => Placement;
+  runner: TaskRunner;
+  /** Calls to other agents; null when this node has no channel configured. */
+  peer: PeerClient | null;
+  logRoot: string;
+  /** How long a stop waits for the node to report the task stopped. */
+  stopWaitMs: number;
+}
+
+const POLL_MS = 50;
+
+export class TaskService {
+  constructor(private readonly opts: TaskServiceOptions) {}
+
+  async submit(request: TaskRequest, requester: { pid: number; sessionId: number | null }): Promise<TaskView> {
+    const nodes = candidateNodes(request.slice, await this.sliceNodes(request.slice), this.opts.membership.list());
+    const newTask: NewTask = { parentPid: requester.pid, sessionId: requester.sessionId, slice: request.slice, nodes };
+    const answer = this.opts.place(newTask, request.scheduler);
+    if (answer.refused !== null) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
+    let node = answer.node;
+    let placedBy = answer.scheduler ?? 'default';
+    if (node === null) {
+      node = defaultTaskNode(nodes, await this.runningPerNode(), this.opts.node);
+      placedBy = answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)';
+    }
+    const now = Date.now();
+    const record: TaskRecord = {
+      spec: { ...request, id: taskId(randomBytes(6)), createdAt: now, createdOn: this.opts.node },
+      desired: 'run',
+      node,
+      generation: 1,
+      placedAt: now,
+      placedBy,
+    };
+    await this.opts.tasks.create(record);
+    return this.view({ record, status: null, statuses: new Map(), modRevision: 0 });
+  }
+
+  async list(): Promise<TaskView[]> {
+    const { tasks } = await this.opts.tasks.list();
+    return [...tasks.values()].map((t) => this.view(t)).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  async show(id: string): Promise<TaskView> {
+    return this.view(await this.opts.tasks.get(id));
+  }
+
+  /** Ask the task's node to stop it (SIGTERM, grace, SIGKILL) and wait until it says so, or its node is down. */
+  async stop(id: string): Promise<TaskView> {
+    await this.opts.tasks.update(id, ({ record }) => ({ ...record, desired: 'stop' }));
+    const deadline = Date.now() + this.opts.stopWaitMs;
+    for (;;) {
+      const view = await this.show(id);
+      if (isFinished(view) || view.state === 'unknown' || view.state === 'pending') return view;
+      if (Date.now() > deadline) {
+        throw new SlicedError(
+          'EBUSY',
+          `task ${id} was asked to stop but node ${view.node} still reports it running after ${this.opts.stopWaitMs} ms`,
+        );
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** Forget a task that does not run (stopped or ended); its output goes with it on its node. */
+  async remove(id: string): Promise<void> {
+    const task = await this.opts.tasks.get(id);
+    const view = this.view(task);
+    if (task.record.desired === 'run' && !isFinished(view)) {
+      throw new SlicedError('EBUSY', `task ${id} is ${view.state} on node ${view.node}; stop it first (slicectl task stop ${id})`);
+    }
+    if (!(await this.opts.tasks.remove(task))) throw new SlicedError('EBUSY', `task ${id} changed meanwhile; try again`);
+  }
+
+  async signal(id: string, signal: NodeJS.Signals): Promise<{ task: string; node: string; signal: string }> {
+    const view = await this.show(id);
+    if (view.state !== 'running')
+      throw new SlicedError('ESRCH', `task ${id} is ${view.state}${view.reason ? ` (${view.reason})` : ''}: it has no process to signal`);
+    if (view.node === this.opts.node) {
+      this.opts.runner.signal(id, signal);
+      return { task: id, node: view.node, signal };
+    }
+    const { peer, base } = this.peerOf(view.node, id);
+    return peer.json(view.node, base, 'POST', `/peer/v1/tasks/${id}/signal`, { signal });
+  }
+
+  /** The task's kept output (NDJSON lines), from its node; with `follow`, until it stops running there. */
+  async logs(id: string, follow: boolean, aborted: AbortSignal): Promise<Readable> {
+    const view = await this.show(id);
+    if (view.node === this.opts.node)
+      return Readable.from(logLines(this.opts.logRoot, id, follow, () => this.opts.runner.isActive(id), aborted));
+    if (this.opts.membership.get(view.node).status !== 'up') {
+      throw new SlicedError(
+        'EIO',
+        `task ${id} ran on node ${view.node}, which is down: its output is kept there and can be read when it is back`,
+      );
+    }
+    const { peer, base } = this.peerOf(view.node, id);
+    const upstream = await peer.call(view.node, base, 'GET', `/peer/v1/tasks/${id}/logs?follow=${follow}`);
+    aborted.addEventListener('abort', () => upstream.destroy(), { once: true });
+    return upstream;
+  }
+
+  /** Wait until the task's node reports it started (or that it could not), at most `timeoutMs`. */
+  async started(id: string, timeoutMs: number): Promise<TaskView> {
+    assertTaskId(id);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const view = await this.show(id);
+      if (view.state !== 'pending' || Date.now() > deadline) return view;
+      await sleep(POLL_MS);
+    }
+  }
+
+  private view(task: StoredTask): TaskView {
+    const node = this.opts.membership.list().find((n) => n.name === task.record.node);
+    return taskView(task.record, task.status, node?.status === 'up');
+  }
+
+  /** The nodes where the slice is realised (ready); a node alone holds the slices of its own state. */
+  private async sliceNodes(slice: string): Promise<string[]> {
+    const placement = await this.opts.changes.placementOf('slice', slice);
+    if (placement) return placement.slivers.filter((s) => s.state === 'ready').map((s) => s.node);
+    if (this.opts.state().slices.has(slice)) return [this.opts.node];
+    throw new SlicedError('ENOENT', `no slice ${slice} (slicectl slice list shows them)`);
+  }
+
+  private async runningPerNode(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const { record } of (await this.opts.tasks.list()).tasks.values()) {
+      if (record.desired === 'run') counts.set(record.node, (counts.get(record.node) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  private peerOf(node: string, id: string): { peer: PeerClient; base: string } {
+    const live = this.opts.membership.get(node).live;
+    if (!live) throw new SlicedError('EIO', `task ${id} is on node ${node}, which is down`);
+    if (!this.opts.peer || !live.peer) {
+      const missing = !this.opts.peer ? `this node (${this.opts.node})` : `node ${node}`;
+      throw new SlicedError(
+        'EIO',
+        `task ${id} is on node ${node}, and ${missing} has no node-to-node channel: start sliced with --peer-listen and its credentials`,
+      );
+    }
+    return { peer: this.opts.peer, base: live.peer };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
