@@ -58,7 +58,7 @@ export class TaskService {
     let node = answer.node;
     let placedBy = answer.scheduler ?? 'default';
     if (node === null) {
-      node = defaultTaskNode(nodes, await this.runningPerNode(), this.opts.node);
+      node = defaultTaskNode(nodes, await this.activePerNode(), this.opts.node);
       placedBy = answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)';
     }
     const now = Date.now();
@@ -163,10 +163,11 @@ export class TaskService {
     throw new SlicedError('ENOENT', `no slice ${slice} (slicectl slice list shows them)`);
   }
 
-  private async runningPerNode(): Promise<Map<string, number>> {
+  private async activePerNode(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    for (const { record } of (await this.opts.tasks.list()).tasks.values()) {
-      if (record.desired === 'run') counts.set(record.node, (counts.get(record.node) ?? 0) + 1);
+    for (const task of (await this.opts.tasks.list()).tasks.values()) {
+      const { state, node } = this.view(task);
+      if (task.record.desired === 'run' && (state === 'running' || state === 'pending')) counts.set(node, (counts.get(node) ?? 0) + 1);
     }
     return counts;
   }

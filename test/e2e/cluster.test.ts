@@ -9,6 +9,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
 import { ClusterHarness, until } from '../helpers/cluster.js';
@@ -146,11 +149,16 @@ test('a node alone lists itself up; its labels and cordon are kept in its own st
 });
 
 clusterTest(
-  'slices cannot reach etcd: a namespaced slice with egress and a host-network slice get a reset; the host and other ports stay reachable',
+  "slices cannot reach etcd or the agents' channel: a namespaced slice with egress and a host-network slice get a reset; the host and other ports stay reachable",
   async (t) => {
     const reason = netSkipReason();
     if (reason !== null) return skipWith(t, reason);
-    const g = await startAgent('g');
+    // The agents' channel too: on every address of the host, at a port of its own.
+    const peerPort = 20000 + (Number.parseInt(harness.run.slice(0, 4), 16) % 20000);
+    const secrets = mkdtempSync(join(tmpdir(), 'sliced-peer-'));
+    t.after(() => rmSync(secrets, { recursive: true, force: true }));
+    writeFileSync(join(secrets, 'token'), 'a-token-of-this-test-cluster\n', { mode: 0o600 });
+    const g = await startAgent('g', ['--peer-listen', `:${peerPort}`, '--peer-token-file', join(secrets, 'token')]);
     const [host, port] = new URL(harness.etcd!.endpoints[0]!).host.split(':') as [string, string];
     /** bash's /dev/tcp: 0 when the connection is made, else the refusal on stderr. */
     const connect = (target: string, p: number | string): string[] => [
@@ -174,7 +182,14 @@ clusterTest(
       // The same member's peer port is not a client URL: the path itself works.
       const other = await g.cli(['exec', '--slice', slice, '--', ...connect(host, 2380)]);
       assert.equal(other.code, 0, `${slice} reaches ${host}:2380 (not guarded): ${other.stderr}`);
+      // The agent's channel, at the address the slice reaches the host by (its gateway, or loopback).
+      const agentAddress = slice === 'gnet' ? bridgeAddress(`slbr${g.net.tag}`) : '127.0.0.1';
+      const toAgent = await g.cli(['exec', '--slice', slice, '--', ...connect(agentAddress, peerPort)]);
+      assert.notEqual(toAgent.code, 0, `${slice} reached the agents' channel at ${agentAddress}:${peerPort}`);
+      assert.match(toAgent.stderr, /Connection refused/, `${slice}: ${toAgent.stderr}`);
     }
+    const hostToAgent = await run(connect('127.0.0.1', peerPort)[0]!, connect('127.0.0.1', peerPort).slice(1));
+    assert.equal(hostToAgent.code, 0, `the host reaches the agents' channel: ${hostToAgent.stderr}`);
     const rules = spawnSync('nft', ['list', 'table', 'inet', `sliced${g.net.tag}guard`], { encoding: 'utf8' });
     assert.match(rules.stdout, new RegExp(`${host.replaceAll('.', '\\.')} \\. ${port}`), rules.stdout);
     assert.match(rules.stdout, /counter packets [1-9]/, 'the guard counted the refused connections');
@@ -435,3 +450,11 @@ clusterTest(
     assert.equal((await f.cli(['slice', 'show', 'fcutoff'])).code, 3, 'the refused create left nothing behind');
   },
 );
+
+/** The host's IPv4 address on a bridge (a namespaced slice's gateway). */
+function bridgeAddress(bridge: string): string {
+  const out = spawnSync('ip', ['-4', '-o', 'addr', 'show', 'dev', bridge], { encoding: 'utf8' }).stdout;
+  const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
+  assert.ok(m, `no IPv4 address on ${bridge}: ${out}`);
+  return m[1]!;
+}
