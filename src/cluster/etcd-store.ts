@@ -381,7 +381,7 @@ class EtcdWatch {
  * arrives; counting from when it was sent, the holder learns of the end no later than etcd.
  */
 class EtcdLease implements StoreLease {
-  private expiresAt: number;
+  private expires: number;
   private ended = false;
   private opening = false;
   private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
@@ -393,11 +393,15 @@ class EtcdLease implements StoreLease {
     readonly ttlMs: number,
     granted: number,
   ) {
-    this.expiresAt = granted + ttlMs;
+    this.expires = granted + ttlMs;
+  }
+
+  get expiresAt(): number {
+    return this.ended ? 0 : this.expires;
   }
 
   keepAlive(): void {
-    if (this.ended || Date.now() >= this.expiresAt) {
+    if (this.ended || Date.now() >= this.expires) {
       this.end();
       throw new SlicedError('ENOENT', `lease ${this.id} has ended; grant a new one`);
     }
@@ -417,7 +421,7 @@ class EtcdLease implements StoreLease {
       stream.on('data', (res) => {
         const sentAt = this.sent.shift() ?? Date.now();
         if (Number(res.TTL) <= 0) this.end();
-        else this.expiresAt = Math.max(this.expiresAt, sentAt + Number(res.TTL) * 1000);
+        else this.expires = Math.max(this.expires, sentAt + Number(res.TTL) * 1000);
       });
       const drop = () => {
         if (this.stream === stream) this.stream = undefined;

@@ -129,14 +129,20 @@ export class LocalClusterStore implements ClusterStore {
     const id = randomUUID();
     const state: LeaseState = { ttlMs, timer: this.expiry(id, ttlMs), keys: new Set() };
     this.leases.set(id, state);
+    let expiresAt = Date.now() + ttlMs;
+    const leases = this.leases;
     return {
       id,
       ttlMs,
+      get expiresAt() {
+        return leases.has(id) ? expiresAt : 0;
+      },
       keepAlive: () => {
         const live = this.leases.get(id);
         if (!live) throw new SlicedError('ENOENT', `lease ${id} has ended; grant a new one`);
         clearTimeout(live.timer);
         live.timer = this.expiry(id, ttlMs);
+        expiresAt = Date.now() + ttlMs;
       },
       revoke: () => this.endLease(id),
     };

@@ -47,8 +47,6 @@ export interface MembershipOptions {
   /** Labels of a node that has no spec yet (its first join). */
   labels?: Record<string, string>;
   log?: MembershipLog;
-  /** Called after any member's records changed. */
-  onChange?: () => void;
 }
 
 /** Rounds of read-compare-write against other writers of the same spec. */
@@ -62,6 +60,7 @@ export class Membership {
   private watcher: StoreWatch | null = null;
   private registering: Promise<void> | null = null;
   private closed = false;
+  private readonly listeners = new Set<() => void>();
 
   private constructor(
     private readonly store: ClusterStore,
@@ -91,6 +90,17 @@ export class Membership {
   /** The lease this agent's registration lives under; null while it registers again. */
   get leaseId(): string | null {
     return this.lease?.id ?? null;
+  }
+
+  /** When the store may end this agent's lease at the earliest (StoreLease.expiresAt); 0 without one. */
+  get leaseExpiresAt(): number {
+    return this.lease?.expiresAt ?? 0;
+  }
+
+  /** Call `listener` after any member's records changed; returns the way to stop. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   list(): NodeView[] {
@@ -172,12 +182,16 @@ export class Membership {
         this.follow().catch((e: unknown) => this.options.log?.warn({ err: String(e) }, 'membership: reading the members failed'));
       },
     );
-    this.options.onChange?.();
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   private onEvent(event: StoreEvent): void {
     this.apply(event.key, event.value, event.revision);
-    this.options.onChange?.();
+    this.changed();
     // Our own live record went: the lease ended while this agent was paused or cut off.
     if (event.type === 'delete' && event.key === liveKey(this.name) && !this.closed) {
       this.options.log?.warn({ node: this.name }, 'membership: this node was shown down (its lease ended); registering again');

@@ -77,6 +77,12 @@ export interface StoreWatch {
 export interface StoreLease {
   readonly id: string;
   readonly ttlMs: number;
+  /**
+   * When the store may end the lease at the earliest, by this process's clock (ms since the
+   * epoch): a renewal counts from when it was sent, not from when the store got it, so the
+   * store ends the lease no earlier than this. What fencing waits for.
+   */
+  readonly expiresAt: number;
   /** Restart the lease's time to live. */
   keepAlive(): void;
   /** End the lease now: its keys are deleted. */

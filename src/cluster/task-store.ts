@@ -7,7 +7,7 @@
  */
 import { SlicedError } from '../core/errors.js';
 import { assertTaskId, type TaskRecord, type TaskStatus } from '../core/tasks.js';
-import type { ClusterStore, StoreEvent, StoreWatch } from './store.js';
+import type { ClusterStore, StoreCompare, StoreEvent, StoreWatch } from './store.js';
 
 export const TASKS_PREFIX = 'tasks/';
 export const recordKey = (id: string): string => `${TASKS_PREFIX}${id}/record`;
@@ -53,15 +53,15 @@ export class TaskStore {
 
   /**
    * Change a task's record by `change` (which sees the current record and returns the new one,
-   * or throws to refuse), compared on the record's revision and tried again when someone else
-   * wrote it in between.
+   * or throws to refuse), compared on the record's revision (and on `fence`, e.g. the leader
+   * key) and tried again when someone else wrote it in between.
    */
-  async update(id: string, change: (task: StoredTask) => TaskRecord): Promise<TaskRecord> {
+  async update(id: string, change: (task: StoredTask) => TaskRecord, fence: () => StoreCompare[] = () => []): Promise<TaskRecord> {
     for (let round = 0; round < UPDATE_ROUNDS; round++) {
       const task = await this.get(id);
       const next = change(task);
       const { succeeded } = await this.store.txnIf(
-        [{ key: recordKey(id), modRevision: task.modRevision }],
+        [{ key: recordKey(id), modRevision: task.modRevision }, ...fence()],
         [{ type: 'put', key: recordKey(id), value: JSON.stringify(next) }],
       );
       if (succeeded) return next;

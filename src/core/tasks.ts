@@ -42,6 +42,16 @@ export interface TaskRecord {
   placedAt: number;
   /** The scheduler that chose the node, or how it was chosen. */
   placedBy: string;
+  /**
+   * Being moved: the node it runs on stops it, then hands the record over to `to` (next
+   * generation, placed by `by`), so it never runs on both. Absent when it stays.
+   */
+  moving?: { to: string; by: string } | null;
+}
+
+/** Whether another node may be given this task when its node is taken for dead (so its node must fence it). */
+export function failsOver(record: TaskRecord): boolean {
+  return record.desired === 'run' && (record.spec.restart !== 'never' || Boolean(record.moving));
 }
 
 export type TaskRunState = 'running' | 'exited' | 'failed' | 'stopped';
@@ -118,7 +128,7 @@ const commandSchema = z
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Set by the daemon for every process in a slice; a task may not change them. */
-const RESERVED_ENV = new Set(['SLICE', 'SLICED_PROCS', 'SLICED_UID', 'SLICED_GID', 'SLICED_NETNS']);
+const RESERVED_ENV = new Set(['SLICE', 'SLICED_PROCS', 'SLICED_UID', 'SLICED_GID', 'SLICED_NETNS', 'SLICED_TASK_ID', 'SLICED_NODE']);
 
 const requestSchema = z
   .object({

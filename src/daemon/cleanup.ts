@@ -4,6 +4,7 @@
  * left by a killed daemon). The desired state is kept,
  * so the next start rebuilds the slices; delete the state directory to forget them too.
  */
+import { fenceFile } from './task-setup.js';
 import { rmdirSync, rmSync } from 'node:fs';
 import { removeDirectory } from '../kernel/fifo.js';
 import { FIFO_AREA } from '../kernel/fifo-maker.js';
@@ -61,6 +62,8 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       if (left.length > 0) log.warn({ left }, 'left in the delegated group');
     }
     await removeGuard(netNames(config.netTag).guardTable);
+    // The fence's watchdog ends when its file goes (the tasks it guarded went with their slices).
+    for (const file of [fenceFile(config), `${fenceFile(config)}.pid`, `${fenceFile(config)}.new`]) rmSync(file, { force: true });
     rmSync(config.socket, { force: true });
     if (config.mount !== null) await removeStaleMount(config.mount, log);
     log.info({ roots: backend.rootDirectories() }, 'cleanup done: no sliced groups, users or sockets are left');

@@ -15,7 +15,8 @@ import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
-import { exitStatusOf, restartDelayMs, restartsAfter, type TaskRecord, type TaskStatus } from '../core/tasks.js';
+import { exitStatusOf, failsOver, restartDelayMs, restartsAfter, type TaskRecord, type TaskStatus } from '../core/tasks.js';
+import { startFenceWatchdog, writeFence } from '../kernel/fence.js';
 import { spawnInSlice } from '../kernel/spawn.js';
 import { processAlive, readProcStat } from '../kernel/procfs.js';
 import type { StoreEvent, StoreWatch } from '../cluster/store.js';
@@ -33,6 +34,11 @@ export interface TaskRunnerOptions {
   log: Logger;
   /** Between SIGTERM and SIGKILL when a task is stopped. */
   stopGraceMs: number;
+  /**
+   * In a cluster: the fence file (kernel/fence.ts) and the earliest end of this node's lease.
+   * Tasks another node could be given are killed before that end; none starts while past it.
+   */
+  fence: { file: string; leaseExpiresAt: () => number } | null;
 }
 
 interface LocalTask {
@@ -41,6 +47,10 @@ interface LocalTask {
   child: ChildProcess | null;
   /** Its pid (also for a process taken back after a restart of sliced). */
   pid: number | null;
+  /** Its start time (/proc/PID/stat), which the fence checks before it kills. */
+  startTicks: number | null;
+  /** Killed by the fence, not ended by itself. */
+  fenced: boolean;
   restarts: number;
   stopping: boolean;
   /** A pending restart, or the poll of a process taken back. */
@@ -51,15 +61,31 @@ interface LocalTask {
 
 const ROTATE_EVERY_MS = 2000;
 const ADOPTED_POLL_MS = 500;
+/** Tasks are fenced this long before the earliest end of the lease, for the kill to land in time. */
+export const FENCE_MARGIN_MS = 1000;
+const FENCE_EVERY_MS = 200;
+const STATUS_RETRY_MS = 1000;
+const FENCED = "killed by the fence: this node's agent lost its lease (stopped, or cut off from etcd)";
 
 export class TaskRunner {
   private readonly records = new Map<string, TaskRecord>();
+  /** The revision each record (or its deletion) was learnt at: an older read never overwrites a newer one. */
+  private readonly learnt = new Map<string, number>();
+  private refreshing = false;
+  /** Fenced since the last full read: nothing starts until the records are read again. */
+  private stale = false;
   private readonly own = new Map<string, TaskStatus>();
   private readonly local = new Map<string, LocalTask>();
   /** Each task's status writes, one after the other, so the store never ends on an older one. */
   private readonly writes = new Map<string, Promise<void>>();
   private watcher: StoreWatch | null = null;
   private rotator: NodeJS.Timeout | null = null;
+  private fencer: NodeJS.Timeout | null = null;
+  private lastFence = '';
+  /** Tasks the fence killed, to start again when the node has its lease back. */
+  private readonly fencedTasks = new Set<string>();
+  /** Hand-overs under way (task id), so one is sent once. */
+  private readonly handing = new Set<string>();
   private closed = false;
 
   constructor(private readonly opts: TaskRunnerOptions) {}
@@ -67,11 +93,16 @@ export class TaskRunner {
   async open(): Promise<void> {
     const { revision, tasks } = await this.opts.tasks.list();
     for (const [id, task] of tasks) {
-      this.records.set(id, task.record);
+      this.learn(id, task.record, task.modRevision);
       const mine = task.statuses.get(this.opts.node);
       if (mine) this.own.set(id, mine);
     }
     for (const [id, status] of this.own) if (status.state === 'running') this.takeBack(id, status);
+    if (this.opts.fence) {
+      this.fenceTick();
+      startFenceWatchdog(this.opts.fence.file);
+      this.fencer = setInterval(() => this.fenceTick(), FENCE_EVERY_MS);
+    }
     for (const id of this.records.keys()) this.reconcile(id);
     this.follow(revision);
     this.rotator = setInterval(() => {
@@ -86,12 +117,30 @@ export class TaskRunner {
     this.rotator.unref();
   }
 
-  /** Stop following; the tasks' processes keep running (the next start takes them back). */
-  close(): void {
+  /**
+   * Stop following. Tasks that stay on this node whatever happens (restart never, not moving)
+   * keep running and are taken back at the next start; in a cluster the others are stopped
+   * first (SIGTERM, grace, SIGKILL), as the lease ends with the agent and the leader places
+   * them elsewhere at once.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     this.watcher?.close();
     if (this.rotator) clearInterval(this.rotator);
+    if (this.fencer) clearInterval(this.fencer);
     for (const task of this.local.values()) clearTimers(task);
+    if (!this.opts.fence) return;
+    const fenced = this.fenceable();
+    for (const { pid } of fenced) this.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + this.opts.stopGraceMs;
+    while (fenced.some((t) => processAlive(t.pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const { pid } of fenced) this.kill(pid, 'SIGKILL');
+    writeFence(
+      this.opts.fence.file,
+      0,
+      fenced.map((t) => ({ pgid: t.pid, startTicks: t.startTicks })),
+    );
+    await this.flushed();
   }
 
   /** Whether the task has a process here now, or will have one again (a restart is pending). */
@@ -128,8 +177,7 @@ export class TaskRunner {
     while (!this.closed) {
       try {
         const { revision, tasks } = await this.opts.tasks.list();
-        for (const id of [...this.records.keys()]) if (!tasks.has(id)) this.records.delete(id);
-        for (const [id, task] of tasks) this.records.set(id, task.record);
+        this.learnAll(revision, tasks);
         for (const id of new Set([...this.records.keys(), ...this.local.keys()])) this.reconcile(id);
         this.follow(revision);
         return;
@@ -142,25 +190,45 @@ export class TaskRunner {
   private onEvent(event: StoreEvent): void {
     const key = taskKeyOf(event.key);
     if (!key || key.node !== null) return; // statuses are each node's own report
-    if (event.value === null) this.records.delete(key.id);
-    else this.records.set(key.id, JSON.parse(event.value) as TaskRecord);
+    this.learn(key.id, event.value === null ? null : (JSON.parse(event.value) as TaskRecord), event.revision);
     this.reconcile(key.id);
   }
 
+  private learn(id: string, record: TaskRecord | null, revision: number): void {
+    if ((this.learnt.get(id) ?? 0) > revision) return;
+    this.learnt.set(id, revision);
+    if (record === null) this.records.delete(id);
+    else this.records.set(id, record);
+  }
+
+  /** A full read at `revision`: records it lacks were deleted by then. */
+  private learnAll(revision: number, tasks: ReadonlyMap<string, { record: TaskRecord; modRevision: number }>): void {
+    for (const id of [...this.records.keys()]) if (!tasks.has(id)) this.learn(id, null, revision);
+    for (const [id, task] of tasks) this.learn(id, task.record, task.modRevision);
+  }
+
+  /** The record if it wants the task running here (and not moving away). */
   private wanted(id: string): TaskRecord | null {
     const record = this.records.get(id);
-    return record && record.node === this.opts.node && record.desired === 'run' ? record : null;
+    return record && record.node === this.opts.node && record.desired === 'run' && !record.moving ? record : null;
   }
 
   private reconcile(id: string): void {
     if (this.closed) return;
-    const record = this.wanted(id);
+    const here = this.records.get(id);
     const running = this.local.get(id);
+    if (here && here.node === this.opts.node && here.desired === 'run' && here.moving) {
+      // Moving away: stop it here, then hand the record over (when it has ended).
+      if (running) this.stop(id, running);
+      else void this.handOver(id, here);
+      return;
+    }
+    const record = this.wanted(id);
     if (running && (!record || running.generation !== record.generation)) {
       this.stop(id, running);
       return;
     }
-    if (!record || running) return;
+    if (!record || running || this.stale || this.isFenced()) return;
     const reported = this.own.get(id);
     if (reported && reported.generation === record.generation) return; // this placement ran here and ended
     this.start(id, record, 0);
@@ -192,7 +260,7 @@ export class TaskRunner {
     let child: ChildProcess;
     try {
       child = spawnInSlice(plan, spec.command, {
-        env: spec.env,
+        env: { ...spec.env, SLICED_TASK_ID: id, SLICED_NODE: this.opts.node },
         ...(spec.cwd !== null ? { cwd: spec.cwd } : {}),
         stdio: ['ignore', streams.stdout, streams.stderr],
       });
@@ -205,6 +273,8 @@ export class TaskRunner {
     child.once('spawn', () => {
       task.pid = child.pid ?? null;
       const ticks = task.pid !== null ? (readProcStat(task.pid)?.startTicks ?? null) : null;
+      task.startTicks = ticks;
+      this.fenceTick(); // listed before anyone could take this node for dead
       this.report(id, {
         ...base,
         state: 'running',
@@ -245,7 +315,7 @@ export class TaskRunner {
       else this.own.delete(id);
       return;
     }
-    const task = { ...localTask(status.generation, status.restarts), pid: status.pid };
+    const task = { ...localTask(status.generation, status.restarts), pid: status.pid, startTicks: status.pidStartTicks };
     this.local.set(id, task);
     const poll = (): void => {
       if (this.closed) return;
@@ -272,6 +342,10 @@ export class TaskRunner {
   ): void {
     if (task) clearTimers(task);
     if (task && this.local.get(id) === task) this.local.delete(id);
+    // What the group leader left behind in its group goes with it.
+    if (task?.pid && (task.stopping || task.fenced)) this.kill(task.pid, 'SIGKILL');
+    const fenced = task?.fenced === true;
+    if (fenced) this.fencedTasks.add(id);
     const base = {
       node: this.opts.node,
       generation: record.generation,
@@ -281,10 +355,11 @@ export class TaskRunner {
       startedAt: how.startedAt,
       endedAt: Date.now(),
       exitStatus: how.exitStatus,
-      error: how.error,
+      error: fenced ? FENCED : how.error,
     };
     const current = this.wanted(id);
-    const again = !task?.stopping && current?.generation === record.generation && restartsAfter(record.spec.restart, how.exitStatus ?? 1);
+    const again =
+      !task?.stopping && !fenced && current?.generation === record.generation && restartsAfter(record.spec.restart, how.exitStatus ?? 1);
     this.report(id, { ...base, state: task?.stopping ? 'stopped' : 'exited' });
     if (again) {
       // Held as active while the restart is pending, so a stop in between cancels it.
@@ -329,6 +404,105 @@ export class TaskRunner {
     task.killTimer = setTimeout(() => this.kill(task.pid!, 'SIGKILL'), this.opts.stopGraceMs);
   }
 
+  /** Give the record to the node it moves to, once nothing of it runs here (compared on its revision). */
+  private async handOver(id: string, record: TaskRecord): Promise<void> {
+    if (this.handing.has(id) || !record.moving) return;
+    this.handing.add(id);
+    const { to, by } = record.moving;
+    try {
+      await this.opts.tasks.update(id, ({ record: now }) => {
+        if (now.node !== this.opts.node || !now.moving || now.generation !== record.generation)
+          throw new SlicedError('EBUSY', 'changed meanwhile');
+        return { ...now, node: to, generation: now.generation + 1, moving: null, placedAt: Date.now(), placedBy: by };
+      });
+      this.opts.log.info({ task: id, to, by }, 'task handed over');
+    } catch (err) {
+      if (!(err instanceof SlicedError && err.code === 'EBUSY')) {
+        this.opts.log.warn({ task: id, to, err: (err as Error).message }, 'cannot hand the task over; trying again');
+        setTimeout(() => this.reconcile(id), STATUS_RETRY_MS).unref();
+      }
+    } finally {
+      this.handing.delete(id);
+    }
+  }
+
+  private isFenced(): boolean {
+    const fence = this.opts.fence;
+    return fence !== null && Date.now() > fence.leaseExpiresAt() - FENCE_MARGIN_MS;
+  }
+
+  /** This node's tasks that another node could be given, with a process to kill. */
+  private fenceable(): Array<{ id: string; pid: number; startTicks: number; task: LocalTask }> {
+    const out = [];
+    for (const [id, task] of this.local) {
+      const record = this.records.get(id);
+      if (task.pid === null || task.startTicks === null || !record || !failsOver(record)) continue;
+      out.push({ id, pid: task.pid, startTicks: task.startTicks, task });
+    }
+    return out;
+  }
+
+  /** Keep the fence file's deadline and list current; past the deadline, kill what it lists. */
+  private fenceTick(): void {
+    const fence = this.opts.fence;
+    if (!fence || this.closed) return;
+    const deadline = fence.leaseExpiresAt() - FENCE_MARGIN_MS;
+    const listed = this.fenceable();
+    const text = `${deadline} ${listed.map((t) => `${t.pid}:${t.startTicks}`).join(',')}`;
+    if (text !== this.lastFence) {
+      try {
+        writeFence(
+          fence.file,
+          deadline,
+          listed.map((t) => ({ pgid: t.pid, startTicks: t.startTicks })),
+        );
+        this.lastFence = text;
+      } catch (err) {
+        this.opts.log.warn({ file: fence.file, err: (err as Error).message }, 'cannot write the fence file');
+      }
+    }
+    if (Date.now() > deadline) {
+      this.stale = true;
+      for (const { pid, task } of listed) {
+        if (task.fenced) continue;
+        task.fenced = true;
+        this.opts.log.warn({ pid }, 'fencing a task: this node has no lease');
+        this.kill(pid, 'SIGKILL');
+      }
+      return;
+    }
+    if (this.stale) void this.afterFence();
+  }
+
+  /**
+   * The lease is back. What this node knows of the records may be old (its watch was cut off
+   * too, and the leader may have placed its tasks elsewhere meanwhile): read them all again
+   * first, then start here what the fence killed and is still placed here.
+   */
+  private async afterFence(): Promise<void> {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      const { revision, tasks } = await this.opts.tasks.list();
+      if (this.isFenced()) return;
+      this.learnAll(revision, tasks);
+      this.stale = false;
+      for (const id of [...this.fencedTasks]) {
+        this.fencedTasks.delete(id);
+        const record = this.wanted(id);
+        const reported = this.own.get(id);
+        if (record && !this.local.has(id) && reported?.generation === record.generation && record.spec.restart !== 'never') {
+          this.start(id, record, reported.restarts + 1);
+        }
+      }
+      for (const id of this.records.keys()) this.reconcile(id);
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'cannot read the tasks after the fence; trying again');
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
   private kill(pid: number, signal: NodeJS.Signals): void {
     try {
       process.kill(-pid, signal);
@@ -341,7 +515,12 @@ export class TaskRunner {
     this.own.set(id, status);
     const write = (this.writes.get(id) ?? Promise.resolve())
       .then(() => this.opts.tasks.putStatus(id, status))
-      .catch((err: Error) => this.opts.log.warn({ task: id, state: status.state, err: err.message }, 'cannot record the task status'));
+      .catch((err: Error) => {
+        this.opts.log.warn({ task: id, state: status.state, err: err.message }, 'cannot record the task status; trying again');
+        setTimeout(() => {
+          if (this.own.get(id) === status && !this.closed) this.report(id, status);
+        }, STATUS_RETRY_MS).unref();
+      });
     this.writes.set(id, write);
     void write.then(() => {
       if (this.writes.get(id) === write) this.writes.delete(id);
@@ -355,7 +534,7 @@ export class TaskRunner {
 }
 
 function localTask(generation: number, restarts: number): LocalTask {
-  return { generation, child: null, pid: null, restarts, stopping: false, timer: null, killTimer: null };
+  return { generation, child: null, pid: null, startTicks: null, fenced: false, restarts, stopping: false, timer: null, killTimer: null };
 }
 
 function clearTimers(task: LocalTask): void {

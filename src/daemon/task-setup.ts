@@ -17,10 +17,17 @@ import type { SlicedConfig } from './config.js';
 import { listenPeer } from './peer.js';
 import { TaskRunner } from './task-runner.js';
 import { TaskService } from './tasks.js';
+import { TaskFailover } from './task-failover.js';
+import { Leadership } from '../cluster/leader.js';
 
 export interface NodeTasks {
   service: TaskService;
   close(): Promise<void>;
+}
+
+/** The fence file of this node's tasks (kernel/fence.ts), removed by sliced --cleanup (which ends its watchdog). */
+export function fenceFile(config: SlicedConfig): string {
+  return join(config.runDir, 'tasks.fence');
 }
 
 /** A stop waits this much longer than the grace period for the node's report. */
@@ -47,6 +54,8 @@ export async function startTasks(opts: {
     planFor: (slice) => agent.execPlan(slice, process.pid),
     log,
     stopGraceMs: config.stopGraceMs,
+    // A node alone has no one to take its tasks over: nothing to fence.
+    fence: cluster.mode === 'etcd' ? { file: fenceFile(config), leaseExpiresAt: () => cluster.membership.leaseExpiresAt } : null,
   });
   await runner.open();
   let server: FastifyInstance | null = null;
@@ -56,7 +65,7 @@ export async function startTasks(opts: {
       log.info({ listen: peerConfig.listen, auth: credentials.kind }, 'node-to-node channel listening');
     }
   } catch (err) {
-    runner.close();
+    await runner.close();
     throw err;
   }
   const service = new TaskService({
@@ -71,12 +80,22 @@ export async function startTasks(opts: {
     logRoot,
     stopWaitMs: config.stopGraceMs + STOP_REPORT_MARGIN_MS,
   });
+  // In a cluster, the leader places again the tasks of nodes that went down.
+  let leadership: Leadership | null = null;
+  let failover: TaskFailover | null = null;
+  if (cluster.mode === 'etcd') {
+    leadership = new Leadership(cluster.store, node, () => cluster.membership.leaseId, log);
+    await leadership.start();
+    failover = new TaskFailover({ tasks, membership: cluster.membership, leadership, service, log });
+    failover.start();
+  }
   return {
     service,
     async close() {
-      runner.close();
+      failover?.close();
+      leadership?.close();
       await server?.close();
-      await runner.flushed();
+      await runner.close();
     },
   };
 }

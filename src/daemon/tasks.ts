@@ -51,16 +51,7 @@ export class TaskService {
   constructor(private readonly opts: TaskServiceOptions) {}
 
   async submit(request: TaskRequest, requester: { pid: number; sessionId: number | null }): Promise<TaskView> {
-    const nodes = candidateNodes(request.slice, await this.sliceNodes(request.slice), this.opts.membership.list());
-    const newTask: NewTask = { parentPid: requester.pid, sessionId: requester.sessionId, slice: request.slice, nodes };
-    const answer = this.opts.place(newTask, request.scheduler);
-    if (answer.refused !== null) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
-    let node = answer.node;
-    let placedBy = answer.scheduler ?? 'default';
-    if (node === null) {
-      node = defaultTaskNode(nodes, await this.activePerNode(), this.opts.node);
-      placedBy = answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)';
-    }
+    const { node, placedBy } = await this.choose(request, requester);
     const now = Date.now();
     const record: TaskRecord = {
       spec: { ...request, id: taskId(randomBytes(6)), createdAt: now, createdOn: this.opts.node },
@@ -72,6 +63,28 @@ export class TaskService {
     };
     await this.opts.tasks.create(record);
     return this.view({ record, status: null, statuses: new Map(), modRevision: 0 });
+  }
+
+  /**
+   * The node a task of `request` goes to: the schedulers that govern it decide among the
+   * slice's nodes that are up and not cordoned (all but `exclude`); where none answers, the
+   * node with the fewest tasks.
+   */
+  async choose(
+    request: TaskRequest,
+    requester: { pid: number; sessionId: number | null },
+    exclude: readonly string[] = [],
+  ): Promise<{ node: string; placedBy: string }> {
+    const sliceNodes = (await this.sliceNodes(request.slice)).filter((n) => !exclude.includes(n));
+    const nodes = candidateNodes(request.slice, sliceNodes, this.opts.membership.list());
+    const newTask: NewTask = { parentPid: requester.pid, sessionId: requester.sessionId, slice: request.slice, nodes };
+    const answer = this.opts.place(newTask, request.scheduler);
+    if (answer.refused !== null) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
+    if (answer.node !== null) return { node: answer.node, placedBy: answer.scheduler! };
+    return {
+      node: defaultTaskNode(nodes, await this.activePerNode(), this.opts.node),
+      placedBy: answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)',
+    };
   }
 
   async list(): Promise<TaskView[]> {

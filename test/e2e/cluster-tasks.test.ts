@@ -7,7 +7,8 @@
  * down says so.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { ClusterHarness, until } from '../helpers/cluster.js';
 import { TestDaemon } from '../helpers/daemon.js';
-import { SLOW } from '../helpers/env.js';
+import { commandSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { TaskList, TaskView } from '../../src/wire/tasks.js';
 
@@ -204,5 +205,184 @@ harness.test(
     assert.equal((await show(a, id)).state, 'running');
     assert.match((await a.cli(['task', 'logs', id])).stdout, /kept/);
     assert.equal((await a.cli(['task', 'stop', id])).code, 0);
+  },
+);
+
+/**
+ * The running instances of each task on this machine (all agents share it): the process
+ * groups of processes with the task's SLICED_TASK_ID in their environment (a task's children,
+ * and a shell's fork before it execs, are in its group).
+ */
+function taskProcesses(ids: ReadonlySet<string>): Map<string, number[]> {
+  const found = new Map<string, Set<number>>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let env: string;
+    let group: number;
+    try {
+      env = readFileSync(`/proc/${entry}/environ`, 'latin1');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    } catch {
+      continue;
+    }
+    const m = /(?:^|\0)SLICED_TASK_ID=([0-9a-f]{12})(?:\0|$)/.exec(env);
+    if (m && ids.has(m[1]!)) found.set(m[1]!, (found.get(m[1]!) ?? new Set()).add(group));
+  }
+  return new Map([...found].map(([id, groups]) => [id, [...groups]]));
+}
+
+/** Sample every 50 ms until stopped: the largest number of processes one task had at once. */
+function watchTwice(ids: ReadonlySet<string>): { stop: () => number } {
+  let most = 0;
+  const timer = setInterval(() => {
+    for (const pids of taskProcesses(ids).values()) most = Math.max(most, pids.length);
+  }, 50);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return most;
+    },
+  };
+}
+
+/** Submit `n` restartable tasks of `slice` that all land on `target` (the slice's other nodes cordoned meanwhile). */
+async function tasksOn(d: TestDaemon, slice: string, target: string, others: string[], n: number): Promise<string[]> {
+  for (const o of others) assert.equal((await d.cli(['node', 'cordon', o])).code, 0);
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const view = await d.cliJson<TaskView>([
+        'run',
+        '--slice',
+        slice,
+        '-d',
+        '--restart',
+        'always',
+        '--',
+        'sh',
+        '-c',
+        'while :; do sleep 0.2; done',
+      ]);
+      assert.equal(view.node, target);
+      ids.push(view.id);
+    }
+  } finally {
+    for (const o of others) await d.cli(['node', 'uncordon', o]);
+  }
+  for (const id of ids) await running(d, id);
+  return ids;
+}
+
+harness.test('failover: the tasks of an agent killed with SIGKILL run elsewhere within TTL + 2 s, never on two nodes at once', async () => {
+  const { a, b } = await threeAgents();
+  const s = slice('tf');
+  assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
+  await until(
+    'the slice on a and b',
+    async () => {
+      const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
+      return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
+    },
+    15_000 * SLOW,
+  );
+  const ids = await tasksOn(a, s, nameOf('b'), [nameOf('a')], 4);
+  const twice = watchTwice(new Set(ids));
+  const killed = Date.now();
+  await b.stop('SIGKILL');
+  let moved = 0;
+  await until(
+    'every task to run on a',
+    async () => {
+      const views = await Promise.all(ids.map((id) => show(a, id)));
+      return views.every((v) => v.node === nameOf('a') && v.state === 'running') && (moved = Date.now() - killed) > 0;
+    },
+    20_000 * SLOW,
+  );
+  const most = twice.stop();
+  process.stderr.write(
+    `failover: ${ids.length} tasks ran elsewhere ${moved} ms after SIGKILL of their agent (TTL 5000 ms); at most ${most} process per task\n`,
+  );
+  assert.equal(most, 1, 'a task ran on two nodes at once');
+  assert.ok(moved <= (5000 + 2000) * SLOW, `failover took ${moved} ms`);
+  const view = await show(a, ids[0]!);
+  assert.match(view.placedBy, new RegExp(`failover from ${nameOf('b')}`));
+  assert.equal(view.generation, 2);
+  await b.launch();
+  await until('b to be up', async () => (await harness.nodes(a)).get(nameOf('b'))?.status === 'up', 15_000 * SLOW);
+  for (const id of ids) assert.equal((await a.cli(['task', 'stop', id])).code, 0);
+});
+
+harness.test(
+  'fencing: an agent cut off from etcd by nft kills its restartable tasks before its lease can end; they run once, elsewhere; it comes back',
+  async (t) => {
+    const noNft = commandSkipReason('nft', 'nftables');
+    if (noNft !== null) return skipWith(t, noNft);
+    const { a } = await threeAgents();
+    const [endpoint] = harness.etcd!.endpoints.slice(-1) as [string];
+    const address = new URL(endpoint).hostname;
+    // Agent d reaches etcd through one member only, so one nft rule cuts it off and nobody else.
+    const port = await freePort();
+    const d = await TestDaemon.start([
+      '--cluster',
+      endpoint,
+      '--cluster-prefix',
+      harness.prefix,
+      '--node-name',
+      nameOf('d'),
+      '--user-prefix',
+      'sl-d-',
+      '--peer-listen',
+      `127.0.0.1:${port}`,
+      '--peer-token-file',
+      tokenFile,
+    ]);
+    harness.daemons.push(d);
+    const s = slice('tc');
+    assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('d')].join(',')])).code, 0);
+    await until(
+      'the slice on a and d',
+      async () => {
+        const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
+        return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
+      },
+      15_000 * SLOW,
+    );
+    const ids = await tasksOn(a, s, nameOf('d'), [nameOf('a')], 3);
+    const twice = watchTwice(new Set(ids));
+    const table = `slicedcut${harness.run}`;
+    const nft = (script: string): void => {
+      const r = spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    nft(
+      `add table inet ${table}\nadd chain inet ${table} out { type filter hook output priority -20; policy accept; }\nadd rule inet ${table} out ip daddr ${address} tcp dport 2379 drop\n`,
+    );
+    try {
+      await until(
+        'every task to run on a',
+        async () => {
+          const views = await Promise.all(ids.map((id) => show(a, id)));
+          return views.every((v) => v.node === nameOf('a') && v.state === 'running');
+        },
+        25_000 * SLOW,
+      );
+    } finally {
+      spawnSync('nft', ['delete', 'table', 'inet', table]);
+    }
+    const most = twice.stop();
+    assert.equal(most, 1, 'a task ran on two nodes at once');
+    await until('d to be up again', async () => (await harness.nodes(a)).get(nameOf('d'))?.status === 'up', 30_000 * SLOW);
+    // d reported what the fence did once it could write again.
+    await until(
+      "d's report of the fence",
+      async () => {
+        const list = await a.cliJson<TaskList>(['task', 'list']);
+        return list.tasks.filter((t) => ids.includes(t.id)).every((t) => t.node === nameOf('a'));
+      },
+      10_000 * SLOW,
+    );
+    for (const id of ids) assert.equal((await a.cli(['task', 'stop', id])).code, 0);
+    assert.equal([...taskProcesses(new Set(ids)).values()].flat().length, 0, 'nothing of them runs');
   },
 );

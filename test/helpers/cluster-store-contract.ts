@@ -204,6 +204,10 @@ export function clusterStoreContract(name: string, harness: ClusterStoreHarness)
         lease.keepAlive();
       }
       assert.equal(await store.get('members/a'), 'alive', 'kept alive past its time to live');
+      // What fencing relies on: the earliest end moves with the renewals, within one time to live from now.
+      await sleep(100);
+      const earliestEnd = lease.expiresAt;
+      assert.ok(earliestEnd > Date.now() && earliestEnd <= Date.now() + lease.ttlMs, `expiresAt ${earliestEnd - Date.now()} ms from now`);
       for (let waited = 0; deletes.length < 2 && waited < lease.ttlMs + 5000 * SLOW; waited += 100) await sleep(100);
       assert.deepEqual(deletes.sort(), ['members/a', 'members/old'], 'the lease expired: its keys were deleted');
       assert.deepEqual(await store.range('members/'), new Map());
@@ -230,6 +234,7 @@ export function clusterStoreContract(name: string, harness: ClusterStoreHarness)
         ],
       );
       await lease.revoke();
+      assert.equal(lease.expiresAt, 0, 'a revoked lease has ended');
       assert.equal(await store.get('x'), undefined);
       assert.equal(await store.get('y'), undefined);
       assert.equal(await store.revision(), revision + 1);

@@ -116,6 +116,9 @@ describe('Membership over a single node store', () => {
         return {
           id: lease.id,
           ttlMs: lease.ttlMs,
+          get expiresAt() {
+            return lease.expiresAt;
+          },
           revoke: () => lease.revoke(),
           keepAlive: () => (cut.on ? undefined : lease.keepAlive()),
         };
