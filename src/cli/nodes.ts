@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { ApiClient } from './client.js';
 import { renderKeyValues, renderTable } from '../core/table.js';
 import { parseLabelArgs } from '../core/membership.js';
-import type { NodeChange, NodeEntry, NodeList } from '../wire/nodes.js';
+import type { DrainResult, NodeChange, NodeEntry, NodeList } from '../wire/nodes.js';
 
 export interface NodeCliContext {
   client(command: Command): ApiClient;
@@ -59,6 +59,16 @@ export function registerNodeCommands(program: Command, ctx: NodeCliContext): voi
   }
 
   node
+    .command('drain <name>')
+    .description(
+      'cordon a node and move its migratable tasks to other nodes of their slices; lists what could not move (uncordon reverses the cordon)',
+    )
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const result = await ctx.client(command).post<DrainResult>(`/v1/nodes/${enc(name)}/drain`, {});
+      ctx.print(command, result, () => drainText(result));
+    });
+
+  node
     .command('remove <name>')
     .description('forget a node that is down (its labels, cordon and slivers go); a node that is up is refused')
     .action(async (name: string, _options: unknown, command: Command) => {
@@ -103,4 +113,12 @@ function nodeDetails(n: NodeEntry): string {
     ['version', n.live?.version ?? '-'],
     ['registered', n.live ? new Date(n.live.since).toISOString() : '-'],
   ]);
+}
+
+function drainText(result: DrainResult): string {
+  const lines = [`node ${result.node} cordoned: no new task goes there`];
+  for (const m of result.moved) lines.push(`task ${m.task} moved to ${m.to}`);
+  for (const l of result.left) lines.push(`task ${l.task} stays: ${l.reason}`);
+  if (result.moved.length === 0 && result.left.length === 0) lines.push('no task ran there');
+  return lines.join('\n');
 }

@@ -104,6 +104,17 @@ export function registerTaskCommands(program: Command, ctx: TaskCliContext): voi
     });
 
   task
+    .command('migrate <id>')
+    .description(
+      'move a migratable task to another node of its slice: stopped where it runs (SIGTERM, grace, SIGKILL), then started again on the target',
+    )
+    .option('--to <node>', 'the node to move it to (default: where the schedulers place it)')
+    .action(async (id: string, options: { to?: string }, command: Command) => {
+      const view = await ctx.client(command).post<TaskView>(`/v1/tasks/${enc(id)}/migrate`, options.to ? { to: options.to } : {});
+      ctx.print(command, view, () => `task ${view.id} ${view.state} on node ${view.node} (placement ${view.generation})`);
+    });
+
+  task
     .command('signal <id> <signal>')
     .description(`send a signal to the task's process group: ${SIGNALS.join(', ')} (or without SIG)`)
     .action(async (id: string, signal: string, _options: unknown, command: Command) => {

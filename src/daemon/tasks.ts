@@ -24,6 +24,7 @@ import type { Membership } from '../cluster/membership.js';
 import type { PeerClient } from '../cluster/peer-client.js';
 import type { StoredTask, TaskStore } from '../cluster/task-store.js';
 import type { ChangeRunner } from './changes.js';
+import type { DrainResult } from '../wire/nodes.js';
 import type { DesiredState } from '../core/model.js';
 import { logLines } from './task-log.js';
 import type { TaskRunner } from './task-runner.js';
@@ -109,6 +110,98 @@ export class TaskService {
           `task ${id} was asked to stop but node ${view.node} still reports it running after ${this.opts.stopWaitMs} ms`,
         );
       }
+      await sleep(POLL_MS);
+    }
+  }
+
+  /**
+   * Move a running task to another node of its slice (`to`, or where the schedulers place it):
+   * its node stops it (SIGTERM, grace, SIGKILL) and hands it over, and it starts again there
+   * with the same spec. Only tasks marked migratable move. Resolves once it runs on the target.
+   */
+  async migrate(id: string, to: string | null, by: string): Promise<TaskView> {
+    const view = await this.show(id);
+    const target = await this.moveTarget(view, to);
+    await this.opts.tasks.update(id, ({ record }) => {
+      if (record.node !== view.node || record.generation !== view.generation || record.moving) {
+        throw new SlicedError('EBUSY', `task ${id} moved or changed meanwhile (now on ${record.node}); look again`);
+      }
+      return { ...record, moving: { to: target, by } };
+    });
+    return this.whenOn(id, target);
+  }
+
+  /**
+   * Drain a node: cordon it (no new task goes there), then move its migratable tasks away as
+   * `migrate` does. Resolves with what moved where and what could not move, and why.
+   */
+  async drain(node: string): Promise<DrainResult> {
+    await this.opts.membership.setCordoned(node, true);
+    const moved: Array<{ task: string; to: string }> = [];
+    const left: Array<{ task: string; reason: string }> = [];
+    const moving: Array<Promise<unknown>> = [];
+    for (const view of await this.list()) {
+      if (view.node !== node || view.desired !== 'run' || isFinished(view)) continue;
+      if (!view.migratable) {
+        left.push({ task: view.id, reason: 'not migratable (slicectl run --migratable): stop it, or let it end' });
+        continue;
+      }
+      try {
+        const to = await this.moveTarget(view, null);
+        await this.opts.tasks.update(view.id, ({ record }) => ({ ...record, moving: record.moving ?? { to, by: `drain of ${node}` } }));
+        moved.push({ task: view.id, to });
+        moving.push(this.whenOn(view.id, to).catch((err: Error) => left.push({ task: view.id, reason: err.message })));
+      } catch (err) {
+        left.push({ task: view.id, reason: (err as Error).message });
+      }
+    }
+    await Promise.all(moving);
+    return { node, moved: moved.filter((m) => !left.some((l) => l.task === m.task)), left };
+  }
+
+  /** Where a task can move: `to` when it is a node of the slice that takes new tasks, else the schedulers' choice. */
+  private async moveTarget(view: TaskView, to: string | null): Promise<string> {
+    if (!view.migratable) {
+      throw new SlicedError(
+        'EPERM',
+        `task ${view.id} is not migratable: only tasks started with slicectl run --migratable move between nodes`,
+      );
+    }
+    if (view.state !== 'running' && view.state !== 'pending') {
+      throw new SlicedError(
+        'EBUSY',
+        `task ${view.id} is ${view.state}${view.reason ? ` (${view.reason})` : ''}: only a running task moves`,
+      );
+    }
+    if (to === view.node) throw new SlicedError('EINVAL', `task ${view.id} runs on ${to} already`);
+    const record = (await this.opts.tasks.get(view.id)).record;
+    if (to === null) return (await this.choose(record.spec, { pid: 0, sessionId: null }, [view.node])).node;
+    const candidates = candidateNodes(record.spec.slice, await this.sliceNodes(record.spec.slice), this.opts.membership.list());
+    if (!candidates.includes(to)) {
+      const member = this.opts.membership.list().find((n) => n.name === to);
+      const why = !member
+        ? 'is not a member'
+        : member.status !== 'up'
+          ? 'is down'
+          : member.cordoned
+            ? 'is cordoned'
+            : `does not hold slice ${record.spec.slice} (ready)`;
+      throw new SlicedError(
+        'EBUSY',
+        `task ${view.id} cannot move to ${to}: it ${why}; it can go to ${candidates.filter((c) => c !== view.node).join(', ') || 'no other node'}`,
+      );
+    }
+    return to;
+  }
+
+  /** Wait until the task runs on `node` (after a move), at most the stop grace and a start's time. */
+  private async whenOn(id: string, node: string): Promise<TaskView> {
+    const deadline = Date.now() + this.opts.stopWaitMs + 10_000;
+    for (;;) {
+      const view = await this.show(id);
+      if (view.node === node && view.state !== 'pending') return view;
+      if (Date.now() > deadline)
+        throw new SlicedError('EBUSY', `task ${id} was asked to move to ${node} but is ${view.state} on ${view.node}`);
       await sleep(POLL_MS);
     }
   }

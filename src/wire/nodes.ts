@@ -21,3 +21,10 @@ export interface NodeChange {
   labels?: Record<string, string | null>;
   cordoned?: boolean;
 }
+
+/** POST /v1/nodes/<name>/drain: the node is cordoned; its migratable tasks moved where listed, the others stayed, with why. */
+export interface DrainResult {
+  node: string;
+  moved: Array<{ task: string; to: string }>;
+  left: Array<{ task: string; reason: string }>;
+}

@@ -19,6 +19,7 @@ import { TestDaemon } from '../helpers/daemon.js';
 import { commandSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { TaskList, TaskView } from '../../src/wire/tasks.js';
+import type { DrainResult } from '../../src/wire/nodes.js';
 
 const harness = new ClusterHarness();
 const nameOf = (n: string): string => harness.nameOf(n);
@@ -384,5 +385,67 @@ harness.test(
     );
     for (const id of ids) assert.equal((await a.cli(['task', 'stop', id])).code, 0);
     assert.equal([...taskProcesses(new Set(ids)).values()].flat().length, 0, 'nothing of them runs');
+  },
+);
+
+harness.test(
+  'migration by hand and drain: a migratable task stops on its node and starts on the target, never on both; the others stay, each refusal names why',
+  async () => {
+    const { a, b, c } = await threeAgents();
+    const s = slice('tm');
+    assert.equal((await a.cli(['slice', 'create', s, '--all-nodes'])).code, 0);
+    await until(
+      'the slice on every node',
+      async () => {
+        const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
+        return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
+      },
+      15_000 * SLOW,
+    );
+    const loop = ['sh', '-c', 'echo "start on $SLICED_NODE"; trap "echo term; exit 0" TERM; while :; do sleep 0.1; done'];
+    for (const o of [nameOf('b'), nameOf('c')]) assert.equal((await a.cli(['node', 'cordon', o])).code, 0);
+    let id: string;
+    let fixed: string;
+    try {
+      id = (await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--migratable', '--', ...loop])).id;
+      fixed = (await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--', ...loop])).id;
+      await running(a, id);
+      const refusedCordoned = await a.cli(['task', 'migrate', id, '--to', nameOf('b')]);
+      assert.equal(refusedCordoned.code, 1);
+      assert.match(refusedCordoned.stderr, new RegExp(`cannot move to ${nameOf('b')}: it is cordoned`));
+    } finally {
+      for (const o of [nameOf('b'), nameOf('c')]) await a.cli(['node', 'uncordon', o]);
+    }
+    const notMigratable = await a.cli(['task', 'migrate', fixed, '--to', nameOf('b')]);
+    assert.equal(notMigratable.code, 4);
+    assert.match(notMigratable.stderr, /is not migratable/);
+
+    const twice = watchTwice(new Set([id, fixed]));
+    const moved = await c.cliJson<TaskView>(['task', 'migrate', id, '--to', nameOf('b')]);
+    assert.equal(moved.node, nameOf('b'));
+    assert.equal(moved.state, 'running');
+    assert.equal(moved.generation, 2);
+    assert.equal(moved.placedBy, 'migrated by hand');
+    await until('its output on b', async () => (await c.cli(['task', 'logs', id])).stdout.includes(`start on ${nameOf('b')}`), 5000 * SLOW);
+
+    // Drain a: the migratable task there (moved back first) leaves, the other stays and is named.
+    assert.equal((await b.cli(['task', 'migrate', id, '--to', nameOf('a')])).code, 0);
+    const drained = await b.cliJson<DrainResult>(['node', 'drain', nameOf('a')]);
+    assert.equal(twice.stop(), 1, 'a task ran on two nodes at once');
+    assert.deepEqual(
+      drained.moved.map((m) => m.task),
+      [id],
+    );
+    assert.notEqual(drained.moved[0]!.to, nameOf('a'));
+    assert.deepEqual(
+      drained.left.map((l) => l.task),
+      [fixed],
+    );
+    assert.match(drained.left[0]!.reason, /not migratable/);
+    assert.equal((await harness.nodes(a)).get(nameOf('a'))?.cordoned, true);
+    const text = await b.cli(['node', 'drain', nameOf('a')]);
+    assert.match(text.stdout, new RegExp(`task ${fixed} stays: not migratable`));
+    assert.equal((await a.cli(['node', 'uncordon', nameOf('a')])).code, 0);
+    for (const t of [id, fixed]) assert.equal((await a.cli(['task', 'stop', t])).code, 0);
   },
 );

@@ -52,7 +52,7 @@ export function buildAdminApi({ agent, changes, views, tree, broker, cluster, ta
   );
 
   void app.register(nodeRoutes, { prefix: '/v1', views });
-  void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster, changes });
+  void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster, changes, tasks });
   void app.register(sliceRoutes, { prefix: '/v1/slices', agent, changes, views, placement });
   void app.register(domainRoutes, { prefix: '/v1/domains', agent, changes, views });
   void app.register(ioRoutes, { prefix: '/v1/io', agent, views });

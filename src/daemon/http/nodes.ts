@@ -9,11 +9,14 @@ import { checkNodeName, parseLabelArgs, type LabelChanges } from '../../core/mem
 import type { NodeChange, NodeEntry, NodeList } from '../../wire/nodes.js';
 import type { NodeCluster } from '../cluster.js';
 import type { ChangeRunner } from '../changes.js';
+import type { TaskService } from '../tasks.js';
 
 export interface NodesRoutesOptions {
   cluster: NodeCluster;
   /** Where a removed node's slivers are forgotten. */
   changes: ChangeRunner;
+  /** Where a drained node's tasks move from. */
+  tasks: TaskService;
 }
 
 const changeBody = z
@@ -23,7 +26,7 @@ const changeBody = z
 
 type NameParams = { Params: { name: string } };
 
-export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster, changes }) => {
+export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster, changes, tasks }) => {
   const { membership } = cluster;
   const entry = (name: string): NodeEntry => ({ ...membership.get(name), self: name === membership.name });
   app.get('', async (): Promise<NodeList> => ({
@@ -46,6 +49,11 @@ export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, {
     }
     if (body.cordoned !== undefined) await membership.setCordoned(name, body.cordoned);
     return entry(name);
+  });
+  app.post<NameParams>('/:name/drain', async (request) => {
+    const name = checkNodeName(request.params.name);
+    membership.get(name);
+    return tasks.drain(name);
   });
   app.delete<NameParams>('/:name', async (request) => {
     const name = checkNodeName(request.params.name);

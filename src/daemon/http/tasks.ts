@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { parseInput } from '../../core/model.js';
 import { assertTaskId, parseTaskRequest } from '../../core/tasks.js';
 import { readSessionOf } from '../../kernel/node-stats.js';
+import { checkNodeName } from '../../core/membership.js';
 import type { TaskList } from '../../wire/tasks.js';
 import type { TaskService } from '../tasks.js';
 import { PEER_SIGNALS } from '../peer.js';
@@ -18,6 +19,7 @@ export interface TaskRoutesOptions {
 type IdParams = { Params: { id: string }; Querystring: { follow?: string; timeout?: string } };
 
 const signalBody = z.object({ signal: z.enum(PEER_SIGNALS) }).strict();
+const migrateBody = z.object({ to: z.string().optional() }).strict();
 const MAX_START_WAIT_MS = 60_000;
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks }) => {
@@ -43,6 +45,10 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     return reply.send(stream);
   });
   app.post<IdParams>('/:id/stop', async (request) => tasks.stop(assertTaskId(request.params.id)));
+  app.post<IdParams>('/:id/migrate', async (request) => {
+    const { to } = parseInput(migrateBody, request.body ?? {}, 'migrate');
+    return tasks.migrate(assertTaskId(request.params.id), to === undefined ? null : checkNodeName(to), 'migrated by hand');
+  });
   app.post<IdParams>('/:id/signal', async (request) => {
     const { signal } = parseInput(signalBody, request.body, 'signal');
     return tasks.signal(assertTaskId(request.params.id), signal);
