@@ -14,6 +14,7 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   io_usage: () => import('./probes/io-usage.js'),
   mem_usage: () => import('./probes/mem-usage.js'),
   process_load: () => import('./probes/process-load.js'),
+  migration_probe: () => import('./probes/migration.js'),
   threshold: () => import('./filters/threshold.js'),
   freq_limit: () => import('./filters/freq-limit.js'),
   ewma: () => import('./filters/ewma.js'),

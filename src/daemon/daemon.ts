@@ -29,7 +29,7 @@ import { loadBfq } from '../kernel/block-devices.js';
 import { SliceCatalog } from '../cluster/slice-catalog.js';
 import { ClusterChanges, localChanges, type ChangeRunner } from './changes.js';
 import { SliverSync } from './sliver-sync.js';
-import { startTasks, type NodeTasks } from './task-setup.js';
+import { startTasks, TaskMigrationPort, type NodeTasks } from './task-setup.js';
 
 const NET_REFRESH_MS = 10_000;
 /** How often sliced looks whether BFQ's weight files appeared (the bfq module was loaded). */
@@ -150,7 +150,8 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     controller = new CpuController(agent, { periodMs: config.controlPeriodMs, mode: config.cpuControl, gain: config.feedbackGain, log });
     const views = new Views(agent, controller, { dir: config.stateDir, health: () => store.health() });
     // The control loop runs as components of the config tree (slice_usage -> entitlement).
-    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree, cluster });
+    const taskMigration = new TaskMigrationPort();
+    framework = await startFramework({ config, agent, controller, views, store, log, defaultTree, cluster, taskMigration });
     const tree = framework.tree;
 
     mkdirSync(config.runDir, { recursive: true, mode: 0o755 });
@@ -176,6 +177,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     agent.onChange(() => broker.sync());
 
     tasks = await startTasks({ config, cluster, agent, changes, tree, log });
+    taskMigration.bind(tasks.migration);
     api = buildAdminApi({
       agent,
       changes,

@@ -19,7 +19,7 @@ import { TypeRegistry } from '../framework/registry.js';
 import { BUILTIN_TYPES } from '../components/builtins.js';
 import { ConfigTree, type InfoProvider, type ProcessDirectory } from '../framework/tree.js';
 import { ADMIN, TreeService } from '../framework/service.js';
-import type { FrameworkServices, SliceGroups } from '../framework/handle.js';
+import type { FrameworkServices, SliceGroups, TaskMigration } from '../framework/handle.js';
 import type { SliceCandidate } from '../core/load-balancing.js';
 import { sliceGroup, sliceKey } from '../core/layout.js';
 import { IO_CAP_FIELDS, type DesiredState, type IoDeviceLimit } from '../core/model.js';
@@ -52,6 +52,8 @@ export async function startFramework(options: {
   defaultTree?: string;
   /** The cluster (this node alone when it is not in one): its members for /nodes/, its store for remote values. */
   cluster: NodeCluster;
+  /** Moving cluster tasks, for balancers (bound once the tasks run). */
+  taskMigration: TaskMigration;
 }): Promise<Framework> {
   const { config, agent, controller, views, store, log } = options;
   const nodeName = options.cluster.membership.name;
@@ -66,6 +68,7 @@ export async function startFramework(options: {
     cpuController: controller,
     remote: remote,
     affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
+    taskMigration: options.taskMigration,
     sliceGroups: sliceGroups(agent),
     sliceFreezer: {
       candidates: (): SliceCandidate[] => {

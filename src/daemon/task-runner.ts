@@ -72,6 +72,7 @@ export class TaskRunner {
   /** The revision each record (or its deletion) was learnt at: an older read never overwrites a newer one. */
   private readonly learnt = new Map<string, number>();
   private refreshing = false;
+  private handedOverAt: number | null = null;
   /** Fenced since the last full read: nothing starts until the records are read again. */
   private stale = false;
   private readonly own = new Map<string, TaskStatus>();
@@ -146,6 +147,21 @@ export class TaskRunner {
   /** Whether the task has a process here now, or will have one again (a restart is pending). */
   isActive(id: string): boolean {
     return this.local.has(id);
+  }
+
+  /** The migratable task running here whose process group holds `pid`, or null. */
+  migratableTaskOf(pid: number): string | null {
+    const group = readProcStat(pid)?.processGroup;
+    if (group === undefined) return null;
+    for (const [id, task] of this.local) {
+      if (task.pid === group && !task.stopping && this.wanted(id)?.spec.migratable) return id;
+    }
+    return null;
+  }
+
+  /** When a task last left this node (handed over to another), or null. */
+  get lastHandOver(): number | null {
+    return this.handedOverAt;
   }
 
   /** Send a signal to the task's process group; refuses a task with no process on this node. */
@@ -415,6 +431,7 @@ export class TaskRunner {
           throw new SlicedError('EBUSY', 'changed meanwhile');
         return { ...now, node: to, generation: now.generation + 1, moving: null, placedAt: Date.now(), placedBy: by };
       });
+      this.handedOverAt = Date.now();
       this.opts.log.info({ task: id, to, by }, 'task handed over');
     } catch (err) {
       if (!(err instanceof SlicedError && err.code === 'EBUSY')) {

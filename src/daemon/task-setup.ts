@@ -10,6 +10,7 @@ import { TaskStore } from '../cluster/task-store.js';
 import { PeerClient } from '../cluster/peer-client.js';
 import { readPeerCredentials } from '../cluster/peer-auth.js';
 import type { ConfigTree } from '../framework/tree.js';
+import type { TaskMigration } from '../framework/handle.js';
 import type { SliceAgent } from './agent.js';
 import type { ChangeRunner } from './changes.js';
 import type { NodeCluster } from './cluster.js';
@@ -22,7 +23,34 @@ import { Leadership } from '../cluster/leader.js';
 
 export interface NodeTasks {
   service: TaskService;
+  /** What balancers of the config tree move tasks through. */
+  migration: TaskMigration;
   close(): Promise<void>;
+}
+
+/**
+ * The taskMigration service of the config tree, made before the tasks exist (the tree starts
+ * first) and bound to them once they do; until then no task is known and none moves.
+ */
+export class TaskMigrationPort implements TaskMigration {
+  private target: TaskMigration | null = null;
+
+  bind(target: TaskMigration): void {
+    this.target = target;
+  }
+
+  taskOf(pid: number): string | null {
+    return this.target?.taskOf(pid) ?? null;
+  }
+
+  migrate(task: string, node: string, by: string): Promise<void> {
+    if (!this.target) return Promise.reject(new Error('tasks are not running yet'));
+    return this.target.migrate(task, node, by);
+  }
+
+  lastMigration(): number | null {
+    return this.target?.lastMigration() ?? null;
+  }
 }
 
 /** The fence file of this node's tasks (kernel/fence.ts), removed by sliced --cleanup (which ends its watchdog). */
@@ -91,6 +119,11 @@ export async function startTasks(opts: {
   }
   return {
     service,
+    migration: {
+      taskOf: (pid) => runner.migratableTaskOf(pid),
+      migrate: async (task, to, by) => void (await service.migrate(task, to, by)),
+      lastMigration: () => runner.lastHandOver,
+    },
     async close() {
       failover?.close();
       leadership?.close();

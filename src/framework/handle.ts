@@ -81,6 +81,19 @@ export interface SliceFreezer {
   setFrozen(slice: string, frozen: boolean): void;
 }
 
+/**
+ * Moving cluster tasks between nodes (src/daemon): what a balancer acts through. A task moves
+ * by stopping where it runs and starting again on the target (no live migration here).
+ */
+export interface TaskMigration {
+  /** The migratable task running on this node whose process group holds `pid`, or null. */
+  taskOf(pid: number): string | null;
+  /** Move the task to `node`; resolves once the move is asked for (its node stops it, then hands it over). */
+  migrate(task: string, node: string, by: string): Promise<void>;
+  /** When a task last left this node (ms since the epoch), or null if none has. */
+  lastMigration(): number | null;
+}
+
 /** Every service a host may offer, by name. */
 export interface Services {
   nodeStats: NodeStats;
@@ -89,6 +102,7 @@ export interface Services {
   cpuController: CpuControl;
   affinity: AffinityControl;
   sliceFreezer: SliceFreezer;
+  taskMigration: TaskMigration;
 }
 
 export type ServiceName = keyof Services;
@@ -106,6 +120,7 @@ const DESCRIPTIONS: Record<ServiceName, string> = {
   cpuController: "the node agent's CPU controller",
   affinity: 'CPU affinity of processes',
   sliceFreezer: 'freezing slices',
+  taskMigration: 'moving cluster tasks between nodes',
 };
 
 /**

@@ -159,4 +159,5 @@ export const BUILTIN_VALUE_TYPES: readonly ValueType[] = [
     description: "per slice (rows slice/<name>): avg10 pressure stall information of the slice's group",
   },
   { name: 'process_load', columns: ['load'], unit: 'millicores', description: 'CPU load of single processes, labelled by pid' },
+  { name: 'time', columns: ['time'], unit: 'seconds since the epoch', description: 'when something last happened (0: never)' },
 ];

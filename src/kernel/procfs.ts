@@ -91,6 +91,8 @@ export interface ProcStat {
   state: string;
   /** Parent process id (0 for none). */
   parentPid: number;
+  /** Its process group id. */
+  processGroup: number;
   /** Start time in clock ticks since boot. */
   startTicks: number;
   /** Scheduling policy number: 0 OTHER, 1 FIFO, 2 RR, 3 BATCH, 5 IDLE, 6 DEADLINE. */
@@ -114,6 +116,7 @@ export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | null {
   return {
     state: rest[0] ?? '?',
     parentPid: Number(rest[1]),
+    processGroup: Number(rest[2]),
     flags: Number(rest[6]),
     startTicks: Number(rest[19]),
     rtPriority: Number(rest[37]),

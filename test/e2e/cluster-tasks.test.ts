@@ -239,6 +239,7 @@ function watchTwice(ids: ReadonlySet<string>): { stop: () => number } {
   const timer = setInterval(() => {
     for (const pids of taskProcesses(ids).values()) most = Math.max(most, pids.length);
   }, 50);
+  timer.unref(); // a failed test must not keep the file running
   return {
     stop: () => {
       clearInterval(timer);
@@ -420,6 +421,13 @@ harness.test(
     assert.equal(notMigratable.code, 4);
     assert.match(notMigratable.stderr, /is not migratable/);
 
+    // Kerrighed's migration_probe publishes when a task last left the node.
+    const probe = await a.cli(['mkdir', '/probes/migration_probe']);
+    assert.equal(probe.code, 0, probe.stderr);
+    const lastMigration = async (): Promise<number> =>
+      Number((await a.cli(['cat', '/probes/migration_probe/last_migration/value'])).stdout.trim().split(/\s+/).pop());
+    assert.equal(await lastMigration(), 0, 'no task has left a yet');
+    const asked = Date.now() / 1000;
     const twice = watchTwice(new Set([id, fixed]));
     const moved = await c.cliJson<TaskView>(['task', 'migrate', id, '--to', nameOf('b')]);
     assert.equal(moved.node, nameOf('b'));
@@ -427,6 +435,7 @@ harness.test(
     assert.equal(moved.generation, 2);
     assert.equal(moved.placedBy, 'migrated by hand');
     await until('its output on b', async () => (await c.cli(['task', 'logs', id])).stdout.includes(`start on ${nameOf('b')}`), 5000 * SLOW);
+    await until('migration_probe on a to show it', async () => (await lastMigration()) >= asked - 1, 5000 * SLOW);
 
     // Drain a: the migratable task there (moved back first) leaves, the other stays and is named.
     assert.equal((await b.cli(['task', 'migrate', id, '--to', nameOf('a')])).code, 0);

@@ -24,6 +24,7 @@ import remoteCache from '../../src/components/filters/remote-cache.js';
 import roundRobin from '../../src/components/policies/round-robin.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
 import swapAvoidance from '../../src/components/policies/swap-avoidance.js';
+import mosix from '../../src/components/policies/mosix-load-balancer.js';
 import { nodeLoads } from '../../src/components/policies/nodes.js';
 import {
   LOCAL_LOAD_FACTOR,
@@ -532,5 +533,48 @@ describe('placement policies', () => {
         },
       ),
     );
+  });
+});
+
+describe('mosix_load_balancer between nodes', () => {
+  const PROCESS_LOAD = BUILTIN_VALUE_TYPES.find((t) => t.name === 'process_load')!;
+  function balancer(taskOf: (pid: number) => string | null, members: number[]) {
+    const moves: string[] = [];
+    const ctx = ctxFor(
+      mosix,
+      {},
+      {
+        nodeName: 'n1',
+        taskMigration: {
+          taskOf,
+          migrate: async (task, node, by) => void moves.push(`${task}->${node} by ${by}`),
+          lastMigration: () => null,
+        },
+      },
+    );
+    ctx.processSet = { pids: () => members } as unknown as ComponentContext['processSet'];
+    ctx.ports = { node_load: null, process_load: value([900, 800, 100], ['11', '12', '13'], PROCESS_LOAD) };
+    return { p: mosix.create(ctx), moves };
+  }
+
+  test('moves the migratable task the rule picks to the node it picks, and only tasks are candidates', () => {
+    // n1 carries 2000; n2 500, n3 1200 (summed from remote_cache rows). pid 11 is no task: 12 (800) goes to n2 (500 + 1040 < 2000).
+    const { p, moves } = balancer((pid) => (pid === 12 ? 'task12' : pid === 13 ? 'task13' : null), [11, 12, 13]);
+    const loads = value([1200, 800, 500, 600, 600], ['cpu0', 'cpu1', 'n2', 'n3:cpu0', 'n3:cpu1']);
+    p.onUpdate!(0, loads, 10_000);
+    assert.deepEqual(moves, ['task12->n2 by mosix_load_balancer']);
+    p.onUpdate!(0, loads, 11_000);
+    assert.equal(moves.length, 1, 'at most one move per 2 s');
+    const status = p.status!() as { migrations: number; last: { task: string; to: string; acted: boolean } };
+    assert.deepEqual([status.migrations, status.last.task, status.last.to, status.last.acted], [1, 'task12', 'n2', true]);
+  });
+
+  test('without a migratable task, or when no node would be better off, nothing moves', () => {
+    const none = balancer(() => null, [11, 12, 13]);
+    none.p.onUpdate!(0, value([2000, 0], ['n1', 'n2']), 10_000);
+    assert.deepEqual(none.moves, []);
+    const balanced = balancer((pid) => `task${pid}`, [12]);
+    balanced.p.onUpdate!(0, value([1000, 900], ['n1', 'n2']), 10_000);
+    assert.deepEqual(balanced.moves, [], '900 + 1.3 x 800 is not below 1000');
   });
 });

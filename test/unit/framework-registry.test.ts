@@ -55,6 +55,7 @@ describe('TypeRegistry', () => {
       'mem',
       'psi',
       'process_load',
+      'migration_probe',
       'echo_policy',
       'round_robin',
       'least_loaded',
