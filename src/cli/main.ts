@@ -13,6 +13,7 @@ import { registerSliceCommands } from './slices.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
 import { envPairs, registerTaskCommands } from './tasks.js';
+import { registerClusterCommands } from './cluster.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
 
@@ -154,6 +155,7 @@ async function fetchStatus(command: Command): Promise<StatusDocument> {
 addVsysCommands(program, { client, print, json: (command) => globals(command).json === true });
 registerNetCommands(program, { client, print });
 registerTaskCommands(program, { client, print });
+registerClusterCommands(program, { print });
 
 // ---- run ------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -456,5 +457,78 @@ harness.test(
     assert.match(text.stdout, new RegExp(`task ${fixed} stays: not migratable`));
     assert.equal((await a.cli(['node', 'uncordon', nameOf('a')])).code, 0);
     for (const t of [id, fixed]) assert.equal((await a.cli(['task', 'stop', t])).code, 0);
+  },
+);
+
+harness.test(
+  'mutual TLS: certificates from slicectl cluster init-ca and issue-cert carry the output between agents; no certificate, or one of another CA, gets 401',
+  async (t) => {
+    const noOpenssl = commandSkipReason('openssl', 'openssl');
+    if (noOpenssl !== null) return skipWith(t, noOpenssl);
+    const { a } = await threeAgents();
+    const pki = join(secrets, 'pki');
+    const other = join(secrets, 'other-pki');
+    for (const args of [
+      ['cluster', 'init-ca', '--dir', pki],
+      ['cluster', 'issue-cert', nameOf('e'), '--dir', pki, '--ip', '127.0.0.1'],
+      ['cluster', 'issue-cert', nameOf('f'), '--dir', pki, '--ip', '127.0.0.1'],
+      ['cluster', 'init-ca', '--dir', other],
+      ['cluster', 'issue-cert', 'stranger', '--dir', other],
+    ]) {
+      const r = await a.cli(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const again = await a.cli(['cluster', 'issue-cert', nameOf('e'), '--dir', pki]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /exist.* already/);
+    const tlsAgent = async (n: string): Promise<{ d: TestDaemon; port: number }> => {
+      const port = await freePort();
+      const files = [
+        '--peer-ca',
+        join(pki, 'ca.pem'),
+        '--peer-cert',
+        join(pki, `${nameOf(n)}.pem`),
+        '--peer-key',
+        join(pki, `${nameOf(n)}-key.pem`),
+      ];
+      return { d: await harness.startAgent(n, ['--user-prefix', `sl-${n}-`, '--peer-listen', `127.0.0.1:${port}`, ...files]), port };
+    };
+    const e = await tlsAgent('e');
+    const f = await tlsAgent('f');
+    const s = slice('tt');
+    assert.equal((await e.d.cli(['slice', 'create', s, '--nodes', nameOf('f')])).code, 0);
+    const result = await e.d.cli(['run', '--slice', s, '--', 'sh', '-c', 'echo over-tls; echo err-tls >&2; exit 5']);
+    assert.equal(result.code, 5, result.stderr);
+    assert.equal(result.stdout, 'over-tls\n');
+    assert.equal(result.stderr, 'err-tls\n');
+
+    const call = (options: { cert?: string; key?: string }): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: '127.0.0.1',
+            port: f.port,
+            path: '/peer/v1/health',
+            ca: readFileSync(join(pki, 'ca.pem')),
+            checkServerIdentity: () => undefined,
+            ...(options.cert ? { cert: readFileSync(options.cert), key: readFileSync(options.key!) } : {}),
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const none = await call({});
+    assert.equal(none.status, 401);
+    assert.match(none.body, /no client certificate/);
+    const stranger = await call({ cert: join(other, 'stranger.pem'), key: join(other, 'stranger-key.pem') });
+    assert.equal(stranger.status, 401);
+    assert.match(stranger.body, /not signed by the cluster CA/);
+    const member = await call({ cert: join(pki, `${nameOf('e')}.pem`), key: join(pki, `${nameOf('e')}-key.pem`) });
+    assert.equal(member.status, 200, member.body);
   },
 );
