@@ -86,8 +86,14 @@ export class TaskStore {
     return succeeded;
   }
 
-  watch(after: number, onEvent: (event: StoreEvent) => void, onError: (err: SlicedError) => void): StoreWatch {
-    return this.store.watch(TASKS_PREFIX, after, onEvent, onError);
+  /** The store's revision now: a watch after it misses nothing written later. */
+  revision(): Promise<number> {
+    return this.store.revision();
+  }
+
+  /** Every change under `tasks/` (or of one task's keys, with `id`) after revision `after`. */
+  watch(after: number, onEvent: (event: StoreEvent) => void, onError: (err: SlicedError) => void, id?: string): StoreWatch {
+    return this.store.watch(id === undefined ? TASKS_PREFIX : `${TASKS_PREFIX}${id}/`, after, onEvent, onError);
   }
 }
 

@@ -245,15 +245,32 @@ export class TaskService {
     return upstream;
   }
 
-  /** Wait until the task's node reports it started (or that it could not), at most `timeoutMs`. */
+  /** Wait until the task's node reports it started (or that it could not), at most `timeoutMs`; watched, not polled. */
   async started(id: string, timeoutMs: number): Promise<TaskView> {
     assertTaskId(id);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const view = await this.show(id);
-      if (view.state !== 'pending' || Date.now() > deadline) return view;
-      await sleep(POLL_MS);
-    }
+    const after = await this.opts.tasks.revision();
+    let view = await this.show(id);
+    if (view.state !== 'pending') return view;
+    return new Promise<TaskView>((resolve) => {
+      let settled = false;
+      const settle = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        watch.close();
+        resolve(view);
+      };
+      const timer = setTimeout(settle, timeoutMs);
+      const look = (): void => {
+        this.show(id)
+          .then((now) => {
+            view = now;
+            if (now.state !== 'pending') settle();
+          })
+          .catch(() => settle()); // removed meanwhile: the last view stands
+      };
+      const watch = this.opts.tasks.watch(after, look, settle, id);
+    });
   }
 
   private view(task: StoredTask): TaskView {

@@ -167,10 +167,12 @@ describe('exit statuses as README documents them', { skip: skip ?? false }, () =
     assert.equal(Number(documentedAttach[1]), 4);
   });
 
-  test("slicectl exec: the command's own status, 128+N for signal N", async () => {
-    assert.match(README, /`exec` returns the command's own status instead \(128\+N when it died of signal N\)/);
-    assert.equal((await daemon.cli(['exec', '--slice', 'mxexit', '--', 'sh', '-c', 'exit 7'])).code, 7);
-    assert.equal((await daemon.cli(['exec', '--slice', 'mxexit', '--', 'sh', '-c', 'kill -TERM $$'])).code, 128 + 15);
+  test("slicectl exec and run: the command's own status, 128+N for signal N", async () => {
+    assert.match(README, /`exec` and `run` \(without `-d`\) return the command's own status instead \(128\+N when it died of signal N\)/);
+    for (const verb of ['exec', 'run']) {
+      assert.equal((await daemon.cli([verb, '--slice', 'mxexit', '--', 'sh', '-c', 'exit 7'])).code, 7, verb);
+      assert.equal((await daemon.cli([verb, '--slice', 'mxexit', '--', 'sh', '-c', 'kill -TERM $$'])).code, 128 + 15, verb);
+    }
   });
 
   test('sliced: every status of the table, and --help lists the same', async () => {

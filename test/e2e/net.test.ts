@@ -7,6 +7,7 @@
  * daemon drops whatever comes from the bridge towards another interface, and no slice here
  * has egress). At the end, nothing with the daemon's tag is left.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
@@ -128,8 +129,12 @@ describe('slice networks', { skip: skip ?? false }, () => {
     } finally {
       await server.stop();
     }
+    // The connection's last packets (FIN, ACK) settle first; the veth is read after the accounts,
+    // so a frame in flight between the two readings can only make the veth's count the larger.
+    await sleep(200);
     const afterA = await account('n5a');
     const afterB = await account('n5b');
+    await sleep(50);
     const vethA2 = vethCounters(a.net!.veth!);
 
     const sent = afterA.sent.bytes - beforeA.sent.bytes;

@@ -515,6 +515,26 @@ describe('placement policies', () => {
     assert.equal(policyWithPort(leastLoaded, null).newTaskNode!(task), 'n1');
   });
 
+  test('least_loaded counts its own placements (task_load each) until the next load update: no herd on one node', () => {
+    const ctx = ctxFor(leastLoaded, {}, { nodeName: 'n1' });
+    ctx.ports = { node_load: value([500, 500, 500], ['n1', 'n2', 'n3']) };
+    const p = leastLoaded.create(ctx);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map(() => p.newTaskNode!(task)),
+      ['n1', 'n2', 'n3', 'n1', 'n2', 'n3'],
+    );
+    ctx.ports.node_load = value([2000, 100, 500], ['n1', 'n2', 'n3']);
+    p.onUpdate!(0, ctx.ports.node_load, 0);
+    assert.deepEqual(
+      [1, 2, 3].map(() => p.newTaskNode!(task)),
+      ['n2', 'n3', 'n2'],
+      'after an update: 100, then 500 < 1100, then 1100 < 1500',
+    );
+    const only = p.newTaskNode!({ ...task, nodes: ['n1'] });
+    assert.equal(only, 'n1', 'the candidates of a cluster task bound the choice');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['elsewhere'] }), null, 'no load known for any candidate: no answer');
+  });
+
   test('property: least_loaded answers a node whose load is minimal', () => {
     fc.assert(
       fc.property(
