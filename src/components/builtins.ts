@@ -15,6 +15,8 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   mem_usage: () => import('./probes/mem-usage.js'),
   process_load: () => import('./probes/process-load.js'),
   migration_probe: () => import('./probes/migration.js'),
+  mem_alloc: () => import('./probes/mem-alloc.js'),
+  fs_space: () => import('./probes/fs-space.js'),
   threshold: () => import('./filters/threshold.js'),
   freq_limit: () => import('./filters/freq-limit.js'),
   ewma: () => import('./filters/ewma.js'),
@@ -27,4 +29,6 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   least_loaded: () => import('./policies/least-loaded.js'),
   mosix_load_balancer: () => import('./policies/mosix-load-balancer.js'),
   swap_avoidance: () => import('./policies/swap-avoidance.js'),
+  memory_affinity: () => import('./policies/memory-affinity.js'),
+  scratch_balance: () => import('./policies/scratch-balance.js'),
 };

@@ -176,6 +176,14 @@ export interface AllocationSummary {
   cpuReservedMillicores: number;
 }
 
+/** The memory limits of the node's top-level slices and domains together (bytes): what it has promised. */
+export function memoryPromised(state: DesiredState): number {
+  let bytes = 0;
+  for (const slice of state.slices.values()) if (slice.domain === null) bytes += slice.memory.limit ?? 0;
+  for (const domain of state.domains.values()) if (domain.parent === null) bytes += domain.memory.limit ?? 0;
+  return bytes;
+}
+
 export function allocationSummary(state: DesiredState): AllocationSummary {
   let cpu = 0;
   for (const slice of state.slices.values()) if (slice.domain === null) cpu += slice.cpu.reservation;

@@ -6,6 +6,8 @@
  * /domains and /nodes, process lookups for process sets, and the tree service restored
  * from the store (the default tree, defaults/tree.yaml, on the first start).
  */
+import { memoryPromised } from '../core/slivers.js';
+import { fsSpace } from '../kernel/fs-space.js';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +71,8 @@ export async function startFramework(options: {
     remote: remote,
     affinity: { cpuOf: cpuOfProcess, pinToCpu: pinProcessToCpu },
     taskMigration: options.taskMigration,
+    nodeAllocation: { memory: () => ({ capacityBytes: agent.node.memoryBytes, promisedBytes: memoryPromised(agent.state) }) },
+    filesystems: { space: (path) => fsSpace(path) },
     sliceGroups: sliceGroups(agent),
     sliceFreezer: {
       candidates: (): SliceCandidate[] => {

@@ -94,6 +94,18 @@ export interface TaskMigration {
   lastMigration(): number | null;
 }
 
+/** What the node has promised its slices (the node agent's desired state). */
+export interface NodeAllocation {
+  /** The node's memory, and the sum of the memory limits of its top-level slices and domains (bytes). */
+  memory(): { capacityBytes: number; promisedBytes: number };
+}
+
+/** Space of filesystems (statfs). */
+export interface Filesystems {
+  /** Free and total bytes of the filesystem that holds `path`, or null when it cannot be read. */
+  space(path: string): { freeBytes: number; totalBytes: number } | null;
+}
+
 /** Every service a host may offer, by name. */
 export interface Services {
   nodeStats: NodeStats;
@@ -103,6 +115,8 @@ export interface Services {
   affinity: AffinityControl;
   sliceFreezer: SliceFreezer;
   taskMigration: TaskMigration;
+  nodeAllocation: NodeAllocation;
+  filesystems: Filesystems;
 }
 
 export type ServiceName = keyof Services;
@@ -121,6 +135,8 @@ const DESCRIPTIONS: Record<ServiceName, string> = {
   affinity: 'CPU affinity of processes',
   sliceFreezer: 'freezing slices',
   taskMigration: 'moving cluster tasks between nodes',
+  nodeAllocation: 'what the node has promised its slices',
+  filesystems: 'space of filesystems',
 };
 
 /**

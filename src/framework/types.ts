@@ -152,3 +152,23 @@ export function choiceAttribute(name: string, description: string, choices: read
     },
   };
 }
+
+/** A text attribute checked by `check` (which returns why a value is refused, or null). */
+export function textAttribute(
+  name: string,
+  description: string,
+  defaultText: string,
+  check: (text: string) => string | null,
+): AttributeSpec {
+  return {
+    name,
+    description,
+    default: defaultText,
+    parse(text) {
+      const trimmed = text.trim();
+      const problem = check(trimmed);
+      if (problem !== null) throw new Error(`${name} ${JSON.stringify(trimmed)} is not allowed: ${problem}`);
+      return trimmed;
+    },
+  };
+}

@@ -160,4 +160,5 @@ export const BUILTIN_VALUE_TYPES: readonly ValueType[] = [
   },
   { name: 'process_load', columns: ['load'], unit: 'millicores', description: 'CPU load of single processes, labelled by pid' },
   { name: 'time', columns: ['time'], unit: 'seconds since the epoch', description: 'when something last happened (0: never)' },
+  { name: 'space', columns: ['free', 'total'], unit: 'bytes', description: 'space of a filesystem: free and total' },
 ];

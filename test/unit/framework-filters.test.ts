@@ -25,6 +25,10 @@ import roundRobin from '../../src/components/policies/round-robin.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
 import swapAvoidance from '../../src/components/policies/swap-avoidance.js';
 import mosix from '../../src/components/policies/mosix-load-balancer.js';
+import memoryAffinity from '../../src/components/policies/memory-affinity.js';
+import scratchBalance from '../../src/components/policies/scratch-balance.js';
+import memAlloc from '../../src/components/probes/mem-alloc.js';
+import fsSpaceProbe from '../../src/components/probes/fs-space.js';
 import { nodeLoads } from '../../src/components/policies/nodes.js';
 import {
   LOCAL_LOAD_FACTOR,
@@ -596,5 +600,62 @@ describe('mosix_load_balancer between nodes', () => {
     const balanced = balancer((pid) => `task${pid}`, [12]);
     balanced.p.onUpdate!(0, value([1000, 900], ['n1', 'n2']), 10_000);
     assert.deepEqual(balanced.moves, [], '900 + 1.3 x 800 is not below 1000');
+  });
+});
+
+describe('memory_affinity and scratch_balance', () => {
+  const MEMORY = BUILTIN_VALUE_TYPES.find((t) => t.name === 'memory')!;
+  const SPACE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'space')!;
+  const task = { parentPid: 1, sessionId: null, slice: null };
+
+  test('memory_affinity picks the node with the most available memory among the candidates', () => {
+    const ctx = ctxFor(memoryAffinity, {}, { nodeName: 'n1' }, MEMORY);
+    // total, available, used_pct per node: this node unlabelled, the others from remote_cache.
+    ctx.ports = { node_memory: value([8e9, 2e9, 75, 8e9, 6e9, 25, 8e9, 5e9, 37], ['', 'n2', 'n3:memory'], MEMORY) };
+    const p = memoryAffinity.create(ctx);
+    assert.equal(p.newTaskNode!(task), 'n2');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n3'] }), 'n3');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n9'] }), null, 'no figure for any candidate: no answer');
+    ctx.ports.node_memory = null;
+    assert.equal(p.newTaskNode!(task), null);
+  });
+
+  test('scratch_balance picks the node with the most free scratch space', () => {
+    const ctx = ctxFor(scratchBalance, {}, { nodeName: 'n1' }, SPACE);
+    ctx.ports = { node_space: value([10, 100, 30, 100, 20, 100], ['', 'n2', 'n3'], SPACE) };
+    const p = scratchBalance.create(ctx);
+    assert.equal(p.newTaskNode!(task), 'n2');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n3'] }), 'n3');
+  });
+
+  test('mem_alloc publishes what is not promised; fs_space measures the path with {node} replaced', () => {
+    const out = new Value(MEMORY, 1);
+    const probe = memAlloc.create({
+      path: '/probes/mem_alloc',
+      attrs: {},
+      log: silentLog,
+      services: { nodeName: 'n1', log: silentLog, nodeAllocation: { memory: () => ({ capacityBytes: 4000, promisedBytes: 1000 }) } },
+      valueType: MEMORY,
+    });
+    probe.refresh([out], 0);
+    assert.deepEqual([out.get(0, 0), out.get(0, 1), out.get(0, 2)], [4000, 3000, 25]);
+
+    const asked: string[] = [];
+    const space = new Value(SPACE, 1);
+    const fs = fsSpaceProbe.create({
+      path: '/probes/fs_space',
+      attrs: { path: '/scratch/{node}/tmp' },
+      log: silentLog,
+      services: {
+        nodeName: 'n7',
+        log: silentLog,
+        filesystems: { space: (p) => (asked.push(p), p.includes('n7') ? { freeBytes: 5, totalBytes: 9 } : null) },
+      },
+      valueType: SPACE,
+    });
+    fs.refresh([space], 0);
+    assert.deepEqual(asked, ['/scratch/n7/tmp']);
+    assert.deepEqual([space.rows, space.get(0, 0), space.get(0, 1)], [1, 5, 9]);
+    assert.throws(() => fsSpaceProbe.attributes![0]!.parse('relative/path'), /must be an absolute path/);
   });
 });

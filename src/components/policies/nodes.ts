@@ -7,12 +7,28 @@ import type { Value } from '../../framework/value.js';
  * are summed.
  */
 export function nodeLoads(value: Value | null, localNode: string): Map<string, number> {
-  const loads = new Map<string, number>();
-  if (!value || value.rows === 0) return loads.set(localNode, 0);
+  if (!value || value.rows === 0) return new Map([[localNode, 0]]);
+  return nodeSums(value, localNode, 0);
+}
+
+/** Column `column` of a value summed per node (rows labelled as nodeLoads reads them); empty for no value. */
+export function nodeSums(value: Value | null, localNode: string, column: number): Map<string, number> {
+  const sums = new Map<string, number>();
+  if (!value) return sums;
   for (let r = 0; r < value.rows; r++) {
     const label = value.labels[r];
-    const node = label === undefined || /^cpu\d+$/.test(label) ? localNode : label.split(':')[0]!;
-    loads.set(node, (loads.get(node) ?? 0) + value.get(r, 0));
+    const node = label === undefined || label === '' || /^cpu\d+$/.test(label) ? localNode : label.split(':')[0]!;
+    sums.set(node, (sums.get(node) ?? 0) + value.get(r, column));
   }
-  return loads;
+  return sums;
+}
+
+/** The candidate (of the task's nodes, when it names them) with the largest figure; ties by name. Null when none is known. */
+export function largestOf(figures: ReadonlyMap<string, number>, nodes: readonly string[] | undefined): string | null {
+  let best: [string, number] | null = null;
+  for (const [node, figure] of figures) {
+    if (nodes && !nodes.includes(node)) continue;
+    if (!best || figure > best[1] || (figure === best[1] && node < best[0])) best = [node, figure];
+  }
+  return best?.[0] ?? null;
 }
