@@ -11,6 +11,7 @@ import { failsOver } from '../core/tasks.js';
 import type { Leadership } from '../cluster/leader.js';
 import type { Membership } from '../cluster/membership.js';
 import type { TaskStore } from '../cluster/task-store.js';
+import type { TaskIndex } from '../cluster/task-index.js';
 import type { TaskService } from './tasks.js';
 
 /** Besides reacting to membership changes, the leader looks this often (a change it missed, a node with no room earlier). */
@@ -23,7 +24,14 @@ export class TaskFailover {
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(
-    private readonly opts: { tasks: TaskStore; membership: Membership; leadership: Leadership; service: TaskService; log: Logger },
+    private readonly opts: {
+      tasks: TaskStore;
+      index: TaskIndex;
+      membership: Membership;
+      leadership: Leadership;
+      service: TaskService;
+      log: Logger;
+    },
   ) {}
 
   start(): void {
@@ -65,8 +73,8 @@ export class TaskFailover {
         .map((n) => n.name),
     );
     const members = new Set(this.opts.membership.list().map((n) => n.name));
-    for (const [id, task] of (await this.opts.tasks.list()).tasks) {
-      const { record } = task;
+    for (const { record } of [...this.opts.index.all()]) {
+      const id = record.spec.id;
       if (!failsOver(record) || !(down.has(record.node) || !members.has(record.node))) continue;
       const from = record.node;
       try {

@@ -19,14 +19,16 @@ import { exitStatusOf, failsOver, restartDelayMs, restartsAfter, type TaskRecord
 import { startFenceWatchdog, writeFence } from '../kernel/fence.js';
 import { spawnInSlice } from '../kernel/spawn.js';
 import { processAlive, readProcStat } from '../kernel/procfs.js';
-import type { StoreEvent, StoreWatch } from '../cluster/store.js';
-import { TaskStore, taskKeyOf } from '../cluster/task-store.js';
+import type { TaskStore } from '../cluster/task-store.js';
+import type { TaskIndex } from '../cluster/task-index.js';
 import type { SliceProcessPlan } from '../core/exec-plan.js';
 import { openTaskStreams, rotateIfLarge } from './task-log.js';
 
 export interface TaskRunnerOptions {
   node: string;
   tasks: TaskStore;
+  /** Every task's record, kept current (opened by the caller). */
+  index: TaskIndex;
   /** Where task output is kept (root-only). */
   logRoot: string;
   /** How a process of a slice starts (the agent's exec plan). */
@@ -68,9 +70,6 @@ const STATUS_RETRY_MS = 1000;
 const FENCED = "killed by the fence: this node's agent lost its lease (stopped, or cut off from etcd)";
 
 export class TaskRunner {
-  private readonly records = new Map<string, TaskRecord>();
-  /** The revision each record (or its deletion) was learnt at: an older read never overwrites a newer one. */
-  private readonly learnt = new Map<string, number>();
   private refreshing = false;
   private handedOverAt: number | null = null;
   /** Fenced since the last full read: nothing starts until the records are read again. */
@@ -79,7 +78,7 @@ export class TaskRunner {
   private readonly local = new Map<string, LocalTask>();
   /** Each task's status writes, one after the other, so the store never ends on an older one. */
   private readonly writes = new Map<string, Promise<void>>();
-  private watcher: StoreWatch | null = null;
+  private unsubscribe: (() => void) | null = null;
   private rotator: NodeJS.Timeout | null = null;
   private fencer: NodeJS.Timeout | null = null;
   private lastFence = '';
@@ -92,11 +91,9 @@ export class TaskRunner {
   constructor(private readonly opts: TaskRunnerOptions) {}
 
   async open(): Promise<void> {
-    const { revision, tasks } = await this.opts.tasks.list();
-    for (const [id, task] of tasks) {
-      this.learn(id, task.record, task.modRevision);
+    for (const task of this.opts.index.all()) {
       const mine = task.statuses.get(this.opts.node);
-      if (mine) this.own.set(id, mine);
+      if (mine) this.own.set(task.record.spec.id, mine);
     }
     for (const [id, status] of this.own) if (status.state === 'running') this.takeBack(id, status);
     if (this.opts.fence) {
@@ -104,8 +101,8 @@ export class TaskRunner {
       startFenceWatchdog(this.opts.fence.file);
       this.fencer = setInterval(() => this.fenceTick(), FENCE_EVERY_MS);
     }
-    for (const id of this.records.keys()) this.reconcile(id);
-    this.follow(revision);
+    for (const id of this.opts.index.ids()) this.reconcile(id);
+    this.unsubscribe = this.opts.index.subscribe((id) => this.reconcile(id));
     this.rotator = setInterval(() => {
       for (const id of this.local.keys()) {
         try {
@@ -126,7 +123,7 @@ export class TaskRunner {
    */
   async close(): Promise<void> {
     this.closed = true;
-    this.watcher?.close();
+    this.unsubscribe?.();
     if (this.rotator) clearInterval(this.rotator);
     if (this.fencer) clearInterval(this.fencer);
     for (const task of this.local.values()) clearTimers(task);
@@ -176,62 +173,15 @@ export class TaskRunner {
     }
   }
 
-  private follow(after: number): void {
-    this.watcher = this.opts.tasks.watch(
-      after,
-      (event) => this.onEvent(event),
-      (err) => {
-        if (this.closed) return;
-        // History gone (a long cut-off): read everything again and go on from there.
-        this.opts.log.warn({ err: err.message }, 'task watch ended; reading the tasks again');
-        void this.resync();
-      },
-    );
-  }
-
-  private async resync(): Promise<void> {
-    while (!this.closed) {
-      try {
-        const { revision, tasks } = await this.opts.tasks.list();
-        this.learnAll(revision, tasks);
-        for (const id of new Set([...this.records.keys(), ...this.local.keys()])) this.reconcile(id);
-        this.follow(revision);
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
-  }
-
-  private onEvent(event: StoreEvent): void {
-    const key = taskKeyOf(event.key);
-    if (!key || key.node !== null) return; // statuses are each node's own report
-    this.learn(key.id, event.value === null ? null : (JSON.parse(event.value) as TaskRecord), event.revision);
-    this.reconcile(key.id);
-  }
-
-  private learn(id: string, record: TaskRecord | null, revision: number): void {
-    if ((this.learnt.get(id) ?? 0) > revision) return;
-    this.learnt.set(id, revision);
-    if (record === null) this.records.delete(id);
-    else this.records.set(id, record);
-  }
-
-  /** A full read at `revision`: records it lacks were deleted by then. */
-  private learnAll(revision: number, tasks: ReadonlyMap<string, { record: TaskRecord; modRevision: number }>): void {
-    for (const id of [...this.records.keys()]) if (!tasks.has(id)) this.learn(id, null, revision);
-    for (const [id, task] of tasks) this.learn(id, task.record, task.modRevision);
-  }
-
   /** The record if it wants the task running here (and not moving away). */
   private wanted(id: string): TaskRecord | null {
-    const record = this.records.get(id);
+    const record = this.opts.index.record(id);
     return record && record.node === this.opts.node && record.desired === 'run' && !record.moving ? record : null;
   }
 
   private reconcile(id: string): void {
     if (this.closed) return;
-    const here = this.records.get(id);
+    const here = this.opts.index.record(id);
     const running = this.local.get(id);
     if (here && here.node === this.opts.node && here.desired === 'run' && here.moving) {
       // Moving away: stop it here, then hand the record over (when it has ended).
@@ -323,7 +273,7 @@ export class TaskRunner {
 
   /** Take back a task's process that outlived the last run of sliced, when it is still that process. */
   private takeBack(id: string, status: TaskStatus): void {
-    const record = this.records.get(id);
+    const record = this.opts.index.record(id);
     const same = status.pid !== null && processAlive(status.pid) && readProcStat(status.pid)?.startTicks === status.pidStartTicks;
     if (!record || !same) {
       const error = 'ended while sliced was not running on the node: its exit status is unknown';
@@ -452,7 +402,7 @@ export class TaskRunner {
   private fenceable(): Array<{ id: string; pid: number; startTicks: number; task: LocalTask }> {
     const out = [];
     for (const [id, task] of this.local) {
-      const record = this.records.get(id);
+      const record = this.opts.index.record(id);
       if (task.pid === null || task.startTicks === null || !record || !failsOver(record)) continue;
       out.push({ id, pid: task.pid, startTicks: task.startTicks, task });
     }
@@ -500,9 +450,8 @@ export class TaskRunner {
     if (this.refreshing) return;
     this.refreshing = true;
     try {
-      const { revision, tasks } = await this.opts.tasks.list();
+      await this.opts.index.refresh();
       if (this.isFenced()) return;
-      this.learnAll(revision, tasks);
       this.stale = false;
       for (const id of [...this.fencedTasks]) {
         this.fencedTasks.delete(id);
@@ -512,7 +461,7 @@ export class TaskRunner {
           this.start(id, record, reported.restarts + 1);
         }
       }
-      for (const id of this.records.keys()) this.reconcile(id);
+      for (const id of this.opts.index.ids()) this.reconcile(id);
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message }, 'cannot read the tasks after the fence; trying again');
     } finally {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { TaskStore } from '../cluster/task-store.js';
+import { TaskIndex } from '../cluster/task-index.js';
 import { PeerClient } from '../cluster/peer-client.js';
 import { readPeerCredentials } from '../cluster/peer-auth.js';
 import type { ConfigTree } from '../framework/tree.js';
@@ -75,9 +76,12 @@ export async function startTasks(opts: {
   const logRoot = join(config.stateDir, 'tasks');
   const peerConfig = config.cluster?.peer;
   const credentials = peerConfig ? readPeerCredentials(peerConfig) : null;
+  const index = new TaskIndex(tasks, log);
+  await index.open();
   const runner = new TaskRunner({
     node,
     tasks,
+    index,
     logRoot,
     planFor: (slice) => agent.execPlan(slice, process.pid),
     log,
@@ -94,11 +98,13 @@ export async function startTasks(opts: {
     }
   } catch (err) {
     await runner.close();
+    index.close();
     throw err;
   }
   const service = new TaskService({
     node,
     tasks,
+    index,
     membership: cluster.membership,
     changes: opts.changes,
     state: () => agent.state,
@@ -114,7 +120,7 @@ export async function startTasks(opts: {
   if (cluster.mode === 'etcd') {
     leadership = new Leadership(cluster.store, node, () => cluster.membership.leaseId, log);
     await leadership.start();
-    failover = new TaskFailover({ tasks, membership: cluster.membership, leadership, service, log });
+    failover = new TaskFailover({ tasks, index, membership: cluster.membership, leadership, service, log });
     failover.start();
   }
   return {
@@ -129,6 +135,7 @@ export async function startTasks(opts: {
       leadership?.close();
       await server?.close();
       await runner.close();
+      index.close();
     },
   };
 }

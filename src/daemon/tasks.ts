@@ -23,6 +23,7 @@ import type { Placement } from '../framework/tree/scheduler.js';
 import type { Membership } from '../cluster/membership.js';
 import type { PeerClient } from '../cluster/peer-client.js';
 import type { StoredTask, TaskStore } from '../cluster/task-store.js';
+import type { TaskIndex } from '../cluster/task-index.js';
 import type { ChangeRunner } from './changes.js';
 import type { DrainResult } from '../wire/nodes.js';
 import type { DesiredState } from '../core/model.js';
@@ -32,6 +33,8 @@ import type { TaskRunner } from './task-runner.js';
 export interface TaskServiceOptions {
   node: string;
   tasks: TaskStore;
+  /** The tasks as last seen (for placement's counts, which need no round trip). */
+  index: TaskIndex;
   membership: Membership;
   changes: ChangeRunner;
   /** This node's desired state (where a slice is when the node is alone). */
@@ -83,7 +86,7 @@ export class TaskService {
     if (answer.refused !== null) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
     if (answer.node !== null) return { node: answer.node, placedBy: answer.scheduler! };
     return {
-      node: defaultTaskNode(nodes, await this.activePerNode(), this.opts.node),
+      node: defaultTaskNode(nodes, this.activePerNode(), this.opts.node),
       placedBy: answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)',
     };
   }
@@ -286,9 +289,9 @@ export class TaskService {
     throw new SlicedError('ENOENT', `no slice ${slice} (slicectl slice list shows them)`);
   }
 
-  private async activePerNode(): Promise<Map<string, number>> {
+  private activePerNode(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const task of (await this.opts.tasks.list()).tasks.values()) {
+    for (const task of this.opts.index.all()) {
       const { state, node } = this.view(task);
       if (task.record.desired === 'run' && (state === 'running' || state === 'pending')) counts.set(node, (counts.get(node) ?? 0) + 1);
     }
