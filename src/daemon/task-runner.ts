@@ -477,20 +477,32 @@ export class TaskRunner {
     }
   }
 
+  /**
+   * Record a status. Writes of one task go one after the other, and only the latest waiting
+   * one is written (a task that ends while its start is being written gets one more write,
+   * not two): the store never ends on an older report.
+   */
   private report(id: string, status: TaskStatus): void {
     this.own.set(id, status);
-    const write = (this.writes.get(id) ?? Promise.resolve())
-      .then(() => this.opts.tasks.putStatus(id, status))
-      .catch((err: Error) => {
-        this.opts.log.warn({ task: id, state: status.state, err: err.message }, 'cannot record the task status; trying again');
-        setTimeout(() => {
-          if (this.own.get(id) === status && !this.closed) this.report(id, status);
-        }, STATUS_RETRY_MS).unref();
-      });
+    if (this.writes.has(id)) return; // the writer in flight takes the latest when it is done
+    const write = (async () => {
+      for (;;) {
+        const latest = this.own.get(id)!;
+        try {
+          await this.opts.tasks.putStatus(id, latest);
+        } catch (err) {
+          this.opts.log.warn({ task: id, state: latest.state, err: (err as Error).message }, 'cannot record the task status; trying again');
+          setTimeout(() => {
+            const now = this.own.get(id);
+            if (now && !this.closed) this.report(id, now);
+          }, STATUS_RETRY_MS).unref();
+          return;
+        }
+        if (this.own.get(id) === latest) return;
+      }
+    })();
     this.writes.set(id, write);
-    void write.then(() => {
-      if (this.writes.get(id) === write) this.writes.delete(id);
-    });
+    void write.finally(() => this.writes.delete(id));
   }
 
   /** Resolves once every status reported so far is in the store. */
