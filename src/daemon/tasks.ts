@@ -51,7 +51,13 @@ export interface TaskServiceOptions {
 
 const POLL_MS = 50;
 
+/** How long the ready nodes of a slice are kept (see sliceNodes), and for how many slices at most. */
+const SLIVER_CACHE_MS = 1000;
+const SLIVER_CACHE_MAX = 1024;
+
 export class TaskService {
+  private readonly sliverCache = new Map<string, { at: number; nodes: string[] }>();
+
   constructor(private readonly opts: TaskServiceOptions) {}
 
   async submit(request: TaskRequest, requester: { pid: number; sessionId: number | null }): Promise<TaskView> {
@@ -283,10 +289,19 @@ export class TaskService {
 
   /** The nodes where the slice is realised (ready); a node alone holds the slices of its own state. */
   private async sliceNodes(slice: string): Promise<string[]> {
+    // Reading a slice's slivers takes a catalogue read and two per node: for a stream of tasks
+    // of one slice, the answer is kept for a moment. A node whose sliver went in that moment
+    // gets a task that fails to start and says why; which nodes are up is always current.
+    const cached = this.sliverCache.get(slice);
+    if (cached && Date.now() - cached.at < SLIVER_CACHE_MS) return cached.nodes;
     const placement = await this.opts.changes.placementOf('slice', slice);
-    if (placement) return placement.slivers.filter((s) => s.state === 'ready').map((s) => s.node);
-    if (this.opts.state().slices.has(slice)) return [this.opts.node];
-    throw new SlicedError('ENOENT', `no slice ${slice} (slicectl slice list shows them)`);
+    let nodes: string[];
+    if (placement) nodes = placement.slivers.filter((s) => s.state === 'ready').map((s) => s.node);
+    else if (this.opts.state().slices.has(slice)) nodes = [this.opts.node];
+    else throw new SlicedError('ENOENT', `no slice ${slice} (slicectl slice list shows them)`);
+    if (this.sliverCache.size >= SLIVER_CACHE_MAX) this.sliverCache.clear();
+    this.sliverCache.set(slice, { at: Date.now(), nodes });
+    return nodes;
   }
 
   private activePerNode(): Map<string, number> {
