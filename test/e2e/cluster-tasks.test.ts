@@ -537,3 +537,97 @@ function removeEmptyGroups(dir: string): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeEmptyGroups(join(dir, entry.name));
   rmdirSync(dir);
 }
+
+harness.test(
+  'memory_affinity and scratch_balance place on the node with the most memory not promised, the most free scratch space',
+  async (t) => {
+    const { a } = await threeAgents();
+    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
+    const ok = async (args: string[]): Promise<void> => {
+      const r = await a.cli(args);
+      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
+    };
+    const ready = async (name: string): Promise<void> => {
+      await until(
+        `slice ${name} on its nodes`,
+        async () => {
+          const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', name]);
+          return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
+        },
+        15_000 * SLOW,
+      );
+    };
+    /** A probe on every node, its values collected by a policy's port through remote_cache. */
+    const wire = async (
+      probe: string,
+      source: string,
+      policy: string,
+      port: string,
+      extra: string[][] = [],
+    ): Promise<() => Promise<string>> => {
+      for (const args of [
+        ['mkdir', `/probes/${probe}`],
+        ...extra,
+        ['write', `/probes/${probe}/probe_period`, '200'],
+        ['mkdir', policy.slice(0, policy.lastIndexOf('/'))],
+        ['mkdir', policy],
+        ['mkdir', `${policy}/${port}/remote_cache`],
+        ['write', `${policy}/${port}/remote_cache/prefetch_period_ms`, '200'],
+        ['ln', `/probes/${probe}/${source}`, `${policy}/${port}/remote_cache/values`],
+      ])
+        await ok(args);
+      const collected = async (): Promise<string> => {
+        const r = await a.cli(['cat', `${policy}/${port}/collected_value`]);
+        return r.stdout + r.stderr;
+      };
+      let text = '';
+      await until(
+        `${policy} to hear from every node`,
+        async () => {
+          text = await collected();
+          return trio.every((n) => text.includes(n));
+        },
+        15_000 * SLOW,
+      ).catch((err: Error) => assert.fail(`${err.message}; it shows:\n${text}`));
+      return collected;
+    };
+    const s = slice('ta');
+    await ok(['slice', 'create', s, '--nodes', trio.join(',')]);
+    await ready(s);
+    const placed = async (scheduler: string): Promise<string> => {
+      const view = await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--scheduler', scheduler, '--', 'true']);
+      assert.equal(view.placedBy, scheduler);
+      return view.node;
+    };
+
+    // Memory: a promises 1G to a slice, b 512M, c nothing: c first; then c promises 2G: b.
+    await ok(['slice', 'create', slice('tma'), '--nodes', nameOf('a'), '--memory', '1G']);
+    await ok(['slice', 'create', slice('tmb'), '--nodes', nameOf('b'), '--memory', '512M']);
+    const memory = await wire('mem_alloc', 'memory', '/schedulers/ma/memory_affinity', 'node_memory');
+    assert.equal(await placed('ma'), nameOf('c'), await memory());
+    await ok(['slice', 'create', slice('tmc'), '--nodes', nameOf('c'), '--memory', '2G']);
+    await until('memory_affinity to prefer b', async () => (await placed('ma')) === nameOf('b'), 10_000 * SLOW);
+
+    // Scratch space: a tmpfs of its own per node (b 32M, c 16M, a 8M): b; then b's filled past c's: c.
+    const root = mkdtempSync(join(tmpdir(), 'sliced-scratch-'));
+    const sizes: Record<string, string> = { [nameOf('a')]: '8M', [nameOf('b')]: '32M', [nameOf('c')]: '16M' };
+    const mounted: string[] = [];
+    t.after(() => {
+      for (const dir of mounted.reverse()) spawnSync('umount', [dir]);
+      rmSync(root, { recursive: true, force: true });
+    });
+    for (const [node, size] of Object.entries(sizes)) {
+      const dir = join(root, node);
+      mkdirSync(dir);
+      const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'sliced-test-scratch', dir], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `mount a tmpfs at ${dir}: ${r.stderr}`);
+      mounted.push(dir);
+    }
+    const scratch = await wire('fs_space', 'space', '/schedulers/sb/scratch_balance', 'node_space', [
+      ['write', '/probes/fs_space/path', `${root}/{node}`],
+    ]);
+    assert.equal(await placed('sb'), nameOf('b'), await scratch());
+    writeFileSync(join(root, nameOf('b'), 'fill'), Buffer.alloc(24 * 1024 * 1024));
+    await until('scratch_balance to prefer c', async () => (await placed('sb')) === nameOf('c'), 10_000 * SLOW);
+  },
+);
