@@ -24,7 +24,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +31,7 @@ import { TestDaemon } from '../test/helpers/daemon.js';
 import { EtcdCluster, etcdSkipReason } from '../test/helpers/etcd.js';
 import { kernelSkipReason } from '../test/helpers/env.js';
 import { watchTwice } from '../test/helpers/tasks.js';
+import { freePort } from '../test/helpers/cluster.js';
 import { EtcdStore } from '../src/cluster/etcd-store.js';
 import { taskKeyOf } from '../src/cluster/task-store.js';
 import type { ClusterStore } from '../src/cluster/store.js';
@@ -70,14 +70,6 @@ const stopAll = async (): Promise<void> => {
 };
 const deregister = onInterrupt(stopAll);
 const nodeName = (n: string): string => `bench${run}-${n}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function agent(name: string): Promise<TestDaemon> {
   const d = await TestDaemon.start([

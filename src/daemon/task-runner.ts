@@ -209,16 +209,7 @@ export class TaskRunner {
       plan = this.opts.planFor(spec.slice);
       streams = openTaskStreams(this.opts.logRoot, id);
     } catch (err) {
-      this.report(id, {
-        ...base,
-        state: 'failed',
-        pid: null,
-        pidStartTicks: null,
-        startedAt: null,
-        endedAt: Date.now(),
-        exitStatus: null,
-        error: `cannot start: ${(err as Error).message}`,
-      });
+      this.notStarted(id, base, (err as Error).message);
       return;
     }
     const task = localTask(record.generation, restarts);
@@ -254,21 +245,17 @@ export class TaskRunner {
     });
     child.once('error', (err) => {
       if (this.local.get(id) === task) this.local.delete(id);
-      this.report(id, {
-        ...base,
-        state: 'failed',
-        pid: null,
-        pidStartTicks: null,
-        startedAt: null,
-        endedAt: Date.now(),
-        exitStatus: null,
-        error: `cannot start: ${err.message}`,
-      });
+      this.notStarted(id, base, err.message);
     });
     child.once('exit', (code, signal) => {
       const status = exitStatusOf(code, signal ? (constants.signals[signal] ?? 0) : null);
       this.ended(id, task, record, { startedAt, exitStatus: status, error: null });
     });
+  }
+
+  private notStarted(id: string, base: { node: string; generation: number; restarts: number }, reason: string): void {
+    const ended = { pid: null, pidStartTicks: null, startedAt: null, endedAt: Date.now(), exitStatus: null };
+    this.report(id, { ...base, ...ended, state: 'failed', error: `cannot start: ${reason}` });
   }
 
   /** Take back a task's process that outlived the last run of sliced, when it is still that process. */

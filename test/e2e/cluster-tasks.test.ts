@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readMounts } from '../../src/kernel/procfs.js';
-import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after } from 'node:test';
-import { ClusterHarness, until } from '../helpers/cluster.js';
+import { ClusterHarness, freePort, until } from '../helpers/cluster.js';
 import { taskProcesses, watchTwice } from '../helpers/tasks.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { commandSkipReason, skipWith, SLOW } from '../helpers/env.js';
@@ -31,14 +30,6 @@ after(() => rmSync(secrets, { recursive: true, force: true }));
 const tokenFile = join(secrets, 'token');
 writeFileSync(tokenFile, `${harness.run}-${'x'.repeat(24)}\n`, { mode: 0o600 });
 chmodSync(tokenFile, 0o600);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const ports = new Map<string, number>();
 async function agent(name: string, extra: string[] = []): Promise<TestDaemon> {
@@ -71,6 +62,17 @@ async function threeAgents(): Promise<{ a: TestDaemon; b: TestDaemon; c: TestDae
 }
 
 const slice = (base: string): string => `${base}${harness.run.slice(0, 4)}`;
+/** Until every sliver of slice `name` is ready (realised by its node). */
+async function slivered(d: TestDaemon, name: string): Promise<void> {
+  await until(
+    `slice ${name} on its nodes`,
+    async () => {
+      const v = await d.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', name]);
+      return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
+    },
+    15_000 * SLOW,
+  );
+}
 const show = (d: TestDaemon, id: string): Promise<TaskView> => d.cliJson<TaskView>(['task', 'show', id]);
 async function running(d: TestDaemon, id: string): Promise<TaskView> {
   let view: TaskView | null = null;
@@ -127,14 +129,7 @@ harness.test(
     const { a, b, c } = await threeAgents();
     const s = slice('tp');
     assert.equal((await a.cli(['slice', 'create', s, '--all-nodes'])).code, 0);
-    await until(
-      'the slice on every node',
-      async () => {
-        const view = await a.cliJson<SliceView & { cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
-        return view.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
-      },
-      15_000 * SLOW,
-    );
+    await slivered(a, s);
     const ids: string[] = [];
     for (const d of [a, b, c]) ids.push((await d.cli(['run', '--slice', s, '-d', '--', 'sleep', '30'])).stdout.trim());
     const nodes = await Promise.all(ids.map(async (id) => (await running(a, id)).node));
@@ -244,14 +239,7 @@ harness.test('failover: the tasks of an agent killed with SIGKILL run elsewhere 
   const { a, b } = await threeAgents();
   const s = slice('tf');
   assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
-  await until(
-    'the slice on a and b',
-    async () => {
-      const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
-      return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
-    },
-    15_000 * SLOW,
-  );
+  await slivered(a, s);
   const ids = await tasksOn(a, s, nameOf('b'), [nameOf('a')], 4);
   const twice = watchTwice(new Set(ids));
   const killed = Date.now();
@@ -324,14 +312,7 @@ harness.test(
     harness.daemons.push(d);
     const s = slice('tc');
     assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('d')].join(',')])).code, 0);
-    await until(
-      'the slice on a and d',
-      async () => {
-        const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
-        return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
-      },
-      15_000 * SLOW,
-    );
+    await slivered(a, s);
     const ids = await tasksOn(a, s, nameOf('d'), [nameOf('a')], 3);
     const twice = watchTwice(new Set(ids));
     const table = `slicedcut${harness.run}`;
@@ -390,14 +371,7 @@ harness.test(
     const { a, b, c } = await threeAgents();
     const s = slice('tm');
     assert.equal((await a.cli(['slice', 'create', s, '--all-nodes'])).code, 0);
-    await until(
-      'the slice on every node',
-      async () => {
-        const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', s]);
-        return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
-      },
-      15_000 * SLOW,
-    );
+    await slivered(a, s);
     const loop = ['sh', '-c', 'echo "start on $SLICED_NODE"; trap "echo term; exit 0" TERM; while :; do sleep 0.1; done'];
     // Every other member is cordoned meanwhile (an earlier test may have added one), so both land on a.
     const others = [...(await harness.nodes(a)).keys()].filter((n) => n !== nameOf('a'));
@@ -547,16 +521,6 @@ harness.test(
       const r = await a.cli(args);
       assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
     };
-    const ready = async (name: string): Promise<void> => {
-      await until(
-        `slice ${name} on its nodes`,
-        async () => {
-          const v = await a.cliJson<{ cluster?: { slivers: Array<{ state: string }> } }>(['slice', 'show', name]);
-          return v.cluster?.slivers.every((x) => x.state === 'ready') ?? false;
-        },
-        15_000 * SLOW,
-      );
-    };
     /** A probe on every node, its values collected by a policy's port through remote_cache. */
     const wire = async (
       probe: string,
@@ -593,7 +557,7 @@ harness.test(
     };
     const s = slice('ta');
     await ok(['slice', 'create', s, '--nodes', trio.join(',')]);
-    await ready(s);
+    await slivered(a, s);
     const placed = async (scheduler: string): Promise<string> => {
       const view = await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--scheduler', scheduler, '--', 'true']);
       assert.equal(view.placedBy, scheduler);

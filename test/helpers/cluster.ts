@@ -7,6 +7,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from './daemon.js';
 import { EtcdCluster, etcdSkipReason } from './etcd.js';
@@ -73,4 +74,13 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
     await sleep(50);
   }
   return Date.now() - started;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on now (for an agent's node-to-node channel). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

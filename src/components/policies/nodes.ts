@@ -1,4 +1,5 @@
 /** Helpers for placement policies: which node each row of a (remote_cache'd) load value is about. */
+import type { PolicyType } from '../../framework/types.js';
 import type { Value } from '../../framework/value.js';
 
 /**
@@ -31,4 +32,30 @@ export function largestOf(figures: ReadonlyMap<string, number>, nodes: readonly 
     if (!best || figure > best[1] || (figure === best[1] && node < best[0])) best = [node, figure];
   }
   return best?.[0] ?? null;
+}
+
+/** A placement policy that sends each new task to the node with the largest figure in `column` of its one port. */
+export function largestFigurePolicy(spec: {
+  name: string;
+  description: string;
+  port: { name: string; valueType: string; description: string };
+  column: number;
+}): PolicyType {
+  return {
+    kind: 'policy',
+    name: spec.name,
+    description: spec.description,
+    ports: [spec.port],
+    create(ctx) {
+      let lastChoice: string | null = null;
+      return {
+        newTaskNode(task) {
+          const choice = largestOf(nodeSums(ctx.ports![spec.port.name] ?? null, ctx.services.nodeName, spec.column), task.nodes);
+          if (choice !== null) lastChoice = choice;
+          return choice;
+        },
+        status: () => ({ lastChoice }),
+      };
+    },
+  };
 }
