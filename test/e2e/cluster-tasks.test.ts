@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readMounts } from '../../src/kernel/procfs.js';
-import { request } from 'node:http';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -169,15 +169,7 @@ harness.test(
   async () => {
     const { a, c } = await threeAgents();
     const call = (headers: Record<string, string>): Promise<{ status: number; body: string }> =>
-      new Promise((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: ports.get('c')!, path: '/peer/v1/health', headers }, (res) => {
-          let body = '';
-          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      answer((onResponse) => request({ host: '127.0.0.1', port: ports.get('c')!, path: '/peer/v1/health', headers }, onResponse));
     const none = await call({});
     assert.equal(none.status, 401);
     assert.match(none.body, /no credentials/);
@@ -475,8 +467,8 @@ harness.test(
     assert.equal(result.stderr, 'err-tls\n');
 
     const call = (options: { cert?: string; key?: string }): Promise<{ status: number; body: string }> =>
-      new Promise((resolve, reject) => {
-        const req = httpsRequest(
+      answer((onResponse) =>
+        httpsRequest(
           {
             host: '127.0.0.1',
             port: f.port,
@@ -485,15 +477,9 @@ harness.test(
             checkServerIdentity: () => undefined,
             ...(options.cert ? { cert: readFileSync(options.cert), key: readFileSync(options.key!) } : {}),
           },
-          (res) => {
-            let body = '';
-            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
+          onResponse,
+        ),
+      );
     const none = await call({});
     assert.equal(none.status, 401);
     assert.match(none.body, /no client certificate/);
@@ -595,3 +581,16 @@ harness.test(
     await until('scratch_balance to prefer c', async () => (await placed('sb')) === nameOf('c'), 10_000 * SLOW);
   },
 );
+
+/** The status and body of a request to an agent's channel. */
+function answer(start: (onResponse: (res: IncomingMessage) => void) => ClientRequest): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = start((res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
