@@ -594,3 +594,54 @@ function answer(start: (onResponse: (res: IncomingMessage) => void) => ClientReq
     req.end();
   });
 }
+
+harness.test(
+  'a node that dies before it starts its tasks: the restartable one starts elsewhere, the other waits for the node; nothing runs twice',
+  async () => {
+    const { a } = await threeAgents();
+    const g = await harness.startAgent('g', [
+      '--user-prefix',
+      'sl-g-',
+      '--peer-listen',
+      `127.0.0.1:${await freePort()}`,
+      '--peer-token-file',
+      tokenFile,
+    ]);
+    const s = slice('tg');
+    assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('g')].join(',')])).code, 0);
+    await slivered(a, s);
+    // g is paused: still up for a lease's time, so it is given the tasks, but it starts nothing.
+    process.kill(g.pid!, 'SIGSTOP');
+    let ids: { restartable: string; once: string };
+    assert.equal((await a.cli(['node', 'cordon', nameOf('a')])).code, 0);
+    try {
+      const run = async (restart: string): Promise<TaskView> =>
+        a.cliJson<TaskView>(['run', '--slice', s, '-d', '--restart', restart, '--', 'sh', '-c', 'while :; do sleep 0.2; done']);
+      const [r, o] = [await run('always'), await run('never')];
+      assert.deepEqual([r.node, o.node, r.state, o.state], [nameOf('g'), nameOf('g'), 'pending', 'pending']);
+      ids = { restartable: r.id, once: o.id };
+    } finally {
+      assert.equal((await a.cli(['node', 'uncordon', nameOf('a')])).code, 0);
+    }
+    const twice = watchTwice(new Set([ids.restartable, ids.once]));
+    await g.stop('SIGKILL');
+    await until(
+      'the restartable task to run on a',
+      async () => {
+        const v = await show(a, ids.restartable);
+        return v.node === nameOf('a') && v.state === 'running';
+      },
+      20_000 * SLOW,
+    );
+    const waiting = await show(a, ids.once);
+    assert.deepEqual([waiting.node, waiting.state], [nameOf('g'), 'unknown'], 'a task without a restart policy waits for its node');
+    assert.match(waiting.reason ?? '', /is down/);
+    assert.equal(taskProcesses(new Set([ids.once])).size, 0, 'nothing of it started anywhere');
+    // Back: g starts the task that was placed on it and never ran; the other stays on a.
+    await g.launch();
+    await until('the waiting task to run on g', async () => (await show(a, ids.once)).state === 'running', 20_000 * SLOW);
+    assert.equal((await show(a, ids.restartable)).node, nameOf('a'));
+    assert.equal(twice.stop(), 1, 'a task ran on two nodes at once');
+    for (const id of [ids.restartable, ids.once]) assert.equal((await a.cli(['task', 'stop', id])).code, 0);
+  },
+);
