@@ -14,12 +14,13 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   rmSync,
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { LogLine, StreamName } from '../core/tasks.js';
+import { TASK_ID_PATTERN, type LogLine, type StreamName } from '../core/tasks.js';
 
 export const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
 
@@ -67,6 +68,15 @@ export function rotateIfLarge(root: string, id: string, maxBytes = TASK_LOG_MAX_
 
 export function removeTaskLogs(root: string, id: string): void {
   rmSync(taskLogDir(root, id), { recursive: true, force: true });
+}
+
+/** The tasks whose output is kept under `root` (folders named by task id). */
+export function taskLogIds(root: string): string[] {
+  try {
+    return readdirSync(root).filter((name) => TASK_ID_PATTERN.test(name));
+  } catch {
+    return []; // no task ran here yet
+  }
 }
 
 /** A reader of one stream from its beginning (the rotated part first), then as it grows. */

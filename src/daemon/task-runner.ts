@@ -22,7 +22,7 @@ import { processAlive, readProcStat } from '../kernel/procfs.js';
 import type { TaskStore } from '../cluster/task-store.js';
 import type { TaskIndex } from '../cluster/task-index.js';
 import type { SliceProcessPlan } from '../core/exec-plan.js';
-import { openTaskStreams, rotateIfLarge } from './task-log.js';
+import { openTaskStreams, removeTaskLogs, rotateIfLarge, taskLogIds } from './task-log.js';
 
 export interface TaskRunnerOptions {
   node: string;
@@ -102,6 +102,8 @@ export class TaskRunner {
       this.fencer = setInterval(() => this.fenceTick(), FENCE_EVERY_MS);
     }
     for (const id of this.opts.index.ids()) this.reconcile(id);
+    // Output of tasks removed while this agent was away.
+    for (const id of taskLogIds(this.opts.logRoot)) if (!this.opts.index.record(id) && !this.local.has(id)) this.forget(id);
     this.unsubscribe = this.opts.index.subscribe((id) => this.reconcile(id));
     this.rotator = setInterval(() => {
       for (const id of this.local.keys()) {
@@ -183,6 +185,10 @@ export class TaskRunner {
     if (this.closed) return;
     const here = this.opts.index.record(id);
     const running = this.local.get(id);
+    if (!here && !running) {
+      this.forget(id);
+      return;
+    }
     if (here && here.node === this.opts.node && here.desired === 'run' && here.moving) {
       // Moving away: stop it here, then hand the record over (when it has ended).
       if (running) this.stop(id, running);
@@ -355,6 +361,17 @@ export class TaskRunner {
     }
     this.kill(task.pid, 'SIGTERM');
     task.killTimer = setTimeout(() => this.kill(task.pid!, 'SIGKILL'), this.opts.stopGraceMs);
+  }
+
+  /** A task removed from the cluster (slicectl task rm): its output on this node goes with it. */
+  private forget(id: string): void {
+    this.own.delete(id);
+    this.fencedTasks.delete(id);
+    try {
+      removeTaskLogs(this.opts.logRoot, id);
+    } catch (err) {
+      this.opts.log.warn({ task: id, err: (err as Error).message }, 'cannot remove the output of a removed task');
+    }
   }
 
   /** Give the record to the node it moves to, once nothing of it runs here (compared on its revision). */

@@ -7,6 +7,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
@@ -118,6 +120,9 @@ describe('tasks on one node', { skip: skip ?? false }, () => {
       return v.state === 'running' && v.pid !== null ? v : null;
     });
     const child = await until('its child', async () => groups.procs('tk.slice').find((p) => p !== running.pid) ?? null);
+    const refused = await daemon.cli(['task', 'rm', sleeper]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /is running .*stop it first/, 'a running task is not removed');
     const stopped = await daemon.cliJson<TaskView>(['task', 'stop', sleeper]);
     assert.equal(stopped.state, 'stopped');
     assert.equal(processAlive(running.pid!), false);
@@ -126,9 +131,12 @@ describe('tasks on one node', { skip: skip ?? false }, () => {
     assert.equal((await show(sleeper)).state, 'stopped', 'no restart after a stop');
     assert.equal((await daemon.cli(['task', 'stop', id])).code, 0);
 
+    const output = join(daemon.stateDir, 'tasks', sleeper);
+    assert.ok(existsSync(output), `its output is kept in ${output}`);
     const removed = await daemon.cli(['task', 'rm', sleeper]);
     assert.equal(removed.code, 0, removed.stderr);
     assert.equal((await daemon.cli(['task', 'show', sleeper])).code, 3);
+    await until('its output to go with it', async () => !existsSync(output));
   });
 
   test('a running task outlives a restart of sliced and is taken back; its output goes on', async () => {
