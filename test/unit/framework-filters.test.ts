@@ -562,7 +562,7 @@ describe('placement policies', () => {
 
 describe('mosix_load_balancer between nodes', () => {
   const PROCESS_LOAD = BUILTIN_VALUE_TYPES.find((t) => t.name === 'process_load')!;
-  function balancer(taskOf: (pid: number) => string | null, members: number[]) {
+  function balancer(taskOf: (pid: number) => string | null, members: number[], handleAll = false) {
     const moves: string[] = [];
     const ctx = ctxFor(
       mosix,
@@ -576,7 +576,7 @@ describe('mosix_load_balancer between nodes', () => {
         },
       },
     );
-    ctx.processSet = { pids: () => members } as unknown as ComponentContext['processSet'];
+    ctx.processSet = { handleAll, pids: () => members } as unknown as ComponentContext['processSet'];
     ctx.ports = { node_load: null, process_load: value([900, 800, 100], ['11', '12', '13'], PROCESS_LOAD) };
     return { p: mosix.create(ctx), moves };
   }
@@ -591,6 +591,15 @@ describe('mosix_load_balancer between nodes', () => {
     assert.equal(moves.length, 1, 'at most one move per 2 s');
     const status = p.status!() as { migrations: number; last: { task: string; to: string; acted: boolean } };
     assert.deepEqual([status.migrations, status.last.task, status.last.to, status.last.acted], [1, 'task12', 'n2', true]);
+  });
+
+  test('a process set that handles all processes lists none by pid: every process is a candidate', () => {
+    const { p, moves } = balancer((pid) => (pid === 12 ? 'task12' : null), []);
+    const all = balancer((pid) => (pid === 12 ? 'task12' : null), [], true);
+    all.p.onUpdate!(0, value([2000, 500], ['n1', 'n2']), 10_000);
+    assert.deepEqual(all.moves, ['task12->n2 by mosix_load_balancer']);
+    p.onUpdate!(0, value([2000, 500], ['n1', 'n2']), 10_000);
+    assert.deepEqual(moves, [], 'a set listing no pid and not handling all has no candidate');
   });
 
   test('without a migratable task, or when no node would be better off, nothing moves', () => {

@@ -40,11 +40,13 @@ const mosix: PolicyType = {
         if (perCpu) for (let r = 0; r < value.rows; r++) loads.set(value.labels[r] ?? `cpu${r}`, value.get(r, 0));
         else for (const [node, load] of nodeLoads(value, ctx.services.nodeName)) loads.set(node, load);
         if (loads.size < 2) return;
-        const members = new Set(ctx.processSet!.pids());
+        // A set that handles all processes lists none by pid: every process is a member.
+        const all = ctx.processSet!.handleAll;
+        const members = new Set(all ? [] : ctx.processSet!.pids());
         const processes = [];
         for (let r = 0; r < procLoads.rows; r++) {
           const pid = Number(procLoads.labels[r]);
-          if (!members.has(pid)) continue;
+          if (!all && !members.has(pid)) continue;
           // Between nodes only a migratable task can move: other processes are not candidates.
           if (!perCpu && tasks && tasks.taskOf(pid) === null) continue;
           const cpu = perCpu ? affinity?.cpuOf(pid) : null;
