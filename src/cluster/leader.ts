@@ -47,10 +47,6 @@ export class Leadership {
     return this.held !== null && this.held.leaseId === this.leaseId();
   }
 
-  leader(): LeaderRecord | null {
-    return this.current;
-  }
-
   /** The compare a leader's write carries: it holds only while this agent still holds the key. */
   fence(): StoreCompare {
     return { key: LEADER_KEY, modRevision: this.held?.modRevision ?? -1 };
