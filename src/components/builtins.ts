@@ -17,6 +17,7 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   migration_probe: () => import('./probes/migration.js'),
   mem_alloc: () => import('./probes/mem-alloc.js'),
   fs_space: () => import('./probes/fs-space.js'),
+  disk_io: () => import('./probes/disk-io.js'),
   threshold: () => import('./filters/threshold.js'),
   freq_limit: () => import('./filters/freq-limit.js'),
   ewma: () => import('./filters/ewma.js'),
@@ -31,4 +32,5 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   swap_avoidance: () => import('./policies/swap-avoidance.js'),
   memory_affinity: () => import('./policies/memory-affinity.js'),
   scratch_balance: () => import('./policies/scratch-balance.js'),
+  io_balance: () => import('./policies/io-balance.js'),
 };

@@ -39,6 +39,11 @@ export interface NodeStats {
   pressure(resource: PressureResource): Pressure | null;
   /** CPU time (utime + stime, nanoseconds) of every process, kernel threads excluded. */
   processTimes(): ReadonlyArray<{ pid: number; cpuNs: number }>;
+  /**
+   * Cumulative block I/O of a device (a path, links followed, or MAJ:MIN), or of all physical
+   * disks (null); null when the device is not there.
+   */
+  diskIo(device: string | null): { readBytes: number; writeBytes: number; readOps: number; writeOps: number } | null;
 }
 
 /** A slice's group as the host addresses it; components only hand it back to SliceGroups. */

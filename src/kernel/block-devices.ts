@@ -45,10 +45,7 @@ export function resolveBlockDevice(name: string): { device: string; path: string
       if (err instanceof SlicedError) throw err;
       throw new SlicedError('ENOENT', `device ${JSON.stringify(name)} does not exist; ${allowed}`);
     }
-    // Linux dev_t: major in bits 8..19 and 32..43, minor in bits 0..7 and 20..31.
-    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-    device = `${major}:${minor}`;
+    device = majMinOf(rdev);
     path = name;
   }
   const sys = join(SYS, 'dev', 'block', device);
@@ -61,6 +58,23 @@ export function resolveBlockDevice(name: string): { device: string; path: string
     );
   }
   return { device, path };
+}
+
+/** A dev_t as MAJ:MIN. Linux: major in bits 8..19 and 32..43, minor in bits 0..7 and 20..31. */
+function majMinOf(rdev: bigint): string {
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return `${major}:${minor}`;
+}
+
+/** MAJ:MIN of the block device (whole disk or partition) at `path`, following links; null when there is none. */
+export function blockDeviceNumber(path: string): string | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    return st.isBlockDevice() ? majMinOf(st.rdev) : null;
+  } catch {
+    return null;
+  }
 }
 
 export function blockDeviceExists(device: string): boolean {

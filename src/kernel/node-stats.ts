@@ -1,8 +1,10 @@
 /**
  * Node-wide figures from /proc for the framework's probes: per-CPU busy time, load
- * averages, memory, pressure stall information, per-process CPU time and sessions.
+ * averages, memory, pressure stall information, per-process CPU time and sessions, block I/O.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { parseMajMin } from '../core/io.js';
+import { blockDeviceNumber } from './block-devices.js';
 
 const TICKS_PER_SECOND = 100;
 
@@ -103,6 +105,52 @@ export function readSessionOf(pid: number, procRoot = '/proc'): number | null {
   }
 }
 
+/** Cumulative block I/O of a device: bytes and operations (completed) read and written. */
+export interface DiskIo {
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+}
+
+/**
+ * /proc/diskstats as MAJ:MIN → name and counters. Fields after the name: reads completed,
+ * merged, sectors read, ms reading, writes completed, merged, sectors written (512 bytes each
+ * whatever the device's block size).
+ */
+export function parseDiskstats(text: string): Map<string, { name: string; io: DiskIo }> {
+  const out = new Map<string, { name: string; io: DiskIo }>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const n = f.map(Number);
+    out.set(`${f[0]}:${f[1]}`, { name: f[2]!, io: { readOps: n[3]!, readBytes: n[5]! * 512, writeOps: n[7]!, writeBytes: n[9]! * 512 } });
+  }
+  return out;
+}
+
+/**
+ * Block I/O of one device (MAJ:MIN, or the path of a block device, links followed), or of every physical whole disk (null: the ones with a
+ * `device` link in /sys/block; loop, device-mapper and md devices sit on top of them and would
+ * count their I/O twice). Null when the device is not in /proc/diskstats.
+ */
+export function readDiskIo(device: string | null, procRoot = '/proc', sysRoot = '/sys'): DiskIo | null {
+  const stats = parseDiskstats(readFileSync(`${procRoot}/diskstats`, 'utf8'));
+  if (device !== null) {
+    const number = parseMajMin(device) ?? blockDeviceNumber(device);
+    return number === null ? null : (stats.get(number)?.io ?? null);
+  }
+  const sum: DiskIo = { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 };
+  for (const { name, io } of stats.values()) {
+    if (!existsSync(`${sysRoot}/block/${name}/device`)) continue;
+    sum.readBytes += io.readBytes;
+    sum.writeBytes += io.writeBytes;
+    sum.readOps += io.readOps;
+    sum.writeOps += io.writeOps;
+  }
+  return sum;
+}
+
 /** The readings above as one object: the framework's NodeStats service (src/framework/handle.ts). */
 export function procNodeStats(procRoot = '/proc') {
   return {
@@ -111,5 +159,6 @@ export function procNodeStats(procRoot = '/proc') {
     memoryInfo: () => readMemoryInfo(procRoot),
     pressure: (resource: PressureResource) => readPressure(resource, procRoot),
     processTimes: () => readAllProcessTimes(procRoot),
+    diskIo: (device: string | null) => readDiskIo(device, procRoot),
   };
 }

@@ -7,8 +7,20 @@
  * down says so.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createLoopDevice, type LoopDevice } from '../../src/kernel/block-devices.js';
 import { readMounts } from '../../src/kernel/procfs.js';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -499,7 +511,7 @@ function removeEmptyGroups(dir: string): void {
 }
 
 harness.test(
-  'memory_affinity and scratch_balance place on the node with the most memory not promised, the most free scratch space',
+  'memory_affinity, scratch_balance and io_balance place on the node with the most memory not promised, the most free scratch space, the least disk I/O',
   async (t) => {
     const { a } = await threeAgents();
     const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
@@ -514,16 +526,20 @@ harness.test(
       policy: string,
       port: string,
       extra: string[][] = [],
+      via?: string,
     ): Promise<() => Promise<string>> => {
+      const cache = `${policy}/${port}/remote_cache`;
+      const into = via ? `${cache}/${via}` : cache;
       for (const args of [
         ['mkdir', `/probes/${probe}`],
         ...extra,
         ['write', `/probes/${probe}/probe_period`, '200'],
         ['mkdir', policy.slice(0, policy.lastIndexOf('/'))],
         ['mkdir', policy],
-        ['mkdir', `${policy}/${port}/remote_cache`],
-        ['write', `${policy}/${port}/remote_cache/prefetch_period_ms`, '200'],
-        ['ln', `/probes/${probe}/${source}`, `${policy}/${port}/remote_cache/values`],
+        ['mkdir', cache],
+        ['write', `${cache}/prefetch_period_ms`, '200'],
+        ...(via ? [['mkdir', into]] : []),
+        ['ln', `/probes/${probe}/${source}`, `${into}/values`],
       ])
         await ok(args);
       const collected = async (): Promise<string> => {
@@ -579,6 +595,64 @@ harness.test(
     assert.equal(await placed('sb'), nameOf('b'), await scratch());
     writeFileSync(join(root, nameOf('b'), 'fill'), Buffer.alloc(24 * 1024 * 1024));
     await until('scratch_balance to prefer c', async () => (await placed('sb')) === nameOf('c'), 10_000 * SLOW);
+
+    // Disk I/O: a disk of its own per node (a loop device, named by a link per node); a and b
+    // write to theirs, c is quiet: c; then a stops and c writes: a.
+    const noLosetup = commandSkipReason('losetup', 'mount');
+    if (noLosetup !== null) return skipWith(t, noLosetup);
+    const disks = join(root, 'disks');
+    mkdirSync(disks);
+    const loops = new Map<string, LoopDevice>();
+    const writers = new Map<string, ChildProcess>();
+    t.after(() => {
+      for (const writer of writers.values()) if (writer.exitCode === null) process.kill(-writer.pid!, 'SIGKILL');
+      for (const loop of loops.values()) loop.destroy();
+    });
+    for (const node of trio) {
+      const loop = createLoopDevice({ prefix: 'sliced-test-tasks-io', sizeMb: 64 });
+      loops.set(node, loop);
+      symlinkSync(loop.path, join(disks, node));
+    }
+    const write = (node: string): void => {
+      const writer = spawn(
+        'sh',
+        ['-c', `while :; do dd if=/dev/zero of=${loops.get(node)!.path} bs=1M count=16 oflag=direct status=none; done`],
+        {
+          detached: true,
+          stdio: 'ignore',
+        },
+      );
+      writers.set(node, writer);
+    };
+    const quiet = (node: string): void => {
+      process.kill(-writers.get(node)!.pid!, 'SIGKILL');
+      writers.delete(node);
+    };
+    write(nameOf('a'));
+    write(nameOf('b'));
+    const io = await wire(
+      'disk_io',
+      'io',
+      '/schedulers/ib/io_balance',
+      'node_io',
+      [['write', '/probes/disk_io/device', `${disks}/{node}`]],
+      'rate',
+    );
+    const prefers = async (node: string): Promise<void> => {
+      let shown = '';
+      await until(
+        `io_balance to prefer ${node}`,
+        async () => {
+          shown = await io();
+          return (await placed('ib')) === node;
+        },
+        10_000 * SLOW,
+      ).catch((err: Error) => assert.fail(`${err.message}; node_io shows:\n${shown}`));
+    };
+    await prefers(nameOf('c'));
+    quiet(nameOf('a'));
+    write(nameOf('c'));
+    await prefers(nameOf('a'));
   },
 );
 

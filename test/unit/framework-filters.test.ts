@@ -27,6 +27,7 @@ import swapAvoidance from '../../src/components/policies/swap-avoidance.js';
 import mosix from '../../src/components/policies/mosix-load-balancer.js';
 import memoryAffinity from '../../src/components/policies/memory-affinity.js';
 import scratchBalance from '../../src/components/policies/scratch-balance.js';
+import ioBalance from '../../src/components/policies/io-balance.js';
 import memAlloc from '../../src/components/probes/mem-alloc.js';
 import fsSpaceProbe from '../../src/components/probes/fs-space.js';
 import { nodeLoads } from '../../src/components/policies/nodes.js';
@@ -612,7 +613,7 @@ describe('mosix_load_balancer between nodes', () => {
   });
 });
 
-describe('memory_affinity and scratch_balance', () => {
+describe('memory_affinity, scratch_balance and io_balance', () => {
   const MEMORY = BUILTIN_VALUE_TYPES.find((t) => t.name === 'memory')!;
   const SPACE = BUILTIN_VALUE_TYPES.find((t) => t.name === 'space')!;
   const task = { parentPid: 1, sessionId: null, slice: null };
@@ -635,6 +636,18 @@ describe('memory_affinity and scratch_balance', () => {
     const p = scratchBalance.create(ctx);
     assert.equal(p.newTaskNode!(task), 'n2');
     assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n3'] }), 'n3');
+  });
+
+  test('io_balance picks the node whose disks move the fewest bytes per second, read and write summed', () => {
+    const IO = BUILTIN_VALUE_TYPES.find((t) => t.name === 'io_usage')!;
+    const ctx = ctxFor(ioBalance, {}, { nodeName: 'n1' }, IO);
+    // read_bytes write_bytes read_ops write_ops per second: n1 reads a lot, n2 writes a lot, n3 little.
+    ctx.ports = { node_io: value([9e6, 0, 90, 0, 0, 8e6, 0, 80, 1e6, 2e6, 10, 20], ['', 'n2', 'n3:io'], IO) };
+    const p = ioBalance.create(ctx);
+    assert.equal(p.newTaskNode!(task), 'n3');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n2'] }), 'n2', '8 MB/s written is less than 9 MB/s read');
+    ctx.ports.node_io = null;
+    assert.equal(p.newTaskNode!(task), null, 'no figures: no answer');
   });
 
   test('mem_alloc publishes what is not promised; fs_space measures the path with {node} replaced', () => {

@@ -60,6 +60,8 @@ describe('TypeRegistry', () => {
       'fs_space',
       'memory_affinity',
       'scratch_balance',
+      'disk_io',
+      'io_balance',
       'echo_policy',
       'round_robin',
       'least_loaded',

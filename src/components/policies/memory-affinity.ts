@@ -3,9 +3,9 @@
  * the most memory available on its node_memory port: what the node has not promised its slices
  * (mem_alloc), or what the kernel says is free (mem), through remote_cache for the others.
  */
-import { largestFigurePolicy } from './nodes.js';
+import { figurePolicy } from './nodes.js';
 
-export default largestFigurePolicy({
+export default figurePolicy({
   name: 'memory_affinity',
   description: 'new-task placement: each new task goes to the node with the most available memory',
   port: {
@@ -13,5 +13,6 @@ export default largestFigurePolicy({
     valueType: 'memory',
     description: 'memory of the nodes: /probes/mem_alloc/memory or /probes/mem/memory, through remote_cache',
   },
-  column: 1, // available
+  columns: [1], // available
+  prefer: 'largest',
 });
