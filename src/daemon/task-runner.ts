@@ -163,6 +163,13 @@ export class TaskRunner {
     return this.handedOverAt;
   }
 
+  /** Tasks moving away from this node whose record is not handed over yet. */
+  get movesUnderWay(): number {
+    let count = 0;
+    for (const { record } of this.opts.index.all()) if (record.node === this.opts.node && record.moving) count++;
+    return count;
+  }
+
   /** Send a signal to the task's process group; refuses a task with no process on this node. */
   signal(id: string, signal: NodeJS.Signals): void {
     const task = this.local.get(id);

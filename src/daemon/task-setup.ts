@@ -52,6 +52,10 @@ export class TaskMigrationPort implements TaskMigration {
   lastMigration(): number | null {
     return this.target?.lastMigration() ?? null;
   }
+
+  migrationsUnderWay(): number {
+    return this.target?.migrationsUnderWay() ?? 0;
+  }
 }
 
 /** The fence file of this node's tasks (kernel/fence.ts), removed by sliced --cleanup (which ends its watchdog). */
@@ -129,6 +133,7 @@ export async function startTasks(opts: {
       taskOf: (pid) => runner.migratableTaskOf(pid),
       migrate: async (task, to, by) => void (await service.migrate(task, to, by)),
       lastMigration: () => runner.lastHandOver,
+      migrationsUnderWay: () => runner.movesUnderWay,
     },
     async close() {
       failover?.close();

@@ -262,6 +262,7 @@ async function predictDirectory(registry: TypeRegistry, parentRole: Role, name: 
       const type = await registry.load(name);
       if (type.kind !== 'filter') throw fail('EINVAL', `${path}: ${name} is a ${type.kind}, not a filter`);
       out.set(path, 'filter');
+      for (const p of type.ports ?? []) out.set(`${path}/${p.name}`, 'port');
       return out;
     }
     case 'pset_list':

@@ -33,12 +33,14 @@ export interface NodeStats {
   cpuBusyNs(): number[];
   /** /proc/loadavg: load averages and runnable tasks. */
   loadAverage(): { load1: number; load5: number; load15: number; runnable: number };
-  /** /proc/meminfo: MemTotal and MemAvailable in bytes. */
-  memoryInfo(): { totalBytes: number; availableBytes: number };
+  /** /proc/meminfo: MemTotal, MemAvailable and MemFree in bytes. */
+  memoryInfo(): { totalBytes: number; availableBytes: number; freeBytes: number };
   /** Pressure of the whole node, or null where the kernel has no PSI. */
   pressure(resource: PressureResource): Pressure | null;
   /** CPU time (utime + stime, nanoseconds) of every process, kernel threads excluded. */
   processTimes(): ReadonlyArray<{ pid: number; cpuNs: number }>;
+  /** Resident memory of every process that has any, in bytes. */
+  processRss(): ReadonlyArray<{ pid: number; rssBytes: number }>;
   /**
    * Cumulative block I/O of a device (a path, links followed, or MAJ:MIN), or of all physical
    * disks (null); null when the device is not there.
@@ -97,6 +99,8 @@ export interface TaskMigration {
   migrate(task: string, node: string, by: string): Promise<void>;
   /** When a task last left this node (ms since the epoch), or null if none has. */
   lastMigration(): number | null;
+  /** Tasks leaving this node now (stopping here, not yet handed to their target). */
+  migrationsUnderWay(): number;
 }
 
 /** What the node has promised its slices (the node agent's desired state). */

@@ -13,6 +13,7 @@ import type {
   Logger,
   PolicyBehaviour,
   PolicyType,
+  PortSpec,
   ProbeBehaviour,
   ProbeType,
 } from './types.js';
@@ -41,6 +42,11 @@ export abstract class SlotOwner implements Subscriber {
   source: SlotSource | null = null;
   abstract readonly valueType: ValueType;
   abstract receive(value: Value, now: number): void;
+
+  /** Value types a probe source linked here may have (a port may take more than its own). */
+  get linkTypes(): readonly ValueType[] {
+    return [this.valueType];
+  }
 
   /**
    * The last value received (what `collected_value` shows), by reference. Every update of a
@@ -122,6 +128,8 @@ export class ProbeInstance {
 export class FilterInstance extends SlotOwner implements FilterStage {
   readonly output: Output;
   readonly stage: FilterStage = this;
+  /** The filter's own ports (Kerrighed's last_event, second_value): read when an update passes. */
+  ports: PortInstance[] = [];
 
   constructor(
     readonly type: FilterType,
@@ -147,11 +155,27 @@ export class FilterInstance extends SlotOwner implements FilterStage {
   }
 
   receive(value: Value, now: number): void {
-    if (this.process(value, now) !== null) {
-      // Not through publish(): process() already counted the update.
-      const subs = this.output.subscribers;
-      for (let i = 0; i < subs.length; i++) subs[i]!.receive(this.output.value, now);
-    }
+    // Not through publish(): process() already counted the update.
+    if (this.process(value, now) !== null) this.forward(now);
+  }
+
+  /** One of the filter's own ports got an update; the filter may pass a new output. */
+  portReceived(port: number, now: number): void {
+    if (!this.behaviour.portUpdate?.(port, this.collected, this.output.value, now)) return;
+    this.output.published++;
+    this.forward(now);
+  }
+
+  /** A filter with a value of its own publishes it (when made, and when an attribute changes). */
+  produce(now: number): void {
+    if (!this.behaviour.produce?.(this.output.value, now)) return;
+    this.output.published++;
+    this.forward(now);
+  }
+
+  private forward(now: number): void {
+    const subs = this.output.subscribers;
+    for (let i = 0; i < subs.length; i++) subs[i]!.receive(this.output.value, now);
   }
 
   destroy(): void {
@@ -159,19 +183,43 @@ export class FilterInstance extends SlotOwner implements FilterStage {
   }
 }
 
+/**
+ * A port: a policy's (its updates activate the policy) or a filter's (read when the filter
+ * passes an update, so `onUpdate` is null).
+ */
 export class PortInstance extends SlotOwner {
   constructor(
-    readonly policy: PolicyInstance,
-    readonly index: number,
     readonly name: string,
     readonly valueType: ValueType,
+    private readonly onUpdate: ((value: Value, now: number) => void) | null,
+    /** Value types that may also be linked here (Kerrighed's per-pid figures into process_load). */
+    private readonly alsoLinks: readonly ValueType[] = [],
   ) {
     super();
   }
 
   receive(value: Value, now: number): void {
-    this.policy.activate(this.index, value, now);
+    this.onUpdate?.(value, now);
   }
+
+  override get linkTypes(): readonly ValueType[] {
+    return [this.valueType, ...this.alsoLinks];
+  }
+}
+
+/** The ports a component type declares, made for an instance; `ports` reads what each collected. */
+export function makePorts(
+  specs: ReadonlyArray<PortSpec>,
+  valueType: (name: string) => ValueType,
+  ports: Record<string, Value | null>,
+  onUpdate: ((index: number) => (value: Value, now: number) => void) | null,
+): PortInstance[] {
+  const made = specs.map(
+    (p, i) => new PortInstance(p.name, valueType(p.valueType), onUpdate?.(i) ?? null, (p.alsoLinks ?? []).map(valueType)),
+  );
+  // Ports expose what they collected by reference; the component reads them through ctx.ports.
+  for (const port of made) Object.defineProperty(ports, port.name, { get: () => port.collected, enumerable: true });
+  return made;
 }
 
 export class PolicyInstance {

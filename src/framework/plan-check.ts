@@ -30,7 +30,7 @@ import {
   type Role,
 } from './tree.js';
 import type { FilterInstance } from './instances.js';
-import type { ComponentType } from './types.js';
+import type { ComponentType, PortSpec } from './types.js';
 import { describeStep, type PlanStep } from './document.js';
 
 export interface PlanProblem {
@@ -58,6 +58,8 @@ interface ModelDir {
   userMade: boolean;
   /** A port's or filter's slot type, a probe source's output type. */
   valueType?: string;
+  /** Types a link into this port may bring besides valueType. */
+  alsoLinks?: readonly string[];
   list?: PsetList;
 }
 
@@ -86,10 +88,12 @@ class TreeModel {
           model.files.set(path, { writable: child.write !== undefined, ...(child.check ? { check: child.check } : {}), value });
         } else {
           const valueType = valueTypeOf(child);
+          const alsoLinks = child.role === 'port' ? child.slot!.linkTypes.slice(1).map((t) => t.name) : [];
           model.dirs.set(path, {
             role: child.role,
             userMade: child.userMade,
             ...(valueType ? { valueType } : {}),
+            ...(alsoLinks.length > 0 ? { alsoLinks } : {}),
             ...(child.list ? { list: child.list } : {}),
           });
           visit(child);
@@ -255,9 +259,15 @@ function checkRmdir(model: TreeModel, path: string): void {
         throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
       return;
     }
-    case 'filter':
+    case 'filter': {
       if (model.slotTaken(path)) throw fail('ENOTEMPTY', `${path} still has a source; remove it first`);
+      const linked = model
+        .childDirs(path)
+        .filter(([p, d]) => d.role === 'port' && model.slotTaken(p))
+        .map(([p]) => baseName(p));
+      if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove them first`);
       return;
+    }
     case 'pset_member':
       return;
     default:
@@ -282,6 +292,17 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
     for (const spec of type.attributes ?? []) {
       if (RESERVED_ENTRIES.has(spec.name)) continue;
       model.addFile(`${path}/${spec.name}`, true, String(spec.default), (text) => void parseAttribute(path, spec, text));
+    }
+  };
+  const ports = (specs: ReadonlyArray<PortSpec>): void => {
+    for (const port of specs) {
+      model.dirs.set(`${path}/${port.name}`, {
+        role: 'port',
+        userMade: false,
+        valueType: port.valueType,
+        ...(port.alsoLinks ? { alsoLinks: port.alsoLinks } : {}),
+      });
+      for (const file of ['collected_value', 'type', 'description']) model.addFile(`${path}/${port.name}/${file}`, false);
     }
   };
   switch (parent.role) {
@@ -321,10 +342,7 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       model.dirs.set(path, { role: 'policy', userMade: true });
       for (const file of ['description', 'status']) model.addFile(`${path}/${file}`, false);
       attributes(type);
-      for (const port of type.ports) {
-        model.dirs.set(`${path}/${port.name}`, { role: 'port', userMade: false, valueType: port.valueType });
-        for (const file of ['collected_value', 'type', 'description']) model.addFile(`${path}/${port.name}/${file}`, false);
-      }
+      ports(type.ports);
       return;
     }
     case 'port':
@@ -341,6 +359,7 @@ async function tryMkdir(tree: ConfigTree, registry: TypeRegistry, model: TreeMod
       model.dirs.set(path, { role: 'filter', userMade: true, valueType: parent.valueType! });
       for (const file of ['description', 'value', 'collected_value']) model.addFile(`${path}/${file}`, false);
       attributes(type);
+      ports(type.ports ?? []);
       return;
     }
     case 'pset_list':
@@ -374,10 +393,11 @@ function tryLink(model: TreeModel, target: string, path: string): void {
   if (!source || source.role !== 'source')
     throw fail('EINVAL', `${target} is not a probe source: links must point to /probes/<probe>/<source>`);
   if (model.slotTaken(parentAt)) throw fail('EPERM', `${parentAt} already has a source; remove it first`);
-  if (source.valueType !== parent.valueType) {
+  const linkTypes = [parent.valueType, ...(parent.alsoLinks ?? [])];
+  if (!linkTypes.includes(source.valueType)) {
     throw fail(
       'EINVAL',
-      `cannot link ${target} (values of type ${source.valueType}) to ${parentAt} (expects ${parent.valueType}): value types must be equal`,
+      `cannot link ${target} (values of type ${source.valueType}) to ${parentAt} (expects ${linkTypes.join(' or ')}): value types must be equal`,
     );
   }
   model.links.set(path, `/${parts.join('/')}`);

@@ -214,8 +214,8 @@ function defaultPackageRoot(): string {
 
 function referencedValueTypes(type: ComponentType): string[] {
   if (type.kind === 'probe') return type.sources.map((s) => s.valueType);
-  if (type.kind === 'policy') return type.ports.map((p) => p.valueType);
-  return [...(type.accepts ?? [])];
+  const ports = (type.ports ?? []).flatMap((p) => [p.valueType, ...(p.alsoLinks ?? [])]);
+  return type.kind === 'policy' ? ports : [...(type.accepts ?? []), ...ports];
 }
 
 function validateType(type: ComponentType, origin: string): void {
@@ -227,7 +227,7 @@ function validateType(type: ComponentType, origin: string): void {
     );
   }
   const names = new Set<string>();
-  const children = type.kind === 'probe' ? type.sources : type.kind === 'policy' ? type.ports : [];
+  const children = type.kind === 'probe' ? type.sources : (type.ports ?? []);
   for (const item of [...(type.attributes ?? []), ...children]) {
     if (!TYPE_NAME.test(item.name) || names.has(item.name) || RESERVED_ENTRIES.has(item.name)) {
       throw new SlicedError(

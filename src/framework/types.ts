@@ -52,7 +52,7 @@ export interface ComponentContext {
   valueType?: ValueType;
   /** The scheduler's process set, for policies. */
   processSet?: ProcessSetView;
-  /** Values currently collected by this policy's ports, by port name (policies only). */
+  /** Values currently collected by this component's ports, by port name (policies, and filters with ports). */
   ports?: Record<string, Value | null>;
 }
 
@@ -65,6 +65,13 @@ export interface ProbeBehaviour {
 export interface FilterBehaviour {
   /** Compute the output from a new input; return true to pass the update upward. Must not allocate or block. */
   update(input: Value, output: Value, now: number): boolean;
+  /**
+   * One of the filter's own ports got an update (diff_filter's second_value): compute the
+   * output from it and `input` (what the filter's input last brought, or null); true passes it upward.
+   */
+  portUpdate?(port: number, input: Value | null, output: Value, now: number): boolean;
+  /** A filter with a value of its own (constant_filter): fill `output`, true to pass it; called when made and after each attribute change. */
+  produce?(output: Value, now: number): boolean;
   /** An attribute changed (a new threshold, say). */
   configure?(): void;
   destroy?(): void;
@@ -101,12 +108,23 @@ export interface FilterType extends TypeBase {
   kind: 'filter';
   /** Value types the filter accepts; absent: any. The output has the input's type. */
   accepts?: readonly string[];
+  /** Ports of the filter besides its input (Kerrighed's last_event, second_value), read through ctx.ports in update(). */
+  ports?: ReadonlyArray<PortSpec>;
   create(ctx: ComponentContext): FilterBehaviour;
+}
+
+/** A port of a policy or a filter: one input slot of a value type. */
+export interface PortSpec {
+  name: string;
+  valueType: string;
+  description: string;
+  /** Value types a link may also bring (not filters: a filter in the port carries `valueType`). */
+  alsoLinks?: readonly string[];
 }
 
 export interface PolicyType extends TypeBase {
   kind: 'policy';
-  ports: ReadonlyArray<{ name: string; valueType: string; description: string }>;
+  ports: ReadonlyArray<PortSpec>;
   create(ctx: ComponentContext): PolicyBehaviour;
 }
 

@@ -63,6 +63,16 @@ export class Value {
     return best;
   }
 
+  /** Smallest cell of the first column. */
+  min(): number {
+    let best = Infinity;
+    for (let r = 0; r < this.rows; r++) {
+      const v = this.data[r * this.width]!;
+      if (v < best) best = v;
+    }
+    return best;
+  }
+
   copyFrom(other: Value): void {
     const cells = other.rows * other.width;
     if (cells > this.data.length) this.reserve(other.rows);
@@ -159,6 +169,18 @@ export const BUILTIN_VALUE_TYPES: readonly ValueType[] = [
     description: "per slice (rows slice/<name>): avg10 pressure stall information of the slice's group",
   },
   { name: 'process_load', columns: ['load'], unit: 'millicores', description: 'CPU load of single processes, labelled by pid' },
-  { name: 'time', columns: ['time'], unit: 'seconds since the epoch', description: 'when something last happened (0: never)' },
+  {
+    name: 'ulong',
+    columns: ['value'],
+    unit: "the source's (Kerrighed's)",
+    description:
+      "one figure, as Kerrighed's unsigned long values (what its probes give and its filters take); rows per node through remote_cache",
+  },
+  {
+    name: 'ulong_by_pid',
+    columns: ['value'],
+    unit: "the source's (Kerrighed's)",
+    description: "one figure per process, labelled by pid (Kerrighed's values with a pid parameter)",
+  },
   { name: 'space', columns: ['free', 'total'], unit: 'bytes', description: 'space of a filesystem: free and total' },
 ];

@@ -46,12 +46,41 @@ export function readTaskCount(procRoot = '/proc'): number {
 export interface MemoryInfo {
   totalBytes: number;
   availableBytes: number;
+  /** MemFree: not used at all (no cache either). */
+  freeBytes: number;
 }
 
 export function readMemoryInfo(procRoot = '/proc'): MemoryInfo {
   const text = readFileSync(`${procRoot}/meminfo`, 'utf8');
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0) * 1024;
-  return { totalBytes: field('MemTotal'), availableBytes: field('MemAvailable') };
+  return { totalBytes: field('MemTotal'), availableBytes: field('MemAvailable'), freeBytes: field('MemFree') };
+}
+
+let pageBytes: number | null = null;
+
+/** The kernel's page size (statm counts pages), read once from this process's own mappings. */
+function pageSize(procRoot: string): number {
+  if (pageBytes === null) {
+    const kb = /KernelPageSize:\s+(\d+) kB/.exec(readFileSync(`${procRoot}/self/smaps`, 'utf8'))?.[1];
+    pageBytes = kb ? Number(kb) * 1024 : 4096;
+  }
+  return pageBytes;
+}
+
+/** Resident memory of every process with any (kernel threads have none), from /proc/<pid>/statm. */
+export function readProcessRss(procRoot = '/proc'): Array<{ pid: number; rssBytes: number }> {
+  const out: Array<{ pid: number; rssBytes: number }> = [];
+  const page = pageSize(procRoot);
+  for (const entry of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const pages = Number(readFileSync(`${procRoot}/${entry}/statm`, 'utf8').split(' ')[1]);
+      if (pages > 0) out.push({ pid: Number(entry), rssBytes: pages * page });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 export type PressureResource = 'cpu' | 'memory' | 'io';
@@ -159,6 +188,7 @@ export function procNodeStats(procRoot = '/proc') {
     memoryInfo: () => readMemoryInfo(procRoot),
     pressure: (resource: PressureResource) => readPressure(resource, procRoot),
     processTimes: () => readAllProcessTimes(procRoot),
+    processRss: () => readProcessRss(procRoot),
     diskIo: (device: string | null) => readDiskIo(device, procRoot),
   };
 }

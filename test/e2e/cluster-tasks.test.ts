@@ -399,8 +399,9 @@ harness.test(
     // Kerrighed's migration_probe publishes when a task last left the node.
     const probe = await a.cli(['mkdir', '/probes/migration_probe']);
     assert.equal(probe.code, 0, probe.stderr);
+    // Kerrighed's unit: nanoseconds (here since the epoch).
     const lastMigration = async (): Promise<number> =>
-      Number((await a.cli(['cat', '/probes/migration_probe/last_migration/value'])).stdout.trim().split(/\s+/).pop());
+      Number((await a.cli(['cat', '/probes/migration_probe/last_migration/value'])).stdout.trim().split(/\s+/).pop()) / 1e9;
     assert.equal(await lastMigration(), 0, 'no task has left a yet');
     const asked = Date.now() / 1000;
     const twice = watchTwice(new Set([id, fixed]));

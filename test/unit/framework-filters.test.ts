@@ -574,6 +574,7 @@ describe('mosix_load_balancer between nodes', () => {
           taskOf,
           migrate: async (task, node, by) => void moves.push(`${task}->${node} by ${by}`),
           lastMigration: () => null,
+          migrationsUnderWay: () => 0,
         },
       },
     );

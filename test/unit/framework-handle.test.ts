@@ -15,9 +15,10 @@ import { assertSound, makeTree, refusal } from './framework-fixtures.js';
 const fakeStats: NodeStats = {
   cpuBusyNs: () => [1e9, 2e9],
   loadAverage: () => ({ load1: 1.5, load5: 0.5, load15: 0.25, runnable: 3 }),
-  memoryInfo: () => ({ totalBytes: 1000, availableBytes: 250 }),
+  memoryInfo: () => ({ totalBytes: 1000, availableBytes: 250, freeBytes: 100 }),
   pressure: (resource) => (resource === 'memory' ? { some: 4, full: 1 } : null),
   processTimes: () => [],
+  processRss: () => [{ pid: 42, rssBytes: 8192 }],
   diskIo: (device) =>
     device === null || device === '/dev/n1-disk' ? { readBytes: 4096, writeBytes: 8192, readOps: 1, writeOps: 2 } : null,
 };

@@ -18,7 +18,10 @@ class RemoteCache implements FilterBehaviour {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
 
-  constructor(private readonly ctx: ComponentContext) {
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly periodMs: () => number,
+  ) {
     // Alone (no remote service) it passes the local value as it is.
     this.remote = ctx.services.remote;
     this.cache = new Value(ctx.valueType!);
@@ -53,7 +56,7 @@ class RemoteCache implements FilterBehaviour {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.remote) return;
-    this.timer = setInterval(() => void this.prefetch(), this.ctx.attrs.prefetch_period_ms as number);
+    this.timer = setInterval(() => void this.prefetch(), this.periodMs());
     this.timer.unref();
   }
 
@@ -103,7 +106,32 @@ const remoteCache: FilterType = {
       integer: true,
     }),
   ],
-  create: (ctx) => new RemoteCache(ctx),
+  create: (ctx) => new RemoteCache(ctx, () => ctx.attrs.prefetch_period_ms as number),
+};
+
+/** Kerrighed's polling_period 0: poll once an hour. */
+const KERRIGHED_IDLE_POLL_MS = 3_600_000;
+/** The store is not polled faster than this, whatever polling_period says. */
+const MIN_POLL_MS = 100;
+
+/** Kerrighed's name and attribute for the same filter: `polling_period` in ms, 0 meaning once an hour. */
+export const remoteCacheFilter: FilterType = {
+  kind: 'filter',
+  name: 'remote_cache_filter',
+  description: "Kerrighed's remote_cache_filter: this node's value followed by the other nodes', polled every `polling_period` ms",
+  attributes: [
+    numberAttribute('polling_period', "how often the other nodes' values are fetched, ms (0: once an hour; at least 100)", {
+      default: 0,
+      min: 0,
+      max: 3_600_000,
+      integer: true,
+    }),
+  ],
+  create: (ctx) =>
+    new RemoteCache(ctx, () => {
+      const period = ctx.attrs.polling_period as number;
+      return period === 0 ? KERRIGHED_IDLE_POLL_MS : Math.max(MIN_POLL_MS, period);
+    }),
 };
 
 export default remoteCache;

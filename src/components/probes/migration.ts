@@ -1,21 +1,28 @@
-/** migration_probe (Kerrighed's name): when a task last left this node, as Kerrighed's last_migration. */
+/**
+ * migration_probe (Kerrighed's): when a task last left this node, and how many are leaving
+ * now. Kerrighed's last_migration is a ktime_t in nanoseconds; here it is nanoseconds since
+ * the epoch (so freq_limit_filter's last_event compares it with the wall clock).
+ */
 import type { ProbeType } from '../../framework/types.js';
 import { need } from '../../framework/handle.js';
 
 const migration: ProbeType = {
   kind: 'probe',
   name: 'migration_probe',
-  description: 'when a cluster task last left this node (migrated by hand, by a balancer or by a drain); 0 before the first',
+  description: 'when a cluster task last left this node (by hand, a balancer or a drain; 0 before the first), and moves under way',
   defaultPeriodMs: 1000,
   sources: [
-    { name: 'last_migration', valueType: 'time', description: 'seconds since the epoch of the last migration away from this node' },
+    { name: 'last_migration', valueType: 'ulong', description: 'nanoseconds since the epoch of the last migration away from this node' },
+    { name: 'migration_on_going', valueType: 'ulong', description: 'tasks leaving this node now (stopping here, not yet handed over)' },
   ],
   create(ctx) {
     const tasks = need(ctx, 'taskMigration');
     return {
-      refresh([out]) {
-        out!.setRows(1);
-        out!.set(0, 0, (tasks.lastMigration() ?? 0) / 1000);
+      refresh([last, onGoing]) {
+        last!.setRows(1);
+        last!.set(0, 0, (tasks.lastMigration() ?? 0) * 1e6);
+        onGoing!.setRows(1);
+        onGoing!.set(0, 0, tasks.migrationsUnderWay());
       },
     };
   },

@@ -1,10 +1,11 @@
 /** A filter: a component in a port's or filter's slot, with a slot of its own; it passes on what it lets through. */
-import { FilterInstance } from '../instances.js';
+import { FilterInstance, makePorts } from '../instances.js';
+import type { Value } from '../value.js';
 import type { ComponentContext } from '../types.js';
 import type { RoleSpec } from './host.js';
 import { attributeFiles, loadType } from './component.js';
 import { addFile, attach, depthOf, dirFields, fail, pathOf, type Dir } from './nodes.js';
-import type { PortNode } from './port.js';
+import { addPort, type PortNode } from './port.js';
 import { MAX_DEPTH } from './path.js';
 import { checkSlot, checkSlotFree, describeSource } from './slot.js';
 
@@ -33,20 +34,36 @@ export const filterRole: RoleSpec<FilterNode, PortNode | FilterNode> = {
       );
     }
     const path = `${pathOf(parent)}/${name}`;
-    const ctx: ComponentContext = { ...host.context(path, type), valueType: slot.valueType };
+    const ports: Record<string, Value | null> = {};
+    const ctx: ComponentContext = { ...host.context(path, type), valueType: slot.valueType, ...(type.ports ? { ports } : {}) };
+    // A filter's own ports (Kerrighed's second_value) pass their updates to it.
+    const portInstances = makePorts(
+      type.ports ?? [],
+      (t) => host.registry.valueType(t),
+      ports,
+      (i) => (_value, now) => filter.portReceived(i, now),
+    );
     const filter = new FilterInstance(type, type.create(ctx), ctx, slot.valueType);
+    filter.ports = portInstances;
     const dir = attach<FilterNode>({ ...dirFields(name, parent, { userMade: true, seq }), role: 'filter', slot: filter });
     addFile(dir, 'description', () => `${type.description}\n`);
     addFile(dir, 'value', () => filter.output.value.format());
     addFile(dir, 'collected_value', () => filter.collected?.format() ?? '');
-    attributeFiles(dir, type.attributes ?? [], ctx, () => filter.behaviour.configure?.());
+    attributeFiles(dir, type.attributes ?? [], ctx, () => {
+      filter.behaviour.configure?.();
+      filter.produce(host.timers.now());
+    });
+    portInstances.forEach((port, i) => addPort(dir, port, type.ports![i]!));
     slot.source = { kind: 'filter', filter };
-    filter.output.subscribe(slot);
+    filter.produce(host.timers.now());
+    filter.output.subscribe(slot, host.timers.now());
   },
 
   remove(node, path) {
     const filter = node.slot;
     if (filter.source) throw fail('ENOTEMPTY', `${path} still has a source (${describeSource(filter)}); remove it first`);
+    const linked = filter.ports.filter((p) => p.source !== null).map((p) => p.name);
+    if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove them first`);
     const owner = node.parent.slot;
     filter.output.unsubscribe(owner);
     owner.source = null;

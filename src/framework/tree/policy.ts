@@ -1,5 +1,5 @@
 /** A scheduler's policy: a component with ports, its status, and the scheduler's placement answers. */
-import { PolicyInstance, PortInstance } from '../instances.js';
+import { makePorts, PolicyInstance } from '../instances.js';
 import type { ComponentContext } from '../types.js';
 import type { Value } from '../value.js';
 import type { RoleSpec } from './host.js';
@@ -37,9 +37,12 @@ export const policyRole: RoleSpec<PolicyNode, SchedulerNode> = {
     const ports: Record<string, Value | null> = {};
     const ctx: ComponentContext = { ...host.context(path, type), processSet: processSetView(host, scheduler.processSet), ports };
     const policy = new PolicyInstance(type, ctx, scheduler, host.services.log);
-    policy.ports = type.ports.map((p, i) => new PortInstance(policy, i, p.name, host.registry.valueType(p.valueType)));
-    // Ports expose what they collected by reference; the policy reads them through ctx.ports.
-    for (const port of policy.ports) Object.defineProperty(ports, port.name, { get: () => port.collected, enumerable: true });
+    policy.ports = makePorts(
+      type.ports,
+      (name) => host.registry.valueType(name),
+      ports,
+      (i) => (value, now) => policy.activate(i, value, now),
+    );
     policy.behaviour = type.create(ctx);
     scheduler.policy = policy;
     const dir = attach<PolicyNode>({ ...dirFields(name, parent, { userMade: true, seq }), role: 'policy', policy });

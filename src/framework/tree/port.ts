@@ -1,6 +1,6 @@
-/** A policy's port: a slot that passes what it collects to the policy. */
+/** A port of a policy (a slot that passes what it collects to the policy) or of a filter (read when the filter runs). */
 import type { PortInstance } from '../instances.js';
-import type { PolicyType } from '../types.js';
+import type { PortSpec } from '../types.js';
 import type { RoleSpec } from './host.js';
 import { addFile, attach, dirFields, type Dir, type DirNode } from './nodes.js';
 import { checkSlot } from './slot.js';
@@ -13,8 +13,8 @@ declare module './nodes.js' {
   }
 }
 
-export function addPort(policyDir: DirNode, port: PortInstance, spec: PolicyType['ports'][number]): void {
-  const pdir = attach<PortNode>({ ...dirFields(port.name, policyDir), role: 'port', slot: port });
+export function addPort(ownerDir: DirNode, port: PortInstance, spec: PortSpec): void {
+  const pdir = attach<PortNode>({ ...dirFields(port.name, ownerDir), role: 'port', slot: port });
   addFile(pdir, 'collected_value', () => port.collected?.format() ?? '');
   addFile(pdir, 'type', () => `${port.valueType.name}\n`);
   addFile(pdir, 'description', () => `${spec.description}\n`);

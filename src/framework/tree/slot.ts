@@ -22,11 +22,11 @@ export function linkSource(host: TreeHost, dir: SlotDir, name: string, source: S
   const slot = dir.slot;
   checkSlotFree(dir);
   const output = outputOf(source);
-  if (output.value.type !== slot.valueType) {
+  if (!slot.linkTypes.includes(output.value.type)) {
     throw fail(
       'EINVAL',
-      `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(dir)} (expects ${slot.valueType.name}): ` +
-        `value types must be equal`,
+      `cannot link ${pathOf(source)} (values of type ${output.value.type.name}) to ${pathOf(dir)} ` +
+        `(expects ${slot.linkTypes.map((t) => t.name).join(' or ')}): value types must be equal`,
     );
   }
   const target = pathOf(source);
@@ -62,7 +62,7 @@ export function checkSlot(dir: SlotDir): string[] {
       problems.push(`${pathOf(dir)}: its filter publishes to ${subs.length} subscribers instead of the slot`);
     if (slot.source.filter.valueType !== slot.valueType) problems.push(`${pathOf(dir)}: filter value type differs from the slot's`);
   }
-  if (slot.source?.kind === 'link' && slot.source.output.value.type !== slot.valueType)
+  if (slot.source?.kind === 'link' && !slot.linkTypes.includes(slot.source.output.value.type))
     problems.push(`${pathOf(dir)}: linked value type differs`);
   return problems;
 }

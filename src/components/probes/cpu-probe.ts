@@ -1,0 +1,44 @@
+/**
+ * cpu_probe (Kerrighed's): how busy each CPU was over the last period, in percent (rows cpuN).
+ * As in Kerrighed it measures and publishes only while `active` is 1 (0 by default).
+ */
+import { numberAttribute, type ProbeType } from '../../framework/types.js';
+import { need } from '../../framework/handle.js';
+
+const cpuProbe: ProbeType = {
+  kind: 'probe',
+  name: 'cpu_probe',
+  description: "Kerrighed's cpu_probe: percent busy of each CPU over the last period, while `active` is 1",
+  defaultPeriodMs: 1000,
+  attributes: [
+    numberAttribute('active', '1: measure and publish; 0 (the default): stay silent', { default: 0, min: 0, max: 1, integer: true }),
+  ],
+  sources: [{ name: 'cpu_usage', valueType: 'ulong', description: 'percent busy over the last period (rows cpu0, cpu1, ...)' }],
+  create(ctx) {
+    const stats = need(ctx, 'nodeStats');
+    let last: number[] | null = null;
+    let lastAt = 0;
+    let labels: string[] = [];
+    return {
+      refresh([usage], now) {
+        if (ctx.attrs.active !== 1) {
+          last = null; // the next active period starts afresh
+          return; // the output keeps what it last published: nothing new is sent
+        }
+        const busy = stats.cpuBusyNs();
+        if (labels.length !== busy.length) labels = busy.map((_, i) => `cpu${i}`);
+        if (last && now > lastAt) {
+          usage!.setRows(busy.length, labels);
+          for (let i = 0; i < busy.length; i++) {
+            const percent = ((busy[i]! - (last[i] ?? busy[i]!)) / ((now - lastAt) * 1e6)) * 100;
+            usage!.set(i, 0, Math.min(100, Math.max(0, Math.round(percent))));
+          }
+        }
+        last = busy;
+        lastAt = now;
+      },
+    };
+  },
+};
+
+export default cpuProbe;
