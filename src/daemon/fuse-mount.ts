@@ -252,12 +252,28 @@ function fuseOperations(
   const toTree = (target: string, linkPath: string): string => {
     if (target.startsWith(`${mnt}/`)) return target.slice(mnt.length);
     if (target.startsWith('/')) throw new SlicedError('EINVAL', `link target ${target} is outside the config tree mounted on ${mnt}`);
-    const parts = linkPath.split('/').slice(0, -1);
-    for (const part of target.split('/')) {
-      if (part === '..') parts.pop();
-      else if (part !== '.' && part !== '') parts.push(part);
+    const from = (dir: string[]): string => {
+      const parts = [...dir];
+      for (const part of target.split('/')) {
+        if (part === '..') parts.pop();
+        else if (part !== '.' && part !== '') parts.push(part);
+      }
+      return `/${parts.filter(Boolean).join('/')}`;
+    };
+    const fromLinkFolder = from(linkPath.split('/').slice(0, -1));
+    if (exists(fromLinkFolder)) return fromLinkFolder;
+    // configfs reads a relative target from the caller's working folder, which FUSE does not
+    // pass on; Kerrighed's setup scripts work from the root of the tree (cd /config/krg_scheduler).
+    const fromRoot = from([]);
+    return exists(fromRoot) ? fromRoot : fromLinkFolder;
+  };
+  const exists = (path: string): boolean => {
+    try {
+      service.stat(ADMIN, path);
+      return true;
+    } catch {
+      return false;
     }
-    return `/${parts.filter(Boolean).join('/')}`;
   };
   const truncateReply = (path: string, size: number): number => {
     if (Number.isSafeInteger(size) && size >= 0 && size <= MAX_ATTRIBUTE_BYTES) return 0;

@@ -72,6 +72,7 @@ const FENCED = "killed by the fence: this node's agent lost its lease (stopped, 
 export class TaskRunner {
   private refreshing = false;
   private handedOverAt: number | null = null;
+  private lastMoveStartedAt: number | null = null;
   /** Fenced since the last full read: nothing starts until the records are read again. */
   private stale = false;
   private readonly own = new Map<string, TaskStatus>();
@@ -158,9 +159,10 @@ export class TaskRunner {
     return null;
   }
 
-  /** When a task last left this node (handed over to another), or null. */
-  get lastHandOver(): number | null {
-    return this.handedOverAt;
+  /** When a task last started to leave this node (Kerrighed's last_migration), or was last handed over; null before any. */
+  get lastMigration(): number | null {
+    if (this.lastMoveStartedAt === null) return this.handedOverAt;
+    return Math.max(this.lastMoveStartedAt, this.handedOverAt ?? 0);
   }
 
   /** Tasks moving away from this node whose record is not handed over yet. */
@@ -198,6 +200,7 @@ export class TaskRunner {
     }
     if (here && here.node === this.opts.node && here.desired === 'run' && here.moving) {
       // Moving away: stop it here, then hand the record over (when it has ended).
+      if (running && !running.stopping) this.lastMoveStartedAt = Date.now();
       if (running) this.stop(id, running);
       else void this.handOver(id, here);
       return;

@@ -132,7 +132,7 @@ export async function startTasks(opts: {
     migration: {
       taskOf: (pid) => runner.migratableTaskOf(pid),
       migrate: async (task, to, by) => void (await service.migrate(task, to, by)),
-      lastMigration: () => runner.lastHandOver,
+      lastMigration: () => runner.lastMigration,
       migrationsUnderWay: () => runner.movesUnderWay,
     },
     async close() {

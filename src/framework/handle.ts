@@ -97,7 +97,7 @@ export interface TaskMigration {
   taskOf(pid: number): string | null;
   /** Move the task to `node`; resolves once the move is asked for (its node stops it, then hands it over). */
   migrate(task: string, node: string, by: string): Promise<void>;
-  /** When a task last left this node (ms since the epoch), or null if none has. */
+  /** When a task last started to leave this node (ms since the epoch), or null if none has. */
   lastMigration(): number | null;
   /** Tasks leaving this node now (stopping here, not yet handed to their target). */
   migrationsUnderWay(): number;

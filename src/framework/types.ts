@@ -54,6 +54,8 @@ export interface ComponentContext {
   processSet?: ProcessSetView;
   /** Values currently collected by this component's ports, by port name (policies, and filters with ports). */
   ports?: Record<string, Value | null>;
+  /** Filters: send a new output now, made by the behaviour's produce() (remote_cache after it fetched). */
+  republish?: () => void;
 }
 
 export interface ProbeBehaviour {

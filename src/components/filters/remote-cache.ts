@@ -52,6 +52,11 @@ class RemoteCache implements FilterBehaviour {
     return true;
   }
 
+  /** After a fetch brought other figures: the local value with them, sent on without waiting for a local update. */
+  produce(output: Value): boolean {
+    return this.latest !== null && this.cache.rows > 0 && this.update(this.latest, output);
+  }
+
   configure(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -84,8 +89,14 @@ class RemoteCache implements FilterBehaviour {
           for (let c = 0; c < width; c++) cells.push(r.data[i * width + c] ?? 0);
         }
       }
+      const changed =
+        labels.length !== this.cache.rows ||
+        labels.some((l, i) => l !== this.cache.labels[i]) ||
+        cells.some((c, i) => c !== this.cache.data[i]);
       this.cache.setRows(labels.length, labels);
       this.cache.data.set(cells);
+      // The policy sees the other nodes' new figures at once, not at the next local update.
+      if (changed) this.ctx.republish?.();
     } catch (err) {
       this.ctx.log.warn({ filter: this.ctx.path, err: (err as Error).message }, 'remote_cache prefetch failed; serving the cached values');
     } finally {

@@ -4,7 +4,8 @@
  * upper_load rises at once and decays), the load one process adds (single_process_load, HZ),
  * the same normalised by CPU speed (all nodes count as the same speed, as Kerrighed's did
  * without cpuspeed figures), and each process's load. Kerrighed summed the kernel's count of
- * runnable tasks at every tick; here /proc/loadavg's count is sampled every 100 ms.
+ * runnable tasks at every tick and published once a second; here /proc/loadavg's count is
+ * sampled at every refresh (probe_period, 100 ms by default) and published once a second.
  */
 import type { ProbeType } from '../../framework/types.js';
 import { need } from '../../framework/handle.js';
@@ -13,13 +14,14 @@ import { ProcessLoadSampler } from './process-load.js';
 
 /** Kerrighed's unit of load: one runnable task all the time is HZ. */
 const HZ = 100;
-const SAMPLE_MS = 100;
+/** The loads are published once per window, as Kerrighed's every second. */
+const WINDOW_MS = 1000;
 
 const mosixProbe: ProbeType = {
   kind: 'probe',
   name: 'mosix_probe',
   description: "Kerrighed's mosix_probe: the node's load (100 per runnable task), smoothed, and the load of one process and of each",
-  defaultPeriodMs: 1000,
+  defaultPeriodMs: 100,
   sources: [
     { name: 'mean_load', valueType: 'ulong', description: 'load, rising slowly and dropping at once (100 per runnable task)' },
     { name: 'upper_load', valueType: 'ulong', description: 'load, rising at once and decaying slowly' },
@@ -34,20 +36,20 @@ const mosixProbe: ProbeType = {
     const processes = new ProcessLoadSampler(stats);
     let runnableSum = 0;
     let samples = 0;
-    // The reading thread is one of the runnable tasks it counts.
-    const sample = (): void => {
-      runnableSum += Math.max(0, stats.loadAverage().runnable - 1);
-      samples++;
-    };
-    const sampler = setInterval(sample, SAMPLE_MS);
-    sampler.unref();
+    let windowStart: number | null = null;
     let loads: MosixLoads | null = null;
     return {
       refresh([mean, upper, single, normMean, normUpper, normSingle, perProcess], now) {
-        if (samples === 0) sample();
+        // The reading thread is one of the runnable tasks it counts.
+        runnableSum += Math.max(0, stats.loadAverage().runnable - 1);
+        samples++;
+        windowStart ??= now;
+        // Until the window is over the outputs keep what they last published (nothing is sent).
+        if (loads !== null && now - windowStart < WINDOW_MS) return;
         loads = nextMosixLoads(loads, (HZ * runnableSum) / samples);
         runnableSum = 0;
         samples = 0;
+        windowStart = now;
         for (const [out, figure] of [
           [mean, loads.mean],
           [upper, loads.upper],
@@ -60,9 +62,6 @@ const mosixProbe: ProbeType = {
           out!.set(0, 0, Math.round(figure));
         }
         processes.sample(perProcess!, now);
-      },
-      destroy() {
-        clearInterval(sampler);
       },
     };
   },

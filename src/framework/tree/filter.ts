@@ -35,7 +35,12 @@ export const filterRole: RoleSpec<FilterNode, PortNode | FilterNode> = {
     }
     const path = `${pathOf(parent)}/${name}`;
     const ports: Record<string, Value | null> = {};
-    const ctx: ComponentContext = { ...host.context(path, type), valueType: slot.valueType, ...(type.ports ? { ports } : {}) };
+    const ctx: ComponentContext = {
+      ...host.context(path, type),
+      valueType: slot.valueType,
+      ...(type.ports ? { ports } : {}),
+      republish: () => filter.produce(host.timers.now()),
+    };
     // A filter's own ports (Kerrighed's second_value) pass their updates to it.
     const portInstances = makePorts(
       type.ports ?? [],
