@@ -435,6 +435,82 @@ describe('the config tree on a FUSE mount', { skip: fuseSkip ?? false }, () => {
     assert.equal(replace.stdout.trim(), 'process_set\nreplaced', replace.stderr);
   });
 
+  // kerrighed-tools' krg_legacy_scheduler (jeanparpaillon/kerrighed-tools, tools/), its
+  // commands as they are, with only the root changed (/config/krg_scheduler: $SROOT) and its
+  // check of configfs's magic number left out. It needs bash (v=`< file`).
+  const KRG_LEGACY_SCHEDULER = `
+    SCHEDULER_PATH=$SROOT/schedulers/rr
+    mkdir -p "$SCHEDULER_PATH/round_robin_balancer" && \\
+    echo 1 > "$SCHEDULER_PATH/process_set/handle_all"
+    SCHEDULER_NAME=mosix
+    MIGRATION_INTERVAL=2000000000
+    POLL_INTERVAL=1000
+    SCHEDULER_PATH="schedulers/$SCHEDULER_NAME"
+    POLICY_PATH="\${SCHEDULER_PATH}/mosix_load_balancer"
+    MOSIX_PROBE_PATH=probes/mosix_probe
+    MIGRATION_PROBE_PATH=probes/migration_probe
+    cd $SROOT && \\
+    mkdir "$MOSIX_PROBE_PATH" && \\
+    mkdir "$MIGRATION_PROBE_PATH" && \\
+    mkdir -p "$POLICY_PATH" && \\
+    mkdir "\${POLICY_PATH}/local_load/freq_limit_filter" && \\
+    echo $MIGRATION_INTERVAL > "\${POLICY_PATH}/local_load/freq_limit_filter/min_interval" && \\
+    mkdir "\${POLICY_PATH}/local_load/freq_limit_filter/threshold_filter" && \\
+    v=\`< "\${MOSIX_PROBE_PATH}/norm_single_process_load/value"\` && \\
+    echo $((v*3/2)) > "\${POLICY_PATH}/local_load/freq_limit_filter/threshold_filter/threshold" && \\
+    mkdir "\${POLICY_PATH}/remote_load/remote_cache_filter" && \\
+    echo $POLL_INTERVAL > "\${POLICY_PATH}/remote_load/remote_cache_filter/polling_period" && \\
+    mkdir "\${POLICY_PATH}/single_process_load/remote_cache_filter" && \\
+    ln -s "\${MIGRATION_PROBE_PATH}/last_migration" "\${POLICY_PATH}/local_load/freq_limit_filter/last_event/migration" && \\
+    ln -s "\${MOSIX_PROBE_PATH}/process_load" "\${POLICY_PATH}/process_load/mosix" && \\
+    ln -s "\${MOSIX_PROBE_PATH}/norm_upper_load" "\${POLICY_PATH}/remote_load/remote_cache_filter/mosix_upper" && \\
+    ln -s "\${MOSIX_PROBE_PATH}/norm_single_process_load" "\${POLICY_PATH}/single_process_load/remote_cache_filter/mosix" && \\
+    ln -s "\${MOSIX_PROBE_PATH}/norm_mean_load" "\${POLICY_PATH}/local_load/freq_limit_filter/threshold_filter/mosix_mean" && \\
+    echo 1 > "\${SCHEDULER_PATH}/process_set/handle_all"
+  `;
+
+  test("Kerrighed's krg_legacy_scheduler runs on the mount with only the root changed; its chain carries the node's load", async () => {
+    const setup = sh(`${KRG_LEGACY_SCHEDULER}
+      rc=$?
+      echo "rc=$rc"
+      cd $SROOT
+      POLICY=schedulers/mosix/mosix_load_balancer
+      cat $POLICY/local_load/freq_limit_filter/threshold_filter/threshold
+      readlink $POLICY/remote_load/remote_cache_filter/mosix_upper
+      i=0; while [ -z "$(cat $POLICY/remote_load/collected_value)" ] && [ $i -lt ${100 * SLOW} ]; do i=$((i+1)); sleep 0.1; done
+      cat $POLICY/remote_load/collected_value
+      cat $POLICY/single_process_load/collected_value
+      cat probes/migration_probe/last_migration/value
+    `);
+    assert.equal(setup.status, 0, setup.stderr);
+    const lines = setup.stdout.trim().split('\n');
+    assert.equal(lines[0], 'rc=0', `the script stopped: ${setup.stderr}`);
+    assert.equal(lines[1], '150', "1.5 x single_process_load, in Kerrighed's unit (100 per process)");
+    assert.equal(lines[2], `${mnt}/probes/mosix_probe/norm_upper_load`, 'the relative target was read from the root');
+    // A node alone: remote_cache_filter passes the local value as it is.
+    assert.match(lines[3]!, /^\d+$/, "this node's load through remote_cache_filter");
+    assert.equal(lines[4], '100', 'one process counts 100');
+    assert.equal(lines[5], '0', 'no task has left this node');
+    const dump = await daemon.cli(['dump']);
+    assert.match(dump.stdout, /last_event:\n\s+migration: -> \/probes\/migration_probe\/last_migration/);
+
+    // The node alone is below 1.5 processes or not; either way nothing moves (no task, no other node).
+    const status = JSON.parse(sh('cat $SROOT/schedulers/mosix/mosix_load_balancer/status').stdout) as { migrations: number };
+    assert.equal(status.migrations, 0);
+
+    const teardown = sh(`
+      set -e
+      cd $SROOT
+      find schedulers/mosix schedulers/rr -type l -exec rm '{}' ';'
+      echo 0 > schedulers/mosix/process_set/handle_all
+      echo 0 > schedulers/rr/process_set/handle_all
+      find schedulers/mosix schedulers/rr -depth -type d -name '*_filter' -exec rmdir '{}' ';'
+      rmdir schedulers/mosix/mosix_load_balancer schedulers/mosix schedulers/rr/round_robin_balancer schedulers/rr
+      rmdir probes/mosix_probe probes/migration_probe
+    `);
+    assert.equal(teardown.status, 0, teardown.stderr);
+  });
+
   test('slice users see only their own slice on the mount; the kernel enforces it', async () => {
     assert.equal((await daemon.cli(['slice', 'create', 'fw3c'])).code, 0);
     const view = await daemon.cliJson<SliceView>(['slice', 'show', 'fw3c']);
