@@ -11,6 +11,7 @@ export const BUILTIN_TYPES: BuiltinTypes = {
   mem: () => import('./probes/mem.js'),
   psi: () => import('./probes/psi.js'),
   slice_usage: () => import('./probes/slice-usage.js'),
+  slices_load: () => import('./probes/slices-load.js'),
   io_usage: () => import('./probes/io-usage.js'),
   mem_usage: () => import('./probes/mem-usage.js'),
   process_load: () => import('./probes/process-load.js'),

@@ -140,6 +140,7 @@ function sliceGroups(agent: SliceAgent): SliceGroups {
   let cache: { state: DesiredState; key: string; labels: readonly string[]; groups: GroupPath[] } | null = null;
   const backend = agent.backend;
   return {
+    readCpuNs: (group) => backend.readCpuUsageNs([...group]),
     readIo: (group) => backend.readIo(group),
     readMemory: (group) => backend.readMemory(group),
     readPressure: (group, resource) => backend.readPressure(group, resource),

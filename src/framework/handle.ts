@@ -55,6 +55,8 @@ export type SliceGroup = readonly string[];
 export interface SliceGroups {
   /** Labels "slice/<name>" and their groups; `labels` stays the same array while the set of slices is unchanged. */
   list(): { labels: readonly string[]; groups: readonly SliceGroup[] };
+  /** CPU time the group has used (nanoseconds, cumulative); the empty group is all the slices together. */
+  readCpuNs(group: SliceGroup): number;
   /** Cumulative block I/O of the group, or null where the kernel does not account it. */
   readIo(group: SliceGroup): { readBytes: number; writeBytes: number; readOps: number; writeOps: number } | null;
   readMemory(group: SliceGroup): { currentBytes: number; limitBytes: number | null; oomKills: number | null };

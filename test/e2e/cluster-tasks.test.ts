@@ -25,6 +25,7 @@ import { readMounts } from '../../src/kernel/procfs.js';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, relative } from 'node:path';
 import { after } from 'node:test';
 import { ClusterHarness, freePort, until } from '../helpers/cluster.js';
@@ -654,6 +655,89 @@ harness.test(
     quiet(nameOf('a'));
     write(nameOf('c'));
     await prefers(nameOf('a'));
+  },
+);
+
+harness.test(
+  "mosix_load_balancer between nodes: of two tasks sharing a busy node's slice, one moves to an idle node; then all stays",
+  async () => {
+    const { a } = await threeAgents();
+    const ok = async (args: string[]): Promise<void> => {
+      const r = await a.cli(args);
+      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
+    };
+    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
+    // Capped at 600 millicores per node, two burners on a use about 300 each: a carries 600,
+    // the others about 0, and 0 + 1.3 x 300 < 600: one moves. Then 300 against 300: none.
+    const s = slice('tb');
+    await ok(['slice', 'create', s, '--nodes', trio.join(','), '--cpu-limit', '600m']);
+    await slivered(a, s);
+    const others = [...(await harness.nodes(a)).keys()].filter((n) => n !== nameOf('a'));
+    for (const o of others) await ok(['node', 'cordon', o]);
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        ids.push((await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--migratable', '--', 'sh', '-c', 'while :; do :; done'])).id);
+      for (const id of ids) assert.equal((await running(a, id)).node, nameOf('a'));
+    } finally {
+      for (const o of others) await a.cli(['node', 'uncordon', o]);
+    }
+    const twice = watchTwice(new Set(ids));
+    const policy = '/schedulers/mb/mosix_load_balancer';
+    const wiring = [
+      ['mkdir', '/probes/slices_load'],
+      ['write', '/probes/slices_load/probe_period', '500'],
+      ['mkdir', '/probes/process_load'],
+      ['write', '/probes/process_load/probe_period', '500'],
+      ['mkdir', '/schedulers/mb'],
+      ['mkdir', policy],
+      ['mkdir', `${policy}/node_load/remote_cache`],
+      ['write', `${policy}/node_load/remote_cache/prefetch_period_ms`, '300'],
+      ['ln', '/probes/slices_load/node_load', `${policy}/node_load/remote_cache/slices`],
+      ['ln', '/probes/process_load/process_load', `${policy}/process_load/processes`],
+      ['write', '/schedulers/mb/process_set/handle_all', '1'],
+    ];
+    try {
+      for (const args of wiring) await ok(args);
+      let views: TaskView[] = [];
+      await until(
+        'one of the two tasks to move off a',
+        async () => {
+          views = await Promise.all(ids.map((id) => show(a, id)));
+          return views.filter((v) => v.state === 'running' && v.node !== nameOf('a')).length === 1;
+        },
+        30_000 * SLOW,
+      ).catch(async (err: Error) =>
+        assert.fail(
+          `${err.message}: ${JSON.stringify(views.map((v) => [v.node, v.state]))}; ${(await a.cli(['cat', `${policy}/status`])).stdout}`,
+        ),
+      );
+      const moved = views.find((v) => v.node !== nameOf('a'))!;
+      assert.equal(moved.placedBy, 'mosix_load_balancer');
+      assert.ok(trio.includes(moved.node), `moved to ${moved.node}`);
+      // Balanced now: no further move over a few of its periods.
+      await sleep(4000);
+      const after = await Promise.all(ids.map((id) => show(a, id)));
+      assert.deepEqual(
+        after.map((v) => [v.node, v.generation]),
+        views.map((v) => [v.node, v.generation]),
+        'nothing moved once each node carries one task',
+      );
+    } finally {
+      assert.equal(twice.stop(), 1, 'a task ran on two nodes at once');
+      for (const id of ids) await a.cli(['task', 'stop', id]);
+      for (const args of [
+        ['write', '/schedulers/mb/process_set/handle_all', '0'],
+        ['rm', `${policy}/process_load/processes`],
+        ['rm', `${policy}/node_load/remote_cache/slices`],
+        ['rmdir', `${policy}/node_load/remote_cache`],
+        ['rmdir', policy],
+        ['rmdir', '/schedulers/mb'],
+        ['rmdir', '/probes/process_load'],
+        ['rmdir', '/probes/slices_load'],
+      ])
+        await a.cli(args);
+    }
   },
 );
 

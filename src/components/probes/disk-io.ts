@@ -13,8 +13,6 @@ const diskIo: ProbeType = {
   name: 'disk_io',
   description: "the node's block I/O, cumulative: bytes and operations read and written, of `device` or of all physical disks",
   defaultPeriodMs: 1000,
-  // Published every period, changed or not: remote_cache shows the other nodes' rows only on an update.
-  notifyUnchanged: true,
   attributes: [
     textAttribute(
       'device',

@@ -10,8 +10,6 @@ const fsSpace: ProbeType = {
   name: 'fs_space',
   description: 'free and total bytes of the filesystem under `path` ("{node}" in it: this node\'s name)',
   defaultPeriodMs: 1000,
-  // Published every period, changed or not: remote_cache shows the other nodes' rows only on an update.
-  notifyUnchanged: true,
   attributes: [
     textAttribute('path', 'the folder whose filesystem is measured; "{node}" is replaced by the node name', '/tmp', (path) =>
       path.startsWith('/') && !path.includes('\0') && path.length <= 4096 ? null : 'must be an absolute path',

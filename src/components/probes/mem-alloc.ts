@@ -7,8 +7,6 @@ const memAlloc: ProbeType = {
   name: 'mem_alloc',
   description: "the node's memory: total, not yet promised to slices (available: total minus their memory limits), and the share promised",
   defaultPeriodMs: 1000,
-  // Published every period, changed or not: remote_cache shows the other nodes' rows only on an update.
-  notifyUnchanged: true,
   sources: [{ name: 'memory', valueType: 'memory', description: 'total, available (not promised), used_pct (promised)' }],
   create(ctx) {
     const allocation = need(ctx, 'nodeAllocation');
