@@ -659,6 +659,67 @@ harness.test(
 );
 
 harness.test(
+  'every node refusing: swap_avoidance under memory pressure on all the nodes refuses the task naming each; nothing is placed',
+  async () => {
+    const { a } = await threeAgents();
+    const ok = async (args: string[]): Promise<void> => {
+      const r = await a.cli(args);
+      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
+    };
+    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
+    const s = slice('tr');
+    await ok(['slice', 'create', s, '--nodes', trio.join(',')]);
+    await slivered(a, s);
+    const policy = '/schedulers/sa/swap_avoidance';
+    // A pressure of 0% or more is every pressure: every node counts as under pressure.
+    const wiring = [
+      ['mkdir', '/probes/psi'],
+      ['write', '/probes/psi/probe_period', '200'],
+      ['mkdir', '/schedulers/sa'],
+      ['mkdir', policy],
+      ['write', `${policy}/low`, '0'],
+      ['write', `${policy}/high`, '0'],
+      ['mkdir', `${policy}/memory_pressure/remote_cache`],
+      ['write', `${policy}/memory_pressure/remote_cache/prefetch_period_ms`, '200'],
+      ['ln', '/probes/psi/memory', `${policy}/memory_pressure/remote_cache/memory`],
+      ['write', '/schedulers/sa/process_set/handle_all', '1'],
+    ];
+    try {
+      for (const args of wiring) await ok(args);
+      const psi = existsSync('/proc/pressure/memory');
+      if (psi) {
+        await until(
+          'swap_avoidance to hear from every node',
+          async () => {
+            const seen = (await a.cli(['cat', `${policy}/memory_pressure/collected_value`])).stdout;
+            return trio.every((n) => seen.includes(n));
+          },
+          15_000 * SLOW,
+        );
+      } else process.stderr.write("# no /proc/pressure on this kernel: swap_avoidance refuses on its own node's figure only\n");
+      const before = (await a.cliJson<TaskList>(['task', 'list'])).tasks.length;
+      const refused = await a.cli(['run', '--slice', s, '-d', '--', 'true']);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /scheduler sa refuses new tasks now: memory pressure/);
+      if (psi) for (const n of trio) assert.match(refused.stderr, new RegExp(`on every node of the task: .*${n} \\d`));
+      assert.equal((await a.cliJson<TaskList>(['task', 'list'])).tasks.length, before, 'nothing was placed');
+    } finally {
+      for (const args of [
+        ['write', '/schedulers/sa/process_set/handle_all', '0'],
+        ['rm', `${policy}/memory_pressure/remote_cache/memory`],
+        ['rmdir', `${policy}/memory_pressure/remote_cache`],
+        ['rmdir', policy],
+        ['rmdir', '/schedulers/sa'],
+        ['rmdir', '/probes/psi'],
+      ])
+        await a.cli(args);
+    }
+    // Without it the task is placed again.
+    assert.equal((await a.cli(['run', '--slice', s, '-d', '--', 'true'])).code, 0);
+  },
+);
+
+harness.test(
   "mosix_load_balancer between nodes: of two tasks sharing a busy node's slice, one moves to an idle node; then all stays",
   async () => {
     const { a } = await threeAgents();

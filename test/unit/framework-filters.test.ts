@@ -492,6 +492,30 @@ describe('swap_avoidance policy', () => {
     assert.deepEqual(calls, ['low:true', 'low:false']);
     assert.equal(p.newTaskNode!(task), null);
   });
+
+  test("with the nodes' pressures a cluster task goes to the least pressured calm node, and is refused when every node is pressed", () => {
+    const ctx = ctxFor(swapAvoidance, { high: 10, low: 2 }, { nodeName: 'n1' });
+    const p = swapAvoidance.create(ctx);
+    const task = { parentPid: 1, sessionId: null, slice: 's', nodes: ['n1', 'n2', 'n3'] };
+    const pressures = (figures: number[]): void => {
+      ctx.ports = {
+        memory_pressure: value(
+          figures.flatMap((f) => [f, 0]),
+          ['n1', 'n2', 'n3'],
+          PRESSURE,
+        ),
+      };
+      p.onUpdate!(0, ctx.ports.memory_pressure!, 0);
+    };
+    pressures([1, 2, 3]);
+    assert.equal(p.newTaskNode!(task), null, 'no node is pressed: no opinion');
+    pressures([12, 4, 3]);
+    assert.equal(p.newTaskNode!(task), 'n3', 'away from n1, to the least pressured');
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n2'] }), 'n2');
+    pressures([12, 14, 10]);
+    assert.match((p.newTaskNode!(task) as { refuse: string }).refuse, /at or above 10% on every node of the task: n1 12%, n2 14%, n3 10%/);
+    assert.equal(p.newTaskNode!({ ...task, nodes: ['n1', 'n9'] }), null, 'n9 is not known: it may take the task');
+  });
 });
 
 describe('placement policies', () => {

@@ -3,9 +3,14 @@
  * memory_pressure port, from /probes/psi/memory) it refuses new tasks of the processes it
  * holds and freezes the lowest-priority busy slice (fewest shares); when pressure falls
  * below `low` it thaws every slice it froze, in reverse order.
+ *
+ * With the nodes' pressures (through remote_cache) it places a cluster task away from the
+ * nodes under pressure: no opinion while none of the task's nodes is, the least pressured
+ * of the others when some are, a refusal naming each node's pressure when all are.
  */
-import { numberAttribute, type PolicyType } from '../../framework/types.js';
+import { numberAttribute, type NewTask, type PlacementAnswer, type PolicyType } from '../../framework/types.js';
 import { swapVictim } from '../../core/load-balancing.js';
+import { bestOf, nodeSums } from './nodes.js';
 
 const swapAvoidance: PolicyType = {
   kind: 'policy',
@@ -24,7 +29,7 @@ const swapAvoidance: PolicyType = {
     let underPressure = false;
     return {
       onUpdate(_port, value) {
-        pressure = value.rows > 0 ? value.get(0, 0) : 0;
+        pressure = nodeSums(value, ctx.services.nodeName, 0).get(ctx.services.nodeName) ?? 0;
         if (pressure >= (ctx.attrs.high as number)) {
           underPressure = true;
           if (!freezer) return;
@@ -47,8 +52,19 @@ const swapAvoidance: PolicyType = {
           }
         }
       },
-      newTaskNode() {
-        return underPressure ? { refuse: `memory pressure ${pressure}% is at or above ${ctx.attrs.high}%` } : null;
+      newTaskNode(task: NewTask): PlacementAnswer {
+        const high = ctx.attrs.high as number;
+        const pressures = nodeSums(ctx.ports?.memory_pressure ?? null, ctx.services.nodeName, 0);
+        const known = task.nodes?.filter((n) => pressures.has(n)) ?? [];
+        // A local new task, or a cluster task none of whose nodes it knows: this node's pressure.
+        if (known.length === 0) return underPressure ? { refuse: `memory pressure ${pressure}% is at or above ${high}%` } : null;
+        const pressed = known.filter((n) => pressures.get(n)! >= high);
+        if (pressed.length === 0) return null;
+        const calm = new Map([...pressures].filter(([n, p]) => known.includes(n) && p < high));
+        if (calm.size > 0) return bestOf(calm, known, 'smallest');
+        if (known.length < task.nodes!.length) return null; // the nodes it does not know may take it
+        const each = pressed.map((n) => `${n} ${pressures.get(n)}%`).join(', ');
+        return { refuse: `memory pressure is at or above ${high}% on every node of the task: ${each}` };
       },
       configure() {
         if ((ctx.attrs.low as number) > (ctx.attrs.high as number))
