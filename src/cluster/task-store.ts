@@ -69,8 +69,11 @@ export class TaskStore {
     throw new SlicedError('EBUSY', `task ${id} changed ${UPDATE_ROUNDS} times while it was being changed; try again`);
   }
 
-  async putStatus(id: string, status: TaskStatus): Promise<void> {
-    await this.store.txn([{ type: 'put', key: statusKey(id, status.node), value: JSON.stringify(status) }]);
+  /** Several tasks' statuses in one transaction. */
+  async putStatuses(statuses: ReadonlyArray<{ id: string; status: TaskStatus }>): Promise<void> {
+    await this.store.txn(
+      statuses.map(({ id, status }) => ({ type: 'put', key: statusKey(id, status.node), value: JSON.stringify(status) })),
+    );
   }
 
   /** Forget a task (record, status) if its record is still at `modRevision`. */

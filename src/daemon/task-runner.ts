@@ -67,6 +67,8 @@ const ADOPTED_POLL_MS = 500;
 export const FENCE_MARGIN_MS = 1000;
 const FENCE_EVERY_MS = 200;
 const STATUS_RETRY_MS = 1000;
+/** At most this many statuses per transaction (etcd refuses more than 128 operations in one). */
+const STATUS_BATCH = 100;
 const FENCED = "killed by the fence: this node's agent lost its lease (stopped, or cut off from etcd)";
 
 export class TaskRunner {
@@ -78,7 +80,9 @@ export class TaskRunner {
   private readonly own = new Map<string, TaskStatus>();
   private readonly local = new Map<string, LocalTask>();
   /** Each task's status writes, one after the other, so the store never ends on an older one. */
-  private readonly writes = new Map<string, Promise<void>>();
+  /** Statuses reported and not yet written, the latest of each task. */
+  private readonly unwritten = new Map<string, TaskStatus>();
+  private writer: Promise<void> | null = null;
   private unsubscribe: (() => void) | null = null;
   private rotator: NodeJS.Timeout | null = null;
   private fencer: NodeJS.Timeout | null = null;
@@ -492,36 +496,35 @@ export class TaskRunner {
   }
 
   /**
-   * Record a status. Writes of one task go one after the other, and only the latest waiting
-   * one is written (a task that ends while its start is being written gets one more write,
-   * not two): the store never ends on an older report.
+   * Record a status. One writer puts every status waiting, of all tasks, in one transaction at
+   * a time (group commit: under load a transaction carries many), and only a task's latest
+   * waiting status is written: the store never ends on an older report.
    */
   private report(id: string, status: TaskStatus): void {
     this.own.set(id, status);
-    if (this.writes.has(id)) return; // the writer in flight takes the latest when it is done
-    const write = (async () => {
-      for (;;) {
-        const latest = this.own.get(id)!;
-        try {
-          await this.opts.tasks.putStatus(id, latest);
-        } catch (err) {
-          this.opts.log.warn({ task: id, state: latest.state, err: (err as Error).message }, 'cannot record the task status; trying again');
-          setTimeout(() => {
-            const now = this.own.get(id);
-            if (now && !this.closed) this.report(id, now);
-          }, STATUS_RETRY_MS).unref();
-          return;
-        }
-        if (this.own.get(id) === latest) return;
+    this.unwritten.set(id, status);
+    this.writer ??= this.writeStatuses().finally(() => (this.writer = null));
+  }
+
+  private async writeStatuses(): Promise<void> {
+    while (this.unwritten.size > 0) {
+      const batch = [...this.unwritten].slice(0, STATUS_BATCH);
+      for (const [id] of batch) this.unwritten.delete(id);
+      try {
+        await this.opts.tasks.putStatuses(batch.map(([id, status]) => ({ id, status })));
+      } catch (err) {
+        this.opts.log.warn({ tasks: batch.length, err: (err as Error).message }, 'cannot record task statuses; trying again');
+        // Back in the queue unless a newer report came meanwhile.
+        for (const [id, status] of batch) if (!this.unwritten.has(id)) this.unwritten.set(id, status);
+        if (this.closed) return;
+        await new Promise((resolve) => setTimeout(resolve, STATUS_RETRY_MS).unref());
       }
-    })();
-    this.writes.set(id, write);
-    void write.finally(() => this.writes.delete(id));
+    }
   }
 
   /** Resolves once every status reported so far is in the store. */
   async flushed(): Promise<void> {
-    await Promise.all(this.writes.values());
+    while (this.writer) await this.writer;
   }
 }
 

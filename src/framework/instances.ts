@@ -128,7 +128,7 @@ export class ProbeInstance {
 export class FilterInstance extends SlotOwner implements FilterStage {
   readonly output: Output;
   readonly stage: FilterStage = this;
-  /** The filter's own ports (Kerrighed's last_event, second_value): read when an update passes. */
+  /** The filter's own ports (Kerrighed's last_event, second_value). */
   ports: PortInstance[] = [];
 
   constructor(
@@ -184,8 +184,8 @@ export class FilterInstance extends SlotOwner implements FilterStage {
 }
 
 /**
- * A port: a policy's (its updates activate the policy) or a filter's (read when the filter
- * passes an update, so `onUpdate` is null).
+ * A port: a policy's (its updates activate the policy) or a filter's (the filter reads it when
+ * its input brings an update, and may compute on its updates: FilterBehaviour.portUpdate).
  */
 export class PortInstance extends SlotOwner {
   constructor(

@@ -250,22 +250,15 @@ function checkRmdir(model: TreeModel, path: string): void {
       }
       return;
     }
-    case 'policy': {
+    case 'policy':
+    case 'filter': {
+      if (dir.role === 'filter' && model.slotTaken(path)) throw fail('ENOTEMPTY', `${path} still has a source; remove it first`);
       const linked = model
         .childDirs(path)
         .filter(([p, d]) => d.role === 'port' && model.slotTaken(p))
         .map(([p]) => baseName(p));
       if (linked.length > 0)
         throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
-      return;
-    }
-    case 'filter': {
-      if (model.slotTaken(path)) throw fail('ENOTEMPTY', `${path} still has a source; remove it first`);
-      const linked = model
-        .childDirs(path)
-        .filter(([p, d]) => d.role === 'port' && model.slotTaken(p))
-        .map(([p]) => baseName(p));
-      if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove them first`);
       return;
     }
     case 'pset_member':

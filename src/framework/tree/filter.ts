@@ -68,7 +68,8 @@ export const filterRole: RoleSpec<FilterNode, PortNode | FilterNode> = {
     const filter = node.slot;
     if (filter.source) throw fail('ENOTEMPTY', `${path} still has a source (${describeSource(filter)}); remove it first`);
     const linked = filter.ports.filter((p) => p.source !== null).map((p) => p.name);
-    if (linked.length > 0) throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove them first`);
+    if (linked.length > 0)
+      throw fail('ENOTEMPTY', `${path} still has sources on port(s) ${linked.join(', ')}; remove the links and filters first`);
     const owner = node.parent.slot;
     filter.output.unsubscribe(owner);
     owner.source = null;
