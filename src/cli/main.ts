@@ -12,7 +12,7 @@ import { registerNodeCommands } from './nodes.js';
 import { registerSliceCommands } from './slices.js';
 import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
-import { envPairs, registerTaskCommands } from './tasks.js';
+import { envPairs, registerTaskCommands, runOnNode } from './tasks.js';
 import { registerClusterCommands } from './cluster.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
@@ -84,9 +84,18 @@ program
     [] as string[],
   )
   .option('--chdir <dir>', 'working directory of the command (default: the current one)')
+  .option(
+    '--node <node>',
+    "in a cluster: run it on this node of the slice, as a task pinned there (output and exit status come back; stdin does not; without --chdir it starts in the slice user's home)",
+  )
   .argument('<command...>', 'command and its arguments (put -- before options meant for the command)')
-  .action(async (commandLine: string[], options: { slice: string; env: string[]; chdir?: string }, command: Command) => {
+  .action(async (commandLine: string[], options: { slice: string; env: string[]; chdir?: string; node?: string }, command: Command) => {
     const env = envPairs(options.env);
+    if (options.node !== undefined) {
+      const cwd = options.chdir !== undefined ? { cwd: options.chdir } : {};
+      process.exitCode = await runOnNode(client(command), { slice: options.slice, node: options.node, command: commandLine, env, ...cwd });
+      return;
+    }
     const plan = await client(command).post<ExecPlan>(`/v1/slices/${enc(options.slice)}/exec-plan`, { pid: process.pid });
     process.exitCode = await runInSlice(plan, commandLine, { env, ...(options.chdir ? { cwd: options.chdir } : {}) });
   });

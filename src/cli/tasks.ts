@@ -48,10 +48,11 @@ export function registerTaskCommands(program: Command, ctx: TaskCliContext): voi
     .option('-d, --detach', 'print the task id and return at once')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [] as string[])
     .option('--chdir <dir>', "working directory of the command on its node (default: the slice user's home)")
+    .option('--node <node>', 'run on this node of the slice only: it never moves, and waits for that node when it is down')
     .argument('<command...>', 'command and its arguments (put -- before options meant for the command)')
     .action(async (commandLine: string[], options: RunOptions, command: Command) => {
       const api = ctx.client(command);
-      const view = await api.post<TaskView>('/v1/tasks', {
+      const view = await submitTask(api, {
         slice: options.slice,
         ...(options.name !== undefined ? { name: options.name } : {}),
         ...(options.scheduler !== undefined ? { scheduler: options.scheduler } : {}),
@@ -60,7 +61,7 @@ export function registerTaskCommands(program: Command, ctx: TaskCliContext): voi
         migratable: options.migratable === true,
         env: envPairs(options.env),
         ...(options.chdir !== undefined ? { cwd: options.chdir } : {}),
-        pid: process.pid,
+        ...(options.node !== undefined ? { node: options.node } : {}),
       });
       if (options.detach) {
         ctx.print(command, view, () => view.id);
@@ -145,6 +146,21 @@ interface RunOptions {
   detach?: boolean;
   env: string[];
   chdir?: string;
+  node?: string;
+}
+
+/** Submit a task on behalf of this process (its pid and session count for the schedulers' process sets). */
+function submitTask(api: ApiClient, body: Record<string, unknown>): Promise<TaskView> {
+  return api.post<TaskView>('/v1/tasks', { ...body, pid: process.pid });
+}
+
+/** Run a task pinned to `node` and follow it as `slicectl run` does: its output here, its exit status returned. */
+export async function runOnNode(
+  api: ApiClient,
+  request: { slice: string; node: string; command: string[]; env: Record<string, string>; cwd?: string },
+): Promise<number> {
+  const { cwd, ...rest } = request;
+  return attach(api, await submitTask(api, { ...rest, ...(cwd !== undefined ? { cwd } : {}) }));
 }
 
 /** `run` in the foreground: wait for the start, stream the output, forward signals, return the task's exit status. */

@@ -23,6 +23,8 @@ export interface TaskRequest {
   scheduler: string | null;
   env: Record<string, string>;
   cwd: string | null;
+  /** Run on this node only (Nomad's and Kubernetes' node pinning): no other node takes it, ever. */
+  node: string | null;
 }
 
 export interface TaskSpec extends TaskRequest {
@@ -51,6 +53,8 @@ export interface TaskRecord {
 
 /** Whether another node may be given this task when its node is taken for dead (so its node must fence it). */
 export function failsOver(record: TaskRecord): boolean {
+  // A pinned task waits for its node, whatever its restart policy.
+  if (record.spec.node) return false;
   return record.desired === 'run' && (record.spec.restart !== 'never' || Boolean(record.moving));
 }
 
@@ -83,6 +87,8 @@ export interface TaskView {
   command: string[];
   restart: RestartPolicy;
   migratable: boolean;
+  /** The node it is pinned to (slicectl run --node), or null. */
+  pinned: string | null;
   node: string;
   generation: number;
   placedBy: string;
@@ -153,12 +159,16 @@ const requestSchema = z
       .string()
       .refine((p) => p.startsWith('/') && !p.includes('\0') && p.length <= 4096, 'must be an absolute path')
       .optional(),
+    node: nameSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => !(r.node !== undefined && r.migratable), {
+    message: 'a task pinned to a node cannot be migratable: give node or migratable, not both',
+  });
 
 export function parseTaskRequest(body: unknown): TaskRequest {
   const r = parseInput(requestSchema, body, 'task');
-  return { ...r, name: r.name ?? null, scheduler: r.scheduler ?? null, cwd: r.cwd ?? null };
+  return { ...r, name: r.name ?? null, scheduler: r.scheduler ?? null, cwd: r.cwd ?? null, node: r.node ?? null };
 }
 
 export function assertTaskId(id: unknown): string {
@@ -213,6 +223,8 @@ export function taskView(record: TaskRecord, status: TaskStatus | null, nodeUp: 
     command: spec.command,
     restart: spec.restart,
     migratable: spec.migratable,
+    // Records written before pinning existed have no node in their spec.
+    pinned: spec.node ?? null,
     node: record.node,
     generation: record.generation,
     placedBy: record.placedBy,

@@ -85,12 +85,21 @@ export class TaskService {
     requester: { pid: number; sessionId: number | null },
     exclude: readonly string[] = [],
   ): Promise<{ node: string; placedBy: string }> {
-    const sliceNodes = (await this.sliceNodes(request.slice)).filter((n) => !exclude.includes(n));
+    const held = await this.sliceNodes(request.slice);
+    const pinned = request.node ?? null;
+    if (pinned !== null && !held.includes(pinned)) {
+      throw new SlicedError(
+        'EINVAL',
+        `node ${pinned} does not hold slice ${request.slice} (ready on: ${held.join(', ') || 'no node'}); pin the task to one of those`,
+      );
+    }
+    const sliceNodes = (pinned !== null ? [pinned] : held).filter((n) => !exclude.includes(n));
     const nodes = candidateNodes(request.slice, sliceNodes, this.opts.membership.list());
     const newTask: NewTask = { parentPid: requester.pid, sessionId: requester.sessionId, slice: request.slice, nodes };
     const answer = this.opts.place(newTask, request.scheduler);
     if (answer.refused !== null) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
     if (answer.node !== null) return { node: answer.node, placedBy: answer.scheduler! };
+    if (pinned !== null) return { node: pinned, placedBy: 'pinned (--node)' };
     return {
       node: defaultTaskNode(nodes, this.activePerNode(), this.opts.node),
       placedBy: answer.scheduler ? `default (scheduler ${answer.scheduler} gave no node)` : 'default (fewest tasks)',

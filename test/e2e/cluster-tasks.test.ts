@@ -659,6 +659,64 @@ harness.test(
 );
 
 harness.test(
+  'pinned to a node: run --node and exec --node run there (output and status come back); a node that cannot take it is refused naming why',
+  async () => {
+    const { a } = await threeAgents();
+    const s = slice('tp');
+    assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
+    await slivered(a, s);
+    const exec = await a.cli([
+      'exec',
+      '--node',
+      nameOf('b'),
+      '--slice',
+      s,
+      '--',
+      'sh',
+      '-c',
+      'echo "on $SLICED_NODE as $(id -un)"; echo oops >&2; exit 3',
+    ]);
+    assert.equal(exec.code, 3, exec.stderr);
+    // As the slice's user on b (each agent on this machine names its users with a prefix of its own).
+    assert.match(exec.stdout, new RegExp(`^on ${nameOf('b')} as sl-b-\\S+\n$`));
+    assert.match(exec.stderr, /oops/);
+    const pinned = await a.cliJson<TaskView>([
+      'run',
+      '--slice',
+      s,
+      '-d',
+      '--node',
+      nameOf('b'),
+      '--restart',
+      'always',
+      '--',
+      'sleep',
+      '30',
+    ]);
+    assert.deepEqual([pinned.node, pinned.pinned, pinned.placedBy], [nameOf('b'), nameOf('b'), 'pinned (--node)']);
+    assert.equal((await a.cli(['task', 'stop', pinned.id])).code, 0);
+    const cases: Array<[string[], RegExp]> = [
+      [['--node', nameOf('c')], new RegExp(`node ${nameOf('c')} does not hold slice ${s}`)],
+      [['--node', nameOf('b'), '--migratable'], /pinned to a node cannot be migratable/],
+      [['--node', 'No/Such'], /node/],
+    ];
+    for (const [extra, message] of cases) {
+      const r = await a.cli(['run', '--slice', s, '-d', ...extra, '--', 'true']);
+      assert.notEqual(r.code, 0, extra.join(' '));
+      assert.match(r.stderr, message, extra.join(' '));
+    }
+    assert.equal((await a.cli(['node', 'cordon', nameOf('b')])).code, 0);
+    try {
+      const r = await a.cli(['run', '--slice', s, '-d', '--node', nameOf('b'), '--', 'true']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`${nameOf('b')} is cordoned`));
+    } finally {
+      await a.cli(['node', 'uncordon', nameOf('b')]);
+    }
+  },
+);
+
+harness.test(
   'every node refusing: swap_avoidance under memory pressure on all the nodes refuses the task naming each; nothing is placed',
   async () => {
     const { a } = await threeAgents();
