@@ -238,6 +238,7 @@ function taskDetails(t: TaskView): string {
     ['Restart', `${t.restart}; restarts ${t.restarts}`],
     ['Migratable', t.migratable ? 'yes' : 'no'],
   ];
+  if (t.pinned !== null) pairs.push(['Pinned', `to ${t.pinned}`]);
   if (t.pid !== null) pairs.push(['Pid', String(t.pid)]);
   if (t.exitStatus !== null) pairs.push(['Exit status', String(t.exitStatus)]);
   pairs.push(['Created', `${t.createdAt} on ${t.createdOn}`]);
