@@ -75,6 +75,12 @@ async function threeAgents(): Promise<{ a: TestDaemon; b: TestDaemon; c: TestDae
 }
 
 const slice = (base: string): string => `${base}${harness.run.slice(0, 4)}`;
+const threeNames = (): string[] => [nameOf('a'), nameOf('b'), nameOf('c')];
+/** Run slicectl on `d`: the test fails with its stderr unless it succeeds. */
+async function ok(d: TestDaemon, args: string[]): Promise<void> {
+  const r = await d.cli(args);
+  assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
+}
 /** Until every sliver of slice `name` is ready (realised by its node). */
 async function slivered(d: TestDaemon, name: string): Promise<void> {
   await until(
@@ -516,11 +522,7 @@ harness.test(
   'memory_affinity, scratch_balance and io_balance place on the node with the most memory not promised, the most free scratch space, the least disk I/O',
   async (t) => {
     const { a } = await threeAgents();
-    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
-    const ok = async (args: string[]): Promise<void> => {
-      const r = await a.cli(args);
-      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
-    };
+    const trio = threeNames();
     /** A probe on every node, its values collected by a policy's port through remote_cache. */
     const wire = async (
       probe: string,
@@ -543,7 +545,7 @@ harness.test(
         ...(via ? [['mkdir', into]] : []),
         ['ln', `/probes/${probe}/${source}`, `${into}/values`],
       ])
-        await ok(args);
+        await ok(a, args);
       const collected = async (): Promise<string> => {
         const r = await a.cli(['cat', `${policy}/${port}/collected_value`]);
         return r.stdout + r.stderr;
@@ -560,7 +562,7 @@ harness.test(
       return collected;
     };
     const s = slice('ta');
-    await ok(['slice', 'create', s, '--nodes', trio.join(',')]);
+    await ok(a, ['slice', 'create', s, '--nodes', trio.join(',')]);
     await slivered(a, s);
     const placed = async (scheduler: string): Promise<string> => {
       const view = await a.cliJson<TaskView>(['run', '--slice', s, '-d', '--scheduler', scheduler, '--', 'true']);
@@ -569,11 +571,11 @@ harness.test(
     };
 
     // Memory: a promises 1G to a slice, b 512M, c nothing: c first; then c promises 2G: b.
-    await ok(['slice', 'create', slice('tma'), '--nodes', nameOf('a'), '--memory', '1G']);
-    await ok(['slice', 'create', slice('tmb'), '--nodes', nameOf('b'), '--memory', '512M']);
+    await ok(a, ['slice', 'create', slice('tma'), '--nodes', nameOf('a'), '--memory', '1G']);
+    await ok(a, ['slice', 'create', slice('tmb'), '--nodes', nameOf('b'), '--memory', '512M']);
     const memory = await wire('mem_alloc', 'memory', '/schedulers/ma/memory_affinity', 'node_memory');
     assert.equal(await placed('ma'), nameOf('c'), await memory());
-    await ok(['slice', 'create', slice('tmc'), '--nodes', nameOf('c'), '--memory', '2G']);
+    await ok(a, ['slice', 'create', slice('tmc'), '--nodes', nameOf('c'), '--memory', '2G']);
     await until('memory_affinity to prefer b', async () => (await placed('ma')) === nameOf('b'), 10_000 * SLOW);
 
     // Scratch space: a tmpfs of its own per node (b 32M, c 16M, a 8M): b; then b's filled past c's: c.
@@ -720,13 +722,9 @@ harness.test(
   'every node refusing: swap_avoidance under memory pressure on all the nodes refuses the task naming each; nothing is placed',
   async () => {
     const { a } = await threeAgents();
-    const ok = async (args: string[]): Promise<void> => {
-      const r = await a.cli(args);
-      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
-    };
-    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
+    const trio = threeNames();
     const s = slice('tr');
-    await ok(['slice', 'create', s, '--nodes', trio.join(',')]);
+    await ok(a, ['slice', 'create', s, '--nodes', trio.join(',')]);
     await slivered(a, s);
     const policy = '/schedulers/sa/swap_avoidance';
     // A pressure of 0% or more is every pressure: every node counts as under pressure.
@@ -743,7 +741,7 @@ harness.test(
       ['write', '/schedulers/sa/process_set/handle_all', '1'],
     ];
     try {
-      for (const args of wiring) await ok(args);
+      for (const args of wiring) await ok(a, args);
       const psi = existsSync('/proc/pressure/memory');
       if (psi) {
         await until(
@@ -781,18 +779,14 @@ harness.test(
   "mosix_load_balancer between nodes: of two tasks sharing a busy node's slice, one moves to an idle node; then all stays",
   async () => {
     const { a } = await threeAgents();
-    const ok = async (args: string[]): Promise<void> => {
-      const r = await a.cli(args);
-      assert.equal(r.code, 0, `slicectl ${args.join(' ')}: ${r.stderr}`);
-    };
-    const trio = [nameOf('a'), nameOf('b'), nameOf('c')];
+    const trio = threeNames();
     // Capped at 600 millicores per node, two burners on a use about 300 each: a carries 600,
     // the others about 0, and 0 + 1.3 x 300 < 600: one moves. Then 300 against 300: none.
     const s = slice('tb');
-    await ok(['slice', 'create', s, '--nodes', trio.join(','), '--cpu-limit', '600m']);
+    await ok(a, ['slice', 'create', s, '--nodes', trio.join(','), '--cpu-limit', '600m']);
     await slivered(a, s);
     const others = [...(await harness.nodes(a)).keys()].filter((n) => n !== nameOf('a'));
-    for (const o of others) await ok(['node', 'cordon', o]);
+    for (const o of others) await ok(a, ['node', 'cordon', o]);
     const ids: string[] = [];
     try {
       for (let i = 0; i < 2; i++)
@@ -817,7 +811,7 @@ harness.test(
       ['write', '/schedulers/mb/process_set/handle_all', '1'],
     ];
     try {
-      for (const args of wiring) await ok(args);
+      for (const args of wiring) await ok(a, args);
       let views: TaskView[] = [];
       await until(
         'one of the two tasks to move off a',
