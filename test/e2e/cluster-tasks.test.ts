@@ -664,7 +664,7 @@ harness.test(
   'pinned to a node: run --node and exec --node run there (output and status come back); a node that cannot take it is refused naming why',
   async () => {
     const { a } = await threeAgents();
-    const s = slice('tp');
+    const s = slice('tn');
     assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
     await slivered(a, s);
     const exec = await a.cli([
@@ -782,7 +782,7 @@ harness.test(
     const trio = threeNames();
     // Capped at 600 millicores per node, two burners on a use about 300 each: a carries 600,
     // the others about 0, and 0 + 1.3 x 300 < 600: one moves. Then 300 against 300: none.
-    const s = slice('tb');
+    const s = slice('tl');
     await ok(a, ['slice', 'create', s, '--nodes', trio.join(','), '--cpu-limit', '600m']);
     await slivered(a, s);
     const others = [...(await harness.nodes(a)).keys()].filter((n) => n !== nameOf('a'));

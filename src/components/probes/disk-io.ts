@@ -13,6 +13,8 @@ const diskIo: ProbeType = {
   name: 'disk_io',
   description: "the node's block I/O, cumulative: bytes and operations read and written, of `device` or of all physical disks",
   defaultPeriodMs: 1000,
+  // Published every period, changed or not: a rate filter after it says 0 only when told again.
+  notifyUnchanged: true,
   attributes: [
     textAttribute(
       'device',
