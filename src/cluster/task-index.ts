@@ -17,6 +17,12 @@ export class TaskIndex {
   private readonly statuses = new Map<string, Map<string, TaskStatus>>();
   /** The revision each key's value (or deletion) was learnt at. */
   private readonly learnt = new Map<string, number>();
+  /**
+   * Tasks that want to run and have not ended where placed (no status of that placement yet,
+   * or running). Ended tasks stay in the store until removed and pile up; placement counts
+   * these at every submission, so they are kept apart rather than found by a scan of all.
+   */
+  private readonly active = new Set<string>();
   private readonly listeners = new Set<(id: string) => void>();
   private watcher: StoreWatch | null = null;
   private closed = false;
@@ -58,6 +64,11 @@ export class TaskIndex {
 
   *all(): IterableIterator<StoredTask> {
     for (const id of this.records.keys()) yield this.get(id)!;
+  }
+
+  /** The records of the tasks that want to run and have not ended on their node: pending or running. */
+  *activeRecords(): IterableIterator<TaskRecord> {
+    for (const id of this.active) yield this.records.get(id)!.record;
   }
 
   /** Read every task again; listeners hear of each task that changed. */
@@ -128,7 +139,18 @@ export class TaskIndex {
       if (!this.statuses.has(id)) this.statuses.set(id, new Map());
       this.statuses.get(id)!.set(node, status);
     }
+    this.classify(id);
     return true;
+  }
+
+  /** Keep `active` current for a task whose record or a status was just learnt. */
+  private classify(id: string): void {
+    const record = this.records.get(id)?.record;
+    const status = record ? this.statuses.get(id)?.get(record.node) : undefined;
+    // As taskView reads it: a status of an earlier placement does not count.
+    const current = status && status.generation === record!.generation ? status : null;
+    if (record?.desired === 'run' && (current === null || current.state === 'running')) this.active.add(id);
+    else this.active.delete(id);
   }
 
   private changed(id: string): void {

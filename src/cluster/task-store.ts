@@ -31,11 +31,11 @@ export class TaskStore {
 
   /** Write a new task's record; refuses an id in use. */
   async create(record: TaskRecord): Promise<void> {
-    const { succeeded } = await this.store.txnIf(
-      [{ key: recordKey(record.spec.id), modRevision: 0 }],
-      [{ type: 'put', key: recordKey(record.spec.id), value: JSON.stringify(record) }],
-    );
-    if (!succeeded) throw new SlicedError('EEXIST', `task ${record.spec.id} exists already`);
+    const key = recordKey(record.spec.id);
+    const value = JSON.stringify(record);
+    const { succeeded } = await this.store.txnIf([{ key, modRevision: 0 }], [{ type: 'put', key, value }]);
+    // A call tried again after its first attempt was applied (etcd-store.ts) finds its own record.
+    if (!succeeded && (await this.store.get(key)) !== value) throw new SlicedError('EEXIST', `task ${record.spec.id} exists already`);
   }
 
   async get(id: string): Promise<StoredTask> {

@@ -12,7 +12,6 @@ import {
   copyFileSync,
   fstatSync,
   ftruncateSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readSync,
@@ -31,18 +30,10 @@ export function taskLogDir(root: string, id: string): string {
   return join(root, id);
 }
 
-/** Descriptors for a new process of the task: append-only, never through a symlink. */
-export function openTaskStreams(root: string, id: string): { stdout: number; stderr: number } {
+/** Where a new process of the task writes (spawn-server.ts opens them append-only, never through a symlink). */
+export function taskStreamPaths(root: string, id: string): { dir: string; stdout: string; stderr: string } {
   const dir = taskLogDir(root, id);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const open = (name: StreamName): number => openSync(join(dir, name), C.O_WRONLY | C.O_APPEND | C.O_CREAT | C.O_NOFOLLOW, 0o600);
-  const stdout = open('stdout');
-  try {
-    return { stdout, stderr: open('stderr') };
-  } catch (err) {
-    closeSync(stdout);
-    throw err;
-  }
+  return { dir, stdout: join(dir, 'stdout'), stderr: join(dir, 'stderr') };
 }
 
 /** Rotate a stream that grew past `maxBytes` (copy, then truncate in place: the writer's descriptor stays valid). */

@@ -10,19 +10,18 @@
  * so it outlives a restart of sliced: the next run takes it back by pid and start time, and
  * only its exit status is then unknown.
  */
-import { closeSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import { exitStatusOf, failsOver, restartDelayMs, restartsAfter, type TaskRecord, type TaskStatus } from '../core/tasks.js';
 import { startFenceWatchdog, writeFence } from '../kernel/fence.js';
-import { spawnInSlice } from '../kernel/spawn.js';
+import { sliceSpawnArgs } from '../kernel/spawn.js';
+import { SpawnServer, type ServedProcess } from '../kernel/spawn-server.js';
 import { processAlive, readProcStat } from '../kernel/procfs.js';
 import type { TaskStore } from '../cluster/task-store.js';
 import type { TaskIndex } from '../cluster/task-index.js';
 import type { SliceProcessPlan } from '../core/exec-plan.js';
-import { openTaskStreams, removeTaskLogs, rotateIfLarge, taskLogIds } from './task-log.js';
+import { removeTaskLogs, rotateIfLarge, taskLogIds, taskStreamPaths } from './task-log.js';
 
 export interface TaskRunnerOptions {
   node: string;
@@ -46,7 +45,7 @@ export interface TaskRunnerOptions {
 interface LocalTask {
   generation: number;
   /** The process, when this run of sliced started it. */
-  child: ChildProcess | null;
+  child: ServedProcess | null;
   /** Its pid (also for a process taken back after a restart of sliced). */
   pid: number | null;
   /** Its start time (/proc/PID/stat), which the fence checks before it kills. */
@@ -92,6 +91,8 @@ export class TaskRunner {
   /** Hand-overs under way (task id), so one is sent once. */
   private readonly handing = new Set<string>();
   private closed = false;
+  /** Starts the tasks' processes, so that the agent itself never forks (spawn-server.ts). */
+  private readonly spawner = new SpawnServer(processAlive);
 
   constructor(private readonly opts: TaskRunnerOptions) {}
 
@@ -134,7 +135,10 @@ export class TaskRunner {
     if (this.rotator) clearInterval(this.rotator);
     if (this.fencer) clearInterval(this.fencer);
     for (const task of this.local.values()) clearTimers(task);
-    if (!this.opts.fence) return;
+    if (!this.opts.fence) {
+      this.spawner.close();
+      return;
+    }
     const fenced = this.fenceable();
     for (const { pid } of fenced) this.kill(pid, 'SIGTERM');
     const deadline = Date.now() + this.opts.stopGraceMs;
@@ -145,6 +149,8 @@ export class TaskRunner {
       0,
       fenced.map((t) => ({ pgid: t.pid, startTicks: t.startTicks })),
     );
+    // After the kills: the ends the helper reported meanwhile are in the statuses to write.
+    this.spawner.close();
     await this.flushed();
   }
 
@@ -224,27 +230,21 @@ export class TaskRunner {
     const { spec } = record;
     const base = { node: this.opts.node, generation: record.generation, restarts };
     let plan: SliceProcessPlan;
-    let streams: { stdout: number; stderr: number };
     try {
       plan = this.opts.planFor(spec.slice);
-      streams = openTaskStreams(this.opts.logRoot, id);
     } catch (err) {
       this.notStarted(id, base, (err as Error).message);
       return;
     }
     const task = localTask(record.generation, restarts);
     this.local.set(id, task);
-    let child: ChildProcess;
-    try {
-      child = spawnInSlice(plan, spec.command, {
+    const child = this.spawner.spawn({
+      ...sliceSpawnArgs(plan, spec.command, {
         env: { ...spec.env, SLICED_TASK_ID: id, SLICED_NODE: this.opts.node },
         ...(spec.cwd !== null ? { cwd: spec.cwd } : {}),
-        stdio: ['ignore', streams.stdout, streams.stderr],
-      });
-    } finally {
-      closeSync(streams.stdout);
-      closeSync(streams.stderr);
-    }
+      }),
+      output: taskStreamPaths(this.opts.logRoot, id),
+    });
     task.child = child;
     const startedAt = Date.now();
     child.once('spawn', () => {
@@ -263,11 +263,17 @@ export class TaskRunner {
         error: null,
       });
     });
-    child.once('error', (err) => {
+    child.once('error', (err: Error) => {
       if (this.local.get(id) === task) this.local.delete(id);
       this.notStarted(id, base, err.message);
     });
-    child.once('exit', (code, signal) => {
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (code === null && signal === null) {
+        // Its helper died before it ended (spawn-server.ts): the end was seen, not its status.
+        const error = 'its exit status is unknown: the process that started it ended first';
+        this.ended(id, task, record, { startedAt, exitStatus: null, error });
+        return;
+      }
       const status = exitStatusOf(code, signal ? (constants.signals[signal] ?? 0) : null);
       this.ended(id, task, record, { startedAt, exitStatus: status, error: null });
     });

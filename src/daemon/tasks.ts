@@ -313,12 +313,11 @@ export class TaskService {
     return nodes;
   }
 
+  /** Tasks pending or running per node that is up (a task on a node down is 'unknown', as in its view). */
   private activePerNode(): Map<string, number> {
+    const up = new Set(this.opts.membership.list().flatMap((n) => (n.status === 'up' ? [n.name] : [])));
     const counts = new Map<string, number>();
-    for (const task of this.opts.index.all()) {
-      const { state, node } = this.view(task);
-      if (task.record.desired === 'run' && (state === 'running' || state === 'pending')) counts.set(node, (counts.get(node) ?? 0) + 1);
-    }
+    for (const { node } of this.opts.index.activeRecords()) if (up.has(node)) counts.set(node, (counts.get(node) ?? 0) + 1);
     return counts;
   }
 

@@ -64,12 +64,22 @@ function sliceEnv(plan: SliceProcessPlan, extra: Record<string, string> | undefi
   };
 }
 
+/** What spawnInSlice runs (always with `detached`): for a process that spawns on the caller's behalf (spawn-server.ts). */
+export function sliceSpawnArgs(
+  plan: SliceProcessPlan,
+  command: readonly string[],
+  options: Omit<SpawnInSliceOptions, 'stdio'> = {},
+): { file: string; args: string[]; env: Record<string, string>; cwd: string | undefined } {
+  return { file: '/bin/bash', args: ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], env: sliceEnv(plan, options.env), cwd: options.cwd };
+}
+
 export function spawnInSlice(plan: SliceProcessPlan, command: readonly string[], options: SpawnInSliceOptions = {}): ChildProcess {
-  return spawn('/bin/bash', ['-c', JOIN_AND_DROP, 'sliced-exec', ...command], {
+  const { file, args, env, cwd } = sliceSpawnArgs(plan, command, options);
+  return spawn(file, args, {
     stdio: options.stdio ?? 'inherit',
-    env: sliceEnv(plan, options.env),
+    env,
     detached: true, // setsid(): a new session without a controlling terminal
-    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(cwd ? { cwd } : {}),
   });
 }
 
