@@ -29,7 +29,11 @@ const mosixProbe: ProbeType = {
     { name: 'norm_mean_load', valueType: 'ulong', description: 'mean_load normalised by CPU speed (the same here)' },
     { name: 'norm_upper_load', valueType: 'ulong', description: 'upper_load normalised by CPU speed (the same here)' },
     { name: 'norm_single_process_load', valueType: 'ulong', description: 'single_process_load normalised by CPU speed (the same here)' },
-    { name: 'process_load', valueType: 'process_load', description: 'CPU load of the busiest processes, in millicores (rows by pid)' },
+    {
+      name: 'process_load',
+      valueType: 'ulong_by_pid',
+      description: 'CPU load of the busiest processes, 100 per CPU kept busy (rows by pid)',
+    },
   ],
   create(ctx) {
     const stats = need(ctx, 'nodeStats');
@@ -61,7 +65,7 @@ const mosixProbe: ProbeType = {
           out!.setRows(1);
           out!.set(0, 0, Math.round(figure));
         }
-        processes.sample(perProcess!, now);
+        processes.sample(perProcess!, now, 64, HZ);
       },
     };
   },

@@ -11,7 +11,8 @@ export class ProcessLoadSampler {
 
   constructor(private readonly stats: NodeStats) {}
 
-  sample(out: Value, now: number, top = 64): void {
+  /** Fill `out` with the busiest processes' loads: `perCpu` for one CPU kept busy (1000: millicores; Kerrighed's HZ: 100). */
+  sample(out: Value, now: number, top = 64, perCpu = 1000): void {
     const current = new Map<number, number>();
     const loads: Array<[number, number]> = [];
     const seconds = (now - this.previousAt) / 1000;
@@ -19,8 +20,8 @@ export class ProcessLoadSampler {
       current.set(p.pid, p.cpuNs);
       const before = this.previous.get(p.pid);
       if (before !== undefined && seconds > 0) {
-        const mc = ((p.cpuNs - before) / 1e9 / seconds) * 1000;
-        if (mc > 0) loads.push([p.pid, Math.round(mc)]);
+        const load = ((p.cpuNs - before) / 1e9 / seconds) * perCpu;
+        if (load > 0) loads.push([p.pid, Math.round(load)]);
       }
     }
     loads.sort((a, b) => b[1] - a[1]);
@@ -29,7 +30,7 @@ export class ProcessLoadSampler {
       shown.length,
       shown.map(([pid]) => String(pid)),
     );
-    shown.forEach(([, mc], i) => out.set(i, 0, mc));
+    shown.forEach(([, load], i) => out.set(i, 0, load));
     this.previous = current;
     this.previousAt = now;
   }
