@@ -6,7 +6,8 @@
  *
  * With the nodes' pressures (through remote_cache) it places a cluster task away from the
  * nodes under pressure: no opinion while none of the task's nodes is, the least pressured
- * of the others when some are, a refusal naming each node's pressure when all are.
+ * of the others when some are (or one it has not heard from), a refusal naming each node's
+ * pressure when all are.
  */
 import { numberAttribute, type NewTask, type PlacementAnswer, type PolicyType } from '../../framework/types.js';
 import { swapVictim } from '../../core/load-balancing.js';
@@ -62,7 +63,9 @@ const swapAvoidance: PolicyType = {
         if (pressed.length === 0) return null;
         const calm = new Map([...pressures].filter(([n, p]) => known.includes(n) && p < high));
         if (calm.size > 0) return bestOf(calm, known, 'smallest');
-        if (known.length < task.nodes!.length) return null; // the nodes it does not know may take it
+        // A node whose pressure it has not heard is no worse than those it knows are pressed.
+        const unheard = task.nodes!.find((n) => !pressures.has(n));
+        if (unheard !== undefined) return unheard;
         const each = pressed.map((n) => `${n} ${pressures.get(n)}%`).join(', ');
         return { refuse: `memory pressure is at or above ${high}% on every node of the task: ${each}` };
       },
