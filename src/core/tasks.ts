@@ -247,6 +247,20 @@ export function isFinished(view: Pick<TaskView, 'state'>): boolean {
   return view.state === 'exited' || view.state === 'failed' || view.state === 'stopped';
 }
 
+/**
+ * Whether a task may be forgotten (its record, statuses and output): finished at least
+ * `retentionMs` ago, and not wanted running again (a restart pending waits). 0 keeps all.
+ */
+export function expired(
+  view: Pick<TaskView, 'state' | 'endedAt' | 'desired' | 'restart' | 'exitStatus'>,
+  now: number,
+  retentionMs: number,
+): boolean {
+  if (retentionMs === 0 || !isFinished(view) || view.endedAt === null) return false;
+  if (view.state === 'exited' && view.desired === 'run' && restartsAfter(view.restart, view.exitStatus ?? 1)) return false;
+  return now - Date.parse(view.endedAt) >= retentionMs;
+}
+
 export interface NodeAvailability {
   name: string;
   status: 'up' | 'down';

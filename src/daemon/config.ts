@@ -151,6 +151,13 @@ export const configSchema = z
     /** CPU capacity of the node; defaults to the CPUs this process may run on. */
     cpuCapacity: cpuCapacitySchema.optional(),
     stopGraceMs: z.number().int().min(0).max(600_000).default(5000),
+    /** How long a finished task (and its output) is kept before it is forgotten; 0 keeps them all. */
+    taskRetentionMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(365 * 86_400_000)
+      .default(86_400_000),
     /** pids.max of a slice left at "default": a share of the node's PIDs ("15%"), a count, or "none". */
     defaultPidsMax: z
       .union([z.string(), z.number()])
@@ -234,6 +241,7 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
   systemReserve: { flag: '--system-reserve', allowed: 'a percentage of the node below 100% like "5%", or a CPU amount like "100m"' },
   cpuCapacity: { flag: '--cpu-capacity', allowed: 'a positive CPU amount like "4" or "3500m"' },
   stopGraceMs: { flag: '--stop-grace', allowed: 'a whole number of milliseconds from 0 to 600000' },
+  taskRetentionMs: { flag: '--task-retention', allowed: 'a whole number of milliseconds from 0 (keep them all) to a year' },
   defaultPidsMax: {
     flag: '--default-pids-max',
     allowed: 'a share of the node\'s PIDs like "15%" (above 0, at most 100%), a whole number of tasks, or "none"',

@@ -37,6 +37,11 @@ const program = new Command('sliced')
   .option('--system-reserve <amount>', 'CPU kept back from reservations: "5%" or "100m" (default 5%)')
   .option('--cpu-capacity <amount>', 'CPU capacity of the node (default: all CPUs this process may use)')
   .option('--stop-grace <ms>', 'grace between SIGTERM and SIGKILL when a slice is deleted (default 5000)', integer)
+  .option(
+    '--task-retention <ms>',
+    'keep a finished task and its output this long, then forget it; 0: keep them all (default 86400000: a day)',
+    integer,
+  )
   .option('--default-pids-max <max>', 'task limit of slices left at "default": "15%" of the node\'s PIDs, a count, or "none" (default 15%)')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
@@ -105,6 +110,7 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         systemReserve: options.systemReserve,
         cpuCapacity: options.cpuCapacity,
         stopGraceMs: options.stopGrace,
+        taskRetentionMs: options.taskRetention,
         defaultPidsMax: options.defaultPidsMax,
         metricsPort: options.metricsPort,
         logLevel: options.logLevel,

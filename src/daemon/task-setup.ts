@@ -20,6 +20,7 @@ import { listenPeer } from './peer.js';
 import { TaskRunner } from './task-runner.js';
 import { TaskService } from './tasks.js';
 import { TaskFailover } from './task-failover.js';
+import { TaskCollector } from './task-gc.js';
 import { Leadership } from '../cluster/leader.js';
 
 export interface NodeTasks {
@@ -127,6 +128,8 @@ export async function startTasks(opts: {
     failover = new TaskFailover({ tasks, index, membership: cluster.membership, leadership, service, log });
     failover.start();
   }
+  const collector = new TaskCollector({ service, retentionMs: config.taskRetentionMs, leadership, log });
+  collector.start();
   return {
     service,
     migration: {
@@ -136,6 +139,7 @@ export async function startTasks(opts: {
       migrationsUnderWay: () => runner.movesUnderWay,
     },
     async close() {
+      collector.close();
       failover?.close();
       leadership?.close();
       await server?.close();

@@ -11,6 +11,7 @@ import {
   assertTaskId,
   candidateNodes,
   defaultTaskNode,
+  expired,
   isFinished,
   taskId,
   taskView,
@@ -232,6 +233,17 @@ export class TaskService {
       throw new SlicedError('EBUSY', `task ${id} is ${view.state} on node ${view.node}; stop it first (slicectl task stop ${id})`);
     }
     if (!(await this.opts.tasks.remove(task))) throw new SlicedError('EBUSY', `task ${id} changed meanwhile; try again`);
+  }
+
+  /** Forget every task finished more than `retentionMs` ago (core/tasks.ts `expired`); how many went. */
+  async collect(retentionMs: number): Promise<number> {
+    const now = Date.now();
+    let removed = 0;
+    for (const task of [...this.opts.index.all()]) {
+      // Compared on the record's revision: a task changed meanwhile stays for the next round.
+      if (expired(this.view(task), now, retentionMs) && (await this.opts.tasks.remove(task))) removed++;
+    }
+    return removed;
   }
 
   async signal(id: string, signal: NodeJS.Signals): Promise<{ task: string; node: string; signal: string }> {

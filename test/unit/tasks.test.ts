@@ -6,6 +6,7 @@ import {
   candidateNodes,
   defaultTaskNode,
   exitStatusOf,
+  expired,
   failsOver,
   parseTaskRequest,
   restartDelayMs,
@@ -143,6 +144,24 @@ describe('restarts, failover and views', () => {
     assert.equal(failsOver(record()), false);
     assert.equal(failsOver(record({ spec: { restart: 'always', node: 'a' } })), false);
     assert.equal(failsOver(record({ desired: 'stop', spec: { restart: 'always' } })), false);
+  });
+
+  test('retention: a finished task expires once kept that long; a restart due, a running task or 0 keeps it', () => {
+    const at = Date.parse('2026-12-07T00:00:00Z');
+    const view = {
+      state: 'exited' as const,
+      endedAt: '2026-12-07T00:00:00.000Z',
+      desired: 'run' as const,
+      restart: 'never' as const,
+      exitStatus: 0,
+    };
+    assert.equal(expired(view, at + 999, 1000), false);
+    assert.equal(expired(view, at + 1000, 1000), true);
+    assert.equal(expired(view, at + 10_000_000, 0), false, '0 keeps them all');
+    assert.equal(expired({ ...view, restart: 'always' }, at + 5000, 1000), false, 'its restart is due');
+    assert.equal(expired({ ...view, restart: 'on-failure' }, at + 5000, 1000), true, 'exit 0: no restart');
+    assert.equal(expired({ ...view, restart: 'always', desired: 'stop', state: 'stopped' }, at + 5000, 1000), true);
+    assert.equal(expired({ ...view, state: 'running', endedAt: null }, at + 5000, 1000), false);
   });
 
   test('a view: pending until its node reports this placement; unknown while the node is down', () => {
