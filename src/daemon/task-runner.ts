@@ -78,7 +78,6 @@ export class TaskRunner {
   private stale = false;
   private readonly own = new Map<string, TaskStatus>();
   private readonly local = new Map<string, LocalTask>();
-  /** Each task's status writes, one after the other, so the store never ends on an older one. */
   /** Statuses reported and not yet written, the latest of each task. */
   private readonly unwritten = new Map<string, TaskStatus>();
   private writer: Promise<void> | null = null;
@@ -509,10 +508,25 @@ export class TaskRunner {
   private report(id: string, status: TaskStatus): void {
     this.own.set(id, status);
     this.unwritten.set(id, status);
-    this.writer ??= this.writeStatuses().finally(() => (this.writer = null));
+    this.startWriter();
   }
 
-  private async writeStatuses(): Promise<void> {
+  private startWriter(): void {
+    if (this.writer || this.unwritten.size === 0) return;
+    this.writer = this.writeStatuses()
+      .catch((err: Error) => {
+        this.opts.log.error({ err: err.message }, 'the task status writer failed; the next report starts it again');
+        return true;
+      })
+      .then((gaveUp) => {
+        this.writer = null;
+        // A report made after the writer's last look, before it was cleared, is not left behind.
+        if (!gaveUp) this.startWriter();
+      });
+  }
+
+  /** Write until nothing waits; true when it gave up (a failed write after close). */
+  private async writeStatuses(): Promise<boolean> {
     while (this.unwritten.size > 0) {
       const batch = [...this.unwritten].slice(0, STATUS_BATCH);
       for (const [id] of batch) this.unwritten.delete(id);
@@ -522,10 +536,11 @@ export class TaskRunner {
         this.opts.log.warn({ tasks: batch.length, err: (err as Error).message }, 'cannot record task statuses; trying again');
         // Back in the queue unless a newer report came meanwhile.
         for (const [id, status] of batch) if (!this.unwritten.has(id)) this.unwritten.set(id, status);
-        if (this.closed) return;
+        if (this.closed) return true;
         await new Promise((resolve) => setTimeout(resolve, STATUS_RETRY_MS).unref());
       }
     }
+    return false;
   }
 
   /** Resolves once every status reported so far is in the store. */

@@ -159,9 +159,10 @@ export function parseDiskstats(text: string): Map<string, { name: string; io: Di
 }
 
 /**
- * Block I/O of one device (MAJ:MIN, or the path of a block device, links followed), or of every physical whole disk (null: the ones with a
- * `device` link in /sys/block; loop, device-mapper and md devices sit on top of them and would
- * count their I/O twice). Null when the device is not in /proc/diskstats.
+ * Block I/O of one device (MAJ:MIN, or the path of a block device, links followed), or of
+ * every physical whole disk (null: the ones with a `device` link in /sys/block; loop,
+ * device-mapper and md devices sit on top of them and would count their I/O twice). Null when
+ * the device is not in /proc/diskstats.
  */
 export function readDiskIo(device: string | null, procRoot = '/proc', sysRoot = '/sys'): DiskIo | null {
   const stats = parseDiskstats(readFileSync(`${procRoot}/diskstats`, 'utf8'));

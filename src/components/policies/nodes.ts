@@ -1,5 +1,5 @@
 /** Helpers for placement policies: which node each row of a (remote_cache'd) load value is about. */
-import type { PolicyType } from '../../framework/types.js';
+import type { PolicyType, PortSpec } from '../../framework/types.js';
 import type { Value } from '../../framework/value.js';
 
 /**
@@ -52,7 +52,7 @@ export function bestOf(
 export function figurePolicy(spec: {
   name: string;
   description: string;
-  port: { name: string; valueType: string; description: string };
+  port: PortSpec;
   columns: readonly number[];
   prefer: 'largest' | 'smallest';
 }): PolicyType {

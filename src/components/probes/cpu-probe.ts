@@ -4,6 +4,7 @@
  */
 import { numberAttribute, type ProbeType } from '../../framework/types.js';
 import { need } from '../../framework/handle.js';
+import { CpuBusySampler } from './cpu.js';
 
 const cpuProbe: ProbeType = {
   kind: 'probe',
@@ -15,27 +16,17 @@ const cpuProbe: ProbeType = {
   ],
   sources: [{ name: 'cpu_usage', valueType: 'ulong', description: 'percent busy over the last period (rows cpu0, cpu1, ...)' }],
   create(ctx) {
-    const stats = need(ctx, 'nodeStats');
-    let last: number[] | null = null;
-    let lastAt = 0;
-    let labels: string[] = [];
+    const cpus = new CpuBusySampler(need(ctx, 'nodeStats'));
     return {
       refresh([usage], now) {
         if (ctx.attrs.active !== 1) {
-          last = null; // the next active period starts afresh
+          cpus.reset(); // the next active period starts afresh
           return; // the output keeps what it last published: nothing new is sent
         }
-        const busy = stats.cpuBusyNs();
-        if (labels.length !== busy.length) labels = busy.map((_, i) => `cpu${i}`);
-        if (last && now > lastAt) {
-          usage!.setRows(busy.length, labels);
-          for (let i = 0; i < busy.length; i++) {
-            const percent = ((busy[i]! - (last[i] ?? busy[i]!)) / ((now - lastAt) * 1e6)) * 100;
-            usage!.set(i, 0, Math.min(100, Math.max(0, Math.round(percent))));
-          }
-        }
-        last = busy;
-        lastAt = now;
+        const busy = cpus.sample(now);
+        if (!busy.primed) return;
+        usage!.setRows(busy.shares.length, busy.labels);
+        busy.shares.forEach((share, i) => usage!.set(i, 0, Math.min(100, Math.round(share * 100))));
       },
     };
   },

@@ -3,7 +3,7 @@
  * (`cpu_load`, rows cpu0..), and of the busiest processes (`process_load`, rows by pid).
  */
 import type { ProbeType } from '../../framework/types.js';
-import { need } from '../../framework/handle.js';
+import { need, type NodeStats } from '../../framework/handle.js';
 import { ProcessLoadSampler } from './process-load.js';
 
 const cpu: ProbeType = {
@@ -22,29 +22,54 @@ const cpu: ProbeType = {
   ],
   create(ctx) {
     const stats = need(ctx, 'nodeStats');
-    let last: number[] | null = null;
-    let lastAt = 0;
-    let labels: string[] = [];
+    const cpus = new CpuBusySampler(stats);
     const processes = new ProcessLoadSampler(stats);
     return {
       refresh([node, perCpu, perProcess], now) {
-        const busy = stats.cpuBusyNs();
-        if (labels.length !== busy.length) labels = busy.map((_, i) => `cpu${i}`);
-        perCpu!.setRows(busy.length, labels);
+        const busy = cpus.sample(now);
+        perCpu!.setRows(busy.shares.length, busy.labels);
         node!.setRows(1);
         let total = 0;
-        for (let i = 0; i < busy.length; i++) {
-          const mc = last && now > lastAt ? ((busy[i]! - (last[i] ?? busy[i]!)) / ((now - lastAt) * 1e6)) * 1000 : 0;
-          perCpu!.set(i, 0, Math.max(0, Math.round(mc)));
-          total += Math.max(0, mc);
+        for (let i = 0; i < busy.shares.length; i++) {
+          const mc = (busy.shares[i] ?? 0) * 1000;
+          perCpu!.set(i, 0, Math.round(mc));
+          total += mc;
         }
         node!.set(0, 0, Math.round(total));
-        last = busy;
-        lastAt = now;
         processes.sample(perProcess!, now);
       },
     };
   },
 };
+
+/** Keeps the previous busy times of the CPUs to turn them into shares; shared with cpu_probe. */
+export class CpuBusySampler {
+  private last: number[] | null = null;
+  private lastAt = 0;
+  private labels: string[] = [];
+
+  constructor(private readonly stats: NodeStats) {}
+
+  /**
+   * How busy each CPU was since the last sample (1: all the time), labelled cpu0, cpu1, ...;
+   * every share 0 at the first sample, which only primes (`primed` false).
+   */
+  sample(now: number): { shares: number[]; labels: readonly string[]; primed: boolean } {
+    const busy = this.stats.cpuBusyNs();
+    if (this.labels.length !== busy.length) this.labels = busy.map((_, i) => `cpu${i}`);
+    const last = this.last;
+    const primed = last !== null && now > this.lastAt;
+    const elapsedNs = (now - this.lastAt) * 1e6;
+    const shares = busy.map((ns, i) => (primed ? Math.max(0, (ns - (last[i] ?? ns)) / elapsedNs) : 0));
+    this.last = busy;
+    this.lastAt = now;
+    return { shares, labels: this.labels, primed };
+  }
+
+  /** Forget the previous sample: the next one only primes. */
+  reset(): void {
+    this.last = null;
+  }
+}
 
 export default cpu;
