@@ -6,9 +6,9 @@ import { parseListen } from '../core/net-address.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseCpu, parseMemory } from '../core/units.js';
+import { parseYamlText } from '../core/yaml-text.js';
 import { SlicedError } from '../core/errors.js';
 import type { NodeCapacity } from '../core/admission.js';
 import type { VsysLimits } from '../vsys/call.js';
@@ -348,16 +348,22 @@ function problemOf(issue: z.core.$ZodIssue): string {
 }
 
 export function loadConfig(file: string | null, overrides: Record<string, unknown>): SlicedConfig {
-  let fromFile: Record<string, unknown> = {};
   const path = file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : null);
-  if (path !== null) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new SlicedError('EINVAL', `cannot read config file ${path}: ${(err as Error).message}`);
-    }
-    const parsed: unknown = parseYaml(text);
+  if (path === null) return configFromText(null, null, overrides);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SlicedError('EINVAL', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  return configFromText(text, path, overrides);
+}
+
+/** The settings from a config file's text (null: no file) and the flags; pure, refusals are EINVAL. */
+export function configFromText(text: string | null, path: string | null, overrides: Record<string, unknown>): SlicedConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (text !== null) {
+    const parsed = parseYamlText(text, `config file ${path}`);
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
       throw new SlicedError('EINVAL', `config file ${path} must hold a YAML mapping of settings`);
     }

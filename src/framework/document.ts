@@ -14,7 +14,8 @@
  * a plan with problems; if a step still fails (a rule between two attributes), the steps
  * already done are undone in reverse, so a bad document changes nothing.
  */
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { stringify as stringifyYaml } from 'yaml';
+import { parseYamlText } from '../core/yaml-text.js';
 import { SlicedError } from '../core/errors.js';
 import { ConfigTree, fail, pathOf, splitPath, type DirNode, type Role } from './tree.js';
 import type { TypeRegistry } from './registry.js';
@@ -74,12 +75,7 @@ export function treeToYaml(tree: ConfigTree): string {
 }
 
 export function parseTreeYaml(text: string, origin: string): TreeDocument {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new SlicedError('EINVAL', `${origin} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const doc = parseYamlText(text, origin);
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc))
     throw new SlicedError('EINVAL', `${origin} must be a YAML mapping with probes: and schedulers:`);
