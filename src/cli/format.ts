@@ -77,6 +77,7 @@ export function sliceDetails(slice: SliceView): string {
       ['CPU entitlement', formatCpu(slice.live.entitlement)],
       ['CPU usage', formatCpu(slice.live.usage)],
       ['CPU demand', formatCpu(slice.live.demand)],
+      ['CPU time', `${slice.live.cpuSeconds.toFixed(2)} s`],
       ['Throttled', `${slice.live.throttledPeriods} periods, ${slice.live.throttledSeconds.toFixed(2)} s`],
       ...liveMemoryAndIoPairs(slice.live),
     );

@@ -33,6 +33,7 @@ import { ChangeQueue } from './agent/change-queue.js';
 import { LimitWriter } from './agent/limits.js';
 import { SliceProcesses } from './agent/processes.js';
 import { Reconciler } from './agent/reconciler.js';
+import { SliceCounters } from './slice-counters.js';
 import { StateRepository } from '../cluster/state-repository.js';
 import { SliceUsers } from './agent/users.js';
 
@@ -67,6 +68,8 @@ export class SliceAgent {
   private readonly users: SliceUsers;
   private readonly processes: SliceProcesses;
   private readonly reconciler: Reconciler;
+  /** Slices' CPU, throttling, OOM, I/O and fork counts, monotonic across their groups (views read them). */
+  readonly counters: SliceCounters;
   private readonly changeContext: ChangeContext;
 
   constructor(options: AgentOptions) {
@@ -78,7 +81,8 @@ export class SliceAgent {
     this.users = new SliceUsers(log, options.userPrefix);
     this.processes = new SliceProcesses({ ...options, users: this.users });
     const limits = new LimitWriter({ backend, node: options.node, log, deviceExists: options.deviceExists ?? blockDeviceExists });
-    this.reconciler = new Reconciler({ backend, net, limits, processes: this.processes, log });
+    this.counters = new SliceCounters(options.store, backend);
+    this.reconciler = new Reconciler({ backend, net, limits, processes: this.processes, log, counters: this.counters });
     this.changeContext = {
       node: options.node,
       log,
@@ -134,11 +138,13 @@ export class SliceAgent {
   /** Load the desired state, adopt what the kernel already has, and reconcile the rest. */
   async start(): Promise<void> {
     const loaded = await this.load();
-    const existing = this.reconciler.adopt(this.opts.rootWeight);
+    const existing = this.reconciler.adopt(this.opts.rootWeight, loaded);
     let adopted = 0;
     for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.users.ensure(slice);
     await this.reconciler.syncGroups(existing, loaded);
+    await this.reconciler.removeStrays(loaded);
+    await this.counters.forgetAllBut(new Set(loaded.slices.keys()));
     this.reconciler.lookForIoWeights();
     await this.opts.net?.start(loaded);
     this.log.info({ slices: loaded.slices.size, domains: loaded.domains.size, adoptedGroups: adopted }, 'state loaded and reconciled');
@@ -147,6 +153,7 @@ export class SliceAgent {
   /** Read the desired state from the store without touching the kernel. */
   async load(): Promise<DesiredState> {
     this.current = await this.repository.load();
+    await this.counters.load();
     return this.current;
   }
 
@@ -159,6 +166,7 @@ export class SliceAgent {
         (err: Error) => err,
       );
       await this.reconciler.syncGroups(this.reconciler.scanGroups(), emptyState());
+      await this.reconciler.removeStrays(emptyState());
       this.users.removeAllMade([...this.current.slices.values()]);
       this.opts.backend.remove([]);
       if (netFailure) throw netFailure;

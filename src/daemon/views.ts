@@ -112,7 +112,7 @@ export class Views {
           }
         : null,
     };
-    if (live) view.live = this.live(sliceKey(name), path);
+    if (live) view.live = this.live(sliceKey(name), path, name);
     return view;
   }
 
@@ -211,7 +211,8 @@ export class Views {
     };
   }
 
-  private live(id: string, path: string[]): LiveView {
+  /** A slice's (`slice` given) or a domain's live figures; a slice's counters include its earlier groups'. */
+  private live(id: string, path: string[], slice?: string): LiveView {
     const backend = this.agent.backend;
     const sample = this.controller.snapshot()?.nodes.get(id);
     const view: LiveView = {
@@ -220,6 +221,7 @@ export class Views {
       demand: round(sample?.demand ?? 0),
       entitlement: round(sample?.entitlement ?? 0),
       weight: sample?.weight ?? 0,
+      cpuSeconds: 0,
       throttledPeriods: 0,
       throttledSeconds: 0,
       memoryBytes: 0,
@@ -230,19 +232,25 @@ export class Views {
     };
     try {
       view.procs = countProcs(this.agent, path);
-      const throttle = backend.readCpuThrottle(path);
-      view.throttledPeriods = throttle.throttledPeriods;
-      view.throttledSeconds = round(throttle.throttledNs / 1e9);
+      const reading = this.agent.counters.read(path);
+      const counts = slice === undefined ? reading : this.agent.counters.total(slice, reading);
+      view.cpuSeconds = round((counts.cpuNs ?? 0) / 1e9);
+      view.throttledPeriods = counts.throttledPeriods ?? 0;
+      view.throttledSeconds = round((counts.throttledNs ?? 0) / 1e9);
       const memory = backend.readMemory(path);
       view.memoryBytes = memory.currentBytes;
-      view.oomKills = memory.oomKills;
-      view.io = backend.readIo(path);
+      view.oomKills = counts.oomKills ?? null;
+      view.io =
+        reading.ioReadBytes === undefined
+          ? null
+          : { readBytes: counts.ioReadBytes ?? 0, writeBytes: counts.ioWriteBytes ?? 0, readOps: counts.ioReadOps ?? 0, writeOps: counts.ioWriteOps ?? 0 };
       view.pressure = {
         cpu: backend.readPressure(path, 'cpu'),
         memory: backend.readPressure(path, 'memory'),
         io: backend.readPressure(path, 'io'),
       };
-      view.pids = backend.readPids(path);
+      const pids = backend.readPids(path);
+      view.pids = pids === null ? null : { ...pids, refused: counts.pidsRefused ?? pids.refused };
     } catch {
       // Group is being created or removed; show what the controller knows.
     }

@@ -37,6 +37,9 @@ export interface LiveView {
   demand: number;
   entitlement: number;
   weight: number;
+  /** CPU time used since the slice was made (across the groups it had: moves keep it), in seconds. */
+  cpuSeconds: number;
+  /** Counters below (throttling, OOM kills, I/O, refused forks) of a slice also run on across its moves. */
   throttledPeriods: number;
   throttledSeconds: number;
   memoryBytes: number;

@@ -23,6 +23,8 @@ export interface ReconcilerOptions {
   limits: LimitWriter;
   processes: SliceProcesses;
   log: Logger;
+  /** Where a slice's group counts go before the group is removed while the slice lives on. */
+  counters?: { retire(slice: string, group: GroupPath): Promise<void>; forgetAllBut(slices: ReadonlySet<string>): Promise<void> };
 }
 
 export class Reconciler {
@@ -31,6 +33,8 @@ export class Reconciler {
   private epochCounter = 0;
   /** Whether sliced's groups had BFQ's weight files at the last look (refreshIoWeights). */
   private bfqWeightFiles = false;
+  /** Second groups of one slice or domain found by the last scan, for removeStrays(). */
+  private readonly strays: Array<[string, GroupPath]> = [];
 
   constructor(private readonly opts: ReconcilerOptions) {}
 
@@ -44,14 +48,34 @@ export class Reconciler {
    * reconciled by syncGroups). Groups made by an older version lack hierarchies added
    * since (pids): they are completed here.
    */
-  adopt(rootWeight: number): GroupMap {
+  adopt(rootWeight: number, desired: DesiredState): GroupMap {
     const backend = this.opts.backend;
     backend.init(rootWeight);
     const pidsUnavailable = backend.pidsUnavailable();
     if (pidsUnavailable) this.opts.log.warn({ reason: pidsUnavailable }, 'slices have no task (pids) limit');
-    const existing = this.scanGroups();
+    const existing = this.scanGroups(desired);
     for (const path of [...existing.values()].sort((a, b) => a.length - b.length)) backend.create(path);
     return existing;
+  }
+
+  /**
+   * Remove the groups adopt() found twice for one slice or domain (a kill cut a move short:
+   * the old and the new group both exist), deepest first, after syncGroups: a stray slice
+   * group's processes join the slice's group, its counts are kept, and it goes.
+   */
+  async removeStrays(state: DesiredState): Promise<void> {
+    const strays = this.strays.splice(0).sort((a, b) => b[1].length - a[1].length);
+    for (const [id, path] of strays) {
+      const key = parseKey(id);
+      if (key?.kind === 'slice') {
+        if (state.slices.has(key.name)) {
+          this.migrate(path, sliceGroup(state, key.name));
+          await this.opts.counters?.retire(key.name, path);
+        }
+        await this.stopAndRemove(path);
+      } else if (this.opts.backend.exists(path)) this.opts.backend.remove(path);
+      this.opts.log.warn({ group: groupKey(path) }, 'removed a second group of the same slice or domain (a move cut short)');
+    }
   }
 
   /** Note whether BFQ's weight files exist now (see refreshIoWeights()). */
@@ -59,15 +83,27 @@ export class Reconciler {
     this.bfqWeightFiles = this.opts.backend.ioWeightUnavailable() === null;
   }
 
-  /** Groups that exist under sliced's root, found by walking the primary hierarchy. */
-  scanGroups(): GroupMap {
+  /**
+   * Groups that exist under sliced's root, found by walking the primary hierarchy. Where one
+   * slice or domain has two (see removeStrays), the one `desired` places it in is kept in the
+   * map and the other noted as a stray.
+   */
+  scanGroups(desired?: DesiredState): GroupMap {
     const found: GroupMap = new Map();
+    const wanted =
+      desired === undefined ? new Map<string, string>() : new Map([...this.groupsOf(desired)].map(([id, p]) => [id, groupKey(p)]));
     const walk = (path: string[]): void => {
       for (const child of this.opts.backend.children(path)) {
         const parsed = parseGroupName(child);
         if (!parsed) continue; // not ours
         const childPath = [...path, child];
-        found.set(`${parsed.kind}/${parsed.name}`, childPath);
+        const id = `${parsed.kind}/${parsed.name}`;
+        const seen = found.get(id);
+        if (seen === undefined) found.set(id, childPath);
+        else if (wanted.get(id) === groupKey(childPath)) {
+          this.strays.push([id, seen]);
+          found.set(id, childPath);
+        } else this.strays.push([id, childPath]);
         if (parsed.kind === 'domain') walk(childPath);
       }
     };
@@ -89,6 +125,9 @@ export class Reconciler {
     const affected = affectedIds(before, next);
     await this.opts.net?.beforeGroups(before, next);
     await this.syncGroups(this.groupsOf(before, affected), next, affected);
+    // A deleted slice's counts go with it (one made again later under its name starts from zero).
+    if ([...before.slices.keys()].some((name) => !next.slices.has(name)))
+      await this.opts.counters?.forgetAllBut(new Set(next.slices.keys()));
     await this.opts.net?.afterGroups(before, next);
   }
 
@@ -121,7 +160,10 @@ export class Reconciler {
     const wantedKeys = new Set([...wanted.values()].map(groupKey));
     for (const [id, oldPath] of [...from].sort((a, b) => byDepth(b[1], a[1]))) {
       if (wantedKeys.has(groupKey(oldPath))) continue;
-      if (parseKey(id)?.kind === 'slice') await this.stopAndRemove(oldPath);
+      const key = parseKey(id);
+      // A slice that lives on in another group: its counts so far are kept first (durably).
+      if (key?.kind === 'slice' && wanted.has(id)) await this.opts.counters?.retire(key.name, oldPath);
+      if (key?.kind === 'slice') await this.stopAndRemove(oldPath);
       else backend.remove(oldPath);
       this.opts.limits.forget(groupKey(oldPath));
       this.groupEpochs.delete(groupKey(oldPath));

@@ -107,6 +107,11 @@ export interface CgroupBackend {
   threads(group: GroupPath): number[];
   /** The cgroup.procs files a process must write its pid into to join the group. */
   procsFiles(group: GroupPath): string[];
+  /**
+   * What tells this group from another made at the same path later (its directory's inode in
+   * the primary hierarchy), or null when it does not exist.
+   */
+  groupIdentity(group: GroupPath): string | null;
   /** The group's directory in the memory hierarchy, for the memory-cgroup safety rule. */
   memoryDirectory(group: GroupPath): string;
   /**

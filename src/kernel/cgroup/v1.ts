@@ -4,11 +4,12 @@
  * "unified" hierarchy when it is mounted (for cgroup.kill, pressure files and nftables
  * socket matching). A process joins a group by writing its pid into each hierarchy.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   cpuQuotaUs,
+  groupKey,
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
@@ -292,6 +293,14 @@ export class CgroupV1Backend implements CgroupBackend {
 
   procsFiles(group: GroupPath): string[] {
     return this.allRoots.map((root) => join(this.dir(root, group), 'cgroup.procs'));
+  }
+
+  groupIdentity(group: GroupPath): string | null {
+    try {
+      return `${groupKey(group)}#${statSync(this.dir(this.layout.cpu, group)).ino}`;
+    } catch {
+      return null;
+    }
   }
 
   memoryDirectory(group: GroupPath): string {

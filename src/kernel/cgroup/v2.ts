@@ -6,12 +6,13 @@
  * processes either: the daemon first moves itself into the supervisor leaf beside its root
  * group (v2-delegation.ts; the rules in src/core/delegation.ts).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CPU_PERIOD_US,
   cpuQuotaUs,
+  groupKey,
   type CgroupBackend,
   type CpuThrottleStats,
   type GroupPath,
@@ -332,6 +333,14 @@ export class CgroupV2Backend implements CgroupBackend {
 
   procsFiles(group: GroupPath): string[] {
     return [join(this.dir(group), 'cgroup.procs')];
+  }
+
+  groupIdentity(group: GroupPath): string | null {
+    try {
+      return `${groupKey(group)}#${statSync(this.dir(group)).ino}`;
+    } catch {
+      return null;
+    }
   }
 
   memoryDirectory(group: GroupPath): string {
