@@ -19,7 +19,7 @@
  *   processes        cgroup.procs of each hierarchy          cgroup.procs
  *   RT runtime       cpu.rt_runtime_us (RT group scheduling) none: RT group scheduling is v1 only
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from '../../src/cli/client.js';
 import { readKeyValues } from '../../src/kernel/cgroup/files.js';
@@ -78,6 +78,29 @@ export class KernelGroups {
   /** Whether the group exists in the primary hierarchy. */
   exists(group: string): boolean {
     return existsSync(join(this.dir(this.primary, group), 'cgroup.procs'));
+  }
+
+  /** Every group below the daemon's root, as "<hierarchy>:<group>", in each hierarchy it reports. */
+  allGroups(): string[] {
+    const found: string[] = [];
+    for (const hierarchy of Object.keys(this.roots)) {
+      const root = this.dir(hierarchy);
+      const walk = (group: string): void => {
+        let entries: Dirent[] = [];
+        try {
+          entries = readdirSync(join(root, group), { withFileTypes: true });
+        } catch {
+          return; // removed while we looked
+        }
+        for (const entry of entries.filter((e) => e.isDirectory())) {
+          const child = group === '' ? entry.name : `${group}/${entry.name}`;
+          found.push(`${hierarchy}:${child}`);
+          walk(child);
+        }
+      };
+      walk('');
+    }
+    return found.sort();
   }
 
   /** Hierarchies in which the group's directory still exists (empty once it is removed everywhere). */
