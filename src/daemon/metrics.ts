@@ -74,7 +74,11 @@ export function buildRegistry(views: Views, agent?: SliceAgent, sockets?: { stat
   counter('sliced_slice_io_write_bytes_total', 'Bytes the slice wrote to block devices', (s) => s.live?.io?.writeBytes);
   counter('sliced_slice_io_read_ops_total', 'Read operations of the slice on block devices', (s) => s.live?.io?.readOps);
   counter('sliced_slice_io_write_ops_total', 'Write operations of the slice on block devices', (s) => s.live?.io?.writeOps);
-  counter('sliced_slice_cpu_seconds_total', 'CPU time the slice used since it was made (its moves between domains included)', (s) => s.live?.cpuSeconds ?? 0);
+  counter(
+    'sliced_slice_cpu_seconds_total',
+    'CPU time the slice used since it was made (its moves between domains included)',
+    (s) => s.live?.cpuSeconds ?? 0,
+  );
   counter(
     'sliced_slice_cpu_throttled_seconds_total',
     'Time the slice spent throttled by its CPU limit',

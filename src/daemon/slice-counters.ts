@@ -21,7 +21,8 @@ export class SliceCounters {
 
   async load(): Promise<void> {
     this.records.clear();
-    for (const [key, value] of await this.store.range(PREFIX)) this.records.set(key.slice(PREFIX.length), JSON.parse(value) as RetiredCounters);
+    for (const [key, value] of await this.store.range(PREFIX))
+      this.records.set(key.slice(PREFIX.length), JSON.parse(value) as RetiredCounters);
   }
 
   /** What the group counts now; counters the kernel does not offer here are left out. */
@@ -33,7 +34,8 @@ export class SliceCounters {
     const oom = this.backend.readMemory(group).oomKills;
     if (oom !== null) reading.oomKills = oom;
     const io = this.backend.readIo(group);
-    if (io !== null) Object.assign(reading, { ioReadBytes: io.readBytes, ioWriteBytes: io.writeBytes, ioReadOps: io.readOps, ioWriteOps: io.writeOps });
+    if (io !== null)
+      Object.assign(reading, { ioReadBytes: io.readBytes, ioWriteBytes: io.writeBytes, ioReadOps: io.readOps, ioWriteOps: io.writeOps });
     const pids = this.backend.readPids(group);
     if (pids !== null) reading.pidsRefused = pids.refused;
     return reading;

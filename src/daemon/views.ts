@@ -243,7 +243,12 @@ export class Views {
       view.io =
         reading.ioReadBytes === undefined
           ? null
-          : { readBytes: counts.ioReadBytes ?? 0, writeBytes: counts.ioWriteBytes ?? 0, readOps: counts.ioReadOps ?? 0, writeOps: counts.ioWriteOps ?? 0 };
+          : {
+              readBytes: counts.ioReadBytes ?? 0,
+              writeBytes: counts.ioWriteBytes ?? 0,
+              readOps: counts.ioReadOps ?? 0,
+              writeOps: counts.ioWriteOps ?? 0,
+            };
       view.pressure = {
         cpu: backend.readPressure(path, 'cpu'),
         memory: backend.readPressure(path, 'memory'),

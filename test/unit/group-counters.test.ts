@@ -31,7 +31,8 @@ test('over any sequence of groups that grow and are replaced, every figure only 
           state = retire(state, `g#${group++}`, reading);
           reading = {};
         }
-        for (const [name, by] of Object.entries(s.grow)) reading[name as keyof CounterReading] = (reading[name as keyof CounterReading] ?? 0) + by;
+        for (const [name, by] of Object.entries(s.grow))
+          reading[name as keyof CounterReading] = (reading[name as keyof CounterReading] ?? 0) + by;
         const now = withRetired(state, reading);
         for (const name of GROUP_COUNTERS) assert.ok((now[name] ?? 0) >= (shown[name] ?? 0), `${name} went back`);
         shown = now;
