@@ -23,6 +23,7 @@ import { SliceSockets } from './slice-sockets.js';
 import { buildRegistry, serveMetrics } from './metrics.js';
 import { vsysLimits, type SlicedConfig } from './config.js';
 import { preflight, socketAnswers } from './preflight.js';
+import { raiseOpenFilesLimit } from '../kernel/open-files.js';
 import { VsysBroker } from '../vsys/broker.js';
 import { SlicedError } from '../core/errors.js';
 import { loadBfq } from '../kernel/block-devices.js';
@@ -91,6 +92,10 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   const metrics = config.metricsPort === null ? null : await serveMetrics(() => registry, config.metricsPort);
   // Slices may saturate every CPU; the controller and the API must still run on time.
   setPriority(config.daemonNice);
+  const files = raiseOpenFilesLimit();
+  if (files.error !== null) log.warn({ limit: files.before, err: files.error }, 'could not raise the open-files limit to its hard limit');
+  else if (files.after.soft !== files.before.soft)
+    log.info({ from: files.before.soft, to: files.after.soft }, 'open-files limit raised to the hard limit');
   const backend = createBackend(layout);
   let store: EmbeddedStore;
   let cluster: NodeCluster;

@@ -11,6 +11,7 @@ import { closeSync, lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
+import { nameProblem } from '../core/names.js';
 import type { UnixUser } from '../kernel/users.js';
 import { checkFifo, ensureOwnedDirectory, ensureRootDirectory, RefusedFile, removeDirectory } from '../kernel/fifo.js';
 import { FifoMaker, type OpenedFifo } from '../kernel/fifo-maker.js';
@@ -86,7 +87,9 @@ export class VsysBroker {
     ensureRootDirectory(this.opts.servicesDir, 0o700, 'vsys services directory');
     ensureRootDirectory(this.opts.sliceRoot, 0o755, 'vsys slice directory root');
     this.fifos.start();
-    this.fifos.prune(new Set(this.source.sliceUsers().keys()));
+    const slices = new Set(this.source.sliceUsers().keys());
+    this.fifos.prune(slices);
+    this.removeLeftDirectories(slices);
     this.services.start();
     this.sync();
     this.verifier = setInterval(() => this.verify(), VERIFY_MS);
@@ -124,6 +127,27 @@ export class VsysBroker {
       } catch (err) {
         this.events.record('error', { slice: name }, `cannot set up the slice's vsys directory: ${(err as Error).message}`);
       }
+    }
+  }
+
+  /**
+   * The directories of slices deleted while sliced was down or killed before it removed them
+   * (a kill between the deletion and its removal): a directory with a slice's name, owned by
+   * a user (not root), holding nothing but FIFOs. Anything else in the root is not ours.
+   */
+  private removeLeftDirectories(slices: ReadonlySet<string>): void {
+    for (const name of readdirSync(this.opts.sliceRoot)) {
+      if (slices.has(name) || nameProblem(name) !== null) continue;
+      const dir = join(this.opts.sliceRoot, name);
+      try {
+        const stats = lstatSync(dir);
+        if (!stats.isDirectory() || stats.uid === 0) continue;
+        if (!readdirSync(dir).every((f) => lstatSync(join(dir, f)).isFIFO())) continue;
+      } catch {
+        continue; // gone meanwhile
+      }
+      removeDirectory(this.opts.sliceRoot, name);
+      this.events.record('info', { slice: name }, 'removed the vsys directory of a slice that no longer exists');
     }
   }
 

@@ -201,4 +201,27 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
     await waitFor('echo.in made again', () => existsSync(path) && lstatSync(path).uid === userIds('sl-fav8').uid, 5000);
     assert.equal((await call('fav8', 'echo', 'again')).stdout, 'again');
   });
+  test("a deleted slice's vsys directory a kill left behind is removed at the next start; anything else in the root stays", async (t) => {
+    await daemon.stop('SIGKILL');
+    // What a kill between a slice's deletion and the removal of its directory leaves: a
+    // directory of the slice's user holding its FIFOs. Beside it, things that are not ours.
+    const nobody = userIds('nobody');
+    const left = join(root, 'gone8');
+    mkdirSync(left, { mode: 0o700 });
+    assert.equal(spawnSync('mkfifo', ['-m', '0600', join(left, 'echo.in'), join(left, 'echo.out')]).status, 0);
+    spawnSync('chown', ['-R', `${nobody.uid}:${nobody.gid}`, left]);
+    const rootOwned = join(root, 'notours8');
+    const withFile = join(root, 'notours9');
+    mkdirSync(rootOwned);
+    mkdirSync(withFile);
+    writeFileSync(join(withFile, 'data'), 'x');
+    spawnSync('chown', ['-R', `${nobody.uid}:${nobody.gid}`, withFile]);
+    t.after(() => {
+      for (const dir of [left, rootOwned, withFile]) rmSync(dir, { recursive: true, force: true });
+    });
+    await daemon.launch();
+    await waitFor('the left directory removed', () => !existsSync(left), 5000);
+    assert.ok(existsSync(rootOwned), "a root-owned directory is not a slice's");
+    assert.ok(existsSync(join(withFile, 'data')), "a directory holding more than FIFOs is not a slice's");
+  });
 });

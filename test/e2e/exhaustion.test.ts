@@ -1,0 +1,175 @@
+/**
+ * Resource exhaustion (issue 16, part 6), the parts not covered elsewhere (a full state
+ * filesystem: test/e2e/state-disk.test.ts; a fork bomb bounded by pids.max:
+ * test/e2e/pids.test.ts): 10,000 vsys calls queued at once for one slice, and a slice's memory
+ * limit reached by the command it execs. Each time the node stays usable (the admin API
+ * answers, another slice's vsys call runs at once) and a bystander slice keeps its CPU: its
+ * share during the event is measured against a quiet window just before.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SLICECTL, TestDaemon, run } from '../helpers/daemon.js';
+import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
+import { openFilesLimit } from '../../src/kernel/open-files.js';
+import { KernelGroups } from '../helpers/cgroups.js';
+import { rawCall } from '../helpers/raw-api.js';
+
+const skip = kernelSkipReason();
+if (skip) process.stderr.write(`SKIP resource exhaustion: ${skip}\n`);
+
+const CALLS = 10_000;
+
+/** Sends `count` requests at once over as many connections, then prints {statuses} as JSON. */
+const FLOOD = `
+const http = require('node:http');
+const [socket, count, body] = process.argv.slice(1);
+const statuses = {};
+let left = Number(count);
+for (let i = 0; i < Number(count); i++) {
+  const req = http.request({ socketPath: socket, path: '/v1/vsys/services/slow/call', method: 'POST', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
+    res.resume();
+    res.on('end', () => { statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1; if (--left === 0) console.log(JSON.stringify(statuses)); });
+  });
+  req.on('error', (err) => { statuses[err.code] = (statuses[err.code] || 0) + 1; if (--left === 0) console.log(JSON.stringify(statuses)); });
+  req.end(body);
+}
+`;
+
+describe('resource exhaustion', { skip: skip ?? false }, () => {
+  let daemon: TestDaemon;
+  let groups: KernelGroups;
+  let burner: ChildProcess;
+
+  before(async () => {
+    daemon = await TestDaemon.start(['--log-level', 'warn', '--user-prefix', 'sl-e-']);
+    for (const args of [
+      ['slice', 'create', 'exv'],
+      ['slice', 'create', 'exb'],
+    ])
+      assert.equal((await daemon.cli(args)).code, 0);
+    groups = await KernelGroups.of(daemon);
+    const services = join(daemon.stateDir, 'vsys');
+    mkdirSync(services, { recursive: true, mode: 0o700 });
+    for (const [file, text, mode] of [
+      ['slow.acl', 'exv\nexb\n', 0o644],
+      ['slow', '#!/bin/sh\ncat\n', 0o755],
+    ] as const) {
+      writeFileSync(join(services, `${file}.tmp`), text, { mode });
+      chmodSync(join(services, `${file}.tmp`), mode);
+      renameSync(join(services, `${file}.tmp`), join(services, file));
+    }
+    // The bystander: one CPU-bound thread.
+    burner = spawn(
+      process.execPath,
+      [SLICECTL, '--socket', daemon.socket, 'exec', '--slice', 'exb', '--', '/bin/sh', '-c', 'while :; do :; done'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    for (let i = 0; i < 100 && groups.procs('exb.slice').length === 0; i++) await sleep(50);
+  });
+
+  after(async () => {
+    burner?.kill('SIGKILL');
+    await daemon?.destroy();
+  });
+
+  /** CPU the bystander used over `ms`, in CPUs. */
+  async function bystanderCpu(ms: number): Promise<number> {
+    const before = groups.cpuUsageNs('exb.slice');
+    const started = performance.now();
+    await sleep(ms);
+    return (groups.cpuUsageNs('exb.slice') - before) / 1e6 / (performance.now() - started);
+  }
+
+  test(
+    `${CALLS} vsys calls queued at once for one slice: all answered, the node usable, another slice served at once, the bystander's CPU kept`,
+    { timeout: 600_000 },
+    async (t) => {
+      // One descriptor per connection on each side: the client, and the daemon (it raises its soft limit to the hard one).
+      const { hard } = openFilesLimit();
+      if (hard < CALLS + 1000) {
+        skipWith(t, `needs an open-files hard limit of at least ${CALLS + 1000} for ${CALLS} connections; it is ${hard} (ulimit -Hn)`);
+        return;
+      }
+      const quiet = await bystanderCpu(2000);
+      const body = JSON.stringify({ slice: 'exv', input: Buffer.from('x').toString('base64') });
+      const started = performance.now();
+      const flood = run('prlimit', [
+        `--nofile=${Math.min(hard, CALLS + 1000)}`,
+        '--',
+        process.execPath,
+        '-e',
+        FLOOD,
+        daemon.socket,
+        String(CALLS),
+        body,
+      ]);
+      const during = (async () => {
+        const samples: number[] = [];
+        const answers: number[] = [];
+        let other = '';
+        await sleep(500);
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          const node = await rawCall(daemon.socket, { method: 'GET', path: '/v1/node', timeoutMs: 10_000 });
+          answers.push(node.kind === 'answer' && node.status === 200 ? performance.now() - t0 : Infinity);
+          samples.push(await bystanderCpu(500));
+        }
+        const t0 = performance.now();
+        const call = await rawCall(daemon.socket, {
+          method: 'POST',
+          path: '/v1/vsys/services/slow/call',
+          body: { slice: 'exb', input: Buffer.from('hi').toString('base64') },
+          timeoutMs: 30_000,
+        });
+        other = call.kind === 'answer' ? `${call.status} after ${Math.round(performance.now() - t0)} ms` : call.error;
+        return { samples, answers, other, otherMs: performance.now() - t0 };
+      })();
+      const seen = await during;
+      const result = await flood;
+      assert.equal(result.code, 0, `the flood client failed: ${result.stderr.slice(0, 500)}`);
+      const statuses = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number>;
+      process.stderr.write(
+        `exhaustion: ${CALLS} calls in ${Math.round(performance.now() - started)} ms: ${JSON.stringify(statuses)}; bystander ${quiet.toFixed(2)} CPU quiet, ${seen.samples.map((s) => s.toFixed(2)).join(' ')} during; /v1/node in ${seen.answers.map((a) => Math.round(a)).join(' ')} ms; exb's call: ${seen.other}\n`,
+      );
+      assert.equal(statuses['200'], CALLS, `every call answered 200: ${JSON.stringify(statuses)} ${result.stderr.slice(0, 300)}`);
+      assert.ok(
+        seen.answers.every((a) => a < 2000 * SLOW),
+        `the admin API answered in ${seen.answers.map((a) => Math.round(a)).join(', ')} ms`,
+      );
+      assert.ok(seen.otherMs < 5000 * SLOW, `another slice's call waited behind the flood: ${seen.other}`);
+      const share = seen.samples.reduce((s, v) => s + v, 0) / seen.samples.length / quiet;
+      assert.ok(share > 0.6, `the bystander kept ${(share * 100).toFixed(0)}% of its quiet CPU during the flood`);
+    },
+  );
+
+  test(
+    "a command that hits its slice's memory limit at exec is killed in the slice; the node and the bystander are unaffected",
+    { timeout: 120_000 },
+    async () => {
+      assert.equal((await daemon.cli(['slice', 'set', 'exv', '--memory', '48M'])).code, 0);
+      const quiet = await bystanderCpu(1500);
+      const hog = daemon.cli([
+        'exec',
+        '--slice',
+        'exv',
+        '--',
+        process.execPath,
+        '-e',
+        'const a = []; for (;;) a.push(Buffer.alloc(4 << 20, 1));',
+      ]);
+      const during = await bystanderCpu(1500);
+      const result = await hog;
+      assert.notEqual(result.code, 0, 'the hog was stopped');
+      const view = (await daemon.api.get<{ live: { oomKills: number | null } }>('/v1/slices/exv')).live;
+      assert.ok(view.oomKills === null || view.oomKills >= 1, `the OOM kill is counted: ${JSON.stringify(view)}`);
+      assert.equal((await rawCall(daemon.socket, { method: 'GET', path: '/v1/node', timeoutMs: 5000 })).kind, 'answer');
+      assert.ok(during / quiet > 0.6, `the bystander kept ${((during / quiet) * 100).toFixed(0)}% of its quiet CPU`);
+    },
+  );
+});
