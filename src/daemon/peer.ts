@@ -16,7 +16,7 @@ import { assertTaskId } from '../core/tasks.js';
 import { parseInput } from '../core/model.js';
 import { parseListen } from '../core/net-address.js';
 import type { PeerCredentials } from '../cluster/peer-auth.js';
-import { errorBody, errorHandler, sendError } from './http/errors.js';
+import { errorBody, errorHandler, frameworkErrorHandler, sendError } from './http/errors.js';
 import { registerJsonParser } from './http/json-body.js';
 import { logLines } from './task-log.js';
 import type { TaskRunner } from './task-runner.js';
@@ -42,6 +42,7 @@ export async function listenPeer(opts: PeerServerOptions): Promise<FastifyInstan
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024,
+    frameworkErrors: frameworkErrorHandler,
     ...(c.kind === 'tls' ? { https: { ca: c.ca, cert: c.cert, key: c.key, requestCert: true, rejectUnauthorized: false } } : {}),
   }) as unknown as FastifyInstance;
   registerJsonParser(app);

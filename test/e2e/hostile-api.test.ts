@@ -41,13 +41,12 @@ const segment = fc.oneof(
     '-x',
     'x'.repeat(65),
     '',
-    ' ',
     '%20',
     'web.slice',
     'cgroup.procs',
   ),
   fc.string({ maxLength: 20 }).map(encodeURIComponent),
-  fc.string({ unit: 'binary', maxLength: 12 }).map(encodeURIComponent),
+  fc.string({ unit: 'grapheme', maxLength: 12 }).map(encodeURIComponent),
 );
 const treePath = fc.oneof(
   fc.constantFrom(

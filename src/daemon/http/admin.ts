@@ -11,7 +11,7 @@ import type { TreeService } from '../../framework/service.js';
 import type { ConfigTree } from '../../framework/tree.js';
 import type { VsysBroker } from '../../vsys/broker.js';
 import { SlicedError } from '../../core/errors.js';
-import { errorHandler, sendError } from './errors.js';
+import { errorHandler, frameworkErrorHandler, sendError } from './errors.js';
 import { registerJsonParser } from './json-body.js';
 import { nodeRoutes } from './node.js';
 import { nodesRoutes } from './nodes.js';
@@ -44,7 +44,7 @@ export interface AdminApiServices {
 }
 
 export function buildAdminApi({ agent, changes, views, tree, broker, cluster, tasks, placement }: AdminApiServices): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkErrorHandler });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>

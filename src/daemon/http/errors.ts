@@ -4,7 +4,7 @@
  * {"error": {"code", "message"}}; fastify's own refusals of a request (a body too large, a
  * content type it cannot parse) are EINVAL; anything else is an internal error (EIO).
  */
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { httpStatusOf, isSlicedError, type ErrorCode } from '../../core/errors.js';
 import type { ErrorBody } from '../../wire/error.js';
 
@@ -25,6 +25,14 @@ export function errorReply(err: unknown): { status: number; body: ErrorBody } {
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body } = errorReply(err);
   return reply.code(status).send(body);
+}
+
+/**
+ * For fastify's `frameworkErrors`: what its router refuses before any route runs (a URL with
+ * a bad percent-encoding such as "%ff") is EINVAL in the one error format, not fastify's own.
+ */
+export function frameworkErrorHandler(err: Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return reply.code(400).send(errorBody('EINVAL', `the request's URL ${JSON.stringify(request.url)} is not valid: ${err.message}`));
 }
 
 /** A fastify error handler (setErrorHandler) that answers with the mapping above. */
