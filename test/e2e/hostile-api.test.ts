@@ -6,7 +6,7 @@
  * nor hung), it is not a 5xx, a refusal is JSON {error: {code, message}} with a known code and a
  * sentence, and a refusal changed nothing (slices, domains, reservations and the config tree
  * read the same as before it). fast-check, seeded (printed), shrinking kept; HOSTILE_API_RUNS
- * cases per socket (1,500 in the suite; the recorded 100,000-case runs are in BENCHMARKS.md).
+ * cases per socket (3,000 in the suite; the recorded 100,000-case runs are in BENCHMARKS.md).
  *
  * Left out on purpose, with why: attach and exec-plan (a generated pid could be the test's own
  * process), tasks (they run commands), io/enable-bfq (it changes a device's scheduler), vsys
@@ -21,7 +21,7 @@ import { fuzzSeed } from '../helpers/prng.js';
 import { errorOf, rawCall, type Outcome, type RawRequest } from '../helpers/raw-api.js';
 import { KNOWN_CODES } from '../unit/framework-fixtures.js';
 
-const RUNS = Number(process.env.HOSTILE_API_RUNS ?? 1500);
+const RUNS = Number(process.env.HOSTILE_API_RUNS ?? 3000);
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP hostile API input: ${skip}\n`);
 
