@@ -9,7 +9,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICECTL, TestDaemon, run } from '../helpers/daemon.js';
@@ -17,6 +16,7 @@ import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { openFilesLimit } from '../../src/kernel/open-files.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { rawCall } from '../helpers/raw-api.js';
+import { installService } from '../helpers/vsys-services.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP resource exhaustion: ${skip}\n`);
@@ -52,16 +52,7 @@ describe('resource exhaustion', { skip: skip ?? false }, () => {
     ])
       assert.equal((await daemon.cli(args)).code, 0);
     groups = await KernelGroups.of(daemon);
-    const services = join(daemon.stateDir, 'vsys');
-    mkdirSync(services, { recursive: true, mode: 0o700 });
-    for (const [file, text, mode] of [
-      ['slow.acl', 'exv\nexb\n', 0o644],
-      ['slow', '#!/bin/sh\ncat\n', 0o755],
-    ] as const) {
-      writeFileSync(join(services, `${file}.tmp`), text, { mode });
-      chmodSync(join(services, `${file}.tmp`), mode);
-      renameSync(join(services, `${file}.tmp`), join(services, file));
-    }
+    installService(join(daemon.stateDir, 'vsys'), 'slow', '#!/bin/sh\ncat\n', ['exv', 'exb']);
     // The bystander: one CPU-bound thread.
     burner = spawn(
       process.execPath,

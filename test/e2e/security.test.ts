@@ -25,6 +25,7 @@ import { SLICECTL, TestDaemon, userIds } from '../helpers/daemon.js';
 import { kernelSkipReason, skipWith } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { rawCall } from '../helpers/raw-api.js';
+import { installService } from '../helpers/vsys-services.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP security review: ${skip}\n`);
@@ -146,12 +147,7 @@ describe('security review: what a slice user tries', { skip: skip ?? false }, ()
       assert.notEqual(link.status, 0, `mallory hard-linked /etc/shadow into its vsys directory: ${link.out}`);
     }
     // Renaming a FIFO away and putting a regular file in its place: the daemon never writes output there.
-    const { writeFileSync, chmodSync, renameSync } = await import('node:fs');
-    writeFileSync(join(services, 'echo.acl.tmp'), 'mallory\n');
-    renameSync(join(services, 'echo.acl.tmp'), join(services, 'echo.acl'));
-    writeFileSync(join(services, 'echo.tmp'), '#!/bin/sh\necho from-root\n', { mode: 0o755 });
-    chmodSync(join(services, 'echo.tmp'), 0o755);
-    renameSync(join(services, 'echo.tmp'), join(services, 'echo'));
+    installService(services, 'echo', '#!/bin/sh\necho from-root\n', ['mallory']);
     const out = join(root, 'mallory', 'echo.out');
     for (let i = 0; i < 100 && !existsSync(out); i++) await sleep(50);
     assert.ok(lstatSync(out).isFIFO(), 'the service FIFO appeared');

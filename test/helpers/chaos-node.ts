@@ -21,13 +21,14 @@
  * kill delays (what the daemon had finished by the kill still varies with timing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICECTL, TestDaemon } from './daemon.js';
 import { KernelGroups } from './cgroups.js';
 import { prng } from './prng.js';
 import { errorOf, rawCall } from './raw-api.js';
+import { installService, removeService } from './vsys-services.js';
 import type { DomainView, SliceView } from '../../src/wire/slices.js';
 
 export interface NodeChaosOptions {
@@ -178,7 +179,6 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
     for (const name of [...SLICES, ...KEEP]) model.set(`slice:${name}`, { value: null });
     for (const name of DOMAINS) model.set(`domain:${name}`, { value: null });
     for (const name of SCHEDULERS) model.set(`tree:${name}`, { value: null });
-    mkdirSync(servicesDir, { recursive: true, mode: 0o700 });
     const service = (n: number): string => daemon.net.pool4.replace(/\.0\/24$/, `.${200 + n}`);
 
     // The slices that keep a burner: capped at 2 units so that their throttling counters grow.
@@ -392,22 +392,13 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
     /** vsys: a service script and its ACL written (atomically, by rename) or removed; the daemon picks it up by itself. */
     const changeService = (): void => {
       const name = pick(SERVICES);
-      const script = join(servicesDir, name);
-      const acl = `${script}.acl`;
       if (services.get(name) !== null && random() < 0.4) {
-        rmSync(script, { force: true });
-        rmSync(acl, { force: true });
+        removeService(servicesDir, name);
         services.set(name, null);
         return;
       }
       const allowed = slices().filter(() => random() < 0.5);
-      const write = (file: string, text: string, mode: number): void => {
-        writeFileSync(`${file}.tmp`, text, { mode });
-        chmodSync(`${file}.tmp`, mode);
-        renameSync(`${file}.tmp`, file);
-      };
-      write(acl, allowed.map((s) => `${s}\n`).join(''), 0o644);
-      write(script, '#!/bin/sh\ncat\n', 0o755);
+      installService(servicesDir, name, '#!/bin/sh\ncat\n', allowed);
       services.set(name, allowed);
     };
 

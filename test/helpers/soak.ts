@@ -9,7 +9,7 @@
  * grows beyond its noise. After the daemon is gone nothing of it may be left on the machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, SLICECTL, TestDaemon } from './daemon.js';
@@ -17,6 +17,7 @@ import { KernelGroups } from './cgroups.js';
 import { leftoversSince, machineObjects } from './leftovers.js';
 import { rawCall } from './raw-api.js';
 import { prng } from './prng.js';
+import { installService } from './vsys-services.js';
 import type { SliceView } from '../../src/wire/slices.js';
 
 export interface SoakOptions {
@@ -143,16 +144,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       );
     }
     await api('POST', '/v1/domains', { name: 'soakd' }, false);
-    const services = join(daemon.stateDir, 'vsys');
-    mkdirSync(services, { recursive: true, mode: 0o700 });
-    for (const [file, text, mode] of [
-      ['echo.acl', Array.from({ length: SLICES }, (_, n) => `${name(n)}\n`).join(''), 0o644],
-      ['echo', '#!/bin/sh\ncat\n', 0o755],
-    ] as const) {
-      writeFileSync(join(services, `${file}.tmp`), text, { mode });
-      chmodSync(join(services, `${file}.tmp`), mode);
-      renameSync(join(services, `${file}.tmp`), join(services, file));
-    }
+    installService(
+      join(daemon.stateDir, 'vsys'),
+      'echo',
+      '#!/bin/sh\ncat\n',
+      Array.from({ length: SLICES }, (_, n) => name(n)),
+    );
 
     // CPU burners, and UDP from s000 to s001 (no listener: the ICMP answers are traffic too).
     const views = (await daemon.api.get<{ slices: SliceView[] }>('/v1/status')).slices;
