@@ -41,9 +41,9 @@ export class SliceCounters {
     return reading;
   }
 
-  /** The slice's figures: its retired groups' and `reading` (its current group's). */
-  total(slice: string, reading: CounterReading): CounterReading {
-    return withRetired(this.records.get(slice), reading);
+  /** The slice's figures: its retired groups' and what `group` (its current one, read as `reading`) counted since. */
+  total(slice: string, group: GroupPath, reading: CounterReading): CounterReading {
+    return withRetired(this.records.get(slice), this.backend.groupIdentity(group), reading);
   }
 
   /** Retire the final reading of a group of `slice` that is about to be removed; durable when it resolves. */
@@ -52,7 +52,7 @@ export class SliceCounters {
     if (identity === null) return; // gone already: nothing left to count
     const before = this.records.get(slice) ?? emptyRetired();
     const next = retire(before, identity, this.read(group));
-    if (next === before) return;
+    if (next === null) return;
     await this.store.txn([{ type: 'put', key: PREFIX + slice, value: JSON.stringify(next) }]);
     this.records.set(slice, next);
   }

@@ -233,7 +233,7 @@ export class Views {
     try {
       view.procs = countProcs(this.agent, path);
       const reading = this.agent.counters.read(path);
-      const counts = slice === undefined ? reading : this.agent.counters.total(slice, reading);
+      const counts = slice === undefined ? reading : this.agent.counters.total(slice, path, reading);
       view.cpuSeconds = round((counts.cpuNs ?? 0) / 1e9);
       view.throttledPeriods = counts.throttledPeriods ?? 0;
       view.throttledSeconds = round((counts.throttledNs ?? 0) / 1e9);
