@@ -142,8 +142,7 @@ export class SliceAgent {
     let adopted = 0;
     for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.users.ensure(slice);
-    await this.reconciler.syncGroups(existing, loaded);
-    await this.reconciler.removeStrays(loaded);
+    await this.reconciler.syncGroups(existing, loaded, undefined, this.reconciler.takeStrays());
     await this.counters.forgetAllBut(new Set(loaded.slices.keys()));
     this.reconciler.lookForIoWeights();
     await this.opts.net?.start(loaded);
@@ -165,8 +164,7 @@ export class SliceAgent {
         () => null,
         (err: Error) => err,
       );
-      await this.reconciler.syncGroups(this.reconciler.scanGroups(), emptyState());
-      await this.reconciler.removeStrays(emptyState());
+      await this.reconciler.syncGroups(this.reconciler.scanGroups(), emptyState(), undefined, this.reconciler.takeStrays());
       this.users.removeAllMade([...this.current.slices.values()]);
       this.opts.backend.remove([]);
       if (netFailure) throw netFailure;

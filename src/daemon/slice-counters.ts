@@ -25,19 +25,38 @@ export class SliceCounters {
       this.records.set(key.slice(PREFIX.length), JSON.parse(value) as RetiredCounters);
   }
 
-  /** What the group counts now; counters the kernel does not offer here are left out. */
+  /**
+   * What the group counts now. Counters the kernel does not offer here, or cannot be read in
+   * this group (a group a kill left half made, missing from some hierarchies), are left out.
+   */
   read(group: GroupPath): CounterReading {
-    const reading: CounterReading = { cpuNs: this.backend.readCpuUsageNs(group) };
-    const throttle = this.backend.readCpuThrottle(group);
-    reading.throttledPeriods = throttle.throttledPeriods;
-    reading.throttledNs = throttle.throttledNs;
-    const oom = this.backend.readMemory(group).oomKills;
-    if (oom !== null) reading.oomKills = oom;
-    const io = this.backend.readIo(group);
-    if (io !== null)
-      Object.assign(reading, { ioReadBytes: io.readBytes, ioWriteBytes: io.writeBytes, ioReadOps: io.readOps, ioWriteOps: io.writeOps });
-    const pids = this.backend.readPids(group);
-    if (pids !== null) reading.pidsRefused = pids.refused;
+    const reading: CounterReading = {};
+    const attempt = (read: () => void): void => {
+      try {
+        read();
+      } catch {
+        // Not there: nothing to count.
+      }
+    };
+    attempt(() => (reading.cpuNs = this.backend.readCpuUsageNs(group)));
+    attempt(() => {
+      const throttle = this.backend.readCpuThrottle(group);
+      reading.throttledPeriods = throttle.throttledPeriods;
+      reading.throttledNs = throttle.throttledNs;
+    });
+    attempt(() => {
+      const oom = this.backend.readMemory(group).oomKills;
+      if (oom !== null) reading.oomKills = oom;
+    });
+    attempt(() => {
+      const io = this.backend.readIo(group);
+      if (io !== null)
+        Object.assign(reading, { ioReadBytes: io.readBytes, ioWriteBytes: io.writeBytes, ioReadOps: io.readOps, ioWriteOps: io.writeOps });
+    });
+    attempt(() => {
+      const pids = this.backend.readPids(group);
+      if (pids !== null) reading.pidsRefused = pids.refused;
+    });
     return reading;
   }
 

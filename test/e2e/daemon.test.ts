@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon, freePort, run, SLICED, SLICECTL } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
@@ -86,6 +87,23 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     assert.ok(groups.exists('other.slice'), 'missing group recreated');
     assert.equal(groups.cpuLimit('other.slice'), null);
     assert.equal(groups.memoryLimit('other.slice'), null);
+  });
+
+  test('a move cut short by a kill (a slice with a second group, inside a domain the store does not have) is repaired at start: its process joins the slice', async () => {
+    await daemon.stop('SIGKILL');
+    // What a kill leaves after a move's new groups were made and the processes moved, before the store said so.
+    const ghost = groups.dir(groups.primary, 'ghost.domain');
+    mkdirSync(join(ghost, 'other.slice'), { recursive: true });
+    const moved = spawn('sleep', [String(60 * SLOW)], { stdio: 'ignore' });
+    writeFileSync(join(ghost, 'other.slice', 'cgroup.procs'), String(moved.pid));
+    try {
+      await daemon.launch();
+      assert.equal(existsSync(ghost), false, 'the second group and the domain nobody asked for are removed');
+      assert.ok(groups.procs('other.slice').includes(moved.pid!), 'the process moved into the group the store places the slice in, not stopped');
+      assert.match(daemon.log, /removing second groups of the same slice or domain/);
+    } finally {
+      moved.kill('SIGKILL');
+    }
   });
 
   test('a second daemon on the same state directory is refused', async () => {

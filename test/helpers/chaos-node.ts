@@ -516,6 +516,16 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
         if (extra.length > 0) problem('orphaned_objects', `${what} in the kernel that the store does not have: ${extra.join(' ')}`);
         if (missing.length > 0) problem('missing_objects', `${what} the store has and the kernel does not: ${missing.join(' ')}`);
       }
+      if (JSON.stringify(found.vsys) !== JSON.stringify(expected.vsys)) {
+        // What the daemon offers and what the services directory holds, to read the failure by.
+        const acls = SERVICES.map((svc) => {
+          const file = join(servicesDir, `${svc}.acl`);
+          return `${svc}${existsSync(join(servicesDir, svc)) ? '' : ' (no script)'}: ${existsSync(file) ? JSON.stringify(readFileSync(file, 'utf8')) : 'no ACL'}`;
+        });
+        result.problems.push(
+          `round ${round}: services directory: ${acls.join('; ')}; the daemon offers ${JSON.stringify(await daemon.api.get('/v1/vsys/services'))}`,
+        );
+      }
     };
 
     const checkCounters = async (status: { slices: SliceView[] }): Promise<void> => {
@@ -553,7 +563,7 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
         );
     }
   } finally {
-    result.moves_repaired = daemon.log.split('removed a second group of the same slice or domain').length - 1;
+    result.moves_repaired = daemon.log.split('removing second groups of the same slice or domain').length - 1;
     for (const burner of burners) burner.kill('SIGKILL');
     await Promise.all(burners.map((b) => (b.exitCode === null && b.signalCode === null ? new Promise((r) => b.once('exit', r)) : null)));
     await daemon.destroy();

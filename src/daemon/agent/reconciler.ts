@@ -33,7 +33,7 @@ export class Reconciler {
   private epochCounter = 0;
   /** Whether sliced's groups had BFQ's weight files at the last look (refreshIoWeights). */
   private bfqWeightFiles = false;
-  /** Second groups of one slice or domain found by the last scan, for removeStrays(). */
+  /** Second groups of one slice or domain found by the last scan (takeStrays()). */
   private readonly strays: Array<[string, GroupPath]> = [];
 
   constructor(private readonly opts: ReconcilerOptions) {}
@@ -59,23 +59,11 @@ export class Reconciler {
   }
 
   /**
-   * Remove the groups adopt() found twice for one slice or domain (a kill cut a move short:
-   * the old and the new group both exist), deepest first, after syncGroups: a stray slice
-   * group's processes join the slice's group, its counts are kept, and it goes.
+   * The groups the last scan found twice for one slice or domain (a kill cut a move short:
+   * the old and the new group both exist), for syncGroups to remove; taken once.
    */
-  async removeStrays(state: DesiredState): Promise<void> {
-    const strays = this.strays.splice(0).sort((a, b) => b[1].length - a[1].length);
-    for (const [id, path] of strays) {
-      const key = parseKey(id);
-      if (key?.kind === 'slice') {
-        if (state.slices.has(key.name)) {
-          this.migrate(path, sliceGroup(state, key.name));
-          await this.opts.counters?.retire(key.name, path);
-        }
-        await this.stopAndRemove(path);
-      } else if (this.opts.backend.exists(path)) this.opts.backend.remove(path);
-      this.opts.log.warn({ group: groupKey(path) }, 'removed a second group of the same slice or domain (a move cut short)');
-    }
+  takeStrays(): Array<[string, GroupPath]> {
+    return this.strays.splice(0);
   }
 
   /** Note whether BFQ's weight files exist now (see refreshIoWeights()). */
@@ -85,8 +73,8 @@ export class Reconciler {
 
   /**
    * Groups that exist under sliced's root, found by walking the primary hierarchy. Where one
-   * slice or domain has two (see removeStrays), the one `desired` places it in is kept in the
-   * map and the other noted as a stray.
+   * slice or domain has two, the one `desired` places it in is kept in the map and the other
+   * noted as a stray (takeStrays()).
    */
   scanGroups(desired?: DesiredState): GroupMap {
     const found: GroupMap = new Map();
@@ -137,11 +125,17 @@ export class Reconciler {
   }
 
   /**
-   * Make the kernel's groups match `to`, starting from the groups in `from`: create what is
-   * missing top-down, set limits, move the processes of slices whose group moved, then stop
-   * and remove what is no longer wanted bottom-up.
+   * Make the kernel's groups match `to`, starting from the groups in `from` (and `strays`,
+   * second groups of the same ids): create what is missing top-down, set limits, move the
+   * processes of slices whose group moved, then stop and remove what is no longer wanted
+   * bottom-up, keeping first what a living slice's group counted.
    */
-  async syncGroups(from: GroupMap, to: DesiredState, only?: ReadonlySet<string>): Promise<void> {
+  async syncGroups(
+    from: GroupMap,
+    to: DesiredState,
+    only?: ReadonlySet<string>,
+    strays: ReadonlyArray<[string, GroupPath]> = [],
+  ): Promise<void> {
     const backend = this.opts.backend;
     const wanted = this.groupsOf(to, only);
     const byDepth = (a: GroupPath, b: GroupPath): number => a.length - b.length;
@@ -151,14 +145,20 @@ export class Reconciler {
       this.groupEpochs.set(groupKey(path), ++this.epochCounter);
     }
     this.opts.limits.apply(to, only);
-    for (const [id, oldPath] of from) {
+    if (strays.length > 0)
+      this.opts.log.warn(
+        { groups: strays.map(([, p]) => groupKey(p)) },
+        'removing second groups of the same slice or domain (a move cut short)',
+      );
+    const leaving = [...from, ...strays];
+    for (const [id, oldPath] of leaving) {
       const newPath = wanted.get(id);
       if (parseKey(id)?.kind === 'slice' && newPath && groupKey(newPath) !== groupKey(oldPath)) {
         this.migrate(oldPath, newPath);
       }
     }
     const wantedKeys = new Set([...wanted.values()].map(groupKey));
-    for (const [id, oldPath] of [...from].sort((a, b) => byDepth(b[1], a[1]))) {
+    for (const [id, oldPath] of leaving.sort((a, b) => byDepth(b[1], a[1]))) {
       if (wantedKeys.has(groupKey(oldPath))) continue;
       const key = parseKey(id);
       // A slice that lives on in another group: its counts so far are kept first (durably).
