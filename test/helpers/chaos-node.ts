@@ -55,6 +55,8 @@ export interface NodeChaosResult {
   burners_lost: number;
   /** Answers 5xx: the daemon failed instead of doing or refusing. */
   server_errors: number;
+  /** The daemon did not start again after a kill (the run stops there), or its cleanup failed. */
+  failed_starts: number;
   overcommits: number;
   tasks_running_twice: number;
   seed: number;
@@ -147,6 +149,7 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
     counters_went_back: 0,
     burners_lost: 0,
     server_errors: 0,
+    failed_starts: 0,
     overcommits: 0,
     tasks_running_twice: 0,
     seed: options.seed,
@@ -156,7 +159,15 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
   };
   let round = 0;
   const problem = (
-    kind: 'lost_acknowledged' | 'half_applied' | 'orphaned_objects' | 'missing_objects' | 'counters_went_back' | 'burners_lost',
+    kind:
+      | 'lost_acknowledged'
+      | 'half_applied'
+      | 'orphaned_objects'
+      | 'missing_objects'
+      | 'counters_went_back'
+      | 'burners_lost'
+      | 'server_errors'
+      | 'failed_starts',
     line: string,
   ): void => {
     result[kind]++;
@@ -420,7 +431,7 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
           if (outcome.kind === 'refused') {
             result.refused++;
             if (outcome.status >= 500)
-              problem('half_applied', `${change.what}: the daemon failed (${outcome.status} ${outcome.code}): ${outcome.message}`);
+              problem('server_errors', `${change.what}: the daemon failed (${outcome.status} ${outcome.code}): ${outcome.message}`);
           }
           for (const k of change.locks) held.delete(k);
           flight.delete(p);
@@ -554,7 +565,13 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
     for (round = 1; round <= options.kills && !options.signal?.aborted; round++) {
       await drive();
       const started = performance.now();
-      await daemon.launch();
+      try {
+        await daemon.launch();
+      } catch (err) {
+        // The run cannot go on without a daemon: what stopped the start is the finding.
+        problem('failed_starts', `the daemon did not start again: ${(err as Error).message.split('\n').slice(-4).join(' | ')}`);
+        break;
+      }
       restartMs.push(performance.now() - started);
       await check();
       if (round % 25 === 0 || round === options.kills)
@@ -566,7 +583,12 @@ export async function runNodeChaos(options: NodeChaosOptions): Promise<NodeChaos
     result.moves_repaired = daemon.log.split('removing second groups of the same slice or domain').length - 1;
     for (const burner of burners) burner.kill('SIGKILL');
     await Promise.all(burners.map((b) => (b.exitCode === null && b.signalCode === null ? new Promise((r) => b.once('exit', r)) : null)));
-    await daemon.destroy();
+    try {
+      await daemon.destroy();
+    } catch (err) {
+      // sliced --cleanup failing leaves objects behind: a finding, not a crash of the run.
+      problem('failed_starts', `sliced --cleanup failed after the run: ${(err as Error).message}`);
+    }
   }
   restartMs.sort((a, b) => a - b);
   result.restart_ms_p50 = Math.round(restartMs[Math.floor(restartMs.length / 2)] ?? 0);
