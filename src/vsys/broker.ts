@@ -253,14 +253,21 @@ export class VsysBroker {
   }
 
   /** At the first sync of a slice (e.g. after a restart): remove our FIFOs of services it lost. */
+  /**
+   * At a slice's first sync: remove its FIFOs of services it no longer has, and the FIFOs of
+   * a former user of the slice's name (a slice deleted and made again while sliced was down
+   * or before it synced: another uid, never root), wanted or not, so that fresh ones are made.
+   * A root-owned FIFO is never touched here: it is refused and reported (refuse()).
+   */
   private sweep(rec: SliceVsys, wanted: ReadonlySet<string>): void {
     this.fifos.forget(rec.name, wanted);
     for (const file of readdirSync(rec.dir)) {
-      if (wanted.has(file) || !/\.(in|out)$/.test(file)) continue;
+      if (!/\.(in|out)$/.test(file)) continue;
       const path = join(rec.dir, file);
       try {
         const stats = lstatSync(path);
-        if (stats.isFIFO() && stats.uid === rec.uid) unlinkSync(path);
+        if (!stats.isFIFO() || stats.uid === 0) continue;
+        if (stats.uid !== rec.uid || !wanted.has(file)) unlinkSync(path);
       } catch {
         // Gone meanwhile.
       }

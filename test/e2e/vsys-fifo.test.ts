@@ -224,4 +224,21 @@ describe('vsys FIFOs against a tenant', { skip: skip ?? false }, () => {
     assert.ok(existsSync(rootOwned), "a root-owned directory is not a slice's");
     assert.ok(existsSync(join(withFile, 'data')), "a directory holding more than FIFOs is not a slice's");
   });
+  test("FIFOs of a former user of the slice's name (the slice deleted and made again meanwhile) are replaced at the start; a revoked service's go", async () => {
+    await daemon.stop('SIGKILL');
+    const nobody = userIds('nobody');
+    for (const file of ['echo.in', 'echo.out']) spawnSync('chown', [`${nobody.uid}:${nobody.gid}`, fifo('fav8', file)]);
+    const revoked = fifo('fav8', 'revoked.in');
+    assert.equal(spawnSync('mkfifo', ['-m', '0600', revoked]).status, 0);
+    spawnSync('chown', [`${nobody.uid}:${nobody.gid}`, revoked]);
+    await daemon.launch();
+    const own = userIds('sl-fav8').uid;
+    await waitFor(
+      'fresh FIFOs of the slice',
+      () => ['echo.in', 'echo.out'].every((f) => existsSync(fifo('fav8', f)) && lstatSync(fifo('fav8', f)).uid === own),
+      5000,
+    );
+    assert.equal(existsSync(revoked), false, "a former user's FIFO of a service the slice does not have is removed");
+    assert.equal((await call('fav8', 'echo', 'fresh')).stdout, 'fresh');
+  });
 });
