@@ -1,9 +1,10 @@
 /**
  * The slices' monotonic group counters (CPU time, throttling, OOM kills, block I/O, refused
  * forks), durable in the store ("/counters/<slice>"): before a slice's group is removed while
- * the slice lives on (a move between domains, a repair after a kill), its final reading is
- * retired into the slice's record, durably, and only then is the group removed. Views add the
- * current group's reading (src/core/group-counters.ts). A deleted slice's record goes with it.
+ * the slice lives on (a move between domains, a repair after a kill), its reading is retired
+ * into the slice's record, durably, and only then is the group removed. Views add what the
+ * current group counted since its last retirement (src/core/group-counters.ts). A deleted
+ * slice's record goes with it.
  */
 import type { Store } from '../cluster/store.js';
 import type { CgroupBackend, GroupPath } from '../kernel/cgroup/backend.js';
