@@ -150,6 +150,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       '#!/bin/sh\ncat\n',
       Array.from({ length: SLICES }, (_, n) => name(n)),
     );
+    // The calls start once the daemon offers the service to every slice (it rescans on its own).
+    for (let waited = 0; ; waited += 100) {
+      const offered = await daemon.api.get<Array<{ name: string; slices: Record<string, string> }>>('/v1/vsys/services');
+      if (Object.keys(offered.find((s) => s.name === 'echo')?.slices ?? {}).length === SLICES) break;
+      if (waited > 30_000)
+        throw new Error(`the daemon does not offer the echo service to all ${SLICES} slices: ${JSON.stringify(offered).slice(0, 300)}`);
+      await sleep(100);
+    }
 
     // CPU burners, and UDP from s000 to s001 (no listener: the ICMP answers are traffic too).
     const views = (await daemon.api.get<{ slices: SliceView[] }>('/v1/status')).slices;
