@@ -99,7 +99,10 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     try {
       await daemon.launch();
       assert.equal(existsSync(ghost), false, 'the second group and the domain nobody asked for are removed');
-      assert.ok(groups.procs('other.slice').includes(moved.pid!), 'the process moved into the group the store places the slice in, not stopped');
+      assert.ok(
+        groups.procs('other.slice').includes(moved.pid!),
+        'the process moved into the group the store places the slice in, not stopped',
+      );
       assert.match(daemon.log, /removing second groups of the same slice or domain/);
     } finally {
       moved.kill('SIGKILL');
