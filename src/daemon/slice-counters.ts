@@ -7,7 +7,7 @@
  * slice's record goes with it.
  */
 import type { Store } from '../cluster/store.js';
-import type { CgroupBackend, GroupPath } from '../kernel/cgroup/backend.js';
+import type { CgroupBackend, CpuThrottleStats, GroupPath, IoStats, MemoryStats, PidsStats } from '../kernel/cgroup/backend.js';
 import { emptyRetired, retire, withRetired, type CounterReading, type RetiredCounters } from '../core/group-counters.js';
 
 const PREFIX = '/counters/';
@@ -26,41 +26,6 @@ export class SliceCounters {
       this.records.set(key.slice(PREFIX.length), JSON.parse(value) as RetiredCounters);
   }
 
-  /**
-   * What the group counts now. Counters the kernel does not offer here, or cannot be read in
-   * this group (a group a kill left half made, missing from some hierarchies), are left out.
-   */
-  read(group: GroupPath): CounterReading {
-    const reading: CounterReading = {};
-    const attempt = (read: () => void): void => {
-      try {
-        read();
-      } catch {
-        // Not there: nothing to count.
-      }
-    };
-    attempt(() => (reading.cpuNs = this.backend.readCpuUsageNs(group)));
-    attempt(() => {
-      const throttle = this.backend.readCpuThrottle(group);
-      reading.throttledPeriods = throttle.throttledPeriods;
-      reading.throttledNs = throttle.throttledNs;
-    });
-    attempt(() => {
-      const oom = this.backend.readMemory(group).oomKills;
-      if (oom !== null) reading.oomKills = oom;
-    });
-    attempt(() => {
-      const io = this.backend.readIo(group);
-      if (io !== null)
-        Object.assign(reading, { ioReadBytes: io.readBytes, ioWriteBytes: io.writeBytes, ioReadOps: io.readOps, ioWriteOps: io.writeOps });
-    });
-    attempt(() => {
-      const pids = this.backend.readPids(group);
-      if (pids !== null) reading.pidsRefused = pids.refused;
-    });
-    return reading;
-  }
-
   /** The slice's figures: its retired groups' and what `group` (its current one, read as `reading`) counted since. */
   total(slice: string, group: GroupPath, reading: CounterReading): CounterReading {
     return withRetired(this.records.get(slice), this.backend.groupIdentity(group), reading);
@@ -71,7 +36,7 @@ export class SliceCounters {
     const identity = this.backend.groupIdentity(group);
     if (identity === null) return; // gone already: nothing left to count
     const before = this.records.get(slice) ?? emptyRetired();
-    const next = retire(before, identity, this.read(group));
+    const next = retire(before, identity, countersOf(readGroupStats(this.backend, group)));
     if (next === null) return;
     await this.store.txn([{ type: 'put', key: PREFIX + slice, value: JSON.stringify(next) }]);
     this.records.set(slice, next);
@@ -84,4 +49,53 @@ export class SliceCounters {
     await this.store.txn(gone.map((s) => ({ type: 'delete' as const, key: PREFIX + s })));
     for (const s of gone) this.records.delete(s);
   }
+}
+
+/** A group's kernel figures, each absent where it cannot be read (a group a kill left half made, missing from some hierarchies). */
+export interface GroupStats {
+  cpuNs?: number;
+  throttle?: CpuThrottleStats;
+  memory?: MemoryStats;
+  /** null: no I/O controller. */
+  io?: IoStats | null;
+  /** null: no pids controller. */
+  pids?: PidsStats | null;
+}
+
+/** Read a group's figures once, for its counters and for the views alike. */
+export function readGroupStats(backend: CgroupBackend, group: GroupPath): GroupStats {
+  const stats: GroupStats = {};
+  const attempt = (read: () => void): void => {
+    try {
+      read();
+    } catch {
+      // Not there: nothing to show or count.
+    }
+  };
+  attempt(() => (stats.cpuNs = backend.readCpuUsageNs(group)));
+  attempt(() => (stats.throttle = backend.readCpuThrottle(group)));
+  attempt(() => (stats.memory = backend.readMemory(group)));
+  attempt(() => (stats.io = backend.readIo(group)));
+  attempt(() => (stats.pids = backend.readPids(group)));
+  return stats;
+}
+
+/** The monotonic counters among a group's figures; those the kernel does not offer are left out. */
+export function countersOf(stats: GroupStats): CounterReading {
+  const reading: CounterReading = {};
+  if (stats.cpuNs !== undefined) reading.cpuNs = stats.cpuNs;
+  if (stats.throttle !== undefined) {
+    reading.throttledPeriods = stats.throttle.throttledPeriods;
+    reading.throttledNs = stats.throttle.throttledNs;
+  }
+  if (stats.memory !== undefined && stats.memory.oomKills !== null) reading.oomKills = stats.memory.oomKills;
+  if (stats.io)
+    Object.assign(reading, {
+      ioReadBytes: stats.io.readBytes,
+      ioWriteBytes: stats.io.writeBytes,
+      ioReadOps: stats.io.readOps,
+      ioWriteOps: stats.io.writeOps,
+    });
+  if (stats.pids) reading.pidsRefused = stats.pids.refused;
+  return reading;
 }

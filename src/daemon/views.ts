@@ -17,6 +17,7 @@ import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js'
 import type { StoreHealth } from '../cluster/embedded-store.js';
 import { fsSpace } from '../kernel/fs-space.js';
 import type { DomainView, IoView, LiveView, PidsView, SliceView, StateView } from '../wire/slices.js';
+import { countersOf, readGroupStats } from './slice-counters.js';
 
 /** Where the state is kept, for status and metrics. */
 export interface StateSource {
@@ -232,13 +233,13 @@ export class Views {
     };
     try {
       view.procs = countProcs(this.agent, path);
-      const reading = this.agent.counters.read(path);
+      const stats = readGroupStats(backend, path);
+      const reading = countersOf(stats);
       const counts = slice === undefined ? reading : this.agent.counters.total(slice, path, reading);
       view.cpuSeconds = round((counts.cpuNs ?? 0) / 1e9);
       view.throttledPeriods = counts.throttledPeriods ?? 0;
       view.throttledSeconds = round((counts.throttledNs ?? 0) / 1e9);
-      const memory = backend.readMemory(path);
-      view.memoryBytes = memory.currentBytes;
+      view.memoryBytes = stats.memory?.currentBytes ?? 0;
       view.oomKills = counts.oomKills ?? null;
       view.io =
         reading.ioReadBytes === undefined
@@ -254,8 +255,7 @@ export class Views {
         memory: backend.readPressure(path, 'memory'),
         io: backend.readPressure(path, 'io'),
       };
-      const pids = backend.readPids(path);
-      view.pids = pids === null ? null : { ...pids, refused: counts.pidsRefused ?? pids.refused };
+      view.pids = stats.pids ? { ...stats.pids, refused: counts.pidsRefused ?? stats.pids.refused } : null;
     } catch {
       // Group is being created or removed; show what the controller knows.
     }

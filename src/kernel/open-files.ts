@@ -16,8 +16,8 @@ export interface OpenFilesLimit {
 }
 
 /** This process's RLIMIT_NOFILE ("unlimited" reads as Infinity). */
-export function openFilesLimit(pid: number | 'self' = 'self'): OpenFilesLimit {
-  const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+export function openFilesLimit(): OpenFilesLimit {
+  const line = readFileSync('/proc/self/limits', 'utf8')
     .split('\n')
     .find((l) => l.startsWith('Max open files'));
   const [soft, hard] = (line ?? '').replace('Max open files', '').trim().split(/\s+/);

@@ -252,7 +252,6 @@ export class VsysBroker {
     for (const fd of readers.values()) closeSync(fd);
   }
 
-  /** At the first sync of a slice (e.g. after a restart): remove our FIFOs of services it lost. */
   /**
    * At a slice's first sync: remove its FIFOs of services it no longer has, and the FIFOs of
    * a former user of the slice's name (a slice deleted and made again while sliced was down

@@ -166,12 +166,7 @@ describe('hostile API input', { skip: skip ?? false }, () => {
 
   /** What a refusal must leave as it was: allocations (not live figures), reservations, the tree. */
   async function state(): Promise<string> {
-    const status = (await daemon.api.get<{ slices: Array<Record<string, unknown>>; domains: Array<Record<string, unknown>> }>(
-      '/v1/status',
-    )) as {
-      slices: Array<Record<string, unknown>>;
-      domains: Array<Record<string, unknown>>;
-    };
+    const status = await daemon.api.get<{ slices: Array<Record<string, unknown>>; domains: Array<Record<string, unknown>> }>('/v1/status');
     const strip = (views: Array<Record<string, unknown>>): unknown[] => views.map(({ live: _live, ...rest }) => rest);
     const reservations = await daemon.api.get('/v1/net/reservations');
     const tree = await daemon.api.get<{ yaml: string }>('/v1/tree/dump');
