@@ -13,9 +13,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
-  rmdirSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -30,6 +28,7 @@ import { join, relative } from 'node:path';
 import { after } from 'node:test';
 import { ClusterHarness, freePort, until } from '../helpers/cluster.js';
 import { taskProcesses, watchTwice } from '../helpers/tasks.js';
+import { removeEmptyGroups } from '../helpers/cgroups.js';
 import { TestDaemon } from '../helpers/daemon.js';
 import { commandSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { SliceView } from '../../src/wire/slices.js';
@@ -510,13 +509,6 @@ harness.test(
     assert.equal(member.status, 200, member.body);
   },
 );
-
-/** Remove a cgroup directory and the empty groups below it, deepest first. */
-function removeEmptyGroups(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeEmptyGroups(join(dir, entry.name));
-  rmdirSync(dir);
-}
 
 harness.test(
   'memory_affinity, scratch_balance and io_balance place on the node with the most memory not promised, the most free scratch space, the least disk I/O',

@@ -19,7 +19,7 @@
  *   processes        cgroup.procs of each hierarchy          cgroup.procs
  *   RT runtime       cpu.rt_runtime_us (RT group scheduling) none: RT group scheduling is v1 only
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from '../../src/cli/client.js';
 import { readKeyValues } from '../../src/kernel/cgroup/files.js';
@@ -310,4 +310,11 @@ function readTrim(path: string): string {
 
 function readIds(path: string): number[] {
   return readFileSync(path, 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
+/** Remove a cgroup directory and the empty groups below it, deepest first (nothing when it is gone). */
+export function removeEmptyGroups(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeEmptyGroups(join(dir, entry.name));
+  rmdirSync(dir);
 }

@@ -137,6 +137,54 @@ export class EtcdCluster {
     this.members[i]!.child?.kill('SIGCONT');
   }
 
+  /** The pid of member i's process while it runs. */
+  pid(i: number): number | undefined {
+    const child = this.members[i]!.child;
+    return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+  }
+
+  /**
+   * Cut member i off from everything (its peers and every client) with an nft table in its
+   * own namespace (`inet slicedcut`, gone with the namespace at the latest); heal(i) removes it.
+   */
+  isolate(i: number): void {
+    const m = this.members[i]!;
+    const table = 'inet slicedcut';
+    const script = [
+      `add table ${table}`,
+      `add chain ${table} in { type filter hook input priority -10; policy drop; }`,
+      `add chain ${table} out { type filter hook output priority -10; policy drop; }`,
+      `add rule ${table} in iifname "lo" accept`,
+      `add rule ${table} out oifname "lo" accept`,
+    ].join('\n');
+    const result = spawnSync('ip', ['netns', 'exec', m.netns, 'nft', '-f', '-'], { input: `${script}\n`, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`nft in ${m.netns} failed: ${result.stderr.trim()}`);
+  }
+
+  /** Undo isolate(i) (nothing when it is not isolated). */
+  heal(i: number): void {
+    spawnSync('ip', ['netns', 'exec', this.members[i]!.netns, 'nft', 'delete', 'table', 'inet', 'slicedcut'], { stdio: 'ignore' });
+  }
+
+  /** The index of the member that says it leads (its etcd_server_is_leader metric), or null when none answers so. */
+  async leader(): Promise<number | null> {
+    const answers = await Promise.all(
+      this.members.map((m) =>
+        this.get(m.address, '/metrics')
+          .then((text) => /^etcd_server_is_leader 1$/m.test(text))
+          .catch(() => false),
+      ),
+    );
+    const index = answers.indexOf(true);
+    return index === -1 ? null : index;
+  }
+
+  /** Whether every member answers /health with a leader. */
+  async healthy(): Promise<boolean> {
+    const answers = await Promise.all(this.members.map((m) => this.health(m.address).catch(() => undefined)));
+    return answers.every((a) => a === 'true');
+  }
+
   /** The member's log (zap JSON lines), for a failing test's message. */
   logPath(i: number): string {
     return this.members[i]!.log;
@@ -276,28 +324,27 @@ export class EtcdCluster {
     }
   }
 
-  /** The member's /health answer ("true" when it has a leader), over TLS with the client certificate when the cluster has one. */
-  private health(address: string): Promise<string | undefined> {
+  /** The member's /health answer ("true" when it has a leader). */
+  private async health(address: string): Promise<string | undefined> {
+    return (JSON.parse(await this.get(address, '/health')) as { health?: string }).health;
+  }
+
+  /** GET a path of a member's client URL, over TLS with the client certificate when the cluster has one. */
+  private get(address: string, path: string): Promise<string> {
     const tls = this.tls;
     return new Promise((resolve, reject) => {
       const request = (tls ? httpsRequest : httpRequest)(
         {
           host: address,
           port: 2379,
-          path: '/health',
+          path,
           timeout: 1000,
           ...(tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
         },
         (res) => {
           let body = '';
           res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => {
-            try {
-              resolve((JSON.parse(body) as { health?: string }).health);
-            } catch (err) {
-              reject(err as Error);
-            }
-          });
+          res.on('end', () => resolve(body));
         },
       );
       request.on('timeout', () => request.destroy(new Error('timeout')));
