@@ -3,7 +3,8 @@
  * a 3-member etcd while a seeded nemesis, one fault at a time, SIGKILLs agents and members
  * (the leader among them), cuts links with nft (one agent from etcd and its peers, the etcd
  * leader, a minority of members, the majority), and freezes agents past their lease TTL and
- * members (SIGSTOP), healing each before the next. Meanwhile a client on every node drives
+ * members (SIGSTOP), healing each and waiting for the cluster to be whole before the next
+ * (every nine faults hold each of the nine kinds once, in a seeded order). Meanwhile a client on every node drives
  * changes there: slices created on random nodes with CPU reservations that fill the nodes,
  * changed and deleted; scheduler-tree directories made, written and removed; restartable
  * tasks submitted and stopped. Every request and fault goes into a history file (JSON lines).
@@ -71,6 +72,10 @@ export interface ClusterChaosResult {
   overcommits: number;
   allocation_versions_checked: number;
   tasks_submitted: number;
+  /** Tasks placed anew after their node was taken for dead (generation above 1 at the end). */
+  tasks_failed_over: number;
+  /** Faults of an agent after which the others saw it down (its lease had ended). */
+  agents_seen_down: number;
   tasks_running_twice: number;
   /** Acknowledged, not stopped, and still not running once the cluster had healed. */
   tasks_not_running: number;
@@ -158,6 +163,8 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
     overcommits: 0,
     allocation_versions_checked: 0,
     tasks_submitted: 0,
+    tasks_failed_over: 0,
+    agents_seen_down: 0,
     tasks_running_twice: 0,
     tasks_not_running: 0,
     diverged: 0,
@@ -425,16 +432,30 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
       }
     };
 
+    const bag: Fault[] = [];
     for (let f = 1; f <= options.faults && !options.signal?.aborted; f++) {
-      const fault = pick(FAULTS);
+      // Drawn from a bag of all the kinds, shuffled: every nine faults hold each kind once.
+      if (bag.length === 0) bag.push(...shuffle([...FAULTS], random));
+      const fault = bag.pop()!;
       result.faults++;
       result.fault_kinds[fault] = (result.fault_kinds[fault] ?? 0) + 1;
       const t0 = Date.now();
       const { target, heal } = await apply(fault);
       const held = Date.now() - t0;
+      // What an agent the fault spared saw of the target at the end of the fault (agents' faults).
+      const seenBy = AGENTS.findIndex((_, i) => nodeName(i) !== target);
+      let seen: string | undefined;
+      if (fault.endsWith('-agent')) {
+        const list = await call(agents[seenBy]!.socket, 'GET', '/v1/nodes');
+        seen =
+          list.kind === 'ok'
+            ? (list.body as { nodes: Array<{ name: string; status: string }> }).nodes.find((n) => n.name === target)?.status
+            : undefined;
+        if (seen === 'down') result.agents_seen_down++;
+      }
       await heal();
       const healed = await waitFor(allUp, 60_000, '').catch(() => -1);
-      record({ fault, target, held_ms: held, back_ms: healed });
+      record({ fault, target, held_ms: held, ...(seen ? { seen_by_others: seen } : {}), back_ms: healed });
       if (healed < 0) {
         problem('unhealed', `fault ${f} (${fault} of ${target}): the cluster was not whole again within 60 s`);
         break;
@@ -556,6 +577,7 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
     await checkAllocations(etcd, prefix, result, problem, record);
     const left = await call(agents[0]!.socket, 'GET', '/v1/tasks');
     for (const t of left.kind === 'ok' ? (left.body as { tasks: TaskView[] }).tasks : []) {
+      if (t.generation > 1) result.tasks_failed_over++;
       if (t.state === 'running' || t.state === 'pending') await call(agents[0]!.socket, 'POST', `/v1/tasks/${t.id}/stop`);
     }
     record({ result: { ...result, problems: result.problems.length } });
@@ -672,6 +694,14 @@ function nodesPerTask(): { stop: () => Map<string, string[]> } {
       return twice;
     },
   };
+}
+
+function shuffle<T>(list: T[], random: () => number): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [list[i], list[j]] = [list[j]!, list[i]!];
+  }
+  return list;
 }
 
 /** Poll until `check` holds; resolves to the time it took, rejects after `timeoutMs`. */
