@@ -346,6 +346,13 @@ export class TaskRunner {
       pending.timer = setTimeout(() => {
         if (this.local.get(id) !== pending) return;
         this.local.delete(id);
+        // Past the fence's deadline the records may be old: the fence watchdog may have killed
+        // the process while this agent was frozen, and the leader placed it elsewhere since.
+        // It starts again, if it is still placed here, once the records are read again.
+        if (this.stale || this.isFenced()) {
+          this.fencedTasks.add(id);
+          return;
+        }
         const latest = this.wanted(id);
         if (latest?.generation === record.generation) this.start(id, latest, restarts + 1);
       }, restartDelayMs(restarts));

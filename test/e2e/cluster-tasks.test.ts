@@ -8,16 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createLoopDevice, type LoopDevice } from '../../src/kernel/block-devices.js';
 import { readMounts } from '../../src/kernel/procfs.js';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
@@ -276,6 +267,44 @@ harness.test('failover: the tasks of an agent killed with SIGKILL run elsewhere 
   await until('b to be up', async () => (await harness.nodes(a)).get(nameOf('b'))?.status === 'up', 15_000 * SLOW);
   for (const id of ids) assert.equal((await a.cli(['task', 'stop', id])).code, 0);
 });
+
+harness.test(
+  'pause: the tasks of an agent frozen (SIGSTOP) past its lease are fenced and run elsewhere; thawed, it does not start them again from old records',
+  async () => {
+    const { a, b } = await threeAgents();
+    const s = slice('tp');
+    assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
+    await slivered(a, s);
+    const ids = await tasksOn(a, s, nameOf('b'), [nameOf('a')], 3);
+    const twice = watchTwice(new Set(ids));
+    try {
+      // Frozen past the lease (5 s): its fence watchdog kills the tasks, the leader places them on a.
+      process.kill(b.pid!, 'SIGSTOP');
+      try {
+        await until(
+          'every task to run on a',
+          async () => (await Promise.all(ids.map((id) => show(a, id)))).every((v) => v.node === nameOf('a') && v.state === 'running'),
+          20_000 * SLOW,
+        );
+      } finally {
+        process.kill(b.pid!, 'SIGCONT');
+      }
+      // Thawed, b sees the ends of the processes the watchdog killed before it reads the new
+      // records: restarting them then would run each on two nodes.
+      await until('b to be up again', async () => (await harness.nodes(a)).get(nameOf('b'))?.status === 'up', 20_000 * SLOW);
+      await sleep(3000);
+    } finally {
+      const most = twice.stop();
+      for (const id of ids) await a.cli(['task', 'stop', id]);
+      assert.equal(most, 1, 'a task ran on two nodes at once');
+    }
+    const views = await Promise.all(ids.map((id) => show(a, id)));
+    assert.ok(
+      views.every((v) => v.node === nameOf('a')),
+      `tasks: ${JSON.stringify(views.map((v) => [v.node, v.state]))}`,
+    );
+  },
+);
 
 harness.test(
   'fencing: an agent cut off from etcd by nft kills its restartable tasks before its lease can end; they run once, elsewhere; it comes back',

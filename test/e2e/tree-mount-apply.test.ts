@@ -18,28 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { ROOT, TestDaemon, type CliResult } from '../helpers/daemon.js';
-import { kernelSkipReason, SLOW } from '../helpers/env.js';
+import { TestDaemon, type CliResult } from '../helpers/daemon.js';
+import { fuseSkipReason, kernelSkipReason, slicedMounted, SLOW } from '../helpers/env.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/tree-mount-apply: ${skip}\n`);
 
-function fuseSkipReason(): string | null {
-  if (!existsSync('/dev/fuse')) return 'needs /dev/fuse';
-  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], {
-    cwd: ROOT,
-  });
-  if (probe.status !== 0) return 'needs the optional npm package @cocalc/fuse-native (Debian packages fuse3, libfuse-dev)';
-  if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) return 'needs fusermount (Debian package fuse3)';
-  return null;
-}
-
-/** A fuse.sliced mount at exactly `mnt`, from mountinfo (never touching the path, which may be dead). */
-function slicedMounted(mnt: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => line.split(' ')[4] === mnt && / - fuse\.sliced sliced /.test(line));
-}
 
 async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs * SLOW;

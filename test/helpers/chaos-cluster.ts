@@ -210,6 +210,7 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
   const nodeName = (i: number): string => `q${run.slice(0, 5)}${AGENTS[i]}`;
   const clients: Array<Promise<void>> = [];
   let stopping = false;
+  let crashed = false;
   let sampler: { stop: () => Map<string, string[]> } | undefined;
   try {
     etcd = await EtcdCluster.start(3);
@@ -226,7 +227,7 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
       const args = [
         ...['--cluster', etcd.endpoints.join(','), '--cluster-prefix', prefix, '--node-name', nodeName(i)],
         ...['--cluster-lease-ttl', String(LEASE_TTL_MS), '--user-prefix', `sl-q${AGENTS[i]}-`],
-        ...['--peer-listen', `127.0.0.1:${ports[i]}`, '--peer-token-file', tokenFile, '--log-level', 'warn'],
+        ...['--peer-listen', `127.0.0.1:${ports[i]}`, '--peer-token-file', tokenFile, '--log-level', 'info'],
       ];
       agents.push(await TestDaemon.start(args, { cgroup: groups[i]! }));
     }
@@ -354,7 +355,7 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
       else if (outcome.kind === 'unknown') task.desired = 'unsure';
     };
 
-    sampler = nodesPerTask();
+    sampler = nodesPerTask(record);
     for (let x = 0; x < AGENTS.length; x++) {
       clients.push(
         (async () => {
@@ -434,6 +435,14 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
 
     const bag: Fault[] = [];
     for (let f = 1; f <= options.faults && !options.signal?.aborted; f++) {
+      const dead = agents.findIndex((agent) => !alive(agent));
+      if (dead !== -1) {
+        problem(
+          'unhealed',
+          `agent ${nodeName(dead)} exited by itself before fault ${f}; the end of its log: ${agents[dead]!.log.slice(-1500)}`,
+        );
+        break;
+      }
       // Drawn from a bag of all the kinds, shuffled: every nine faults hold each kind once.
       if (bag.length === 0) bag.push(...shuffle([...FAULTS], random));
       const fault = bag.pop()!;
@@ -453,11 +462,14 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
             : undefined;
         if (seen === 'down') result.agents_seen_down++;
       }
-      await heal();
-      const healed = await waitFor(allUp, 60_000, '').catch(() => -1);
+      const failed = await heal().then(
+        () => null,
+        (err: Error) => err.message.split('\n').slice(-5).join(' | '),
+      );
+      const healed = failed === null ? await waitFor(allUp, 60_000, '').catch(() => -1) : -1;
       record({ fault, target, held_ms: held, ...(seen ? { seen_by_others: seen } : {}), back_ms: healed });
       if (healed < 0) {
-        problem('unhealed', `fault ${f} (${fault} of ${target}): the cluster was not whole again within 60 s`);
+        problem('unhealed', `fault ${f} (${fault} of ${target}): ${failed ?? 'the cluster was not whole again within 60 s'}`);
         break;
       }
       if (f % 5 === 0 || f === options.faults)
@@ -547,6 +559,15 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
       const found = kernel.allGroups();
       for (const g of differ(found, wanted)) problem('orphaned_objects', `${nodeName(x)}: group ${g} belongs to no slice of its state`);
       for (const g of differ(wanted, found)) problem('missing_objects', `${nodeName(x)}: group ${g} of its state is not in the kernel`);
+      // And exactly the users made for them (the node's user prefix).
+      const prefix = `sl-q${AGENTS[x]}-`;
+      const users = readFileSync('/etc/passwd', 'utf8')
+        .split('\n')
+        .map((l) => l.split(':')[0]!)
+        .filter((u) => u.startsWith(prefix));
+      const theirs = status.slices.map((s) => s.user).filter((u) => u.startsWith(prefix));
+      for (const u of differ(users, theirs)) problem('orphaned_objects', `${nodeName(x)}: user ${u} belongs to no slice of its state`);
+      for (const u of differ(theirs, users)) problem('missing_objects', `${nodeName(x)}: user ${u} of its state does not exist`);
     }
 
     // Tasks: acknowledged ones exist; those to run run once, the stopped ones do not.
@@ -589,12 +610,21 @@ export async function runClusterChaos(options: ClusterChaosOptions): Promise<Clu
       if ('other' in entity) problem('half_applied', `${what} is ${JSON.stringify(seen)}; expected ${options.join(' or ')}`);
       else problem('lost_acknowledged', `${what} is ${JSON.stringify(seen)}; acknowledged as ${options[0]}`);
     }
+  } catch (err) {
+    record({ crash: (err as Error).stack ?? String(err) });
+    crashed = true;
+    throw err;
   } finally {
     stopping = true;
     sampler?.stop();
+    // The agents' own logs, next to the history, to read a failure by.
+    if (crashed || result.problems.length > 0) {
+      agents.forEach((agent, i) => writeFileSync(`${options.historyFile}.${nodeName(i)}.log`, agent.log));
+      say(`the agents' logs are in ${options.historyFile}.<node>.log`);
+    }
     await Promise.allSettled(clients);
     for (const agent of agents) {
-      if (agent.pid !== undefined) process.kill(agent.pid, 'SIGCONT');
+      if (alive(agent)) process.kill(agent.pid!, 'SIGCONT');
       await agent.destroy().catch((err: Error) => problem('orphaned_objects', `sliced --cleanup failed: ${err.message}`));
     }
     spawnSync('nft', ['delete', 'table', 'inet', table], { stdio: 'ignore' });
@@ -668,24 +698,33 @@ async function call(socket: string, method: string, path: string, body?: unknown
  * in their environment; zombies run nothing and are left out): stop() gives the tasks seen
  * on two nodes at once, with the nodes.
  */
-function nodesPerTask(): { stop: () => Map<string, string[]> } {
+function nodesPerTask(record: (entry: Record<string, unknown>) => void): { stop: () => Map<string, string[]> } {
   const twice = new Map<string, string[]>();
   const timer = setInterval(() => {
-    const nodes = new Map<string, Set<string>>();
+    const found = new Map<string, Array<{ node: string; pid: number; stat: string; cmdline: string }>>();
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       try {
         const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+        const rest = stat.slice(stat.lastIndexOf(')') + 2);
+        if (rest.startsWith('Z')) continue;
         const env = readFileSync(`/proc/${entry}/environ`, 'latin1');
         const id = /(?:^|\0)SLICED_TASK_ID=([0-9a-f]{12})(?:\0|$)/.exec(env)?.[1];
         const node = /(?:^|\0)SLICED_NODE=([^\0]*)/.exec(env)?.[1];
-        if (id && node) nodes.set(id, (nodes.get(id) ?? new Set()).add(node));
+        if (!id || !node) continue;
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'latin1').replaceAll('\0', ' ').slice(0, 80);
+        found.set(id, [...(found.get(id) ?? []), { node, pid: Number(entry), stat: rest.split(' ').slice(0, 5).join(' '), cmdline }]);
       } catch {
         // Gone meanwhile.
       }
     }
-    for (const [id, seen] of nodes) if (seen.size > 1 && !twice.has(id)) twice.set(id, [...seen]);
+    for (const [id, processes] of found) {
+      const nodes = [...new Set(processes.map((p) => p.node))];
+      if (nodes.length < 2) continue;
+      // Every sighting goes into the history (state, parent, group of each process), the first into the result.
+      record({ twice: id, processes });
+      if (!twice.has(id)) twice.set(id, nodes);
+    }
   }, 50);
   timer.unref();
   return {
@@ -694,6 +733,17 @@ function nodesPerTask(): { stop: () => Map<string, string[]> } {
       return twice;
     },
   };
+}
+
+/** Whether the agent's process runs (a frozen one does). */
+function alive(agent: TestDaemon): boolean {
+  if (agent.pid === undefined) return false;
+  try {
+    process.kill(agent.pid, 0);
+    return readFileSync(`/proc/${agent.pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 function shuffle<T>(list: T[], random: () => number): T[] {

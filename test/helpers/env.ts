@@ -4,7 +4,7 @@
  * nothing skips there).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
@@ -74,4 +74,22 @@ export function skipWithoutKernel(t: TestContext, ...extra: Array<string | null>
 export function skipWith(t: TestContext, reason: string): void {
   process.stderr.write(`SKIP ${t.name}: ${reason}\n`);
   t.skip(reason);
+}
+
+/** Why the config tree cannot be mounted with FUSE here, or null. */
+export function fuseSkipReason(): string | null {
+  if (!existsSync('/dev/fuse')) return 'needs /dev/fuse';
+  const probe = spawnSync(process.execPath, ['-e', "import('@cocalc/fuse-native').then(() => process.exit(0), () => process.exit(1))"], {
+    cwd: resolve(import.meta.dirname, '..', '..'),
+  });
+  if (probe.status !== 0) return 'needs the optional npm package @cocalc/fuse-native (Debian packages fuse3, libfuse-dev)';
+  if (spawnSync('sh', ['-c', 'command -v fusermount']).status !== 0) return 'needs fusermount (Debian package fuse3)';
+  return null;
+}
+
+/** A fuse.sliced mount at exactly `mnt`, from mountinfo (never touching the path, which may be dead). */
+export function slicedMounted(mnt: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === mnt && / - fuse\.sliced sliced /.test(line));
 }

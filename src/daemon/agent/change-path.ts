@@ -172,6 +172,10 @@ export function realiseState(ctx: ChangeContext, target: DesiredState): Promise<
     const changed = [...next.slices.values()].filter((s) => before.slices.get(s.name) !== s);
     const removed = [...before.slices.values()].filter((s) => !next.slices.has(s.name));
     await commit(ctx, before, next, {
+      // As for a slice created on a node alone: a user made here is stored first, so that a
+      // crash right after useradd cannot leave a user no stored slice would ever remove (the
+      // cluster may have deleted the slice by the time this node starts again).
+      storeFirst: changed.some((s) => s.userCreated && !before.slices.has(s.name)),
       beforeKernel: () => changed.forEach((s) => ctx.users.ensure(s)),
       afterKernel: () => removed.filter((s) => s.userCreated).forEach((s) => ctx.users.remove(s.user)),
       undo: () => changed.filter((s) => s.userCreated && !before.slices.has(s.name)).forEach((s) => ctx.users.removeIfMade(s.user)),
