@@ -24,7 +24,6 @@ import { fuseSkipReason, kernelSkipReason, slicedMounted, SLOW } from '../helper
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/tree-mount-apply: ${skip}\n`);
 
-
 async function waitFor(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs * SLOW;
   while (Date.now() < deadline) {
