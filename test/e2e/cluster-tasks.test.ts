@@ -272,7 +272,7 @@ harness.test(
   'pause: the tasks of an agent frozen (SIGSTOP) past its lease are fenced and run elsewhere; thawed, it does not start them again from old records',
   async () => {
     const { a, b } = await threeAgents();
-    const s = slice('tp');
+    const s = slice('tz');
     assert.equal((await a.cli(['slice', 'create', s, '--nodes', [nameOf('a'), nameOf('b')].join(',')])).code, 0);
     await slivered(a, s);
     const ids = await tasksOn(a, s, nameOf('b'), [nameOf('a')], 3);
