@@ -9,7 +9,11 @@
  *
  * Last line: {kills, acknowledged, refused, in_flight_at_kill, lost_acknowledged,
  * half_applied, orphaned_objects, missing_objects, counters_went_back, burners_lost,
- * overcommits, tasks_running_twice, seed, restart_ms_p50, seconds, machine, load}.
+ * overcommits, tasks_running_twice, seed, restart_ms_p50, seconds, machine, load}; with
+ * --cluster: {faults, kills, cuts, pauses, fault_kinds, acknowledged, refused, uncertain,
+ * lost_acknowledged, half_applied, orphaned_objects, missing_objects, overcommits,
+ * allocation_versions_checked, tasks_submitted, tasks_failed_over, agents_seen_down,
+ * tasks_running_twice, tasks_not_running, diverged, unhealed, seed, history, seconds, machine, load}.
  * Exit status 1 when any check failed (the problems are listed on stderr).
  */
 import { runClusterChaos } from '../test/helpers/chaos-cluster.js';
