@@ -14,6 +14,7 @@ import {
   ftruncateSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   rmSync,
   statSync,
@@ -55,6 +56,42 @@ export function rotateIfLarge(root: string, id: string, maxBytes = TASK_LOG_MAX_
       closeSync(fd);
     }
   }
+}
+
+/**
+ * `<dir>/<id>/process`: the generation, pid and start time of the process this node last
+ * started for the task, written by the spawn helper before the agent hears of it.
+ */
+export function taskProcessFile(root: string, id: string): string {
+  return join(taskLogDir(root, id), 'process');
+}
+
+export interface StartedProcess {
+  generation: number;
+  pid: number;
+  startTicks: number;
+  /** When the file was written (ms since the epoch). */
+  at: number;
+}
+
+/** The process last started for the task on this node, as its file says (null without a valid one). */
+export function readStartedProcess(root: string, id: string): StartedProcess | null {
+  let text: string;
+  let at: number;
+  try {
+    const file = taskProcessFile(root, id);
+    text = readFileSync(file, 'utf8');
+    at = statSync(file).mtimeMs;
+  } catch {
+    return null;
+  }
+  const [generation, pid, startTicks] = text.trim().split(' ').map(Number);
+  if (![generation, pid, startTicks].every((n) => Number.isSafeInteger(n) && n! > 0)) return null;
+  return { generation: generation!, pid: pid!, startTicks: startTicks!, at: Math.round(at) };
+}
+
+export function forgetStartedProcess(root: string, id: string): void {
+  rmSync(taskProcessFile(root, id), { force: true });
 }
 
 export function removeTaskLogs(root: string, id: string): void {

@@ -8,7 +8,9 @@
  *
  * A task's process writes its output into files itself (task-log.ts) and is its own session,
  * so it outlives a restart of sliced: the next run takes it back by pid and start time, and
- * only its exit status is then unknown.
+ * only its exit status is then unknown. The pid is found in the status reported, or in the
+ * file the spawn helper writes before the agent hears of the process (an agent killed in
+ * between would otherwise leave it running, unknown to anyone).
  */
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
@@ -21,7 +23,15 @@ import { processAlive, readProcStat } from '../kernel/procfs.js';
 import type { TaskStore } from '../cluster/task-store.js';
 import type { TaskIndex } from '../cluster/task-index.js';
 import type { SliceProcessPlan } from '../core/exec-plan.js';
-import { removeTaskLogs, rotateIfLarge, taskLogIds, taskStreamPaths } from './task-log.js';
+import {
+  forgetStartedProcess,
+  readStartedProcess,
+  removeTaskLogs,
+  rotateIfLarge,
+  taskLogIds,
+  taskProcessFile,
+  taskStreamPaths,
+} from './task-log.js';
 
 export interface TaskRunnerOptions {
   node: string;
@@ -100,7 +110,11 @@ export class TaskRunner {
       const mine = task.statuses.get(this.opts.node);
       if (mine) this.own.set(task.record.spec.id, mine);
     }
-    for (const [id, status] of this.own) if (status.state === 'running') this.takeBack(id, status);
+    for (const id of new Set([...this.own.keys(), ...taskLogIds(this.opts.logRoot)])) {
+      const status = this.lastStarted(id);
+      if (status?.state === 'running') this.takeBack(id, status);
+    }
+    for (const [id, status] of this.own) this.resumeRestart(id, status);
     if (this.opts.fence) {
       this.fenceTick();
       startFenceWatchdog(this.opts.fence.file);
@@ -243,6 +257,7 @@ export class TaskRunner {
         ...(spec.cwd !== null ? { cwd: spec.cwd } : {}),
       }),
       output: taskStreamPaths(this.opts.logRoot, id),
+      started: { file: taskProcessFile(this.opts.logRoot, id), note: String(record.generation) },
     });
     task.child = child;
     const startedAt = Date.now();
@@ -261,6 +276,8 @@ export class TaskRunner {
         exitStatus: null,
         error: null,
       });
+      // Stopped while it was being started.
+      if (task.stopping) this.terminate(task);
     });
     child.once('error', (err: Error) => {
       if (this.local.get(id) === task) this.local.delete(id);
@@ -283,6 +300,33 @@ export class TaskRunner {
     this.report(id, { ...base, ...ended, state: 'failed', error: `cannot start: ${reason}` });
   }
 
+  /**
+   * What this node last knew of the task at its start: the status it reported, unless the
+   * spawn helper's file names a later process that still runs (started just before the last
+   * run of sliced ended, never reported); that one is reported now.
+   */
+  private lastStarted(id: string): TaskStatus | undefined {
+    const reported = this.own.get(id);
+    const found = readStartedProcess(this.opts.logRoot, id);
+    if (!found || (reported?.state === 'running' && reported.pid === found.pid)) return reported;
+    if (readProcStat(found.pid)?.startTicks !== found.startTicks) return reported;
+    const status: TaskStatus = {
+      node: this.opts.node,
+      generation: found.generation,
+      state: 'running',
+      pid: found.pid,
+      pidStartTicks: found.startTicks,
+      startedAt: found.at,
+      endedAt: null,
+      exitStatus: null,
+      restarts: reported?.generation === found.generation ? reported.restarts : 0,
+      error: null,
+    };
+    this.opts.log.info({ task: id, pid: found.pid }, 'found a task process started before the last run of sliced ended');
+    this.report(id, status);
+    return status;
+  }
+
   /** Take back a task's process that outlived the last run of sliced, when it is still that process. */
   private takeBack(id: string, status: TaskStatus): void {
     const record = this.opts.index.record(id);
@@ -290,7 +334,11 @@ export class TaskRunner {
     if (!record || !same) {
       const error = 'ended while sliced was not running on the node: its exit status is unknown';
       if (record) this.ended(id, null, record, { startedAt: status.startedAt, exitStatus: null, error }, status.restarts);
-      else this.own.delete(id);
+      else {
+        // Removed from the cluster while this agent was away.
+        if (same) this.terminate({ pid: status.pid!, killTimer: null });
+        this.own.delete(id);
+      }
       return;
     }
     const task = { ...localTask(status.generation, status.restarts), pid: status.pid, startTicks: status.pidStartTicks };
@@ -320,6 +368,11 @@ export class TaskRunner {
   ): void {
     if (task) clearTimers(task);
     if (task && this.local.get(id) === task) this.local.delete(id);
+    try {
+      forgetStartedProcess(this.opts.logRoot, id);
+    } catch (err) {
+      this.opts.log.warn({ task: id, err: (err as Error).message }, 'cannot remove the file naming the ended process');
+    }
     // What the group leader left behind in its group goes with it.
     if (task?.pid && (task.stopping || task.fenced)) this.kill(task.pid, 'SIGKILL');
     const fenced = task?.fenced === true;
@@ -339,26 +392,40 @@ export class TaskRunner {
     const again =
       !task?.stopping && !fenced && current?.generation === record.generation && restartsAfter(record.spec.restart, how.exitStatus ?? 1);
     this.report(id, { ...base, state: task?.stopping ? 'stopped' : 'exited' });
-    if (again) {
-      // Held as active while the restart is pending, so a stop in between cancels it.
-      const pending = localTask(record.generation, restarts + 1);
-      this.local.set(id, pending);
-      pending.timer = setTimeout(() => {
-        if (this.local.get(id) !== pending) return;
-        this.local.delete(id);
-        // Past the fence's deadline the records may be old: the fence watchdog may have killed
-        // the process while this agent was frozen, and the leader placed it elsewhere since.
-        // It starts again, if it is still placed here, once the records are read again.
-        if (this.stale || this.isFenced()) {
-          this.fencedTasks.add(id);
-          return;
-        }
-        const latest = this.wanted(id);
-        if (latest?.generation === record.generation) this.start(id, latest, restarts + 1);
-      }, restartDelayMs(restarts));
-    }
+    if (again) this.restartLater(id, record, restarts);
     // The record may have changed while the process ended (placed here again, say).
-    if (!again) this.reconcile(id);
+    else this.reconcile(id);
+  }
+
+  /** Start the task again after the restart delay, if it is still placed here by then. */
+  private restartLater(id: string, record: TaskRecord, restarts: number): void {
+    // Held as active while the restart is pending, so a stop in between cancels it.
+    const pending = localTask(record.generation, restarts + 1);
+    this.local.set(id, pending);
+    pending.timer = setTimeout(() => {
+      if (this.local.get(id) !== pending) return;
+      this.local.delete(id);
+      // Past the fence's deadline the records may be old: the fence watchdog may have killed
+      // the process while this agent was frozen, and the leader placed it elsewhere since.
+      // It starts again, if it is still placed here, once the records are read again.
+      if (this.stale || this.isFenced()) {
+        this.fencedTasks.add(id);
+        return;
+      }
+      const latest = this.wanted(id);
+      if (latest?.generation === record.generation) this.start(id, latest, restarts + 1);
+    }, restartDelayMs(restarts));
+  }
+
+  /**
+   * A task that ended here while the last run of sliced had its restart pending (or was
+   * fenced and not started again yet) restarts: the pending restart ended with that run.
+   */
+  private resumeRestart(id: string, status: TaskStatus): void {
+    const record = this.wanted(id);
+    if (this.local.has(id) || status.state !== 'exited' || record?.generation !== status.generation) return;
+    const again = status.error === FENCED ? record.spec.restart !== 'never' : restartsAfter(record.spec.restart, status.exitStatus ?? 1);
+    if (again) this.restartLater(id, record, status.restarts);
   }
 
   private stop(id: string, task: LocalTask): void {
@@ -385,8 +452,14 @@ export class TaskRunner {
       }
       return;
     }
-    this.kill(task.pid, 'SIGTERM');
-    task.killTimer = setTimeout(() => this.kill(task.pid!, 'SIGKILL'), this.opts.stopGraceMs);
+    this.terminate(task);
+  }
+
+  /** SIGTERM to the process group, SIGKILL after the grace period. */
+  private terminate(task: Pick<LocalTask, 'pid' | 'killTimer'>): void {
+    const pid = task.pid!;
+    this.kill(pid, 'SIGTERM');
+    task.killTimer = setTimeout(() => this.kill(pid, 'SIGKILL'), this.opts.stopGraceMs);
   }
 
   /** A task removed from the cluster (slicectl task rm): its output on this node goes with it. */

@@ -7,7 +7,10 @@
  * costs a fraction and the agent does not wait.
  *
  * The helper opens the process's output files itself (descriptors cannot cross the IPC
- * channel), spawns it detached, and reports its pid, a failure to start, and its exit.
+ * channel), spawns it detached, and reports its pid, a failure to start, and its exit. Asked
+ * to, it also writes the pid and start time to a file before it reports them: a caller killed
+ * in between (or before it wrote down the pid itself) finds the process there when it starts
+ * again, rather than leaving it running unknown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -19,6 +22,8 @@ export interface ServedSpawn {
   cwd: string | undefined;
   /** Files for stdout and stderr (opened O_APPEND|O_CREAT|O_NOFOLLOW, mode 0600) in `dir` (made 0700 if missing). */
   output: { dir: string; stdout: string; stderr: string };
+  /** Where to write `<note> <pid> <startTicks>` once it runs (replaced by rename, mode 0600), or absent. */
+  started?: { file: string; note: string };
 }
 
 /** A process spawned by the helper: emits 'spawn', 'error' (it did not start) and 'exit' (code, signal), as a ChildProcess does. */
@@ -34,16 +39,29 @@ type Report =
 // The helper: an ES module run by `node -e`, so it loads nothing but node's own modules.
 const HELPER = `
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants as C, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 const FLAGS = C.O_WRONLY | C.O_APPEND | C.O_CREAT | C.O_NOFOLLOW;
 const send = (m) => process.connected && process.send(m);
 process.on('disconnect', () => process.exit(0));
-process.on('message', ({ n, file, args, env, cwd, output }) => {
+const startTicks = (pid) => {
+  const stat = readFileSync('/proc/' + pid + '/stat', 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+};
+process.on('message', ({ n, file, args, env, cwd, output, started }) => {
   const fds = [];
   try {
     mkdirSync(output.dir, { recursive: true, mode: 0o700 });
     fds.push(openSync(output.stdout, FLAGS, 0o600), openSync(output.stderr, FLAGS, 0o600));
     const child = spawn(file, args, { env, cwd, detached: true, stdio: ['ignore', fds[0], fds[1]] });
+    // Written before anything else can happen here, in the same turn as the fork.
+    if (started && child.pid !== undefined) {
+      try {
+        writeFileSync(started.file + '.new', started.note + ' ' + child.pid + ' ' + startTicks(child.pid) + '\\n', { mode: 0o600 });
+        renameSync(started.file + '.new', started.file);
+      } catch {
+        // Ended already, or the folder is gone: nothing to find again.
+      }
+    }
     child.once('spawn', () => send({ n, type: 'spawn', pid: child.pid }));
     child.once('error', (err) => send({ n, type: 'error', message: err.message }));
     child.once('exit', (code, signal) => send({ n, type: 'exit', code, signal }));

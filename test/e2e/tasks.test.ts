@@ -7,13 +7,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason, SLOW } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
-import { processAlive } from '../../src/kernel/procfs.js';
+import { processAlive, readProcStat } from '../../src/kernel/procfs.js';
+import { rawCall } from '../helpers/raw-api.js';
+import { taskProcesses } from '../helpers/tasks.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { TaskList, TaskView } from '../../src/wire/tasks.js';
 
@@ -159,6 +162,79 @@ describe('tasks on one node', { skip: skip ?? false }, () => {
     assert.match(ended.reason ?? '', /exit status is unknown/);
     const logs = await daemon.cli(['task', 'logs', id]);
     assert.equal(logs.stdout, 'before\nafter\n');
+  });
+
+  test('a task stopped while its process is being started does not keep running', async () => {
+    // The stop follows the submission at once, so it often lands between the start of the
+    // process and the moment its pid is known (the spawn helper's round trip).
+    const ids: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      const submitted = await rawCall(daemon.socket, {
+        method: 'POST',
+        path: '/v1/tasks',
+        body: { slice: 'tk', command: ['sleep', '300'] },
+      });
+      assert.ok(submitted.kind === 'answer' && submitted.status === 201, JSON.stringify(submitted));
+      const id = (submitted.json as TaskView).id;
+      ids.push(id);
+      const stopped = await rawCall(daemon.socket, { method: 'POST', path: `/v1/tasks/${id}/stop` });
+      assert.ok(stopped.kind === 'answer' && stopped.status === 200, JSON.stringify(stopped));
+    }
+    const left = await until(
+      'every stopped task to have no process',
+      async () => {
+        const running = taskProcesses(new Set(ids));
+        return running.size === 0 ? 'none' : null;
+      },
+      5000,
+    ).catch(() => [...taskProcesses(new Set(ids)).keys()].join(', '));
+    assert.equal(left, 'none', `stopped tasks still running: ${left}`);
+    for (const id of ids) assert.notEqual((await show(id)).state, 'running', id);
+  });
+
+  test('a process started just before sliced was killed, never reported, is found again and stopped with its task', async () => {
+    const id = (await daemon.cli(['run', '--slice', 'tk', '-d', '--', 'sleep', '300'])).stdout.trim();
+    const reported = await until('it to run', async () => {
+      const v = await show(id);
+      return v.state === 'running' ? v : null;
+    });
+    await daemon.stop('SIGKILL');
+    // As if sliced had died between the start of a process and its report: the status names
+    // a process that is gone, the spawn helper's file names the one that runs.
+    process.kill(-reported.pid!, 'SIGKILL');
+    const unreported = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+    unreported.unref();
+    const pid = unreported.pid!;
+    try {
+      writeFileSync(join(daemon.stateDir, 'tasks', id, 'process'), `${reported.generation} ${pid} ${readProcStat(pid)!.startTicks}\n`);
+      await daemon.restart();
+      const found = await show(id);
+      assert.equal(found.state, 'running');
+      assert.equal(found.pid, pid, 'the process of the file is taken back and reported');
+      const stopped = await daemon.cliJson<TaskView>(['task', 'stop', id]);
+      assert.equal(stopped.state, 'stopped');
+      await until('the process to end', async () => !processAlive(pid));
+      assert.equal(existsSync(join(daemon.stateDir, 'tasks', id, 'process')), false, 'the file goes with the process');
+    } finally {
+      if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  test('a restart pending when sliced was killed happens once it is back', async () => {
+    const id = (await daemon.cli(['run', '--slice', 'tk', '-d', '--restart', 'on-failure', '--', 'sh', '-c', 'exit 1'])).stdout.trim();
+    // From the fourth restart on, the delay (1.6 s, growing) leaves time to kill sliced during it.
+    const waiting = await until('a restart to be pending', async () => {
+      const v = await show(id);
+      return v.state === 'exited' && v.restarts >= 4 ? v : null;
+    });
+    await daemon.stop('SIGKILL');
+    await daemon.restart();
+    const again = await until('the restart to happen', async () => {
+      const v = await show(id);
+      return v.restarts > waiting.restarts ? v : null;
+    });
+    assert.equal(again.generation, waiting.generation);
+    assert.equal((await daemon.cli(['task', 'stop', id])).code, 0);
   });
 
   test('bad input is refused naming the cause, and nothing is placed', async () => {

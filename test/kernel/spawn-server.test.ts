@@ -97,3 +97,24 @@ test('when the helper dies, a running process is watched until it ends; the next
   const next = run('after', ['-c', 'exit 0']);
   assert.deepEqual(await ended(next), { code: 0, signal: null });
 });
+
+test('asked to, the helper writes the pid and start time to a file before it reports the process', async () => {
+  const out = join(dir, 'recorded');
+  const file = join(out, 'process');
+  const p = server.spawn({
+    file: '/bin/sh',
+    args: ['-c', 'sleep 30'],
+    env: { PATH: '/usr/bin:/bin' },
+    cwd: dir,
+    output: { dir: out, stdout: join(out, 'stdout'), stderr: join(out, 'stderr') },
+    started: { file, note: '7' },
+  });
+  const seenAtSpawn = new Promise<string>((resolve) => p.once('spawn', () => resolve(readFileSync(file, 'utf8'))));
+  const text = await seenAtSpawn;
+  started.push(p.pid!);
+  assert.equal(text, `7 ${p.pid} ${readProcStat(p.pid!)!.startTicks}\n`);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const end = ended(p);
+  process.kill(-p.pid!, 'SIGKILL');
+  await end;
+});
