@@ -79,6 +79,13 @@ module.exports = {
       to: { path: notRooms('core', 'wire') },
     },
     {
+      name: 'web-is-a-page',
+      comment: 'The dashboard page runs in a browser: it talks to the daemon over HTTP and shares only pure code and wire types.',
+      severity: 'error',
+      from: { path: room('web') },
+      to: { path: notRooms('core', 'wire', 'web') },
+    },
+    {
       name: 'nothing-imports-daemon',
       comment: 'The daemon wires the rooms together; no room below it imports it.',
       severity: 'error',

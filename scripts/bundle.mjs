@@ -9,3 +9,29 @@ import { nodeBundle } from './esbuild-node.mjs';
 
 const entries = { sliced: 'dist/daemon/main.js', slicectl: 'dist/cli/main.js' };
 await build({ ...nodeBundle, entryPoints: entries, outdir: 'dist/bundle', legalComments: 'none' });
+
+// The dashboard's page (src/web): one script and one style sheet for the browser, minified,
+// with index.html beside them, each also stored gzip- and brotli-compressed (the server sends
+// what the browser accepts without compressing at every request).
+const { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+const { brotliCompressSync, gzipSync, constants } = await import('node:zlib');
+rmSync('dist/web', { recursive: true, force: true });
+mkdirSync('dist/web', { recursive: true });
+await build({
+  entryPoints: { app: 'src/web/main.ts' },
+  outdir: 'dist/web',
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['chrome120', 'firefox120'],
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+copyFileSync('src/web/index.html', 'dist/web/index.html');
+for (const name of readdirSync('dist/web')) {
+  if (!/\.(js|css|html)$/.test(name)) continue;
+  const body = readFileSync(`dist/web/${name}`);
+  writeFileSync(`dist/web/${name}.gz`, gzipSync(body, { level: 9 }));
+  writeFileSync(`dist/web/${name}.br`, brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+}

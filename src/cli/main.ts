@@ -14,6 +14,7 @@ import { PID_RANGE, parsePidText } from '../core/pids.js';
 import { registerNetCommands } from './net.js';
 import { envPairs, registerTaskCommands, runOnNode } from './tasks.js';
 import { registerClusterCommands } from './cluster.js';
+import { registerWebCommands } from './web.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
 
@@ -165,6 +166,7 @@ addVsysCommands(program, { client, print, json: (command) => globals(command).js
 registerNetCommands(program, { client, print });
 registerTaskCommands(program, { client, print });
 registerClusterCommands(program, { print });
+registerWebCommands(program, { client, print });
 
 // ---- run ------------------------------------------------------------------------------------
 

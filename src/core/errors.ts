@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'ENOTEMPTY' // domain still has members
   | 'EBUSY' // object in use
   | 'EPERM' // not allowed for this caller
+  | 'EACCES' // not signed in (the dashboard)
   | 'ESRCH' // process vanished
   | 'ELOOP' // domain cycle
   | 'ENOTDIR' // config tree: a path component is not a directory
@@ -42,6 +43,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   ENOTEMPTY: 409,
   EBUSY: 409,
   EPERM: 403,
+  EACCES: 401,
   ESRCH: 404,
   ELOOP: 400,
   ENOTDIR: 400,

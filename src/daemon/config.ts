@@ -82,6 +82,20 @@ const peerSchema = z
   .strict()
   .refine((p) => (p.tokenFile === undefined) !== (p.tls === undefined), 'needs exactly one of tokenFile and tls: who may call it');
 
+/** The dashboard (src/daemon/web): off unless `listen` is given. */
+const webSchema = z
+  .object({
+    /** Where it listens: HOST:PORT (127.0.0.1:PORT keeps it to this machine). */
+    listen: z
+      .string()
+      .refine((v) => parseListen(v) !== null, 'must be HOST:PORT, [IPv6]:PORT or :PORT (every address) with a port from 1 to 65535'),
+    /** The sign-in token's file, root's and mode 0600 (default: <stateDir>/web-token, made on the first start). */
+    tokenFile: z.string().min(1).optional(),
+    /** HTTPS: a certificate and its key (PEM files; the key root's and private). */
+    tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().optional(),
+  })
+  .strict();
+
 const clusterSchema = z
   .object({
     /** The etcd members' client URLs (a list, or one string with commas). */
@@ -167,6 +181,7 @@ export const configSchema = z
       })
       .default(DEFAULT_PIDS_SETTING),
     metricsPort: z.number().int().min(1).max(65535).nullable().default(null),
+    web: webSchema.nullable().default(null),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     logFile: z.string().min(1).nullable().default(null),
     /** Nice value of the daemon itself, so the control plane stays responsive when slices saturate the CPUs. */
@@ -247,6 +262,10 @@ const SETTINGS: Record<ConfigKey, { flag: string | null; allowed: string }> = {
     allowed: 'a share of the node\'s PIDs like "15%" (above 0, at most 100%), a whole number of tasks, or "none"',
   },
   metricsPort: { flag: '--metrics-port', allowed: 'a TCP port from 1 to 65535, or null for none' },
+  web: {
+    flag: '--web',
+    allowed: 'listen (HOST:PORT), and optionally tokenFile (a root-only file) and tls (cert and key files); or null for no dashboard',
+  },
   logLevel: { flag: '--log-level', allowed: '"trace", "debug", "info", "warn", "error" or "fatal"' },
   logFile: { flag: '--log-file', allowed: 'a file path, or null for stderr' },
   daemonNice: { flag: null, allowed: 'a whole number from -20 to 19' },

@@ -74,6 +74,7 @@ export class CpuController {
   private readonly loopMs = new Float64Array(LOOP_HISTORY);
   private loops = 0;
   private latest: ControllerSnapshot | null = null;
+  private readonly passListeners = new Set<() => void>();
   private passStarted: bigint | null = null;
   private lastInterval: { first: boolean; elapsedNs: number } | null = null;
   /** The table tick() samples into when the loop runs outside the framework. */
@@ -149,6 +150,13 @@ export class CpuController {
     this.loopMs[this.loops % LOOP_HISTORY] = Number(process.hrtime.bigint() - started) / 1e6;
     this.loops++;
     this.passStarted = null;
+    for (const listener of this.passListeners) listener();
+  }
+
+  /** Call `listener` after every pass (the dashboard's live frames); returns the unsubscribe. */
+  onPass(listener: () => void): () => void {
+    this.passListeners.add(listener);
+    return () => this.passListeners.delete(listener);
   }
 
   configure(options: { mode?: CpuControlMode; gain?: number; periodMs?: number }): void {

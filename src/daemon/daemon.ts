@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { guardCluster, joinCluster, type NodeCluster } from './cluster.js';
+import { startDashboard, type Dashboard } from './dashboard.js';
 import { createBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { checkNetPools, createNetworks } from './net.js';
@@ -133,6 +134,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let vsys: VsysBroker | null = null;
   let slivers: SliverSync | null = null;
   let tasks: NodeTasks | null = null;
+  let dashboard: Dashboard | null = null;
   try {
     await agent.start();
     await guardCluster(config, backend, log);
@@ -191,6 +193,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       tasks: tasks.service,
       tree: { service: framework.service, tree },
       broker,
+      web: () => dashboard?.info ?? null,
       placement: (slice, parentPid) => {
         const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
         if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);
@@ -203,6 +206,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         return spec ? agent.uidOf(spec) : null;
       });
     await listenPrivate(api, config, adminGid, log);
+    dashboard = await startDashboard(config, { api, views, controller, agent, log });
     if (metrics) {
       registry = buildRegistry(views, agent, sockets);
       log.info({ port: config.metricsPort }, 'metrics on 127.0.0.1');
@@ -230,7 +234,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     });
     const ioWeights = setInterval(refreshIoWeights, IO_WEIGHT_REFRESH_MS);
     ioWeights.unref();
-    const started = { framework, api, sockets, metrics, mount, tasks };
+    const started = { framework, api, sockets, metrics, mount, tasks, dashboard };
     return {
       config,
       agent,
@@ -245,6 +249,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
         started.framework.close();
         if (refresh) clearInterval(refresh);
         clearInterval(ioWeights);
+        await started.dashboard?.close();
         await started.api.close();
         await started.tasks.close();
         await net?.refresh(agent.state).catch((err: Error) => log.warn({ err: err.message }, 'last accounting refresh failed'));
@@ -266,6 +271,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   } catch (err) {
     await mount?.unmount();
     framework?.close();
+    await dashboard?.close();
     await api?.close();
     await tasks?.close();
     sockets?.closeAll();

@@ -40,6 +40,7 @@ const ERRNO: Record<ErrorCode, number> = {
   ENOENT: -2,
   ESRCH: -3,
   EIO: -5,
+  EACCES: -13,
   EEXIST: -17,
   ENOTDIR: -20,
   EISDIR: -21,

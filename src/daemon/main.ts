@@ -44,6 +44,7 @@ const program = new Command('sliced')
   )
   .option('--default-pids-max <max>', 'task limit of slices left at "default": "15%" of the node\'s PIDs, a count, or "none" (default 15%)')
   .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:<port>', integer)
+  .option('--web <host:port>', 'serve the dashboard there (sign-in with the token of <state-dir>/web-token; slicectl web prints a link)')
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--log-file <file>', 'write logs there instead of stderr')
   .option('--mount <dir>', 'also mount the config tree there with FUSE (needs @cocalc/fuse-native)')
@@ -113,6 +114,7 @@ Stopping sliced (SIGTERM/SIGINT) leaves slices and their processes running; the 
         taskRetentionMs: options.taskRetention,
         defaultPidsMax: options.defaultPidsMax,
         metricsPort: options.metricsPort,
+        web: options.web === undefined ? undefined : { listen: options.web },
         logLevel: options.logLevel,
         logFile: options.logFile,
         mount: options.mount,

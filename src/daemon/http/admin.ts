@@ -25,6 +25,7 @@ import { placementRoutes, treeRoutes } from './tree.js';
 import { vsysRoutes } from './vsys.js';
 import { taskRoutes } from './tasks.js';
 import type { TaskService } from '../tasks.js';
+import type { WebInfo } from '../../wire/web.js';
 
 /** What the admin API's areas work on. */
 export interface AdminApiServices {
@@ -41,9 +42,11 @@ export interface AdminApiServices {
   tasks: TaskService;
   /** Asked before `slicectl exec` starts a task (throws when a scheduler refuses). */
   placement?: ExecPlacement;
+  /** The dashboard's address and sign-in link, or null when it is off. */
+  web?: () => WebInfo | null;
 }
 
-export function buildAdminApi({ agent, changes, views, tree, broker, cluster, tasks, placement }: AdminApiServices): FastifyInstance {
+export function buildAdminApi({ agent, changes, views, tree, broker, cluster, tasks, placement, web }: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkErrorHandler });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -61,5 +64,10 @@ export function buildAdminApi({ agent, changes, views, tree, broker, cluster, ta
   void app.register(vsysRoutes, { prefix: '/v1/vsys', broker });
   void app.register(netRoutes, { prefix: '/v1/net', agent, changes });
   void app.register(taskRoutes, { prefix: '/v1/tasks', tasks });
+  app.get('/v1/web', async () => {
+    const info = web?.() ?? null;
+    if (info === null) throw new SlicedError('ENOENT', 'the dashboard is off on this node (sliced --web HOST:PORT, or web: in the config)');
+    return info;
+  });
   return app;
 }

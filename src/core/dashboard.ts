@@ -1,0 +1,157 @@
+/**
+ * The dashboard's live frames: one per control period, what the page charts and lists. Built
+ * from the views the API gives (cumulative counters) and the previous frame's inputs, so that
+ * rates (I/O, network) and events (throttling, OOM kills) are computed once on the daemon and
+ * not by every open page. Pure: no I/O.
+ */
+import type { AccountsDocument } from '../wire/net.js';
+import type { DomainView, LiveView, SliceView } from '../wire/slices.js';
+
+/** One slice or domain in a frame. CPU in millicores, memory in bytes, rates in bytes per second. */
+export interface FrameRow {
+  name: string;
+  kind: 'slice' | 'domain';
+  /** The enclosing domain, or null at the top. */
+  parent: string | null;
+  reservation: number;
+  limit: number | null;
+  shares: number;
+  usage: number;
+  entitlement: number;
+  demand: number;
+  memoryBytes: number;
+  memoryLimit: number | null;
+  ioReadRate: number | null;
+  ioWriteRate: number | null;
+  netSentRate: number | null;
+  netReceivedRate: number | null;
+  procs: number;
+  throttledPeriods: number;
+  oomKills: number | null;
+}
+
+export interface FrameEvent {
+  at: number;
+  name: string;
+  kind: 'throttled' | 'oom';
+  /** Throttled periods, or OOM kills, since the previous frame. */
+  count: number;
+}
+
+export interface LiveFrame {
+  /** ms since the epoch when the views were read. */
+  at: number;
+  periodMs: number;
+  node: {
+    capacity: number;
+    systemReserve: number;
+    reserved: number;
+    systemUsage: number | null;
+    memoryBytes: number;
+    backend: string;
+  };
+  rows: FrameRow[];
+  events: FrameEvent[];
+}
+
+export interface FrameInput {
+  at: number;
+  periodMs: number;
+  node: LiveFrame['node'];
+  slices: readonly SliceView[];
+  domains: readonly DomainView[];
+  /** Packet accounts (null without slice networking). */
+  accounts: AccountsDocument | null;
+}
+
+/** The cumulative counters of the previous frame, by row key. */
+export interface FrameMemory {
+  at: number;
+  counters: Map<string, Counters>;
+}
+
+interface Counters {
+  ioRead: number | null;
+  ioWrite: number | null;
+  netSent: number | null;
+  netReceived: number | null;
+  throttledPeriods: number;
+  oomKills: number | null;
+}
+
+/** Build a frame; `previous` is what the last call returned as `memory` (null at first). */
+export function buildFrame(input: FrameInput, previous: FrameMemory | null): { frame: LiveFrame; memory: FrameMemory } {
+  const seconds = previous ? (input.at - previous.at) / 1000 : 0;
+  const accounts = new Map((input.accounts?.slices ?? []).map((a) => [a.slice, a]));
+  const counters = new Map<string, Counters>();
+  const rows: FrameRow[] = [];
+  const events: FrameEvent[] = [];
+  const rate = (now: number | null, before: number | null | undefined): number | null =>
+    now === null || before === null || before === undefined || seconds <= 0 ? null : Math.max(0, (now - before) / seconds);
+
+  const add = (
+    kind: FrameRow['kind'],
+    name: string,
+    parent: string | null,
+    view: SliceView | DomainView,
+    account: { sent: number; received: number } | null,
+  ): void => {
+    const live: LiveView | undefined = view.live;
+    if (!live) return;
+    const key = `${kind}/${name}`;
+    const now: Counters = {
+      ioRead: live.io?.readBytes ?? null,
+      ioWrite: live.io?.writeBytes ?? null,
+      netSent: account?.sent ?? null,
+      netReceived: account?.received ?? null,
+      throttledPeriods: live.throttledPeriods,
+      oomKills: live.oomKills,
+    };
+    counters.set(key, now);
+    const before = previous?.counters.get(key);
+    if (before) {
+      const throttled = now.throttledPeriods - before.throttledPeriods;
+      if (throttled > 0) events.push({ at: input.at, name: key, kind: 'throttled', count: throttled });
+      const oom = (now.oomKills ?? 0) - (before.oomKills ?? 0);
+      if (oom > 0) events.push({ at: input.at, name: key, kind: 'oom', count: oom });
+    }
+    rows.push({
+      name,
+      kind,
+      parent,
+      reservation: view.cpu.reservation,
+      limit: view.cpu.effectiveLimit,
+      shares: view.cpu.shares,
+      usage: round(live.usage),
+      entitlement: round(live.entitlement),
+      demand: Number.isFinite(live.demand) ? round(live.demand) : -1,
+      memoryBytes: live.memoryBytes,
+      memoryLimit: view.memory.limit,
+      ioReadRate: roundOrNull(rate(now.ioRead, before?.ioRead)),
+      ioWriteRate: roundOrNull(rate(now.ioWrite, before?.ioWrite)),
+      netSentRate: roundOrNull(rate(now.netSent, before?.netSent)),
+      netReceivedRate: roundOrNull(rate(now.netReceived, before?.netReceived)),
+      procs: live.procs,
+      throttledPeriods: live.throttledPeriods,
+      oomKills: live.oomKills,
+    });
+  };
+
+  for (const domain of input.domains) add('domain', domain.name, domain.parent, domain, null);
+  for (const slice of input.slices) {
+    const account = accounts.get(slice.name);
+    add('slice', slice.name, slice.domain, slice, account ? { sent: account.sent.bytes, received: account.received.bytes } : null);
+  }
+  return {
+    frame: { at: input.at, periodMs: input.periodMs, node: input.node, rows, events },
+    memory: { at: input.at, counters },
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+function roundOrNull(n: number | null): number | null {
+  return n === null ? null : round(n);
+}

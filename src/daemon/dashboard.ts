@@ -1,0 +1,99 @@
+/**
+ * The dashboard's wiring (sliced --web, `web:` in the config): the token, the live feed from
+ * the control loop and the views, and the server (web/server.ts) in front of the admin API.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { SlicedError } from '../core/errors.js';
+import { isWildcardHost, parseListen } from '../core/net-address.js';
+import type { FrameInput } from '../core/dashboard.js';
+import type { SliceAgent } from './agent.js';
+import type { SlicedConfig } from './config.js';
+import type { CpuController } from './controller.js';
+import { readAccounts } from './http/net.js';
+import type { Views } from './views.js';
+import type { WebInfo } from '../wire/web.js';
+import { readPrivateFile, readWebToken, WebSessions } from './web/auth.js';
+import { LiveFeed } from './web/live.js';
+import { startWebServer } from './web/server.js';
+
+/** The built page: dist/web beside dist/daemon (and dist/bundle). */
+export const WEB_ASSETS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'web');
+
+export interface Dashboard {
+  info: WebInfo;
+  feed: LiveFeed;
+  close(): Promise<void>;
+}
+
+export async function startDashboard(
+  config: SlicedConfig,
+  deps: { api: FastifyInstance; views: Views; controller: CpuController; agent: SliceAgent; log: Logger },
+): Promise<Dashboard | null> {
+  const web = config.web;
+  if (web === null) return null;
+  if (!existsSync(join(WEB_ASSETS, 'index.html'))) {
+    throw new SlicedError('EIO', `the dashboard's page is not built in ${WEB_ASSETS} (npm run build makes it)`);
+  }
+  const tokenFile = web.tokenFile ?? join(config.stateDir, 'web-token');
+  const token = readWebToken(tokenFile, web.tokenFile === undefined);
+  const tls = web.tls ? { cert: readFileSync(web.tls.cert), key: readPrivateFile('web.tls.key', web.tls.key) } : null;
+  const { views, controller, agent, log } = deps;
+  const read = async (): Promise<FrameInput> => {
+    const node = views.node() as {
+      cpu: { capacity: number; systemReserve: number; reserved: number };
+      memoryBytes: number;
+      backend: string;
+    };
+    return {
+      at: Date.now(),
+      periodMs: controller.periodMs,
+      node: {
+        capacity: node.cpu.capacity,
+        systemReserve: node.cpu.systemReserve,
+        reserved: node.cpu.reserved,
+        systemUsage: controller.snapshot()?.systemUsage ?? null,
+        memoryBytes: node.memoryBytes,
+        backend: node.backend,
+      },
+      slices: views.slices(true),
+      domains: views.domains(true),
+      accounts: agent.net ? await readAccounts(agent) : null,
+    };
+  };
+  const feed = new LiveFeed(read, (listener) => controller.onPass(listener), log);
+  const listen = parseListen(web.listen)!;
+  let app: FastifyInstance;
+  try {
+    ({ app } = await startWebServer({
+      host: listen.host,
+      port: listen.port,
+      tls,
+      sessions: new WebSessions(token),
+      admin: deps.api,
+      feed,
+      assets: WEB_ASSETS,
+      log,
+    }));
+  } catch (err) {
+    feed.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new SlicedError('EBUSY', `web.listen (--web) ${web.listen}: the port is already in use`);
+    if (code === 'EADDRNOTAVAIL') throw new SlicedError('EINVAL', `web.listen (--web) ${web.listen}: this machine has no such address`);
+    throw err;
+  }
+  const host = isWildcardHost(listen.host) ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  const url = `${tls ? 'https' : 'http'}://${host}:${listen.port}/`;
+  log.info({ url, tokenFile }, 'dashboard listening (slicectl web prints a sign-in link)');
+  return {
+    info: { url, tokenFile, signInUrl: `${url}#token=${encodeURIComponent(token)}` },
+    feed,
+    async close() {
+      feed.close();
+      await app.close();
+    },
+  };
+}
