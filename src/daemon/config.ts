@@ -92,7 +92,10 @@ const webSchema = z
     /** The sign-in token's file, root's and mode 0600 (default: <stateDir>/web-token, made on the first start). */
     tokenFile: z.string().min(1).optional(),
     /** HTTPS: a certificate and its key (PEM files; the key root's and private). */
-    tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().optional(),
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import { isWildcardHost, parseListen } from '../core/net-address.js';
-import type { FrameInput } from '../core/dashboard.js';
+import type { FrameInput } from '../wire/dashboard.js';
 import type { SliceAgent } from './agent.js';
 import type { SlicedConfig } from './config.js';
 import type { CpuController } from './controller.js';

@@ -2,7 +2,7 @@
  * The live frames (GET /api/live, server-sent events), kept for the last minutes so a page
  * opened later still draws a history; pages subscribe to each new frame.
  */
-import type { LiveFrame } from '../core/dashboard.js';
+import type { LiveFrame } from '../wire/dashboard.js';
 
 /** Frames kept: five minutes at the default one-second period. */
 export const HISTORY = 300;

@@ -4,7 +4,7 @@
  * open; a pass that comes while the last frame is still being built is skipped.
  */
 import type { Logger } from 'pino';
-import { buildFrame, type FrameInput, type FrameMemory } from '../../core/dashboard.js';
+import { buildFrame, type FrameInput, type FrameMemory } from '../../wire/dashboard.js';
 
 export type FrameSink = (json: string) => void;
 

@@ -5,7 +5,7 @@
  * throttling and OOM kills as events.
  */
 import uPlot from 'uplot';
-import type { FrameRow, LiveFrame } from '../../core/dashboard.js';
+import type { FrameRow, LiveFrame } from '../../wire/dashboard.js';
 import { bar, bytes, h, millicores, rate } from '../dom.js';
 import type { Page } from '../page.js';
 import { VirtualList } from '../virtual-list.js';

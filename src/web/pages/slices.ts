@@ -4,7 +4,7 @@
  * CPU and memory; and, for a signed-in operator, create, change and delete a slice (each
  * asks first and shows the API's refusal as it is).
  */
-import type { FrameRow } from '../../core/dashboard.js';
+import type { FrameRow } from '../../wire/dashboard.js';
 import type { DomainView, SliceView } from '../../wire/slices.js';
 import { api } from '../api.js';
 import { bar, bytes, h, millicores } from '../dom.js';

@@ -4,8 +4,8 @@
  * rates (I/O, network) and events (throttling, OOM kills) are computed once on the daemon and
  * not by every open page. Pure: no I/O.
  */
-import type { AccountsDocument } from '../wire/net.js';
-import type { DomainView, LiveView, SliceView } from '../wire/slices.js';
+import type { AccountsDocument } from './net.js';
+import type { DomainView, LiveView, SliceView } from './slices.js';
 
 /** One slice or domain in a frame. CPU in millicores, memory in bytes, rates in bytes per second. */
 export interface FrameRow {
