@@ -185,7 +185,7 @@ function sliceRow(r: FrameRow): HTMLElement {
     h('span', {}, `${millicores(r.reservation)} / ${r.limit === null ? 'none' : millicores(r.limit)}`),
     h(
       'span',
-      {},
+      { 'data-memory': r.memoryBytes },
       r.memoryLimit === null
         ? bytes(r.memoryBytes)
         : bar(r.memoryBytes, r.memoryLimit, `${bytes(r.memoryBytes)} of ${bytes(r.memoryLimit)}`, 'mem'),

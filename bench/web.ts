@@ -1,0 +1,183 @@
+/**
+ * Dashboard benchmark: how soon a change in the kernel shows on the page, what the page
+ * weighs, and what open dashboards cost the daemon.
+ *
+ *   npm run bench:web [-- --json] [-- --changes N] [-- --seconds S]
+ *
+ * - update latency: a shell inside slice `wb` writes 64 MiB to a tmpfs file, or removes it
+ *   (page cache charged to the slice's memory group: a change the kernel shows at once); the
+ *   time from the shell's "done" to the node page in Chromium showing the slice's memory over,
+ *   or under, 32 MiB. N changes (default 50); p50 and p99, also in control periods (target
+ *   <= 1.5: the next pass reads the change, then the frame travels).
+ * - page weight: index.html, app.js and app.css as the server sends them to a browser that
+ *   accepts brotli (target <= 300 KB).
+ * - daemon CPU: the daemon's own CPU time over S seconds (default 20) with no page open, then
+ *   with 5 pages open, 20 slices on the node; the difference in % of one core (target <= 2).
+ *
+ * Last line of stdout: one JSON object with update_ms_p50, update_ms_p99, page_kb_compressed,
+ * daemon_cpu_pct_5_clients, control_period_ms (and the parts they come from).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Page } from 'playwright-core';
+import { freePort, SLICECTL, TestDaemon } from '../test/helpers/daemon.js';
+import { browserSkipReason, launchBrowser } from '../test/helpers/browser.js';
+import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
+import type { WebInfo } from '../src/wire/web.js';
+
+const CHANGES = Number(argValue('--changes') ?? 50);
+const SECONDS = Number(argValue('--seconds') ?? 20);
+const SLICES = 20;
+const PAGES = 5;
+const SIZE_MB = 64;
+const THRESHOLD = 32 * 1024 * 1024;
+const SHM = `/dev/shm/sliced-bench-web-${process.pid}`;
+
+/** What the page function below uses of the browser's globals (this file is typed for Node). */
+interface BrowserGlobals {
+  document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null };
+}
+
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+async function daemonCpuPct(pid: number, seconds: number): Promise<number> {
+  const before = cpuSecondsOf(pid);
+  const started = performance.now();
+  await sleep(seconds * 1000);
+  return ((cpuSecondsOf(pid) - before) / ((performance.now() - started) / 1000)) * 100;
+}
+
+async function memoryOnPage(page: Page): Promise<number> {
+  return Number(await page.getAttribute('#slice-table [data-slice="wb"] [data-memory]', 'data-memory'));
+}
+
+const reason = await browserSkipReason();
+if (reason) {
+  say(`bench:web cannot run: ${reason}`);
+  process.exit(77);
+}
+const port = await freePort();
+const daemon = await TestDaemon.start(['--web', `127.0.0.1:${port}`, '--log-level', 'warn']);
+const browser = await launchBrowser();
+const deregister = onInterrupt(async () => {
+  rmSync(SHM, { force: true });
+  await browser.close();
+  await daemon.destroy();
+});
+try {
+  for (let i = 0; i < SLICES; i++) await daemon.cli(['slice', 'create', i === 0 ? 'wb' : `w${i}`]);
+  const info = await daemon.cliJson<WebInfo>(['web']);
+  const periodMs = (await daemon.api.get<{ controlPeriodMs: number }>('/v1/node')).controlPeriodMs;
+
+  // Page weight, as a browser that accepts brotli gets it.
+  let bytes = 0;
+  for (const path of ['/', '/app.js', '/app.css']) {
+    const res = await fetch(new URL(path, info.url), { headers: { 'accept-encoding': 'br' } });
+    // fetch hands over the body decompressed: the bytes sent are in content-length.
+    const sent = Number(res.headers.get('content-length'));
+    await res.arrayBuffer();
+    if (!(sent > 0)) throw new Error(`${path}: no content-length in the answer`);
+    bytes += sent;
+    say(`${path}: ${sent} bytes, ${res.headers.get('content-encoding') ?? 'identity'}`);
+  }
+  const pageKb = bytes / 1024;
+
+  // Daemon CPU: no page, then 5 pages on the node page.
+  const pid = daemon.pid!;
+  await sleep(3000);
+  const idlePct = await daemonCpuPct(pid, SECONDS);
+  const contexts = [];
+  for (let i = 0; i < PAGES; i++) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(info.signInUrl);
+    await page.waitForSelector('#slice-table [data-slice="wb"]');
+    contexts.push({ context, page });
+  }
+  await sleep(3000);
+  const withPagesPct = await daemonCpuPct(pid, SECONDS);
+  say(`daemon CPU: ${round(idlePct)}% of a core with no page open, ${round(withPagesPct)}% with ${PAGES}`);
+
+  // Update latency, on the first page (the others stay open).
+  const page = contexts[0]!.page;
+  const shell = spawn(
+    process.execPath,
+    [
+      SLICECTL,
+      '--socket',
+      daemon.socket,
+      'exec',
+      '--slice',
+      'wb',
+      '--',
+      '/bin/sh',
+      '-c',
+      'while read -r cmd; do eval "$cmd"; echo done; done',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: shell.stdout! })[Symbol.asyncIterator]();
+  const run = async (cmd: string): Promise<number> => {
+    shell.stdin!.write(`${cmd}\n`);
+    await lines.next();
+    return performance.now();
+  };
+  const latencies: number[] = [];
+  for (let i = 0; i < CHANGES; i++) {
+    const up = i % 2 === 0;
+    // Changes land at random points of the control period, as they do in life.
+    await sleep(Math.random() * periodMs);
+    const done = await run(up ? `dd if=/dev/zero of=${SHM} bs=1M count=${SIZE_MB} 2>/dev/null` : `rm -f ${SHM}`);
+    await page.waitForFunction(
+      ([above, threshold]) => {
+        const value = Number(
+          (globalThis as unknown as BrowserGlobals).document
+            .querySelector('#slice-table [data-slice="wb"] [data-memory]')
+            ?.getAttribute('data-memory'),
+        );
+        return above ? value > threshold : value < threshold;
+      },
+      [up, THRESHOLD] as const,
+      { polling: 5, timeout: 10 * periodMs },
+    );
+    latencies.push(performance.now() - done);
+    if (i === 0) say(`first change seen after ${Math.round(latencies[0]!)} ms (page shows ${await memoryOnPage(page)} bytes)`);
+  }
+  shell.stdin!.end();
+  rmSync(SHM, { force: true });
+  for (const { context } of contexts) await context.close();
+
+  const p50 = percentile(latencies, 50);
+  const p99 = percentile(latencies, 99);
+  say(`update latency over ${CHANGES} changes: p50 ${Math.round(p50)} ms, p99 ${Math.round(p99)} ms (control period ${periodMs} ms)`);
+  finish({
+    bench: 'web',
+    update_ms_p50: round(p50, 1),
+    update_ms_p99: round(p99, 1),
+    update_periods_p50: round(p50 / periodMs, 2),
+    update_periods_p99: round(p99 / periodMs, 2),
+    page_kb_compressed: round(pageKb, 1),
+    daemon_cpu_pct_idle: round(idlePct, 2),
+    daemon_cpu_pct_with_pages: round(withPagesPct, 2),
+    daemon_cpu_pct_5_clients: round(withPagesPct - idlePct, 2),
+    control_period_ms: periodMs,
+    changes: CHANGES,
+    slices: SLICES,
+    seconds: SECONDS,
+    machine: machine(),
+    load: loadAverage(),
+  });
+} finally {
+  deregister();
+  rmSync(SHM, { force: true });
+  await browser.close();
+  await daemon.destroy();
+}
