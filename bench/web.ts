@@ -14,6 +14,9 @@
  * - daemon CPU: the daemon's own CPU time over S seconds (default 20) with no page open, then
  *   with 5 pages open, 20 slices on the node; the difference in % of one core (target <= 2).
  *
+ * - baseline: in the same run, a client polling the API once a control period (as a scraper
+ *   at that interval would) sees the same changes; baseline_poll_ms_p50/p99.
+ *
  * Last line of stdout: one JSON object with update_ms_p50, update_ms_p99, page_kb_compressed,
  * daemon_cpu_pct_5_clients, control_period_ms (and the parts they come from).
  */
@@ -26,6 +29,7 @@ import { freePort, SLICECTL, TestDaemon } from '../test/helpers/daemon.js';
 import { browserSkipReason, launchBrowser } from '../test/helpers/browser.js';
 import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 import type { WebInfo } from '../src/wire/web.js';
+import type { SliceView } from '../src/wire/slices.js';
 
 const CHANGES = Number(argValue('--changes') ?? 50);
 const SECONDS = Number(argValue('--seconds') ?? 20);
@@ -130,7 +134,19 @@ try {
     await lines.next();
     return performance.now();
   };
+  // The baseline: what a client that polls the API once a period (a Prometheus-style scrape
+  // at the control period) sees of the same changes.
+  const polled: Array<{ at: number; memory: number }> = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      const view = await daemon.api.get<SliceView>('/v1/slices/wb');
+      polled.push({ at: performance.now(), memory: view.live?.memoryBytes ?? 0 });
+      await sleep(periodMs);
+    }
+  })();
   const latencies: number[] = [];
+  const baseline: number[] = [];
   for (let i = 0; i < CHANGES; i++) {
     const up = i % 2 === 0;
     // Changes land at random points of the control period, as they do in life.
@@ -149,8 +165,13 @@ try {
       { polling: 5, timeout: 10 * periodMs },
     );
     latencies.push(performance.now() - done);
+    const seen = (): { at: number } | undefined => polled.find((p) => p.at > done && (up ? p.memory > THRESHOLD : p.memory < THRESHOLD));
+    while (!seen()) await sleep(20);
+    baseline.push(seen()!.at - done);
     if (i === 0) say(`first change seen after ${Math.round(latencies[0]!)} ms (page shows ${await memoryOnPage(page)} bytes)`);
   }
+  polling = false;
+  await poller;
   shell.stdin!.end();
   rmSync(SHM, { force: true });
   for (const { context } of contexts) await context.close();
@@ -158,12 +179,17 @@ try {
   const p50 = percentile(latencies, 50);
   const p99 = percentile(latencies, 99);
   say(`update latency over ${CHANGES} changes: p50 ${Math.round(p50)} ms, p99 ${Math.round(p99)} ms (control period ${periodMs} ms)`);
+  const b50 = percentile(baseline, 50);
+  const b99 = percentile(baseline, 99);
+  say(`baseline, polling the API once a period: p50 ${Math.round(b50)} ms, p99 ${Math.round(b99)} ms`);
   finish({
     bench: 'web',
     update_ms_p50: round(p50, 1),
     update_ms_p99: round(p99, 1),
     update_periods_p50: round(p50 / periodMs, 2),
     update_periods_p99: round(p99 / periodMs, 2),
+    baseline_poll_ms_p50: round(b50, 1),
+    baseline_poll_ms_p99: round(b99, 1),
     page_kb_compressed: round(pageKb, 1),
     daemon_cpu_pct_idle: round(idlePct, 2),
     daemon_cpu_pct_with_pages: round(withPagesPct, 2),

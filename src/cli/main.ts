@@ -15,6 +15,7 @@ import { registerNetCommands } from './net.js';
 import { envPairs, registerTaskCommands, runOnNode } from './tasks.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerWebCommands } from './web.js';
+import { registerTopCommand } from './top.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
 
@@ -167,6 +168,7 @@ registerNetCommands(program, { client, print });
 registerTaskCommands(program, { client, print });
 registerClusterCommands(program, { print });
 registerWebCommands(program, { client, print });
+registerTopCommand(program, { client, print, json: (command) => globals(command).json === true });
 
 // ---- run ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { guardCluster, joinCluster, type NodeCluster } from './cluster.js';
 import { startDashboard, type Dashboard } from './dashboard.js';
+import type { WebInfo } from '../wire/web.js';
 import { createBackend } from '../kernel/cgroup/detect.js';
 import { SliceAgent } from './agent.js';
 import { checkNetPools, createNetworks } from './net.js';
@@ -48,6 +49,8 @@ export interface Daemon {
   vsys: VsysBroker;
   /** Where changes to slices, domains and reservations go: the agent, or the cluster's catalogue. */
   changes: ChangeRunner;
+  /** The dashboard's address and sign-in link (sliced --web), or null. */
+  web: WebInfo | null;
   log: Logger;
   close(): Promise<void>;
 }
@@ -243,6 +246,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       views,
       vsys: broker,
       changes,
+      web: dashboard?.info ?? null,
       log,
       async close() {
         await started.mount?.unmount();

@@ -66,8 +66,9 @@ export async function runDemo(daemon: Daemon): Promise<DemoHandle> {
     process.stdout.write(`sliced demo — ${seconds}s — ${phase}\n`);
     process.stdout.write(`${statusTable(status)}\n\n`);
     process.stdout.write(
-      `logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status, slicectl tree   stop: Ctrl-C\n`,
+      `logs: ${daemon.config.logFile ?? 'stderr'}   API: ${daemon.config.socket}   try: slicectl status, slicectl top, slicectl tree   stop: Ctrl-C\n`,
     );
+    if (daemon.web) process.stdout.write(`dashboard: ${daemon.web.signInUrl}\n`);
   };
   const timer = setInterval(draw, 1000);
   draw();

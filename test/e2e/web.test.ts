@@ -19,6 +19,7 @@ import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { WebInfo } from '../../src/wire/web.js';
+import type { LiveFrame } from '../../src/wire/dashboard.js';
 
 /** Poll (the page's CSP forbids the evaluated strings of waitForFunction). */
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000 * SLOW): Promise<void> {
@@ -151,6 +152,37 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     assert.equal((await fetch(`${base}/api/v1/slices`, { headers: { cookie } })).status, 401, 'signed out');
   });
 
+  test('slicectl top: one reading without a terminal (text and JSON), and the full screen on a terminal with keys', async () => {
+    const once = await daemon.cli(['top', '--once']);
+    assert.equal(once.code, 0, once.stderr);
+    assert.match(once.stdout, /^NAME +CPU +ENTITLED/m);
+    assert.match(once.stdout, /▾ wd\//);
+    const frame = await daemon.cliJson<LiveFrame>(['top']);
+    assert.deepEqual(frame.rows.map((r) => `${r.kind}/${r.name}`).sort(), ['domain/wd', 'slice/wa', 'slice/wb', 'slice/wc']);
+    assert.ok(
+      frame.rows.every((r) => r.ioReadRate !== null),
+      'rates from two readings',
+    );
+    assert.equal((await daemon.cli(['top', '--sort', 'bogus'])).code, 2);
+
+    // On a terminal (script(1) gives it one): sort by memory, fold the domain, quit.
+    const screen = spawn('script', ['-qfec', `${process.execPath} ${SLICECTL} --socket ${daemon.socket} top`, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, TERM: 'xterm', COLUMNS: '160', LINES: '40' },
+    });
+    let output = '';
+    screen.stdout!.on('data', (d: Buffer) => (output += d.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => screen.once('exit', resolve));
+    await until('the first screen', async () => output.includes('sort: cpu'));
+    screen.stdin!.write('m');
+    await until('the sort by memory', async () => output.includes('sort: memory'));
+    screen.stdin!.write(' '); // the first line: domain wd
+    await until('the domain folded', async () => output.includes('▸ wd/'));
+    screen.stdin!.write('q');
+    assert.equal(await exited, 0);
+    assert.match(output, /\x1b\[\?1049l/, 'the terminal is given back');
+  });
+
   describe('in Chromium', () => {
     let browser: Browser | null = null;
     let reason: string | null = null;
@@ -173,7 +205,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address');
       // Two busy slices of the domain for a while, so the charts have something to show.
       const stops = [burn('wb'), burn('wc')];
-      await sleep(8000);
+      await sleep(6000);
       for (const [name, ready] of [
         ['node', '#slice-table [data-slice="wa"]'],
         ['slices', '#slice-tree [data-name="wb"]'],

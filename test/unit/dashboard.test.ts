@@ -5,7 +5,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFrame, type FrameInput } from '../../src/wire/dashboard.js';
+import { buildFrame, type FrameInput, type FrameRow } from '../../src/wire/dashboard.js';
+import { topLines } from '../../src/cli/top.js';
 import { webAccess } from '../../src/daemon/web/allowed.js';
 import { SESSION_IDLE_MS, WebSessions } from '../../src/daemon/web/auth.js';
 import type { SliceView } from '../../src/wire/slices.js';
@@ -156,5 +157,46 @@ describe('sessions', () => {
     assert.ok(sessions.session(id), 'used just in time: renewed');
     now += SESSION_IDLE_MS + 1;
     assert.equal(sessions.session(id), null);
+  });
+});
+
+describe('slicectl top', () => {
+  const row = (name: string, kind: 'slice' | 'domain', parent: string | null, usage: number, memoryBytes = 0): FrameRow => ({
+    name,
+    kind,
+    parent,
+    reservation: 0,
+    limit: null,
+    shares: 100,
+    usage,
+    entitlement: 0,
+    demand: 0,
+    memoryBytes,
+    memoryLimit: null,
+    ioReadRate: null,
+    ioWriteRate: null,
+    netSentRate: null,
+    netReceivedRate: null,
+    procs: 0,
+    throttledPeriods: 0,
+    oomKills: 0,
+  });
+  const rows = [row('a', 'slice', null, 10, 900), row('d', 'domain', null, 500, 5), row('b', 'slice', 'd', 100, 1), row('c', 'slice', 'd', 400, 2)];
+
+  test('a tree sorted within each level; a folded domain hides its members', () => {
+    assert.deepEqual(
+      topLines(rows, 'cpu', new Set()).map((l) => `${'.'.repeat(l.depth)}${l.row.name}`),
+      ['d', '.c', '.b', 'a'],
+    );
+    assert.deepEqual(
+      topLines(rows, 'memory', new Set()).map((l) => l.row.name),
+      ['a', 'd', 'c', 'b'],
+    );
+    const folded = topLines(rows, 'cpu', new Set(['d']));
+    assert.deepEqual(
+      folded.map((l) => l.row.name),
+      ['d', 'a'],
+    );
+    assert.equal(folded[0]!.folded, true);
   });
 });
