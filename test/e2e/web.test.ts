@@ -48,7 +48,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       ['domain', 'create', 'wd', '--cpu-reservation', '400m'],
       ['slice', 'create', 'wa', '--cpu-reservation', '200m'],
       ['slice', 'create', 'wb', '--cpu-reservation', '200m', '--domain', 'wd', '--memory', '256M'],
-      ['slice', 'create', 'wc', '--cpu-reservation', '100m', '--domain', 'wd'],
+      ['slice', 'create', 'wc', '--cpu-reservation', '100m', '--domain', 'wd', '--cpu-limit', '500m'],
     ])
       assert.equal((await daemon.cli(args)).code, 0, args.join(' '));
     info = await daemon.cliJson<WebInfo>(['web']);
@@ -220,6 +220,9 @@ describe('the dashboard', { skip: skip ?? false }, () => {
         await screenshot(page, `dashboard-${name}`);
       }
       for (const stop of stops) stop();
+      // wc is capped: its throttling is on the node page's timeline and in its events.
+      await page.click('nav a[href="#/node"]');
+      await until('a throttling event of wc', async () => /slice\/wc: throttled in \d+ period/.test((await page.textContent('#events')) ?? ''));
       assert.deepEqual(errors, []);
       await context.close();
     });
@@ -248,6 +251,42 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       stop();
       await until('the page to show the burner gone', async () => (await onPage()) < 100);
       assert.deepEqual(errors, []);
+      await context.close();
+    });
+
+    test('creating and deleting a slice from the page asks first; a refusal shows the API message', async (t) => {
+      if (reason) return skipWith(t, reason);
+      const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      const errors = collectErrors(page);
+      const asked: string[] = [];
+      page.on('dialog', (dialog) => {
+        asked.push(dialog.message());
+        void dialog.accept();
+      });
+      await page.goto(info.signInUrl);
+      await page.click('nav a[href="#/slices"]');
+      await page.waitForSelector('#slice-tree [data-name="wa"]');
+      const create = async (name: string, reservation: string): Promise<void> => {
+        await page.fill('#create-slice input[name="name"]', name);
+        await page.fill('#create-slice input[name="reservation"]', reservation);
+        await page.click('#create-slice button[type="submit"]');
+      };
+      await create('wn', '100m');
+      await page.waitForSelector('#slice-tree [data-name="wn"]', { timeout: 10_000 * SLOW });
+      assert.equal((await daemon.cliJson<SliceView>(['slice', 'show', 'wn'])).cpu.reservation, 100);
+      await create('wo', '100000m');
+      await until('the refusal on the page', async () => /refused: .*/.test((await page.textContent('#slices-message')) ?? ''));
+      assert.match((await page.textContent('#slices-message'))!, /100000m|reserv/i, "the API's own message");
+      assert.equal((await daemon.cli(['slice', 'show', 'wo'])).code, 3);
+      await page.click('#slice-tree [data-name="wn"] button.danger');
+      await until('the slice to go', async () => (await daemon.cli(['slice', 'show', 'wn'])).code === 3);
+      assert.deepEqual(asked, ['Create slice wn?', 'Create slice wo?', 'Delete slice wn? Its processes are ended.']);
+      assert.deepEqual(
+        errors.filter((e) => !/HTTP 409|status of 409/.test(e)),
+        [],
+        'only the refusal failed',
+      );
       await context.close();
     });
 

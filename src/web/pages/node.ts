@@ -42,7 +42,7 @@ export const nodePage: Page = (root, live) => {
   root.append(
     h('h2', {}, 'Node'),
     cards,
-    h('h3', {}, `CPU used by the ${TOP} busiest slices (stacked; the rest summed)`),
+    h('h3', {}, `CPU used by the ${TOP} busiest slices (stacked; the rest summed; dashed: throttling, red: OOM kill)`),
     stackHost,
     h('h3', {}, 'Entitled against used: ', picker),
     oneHost,
@@ -103,6 +103,7 @@ export const nodePage: Page = (root, live) => {
           ],
           axes: [{}, { size: 70, values: (_u, ticks) => ticks.map((t) => millicores(t)) }],
           scales: { y: { range: () => [0, latest.node.capacity] } },
+          hooks: { draw: [(u: uPlot) => markEvents(u, live.frames)] },
         },
         [xs, ...cumulative.slice().reverse()],
         stackHost,
@@ -170,6 +171,25 @@ export const nodePage: Page = (root, live) => {
     one.destroy();
   };
 };
+
+/** Throttling and OOM kills as vertical lines on the chart's timeline. */
+function markEvents(u: uPlot, frames: readonly LiveFrame[]): void {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.lineWidth = devicePixelRatio;
+  for (const frame of frames) {
+    for (const e of frame.events) {
+      const x = u.valToPos(e.at / 1000, 'x', true);
+      ctx.strokeStyle = e.kind === 'oom' ? '#c0392b' : '#e67e22';
+      ctx.setLineDash(e.kind === 'oom' ? [] : [4 * devicePixelRatio, 3 * devicePixelRatio]);
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+    }
+  }
+  ctx.restore();
+}
 
 function card(title: string, value: string, extra?: HTMLElement): HTMLElement {
   return h('div', { class: 'card' }, h('div', { class: 'card-title' }, title), h('div', { class: 'card-value' }, value), extra);
