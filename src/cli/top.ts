@@ -199,7 +199,7 @@ async function interactiveTop(read: () => Promise<LiveFrame>, initial: TopSort):
     else if (key === '\x1b[B') selected++;
     else if (key === ' ' || key === '\r') {
       const line = lines[selected];
-      if (line?.row.kind === 'domain') folded.has(line.row.name) ? folded.delete(line.row.name) : folded.add(line.row.name);
+      if (line?.row.kind === 'domain' && !folded.delete(line.row.name)) folded.add(line.row.name);
     } else if (key === '+') folded.clear();
     else if (key === '-') for (const r of frame?.rows ?? []) if (r.kind === 'domain') folded.add(r.name);
     draw();
