@@ -61,7 +61,14 @@ export function topLines(rows: readonly FrameRow[], sort: TopSort, folded: Reado
 const rate = (n: number | null): string => (n === null ? '-' : `${formatSizeApprox(Math.round(n))}/s`);
 
 /** The screen as lines of at most `width` characters. */
-export function topScreen(frame: LiveFrame, lines: readonly TopLine[], selected: number, sort: TopSort, width: number, height: number): string[] {
+export function topScreen(
+  frame: LiveFrame,
+  lines: readonly TopLine[],
+  selected: number,
+  sort: TopSort,
+  width: number,
+  height: number,
+): string[] {
   const n = frame.node;
   const head = [
     `sliced top  ${new Date(frame.at).toLocaleTimeString()}  period ${frame.periodMs} ms  backend cgroup ${n.backend}`,
@@ -69,7 +76,20 @@ export function topScreen(frame: LiveFrame, lines: readonly TopLine[], selected:
     `sort: ${sort}   keys: c m i n p a sort, ↑↓ select, space fold, +/- all, q quit`,
     '',
   ];
-  const columns = ['NAME', 'CPU', 'ENTITLED', 'RESERVED', 'LIMIT', 'MEMORY', 'MEM LIMIT', 'IO READ', 'IO WRITE', 'NET SENT', 'NET RECV', 'PROCS'];
+  const columns = [
+    'NAME',
+    'CPU',
+    'ENTITLED',
+    'RESERVED',
+    'LIMIT',
+    'MEMORY',
+    'MEM LIMIT',
+    'IO READ',
+    'IO WRITE',
+    'NET SENT',
+    'NET RECV',
+    'PROCS',
+  ];
   const cells = lines.map((l) => {
     const r = l.row;
     const marker = r.kind === 'domain' ? (l.folded ? '▸ ' : '▾ ') : '  ';
@@ -89,7 +109,8 @@ export function topScreen(frame: LiveFrame, lines: readonly TopLine[], selected:
     ];
   });
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
-  const format = (row: string[]): string => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  const format = (row: string[]): string =>
+    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   const room = Math.max(1, height - head.length - 1);
   // Keep the selection in view.
   const first = Math.max(0, Math.min(selected - Math.floor(room / 2), cells.length - room));
@@ -140,7 +161,11 @@ export function registerTopCommand(program: Command, ctx: TopCliContext): void {
       const api = ctx.client(command);
       const sort = options.sort as TopSort;
       if (!Object.values(SORT_KEYS).includes(sort)) {
-        throw new CliError(`--sort ${JSON.stringify(options.sort)} is not a column; allowed: ${Object.values(SORT_KEYS).join(', ')}`, EXIT.usage, 'EINVAL');
+        throw new CliError(
+          `--sort ${JSON.stringify(options.sort)} is not a column; allowed: ${Object.values(SORT_KEYS).join(', ')}`,
+          EXIT.usage,
+          'EINVAL',
+        );
       }
       let memory: FrameMemory | null = null;
       const read = async (): Promise<LiveFrame> => {

@@ -222,7 +222,9 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       for (const stop of stops) stop();
       // wc is capped: its throttling is on the node page's timeline and in its events.
       await page.click('nav a[href="#/node"]');
-      await until('a throttling event of wc', async () => /slice\/wc: throttled in \d+ period/.test((await page.textContent('#events')) ?? ''));
+      await until('a throttling event of wc', async () =>
+        /slice\/wc: throttled in \d+ period/.test((await page.textContent('#events')) ?? ''),
+      );
       assert.deepEqual(errors, []);
       await context.close();
     });

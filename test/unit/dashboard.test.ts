@@ -181,7 +181,12 @@ describe('slicectl top', () => {
     throttledPeriods: 0,
     oomKills: 0,
   });
-  const rows = [row('a', 'slice', null, 10, 900), row('d', 'domain', null, 500, 5), row('b', 'slice', 'd', 100, 1), row('c', 'slice', 'd', 400, 2)];
+  const rows = [
+    row('a', 'slice', null, 10, 900),
+    row('d', 'domain', null, 500, 5),
+    row('b', 'slice', 'd', 100, 1),
+    row('c', 'slice', 'd', 400, 2),
+  ];
 
   test('a tree sorted within each level; a folded domain hides its members', () => {
     assert.deepEqual(
