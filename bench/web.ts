@@ -2,7 +2,7 @@
  * Dashboard benchmark: how soon a change in the kernel shows on the page, what the page
  * weighs, and what open dashboards cost the daemon.
  *
- *   npm run bench:web [-- --json] [-- --changes N] [-- --seconds S]
+ *   npm run bench:web [-- --json] [-- --changes N] [-- --seconds S] [-- --slices N]
  *
  * - update latency: a shell inside slice `wb` writes 64 MiB to a tmpfs file, or removes it
  *   (page cache charged to the slice's memory group: a change the kernel shows at once); the
@@ -12,7 +12,9 @@
  * - page weight: index.html, app.js and app.css as the server sends them to a browser that
  *   accepts brotli (target <= 300 KB).
  * - daemon CPU: the daemon's own CPU time over S seconds (default 20) with no page open, then
- *   with 5 pages open, 20 slices on the node; the difference in % of one core (target <= 2).
+ *   with 5 pages open, 20 slices on the node (--slices); the difference in % of one core
+ *   (target <= 2). Meanwhile the first page's main thread: the share of time it is busy
+ *   (Chromium's TaskDuration), which says whether the page stays responsive at that size.
  *
  * - baseline: in the same run, a client polling the API once a control period (as a scraper
  *   at that interval would) sees the same changes; baseline_poll_ms_p50/p99.
@@ -27,13 +29,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { freePort, SLICECTL, TestDaemon } from '../test/helpers/daemon.js';
 import { browserSkipReason, launchBrowser } from '../test/helpers/browser.js';
-import { argValue, finish, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
+import { argValue, finish, inParallel, loadAverage, machine, onInterrupt, percentile, round, say } from './lib.js';
 import type { WebInfo } from '../src/wire/web.js';
 import type { SliceView } from '../src/wire/slices.js';
 
 const CHANGES = Number(argValue('--changes') ?? 50);
 const SECONDS = Number(argValue('--seconds') ?? 20);
-const SLICES = 20;
+const SLICES = Number(argValue('--slices') ?? 20);
 const PAGES = 5;
 const SIZE_MB = 64;
 const THRESHOLD = 32 * 1024 * 1024;
@@ -75,7 +77,12 @@ const deregister = onInterrupt(async () => {
   await daemon.destroy();
 });
 try {
-  for (let i = 0; i < SLICES; i++) await daemon.cli(['slice', 'create', i === 0 ? 'wb' : `w${i}`]);
+  // An existing user for all (useradd would dominate the set-up of a thousand).
+  await inParallel(
+    Array.from({ length: SLICES }, (_, i) => (i === 0 ? 'wb' : `w${i}`)),
+    (name) => daemon.api.post('/v1/slices', { name, user: 'nobody' }),
+    8,
+  );
   const info = await daemon.cliJson<WebInfo>(['web']);
   const periodMs = (await daemon.api.get<{ controlPeriodMs: number }>('/v1/node')).controlPeriodMs;
 
@@ -105,7 +112,16 @@ try {
     contexts.push({ context, page });
   }
   await sleep(3000);
+  // The first page's main thread meanwhile (Chromium's own accounting): how busy the frames keep it.
+  const cdp = await contexts[0]!.context.newCDPSession(contexts[0]!.page);
+  await cdp.send('Performance.enable');
+  const busy = async (): Promise<number> =>
+    (await cdp.send('Performance.getMetrics')).metrics.find((m: { name: string }) => m.name === 'TaskDuration')!.value;
+  const busyBefore = await busy();
+  const busyStarted = performance.now();
   const withPagesPct = await daemonCpuPct(pid, SECONDS);
+  const pageBusyPct = (((await busy()) - busyBefore) / ((performance.now() - busyStarted) / 1000)) * 100;
+  say(`the page's main thread was busy ${round(pageBusyPct)}% of the time with ${SLICES} slices`);
   say(`daemon CPU: ${round(idlePct)}% of a core with no page open, ${round(withPagesPct)}% with ${PAGES}`);
 
   // Update latency, on the first page (the others stay open).
@@ -194,6 +210,7 @@ try {
     daemon_cpu_pct_idle: round(idlePct, 2),
     daemon_cpu_pct_with_pages: round(withPagesPct, 2),
     daemon_cpu_pct_5_clients: round(withPagesPct - idlePct, 2),
+    page_main_thread_pct: round(pageBusyPct, 2),
     control_period_ms: periodMs,
     changes: CHANGES,
     slices: SLICES,
