@@ -3,8 +3,8 @@
  * or mutual TLS with the cluster CA. Either file must be root's and private to it: a slice
  * that could read it could call any agent.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { SlicedError } from '../core/errors.js';
+import { readPrivateFile } from '../kernel/private-file.js';
 
 export type PeerCredentials = { kind: 'token'; token: string } | { kind: 'tls'; ca: Buffer; cert: Buffer; key: Buffer };
 
@@ -15,7 +15,7 @@ export interface PeerCredentialFiles {
 
 export function readPeerCredentials(files: PeerCredentialFiles): PeerCredentials {
   if (files.tokenFile !== undefined) {
-    const token = readPrivate('tokenFile', files.tokenFile).toString('utf8').trim();
+    const token = readPrivateFile('cluster.peer.tokenFile', files.tokenFile).toString('utf8').trim();
     if (token.length < 16) {
       throw new SlicedError(
         'EINVAL',
@@ -27,30 +27,10 @@ export function readPeerCredentials(files: PeerCredentialFiles): PeerCredentials
   if (files.tls !== undefined) {
     return {
       kind: 'tls',
-      ca: readPrivate('tls.ca', files.tls.ca, false),
-      cert: readPrivate('tls.cert', files.tls.cert, false),
-      key: readPrivate('tls.key', files.tls.key),
+      ca: readPrivateFile('cluster.peer.tls.ca', files.tls.ca, false),
+      cert: readPrivateFile('cluster.peer.tls.cert', files.tls.cert, false),
+      key: readPrivateFile('cluster.peer.tls.key', files.tls.key),
     };
   }
   throw new SlicedError('EINVAL', 'cluster.peer needs tokenFile or tls');
-}
-
-function readPrivate(what: string, file: string, secret = true): Buffer {
-  let mode: number;
-  let uid: number;
-  try {
-    ({ mode, uid } = statSync(file));
-  } catch (err) {
-    throw new SlicedError(
-      'EINVAL',
-      `cluster.peer.${what} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
-  if (secret && (uid !== 0 || (mode & 0o077) !== 0)) {
-    throw new SlicedError(
-      'EPERM',
-      `cluster.peer.${what} ${file} is mode ${(mode & 0o777).toString(8)} owned by uid ${uid}; it must be root's and private to it (chown root ${file}; chmod 600 ${file})`,
-    );
-  }
-  return readFileSync(file);
 }

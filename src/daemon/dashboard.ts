@@ -16,9 +16,16 @@ import type { CpuController } from './controller.js';
 import { readAccounts } from './http/net.js';
 import type { Views } from './views.js';
 import type { WebInfo } from '../wire/web.js';
-import { readPrivateFile, readWebToken, WebSessions } from './web/auth.js';
+import type { DomainView, SliceView } from '../wire/slices.js';
+import type { AccountsDocument } from '../wire/net.js';
+import { domainKey, sliceKey } from '../core/layout.js';
+import { readWebToken, WebSessions } from './web/auth.js';
+import { readPrivateFile } from '../kernel/private-file.js';
 import { LiveFeed } from './web/live.js';
 import { startWebServer } from './web/server.js';
+
+/** Groups whose counters a pass of the live feed reads, at most (about; see read below). */
+const ROWS_PER_PASS = 100;
 
 /** The built page: dist/web beside dist/daemon (and dist/bundle). */
 export const WEB_ASSETS = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'web');
@@ -42,14 +49,37 @@ export async function startDashboard(
   const token = readWebToken(tokenFile, web.tokenFile === undefined);
   const tls = web.tls ? { cert: readFileSync(web.tls.cert), key: readPrivateFile('web.tls.key', web.tls.key) } : null;
   const { views, controller, agent, log } = deps;
+  // Every group's counters and memory cost a dozen file reads: on a large node they are read
+  // every few passes (about ROWS_PER_PASS groups' worth per pass); CPU figures come from the
+  // control loop's own sample at every pass.
+  let full: { at: number; state: unknown; slices: SliceView[]; domains: DomainView[]; accounts: AccountsDocument | null } | null = null;
+  let passes = 0;
   const read = async (): Promise<FrameInput> => {
     const node = views.node() as {
       cpu: { capacity: number; systemReserve: number; reserved: number };
       memoryBytes: number;
       backend: string;
     };
+    const groups = agent.state.slices.size + agent.state.domains.size;
+    if (!full || full.state !== agent.state || passes++ % Math.max(1, Math.ceil(groups / ROWS_PER_PASS)) === 0) {
+      full = {
+        at: Date.now(),
+        state: agent.state,
+        slices: views.slices(true),
+        domains: views.domains(true),
+        accounts: agent.net ? await readAccounts(agent) : null,
+      };
+    }
+    const sample = controller.snapshot();
+    const withCpu = <T extends SliceView | DomainView>(view: T, key: string): T => {
+      const cpu = sample?.nodes.get(key);
+      return cpu && view.live
+        ? { ...view, live: { ...view.live, usage: cpu.usage, demand: cpu.demand, entitlement: cpu.entitlement } }
+        : view;
+    };
     return {
       at: Date.now(),
+      countersAt: full.at,
       periodMs: controller.periodMs,
       node: {
         capacity: node.cpu.capacity,
@@ -59,9 +89,9 @@ export async function startDashboard(
         memoryBytes: node.memoryBytes,
         backend: node.backend,
       },
-      slices: views.slices(true),
-      domains: views.domains(true),
-      accounts: agent.net ? await readAccounts(agent) : null,
+      slices: full.slices.map((v) => withCpu(v, sliceKey(v.name))),
+      domains: full.domains.map((v) => withCpu(v, domainKey(v.name))),
+      accounts: full.accounts,
     };
   };
   const feed = new LiveFeed(read, (listener) => controller.onPass(listener), log);

@@ -56,6 +56,12 @@ export interface LiveFrame {
 
 export interface FrameInput {
   at: number;
+  /**
+   * When the counters (I/O, network, throttling, OOM kills) and memory were read, if not at
+   * `at`: on a large node they are read every few passes and CPU figures at every one. A
+   * frame whose counters are the previous frame's keeps that frame's rates and has no events.
+   */
+  countersAt?: number;
   periodMs: number;
   node: LiveFrame['node'];
   slices: readonly SliceView[];
@@ -64,11 +70,14 @@ export interface FrameInput {
   accounts: AccountsDocument | null;
 }
 
-/** The cumulative counters of the previous frame, by row key. */
+/** The cumulative counters of the previous reading and the rates they gave, by row key. */
 export interface FrameMemory {
   at: number;
   counters: Map<string, Counters>;
+  rates: Map<string, Rates>;
 }
+
+type Rates = Pick<FrameRow, 'ioReadRate' | 'ioWriteRate' | 'netSentRate' | 'netReceivedRate'>;
 
 interface Counters {
   ioRead: number | null;
@@ -81,7 +90,10 @@ interface Counters {
 
 /** Build a frame; `previous` is what the last call returned as `memory` (null at first). */
 export function buildFrame(input: FrameInput, previous: FrameMemory | null): { frame: LiveFrame; memory: FrameMemory } {
-  const seconds = previous ? (input.at - previous.at) / 1000 : 0;
+  const countersAt = input.countersAt ?? input.at;
+  if (previous && countersAt === previous.at) return { frame: sameCounters(input, previous), memory: previous };
+  const seconds = previous ? (countersAt - previous.at) / 1000 : 0;
+  const rates = new Map<string, Rates>();
   const accounts = new Map((input.accounts?.slices ?? []).map((a) => [a.slice, a]));
   const counters = new Map<string, Counters>();
   const rows: FrameRow[] = [];
@@ -115,26 +127,14 @@ export function buildFrame(input: FrameInput, previous: FrameMemory | null): { f
       const oom = (now.oomKills ?? 0) - (before.oomKills ?? 0);
       if (oom > 0) events.push({ at: input.at, name: key, kind: 'oom', count: oom });
     }
-    rows.push({
-      name,
-      kind,
-      parent,
-      reservation: view.cpu.reservation,
-      limit: view.cpu.effectiveLimit,
-      shares: view.cpu.shares,
-      usage: round(live.usage),
-      entitlement: round(live.entitlement),
-      demand: Number.isFinite(live.demand) ? round(live.demand) : -1,
-      memoryBytes: live.memoryBytes,
-      memoryLimit: view.memory.limit,
+    const rowRates: Rates = {
       ioReadRate: roundOrNull(rate(now.ioRead, before?.ioRead)),
       ioWriteRate: roundOrNull(rate(now.ioWrite, before?.ioWrite)),
       netSentRate: roundOrNull(rate(now.netSent, before?.netSent)),
       netReceivedRate: roundOrNull(rate(now.netReceived, before?.netReceived)),
-      procs: live.procs,
-      throttledPeriods: live.throttledPeriods,
-      oomKills: live.oomKills,
-    });
+    };
+    rates.set(key, rowRates);
+    rows.push(rowOf(kind, name, parent, view, live, rowRates));
   };
 
   for (const domain of input.domains) add('domain', domain.name, domain.parent, domain, null);
@@ -144,7 +144,47 @@ export function buildFrame(input: FrameInput, previous: FrameMemory | null): { f
   }
   return {
     frame: { at: input.at, periodMs: input.periodMs, node: input.node, rows, events },
-    memory: { at: input.at, counters },
+    memory: { at: countersAt, counters, rates },
+  };
+}
+
+const NO_RATES: Rates = { ioReadRate: null, ioWriteRate: null, netSentRate: null, netReceivedRate: null };
+
+/** A frame between two readings of the counters: new CPU figures, the last rates, no events. */
+function sameCounters(input: FrameInput, previous: FrameMemory): LiveFrame {
+  const rows: FrameRow[] = [];
+  const add = (kind: FrameRow['kind'], name: string, parent: string | null, view: SliceView | DomainView): void => {
+    if (view.live) rows.push(rowOf(kind, name, parent, view, view.live, previous.rates.get(`${kind}/${name}`) ?? NO_RATES));
+  };
+  for (const domain of input.domains) add('domain', domain.name, domain.parent, domain);
+  for (const slice of input.slices) add('slice', slice.name, slice.domain, slice);
+  return { at: input.at, periodMs: input.periodMs, node: input.node, rows, events: [] };
+}
+
+function rowOf(
+  kind: FrameRow['kind'],
+  name: string,
+  parent: string | null,
+  view: SliceView | DomainView,
+  live: LiveView,
+  rates: Rates,
+): FrameRow {
+  return {
+    name,
+    kind,
+    parent,
+    reservation: view.cpu.reservation,
+    limit: view.cpu.effectiveLimit,
+    shares: view.cpu.shares,
+    usage: round(live.usage),
+    entitlement: round(live.entitlement),
+    demand: Number.isFinite(live.demand) ? round(live.demand) : -1,
+    memoryBytes: live.memoryBytes,
+    memoryLimit: view.memory.limit,
+    ...rates,
+    procs: live.procs,
+    throttledPeriods: live.throttledPeriods,
+    oomKills: live.oomKills,
   };
 }
 

@@ -14,12 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SLICED, TestDaemon, run } from '../helpers/daemon.js';
-import { ClusterHarness, until } from '../helpers/cluster.js';
+import { ClusterHarness, freePort, until } from '../helpers/cluster.js';
 import { EtcdCluster } from '../helpers/etcd.js';
 import { EtcdStore } from '../../src/cluster/etcd-store.js';
 import { netSkipReason } from '../helpers/net.js';
 import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import type { NodeEntry, NodeList } from '../../src/wire/nodes.js';
+import type { WebInfo } from '../../src/wire/web.js';
+import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 
 const harness = new ClusterHarness();
 const { daemons, prefix } = harness;
@@ -458,3 +460,36 @@ function bridgeAddress(bridge: string): string {
   assert.ok(m, `no IPv4 address on ${bridge}: ${out}`);
   return m[1]!;
 }
+
+clusterTest("the dashboard's cluster page: both nodes and a task; cordon a node and stop the task from the page", async (t) => {
+  const reason = await browserSkipReason();
+  if (reason) return skipWith(t, reason);
+  const port = await freePort();
+  const w1 = await startAgent('w1', ['--web', `127.0.0.1:${port}`]);
+  const w2 = await startAgent('w2');
+  await until('both nodes up', async () => (await nodes(w1)).get(nameOf('w2'))?.status === 'up', 10_000 * SLOW);
+  assert.equal((await w1.cli(['slice', 'create', 'wq', '--user', 'nobody', '--nodes', `${nameOf('w1')},${nameOf('w2')}`])).code, 0);
+  await until('the slice ready on both', async () => (await w2.cli(['slice', 'show', 'wq'])).code === 0, 10_000 * SLOW);
+  const task = (await w1.cli(['run', '--slice', 'wq', '-d', '--', 'sleep', '300'])).stdout.trim();
+  const info = await w1.cliJson<WebInfo>(['web']);
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = collectErrors(page);
+    page.on('dialog', (dialog) => void dialog.accept());
+    await page.goto(info.signInUrl);
+    await page.click('nav a[href="#/cluster"]');
+    for (const n of ['w1', 'w2']) await page.waitForSelector(`#nodes tr[data-node="${nameOf(n)}"]`, { timeout: 10_000 * SLOW });
+    assert.match((await page.textContent('#nodes'))!, /Joined to a cluster|up/);
+    await page.waitForSelector(`#tasks tr[data-task="${task}"]`, { timeout: 10_000 * SLOW });
+    await until('the task shown running', async () => /running/.test((await page.textContent(`#tasks tr[data-task="${task}"]`)) ?? ''), 10_000 * SLOW);
+    await screenshot(page, 'dashboard-cluster-joined');
+    await page.click(`#nodes tr[data-node="${nameOf('w2')}"] button:has-text("Cordon")`);
+    await until('w2 cordoned', async () => (await nodes(w1)).get(nameOf('w2'))?.cordoned === true, 10_000 * SLOW);
+    await page.click(`#tasks tr[data-task="${task}"] button.danger`);
+    await until('the task stopped', async () => (await w1.cliJson<{ state: string }>(['task', 'show', task])).state === 'stopped', 15_000 * SLOW);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -84,6 +84,19 @@ describe('live frames', () => {
     assert.deepEqual(third.frame.events, []);
     assert.doesNotThrow(() => JSON.parse(JSON.stringify(third.frame)));
   });
+
+  test('between two readings of the counters (a large node), CPU figures are new, rates the last ones, and nothing is counted twice', () => {
+    const first = buildFrame(input(10_000, [slice('a', { usage: 10, io: 0, throttled: 0, oom: 0 })], 0), null);
+    const second = buildFrame(input(11_000, [slice('a', { usage: 20, io: 3000, throttled: 2, oom: 0 })], 0), first.memory);
+    const between = { ...input(12_000, [slice('a', { usage: 900, io: 3000, throttled: 2, oom: 0 })], 0), countersAt: 11_000 };
+    const third = buildFrame(between, second.memory);
+    assert.equal(third.frame.rows[0]!.usage, 900);
+    assert.equal(third.frame.rows[0]!.ioReadRate, 3000, "the last reading's rate");
+    assert.deepEqual(third.frame.events, [], 'the throttling was reported with the reading that saw it');
+    assert.equal(third.memory, second.memory);
+    const next = buildFrame(input(14_000, [slice('a', { usage: 5, io: 6000, throttled: 2, oom: 0 })], 0), third.memory);
+    assert.equal(next.frame.rows[0]!.ioReadRate, 1000, 'over the 3 s since the last reading');
+  });
 });
 
 describe('what the dashboard may ask of the admin API', () => {

@@ -6,8 +6,9 @@
  * of sliced signs everyone out. Failed sign-ins are limited per client address.
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { SlicedError } from '../../core/errors.js';
+import { readPrivateFile } from '../../kernel/private-file.js';
 
 export const SESSION_COOKIE = 'sliced_session';
 export const CSRF_HEADER = 'x-sliced-csrf';
@@ -46,27 +47,6 @@ export function readWebToken(file: string, create: boolean): string {
     );
   }
   return token;
-}
-
-/** A file that must be root's and private to it (`setting` names it in errors). */
-export function readPrivateFile(setting: string, file: string): Buffer {
-  let uid: number;
-  let mode: number;
-  try {
-    ({ uid, mode } = statSync(file));
-  } catch (err) {
-    throw new SlicedError(
-      'EINVAL',
-      `${setting} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
-  if (uid !== 0 || (mode & 0o077) !== 0) {
-    throw new SlicedError(
-      'EPERM',
-      `${setting} ${file} is mode ${(mode & 0o777).toString(8)} owned by uid ${uid}; it must be root's and private to it (chown root ${file}; chmod 600 ${file})`,
-    );
-  }
-  return readFileSync(file);
 }
 
 export class WebSessions {

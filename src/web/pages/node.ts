@@ -21,6 +21,14 @@ export const nodePage: Page = (root, live) => {
   const picker = h('select', { id: 'slice-picker', 'aria-label': 'slice' });
   const oneHost = h('div', { class: 'chart', id: 'cpu-one' });
   const events = h('ul', { class: 'events', id: 'events' });
+  const filter = h('input', {
+    id: 'slice-filter',
+    type: 'search',
+    placeholder: 'filter by name',
+    size: 20,
+    'aria-label': 'filter slices by name',
+  });
+  filter.addEventListener('input', () => draw(live.latest));
   let sort: SortKey = 'usage';
   const header = h(
     'div',
@@ -46,7 +54,7 @@ export const nodePage: Page = (root, live) => {
     stackHost,
     h('h3', {}, 'Entitled against used: ', picker),
     oneHost,
-    h('h3', {}, 'Slices'),
+    h('h3', {}, 'Slices ', filter),
     h('div', { class: 'table', id: 'slice-table' }, header, table.element),
     h('h3', {}, 'Events (throttling, OOM kills)'),
     events,
@@ -141,7 +149,8 @@ export const nodePage: Page = (root, live) => {
       picker.replaceChildren(...names.map((name) => h('option', { value: name }, name)));
       picker.value = names.includes(chosen) ? chosen : ([...rows].sort((a, b) => b.usage - a.usage)[0]?.name ?? '');
     }
-    table.set(rows.sort(comparator(sort)));
+    const wanted = filter.value.trim();
+    table.set((wanted ? rows.filter((r) => r.name.includes(wanted)) : rows).sort(comparator(sort)));
     drawStack();
     drawOne();
     for (const e of frame.events) {
