@@ -12,7 +12,10 @@ export function readPrivateFile(setting: string, file: string, secret = true): B
   try {
     ({ mode, uid } = statSync(file));
   } catch (err) {
-    throw new SlicedError('EINVAL', `${setting} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new SlicedError(
+      'EINVAL',
+      `${setting} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   if (secret && (uid !== 0 || (mode & 0o077) !== 0)) {
     throw new SlicedError(

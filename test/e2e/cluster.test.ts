@@ -482,12 +482,20 @@ clusterTest("the dashboard's cluster page: both nodes and a task; cordon a node 
     for (const n of ['w1', 'w2']) await page.waitForSelector(`#nodes tr[data-node="${nameOf(n)}"]`, { timeout: 10_000 * SLOW });
     assert.match((await page.textContent('#nodes'))!, /Joined to a cluster|up/);
     await page.waitForSelector(`#tasks tr[data-task="${task}"]`, { timeout: 10_000 * SLOW });
-    await until('the task shown running', async () => /running/.test((await page.textContent(`#tasks tr[data-task="${task}"]`)) ?? ''), 10_000 * SLOW);
+    await until(
+      'the task shown running',
+      async () => /running/.test((await page.textContent(`#tasks tr[data-task="${task}"]`)) ?? ''),
+      10_000 * SLOW,
+    );
     await screenshot(page, 'dashboard-cluster-joined');
     await page.click(`#nodes tr[data-node="${nameOf('w2')}"] button:has-text("Cordon")`);
     await until('w2 cordoned', async () => (await nodes(w1)).get(nameOf('w2'))?.cordoned === true, 10_000 * SLOW);
     await page.click(`#tasks tr[data-task="${task}"] button.danger`);
-    await until('the task stopped', async () => (await w1.cliJson<{ state: string }>(['task', 'show', task])).state === 'stopped', 15_000 * SLOW);
+    await until(
+      'the task stopped',
+      async () => (await w1.cliJson<{ state: string }>(['task', 'show', task])).state === 'stopped',
+      15_000 * SLOW,
+    );
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
