@@ -98,7 +98,7 @@ export async function startDashboard(
   const listen = parseListen(web.listen)!;
   let app: FastifyInstance;
   try {
-    ({ app } = await startWebServer({
+    app = await startWebServer({
       host: listen.host,
       port: listen.port,
       tls,
@@ -107,7 +107,7 @@ export async function startDashboard(
       feed,
       assets: WEB_ASSETS,
       log,
-    }));
+    });
   } catch (err) {
     feed.close();
     const code = (err as NodeJS.ErrnoException).code;

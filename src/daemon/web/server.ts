@@ -44,7 +44,7 @@ const SECURITY_HEADERS = {
 /** Comments on the live stream this often keep proxies from closing it. */
 const KEEPALIVE_MS = 15_000;
 
-export async function startWebServer(opts: WebServerOptions): Promise<{ app: FastifyInstance; url: string }> {
+export async function startWebServer(opts: WebServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 64 * 1024,
@@ -124,8 +124,8 @@ export async function startWebServer(opts: WebServerOptions): Promise<{ app: Fas
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, new SlicedError('ENOENT', `no such page: ${request.method} ${request.url}`)));
 
-  const address = await app.listen({ host: opts.host, port: opts.port });
-  return { app, url: address };
+  await app.listen({ host: opts.host, port: opts.port });
+  return app;
 }
 
 async function proxy(
