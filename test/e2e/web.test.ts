@@ -14,12 +14,16 @@ import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser } from 'playwright-core';
+import fc from 'fast-check';
+import { fuzzSeed } from '../helpers/prng.js';
 import { freePort, SLICECTL, TestDaemon } from '../helpers/daemon.js';
 import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { WebInfo } from '../../src/wire/web.js';
 import type { LiveFrame } from '../../src/wire/dashboard.js';
+
+const RUNS = Number(process.env.HOSTILE_WEB_RUNS ?? 1000);
 
 /** Poll (the page's CSP forbids the evaluated strings of waitForFunction). */
 async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000 * SLOW): Promise<void> {
@@ -150,6 +154,52 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     const out = await fetch(`${base}/api/session`, { method: 'DELETE', headers: { cookie } });
     assert.equal(out.status, 200);
     assert.equal((await fetch(`${base}/api/v1/slices`, { headers: { cookie } })).status, 401, 'signed out');
+  });
+
+  test('hostile requests on the web port: always an answer, never a 5xx, a refusal in the one error format, nothing changed', async () => {
+    const { cookie, csrf } = await signIn();
+    const seed = fuzzSeed('hostile input, the web port');
+    const before = JSON.stringify(await daemon.api.get('/v1/slices'));
+    const segment = fc.oneof(
+      fc.constantFrom('v1', 'slices', 'wa', 'nodes', 'tasks', 'tree', 'vsys', 'live', 'session', '..', '%2e%2e', '%2F', '%ff', 'a%00b', ''),
+      fc.string({ maxLength: 16 }).map(encodeURIComponent),
+    );
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'OPTIONS'),
+      path: fc
+        .tuple(fc.constantFrom('/api', '/api/v1'), fc.array(segment, { minLength: 1, maxLength: 5 }))
+        .map(([prefix, parts]) => `${prefix}/${parts.join('/')}`),
+      query: fc.option(fc.string({ maxLength: 20 }).map(encodeURIComponent), { nil: undefined }),
+      body: fc.option(fc.oneof(fc.json(), fc.string({ maxLength: 40 })), { nil: undefined }),
+      // With the session but a wrong (or no) CSRF token: no action may pass.
+      auth: fc.constantFrom('none', 'session', 'session+bad-csrf', 'bad-cookie'),
+    });
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (r.auth !== 'none') headers.cookie = r.auth === 'bad-cookie' ? 'sliced_session=forged' : cookie;
+        if (r.auth === 'session+bad-csrf') headers['x-sliced-csrf'] = `${csrf}x`;
+        const url = `${base}${r.path}${r.query ? `?${r.query}` : ''}`;
+        const res = await fetch(url, {
+          method: r.method,
+          headers,
+          ...(r.body !== undefined && r.method !== 'GET' ? { body: r.body } : {}),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+          // The live stream (a session's GET /api/live) never ends: its opening is the answer.
+          assert.equal(res.status, 200);
+          await res.body?.cancel();
+          return;
+        }
+        const text = await res.text();
+        assert.ok(res.status < 500, `${r.method} ${url}: ${res.status} ${text.slice(0, 200)}`);
+        if (res.status >= 400)
+          assert.match(text, /^\{"error":\{"code":"E[A-Z]+","message":".+"\}\}$/, `${r.method} ${url}: ${text.slice(0, 200)}`);
+      }),
+      { seed: seed | 0, numRuns: RUNS },
+    );
+    assert.equal(JSON.stringify(await daemon.api.get('/v1/slices')), before, 'nothing changed');
   });
 
   test('slicectl top: one reading without a terminal (text and JSON), and the full screen on a terminal with keys', async () => {
