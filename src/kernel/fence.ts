@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { processAlive, readProcStat } from './procfs.js';
+import { SlicedError } from '../core/errors.js';
 
 /** bash 5: $EPOCHREALTIME gives the time without a fork per round. */
 const WATCHDOG = `file=$1
@@ -55,8 +56,12 @@ export function startFenceWatchdog(file: string): number {
     // None yet.
   }
   const child = spawn('/bin/bash', ['-c', WATCHDOG, 'sliced-fence', file], { detached: true, stdio: 'ignore' });
+  // Its 'error' (no descriptor or process left) must not end the daemon: the missing pid says it.
+  child.once('error', () => undefined);
   child.unref();
-  const pid = child.pid!;
+  if (child.pid === undefined)
+    throw new SlicedError('EIO', `cannot start the fence watchdog of ${file} (out of file descriptors or processes?)`);
+  const pid = child.pid;
   writeFileSync(`${file}.pid`, `${pid} ${readProcStat(pid)?.startTicks ?? 0}\n`, { mode: 0o600 });
   return pid;
 }

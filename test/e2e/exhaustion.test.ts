@@ -177,7 +177,14 @@ describe('resource exhaustion', { skip: skip ?? false }, () => {
       const open = (): number => readdirSync(`/proc/${pid}/fd`).length;
       // Room for 40 more descriptors, then 300 idle connections to take them all.
       const limit = open() + 40;
-      const prlimit = (value: string): void => assert.equal(spawnSync('prlimit', ['--pid', String(pid), `--nofile=${value}`]).status, 0);
+      const prlimit = (value: string): void => {
+        const result = spawnSync('prlimit', ['--pid', String(pid), `--nofile=${value}`], { encoding: 'utf8' });
+        assert.equal(
+          result.status,
+          0,
+          `prlimit --nofile=${value} on the daemon (pid ${pid}): ${result.stderr}; the daemon's log ends:\n${daemon.log.slice(-3000)}`,
+        );
+      };
       const quiet = await bystanderCpu(1500);
       // The soft limit only: raising a hard limit again needs CAP_SYS_RESOURCE, which root may lack in a container.
       prlimit(`${limit}:${limits[2]}`);

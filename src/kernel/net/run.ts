@@ -15,11 +15,14 @@ export interface RunResult {
 export function runTool(command: string, args: readonly string[], input?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // First: a spawn that fails for want of file descriptors (EMFILE) has no pipes, and its
+    // 'error' event, with no listener, would end the daemon.
+    child.on('error', (err) => reject(new SlicedError('EIO', `cannot run ${command}: ${err.message}`)));
+    if (!child.stdout || !child.stderr || !child.stdin) return;
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => reject(new SlicedError('EIO', `cannot run ${command}: ${err.message}`)));
     child.on('close', (code) => resolve({ stdout, stderr, code: code ?? 1 }));
     child.stdin.on('error', () => undefined); // the tool may exit before reading everything
     child.stdin.end(input ?? '');
