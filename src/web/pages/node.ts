@@ -5,13 +5,15 @@
  * throttling and OOM kills as events.
  */
 import uPlot from 'uplot';
-import { compareRows, type FrameRow, type FrameSort, type LiveFrame } from '../../wire/dashboard.js';
+import type { FrameRow, LiveFrame } from '../../wire/dashboard.js';
 import { bar, bytes, h, millicores, rate } from '../dom.js';
 import type { Page } from '../page.js';
 import { VirtualList } from '../virtual-list.js';
 
 const TOP = 8;
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f'];
+
+type SortKey = 'name' | 'usage' | 'entitlement' | 'memoryBytes' | 'io' | 'net' | 'procs';
 
 export const nodePage: Page = (root, live) => {
   const cards = h('div', { class: 'cards' });
@@ -27,21 +29,21 @@ export const nodePage: Page = (root, live) => {
     'aria-label': 'filter slices by name',
   });
   filter.addEventListener('input', () => draw(live.latest));
-  let sort: FrameSort = 'cpu';
+  let sort: SortKey = 'usage';
   const header = h(
     'div',
     { class: 'row head' },
     ...(
       [
         ['name', 'Slice'],
-        ['cpu', 'CPU used'],
+        ['usage', 'CPU used'],
         ['entitlement', 'Entitled'],
         [null, 'Reserved / limit'],
-        ['memory', 'Memory'],
+        ['memoryBytes', 'Memory'],
         ['io', 'I/O read / write'],
         ['net', 'Net sent / received'],
         ['procs', 'Procs'],
-      ] as Array<[FrameSort | null, string]>
+      ] as Array<[SortKey | null, string]>
     ).map(([key, label]) => h('span', key ? { class: 'sortable', onclick: () => ((sort = key), draw(live.latest)) } : {}, label)),
   );
   const table = new VirtualList<FrameRow>(26, (r) => sliceRow(r), '420px');
@@ -148,7 +150,7 @@ export const nodePage: Page = (root, live) => {
       picker.value = names.includes(chosen) ? chosen : ([...rows].sort((a, b) => b.usage - a.usage)[0]?.name ?? '');
     }
     const wanted = filter.value.trim();
-    table.set((wanted ? rows.filter((r) => r.name.includes(wanted)) : rows).sort(compareRows(sort)));
+    table.set((wanted ? rows.filter((r) => r.name.includes(wanted)) : rows).sort(comparator(sort)));
     drawStack();
     drawOne();
     for (const e of frame.events) {
@@ -222,4 +224,16 @@ function sliceRow(r: FrameRow): HTMLElement {
     h('span', {}, `${rate(r.netSentRate)} / ${rate(r.netReceivedRate)}`),
     h('span', {}, r.procs),
   );
+}
+
+function comparator(key: SortKey): (a: FrameRow, b: FrameRow) => number {
+  const value = (r: FrameRow): number =>
+    key === 'io'
+      ? (r.ioReadRate ?? 0) + (r.ioWriteRate ?? 0)
+      : key === 'net'
+        ? (r.netSentRate ?? 0) + (r.netReceivedRate ?? 0)
+        : key === 'name'
+          ? 0
+          : (r[key] as number) || 0;
+  return key === 'name' ? (a, b) => a.name.localeCompare(b.name) : (a, b) => value(b) - value(a) || a.name.localeCompare(b.name);
 }
