@@ -85,7 +85,7 @@ export async function startDashboard(
         capacity: node.cpu.capacity,
         systemReserve: node.cpu.systemReserve,
         reserved: node.cpu.reserved,
-        systemUsage: sample?.systemUsage ?? null,
+        systemUsage: controller.snapshot()?.systemUsage ?? null,
         memoryBytes: node.memoryBytes,
         backend: node.backend,
       },

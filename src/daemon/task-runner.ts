@@ -277,7 +277,7 @@ export class TaskRunner {
         error: null,
       });
       // Stopped while it was being started.
-      if (task.stopping && task.pid !== null) task.killTimer = this.terminate(task.pid);
+      if (task.stopping) this.terminate(task);
     });
     child.once('error', (err: Error) => {
       if (this.local.get(id) === task) this.local.delete(id);
@@ -336,7 +336,7 @@ export class TaskRunner {
       if (record) this.ended(id, null, record, { startedAt: status.startedAt, exitStatus: null, error }, status.restarts);
       else {
         // Removed from the cluster while this agent was away.
-        if (same) this.terminate(status.pid!);
+        if (same) this.terminate({ pid: status.pid!, killTimer: null });
         this.own.delete(id);
       }
       return;
@@ -452,13 +452,14 @@ export class TaskRunner {
       }
       return;
     }
-    task.killTimer = this.terminate(task.pid);
+    this.terminate(task);
   }
 
-  /** SIGTERM to the process group; returns the timer of the SIGKILL after the grace period. */
-  private terminate(pid: number): NodeJS.Timeout {
+  /** SIGTERM to the process group, SIGKILL after the grace period. */
+  private terminate(task: Pick<LocalTask, 'pid' | 'killTimer'>): void {
+    const pid = task.pid!;
     this.kill(pid, 'SIGTERM');
-    return setTimeout(() => this.kill(pid, 'SIGKILL'), this.opts.stopGraceMs);
+    task.killTimer = setTimeout(() => this.kill(pid, 'SIGKILL'), this.opts.stopGraceMs);
   }
 
   /** A task removed from the cluster (slicectl task rm): its output on this node goes with it. */
