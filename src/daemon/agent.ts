@@ -51,6 +51,8 @@ export interface AgentOptions {
   attachAnyMemoryCgroup: boolean;
   /** How the users sliced makes for slices begin ("sl-"). */
   userPrefix?: string;
+  /** What tells this daemon's users from another's on the same machine: its state directory. */
+  userOwner?: string;
   /** Device lookup for io.max (path or MAJ:MIN to MAJ:MIN); the kernel's by default, a fake in fixture tests. */
   resolveDevice?: (name: string) => { device: string; path: string | null };
   deviceExists?: (device: string) => boolean;
@@ -78,7 +80,7 @@ export class SliceAgent {
     const { backend, net, log } = options;
     this.repository = new StateRepository(options.store);
     this.queue = new ChangeQueue(this.repository, () => this.current, log);
-    this.users = new SliceUsers(log, options.userPrefix);
+    this.users = new SliceUsers(log, options.userPrefix, options.userOwner);
     this.processes = new SliceProcesses({ ...options, users: this.users });
     const limits = new LimitWriter({ backend, node: options.node, log, deviceExists: options.deviceExists ?? blockDeviceExists });
     this.counters = new SliceCounters(options.store, backend);
@@ -143,6 +145,7 @@ export class SliceAgent {
     for (const id of existing.keys()) if (parseKey(id)?.kind === 'slice') adopted++;
     for (const slice of [...loaded.slices.values()]) this.users.ensure(slice);
     await this.reconciler.syncGroups(existing, loaded, undefined, this.reconciler.takeStrays());
+    this.users.removeStrays(loaded); // after the stray groups' processes were stopped
     await this.counters.forgetAllBut(new Set(loaded.slices.keys()));
     this.reconciler.lookForIoWeights();
     await this.opts.net?.start(loaded);
@@ -166,6 +169,7 @@ export class SliceAgent {
       );
       await this.reconciler.syncGroups(this.reconciler.scanGroups(), emptyState(), undefined, this.reconciler.takeStrays());
       this.users.removeAllMade([...this.current.slices.values()]);
+      this.users.removeStrays(emptyState());
       this.opts.backend.remove([]);
       if (netFailure) throw netFailure;
     }, false);

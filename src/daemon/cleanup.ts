@@ -8,7 +8,7 @@ import { fenceFile } from './task-setup.js';
 import { rmdirSync, rmSync } from 'node:fs';
 import { removeDirectory } from '../kernel/fifo.js';
 import { FIFO_AREA } from '../kernel/fifo-maker.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
 import { detectBackend } from '../kernel/cgroup/detect.js';
@@ -43,6 +43,7 @@ export async function cleanup(config: SlicedConfig, log: Logger): Promise<void> 
       rootWeight: 100,
       attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
       userPrefix: config.userPrefix,
+      userOwner: resolve(config.stateDir),
       net,
     });
     await agent.load();

@@ -4,6 +4,7 @@
  */
 import { chmodSync, chownSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -127,6 +128,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
     rootWeight: rootWeightFor(node.systemReserveMillicores / node.cpuMillicores),
     attachAnyMemoryCgroup: config.attachAnyMemoryCgroup,
     userPrefix: config.userPrefix,
+    userOwner: resolve(config.stateDir),
     net,
   });
   let controller: CpuController | null = null;

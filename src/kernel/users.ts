@@ -9,6 +9,8 @@ export interface UnixUser {
   gid: number;
   home: string;
   shell: string;
+  /** The GECOS field (sliced writes what made the user there). */
+  comment: string;
 }
 
 let passwdCache: { mtimeMs: number; users: Map<string, UnixUser> } | null = null;
@@ -32,6 +34,11 @@ function localUsers(): Map<string, UnixUser> {
 }
 
 const PASSWD = '/etc/passwd';
+
+/** Every user of /etc/passwd (sliced's own users live there, never in a directory). */
+export function listLocalUsers(): UnixUser[] {
+  return [...localUsers().values()];
+}
 
 /** A group's id through NSS (getent, killed after 10 s), or null when there is no such group. */
 export function lookupGroupId(group: string): Promise<number | null> {
@@ -64,6 +71,7 @@ export function parsePasswdLine(line: string): UnixUser | null {
     gid: Number(fields[3]),
     home: fields[5]!,
     shell: fields[6]!,
+    comment: fields[4]!,
   };
 }
 

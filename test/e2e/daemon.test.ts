@@ -109,6 +109,30 @@ describe('daemon restart, crash and reconciliation', { skip: skip ?? false }, ()
     }
   });
 
+  test('at start, a user this daemon made for a slice its state no longer has is removed; users made by others stay', async () => {
+    await daemon.stop('SIGKILL');
+    const userExists = (name: string): boolean => spawnSync('getent', ['passwd', name]).status === 0;
+    const addUser = (name: string, comment: string): void => {
+      const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--comment', comment, name]);
+      assert.equal(made.status, 0, `useradd ${name}`);
+    };
+    // What a crash between a delete's store write and its userdel leaves: sliced's user of slice "gone".
+    addUser('sl-gone', `sliced slice gone of sliced ${daemon.stateDir}`);
+    // Look alike, but another daemon's (another state directory) and the operator's own.
+    const others = ['sl-elsewhere', 'sl-operators'];
+    addUser('sl-elsewhere', 'sliced slice elsewhere of sliced /var/lib/another-sliced');
+    addUser('sl-operators', 'sliced slice operators');
+    try {
+      await daemon.launch();
+      assert.equal(userExists('sl-gone'), false, 'the leaked user is removed');
+      assert.match(daemon.log, /"user":"sl-gone".*removed a user made for a slice that no longer exists/);
+      for (const name of others) assert.ok(userExists(name), `${name} is not this daemon's and stays`);
+      assert.ok(userExists('sl-keeper'), "a slice's own user stays");
+    } finally {
+      for (const name of ['sl-gone', ...others]) spawnSync('userdel', [name]);
+    }
+  });
+
   test('a second daemon on the same state directory is refused', async () => {
     const second = await run(process.execPath, [SLICED, ...daemon.args, '--socket', `${daemon.dir}/second.sock`]);
     assert.equal(second.code, 1);
