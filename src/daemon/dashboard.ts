@@ -85,7 +85,7 @@ export async function startDashboard(
         capacity: node.cpu.capacity,
         systemReserve: node.cpu.systemReserve,
         reserved: node.cpu.reserved,
-        systemUsage: controller.snapshot()?.systemUsage ?? null,
+        systemUsage: sample?.systemUsage ?? null,
         memoryBytes: node.memoryBytes,
         backend: node.backend,
       },

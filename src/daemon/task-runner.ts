@@ -277,7 +277,7 @@ export class TaskRunner {
         error: null,
       });
       // Stopped while it was being started.
-      if (task.stopping) this.terminate(task);
+      if (task.stopping && task.pid !== null) task.killTimer = this.terminate(task.pid);
     });
     child.once('error', (err: Error) => {
       if (this.local.get(id) === task) this.local.delete(id);
@@ -336,7 +336,7 @@ export class TaskRunner {
       if (record) this.ended(id, null, record, { startedAt: status.startedAt, exitStatus: null, error }, status.restarts);
       else {
         // Removed from the cluster while this agent was away.
-        if (same) this.terminate({ pid: status.pid!, killTimer: null });
+        if (same) this.terminate(status.pid!);
         this.own.delete(id);
       }
       return;
@@ -452,14 +452,13 @@ export class TaskRunner {
       }
       return;
     }
-    this.terminate(task);
+    task.killTimer = this.terminate(task.pid);
   }
 
-  /** SIGTERM to the process group, SIGKILL after the grace period. */
-  private terminate(task: Pick<LocalTask, 'pid' | 'killTimer'>): void {
-    const pid = task.pid!;
+  /** SIGTERM to the process group; returns the timer of the SIGKILL after the grace period. */
+  private terminate(pid: number): NodeJS.Timeout {
     this.kill(pid, 'SIGTERM');
-    task.killTimer = setTimeout(() => this.kill(pid, 'SIGKILL'), this.opts.stopGraceMs);
+    return setTimeout(() => this.kill(pid, 'SIGKILL'), this.opts.stopGraceMs);
   }
 
   /** A task removed from the cluster (slicectl task rm): its output on this node goes with it. */

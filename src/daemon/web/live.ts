@@ -1,5 +1,5 @@
 /**
- * The dashboard's live stream: after every pass of the control loop, one frame (core/dashboard.ts)
+ * The dashboard's live stream: after every pass of the control loop, one frame (wire/dashboard.ts)
  * is built, serialised once and written to every open page. Nothing is read while no page is
  * open; a pass that comes while the last frame is still being built is skipped.
  */
