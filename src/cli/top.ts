@@ -11,17 +11,24 @@
 import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT, type ApiClient } from './client.js';
-import { buildFrame, type FrameInput, type FrameMemory, type FrameRow, type LiveFrame } from '../wire/dashboard.js';
+import {
+  buildFrame,
+  compareRows,
+  type FrameInput,
+  type FrameMemory,
+  type FrameRow,
+  type FrameSort,
+  type LiveFrame,
+} from '../wire/dashboard.js';
 import type { StatusDocument } from '../wire/status.js';
 import type { AccountsDocument } from '../wire/net.js';
 import { formatCpu, formatSizeApprox } from '../core/units.js';
 
-export type TopSort = 'cpu' | 'memory' | 'io' | 'net' | 'procs' | 'name';
+export type TopSort = Exclude<FrameSort, 'entitlement'>;
 
 const SORT_KEYS: Record<string, TopSort> = { c: 'cpu', m: 'memory', i: 'io', n: 'net', p: 'procs', a: 'name' };
 
 export interface TopLine {
-  key: string;
   row: FrameRow;
   depth: number;
   folded: boolean;
@@ -31,25 +38,13 @@ export interface TopLine {
 export function topLines(rows: readonly FrameRow[], sort: TopSort, folded: ReadonlySet<string>): TopLine[] {
   const children = new Map<string | null, FrameRow[]>();
   for (const row of rows) children.set(row.parent, [...(children.get(row.parent) ?? []), row]);
-  const value = (r: FrameRow): number =>
-    sort === 'cpu'
-      ? r.usage || 0
-      : sort === 'memory'
-        ? r.memoryBytes
-        : sort === 'io'
-          ? (r.ioReadRate ?? 0) + (r.ioWriteRate ?? 0)
-          : sort === 'net'
-            ? (r.netSentRate ?? 0) + (r.netReceivedRate ?? 0)
-            : sort === 'procs'
-              ? r.procs
-              : 0;
+  const order = compareRows(sort);
   const out: TopLine[] = [];
   const visit = (parent: string | null, depth: number): void => {
-    const level = [...(children.get(parent) ?? [])].sort((a, b) => value(b) - value(a) || a.name.localeCompare(b.name));
+    const level = [...(children.get(parent) ?? [])].sort(order);
     for (const row of level) {
-      const key = `${row.kind}/${row.name}`;
       const isFolded = row.kind === 'domain' && folded.has(row.name);
-      out.push({ key, row, depth, folded: isFolded });
+      out.push({ row, depth, folded: isFolded });
       // Only domains have members (slices of a domain name it as their parent).
       if (row.kind === 'domain' && !isFolded) visit(row.name, depth + 1);
     }

@@ -188,6 +188,32 @@ function rowOf(
   };
 }
 
+/** What rows sort by, in the page's table and `slicectl top`. */
+export type FrameSort = 'cpu' | 'entitlement' | 'memory' | 'io' | 'net' | 'procs' | 'name';
+
+/** Largest first by `sort` (by name alone for 'name'), equal ones by name. */
+export function compareRows(sort: FrameSort): (a: FrameRow, b: FrameRow) => number {
+  const value = (r: FrameRow): number => {
+    switch (sort) {
+      case 'cpu':
+        return r.usage || 0;
+      case 'entitlement':
+        return r.entitlement || 0;
+      case 'memory':
+        return r.memoryBytes;
+      case 'io':
+        return (r.ioReadRate ?? 0) + (r.ioWriteRate ?? 0);
+      case 'net':
+        return (r.netSentRate ?? 0) + (r.netReceivedRate ?? 0);
+      case 'procs':
+        return r.procs;
+      case 'name':
+        return 0;
+    }
+  };
+  return (a, b) => value(b) - value(a) || a.name.localeCompare(b.name);
+}
+
 function round(n: number): number {
   return Math.round(n * 10) / 10;
 }

@@ -5,15 +5,13 @@
  * throttling and OOM kills as events.
  */
 import uPlot from 'uplot';
-import type { FrameRow, LiveFrame } from '../../wire/dashboard.js';
+import { compareRows, type FrameRow, type FrameSort, type LiveFrame } from '../../wire/dashboard.js';
 import { bar, bytes, h, millicores, rate } from '../dom.js';
 import type { Page } from '../page.js';
 import { VirtualList } from '../virtual-list.js';
 
 const TOP = 8;
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f'];
-
-type SortKey = 'name' | 'usage' | 'entitlement' | 'memoryBytes' | 'io' | 'net' | 'procs';
 
 export const nodePage: Page = (root, live) => {
   const cards = h('div', { class: 'cards' });
@@ -29,21 +27,21 @@ export const nodePage: Page = (root, live) => {
     'aria-label': 'filter slices by name',
   });
   filter.addEventListener('input', () => draw(live.latest));
-  let sort: SortKey = 'usage';
+  let sort: FrameSort = 'cpu';
   const header = h(
     'div',
     { class: 'row head' },
     ...(
       [
         ['name', 'Slice'],
-        ['usage', 'CPU used'],
+        ['cpu', 'CPU used'],
         ['entitlement', 'Entitled'],
         [null, 'Reserved / limit'],
-        ['memoryBytes', 'Memory'],
+        ['memory', 'Memory'],
         ['io', 'I/O read / write'],
         ['net', 'Net sent / received'],
         ['procs', 'Procs'],
-      ] as Array<[SortKey | null, string]>
+      ] as Array<[FrameSort | null, string]>
     ).map(([key, label]) => h('span', key ? { class: 'sortable', onclick: () => ((sort = key), draw(live.latest)) } : {}, label)),
   );
   const table = new VirtualList<FrameRow>(26, (r) => sliceRow(r), '420px');
@@ -150,7 +148,7 @@ export const nodePage: Page = (root, live) => {
       picker.value = names.includes(chosen) ? chosen : ([...rows].sort((a, b) => b.usage - a.usage)[0]?.name ?? '');
     }
     const wanted = filter.value.trim();
-    table.set((wanted ? rows.filter((r) => r.name.includes(wanted)) : rows).sort(comparator(sort)));
+    table.set((wanted ? rows.filter((r) => r.name.includes(wanted)) : rows).sort(compareRows(sort)));
     drawStack();
     drawOne();
     for (const e of frame.events) {
@@ -224,16 +222,4 @@ function sliceRow(r: FrameRow): HTMLElement {
     h('span', {}, `${rate(r.netSentRate)} / ${rate(r.netReceivedRate)}`),
     h('span', {}, r.procs),
   );
-}
-
-function comparator(key: SortKey): (a: FrameRow, b: FrameRow) => number {
-  const value = (r: FrameRow): number =>
-    key === 'io'
-      ? (r.ioReadRate ?? 0) + (r.ioWriteRate ?? 0)
-      : key === 'net'
-        ? (r.netSentRate ?? 0) + (r.netReceivedRate ?? 0)
-        : key === 'name'
-          ? 0
-          : (r[key] as number) || 0;
-  return key === 'name' ? (a, b) => a.name.localeCompare(b.name) : (a, b) => value(b) - value(a) || a.name.localeCompare(b.name);
 }
