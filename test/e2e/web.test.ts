@@ -13,10 +13,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import fc from 'fast-check';
 import { fuzzSeed } from '../helpers/prng.js';
 import { freePort, SLICECTL, TestDaemon } from '../helpers/daemon.js';
+import { until } from '../helpers/cluster.js';
 import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 import type { SliceView } from '../../src/wire/slices.js';
@@ -25,14 +26,8 @@ import type { LiveFrame } from '../../src/wire/dashboard.js';
 
 const RUNS = Number(process.env.HOSTILE_WEB_RUNS ?? 1000);
 
-/** Poll (the page's CSP forbids the evaluated strings of waitForFunction). */
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000 * SLOW): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+/** How long a page or a terminal is given to show something (the page's CSP forbids waitForFunction's evaluated strings: tests poll). */
+const SHOWN_MS = 15_000 * SLOW;
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/web: ${skip}\n`);
@@ -223,11 +218,11 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     let output = '';
     screen.stdout!.on('data', (d: Buffer) => (output += d.toString('utf8')));
     const exited = new Promise<number | null>((resolve) => screen.once('exit', resolve));
-    await until('the first screen', async () => output.includes('sort: cpu'));
+    await until('the first screen', async () => output.includes('sort: cpu'), SHOWN_MS);
     screen.stdin!.write('m');
-    await until('the sort by memory', async () => output.includes('sort: memory'));
+    await until('the sort by memory', async () => output.includes('sort: memory'), SHOWN_MS);
     screen.stdin!.write(' '); // the first line: domain wd
-    await until('the domain folded', async () => output.includes('▸ wd/'));
+    await until('the domain folded', async () => output.includes('▸ wd/'), SHOWN_MS);
     screen.stdin!.write('q');
     assert.equal(await exited, 0);
     assert.ok(output.includes('\x1b[?1049l'), 'the terminal is given back');
@@ -245,11 +240,16 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       await browser?.close();
     });
 
-    test('every page loads without console errors (screenshots in test-artifacts/)', async (t) => {
-      if (reason) return skipWith(t, reason);
+    /** A page at 1280×800 in a context of its own, its console errors and failed requests collected. */
+    async function openPage(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
       const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
       const page = await context.newPage();
-      const errors = collectErrors(page);
+      return { context, page, errors: collectErrors(page) };
+    }
+
+    test('every page loads without console errors (screenshots in test-artifacts/)', async (t) => {
+      if (reason) return skipWith(t, reason);
+      const { context, page, errors } = await openPage();
       await page.goto(info.signInUrl);
       await page.waitForSelector('nav');
       assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address');
@@ -272,8 +272,10 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       for (const stop of stops) stop();
       // wc is capped: its throttling is on the node page's timeline and in its events.
       await page.click('nav a[href="#/node"]');
-      await until('a throttling event of wc', async () =>
-        /slice\/wc: throttled in \d+ period/.test((await page.textContent('#events')) ?? ''),
+      await until(
+        'a throttling event of wc',
+        async () => /slice\/wc: throttled in \d+ period/.test((await page.textContent('#events')) ?? ''),
+        SHOWN_MS,
       );
       assert.deepEqual(errors, []);
       await context.close();
@@ -281,16 +283,14 @@ describe('the dashboard', { skip: skip ?? false }, () => {
 
     test("the node page follows a slice's burner; its figures are the API's of the same period", async (t) => {
       if (reason) return skipWith(t, reason);
-      const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const errors = collectErrors(page);
+      const { context, page, errors } = await openPage();
       await page.goto(info.signInUrl);
       await page.waitForSelector('#slice-table [data-slice="wa"]');
       const onPage = async (): Promise<number> =>
         Number(await page.getAttribute('#slice-table [data-slice="wa"] [data-usage]', 'data-usage'));
       const fromApi = async (): Promise<number> => (await daemon.cliJson<SliceView>(['slice', 'show', 'wa'])).live!.usage;
       const stop = burn('wa');
-      await until('the burner on the page', async () => (await onPage()) > 500);
+      await until('the burner on the page', async () => (await onPage()) > 500, SHOWN_MS);
       // The page shows the last pass; the API too: read around it, one of the two is the page's period.
       let matched = false;
       const seen: string[] = [];
@@ -301,16 +301,14 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       }
       assert.ok(matched, `the page's CPU figure is not the API's of its period (API, page, API): ${seen.join('; ')}`);
       stop();
-      await until('the page to show the burner gone', async () => (await onPage()) < 100);
+      await until('the page to show the burner gone', async () => (await onPage()) < 100, SHOWN_MS);
       assert.deepEqual(errors, []);
       await context.close();
     });
 
     test('creating and deleting a slice from the page asks first; a refusal shows the API message', async (t) => {
       if (reason) return skipWith(t, reason);
-      const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const errors = collectErrors(page);
+      const { context, page, errors } = await openPage();
       const asked: string[] = [];
       page.on('dialog', (dialog) => {
         asked.push(dialog.message());
@@ -328,11 +326,11 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       await page.waitForSelector('#slice-tree [data-name="wn"]', { timeout: 10_000 * SLOW });
       assert.equal((await daemon.cliJson<SliceView>(['slice', 'show', 'wn'])).cpu.reservation, 100);
       await create('wo', '100000m');
-      await until('the refusal on the page', async () => /refused: .*/.test((await page.textContent('#slices-message')) ?? ''));
+      await until('the refusal on the page', async () => /refused: .*/.test((await page.textContent('#slices-message')) ?? ''), SHOWN_MS);
       assert.match((await page.textContent('#slices-message'))!, /100000m|reserv/i, "the API's own message");
       assert.equal((await daemon.cli(['slice', 'show', 'wo'])).code, 3);
       await page.click('#slice-tree [data-name="wn"] button.danger');
-      await until('the slice to go', async () => (await daemon.cli(['slice', 'show', 'wn'])).code === 3);
+      await until('the slice to go', async () => (await daemon.cli(['slice', 'show', 'wn'])).code === 3, SHOWN_MS);
       assert.deepEqual(asked, ['Create slice wn?', 'Create slice wo?', 'Delete slice wn? Its processes are ended.']);
       assert.deepEqual(
         errors.filter((e) => !/HTTP 409|status of 409/.test(e)),
@@ -344,9 +342,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
 
     test('the framework graph shows a directory and a link made with slicectl', async (t) => {
       if (reason) return skipWith(t, reason);
-      const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
-      const page = await context.newPage();
-      const errors = collectErrors(page);
+      const { context, page, errors } = await openPage();
       await page.goto(info.signInUrl);
       await page.goto(`${base}/#/framework`);
       await page.waitForSelector('#tree-graph [data-path="/probes/slice_usage"]');
