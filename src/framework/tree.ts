@@ -29,7 +29,7 @@ import { parentOf, resolve, splitPath, type VirtualChild } from './tree/path.js'
 import { checkMember, memberAlive } from './tree/process-set.js';
 import { canMkdirIn, childRole, roleOf } from './tree/roles.js';
 import { makeRoot, type SchedulersNode } from './tree/root.js';
-import { placeNewTask, placeNewTaskWith, type Placement } from './tree/scheduler.js';
+import { addPrecedenceFile, placeNewTask, placeNewTaskWith, type Placement } from './tree/scheduler.js';
 import { linkSource, unlinkSource } from './tree/slot.js';
 
 // The nodes, paths and parsers live by role under ./tree/; this module is the tree's face.
@@ -86,6 +86,7 @@ export class ConfigTree {
     };
     this.virtual = (dir, name) => roleOf(dir).virtualChild?.(this.host, dir, name);
     ({ root: this.root, schedulers: this.schedulers } = makeRoot());
+    addPrecedenceFile(this.schedulers);
   }
 
   setProvider(name: 'slices' | 'domains' | 'nodes', provider: InfoProvider): void {

@@ -356,6 +356,14 @@ describe('the dashboard', { skip: skip ?? false }, () => {
         // Where the scheduler's process set takes no link, the default tree's own link is drawn.
         assert.ok(await page.$('#tree-graph [data-link]'), `no link drawn; slicectl ln said: ${linked.stderr}`);
       }
+      // The stacking order: a scheduler that takes every task comes first once handle_all is on.
+      assert.equal((await daemon.cli(['write', '/schedulers/webt/process_set/handle_all', '1'])).code, 0);
+      await until(
+        'webt first in the stacking order',
+        async () => /^#\s*scheduler\s*holds\s*attach\s*1\s*webt\s*handle_all/.test((await page.textContent('#stacking-order')) ?? ''),
+        SHOWN_MS,
+      );
+      assert.equal((await daemon.cli(['write', '/schedulers/webt/process_set/handle_all', '0'])).code, 0);
       await page.click('#tree-graph [data-path="/probes/slice_usage"]');
       await page.waitForSelector('#tree-details th');
       assert.match((await page.textContent('#tree-details')) ?? '', /probe_period/);

@@ -447,7 +447,11 @@ describe('config tree: path validation', () => {
     for (const bad of ['-rf', '.x', 'a b', 'x'.repeat(65), 'é', 'a..b', 'a\nb']) {
       await assert.rejects(tree.mkdir(`/schedulers/${bad}`), refusal('EINVAL'), bad);
     }
-    assert.deepEqual(tree.readdir('/schedulers'), []);
+    assert.deepEqual(
+      tree.readdir('/schedulers').map((e) => e.name),
+      ['precedence'],
+      'no scheduler was made (the stacking order file alone)',
+    );
   });
 });
 
@@ -582,6 +586,21 @@ describe("config tree: the slides' sessions", () => {
     assert.equal(tree.placeNewTask(task).scheduler, 'all_2');
     tree.write('/schedulers/all_2/placer/answer', 'none');
     assert.equal(tree.placeNewTask(task).scheduler, 'all_1');
+    // The stacking order as /schedulers/precedence shows it: rank, scheduler, what holds, attach number.
+    const order = (): string[][] =>
+      tree
+        .read('/schedulers/precedence')
+        .trimEnd()
+        .split('\n')
+        .map((line) => line.split(' ').slice(1, 3));
+    assert.deepEqual(order(), [
+      ['all_2', 'handle_all'],
+      ['all_1', 'handle_all'],
+      ['cpu_lb', 'process_sessions/7'],
+      ['swap_avoidance', 'single_processes/100'],
+      ['cpu_lb', 'single_processes/100'],
+    ]);
+    assert.throws(() => tree.write('/schedulers/precedence', '1'), refusal('EPERM'), 'read-only');
     tree.write('/schedulers/all_1/process_set/handle_all', '0');
     assert.equal(tree.placeNewTask(task).scheduler, 'cpu_lb');
     // A slice member counts too.

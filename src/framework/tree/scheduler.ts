@@ -3,7 +3,7 @@ import { nameProblem } from '../../core/names.js';
 import { SchedulerInstance } from '../instances.js';
 import type { NewTask, PlacementAnswer } from '../types.js';
 import type { RoleSpec } from './host.js';
-import { attach, dirFields, fail, pathOf, type Dir } from './nodes.js';
+import { addFile, attach, dirFields, fail, pathOf, type Dir } from './nodes.js';
 import { addProcessSet } from './process-set.js';
 import type { SchedulersNode } from './root.js';
 
@@ -74,12 +74,42 @@ export function placeNewTask(schedulers: SchedulersNode, task: NewTask): Placeme
     }
     if (seq >= 0 && !ps.handleAll) all.push({ s, seq, handleAll: false });
   }
-  all.sort((a, b) => (a.handleAll !== b.handleAll ? (a.handleAll ? -1 : 1) : b.seq - a.seq));
+  all.sort(byPrecedence);
   for (const { s } of all) {
     const placement = ask(s, task);
     if (placement) return placement;
   }
   return { node: null, refused: null, scheduler: null };
+}
+
+/** Stacking precedence: handle_all first, then the rest; the later attach first in each. */
+function byPrecedence(a: { seq: number; handleAll: boolean }, b: { seq: number; handleAll: boolean }): number {
+  return a.handleAll !== b.handleAll ? (a.handleAll ? -1 : 1) : b.seq - a.seq;
+}
+
+/**
+ * /schedulers/precedence, read-only: every way a scheduler holds tasks (handle_all, or a
+ * member of its process set) in the order placement asks, one per line: rank, scheduler,
+ * what it holds, and the attach number that ranks it. For a new task, the schedulers are
+ * asked in the order of the first line that holds its parent.
+ */
+export function addPrecedenceFile(schedulers: SchedulersNode): void {
+  addFile(schedulers, 'precedence', () => {
+    const holds: Array<{ name: string; what: string; seq: number; handleAll: boolean }> = [];
+    for (const child of schedulers.children.values()) {
+      if (child.kind !== 'dir' || child.role !== 'scheduler') continue;
+      const { name, processSet: ps } = child.scheduler;
+      if (ps.handleAll) {
+        holds.push({ name, what: 'handle_all', seq: ps.handleAllSeq, handleAll: true });
+        continue; // it holds every task: its members rank nothing
+      }
+      const lists = { single_processes: ps.singles, process_sessions: ps.sessions, slices: ps.slices };
+      for (const [list, members] of Object.entries(lists))
+        for (const [member, { seq }] of members) holds.push({ name, what: `${list}/${member}`, seq, handleAll: false });
+    }
+    holds.sort(byPrecedence);
+    return holds.map((h, i) => `${i + 1} ${h.name} ${h.what} #${h.seq}\n`).join('');
+  });
 }
 
 /** Ask one scheduler, by name, whether or not it governs the task (slicectl run --scheduler). */

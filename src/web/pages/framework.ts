@@ -2,7 +2,8 @@
  * Scheduler framework: the config tree as a graph, directories left to right by depth
  * (probes, filters, schedulers and their policies and ports), links as edges to what they
  * point at, each edge labelled with the current value at its target. Clicking a directory
- * shows its attributes with their `cat` output. Redrawn when the tree changes.
+ * shows its attributes with their `cat` output. Below, the stacking order: which scheduler
+ * placement asks first (/schedulers/precedence). Redrawn when the tree changes.
  */
 import type { TreeListing } from '../../wire/tree.js';
 import { api } from '../api.js';
@@ -27,7 +28,15 @@ export const frameworkPage: Page = (root) => {
   const graphHost = h('div', { class: 'graph', id: 'tree-graph' });
   const details = h('div', { class: 'details', id: 'tree-details' }, 'Click a directory to see its attributes.');
   const message = h('div', { class: 'message' });
-  root.append(h('h2', {}, 'Scheduler framework'), message, h('div', { class: 'split' }, graphHost, details));
+  const stacking = h('div', { id: 'stacking-order' });
+  root.append(
+    h('h2', {}, 'Scheduler framework'),
+    message,
+    h('div', { class: 'split' }, graphHost, details),
+    h('h3', {}, 'Stacking order'),
+    h('p', { class: 'hint' }, 'For a new task, placement asks the schedulers in this order; the first answer wins.'),
+    stacking,
+  );
   let lastShape = '';
   let selected: string | null = null;
 
@@ -55,7 +64,8 @@ export const frameworkPage: Page = (root) => {
           ? readValue(target)
           : Promise.resolve('');
       };
-      const values = await Promise.all(links.map((l) => valueOf(l.to)));
+      const [values, order] = await Promise.all([Promise.all(links.map((l) => valueOf(l.to))), readPrecedence()]);
+      drawStacking(order);
       const shape = JSON.stringify([[...placed.keys()], links, values]);
       if (shape !== lastShape) {
         lastShape = shape;
@@ -104,6 +114,16 @@ export const frameworkPage: Page = (root) => {
     graphHost.replaceChildren(root);
   }
 
+  function drawStacking(order: string[][]): void {
+    if (order.length === 0) {
+      stacking.replaceChildren(h('p', {}, 'No scheduler holds a task yet (handle_all or a process-set member).'));
+      return;
+    }
+    const head = h('tr', {}, ...['#', 'scheduler', 'holds', 'attach'].map((t) => h('th', {}, t)));
+    const rows = order.map((cells) => h('tr', {}, ...cells.map((c) => h('td', {}, c))));
+    stacking.replaceChildren(h('table', { class: 'attrs' }, head, ...rows));
+  }
+
   async function show(path: string, entry: TreeListing): Promise<void> {
     selected = path;
     lastShape = '';
@@ -127,6 +147,15 @@ export const frameworkPage: Page = (root) => {
 function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/** /schedulers/precedence as rows: rank, scheduler, what it holds, attach number. */
+async function readPrecedence(): Promise<string[][]> {
+  const { value } = await api.get<{ value: string }>(`/v1/tree/cat?path=${encodeURIComponent('/schedulers/precedence')}`);
+  return value
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.trim().split(/\s+/));
 }
 
 async function readValue(path: string, max = VALUE_CHARS): Promise<string> {
