@@ -86,12 +86,14 @@ function labelText(labels: Record<string, string>): string {
 
 function nodeTable(list: NodeList): string {
   const table = renderTable(
-    ['NAME', 'STATUS', 'CORDONED', 'CPU', 'MEMORY', 'VERSION', 'LABELS'],
+    ['NAME', 'STATUS', 'CORDONED', 'CPU', 'USED', 'RESERVED', 'MEMORY', 'VERSION', 'LABELS'],
     list.nodes.map((n) => [
       `${n.name}${n.self ? ' *' : ''}`,
       n.status,
       n.cordoned ? 'yes' : '-',
       n.live ? `${n.live.capacity.cpuMillicores}m` : '-',
+      n.load ? `${n.load.slicesCpuMillicores}m` : '-',
+      n.load ? `${n.load.reservedMillicores}m` : '-',
       n.live ? `${Math.round(n.live.capacity.memoryBytes / 2 ** 20)}M` : '-',
       n.live?.version ?? '-',
       labelText(n.labels) || '-',
@@ -108,6 +110,7 @@ function nodeDetails(n: NodeEntry): string {
     ['cordoned', n.cordoned ? 'yes' : 'no'],
     ['labels', labelText(n.labels) || '(none)'],
     ['cpu', n.live ? `${n.live.capacity.cpuMillicores}m (${n.live.capacity.cpus} CPUs)` : '-'],
+    ['slices use', n.load ? `${n.load.slicesCpuMillicores}m (reserved ${n.load.reservedMillicores}m)` : '-'],
     ['memory', n.live ? `${Math.round(n.live.capacity.memoryBytes / 2 ** 20)}M` : '-'],
     ['addresses', n.live?.addresses.join(', ') || '-'],
     ['version', n.live?.version ?? '-'],

@@ -196,6 +196,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       views,
       cluster,
       tasks: tasks.service,
+      loads: framework.loads,
       tree: { service: framework.service, tree },
       broker,
       web: () => dashboard?.info ?? null,

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Store } from '../cluster/store.js';
 import { ClusterRemoteValues } from '../cluster/remote-values.js';
+import { NodeLoads } from './node-loads.js';
 import type { Membership } from '../cluster/membership.js';
 import type { NodeCluster } from './cluster.js';
 import type { NodeView } from '../core/membership.js';
@@ -40,6 +41,8 @@ export interface Framework {
   tree: ConfigTree;
   service: TreeService;
   registry: TypeRegistry;
+  /** The members' loads (published through the framework's remote values). */
+  loads: NodeLoads;
   close(): void;
 }
 
@@ -63,6 +66,7 @@ export async function startFramework(options: {
   const frameworkLog = log.child({ component: 'framework' });
   const { membership } = options.cluster;
   const remote = new ClusterRemoteValues(options.cluster.store, nodeName, () => membership.leaseId, frameworkLog);
+  const loads = new NodeLoads(remote, () => views.load(), log);
   const services: FrameworkServices = {
     nodeName,
     log: frameworkLog,
@@ -93,7 +97,7 @@ export async function startFramework(options: {
   const tree = new ConfigTree({ registry, services, processes: processDirectory(agent) });
   tree.setProvider('slices', sliceViews(views));
   tree.setProvider('domains', domainViews(views));
-  tree.setProvider('nodes', nodeViews(nodeName, views, membership));
+  tree.setProvider('nodes', nodeViews(nodeName, views, membership, loads));
   const cluster = config.cluster && options.cluster.mode === 'etcd' ? config.cluster : null;
   const service = new TreeService(
     tree,
@@ -111,7 +115,9 @@ export async function startFramework(options: {
     tree,
     service,
     registry,
+    loads,
     close: () => {
+      loads.close();
       service.close();
       tree.destroyAll();
       remote.close();
@@ -256,10 +262,11 @@ function domainViews(views: Views): InfoProvider {
 }
 
 /**
- * /nodes/<node>/: every member of the cluster with its status, labels and registered
- * capacity; this node also shows its live CPU figures.
+ * /nodes/<node>/: every member of the cluster with its status, labels, registered capacity
+ * and load (its slices' CPU use, millicores, "-" when it published none); this node also
+ * shows its live CPU figures.
  */
-function nodeViews(nodeName: string, views: Views, membership: Membership): InfoProvider {
+function nodeViews(nodeName: string, views: Views, membership: Membership, loads: NodeLoads): InfoProvider {
   const member = (name: string): NodeView | null => {
     try {
       return membership.get(name);
@@ -273,6 +280,7 @@ function nodeViews(nodeName: string, views: Views, membership: Membership): Info
       const known = name === nodeName || member(name) !== null;
       if (!known) return null;
       const membershipFiles = {
+        slices_load: () => line(loads.of(name)?.slicesCpuMillicores ?? '-'),
         status: () => line(member(name)?.status ?? 'up'),
         cordoned: () => line(member(name)?.cordoned ? 1 : 0),
         labels: () =>

@@ -17,6 +17,7 @@ import { domainGroup, domainKey, sliceGroup, sliceKey } from '../core/layout.js'
 import type { StoreHealth } from '../cluster/embedded-store.js';
 import { fsSpace } from '../kernel/fs-space.js';
 import type { DomainView, IoView, LiveView, PidsView, SliceView, StateView } from '../wire/slices.js';
+import type { NodeLoad } from '../wire/nodes.js';
 import { countersOf, readGroupStats } from './slice-counters.js';
 
 /** Where the state is kept, for status and metrics. */
@@ -151,6 +152,14 @@ export class Views {
 
   domains(live: boolean): DomainView[] {
     return [...this.agent.state.domains.keys()].sort().map((name) => this.domain(name, live));
+  }
+
+  /** What the node's slices use together in the last control period, and have reserved (millicores). */
+  load(): NodeLoad {
+    const top = membersOf(this.agent.state, null);
+    const sample = this.controller.snapshot()?.nodes;
+    const used = top.reduce((sum, m) => sum + (sample?.get(m.kind === 'slice' ? sliceKey(m.name) : domainKey(m.name))?.usage ?? 0), 0);
+    return { slicesCpuMillicores: Math.round(used), reservedMillicores: top.reduce((sum, m) => sum + m.cpu.reservation, 0) };
   }
 
   node(): Record<string, unknown> {

@@ -6,6 +6,16 @@ export type { NodeLive, NodeResources, NodeStatus } from '../core/membership.js'
 export interface NodeEntry extends NodeView {
   /** The node whose API answered. */
   self: boolean;
+  /** Its last published load (every 5 s); null when it published none (down, or an older agent). */
+  load: NodeLoad | null;
+}
+
+/** A node's load as its agent publishes it (millicores). */
+export interface NodeLoad {
+  /** CPU its slices used together in its last control period. */
+  slicesCpuMillicores: number;
+  /** CPU reserved by its slices and domains. */
+  reservedMillicores: number;
 }
 
 /** GET /v1/nodes: the members, and how this node keeps cluster state. */

@@ -75,6 +75,19 @@ clusterTest('agents list each other from any node; labels and cordons made on on
   assert.equal(unknown.code, 3, unknown.stderr);
   const uncordon = await b.cli(['node', 'uncordon', nameOf('a')]);
   assert.equal(uncordon.code, 0, uncordon.stderr);
+
+  // Each node's load as it publishes it (every 5 s): a reservation made on b is seen from a.
+  const made = await b.cli(['slice', 'create', 'ld', '--user', 'nobody', '--cpu-reservation', '100m', '--nodes', nameOf('b')]);
+  assert.equal(made.code, 0, made.stderr);
+  await until(
+    "a sees b's reservation in b's load",
+    async () => (await nodes(a)).get(nameOf('b'))?.load?.reservedMillicores === 100,
+    15_000 * SLOW,
+  );
+  assert.match((await a.cli(['cat', `/nodes/${nameOf('b')}/slices_load`])).stdout, /^\d+\n$/);
+  const withLoad = await a.cli(['node', 'list']);
+  assert.match(withLoad.stdout, new RegExp(`${nameOf('b')}\\s+up\\s+-\\s+\\d+m\\s+\\d+m\\s+100m`), withLoad.stdout);
+  assert.equal((await b.cli(['slice', 'delete', 'ld'])).code, 0);
 });
 
 clusterTest('a killed agent is down within TTL + 1 s, up again when it returns; only a down node can be removed', async (t) => {
@@ -468,7 +481,11 @@ clusterTest("the dashboard's cluster page: both nodes and a task; cordon a node 
   const w1 = await startAgent('w1', ['--web', `127.0.0.1:${port}`]);
   const w2 = await startAgent('w2');
   await until('both nodes up', async () => (await nodes(w1)).get(nameOf('w2'))?.status === 'up', 10_000 * SLOW);
-  assert.equal((await w1.cli(['slice', 'create', 'wq', '--user', 'nobody', '--nodes', `${nameOf('w1')},${nameOf('w2')}`])).code, 0);
+  assert.equal(
+    (await w1.cli(['slice', 'create', 'wq', '--user', 'nobody', '--cpu-reservation', '100m', '--nodes', `${nameOf('w1')},${nameOf('w2')}`]))
+      .code,
+    0,
+  );
   await until('the slice ready on both', async () => (await w2.cli(['slice', 'show', 'wq'])).code === 0, 10_000 * SLOW);
   const task = (await w1.cli(['run', '--slice', 'wq', '-d', '--', 'sleep', '300'])).stdout.trim();
   const info = await w1.cliJson<WebInfo>(['web']);
@@ -481,6 +498,12 @@ clusterTest("the dashboard's cluster page: both nodes and a task; cordon a node 
     await page.click('nav a[href="#/cluster"]');
     for (const n of ['w1', 'w2']) await page.waitForSelector(`#nodes tr[data-node="${nameOf(n)}"]`, { timeout: 10_000 * SLOW });
     assert.match((await page.textContent('#nodes'))!, /Joined to a cluster|up/);
+    // w2's load, as w2 publishes it: the slice's reservation there.
+    await until(
+      "w2's reservation on w1's page",
+      async () => /100m/.test((await page.textContent(`#nodes tr[data-node="${nameOf('w2')}"] td:nth-child(5)`)) ?? ''),
+      15_000 * SLOW,
+    );
     await page.waitForSelector(`#tasks tr[data-task="${task}"]`, { timeout: 10_000 * SLOW });
     await until(
       'the task shown running',

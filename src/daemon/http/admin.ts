@@ -25,6 +25,7 @@ import { placementRoutes, treeRoutes } from './tree.js';
 import { vsysRoutes } from './vsys.js';
 import { taskRoutes } from './tasks.js';
 import type { TaskService } from '../tasks.js';
+import type { NodeLoads } from '../node-loads.js';
 import type { WebInfo } from '../../wire/web.js';
 
 /** What the admin API's areas work on. */
@@ -40,13 +41,26 @@ export interface AdminApiServices {
   cluster: NodeCluster;
   /** Cluster tasks (slicectl run, slicectl task). */
   tasks: TaskService;
+  /** The members' last published loads. */
+  loads: NodeLoads;
   /** Asked before `slicectl exec` starts a task (throws when a scheduler refuses). */
   placement?: ExecPlacement;
   /** The dashboard's address and sign-in link, or null when it is off. */
   web?: () => WebInfo | null;
 }
 
-export function buildAdminApi({ agent, changes, views, tree, broker, cluster, tasks, placement, web }: AdminApiServices): FastifyInstance {
+export function buildAdminApi({
+  agent,
+  changes,
+  views,
+  tree,
+  broker,
+  cluster,
+  tasks,
+  loads,
+  placement,
+  web,
+}: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkErrorHandler });
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -55,7 +69,7 @@ export function buildAdminApi({ agent, changes, views, tree, broker, cluster, ta
   );
 
   void app.register(nodeRoutes, { prefix: '/v1', views });
-  void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster, changes, tasks });
+  void app.register(nodesRoutes, { prefix: '/v1/nodes', cluster, changes, tasks, loads });
   void app.register(sliceRoutes, { prefix: '/v1/slices', agent, changes, views, placement });
   void app.register(domainRoutes, { prefix: '/v1/domains', agent, changes, views });
   void app.register(ioRoutes, { prefix: '/v1/io', agent, views });

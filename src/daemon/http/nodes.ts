@@ -5,7 +5,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { parseInput } from '../../core/model.js';
-import { checkNodeName, parseLabelArgs, type LabelChanges } from '../../core/membership.js';
+import { checkNodeName, parseLabelArgs, type LabelChanges, type NodeView } from '../../core/membership.js';
+import type { NodeLoads } from '../node-loads.js';
 import type { NodeChange, NodeEntry, NodeList } from '../../wire/nodes.js';
 import type { NodeCluster } from '../cluster.js';
 import type { ChangeRunner } from '../changes.js';
@@ -17,6 +18,8 @@ export interface NodesRoutesOptions {
   changes: ChangeRunner;
   /** Where a drained node's tasks move from. */
   tasks: TaskService;
+  /** The members' last published loads. */
+  loads: NodeLoads;
 }
 
 const changeBody = z
@@ -26,13 +29,18 @@ const changeBody = z
 
 type NameParams = { Params: { name: string } };
 
-export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster, changes, tasks }) => {
+export const nodesRoutes: FastifyPluginAsync<NodesRoutesOptions> = async (app, { cluster, changes, tasks, loads }) => {
   const { membership } = cluster;
-  const entry = (name: string): NodeEntry => ({ ...membership.get(name), self: name === membership.name });
+  const withLoad = (n: NodeView): NodeEntry => ({
+    ...n,
+    self: n.name === membership.name,
+    load: n.status === 'up' ? loads.of(n.name) : null,
+  });
+  const entry = (name: string): NodeEntry => withLoad(membership.get(name));
   app.get('', async (): Promise<NodeList> => ({
     mode: cluster.mode,
     endpoints: [...cluster.endpoints],
-    nodes: membership.list().map((n) => ({ ...n, self: n.name === membership.name })),
+    nodes: membership.list().map(withLoad),
   }));
   app.get<NameParams>('/:name', async (request) => entry(checkNodeName(request.params.name)));
   app.patch<NameParams>('/:name', async (request) => {

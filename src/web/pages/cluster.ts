@@ -1,13 +1,13 @@
 /**
- * Cluster (when this node has joined one): the nodes with their status, capacity, cordon,
- * slivers and tasks; the tasks with their state and node; the most recent placements and
+ * Cluster (when this node has joined one): the nodes with their status, capacity, load (what
+ * their slices use, as each publishes it every 5 s), reservations, cordon, slivers and tasks; the tasks with their state and node; the most recent placements and
  * moves. A signed-in operator can cordon, uncordon and drain a node and stop a task.
  */
 import type { NodeEntry, NodeList } from '../../wire/nodes.js';
 import type { TaskList, TaskView } from '../../wire/tasks.js';
 import type { PlacementEntry } from '../../wire/slices.js';
 import { api } from '../api.js';
-import { bytes, h, millicores } from '../dom.js';
+import { bar, bytes, h, millicores } from '../dom.js';
 import type { Page } from '../page.js';
 
 const REFRESH_MS = 3000;
@@ -52,7 +52,13 @@ export const clusterPage: Page = (root) => {
       const slivers = (node: string): number | string => (list.mode === 'etcd' ? placed.filter((p) => p.nodes.includes(node)).length : '–');
       const tasksOn = (node: string): number => taskList.tasks.filter((t) => t.node === node && t.state === 'running').length;
       nodes.replaceChildren(
-        h('tr', {}, ...['Node', 'Status', 'CPU', 'Memory', 'Slivers', 'Running tasks', 'Labels', ''].map((t) => h('th', {}, t))),
+        h(
+          'tr',
+          {},
+          ...['Node', 'Status', 'CPU', 'Slices use', 'Reserved', 'Memory', 'Slivers', 'Running tasks', 'Labels', ''].map((t) =>
+            h('th', {}, t),
+          ),
+        ),
         ...list.nodes.map((n) => nodeRow(n, slivers(n.name), tasksOn(n.name), act)),
       );
       const sorted = [...taskList.tasks].sort((a, b) => b.placedAt.localeCompare(a.placedAt));
@@ -94,6 +100,15 @@ function nodeRow(
     h('td', {}, n.name, n.self ? ' (this one)' : ''),
     h('td', { class: n.status }, n.status, n.cordoned ? ', cordoned' : ''),
     h('td', {}, n.live ? millicores(n.live.capacity.cpuMillicores) : '–'),
+    n.load && n.live
+      ? h(
+          'td',
+          { class: 'node-load' },
+          bar(n.load.slicesCpuMillicores, n.live.capacity.cpuMillicores, `of ${millicores(n.live.capacity.cpuMillicores)}`),
+          ` ${millicores(n.load.slicesCpuMillicores)}`,
+        )
+      : h('td', { class: 'node-load' }, '–'),
+    h('td', {}, n.load ? millicores(n.load.reservedMillicores) : '–'),
     h('td', {}, n.live ? bytes(n.live.capacity.memoryBytes) : '–'),
     h('td', {}, slivers),
     h('td', {}, running),
