@@ -15,7 +15,12 @@ export function registerWebCommands(program: Command, ctx: WebCliContext): void 
     .action(async (_options: unknown, command: Command) => {
       const info = await ctx.client(command).get<WebInfo>('/v1/web');
       ctx.print(command, info, () =>
-        [`Dashboard:   ${info.url}`, `Token file:  ${info.tokenFile}`, `Sign-in link: ${info.signInUrl}`].join('\n'),
+        [
+          `Dashboard:   ${info.url}`,
+          `Token file:  ${info.tokenFile}`,
+          `Sign-in link: ${info.signInUrl}`,
+          ...(info.clientCa ? [`Client certificates signed by ${info.clientCa} sign in without the token`] : []),
+        ].join('\n'),
       );
     });
 }

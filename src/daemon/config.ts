@@ -91,9 +91,12 @@ const webSchema = z
       .refine((v) => parseListen(v) !== null, 'must be HOST:PORT, [IPv6]:PORT or :PORT (every address) with a port from 1 to 65535'),
     /** The sign-in token's file, root's and mode 0600 (default: <stateDir>/web-token, made on the first start). */
     tokenFile: z.string().min(1).optional(),
-    /** HTTPS: a certificate and its key (PEM files; the key root's and private). */
+    /**
+     * HTTPS: a certificate and its key (PEM files; the key root's and private), and the CA
+     * whose client certificates sign in without the token (default: the cluster's, peer.tls.ca).
+     */
     tls: z
-      .object({ cert: z.string().min(1), key: z.string().min(1) })
+      .object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() })
       .strict()
       .optional(),
   })

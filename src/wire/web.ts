@@ -4,4 +4,6 @@ export interface WebInfo {
   tokenFile: string;
   /** The URL with the token after "#token=": opening it signs in (the fragment never reaches a server). */
   signInUrl: string;
+  /** The CA whose client certificates sign in without the token (HTTPS only), or null. */
+  clientCa: string | null;
 }

@@ -9,8 +9,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -18,7 +20,7 @@ import fc from 'fast-check';
 import { fuzzSeed } from '../helpers/prng.js';
 import { freePort, SLICECTL, TestDaemon } from '../helpers/daemon.js';
 import { until } from '../helpers/cluster.js';
-import { kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
+import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { WebInfo } from '../../src/wire/web.js';
@@ -371,5 +373,89 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       assert.deepEqual(errors, []);
       await context.close();
     });
+  });
+});
+
+describe('the dashboard over HTTPS with a client CA', { skip: skip ?? false }, () => {
+  test("a certificate the CA signed signs in without the token; none, or another CA's, does not; an action still needs the session's CSRF token", async (t) => {
+    const noOpenssl = commandSkipReason('openssl', 'openssl');
+    if (noOpenssl !== null) return skipWith(t, noOpenssl);
+    const pki = mkdtempSync(join(tmpdir(), 'sliced-webpki-'));
+    const [mine, other] = [join(pki, 'ca'), join(pki, 'other')];
+    let daemon: TestDaemon | null = null;
+    try {
+      for (const args of [
+        ['cluster', 'init-ca', '--dir', mine],
+        ['cluster', 'issue-cert', 'web', '--dir', mine, '--ip', '127.0.0.1'],
+        ['cluster', 'issue-cert', 'alice', '--dir', mine],
+        ['cluster', 'init-ca', '--dir', other],
+        ['cluster', 'issue-cert', 'stranger', '--dir', other],
+      ]) {
+        const made = spawnSync(process.execPath, [SLICECTL, ...args], { encoding: 'utf8' });
+        assert.equal(made.status, 0, `${args.join(' ')}: ${made.stderr}`);
+      }
+      const port = await freePort();
+      const config = join(pki, 'sliced.yaml');
+      writeFileSync(
+        config,
+        `web:\n  listen: 127.0.0.1:${port}\n  tls:\n    cert: ${mine}/web.pem\n    key: ${mine}/web-key.pem\n    ca: ${mine}/ca.pem\n`,
+      );
+      daemon = await TestDaemon.start(['--config', config]);
+      const shown = await daemon.cli(['web']);
+      assert.match(shown.stdout, new RegExp(`Client certificates signed by ${mine}/ca.pem sign in without the token`), shown.stdout);
+
+      const call = (
+        path: string,
+        options: { as?: string; method?: string; headers?: Record<string, string>; body?: unknown } = {},
+      ): Promise<{ status: number; body: string; cookie: string | null }> =>
+        new Promise((resolve, reject) => {
+          const identity = options.as ? { cert: readFileSync(`${options.as}.pem`), key: readFileSync(`${options.as}-key.pem`) } : {};
+          const req = httpsRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              path,
+              method: options.method ?? 'GET',
+              ca: readFileSync(join(mine, 'ca.pem')),
+              headers: { ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+              ...identity,
+            },
+            (res) => {
+              let body = '';
+              res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+              res.on('end', () =>
+                resolve({ status: res.statusCode ?? 0, body, cookie: res.headers['set-cookie']?.[0]?.split(';')[0] ?? null }),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.end(options.body !== undefined ? JSON.stringify(options.body) : undefined);
+        });
+      const alice = join(mine, 'alice');
+      assert.equal((await call('/api/v1/slices')).status, 401, 'no certificate, no session');
+      assert.equal((await call('/api/session', { as: join(other, 'stranger') })).status, 401, "another CA's certificate");
+      assert.equal((await call('/api/v1/slices', { as: join(other, 'stranger') })).status, 401);
+      assert.equal((await call('/api/v1/slices', { as: alice })).status, 200, 'a certificate of the CA reads');
+      // An action with the certificate alone is refused: a browser would send it to any site's requests.
+      const bare = await call('/api/v1/slices', { as: alice, method: 'POST', body: { name: 'wcert' } });
+      assert.equal(bare.status, 403, bare.body);
+      const session = await call('/api/session', { as: alice });
+      assert.equal(session.status, 200, session.body);
+      assert.ok(session.cookie, 'the certificate opened a session');
+      const { csrf } = JSON.parse(session.body) as { csrf: string };
+      const made = await call('/api/v1/slices', {
+        as: alice,
+        method: 'POST',
+        headers: { cookie: session.cookie, 'x-sliced-csrf': csrf },
+        body: { name: 'wcert' },
+      });
+      assert.equal(made.status, 201, made.body);
+      assert.equal((await daemon.cli(['slice', 'show', 'wcert'])).code, 0);
+      assert.match(daemon.log, /"certificate":"alice".*signed in by client certificate/);
+      assert.equal((await daemon.cli(['slice', 'delete', 'wcert'])).code, 0);
+    } finally {
+      await daemon?.destroy();
+      rmSync(pki, { recursive: true, force: true });
+    }
   });
 });

@@ -2,8 +2,9 @@
  * Who may use the dashboard: whoever shows the token of a root-only file gets a session (a
  * random id in an HttpOnly, SameSite=Strict cookie) and, with it, a CSRF token that every
  * change must carry in a header (the synchronizer-token pattern: a page of another site can
- * make the browser send the cookie, never read the token). Sessions live in memory: a restart
- * of sliced signs everyone out. Failed sign-ins are limited per client address.
+ * make the browser send the cookie, never read the token). Under HTTPS with a client CA, a
+ * certificate that CA signed opens a session without the token. Sessions live in memory: a
+ * restart of sliced signs everyone out. Failed sign-ins are limited per client address.
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
@@ -75,6 +76,12 @@ export class WebSessions {
       throw new SlicedError('EACCES', 'wrong token: it is the content of the web token file (slicectl web prints the sign-in link)');
     }
     this.failures.delete(client);
+    return this.open();
+  }
+
+  /** A new session for a client proven otherwise (a client certificate the configured CA signed). */
+  open(): { id: string; csrf: string } {
+    const at = this.now();
     this.expire(at);
     if (this.sessions.size >= MAX_SESSIONS) {
       const oldest = [...this.sessions].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0]!;

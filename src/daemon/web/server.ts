@@ -2,7 +2,8 @@
  * The dashboard (sliced --web HOST:PORT): the page and its assets, built into the package
  * (dist/web, served precompressed, nothing from a CDN), and behind them, for a signed-in
  * browser only:
- *   POST/GET/DELETE /api/session  sign in with the token (auth.ts), look, sign out;
+ *   POST/GET/DELETE /api/session  sign in with the token (auth.ts), look (which signs in a
+ *                                 client certificate of the configured CA), sign out;
  *   GET /api/live                 server-sent events, one frame per control period (live.ts);
  *   /api/v1/...                   the admin API's views and a few actions (allowed.ts), answered
  *                                 by the admin API itself, with its errors.
@@ -10,6 +11,7 @@
  * an Origin of this server. Every answer forbids framing and sniffing; the page loads only
  * its own scripts (Content-Security-Policy).
  */
+import { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
@@ -24,7 +26,8 @@ import type { LiveFeed } from './live.js';
 export interface WebServerOptions {
   host: string;
   port: number;
-  tls: { cert: Buffer; key: Buffer } | null;
+  /** HTTPS; with `ca`, clients whose certificate it signed are signed in without the token. */
+  tls: { cert: Buffer; key: Buffer; ca: Buffer | null } | null;
   sessions: WebSessions;
   /** The admin API, which answers /api/v1/... (through inject: no socket in between). */
   admin: FastifyInstance;
@@ -51,7 +54,16 @@ export async function startWebServer(opts: WebServerOptions): Promise<FastifyIns
     // Live streams never go idle: closing must not wait for them.
     forceCloseConnections: true,
     frameworkErrors: frameworkErrorHandler,
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ...(opts.tls
+      ? {
+          https: {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            // Asked for, not required: without one the token signs in as before.
+            ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}),
+          },
+        }
+      : {}),
   }) as unknown as FastifyInstance;
   registerJsonParser(app);
   app.setErrorHandler(errorHandler);
@@ -64,13 +76,13 @@ export async function startWebServer(opts: WebServerOptions): Promise<FastifyIns
   app.get('/', (_request, reply) => reply.sendFile('index.html'));
 
   const cookieId = (request: FastifyRequest): string | undefined => request.cookies[SESSION_COOKIE];
+  // Reads need a session or a certificate; actions need a session's CSRF token too (proxy()),
+  // because a browser sends its certificate to any site's requests as it does cookies.
   const signedIn = (request: FastifyRequest): void => {
-    if (!opts.sessions.session(cookieId(request))) throw new SlicedError('EACCES', 'sign in first: this needs a session of the dashboard');
+    if (!opts.sessions.session(cookieId(request)) && certifiedAs(request) === null)
+      throw new SlicedError('EACCES', 'sign in first: this needs a session of the dashboard');
   };
-
-  app.post('/api/session', async (request, reply) => {
-    const token = (request.body as { token?: unknown } | null)?.token;
-    const { id, csrf } = opts.sessions.signIn(token, request.ip);
+  const setSession = (reply: FastifyReply, id: string): void => {
     reply.setCookie(SESSION_COOKIE, id, {
       httpOnly: true,
       sameSite: 'strict',
@@ -78,13 +90,24 @@ export async function startWebServer(opts: WebServerOptions): Promise<FastifyIns
       path: '/',
       maxAge: SESSION_IDLE_MS / 1000,
     });
+  };
+
+  app.post('/api/session', async (request, reply) => {
+    const token = (request.body as { token?: unknown } | null)?.token;
+    const { id, csrf } = opts.sessions.signIn(token, request.ip);
+    setSession(reply, id);
     opts.log.info({ client: request.ip }, 'dashboard: signed in');
     return { csrf };
   });
-  app.get('/api/session', async (request) => {
+  app.get('/api/session', async (request, reply) => {
     const session = opts.sessions.session(cookieId(request));
-    if (!session) throw new SlicedError('EACCES', 'not signed in');
-    return { csrf: session.csrf };
+    if (session) return { csrf: session.csrf };
+    const subject = certifiedAs(request);
+    if (subject === null) throw new SlicedError('EACCES', 'not signed in');
+    const { id, csrf } = opts.sessions.open();
+    setSession(reply, id);
+    opts.log.info({ client: request.ip, certificate: subject }, 'dashboard: signed in by client certificate');
+    return { csrf };
   });
   app.delete('/api/session', async (request, reply) => {
     opts.sessions.signOut(cookieId(request));
@@ -126,6 +149,15 @@ export async function startWebServer(opts: WebServerOptions): Promise<FastifyIns
 
   await app.listen({ host: opts.host, port: opts.port });
   return app;
+}
+
+/** The subject of a client certificate the configured CA signed, or null. */
+function certifiedAs(request: FastifyRequest): string | null {
+  const socket = request.raw.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return null;
+  const subject = socket.getPeerCertificate().subject as { CN?: string | string[] } | undefined;
+  const cn = subject?.CN;
+  return (Array.isArray(cn) ? cn[0] : cn) ?? '(no common name)';
 }
 
 async function proxy(
