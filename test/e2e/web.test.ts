@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,8 @@ import { fuzzSeed } from '../helpers/prng.js';
 import { freePort, SLICECTL, TestDaemon } from '../helpers/daemon.js';
 import { until } from '../helpers/cluster.js';
 import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
-import { browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
+import { ARTIFACTS, browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
+import { Firefox, firefoxSkipReason } from '../helpers/firefox.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { WebInfo } from '../../src/wire/web.js';
 import type { LiveFrame } from '../../src/wire/dashboard.js';
@@ -230,6 +231,46 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     assert.ok(output.includes('\x1b[?1049l'), 'the terminal is given back');
   });
 
+  /** Each page, and what shows it has loaded. */
+  const PAGES = [
+    ['node', '#slice-table [data-slice="wa"]'],
+    ['slices', '#slice-tree [data-name="wb"]'],
+    ['framework', '#tree-graph [data-path="/probes"]'],
+    ['cluster', '#nodes tr[data-node]'],
+    ['vsys', '#vsys-services'],
+  ] as const;
+
+  test("in Firefox: every page loads without console errors, and the node page follows a slice's burner (screenshots in test-artifacts/)", async (t) => {
+    const reason = firefoxSkipReason();
+    if (reason) return skipWith(t, reason);
+    const firefox = await Firefox.launch();
+    try {
+      await firefox.goto(info.signInUrl);
+      await firefox.waitFor(`document.querySelector('${PAGES[0][1]}')`, SHOWN_MS);
+      assert.equal(await firefox.evaluate<string>('location.hash'), '', 'the token is taken out of the address');
+      const stop = burn('wa');
+      try {
+        await firefox.waitFor(
+          `Number(document.querySelector('#slice-table [data-slice="wa"] [data-usage]')?.getAttribute('data-usage')) > 500`,
+          SHOWN_MS,
+        );
+        assert.ok((await firefox.evaluate<number>("document.querySelectorAll('canvas').length")) > 0, 'the charts are drawn');
+      } finally {
+        stop();
+      }
+      mkdirSync(ARTIFACTS, { recursive: true });
+      for (const [name, ready] of PAGES) {
+        await firefox.evaluate(`document.querySelector('nav a[href="#/${name}"]').click()`);
+        await firefox.waitFor(`document.querySelector('${ready}')`, SHOWN_MS);
+        await sleep(name === 'framework' ? 2500 : 500);
+        await firefox.screenshot(join(ARTIFACTS, `firefox-dashboard-${name}.png`));
+      }
+      assert.deepEqual(firefox.errors, []);
+    } finally {
+      await firefox.close();
+    }
+  });
+
   describe('in Chromium', () => {
     let browser: Browser | null = null;
     let reason: string | null = null;
@@ -258,13 +299,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       // Two busy slices of the domain for a while, so the charts have something to show.
       const stops = [burn('wb'), burn('wc')];
       await sleep(6000);
-      for (const [name, ready] of [
-        ['node', '#slice-table [data-slice="wa"]'],
-        ['slices', '#slice-tree [data-name="wb"]'],
-        ['framework', '#tree-graph [data-path="/probes"]'],
-        ['cluster', '#nodes tr[data-node]'],
-        ['vsys', '#vsys-services'],
-      ] as const) {
+      for (const [name, ready] of PAGES) {
         // Through the menu: the page stays loaded and keeps the live history.
         await page.click(`nav a[href="#/${name}"]`);
         await page.waitForSelector(ready, { timeout: 15_000 * SLOW });
