@@ -86,6 +86,13 @@ module.exports = {
       to: { path: notRooms('core', 'wire', 'web') },
     },
     {
+      name: 'sim-runs-components',
+      comment: 'The simulator runs the framework and its components on simulated nodes: no kernel, store, daemon or CLI below it.',
+      severity: 'error',
+      from: { path: room('sim') },
+      to: { path: notRooms('core', 'framework', 'components', 'sim') },
+    },
+    {
       name: 'nothing-imports-daemon',
       comment: 'The daemon wires the rooms together; no room below it imports it.',
       severity: 'error',

@@ -16,6 +16,7 @@ import { envPairs, registerTaskCommands, runOnNode } from './tasks.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerWebCommands } from './web.js';
 import { registerTopCommand } from './top.js';
+import { registerSimulateCommand } from './simulate.js';
 import type { ExecPlan } from '../wire/exec.js';
 import { statusTable, type StatusDocument } from '../wire/status.js';
 
@@ -168,6 +169,7 @@ registerNetCommands(program, { client, print });
 registerTaskCommands(program, { client, print });
 registerClusterCommands(program, { print });
 registerWebCommands(program, { client, print });
+registerSimulateCommand(program, { print });
 registerTopCommand(program, { client, print, json: (command) => globals(command).json === true });
 
 // ---- run ------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ export async function startFramework(options: {
   const services: FrameworkServices = {
     nodeName,
     log: frameworkLog,
+    random: Math.random,
     nodeStats: procNodeStats(),
     cpuController: controller,
     remote: remote,

@@ -117,8 +117,12 @@ export interface Filesystems {
   space(path: string): { freeBytes: number; totalBytes: number } | null;
 }
 
+/** Uniform numbers in [0, 1): the host's (seeded in the simulator, so a run can be replayed). */
+export type Random = () => number;
+
 /** Every service a host may offer, by name. */
 export interface Services {
+  random: Random;
   nodeStats: NodeStats;
   sliceGroups: SliceGroups;
   remote: RemoteValues;
@@ -139,6 +143,7 @@ export interface FrameworkServices extends Partial<Services> {
 }
 
 const DESCRIPTIONS: Record<ServiceName, string> = {
+  random: 'random numbers',
   nodeStats: "the node's /proc readings",
   sliceGroups: "the slices' cgroups",
   remote: 'values shared between nodes',

@@ -3,18 +3,7 @@
  * from SLICED_FUZZ_SEED when set (a whole number from 0 to 4294967295), else a fresh one;
  * it is printed before the test uses it.
  */
-
-/** mulberry32: small, fast and good enough to pick test inputs. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../../src/core/prng.js';
 
 /** The seed given in SLICED_FUZZ_SEED, or null when it is unset; a malformed one is an error. */
 export function givenFuzzSeed(env: NodeJS.ProcessEnv = process.env): number | null {

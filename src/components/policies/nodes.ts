@@ -3,6 +3,65 @@ import type { PolicyType, PortSpec } from '../../framework/types.js';
 import type { Value } from '../../framework/value.js';
 
 /**
+ * The nodes of a value's rows, and the rows of each node (rows of node i are
+ * rows[first[i]] .. rows[first[i + 1] - 1]). A value's labels are replaced as a whole when its
+ * rows change, so the index is kept per labels array and reused for every update of the same
+ * rows: a decision among thousands of nodes reads their loads without building anything.
+ */
+export interface NodeIndex {
+  nodes: readonly string[];
+  /** Position of each node in `nodes`. */
+  position: ReadonlyMap<string, number>;
+  first: Int32Array;
+  rows: Int32Array;
+}
+
+const indexes = new WeakMap<readonly string[], { localNode: string; index: NodeIndex }>();
+
+/** Rows labelled "<node>" or "<node>:<label>" (from remote_cache) are that node's; unlabelled rows and CPUs' are this node's. */
+function nodeOfLabel(label: string | undefined, localNode: string): string {
+  return label === undefined || label === '' || /^cpu\d+$/.test(label) ? localNode : label.split(':')[0]!;
+}
+
+export function nodeIndex(value: Value, localNode: string): NodeIndex {
+  const labelled = value.labels.length >= value.rows && value.rows > 0;
+  const cached = labelled ? indexes.get(value.labels) : undefined;
+  if (cached && cached.localNode === localNode) return cached.index;
+  const byNode = new Map<string, number[]>();
+  for (let r = 0; r < value.rows; r++) {
+    const node = nodeOfLabel(value.labels[r], localNode);
+    const rows = byNode.get(node);
+    if (rows) rows.push(r);
+    else byNode.set(node, [r]);
+  }
+  const nodes = [...byNode.keys()];
+  const first = new Int32Array(nodes.length + 1);
+  const rows = new Int32Array(value.rows);
+  let at = 0;
+  nodes.forEach((node, i) => {
+    first[i] = at;
+    for (const r of byNode.get(node)!) rows[at++] = r;
+  });
+  first[nodes.length] = at;
+  const index: NodeIndex = { nodes, position: new Map(nodes.map((n, i) => [n, i])), first, rows };
+  if (labelled) indexes.set(value.labels, { localNode, index });
+  return index;
+}
+
+/** Column `column` of node i's rows, summed (read live from the value's cells). */
+export function nodeFigure(value: Value, index: NodeIndex, i: number, column = 0): number {
+  let sum = 0;
+  for (let k = index.first[i]!; k < index.first[i + 1]!; k++) sum += value.data[index.rows[k]! * value.width + column]!;
+  return sum;
+}
+
+/** The nodes a load value knows (this one alone when there is no value). */
+export function nodeNames(value: Value | null, localNode: string): readonly string[] {
+  if (!value || value.rows === 0) return [localNode];
+  return nodeIndex(value, localNode).nodes;
+}
+
+/**
  * Node names and loads from a load value: rows labelled "<node>" or "<node>:<label>" (from
  * remote_cache) are that node's; unlabelled rows are this node's. Loads of one node's rows
  * are summed.
@@ -18,8 +77,7 @@ export function nodeSums(value: Value | null, localNode: string, columns: number
   if (!value) return sums;
   const summed = typeof columns === 'number' ? [columns] : columns;
   for (let r = 0; r < value.rows; r++) {
-    const label = value.labels[r];
-    const node = label === undefined || label === '' || /^cpu\d+$/.test(label) ? localNode : label.split(':')[0]!;
+    const node = nodeOfLabel(value.labels[r], localNode);
     let figure = sums.get(node) ?? 0;
     for (const c of summed) figure += value.get(r, c);
     sums.set(node, figure);

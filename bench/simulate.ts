@@ -1,0 +1,140 @@
+/**
+ * Simulator benchmark (issue 18): how fast placement decides at scale with the daemon's own
+ * policy modules, how fast a real trace replays, and whether the simulator agrees with
+ * queueing theory.
+ *
+ *   npm run bench:simulate [-- --json] [-- --arrivals N] [-- --seed S]
+ *
+ * - decisions at 5,000 nodes: least_loaded and best_of_two each place N arrivals (default
+ *   1,000,000; Poisson at load 0.9 a node, exponential durations, loads seen once a second)
+ *   through ConfigTree.placeNewTask(), as the daemon places a task. decisions_per_s counts the
+ *   time spent deciding. Baseline in the same run: the same least-loaded choice (lowest load,
+ *   ties by name) by a plain loop over a Float64Array of the loads, no framework: what the
+ *   framework's layers cost per decision (target >= 50,000/s with the policy modules).
+ * - sim_speedup: the NASA iPSC/860 trace (../shared/traces, sha256 checked against
+ *   SOURCES.md; skipped with the reason when absent) replayed on 128 one-CPU nodes with
+ *   least_loaded: simulated seconds per wall second.
+ * - theory: random placement (M/M/1, 10.0) and best_of_two (supermarket model, 2.614) on 1,000
+ *   nodes at load 0.9, as test/unit/sim-theory.test.ts runs them, with their relative errors.
+ * - rss_mb: the process's peak resident memory (target <= 500).
+ *
+ * Last line of stdout: one JSON object.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { documentFor, simulate } from '../src/sim/engine.js';
+import { mm1Sojourn, supermarketSojourn, theoryRun } from '../src/sim/theory.js';
+import { jobsOf, poissonJobs, readSwf } from '../src/sim/workload.js';
+import { prng } from '../src/core/prng.js';
+import { argValue, finish, loadAverage, machine, round, say } from './lib.js';
+
+const ARRIVALS = Number(argValue('--arrivals') ?? 1_000_000);
+const SEED = Number(argValue('--seed') ?? 1);
+const NODES = 5000;
+const TRACES = join(import.meta.dirname, '..', '..', 'shared', 'traces');
+const NASA = 'NASA-iPSC-1993-3.1-cln.swf.gz';
+
+async function decisionsAt5k(policy: 'least_loaded' | 'best_of_two'): Promise<{ perSecond: number; wallSeconds: number }> {
+  const r = await simulate({
+    nodes: { count: NODES, cpuMillicores: 1000 },
+    jobs: poissonJobs({ count: ARRIVALS, rate: 0.9 * NODES, meanDuration: 1, cpu: 1000, seed: SEED }),
+    document: documentFor(policy),
+    label: policy,
+    seed: SEED,
+    loadUpdateMs: 1000,
+  });
+  say(
+    `${policy} at ${NODES} nodes: ${Math.round(r.decisionsPerSecond)} decisions/s (${r.decisions} in ${r.wallSeconds.toFixed(1)} s of run)`,
+  );
+  return { perSecond: r.decisionsPerSecond, wallSeconds: r.wallSeconds };
+}
+
+/** The plain-loop baseline: least loaded of a Float64Array, ties to the lower index, counting each placement. */
+function baselineDecisions(): number {
+  const loads = new Float64Array(NODES);
+  const random = prng(SEED);
+  for (let i = 0; i < NODES; i++) loads[i] = Math.floor(random() * 4) * 1000;
+  const decisions = Math.min(ARRIVALS, 200_000);
+  const started = performance.now();
+  for (let d = 0; d < decisions; d++) {
+    let best = 0;
+    for (let i = 1; i < NODES; i++) if (loads[i]! < loads[best]!) best = i;
+    loads[best] = loads[best]! + 1000;
+    if (d % NODES === 0) for (let i = 0; i < NODES; i++) loads[i] = Math.floor(random() * 4) * 1000; // a load update
+  }
+  return decisions / ((performance.now() - started) / 1000);
+}
+
+/** The NASA trace, checked against the sum SOURCES.md gives, or why it cannot be used. */
+function nasaTrace(): { text: string } | { skipped: string } {
+  const path = join(TRACES, NASA);
+  if (!existsSync(path)) return { skipped: `${path} is absent (the traces live in ../shared/traces)` };
+  const sources = readFileSync(join(TRACES, 'SOURCES.md'), 'utf8');
+  const expected = new RegExp(`\\| ${NASA.replace(/\./g, '\\.')} \\|.*\\| ([0-9a-f]{64}) \\|`).exec(sources)?.[1];
+  const bytes = readFileSync(path);
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (expected === undefined) return { skipped: `SOURCES.md gives no sha256 for ${NASA}` };
+  if (actual !== expected) return { skipped: `${path} has sha256 ${actual}, SOURCES.md says ${expected}: not the published trace` };
+  return { text: gunzipSync(bytes).toString('utf8') };
+}
+
+async function main(): Promise<void> {
+  const load = loadAverage();
+  say(`machine: ${JSON.stringify(machine())}, load ${load.join(' ')}`);
+  const leastLoaded = await decisionsAt5k('least_loaded');
+  const bestOfTwo = await decisionsAt5k('best_of_two');
+  const baseline = baselineDecisions();
+  say(`baseline (plain loop, least loaded of ${NODES}): ${Math.round(baseline)} decisions/s`);
+
+  const trace = nasaTrace();
+  let speedup: number | null = null;
+  let traceJobs: number | null = null;
+  if ('skipped' in trace) say(`sim_speedup skipped: ${trace.skipped}`);
+  else {
+    const w = readSwf(trace.text, { origin: NASA });
+    const r = await simulate({
+      nodes: { count: 128, cpuMillicores: 1000 },
+      jobs: jobsOf(w),
+      document: documentFor('least_loaded'),
+      label: 'nasa',
+      seed: SEED,
+      loadUpdateMs: 1000,
+    });
+    speedup = r.speedup;
+    traceJobs = r.jobs;
+    say(
+      `NASA trace on 128 nodes (least_loaded): ${r.jobs} jobs, ${Math.round(r.simulatedSeconds)} simulated s in ${r.wallSeconds.toFixed(2)} s: x${Math.round(r.speedup)}`,
+    );
+  }
+
+  const random = await theoryRun('random', { nodes: 1000, jobs: 8_000_000, load: 0.9, seed: SEED });
+  const jsq2 = await theoryRun('best_of_two', { nodes: 1000, jobs: 1_000_000, load: 0.9, seed: SEED });
+  const randomError = random.sojourn.mean / mm1Sojourn(0.9) - 1;
+  const jsq2Error = jsq2.sojourn.mean / supermarketSojourn(0.9, 2) - 1;
+  say(
+    `random: ${random.sojourn.mean.toFixed(4)} (${(100 * randomError).toFixed(2)}% from 10.0); best_of_two: ${jsq2.sojourn.mean.toFixed(4)} (${(100 * jsq2Error).toFixed(2)}% from 2.614)`,
+  );
+  const rssMb = process.resourceUsage().maxRSS / 1024;
+
+  finish({
+    decisions_per_s_5k_nodes: { least_loaded: Math.round(leastLoaded.perSecond), best_of_two: Math.round(bestOfTwo.perSecond) },
+    baseline_decisions_per_s_5k_nodes: Math.round(baseline),
+    framework_cost_ratio: round(baseline / leastLoaded.perSecond, 2),
+    arrivals: ARRIVALS,
+    sim_speedup: speedup === null ? null : Math.round(speedup),
+    ...(speedup === null && 'skipped' in trace ? { sim_speedup_skipped: trace.skipped } : {}),
+    trace_jobs: traceJobs,
+    mm1_random_sojourn: round(random.sojourn.mean, 4),
+    mm1_relative_error: round(randomError, 4),
+    jsq2_sojourn: round(jsq2.sojourn.mean, 4),
+    jsq2_relative_error: round(jsq2Error, 4),
+    rss_mb: Math.round(rssMb),
+    seed: SEED,
+    load_average: load,
+    ...machine(),
+  });
+}
+
+await main();

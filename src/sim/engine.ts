@@ -1,0 +1,408 @@
+/**
+ * The what-if simulator: N nodes run the jobs of a workload, placed by the same component
+ * modules the daemon loads, wired by a tree document as `slicectl dump` prints it. Discrete
+ * events: arrivals (from the workload), completions (one pending event per node, made stale
+ * by a version when the node's set of tasks changes) and the tree's own timers on a simulated
+ * clock (probe periods). A node divides its CPU among its tasks with the node agent's
+ * entitlement maths (share.ts); a task runs at its entitlement until the set changes. Node
+ * state lives in typed arrays, running tasks in slots that are reused, and jobs are read as
+ * they arrive and counted as they end: memory does not grow with the number of jobs.
+ *
+ * The tree sees the nodes through the probe `sim_nodes` (source node_load: each node's
+ * runnable demand in millicores, a row per node), refreshed every `loadUpdateMs` of simulated
+ * time, or after every arrival and departure ("instant"). A new task is placed as the daemon
+ * places one: ConfigTree.placeNewTask(), schedulers with handle_all first.
+ */
+import { SlicedError } from '../core/errors.js';
+import { prng, streamSeed } from '../core/prng.js';
+import { BUILTIN_TYPES } from '../components/builtins.js';
+import { executePlan, planApply, type TreeDocument } from '../framework/document.js';
+import type { Timers } from '../framework/instances.js';
+import { TypeRegistry } from '../framework/registry.js';
+import { ConfigTree } from '../framework/tree.js';
+import type { ProbeType } from '../framework/types.js';
+import { EventHeap } from './event-heap.js';
+import { JobFigures, meanOf, type SimResult } from './metrics.js';
+import { shareWithSlices, waterFill } from './share.js';
+import type { Job, JobSource } from './workload.js';
+
+export interface SimulateOptions {
+  /** Identical nodes: how many, their CPU (millicores) and memory (bytes; 0: not limited). */
+  nodes: { count: number; cpuMillicores: number; memoryBytes?: number };
+  jobs: JobSource;
+  /** The policy's tree (probes: sim_nodes; schedulers: ... with handle_all). */
+  document: TreeDocument;
+  /** A label for the result (the policy file's name, say). */
+  label?: string;
+  seed: number;
+  /** How often the tree sees new node loads: simulated milliseconds, or "instant". */
+  loadUpdateMs: number | 'instant';
+  /** Fractions of the jobs, by arrival, left out of the statistics at the start and at the end. */
+  warmup?: number;
+  cooldown?: number;
+  /** Utilisation and imbalance samples over the run. */
+  samples?: number;
+  /** Directories of sliced-plugin-* packages (as the daemon's pluginDirs). */
+  pluginDirs?: string[];
+}
+
+/** The probe that shows the simulated nodes to the tree. */
+export const SIM_PROBE = 'sim_nodes';
+/** The policies' random stream of the run's seed (a generated workload has its own, workload.ts). */
+const POLICY_STREAM = 2;
+const INSTANT_PERIOD_MS = 3_600_000; // the longest period a probe takes; in "instant" mode the engine refreshes after each event
+
+/** A tree that places every new task with the built-in policy `name`, its node_load port on the simulated nodes. */
+export function documentFor(name: string): TreeDocument {
+  return {
+    probes: { [SIM_PROBE]: {} },
+    schedulers: { place: { process_set: { handle_all: 1 }, [name]: { node_load: { nodes: `-> /probes/${SIM_PROBE}/node_load` } } } },
+  };
+}
+
+/** Timers on the simulated clock: the engine fires them between its events. */
+class SimClock implements Timers {
+  nowMs = 0;
+  private readonly intervals = new Map<number, { fn: () => void; ms: number; next: number }>();
+  private nextHandle = 1;
+
+  setInterval(fn: () => void, ms: number): unknown {
+    const handle = this.nextHandle++;
+    this.intervals.set(handle, { fn, ms, next: this.nowMs + ms });
+    return handle;
+  }
+
+  clearInterval(handle: unknown): void {
+    this.intervals.delete(handle as number);
+  }
+
+  now(): number {
+    return this.nowMs;
+  }
+
+  /** When the next timer is due (ms), Infinity when none is set. */
+  nextDue(): number {
+    let next = Infinity;
+    for (const t of this.intervals.values()) if (t.next < next) next = t.next;
+    return next;
+  }
+
+  /** Fire the timers due at or before now. */
+  fireDue(): void {
+    for (const t of [...this.intervals.values()]) {
+      if (t.next > this.nowMs) continue;
+      t.next += t.ms;
+      t.fn();
+    }
+  }
+
+  /** Fire every timer now (instant load updates). */
+  fireAll(): void {
+    for (const t of [...this.intervals.values()]) t.fn();
+  }
+}
+
+export async function simulate(options: SimulateOptions): Promise<SimResult> {
+  const { jobs: source, nodes: spec } = options;
+  const n = Math.floor(spec.count);
+  if (!(n >= 1 && n <= 1_000_000)) throw new SlicedError('EINVAL', `nodes ${spec.count}: must be a whole number from 1 to 1000000`);
+  if (!(spec.cpuMillicores > 0)) throw new SlicedError('EINVAL', `node CPU ${spec.cpuMillicores}: must be more than 0 millicores`);
+  const capacity = spec.cpuMillicores;
+  const memoryBytes = spec.memoryBytes ?? 0;
+  const width = String(n - 1).length;
+  const names = Array.from({ length: n }, (_, i) => `n${String(i).padStart(width, '0')}`);
+  const nodeOf = new Map(names.map((name, i) => [name, i]));
+
+  // Node state.
+  const demand = new Float64Array(n); // runnable demand, millicores
+  const used = new Float64Array(n); // what its tasks get, millicores
+  const memory = new Float64Array(n);
+  const since = new Float64Array(n); // when its tasks' remaining work was last brought up to date
+  const version = new Int32Array(n);
+  const tasksOn: number[][] = Array.from({ length: n }, () => []);
+  // Running tasks, in slots reused once a task ends.
+  const slots = new TaskSlots();
+
+  const tree = await buildTree(options, n, names, demand);
+  const clock = tree.clock;
+
+  /** Bring node i's tasks' remaining work up to time t. */
+  const advance = (i: number, t: number): void => {
+    const dt = t - since[i]!;
+    since[i] = t;
+    if (dt <= 0) return;
+    for (const k of tasksOn[i]!) slots.remaining[k] = slots.remaining[k]! - slots.rate[k]! * dt;
+  };
+  const heap = new EventHeap();
+  let scratchDemand = new Float64Array(64);
+  let scratchRate = new Float64Array(64);
+  let scratchOrder = new Int32Array(64);
+  /** Divide node i's CPU among its tasks and set its next completion. */
+  const share = (i: number, t: number): void => {
+    const tasks = tasksOn[i]!;
+    const count = tasks.length;
+    if (count > scratchDemand.length) {
+      scratchDemand = new Float64Array(count * 2);
+      scratchRate = new Float64Array(count * 2);
+      scratchOrder = new Int32Array(count * 2);
+    }
+    let total = 0;
+    let sliced = false;
+    for (let q = 0; q < count; q++) {
+      const k = tasks[q]!;
+      scratchDemand[q] = slots.cpu[k]!;
+      total += slots.cpu[k]!;
+      if (slots.slice[k]! >= 0) sliced = true;
+    }
+    demand[i] = total;
+    if (!sliced) waterFill(capacity, scratchDemand, count, scratchRate, scratchOrder);
+    else
+      shareWithSlices(
+        capacity,
+        tasks.map((k) => slots.cpu[k]!),
+        tasks.map((k) => slots.slice[k]!),
+      ).forEach((r, q) => (scratchRate[q] = r));
+    let u = 0;
+    let next = Infinity;
+    for (let q = 0; q < count; q++) {
+      const k = tasks[q]!;
+      const r = scratchRate[q]!;
+      slots.rate[k] = r;
+      u += r;
+      if (r > 0) next = Math.min(next, t + Math.max(0, slots.remaining[k]!) / r);
+    }
+    used[i] = u;
+    version[i]!++;
+    if (next < Infinity) heap.push(next, i, version[i]!);
+  };
+
+  // Statistics over the run.
+  const figures = new JobFigures();
+  const measureFrom = Math.floor((options.warmup ?? 0) * source.count);
+  const measureTo = Math.ceil((1 - (options.cooldown ?? 0)) * source.count);
+  const samples = Math.max(2, options.samples ?? 200);
+  const utilisation: Array<[number, number]> = [];
+  const imbalance: Array<[number, number]> = [];
+  const sampleEvery = source.span > 0 ? source.span / samples : Infinity;
+  let nextSample = 0;
+  let refused = 0;
+  let unplaced = 0;
+  let violations = 0;
+  let decisions = 0;
+  let decisionMs = 0;
+  const refusals = new Map<string, number>();
+  const sample = (t: number): void => {
+    let u = 0;
+    let max = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      u += used[i]!;
+      sum += demand[i]!;
+      if (demand[i]! > max) max = demand[i]!;
+    }
+    utilisation.push([t, u / (n * capacity)]);
+    imbalance.push([t, sum > 0 ? max / (sum / n) : 1]);
+  };
+
+  const started = performance.now();
+  const event = { time: 0, node: 0, version: 0 };
+  const instant = options.loadUpdateMs === 'instant';
+  const job: Job = { arrival: 0, duration: 0, cpu: 0, memory: 0, slice: -1 };
+  let arrived = 0;
+  let pending = source.next(job);
+  let lastArrival = 0;
+  clock.fireAll(); // the first loads
+  for (;;) {
+    const tArrival = pending ? job.arrival : Infinity;
+    const tDone = heap.peekTime();
+    if (tArrival === Infinity && tDone === Infinity) break; // the timers alone would tick for ever
+    const tTimer = clock.nextDue() / 1000;
+    const t = Math.min(tArrival, tDone, tTimer);
+    while (t >= nextSample && pending) {
+      sample(nextSample);
+      nextSample += sampleEvery;
+    }
+    clock.nowMs = t * 1000;
+    if (tTimer <= tArrival && tTimer <= tDone) {
+      clock.fireDue();
+      continue;
+    }
+    if (tDone <= tArrival) {
+      heap.pop(event);
+      const i = event.node;
+      if (event.version !== version[i]) continue; // the node's tasks changed since
+      advance(i, t);
+      // Done: what is left is what rounding of the clock leaves (times grow, their precision shrinks).
+      const tolerance = 1e-9 + t * 1e-12;
+      const tasks = tasksOn[i]!;
+      let kept = 0;
+      for (const k of tasks) {
+        if (slots.remaining[k]! > slots.rate[k]! * tolerance) {
+          tasks[kept++] = k;
+          continue;
+        }
+        memory[i] = memory[i]! - slots.memory[k]!;
+        if (slots.measured[k]) figures.add(t - slots.arrival[k]!, slots.duration[k]!);
+        slots.free(k);
+      }
+      tasks.length = kept;
+      share(i, t);
+    } else {
+      const index = arrived++;
+      lastArrival = job.arrival;
+      const sliceName = job.slice >= 0 ? source.slices[job.slice]! : null;
+      const before = performance.now();
+      const answer = tree.tree.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
+      decisionMs += performance.now() - before;
+      decisions++;
+      const i = answer.node === null ? undefined : nodeOf.get(answer.node);
+      if (answer.refused !== null) {
+        refused++;
+        refusals.set(answer.refused, (refusals.get(answer.refused) ?? 0) + 1);
+      } else if (i === undefined) {
+        unplaced++; // no scheduler answered, or it named no simulated node
+      } else {
+        const measured = index >= measureFrom && index < measureTo;
+        if (job.duration <= 0) {
+          if (measured) figures.add(0, 0);
+        } else {
+          advance(i, t);
+          const k = slots.take(job, measured);
+          tasksOn[i]!.push(k);
+          memory[i] = memory[i]! + job.memory;
+          if (memoryBytes > 0 && memory[i]! > memoryBytes) violations++;
+          share(i, t);
+        }
+      }
+      pending = source.next(job);
+    }
+    if (instant) clock.fireAll();
+  }
+  sample(Math.max(lastArrival, clock.nowMs / 1000));
+  const wallSeconds = (performance.now() - started) / 1000;
+  tree.tree.destroyAll();
+  const simulatedSeconds = clock.nowMs / 1000;
+  return {
+    label: options.label ?? 'policy',
+    nodes: n,
+    jobs: arrived,
+    measured: figures.sojourn.count,
+    sojourn: figures.sojourn.summary(),
+    slowdown: figures.slowdown.summary(),
+    wait: figures.wait.summary(),
+    utilisation,
+    utilisationMean: meanOf(utilisation),
+    imbalance,
+    imbalanceMean: meanOf(imbalance),
+    migrations: null,
+    refused,
+    refusals: Object.fromEntries(refusals),
+    unplaced,
+    reservationViolations: violations,
+    decisions,
+    decisionsPerSecond: decisionMs > 0 ? decisions / (decisionMs / 1000) : Infinity,
+    simulatedSeconds,
+    wallSeconds,
+    speedup: wallSeconds > 0 ? simulatedSeconds / wallSeconds : Infinity,
+  };
+}
+
+/** The tree of the policy document, on a simulated clock, seeing the nodes through sim_nodes. */
+async function buildTree(
+  options: SimulateOptions,
+  n: number,
+  labels: readonly string[],
+  demand: Float64Array,
+): Promise<{ tree: ConfigTree; clock: SimClock }> {
+  const clock = new SimClock();
+  const simNodes: ProbeType = {
+    kind: 'probe',
+    name: SIM_PROBE,
+    description: "the simulator's nodes: each node's runnable CPU demand (millicores), a row per node",
+    sources: [{ name: 'node_load', valueType: 'load', description: 'runnable demand of each simulated node, millicores' }],
+    defaultPeriodMs: 1000,
+    create: () => ({
+      refresh(outputs) {
+        const out = outputs[0]!;
+        out.setRows(n, labels);
+        for (let i = 0; i < n; i++) out.data[i] = demand[i]!;
+      },
+    }),
+  };
+  const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, pluginDirs: options.pluginDirs ?? [] });
+  registry.add(simNodes, 'the simulator');
+  const silent = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+  const tree = new ConfigTree({
+    registry,
+    services: { nodeName: 'simulator', log: silent, random: prng(streamSeed(options.seed, POLICY_STREAM)) },
+    timers: clock,
+  });
+  try {
+    const steps = await planApply(tree, registry, options.document);
+    await executePlan(tree, steps).catch((err: Error) => {
+      throw new SlicedError('EINVAL', `the policy document does not apply: ${err.message}`);
+    });
+    const probe = `/probes/${SIM_PROBE}`;
+    if (!tree.exists(probe))
+      throw new SlicedError('EINVAL', `the policy document has no ${probe}: link the policies' node_load ports to ${probe}/node_load`);
+    const period = options.loadUpdateMs === 'instant' ? INSTANT_PERIOD_MS : Math.max(1, Math.round(options.loadUpdateMs));
+    tree.write(`${probe}/probe_period`, String(period));
+  } catch (err) {
+    tree.destroyAll();
+    throw err;
+  }
+  return { tree, clock };
+}
+
+/** Running tasks' figures in columns; a slot is reused once its task ends. */
+class TaskSlots {
+  remaining = new Float64Array(1024); // millicore-seconds
+  rate = new Float64Array(1024);
+  arrival = new Float64Array(1024);
+  duration = new Float64Array(1024);
+  cpu = new Float64Array(1024);
+  memory = new Float64Array(1024);
+  slice = new Int32Array(1024);
+  measured = new Uint8Array(1024);
+  private freeList: number[] = [];
+  private used = 0;
+
+  take(job: Job, measured: boolean): number {
+    const k = this.freeList.pop() ?? this.used++;
+    if (k >= this.remaining.length) this.grow();
+    this.remaining[k] = job.duration * job.cpu;
+    this.rate[k] = 0;
+    this.arrival[k] = job.arrival;
+    this.duration[k] = job.duration;
+    this.cpu[k] = job.cpu;
+    this.memory[k] = job.memory;
+    this.slice[k] = job.slice;
+    this.measured[k] = measured ? 1 : 0;
+    return k;
+  }
+
+  free(k: number): void {
+    this.freeList.push(k);
+  }
+
+  private grow(): void {
+    const size = this.remaining.length * 2;
+    const f = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(size);
+      b.set(a);
+      return b;
+    };
+    this.remaining = f(this.remaining);
+    this.rate = f(this.rate);
+    this.arrival = f(this.arrival);
+    this.duration = f(this.duration);
+    this.cpu = f(this.cpu);
+    this.memory = f(this.memory);
+    const slice = new Int32Array(size);
+    slice.set(this.slice);
+    this.slice = slice;
+    const measured = new Uint8Array(size);
+    measured.set(this.measured);
+    this.measured = measured;
+  }
+}

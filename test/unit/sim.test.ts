@@ -1,0 +1,161 @@
+/**
+ * The simulator's parts: the event heap's order, the histogram's quantiles, water-filling
+ * against the agent's entitlement maths, the workload readers, and the placement policies it
+ * runs (random, best_of_two, least_loaded) on a small cluster.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { computeEntitlements } from '../../src/core/entitlement.js';
+import { prng, streamSeed } from '../../src/core/prng.js';
+import { EventHeap } from '../../src/sim/event-heap.js';
+import { Histogram } from '../../src/sim/metrics.js';
+import { waterFill } from '../../src/sim/share.js';
+import { jobsOf, poissonJobs, readCsvWorkload, readSwf } from '../../src/sim/workload.js';
+import { documentFor, simulate } from '../../src/sim/engine.js';
+
+describe('simulator parts', () => {
+  test('the event heap pops in time order, ties in insertion order', () => {
+    const heap = new EventHeap();
+    const random = prng(1);
+    const pushed: Array<[number, number]> = [];
+    for (let k = 0; k < 5000; k++) {
+      const t = Math.floor(random() * 100);
+      heap.push(t, k, 0);
+      pushed.push([t, k]);
+    }
+    pushed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const out = { time: 0, node: 0, version: 0 };
+    for (const [t, k] of pushed) {
+      heap.pop(out);
+      assert.deepEqual([out.time, out.node], [t, k]);
+    }
+    assert.equal(heap.length, 0);
+    assert.equal(heap.peekTime(), Infinity);
+  });
+
+  test('histogram quantiles are within 0.5% of the exact ones; the mean is exact', () => {
+    const h = new Histogram();
+    const random = prng(2);
+    const values = Array.from({ length: 20000 }, () => -Math.log(1 - random()) * 3);
+    for (const v of values) h.add(v);
+    values.sort((a, b) => a - b);
+    for (const q of [0.5, 0.99]) {
+      const exact = values[Math.ceil(q * values.length) - 1]!;
+      assert.ok(Math.abs(h.quantile(q) / exact - 1) <= 0.0051, `q${q}: ${h.quantile(q)} against ${exact}`);
+    }
+    assert.ok(Math.abs(h.summary().mean - values.reduce((s, v) => s + v, 0) / values.length) < 1e-9);
+  });
+
+  test("water-filling gives what the agent's entitlement maths gives (equal shares, nothing reserved)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 100, max: 64000 }),
+        fc.array(fc.integer({ min: 1, max: 8000 }), { minLength: 1, maxLength: 40 }),
+        (capacity, demands) => {
+          const rates = new Float64Array(demands.length);
+          waterFill(capacity, demands, demands.length, rates, new Int32Array(demands.length));
+          const maths = computeEntitlements(
+            capacity,
+            demands.map((d, k) => ({ id: `t${k}`, cpu: { reservation: 0, limit: null, shares: 100 }, demand: d })),
+          ).nodes;
+          demands.forEach((_, k) => assert.ok(Math.abs(rates[k]! - maths.get(`t${k}`)!.entitlement) < 1e-6));
+        },
+      ),
+      // Equal demands (the simulator's short cut) and a mix, besides the random arrays.
+      {
+        examples: [
+          [1000, [1000, 1000, 1000]],
+          [1000, [300, 300]],
+          [2000, [1500, 200, 1500, 900]],
+        ],
+      },
+    );
+  });
+
+  test('two streams of one seed are not the same sequence', () => {
+    const [a, b] = [prng(streamSeed(7, 1)), prng(streamSeed(7, 2))];
+    const same = Array.from({ length: 100 }, () => a() === b()).filter(Boolean).length;
+    assert.equal(same, 0);
+  });
+
+  test('SWF: submit, run time and processors of the 18 fields; comments and unusable jobs skipped; bad lines refused', () => {
+    const text = [
+      '; Version: 2',
+      '1 100 -1 50 4 -1 -1 4 -1 -1 1 3 1 1 1 -1 -1 -1',
+      '2 10 -1 20 -1 -1 -1 2 -1 -1 1 5 1 1 1 -1 -1 -1',
+      '3 30 -1 0 8 -1 -1 8 -1 -1 1 3 1 1 1 -1 -1 -1',
+      '',
+    ].join('\n');
+    const w = readSwf(text);
+    assert.equal(w.count, 2);
+    assert.equal(w.skipped, 1, 'the job with no run time');
+    assert.deepEqual([...w.arrival], [10, 100], 'sorted by submit time');
+    assert.deepEqual([...w.cpu], [2000, 4000], 'requested processors when none were allocated');
+    assert.deepEqual([...w.duration], [20, 50]);
+    assert.equal(w.slices.length, 2, 'one slice per user');
+    assert.throws(() => readSwf('1 2 3\n', { origin: 'x.swf' }), /x\.swf line 1: expected 18 numbers/);
+  });
+
+  test('CSV: columns by header, slice optional; bad cells refused with the line', () => {
+    const w = readCsvWorkload('arrival,duration,cpu,slice\n5,2,500,web\n1,3,1000,\n');
+    assert.deepEqual([...w.arrival], [1, 5]);
+    assert.deepEqual([...w.slice], [-1, 0]);
+    assert.deepEqual(w.slices, ['web']);
+    assert.throws(() => readCsvWorkload('arrival,cpu\n1,2\n'), /no duration column/);
+    assert.throws(() => readCsvWorkload('arrival,duration,cpu\n1,x,2\n'), /line 2: duration "x"/);
+  });
+
+  test('a run is the same for a seed; another seed differs', async () => {
+    const run = (seed: number): Promise<number> =>
+      simulate({
+        nodes: { count: 20, cpuMillicores: 1000 },
+        jobs: poissonJobs({ count: 2000, rate: 16, meanDuration: 1, cpu: 1000, seed }),
+        document: documentFor('best_of_two'),
+        seed,
+        loadUpdateMs: 'instant',
+      }).then((r) => r.sojourn.mean);
+    assert.equal(await run(5), await run(5));
+    assert.notEqual(await run(5), await run(6));
+  });
+
+  test('placement by the same policy modules: least_loaded and round_robin spread the tasks; no answer is counted; a bad document is refused', async () => {
+    const jobs = (): ReturnType<typeof jobsOf> => {
+      const w = readCsvWorkload(`arrival,duration,cpu\n${Array.from({ length: 8 }, (_, k) => `${k * 0.01},100,1000`).join('\n')}\n`);
+      return jobsOf(w);
+    };
+    const nodes = { count: 4, cpuMillicores: 2000 };
+    // Eight long tasks, each asking 1 CPU, on four 2-CPU nodes: both spread them two a node.
+    for (const policy of ['least_loaded', 'round_robin']) {
+      const r = await simulate({ nodes, jobs: jobs(), document: documentFor(policy), seed: 1, loadUpdateMs: 'instant' });
+      assert.equal(r.decisions, 8);
+      // Two a node: each task has a CPU to itself and takes its 100 s; a third on a node would slow all three.
+      assert.ok(Math.abs(r.sojourn.p99 / 100 - 1) < 0.006, `${policy}: every task alone on its CPU (${JSON.stringify(r.sojourn)})`);
+      assert.ok(Math.abs(r.sojourn.mean - 100) < 1e-6, `${policy}: ${r.sojourn.mean}`);
+    }
+    // No scheduler with a policy: nothing placed.
+    const none = await simulate({ nodes, jobs: jobs(), document: { probes: { sim_nodes: {} } }, seed: 1, loadUpdateMs: 1000 });
+    assert.equal(none.unplaced, 8);
+    await assert.rejects(
+      simulate({ nodes, jobs: jobs(), document: documentFor('no_such_policy'), seed: 1, loadUpdateMs: 1000 }),
+      /no_such_policy/,
+    );
+    await assert.rejects(
+      simulate({ nodes, jobs: jobs(), document: { schedulers: {} }, seed: 1, loadUpdateMs: 1000 }),
+      /has no \/probes\/sim_nodes/,
+    );
+  });
+
+  test('a node shares its CPU by entitlement: two tasks on one CPU take twice as long', async () => {
+    const w = readCsvWorkload('arrival,duration,cpu\n0,10,1000\n0,10,1000\n');
+    const r = await simulate({
+      nodes: { count: 1, cpuMillicores: 1000 },
+      jobs: jobsOf(w),
+      document: documentFor('random'),
+      seed: 1,
+      loadUpdateMs: 1000,
+    });
+    assert.ok(Math.abs(r.sojourn.mean - 20) < 1e-6, `${r.sojourn.mean}`);
+    assert.ok(Math.abs(r.slowdown.mean - 2) < 1e-6);
+  });
+});
