@@ -13,6 +13,8 @@ import { Histogram } from '../../src/sim/metrics.js';
 import { waterFill } from '../../src/sim/share.js';
 import { jobsOf, poissonJobs, readCsvWorkload, readSwf } from '../../src/sim/workload.js';
 import { documentFor, simulate } from '../../src/sim/engine.js';
+import { Value } from '../../src/framework/value.js';
+import leastLoaded from '../../src/components/policies/least-loaded.js';
 
 describe('simulator parts', () => {
   test('the event heap pops in time order, ties in insertion order', () => {
@@ -70,6 +72,43 @@ describe('simulator parts', () => {
           [2000, [1500, 200, 1500, 900]],
         ],
       },
+    );
+  });
+
+  test('least_loaded decides with its heap as a scan of every node would (lowest load, ties by name, placements counted)', () => {
+    const loadType = { name: 'load', columns: ['load'], unit: 'millicores', description: 'test' };
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 0, max: 2000 }),
+        fc.integer({ min: 1, max: 200 }),
+        (loads, taskLoad, decisions) => {
+          // Names out of row order, so that ties by name are not ties by row.
+          const names = loads.map((_, i) => `n${(i * 37) % 101}-${i}`);
+          const value = new Value(loadType, loads.length);
+          value.setRows(loads.length, names);
+          loads.forEach((l, i) => value.set(i, 0, l * 500));
+          const silent = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+          const policy = leastLoaded.create({
+            path: '/schedulers/s/least_loaded',
+            attrs: { task_load: taskLoad },
+            log: silent,
+            services: { nodeName: 'here', log: silent },
+            ports: { node_load: value },
+          });
+          const counted = new Map<string, number>();
+          for (let d = 0; d < decisions; d++) {
+            let best: string | null = null;
+            let bestLoad = Infinity;
+            names.forEach((node, i) => {
+              const load = value.get(i) + (counted.get(node) ?? 0) * taskLoad;
+              if (best === null || load < bestLoad || (load === bestLoad && node < best)) [best, bestLoad] = [node, load];
+            });
+            assert.equal(policy.newTaskNode!({ parentPid: 1, sessionId: null, slice: null }), best);
+            counted.set(best!, (counted.get(best!) ?? 0) + 1);
+          }
+        },
+      ),
     );
   });
 
