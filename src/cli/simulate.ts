@@ -95,7 +95,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
     .option('--seed <n>', "seed of the run (generated workloads and the policies' random choices)", '1')
     .option('--warmup <fraction>', 'share of the jobs, by arrival, left out of the statistics at the start', '0')
     .option('--plugin-dir <dir>', 'a directory of sliced-plugin-* packages (repeatable)', collect, [] as string[])
-    .option('--out <dir>', 'also write results.json there')
+    .option('--out <dir>', 'also write results.json and the charts (utilisation.svg, slowdown-cdf.svg) there')
     .action(async (options: Record<string, string | string[] | undefined>, command: Command) => {
       const cpu = parseCpu(options.nodeCpu);
       if (!cpu.ok || cpu.value <= 0)
@@ -109,7 +109,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
       const period = options.loadPeriod as string;
       const loadUpdateMs = period === 'instant' ? 'instant' : wholeNumber('--load-period', period, 1, 3_600_000);
       const policies = options.policy as string[];
-      const { runSimulations, NAMED_POLICIES } = await import('../sim/run.js');
+      const { runSimulations, resultCharts, NAMED_POLICIES } = await import('../sim/run.js');
       if (policies.length === 0) throw usage(`give --policy at least once: a YAML tree document, or one of ${NAMED_POLICIES.join(', ')}`);
       const results = await runSimulations({
         nodes: { count: wholeNumber('--nodes', options.nodes as string, 1, 1_000_000), cpuMillicores: cpu.value, memoryBytes },
@@ -124,6 +124,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
       if (options.out !== undefined) {
         mkdirSync(options.out as string, { recursive: true });
         writeFileSync(join(options.out as string, 'results.json'), `${JSON.stringify(document, null, 2)}\n`);
+        for (const [name, svg] of Object.entries(resultCharts(results))) writeFileSync(join(options.out as string, name), svg);
       }
       ctx.print(command, document, () => resultsTable(results));
     });

@@ -290,6 +290,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     sojourn: figures.sojourn.summary(),
     slowdown: figures.slowdown.summary(),
     wait: figures.wait.summary(),
+    slowdownCdf: figures.slowdown.cdf(),
     utilisation,
     utilisationMean: meanOf(utilisation),
     imbalance,

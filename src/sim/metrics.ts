@@ -37,6 +37,24 @@ export class Histogram {
     return Infinity;
   }
 
+  /** The distribution function at up to `points` values: [value, share of values at most it]. */
+  cdf(points = 100): Array<[number, number]> {
+    if (this.count === 0) return [];
+    const out: Array<[number, number]> = [];
+    let seen = 0;
+    let next = 0;
+    for (let k = 0; k < this.counts.length; k++) {
+      if (this.counts[k] === 0) continue;
+      seen += this.counts[k]!;
+      const share = seen / this.count;
+      if (share >= next || seen === this.count) {
+        out.push([Histogram.MIN * Math.exp(k * Histogram.GROWTH), share]);
+        next = share + 1 / points;
+      }
+    }
+    return out;
+  }
+
   summary(): Distribution {
     return { mean: this.count > 0 ? this.sum / this.count : NaN, p50: this.quantile(0.5), p99: this.quantile(0.99) };
   }
@@ -54,6 +72,8 @@ export interface SimResult {
   slowdown: Distribution;
   /** Sojourn minus the run time alone: the time lost to sharing, seconds. */
   wait: Distribution;
+  /** The slowdown's distribution function: [slowdown, share of jobs at most it], about 100 points. */
+  slowdownCdf: Array<[number, number]>;
   /** Share of all nodes' CPU the tasks got, sampled over the run: [seconds, 0..1]. */
   utilisation: Array<[number, number]>;
   utilisationMean: number;

@@ -19,6 +19,7 @@ import { jobsOf, poissonJobs, readCsvWorkload, readSwf, type JobSource } from '.
 
 export type { SimResult } from './metrics.js';
 export { documentFor, simulate } from './engine.js';
+export { resultCharts } from './charts.js';
 
 /** The built-in placement policies a run may name instead of a document. */
 export const NAMED_POLICIES = ['random', 'round_robin', 'least_loaded', 'best_of_two'] as const;

@@ -117,8 +117,10 @@ export function poissonJobs(options: { count: number; rate: number; meanDuration
 /**
  * The Standard Workload Format (Parallel Workloads Archive): 18 whitespace-separated fields a
  * line, `;` starts a comment. Field 2 is the submit time, 4 the run time, 5 the processors
- * allocated (8 the requested ones when 5 is missing), 12 the user. Each processor counts
- * `cpuPerProcessor` millicores; jobs without a positive run time or size are skipped.
+ * allocated (8 the requested ones when 5 is missing), 12 the user (its slice). A job of k
+ * processors becomes k tasks of `cpuPerProcessor` millicores arriving together, each placed
+ * on its own (no gang scheduling: a node here is one machine, not a partition). Jobs without
+ * a positive run time or size are skipped and counted.
  */
 export function readSwf(text: string, options: { cpuPerProcessor?: number; origin?: string } = {}): Workload & { skipped: number } {
   const perProcessor = options.cpuPerProcessor ?? 1000;
@@ -141,7 +143,7 @@ export function readSwf(text: string, options: { cpuPerProcessor?: number; origi
       skipped++;
       continue;
     }
-    rows.push([submit, runtime, size * perProcessor, String(f[11]!)]);
+    for (let p = 0; p < size; p++) rows.push([submit, runtime, perProcessor, String(f[11]!)]);
   }
   rows.sort((a, b) => a[0] - b[0]);
   const w = emptyWorkload(rows.length);

@@ -118,7 +118,7 @@ describe('simulator parts', () => {
     assert.equal(same, 0);
   });
 
-  test('SWF: submit, run time and processors of the 18 fields; comments and unusable jobs skipped; bad lines refused', () => {
+  test('SWF: submit, run time and processors of the 18 fields, a task per processor; comments and unusable jobs skipped; bad lines refused', () => {
     const text = [
       '; Version: 2',
       '1 100 -1 50 4 -1 -1 4 -1 -1 1 3 1 1 1 -1 -1 -1',
@@ -127,11 +127,11 @@ describe('simulator parts', () => {
       '',
     ].join('\n');
     const w = readSwf(text);
-    assert.equal(w.count, 2);
+    assert.equal(w.count, 6, 'a task per processor: 2 (requested, none allocated) and 4');
     assert.equal(w.skipped, 1, 'the job with no run time');
-    assert.deepEqual([...w.arrival], [10, 100], 'sorted by submit time');
-    assert.deepEqual([...w.cpu], [2000, 4000], 'requested processors when none were allocated');
-    assert.deepEqual([...w.duration], [20, 50]);
+    assert.deepEqual([...w.arrival], [10, 10, 100, 100, 100, 100], 'sorted by submit time');
+    assert.deepEqual([...w.cpu], [1000, 1000, 1000, 1000, 1000, 1000]);
+    assert.deepEqual([...w.duration], [20, 20, 50, 50, 50, 50]);
     assert.equal(w.slices.length, 2, 'one slice per user');
     assert.throws(() => readSwf('1 2 3\n', { origin: 'x.swf' }), /x\.swf line 1: expected 18 numbers/);
   });

@@ -1,0 +1,113 @@
+/**
+ * slicectl simulate as an operator runs it (no daemon): policies side by side on a CSV and on
+ * the NASA trace of ../shared/traces (skipped, saying so, where the traces are absent), with
+ * --json and --out (results.json and two SVG charts); bad input refused with what is allowed.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, run, SLICECTL } from '../helpers/daemon.js';
+import { skipWith } from '../helpers/env.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sliced-sim-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const TRACE = join(process.env.SLICED_TRACES ?? join(ROOT, '..', 'shared', 'traces'), 'NASA-iPSC-1993-3.1-cln.swf.gz');
+const slicectl = (args: string[]): ReturnType<typeof run> => run(process.execPath, [SLICECTL, ...args]);
+
+interface Output {
+  results: Array<{ label: string; measured: number; sojourn: { mean: number }; unplaced: number; decisions: number }>;
+}
+
+test('two policies on one CSV workload: a table, --json, and --out with results.json and the charts', async () => {
+  const csv = join(dir, 'jobs.csv');
+  // Eight one-CPU jobs of 100 s arriving together on four 2-CPU nodes.
+  writeFileSync(csv, `arrival,duration,cpu\n${Array.from({ length: 8 }, (_, k) => `${k * 0.01},100,1000`).join('\n')}\n`);
+  const args = [
+    'simulate',
+    '--workload',
+    `csv:${csv}`,
+    '--nodes',
+    '4',
+    '--node-cpu',
+    '2',
+    '--policy',
+    'least_loaded',
+    '--policy',
+    'round_robin',
+  ];
+  const table = await slicectl(args);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /POLICY\s+JOBS\s+SOJOURN MEAN/);
+  assert.match(table.stdout, /least_loaded\s+8\s+100\s/);
+  assert.match(table.stdout, /round_robin\s+8\s+100\s/);
+
+  const out = join(dir, 'out');
+  const json = await slicectl([...args, '--json', '--out', out]);
+  assert.equal(json.code, 0, json.stderr);
+  const parsed = JSON.parse(json.stdout) as Output;
+  assert.deepEqual(
+    parsed.results.map((r) => [r.label, r.measured, r.decisions, r.unplaced]),
+    [
+      ['least_loaded', 8, 8, 0],
+      ['round_robin', 8, 8, 0],
+    ],
+  );
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')), parsed);
+  for (const chart of ['utilisation.svg', 'slowdown-cdf.svg']) {
+    const svg = readFileSync(join(out, chart), 'utf8');
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.equal(svg.match(/<path /g)?.length, 2, `${chart}: one line per policy`);
+    assert.match(svg, /least_loaded/);
+  }
+});
+
+test('bad input is refused with what is allowed', async () => {
+  for (const [args, message] of [
+    [['simulate', '--workload', 'poisson:rate=10,duration=1,count=100'], /give --policy at least once/],
+    [['simulate', '--workload', 'nope:x', '--policy', 'random'], /give swf:PATH, csv:PATH or poisson/],
+    [
+      ['simulate', '--workload', 'poisson:rate=10,duration=1,count=100', '--policy', 'random', '--nodes', '0'],
+      /--nodes "0" must be a whole number from 1/,
+    ],
+    [['simulate', '--workload', 'poisson:rate=-1,duration=1,count=100', '--policy', 'random'], /rate -1: must be a positive number/],
+    [
+      ['simulate', '--workload', 'poisson:rate=10,duration=1,count=100', '--policy', 'random', '--load-period', 'soon'],
+      /--load-period "soon"/,
+    ],
+  ] as const) {
+    const r = await slicectl([...args]);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, message, args.join(' '));
+  }
+  const missing = await slicectl(['simulate', '--workload', `csv:${join(dir, 'absent.csv')}`, '--policy', 'random']);
+  assert.match(missing.stderr, /cannot read .*absent\.csv/);
+});
+
+test('the NASA iPSC/860 trace (SWF) on 128 nodes: every job placed, least_loaded no slower than random', async (t) => {
+  if (!existsSync(TRACE)) return skipWith(t, `needs the trace ${TRACE} (../shared/traces; or set SLICED_TRACES)`);
+  const r = await slicectl([
+    'simulate',
+    '--workload',
+    `swf:${TRACE}`,
+    '--nodes',
+    '128',
+    '--policy',
+    'random',
+    '--policy',
+    'least_loaded',
+    // Loads seen once a simulated minute: 92 days of trace in a few seconds.
+    '--load-period',
+    '60000',
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const [random, least] = (JSON.parse(r.stdout) as Output).results;
+  // 18,239 jobs, 173 without a run time; a task per processor.
+  assert.ok(random!.measured > 18066, `${random!.measured} tasks`);
+  assert.equal(least!.measured, random!.measured);
+  assert.equal(least!.unplaced, 0);
+  t.diagnostic(`mean sojourn: random ${random!.sojourn.mean.toFixed(1)} s, least_loaded ${least!.sojourn.mean.toFixed(1)} s`);
+  assert.ok(least!.sojourn.mean <= random!.sojourn.mean, 'balancing by load does not lose to chance');
+});
