@@ -123,8 +123,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   // Running tasks, in slots reused once a task ends.
   const slots = new TaskSlots();
 
-  const tree = await buildTree(options, n, names, demand);
-  const clock = tree.clock;
+  const { tree, clock } = await buildTree(options, n, names, demand);
 
   /** Bring node i's tasks' remaining work up to time t. */
   const advance = (i: number, t: number): void => {
@@ -252,7 +251,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       lastArrival = job.arrival;
       const sliceName = job.slice >= 0 ? source.slices[job.slice]! : null;
       const before = performance.now();
-      const answer = tree.tree.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
+      const answer = tree.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
       decisionMs += performance.now() - before;
       decisions++;
       const i = answer.node === null ? undefined : nodeOf.get(answer.node);
@@ -280,7 +279,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   }
   sample(Math.max(lastArrival, clock.nowMs / 1000));
   const wallSeconds = (performance.now() - started) / 1000;
-  tree.tree.destroyAll();
+  tree.destroyAll();
   const simulatedSeconds = clock.nowMs / 1000;
   return {
     label: options.label ?? 'policy',

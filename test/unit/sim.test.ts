@@ -185,6 +185,20 @@ describe('simulator parts', () => {
     );
   });
 
+  test("a node shares by slices first: a slice's two tasks get half the CPU together, a task without a slice the other half", async () => {
+    // On one CPU: web's two tasks 250m each, the lone task 500m; it ends at 20 s, then web's
+    // tasks get 500m each for the 5 CPU-seconds they still need: they end at 30 s.
+    const w = readCsvWorkload('arrival,duration,cpu,slice\n0,10,1000,web\n0,10,1000,web\n0,10,1000,\n');
+    const r = await simulate({
+      nodes: { count: 1, cpuMillicores: 1000 },
+      jobs: jobsOf(w),
+      document: documentFor('random'),
+      seed: 1,
+      loadUpdateMs: 1000,
+    });
+    assert.ok(Math.abs(r.sojourn.mean - (20 + 30 + 30) / 3) < 1e-6, `${r.sojourn.mean}`);
+  });
+
   test('a node shares its CPU by entitlement: two tasks on one CPU take twice as long', async () => {
     const w = readCsvWorkload('arrival,duration,cpu\n0,10,1000\n0,10,1000\n');
     const r = await simulate({

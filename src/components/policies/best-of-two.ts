@@ -5,21 +5,15 @@
  * `task_load` on its node until the next load update.
  */
 import { need } from '../../framework/handle.js';
-import { numberAttribute, type PolicyType } from '../../framework/types.js';
-import { nodeFigure, nodeIndex, type NodeIndex } from './nodes.js';
+import type { PolicyType } from '../../framework/types.js';
+import { NODE_LOAD_PORT, nodeFigure, nodeIndex, TASK_LOAD_ATTRIBUTE, type NodeIndex } from './nodes.js';
 
 const bestOfTwo: PolicyType = {
   kind: 'policy',
   name: 'best_of_two',
   description: 'new-task placement: of two nodes drawn at random, the less loaded one (and the tasks placed since the last load update)',
-  ports: [{ name: 'node_load', valueType: 'load', description: 'node loads (through remote_cache for the other nodes)' }],
-  attributes: [
-    numberAttribute('task_load', 'millicores a placed task counts on its node until the next load update (0: none)', {
-      default: 1000,
-      min: 0,
-      max: 1_000_000,
-    }),
-  ],
+  ports: [NODE_LOAD_PORT],
+  attributes: [TASK_LOAD_ATTRIBUTE],
   create(ctx) {
     const draw = need(ctx, 'random');
     const placedSinceUpdate = new Map<string, number>();

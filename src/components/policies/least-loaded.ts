@@ -5,21 +5,15 @@
  * Between updates the nodes are kept in a heap by load (nodes.ts), so a decision does not read
  * every node.
  */
-import { numberAttribute, type PolicyType } from '../../framework/types.js';
-import { LeastLoadedHeap, nodeFigure, nodeIndex, type NodeIndex } from './nodes.js';
+import type { PolicyType } from '../../framework/types.js';
+import { LeastLoadedHeap, NODE_LOAD_PORT, nodeFigure, nodeIndex, TASK_LOAD_ATTRIBUTE, type NodeIndex } from './nodes.js';
 
 const leastLoaded: PolicyType = {
   kind: 'policy',
   name: 'least_loaded',
   description: 'new-task placement: each new task goes to the node with the lowest load (and the tasks placed since the last load update)',
-  ports: [{ name: 'node_load', valueType: 'load', description: 'node loads (through remote_cache for the other nodes)' }],
-  attributes: [
-    numberAttribute('task_load', 'millicores a placed task counts on its node until the next load update (0: none)', {
-      default: 1000,
-      min: 0,
-      max: 1_000_000,
-    }),
-  ],
+  ports: [NODE_LOAD_PORT],
+  attributes: [TASK_LOAD_ATTRIBUTE],
   create(ctx) {
     let lastChoice: string | null = null;
     const placedSinceUpdate = new Map<string, number>();

@@ -1,6 +1,24 @@
 /** Helpers for placement policies: which node each row of a (remote_cache'd) load value is about. */
-import type { PolicyType, PortSpec } from '../../framework/types.js';
+import { numberAttribute, type PolicyType, type PortSpec } from '../../framework/types.js';
 import type { Value } from '../../framework/value.js';
+
+/** The port of the placement policies that weigh nodes by load. */
+export const NODE_LOAD_PORT: PortSpec = {
+  name: 'node_load',
+  valueType: 'load',
+  description: 'node loads (through remote_cache for the other nodes)',
+};
+
+/** What a placed task counts on its node until the loads are updated (against herds between updates). */
+export const TASK_LOAD_ATTRIBUTE = numberAttribute(
+  'task_load',
+  'millicores a placed task counts on its node until the next load update (0: none)',
+  {
+    default: 1000,
+    min: 0,
+    max: 1_000_000,
+  },
+);
 
 /**
  * The nodes of a value's rows, and the rows of each node (rows of node i are
