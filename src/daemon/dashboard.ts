@@ -47,13 +47,13 @@ export async function startDashboard(
   }
   const tokenFile = web.tokenFile ?? join(config.stateDir, 'web-token');
   const token = readWebToken(tokenFile, web.tokenFile === undefined);
-  // Client certificates: those the configured CA signed, by default the cluster's (peer.tls.ca).
-  const clientCa = web.tls?.ca ?? config.cluster?.peer?.tls?.ca;
+  // Client certificates (HTTPS only): those the configured CA signed, by default the cluster's (peer.tls.ca).
+  const clientCa = web.tls ? (web.tls.ca ?? config.cluster?.peer?.tls?.ca ?? null) : null;
   const tls = web.tls
     ? {
         cert: readFileSync(web.tls.cert),
         key: readPrivateFile('web.tls.key', web.tls.key),
-        ca: clientCa === undefined ? null : readFileSync(clientCa),
+        ca: clientCa === null ? null : readFileSync(clientCa),
       }
     : null;
   const { views, controller, agent, log } = deps;
@@ -125,9 +125,9 @@ export async function startDashboard(
   }
   const host = isWildcardHost(listen.host) ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   const url = `${tls ? 'https' : 'http'}://${host}:${listen.port}/`;
-  log.info({ url, tokenFile, clientCa: tls?.ca ? clientCa : null }, 'dashboard listening (slicectl web prints a sign-in link)');
+  log.info({ url, tokenFile, clientCa }, 'dashboard listening (slicectl web prints a sign-in link)');
   return {
-    info: { url, tokenFile, signInUrl: `${url}#token=${encodeURIComponent(token)}`, clientCa: tls?.ca ? clientCa! : null },
+    info: { url, tokenFile, signInUrl: `${url}#token=${encodeURIComponent(token)}`, clientCa },
     feed,
     async close() {
       feed.close();

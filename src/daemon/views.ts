@@ -159,7 +159,12 @@ export class Views {
     const top = membersOf(this.agent.state, null);
     const sample = this.controller.snapshot()?.nodes;
     const used = top.reduce((sum, m) => sum + (sample?.get(m.kind === 'slice' ? sliceKey(m.name) : domainKey(m.name))?.usage ?? 0), 0);
-    return { slicesCpuMillicores: Math.round(used), reservedMillicores: top.reduce((sum, m) => sum + m.cpu.reservation, 0) };
+    return { slicesCpuMillicores: Math.round(used), reservedMillicores: this.reserved() };
+  }
+
+  /** Millicores the node's top-level slices and domains reserve. */
+  private reserved(): number {
+    return membersOf(this.agent.state, null).reduce((sum, m) => sum + m.cpu.reservation, 0);
   }
 
   node(): Record<string, unknown> {
@@ -167,7 +172,7 @@ export class Views {
     const snapshot = this.controller.snapshot();
     // Figures over the most recent passes, so they describe the loop as it is now.
     const durations = this.controller.loopDurations().slice(-RECENT_PASSES);
-    const reserved = membersOf(this.agent.state, null).reduce((sum, m) => sum + m.cpu.reservation, 0);
+    const reserved = this.reserved();
     return {
       cpu: {
         capacity: node.cpuMillicores,

@@ -207,7 +207,6 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   const event = { time: 0, node: 0, version: 0 };
   const instant = options.loadUpdateMs === 'instant';
   const job: Job = { arrival: 0, duration: 0, cpu: 0, memory: 0, slice: -1 };
-  let arrived = 0;
   let pending = source.next(job);
   let lastArrival = 0;
   clock.fireAll(); // the first loads
@@ -247,13 +246,12 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       tasks.length = kept;
       share(i, t);
     } else {
-      const index = arrived++;
+      const index = decisions++; // every arrival is one decision
       lastArrival = job.arrival;
       const sliceName = job.slice >= 0 ? source.slices[job.slice]! : null;
       const before = performance.now();
       const answer = tree.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
       decisionMs += performance.now() - before;
-      decisions++;
       const i = answer.node === null ? undefined : nodeOf.get(answer.node);
       if (answer.refused !== null) {
         refused++;
@@ -284,7 +282,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   return {
     label: options.label ?? 'policy',
     nodes: n,
-    jobs: arrived,
+    jobs: decisions,
     measured: figures.sojourn.count,
     sojourn: figures.sojourn.summary(),
     slowdown: figures.slowdown.summary(),

@@ -16,6 +16,12 @@ import { documentFor, simulate } from '../../src/sim/engine.js';
 import { Value } from '../../src/framework/value.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
 
+/** The jobs of a CSV text on a single one-CPU node. */
+function onOneCpu(csv: string): ReturnType<typeof simulate> {
+  const jobs = jobsOf(readCsvWorkload(csv));
+  return simulate({ nodes: { count: 1, cpuMillicores: 1000 }, jobs, document: documentFor('random'), seed: 1, loadUpdateMs: 1000 });
+}
+
 describe('simulator parts', () => {
   test('the event heap pops in time order, ties in insertion order', () => {
     const heap = new EventHeap();
@@ -188,26 +194,12 @@ describe('simulator parts', () => {
   test("a node shares by slices first: a slice's two tasks get half the CPU together, a task without a slice the other half", async () => {
     // On one CPU: web's two tasks 250m each, the lone task 500m; it ends at 20 s, then web's
     // tasks get 500m each for the 5 CPU-seconds they still need: they end at 30 s.
-    const w = readCsvWorkload('arrival,duration,cpu,slice\n0,10,1000,web\n0,10,1000,web\n0,10,1000,\n');
-    const r = await simulate({
-      nodes: { count: 1, cpuMillicores: 1000 },
-      jobs: jobsOf(w),
-      document: documentFor('random'),
-      seed: 1,
-      loadUpdateMs: 1000,
-    });
+    const r = await onOneCpu('arrival,duration,cpu,slice\n0,10,1000,web\n0,10,1000,web\n0,10,1000,\n');
     assert.ok(Math.abs(r.sojourn.mean - (20 + 30 + 30) / 3) < 1e-6, `${r.sojourn.mean}`);
   });
 
   test('a node shares its CPU by entitlement: two tasks on one CPU take twice as long', async () => {
-    const w = readCsvWorkload('arrival,duration,cpu\n0,10,1000\n0,10,1000\n');
-    const r = await simulate({
-      nodes: { count: 1, cpuMillicores: 1000 },
-      jobs: jobsOf(w),
-      document: documentFor('random'),
-      seed: 1,
-      loadUpdateMs: 1000,
-    });
+    const r = await onOneCpu('arrival,duration,cpu\n0,10,1000\n0,10,1000\n');
     assert.ok(Math.abs(r.sojourn.mean - 20) < 1e-6, `${r.sojourn.mean}`);
     assert.ok(Math.abs(r.slowdown.mean - 2) < 1e-6);
   });

@@ -49,8 +49,7 @@ const leastLoaded: PolicyType = {
         for (let i = 0; i < count; i++) {
           const node = index ? index.nodes[i]! : local;
           if (allowed && !allowed.has(node)) continue;
-          const load =
-            (index ? nodeFigure(value!, index, i) : 0) + (placedSinceUpdate.size > 0 ? (placedSinceUpdate.get(node) ?? 0) * taskLoad : 0);
+          const load = (index ? nodeFigure(value!, index, i) : 0) + (placedSinceUpdate.get(node) ?? 0) * taskLoad;
           if (best === null || load < bestLoad || (load === bestLoad && node < best)) {
             best = node;
             bestLoad = load;

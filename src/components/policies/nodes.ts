@@ -9,6 +9,12 @@ export const NODE_LOAD_PORT: PortSpec = {
   description: 'node loads (through remote_cache for the other nodes)',
 };
 
+/** The same port, for the placement policies that use only the node names it lists. */
+export const NODE_NAMES_PORT: PortSpec = {
+  ...NODE_LOAD_PORT,
+  description: 'node loads (through remote_cache for the other nodes); only the node names are used',
+};
+
 /** What a placed task counts on its node until the loads are updated (against herds between updates). */
 export const TASK_LOAD_ATTRIBUTE = numberAttribute(
   'task_load',

@@ -1,19 +1,13 @@
 /** random: places each new task on a node drawn uniformly from the known ones (the task's nodes when it names them). */
 import { need } from '../../framework/handle.js';
 import type { PolicyType } from '../../framework/types.js';
-import { nodeNames } from './nodes.js';
+import { NODE_NAMES_PORT, nodeNames } from './nodes.js';
 
 const random: PolicyType = {
   kind: 'policy',
   name: 'random',
   description: 'new-task placement: each new task goes to a node drawn at random (uniformly)',
-  ports: [
-    {
-      name: 'node_load',
-      valueType: 'load',
-      description: 'node loads (through remote_cache for the other nodes); only the node names are used',
-    },
-  ],
+  ports: [NODE_NAMES_PORT],
   create(ctx) {
     const draw = need(ctx, 'random');
     let placed = 0;

@@ -1,7 +1,8 @@
 /**
  * Cluster (when this node has joined one): the nodes with their status, capacity, load (what
- * their slices use, as each publishes it every 5 s), reservations, cordon, slivers and tasks; the tasks with their state and node; the most recent placements and
- * moves. A signed-in operator can cordon, uncordon and drain a node and stop a task.
+ * their slices use, as each publishes it every 5 s), reservations, cordon, slivers and tasks;
+ * the tasks with their state and node; the most recent placements and moves. A signed-in
+ * operator can cordon, uncordon and drain a node and stop a task.
  */
 import type { NodeEntry, NodeList } from '../../wire/nodes.js';
 import type { TaskList, TaskView } from '../../wire/tasks.js';
