@@ -12,28 +12,16 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from '../helpers/daemon.js';
-import { kernelSkipReason, SLOW } from '../helpers/env.js';
+import { kernelSkipReason } from '../helpers/env.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { processAlive, readProcStat } from '../../src/kernel/procfs.js';
 import { rawCall } from '../helpers/raw-api.js';
-import { taskProcesses } from '../helpers/tasks.js';
+import { taskProcesses, until } from '../helpers/tasks.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { TaskList, TaskView } from '../../src/wire/tasks.js';
 
 const skip = kernelSkipReason();
 if (skip) process.stderr.write(`SKIP e2e/tasks: ${skip}\n`);
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs * SLOW;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    last = value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 describe('tasks on one node', { skip: skip ?? false }, () => {
   let daemon: TestDaemon;
@@ -255,39 +243,5 @@ describe('tasks on one node', { skip: skip ?? false }, () => {
       assert.match(result.stderr, message, args.join(' '));
     }
     assert.equal((await daemon.cliJson<TaskList>(['task', 'list'])).tasks.length, before);
-  });
-});
-
-describe('finished tasks are forgotten after --task-retention', { skip: skip ?? false }, () => {
-  let daemon: TestDaemon;
-
-  before(async () => {
-    daemon = await TestDaemon.start(['--task-retention', '1500']);
-    assert.equal((await daemon.cli(['slice', 'create', 'tg'])).code, 0);
-  });
-
-  after(async () => {
-    await daemon.destroy();
-  });
-
-  test('an ended task and its output go once kept that long; a running one and one due to restart stay', async () => {
-    const ended = (await daemon.cliJson<TaskView>(['run', '--slice', 'tg', '-d', '--', 'sh', '-c', 'echo kept'])).id;
-    const running = (await daemon.cliJson<TaskView>(['run', '--slice', 'tg', '-d', '--', 'sleep', '30'])).id;
-    const restarting = (
-      await daemon.cliJson<TaskView>(['run', '--slice', 'tg', '-d', '--restart', 'always', '--', 'sh', '-c', 'sleep 0.5'])
-    ).id;
-    await until('the short task to end', async () => (await daemon.cliJson<TaskView>(['task', 'show', ended])).state === 'exited');
-    assert.equal((await daemon.cli(['task', 'logs', ended])).stdout, 'kept\n', 'kept while young');
-    const output = join(daemon.stateDir, 'tasks', ended);
-    assert.ok(existsSync(output));
-    await until('the ended task to be forgotten', async () => {
-      const ids = (await daemon.cliJson<TaskList>(['task', 'list'])).tasks.map((t) => t.id);
-      return !ids.includes(ended);
-    });
-    await until('its output to go', async () => !existsSync(output));
-    const left = (await daemon.cliJson<TaskList>(['task', 'list'])).tasks.map((t) => t.id);
-    assert.ok(left.includes(running), 'a running task stays');
-    assert.ok(left.includes(restarting), 'a task that restarts stays');
-    for (const id of [running, restarting]) assert.equal((await daemon.cli(['task', 'stop', id])).code, 0);
   });
 });

@@ -4,6 +4,8 @@
  * environment, and a sampler that tells whether a task ever ran twice at once.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SLOW } from './env.js';
 
 /**
  * The running instances of each task on this machine (all agents share it): the process
@@ -42,4 +44,17 @@ export function watchTwice(ids: ReadonlySet<string>): { stop: () => number } {
       return most;
     },
   };
+}
+
+/** Polls `probe` every 50 ms until it returns a value, which is returned; throws naming `what` past the timeout (times SLOW). */
+export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs * SLOW;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value) return value;
+    last = value;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
