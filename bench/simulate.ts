@@ -20,20 +20,18 @@
  *
  * Last line of stdout: one JSON object.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { documentFor, simulate } from '../src/sim/engine.js';
 import { mm1Sojourn, supermarketSojourn, theoryRun } from '../src/sim/theory.js';
 import { jobsOf, poissonJobs, readSwf } from '../src/sim/workload.js';
 import { prng } from '../src/core/prng.js';
 import { argValue, finish, loadAverage, machine, round, say } from './lib.js';
+import { publishedTrace } from '../test/helpers/traces.js';
 
 const ARRIVALS = Number(argValue('--arrivals') ?? 1_000_000);
 const SEED = Number(argValue('--seed') ?? 1);
 const NODES = 5000;
-const TRACES = join(import.meta.dirname, '..', '..', 'shared', 'traces');
 const NASA = 'NASA-iPSC-1993-3.1-cln.swf.gz';
 
 async function decisionsAt5k(policy: 'least_loaded' | 'best_of_two'): Promise<{ perSecond: number; wallSeconds: number }> {
@@ -100,19 +98,6 @@ function baselineDecisions(): { scan: number; heap: number } {
   return { scan, heap: ARRIVALS / ((performance.now() - started) / 1000) };
 }
 
-/** The NASA trace, checked against the sum SOURCES.md gives, or why it cannot be used. */
-function nasaTrace(): { text: string } | { skipped: string } {
-  const path = join(TRACES, NASA);
-  if (!existsSync(path)) return { skipped: `${path} is absent (the traces live in ../shared/traces)` };
-  const sources = readFileSync(join(TRACES, 'SOURCES.md'), 'utf8');
-  const expected = new RegExp(`\\| ${NASA.replace(/\./g, '\\.')} \\|.*\\| ([0-9a-f]{64}) \\|`).exec(sources)?.[1];
-  const bytes = readFileSync(path);
-  const actual = createHash('sha256').update(bytes).digest('hex');
-  if (expected === undefined) return { skipped: `SOURCES.md gives no sha256 for ${NASA}` };
-  if (actual !== expected) return { skipped: `${path} has sha256 ${actual}, SOURCES.md says ${expected}: not the published trace` };
-  return { text: gunzipSync(bytes).toString('utf8') };
-}
-
 async function main(): Promise<void> {
   const load = loadAverage();
   say(`machine: ${JSON.stringify(machine())}, load ${load.join(' ')}`);
@@ -121,12 +106,12 @@ async function main(): Promise<void> {
   const baseline = baselineDecisions();
   say(`baselines (plain code, least loaded of ${NODES}): scan ${Math.round(baseline.scan)}, heap ${Math.round(baseline.heap)} decisions/s`);
 
-  const trace = nasaTrace();
+  const trace = publishedTrace(NASA);
   let speedup: number | null = null;
   let traceJobs: number | null = null;
   if ('skipped' in trace) say(`sim_speedup skipped: ${trace.skipped}`);
   else {
-    const w = readSwf(trace.text, { origin: NASA });
+    const w = readSwf(gunzipSync(readFileSync(trace.path)).toString('utf8'), { origin: NASA });
     const r = await simulate({
       nodes: { count: 128, cpuMillicores: 1000 },
       jobs: jobsOf(w),

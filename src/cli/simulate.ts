@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CliError, EXIT } from './client.js';
+import { isSlicedError } from '../core/errors.js';
 import { renderTable } from '../core/table.js';
 import { parseCpu, parseMemory } from '../core/units.js';
 import type { SimResult } from '../sim/metrics.js';
@@ -37,6 +38,7 @@ function fraction(flag: string, text: string): number {
 const round = (v: number, digits = 3): string => (Number.isFinite(v) ? String(Number(v.toFixed(digits))) : String(v));
 
 export function resultsTable(results: readonly SimResult[]): string {
+  if (results.some((r) => r.curves !== null)) return curvesTable(results);
   return renderTable(
     [
       'POLICY',
@@ -74,13 +76,35 @@ export function resultsTable(results: readonly SimResult[]): string {
   );
 }
 
+/** Jobs with demand curves end by time: what counts is the share of their demand they got, and the nodes' time over capacity. */
+function curvesTable(results: readonly SimResult[]): string {
+  return renderTable(
+    ['POLICY', 'VMS', 'CPU ASKED (CPU-S)', 'SERVED', 'OVERLOADED', 'UTIL', 'IMBALANCE', 'REFUSED', 'UNPLACED', 'VIOLATIONS', 'DECISIONS/S'],
+    results.map((r) => [
+      r.label,
+      String(r.curves?.tasks ?? 0),
+      String(Math.round(r.curves?.askedCpuSeconds ?? 0)),
+      round(r.curves?.servedFraction ?? NaN, 4),
+      round(r.overloadedFraction, 4),
+      round(r.utilisationMean),
+      round(r.imbalanceMean),
+      String(r.refused),
+      String(r.unplaced),
+      String(r.reservationViolations),
+      String(Math.round(r.decisionsPerSecond)),
+    ]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+  );
+}
+
 export function registerSimulateCommand(program: Command, ctx: SimulateCliContext): void {
   program
     .command('simulate')
     .description("replay a workload on simulated nodes through placement policies (the daemon's own modules); no daemon needed")
     .requiredOption(
       '--workload <spec>',
-      'swf:PATH[.gz], csv:PATH (arrival,duration,cpu[,memory][,slice]) or poisson:rate=R,duration=D,count=N[,cpu=C]',
+      'swf:PATH[.gz], csv:PATH (arrival,duration,cpu[,memory][,slice]), planetlab:PATH (a folder or .tar.gz of per-VM CPU curves) ' +
+        'or poisson:rate=R,duration=D,count=N[,cpu=C]',
     )
     .option(
       '--policy <file|name>',
@@ -95,7 +119,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
     .option('--seed <n>', "seed of the run (generated workloads and the policies' random choices)", '1')
     .option('--warmup <fraction>', 'share of the jobs, by arrival, left out of the statistics at the start', '0')
     .option('--plugin-dir <dir>', 'a directory of sliced-plugin-* packages (repeatable)', collect, [] as string[])
-    .option('--out <dir>', 'also write results.json and the charts (utilisation.svg, slowdown-cdf.svg) there')
+    .option('--out <dir>', 'also write results.json and the charts there: utilisation.svg, and slowdown-cdf.svg when jobs have run times')
     .action(async (options: Record<string, string | string[] | undefined>, command: Command) => {
       const cpu = parseCpu(options.nodeCpu);
       if (!cpu.ok || cpu.value <= 0)
@@ -111,7 +135,8 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
       const policies = options.policy as string[];
       const { runSimulations, resultCharts, NAMED_POLICIES } = await import('../sim/run.js');
       if (policies.length === 0) throw usage(`give --policy at least once: a YAML tree document, or one of ${NAMED_POLICIES.join(', ')}`);
-      const results = await runSimulations({
+      // The workload and the policy files are the operator's input: what is wrong with them is a usage error, said in one line.
+      const { results, skipped } = await runSimulations({
         nodes: { count: wholeNumber('--nodes', options.nodes as string, 1, 1_000_000), cpuMillicores: cpu.value, memoryBytes },
         workload: options.workload as string,
         policies,
@@ -119,13 +144,17 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
         loadUpdateMs,
         warmup: fraction('--warmup', options.warmup as string),
         pluginDirs: options.pluginDir as string[],
+      }).catch((err: unknown) => {
+        if (isSlicedError(err)) throw new CliError(err.message, EXIT.usage, err.code);
+        throw err;
       });
-      const document = { workload: options.workload, seed: Number(options.seed), loadPeriod: period, results };
+      const document = { workload: options.workload, skipped, seed: Number(options.seed), loadPeriod: period, results };
       if (options.out !== undefined) {
         mkdirSync(options.out as string, { recursive: true });
         writeFileSync(join(options.out as string, 'results.json'), `${JSON.stringify(document, null, 2)}\n`);
         for (const [name, svg] of Object.entries(resultCharts(results))) writeFileSync(join(options.out as string, name), svg);
       }
-      ctx.print(command, document, () => resultsTable(results));
+      const note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
+      ctx.print(command, document, () => resultsTable(results) + note);
     });
 }

@@ -75,16 +75,18 @@ export function lineChart(options: {
   return parts.join('\n');
 }
 
-/** The two charts of a comparison, by file name. */
+/** The charts of a comparison, by file name: utilisation, and the slowdown's CDF when jobs had run times (not curves). */
 export function resultCharts(results: readonly SimResult[]): Record<string, string> {
+  const utilisation = lineChart({
+    title: 'Utilisation of the nodes over time',
+    xLabel: 'simulated seconds',
+    yLabel: 'share of all CPU used',
+    series: results.map((r) => ({ label: r.label, points: r.utilisation })),
+    yMax: 1,
+  });
+  if (results.every((r) => r.slowdownCdf.length === 0)) return { 'utilisation.svg': utilisation };
   return {
-    'utilisation.svg': lineChart({
-      title: 'Utilisation of the nodes over time',
-      xLabel: 'simulated seconds',
-      yLabel: 'share of all CPU used',
-      series: results.map((r) => ({ label: r.label, points: r.utilisation })),
-      yMax: 1,
-    }),
+    'utilisation.svg': utilisation,
     'slowdown-cdf.svg': lineChart({
       title: 'Slowdown: share of jobs at most x',
       xLabel: 'slowdown (sojourn / run time alone), log scale',

@@ -8,6 +8,10 @@
  * state lives in typed arrays, running tasks in slots that are reused, and jobs are read as
  * they arrive and counted as they end: memory does not grow with the number of jobs.
  *
+ * A job with a demand curve (PlanetLab's VMs) asks a new demand at each step (a second heap
+ * of step events, one per such task) and ends by time after its last step: what it asks and
+ * what it gets are added up, and so is the time nodes spend asked for more than they have.
+ *
  * The tree sees the nodes through the probe `sim_nodes` (source node_load: each node's
  * runnable demand in millicores, a row per node), refreshed every `loadUpdateMs` of simulated
  * time, or after every arrival and departure ("instant"). A new task is placed as the daemon
@@ -125,14 +129,26 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
 
   const { tree, clock } = await buildTree(options, n, names, demand);
 
-  /** Bring node i's tasks' remaining work up to time t. */
+  // Tasks with demand curves: CPU asked and got (millicore-seconds), and node time over capacity.
+  let curveAsked = 0;
+  let curveServed = 0;
+  let overloadedNodeSeconds = 0;
+  /** Bring node i's tasks' remaining work (and the curves' sums) up to time t. */
   const advance = (i: number, t: number): void => {
     const dt = t - since[i]!;
     since[i] = t;
     if (dt <= 0) return;
-    for (const k of tasksOn[i]!) slots.remaining[k] = slots.remaining[k]! - slots.rate[k]! * dt;
+    if (demand[i]! > capacity * (1 + 1e-9)) overloadedNodeSeconds += dt;
+    for (const k of tasksOn[i]!) {
+      if (slots.curve[k] === null) slots.remaining[k] = slots.remaining[k]! - slots.rate[k]! * dt;
+      else {
+        curveAsked += slots.cpu[k]! * dt;
+        curveServed += slots.rate[k]! * dt;
+      }
+    }
   };
   const heap = new EventHeap();
+  const steps = new EventHeap(); // (time, slot, generation): a curve task's next step
   let scratchDemand = new Float64Array(64);
   let scratchRate = new Float64Array(64);
   let scratchOrder = new Int32Array(64);
@@ -206,17 +222,18 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   const started = performance.now();
   const event = { time: 0, node: 0, version: 0 };
   const instant = options.loadUpdateMs === 'instant';
-  const job: Job = { arrival: 0, duration: 0, cpu: 0, memory: 0, slice: -1 };
+  const job: Job = { arrival: 0, duration: 0, cpu: 0, memory: 0, slice: -1, curve: null, curveStep: 0 };
+  let curveTasks = 0;
   let pending = source.next(job);
   let lastArrival = 0;
   clock.fireAll(); // the first loads
   for (;;) {
     const tArrival = pending ? job.arrival : Infinity;
-    const tDone = heap.peekTime();
+    const tDone = Math.min(heap.peekTime(), steps.peekTime());
     if (tArrival === Infinity && tDone === Infinity) break; // the timers alone would tick for ever
     const tTimer = clock.nextDue() / 1000;
     const t = Math.min(tArrival, tDone, tTimer);
-    while (t >= nextSample && pending) {
+    while (t >= nextSample && nextSample <= source.span) {
       sample(nextSample);
       nextSample += sampleEvery;
     }
@@ -225,7 +242,26 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       clock.fireDue();
       continue;
     }
-    if (tDone <= tArrival) {
+    if (tDone <= tArrival && steps.peekTime() <= heap.peekTime()) {
+      steps.pop(event);
+      const k = event.node;
+      if (event.version !== slots.generation[k]) continue; // the slot's task ended and the slot was reused
+      const i = slots.node[k]!;
+      advance(i, t);
+      const curve = slots.curve[k]!;
+      const j = slots.step[k]!;
+      if (j < curve.length) {
+        slots.cpu[k] = curve[j]!;
+        slots.step[k] = j + 1;
+        steps.push(t + slots.duration[k]! / curve.length, k, slots.generation[k]!);
+      } else {
+        const tasks = tasksOn[i]!;
+        tasks.splice(tasks.indexOf(k), 1);
+        memory[i] = memory[i]! - slots.memory[k]!;
+        slots.free(k);
+      }
+      share(i, t);
+    } else if (tDone <= tArrival) {
       heap.pop(event);
       const i = event.node;
       if (event.version !== version[i]) continue; // the node's tasks changed since
@@ -259,12 +295,16 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       } else if (i === undefined) {
         unplaced++; // no scheduler answered, or it named no simulated node
       } else {
-        const measured = index >= measureFrom && index < measureTo;
+        const measured = index >= measureFrom && index < measureTo && job.curve === null;
         if (job.duration <= 0) {
           if (measured) figures.add(0, 0);
         } else {
           advance(i, t);
-          const k = slots.take(job, measured);
+          const k = slots.take(job, measured, i);
+          if (job.curve !== null) {
+            curveTasks++;
+            steps.push(t + job.curveStep, k, slots.generation[k]!);
+          }
           tasksOn[i]!.push(k);
           memory[i] = memory[i]! + job.memory;
           if (memoryBytes > 0 && memory[i]! > memoryBytes) violations++;
@@ -293,6 +333,11 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     imbalance,
     imbalanceMean: meanOf(imbalance),
     migrations: null,
+    curves:
+      curveTasks === 0
+        ? null
+        : { tasks: curveTasks, askedCpuSeconds: curveAsked / 1000, servedFraction: curveAsked > 0 ? curveServed / curveAsked : 1 },
+    overloadedFraction: simulatedSeconds > 0 ? overloadedNodeSeconds / (n * simulatedSeconds) : 0,
     refused,
     refusals: Object.fromEntries(refusals),
     unplaced,
@@ -362,13 +407,20 @@ class TaskSlots {
   memory = new Float64Array(1024);
   slice = new Int32Array(1024);
   measured = new Uint8Array(1024);
+  /** The node it runs on; its demand curve (null: work at a steady cpu) and the curve's next step. */
+  node = new Int32Array(1024);
+  curve: Array<Float64Array | null> = [];
+  step = new Int32Array(1024);
+  /** Counts the tasks a slot has held, so that a step event of an ended task is known as stale. */
+  generation = new Int32Array(1024);
   private freeList: number[] = [];
   private used = 0;
 
-  take(job: Job, measured: boolean): number {
+  take(job: Job, measured: boolean, node: number): number {
     const k = this.freeList.pop() ?? this.used++;
     if (k >= this.remaining.length) this.grow();
-    this.remaining[k] = job.duration * job.cpu;
+    // A curve task ends by time (a step event), never by work done.
+    this.remaining[k] = job.curve === null ? job.duration * job.cpu : Infinity;
     this.rate[k] = 0;
     this.arrival[k] = job.arrival;
     this.duration[k] = job.duration;
@@ -376,10 +428,15 @@ class TaskSlots {
     this.memory[k] = job.memory;
     this.slice[k] = job.slice;
     this.measured[k] = measured ? 1 : 0;
+    this.node[k] = node;
+    this.curve[k] = job.curve;
+    this.step[k] = 1;
+    this.generation[k] = this.generation[k]! + 1;
     return k;
   }
 
   free(k: number): void {
+    this.curve[k] = null;
     this.freeList.push(k);
   }
 
@@ -396,9 +453,15 @@ class TaskSlots {
     this.duration = f(this.duration);
     this.cpu = f(this.cpu);
     this.memory = f(this.memory);
-    const slice = new Int32Array(size);
-    slice.set(this.slice);
-    this.slice = slice;
+    const ints = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+      const b = new Int32Array(size);
+      b.set(a);
+      return b;
+    };
+    this.slice = ints(this.slice);
+    this.node = ints(this.node);
+    this.step = ints(this.step);
+    this.generation = ints(this.generation);
     const measured = new Uint8Array(size);
     measured.set(this.measured);
     this.measured = measured;

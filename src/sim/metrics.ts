@@ -82,6 +82,13 @@ export interface SimResult {
   imbalanceMean: number;
   /** Task moves: the simulator runs no balancer yet (null: not simulated). */
   migrations: number | null;
+  /**
+   * Jobs with demand curves (PlanetLab's VMs), which end by time: how many, the CPU they asked
+   * (CPU-seconds), and the share of it they got. Null when the workload has none.
+   */
+  curves: { tasks: number; askedCpuSeconds: number; servedFraction: number } | null;
+  /** Share of all nodes' time spent asked for more CPU than they have (CloudSim's SLATAH, over all nodes). */
+  overloadedFraction: number;
   /** Tasks a scheduler refused, and why. */
   refused: number;
   refusals: Record<string, number>;

@@ -21,6 +21,13 @@ export interface Workload {
   /** Index into `slices`, or -1 for none. */
   slice: Int32Array;
   slices: string[];
+  /**
+   * Jobs whose demand follows a curve (PlanetLab's VMs): the job's demand in millicores over
+   * each `curveStep` seconds from its arrival; it ends by time, after its last step, whatever
+   * it got. Absent, or null for a job: a job of `duration` seconds of work at `cpu`.
+   */
+  curves?: Array<Float64Array | null>;
+  curveStep?: number;
 }
 
 /** One job as the engine reads it. */
@@ -31,12 +38,15 @@ export interface Job {
   memory: number;
   /** Index into the source's slices, or -1. */
   slice: number;
+  /** Demand over time, millicores a step (Workload.curves), or null: `duration` of work at `cpu`. */
+  curve: Float64Array | null;
+  curveStep: number;
 }
 
 /** Jobs in arrival order, read once: a workload held in memory, or one generated as it is read. */
 export interface JobSource {
   readonly count: number;
-  /** About when the last job arrives, seconds (for sampling over the run). */
+  /** About when the last job arrives (or, for jobs with demand curves, ends), seconds: sampling covers it. */
   readonly span: number;
   readonly slices: readonly string[];
   /** Fill `job` with the next job; false when there is none left. */
@@ -48,7 +58,7 @@ export function jobsOf(w: Workload): JobSource {
   let k = 0;
   return {
     count: w.count,
-    span: w.count > 0 ? w.arrival[w.count - 1]! : 0,
+    span: spanOf(w),
     slices: w.slices,
     next(job) {
       if (k >= w.count) return false;
@@ -57,10 +67,18 @@ export function jobsOf(w: Workload): JobSource {
       job.cpu = w.cpu[k]!;
       job.memory = w.memory[k]!;
       job.slice = w.slice[k]!;
+      job.curve = w.curves?.[k] ?? null;
+      job.curveStep = w.curveStep ?? 0;
       k++;
       return true;
     },
   };
+}
+
+function spanOf(w: Workload): number {
+  let span = w.count > 0 ? w.arrival[w.count - 1]! : 0;
+  if (w.curves) for (let k = 0; k < w.count; k++) if (w.curves[k]) span = Math.max(span, w.arrival[k]! + w.duration[k]!);
+  return span;
 }
 
 function emptyWorkload(count: number): Workload {
@@ -109,6 +127,7 @@ export function poissonJobs(options: { count: number; rate: number; meanDuration
       job.cpu = cpu;
       job.memory = 0;
       job.slice = -1;
+      job.curve = null;
       return true;
     },
   };
@@ -203,4 +222,45 @@ export function readCsvWorkload(text: string, origin = 'CSV'): Workload {
   });
   w.slices = [...slices.keys()];
   return w;
+}
+
+/** PlanetLab (CoMon) traces sample each VM's CPU every 300 s. */
+export const PLANETLAB_STEP_SECONDS = 300;
+
+/**
+ * PlanetLab's per-VM CPU curves (CloudSim's workload): a file per VM, one whole percent (0 to
+ * 100) of a CPU a line, sampled every 300 s. Each VM becomes a job that arrives at 0 and asks,
+ * over each step, its percent of `cpuPerVm` millicores (1000: one CPU), ending by time after
+ * its last sample. Files with no sample are skipped and counted; a line that is not a percent
+ * is an error naming the file and line.
+ */
+export function readPlanetLab(
+  files: ReadonlyArray<{ name: string; text: string }>,
+  options: { cpuPerVm?: number } = {},
+): Workload & { skipped: number } {
+  const perVm = options.cpuPerVm ?? 1000;
+  const curves: Float64Array[] = [];
+  let skipped = 0;
+  for (const { name, text } of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const samples: number[] = [];
+    text.split('\n').forEach((line, i) => {
+      const trimmed = line.trim();
+      if (trimmed === '') return;
+      const pct = Number(trimmed);
+      if (!/^\d+$/.test(trimmed) || pct > 100)
+        throw new SlicedError(
+          'EINVAL',
+          `PlanetLab trace ${name} line ${i + 1}: ${JSON.stringify(trimmed.slice(0, 40))} is not a percent from 0 to 100`,
+        );
+      samples.push((pct / 100) * perVm);
+    });
+    if (samples.length === 0) skipped++;
+    else curves.push(Float64Array.from(samples));
+  }
+  const w = emptyWorkload(curves.length);
+  curves.forEach((curve, k) => {
+    w.duration[k] = curve.length * PLANETLAB_STEP_SECONDS;
+    w.cpu[k] = curve[0]!;
+  });
+  return { ...w, curves, curveStep: PLANETLAB_STEP_SECONDS, skipped };
 }

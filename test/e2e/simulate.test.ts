@@ -1,23 +1,34 @@
 /**
- * slicectl simulate as an operator runs it (no daemon): policies side by side on a CSV and on
- * the NASA trace of ../shared/traces (skipped, saying so, where the traces are absent), with
+ * slicectl simulate as an operator runs it (no daemon): policies side by side on a CSV, on
+ * the NASA trace and on PlanetLab's VM curves of ../shared/traces (each skipped, saying so,
+ * where it is absent or not the published file), with
  * --json and --out (results.json and two SVG charts); bad input refused with what is allowed.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, run, SLICECTL } from '../helpers/daemon.js';
+import { run, SLICECTL } from '../helpers/daemon.js';
 import { skipWith } from '../helpers/env.js';
+import { publishedTrace } from '../helpers/traces.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sliced-sim-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const TRACE = join(process.env.SLICED_TRACES ?? join(ROOT, '..', 'shared', 'traces'), 'NASA-iPSC-1993-3.1-cln.swf.gz');
 const slicectl = (args: string[]): ReturnType<typeof run> => run(process.execPath, [SLICECTL, ...args]);
 
 interface Output {
-  results: Array<{ label: string; measured: number; sojourn: { mean: number }; unplaced: number; decisions: number }>;
+  skipped: number;
+  results: Array<{
+    label: string;
+    measured: number;
+    sojourn: { mean: number };
+    unplaced: number;
+    decisions: number;
+    curves: { tasks: number; askedCpuSeconds: number; servedFraction: number } | null;
+    overloadedFraction: number;
+    simulatedSeconds: number;
+  }>;
 }
 
 test('two policies on one CSV workload: a table, --json, and --out with results.json and the charts', async () => {
@@ -66,7 +77,7 @@ test('two policies on one CSV workload: a table, --json, and --out with results.
 test('bad input is refused with what is allowed', async () => {
   for (const [args, message] of [
     [['simulate', '--workload', 'poisson:rate=10,duration=1,count=100'], /give --policy at least once/],
-    [['simulate', '--workload', 'nope:x', '--policy', 'random'], /give swf:PATH, csv:PATH or poisson/],
+    [['simulate', '--workload', 'nope:x', '--policy', 'random'], /^slicectl: workload "nope:x": give swf:PATH, csv:PATH, planetlab:PATH or poisson/m],
     [
       ['simulate', '--workload', 'poisson:rate=10,duration=1,count=100', '--policy', 'random', '--nodes', '0'],
       /--nodes "0" must be a whole number from 1/,
@@ -86,11 +97,12 @@ test('bad input is refused with what is allowed', async () => {
 });
 
 test('the NASA iPSC/860 trace (SWF) on 128 nodes: every job placed, least_loaded no slower than random', async (t) => {
-  if (!existsSync(TRACE)) return skipWith(t, `needs the trace ${TRACE} (../shared/traces; or set SLICED_TRACES)`);
+  const trace = publishedTrace('NASA-iPSC-1993-3.1-cln.swf.gz');
+  if ('skipped' in trace) return skipWith(t, trace.skipped);
   const r = await slicectl([
     'simulate',
     '--workload',
-    `swf:${TRACE}`,
+    `swf:${trace.path}`,
     '--nodes',
     '128',
     '--policy',
@@ -103,11 +115,41 @@ test('the NASA iPSC/860 trace (SWF) on 128 nodes: every job placed, least_loaded
     '--json',
   ]);
   assert.equal(r.code, 0, r.stderr);
-  const [random, least] = (JSON.parse(r.stdout) as Output).results;
+  const output = JSON.parse(r.stdout) as Output;
+  const [random, least] = output.results;
+  assert.equal(output.skipped, 173, 'the jobs without a run time, said');
   // 18,239 jobs, 173 without a run time; a task per processor.
   assert.ok(random!.measured > 18066, `${random!.measured} tasks`);
   assert.equal(least!.measured, random!.measured);
   assert.equal(least!.unplaced, 0);
   t.diagnostic(`mean sojourn: random ${random!.sojourn.mean.toFixed(1)} s, least_loaded ${least!.sojourn.mean.toFixed(1)} s`);
   assert.ok(least!.sojourn.mean <= random!.sojourn.mean, 'balancing by load does not lose to chance');
+});
+
+test("PlanetLab's VM curves (1,052 VMs, a day at 300-s steps) on 100 two-CPU nodes: demand asked and served, least_loaded overloads less than random", async (t) => {
+  const trace = publishedTrace('planetlab-20110303.tar.gz');
+  if ('skipped' in trace) return skipWith(t, trace.skipped);
+  const args = ['simulate', '--workload', `planetlab:${trace.path}`, '--nodes', '100', '--node-cpu', '2'];
+  const r = await slicectl([...args, '--policy', 'random', '--policy', 'least_loaded', '--load-period', 'instant', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const [random, least] = (JSON.parse(r.stdout) as Output).results;
+  for (const result of [random!, least!]) {
+    assert.equal(result.curves?.tasks, 1052, 'a job per VM file');
+    // SOURCES.md: a mean utilisation of 12.3% of a CPU per VM.
+    const meanCpu = result.curves!.askedCpuSeconds / (1052 * 86_400);
+    assert.ok(meanCpu > 0.12 && meanCpu < 0.126, `mean demand ${meanCpu} CPU per VM`);
+    assert.ok(result.curves!.servedFraction > 0.5 && result.curves!.servedFraction <= 1, `served ${result.curves!.servedFraction}`);
+    assert.equal(result.simulatedSeconds, 86_400, 'every VM ends by time after its 288th sample');
+    assert.equal(result.unplaced, 0);
+  }
+  t.diagnostic(
+    `overloaded node time: random ${random!.overloadedFraction.toFixed(4)}, least_loaded ${least!.overloadedFraction.toFixed(4)}; ` +
+      `served: ${random!.curves!.servedFraction.toFixed(4)}, ${least!.curves!.servedFraction.toFixed(4)}`,
+  );
+  assert.ok(least!.overloadedFraction < random!.overloadedFraction, 'placing by load overloads nodes less than chance');
+  assert.ok(least!.curves!.servedFraction > random!.curves!.servedFraction);
+  const table = await slicectl([...args, '--policy', 'best_of_two', '--load-period', '300000']);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^POLICY +VMS +CPU ASKED \(CPU-S\) +SERVED +OVERLOADED/m);
+  assert.match(table.stdout, /^best_of_two +1052 /m);
 });

@@ -11,7 +11,7 @@ import { prng, streamSeed } from '../../src/core/prng.js';
 import { EventHeap } from '../../src/sim/event-heap.js';
 import { Histogram } from '../../src/sim/metrics.js';
 import { waterFill } from '../../src/sim/share.js';
-import { jobsOf, poissonJobs, readCsvWorkload, readSwf } from '../../src/sim/workload.js';
+import { jobsOf, PLANETLAB_STEP_SECONDS, poissonJobs, readCsvWorkload, readPlanetLab, readSwf } from '../../src/sim/workload.js';
 import { documentFor, simulate } from '../../src/sim/engine.js';
 import { Value } from '../../src/framework/value.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
@@ -149,6 +149,50 @@ describe('simulator parts', () => {
     assert.deepEqual(w.slices, ['web']);
     assert.throws(() => readCsvWorkload('arrival,cpu\n1,2\n'), /no duration column/);
     assert.throws(() => readCsvWorkload('arrival,duration,cpu\n1,x,2\n'), /line 2: duration "x"/);
+  });
+
+  test('PlanetLab: a job per VM file, its percents as millicores over 300-s steps, ending by time; empty files skipped; bad lines refused', () => {
+    const w = readPlanetLab([
+      { name: 'vm-b', text: '10\n100\n0\n' },
+      { name: 'vm-a', text: '50\n' },
+      { name: 'empty', text: '\n' },
+    ]);
+    assert.equal(w.count, 2);
+    assert.equal(w.skipped, 1);
+    assert.equal(w.curveStep, PLANETLAB_STEP_SECONDS);
+    assert.deepEqual(
+      w.curves!.map((c) => [...c!]),
+      [[500], [100, 1000, 0]],
+      'sorted by name, a percent of one CPU',
+    );
+    assert.deepEqual([...w.duration], [300, 900]);
+    assert.deepEqual([...w.cpu], [500, 100]);
+    const jobs = jobsOf(w);
+    assert.equal(jobs.span, 900, 'sampling covers the curves, not only the arrivals');
+    assert.throws(() => readPlanetLab([{ name: 'vm', text: '5\n101\n' }]), /vm line 2: "101" is not a percent/);
+    assert.throws(() => readPlanetLab([{ name: 'vm', text: '5.5\n' }]), /vm line 1/);
+  });
+
+  test('demand curves: each step asks anew; a node asked past its CPU shares it and counts the time; the task ends by time', async () => {
+    // One CPU; two VMs of two 300-s steps: 600m + 600m (over by 200m: each gets 500m), then
+    // 200m + 600m (all served). Asked 1200 x 300 + 800 x 300, got 1000 x 300 + 800 x 300.
+    const w = readPlanetLab([
+      { name: 'a', text: '60\n20\n' },
+      { name: 'b', text: '60\n60\n' },
+    ]);
+    const r = await simulate({
+      nodes: { count: 1, cpuMillicores: 1000 },
+      jobs: jobsOf(w),
+      document: documentFor('random'),
+      seed: 1,
+      loadUpdateMs: 1000,
+    });
+    assert.equal(r.curves?.tasks, 2);
+    assert.ok(Math.abs(r.curves!.askedCpuSeconds - (1.2 * 300 + 0.8 * 300)) < 1e-6, `${r.curves!.askedCpuSeconds}`);
+    assert.ok(Math.abs(r.curves!.servedFraction - (1.0 * 300 + 0.8 * 300) / (1.2 * 300 + 0.8 * 300)) < 1e-9, `${r.curves!.servedFraction}`);
+    assert.ok(Math.abs(r.overloadedFraction - 0.5) < 1e-9, `overloaded ${r.overloadedFraction}: the first step of two`);
+    assert.equal(r.simulatedSeconds, 600, 'both end by time after their last step');
+    assert.equal(r.measured, 0, 'jobs that end by time have no sojourn or slowdown');
   });
 
   test('a run is the same for a seed; another seed differs', async () => {
