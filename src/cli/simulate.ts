@@ -51,6 +51,7 @@ export function resultsTable(results: readonly SimResult[]): string {
       'WAIT MEAN',
       'UTIL',
       'IMBALANCE',
+      'MIGRATIONS',
       'REFUSED',
       'UNPLACED',
       'VIOLATIONS',
@@ -67,19 +68,33 @@ export function resultsTable(results: readonly SimResult[]): string {
       round(r.wait.mean),
       round(r.utilisationMean),
       round(r.imbalanceMean),
+      String(r.migrations),
       String(r.refused),
       String(r.unplaced),
       String(r.reservationViolations),
       String(Math.round(r.decisionsPerSecond)),
     ]),
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
   );
 }
 
 /** Jobs with demand curves end by time: what counts is the share of their demand they got, and the nodes' time over capacity. */
 function curvesTable(results: readonly SimResult[]): string {
   return renderTable(
-    ['POLICY', 'VMS', 'CPU ASKED (CPU-S)', 'SERVED', 'OVERLOADED', 'UTIL', 'IMBALANCE', 'REFUSED', 'UNPLACED', 'VIOLATIONS', 'DECISIONS/S'],
+    [
+      'POLICY',
+      'VMS',
+      'CPU ASKED (CPU-S)',
+      'SERVED',
+      'OVERLOADED',
+      'UTIL',
+      'IMBALANCE',
+      'MIGRATIONS',
+      'REFUSED',
+      'UNPLACED',
+      'VIOLATIONS',
+      'DECISIONS/S',
+    ],
     results.map((r) => [
       r.label,
       String(r.curves?.tasks ?? 0),
@@ -88,12 +103,13 @@ function curvesTable(results: readonly SimResult[]): string {
       round(r.overloadedFraction, 4),
       round(r.utilisationMean),
       round(r.imbalanceMean),
+      String(r.migrations),
       String(r.refused),
       String(r.unplaced),
       String(r.reservationViolations),
       String(Math.round(r.decisionsPerSecond)),
     ]),
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
   );
 }
 

@@ -12,7 +12,17 @@
  * of step events, one per such task) and ends by time after its last step: what it asks and
  * what it gets are added up, and so is the time nodes spend asked for more than they have.
  *
- * The tree sees the nodes through the probe `sim_nodes` (source node_load: each node's
+ * Balancers move tasks through the `taskMigration` service, as in the daemon. A balancer
+ * decides for its own node (mosix_load_balancer unloads the node it runs on), so when a
+ * component of the document takes that service, every node gets a tree of its own, named as
+ * the node, that sees its own tasks through the probe `sim_tasks` (process_load: each task's
+ * CPU in millicores, rows by a pid the simulator gives it); arrivals are placed by the first
+ * node's tree, as if all were submitted there (so a document places as it does without a
+ * balancer, and the two compare). A move is made at once and keeps
+ * the task's progress (a live migration, as Kerrighed's and MOSIX's; sliced's own tasks restart
+ * on their target instead). Without a balancer one tree does all the placing.
+ *
+ * The trees see the nodes through the probe `sim_nodes` (source node_load: each node's
  * runnable demand in millicores, a row per node), refreshed every `loadUpdateMs` of simulated
  * time, or after every arrival and departure ("instant"). A new task is placed as the daemon
  * places one: ConfigTree.placeNewTask(), schedulers with handle_all first.
@@ -25,6 +35,7 @@ import type { Timers } from '../framework/instances.js';
 import { TypeRegistry } from '../framework/registry.js';
 import { ConfigTree } from '../framework/tree.js';
 import type { ProbeType } from '../framework/types.js';
+import type { TaskMigration } from '../framework/handle.js';
 import { EventHeap } from './event-heap.js';
 import { JobFigures, meanOf, type SimResult } from './metrics.js';
 import { shareWithSlices, waterFill } from './share.js';
@@ -52,6 +63,8 @@ export interface SimulateOptions {
 
 /** The probe that shows the simulated nodes to the tree. */
 export const SIM_PROBE = 'sim_nodes';
+/** The probe that shows a node's tree the tasks on its node (when the document balances). */
+export const SIM_TASKS_PROBE = 'sim_tasks';
 /** The policies' random stream of the run's seed (a generated workload has its own, workload.ts). */
 const POLICY_STREAM = 2;
 const INSTANT_PERIOD_MS = 3_600_000; // the longest period a probe takes; in "instant" mode the engine refreshes after each event
@@ -70,10 +83,19 @@ class SimClock implements Timers {
   private readonly intervals = new Map<number, { fn: () => void; ms: number; next: number }>();
   private nextHandle = 1;
 
-  setInterval(fn: () => void, ms: number): unknown {
+  setInterval(fn: () => void, ms: number, phaseMs = 0): unknown {
     const handle = this.nextHandle++;
-    this.intervals.set(handle, { fn, ms, next: this.nowMs + ms });
+    this.intervals.set(handle, { fn, ms, next: this.nowMs + ms + (phaseMs % ms) });
     return handle;
+  }
+
+  /** The same clock for one node's tree, its intervals shifted by `phaseMs` (nodes' timers are not in step). */
+  phased(phaseMs: number): Timers {
+    return {
+      setInterval: (fn, ms) => this.setInterval(fn, ms, phaseMs),
+      clearInterval: (handle) => this.clearInterval(handle),
+      now: () => this.now(),
+    };
   }
 
   clearInterval(handle: unknown): void {
@@ -127,7 +149,37 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   // Running tasks, in slots reused once a task ends.
   const slots = new TaskSlots();
 
-  const { tree, clock } = await buildTree(options, n, names, demand);
+  const clock = new SimClock();
+  const lastMove = new Float64Array(n).fill(NaN); // simulated ms of each node's last move away
+  const moves: Array<{ pid: number; to: number }> = [];
+  const slotOfPid = new Map<number, number>();
+  /** The taskMigration service of node i's tree: its tasks by pid; a move is queued and made after the trees' turn. */
+  const migrationFrom = (i: number): TaskMigration => ({
+    taskOf: (pid) => (slots.node[slotOfPid.get(pid) ?? -1] === i ? String(pid) : null),
+    migrate(task, node) {
+      const pid = Number(task);
+      const to = nodeOf.get(node);
+      const k = slotOfPid.get(pid);
+      if (to === undefined || k === undefined || slots.node[k] !== i)
+        return Promise.reject(new SlicedError('ENOENT', `no task ${task} on ${names[i]}, or no node ${node}`));
+      moves.push({ pid, to });
+      lastMove[i] = clock.nowMs;
+      return Promise.resolve();
+    },
+    lastMigration: () => (Number.isNaN(lastMove[i]) ? null : lastMove[i]!),
+    migrationsUnderWay: () => 0,
+  });
+  const tasksOf = (i: number): { pids: Int32Array; load: Float64Array; count: number } => {
+    const tasks = tasksOn[i]!;
+    const pids = new Int32Array(tasks.length);
+    const load = new Float64Array(tasks.length);
+    tasks.forEach((k, q) => {
+      pids[q] = slots.pid[k]!;
+      load[q] = slots.rate[k]!;
+    });
+    return { pids, load, count: tasks.length };
+  };
+  const trees = await buildTrees(options, clock, names, demand, migrationFrom, tasksOf);
 
   // Tasks with demand curves: CPU asked and got (millicore-seconds), and node time over capacity.
   let curveAsked = 0;
@@ -219,6 +271,30 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     imbalance.push([t, sum > 0 ? max / (sum / n) : 1]);
   };
 
+  let migrations = 0;
+  /** Make the moves the balancers asked for during the trees' turn. */
+  const makeMoves = (t: number): void => {
+    for (const { pid, to } of moves) {
+      const k = slotOfPid.get(pid);
+      if (k === undefined) continue; // ended since
+      const from = slots.node[k]!;
+      if (from === to) continue;
+      advance(from, t);
+      advance(to, t);
+      const leaving = tasksOn[from]!;
+      leaving.splice(leaving.indexOf(k), 1);
+      tasksOn[to]!.push(k);
+      memory[from] = memory[from]! - slots.memory[k]!;
+      memory[to] = memory[to]! + slots.memory[k]!;
+      if (memoryBytes > 0 && memory[to]! > memoryBytes) violations++;
+      slots.node[k] = to;
+      migrations++;
+      share(from, t);
+      share(to, t);
+    }
+    moves.length = 0;
+  };
+
   const started = performance.now();
   const event = { time: 0, node: 0, version: 0 };
   const instant = options.loadUpdateMs === 'instant';
@@ -227,11 +303,13 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   let pending = source.next(job);
   let lastArrival = 0;
   clock.fireAll(); // the first loads
+  moves.length = 0; // nothing to move yet
   for (;;) {
     const tArrival = pending ? job.arrival : Infinity;
     const tDone = Math.min(heap.peekTime(), steps.peekTime());
     if (tArrival === Infinity && tDone === Infinity) break; // the timers alone would tick for ever
-    const tTimer = clock.nextDue() / 1000;
+    const tTimerMs = clock.nextDue();
+    const tTimer = tTimerMs / 1000;
     const t = Math.min(tArrival, tDone, tTimer);
     while (t >= nextSample && nextSample <= source.span) {
       sample(nextSample);
@@ -239,7 +317,9 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     }
     clock.nowMs = t * 1000;
     if (tTimer <= tArrival && tTimer <= tDone) {
+      clock.nowMs = tTimerMs; // exactly: t * 1000 can round below it, and the timer would never be due
       clock.fireDue();
+      makeMoves(t);
       continue;
     }
     if (tDone <= tArrival && steps.peekTime() <= heap.peekTime()) {
@@ -258,6 +338,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         const tasks = tasksOn[i]!;
         tasks.splice(tasks.indexOf(k), 1);
         memory[i] = memory[i]! - slots.memory[k]!;
+        slotOfPid.delete(slots.pid[k]!);
         slots.free(k);
       }
       share(i, t);
@@ -277,6 +358,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         }
         memory[i] = memory[i]! - slots.memory[k]!;
         if (slots.measured[k]) figures.add(t - slots.arrival[k]!, slots.duration[k]!);
+        slotOfPid.delete(slots.pid[k]!);
         slots.free(k);
       }
       tasks.length = kept;
@@ -286,7 +368,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       lastArrival = job.arrival;
       const sliceName = job.slice >= 0 ? source.slices[job.slice]! : null;
       const before = performance.now();
-      const answer = tree.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
+      const answer = trees[0]!.placeNewTask({ parentPid: 1, sessionId: null, slice: sliceName });
       decisionMs += performance.now() - before;
       const i = answer.node === null ? undefined : nodeOf.get(answer.node);
       if (answer.refused !== null) {
@@ -301,6 +383,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         } else {
           advance(i, t);
           const k = slots.take(job, measured, i);
+          slotOfPid.set(slots.pid[k]!, k);
           if (job.curve !== null) {
             curveTasks++;
             steps.push(t + job.curveStep, k, slots.generation[k]!);
@@ -313,11 +396,14 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
       }
       pending = source.next(job);
     }
-    if (instant) clock.fireAll();
+    if (instant) {
+      clock.fireAll();
+      makeMoves(t);
+    }
   }
   sample(Math.max(lastArrival, clock.nowMs / 1000));
   const wallSeconds = (performance.now() - started) / 1000;
-  tree.destroyAll();
+  for (const tree of trees) tree.destroyAll();
   const simulatedSeconds = clock.nowMs / 1000;
   return {
     label: options.label ?? 'policy',
@@ -332,7 +418,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     utilisationMean: meanOf(utilisation),
     imbalance,
     imbalanceMean: meanOf(imbalance),
-    migrations: null,
+    migrations,
     curves:
       curveTasks === 0
         ? null
@@ -350,14 +436,21 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   };
 }
 
-/** The tree of the policy document, on a simulated clock, seeing the nodes through sim_nodes. */
-async function buildTree(
+/**
+ * The policy document's trees on the simulated clock, seeing the nodes through sim_nodes: one
+ * (named as the first node) when no component of the document takes the taskMigration
+ * service; else one per node, named as it, its tasks on sim_tasks.
+ */
+async function buildTrees(
   options: SimulateOptions,
-  n: number,
-  labels: readonly string[],
+  clock: SimClock,
+  names: readonly string[],
   demand: Float64Array,
-): Promise<{ tree: ConfigTree; clock: SimClock }> {
-  const clock = new SimClock();
+  migrationFrom: (node: number) => TaskMigration,
+  tasksOf: (node: number) => { pids: Int32Array; load: Float64Array; count: number },
+): Promise<ConfigTree[]> {
+  const n = names.length;
+  const nodeOf = new Map(names.map((name, i) => [name, i]));
   const simNodes: ProbeType = {
     kind: 'probe',
     name: SIM_PROBE,
@@ -367,34 +460,74 @@ async function buildTree(
     create: () => ({
       refresh(outputs) {
         const out = outputs[0]!;
-        out.setRows(n, labels);
+        out.setRows(n, names);
         for (let i = 0; i < n; i++) out.data[i] = demand[i]!;
       },
     }),
   };
+  const simTasks: ProbeType = {
+    kind: 'probe',
+    name: SIM_TASKS_PROBE,
+    description: "the tasks on this tree's simulated node: the CPU each gets (millicores), rows by pid",
+    sources: [{ name: 'process_load', valueType: 'process_load', description: 'CPU of each task on the node, millicores, rows by pid' }],
+    defaultPeriodMs: 1000,
+    create(ctx) {
+      const node = nodeOf.get(ctx.services.nodeName) ?? 0;
+      return {
+        refresh(outputs) {
+          const out = outputs[0]!;
+          const { pids, load, count } = tasksOf(node);
+          out.setRows(count, Array.from(pids, String));
+          out.data.set(load.subarray(0, count));
+        },
+      };
+    },
+  };
   const registry = new TypeRegistry({ builtins: BUILTIN_TYPES, pluginDirs: options.pluginDirs ?? [] });
   registry.add(simNodes, 'the simulator');
+  registry.add(simTasks, 'the simulator');
+  const random = prng(streamSeed(options.seed, POLICY_STREAM));
   const silent = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
-  const tree = new ConfigTree({
-    registry,
-    services: { nodeName: 'simulator', log: silent, random: prng(streamSeed(options.seed, POLICY_STREAM)) },
-    timers: clock,
-  });
-  try {
-    const steps = await planApply(tree, registry, options.document);
-    await executePlan(tree, steps).catch((err: Error) => {
-      throw new SlicedError('EINVAL', `the policy document does not apply: ${err.message}`);
-    });
-    const probe = `/probes/${SIM_PROBE}`;
-    if (!tree.exists(probe))
-      throw new SlicedError('EINVAL', `the policy document has no ${probe}: link the policies' node_load ports to ${probe}/node_load`);
+  let balances = false;
+  const treeOf = async (i: number): Promise<ConfigTree> => {
+    const taskMigration = migrationFrom(i);
+    const services = {
+      nodeName: names[i]!,
+      log: silent,
+      random,
+      // Taken by a component when it is made: a sign that the document balances.
+      get taskMigration(): TaskMigration {
+        balances = true;
+        return taskMigration;
+      },
+    };
+    // Nodes' timers are not in step: node i's ticks come i/n of a load period after the first's.
     const period = options.loadUpdateMs === 'instant' ? INSTANT_PERIOD_MS : Math.max(1, Math.round(options.loadUpdateMs));
-    tree.write(`${probe}/probe_period`, String(period));
+    const tree = new ConfigTree({ registry, services, timers: i === 0 ? clock : clock.phased(Math.floor((i * period) / n)) });
+    try {
+      const steps = await planApply(tree, registry, options.document);
+      await executePlan(tree, steps).catch((err: Error) => {
+        throw new SlicedError('EINVAL', `the policy document does not apply: ${err.message}`);
+      });
+      const probe = `/probes/${SIM_PROBE}`;
+      if (!tree.exists(probe))
+        throw new SlicedError('EINVAL', `the policy document has no ${probe}: link the policies' node_load ports to ${probe}/node_load`);
+      for (const name of [SIM_PROBE, SIM_TASKS_PROBE])
+        if (tree.exists(`/probes/${name}`)) tree.write(`/probes/${name}/probe_period`, String(period));
+    } catch (err) {
+      tree.destroyAll();
+      throw err;
+    }
+    return tree;
+  };
+  const trees = [await treeOf(0)];
+  try {
+    if (balances) for (let i = 1; i < n; i++) trees.push(await treeOf(i));
   } catch (err) {
-    tree.destroyAll();
+    for (const tree of trees) tree.destroyAll();
     throw err;
   }
-  return { tree, clock };
+  return trees;
 }
 
 /** Running tasks' figures in columns; a slot is reused once its task ends. */
@@ -413,8 +546,11 @@ class TaskSlots {
   step = new Int32Array(1024);
   /** Counts the tasks a slot has held, so that a step event of an ended task is known as stale. */
   generation = new Int32Array(1024);
+  /** The task's pid for the trees (sim_tasks, taskMigration): never reused in a run. */
+  pid = new Int32Array(1024);
   private freeList: number[] = [];
   private used = 0;
+  private nextPid = 1000;
 
   take(job: Job, measured: boolean, node: number): number {
     const k = this.freeList.pop() ?? this.used++;
@@ -432,6 +568,7 @@ class TaskSlots {
     this.curve[k] = job.curve;
     this.step[k] = 1;
     this.generation[k] = this.generation[k]! + 1;
+    this.pid[k] = this.nextPid++;
     return k;
   }
 
@@ -462,6 +599,7 @@ class TaskSlots {
     this.node = ints(this.node);
     this.step = ints(this.step);
     this.generation = ints(this.generation);
+    this.pid = ints(this.pid);
     const measured = new Uint8Array(size);
     measured.set(this.measured);
     this.measured = measured;

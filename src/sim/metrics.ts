@@ -80,8 +80,8 @@ export interface SimResult {
   /** The most loaded node's demand over the mean node's, sampled: [seconds, ratio]. */
   imbalance: Array<[number, number]>;
   imbalanceMean: number;
-  /** Task moves: the simulator runs no balancer yet (null: not simulated). */
-  migrations: number | null;
+  /** Tasks moved between nodes by balancers (through the taskMigration service). */
+  migrations: number;
   /**
    * Jobs with demand curves (PlanetLab's VMs), which end by time: how many, the CPU they asked
    * (CPU-seconds), and the share of it they got. Null when the workload has none.

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, SLICECTL } from '../helpers/daemon.js';
+import { ROOT, run, SLICECTL } from '../helpers/daemon.js';
 import { skipWith } from '../helpers/env.js';
 import { publishedTrace } from '../helpers/traces.js';
 
@@ -77,7 +77,10 @@ test('two policies on one CSV workload: a table, --json, and --out with results.
 test('bad input is refused with what is allowed', async () => {
   for (const [args, message] of [
     [['simulate', '--workload', 'poisson:rate=10,duration=1,count=100'], /give --policy at least once/],
-    [['simulate', '--workload', 'nope:x', '--policy', 'random'], /^slicectl: workload "nope:x": give swf:PATH, csv:PATH, planetlab:PATH or poisson/m],
+    [
+      ['simulate', '--workload', 'nope:x', '--policy', 'random'],
+      /^slicectl: workload "nope:x": give swf:PATH, csv:PATH, planetlab:PATH or poisson/m,
+    ],
     [
       ['simulate', '--workload', 'poisson:rate=10,duration=1,count=100', '--policy', 'random', '--nodes', '0'],
       /--nodes "0" must be a whole number from 1/,
@@ -126,7 +129,7 @@ test('the NASA iPSC/860 trace (SWF) on 128 nodes: every job placed, least_loaded
   assert.ok(least!.sojourn.mean <= random!.sojourn.mean, 'balancing by load does not lose to chance');
 });
 
-test("PlanetLab's VM curves (1,052 VMs, a day at 300-s steps) on 100 two-CPU nodes: demand asked and served, least_loaded overloads less than random", async (t) => {
+test("PlanetLab's VM curves (1,052 VMs, a day at 300-s steps) on 100 two-CPU nodes: demand asked and served; least_loaded, and every node's mosix_load_balancer, overload less than random", async (t) => {
   const trace = publishedTrace('planetlab-20110303.tar.gz');
   if ('skipped' in trace) return skipWith(t, trace.skipped);
   const args = ['simulate', '--workload', `planetlab:${trace.path}`, '--nodes', '100', '--node-cpu', '2'];
@@ -148,8 +151,28 @@ test("PlanetLab's VM curves (1,052 VMs, a day at 300-s steps) on 100 two-CPU nod
   );
   assert.ok(least!.overloadedFraction < random!.overloadedFraction, 'placing by load overloads nodes less than chance');
   assert.ok(least!.curves!.servedFraction > random!.curves!.servedFraction);
-  const table = await slicectl([...args, '--policy', 'best_of_two', '--load-period', '300000']);
-  assert.equal(table.code, 0, table.stderr);
-  assert.match(table.stdout, /^POLICY +VMS +CPU ASKED \(CPU-S\) +SERVED +OVERLOADED/m);
-  assert.match(table.stdout, /^best_of_two +1052 /m);
+  // Every node's mosix_load_balancer (a tree per node), loads seen every 5 simulated minutes.
+  const balanced = await slicectl([
+    ...args,
+    '--policy',
+    'random',
+    '--policy',
+    join(ROOT, 'examples', 'simulate', 'mosix-balance.yaml'),
+    '--load-period',
+    '300000',
+  ]);
+  assert.equal(balanced.code, 0, balanced.stderr);
+  assert.match(balanced.stdout, /^POLICY +VMS +CPU ASKED \(CPU-S\) +SERVED +OVERLOADED +UTIL +IMBALANCE +MIGRATIONS/m);
+  const row = (label: string): string[] =>
+    balanced.stdout
+      .split('\n')
+      .find((l) => l.startsWith(`${label} `))!
+      .trim()
+      .split(/ +/);
+  const [plain, moving] = [row('random'), row('mosix-balance.yaml')];
+  t.diagnostic(`random then mosix_load_balancer: ${plain.join(' ')} / ${moving.join(' ')}`);
+  assert.equal(plain[7], '0', 'no balancer, no move');
+  assert.ok(Number(moving[7]) > 0, 'the balancers moved tasks');
+  assert.ok(Number(moving[3]) > Number(plain[3]), 'moving tasks off overloaded nodes serves more of the demand');
+  assert.ok(Number(moving[4]) < Number(plain[4]), 'and leaves nodes overloaded less of the time');
 });

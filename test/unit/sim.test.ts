@@ -5,6 +5,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { computeEntitlements } from '../../src/core/entitlement.js';
 import { prng, streamSeed } from '../../src/core/prng.js';
@@ -13,6 +15,8 @@ import { Histogram } from '../../src/sim/metrics.js';
 import { waterFill } from '../../src/sim/share.js';
 import { jobsOf, PLANETLAB_STEP_SECONDS, poissonJobs, readCsvWorkload, readPlanetLab, readSwf } from '../../src/sim/workload.js';
 import { documentFor, simulate } from '../../src/sim/engine.js';
+import { parseTreeYaml, type TreeDocument } from '../../src/framework/document.js';
+import { ROOT } from '../helpers/daemon.js';
 import { Value } from '../../src/framework/value.js';
 import leastLoaded from '../../src/components/policies/least-loaded.js';
 
@@ -193,6 +197,26 @@ describe('simulator parts', () => {
     assert.ok(Math.abs(r.overloadedFraction - 0.5) < 1e-9, `overloaded ${r.overloadedFraction}: the first step of two`);
     assert.equal(r.simulatedSeconds, 600, 'both end by time after their last step');
     assert.equal(r.measured, 0, 'jobs that end by time have no sojourn or slowdown');
+  });
+
+  test("balancing: every node's mosix_load_balancer moves a task off its crowded node to an idle one, keeping its progress", async () => {
+    // round_robin on two one-CPU nodes: a (10 s) and c (100 s) share n0, b (1 s) has n1 and
+    // ends at 1 s. At the 2-s load update n0 sees 2000m against 0 and moves a (9 s of work
+    // left, on its own again) to n1: a ends at 11 s, c at 101 s; without the balancer at 20 and 110 s.
+    const csv = 'arrival,duration,cpu\n0,10,1000\n0,1,1000\n0,100,1000\n';
+    const balancing = parseTreeYaml(readFileSync(join(ROOT, 'examples', 'simulate', 'mosix-balance.yaml'), 'utf8'), 'mosix-balance.yaml');
+    const place = (balancing.schedulers as Record<string, Record<string, unknown>>).place!;
+    place.round_robin = place.random;
+    delete place.random;
+    const run = (document: TreeDocument) =>
+      simulate({ nodes: { count: 2, cpuMillicores: 1000 }, jobs: jobsOf(readCsvWorkload(csv)), document, seed: 1, loadUpdateMs: 1000 });
+    const moved = await run(balancing);
+    assert.equal(moved.migrations, 1);
+    assert.ok(Math.abs(moved.simulatedSeconds - 101) < 1e-6, `${moved.simulatedSeconds}`);
+    assert.ok(Math.abs(moved.sojourn.mean - (1 + 11 + 101) / 3) < 0.5, `${moved.sojourn.mean}`);
+    const still = await run(documentFor('round_robin'));
+    assert.equal(still.migrations, 0);
+    assert.ok(Math.abs(still.sojourn.mean - (1 + 20 + 110) / 3) < 0.5, `${still.sojourn.mean}`);
   });
 
   test('a run is the same for a seed; another seed differs', async () => {
