@@ -16,15 +16,23 @@
  *   least_loaded: simulated seconds per wall second.
  * - theory: random placement (M/M/1, 10.0) and best_of_two (supermarket model, 2.614) on 1,000
  *   nodes at load 0.9, as test/unit/sim-theory.test.ts runs them, with their relative errors.
+ * - planetlab: PlanetLab's 1,052 VM curves (a day, sha256 checked) on 100 two-CPU nodes,
+ *   loads seen every 5 s (as agents publish them): random placement alone, and random then
+ *   every node's mosix_load_balancer (examples/simulate/mosix-balance.yaml, a tree per node):
+ *   the share of the demand served, node time over capacity, migrations, wall seconds.
  * - rss_mb: the process's peak resident memory (target <= 500).
  *
  * Last line of stdout: one JSON object.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { documentFor, simulate } from '../src/sim/engine.js';
 import { mm1Sojourn, supermarketSojourn, theoryRun } from '../src/sim/theory.js';
 import { jobsOf, poissonJobs, readSwf } from '../src/sim/workload.js';
+import { loadWorkload } from '../src/sim/run.js';
+import { parseTreeYaml } from '../src/framework/document.js';
+import type { SimResult } from '../src/sim/metrics.js';
 import { prng } from '../src/core/prng.js';
 import { argValue, finish, loadAverage, machine, round, say } from './lib.js';
 import { publishedTrace } from '../test/helpers/traces.js';
@@ -33,6 +41,7 @@ const ARRIVALS = Number(argValue('--arrivals') ?? 1_000_000);
 const SEED = Number(argValue('--seed') ?? 1);
 const NODES = 5000;
 const NASA = 'NASA-iPSC-1993-3.1-cln.swf.gz';
+const PLANETLAB = 'planetlab-20110303.tar.gz';
 
 async function decisionsAt5k(policy: 'least_loaded' | 'best_of_two'): Promise<{ perSecond: number; wallSeconds: number }> {
   const r = await simulate({
@@ -98,6 +107,33 @@ function baselineDecisions(): { scan: number; heap: number } {
   return { scan, heap: ARRIVALS / ((performance.now() - started) / 1000) };
 }
 
+/** PlanetLab's curves placed at random, without and with every node's mosix_load_balancer. */
+async function planetLabRuns(): Promise<Record<string, unknown>> {
+  const trace = publishedTrace(PLANETLAB);
+  if ('skipped' in trace) {
+    say(`planetlab skipped: ${trace.skipped}`);
+    return { skipped: trace.skipped };
+  }
+  const { jobs } = await loadWorkload(`planetlab:${trace.path}`, SEED);
+  const example = join(import.meta.dirname, '..', 'examples', 'simulate', 'mosix-balance.yaml');
+  const figures = (r: SimResult): Record<string, number> => ({
+    served: round(r.curves!.servedFraction, 4),
+    overloaded: round(r.overloadedFraction, 4),
+    migrations: r.migrations,
+    wall_s: round(r.wallSeconds, 2),
+  });
+  const out: Record<string, unknown> = {};
+  for (const [label, document] of [
+    ['random', documentFor('random')],
+    ['random_then_mosix', parseTreeYaml(readFileSync(example, 'utf8'), example)],
+  ] as const) {
+    const r = await simulate({ nodes: { count: 100, cpuMillicores: 2000 }, jobs: jobs(), document, label, seed: SEED, loadUpdateMs: 5000 });
+    out[label] = figures(r);
+    say(`PlanetLab, 100 two-CPU nodes, ${label}: ${JSON.stringify(out[label])}`);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const load = loadAverage();
   say(`machine: ${JSON.stringify(machine())}, load ${load.join(' ')}`);
@@ -127,6 +163,8 @@ async function main(): Promise<void> {
     );
   }
 
+  const planetlab = await planetLabRuns();
+
   const random = await theoryRun('random', { nodes: 1000, jobs: 8_000_000, load: 0.9, seed: SEED });
   const jsq2 = await theoryRun('best_of_two', { nodes: 1000, jobs: 1_000_000, load: 0.9, seed: SEED });
   const randomError = random.sojourn.mean / mm1Sojourn(0.9) - 1;
@@ -148,6 +186,7 @@ async function main(): Promise<void> {
     mm1_relative_error: round(randomError, 4),
     jsq2_sojourn: round(jsq2.sojourn.mean, 4),
     jsq2_relative_error: round(jsq2Error, 4),
+    planetlab,
     rss_mb: Math.round(rssMb),
     seed: SEED,
     load_average: load,

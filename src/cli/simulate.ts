@@ -38,34 +38,36 @@ function fraction(flag: string, text: string): number {
 const round = (v: number, digits = 3): string => (Number.isFinite(v) ? String(Number(v.toFixed(digits))) : String(v));
 
 export function resultsTable(results: readonly SimResult[]): string {
-  if (results.some((r) => r.curves !== null)) return curvesTable(results);
+  const curves = results.some((r) => r.curves !== null);
+  // Jobs with demand curves end by time: what counts is the share of their demand they got, and the nodes' time over capacity.
+  const [headers, cells] = curves
+    ? [
+        ['VMS', 'CPU ASKED (CPU-S)', 'SERVED', 'OVERLOADED'],
+        (r: SimResult) => [
+          String(r.curves?.tasks ?? 0),
+          String(Math.round(r.curves?.askedCpuSeconds ?? 0)),
+          round(r.curves?.servedFraction ?? NaN, 4),
+          round(r.overloadedFraction, 4),
+        ],
+      ]
+    : [
+        ['JOBS', 'SOJOURN MEAN', 'P50', 'P99', 'SLOWDOWN MEAN', 'P99', 'WAIT MEAN'],
+        (r: SimResult) => [
+          String(r.measured),
+          round(r.sojourn.mean),
+          round(r.sojourn.p50),
+          round(r.sojourn.p99),
+          round(r.slowdown.mean),
+          round(r.slowdown.p99),
+          round(r.wait.mean),
+        ],
+      ];
+  const all = ['POLICY', ...headers, 'UTIL', 'IMBALANCE', 'MIGRATIONS', 'REFUSED', 'UNPLACED', 'VIOLATIONS', 'DECISIONS/S'];
   return renderTable(
-    [
-      'POLICY',
-      'JOBS',
-      'SOJOURN MEAN',
-      'P50',
-      'P99',
-      'SLOWDOWN MEAN',
-      'P99',
-      'WAIT MEAN',
-      'UTIL',
-      'IMBALANCE',
-      'MIGRATIONS',
-      'REFUSED',
-      'UNPLACED',
-      'VIOLATIONS',
-      'DECISIONS/S',
-    ],
+    all,
     results.map((r) => [
       r.label,
-      String(r.measured),
-      round(r.sojourn.mean),
-      round(r.sojourn.p50),
-      round(r.sojourn.p99),
-      round(r.slowdown.mean),
-      round(r.slowdown.p99),
-      round(r.wait.mean),
+      ...cells(r),
       round(r.utilisationMean),
       round(r.imbalanceMean),
       String(r.migrations),
@@ -74,42 +76,7 @@ export function resultsTable(results: readonly SimResult[]): string {
       String(r.reservationViolations),
       String(Math.round(r.decisionsPerSecond)),
     ]),
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
-  );
-}
-
-/** Jobs with demand curves end by time: what counts is the share of their demand they got, and the nodes' time over capacity. */
-function curvesTable(results: readonly SimResult[]): string {
-  return renderTable(
-    [
-      'POLICY',
-      'VMS',
-      'CPU ASKED (CPU-S)',
-      'SERVED',
-      'OVERLOADED',
-      'UTIL',
-      'IMBALANCE',
-      'MIGRATIONS',
-      'REFUSED',
-      'UNPLACED',
-      'VIOLATIONS',
-      'DECISIONS/S',
-    ],
-    results.map((r) => [
-      r.label,
-      String(r.curves?.tasks ?? 0),
-      String(Math.round(r.curves?.askedCpuSeconds ?? 0)),
-      round(r.curves?.servedFraction ?? NaN, 4),
-      round(r.overloadedFraction, 4),
-      round(r.utilisationMean),
-      round(r.imbalanceMean),
-      String(r.migrations),
-      String(r.refused),
-      String(r.unplaced),
-      String(r.reservationViolations),
-      String(Math.round(r.decisionsPerSecond)),
-    ]),
-    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+    new Set(all.map((_, c) => c).filter((c) => c > 0)),
   );
 }
 

@@ -16,11 +16,12 @@
  * decides for its own node (mosix_load_balancer unloads the node it runs on), so when a
  * component of the document takes that service, every node gets a tree of its own, named as
  * the node, that sees its own tasks through the probe `sim_tasks` (process_load: each task's
- * CPU in millicores, rows by a pid the simulator gives it); arrivals are placed by the first
- * node's tree, as if all were submitted there (so a document places as it does without a
- * balancer, and the two compare). A move is made at once and keeps
- * the task's progress (a live migration, as Kerrighed's and MOSIX's; sliced's own tasks restart
- * on their target instead). Without a balancer one tree does all the placing.
+ * CPU in millicores, rows by a pid the simulator gives it), and whose timers tick i/n of a
+ * load period after the first node's (nodes are not in step). Arrivals are placed by the
+ * first node's tree, as if all were submitted there (so a document places as it does without
+ * its balancer, and the two compare). A move is made at once and keeps the task's progress (a
+ * live migration, as Kerrighed's and MOSIX's; sliced's own tasks restart on their target
+ * instead). Without a balancer one tree does all the placing.
  *
  * The trees see the nodes through the probe `sim_nodes` (source node_load: each node's
  * runnable demand in millicores, a row per node), refreshed every `loadUpdateMs` of simulated
@@ -179,7 +180,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
     });
     return { pids, load, count: tasks.length };
   };
-  const trees = await buildTrees(options, clock, names, demand, migrationFrom, tasksOf);
+  const trees = await buildTrees(options, clock, nodeOf, demand, migrationFrom, tasksOf);
 
   // Tasks with demand curves: CPU asked and got (millicore-seconds), and node time over capacity.
   let curveAsked = 0;
@@ -444,13 +445,13 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
 async function buildTrees(
   options: SimulateOptions,
   clock: SimClock,
-  names: readonly string[],
+  nodeOf: ReadonlyMap<string, number>,
   demand: Float64Array,
   migrationFrom: (node: number) => TaskMigration,
   tasksOf: (node: number) => { pids: Int32Array; load: Float64Array; count: number },
 ): Promise<ConfigTree[]> {
+  const names = [...nodeOf.keys()];
   const n = names.length;
-  const nodeOf = new Map(names.map((name, i) => [name, i]));
   const simNodes: ProbeType = {
     kind: 'probe',
     name: SIM_PROBE,
@@ -579,29 +580,24 @@ class TaskSlots {
 
   private grow(): void {
     const size = this.remaining.length * 2;
-    const f = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(size);
-      b.set(a);
-      return b;
-    };
-    this.remaining = f(this.remaining);
-    this.rate = f(this.rate);
-    this.arrival = f(this.arrival);
-    this.duration = f(this.duration);
-    this.cpu = f(this.cpu);
-    this.memory = f(this.memory);
-    const ints = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
-      const b = new Int32Array(size);
-      b.set(a);
-      return b;
-    };
-    this.slice = ints(this.slice);
-    this.node = ints(this.node);
-    this.step = ints(this.step);
-    this.generation = ints(this.generation);
-    this.pid = ints(this.pid);
-    const measured = new Uint8Array(size);
-    measured.set(this.measured);
-    this.measured = measured;
+    this.remaining = grown(this.remaining, size);
+    this.rate = grown(this.rate, size);
+    this.arrival = grown(this.arrival, size);
+    this.duration = grown(this.duration, size);
+    this.cpu = grown(this.cpu, size);
+    this.memory = grown(this.memory, size);
+    this.slice = grown(this.slice, size);
+    this.node = grown(this.node, size);
+    this.step = grown(this.step, size);
+    this.generation = grown(this.generation, size);
+    this.pid = grown(this.pid, size);
+    this.measured = grown(this.measured, size);
   }
+}
+
+/** A copy of `a` in a new array of its kind, `size` long. */
+function grown<T extends Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>>(a: T, size: number): T {
+  const b = new (a.constructor as new (length: number) => T)(size);
+  b.set(a);
+  return b;
 }
