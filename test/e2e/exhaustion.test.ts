@@ -126,7 +126,20 @@ describe('resource exhaustion', { skip: skip ?? false }, () => {
         return { samples, answers, other, otherMs: performance.now() - t0 };
       })();
       const seen = await during;
-      const result = await flood;
+      // Measured: the bystander (the test's own burner) is paused for the rest of the flood, which
+      // its busy CPU would only slow down, and goes on afterwards for the next tests.
+      const bystander = groups.procs('exb.slice');
+      const signal = (name: NodeJS.Signals): void => {
+        for (const pid of bystander) {
+          try {
+            process.kill(pid, name);
+          } catch {
+            // Gone: nothing to pause or resume.
+          }
+        }
+      };
+      signal('SIGSTOP');
+      const result = await flood.finally(() => signal('SIGCONT'));
       assert.equal(result.code, 0, `the flood client failed: ${result.stderr.slice(0, 500)}`);
       const statuses = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number>;
       process.stderr.write(
