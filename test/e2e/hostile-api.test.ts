@@ -201,7 +201,7 @@ describe('hostile API input', { skip: skip ?? false }, () => {
         }
         current = now;
       }),
-      { seed: seed | 0, numRuns: RUNS },
+      { seed: seed | 0, numRuns: RUNS, includeErrorInReport: true },
     );
     assert.ok(refused > RUNS / 4, `only ${refused} of ${RUNS} requests were refused: the generator hardly reaches the refusals`);
     assert.equal((await rawCall(daemon.socket, { method: 'GET', path: '/v1/node' })).kind, 'answer');
@@ -223,7 +223,7 @@ describe('hostile API input', { skip: skip ?? false }, () => {
           if (outcome.kind === 'answer' && req.method !== 'GET')
             assert.ok(outcome.status >= 400, `${req.method} ${req.path} was accepted on a slice's socket: ${outcome.text.slice(0, 200)}`);
         }),
-        { seed: seed | 0, numRuns: RUNS },
+        { seed: seed | 0, numRuns: RUNS, includeErrorInReport: true },
       );
       assert.equal(await state(), before, "requests on a slice's socket changed the state");
     },

@@ -256,7 +256,7 @@ describe('hostile input through the FUSE mount', { skip: skip ?? false }, () => 
             assert.deepEqual(plan.steps, [], `after ${what}: the dump plans ${JSON.stringify(plan.steps.slice(0, 5))} when applied again`);
           }
         }),
-        { seed: seed | 0, numRuns: RUNS },
+        { seed: seed | 0, numRuns: RUNS, includeErrorInReport: true },
       );
       process.stderr.write(`hostile FUSE input: ${RUNS} operations, ${refused} refused: ${JSON.stringify(Object.fromEntries(errnos))}\n`);
       assert.ok(refused > RUNS / 4, `only ${refused} of ${RUNS} operations were refused: the generator hardly reaches the refusals`);
