@@ -297,7 +297,6 @@ test('fuzz: hostile tree operations are refused cleanly and the tree stays consi
   process.stderr.write(
     `fuzz: accepted ${JSON.stringify([...accepted])}, refused ${JSON.stringify([...codes])}, ${Math.round(elapsed)} ms\n`,
   );
-  assert.ok(elapsed < 10_000, `took ${Math.round(elapsed)} ms`);
 });
 
 test('fuzz: a deep filter chain stops at the depth limit with EINVAL and data still flows', async () => {
