@@ -175,6 +175,11 @@ describe('hostile API input', { skip: skip ?? false }, () => {
 
   function checkAnswer(req: RawRequest, outcome: Outcome): void {
     const what = `${req.method} ${req.path}`;
+    // A body over the 64 KiB limit may be refused and the connection closed before the client
+    // has sent it all (it then sees EPIPE or ECONNRESET, not the answer), as any HTTP server
+    // does; the next request shows the daemon still answers, and the state is still compared.
+    const oversized = (req.raw?.length ?? 0) > 64 * 1024;
+    if (oversized && outcome.kind === 'lost' && /EPIPE|ECONNRESET/.test(outcome.error)) return;
     assert.equal(outcome.kind, 'answer', `${what}: no answer (${outcome.kind === 'lost' ? outcome.error : ''})`);
     if (outcome.kind !== 'answer') return;
     assert.ok(outcome.status < 500, `${what}: ${outcome.status} ${outcome.text.slice(0, 300)}`);
