@@ -153,14 +153,16 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   const clock = new SimClock();
   const lastMove = new Float64Array(n).fill(NaN); // simulated ms of each node's last move away
   const moves: Array<{ pid: number; to: number }> = [];
-  const slotOfPid = new Map<number, number>();
   /** The taskMigration service of node i's tree: its tasks by pid; a move is queued and made after the trees' turn. */
   const migrationFrom = (i: number): TaskMigration => ({
-    taskOf: (pid) => (slots.node[slotOfPid.get(pid) ?? -1] === i ? String(pid) : null),
+    taskOf: (pid) => {
+      const k = slots.slotOf(pid);
+      return k !== undefined && slots.node[k] === i ? String(pid) : null;
+    },
     migrate(task, node) {
       const pid = Number(task);
       const to = nodeOf.get(node);
-      const k = slotOfPid.get(pid);
+      const k = slots.slotOf(pid);
       if (to === undefined || k === undefined || slots.node[k] !== i)
         return Promise.reject(new SlicedError('ENOENT', `no task ${task} on ${names[i]}, or no node ${node}`));
       moves.push({ pid, to });
@@ -276,7 +278,7 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
   /** Make the moves the balancers asked for during the trees' turn. */
   const makeMoves = (t: number): void => {
     for (const { pid, to } of moves) {
-      const k = slotOfPid.get(pid);
+      const k = slots.slotOf(pid);
       if (k === undefined) continue; // ended since
       const from = slots.node[k]!;
       if (from === to) continue;
@@ -339,7 +341,6 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         const tasks = tasksOn[i]!;
         tasks.splice(tasks.indexOf(k), 1);
         memory[i] = memory[i]! - slots.memory[k]!;
-        slotOfPid.delete(slots.pid[k]!);
         slots.free(k);
       }
       share(i, t);
@@ -359,7 +360,6 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         }
         memory[i] = memory[i]! - slots.memory[k]!;
         if (slots.measured[k]) figures.add(t - slots.arrival[k]!, slots.duration[k]!);
-        slotOfPid.delete(slots.pid[k]!);
         slots.free(k);
       }
       tasks.length = kept;
@@ -384,7 +384,6 @@ export async function simulate(options: SimulateOptions): Promise<SimResult> {
         } else {
           advance(i, t);
           const k = slots.take(job, measured, i);
-          slotOfPid.set(slots.pid[k]!, k);
           if (job.curve !== null) {
             curveTasks++;
             steps.push(t + job.curveStep, k, slots.generation[k]!);
@@ -552,6 +551,7 @@ class TaskSlots {
   private freeList: number[] = [];
   private used = 0;
   private nextPid = 1000;
+  private readonly byPid = new Map<number, number>();
 
   take(job: Job, measured: boolean, node: number): number {
     const k = this.freeList.pop() ?? this.used++;
@@ -570,10 +570,17 @@ class TaskSlots {
     this.step[k] = 1;
     this.generation[k] = this.generation[k]! + 1;
     this.pid[k] = this.nextPid++;
+    this.byPid.set(this.pid[k]!, k);
     return k;
   }
 
+  /** The slot of the running task `pid`, or undefined once it has ended. */
+  slotOf(pid: number): number | undefined {
+    return this.byPid.get(pid);
+  }
+
   free(k: number): void {
+    this.byPid.delete(this.pid[k]!);
     this.curve[k] = null;
     this.freeList.push(k);
   }

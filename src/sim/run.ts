@@ -50,7 +50,10 @@ function readBytes(path: string): Buffer {
 
 const readText = (path: string): string => readBytes(path).toString('utf8');
 
-/** The regular files of a folder, or of a tar archive (gzip-compressed or not), by name. */
+/** A trace's data files: not hidden files, nor the README.md a trace folder carries. */
+const isTraceFile = (name: string): boolean => !name.startsWith('.') && name !== 'README.md';
+
+/** The trace files of a folder, or of a tar archive (gzip-compressed or not), by name. */
 async function readFiles(path: string): Promise<Array<{ name: string; text: string }>> {
   let folder: boolean;
   try {
@@ -60,7 +63,7 @@ async function readFiles(path: string): Promise<Array<{ name: string; text: stri
   }
   if (folder)
     return readdirSync(path, { withFileTypes: true })
-      .filter((e) => e.isFile() && !e.name.startsWith('.') && e.name !== 'README.md')
+      .filter((e) => e.isFile() && isTraceFile(e.name))
       .map((e) => ({ name: e.name, text: readFileSync(join(path, e.name), 'utf8') }));
   const files: Array<{ name: string; text: string }> = [];
   const archive = extract();
@@ -70,8 +73,7 @@ async function readFiles(path: string): Promise<Array<{ name: string; text: stri
       stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         const name = basename(header.name);
-        if (header.type === 'file' && !name.startsWith('.') && name !== 'README.md')
-          files.push({ name, text: Buffer.concat(chunks).toString('utf8') });
+        if (header.type === 'file' && isTraceFile(name)) files.push({ name, text: Buffer.concat(chunks).toString('utf8') });
         next();
       });
     });
