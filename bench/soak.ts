@@ -2,7 +2,7 @@
  * The soak (issue 16): `npm run soak -- [--minutes N] [--seed S] [--json]` (default 60
  * minutes): one daemon under steady mixed load (test/helpers/soak.ts says what), sampled every
  * 10 s, one line a minute. Last line: {rss_slope_mb_per_h, heap_slope_mb_per_h,
- * fd_slope_per_h, objects_slope_per_h, loop_delay_ms_p99, leftovers, changes, vsys_calls,
+ * native_slope_mb_per_h (RSS outside the JS heap), fd_slope_per_h, objects_slope_per_h, loop_delay_ms_p99, leftovers, changes, vsys_calls,
  * vsys_failures, tree_changes, errors, growing, minutes, seed, machine, load}. Exit status 1
  * when something grows beyond its noise, anything is left behind, or a request failed.
  */

@@ -93,9 +93,28 @@ export class ApiClient {
     });
   }
 
-  request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const { status, text } = await this.exchange(method, path, body);
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      throw new CliError(`unexpected answer from sliced: ${text.slice(0, 200)}`, EXIT.refused, 'EIO');
+    }
+    if (status >= 400) throw errorOf(status, parsed);
+    return parsed as T;
+  }
+
+  /** GET an answer that is not JSON (an SVG chart); a refusal is the usual error. */
+  async text(path: string): Promise<string> {
+    const { status, text } = await this.exchange('GET', path);
+    if (status >= 400) throw answerError(status, text);
+    return text;
+  }
+
+  private exchange(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const req = httpRequest(
         {
           socketPath: this.socketPath,
@@ -106,22 +125,7 @@ export class ApiClient {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown;
-            try {
-              parsed = text ? JSON.parse(text) : null;
-            } catch {
-              reject(new CliError(`unexpected answer from sliced: ${text.slice(0, 200)}`, EXIT.refused, 'EIO'));
-              return;
-            }
-            const status = res.statusCode ?? 500;
-            if (status >= 400) {
-              reject(errorOf(status, parsed));
-              return;
-            }
-            resolve(parsed as T);
-          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 500, text: Buffer.concat(chunks).toString('utf8') }));
         },
       );
       req.on('error', (err: NodeJS.ErrnoException) => reject(connectionError(this.socketPath, err)));

@@ -169,7 +169,7 @@ registerNetCommands(program, { client, print });
 registerTaskCommands(program, { client, print });
 registerClusterCommands(program, { print });
 registerWebCommands(program, { client, print });
-registerSimulateCommand(program, { print });
+registerSimulateCommand(program, { client, print });
 registerTopCommand(program, { client, print, json: (command) => globals(command).json === true });
 
 // ---- run ------------------------------------------------------------------------------------

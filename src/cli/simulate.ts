@@ -6,15 +6,25 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { CliError, EXIT } from './client.js';
+import { CliError, EXIT, type ApiClient } from './client.js';
 import { isSlicedError } from '../core/errors.js';
-import { renderTable } from '../core/table.js';
+import { assertValidName } from '../core/names.js';
+import { renderKeyValues, renderTable } from '../core/table.js';
 import { parseCpu, parseMemory } from '../core/units.js';
-import type { SimResult } from '../sim/metrics.js';
+import {
+  resultColumns,
+  type SavedResult,
+  type SavedSimulation,
+  type SimulationDocument,
+  type SimulationEntry,
+} from '../wire/simulations.js';
 
 export interface SimulateCliContext {
+  client(command: Command): ApiClient;
   print(command: Command, json: unknown, text: () => string): void;
 }
+
+const enc = encodeURIComponent;
 
 const collect = (value: string, all: string[]): string[] => [...all, value];
 
@@ -35,49 +45,10 @@ function fraction(flag: string, text: string): number {
   return n;
 }
 
-const round = (v: number, digits = 3): string => (Number.isFinite(v) ? String(Number(v.toFixed(digits))) : String(v));
-
-export function resultsTable(results: readonly SimResult[]): string {
-  const curves = results.some((r) => r.curves !== null);
-  // Jobs with demand curves end by time: what counts is the share of their demand they got, and the nodes' time over capacity.
-  const [headers, cells] = curves
-    ? [
-        ['VMS', 'CPU ASKED (CPU-S)', 'SERVED', 'OVERLOADED'],
-        (r: SimResult) => [
-          String(r.curves?.tasks ?? 0),
-          String(Math.round(r.curves?.askedCpuSeconds ?? 0)),
-          round(r.curves?.servedFraction ?? NaN, 4),
-          round(r.overloadedFraction, 4),
-        ],
-      ]
-    : [
-        ['JOBS', 'SOJOURN MEAN', 'P50', 'P99', 'SLOWDOWN MEAN', 'P99', 'WAIT MEAN'],
-        (r: SimResult) => [
-          String(r.measured),
-          round(r.sojourn.mean),
-          round(r.sojourn.p50),
-          round(r.sojourn.p99),
-          round(r.slowdown.mean),
-          round(r.slowdown.p99),
-          round(r.wait.mean),
-        ],
-      ];
-  const all = ['POLICY', ...headers, 'UTIL', 'IMBALANCE', 'MIGRATIONS', 'REFUSED', 'UNPLACED', 'VIOLATIONS', 'DECISIONS/S'];
-  return renderTable(
-    all,
-    results.map((r) => [
-      r.label,
-      ...cells(r),
-      round(r.utilisationMean),
-      round(r.imbalanceMean),
-      String(r.migrations),
-      String(r.refused),
-      String(r.unplaced),
-      String(r.reservationViolations),
-      String(Math.round(r.decisionsPerSecond)),
-    ]),
-    new Set(all.map((_, c) => c).filter((c) => c > 0)),
-  );
+/** The side-by-side table of `slicectl simulate` (and `slicectl simulation show`). */
+export function resultsTable(results: readonly SavedResult[]): string {
+  const { headers, rows } = resultColumns(results);
+  return renderTable(headers, rows, new Set(headers.map((_, c) => c).filter((c) => c > 0)));
 }
 
 export function registerSimulateCommand(program: Command, ctx: SimulateCliContext): void {
@@ -103,7 +74,13 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
     .option('--warmup <fraction>', 'share of the jobs, by arrival, left out of the statistics at the start', '0')
     .option('--plugin-dir <dir>', 'a directory of sliced-plugin-* packages (repeatable)', collect, [] as string[])
     .option('--out <dir>', 'also write results.json and the charts there: utilisation.svg, and slowdown-cdf.svg when jobs have run times')
+    .option(
+      '--save <name>',
+      "also keep the run in this node's sliced under NAME (replacing one of that name): slicectl simulation, the dashboard's Simulations page",
+    )
     .action(async (options: Record<string, string | string[] | undefined>, command: Command) => {
+      // A name that cannot be saved is refused before the run, not after it.
+      const save = options.save === undefined ? null : checkedName(options.save as string);
       const cpu = parseCpu(options.nodeCpu);
       if (!cpu.ok || cpu.value <= 0)
         throw usage(`--node-cpu ${JSON.stringify(options.nodeCpu)}: ${cpu.ok ? 'must be more than 0' : cpu.reason}`);
@@ -131,13 +108,91 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
         if (isSlicedError(err)) throw new CliError(err.message, EXIT.usage, err.code);
         throw err;
       });
-      const document = { workload: options.workload, skipped, seed: Number(options.seed), loadPeriod: period, results };
+      const document: SimulationDocument = {
+        workload: options.workload as string,
+        skipped,
+        seed: Number(options.seed),
+        loadPeriod: period,
+        results,
+      };
       if (options.out !== undefined) {
         mkdirSync(options.out as string, { recursive: true });
         writeFileSync(join(options.out as string, 'results.json'), `${JSON.stringify(document, null, 2)}\n`);
         for (const [name, svg] of Object.entries(resultCharts(results))) writeFileSync(join(options.out as string, name), svg);
       }
-      const note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
+      let note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
+      if (save !== null) {
+        const saved = await ctx
+          .client(command)
+          .request<SimulationEntry & { replaced: boolean }>('PUT', `/v1/simulations/${enc(save)}`, document);
+        note += `\n${saved.replaced ? 'replaced' : 'saved as'} simulation ${save}: slicectl simulation show ${save}, or the dashboard's Simulations page`;
+      }
       ctx.print(command, document, () => resultsTable(results) + note);
+    });
+
+  registerSavedCommands(program, ctx);
+}
+
+function checkedName(name: string): string {
+  try {
+    return assertValidName('simulation', name);
+  } catch (err) {
+    throw usage(`--save: ${(err as Error).message}`);
+  }
+}
+
+/** `slicectl simulation`: the runs saved with --save, kept by the daemon. */
+function registerSavedCommands(program: Command, ctx: SimulateCliContext): void {
+  const simulation = program
+    .command('simulation')
+    .description('the simulations saved with slicectl simulate --save: list, show (table, charts), delete');
+  simulation
+    .command('list')
+    .description('list the saved simulations: name, when, workload, nodes, policies')
+    .action(async (_options: unknown, command: Command) => {
+      const list = await ctx.client(command).get<{ simulations: SimulationEntry[] }>('/v1/simulations');
+      ctx.print(command, list, () =>
+        list.simulations.length === 0
+          ? 'no saved simulations (slicectl simulate ... --save NAME saves one)'
+          : renderTable(
+              ['NAME', 'SAVED', 'WORKLOAD', 'NODES', 'POLICIES'],
+              list.simulations.map((s) => [s.name, s.savedAt, s.workload, String(s.nodes ?? '-'), s.policies.join(', ')]),
+              new Set([3]),
+            ),
+      );
+    });
+  simulation
+    .command('show <name>')
+    .description("a saved simulation's table, as slicectl simulate printed it; --out DIR also writes its results.json and charts")
+    .option('--out <dir>', 'write results.json and the charts (SVG) there')
+    .action(async (name: string, options: { out?: string }, command: Command) => {
+      const client = ctx.client(command);
+      const saved = await client.get<SavedSimulation>(`/v1/simulations/${enc(name)}`);
+      if (options.out !== undefined) {
+        mkdirSync(options.out, { recursive: true });
+        writeFileSync(join(options.out, 'results.json'), `${JSON.stringify(saved.document, null, 2)}\n`);
+        for (const chart of saved.charts)
+          writeFileSync(join(options.out, chart), await client.text(`/v1/simulations/${enc(name)}/${enc(chart)}`));
+      }
+      ctx.print(command, saved, () =>
+        [
+          renderKeyValues([
+            ['name', saved.name],
+            ['saved', saved.savedAt],
+            ['workload', saved.workload],
+            ['seed', String(saved.seed)],
+            ['load period', saved.document.loadPeriod],
+            ['charts', saved.charts.join(', ')],
+          ]),
+          resultsTable(saved.document.results),
+        ].join('\n\n'),
+      );
+    });
+  simulation
+    .command('delete <name>')
+    .description('delete a saved simulation')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const answer = await ctx.client(command).delete<{ deleted: string }>(`/v1/simulations/${enc(name)}`);
+      ctx.print(command, answer, () => `simulation ${name} deleted`);
     });
 }

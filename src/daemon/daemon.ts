@@ -28,6 +28,7 @@ import { vsysLimits, type SlicedConfig } from './config.js';
 import { preflight, socketAnswers } from './preflight.js';
 import { raiseOpenFilesLimit } from '../kernel/open-files.js';
 import { VsysBroker } from '../vsys/broker.js';
+import { SimulationStore } from './simulations.js';
 import { SlicedError } from '../core/errors.js';
 import { loadBfq } from '../kernel/block-devices.js';
 import { SliceCatalog } from '../cluster/slice-catalog.js';
@@ -200,6 +201,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
       tree: { service: framework.service, tree },
       broker,
       web: () => dashboard?.info ?? null,
+      simulations: new SimulationStore(config.stateDir, log),
       placement: (slice, parentPid) => {
         const answer = tree.placeNewTask({ parentPid, sessionId: readSessionOf(parentPid), slice });
         if (answer.refused) throw new SlicedError('EBUSY', `scheduler ${answer.scheduler} refuses new tasks now: ${answer.refused}`);

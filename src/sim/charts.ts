@@ -75,25 +75,33 @@ export function lineChart(options: {
   return parts.join('\n');
 }
 
-/** The charts of a comparison, by file name: utilisation, and the slowdown's CDF when jobs had run times (not curves). */
-export function resultCharts(results: readonly SimResult[]): Record<string, string> {
-  const utilisation = lineChart({
-    title: 'Utilisation of the nodes over time',
-    xLabel: 'simulated seconds',
-    yLabel: 'share of all CPU used',
-    series: results.map((r) => ({ label: r.label, points: r.utilisation })),
-    yMax: 1,
-  });
-  if (results.every((r) => r.slowdownCdf.length === 0)) return { 'utilisation.svg': utilisation };
-  return {
-    'utilisation.svg': utilisation,
-    'slowdown-cdf.svg': lineChart({
+/** What the charts draw of a result (a saved one too). */
+export type ChartedResult = Pick<SimResult, 'label' | 'utilisation' | 'slowdownCdf'>;
+
+/** The charts' file names: utilisation, and the slowdown's CDF when jobs had run times (not curves). */
+export function chartNames(results: readonly ChartedResult[]): string[] {
+  return results.every((r) => r.slowdownCdf.length === 0) ? ['utilisation.svg'] : ['utilisation.svg', 'slowdown-cdf.svg'];
+}
+
+/** The charts of a comparison, by file name (chartNames). */
+export function resultCharts(results: readonly ChartedResult[]): Record<string, string> {
+  const charts: Record<string, string> = {
+    'utilisation.svg': lineChart({
+      title: 'Utilisation of the nodes over time',
+      xLabel: 'simulated seconds',
+      yLabel: 'share of all CPU used',
+      series: results.map((r) => ({ label: r.label, points: r.utilisation })),
+      yMax: 1,
+    }),
+  };
+  if (chartNames(results).includes('slowdown-cdf.svg'))
+    charts['slowdown-cdf.svg'] = lineChart({
       title: 'Slowdown: share of jobs at most x',
       xLabel: 'slowdown (sojourn / run time alone), log scale',
       yLabel: 'share of jobs',
       series: results.map((r) => ({ label: r.label, points: r.slowdownCdf })),
       logX: true,
       yMax: 1,
-    }),
-  };
+    });
+  return charts;
 }

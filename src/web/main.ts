@@ -1,6 +1,6 @@
 /**
  * The dashboard page: sign-in (the token, or a link carrying it after "#token="), then the
- * pages by the address's hash (#/node, #/slices, #/framework, #/cluster, #/vsys), all fed
+ * pages by the address's hash (#/node, #/slices, #/framework, #/cluster, #/vsys, #/simulations), all fed
  * by one live stream.
  */
 import 'uplot/dist/uPlot.min.css';
@@ -13,6 +13,7 @@ import { clusterPage } from './pages/cluster.js';
 import { frameworkPage } from './pages/framework.js';
 import { nodePage } from './pages/node.js';
 import { slicesPage } from './pages/slices.js';
+import { simulationsPage } from './pages/simulations.js';
 import { vsysPage } from './pages/vsys.js';
 
 const PAGES: Record<string, { title: string; page: Page }> = {
@@ -21,6 +22,7 @@ const PAGES: Record<string, { title: string; page: Page }> = {
   framework: { title: 'Framework', page: frameworkPage },
   cluster: { title: 'Cluster', page: clusterPage },
   vsys: { title: 'vsys', page: vsysPage },
+  simulations: { title: 'Simulations', page: simulationsPage },
 };
 
 const live = new LiveStore();

@@ -120,6 +120,8 @@ const route = fc.oneof(
   fc.tuple(segment, segment, segment).map(([p, a, port]) => ({ method: 'DELETE', path: `/v1/net/reservations/${p}/${a}/${port}` })),
   segment.map((s) => ({ method: 'GET', path: `/v1/net/accounts/${s}` })),
   segment.map((s) => ({ method: 'DELETE', path: `/v1/net/accounts/${s}` })),
+  fc.tuple(fc.constantFrom('GET', 'PUT', 'DELETE'), segment).map(([m, s]) => ({ method: m, path: `/v1/simulations/${s}` })),
+  fc.tuple(segment, segment).map(([s, c]) => ({ method: 'GET', path: `/v1/simulations/${s}/${c}` })),
   fc
     .tuple(segment, fc.string({ maxLength: 10 }))
     .map(([s, q]) => ({ method: 'GET', path: `/v1/vsys/log?slice=${s}&limit=${encodeURIComponent(q)}` })),
@@ -164,13 +166,14 @@ describe('hostile API input', { skip: skip ?? false }, () => {
     await daemon?.destroy();
   });
 
-  /** What a refusal must leave as it was: allocations (not live figures), reservations, the tree. */
+  /** What a refusal must leave as it was: allocations (not live figures), reservations, the tree, saved simulations. */
   async function state(): Promise<string> {
     const status = await daemon.api.get<{ slices: Array<Record<string, unknown>>; domains: Array<Record<string, unknown>> }>('/v1/status');
     const strip = (views: Array<Record<string, unknown>>): unknown[] => views.map(({ live: _live, ...rest }) => rest);
     const reservations = await daemon.api.get('/v1/net/reservations');
     const tree = await daemon.api.get<{ yaml: string }>('/v1/tree/dump');
-    return JSON.stringify({ slices: strip(status.slices), domains: strip(status.domains), reservations, tree: tree.yaml });
+    const simulations = await daemon.api.get('/v1/simulations');
+    return JSON.stringify({ slices: strip(status.slices), domains: strip(status.domains), reservations, tree: tree.yaml, simulations });
   }
 
   function checkAnswer(req: RawRequest, outcome: Outcome): void {

@@ -5,7 +5,8 @@
  * compressed with headers that forbid framing. Then in headless Chromium: every page loads
  * without console errors (screenshots in test-artifacts/), the node page follows a slice's
  * burner as it starts and stops (the figures read from the page are the API's of the same
- * period), and the framework graph shows a directory and a link made with slicectl.
+ * period), the framework graph shows a directory and a link made with slicectl, and a
+ * simulation saved with slicectl simulate --save shows with its charts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,12 +21,14 @@ import fc from 'fast-check';
 import { fuzzSeed } from '../helpers/prng.js';
 import { freePort, SLICECTL, TestDaemon } from '../helpers/daemon.js';
 import { until } from '../helpers/cluster.js';
+import { rawCall } from '../helpers/raw-api.js';
 import { commandSkipReason, kernelSkipReason, skipWith, SLOW } from '../helpers/env.js';
 import { ARTIFACTS, browserSkipReason, collectErrors, launchBrowser, screenshot } from '../helpers/browser.js';
 import { Firefox, firefoxSkipReason } from '../helpers/firefox.js';
 import type { SliceView } from '../../src/wire/slices.js';
 import type { WebInfo } from '../../src/wire/web.js';
 import type { LiveFrame } from '../../src/wire/dashboard.js';
+import type { SimulationEntry } from '../../src/wire/simulations.js';
 
 const RUNS = Number(process.env.HOSTILE_WEB_RUNS ?? 1000);
 
@@ -159,7 +162,24 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     const seed = fuzzSeed('hostile input, the web port');
     const before = JSON.stringify(await daemon.api.get('/v1/slices'));
     const segment = fc.oneof(
-      fc.constantFrom('v1', 'slices', 'wa', 'nodes', 'tasks', 'tree', 'vsys', 'live', 'session', '..', '%2e%2e', '%2F', '%ff', 'a%00b', ''),
+      fc.constantFrom(
+        'v1',
+        'slices',
+        'wa',
+        'nodes',
+        'tasks',
+        'tree',
+        'vsys',
+        'simulations',
+        'live',
+        'session',
+        '..',
+        '%2e%2e',
+        '%2F',
+        '%ff',
+        'a%00b',
+        '',
+      ),
       fc.string({ maxLength: 16 }).map(encodeURIComponent),
     );
     const request = fc.record({
@@ -200,6 +220,82 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     assert.equal(JSON.stringify(await daemon.api.get('/v1/slices')), before, 'nothing changed');
   });
 
+  test('slicectl simulate --save keeps a run on the node: slicectl simulation list, show (--out: the charts simulate --out writes), delete; the web port serves it to a session only', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'sliced-test-sim-'));
+    try {
+      const run = (extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+        daemon.cli([
+          'simulate',
+          '--workload',
+          'poisson:rate=7,duration=1,count=3000',
+          '--nodes',
+          '8',
+          '--policy',
+          'random',
+          '--policy',
+          'least_loaded',
+          ...extra,
+        ]);
+      const saved = await run(['--out', join(out, 'run'), '--save', 'wsim']);
+      assert.equal(saved.code, 0, saved.stderr);
+      assert.match(saved.stdout, /saved as simulation wsim/);
+      assert.equal((await run(['--save', '../x'])).code, 2, 'a name that cannot be saved is refused before the run');
+      const list = await daemon.cliJson<{ simulations: SimulationEntry[] }>(['simulation', 'list']);
+      assert.deepEqual(
+        list.simulations.map((s) => [s.name, s.nodes, s.policies, s.charts]),
+        [['wsim', 8, ['random', 'least_loaded'], ['utilisation.svg', 'slowdown-cdf.svg']]],
+      );
+      const shown = await daemon.cli(['simulation', 'show', 'wsim', '--out', join(out, 'shown')]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /^random +3000 /m);
+      assert.match(shown.stdout, /^least_loaded +3000 /m);
+      for (const file of ['results.json', 'utilisation.svg', 'slowdown-cdf.svg'])
+        assert.equal(
+          readFileSync(join(out, 'shown', file), 'utf8'),
+          readFileSync(join(out, 'run', file), 'utf8'),
+          `${file} as simulate wrote it`,
+        );
+      assert.equal(statSync(join(daemon.stateDir, 'simulations', 'wsim.json')).mode & 0o777, 0o600);
+
+      // The web port: a session reads the list and the charts (as SVG); without one, nothing.
+      const chart = `${base}/api/v1/simulations/wsim/utilisation.svg`;
+      assert.equal((await fetch(chart)).status, 401);
+      const { cookie } = await signIn();
+      const svg = await fetch(chart, { headers: { cookie } });
+      assert.equal(svg.status, 200);
+      assert.match(svg.headers.get('content-type') ?? '', /^image\/svg\+xml/);
+      assert.match(await svg.text(), /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+      const missing = await fetch(`${base}/api/v1/simulations/wsim/other.svg`, { headers: { cookie } });
+      assert.equal(missing.status, 404);
+
+      // A document that is not the simulator's is refused, naming what is wrong; nothing is saved.
+      const put = async (name: string, body: unknown): Promise<{ status: number; text: string }> => {
+        const outcome = await rawCall(daemon.socket, { method: 'PUT', path: `/v1/simulations/${name}`, body });
+        assert.equal(outcome.kind, 'answer');
+        return outcome as { status: number; text: string };
+      };
+      const bad = await put('wbad', { workload: 'x', skipped: 0, seed: 1, loadPeriod: '1000', results: [], extra: 1 });
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /unknown field \\"extra\\"/);
+      assert.equal((await daemon.cli(['simulation', 'show', 'wbad'])).code, 3);
+      assert.equal((await daemon.cli(['simulation', 'delete', 'wbad'])).code, 3);
+
+      // Saved twice: kept once, replaced.
+      const again = await daemon.cli(['simulation', 'show', 'wsim', '--json']);
+      assert.equal(again.code, 0);
+      const keep = (JSON.parse(again.stdout) as { document: unknown }).document;
+      assert.equal((await put('wsim2', keep)).status, 201);
+      assert.equal((await put('wsim2', keep)).status, 200);
+      assert.equal((await daemon.cli(['simulation', 'delete', 'wsim2'])).code, 0);
+      assert.deepEqual(
+        (await daemon.cliJson<{ simulations: SimulationEntry[] }>(['simulation', 'list'])).simulations.map((s) => s.name),
+        ['wsim'],
+      );
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   test('slicectl top: one reading without a terminal (text and JSON), and the full screen on a terminal with keys', async () => {
     const once = await daemon.cli(['top', '--once']);
     assert.equal(once.code, 0, once.stderr);
@@ -238,6 +334,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
     ['framework', '#tree-graph [data-path="/probes"]'],
     ['cluster', '#nodes tr[data-node]'],
     ['vsys', '#vsys-services'],
+    ['simulations', '#simulations tr[data-simulation="wsim"]'],
   ] as const;
 
   test("in Firefox: every page loads without console errors, and the node page follows a slice's burner (screenshots in test-artifacts/)", async (t) => {
@@ -405,6 +502,45 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       await page.waitForSelector('#tree-details th');
       assert.match((await page.textContent('#tree-details')) ?? '', /probe_period/);
       assert.equal((await daemon.cli(['rmdir', '/schedulers/webt'])).code, 0);
+      assert.deepEqual(errors, []);
+      await context.close();
+    });
+
+    test("the Simulations page shows a saved run's table and charts, and deletes it after asking", async (t) => {
+      if (reason) return skipWith(t, reason);
+      const { context, page, errors } = await openPage();
+      const asked: string[] = [];
+      page.on('dialog', (dialog) => {
+        asked.push(dialog.message());
+        void dialog.accept();
+      });
+      await page.goto(info.signInUrl);
+      await page.waitForSelector('nav');
+      await page.goto(`${base}/#/simulations`);
+      await page.click('#simulations tr[data-simulation="wsim"] a');
+      await page.waitForSelector('#simulation-results td');
+      const rows = await page.$$eval('#simulation-results tr', (trs) => trs.slice(1).map((tr) => tr.children[0]!.textContent));
+      assert.deepEqual(rows, ['random', 'least_loaded']);
+      // Both charts drawn: each image loaded from the daemon and decoded as SVG.
+      await until(
+        'the charts',
+        async () => {
+          const sizes = await page.$$eval('#simulation img', (imgs) =>
+            imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth),
+          );
+          return sizes.length === 2 && sizes.every((w) => w > 0);
+        },
+        SHOWN_MS,
+      );
+      assert.deepEqual(await page.$$eval('#simulation img', (imgs) => imgs.map((i) => i.getAttribute('data-chart'))), [
+        'utilisation.svg',
+        'slowdown-cdf.svg',
+      ]);
+      await screenshot(page, 'dashboard-simulation');
+      await page.click('#simulations tr[data-simulation="wsim"] button.danger');
+      await until('the run to go', async () => (await daemon.cli(['simulation', 'show', 'wsim'])).code === 3, SHOWN_MS);
+      await page.waitForSelector('#simulations tr[data-simulation="wsim"]', { state: 'detached', timeout: SHOWN_MS });
+      assert.deepEqual(asked, ['Delete simulation wsim?']);
       assert.deepEqual(errors, []);
       await context.close();
     });

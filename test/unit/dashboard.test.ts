@@ -108,6 +108,9 @@ describe('what the dashboard may ask of the admin API', () => {
       ['GET', '/v1/tasks/0123456789ab'],
       ['GET', '/v1/tree/cat'],
       ['GET', '/v1/vsys/log'],
+      ['GET', '/v1/simulations'],
+      ['GET', '/v1/simulations/run-1'],
+      ['GET', '/v1/simulations/run-1/utilisation.svg'],
     ] as Array<[string, string]>)
       assert.equal(webAccess(method, path), 'read', `${method} ${path}`);
     for (const [method, path] of [
@@ -117,6 +120,7 @@ describe('what the dashboard may ask of the admin API', () => {
       ['PATCH', '/v1/nodes/n1'],
       ['POST', '/v1/nodes/n1/drain'],
       ['POST', '/v1/tasks/0123456789ab/stop'],
+      ['DELETE', '/v1/simulations/run-1'],
     ] as Array<[string, string]>)
       assert.equal(webAccess(method, path), 'admin', `${method} ${path}`);
     for (const [method, path] of [
@@ -130,6 +134,9 @@ describe('what the dashboard may ask of the admin API', () => {
       ['GET', '/v1/slices/a/b'],
       ['PUT', '/v1/slices/web'],
       ['GET', '/v1/web'],
+      ['PUT', '/v1/simulations/run-1'],
+      ['GET', '/v1/simulations/run-1/results.json'],
+      ['DELETE', '/v1/simulations'],
     ] as Array<[string, string]>)
       assert.equal(webAccess(method, path), null, `${method} ${path}`);
   });

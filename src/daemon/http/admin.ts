@@ -24,6 +24,8 @@ import { netRoutes } from './net.js';
 import { placementRoutes, treeRoutes } from './tree.js';
 import { vsysRoutes } from './vsys.js';
 import { taskRoutes } from './tasks.js';
+import { simulationRoutes } from './simulations.js';
+import type { SimulationStore } from '../simulations.js';
 import type { TaskService } from '../tasks.js';
 import type { NodeLoads } from '../node-loads.js';
 import type { WebInfo } from '../../wire/web.js';
@@ -47,6 +49,8 @@ export interface AdminApiServices {
   placement?: ExecPlacement;
   /** The dashboard's address and sign-in link, or null when it is off. */
   web?: () => WebInfo | null;
+  /** Saved simulations (slicectl simulate --save). */
+  simulations: SimulationStore;
 }
 
 export function buildAdminApi({
@@ -60,6 +64,7 @@ export function buildAdminApi({
   loads,
   placement,
   web,
+  simulations,
 }: AdminApiServices): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkErrorHandler });
   registerJsonParser(app);
@@ -78,6 +83,7 @@ export function buildAdminApi({
   void app.register(vsysRoutes, { prefix: '/v1/vsys', broker });
   void app.register(netRoutes, { prefix: '/v1/net', agent, changes });
   void app.register(taskRoutes, { prefix: '/v1/tasks', tasks });
+  void app.register(simulationRoutes, { prefix: '/v1/simulations', simulations });
   app.get('/v1/web', async () => {
     const info = web?.() ?? null;
     if (info === null) throw new SlicedError('ENOENT', 'the dashboard is off on this node (sliced --web HOST:PORT, or web: in the config)');

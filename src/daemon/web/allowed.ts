@@ -17,6 +17,7 @@ const READ: readonly RegExp[] = [
   new RegExp(`^/v1/tasks(/${TASK})?$`),
   /^\/v1\/tree\/(ls|cat|stat|readlink|tree|dump)$/,
   /^\/v1\/vsys(\/services|\/log)?$/,
+  new RegExp(`^/v1/simulations(/${NAME}(/${NAME}\\.svg)?)?$`),
 ];
 
 const ADMIN: ReadonlyArray<readonly [string, RegExp]> = [
@@ -26,6 +27,7 @@ const ADMIN: ReadonlyArray<readonly [string, RegExp]> = [
   ['PATCH', new RegExp(`^/v1/nodes/${NAME}$`)],
   ['POST', new RegExp(`^/v1/nodes/${NAME}/drain$`)],
   ['POST', new RegExp(`^/v1/tasks/${TASK}/stop$`)],
+  ['DELETE', new RegExp(`^/v1/simulations/${NAME}$`)],
 ];
 
 /** How a request to the admin API (`path` without the query) may be made from the dashboard, or null when it may not. */
