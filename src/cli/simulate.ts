@@ -62,7 +62,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
     )
     .option(
       '--policy <file|name>',
-      'a tree document (YAML, as slicectl dump prints) or random, round_robin, least_loaded, best_of_two; repeat to compare',
+      'a tree document (YAML, as slicectl dump prints) or random, round_robin, least_loaded, best_of_two, round_robin_balancer; repeat to compare',
       collect,
       [] as string[],
     )

@@ -24,7 +24,7 @@ export { documentFor, simulate } from './engine.js';
 export { resultCharts } from './charts.js';
 
 /** The built-in placement policies a run may name instead of a document. */
-export const NAMED_POLICIES = ['random', 'round_robin', 'least_loaded', 'best_of_two'] as const;
+export const NAMED_POLICIES = ['random', 'round_robin', 'least_loaded', 'best_of_two', 'round_robin_balancer'] as const;
 
 export interface RunSpec {
   nodes: SimulateOptions['nodes'];

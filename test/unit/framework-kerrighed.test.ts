@@ -173,6 +173,8 @@ describe("Kerrighed's legacy scheduler setup on our tree", () => {
     assert.deepEqual(answers, ['n2', 'n3', 'n1', 'n2']);
     assert.equal(statusOf(tree, '/schedulers/rr/round_robin_balancer').last_target, 'n2');
     assert.equal(nextInRing(['a', 'b'], 'z'), 'a');
+    // A local task (no candidates) with node_load unwired: no answer, the schedulers below decide.
+    assert.equal(tree.placeNewTask({ parentPid: 1, sessionId: null, slice: null }).node ?? null, null);
   });
 
   test('dump and apply carry the filters’ ports and their links', async () => {

@@ -232,14 +232,14 @@ describe('simulator parts', () => {
     assert.notEqual(await run(5), await run(6));
   });
 
-  test('placement by the same policy modules: least_loaded and round_robin spread the tasks; no answer is counted; a bad document is refused', async () => {
+  test("placement by the same policy modules: least_loaded, round_robin and Kerrighed's round_robin_balancer spread the tasks; no answer is counted; a bad document is refused", async () => {
     const jobs = (): ReturnType<typeof jobsOf> => {
       const w = readCsvWorkload(`arrival,duration,cpu\n${Array.from({ length: 8 }, (_, k) => `${k * 0.01},100,1000`).join('\n')}\n`);
       return jobsOf(w);
     };
     const nodes = { count: 4, cpuMillicores: 2000 };
     // Eight long tasks, each asking 1 CPU, on four 2-CPU nodes: both spread them two a node.
-    for (const policy of ['least_loaded', 'round_robin']) {
+    for (const policy of ['least_loaded', 'round_robin', 'round_robin_balancer']) {
       const r = await simulate({ nodes, jobs: jobs(), document: documentFor(policy), seed: 1, loadUpdateMs: 'instant' });
       assert.equal(r.decisions, 8);
       // Two a node: each task has a CPU to itself and takes its 100 s; a third on a node would slow all three.

@@ -1,11 +1,13 @@
 /**
  * round_robin_balancer (Kerrighed's): each new task goes to the node after the last target in
  * the ring of nodes (after this node the first time). The ring is the task's candidate nodes
- * in name order (Kerrighed's was the scheduler's node_set); a local new task (no candidates)
- * gets no answer.
+ * in name order; a task that names none goes round the nodes its node_load port sees, when it
+ * is wired (Kerrighed's node_set: the cluster's nodes, as the simulator wires it). Unwired, a
+ * local new task gets no answer, so that the schedulers below decide.
  * Kerrighed's read-only `last_target` attribute is in `status`.
  */
 import type { PolicyType } from '../../framework/types.js';
+import { NODE_NAMES_PORT, nodeNames } from './nodes.js';
 
 /** The node after `after` in the ring `nodes` (sorted), wrapping round. */
 export function nextInRing(nodes: readonly string[], after: string): string | undefined {
@@ -16,13 +18,22 @@ const roundRobinBalancer: PolicyType = {
   kind: 'policy',
   name: 'round_robin_balancer',
   description: "Kerrighed's round_robin_balancer: each new task goes to the next node in the ring after the last target",
-  ports: [],
+  ports: [NODE_NAMES_PORT],
   create(ctx) {
     let lastTarget: string | null = null;
+    // The port's ring, sorted once per value the port gives.
+    let seen: { value: unknown; ring: string[] } | null = null;
+    const portRing = (): readonly string[] | null => {
+      const value = ctx.ports!.node_load ?? null;
+      if (value === null) return null;
+      if (seen?.value !== value) seen = { value, ring: [...nodeNames(value, ctx.services.nodeName)].sort() };
+      return seen.ring;
+    };
     return {
       newTaskNode(task) {
-        if (!task.nodes) return null;
-        const target = nextInRing([...task.nodes].sort(), lastTarget ?? ctx.services.nodeName);
+        const ring = task.nodes ? [...task.nodes].sort() : portRing();
+        if (ring === null) return null;
+        const target = nextInRing(ring, lastTarget ?? ctx.services.nodeName);
         if (target === undefined) return null;
         lastTarget = target;
         return target;
