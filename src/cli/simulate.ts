@@ -115,11 +115,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
         loadPeriod: period,
         results,
       };
-      if (options.out !== undefined) {
-        mkdirSync(options.out as string, { recursive: true });
-        writeFileSync(join(options.out as string, 'results.json'), `${JSON.stringify(document, null, 2)}\n`);
-        for (const [name, svg] of Object.entries(resultCharts(results))) writeFileSync(join(options.out as string, name), svg);
-      }
+      if (options.out !== undefined) writeRun(options.out as string, document, Object.entries(resultCharts(results)));
       let note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
       if (save !== null) {
         const saved = await ctx
@@ -131,6 +127,13 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
     });
 
   registerSavedCommands(program, ctx);
+}
+
+/** What --out writes: results.json and the charts, by file name. */
+function writeRun(dir: string, document: SimulationDocument, charts: ReadonlyArray<[string, string]>): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'results.json'), `${JSON.stringify(document, null, 2)}\n`);
+  for (const [name, svg] of charts) writeFileSync(join(dir, name), svg);
 }
 
 function checkedName(name: string): string {
@@ -169,10 +172,9 @@ function registerSavedCommands(program: Command, ctx: SimulateCliContext): void 
       const client = ctx.client(command);
       const saved = await client.get<SavedSimulation>(`/v1/simulations/${enc(name)}`);
       if (options.out !== undefined) {
-        mkdirSync(options.out, { recursive: true });
-        writeFileSync(join(options.out, 'results.json'), `${JSON.stringify(saved.document, null, 2)}\n`);
-        for (const chart of saved.charts)
-          writeFileSync(join(options.out, chart), await client.text(`/v1/simulations/${enc(name)}/${enc(chart)}`));
+        const charts: Array<[string, string]> = [];
+        for (const chart of saved.charts) charts.push([chart, await client.text(`/v1/simulations/${enc(name)}/${enc(chart)}`)]);
+        writeRun(options.out, saved.document, charts);
       }
       ctx.print(command, saved, () =>
         [

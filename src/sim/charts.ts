@@ -8,6 +8,7 @@ import type { SimResult } from './metrics.js';
 const WIDTH = 720;
 const HEIGHT = 360;
 const MARGIN = { left: 60, right: 150, top: 30, bottom: 45 };
+const LABEL_MAX = 40;
 const COLOURS = ['#3b6ea5', '#d9822b', '#3c9d5d', '#c23b3b', '#7a5ea8', '#8c6d46', '#c2549d', '#5a6b7d'];
 
 interface Series {
@@ -37,13 +38,17 @@ export function lineChart(options: {
   const xs = all.map(([x]) => fx(x));
   const [x0, x1] = xs.length > 0 ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
   const y1 = options.yMax ?? Math.max(1e-9, ...all.map(([, y]) => y));
+  // The legend is as wide as its longest label (about 7 px a character at 12 px), cut at LABEL_MAX characters.
+  const labels = options.series.map((s) => (s.label.length > LABEL_MAX ? `${s.label.slice(0, LABEL_MAX - 1)}…` : s.label));
+  const right = Math.max(MARGIN.right, 48 + 7 * Math.max(0, ...labels.map((l) => l.length)));
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
+  const width = MARGIN.left + plotW + right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const sx = (x: number): number => MARGIN.left + ((fx(x) - x0) / (x1 - x0 || 1)) * plotW;
   const sy = (y: number): number => MARGIN.top + plotH - (y / y1) * plotH;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${HEIGHT}" viewBox="0 0 ${width} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${HEIGHT}" fill="#fff"/>`,
     `<text x="${MARGIN.left}" y="18" font-size="14" font-weight="bold">${escape(options.title)}</text>`,
   ];
   for (let k = 0; k <= 4; k++) {
@@ -67,8 +72,8 @@ export function lineChart(options: {
     if (d !== '') parts.push(`<path d="${d}" fill="none" stroke="${colour}" stroke-width="1.5"/>`);
     const ly = MARGIN.top + 14 + i * 18;
     parts.push(
-      `<line x1="${WIDTH - MARGIN.right + 12}" x2="${WIDTH - MARGIN.right + 32}" y1="${ly - 4}" y2="${ly - 4}" stroke="${colour}" stroke-width="3"/>`,
-      `<text x="${WIDTH - MARGIN.right + 38}" y="${ly}">${escape(s.label)}</text>`,
+      `<line x1="${width - right + 12}" x2="${width - right + 32}" y1="${ly - 4}" y2="${ly - 4}" stroke="${colour}" stroke-width="3"/>`,
+      `<text x="${width - right + 38}" y="${ly}">${escape(labels[i]!)}</text>`,
     );
   });
   parts.push('</svg>\n');

@@ -380,11 +380,16 @@ describe('the dashboard', { skip: skip ?? false }, () => {
       await browser?.close();
     });
 
-    /** A page at 1280×800 in a context of its own, its console errors and failed requests collected. */
-    async function openPage(): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+    /** A page at 1280×800 in a context of its own, its console errors and failed requests collected, its confirmations accepted and kept. */
+    async function openPage(): Promise<{ context: BrowserContext; page: Page; errors: string[]; asked: string[] }> {
       const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
       const page = await context.newPage();
-      return { context, page, errors: collectErrors(page) };
+      const asked: string[] = [];
+      page.on('dialog', (dialog) => {
+        asked.push(dialog.message());
+        void dialog.accept();
+      });
+      return { context, page, errors: collectErrors(page), asked };
     }
 
     test('every page loads without console errors (screenshots in test-artifacts/)', async (t) => {
@@ -442,12 +447,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
 
     test('creating and deleting a slice from the page asks first; a refusal shows the API message', async (t) => {
       if (reason) return skipWith(t, reason);
-      const { context, page, errors } = await openPage();
-      const asked: string[] = [];
-      page.on('dialog', (dialog) => {
-        asked.push(dialog.message());
-        void dialog.accept();
-      });
+      const { context, page, errors, asked } = await openPage();
       await page.goto(info.signInUrl);
       await page.click('nav a[href="#/slices"]');
       await page.waitForSelector('#slice-tree [data-name="wa"]');
@@ -508,12 +508,7 @@ describe('the dashboard', { skip: skip ?? false }, () => {
 
     test("the Simulations page shows a saved run's table and charts, and deletes it after asking", async (t) => {
       if (reason) return skipWith(t, reason);
-      const { context, page, errors } = await openPage();
-      const asked: string[] = [];
-      page.on('dialog', (dialog) => {
-        asked.push(dialog.message());
-        void dialog.accept();
-      });
+      const { context, page, errors, asked } = await openPage();
       await page.goto(info.signInUrl);
       await page.waitForSelector('nav');
       await page.goto(`${base}/#/simulations`);

@@ -158,6 +158,17 @@ export function nodeNames(value: Value | null, localNode: string): readonly stri
   return nodeIndex(value, localNode).nodes;
 }
 
+const sortedNames = new WeakMap<NodeIndex, readonly string[]>();
+
+/** The node names of a load value in name order (the ring of the round-robin policies), sorted once per index. */
+export function sortedNodeNames(value: Value | null, localNode: string): readonly string[] {
+  if (!value || value.rows === 0) return [localNode];
+  const index = nodeIndex(value, localNode);
+  let sorted = sortedNames.get(index);
+  if (sorted === undefined) sortedNames.set(index, (sorted = [...index.nodes].sort()));
+  return sorted;
+}
+
 /**
  * Node names and loads from a load value: rows labelled "<node>" or "<node>:<label>" (from
  * remote_cache) are that node's; unlabelled rows are this node's. Loads of one node's rows

@@ -7,7 +7,7 @@
  * Kerrighed's read-only `last_target` attribute is in `status`.
  */
 import type { PolicyType } from '../../framework/types.js';
-import { NODE_NAMES_PORT, nodeNames } from './nodes.js';
+import { NODE_NAMES_PORT, sortedNodeNames } from './nodes.js';
 
 /** The node after `after` in the ring `nodes` (sorted), wrapping round. */
 export function nextInRing(nodes: readonly string[], after: string): string | undefined {
@@ -21,18 +21,11 @@ const roundRobinBalancer: PolicyType = {
   ports: [NODE_NAMES_PORT],
   create(ctx) {
     let lastTarget: string | null = null;
-    // The port's ring, sorted once per value the port gives.
-    let seen: { value: unknown; ring: string[] } | null = null;
-    const portRing = (): readonly string[] | null => {
-      const value = ctx.ports!.node_load ?? null;
-      if (value === null) return null;
-      if (seen?.value !== value) seen = { value, ring: [...nodeNames(value, ctx.services.nodeName)].sort() };
-      return seen.ring;
-    };
     return {
       newTaskNode(task) {
-        const ring = task.nodes ? [...task.nodes].sort() : portRing();
-        if (ring === null) return null;
+        const seen = ctx.ports!.node_load ?? null;
+        if (!task.nodes && seen === null) return null;
+        const ring = task.nodes ? [...task.nodes].sort() : sortedNodeNames(seen, ctx.services.nodeName);
         const target = nextInRing(ring, lastTarget ?? ctx.services.nodeName);
         if (target === undefined) return null;
         lastTarget = target;
