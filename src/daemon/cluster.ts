@@ -5,8 +5,6 @@
  * start, naming the endpoints and the cause.
  */
 import { readFileSync } from 'node:fs';
-import { lookup } from 'node:dns/promises';
-import { relative } from 'node:path';
 import { availableParallelism, hostname, networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
@@ -16,10 +14,6 @@ import { LocalClusterStore } from '../cluster/local-cluster-store.js';
 import { Membership, type AgentRecord } from '../cluster/membership.js';
 import type { ClusterStore, Store } from '../cluster/store.js';
 import type { SlicedConfig } from './config.js';
-import type { CgroupBackend } from '../kernel/cgroup/backend.js';
-import { readMounts } from '../kernel/procfs.js';
-import { applyGuard, removeGuard, type GuardTarget } from '../kernel/net/nft-guard.js';
-import { netNames } from '../core/net.js';
 import { isWildcardHost, parseListen } from '../core/net-address.js';
 import { VERSION } from './version.js';
 import { MEMBER_MARKER } from './sliver-sync.js';
@@ -121,39 +115,4 @@ function hostAddresses(): string[] {
     for (const a of addresses ?? []) if (!a.internal && !a.address.startsWith('fe80:')) out.push(a.address);
   }
   return out.sort();
-}
-
-/**
- * Keep slices away from etcd and the agents' node-to-node channel: TCP from a slice (namespaced, by the bridge; host-network, by
- * its cgroup) to any endpoint's address and port is rejected. A node not in a cluster removes
- * a guard an earlier configuration left. Names in endpoints are resolved now, to every address.
- */
-export async function guardCluster(config: SlicedConfig, backend: CgroupBackend, log: Logger): Promise<void> {
-  const table = netNames(config.netTag).guardTable;
-  if (config.cluster === null) return removeGuard(table);
-  const targets: GuardTarget[] = [];
-  for (const endpoint of config.cluster.endpoints) {
-    const url = new URL(endpoint);
-    const port = Number(url.port);
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    for (const { address, family } of await lookup(host, { all: true })) targets.push({ family: family === 6 ? 6 : 4, address, port });
-  }
-  const unified = backend.rootDirectories().unified;
-  const mount = readMounts().find((m) => m.fsType === 'cgroup2')?.mountPoint;
-  const sliceRoot =
-    unified && mount ? { path: relative('/sys/fs/cgroup', unified), level: relative(mount, unified).split('/').length } : null;
-  if (sliceRoot === null) {
-    throw new SlicedError(
-      'EIO',
-      'cannot keep slices away from etcd: there is no cgroup2 hierarchy to match the sockets of host-network slices by ' +
-        '(mount one, e.g. at /sys/fs/cgroup/unified, or run this node without --cluster)',
-    );
-  }
-  const bridge = config.net ? netNames(config.netTag).bridge : null;
-  const peer = config.cluster.peer ? [parseListen(config.cluster.peer.listen)!.port] : [];
-  await applyGuard(table, { bridge, sliceRoot }, targets, peer);
-  log.info(
-    { table, targets, peerPort: peer[0] ?? null, bridge, sliceRoot },
-    "slices cannot reach etcd or the agents' channel: rejected for them",
-  );
 }

@@ -9,7 +9,8 @@ import type { Registry } from 'prom-client';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { EmbeddedStore } from '../cluster/embedded-store.js';
-import { guardCluster, joinCluster, type NodeCluster } from './cluster.js';
+import { joinCluster, type NodeCluster } from './cluster.js';
+import { guardServices } from './guard.js';
 import { startDashboard, type Dashboard } from './dashboard.js';
 import type { WebInfo } from '../wire/web.js';
 import { createBackend } from '../kernel/cgroup/detect.js';
@@ -143,7 +144,7 @@ export async function startDaemon(config: SlicedConfig, log: Logger = createLogg
   let dashboard: Dashboard | null = null;
   try {
     await agent.start();
-    await guardCluster(config, backend, log);
+    await guardServices(config, backend, log);
     let changes: ChangeRunner = localChanges(agent);
     if (cluster.mode === 'etcd') {
       const membership = cluster.membership;

@@ -13,7 +13,8 @@
  *     ("slice users see only their own slice on the mount").
  * Here: the admin socket, another slice's socket, writes on its own socket, other slices'
  * processes (/proc files, signals, ptrace), escaping its groups through cgroup.procs in every
- * hierarchy, other slices' vsys directories, hard links and renames in its own vsys directory.
+ * hierarchy, other slices' vsys directories, hard links and renames in its own vsys directory,
+ * the metrics port (every slice's figures) from a host-network slice.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,8 +22,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SLICECTL, TestDaemon, userIds } from '../helpers/daemon.js';
-import { kernelSkipReason, skipWith } from '../helpers/env.js';
+import { SLICECTL, TestDaemon, freePort, userIds } from '../helpers/daemon.js';
+import { commandSkipReason, kernelSkipReason, skipWith } from '../helpers/env.js';
+import { readMounts } from '../../src/kernel/procfs.js';
 import { KernelGroups } from '../helpers/cgroups.js';
 import { rawCall } from '../helpers/raw-api.js';
 import { installService } from '../helpers/vsys-services.js';
@@ -42,9 +44,11 @@ describe('security review: what a slice user tries', { skip: skip ?? false }, ()
   let mallory: { uid: number; gid: number };
   let victim: ChildProcess;
   let services: string;
+  let metricsPort: number;
 
   before(async () => {
-    daemon = await TestDaemon.start(['--log-level', 'warn', '--user-prefix', 'sl-q-']);
+    metricsPort = await freePort();
+    daemon = await TestDaemon.start(['--log-level', 'warn', '--user-prefix', 'sl-q-', '--metrics-port', String(metricsPort)]);
     for (const name of ['mallory', 'alice']) assert.equal((await daemon.cli(['slice', 'create', name])).code, 0);
     groups = await KernelGroups.of(daemon);
     mallory = userIds('sl-q-mallory');
@@ -58,6 +62,32 @@ describe('security review: what a slice user tries', { skip: skip ?? false }, ()
   after(async () => {
     victim?.kill('SIGKILL');
     await daemon?.destroy();
+  });
+
+  test("the metrics port, with every slice's figures, resets a connection from the slice; root reads it", async (t) => {
+    const reason =
+      commandSkipReason('nft', 'nftables') ??
+      (readMounts().some((m) => m.fsType === 'cgroup2')
+        ? null
+        : 'no cgroup2 hierarchy is mounted: nft cannot match host-network slices by their cgroup');
+    if (reason) return skipWith(t, reason);
+    const asRoot = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(asRoot.status, 200);
+    assert.match(await asRoot.text(), /slice="mallory"/);
+    // bash's /dev/tcp from a process of the slice (in its groups, as its user): refused at once, not timed out.
+    const tried = await daemon.cli([
+      'exec',
+      '--slice',
+      'mallory',
+      '--',
+      'timeout',
+      '5',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/127.0.0.1/${metricsPort} && echo connected`,
+    ]);
+    assert.notEqual(tried.code, 0, `the slice reached the metrics port: ${tried.stdout}`);
+    assert.match(tried.stderr, /Connection refused/, tried.stderr);
   });
 
   test('the admin socket refuses a slice user at connect', () => {

@@ -1,7 +1,8 @@
 /**
- * The cluster guard: an nft table (`inet sliced<tag>guard`) that rejects TCP from slices to
- * the cluster's services: etcd's client URLs (address and port) and the agents' node-to-node
- * channel (its port, on any address: every agent listens on it). Namespaced slices are matched by the bridge
+ * The guard: an nft table (`inet sliced<tag>guard`) that rejects TCP from slices to the
+ * node's services that are not theirs: addresses and ports (etcd's client URLs, the metrics
+ * port on loopback) and ports on any address (the agents' node-to-node channel: every agent
+ * listens on it); src/daemon/guard.ts says which. Namespaced slices are matched by the bridge
  * their traffic enters the host on, towards the host itself (input) and beyond it (forward);
  * host-network slices by their sockets' cgroup (`socket cgroupv2`, sliced's root group at its
  * level), on the way out (output). A rejected connection gets a TCP reset at once. The table
@@ -62,7 +63,7 @@ export function guardLines(table: string, scope: GuardScope, targets: readonly G
   return lines;
 }
 
-/** Make the table; fails (EIO, nft's reason) when nft cannot: a cluster node without it would leave etcd open to slices. */
+/** Make the table; fails (EIO, nft's reason) when nft cannot (a cluster node then refuses to start: etcd would be open to slices). */
 export async function applyGuard(
   table: string,
   scope: GuardScope,
