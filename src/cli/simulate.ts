@@ -116,14 +116,21 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
         results,
       };
       if (options.out !== undefined) writeRun(options.out as string, document, Object.entries(resultCharts(results)));
-      let note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
-      if (save !== null) {
-        const saved = await ctx
-          .client(command)
-          .request<SimulationEntry & { replaced: boolean }>('PUT', `/v1/simulations/${enc(save)}`, document);
-        note += `\n${saved.replaced ? 'replaced' : 'saved as'} simulation ${save}: slicectl simulation show ${save}, or the dashboard's Simulations page`;
-      }
+      const note = skipped > 0 ? `\n${skipped} job(s) of the workload skipped by its reader (no run time, size or samples)` : '';
+      // Printed first: a run is never lost to a daemon that is not there.
       ctx.print(command, document, () => resultsTable(results) + note);
+      if (save !== null) {
+        let saved: SimulationEntry & { replaced: boolean };
+        try {
+          saved = await ctx.client(command).request('PUT', `/v1/simulations/${enc(save)}`, document);
+        } catch (err) {
+          if (!(err instanceof CliError)) throw err;
+          throw new CliError(`the run above was not saved as ${save}: ${err.message}`, err.exitCode, err.code);
+        }
+        // Beside --json's document, not in it.
+        const line = `${saved.replaced ? 'replaced' : 'saved as'} simulation ${save}: slicectl simulation show ${save}, or the dashboard's Simulations page\n`;
+        (command.optsWithGlobals().json === true ? process.stderr : process.stdout).write(line);
+      }
     });
 
   registerSavedCommands(program, ctx);

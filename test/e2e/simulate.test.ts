@@ -2,7 +2,8 @@
  * slicectl simulate as an operator runs it (no daemon): policies side by side on a CSV, on
  * the NASA trace and on PlanetLab's VM curves of ../shared/traces (each skipped, saying so,
  * where it is absent or not the published file), with
- * --json and --out (results.json and two SVG charts); bad input refused with what is allowed.
+ * --json and --out (results.json and two SVG charts); bad input refused with what is allowed;
+ * --save with no daemon prints the run, then says it was not saved.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,6 +73,12 @@ test('two policies on one CSV workload: a table, --json, and --out with results.
     assert.equal(svg.match(/<path /g)?.length, 2, `${chart}: one line per policy`);
     assert.match(svg, /least_loaded/);
   }
+
+  // --save with no daemon there: the run is printed all the same, then the failure to save it.
+  const unsaved = await slicectl(['--socket', join(dir, 'no-daemon.sock'), ...args, '--save', 'lost']);
+  assert.equal(unsaved.code, 5, `the daemon is not reachable: ${unsaved.stderr}`);
+  assert.match(unsaved.stdout, /least_loaded\s+8\s+100\s/);
+  assert.match(unsaved.stderr, /the run above was not saved as lost: .*no-daemon\.sock/);
 });
 
 test('bad input is refused with what is allowed', async () => {
