@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError, EXIT, type ApiClient } from './client.js';
 import { renderKeyValues, renderTable } from '../core/table.js';
-import { RESTART_POLICIES } from '../core/tasks.js';
+import { RESTART_POLICIES } from '../core/restart-policies.js';
 import type { LogLine, TaskList, TaskView } from '../wire/tasks.js';
 
 export interface TaskCliContext {

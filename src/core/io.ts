@@ -10,19 +10,14 @@
  * up to at most the domain's cap. The split is static: a member's unused part is not lent
  * to its siblings (the v1 emulation trades work conservation for a hard bound).
  */
-import {
-  IO_CAP_FIELDS,
-  type DesiredState,
-  type IoAllocation,
-  type IoCaps,
-  type IoDeviceLimit,
-  type IoInput,
-  type ResolvedIoInput,
-} from './model.js';
+import type { DesiredState, IoAllocation, IoCaps, IoDeviceLimit, IoInput, ResolvedIoInput } from './model.js';
 import { minLimit } from './limits.js';
 import { domainKey, sliceKey } from './layout.js';
 import { SlicedError } from './errors.js';
 import { MAX_DOMAIN_DEPTH } from './domains.js';
+
+/** The caps of a device, in the order the kernel's io.max writes them. */
+export const IO_CAP_FIELDS = ['rbps', 'wbps', 'riops', 'wiops'] as const satisfies ReadonlyArray<keyof IoCaps>;
 
 export const BFQ_WEIGHT_MIN = 1;
 export const BFQ_WEIGHT_MAX = 1000;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { nameProblem } from './names.js';
+import { isPid, parsePidText, pidProblem, PID_RANGE } from './pids.js';
 import { parseCpu, parseIops, parseMemory, parseRate, type ParseResult } from './units.js';
 import { SlicedError } from './errors.js';
 import { parseRate as parseNetRate, type NetSpec, type Reservation } from './net.js';
@@ -46,8 +47,6 @@ export interface IoCaps {
   riops: number | null;
   wiops: number | null;
 }
-
-export const IO_CAP_FIELDS = ['rbps', 'wbps', 'riops', 'wiops'] as const satisfies ReadonlyArray<keyof IoCaps>;
 
 export interface IoDeviceLimit extends IoCaps {
   /** Block device as MAJ:MIN (what the kernel files take). */
@@ -122,6 +121,24 @@ export const nameSchema = z.string().superRefine((value, ctx) => {
   const problem = nameProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
+
+/**
+ * A pid in a JSON body. One message for every wrong value (a string, 1.5, 0, 1e400, which JSON
+ * parsing turns into Infinity) rather than zod's type-by-type wording.
+ */
+export const pidSchema = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (value === undefined) ctx.addIssue({ code: 'custom', message: 'is required' });
+    else if (!isPid(value)) ctx.addIssue({ code: 'custom', message: pidProblem(value)! });
+  })
+  .transform((value) => value as number);
+
+/** A pid in a query string. */
+export const pidTextSchema = z
+  .string()
+  .refine((text) => parsePidText(text) !== null, { message: `is not a valid pid: it must be ${PID_RANGE}` })
+  .transform((text) => Number(text));
 
 /** Unix login names as useradd accepts them (portable subset, at most 32 characters). */
 const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;

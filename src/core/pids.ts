@@ -1,10 +1,10 @@
 /**
  * Process ids from outside (API bodies, query strings, command lines). The kernel never hands
  * out a pid above PID_MAX_LIMIT (4194304 on 64-bit; /proc/sys/kernel/pid_max is at most that),
- * so anything else is refused as not a pid at all, before any lookup in /proc.
+ * so anything else is refused as not a pid at all, before any lookup in /proc. The same rule as
+ * zod schemas, for API bodies and queries, is in model.ts (this module stays free of zod: the
+ * CLI uses it).
  */
-import { z } from 'zod';
-
 export const PID_MAX = 4_194_304;
 
 export const PID_RANGE = `a whole number from 1 to ${PID_MAX}`;
@@ -24,21 +24,3 @@ export function parsePidText(text: string): number | null {
 export function pidProblem(value: unknown): string | null {
   return isPid(value) ? null : `is not a valid pid: it must be ${PID_RANGE}`;
 }
-
-/**
- * A pid in a JSON body. One message for every wrong value (a string, 1.5, 0, 1e400, which JSON
- * parsing turns into Infinity) rather than zod's type-by-type wording.
- */
-export const pidSchema = z
-  .unknown()
-  .superRefine((value, ctx) => {
-    if (value === undefined) ctx.addIssue({ code: 'custom', message: 'is required' });
-    else if (!isPid(value)) ctx.addIssue({ code: 'custom', message: pidProblem(value)! });
-  })
-  .transform((value) => value as number);
-
-/** A pid in a query string. */
-export const pidTextSchema = z
-  .string()
-  .refine((text) => parsePidText(text) !== null, { message: `is not a valid pid: it must be ${PID_RANGE}` })
-  .transform((text) => Number(text));

@@ -8,9 +8,9 @@
 import { z } from 'zod';
 import { SlicedError } from './errors.js';
 import { nameSchema, parseInput } from './model.js';
+import { RESTART_POLICIES, type RestartPolicy } from './restart-policies.js';
 
-export const RESTART_POLICIES = ['never', 'on-failure', 'always'] as const;
-export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+export { RESTART_POLICIES, type RestartPolicy } from './restart-policies.js';
 
 /** What a client asks for (`slicectl run`). */
 export interface TaskRequest {

@@ -8,7 +8,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IO_CAP_FIELDS, type IoCaps } from '../../src/core/model.js';
+import type { IoCaps } from '../../src/core/model.js';
+import { IO_CAP_FIELDS } from '../../src/core/io.js';
 import { sumReadWrite } from '../../src/kernel/cgroup/v1.js';
 
 const CGROUP = '/sys/fs/cgroup';

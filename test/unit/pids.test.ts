@@ -2,7 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { PID_MAX, isPid, parsePidText, pidSchema, pidTextSchema } from '../../src/core/pids.js';
+import { PID_MAX, isPid, parsePidText } from '../../src/core/pids.js';
+import { pidSchema, pidTextSchema } from '../../src/core/model.js';
 import { parseInput } from '../../src/core/model.js';
 
 const body = z.object({ pid: pidSchema }).strict();

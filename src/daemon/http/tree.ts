@@ -10,9 +10,8 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parseInput } from '../../core/model.js';
+import { parseInput, pidTextSchema } from '../../core/model.js';
 import { SlicedError } from '../../core/errors.js';
-import { pidTextSchema } from '../../core/pids.js';
 import { ADMIN, type TreeService } from '../../framework/service.js';
 import { describeStep } from '../../framework/document.js';
 import type { ConfigTree } from '../../framework/tree.js';

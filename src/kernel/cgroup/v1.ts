@@ -37,8 +37,8 @@ import {
   processGroupDirectory,
 } from './files.js';
 import { SlicedError } from '../../core/errors.js';
-import { bfqWeight } from '../../core/io.js';
-import { IO_CAP_FIELDS, IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
+import { bfqWeight, IO_CAP_FIELDS } from '../../core/io.js';
+import { IO_WEIGHT_DEFAULT, type IoDeviceLimit, type MemoryAllocation } from '../../core/model.js';
 import { processExists } from '../procfs.js';
 
 export interface V1Layout {
