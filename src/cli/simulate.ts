@@ -93,6 +93,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
       const period = options.loadPeriod as string;
       const loadUpdateMs = period === 'instant' ? 'instant' : wholeNumber('--load-period', period, 1, 3_600_000);
       const policies = options.policy as string[];
+      const seed = wholeNumber('--seed', options.seed as string, 0, 0xffffffff);
       const { runSimulations, resultCharts, NAMED_POLICIES } = await import('../sim/run.js');
       if (policies.length === 0) throw usage(`give --policy at least once: a YAML tree document, or one of ${NAMED_POLICIES.join(', ')}`);
       // The workload and the policy files are the operator's input: what is wrong with them is a usage error, said in one line.
@@ -100,7 +101,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
         nodes: { count: wholeNumber('--nodes', options.nodes as string, 1, 1_000_000), cpuMillicores: cpu.value, memoryBytes },
         workload: options.workload as string,
         policies,
-        seed: wholeNumber('--seed', options.seed as string, 0, 0xffffffff),
+        seed,
         loadUpdateMs,
         warmup: fraction('--warmup', options.warmup as string),
         pluginDirs: options.pluginDir as string[],
@@ -111,7 +112,7 @@ export function registerSimulateCommand(program: Command, ctx: SimulateCliContex
       const document: SimulationDocument = {
         workload: options.workload as string,
         skipped,
-        seed: Number(options.seed),
+        seed,
         loadPeriod: period,
         results,
       };

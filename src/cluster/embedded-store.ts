@@ -17,10 +17,10 @@
  * so health() says when that is.
  */
 import { mkdirSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store, StoreOp } from './store.js';
-import { encodeRecord, readStoreFiles, SNAPSHOT, syncDir, truncateFile, WAL } from './store-files.js';
+import { encodeRecord, readStoreFiles, SNAPSHOT, truncateFile, WAL, writeFileWhole } from './store-files.js';
 import { lockStoreDir, unlockStoreDir } from './store-lock.js';
 import { SlicedError } from '../core/errors.js';
 import { formatSizeApprox } from '../core/units.js';
@@ -263,22 +263,11 @@ export class EmbeddedStore implements Store {
   }
 
   private async compact(): Promise<void> {
-    const tmp = join(this.dir, `${SNAPSHOT}.tmp`);
-    try {
-      const handle = await open(tmp, 'w', 0o600);
-      try {
-        await handle.writeFile(JSON.stringify({ data: Object.fromEntries(this.data) }));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } catch (err) {
-      // A partial snapshot must not hold on to the space that is short.
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await rename(tmp, join(this.dir, SNAPSHOT));
-    syncDir(this.dir);
+    await writeFileWhole(
+      join(this.dir, `${SNAPSHOT}.tmp`),
+      join(this.dir, SNAPSHOT),
+      JSON.stringify({ data: Object.fromEntries(this.data) }),
+    );
     // The snapshot now holds every logged change; replaying the log over it again would be
     // harmless, so a crash before this truncation loses nothing.
     await this.wal!.truncate(0);

@@ -4,7 +4,8 @@
  * per transaction), how records are encoded and checked, and reading both back.
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { StoreOp } from './store.js';
 import { SlicedError } from '../core/errors.js';
@@ -109,4 +110,26 @@ export function syncDir(dir: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Replace `file` with `text` whole or not at all: written to `temporary` (mode 0600), fsync'd,
+ * renamed over `file`, and the rename made durable. A partial temporary file (no space left)
+ * is removed, so it does not hold on to the space that is short.
+ */
+export async function writeFileWhole(temporary: string, file: string, text: string): Promise<void> {
+  try {
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    await unlink(temporary).catch(() => undefined);
+    throw err;
+  }
+  await rename(temporary, file);
+  syncDir(dirname(file));
 }

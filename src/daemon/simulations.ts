@@ -1,17 +1,18 @@
 /**
  * Saved simulations (slicectl simulate --save NAME): the documents `slicectl simulate`
  * prints, kept in the state directory's simulations/ (root only), one NAME.json each, written
- * whole or not at all (a temporary file renamed over it). Their charts are drawn from the
+ * whole or not at all (writeFileWhole, as the embedded store's snapshot). Their charts are drawn from the
  * document when asked for, by the simulator's own chart code.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SlicedError } from '../core/errors.js';
 import { assertValidName } from '../core/names.js';
 import { parseInput } from '../core/model.js';
 import { simulationDocumentSchema } from '../core/simulations.js';
-import { chartNames, resultCharts } from '../sim/charts.js';
+import { writeFileWhole } from '../cluster/store-files.js';
+import { chartNames, resultChart } from '../sim/charts.js';
 import type { SavedSimulation, SimulationDocument, SimulationEntry } from '../wire/simulations.js';
 
 /** Saved runs kept at most: an operator deletes old ones to save more. */
@@ -55,7 +56,7 @@ export class SimulationStore {
   /** One chart's SVG (a name of the entry's `charts`). */
   async chart(name: string, chart: string): Promise<string> {
     const { document } = await this.read(assertValidName('simulation', name));
-    const svg = resultCharts(document.results)[chart];
+    const svg = resultChart(document.results, chart);
     if (svg === undefined)
       throw new SlicedError(
         'ENOENT',
@@ -77,23 +78,19 @@ export class SimulationStore {
       );
     const stored: StoredFile = { name, savedAt: new Date().toISOString(), document };
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const file = join(this.dir, name + SUFFIX);
-    const temporary = join(this.dir, `.${name}${SUFFIX}.new`);
-    const handle = await open(temporary, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(stored));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, file);
+    // The temporary file starts with "." and is never a name (names start with a letter or digit).
+    await writeFileWhole(join(this.dir, `.${name}${SUFFIX}.new`), this.file(name), JSON.stringify(stored));
     return { entry: entryOf(stored), replaced };
   }
 
   async delete(name: string): Promise<void> {
     assertValidName('simulation', name);
     if (!(await this.fileNames()).includes(name)) throw notSaved(name);
-    await rm(join(this.dir, name + SUFFIX), { force: true });
+    await rm(this.file(name), { force: true });
+  }
+
+  private file(name: string): string {
+    return join(this.dir, name + SUFFIX);
   }
 
   private async fileNames(): Promise<string[]> {
@@ -111,7 +108,7 @@ export class SimulationStore {
   private async read(name: string): Promise<StoredFile> {
     let text: string;
     try {
-      text = await readFile(join(this.dir, name + SUFFIX), 'utf8');
+      text = await readFile(this.file(name), 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notSaved(name);
       throw err;
@@ -120,7 +117,7 @@ export class SimulationStore {
       const stored = JSON.parse(text) as StoredFile;
       return { name, savedAt: String(stored.savedAt), document: parseInput(simulationDocumentSchema, stored.document, 'saved simulation') };
     } catch (err) {
-      throw new SlicedError('EIO', `saved simulation ${name} (${join(this.dir, name + SUFFIX)}) cannot be read: ${(err as Error).message}`);
+      throw new SlicedError('EIO', `saved simulation ${name} (${this.file(name)}) cannot be read: ${(err as Error).message}`);
     }
   }
 }

@@ -88,25 +88,28 @@ export function chartNames(results: readonly ChartedResult[]): string[] {
   return results.every((r) => r.slowdownCdf.length === 0) ? ['utilisation.svg'] : ['utilisation.svg', 'slowdown-cdf.svg'];
 }
 
+/** One chart of a comparison by its file name, or undefined when it has no such chart (chartNames). */
+export function resultChart(results: readonly ChartedResult[], name: string): string | undefined {
+  if (!chartNames(results).includes(name)) return undefined;
+  return name === 'utilisation.svg'
+    ? lineChart({
+        title: 'Utilisation of the nodes over time',
+        xLabel: 'simulated seconds',
+        yLabel: 'share of all CPU used',
+        series: results.map((r) => ({ label: r.label, points: r.utilisation })),
+        yMax: 1,
+      })
+    : lineChart({
+        title: 'Slowdown: share of jobs at most x',
+        xLabel: 'slowdown (sojourn / run time alone), log scale',
+        yLabel: 'share of jobs',
+        series: results.map((r) => ({ label: r.label, points: r.slowdownCdf })),
+        logX: true,
+        yMax: 1,
+      });
+}
+
 /** The charts of a comparison, by file name (chartNames). */
 export function resultCharts(results: readonly ChartedResult[]): Record<string, string> {
-  const charts: Record<string, string> = {
-    'utilisation.svg': lineChart({
-      title: 'Utilisation of the nodes over time',
-      xLabel: 'simulated seconds',
-      yLabel: 'share of all CPU used',
-      series: results.map((r) => ({ label: r.label, points: r.utilisation })),
-      yMax: 1,
-    }),
-  };
-  if (chartNames(results).includes('slowdown-cdf.svg'))
-    charts['slowdown-cdf.svg'] = lineChart({
-      title: 'Slowdown: share of jobs at most x',
-      xLabel: 'slowdown (sojourn / run time alone), log scale',
-      yLabel: 'share of jobs',
-      series: results.map((r) => ({ label: r.label, points: r.slowdownCdf })),
-      logX: true,
-      yMax: 1,
-    });
-  return charts;
+  return Object.fromEntries(chartNames(results).map((name) => [name, resultChart(results, name)!]));
 }

@@ -161,12 +161,17 @@ export function nodeNames(value: Value | null, localNode: string): readonly stri
 const sortedNames = new WeakMap<NodeIndex, readonly string[]>();
 
 /** The node names of a load value in name order (the ring of the round-robin policies), sorted once per index. */
-export function sortedNodeNames(value: Value | null, localNode: string): readonly string[] {
+function sortedNodeNames(value: Value | null, localNode: string): readonly string[] {
   if (!value || value.rows === 0) return [localNode];
   const index = nodeIndex(value, localNode);
   let sorted = sortedNames.get(index);
   if (sorted === undefined) sortedNames.set(index, (sorted = [...index.nodes].sort()));
   return sorted;
+}
+
+/** The ring a round-robin policy goes round: the task's own nodes when it names them, else the load value's, in name order. */
+export function ringOf(taskNodes: readonly string[] | undefined, value: Value | null, localNode: string): readonly string[] {
+  return taskNodes ? [...taskNodes].sort() : sortedNodeNames(value, localNode);
 }
 
 /**

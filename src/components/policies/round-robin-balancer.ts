@@ -7,7 +7,7 @@
  * Kerrighed's read-only `last_target` attribute is in `status`.
  */
 import type { PolicyType } from '../../framework/types.js';
-import { NODE_NAMES_PORT, sortedNodeNames } from './nodes.js';
+import { NODE_NAMES_PORT, ringOf } from './nodes.js';
 
 /** The node after `after` in the ring `nodes` (sorted), wrapping round. */
 export function nextInRing(nodes: readonly string[], after: string): string | undefined {
@@ -25,7 +25,7 @@ const roundRobinBalancer: PolicyType = {
       newTaskNode(task) {
         const seen = ctx.ports!.node_load ?? null;
         if (!task.nodes && seen === null) return null;
-        const ring = task.nodes ? [...task.nodes].sort() : sortedNodeNames(seen, ctx.services.nodeName);
+        const ring = ringOf(task.nodes, seen, ctx.services.nodeName);
         const target = nextInRing(ring, lastTarget ?? ctx.services.nodeName);
         if (target === undefined) return null;
         lastTarget = target;

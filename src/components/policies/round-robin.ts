@@ -1,6 +1,6 @@
 /** round_robin: places new tasks on the known nodes in turn (nodes seen on the node_load port, this one when alone). */
 import type { PolicyType } from '../../framework/types.js';
-import { NODE_NAMES_PORT, sortedNodeNames } from './nodes.js';
+import { NODE_NAMES_PORT, ringOf } from './nodes.js';
 
 const roundRobin: PolicyType = {
   kind: 'policy',
@@ -13,7 +13,7 @@ const roundRobin: PolicyType = {
     return {
       newTaskNode(task) {
         // A cluster task names its nodes; the turn goes round those.
-        const nodes = task.nodes ? [...task.nodes].sort() : sortedNodeNames(ctx.ports!.node_load ?? null, ctx.services.nodeName);
+        const nodes = ringOf(task.nodes, ctx.ports!.node_load ?? null, ctx.services.nodeName);
         if (nodes.length === 0) return null;
         const node = nodes[next % nodes.length]!;
         next = (next + 1) % nodes.length;
